@@ -1,0 +1,142 @@
+"""Settings: defaults < TOML file < HOTLINE_* environment < CLI options, in one frozen dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from hotline.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("/etc/hotline/hotline.toml")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """host, port and credentials parsed from an AMI or ARI URL."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str
+    secret: str
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    dsn: str = ""
+    ami_url: str = ""
+    ari_url: str = ""
+    ari_app: str = "hotline"
+    asterisk_conf_dir: str = "/etc/asterisk"
+    node: str = dataclasses.field(default_factory=socket.gethostname)
+    default_region: str = "RU"
+    log_level: str = "INFO"
+
+    @property
+    def ami(self) -> Endpoint:
+        return parse_endpoint("ami_url", self.ami_url, ("ami",), default_port=5038)
+
+    @property
+    def ari(self) -> Endpoint:
+        return parse_endpoint("ari_url", self.ari_url, ("http", "https"), default_port=8088)
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming the first of `names` that is empty."""
+        for name in names:
+            if not getattr(self, name):
+                raise ConfigError(
+                    f"{name} is not set: set HOTLINE_{name.upper()} "
+                    f"(for the lab: eval \"$(hotline lab env)\")"
+                )
+
+
+# Each field of Settings may come from HOTLINE_<FIELD> in the environment.
+ENV_PREFIX = "HOTLINE_"
+
+
+def parse_endpoint(name: str, url: str, schemes: tuple[str, ...], default_port: int) -> Endpoint:
+    if not url:
+        raise ConfigError(f"{name} is not set: set HOTLINE_{name.upper()}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port or default_port
+    except ValueError as exc:
+        raise ConfigError(f"{name}={_redact(url)!s} is not a valid URL: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ConfigError(f"{name}={_redact(url)} must start with {' or '.join(s + '://' for s in schemes)}")
+    if not parts.hostname or parts.username is None or parts.password is None:
+        raise ConfigError(f"{name}={_redact(url)} must be {schemes[0]}://user:secret@host:port")
+    return Endpoint(parts.scheme, parts.hostname, port, unquote(parts.username), unquote(parts.password))
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from the four layers; later layers win, None/empty CLI values are ignored."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    values.update(_from_file(_config_path(environ, config_file)))
+    values.update(_from_env(environ))
+    values.update({k: v for k, v in (cli or {}).items() if v not in (None, "")})
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    return Settings(**values)
+
+
+def _config_path(environ: Mapping[str, str], explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    if environ.get("HOTLINE_CONFIG"):
+        return Path(environ["HOTLINE_CONFIG"])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _from_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    # Accept both a flat file and one with a [hotline] table.
+    table = data.get("hotline", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [hotline] must be a table")
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"config file {path}: {key} must be a string, got {value!r}")
+    return dict(table)
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for f in fields(Settings):
+        value = environ.get(ENV_PREFIX + f.name.upper())
+        if value:
+            out[f.name] = value
+    return out

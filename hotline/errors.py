@@ -1,0 +1,53 @@
+"""One error hierarchy. The CLI maps any HotlineError to a one-line message and exit 1."""
+
+
+class HotlineError(Exception):
+    """Base of every error hotline raises on purpose; its text is shown to the user as is."""
+
+
+class ConfigError(HotlineError):
+    """A setting is missing or malformed (names the setting and the value)."""
+
+
+class LabError(HotlineError):
+    """The lab cannot be built, started or stopped."""
+
+
+class StoreError(HotlineError):
+    """The database is unreachable, not migrated, or refused a write."""
+
+
+class AsteriskError(HotlineError):
+    """Asterisk is unreachable or refused a request."""
+
+
+class AmiError(AsteriskError):
+    """An AMI login, action or response failed."""
+
+
+class AmiAuthError(AmiError):
+    """Asterisk refused the AMI user or secret."""
+
+
+class UnsafeAmiValue(AmiError, ValueError):
+    """A value headed for an AMI action carries CR or LF (header injection)."""
+
+
+class AriError(AsteriskError):
+    """An ARI request failed; carries the HTTP status and Asterisk's message."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AriNotFound(AriError):
+    """The ARI resource (channel, bridge, ...) does not exist (any more)."""
+
+
+class InvalidEvent(HotlineError):
+    """An AMI or ARI event lacks a field hotline relies on; logged once, then dropped."""
+
+
+class NumberError(HotlineError, ValueError):
+    """A telephone number could not be parsed or is not valid."""
