@@ -1,0 +1,48 @@
+"""The connection pool: one per process, opened by the composition root (daemon or CLI)."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from hotline.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8,
+                    timeout: float = 10.0) -> AsyncConnectionPool:
+    """Open a pool and prove the database answers; StoreError names the host, never the password."""
+    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False,
+                               kwargs={"autocommit": True}, name="hotline")
+    try:
+        await pool.open(wait=True, timeout=timeout)
+    except Exception as exc:  # psycopg_pool raises PoolTimeout with the libpq error inside the log
+        await pool.close()
+        raise StoreError(f"database {describe_dsn(dsn)} unreachable: {_reason(exc)}") from None
+    return pool
+
+
+async def connect(dsn: str, *, timeout: float = 10.0) -> psycopg.AsyncConnection:
+    """One plain connection (CLI one-shots, migrations)."""
+    try:
+        return await psycopg.AsyncConnection.connect(dsn, connect_timeout=int(timeout), autocommit=True)
+    except psycopg.Error as exc:
+        raise StoreError(f"database {describe_dsn(dsn)} unreachable: {_reason(exc)}") from None
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/dbname of a DSN, for messages (the password stays out of logs)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(malformed DSN)"
+    host = info.get("host") or "localhost"
+    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
