@@ -1,0 +1,232 @@
+"""ARI session: REST calls and the /ari/events WebSocket, with reconnect and typed events.
+
+A thin aiohttp client rather than aioari (DESIGN.md): aioari runs callbacks inside its read loop
+(awaiting ARI there deadlocks), its run() returns silently when Asterisk stops, and it leaves its
+HTTP session open on a wrong password. Here the read loop only parses and hands events on; the
+supervisor reconnects with backoff and tells the daemon, which reconciles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
+
+from hotline.asterisk.ari_events import HANDLED_EVENT_TYPES, AriEvent, parse_event
+from hotline.config import Endpoint
+from hotline.errors import AriError, AriNotFound, AsteriskError, InvalidEvent
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[AriEvent], Awaitable[None]]
+ConnectHandler = Callable[[], Awaitable[None]]
+
+
+class AriClient:
+    """REST half: one aiohttp session, JSON in and out, errors mapped to AriError."""
+
+    def __init__(self, endpoint: Endpoint, *, request_timeout: float = 10.0) -> None:
+        self.endpoint = endpoint
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                auth=aiohttp.BasicAuth(self.endpoint.user, self.endpoint.secret),
+                timeout=self._timeout)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None and not self._http.closed:
+            await self._http.close()
+
+    def url(self, path: str) -> str:
+        return f"{self.endpoint.base_url}/ari/{path.lstrip('/')}"
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                      body: Any = None) -> Any:
+        """One REST call; returns the decoded JSON (None for 204)."""
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self.http.request(method, self.url(path), params=query,
+                                         json=body) as resp:
+                if resp.status == 204:
+                    return None
+                text = await resp.text()
+                if resp.status >= 400:
+                    raise _error(method, path, resp.status, text)
+                return json.loads(text) if text else None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise AriError(f"ARI {method} {path}: Asterisk at {self.endpoint.host}:"
+                           f"{self.endpoint.port} unreachable ({exc.__class__.__name__})") from None
+
+    # The calls the engine makes; each is one REST round-trip.
+    async def info(self) -> dict[str, Any]:
+        return await self.request("GET", "asterisk/info")
+
+    async def ping(self) -> dict[str, Any]:
+        return await self.request("GET", "asterisk/ping")
+
+    async def application(self, app: str) -> dict[str, Any]:
+        return await self.request("GET", f"applications/{app}")
+
+    async def set_event_filter(self, app: str, allowed: Sequence[str]) -> None:
+        await self.request("PUT", f"applications/{app}/eventFilter",
+                           body={"allowed": [{"type": t} for t in allowed]})
+
+    async def subscribe(self, app: str, event_source: str) -> None:
+        """Keep receiving a resource's events after it leaves Stasis (ChannelDestroyed has the cause)."""
+        await self.request("POST", f"applications/{app}/subscription", params={"eventSource": event_source})
+
+    async def channels(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "channels")
+
+    async def channel(self, channel_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"channels/{channel_id}")
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"channels/{channel_id}/answer")
+
+    async def play(self, channel_id: str, media: str | Sequence[str], playback_id: str | None = None) -> str:
+        """Start a playback; returns its id (PlaybackFinished carries it)."""
+        media_list = [media] if isinstance(media, str) else list(media)
+        path = f"channels/{channel_id}/play" + (f"/{playback_id}" if playback_id else "")
+        result = await self.request("POST", path, params={"media": ",".join(media_list)})
+        return str(result["id"])
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        """Hang up; `reason` is ARI's (normal, busy, congestion, no_answer, ...)."""
+        await self.request("DELETE", f"channels/{channel_id}", params={"reason": reason})
+
+
+class AriSession:
+    """The events WebSocket with reconnect: registers the Stasis app, dispatches typed events.
+
+    `on_connect` runs after every (re)connect, before any event of the new connection is handled,
+    so the daemon can reconcile (adopt channels still in Stasis, close hops whose channels are gone).
+    """
+
+    def __init__(self, client: AriClient, app: str, *, on_event: EventHandler,
+                 on_connect: ConnectHandler, ping_interval: float = 10.0,
+                 max_backoff: float = 5.0) -> None:
+        self.client = client
+        self.app = app
+        self._on_event = on_event
+        self._on_connect = on_connect
+        self._ping_interval = ping_interval
+        self._max_backoff = max_backoff
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.connections = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"ari-session-{self.app}")
+
+    async def close(self) -> None:
+        """Idempotent: cancel the supervisor, close the socket and the HTTP session."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self.connected.clear()
+        await self.client.close()
+
+    async def _supervise(self) -> None:
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=self._max_backoff), stop=stop_never,
+            retry=retry_if_exception_type((AsteriskError, aiohttp.ClientError,
+                                           asyncio.TimeoutError, ConnectionError)),
+            before_sleep=lambda state: log.warning(
+                "ARI connection lost (%s); reconnecting",
+                state.outcome.exception() if state.outcome else "?"),
+            reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                await self._run_once()
+
+    async def _run_once(self) -> None:
+        url = self.client.url("events")
+        params = {"app": self.app, "subscribeAll": "false"}
+        try:
+            ws = await self.client.http.ws_connect(url, params=params, heartbeat=self._ping_interval)
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                # A wrong password does not heal by retrying fast; keep trying, but say it loudly.
+                log.error("ARI refused user %r: check HOTLINE_ARI_URL", self.client.endpoint.user)
+            raise AriError(f"ARI WebSocket handshake failed: HTTP {exc.status}", exc.status) from None
+        async with ws:
+            self.connections += 1
+            await self._after_connect()
+            pinger = asyncio.create_task(self._ping_until_dead(ws), name="ari-ping")
+            try:
+                await self._read(ws)
+            finally:
+                pinger.cancel()
+                await asyncio.gather(pinger, return_exceptions=True)
+        self.connected.clear()
+        raise AriError("ARI WebSocket closed by Asterisk")
+
+    async def _after_connect(self) -> None:
+        try:
+            await self.client.set_event_filter(self.app, HANDLED_EVENT_TYPES)
+        except AriError as exc:  # an older Asterisk without filters still works, only slower
+            log.warning("could not set the ARI event filter: %s", exc)
+        await self._on_connect()
+        self.connected.set()
+        log.info("ARI connected, Stasis app %r registered", self.app)
+
+    async def _ping_until_dead(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Application-level ping (GET /asterisk/ping): a hung Asterisk answers WebSocket pings
+        from its HTTP thread but not REST; closing the socket sends us through reconnect."""
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            try:
+                await asyncio.wait_for(self.client.ping(), timeout=self._ping_interval)
+            except (TimeoutError, AsteriskError) as exc:
+                log.warning("ARI ping failed (%s); reconnecting", exc)
+                await ws.close()
+                return
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                if msg.type == aiohttp.WSMsgType.ERROR:
+                    log.warning("ARI WebSocket error: %s", ws.exception())
+                continue
+            await self._dispatch(msg.data)
+
+    async def _dispatch(self, data: str) -> None:
+        try:
+            event = parse_event(json.loads(data))
+        except (InvalidEvent, ValueError) as exc:
+            log.warning("dropped ARI event: %s", exc)
+            return
+        try:
+            await self._on_event(event)
+        except Exception:  # a bug in one handler must not take the session down
+            log.exception("ARI event handler failed on %s", event.type)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _error(method: str, path: str, status: int, text: str) -> AriError:
+    try:
+        message = json.loads(text).get("message", text)
+    except (ValueError, AttributeError):
+        message = text
+    if status == 401:
+        return AriError(f"ARI refused the user or password (HTTP 401) on {method} {path}", status)
+    cls = AriNotFound if status == 404 else AriError
+    return cls(f"ARI {method} {path}: HTTP {status} {message}".strip(), status)

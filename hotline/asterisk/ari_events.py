@@ -1,0 +1,213 @@
+"""Typed ARI events: raw JSON from /ari/events becomes these dataclasses here and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hotline.errors import InvalidEvent
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    name: str
+    state: str
+    caller_num: str = ""
+    caller_name: str = ""
+    exten: str = ""
+    context: str = ""
+    created_at: datetime | None = None
+    language: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        """PJSIP endpoint of the channel: 'PJSIP/sipp-trunk-00000001' -> 'sipp-trunk'."""
+        tech, _, rest = self.name.partition("/")
+        return rest.rsplit("-", 1)[0] if tech and rest else ""
+
+
+@dataclass(frozen=True)
+class AriEvent:
+    type: str
+    application: str
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class ChannelEvent(AriEvent):
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class StasisStart(ChannelEvent):
+    args: tuple[str, ...] = ()
+    replace_channel_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StasisEnd(ChannelEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class ChannelDestroyed(ChannelEvent):
+    cause: int = 0
+    cause_txt: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelHangupRequest(ChannelEvent):
+    cause: int | None = None
+    soft: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelStateChange(ChannelEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class ChannelDtmfReceived(ChannelEvent):
+    digit: str = ""
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class PlaybackEvent(AriEvent):
+    playback_id: str
+    target_uri: str
+    state: str
+
+    @property
+    def channel_id(self) -> str | None:
+        kind, _, ident = self.target_uri.partition(":")
+        return ident if kind == "channel" else None
+
+
+@dataclass(frozen=True)
+class PlaybackStarted(PlaybackEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class PlaybackFinished(PlaybackEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class OtherEvent(AriEvent):
+    """An event hotline does not handle (yet): kept whole for logging."""
+
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_channel(raw: Mapping[str, Any]) -> Channel:
+    try:
+        caller = raw.get("caller") or {}
+        dialplan = raw.get("dialplan") or {}
+        return Channel(
+            id=_text(raw["id"]),
+            name=_text(raw["name"]),
+            state=_text(raw.get("state", "")),
+            caller_num=_text(caller.get("number", "")),
+            caller_name=_text(caller.get("name", "")),
+            exten=_text(dialplan.get("exten", "")),
+            context=_text(dialplan.get("context", "")),
+            created_at=_time(raw.get("creationtime")),
+            language=_text(raw.get("language", "")),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InvalidEvent(f"malformed channel in ARI event: {exc!r}") from None
+
+
+def parse_event(raw: Mapping[str, Any]) -> AriEvent:
+    """One ARI event dict -> its dataclass; InvalidEvent when a field hotline needs is missing."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("type"), str):
+        raise InvalidEvent(f"ARI event without a type: {str(raw)[:200]}")
+    kind = raw["type"]
+    base = {"type": kind, "application": _text(raw.get("application", "")),
+            "timestamp": _time(raw.get("timestamp"))}
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        return OtherEvent(**base, raw=raw)
+    try:
+        return parser(base, raw)
+    except InvalidEvent:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InvalidEvent(f"malformed {kind} event: {exc!r}") from None
+
+
+def _stasis_start(base: dict[str, Any], raw: Mapping[str, Any]) -> StasisStart:
+    replaced = raw.get("replace_channel")
+    return StasisStart(**base, channel=parse_channel(raw["channel"]),
+                       args=tuple(_text(a) for a in raw.get("args", [])),
+                       replace_channel_id=_text(replaced["id"]) if replaced else None)
+
+
+def _channel_destroyed(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelDestroyed:
+    return ChannelDestroyed(**base, channel=parse_channel(raw["channel"]),
+                            cause=int(raw.get("cause", 0)), cause_txt=_text(raw.get("cause_txt", "")))
+
+
+def _hangup_request(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelHangupRequest:
+    cause = raw.get("cause")
+    return ChannelHangupRequest(**base, channel=parse_channel(raw["channel"]),
+                                cause=int(cause) if cause is not None else None,
+                                soft=bool(raw.get("soft", False)))
+
+
+def _dtmf(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelDtmfReceived:
+    digit = _text(raw["digit"])
+    if len(digit) != 1 or digit not in "0123456789*#ABCD":
+        raise InvalidEvent(f"ChannelDtmfReceived with digit {digit!r}")
+    return ChannelDtmfReceived(**base, channel=parse_channel(raw["channel"]), digit=digit,
+                               duration_ms=int(raw.get("duration_ms", 0)))
+
+
+def _channel_only(cls: type[ChannelEvent]) -> Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]:
+    def parse(base: dict[str, Any], raw: Mapping[str, Any]) -> AriEvent:
+        return cls(**base, channel=parse_channel(raw["channel"]))
+    return parse
+
+
+def _playback(cls: type[PlaybackEvent]) -> Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]:
+    def parse(base: dict[str, Any], raw: Mapping[str, Any]) -> AriEvent:
+        pb = raw["playback"]
+        return cls(**base, playback_id=_text(pb["id"]), target_uri=_text(pb.get("target_uri", "")),
+                   state=_text(pb.get("state", "")))
+    return parse
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
+    "StasisStart": _stasis_start,
+    "StasisEnd": _channel_only(StasisEnd),
+    "ChannelDestroyed": _channel_destroyed,
+    "ChannelHangupRequest": _hangup_request,
+    "ChannelStateChange": _channel_only(ChannelStateChange),
+    "ChannelDtmfReceived": _dtmf,
+    "PlaybackStarted": _playback(PlaybackStarted),
+    "PlaybackFinished": _playback(PlaybackFinished),
+}
+
+# What the daemon asks Asterisk to send (PUT /applications/{app}/eventFilter): every event that is
+# not needed costs Asterisk a JSON serialisation per call (DESIGN: 36 ChannelVarset per call).
+HANDLED_EVENT_TYPES: tuple[str, ...] = tuple(_PARSERS) + (
+    "ChannelEnteredBridge", "ChannelLeftBridge", "BridgeDestroyed", "Dial", "ApplicationReplaced",
+)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _time(value: Any) -> datetime | None:
+    """ARI timestamps look like '2026-11-22T21:30:01.123+0000'."""
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
