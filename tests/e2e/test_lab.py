@@ -1,0 +1,180 @@
+"""The lab for real: Asterisk 22 and PostgreSQL 18 up on 127.0.0.1, with hotline's config."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from hotline.asterisk.lab import AMI_PORT, HTTP_PORT, PG_PORT, SIP_PORT, Lab
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def running_lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab = Lab(PROJECT_DIR, progress=lambda line: None)
+    if not lab.status().built and not shutil.which("mmdebstrap"):
+        pytest.skip("the lab is not built and mmdebstrap is missing (`make setup`)")
+    lab.up()
+    yield lab  # left running: other e2e tests and the developer reuse it
+
+
+def ami_login(url: str, secret: str | None = None) -> str:
+    """Log in over raw AMI and return Asterisk's response block."""
+    parts = urlsplit(url)
+    password = unquote(parts.password or "") if secret is None else secret
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(f"Action: Login\r\nUsername: {parts.username}\r\nSecret: {password}\r\n\r\n"
+                     .encode())
+        received = b""
+        while b"Response:" not in received or not received.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return received.decode()
+
+
+def ari_get(url: str, path: str, password: str | None = None) -> int:
+    parts = urlsplit(url)
+    secret = unquote(parts.password or "") if password is None else password
+    request = urllib.request.Request(f"http://{parts.hostname}:{parts.port}{path}")
+    token = base64.b64encode(f"{parts.username}:{secret}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_up_again_reuses_the_running_asterisk_and_postgresql(running_lab: Lab) -> None:
+    before = running_lab.status()
+    again = running_lab.up()
+    assert again.running()
+    assert (again.asterisk_pid, again.postgres_pid) == (before.asterisk_pid, before.postgres_pid)
+
+
+def test_status_describes_both_daemons_on_the_documented_ports(running_lab: Lab) -> None:
+    status = running_lab.status()
+    assert status.built and status.running()
+    assert status.ports == {"ami": AMI_PORT, "http": HTTP_PORT, "sip": SIP_PORT,
+                            "postgres": PG_PORT}
+    text = status.describe()
+    for port in (AMI_PORT, HTTP_PORT, SIP_PORT, PG_PORT):
+        assert f"127.0.0.1:{port}" in text
+
+
+def test_env_points_everything_at_the_lab(running_lab: Lab) -> None:
+    env = running_lab.env()
+    assert env["HOTLINE_DSN"].startswith("postgresql://hotline:")
+    assert env["HOTLINE_DSN"].endswith(f"@127.0.0.1:{PG_PORT}/hotline")
+    assert env["HOTLINE_AMI_URL"].startswith("ami://hotline:")
+    assert env["HOTLINE_ARI_URL"].startswith("http://hotline:")
+    assert env["HOTLINE_ARI_APP"] == "hotline"
+    assert Path(env["HOTLINE_ASTERISK_CONF_DIR"]) == running_lab.conf_dir
+
+
+def test_the_generated_secrets_are_private_and_stable(running_lab: Lab) -> None:
+    secrets_file = running_lab.state_dir / "secrets.json"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert running_lab.env() == running_lab.env()
+    for name in ("manager_users.conf", "ari_users.conf"):
+        assert stat.S_IMODE((running_lab.conf_dir / name).stat().st_mode) == 0o600
+
+
+def test_the_dsn_connects_as_the_hotline_role(running_lab: Lab) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    with psycopg.connect(running_lab.env()["HOTLINE_DSN"], connect_timeout=10) as conn:
+        row = conn.execute("SELECT current_user, current_database()").fetchone()
+        assert row == ("hotline", "hotline")
+        assert conn.info.server_version >= 180000
+
+
+def test_the_admin_dsn_can_create_and_drop_a_database(running_lab: Lab) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    name = f"lab_test_{secrets.token_hex(4)}"
+    with psycopg.connect(running_lab.admin_dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"DROP DATABASE {name}")
+
+
+def test_ami_accepts_the_generated_secret_and_refuses_another(running_lab: Lab) -> None:
+    url = running_lab.env()["HOTLINE_AMI_URL"]
+    assert "Authentication accepted" in ami_login(url)
+    assert "Authentication failed" in ami_login(url, secret="not-the-secret")
+
+
+def test_ari_answers_with_the_generated_password_and_refuses_another(running_lab: Lab) -> None:
+    url = running_lab.env()["HOTLINE_ARI_URL"]
+    assert ari_get(url, "/ari/asterisk/info") == 200
+    assert ari_get(url, "/ari/asterisk/info", password="not-the-password") == 401
+
+
+def test_asterisk_runs_the_reference_config(running_lab: Lab) -> None:
+    cli = running_lab.asterisk_cli
+    assert "sipp-trunk" in cli("pjsip show endpoints")
+    transports = cli("pjsip show transports")
+    assert "transport-udp" in transports and "transport-tcp" in transports
+    assert "transport-ws" in transports
+    assert "Stasis(hotline,inbound,${EXTEN})" in cli("dialplan show hotline-inbound")
+    stasis = cli("module show like stasis")
+    assert "app_stasis.so" in stasis and "Running" in stasis
+    assert "res_ari_channels.so" in cli("module show like res_ari")
+
+
+def test_asterisk_booted_without_errors(running_lab: Lab) -> None:
+    log = running_lab.log_paths()["asterisk"].read_text(errors="replace")
+    last_boot = log[log.rfind("Asterisk Dynamic Loader Starting"):]
+    boot = last_boot[:last_boot.find("Asterisk Ready.")]
+    assert " ERROR[" not in boot
+
+
+def test_up_restores_a_reference_file_removed_from_the_root(running_lab: Lab) -> None:
+    target = running_lab.conf_dir / "extensions.conf"
+    target.unlink()
+    running_lab.up()
+    assert target.read_bytes() == (PROJECT_DIR / "dialplan" / "extensions.conf").read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+def test_a_sipp_call_from_the_trunk_enters_the_stasis_application(
+        running_lab: Lab, tmp_path: Path) -> None:
+    number = f"7{secrets.randbelow(10**9):09d}"
+    subprocess.run(["sipp", "-sn", "uac", "-m", "1", "-s", number, "-timeout", "15",
+                    "-nostdin", f"127.0.0.1:{SIP_PORT}"],
+                   cwd=tmp_path, capture_output=True, timeout=30, check=False)
+    log = running_lab.log_paths()["asterisk"]
+    wanted = f'"hotline,inbound,{number}"'
+    deadline = time.monotonic() + 10
+    while wanted not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "Stasis(\"PJSIP/sipp-trunk-" in log.read_text(errors="replace")
+    assert wanted in log.read_text(errors="replace")
+
+
+def test_restart_asterisk_brings_up_a_new_daemon(running_lab: Lab) -> None:
+    before = running_lab.status()
+    running_lab.restart_asterisk()
+    after = running_lab.status()
+    assert after.running()
+    assert after.asterisk_pid != before.asterisk_pid
+    assert after.postgres_pid == before.postgres_pid
+    assert "Asterisk has fully booted" in running_lab.asterisk_cli("core waitfullybooted")
