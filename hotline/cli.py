@@ -1,0 +1,165 @@
+"""The `hotline` command: thin click commands that build settings and call one function each."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hotline.config import Settings, load_settings
+from hotline.errors import HotlineError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROJECT_DIR = Path(os.environ.get("HOTLINE_PROJECT_DIR", Path(__file__).resolve().parents[1]))
+
+
+def clear_errors(func: F) -> F:
+    """Every HotlineError becomes one line on stderr and exit 1, never a traceback."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HotlineError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML settings file (default: $HOTLINE_CONFIG or /etc/hotline/hotline.toml).")
+@click.option("--dsn", help="PostgreSQL URL (HOTLINE_DSN).")
+@click.option("--ami-url", help="ami://user:secret@host:port (HOTLINE_AMI_URL).")
+@click.option("--ari-url", help="http://user:password@host:port (HOTLINE_ARI_URL).")
+@click.option("--ari-app", help="Stasis application name (HOTLINE_ARI_APP, default hotline).")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, verbose: int, **cli: str | None) -> None:
+    """hotline: telephone and video hotlines on Asterisk (ARI + AMI + PostgreSQL)."""
+    ctx.obj = {"cli": cli, "config_file": config_file}
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    try:
+        return load_settings(ctx.obj["cli"], config_file=ctx.obj["config_file"])
+    except HotlineError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.pass_context
+@clear_errors
+def run(ctx: click.Context) -> None:
+    """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it; calls survive a restart)."""
+    from hotline.daemon import Daemon
+
+    settings = settings_of(ctx)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    asyncio.run(Daemon(settings).run())
+
+
+@main.command()
+@click.pass_context
+@clear_errors
+def doctor(ctx: click.Context) -> None:
+    """Check the database, AMI and ARI; non-zero exit on any failure."""
+    from hotline.doctor import run_checks
+
+    checks = asyncio.run(run_checks(settings_of(ctx)))
+    for check in checks:
+        click.echo(check.line())
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command()
+@click.pass_context
+@clear_errors
+def migrate(ctx: click.Context) -> None:
+    """Apply pending migrations (idempotent)."""
+    from hotline.store.db import connect
+    from hotline.store.migrations import migrate as apply
+
+    async def go() -> list[str]:
+        settings = settings_of(ctx)
+        settings.require("dsn")
+        conn = await connect(settings.dsn)
+        async with conn:
+            return [f"{m.version:03d}_{m.name}" for m in await apply(conn)]
+
+    done = asyncio.run(go())
+    click.echo(f"applied: {', '.join(done)}" if done else "database is up to date")
+
+
+@main.group()
+def lab() -> None:
+    """The lab: a real Asterisk 22 and PostgreSQL on 127.0.0.1, for trying hotline and for tests."""
+
+
+def _lab() -> Any:
+    from hotline.asterisk.lab import Lab
+
+    return Lab(PROJECT_DIR)
+
+
+@lab.command()
+@clear_errors
+def up() -> None:
+    """Build (once) and start the lab; reuses what already runs."""
+    click.echo(_lab().up().describe())
+
+
+@lab.command()
+@clear_errors
+def down() -> None:
+    """Stop what the lab started."""
+    _lab().down()
+    click.echo("lab stopped")
+
+
+@lab.command()
+@clear_errors
+def status() -> None:
+    """What runs, on which ports."""
+    state = _lab().status()
+    click.echo(state.describe())
+    if not state.running():
+        sys.exit(3)
+
+
+@lab.command()
+@clear_errors
+def env() -> None:
+    """Print the HOTLINE_* settings for the lab: eval "$(hotline lab env)"."""
+    for key, value in _lab().env().items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@lab.command()
+@click.argument("service", type=click.Choice(["asterisk", "postgres"]), default="asterisk")
+@click.option("-n", "--lines", default=50, show_default=True, help="How many lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@clear_errors
+def logs(service: str, lines: int, follow: bool) -> None:
+    """Show the lab's Asterisk or PostgreSQL log."""
+    path = _lab().log_paths()[service]
+    if not path.exists():
+        raise click.ClickException(f"no {service} log yet at {path}")
+    cmd = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]
+    os.execvp("tail", cmd)

@@ -1,0 +1,94 @@
+"""The composition root: builds store, AMI, ARI and engine, runs them, shuts them down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from psycopg_pool import AsyncConnectionPool
+
+from hotline.asterisk.ami import AmiSession
+from hotline.asterisk.ami_events import FullyBooted
+from hotline.asterisk.ari import AriClient, AriSession
+from hotline.config import Settings
+from hotline.engine.calls import CallContext
+from hotline.engine.router import Router
+from hotline.errors import StoreError
+from hotline.store import migrations
+from hotline.store.contacts import Contacts
+from hotline.store.db import open_pool
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        settings.require("dsn", "ami_url", "ari_url")
+        self.settings = settings
+        self.stopping = asyncio.Event()
+        self.pool: AsyncConnectionPool | None = None
+        self.ami: AmiSession | None = None
+        self.ari: AriSession | None = None
+        self.router: Router | None = None
+
+    async def start(self) -> None:
+        """Connect everything; raises HotlineError with a clear message when a part is missing."""
+        s = self.settings
+        self.pool = await open_pool(s.dsn)
+        await self._check_migrated(self.pool)
+        self.ami = AmiSession(s.ami)
+        self.ami.on_event(self._on_ami_event)
+        await self.ami.connect()
+        client = AriClient(s.ari)
+        self.router = Router(CallContext(ari=client, contacts=Contacts(self.pool), node=s.node,
+                                         app=s.ari_app, region=s.default_region))
+        self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
+                              on_connect=self.router.reconcile)
+        self.ari.start()
+        await self._wait_ari_connected()
+        log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
+                 await self.ami.asterisk_version(), s.ari_app)
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT, then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self.start()
+            await self.stopping.wait()
+            log.info("stopping: calls stay in Stasis for the next start to adopt")
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Idempotent; the reverse order of start."""
+        if self.ari is not None:
+            await self.ari.close()
+        if self.router is not None:
+            await self.router.close()
+        if self.ami is not None:
+            await self.ami.close()
+        if self.pool is not None:
+            await self.pool.close()
+        self.ari = self.router = self.ami = self.pool = None
+
+    async def _wait_ari_connected(self, timeout: float = 15.0) -> None:
+        assert self.ari is not None
+        try:
+            await asyncio.wait_for(self.ari.connected.wait(), timeout)
+        except TimeoutError:
+            log.warning("ARI not connected after %.0f s; calls are served once it is", timeout)
+
+    async def _on_ami_event(self, event: object) -> None:
+        if isinstance(event, FullyBooted):
+            log.info("Asterisk fully booted")
+
+    @staticmethod
+    async def _check_migrated(pool: AsyncConnectionPool) -> None:
+        async with pool.connection() as conn:
+            todo = await migrations.pending(conn)
+        if todo:
+            raise StoreError(f"database is not migrated ({len(todo)} pending, first "
+                             f"{todo[0].version:03d}_{todo[0].name}): run `hotline db migrate`")

@@ -1,0 +1,103 @@
+"""Stasis entry: route ARI events to each call's inbox; reconcile after every (re)connect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hotline.asterisk.ari_events import AriEvent, ChannelEvent, PlaybackEvent, StasisStart, parse_channel
+from hotline.engine.calls import CallContext, ChannelVanished, InboundCall
+from hotline.errors import AriNotFound
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """Owns every call task: started here, stored here, cancelled and awaited in close()."""
+
+    def __init__(self, ctx: CallContext) -> None:
+        self.ctx = ctx
+        self.calls: dict[str, InboundCall] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def on_event(self, event: AriEvent) -> None:
+        """Called by the ARI read loop: must not await ARI (hand the event to the call's task)."""
+        log.debug("ARI event %s", event)
+        if isinstance(event, StasisStart):
+            self._on_stasis_start(event)
+            return
+        channel_id = _channel_id_of(event)
+        call = self.calls.get(channel_id) if channel_id else None
+        if call is not None:
+            call.inbox.put_nowait(event)
+
+    def _on_stasis_start(self, event: StasisStart) -> None:
+        if event.channel.id in self.calls:
+            return  # already adopted by reconcile
+        entry, *rest = event.args or ("",)
+        if entry != "inbound" or not rest:
+            log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
+            return
+        self._start(InboundCall(self.ctx, event.channel, dialled=rest[0]))
+
+    def _start(self, call: InboundCall) -> None:
+        self.calls[call.channel_id] = call
+        task = asyncio.create_task(self._run(call), name=f"call-{call.channel_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, call: InboundCall) -> None:
+        try:
+            await call.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call %s crashed", call.channel_id)
+        finally:
+            self.calls.pop(call.channel_id, None)
+
+    async def reconcile(self) -> None:
+        """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
+        app = await self.ctx.ari.application(self.ctx.app)
+        in_stasis = set(app.get("channel_ids", []))
+        alive = {c["id"] for c in await self.ctx.ari.channels()}
+        for channel_id, call in list(self.calls.items()):
+            if channel_id not in alive:
+                call.inbox.put_nowait(ChannelVanished("ChannelVanished", self.ctx.app, None, channel_id))
+        for channel_id in in_stasis - self.calls.keys():
+            await self._adopt(channel_id)
+        closed = 0
+        for hop in await self.ctx.contacts.open_hops(self.ctx.node):
+            if hop.channel_id not in alive and hop.channel_id not in self.calls:
+                closed += await self.ctx.contacts.close_hop(
+                    hop.id, "failed", cause_text="channel gone while the daemon was away")
+        log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed",
+                 len(self.calls), len(in_stasis), closed)
+
+    async def _adopt(self, channel_id: str) -> None:
+        try:
+            channel = parse_channel(await self.ctx.ari.channel(channel_id))
+        except AriNotFound:
+            return
+        hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, channel_id)
+        if hop is not None and hop.ended_at is not None:
+            return
+        dialled = hop.dialled if hop else channel.exten
+        log.info("adopting call %s (hop %s)", channel_id, hop.id if hop else "new")
+        self._start(InboundCall(self.ctx, channel, dialled=dialled, hop=hop))
+
+    async def close(self) -> None:
+        """Stop every call task; their channels stay in Stasis for the next daemon to adopt."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.calls.clear()
+
+
+def _channel_id_of(event: AriEvent) -> str | None:
+    if isinstance(event, ChannelEvent):
+        return event.channel.id
+    if isinstance(event, PlaybackEvent):
+        return event.channel_id
+    return None
