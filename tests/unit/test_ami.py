@@ -253,7 +253,7 @@ def test_build_action_refuses_a_variable_name_with_an_equals_sign() -> None:
         build_action("Originate", {"Variable": {"A=B": "1"}})
 
 
-def test_build_action_writes_each_variable_on_its_own_header_line() -> None:
+async def test_build_action_writes_each_variable_on_its_own_header_line() -> None:
     wire = str(build_action("Originate", {"Channel": "Local/s@test", "Variable": {"CASE": "42", "HOP": 1}}))
     assert "Variable: CASE=42\r\nVariable: HOP=1\r\n" in wire
     assert wire.endswith("\r\n\r\n")

@@ -1,0 +1,67 @@
+# hotline: two commands do all set-up on a fresh Debian machine (as root):
+#   make run    the lab (Asterisk 22 + PostgreSQL), the schema, and the daemon in the foreground
+#   make test   the whole suite against the lab
+# Both start with `make setup`, which is idempotent.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+HOTLINE := $(VENV)/bin/hotline
+PYTHON ?= python3
+SYSTEM_PACKAGES := mmdebstrap sip-tester
+PYTEST_ARGS ?=
+
+.PHONY: setup system-packages venv lab-up lab-down lab-status run test unit lint bench clean
+
+setup: system-packages venv lab-up
+
+# Debian packages the lab and the tests need; installed only when missing.
+system-packages:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "hotline needs Python >= 3.11 ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+lab-up: venv
+	$(HOTLINE) lab up
+
+lab-down:
+	$(HOTLINE) lab down
+
+lab-status:
+	$(HOTLINE) lab status
+
+run: setup
+	@eval "$$($(HOTLINE) lab env)" && \
+	  $(HOTLINE) db migrate && \
+	  echo && echo "hotline is starting. Call it from this machine, e.g.:" && \
+	  echo "  sipp 127.0.0.1:5060 -sn uac -s 84951234567 -m 1" && \
+	  echo "(any number dialled at sip:NUMBER@127.0.0.1:5060 enters the hotline; Ctrl-C stops)" && echo && \
+	  exec $(HOTLINE) run
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m pip install -q ruff mypy
+	$(VENV)/bin/ruff check hotline tests
+	$(VENV)/bin/mypy hotline
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,98 @@
+"""Fixtures for tests that need the lab: a real Asterisk 22 and PostgreSQL, brought up once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from support.daemon import DaemonProcess
+
+from hotline.asterisk.lab import Lab
+from hotline.store.migrations import migrate
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+TEMPLATE_DB = "hotline_test_template"
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    """The lab, up (built on first use, reused after); fails loudly when it cannot start."""
+    the_lab = Lab(PROJECT_DIR)
+    the_lab.up()
+    return the_lab
+
+
+@pytest.fixture(scope="session")
+def lab_env(lab: Lab) -> dict[str, str]:
+    return lab.env()
+
+
+def _dsn_for(admin_dsn: str, dbname: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(admin_dsn)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def template_db(lab: Lab) -> str:
+    """A migrated database that each test's own database is copied from (fast, isolated)."""
+    admin = lab.admin_dsn()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+
+    async def go() -> None:
+        conn = await psycopg.AsyncConnection.connect(_dsn_for(admin, TEMPLATE_DB), autocommit=True)
+        async with conn:
+            await migrate(conn)
+
+    asyncio.run(go())
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+def db_dsn(lab: Lab, template_db: str) -> Iterator[str]:
+    """A database of this test's own, migrated, dropped afterwards."""
+    admin = lab.admin_dsn()
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    yield _dsn_for(admin, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def empty_db_dsn(lab: Lab) -> Iterator[str]:
+    """A database with nothing in it (for migration tests)."""
+    admin = lab.admin_dsn()
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield _dsn_for(admin, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def daemon_env(lab_env: dict[str, str], db_dsn: str) -> dict[str, str]:
+    """The settings `hotline run` gets in this test: the lab, with this test's database."""
+    return {**lab_env, "HOTLINE_DSN": db_dsn, "HOTLINE_NODE": "lab-node"}
+
+
+@pytest.fixture
+def daemon(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[DaemonProcess]:
+    proc = DaemonProcess(daemon_env, tmp_path / "daemon.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def db(db_dsn: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        yield conn

@@ -1,0 +1,49 @@
+"""Asterisk restarts under a running daemon: it reconnects, reconciles, and records the next call."""
+
+from __future__ import annotations
+
+import signal
+
+import psycopg
+import pytest
+from support import sipp
+from support.checks import rows, wait_until
+from support.daemon import DaemonProcess
+
+from hotline.asterisk.lab import Lab
+
+pytestmark = pytest.mark.lab
+
+
+def test_daemon_reconnects_after_asterisk_restart_and_records_the_next_call(
+        lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    lab.restart_asterisk()
+    daemon.wait_registered(timeout_s=30)
+    assert sipp.call("+74951234567").ok
+    hops = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
+    assert len(hops) == 1 and hops[0]["end_reason"] == "completed"
+    assert "reconnecting" in daemon.log()
+
+
+def test_call_cut_by_an_asterisk_restart_leaves_no_open_hop(
+        lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    caller = sipp.start_call("+74951234567")
+    wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
+    lab.restart_asterisk()
+    daemon.wait_registered(timeout_s=30)
+    wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
+    assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]
+    sipp.finish(caller)
+
+
+def test_hop_whose_channel_ended_while_the_daemon_was_away_is_closed_as_failed(
+        daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    caller = sipp.start_call("+74951234567", "caller_hangs_up.xml")
+    wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
+    daemon.stop(signal.SIGKILL)
+    assert sipp.finish(caller).ok  # the caller hung up while no daemon was there to see it
+    daemon.start()
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "failed"
+    assert hop["hangup_cause_text"] == "channel gone while the daemon was away"
+    assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]

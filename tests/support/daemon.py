@@ -1,0 +1,73 @@
+"""`hotline run` as a real subprocess, as an operator runs it; waits on ARI, never on sleeps."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class DaemonProcess:
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 20) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "hotline", "-v", "run"], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        self.wait_registered(timeout_s)
+
+    def wait_registered(self, timeout_s: float = 20) -> None:
+        """Until the daemon's WebSocket is up: ARI then lists a websocket for the app."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"hotline run exited with {self.proc.returncode}:\n{self.log()}")
+            if app_is_connected(self.env):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"hotline run did not register its Stasis app in {timeout_s} s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"hotline run did not stop on signal {sig}:\n{self.log()}") from None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+
+
+def ari_get(env: Mapping[str, str], path: str) -> tuple[int, bytes]:
+    from urllib.parse import urlsplit
+    url = urlsplit(env["HOTLINE_ARI_URL"])
+    token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
+    req = urllib.request.Request(f"http://{url.hostname}:{url.port}/ari/{path}",
+                                 headers={"Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
+
+
+def app_is_connected(env: Mapping[str, str]) -> bool:
+    status, _ = ari_get(env, f"applications/{env.get('HOTLINE_ARI_APP', 'hotline')}")
+    return status == 200
