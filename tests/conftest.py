@@ -9,10 +9,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support.daemon import DaemonProcess
 
 from hotline.asterisk.lab import Lab
 from hotline.store.migrations import migrate
+
+from support.daemon import DaemonProcess
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "hotline_test_template"

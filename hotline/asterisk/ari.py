@@ -142,8 +142,7 @@ class AriSession:
     async def _supervise(self) -> None:
         retrying = AsyncRetrying(
             wait=wait_exponential(multiplier=0.2, max=self._max_backoff), stop=stop_never,
-            retry=retry_if_exception_type((AsteriskError, aiohttp.ClientError,
-                                           asyncio.TimeoutError, ConnectionError)),
+            retry=retry_if_exception_type(Exception),
             before_sleep=lambda state: log.warning(
                 "ARI connection lost (%s); reconnecting",
                 state.outcome.exception() if state.outcome else "?"),
@@ -179,7 +178,12 @@ class AriSession:
             await self.client.set_event_filter(self.app, HANDLED_EVENT_TYPES)
         except AriError as exc:  # an older Asterisk without filters still works, only slower
             log.warning("could not set the ARI event filter: %s", exc)
-        await self._on_connect()
+        try:
+            await self._on_connect()
+        except AsteriskError:
+            raise  # Asterisk went again: reconnect
+        except Exception:  # e.g. the database is down: calls are still served, reconcile later
+            log.exception("reconcile after connect failed; it runs again on the next connect")
         self.connected.set()
         log.info("ARI connected, Stasis app %r registered", self.app)
 

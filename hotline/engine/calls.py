@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import psycopg
 from psycopg_pool import PoolTimeout
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.ari_events import (
@@ -34,6 +34,10 @@ from hotline.store.contacts import Contacts, Hop, NewHop
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+# What a database outage looks like from here: retried, never a reason to drop a call.
+STORE_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 
 class CallState(enum.Enum):
@@ -55,7 +59,10 @@ class CallContext:
     region: str = "RU"
     greeting: str = "sound:hello-world"
     hangup_grace_s: float = 5.0     # how long to wait for ChannelDestroyed after our hangup
-    store_attempts: int = 5         # a database blip must not lose the hop
+    # The caller is not kept waiting for the database: after this long the call is served anyway
+    # and its hop written when the database is back (within store_patience_s).
+    store_open_patience_s: float = 2.0
+    store_patience_s: float = 600.0
 
 
 class ChannelGone(Exception):
@@ -93,7 +100,7 @@ class InboundCall:
         """The whole life of the call; the hop is closed exactly once, whatever happens."""
         try:
             if self.hop is None:
-                self.hop = await self._store(self._open_hop)
+                self.hop = await self._open_hop()
             end_reason = await self._serve()
         except asyncio.CancelledError:
             # The daemon is stopping: the channel stays in Stasis and the hop open, and the next
@@ -112,7 +119,16 @@ class InboundCall:
             await self._hangup_quietly()
         await self._end(end_reason)
 
-    async def _open_hop(self) -> Hop:
+    async def _open_hop(self) -> Hop | None:
+        try:
+            async with asyncio.timeout(self.ctx.store_open_patience_s):
+                return await self._store(self._write_new_hop, self.ctx.store_open_patience_s)
+        except (*STORE_DOWN, TimeoutError) as exc:
+            log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
+                        "when the database is back", self.channel_id, exc)
+            return None
+
+    async def _write_new_hop(self) -> Hop:
         return await self.ctx.contacts.open_case_with_hop(
             new_hop(self.channel, self.dialled, self.ctx), customer_key(self.channel, self.ctx.region))
 
@@ -163,16 +179,17 @@ class InboundCall:
 
     async def _end(self, end_reason: str) -> None:
         self._set_state(CallState.ENDED)
-        if self.hop is None:
-            return
-        hop_id = self.hop.id
         cause, cause_text = self._hangup_cause
         try:
+            if self.hop is None:  # the database was down when the call came
+                self.hop = await self._store(self._write_new_hop, self.ctx.store_patience_s)
+            hop_id = self.hop.id
             await self._store(lambda: self.ctx.contacts.close_hop(
-                hop_id, end_reason, cause=cause, cause_text=cause_text))
+                hop_id, end_reason, cause=cause, cause_text=cause_text), self.ctx.store_patience_s)
         except (psycopg.Error, PoolTimeout) as exc:
-            # The hop stays open; the next reconcile closes it as failed.
-            log.error("call %s: could not close hop %s: %s", self.channel_id, hop_id, exc)
+            # The hop stays open (or unwritten); the next reconcile closes open ones as failed.
+            log.error("call %s: could not record its end (%s): %s", self.channel_id, end_reason, exc)
+            return
         log.info("call %s ended: hop %s %s (cause %s %s)", self.channel_id, hop_id, end_reason,
                  cause, cause_text or "")
 
@@ -188,12 +205,15 @@ class InboundCall:
             log.debug("call %s: %s -> %s", self.channel_id, self.state.value, new.value)
             self.state = new
 
-    async def _store(self, write: Callable[[], Awaitable[T]]) -> T:
-        """Retry a database write through a short outage instead of dropping it."""
+    async def _store(self, write: Callable[[], Awaitable[T]], patience_s: float) -> T:
+        """Retry a database write through an outage instead of dropping it (writes are idempotent)."""
         async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.ctx.store_attempts),
-                wait=wait_exponential(multiplier=0.2, max=2.0),
-                retry=retry_if_exception_type((psycopg.OperationalError, PoolTimeout)),
+                stop=stop_after_delay(patience_s),
+                wait=wait_exponential(multiplier=0.2, max=5.0),
+                retry=retry_if_exception_type(STORE_DOWN),
+                before_sleep=lambda state: log.warning(
+                    "call %s: database write failed, retrying: %s", self.channel_id,
+                    state.outcome.exception() if state.outcome else "?"),
                 reraise=True):
             with attempt:
                 return await write()

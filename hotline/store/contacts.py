@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -58,14 +58,24 @@ class Contacts:
         self.pool = pool
 
     async def open_case_with_hop(self, hop: NewHop, customer_key: str) -> Hop:
-        """A new contact: its case and first hop, together or not at all."""
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "INSERT INTO cases (customer_key, opened_at) VALUES (%s, coalesce(%s, now()))"
-                " RETURNING id", (customer_key, hop.entered_at))
-            row = await cur.fetchone()
-            assert row is not None
-            return await _insert_hop(conn, row[0], 1, hop)
+        """A new contact: its case and first hop, together or not at all.
+
+        Idempotent per channel: a retry after a commit whose answer was lost returns the hop the
+        first attempt wrote instead of opening a second case.
+        """
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    "INSERT INTO cases (customer_key, opened_at) VALUES (%s, coalesce(%s, now()))"
+                    " RETURNING id", (customer_key, hop.entered_at))
+                row = await cur.fetchone()
+                assert row is not None
+                return await _insert_hop(conn, row[0], 1, hop)
+        except errors.UniqueViolation:
+            existing = await self.hop_by_channel(hop.node, hop.channel_id)
+            if existing is None:
+                raise
+            return existing
 
     async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
                         cause_text: str | None = None) -> bool:

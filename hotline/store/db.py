@@ -11,12 +11,17 @@ from hotline.errors import StoreError
 
 log = logging.getLogger(__name__)
 
+# How the daemon's sessions show in pg_stat_activity.
+APPLICATION_NAME = "hotline"
+
 
 async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8,
                     timeout: float = 10.0) -> AsyncConnectionPool:
     """Open a pool and prove the database answers; StoreError names the host, never the password."""
-    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False,
-                               kwargs={"autocommit": True}, name="hotline")
+    # A short checkout timeout: a call waiting on a dead database retries on its own terms.
+    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
+                               kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
+                               name="hotline")
     try:
         await pool.open(wait=True, timeout=timeout)
     except Exception as exc:  # psycopg_pool raises PoolTimeout with the libpq error inside the log

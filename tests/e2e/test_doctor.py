@@ -8,6 +8,7 @@ import sys
 from urllib.parse import urlsplit
 
 import pytest
+
 from support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.lab

@@ -6,6 +6,7 @@ import signal
 
 import psycopg
 import pytest
+
 from support import sipp
 from support.checks import rows, wait_until
 from support.daemon import DaemonProcess

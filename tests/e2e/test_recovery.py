@@ -6,11 +6,12 @@ import signal
 
 import psycopg
 import pytest
+
+from hotline.asterisk.lab import Lab
+
 from support import sipp
 from support.checks import rows, wait_until
 from support.daemon import DaemonProcess
-
-from hotline.asterisk.lab import Lab
 
 pytestmark = pytest.mark.lab
 

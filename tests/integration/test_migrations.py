@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from support.checks import rows
 
 from hotline.store import migrations
+
+from support.checks import rows
 
 pytestmark = pytest.mark.lab
 
