@@ -48,7 +48,7 @@ run: setup
 	@eval "$$($(HOTLINE) lab env)" && \
 	  $(HOTLINE) db migrate && \
 	  echo && echo "hotline is starting. Call it from this machine, e.g.:" && \
-	  echo "  sipp 127.0.0.1:5060 -sn uac -s 84951234567 -m 1" && \
+	  echo "  sipp 127.0.0.1:5060 -sf tests/support/scenarios/caller_until_bye.xml -s 84951234567 -m 1" && \
 	  echo "(any number dialled at sip:NUMBER@127.0.0.1:5060 enters the hotline; Ctrl-C stops)" && echo && \
 	  exec $(HOTLINE) run
 
