@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from hotline.config import Settings, load_settings
-from hotline.errors import HotlineError
-
-F = TypeVar("F", bound=Callable[..., Any])
+from hotline.cli_common import clear_errors, settings_of
 
 PROJECT_DIR = Path(os.environ.get("HOTLINE_PROJECT_DIR", Path(__file__).resolve().parents[1]))
-
-
-def clear_errors(func: F) -> F:
-    """Every HotlineError becomes one line on stderr and exit 1, never a traceback."""
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except HotlineError as exc:
-            raise click.ClickException(str(exc)) from None
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,13 +31,6 @@ def main(ctx: click.Context, config_file: Path | None, verbose: int, **cli: str 
     ctx.obj = {"cli": cli, "config_file": config_file}
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    try:
-        return load_settings(ctx.obj["cli"], config_file=ctx.obj["config_file"])
-    except HotlineError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -163,3 +140,12 @@ def logs(service: str, lines: int, follow: bool) -> None:
         raise click.ClickException(f"no {service} log yet at {path}")
     cmd = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]
     os.execvp("tail", cmd)
+
+
+def _register_provisioning() -> None:
+    from hotline.provision.commands import register
+
+    register(main)
+
+
+_register_provisioning()

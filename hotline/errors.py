@@ -51,3 +51,7 @@ class InvalidEvent(HotlineError):
 
 class NumberError(HotlineError, ValueError):
     """A telephone number could not be parsed or is not valid."""
+
+
+class ProvisionError(HotlineError, ValueError):
+    """Provisioning input is malformed or inconsistent; names the field and the value."""

@@ -1,0 +1,96 @@
+"""Provisioning -> the declarative TOML file (`hotline export`), the inverse of parse."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+
+import tomli_w
+
+from hotline.provision.model import WEEKDAYS, Agent, Hotline, Menu, Number, OpeningHours, Provisioning, Queue
+from hotline.provision.parse import DAY_END
+
+HEADER = "# hotline provisioning, exported from the database; apply with `hotline provision FILE`\n"
+
+
+def to_toml(prov: Provisioning, *, with_secrets: bool = False) -> str:
+    doc = {
+        "queues": {q.name: queue_table(q) for q in prov.queues.values()},
+        "menus": {m.name: menu_table(m) for m in prov.menus.values()},
+        "hotlines": {h.name: hotline_table(h) for h in prov.hotlines.values()},
+        "numbers": {n.number: number_table(n) for n in prov.numbers.values()},
+        "agents": {a.name: agent_table(a, with_secrets) for a in prov.agents.values()},
+    }
+    return HEADER + tomli_w.dumps({k: v for k, v in doc.items() if v})
+
+
+def _drop_none(table: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in table.items() if v is not None}
+
+
+def queue_table(q: Queue) -> dict[str, Any]:
+    return _drop_none({
+        "strategy": q.strategy, "ring_timeout": q.ring_timeout, "retry": q.retry, "wrapup": q.wrapup,
+        "max_wait": q.max_wait, "max_len": q.max_len, "join_empty": q.join_empty,
+        "announce_period": q.announce_period, "music": q.music, "service_level": q.service_level,
+        "prefer_video_agents": q.prefer_video_agents, "overflow": str(q.overflow)})
+
+
+def menu_table(m: Menu) -> dict[str, Any]:
+    options = {o.digit: ({"action": str(o.target), "prompt": o.prompt} if o.prompt else str(o.target))
+               for o in m.options}
+    return _drop_none({"prompt": m.prompt, "timeout": m.timeout, "retries": m.retries,
+                       "invalid_prompt": m.invalid_prompt, "timeout_prompt": m.timeout_prompt,
+                       "options": options})
+
+
+def _hhmm(value: time) -> str:
+    return "24:00" if value == DAY_END else f"{value:%H:%M}"
+
+
+def _hours(spans: tuple[OpeningHours, ...]) -> list[str]:
+    """Consecutive days with the same hours become one range: 'mon-fri 09:00-18:00'."""
+    by_range: dict[tuple[time, time], list[int]] = {}
+    for s in spans:
+        by_range.setdefault((s.opens, s.closes), []).append(s.weekday)
+    out = []
+    for (opens, closes), days in by_range.items():
+        out.extend(f"{run} {_hhmm(opens)}-{_hhmm(closes)}" for run in _day_runs(days))
+    return out
+
+
+def _day_runs(days: list[int]) -> list[str]:
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [WEEKDAYS[r[0] - 1] if len(r) == 1 else f"{WEEKDAYS[r[0] - 1]}-{WEEKDAYS[r[-1] - 1]}"
+            for r in runs]
+
+
+def hotline_table(h: Hotline) -> dict[str, Any]:
+    table: dict[str, Any] = {"entry": str(h.entry), "description": h.description or None,
+                             "time_zone": h.time_zone, "closed": str(h.closed),
+                             "closed_prompt": h.closed_prompt}
+    if h.hours:
+        table["hours"] = _hours(h.hours)
+    if h.holidays:
+        table["holidays"] = {d.day.isoformat(): (f"{_hhmm(d.opens)}-{_hhmm(d.closes)}"
+                                                 if d.opens and d.closes else "closed")
+                             for d in h.holidays}
+    if h.regions:
+        table["regions"] = {r.match: r.queue for r in h.regions}
+    return _drop_none(table)
+
+
+def number_table(n: Number) -> dict[str, Any]:
+    return {"hotline": n.hotline, "kind": n.kind, "lines": n.lines if n.lines else "unlimited"}
+
+
+def agent_table(a: Agent, with_secrets: bool = False) -> dict[str, Any]:
+    return _drop_none({
+        "endpoint": a.endpoint, "display_name": a.display_name or None,
+        "password": a.password if with_secrets else None,
+        "capabilities": sorted(a.capabilities), "queues": dict(a.queues) or None})

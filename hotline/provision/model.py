@@ -1,0 +1,139 @@
+"""The provisioning model: what a contact centre is made of, as plain frozen values.
+
+One `Provisioning` is the whole desired (or current) state. The declarative file, the CLI verbs,
+the database and the renderer all speak it; `plan.diff` compares two of them.
+References between objects are by name (`Target("queue", "support")`), as an engineer writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, time
+
+STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear")
+NUMBER_KINDS = ("city", "tollfree", "video")
+CAPABILITIES = ("audio", "video", "webrtc")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: mon = 1
+
+# What each kind of reference may point at, per place it is used.
+ENTRY_ACTIONS = ("menu", "queue")
+OVERFLOW_ACTIONS = ("hangup", "queue", "hotline", "menu")
+CLOSED_ACTIONS = ("hangup", "hotline", "callback")
+OPTION_ACTIONS = ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback")
+# Actions that name another object; the rest stand alone.
+NAMED_ACTIONS = ("menu", "queue", "hotline")
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """Where a call goes: `queue:support`, `menu:main`, `hotline:backup`, `hangup`, ..."""
+
+    action: str
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.action}:{self.name}" if self.name else self.action
+
+
+@dataclass(frozen=True, order=True)
+class OpeningHours:
+    weekday: int  # ISO: 1 = Monday
+    opens: time
+    closes: time  # time(0, 0) never; midnight closing is time.max-ish, stored as 24:00 (see parse)
+
+
+@dataclass(frozen=True, order=True)
+class Holiday:
+    day: date
+    opens: time | None = None  # None: closed all day
+    closes: time | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, order=True)
+class RegionRoute:
+    match_kind: str  # prefix | region
+    match: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    strategy: str = "ringall"
+    ring_timeout: int = 15
+    retry: int = 5
+    wrapup: int = 0
+    max_wait: int | None = None
+    max_len: int | None = None
+    join_empty: bool = True
+    announce_period: int | None = None
+    music: str = "default"
+    service_level: int = 20
+    prefer_video_agents: bool = False
+    overflow: Target = Target("hangup")
+
+
+@dataclass(frozen=True)
+class MenuOption:
+    digit: str
+    target: Target
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class Menu:
+    name: str
+    prompt: str
+    timeout: int = 5
+    retries: int = 3
+    invalid_prompt: str | None = None
+    timeout_prompt: str | None = None
+    options: tuple[MenuOption, ...] = ()  # sorted by digit
+
+
+@dataclass(frozen=True)
+class Hotline:
+    name: str
+    entry: Target
+    description: str = ""
+    time_zone: str = "Europe/Moscow"
+    hours: tuple[OpeningHours, ...] = ()  # empty: always open
+    holidays: tuple[Holiday, ...] = ()
+    closed: Target = Target("hangup")
+    closed_prompt: str | None = None
+    regions: tuple[RegionRoute, ...] = ()
+
+
+@dataclass(frozen=True)
+class Number:
+    number: str  # E.164 for city and tollfree, a SIP/WebRTC address for video
+    hotline: str
+    kind: str = "city"
+    lines: int | None = 1  # None: unlimited
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    endpoint: str
+    display_name: str = ""
+    password: str | None = None  # None in a file: keep what the database has (or generate one)
+    capabilities: frozenset[str] = frozenset({"audio"})
+    queues: tuple[tuple[str, int], ...] = ()  # (queue, penalty), sorted by queue
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """The whole contact centre. Keys are the objects' names (numbers: their E.164 or address)."""
+
+    queues: dict[str, Queue] = field(default_factory=dict)
+    menus: dict[str, Menu] = field(default_factory=dict)
+    hotlines: dict[str, Hotline] = field(default_factory=dict)
+    numbers: dict[str, Number] = field(default_factory=dict)
+    agents: dict[str, Agent] = field(default_factory=dict)
+
+    KINDS = ("queues", "menus", "hotlines", "numbers", "agents")
+
+    def section(self, kind: str) -> dict[str, object]:
+        return getattr(self, kind)  # type: ignore[no-any-return]

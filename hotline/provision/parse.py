@@ -1,0 +1,404 @@
+"""Values as an engineer types them (CLI options, the TOML file) -> the provisioning model.
+
+Every error names the field and the value: `queues.support.strategy: 'round-robin' is not ...`.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping
+from datetime import date, time
+from typing import Any, TypeVar
+
+from hotline.errors import NumberError, ProvisionError
+from hotline.numbers import normalise
+from hotline.provision.model import (
+    CAPABILITIES,
+    NUMBER_KINDS,
+    STRATEGIES,
+    WEEKDAYS,
+    Agent,
+    Holiday,
+    Hotline,
+    Menu,
+    MenuOption,
+    Number,
+    OpeningHours,
+    Provisioning,
+    Queue,
+    RegionRoute,
+    Target,
+)
+
+T = TypeVar("T")
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,62}$")  # a video number: a SIP/WebRTC user part
+ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# An Asterisk sound: 'hello-world', 'hotline/welcome', 'ru/hotline/closed' (no extension).
+SOUND = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_/.-]{0,127}$")
+CLOCK = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
+DAY_END = time.max  # "24:00"
+
+
+def fail(field: str, value: object, why: str) -> ProvisionError:
+    return ProvisionError(f"{field}: {value!r} {why}")
+
+
+# -- single values ------------------------------------------------------------------------------
+
+def slug(field: str, value: object) -> str:
+    if not isinstance(value, str) or not SLUG.match(value):
+        raise fail(field, value, "is not a valid name (lower-case letters, digits, '-' and '_', "
+                                 "starting with a letter or digit, at most 63)")
+    return value
+
+
+def sound(field: str, value: object) -> str:
+    if not isinstance(value, str) or not SOUND.match(value) or ".." in value:
+        raise fail(field, value, "is not an Asterisk sound name (like 'hotline/welcome', no extension)")
+    return value
+
+
+def text(field: str, value: object, limit: int = 200) -> str:
+    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise fail(field, value, f"must be text of at most {limit} characters without control characters")
+    return value
+
+
+def integer(field: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise fail(field, value, f"must be a whole number from {low} to {high}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise fail(field, value, f"must be a whole number from {low} to {high}") from None
+    if not low <= number <= high:
+        raise fail(field, value, f"must be from {low} to {high}")
+    return number
+
+
+def optional_int(field: str, value: object, low: int, high: int) -> int | None:
+    """None, 0, 'none' or 'off' switch the feature off."""
+    if value is None or value in ("none", "off", 0):
+        return None
+    return integer(field, value, low, high)
+
+
+def boolean(field: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("yes", "true", "on", "1", "no", "false", "off", "0"):
+        return value.lower() in ("yes", "true", "on", "1")
+    raise fail(field, value, "must be true or false")
+
+
+def choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise fail(field, value, f"is not one of {', '.join(allowed)}")
+    return str(value)
+
+
+def time_zone(field: str, value: object) -> str:
+    try:
+        zoneinfo.ZoneInfo(str(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise fail(field, value, "is not a time zone (like 'Europe/Moscow')") from None
+    return str(value)
+
+
+def target(field: str, value: object, allowed: tuple[str, ...]) -> Target:
+    """'queue:support', 'menu:main', 'hotline:backup', 'hangup', 'video', ..."""
+    if not isinstance(value, str):
+        raise fail(field, value, f"must be one of {', '.join(allowed)} (like 'queue:support')")
+    action, sep, name = value.partition(":")
+    if action not in allowed:
+        raise fail(field, value, f"is not one of {', '.join(allowed)}")
+    named = action in ("menu", "queue", "hotline")
+    if named and not name:
+        raise fail(field, value, f"needs a name: '{action}:NAME'")
+    if not named and sep:
+        raise fail(field, value, f"'{action}' takes no name")
+    return Target(action, slug(field, name) if named else None)
+
+
+def clock(field: str, value: str) -> time:
+    match = CLOCK.match(value.strip())
+    if not match:
+        raise fail(field, value, "is not a time of day (HH:MM)")
+    hours, minutes = int(match[1]), int(match[2])
+    if hours == 24:
+        if minutes:
+            raise fail(field, value, "is past midnight")
+        return DAY_END
+    return time(hours, minutes)
+
+
+def time_range(field: str, value: str) -> tuple[time, time]:
+    opens_text, sep, closes_text = value.partition("-")
+    if not sep:
+        raise fail(field, value, "is not a range of hours (HH:MM-HH:MM)")
+    opens, closes = clock(field, opens_text), clock(field, closes_text)
+    if opens >= closes:
+        raise fail(field, value, "closes before it opens (split a night shift at 24:00)")
+    return opens, closes
+
+
+def weekdays(field: str, value: str) -> list[int]:
+    """'mon-fri', 'sat', 'mon,wed,fri', 'daily' -> ISO weekdays."""
+    if value == "daily":
+        return list(range(1, 8))
+    days: list[int] = []
+    for part in value.split(","):
+        first, sep, last = part.strip().partition("-")
+        if first not in WEEKDAYS or (sep and last not in WEEKDAYS):
+            raise fail(field, value, f"is not a day or range of days ({', '.join(WEEKDAYS)}, daily)")
+        lo, hi = WEEKDAYS.index(first) + 1, WEEKDAYS.index(last if sep else first) + 1
+        if hi < lo:
+            raise fail(field, value, "is a range of days that runs backwards")
+        days.extend(range(lo, hi + 1))
+    return days
+
+
+def hours(field: str, values: object) -> tuple[OpeningHours, ...]:
+    """['mon-fri 09:00-18:00', 'sat 10:00-16:00'] -> opening hours; overlaps are refused."""
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list | tuple):
+        raise fail(field, values, "must be a list like ['mon-fri 09:00-18:00']")
+    out: list[OpeningHours] = []
+    for value in values:
+        days_text, _, range_text = str(value).strip().partition(" ")
+        opens, closes = time_range(field, range_text.strip()) if range_text else (None, None)
+        if opens is None or closes is None:
+            raise fail(field, value, "is not 'DAYS HH:MM-HH:MM' (like 'mon-fri 09:00-18:00')")
+        out.extend(OpeningHours(day, opens, closes) for day in weekdays(field, days_text))
+    _refuse_overlaps(field, sorted(out))
+    return tuple(sorted(out))
+
+
+def _refuse_overlaps(field: str, spans: list[OpeningHours]) -> None:
+    for before, after in zip(spans, spans[1:], strict=False):
+        if before.weekday == after.weekday and after.opens < before.closes:
+            day = WEEKDAYS[before.weekday - 1]
+            raise fail(field, f"{day} {before.opens:%H:%M}-{_hhmm(before.closes)} and "
+                              f"{after.opens:%H:%M}-{_hhmm(after.closes)}", "overlap")
+
+
+def _hhmm(value: time) -> str:
+    return "24:00" if value == DAY_END else f"{value:%H:%M}"
+
+
+def holidays(field: str, values: object) -> tuple[Holiday, ...]:
+    """{'2027-01-01' = 'closed', '2027-03-07' = '10:00-15:00'}."""
+    if not isinstance(values, Mapping):
+        raise fail(field, values, "must be a table like {\"2027-01-01\" = \"closed\"}")
+    out = []
+    for day_text, spec in values.items():
+        try:
+            day = day_text if isinstance(day_text, date) else date.fromisoformat(str(day_text))
+        except ValueError:
+            raise fail(field, day_text, "is not a date (YYYY-MM-DD)") from None
+        if spec == "closed":
+            out.append(Holiday(day))
+        else:
+            opens, closes = time_range(f"{field}.{day}", str(spec))
+            out.append(Holiday(day, opens, closes))
+    return tuple(sorted(out))
+
+
+def regions(field: str, values: object) -> tuple[RegionRoute, ...]:
+    """{'+7913' = 'siberia', 'Novosibirsk' = 'siberia'}: a number prefix or a region -> queue."""
+    if not isinstance(values, Mapping):
+        raise fail(field, values, "must be a table like {\"+7913\" = \"siberia\"}")
+    out = []
+    for match, queue in values.items():
+        key = str(match).strip()
+        if re.fullmatch(r"\+[1-9]\d{0,14}", key):
+            kind = "prefix"
+        elif key and not any(ord(c) < 32 for c in key) and len(key) <= 100 and not key[0].isdigit():
+            kind = "region"
+        else:
+            raise fail(field, match, "is neither an E.164 prefix (like '+7913') nor a region name")
+        out.append(RegionRoute(kind, key, slug(f"{field}.{key}", queue)))
+    return tuple(sorted(out))
+
+
+def lines(field: str, value: object) -> int | None:
+    if value in ("unlimited", None):
+        return None
+    return integer(field, value, 1, 10_000)
+
+
+def number_key(field: str, value: object, kind: str | None, region: str = "RU") -> tuple[str, str]:
+    """A number as typed -> (E.164 or address, kind); a stated kind must fit the number."""
+    if kind is not None:
+        choice(f"{field}.kind", kind, NUMBER_KINDS)
+    raw = str(value).strip()
+    if kind == "video" or (kind is None and ADDRESS.match(raw)):
+        if not ADDRESS.match(raw):
+            raise fail(field, value, "is not a video address (letters, digits, '.', '-', '_')")
+        return raw, "video"
+    try:
+        parsed = normalise(raw, region)
+    except NumberError as exc:
+        raise ProvisionError(f"{field}: {exc}") from None
+    inferred = "tollfree" if parsed.kind == "tollfree" else "city"
+    if kind is not None and kind != inferred:
+        raise fail(field, value, f"is a {inferred} number, not {kind}")
+    return parsed.e164, inferred
+
+
+def capabilities(field: str, values: object) -> frozenset[str]:
+    if isinstance(values, str):
+        values = [v for v in values.replace(",", " ").split() if v]
+    if not isinstance(values, list | tuple | frozenset | set) or not values:
+        raise fail(field, values, f"must list some of {', '.join(CAPABILITIES)}")
+    caps = frozenset(choice(field, v, CAPABILITIES) for v in values)
+    if not caps & {"audio", "video"}:
+        raise fail(field, sorted(caps), "must include audio or video")
+    return caps
+
+
+def password(field: str, value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._~!@%^*+=-]{8,128}", value):
+        raise fail(field, "***", "must be 8 to 128 characters of letters, digits and ._~!@%^*+=-")
+    return value
+
+
+# -- objects from the TOML file (also used by the CLI verbs with their options as a table) -----
+
+def _take(table: Mapping[str, Any], field: str, allowed: set[str]) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise fail(f"{field}.{unknown[0]}", table[unknown[0]],
+                   f"is not a setting (known: {', '.join(sorted(allowed))})")
+
+
+def _get(table: Mapping[str, Any], key: str, default: T, convert: Callable[[str, Any], T], field: str) -> T:
+    return convert(f"{field}.{key}", table[key]) if key in table else default
+
+
+def queue(name: str, table: Mapping[str, Any]) -> Queue:
+    f = f"queues.{slug('queue', name)}"
+    _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
+                     "announce_period", "music", "service_level", "prefer_video_agents", "overflow"})
+    d = Queue(name)
+    return Queue(
+        name=name,
+        strategy=_get(table, "strategy", d.strategy, lambda k, v: choice(k, v, STRATEGIES), f),
+        ring_timeout=_get(table, "ring_timeout", d.ring_timeout, lambda k, v: integer(k, v, 1, 600), f),
+        retry=_get(table, "retry", d.retry, lambda k, v: integer(k, v, 0, 600), f),
+        wrapup=_get(table, "wrapup", d.wrapup, lambda k, v: integer(k, v, 0, 3600), f),
+        max_wait=_get(table, "max_wait", d.max_wait, lambda k, v: optional_int(k, v, 1, 86400), f),
+        max_len=_get(table, "max_len", d.max_len, lambda k, v: optional_int(k, v, 1, 100_000), f),
+        join_empty=_get(table, "join_empty", d.join_empty, boolean, f),
+        announce_period=_get(table, "announce_period", d.announce_period,
+                             lambda k, v: optional_int(k, v, 5, 3600), f),
+        music=_get(table, "music", d.music, slug, f),
+        service_level=_get(table, "service_level", d.service_level, lambda k, v: integer(k, v, 1, 3600), f),
+        prefer_video_agents=_get(table, "prefer_video_agents", d.prefer_video_agents, boolean, f),
+        overflow=_get(table, "overflow", d.overflow,
+                      lambda k, v: target(k, v, ("hangup", "queue", "hotline", "menu")), f))
+
+
+def menu(name: str, table: Mapping[str, Any]) -> Menu:
+    f = f"menus.{slug('menu', name)}"
+    _take(table, f, {"prompt", "timeout", "retries", "invalid_prompt", "timeout_prompt", "options"})
+    if "prompt" not in table:
+        raise fail(f"{f}.prompt", None, "is required: the menu's greeting")
+    return Menu(
+        name=name, prompt=sound(f"{f}.prompt", table["prompt"]),
+        timeout=_get(table, "timeout", 5, lambda k, v: integer(k, v, 1, 120), f),
+        retries=_get(table, "retries", 3, lambda k, v: integer(k, v, 0, 20), f),
+        invalid_prompt=_get(table, "invalid_prompt", None, sound, f),
+        timeout_prompt=_get(table, "timeout_prompt", None, sound, f),
+        options=options(f"{f}.options", table.get("options", {})))
+
+
+def option(field: str, digit: object, spec: object) -> MenuOption:
+    if not isinstance(digit, str) or not re.fullmatch(r"[0-9*#]", digit):
+        raise fail(field, digit, "is not a key (0-9, * or #)")
+    prompt = None
+    if isinstance(spec, Mapping):
+        _take(spec, f"{field}.{digit}", {"action", "prompt"})
+        prompt = sound(f"{field}.{digit}.prompt", spec["prompt"]) if "prompt" in spec else None
+        spec = spec.get("action")
+    return MenuOption(digit, target(f"{field}.{digit}", spec, ("menu", "queue", "hotline", "hangup",
+                                                                "video", "repeat", "callback")), prompt)
+
+
+def options(field: str, table: object) -> tuple[MenuOption, ...]:
+    if not isinstance(table, Mapping):
+        raise fail(field, table, "must be a table like {\"1\" = \"queue:support\"}")
+    return tuple(sorted((option(field, d, s) for d, s in table.items()), key=lambda o: o.digit))
+
+
+def hotline(name: str, table: Mapping[str, Any]) -> Hotline:
+    f = f"hotlines.{slug('hotline', name)}"
+    _take(table, f, {"entry", "description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
+                     "regions"})
+    if "entry" not in table:
+        raise fail(f"{f}.entry", None, "is required: the hotline needs a route ('menu:NAME' or 'queue:NAME')")
+    return Hotline(
+        name=name, entry=target(f"{f}.entry", table["entry"], ("menu", "queue")),
+        description=_get(table, "description", "", text, f),
+        time_zone=_get(table, "time_zone", "Europe/Moscow", time_zone, f),
+        hours=_get(table, "hours", (), hours, f),
+        holidays=_get(table, "holidays", (), holidays, f),
+        closed=_get(table, "closed", Target("hangup"),
+                    lambda k, v: target(k, v, ("hangup", "hotline", "callback")), f),
+        closed_prompt=_get(table, "closed_prompt", None, sound, f),
+        regions=_get(table, "regions", (), regions, f))
+
+
+def number(key: object, table: Mapping[str, Any], region: str = "RU") -> Number:
+    f = f"numbers.{key}"
+    if not isinstance(table, Mapping):
+        raise fail(f, table, "must be a table like {hotline = \"moscow\", lines = 2}")
+    _take(table, f, {"hotline", "kind", "lines"})
+    e164, kind = number_key(f, key, table.get("kind"), region)
+    if "hotline" not in table:
+        raise fail(f"{f}.hotline", None, "is required: the hotline this number serves")
+    default_lines = 1 if kind == "city" else None
+    return Number(e164, slug(f"{f}.hotline", table["hotline"]), kind,
+                  _get(table, "lines", default_lines, lines, f))
+
+
+def agent(name: str, table: Mapping[str, Any]) -> Agent:
+    f = f"agents.{slug('agent', name)}"
+    _take(table, f, {"endpoint", "display_name", "password", "capabilities", "queues"})
+    endpoint = table.get("endpoint", name)
+    if not isinstance(endpoint, str) or not ENDPOINT.match(endpoint):
+        raise fail(f"{f}.endpoint", endpoint, "is not a PJSIP endpoint name")
+    queues = table.get("queues", {})
+    if not isinstance(queues, Mapping):
+        raise fail(f"{f}.queues", queues, "must be a table of queue = penalty")
+    return Agent(
+        name=name, endpoint=endpoint, display_name=_get(table, "display_name", "", text, f),
+        password=_get(table, "password", None, password, f),
+        capabilities=_get(table, "capabilities", frozenset({"audio"}), capabilities, f),
+        queues=tuple(sorted((slug(f"{f}.queues", q), integer(f"{f}.queues.{q}", p, 0, 1000))
+                            for q, p in queues.items())))
+
+
+def provisioning(doc: Mapping[str, Any], region: str = "RU") -> Provisioning:
+    """A parsed TOML document -> Provisioning (not yet cross-checked: see validate)."""
+    _take(doc, "file", set(Provisioning.KINDS))
+    sections = {kind: doc.get(kind, {}) for kind in Provisioning.KINDS}
+    for kind, table in sections.items():
+        if not isinstance(table, Mapping) or not all(isinstance(v, Mapping) for v in table.values()):
+            raise fail(kind, table, f"must be tables like [{kind}.NAME]")
+    numbers: dict[str, Number] = {}
+    for key, table in sections["numbers"].items():
+        n = number(key, table, region)
+        if n.number in numbers:
+            raise fail(f"numbers.{key}", key, f"is {n.number}, which is listed twice")
+        numbers[n.number] = n
+    return Provisioning(
+        queues={n: queue(n, t) for n, t in sections["queues"].items()},
+        menus={n: menu(n, t) for n, t in sections["menus"].items()},
+        hotlines={n: hotline(n, t) for n, t in sections["hotlines"].items()},
+        numbers=numbers,
+        agents={n: agent(n, t) for n, t in sections["agents"].items()})

@@ -1,0 +1,93 @@
+"""Cross-checks of a whole Provisioning: every reference resolves, every menu can be left, and
+nothing collides. Field-level checks live in parse; these need the whole picture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hotline.errors import ProvisionError
+from hotline.provision.model import Menu, Provisioning, Target
+
+# Endpoints the reference configuration already defines: an agent may not take their names.
+RESERVED_ENDPOINTS = frozenset({"sipp-trunk", "anonymous"})
+
+
+def validate(prov: Provisioning) -> None:
+    """Raise ProvisionError for the first problem found (stable order: the same input, the same
+    message)."""
+    for problem in _problems(prov):
+        raise ProvisionError(problem)
+
+
+def _problems(prov: Provisioning) -> Iterator[str]:
+    yield from _references(prov)
+    yield from _endpoints(prov)
+    yield from _menus_without_exit(prov)
+
+
+def _exists(prov: Provisioning, t: Target) -> bool:
+    return t.name is None or t.name in prov.section(t.action + "s")
+
+
+def _references(prov: Provisioning) -> Iterator[str]:
+    for q in prov.queues.values():
+        if not _exists(prov, q.overflow):
+            yield f"queues.{q.name}.overflow: {str(q.overflow)!r} does not exist"
+        if q.overflow == Target("queue", q.name):
+            yield f"queues.{q.name}.overflow: {str(q.overflow)!r} overflows into itself"
+    for h in prov.hotlines.values():
+        if not _exists(prov, h.entry):
+            yield f"hotlines.{h.name}.entry: {str(h.entry)!r} does not exist"
+        if not _exists(prov, h.closed):
+            yield f"hotlines.{h.name}.closed: {str(h.closed)!r} does not exist"
+        if h.closed == Target("hotline", h.name):
+            yield f"hotlines.{h.name}.closed: {str(h.closed)!r} sends callers back to the closed hotline"
+        for r in h.regions:
+            if r.queue not in prov.queues:
+                yield f"hotlines.{h.name}.regions.{r.match}: queue {r.queue!r} does not exist"
+    for m in prov.menus.values():
+        for o in m.options:
+            if not _exists(prov, o.target):
+                yield f"menus.{m.name}.options.{o.digit}: {str(o.target)!r} does not exist"
+    for n in prov.numbers.values():
+        if n.hotline not in prov.hotlines:
+            yield f"numbers.{n.number}.hotline: {n.hotline!r} does not exist"
+    for a in prov.agents.values():
+        for queue, _ in a.queues:
+            if queue not in prov.queues:
+                yield f"agents.{a.name}.queues: queue {queue!r} does not exist"
+
+
+def _endpoints(prov: Provisioning) -> Iterator[str]:
+    seen: dict[str, str] = {}
+    for a in sorted(prov.agents.values(), key=lambda a: a.name):
+        if a.endpoint in RESERVED_ENDPOINTS:
+            yield f"agents.{a.name}.endpoint: {a.endpoint!r} is reserved by the reference configuration"
+        if a.endpoint in seen:
+            yield f"agents.{a.name}.endpoint: {a.endpoint!r} is already agent {seen[a.endpoint]!r}'s"
+        seen[a.endpoint] = a.name
+
+
+def _menus_without_exit(prov: Provisioning) -> Iterator[str]:
+    """A menu from which no key ever leads out of the menus (to a queue, a hotline, hang-up, video
+    or callback) keeps a caller pressing keys for ever: refuse it."""
+    leaves = {name for name, m in prov.menus.items() if any(_leaves(o.target) for o in m.options)}
+    changed = True
+    while changed:  # a menu exits when one of its keys leads to a menu that exits
+        changed = False
+        for name, m in prov.menus.items():
+            if name not in leaves and any(o.target.action == "menu" and o.target.name in leaves
+                                          for o in m.options):
+                leaves.add(name)
+                changed = True
+    for name in sorted(prov.menus.keys() - leaves):
+        yield (f"menus.{name}.options: {_describe(prov.menus[name])!r} never leads out of the menus "
+               "(add a queue, hotline or hangup option)")
+
+
+def _leaves(t: Target) -> bool:
+    return t.action not in ("menu", "repeat")
+
+
+def _describe(m: Menu) -> str:
+    return ", ".join(f"{o.digit}={o.target}" for o in m.options) or "no options"
