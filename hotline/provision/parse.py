@@ -123,25 +123,26 @@ def target(field: str, value: object, allowed: tuple[str, ...]) -> Target:
     return Target(action, slug(field, name) if named else None)
 
 
-def clock(field: str, value: str) -> time:
+def clock(field: str, value: str, shown: str | None = None) -> time:
+    """'09:00' -> time; 24:00 is the end of the day. Errors show `shown` (the whole entry)."""
     match = CLOCK.match(value.strip())
     if not match:
-        raise fail(field, value, "is not a time of day (HH:MM)")
+        raise fail(field, shown or value, f"has {value.strip()!r}, which is not a time of day (HH:MM)")
     hours, minutes = int(match[1]), int(match[2])
     if hours == 24:
         if minutes:
-            raise fail(field, value, "is past midnight")
+            raise fail(field, shown or value, "is past midnight")
         return DAY_END
     return time(hours, minutes)
 
 
-def time_range(field: str, value: str) -> tuple[time, time]:
+def time_range(field: str, value: str, shown: str | None = None) -> tuple[time, time]:
     opens_text, sep, closes_text = value.partition("-")
     if not sep:
-        raise fail(field, value, "is not a range of hours (HH:MM-HH:MM)")
-    opens, closes = clock(field, opens_text), clock(field, closes_text)
+        raise fail(field, shown or value, "is not a range of hours (HH:MM-HH:MM)")
+    opens, closes = clock(field, opens_text, shown or value), clock(field, closes_text, shown or value)
     if opens >= closes:
-        raise fail(field, value, "closes before it opens (split a night shift at 24:00)")
+        raise fail(field, shown or value, "closes before it opens (split a night shift at 24:00)")
     return opens, closes
 
 
@@ -170,7 +171,7 @@ def hours(field: str, values: object) -> tuple[OpeningHours, ...]:
     out: list[OpeningHours] = []
     for value in values:
         days_text, _, range_text = str(value).strip().partition(" ")
-        opens, closes = time_range(field, range_text.strip()) if range_text else (None, None)
+        opens, closes = time_range(field, range_text.strip(), str(value)) if range_text else (None, None)
         if opens is None or closes is None:
             raise fail(field, value, "is not 'DAYS HH:MM-HH:MM' (like 'mon-fri 09:00-18:00')")
         out.extend(OpeningHours(day, opens, closes) for day in weekdays(field, days_text))

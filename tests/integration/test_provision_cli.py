@@ -1,0 +1,135 @@
+"""The provisioning verbs as an engineer types them, against the lab's real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from hotline.cli import main
+from support.checks import rows
+
+pytestmark = pytest.mark.lab
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-centre.toml"
+PROVISIONING_TABLES = ("queues", "ivr_menus", "ivr_options", "hotlines", "hotline_hours",
+                       "hotline_holidays", "hotline_region_routes", "numbers", "agents", "queue_members")
+
+
+@pytest.fixture
+def hotline(db_dsn: str):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, ["--dsn", db_dsn, *args], catch_exceptions=False)
+    return run
+
+
+def snapshot(db: psycopg.Connection) -> dict[str, list[object]]:
+    return {t: [r["row"] for r in rows(db, f"SELECT to_jsonb(t) AS row FROM {t} t ORDER BY 1")]
+            for t in PROVISIONING_TABLES}
+
+
+def test_provision_example_then_again_changes_nothing_the_second_time(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    first = hotline("provision", str(EXAMPLE))
+    assert first.exit_code == 0 and "+ hotline moscow" in first.output
+    second = hotline("provision", str(EXAMPLE))
+    assert second.exit_code == 0 and second.output.strip() == "nothing to change"
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    result = hotline("provision", "--dry-run", str(EXAMPLE))
+    assert result.exit_code == 0
+    assert "+ number +78005553535" in result.output and "dry run" in result.output
+    assert rows(db, "SELECT * FROM numbers") == []
+
+
+def test_export_round_trips_through_provision_with_prune(hotline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    exported = tmp_path / "live.toml"
+    exported.write_text(hotline("export").output)
+    result = hotline("provision", "--prune", str(exported))
+    assert result.exit_code == 0 and result.output.strip() == "nothing to change"
+
+
+def test_number_add_normalises_what_people_type_and_lists_it(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    assert hotline("number", "add", "8 (495) 111-22-33", "--hotline", "moscow", "--lines", "2").exit_code == 0
+    listed = json.loads(hotline("number", "list", "--format", "json").output)
+    assert {"number": "+74951112233", "kind": "city", "hotline": "moscow", "lines": 2} in listed
+    assert rows(db, "SELECT line_limit FROM numbers WHERE number = '+74951112233'") == [{"line_limit": 2}]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("number", "add", "8 (495) 12", "--hotline", "moscow"), "not a valid number"),
+    (("number", "add", "8 (495) 123-45-67", "--hotline", "federal"), "already serves hotline 'moscow'"),
+    (("number", "add", "+7 495 111-22-33", "--hotline", "moscow", "--lines", "0"), "lines: '0'"),
+    (("number", "add", "+7 495 111-22-33", "--hotline", "nowhere"), "'nowhere' does not exist"),
+    (("queue", "set", "support", "--overflow", "queue:nosuch"), "'queue:nosuch' does not exist"),
+    (("queue", "set", "nosuch", "--wrapup", "5"), "queue 'nosuch' does not exist"),
+    (("queue", "remove", "backoffice"), "still in use"),
+    (("member", "add", "support", "nobody"), "agent 'nobody' does not exist"),
+    (("hotline", "set", "moscow", "--hours", "mon-fri 09:00-18:00", "--hours", "fri 17:00-20:00"),
+     "overlap"),
+    (("hotline", "set", "moscow", "--hours", "mon-fri 9-18"), "'mon-fri 9-18' has '9'"),
+    (("hotline", "set", "moscow", "--time-zone", "Europe/Moskow"), "'Europe/Moskow' is not a time zone"),
+    (("hotline", "add", "spb"), "needs a route"),
+    (("ivr", "option", "main", "1", "queue:nosuch"), "'queue:nosuch' does not exist"),
+    (("ivr", "add", "maze", "--prompt", "hello-world", "--option", "1=repeat"), "never leads out"),
+    (("agent", "add", "trunk", "--endpoint", "sipp-trunk"), "reserved"),
+])
+def test_bad_input_is_one_clear_error_and_changes_nothing(hotline, db, args, message) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    before = snapshot(db)
+    result = hotline(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert snapshot(db) == before
+
+
+def test_queue_set_changes_only_what_is_given(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    result = hotline("queue", "set", "support", "--wrapup", "30")
+    assert result.output.strip() == "~ queue support (wrapup)"
+    queue = rows(db, "SELECT strategy, wrapup_s, max_wait_s FROM queues WHERE name = 'support'")[0]
+    assert queue == {"strategy": "rrmemory", "wrapup_s": 30, "max_wait_s": 300}
+
+
+def test_removing_a_queue_takes_its_members_out_and_keeps_the_row_for_history(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    hotline("hotline", "set", "federal", "--region", "+7913=support")
+    result = hotline("queue", "remove", "siberia")
+    assert result.exit_code == 0, result.output
+    assert "- queue siberia" in result.output and "~ agent petrova (queues)" in result.output
+    assert rows(db, "SELECT retired_at IS NOT NULL AS retired FROM queues WHERE name = 'siberia'") == [
+        {"retired": True}]
+    assert "siberia" not in hotline("queue", "list").output
+
+
+def test_members_and_ivr_options_are_edited_one_by_one(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    assert hotline("member", "add", "backoffice", "petrova", "--penalty", "2").exit_code == 0
+    assert hotline("member", "remove", "support", "ivanov").exit_code == 0
+    assert hotline("ivr", "option", "main", "3", "hotline:federal").exit_code == 0
+    assert hotline("ivr", "option", "main", "*", "--remove").exit_code == 0
+    members = rows(db, "SELECT a.name, q.name AS queue, m.penalty FROM queue_members m"
+                       " JOIN agents a ON a.id = m.agent_id JOIN queues q ON q.id = m.queue_id ORDER BY 1, 2")
+    assert members == [{"name": "ivanov", "queue": "backoffice", "penalty": 5},
+                       {"name": "petrova", "queue": "backoffice", "penalty": 2},
+                       {"name": "petrova", "queue": "siberia", "penalty": 0},
+                       {"name": "petrova", "queue": "support", "penalty": 1}]
+    keys = [r["digit"] for r in rows(db, "SELECT digit FROM ivr_options o JOIN ivr_menus m ON m.id = o.menu_id"
+                                         " WHERE m.name = 'main' ORDER BY digit")]
+    assert keys == ["0", "1", "2", "3", "9"]
+
+
+def test_agent_list_never_shows_passwords_and_export_only_when_asked(hotline) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    hotline("agent", "set", "ivanov", "--password", "s3cret-pass-123")
+    assert "s3cret-pass-123" not in hotline("agent", "list", "--format", "json").output
+    assert "s3cret-pass-123" not in hotline("export").output
+    assert 'password = "s3cret-pass-123"' in hotline("export", "--with-secrets").output
