@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hotline.cli import main
+
 from support.checks import rows
 
 pytestmark = pytest.mark.lab
@@ -122,8 +123,8 @@ def test_members_and_ivr_options_are_edited_one_by_one(hotline, db) -> None:  # 
                        {"name": "petrova", "queue": "backoffice", "penalty": 2},
                        {"name": "petrova", "queue": "siberia", "penalty": 0},
                        {"name": "petrova", "queue": "support", "penalty": 1}]
-    keys = [r["digit"] for r in rows(db, "SELECT digit FROM ivr_options o JOIN ivr_menus m ON m.id = o.menu_id"
-                                         " WHERE m.name = 'main' ORDER BY digit")]
+    keys = [r["digit"] for r in rows(db, "SELECT digit FROM ivr_options o JOIN ivr_menus m"
+                                         " ON m.id = o.menu_id WHERE m.name = 'main' ORDER BY digit")]
     assert keys == ["0", "1", "2", "3", "9"]
 
 
