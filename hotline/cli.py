@@ -84,6 +84,28 @@ def migrate(ctx: click.Context) -> None:
     click.echo(f"applied: {', '.join(done)}" if done else "database is up to date")
 
 
+@main.command("apply")
+@click.option("--conf-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Asterisk config directory to write into (HOTLINE_ASTERISK_CONF_DIR).")
+@click.option("--no-reload", is_flag=True, help="Write the files only; reload Asterisk yourself.")
+@click.pass_context
+@clear_errors
+def apply_command(ctx: click.Context, conf_dir: Path | None, no_reload: bool) -> None:
+    """Render PJSIP endpoints and dialplan from the database; reload what changed."""
+    from dataclasses import replace
+
+    from hotline.render import apply_from_database
+
+    settings = settings_of(ctx)
+    if conf_dir is not None:
+        settings = replace(settings, asterisk_conf_dir=str(conf_dir))
+    result = asyncio.run(apply_from_database(settings, reload=not no_reload))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for line in result.lines():
+        click.echo(line)
+
+
 @main.group()
 def lab() -> None:
     """The lab: a real Asterisk 22 and PostgreSQL on 127.0.0.1, for trying hotline and for tests."""

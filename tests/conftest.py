@@ -17,6 +17,7 @@ from support.daemon import DaemonProcess
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "hotline_test_template"
+RENDERED_FILES = ("pjsip_hotline.conf", "extensions_hotline.conf")
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +25,19 @@ def lab() -> Lab:
     """The lab, up (built on first use, reused after); fails loudly when it cannot start."""
     the_lab = Lab(PROJECT_DIR)
     the_lab.up()
+    _forget_rendered_config(the_lab)
     return the_lab
+
+
+def _forget_rendered_config(lab: Lab) -> None:
+    """Tests start from the reference config only: what `hotline apply` rendered into the lab
+    earlier (`make run` applies the example) would route their numbers differently."""
+    removed = [f for f in RENDERED_FILES if (lab.conf_dir / f).exists()]
+    for name in removed:
+        (lab.conf_dir / name).unlink()
+    if removed:
+        lab.asterisk_cli("module reload res_pjsip.so")
+        lab.asterisk_cli("dialplan reload")
 
 
 @pytest.fixture(scope="session")
