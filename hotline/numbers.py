@@ -39,6 +39,9 @@ def normalise(text: str, region: str = DEFAULT_REGION) -> PhoneNumber:
         raise NumberError(f"number {text!r} is not a telephone number: {exc._msg}") from None
     if not phonenumbers.is_valid_number(parsed):
         raise NumberError(f"number {text!r} is not a valid number")
+    if parsed.extension:
+        raise NumberError(f"number {text!r} has an extension ({parsed.extension}); hotlines take "
+                          "the number alone")
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return PhoneNumber(e164, _KINDS.get(phonenumbers.number_type(parsed), "other"))
 

@@ -759,7 +759,10 @@ class Lab:
         self._psql(
             f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DB_USER}') "
             f"THEN CREATE ROLE {DB_USER}; END IF; END $$;\n"
-            f"ALTER ROLE {DB_USER} WITH LOGIN CREATEDB PASSWORD '{password}';\n")
+            f"ALTER ROLE {DB_USER} WITH LOGIN CREATEDB PASSWORD '{password}';\n"
+            # Tests drop their databases WITH (FORCE); PostgreSQL 18 lets a plain role end an
+            # autovacuum worker on its database only with this grant.
+            f"GRANT pg_signal_autovacuum_worker TO {DB_USER};\n")
         if not self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';").strip():
             self._psql(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};")
 

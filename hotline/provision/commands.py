@@ -71,7 +71,7 @@ def _with(prov: Provisioning, kind: str, key: str, obj: object | None) -> Provis
         section.pop(key, None)
     else:
         section[key] = obj
-    return dataclasses.replace(prov, **{kind: section})
+    return dataclasses.replace(prov, **{kind: section})  # type: ignore[arg-type]
 
 
 def _need(prov: Provisioning, kind: str, key: str, what: str) -> Any:

@@ -53,7 +53,7 @@ def _hours(spans: tuple[OpeningHours, ...]) -> list[str]:
     by_range: dict[tuple[time, time], list[int]] = {}
     for s in spans:
         by_range.setdefault((s.opens, s.closes), []).append(s.weekday)
-    out = []
+    out: list[str] = []
     for (opens, closes), days in by_range.items():
         out.extend(f"{run} {_hhmm(opens)}-{_hhmm(closes)}" for run in _day_runs(days))
     return out

@@ -5,6 +5,7 @@ Every error names the field and the value: `queues.support.strategy: 'round-robi
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -49,14 +50,14 @@ def fail(field: str, value: object, why: str) -> ProvisionError:
 # -- single values ------------------------------------------------------------------------------
 
 def slug(field: str, value: object) -> str:
-    if not isinstance(value, str) or not SLUG.match(value):
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise fail(field, value, "is not a valid name (lower-case letters, digits, '-' and '_', "
                                  "starting with a letter or digit, at most 63)")
     return value
 
 
 def sound(field: str, value: object) -> str:
-    if not isinstance(value, str) or not SOUND.match(value) or ".." in value:
+    if not isinstance(value, str) or not SOUND.fullmatch(value) or ".." in value:
         raise fail(field, value, "is not an Asterisk sound name (like 'hotline/welcome', no extension)")
     return value
 
@@ -101,11 +102,15 @@ def choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
 
 
 def time_zone(field: str, value: object) -> str:
-    try:
-        zoneinfo.ZoneInfo(str(value))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise fail(field, value, "is not a time zone (like 'Europe/Moscow')") from None
-    return str(value)
+    # The IANA names only: 'localtime', 'posixrules' and 'Factory' load but mean nothing fixed.
+    if not isinstance(value, str) or value not in _time_zones():
+        raise fail(field, value, "is not a time zone (like 'Europe/Moscow')")
+    return value
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - {"Factory", "localtime", "posixrules"}
 
 
 def target(field: str, value: object, allowed: tuple[str, ...]) -> Target:
@@ -120,7 +125,10 @@ def target(field: str, value: object, allowed: tuple[str, ...]) -> Target:
         raise fail(field, value, f"needs a name: '{action}:NAME'")
     if not named and sep:
         raise fail(field, value, f"'{action}' takes no name")
-    return Target(action, slug(field, name) if named else None)
+    if named and not SLUG.fullmatch(name):
+        raise fail(field, value, f"has {name!r}, which is not a valid name (lower-case letters, digits, "
+                                 "'-' and '_')")
+    return Target(action, name if named else None)
 
 
 def clock(field: str, value: str, shown: str | None = None) -> time:
@@ -195,12 +203,14 @@ def holidays(field: str, values: object) -> tuple[Holiday, ...]:
     """{'2027-01-01' = 'closed', '2027-03-07' = '10:00-15:00'}."""
     if not isinstance(values, Mapping):
         raise fail(field, values, "must be a table like {\"2027-01-01\" = \"closed\"}")
-    out = []
+    out: list[Holiday] = []
     for day_text, spec in values.items():
         try:
             day = day_text if isinstance(day_text, date) else date.fromisoformat(str(day_text))
         except ValueError:
             raise fail(field, day_text, "is not a date (YYYY-MM-DD)") from None
+        if any(h.day == day for h in out):
+            raise fail(field, day_text, f"is {day}, which is listed twice")
         if spec == "closed":
             out.append(Holiday(day))
         else:
@@ -213,15 +223,18 @@ def regions(field: str, values: object) -> tuple[RegionRoute, ...]:
     """{'+7913' = 'siberia', 'Novosibirsk' = 'siberia'}: a number prefix or a region -> queue."""
     if not isinstance(values, Mapping):
         raise fail(field, values, "must be a table like {\"+7913\" = \"siberia\"}")
-    out = []
+    out: list[RegionRoute] = []
     for match, queue in values.items():
         key = str(match).strip()
-        if re.fullmatch(r"\+[1-9]\d{0,14}", key):
+        if re.fullmatch(r"\+[1-9][0-9]{0,14}", key):
             kind = "prefix"
-        elif key and not any(ord(c) < 32 for c in key) and len(key) <= 100 and not key[0].isdigit():
+        elif (key and not any(ord(c) < 32 for c in key) and len(key) <= 100 and not key[0].isdigit()
+              and not key.startswith("+")):
             kind = "region"
         else:
             raise fail(field, match, "is neither an E.164 prefix (like '+7913') nor a region name")
+        if any(r.match == key for r in out):
+            raise fail(field, match, f"is {key!r}, which is listed twice")
         out.append(RegionRoute(kind, key, slug(f"{field}.{key}", queue)))
     return tuple(sorted(out))
 
@@ -236,8 +249,10 @@ def number_key(field: str, value: object, kind: str | None, region: str = "RU") 
     """A number as typed -> (E.164 or address, kind); a stated kind must fit the number."""
     if kind is not None:
         choice(f"{field}.kind", kind, NUMBER_KINDS)
+    if not isinstance(value, str | int):
+        raise fail(field, value, "is not a telephone number or a video address")
     raw = str(value).strip()
-    if kind == "video" or (kind is None and ADDRESS.match(raw)):
+    if kind == "video" or (kind is None and ADDRESS.fullmatch(raw)):
         if not ADDRESS.match(raw):
             raise fail(field, value, "is not a video address (letters, digits, '.', '-', '_')")
         return raw, "video"
@@ -371,7 +386,7 @@ def agent(name: str, table: Mapping[str, Any]) -> Agent:
     f = f"agents.{slug('agent', name)}"
     _take(table, f, {"endpoint", "display_name", "password", "capabilities", "queues"})
     endpoint = table.get("endpoint", name)
-    if not isinstance(endpoint, str) or not ENDPOINT.match(endpoint):
+    if not isinstance(endpoint, str) or not ENDPOINT.fullmatch(endpoint):
         raise fail(f"{f}.endpoint", endpoint, "is not a PJSIP endpoint name")
     queues = table.get("queues", {})
     if not isinstance(queues, Mapping):

@@ -23,6 +23,7 @@ def _problems(prov: Provisioning) -> Iterator[str]:
     yield from _references(prov)
     yield from _endpoints(prov)
     yield from _menus_without_exit(prov)
+    yield from _cycles(prov)
 
 
 def _exists(prov: Provisioning, t: Target) -> bool:
@@ -91,3 +92,22 @@ def _leaves(t: Target) -> bool:
 
 def _describe(m: Menu) -> str:
     return ", ".join(f"{o.digit}={o.target}" for o in m.options) or "no options"
+
+
+def _cycles(prov: Provisioning) -> Iterator[str]:
+    """Overflow chains (queue -> queue) and closed chains (hotline -> hotline) that come back to
+    where they started would pass a caller round for ever."""
+    chains = {
+        "queues": ({n: q.overflow.name for n, q in prov.queues.items() if q.overflow.action == "queue"},
+                   "overflow"),
+        "hotlines": ({n: h.closed.name for n, h in prov.hotlines.items() if h.closed.action == "hotline"},
+                     "closed"),
+    }
+    for kind, (next_of, field) in chains.items():
+        for start in sorted(next_of):
+            path, here = [start], next_of.get(start)
+            while here is not None and here not in path:
+                path.append(here)
+                here = next_of.get(here)
+            if here == start and len(path) > 1:
+                yield f"{kind}.{start}.{field}: {' -> '.join(path + [start])!r} goes round in a circle"

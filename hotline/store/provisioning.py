@@ -144,15 +144,17 @@ async def _load_menus(conn: AsyncConnection, names: dict[str, dict[int, str]]) -
             MenuOption(r["digit"], _target(r["action"], ident, kind, names), r["prompt"]))
     return [Menu(name=r["name"], prompt=r["prompt"], timeout=r["timeout_s"], retries=r["retries"],
                  invalid_prompt=r["invalid_prompt"], timeout_prompt=r["timeout_prompt"],
-                 options=tuple(options.get(r["id"], [])))
+                 options=tuple(sorted(options.get(r["id"], []), key=lambda o: o.digit)))  # not by collation
             for r in await _rows(conn, "SELECT * FROM ivr_menus WHERE retired_at IS NULL ORDER BY name")]
 
 
 async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]) -> list[Hotline]:
-    hours = _group(await _rows(conn, "SELECT * FROM hotline_hours"), lambda r: OpeningHours(
-        r["weekday"], r["opens"], _closing(r["closes"])))
-    holidays = _group(await _rows(conn, "SELECT * FROM hotline_holidays"), lambda r: Holiday(
-        r["day"], r["opens"], _closing(r["closes"]) if r["closes"] else None, r["note"]))
+    hours = _group(await _rows(conn, f"SELECT hotline_id, weekday, opens, {_CLOSES} FROM hotline_hours"),
+                   lambda r: OpeningHours(r["weekday"], r["opens"], _closing(r["closes"])))
+    holidays = _group(await _rows(conn, f"SELECT hotline_id, day, opens, {_CLOSES}, note"
+                                        " FROM hotline_holidays"),
+                      lambda r: Holiday(r["day"], r["opens"], _closing(r["closes"]) if r["closes"] else None,
+                                        r["note"]))
     regions = _group(await _rows(conn, "SELECT * FROM hotline_region_routes"), lambda r: RegionRoute(
         r["match_kind"], r["match"], names["queues"][r["queue_id"]]))
     out = []
@@ -167,8 +169,13 @@ async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]
     return out
 
 
+# psycopg cannot load PostgreSQL's '24:00:00' (Python's time has no hour 24): read it as the last
+# microsecond of the day instead.
+_CLOSES = "CASE WHEN closes = '24:00' THEN time '23:59:59.999999' ELSE closes END AS closes"
+
+
 def _closing(value: time) -> time:
-    """24:00 is stored as PostgreSQL's '24:00:00', which psycopg reads as 23:59:59.999999."""
+    """24:00 is stored as PostgreSQL's '24:00:00', read (see _CLOSES) as 23:59:59.999999."""
     return MIDNIGHT_END if value >= MIDNIGHT_END else value
 
 
