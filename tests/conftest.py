@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -68,28 +69,32 @@ def template_db(lab: Lab) -> str:
     return TEMPLATE_DB
 
 
-@pytest.fixture
-def db_dsn(lab: Lab, template_db: str) -> Iterator[str]:
-    """A database of this test's own, migrated, dropped afterwards."""
+@contextmanager
+def scratch_database(lab: Lab, template: str | None) -> Iterator[str]:
+    """A database of one test's own (a copy of `template`, or empty), dropped afterwards."""
     admin = lab.admin_dsn()
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    yield _dsn_for(admin, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    try:
+        yield _dsn_for(admin, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_dsn(lab: Lab, template_db: str) -> Iterator[str]:
+    """A database of this test's own, migrated."""
+    with scratch_database(lab, template_db) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def empty_db_dsn(lab: Lab) -> Iterator[str]:
     """A database with nothing in it (for migration tests)."""
-    admin = lab.admin_dsn()
-    name = f"e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield _dsn_for(admin, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database(lab, None) as dsn:
+        yield dsn
 
 
 @pytest.fixture
