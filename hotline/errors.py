@@ -55,3 +55,7 @@ class NumberError(HotlineError, ValueError):
 
 class ProvisionError(HotlineError, ValueError):
     """Provisioning input is malformed or inconsistent; names the field and the value."""
+
+
+class AgentStateError(HotlineError):
+    """An agent presence change (login, logout, pause, unpause) is refused; names the agent."""

@@ -97,7 +97,7 @@ def _pairs(field: str, values: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _print(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+def print_rows(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
         return
@@ -212,7 +212,7 @@ def number_remove(ctx: click.Context, number_text: str) -> None:
 def number_list(ctx: click.Context, fmt: str) -> None:
     """List numbers."""
     rows = [{"number": n.number, **export.number_table(n)} for n in _load(ctx).numbers.values()]
-    _print(rows, fmt, ["number", "kind", "hotline", "lines"])
+    print_rows(rows, fmt, ["number", "kind", "hotline", "lines"])
 
 
 # -- queues -------------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def queue_list(ctx: click.Context, fmt: str) -> None:
     rows = [{"name": q.name, **export.queue_table(q),
              "agents": [a.name for a in prov.agents.values() if q.name in dict(a.queues)]}
             for q in prov.queues.values()]
-    _print(rows, fmt, ["name", "strategy", "ring_timeout", "wrapup", "max_wait", "overflow",
+    print_rows(rows, fmt, ["name", "strategy", "ring_timeout", "wrapup", "max_wait", "overflow",
                        "service_level", "agents"])
 
 
@@ -391,7 +391,7 @@ def hotline_list(ctx: click.Context, fmt: str) -> None:
     rows = [{"name": h.name, **export.hotline_table(h),
              "numbers": [n.number for n in prov.numbers.values() if n.hotline == h.name]}
             for h in prov.hotlines.values()]
-    _print(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "numbers"])
+    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "numbers"])
 
 
 # -- agents and members -------------------------------------------------------------------------
@@ -459,7 +459,7 @@ def agent_remove(ctx: click.Context, name: str) -> None:
 def agent_list(ctx: click.Context, fmt: str) -> None:
     """List agents (never their passwords)."""
     rows = [{"name": a.name, **export.agent_table(a)} for a in _load(ctx).agents.values()]
-    _print(rows, fmt, ["name", "endpoint", "display_name", "capabilities", "queues"])
+    print_rows(rows, fmt, ["name", "endpoint", "display_name", "capabilities", "queues"])
 
 
 @click.group()
@@ -571,7 +571,7 @@ def ivr_remove(ctx: click.Context, name: str) -> None:
 def ivr_list(ctx: click.Context, fmt: str) -> None:
     """List menus and their keys."""
     rows = [{"name": m.name, **export.menu_table(m)} for m in _load(ctx).menus.values()]
-    _print(rows, fmt, ["name", "prompt", "timeout", "retries", "options"])
+    print_rows(rows, fmt, ["name", "prompt", "timeout", "retries", "options"])
 
 
 COMMANDS = (provision, export_command, number, queue, hotline_group, agent, member, ivr)
@@ -580,4 +580,7 @@ COMMANDS = (provision, export_command, number, queue, hotline_group, agent, memb
 def register(group: click.Group) -> None:
     for command in COMMANDS:
         group.add_command(command)
+    from hotline.provision import presence_commands  # here: it imports this module's helpers
+
+    presence_commands.register(agent)
 

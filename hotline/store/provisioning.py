@@ -336,6 +336,10 @@ async def _retire(conn: AsyncConnection, plan: Plan) -> None:
     if removed["agents"]:
         await conn.execute("DELETE FROM queue_members WHERE agent_id IN"
                            " (SELECT id FROM agents WHERE name = ANY(%s))", (removed["agents"],))
+        # A removed agent is logged out: open intervals would grow logged-in time for ever.
+        for table, column in (("agent_pauses", "ended_at"), ("agent_sessions", "logged_out_at")):
+            await conn.execute(f"UPDATE {table} SET {column} = now() WHERE {column} IS NULL AND agent_id IN"
+                               " (SELECT id FROM agents WHERE name = ANY(%s))", (removed["agents"],))
         await conn.execute("UPDATE agents SET retired_at = now() WHERE name = ANY(%s)", (removed["agents"],))
     for kind in ("hotlines", "menus", "queues"):
         if removed[kind]:
@@ -344,3 +348,14 @@ async def _retire(conn: AsyncConnection, plan: Plan) -> None:
     if removed["queues"]:
         await conn.execute("DELETE FROM queue_members WHERE queue_id IN"
                            " (SELECT id FROM queues WHERE name = ANY(%s))", (removed["queues"],))
+
+
+async def live_ids(conn: AsyncConnection) -> dict[str, dict[str, int]]:
+    """name -> id of live numbers, hotlines, queues, agents and menus (what hops record)."""
+    out = {}
+    for kind, table, key in (("numbers", "numbers", "number"), ("hotlines", "hotlines", "name"),
+                             ("queues", "queues", "name"), ("agents", "agents", "name"),
+                             ("menus", "ivr_menus", "name")):
+        cur = await conn.execute(f"SELECT {key}, id FROM {table} WHERE retired_at IS NULL")
+        out[kind] = {row[0]: row[1] for row in await cur.fetchall()}
+    return out
