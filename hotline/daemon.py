@@ -13,6 +13,7 @@ from hotline.asterisk.ami_events import FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
 from hotline.config import Settings
 from hotline.engine.calls import CallContext
+from hotline.engine.directory import Directory
 from hotline.engine.router import Router
 from hotline.errors import StoreError
 from hotline.store import migrations
@@ -31,6 +32,7 @@ class Daemon:
         self.ami: AmiSession | None = None
         self.ari: AriSession | None = None
         self.router: Router | None = None
+        self.directory: Directory | None = None
 
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
@@ -40,9 +42,11 @@ class Daemon:
         self.ami = AmiSession(s.ami)
         self.ami.on_event(self._on_ami_event)
         await self.ami.connect()
+        self.directory = Directory(s.dsn)
+        await self.directory.start()
         client = AriClient(s.ari)
-        self.router = Router(CallContext(ari=client, contacts=Contacts(self.pool), node=s.node,
-                                         app=s.ari_app, region=s.default_region))
+        self.router = Router(CallContext(ari=client, contacts=Contacts(self.pool), directory=self.directory,
+                                         node=s.node, app=s.ari_app, region=s.default_region))
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self.router.reconcile)
         self.ari.start()
@@ -68,11 +72,13 @@ class Daemon:
             await self.ari.close()
         if self.router is not None:
             await self.router.close()
+        if self.directory is not None:
+            await self.directory.close()
         if self.ami is not None:
             await self.ami.close()
         if self.pool is not None:
             await self.pool.close()
-        self.ari = self.router = self.ami = self.pool = None
+        self.ari = self.router = self.ami = self.pool = self.directory = None
 
     async def _wait_ari_connected(self, timeout: float = 15.0) -> None:
         assert self.ari is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from hotline.asterisk.lab import Lab
 from hotline.store.migrations import migrate
 
 from support.daemon import DaemonProcess
+from support.provisioning import BASE, provision
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "hotline_test_template"
@@ -79,8 +81,20 @@ def scratch_database(lab: Lab, template: str | None) -> Iterator[str]:
     try:
         yield _dsn_for(admin, name)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _drop(admin, name)
+
+
+def _drop(admin: str, name: str, attempts: int = 5) -> None:
+    """DROP ... WITH (FORCE), retried: a backend of the test may still be on its way out."""
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except (psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -104,7 +118,12 @@ def daemon_env(lab_env: dict[str, str], db_dsn: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def daemon(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[DaemonProcess]:
+def daemon(request: pytest.FixtureRequest, daemon_env: dict[str, str], db_dsn: str,
+           tmp_path: Path) -> Iterator[DaemonProcess]:
+    """`hotline run` on this test's database, provisioned first with the test's
+    `@pytest.mark.provision(TOML)` or else with the base provisioning (support/provisioning.py)."""
+    marker = request.node.get_closest_marker("provision")
+    provision(db_dsn, marker.args[0] if marker else BASE)
     proc = DaemonProcess(daemon_env, tmp_path / "daemon.log")
     proc.start()
     yield proc

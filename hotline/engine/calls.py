@@ -1,7 +1,9 @@
 """One inbound call: its own task and inbox, a small state machine, every change through one method.
 
-This first slice opens a case and a hop, answers, plays a short prompt, hangs up and closes the
-hop with the hangup cause. Routing (lines, hours, IVR, queues) grows from here.
+The call finds its number and hotline in the directory (an unknown number hears that it is not
+in service), takes a line of the number or is refused busy (486, before answer), and outside
+the hotline's hours gets the hotline's closed action. Inside hours it reaches the hotline's entry:
+for now a greeting and a hang-up; IVR and queues are the routing engine's next steps.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import psycopg
@@ -27,9 +30,12 @@ from hotline.asterisk.ari_events import (
     PlaybackFinished,
     StasisEnd,
 )
+from hotline.engine.directory import Directory
+from hotline.engine.hours import is_open
 from hotline.errors import AriError, AriNotFound
 from hotline.numbers import to_e164
-from hotline.store.contacts import Contacts, Hop, NewHop
+from hotline.provision.model import Hotline, Number
+from hotline.store.contacts import Contacts, Hop, LinesBusy, NewHop
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +60,12 @@ class CallContext:
 
     ari: AriClient
     contacts: Contacts
+    directory: Directory
     node: str
     app: str = "hotline"
     region: str = "RU"
     greeting: str = "sound:hello-world"
+    not_in_service: str = "sound:ss-noservice"
     hangup_grace_s: float = 5.0     # how long to wait for ChannelDestroyed after our hangup
     # The caller is not kept waiting for the database: after this long the call is served anyway
     # and its hop written when the database is back (within store_patience_s).
@@ -82,6 +90,19 @@ class ChannelVanished(AriEvent):
     channel_id: str
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where the dialled number leads, decided before the call is answered."""
+
+    number: Number | None = None
+    hotline: Hotline | None = None
+    number_id: int | None = None
+    hotline_id: int | None = None
+
+
+BUSY = (17, "User busy")
+
+
 class InboundCall:
     def __init__(self, ctx: CallContext, channel: Channel, dialled: str, hop: Hop | None = None) -> None:
         self.ctx = ctx
@@ -98,10 +119,14 @@ class InboundCall:
 
     async def run(self) -> None:
         """The whole life of the call; the hop is closed exactly once, whatever happens."""
+        route = self._route()
         try:
             if self.hop is None:
-                self.hop = await self._open_hop()
-            end_reason = await self._serve()
+                self.hop = await self._open_hop(route)
+            end_reason = await self._serve(route)
+        except LinesBusy:
+            await self._refuse_busy(route)
+            return
         except asyncio.CancelledError:
             # The daemon is stopping: the channel stays in Stasis and the hop open, and the next
             # daemon adopts both. Closing the hop here would record a cut that never happened.
@@ -119,33 +144,82 @@ class InboundCall:
             await self._hangup_quietly()
         await self._end(end_reason)
 
-    async def _open_hop(self) -> Hop | None:
+    def _route(self) -> Route:
+        snapshot = self.ctx.directory.snapshot
+        number = snapshot.number(to_e164(self.dialled, self.ctx.region) or self.dialled)
+        if number is None:
+            return Route()
+        return Route(number, snapshot.hotline(number.hotline), snapshot.id_of("numbers", number.number),
+                     snapshot.id_of("hotlines", number.hotline))
+
+    async def _open_hop(self, route: Route) -> Hop | None:
+        """Open the case and hop, taking a line of the number; LinesBusy when none is free."""
         try:
             async with asyncio.timeout(self.ctx.store_open_patience_s):
-                return await self._store(self._write_new_hop, self.ctx.store_open_patience_s)
+                return await self._store(lambda: self._write_new_hop(route), self.ctx.store_open_patience_s)
         except (*STORE_DOWN, TimeoutError) as exc:
             log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
                         "when the database is back", self.channel_id, exc)
             return None
 
-    async def _write_new_hop(self) -> Hop:
+    async def _write_new_hop(self, route: Route) -> Hop:
         return await self.ctx.contacts.open_case_with_hop(
-            new_hop(self.channel, self.dialled, self.ctx), customer_key(self.channel, self.ctx.region))
+            new_hop(self.channel, self.dialled, self.ctx, route), customer_key(self.channel, self.ctx.region),
+            line_limit=route.number.lines if route.number else None)
 
-    async def _serve(self) -> str:
+    async def _refuse_busy(self, route: Route) -> None:
+        """All lines held: 486 Busy Here before answer, and the refusal recorded (supervisors count
+        these to know when a number needs more lines)."""
+        log.info("call %s: all lines of %s are held: busy", self.channel_id,
+                 route.number.number if route.number else "?")
+        await self._hangup_quietly("busy")
+        self._set_state(CallState.ENDED)
+        try:
+            await self._store(lambda: self.ctx.contacts.record_refused(
+                new_hop(self.channel, self.dialled, self.ctx, route),
+                customer_key(self.channel, self.ctx.region), "busy", *BUSY), self.ctx.store_patience_s)
+        except STORE_DOWN as exc:
+            log.error("call %s: could not record the busy refusal: %s", self.channel_id, exc)
+
+    async def _serve(self, route: Route) -> str:
         # Without this subscription Asterisk stops sending the channel's events at StasisEnd, and
         # the hangup cause travels only in ChannelDestroyed, which comes after it.
         await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+        hotline = route.hotline
+        if hotline is None:
+            await self._say_and_hang_up(self.ctx.not_in_service)
+            return "failed"
+        taking, last = self._open_hotline(hotline)
+        if taking is None:
+            await self._say_and_hang_up(f"sound:{last.closed_prompt}" if last.closed_prompt else None)
+            return "closed"
+        await self._say_and_hang_up(self.ctx.greeting)
+        return "completed"
+
+    def _open_hotline(self, hotline: Hotline) -> tuple[Hotline | None, Hotline]:
+        """(the hotline that takes the call now, or None: closed; the last hotline looked at).
+        A closed hotline may send callers on to another (validation refuses cycles)."""
+        snapshot = self.ctx.directory.snapshot
+        seen: set[str] = set()
+        while not is_open(hotline, datetime.now(UTC)):
+            seen.add(hotline.name)
+            target = hotline.closed
+            if target.action != "hotline" or target.name is None or target.name in seen:
+                return None, hotline  # hangup, callback (recorded as closed until callbacks exist)
+            hotline = snapshot.hotline(target.name)
+        return hotline, hotline
+
+    async def _say_and_hang_up(self, media: str | None) -> None:
         if self.channel.state != "Up":
             await self.ctx.ari.answer(self.channel_id)
             self._set_state(CallState.ANSWERED)
-        self._set_state(CallState.PROMPTING)
-        playback_id = await self.ctx.ari.play(self.channel_id, self.ctx.greeting)
-        await self._wait_for(lambda e: isinstance(e, PlaybackFinished) and e.playback_id == playback_id)
+        if media:
+            self._set_state(CallState.PROMPTING)
+            playback_id = await self.ctx.ari.play(self.channel_id, media)
+            await self._wait_for(lambda e: isinstance(e, PlaybackFinished) and e.playback_id == playback_id)
         self._set_state(CallState.HANGING_UP)
         await self.ctx.ari.hangup(self.channel_id, "normal")
         await self._await_destroyed()
-        return "completed"
 
     async def _wait_for(self, wanted: Callable[[AriEvent], bool]) -> AriEvent:
         """Next event that `wanted` accepts; raises ChannelGone when the channel ends first."""
@@ -182,7 +256,8 @@ class InboundCall:
         cause, cause_text = self._hangup_cause
         try:
             if self.hop is None:  # the database was down when the call came
-                self.hop = await self._store(self._write_new_hop, self.ctx.store_patience_s)
+                route = self._route()
+                self.hop = await self._store(lambda: self._write_new_hop(route), self.ctx.store_patience_s)
             hop_id = self.hop.id
             await self._store(lambda: self.ctx.contacts.close_hop(
                 hop_id, end_reason, cause=cause, cause_text=cause_text), self.ctx.store_patience_s)
@@ -193,9 +268,9 @@ class InboundCall:
         log.info("call %s ended: hop %s %s (cause %s %s)", self.channel_id, hop_id, end_reason,
                  cause, cause_text or "")
 
-    async def _hangup_quietly(self) -> None:
+    async def _hangup_quietly(self, reason: str = "normal") -> None:
         try:
-            await self.ctx.ari.hangup(self.channel_id, "normal")
+            await self.ctx.ari.hangup(self.channel_id, reason)
         except AriError:
             pass
 
@@ -236,14 +311,14 @@ def _caller_hung_up_reason(state: CallState) -> str:
     return "completed" if state is CallState.HANGING_UP else "abandoned"
 
 
-def new_hop(channel: Channel, dialled: str, ctx: CallContext) -> NewHop:
+def new_hop(channel: Channel, dialled: str, ctx: CallContext, route: Route) -> NewHop:
     dialled_e164 = to_e164(dialled, ctx.region)
     return NewHop(
         node=ctx.node, channel_id=channel.id, channel_name=clean_text(channel.name),
         channel_kind=channel_kind(channel, dialled_e164), media="audio",
         dialled=clean_text(dialled), dialled_e164=dialled_e164,
         caller_num=clean_text(channel.caller_num), caller_name=clean_text(channel.caller_name),
-        entered_at=channel.created_at)
+        entered_at=channel.created_at, number_id=route.number_id, hotline_id=route.hotline_id)
 
 
 def channel_kind(channel: Channel, dialled_e164: str | None) -> str:

@@ -28,6 +28,12 @@ class NewHop:
     caller_num: str
     caller_name: str
     entered_at: datetime | None = None
+    number_id: int | None = None
+    hotline_id: int | None = None
+
+
+class LinesBusy(Exception):
+    """Every line of the dialled number is held by a live leg."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,22 @@ class Hop:
     ended_at: datetime | None
     end_reason: str | None
     hangup_cause: int | None
+    number_id: int | None = None
+    line: int | None = None
+    hotline_id: int | None = None
 
 
 _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num,"
-                " entered_at, ended_at, end_reason, hangup_cause")
+                " entered_at, ended_at, end_reason, hangup_cause, number_id, line, hotline_id")
+
+# The lowest line of a number no live leg holds; NULL when all `limit` lines are held. With no
+# limit (NULL) there is always one more line than live legs.
+_FREE_LINE = """
+SELECT min(l) FROM generate_series(1, coalesce(%(limit)s,
+           (SELECT count(*) FROM hops WHERE number_id = %(number)s AND ended_at IS NULL) + 1)) AS l
+ WHERE NOT EXISTS (SELECT 1 FROM hops WHERE number_id = %(number)s AND line = l AND ended_at IS NULL)
+"""
+LINE_HELD_CONSTRAINT = "hops_line_held"
 
 
 class Contacts:
@@ -57,25 +75,53 @@ class Contacts:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def open_case_with_hop(self, hop: NewHop, customer_key: str) -> Hop:
+    async def open_case_with_hop(self, hop: NewHop, customer_key: str, *,
+                                 line_limit: int | None = None) -> Hop:
         """A new contact: its case and first hop, together or not at all.
 
+        A leg on a provisioned number takes the lowest free line of it (`line_limit` lines, None:
+        unlimited) or raises LinesBusy. The partial unique index on live (number, line) makes two
+        daemons racing for the last line safe: the loser retries and finds it held.
         Idempotent per channel: a retry after a commit whose answer was lost returns the hop the
         first attempt wrote instead of opening a second case.
         """
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(
-                    "INSERT INTO cases (customer_key, opened_at) VALUES (%s, coalesce(%s, now()))"
-                    " RETURNING id", (customer_key, hop.entered_at))
+        for _ in range(20):
+            try:
+                return await self._open(hop, customer_key, line_limit)
+            except errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == LINE_HELD_CONSTRAINT:
+                    continue  # another leg took that line between our look and our insert
+                existing = await self.hop_by_channel(hop.node, hop.channel_id)
+                if existing is None:
+                    raise
+                return existing
+        raise LinesBusy(f"no line of number {hop.number_id} could be taken")
+
+    async def _open(self, hop: NewHop, customer_key: str, line_limit: int | None) -> Hop:
+        async with self.pool.connection() as conn, conn.transaction():
+            line = None
+            if hop.number_id is not None:
+                cur = await conn.execute(_FREE_LINE, {"limit": line_limit, "number": hop.number_id})
                 row = await cur.fetchone()
-                assert row is not None
-                return await _insert_hop(conn, row[0], 1, hop)
-        except errors.UniqueViolation:
-            existing = await self.hop_by_channel(hop.node, hop.channel_id)
-            if existing is None:
-                raise
-            return existing
+                line = row[0] if row else None
+                if line is None:
+                    raise LinesBusy(f"all {line_limit} line(s) of number {hop.number_id} are held")
+            case_id = await _insert_case(conn, customer_key, hop.entered_at)
+            return await _insert_hop(conn, case_id, 1, hop, line)
+
+    async def record_refused(self, hop: NewHop, customer_key: str, end_reason: str,
+                             cause: int, cause_text: str) -> Hop:
+        """A contact refused before it was answered (busy): its case and an ended hop, at once."""
+        async with self.pool.connection() as conn, conn.transaction():
+            case_id = await _insert_case(conn, customer_key, hop.entered_at)
+            opened = await _insert_hop(conn, case_id, 1, hop, None)
+            await conn.execute(
+                "UPDATE hops SET ended_at = greatest(now(), entered_at), end_reason = %s,"
+                " hangup_cause = %s, hangup_cause_text = %s WHERE id = %s",
+                (end_reason, cause, cause_text, opened.id))
+            await conn.execute("UPDATE cases SET status = 'closed', closed_at = now() WHERE id = %s",
+                               (case_id,))
+            return opened
 
     async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
                         cause_text: str | None = None) -> bool:
@@ -111,17 +157,28 @@ class Contacts:
             return await cur.fetchone()
 
 
-async def _insert_hop(conn: AsyncConnection, case_id: int, seq: int, hop: NewHop) -> Hop:
+async def _insert_case(conn: AsyncConnection, customer_key: str, opened_at: datetime | None) -> int:
+    cur = await conn.execute(
+        "INSERT INTO cases (customer_key, opened_at) VALUES (%s, coalesce(%s, now())) RETURNING id",
+        (customer_key, opened_at))
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _insert_hop(conn: AsyncConnection, case_id: int, seq: int, hop: NewHop,
+                      line: int | None) -> Hop:
     if hop.channel_kind not in CHANNEL_KINDS:
         raise ValueError(f"channel kind {hop.channel_kind!r} is not one of {sorted(CHANNEL_KINDS)}")
     cur = conn.cursor(row_factory=class_row(Hop))
     await cur.execute(
         "INSERT INTO hops (case_id, seq, node, channel_id, channel_name, channel_kind, media, dialled,"
-        " dialled_e164, caller_num, caller_name, entered_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))"
+        " dialled_e164, caller_num, caller_name, entered_at, number_id, hotline_id, line)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s)"
         f" RETURNING {_HOP_COLUMNS}",
         (case_id, seq, hop.node, hop.channel_id, hop.channel_name, hop.channel_kind, hop.media,
-         hop.dialled, hop.dialled_e164, hop.caller_num, hop.caller_name, hop.entered_at))
+         hop.dialled, hop.dialled_e164, hop.caller_num, hop.caller_name, hop.entered_at,
+         hop.number_id, hop.hotline_id, line))
     row = await cur.fetchone()
     assert row is not None
     return row

@@ -10,6 +10,7 @@ import pytest
 from support import sipp
 from support.checks import rows, wait_until
 from support.daemon import DaemonProcess
+from support.provisioning import BASE, closed_today
 
 pytestmark = pytest.mark.lab
 
@@ -32,6 +33,9 @@ def test_sipp_call_leaves_one_case_and_one_closed_hop_with_the_right_fields(daem
     assert hop["channel_name"].startswith("PJSIP/sipp-trunk-")
     assert hop["end_reason"] == "completed"
     assert hop["hangup_cause"] == 16  # normal clearing: the daemon hung up after the prompt
+    assert hop["line"] == 1
+    assert hop["number_id"] == rows(db, "SELECT id FROM numbers WHERE number = '+74951234567'")[0]["id"]
+    assert hop["hotline_id"] == rows(db, "SELECT id FROM hotlines WHERE name = 'city'")[0]["id"]
     assert hop["entered_at"] <= hop["ended_at"]
     assert case["customer_key"] == "+79165551234"
     assert case["status"] == "closed" and case["closed_at"] is not None
@@ -69,3 +73,63 @@ def test_daemon_killed_mid_call_adopts_the_call_after_restart(daemon: DaemonProc
 def test_sigterm_stops_the_daemon_cleanly(daemon: DaemonProcess) -> None:
     assert daemon.stop(signal.SIGTERM) == 0
     assert "Traceback" not in daemon.log()
+
+
+def test_unknown_number_hears_it_is_not_in_service_and_the_hop_fails(daemon: DaemonProcess,
+                                                                     db: psycopg.Connection) -> None:
+    assert sipp.call("84991112233").ok  # answered, told, hung up by Asterisk
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "failed"
+    assert (hop["number_id"], hop["hotline_id"], hop["line"]) == (None, None, None)
+    assert hop["dialled_e164"] == "+74991112233"
+
+
+def test_second_caller_on_a_single_line_number_gets_busy(daemon: DaemonProcess,
+                                                         db: psycopg.Connection) -> None:
+    first = sipp.start_call("84951234567")
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE line = 1 AND ended_at IS NULL"),
+               what="line 1 held")
+    second = sipp.call("84951234567", "caller_expects_busy.xml", caller="89160000002")
+    assert second.ok, second.output  # 486 Busy Here, before any answer
+    assert sipp.finish(first).ok
+    hops = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL ORDER BY id")
+                      if len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2 else None,
+                      what="both hops closed")
+    busy = next(h for h in hops if h["end_reason"] == "busy")
+    served = next(h for h in hops if h["end_reason"] == "completed")
+    assert (served["line"], busy["line"]) == (1, None)
+    assert busy["number_id"] == served["number_id"] is not None
+    assert (busy["hangup_cause"], busy["caller_num"]) == (17, "89160000002")
+    assert rows(db, "SELECT count(*) AS n FROM cases WHERE status = 'closed'") == [{"n": 2}]
+
+
+def test_the_third_caller_on_a_two_line_number_gets_busy_and_the_lines_come_back(
+        daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    callers = [sipp.start_call("84957654321", caller=f"8916000000{i}") for i in (1, 2)]
+    wait_until(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NULL")) == 2, what="2 lines held")
+    assert sipp.call("84957654321", "caller_expects_busy.xml").ok
+    assert all(sipp.finish(c).ok for c in callers)
+    completed = "SELECT line FROM hops WHERE end_reason = 'completed' ORDER BY line"
+    served = wait_until(lambda: r if len(r := rows(db, completed)) == 2 else None, what="both calls recorded")
+    assert [r["line"] for r in served] == [1, 2]
+    wait_until(lambda: not rows(db, "SELECT id FROM hops WHERE ended_at IS NULL"), what="lines free")
+    assert sipp.call("84957654321").ok  # a line is free again after the calls ended
+    assert rows(db, "SELECT line FROM hops ORDER BY id DESC LIMIT 1") == [{"line": 1}]
+
+
+@pytest.mark.provision(BASE + closed_today() + '\n[numbers."+74950001122"]\nhotline = "closed"\n')
+def test_outside_business_hours_the_caller_hears_the_closed_prompt(daemon: DaemonProcess,
+                                                                    db: psycopg.Connection) -> None:
+    assert sipp.call("84950001122").ok
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "closed"
+    assert hop["hotline_id"] == rows(db, "SELECT id FROM hotlines WHERE name = 'closed'")[0]["id"]
+
+
+@pytest.mark.provision(BASE + closed_today() + '\nclosed = "hotline:city"\n'
+                       '[numbers."+74950001122"]\nhotline = "closed"\n')
+def test_a_closed_hotline_can_send_callers_to_another_that_is_open(daemon: DaemonProcess,
+                                                                   db: psycopg.Connection) -> None:
+    assert sipp.call("84950001122").ok
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "completed"

@@ -1,0 +1,84 @@
+"""The daemon's view of provisioning: loaded at start, reloaded when PostgreSQL says it changed.
+
+`hotline provision` and the CLI verbs `NOTIFY hotline_provisioning`; a dedicated connection
+LISTENs, so a change reaches the running daemon at once, with no port of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
+
+from hotline.errors import StoreError
+from hotline.provision.changes import NOTIFY_CHANNEL
+from hotline.provision.model import Hotline, Number, Provisioning
+from hotline.store import provisioning as store
+from hotline.store.db import describe_dsn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent provisioning with the row ids hops record."""
+
+    prov: Provisioning = field(default_factory=Provisioning)
+    ids: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def number(self, key: str | None) -> Number | None:
+        return self.prov.numbers.get(key) if key else None
+
+    def hotline(self, name: str) -> Hotline:
+        return self.prov.hotlines[name]
+
+    def id_of(self, kind: str, name: str | None) -> int | None:
+        return self.ids.get(kind, {}).get(name) if name else None
+
+
+class Directory:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.snapshot = Snapshot()
+        self.loaded = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load once (the caller sees errors), then follow changes in the background."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            async with conn:
+                await self._reload(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot load provisioning from {describe_dsn(self.dsn)}: {exc}") from None
+        self._task = asyncio.create_task(self._follow(), name="directory-listen")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _reload(self, conn: psycopg.AsyncConnection) -> None:
+        async with conn.transaction():  # one snapshot: objects and ids agree
+            prov = await store.load(conn)
+            ids = await store.live_ids(conn)
+        self.snapshot = Snapshot(prov, ids)
+        self.loaded.set()
+        log.info("provisioning loaded: %d hotline(s), %d number(s), %d queue(s), %d agent(s)",
+                 len(prov.hotlines), len(prov.numbers), len(prov.queues), len(prov.agents))
+
+    async def _follow(self) -> None:
+        """LISTEN for changes; after a lost connection, reload (a NOTIFY may have been missed)."""
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=10), stop=stop_never,
+                                           retry=retry_if_exception_type(psycopg.Error)):
+            with attempt:
+                conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    await self._reload(conn)
+                    async for _ in conn.notifies():
+                        await self._reload(conn)
