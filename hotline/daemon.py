@@ -9,11 +9,12 @@ import signal
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.asterisk.ami import AmiSession
-from hotline.asterisk.ami_events import FullyBooted
+from hotline.asterisk.ami_events import DeviceStateChange, FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
 from hotline.config import Settings
 from hotline.engine.calls import CallContext
-from hotline.engine.directory import Directory
+from hotline.engine.directory import Directory, Snapshot
+from hotline.engine.queues import QueueManager
 from hotline.engine.router import Router
 from hotline.errors import StoreError
 from hotline.store import migrations
@@ -33,6 +34,7 @@ class Daemon:
         self.ari: AriSession | None = None
         self.router: Router | None = None
         self.directory: Directory | None = None
+        self.queues = QueueManager()
 
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
@@ -42,11 +44,16 @@ class Daemon:
         self.ami = AmiSession(s.ami)
         self.ami.on_event(self._on_ami_event)
         await self.ami.connect()
-        self.directory = Directory(s.dsn)
+        self.queues = QueueManager()
+        self.directory = Directory(s.dsn, on_reload=self._follow_provisioning)
         await self.directory.start()
         client = AriClient(s.ari)
-        self.router = Router(CallContext(ari=client, contacts=Contacts(self.pool), directory=self.directory,
-                                         node=s.node, app=s.ari_app, region=s.default_region))
+        router: Router
+        ctx = CallContext(ari=client, contacts=Contacts(self.pool), directory=self.directory,
+                          queues=self.queues, watch=lambda c, call: router.watch(c, call),
+                          unwatch=lambda c: router.unwatch(c), node=s.node, app=s.ari_app,
+                          region=s.default_region)
+        router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self.router.reconcile)
         self.ari.start()
@@ -90,6 +97,14 @@ class Daemon:
     async def _on_ami_event(self, event: object) -> None:
         if isinstance(event, FullyBooted):
             log.info("Asterisk fully booted")
+        elif isinstance(event, DeviceStateChange) and event.device.startswith("PJSIP/"):
+            self.queues.device(event.device.removeprefix("PJSIP/"), event.state)
+
+    def _follow_provisioning(self, snapshot: Snapshot) -> None:
+        """Provisioning or agent presence changed (NOTIFY): the queues take it at once."""
+        self.queues.provision(snapshot.prov)
+        self.queues.presence({n: p.logged_in_since is not None for n, p in snapshot.presence.items()},
+                             {n: p.reason if p.paused_since else None for n, p in snapshot.presence.items()})
 
     @staticmethod
     async def _check_migrated(pool: AsyncConnectionPool) -> None:

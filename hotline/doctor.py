@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ari import AriClient
 from hotline.config import Settings
-from hotline.errors import AriNotFound, HotlineError
+from hotline.errors import HotlineError
 from hotline.store import migrations
 from hotline.store.db import connect, describe_dsn
 
@@ -66,17 +66,27 @@ async def _ami(settings: Settings) -> str:
     return f"logged in as {settings.ami.user} at {settings.ami.host}:{settings.ami.port}, Asterisk {version}"
 
 
+async def _app_active(settings: Settings) -> bool:
+    """Is a daemon's WebSocket connected for the app? ARI's GET /applications keeps listing an
+    app after its WebSocket is gone; `ari show apps` lists only the active ones."""
+    ami = AmiSession(settings.ami, connect_timeout=5.0, action_timeout=5.0)
+    try:
+        await ami.connect()
+        listing = await ami.command("ari show apps")
+    finally:
+        await ami.close()
+    return settings.ari_app in (line.strip() for line in listing.splitlines())
+
+
 async def _ari(settings: Settings) -> str:
     settings.require("ari_url")
     client = AriClient(settings.ari, request_timeout=5.0)
     try:
         info = await client.info()
-        try:
-            await client.application(settings.ari_app)
-        except AriNotFound:
-            raise HotlineError(f"ARI reachable but Stasis app {settings.ari_app!r} is not registered: "
-                               "is `hotline run` running?") from None
     finally:
         await client.close()
+    if not await _app_active(settings):
+        raise HotlineError(f"ARI reachable but Stasis app {settings.ari_app!r} is not registered: "
+                           "is `hotline run` running?")
     version = info.get("system", {}).get("version", "?")
     return f"{settings.ari.host}:{settings.ari.port}, Asterisk {version}, app {settings.ari_app!r} registered"

@@ -118,12 +118,14 @@ def daemon_env(lab_env: dict[str, str], db_dsn: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def daemon(request: pytest.FixtureRequest, daemon_env: dict[str, str], db_dsn: str,
+def daemon(request: pytest.FixtureRequest, lab: Lab, daemon_env: dict[str, str], db_dsn: str,
            tmp_path: Path) -> Iterator[DaemonProcess]:
     """`hotline run` on this test's database, provisioned first with the test's
     `@pytest.mark.provision(TOML)` or else with the base provisioning (support/provisioning.py)."""
     marker = request.node.get_closest_marker("provision")
     provision(db_dsn, marker.args[0] if marker else BASE)
+    # A call an earlier test left in Stasis would be adopted by this daemon and hold its lines.
+    lab.asterisk_cli("channel request hangup all")
     proc = DaemonProcess(daemon_env, tmp_path / "daemon.log")
     proc.start()
     yield proc

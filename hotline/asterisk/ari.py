@@ -101,6 +101,41 @@ class AriClient:
         result = await self.request("POST", path, params={"media": ",".join(media_list)})
         return str(result["id"])
 
+    async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
+                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None:
+        """Dial `endpoint` into Stasis: the answered channel arrives as StasisStart with app_args;
+        unanswered, Asterisk hangs it up after timeout_s (ChannelDestroyed with the cause)."""
+        await self.request("POST", "channels", params={
+            "endpoint": endpoint, "app": app, "appArgs": app_args, "channelId": channel_id,
+            "timeout": timeout_s, "callerId": caller_id or None, "formats": formats})
+
+    async def start_moh(self, channel_id: str, moh_class: str) -> None:
+        await self.request("POST", f"channels/{channel_id}/moh", params={"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self.request("DELETE", f"channels/{channel_id}/moh")
+
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> None:
+        """Create (or keep) the bridge `bridge_id`; a case's bridge outlives a single leg."""
+        await self.request("POST", f"bridges/{bridge_id}", params={"type": bridge_type})
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        await self.request("POST", f"bridges/{bridge_id}/addChannel",
+                           params={"channel": ",".join(channel_ids)})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        try:
+            await self.request("DELETE", f"bridges/{bridge_id}")
+        except AriNotFound:
+            pass
+
+    async def stop_playback(self, playback_id: str) -> None:
+        """Stop a playback; one that already ended is no error."""
+        try:
+            await self.request("DELETE", f"playbacks/{playback_id}")
+        except AriNotFound:
+            pass
+
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """Hang up; `reason` is ARI's (normal, busy, congestion, no_answer, ...)."""
         await self.request("DELETE", f"channels/{channel_id}", params={"reason": reason})

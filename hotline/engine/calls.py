@@ -26,15 +26,19 @@ from hotline.asterisk.ari_events import (
     AriEvent,
     Channel,
     ChannelDestroyed,
+    ChannelDtmfReceived,
     ChannelHangupRequest,
     PlaybackFinished,
     StasisEnd,
 )
 from hotline.engine.directory import Directory
 from hotline.engine.hours import is_open
+from hotline.engine.ivr import run_menu
+from hotline.engine.queue_visit import QueueVisit
+from hotline.engine.queues import QueueManager
 from hotline.errors import AriError, AriNotFound
 from hotline.numbers import to_e164
-from hotline.provision.model import Hotline, Number
+from hotline.provision.model import Hotline, Number, Target
 from hotline.store.contacts import Contacts, Hop, LinesBusy, NewHop
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class CallState(enum.Enum):
     ENTERED = "entered"
     ANSWERED = "answered"
     PROMPTING = "prompting"
+    IN_MENU = "in_menu"
+    IN_QUEUE = "in_queue"
+    BRIDGED = "bridged"
     HANGING_UP = "hanging_up"
     ENDED = "ended"
 
@@ -61,6 +68,9 @@ class CallContext:
     ari: AriClient
     contacts: Contacts
     directory: Directory
+    queues: QueueManager
+    watch: Callable[[str, InboundCall], None]
+    unwatch: Callable[[str], None]
     node: str
     app: str = "hotline"
     region: str = "RU"
@@ -71,6 +81,10 @@ class CallContext:
     # and its hop written when the database is back (within store_patience_s).
     store_open_patience_s: float = 2.0
     store_patience_s: float = 600.0
+
+
+class _CallerLeaving(Exception):
+    """The caller's hangup is under way; converted to ChannelGone once its cause is known."""
 
 
 class ChannelGone(Exception):
@@ -101,6 +115,7 @@ class Route:
 
 
 BUSY = (17, "User busy")
+MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
 
 
 class InboundCall:
@@ -112,6 +127,10 @@ class InboundCall:
         self.state = CallState.ENTERED
         self.inbox: asyncio.Queue[AriEvent] = asyncio.Queue()
         self._hangup_cause: tuple[int | None, str | None] = (None, None)
+        self.hangup_seen = False
+        self._answered = False
+        self._writes: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def channel_id(self) -> str:
@@ -123,13 +142,15 @@ class InboundCall:
         try:
             if self.hop is None:
                 self.hop = await self._open_hop(route)
-            end_reason = await self._serve(route)
+            end_reason = await self._serve_to_the_end(route)
         except LinesBusy:
             await self._refuse_busy(route)
             return
         except asyncio.CancelledError:
             # The daemon is stopping: the channel stays in Stasis and the hop open, and the next
             # daemon adopts both. Closing the hop here would record a cut that never happened.
+            if self._writer is not None:
+                self._writer.cancel()
             raise
         except ChannelGone as gone:
             end_reason = "failed" if gone.vanished else _caller_hung_up_reason(self.state)
@@ -181,6 +202,13 @@ class InboundCall:
         except STORE_DOWN as exc:
             log.error("call %s: could not record the busy refusal: %s", self.channel_id, exc)
 
+    async def _serve_to_the_end(self, route: Route) -> str:
+        try:
+            return await self._serve(route)
+        except _CallerLeaving:
+            await self._await_destroyed()
+            raise ChannelGone(*caller_hangup_cause(*self._hangup_cause)) from None
+
     async def _serve(self, route: Route) -> str:
         # Without this subscription Asterisk stops sending the channel's events at StasisEnd, and
         # the hangup cause travels only in ChannelDestroyed, which comes after it.
@@ -193,8 +221,35 @@ class InboundCall:
         if taking is None:
             await self._say_and_hang_up(f"sound:{last.closed_prompt}" if last.closed_prompt else None)
             return "closed"
-        await self._say_and_hang_up(self.ctx.greeting)
-        return "completed"
+        return await self._enter(taking.entry)
+
+    async def _enter(self, target: Target) -> str:
+        """Follow the hotline's entry: menus, queues, overflows, until the contact ends."""
+        prov = self.ctx.directory.snapshot.prov
+        overflowed = False
+        for _ in range(MAX_ROUTE_STEPS):
+            if target.action == "menu":
+                self._set_state(CallState.IN_MENU)
+                target = await run_menu(self, prov.menus, target, self._pressed)
+            elif target.action == "queue" and target.name in prov.queues:
+                self._set_state(CallState.IN_QUEUE)
+                outcome = await QueueVisit(self, prov.queues[target.name]).run()
+                if isinstance(outcome, str):
+                    return outcome
+                target, overflowed = outcome.target, True
+            elif target.action == "hotline" and target.name in prov.hotlines:
+                target = prov.hotlines[target.name].entry
+            else:
+                break
+        # hangup, and (for now) video and callback, which later work acts on.
+        await self._say_and_hang_up(None)
+        return "overflow" if overflowed else "completed"
+
+    async def _pressed(self, digit: str) -> None:
+        """A key the caller pressed in a menu: appended to the hop's IVR path."""
+        if self.hop is not None:
+            hop_id = self.hop.id
+            self.record(lambda: self.ctx.contacts.append_ivr_digit(hop_id, digit))
 
     def _open_hotline(self, hotline: Hotline) -> tuple[Hotline | None, Hotline]:
         """(the hotline that takes the call now, or None: closed; the last hotline looked at).
@@ -209,10 +264,42 @@ class InboundCall:
             hotline = snapshot.hotline(target.name)
         return hotline, hotline
 
-    async def _say_and_hang_up(self, media: str | None) -> None:
-        if self.channel.state != "Up":
+    # -- media, as the IVR and the queue use it (hotline.engine.ivr.CallIO) ----------------------
+
+    async def answer(self) -> None:
+        """Answer once (an adopted call arrives already up)."""
+        if self.channel.state != "Up" and not self._answered:
             await self.ctx.ari.answer(self.channel_id)
-            self._set_state(CallState.ANSWERED)
+            self._answered = True
+            if self.state is CallState.ENTERED:
+                self._set_state(CallState.ANSWERED)
+
+    async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None:
+        """Play `media` to the caller (answering first); with stop_on_digit a key pressed stops it
+        and is returned. ChannelGone when the caller hangs up meanwhile."""
+        await self.answer()
+        playback_id = await self.ctx.ari.play(self.channel_id, media)
+        def done(e: AriEvent) -> bool:
+            finished = isinstance(e, PlaybackFinished) and e.playback_id == playback_id
+            return finished or (stop_on_digit and isinstance(e, ChannelDtmfReceived))
+        event = await self._wait_for(done)
+        if isinstance(event, ChannelDtmfReceived):
+            await self.ctx.ari.stop_playback(playback_id)
+            return event.digit
+        return None
+
+    async def digit(self, timeout: float) -> str | None:
+        """The next key the caller presses within `timeout` seconds, or None."""
+        try:
+            async with asyncio.timeout(timeout):
+                event = await self._wait_for(lambda e: isinstance(e, ChannelDtmfReceived))
+        except TimeoutError:
+            return None
+        assert isinstance(event, ChannelDtmfReceived)
+        return event.digit
+
+    async def _say_and_hang_up(self, media: str | None) -> None:
+        await self.answer()
         if media:
             self._set_state(CallState.PROMPTING)
             playback_id = await self.ctx.ari.play(self.channel_id, media)
@@ -222,19 +309,95 @@ class InboundCall:
         await self._await_destroyed()
 
     async def _wait_for(self, wanted: Callable[[AriEvent], bool]) -> AriEvent:
-        """Next event that `wanted` accepts; raises ChannelGone when the channel ends first."""
+        """Next event that `wanted` accepts; raises ChannelGone when the caller's channel ends first."""
         while True:
             event = await self.inbox.get()
-            if isinstance(event, ChannelDestroyed):
-                raise ChannelGone(event.cause, event.cause_txt)
-            if isinstance(event, ChannelVanished):
-                raise ChannelGone(None, "channel gone while the daemon was away", vanished=True)
-            if isinstance(event, ChannelHangupRequest | StasisEnd):
-                # The caller hung up (we have not asked to): stop serving, learn the cause.
-                await self._await_destroyed()
-                raise ChannelGone(*caller_hangup_cause(*self._hangup_cause))
+            self.check_caller_gone(event)
             if wanted(event):
                 return event
+
+    def _is_caller_hangup(self, event: AriEvent) -> bool:
+        return (isinstance(event, ChannelDestroyed | ChannelHangupRequest | StasisEnd)
+                and event.channel.id == self.channel_id)
+
+    def check_caller_gone(self, event: AriEvent) -> None:
+        """Raise ChannelGone when `event` says the caller is gone (the agent legs' events pass)."""
+        if isinstance(event, ChannelVanished) and event.channel_id == self.channel_id:
+            raise ChannelGone(None, "channel gone while the daemon was away", vanished=True)
+        if not self._is_caller_hangup(event):
+            return
+        self.hangup_seen = True
+        if isinstance(event, ChannelDestroyed):
+            raise ChannelGone(*caller_hangup_cause(event.cause, event.cause_txt))
+        raise _CallerLeaving()
+
+    async def next_event(self, timeout: float) -> AriEvent | None:
+        """The next event within `timeout` seconds, or None."""
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                return await self.inbox.get()
+        except TimeoutError:
+            return None
+
+    @property
+    def is_up(self) -> bool:
+        return not self.hangup_seen
+
+    @property
+    def case_id(self) -> int | None:
+        return self.hop.case_id if self.hop else None
+
+    def watch(self, channel_id: str) -> None:
+        """Route another channel's events (an agent leg this call placed) to this call's inbox."""
+        self.ctx.watch(channel_id, self)
+
+    def unwatch(self, channel_id: str) -> None:
+        self.ctx.unwatch(channel_id)
+
+    def bridged_with(self, channel_id: str) -> None:
+        self._set_state(CallState.BRIDGED)
+
+    async def until_either_hangs_up(self, agent_channel_id: str) -> str:
+        """While bridged: "caller" or "agent", whoever hangs up first."""
+        while True:
+            event = await self.inbox.get()
+            if self._is_caller_hangup(event) or isinstance(event, ChannelVanished):
+                self.hangup_seen = True
+                if not isinstance(event, ChannelDestroyed):
+                    await self._await_destroyed()
+                else:
+                    self._hangup_cause = caller_hangup_cause(event.cause, event.cause_txt)
+                return "caller"
+            if (isinstance(event, ChannelDestroyed | StasisEnd | ChannelHangupRequest)
+                    and event.channel.id == agent_channel_id):
+                return "agent"
+
+    def record(self, write: Callable[[], Awaitable[object]]) -> None:
+        """Queue a database write; the call's writer task does them in order, retrying through an
+        outage, so the caller never waits on the database. The hop closes after the last."""
+        self._writes.put_nowait(write)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_in_order(), name=f"writer-{self.channel_id}")
+
+    async def _write_in_order(self) -> None:
+        while True:
+            write = await self._writes.get()
+            try:
+                await self._store(write, self.ctx.store_patience_s)
+            except STORE_DOWN as exc:
+                log.error("call %s: write lost after retries: %s", self.channel_id, exc)
+            finally:
+                self._writes.task_done()
+
+    async def _flush_writes(self) -> None:
+        if self._writer is None:
+            return
+        try:
+            await asyncio.wait_for(self._writes.join(), self.ctx.store_patience_s)
+        finally:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
 
     async def _await_destroyed(self) -> None:
         """Drain the inbox until ChannelDestroyed (its cause is the hop's), within a grace period."""
@@ -242,7 +405,7 @@ class InboundCall:
             async with asyncio.timeout(self.ctx.hangup_grace_s):
                 while True:
                     event = await self.inbox.get()
-                    if isinstance(event, ChannelDestroyed):
+                    if isinstance(event, ChannelDestroyed) and event.channel.id == self.channel_id:
                         self._hangup_cause = (event.cause, event.cause_txt)
                         return
                     if isinstance(event, ChannelVanished):
@@ -255,13 +418,14 @@ class InboundCall:
         self._set_state(CallState.ENDED)
         cause, cause_text = self._hangup_cause
         try:
+            await self._flush_writes()
             if self.hop is None:  # the database was down when the call came
                 route = self._route()
                 self.hop = await self._store(lambda: self._write_new_hop(route), self.ctx.store_patience_s)
             hop_id = self.hop.id
             await self._store(lambda: self.ctx.contacts.close_hop(
                 hop_id, end_reason, cause=cause, cause_text=cause_text), self.ctx.store_patience_s)
-        except (psycopg.Error, PoolTimeout) as exc:
+        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
             # The hop stays open (or unwritten); the next reconcile closes open ones as failed.
             log.error("call %s: could not record its end (%s): %s", self.channel_id, end_reason, exc)
             return
@@ -307,8 +471,9 @@ NORMAL_CLEARING = (16, "Normal Clearing")
 
 
 def _caller_hung_up_reason(state: CallState) -> str:
-    # In this slice the caller can only hang up during the greeting: the contact was handled.
-    return "completed" if state is CallState.HANGING_UP else "abandoned"
+    """A caller hanging up while bridged or being hung up ends a handled contact; anywhere
+    before (greeting, menu, queue) it is abandoned."""
+    return "completed" if state in (CallState.HANGING_UP, CallState.BRIDGED) else "abandoned"
 
 
 def new_hop(channel: Channel, dialled: str, ctx: CallContext, route: Route) -> NewHop:

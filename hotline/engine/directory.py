@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -16,7 +17,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ex
 from hotline.errors import StoreError
 from hotline.provision.changes import NOTIFY_CHANNEL
 from hotline.provision.model import Hotline, Number, Provisioning
+from hotline.store import agent_sessions
 from hotline.store import provisioning as store
+from hotline.store.agent_sessions import AgentPresence
 from hotline.store.db import describe_dsn
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ class Snapshot:
 
     prov: Provisioning = field(default_factory=Provisioning)
     ids: dict[str, dict[str, int]] = field(default_factory=dict)
+    presence: dict[str, AgentPresence] = field(default_factory=dict)
 
     def number(self, key: str | None) -> Number | None:
         return self.prov.numbers.get(key) if key else None
@@ -40,8 +44,9 @@ class Snapshot:
 
 
 class Directory:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, on_reload: Callable[[Snapshot], None] | None = None) -> None:
         self.dsn = dsn
+        self.on_reload = on_reload
         self.snapshot = Snapshot()
         self.loaded = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -49,9 +54,7 @@ class Directory:
     async def start(self) -> None:
         """Load once (the caller sees errors), then follow changes in the background."""
         try:
-            conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-            async with conn:
-                await self._reload(conn)
+            await self._reload()
         except psycopg.Error as exc:
             raise StoreError(f"cannot load provisioning from {describe_dsn(self.dsn)}: {exc}") from None
         self._task = asyncio.create_task(self._follow(), name="directory-listen")
@@ -62,12 +65,17 @@ class Directory:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def _reload(self, conn: psycopg.AsyncConnection) -> None:
-        async with conn.transaction():  # one snapshot: objects and ids agree
+    async def _reload(self) -> None:
+        # A connection of its own: the listening one is busy inside notifies().
+        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        async with conn, conn.transaction():  # one snapshot: objects and ids agree
             prov = await store.load(conn)
             ids = await store.live_ids(conn)
-        self.snapshot = Snapshot(prov, ids)
+            presence = await agent_sessions.states(conn)
+        self.snapshot = Snapshot(prov, ids, presence)
         self.loaded.set()
+        if self.on_reload is not None:
+            self.on_reload(self.snapshot)
         log.info("provisioning loaded: %d hotline(s), %d number(s), %d queue(s), %d agent(s)",
                  len(prov.hotlines), len(prov.numbers), len(prov.queues), len(prov.agents))
 
@@ -79,6 +87,7 @@ class Directory:
                 conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    await self._reload(conn)
+                    await conn.execute(f"LISTEN {agent_sessions.NOTIFY_CHANNEL}")
+                    await self._reload()
                     async for _ in conn.notifies():
-                        await self._reload(conn)
+                        await self._reload()

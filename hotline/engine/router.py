@@ -11,6 +11,8 @@ from hotline.errors import AriNotFound
 
 log = logging.getLogger(__name__)
 
+AGENT_LEG = "-agent-"  # in the ids of the channels a call places to agents
+
 
 class Router:
     """Owns every call task: started here, stored here, cancelled and awaited in close()."""
@@ -31,9 +33,21 @@ class Router:
         if call is not None:
             call.inbox.put_nowait(event)
 
+    def watch(self, channel_id: str, call: InboundCall) -> None:
+        """Another channel's events (an agent leg a call placed) go to that call's inbox."""
+        self.calls[channel_id] = call
+
+    def unwatch(self, channel_id: str) -> None:
+        call = self.calls.get(channel_id)
+        if call is not None and call.channel_id != channel_id:
+            del self.calls[channel_id]
+
     def _on_stasis_start(self, event: StasisStart) -> None:
-        if event.channel.id in self.calls:
-            return  # already adopted by reconcile
+        owner = self.calls.get(event.channel.id)
+        if owner is not None:
+            if owner.channel_id != event.channel.id:
+                owner.inbox.put_nowait(event)  # an agent leg answered
+            return  # else: already adopted by reconcile
         entry, *rest = event.args or ("",)
         if entry != "inbound" or not rest:
             log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
@@ -54,7 +68,8 @@ class Router:
         except Exception:
             log.exception("call %s crashed", call.channel_id)
         finally:
-            self.calls.pop(call.channel_id, None)
+            for channel_id in [c for c, owner in self.calls.items() if owner is call]:
+                del self.calls[channel_id]
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
@@ -65,6 +80,8 @@ class Router:
             if channel_id not in alive:
                 call.inbox.put_nowait(ChannelVanished("ChannelVanished", self.ctx.app, None, channel_id))
         for channel_id in in_stasis - self.calls.keys():
+            if AGENT_LEG in channel_id:
+                continue  # an agent leg whose caller is adopted (or gone) with it
             await self._adopt(channel_id)
         closed = 0
         for hop in await self.ctx.contacts.open_hops(self.ctx.node):

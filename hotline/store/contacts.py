@@ -32,6 +32,22 @@ class NewHop:
     hotline_id: int | None = None
 
 
+@dataclass(frozen=True)
+class QueueEvent:
+    """A row of queue_events, like a line of app_queue's queue_log."""
+
+    queue_id: int
+    case_id: int
+    hop_id: int
+    event: str  # join, ring, ring_noanswer, answer, abandon, overflow, exit_key, complete
+    agent_id: int | None = None
+    position: int | None = None
+    wait_ms: int | None = None
+    ring_ms: int | None = None
+    talk_ms: int | None = None
+    detail: str = ""
+
+
 class LinesBusy(Exception):
     """Every line of the dialled number is held by a live leg."""
 
@@ -141,6 +157,29 @@ class Contacts:
                 " AND status = 'open' AND NOT EXISTS"
                 " (SELECT 1 FROM hops WHERE case_id = %s AND ended_at IS NULL)", (row[0], row[0]))
             return True
+
+    async def queue_event(self, event: QueueEvent) -> None:
+        """One queue_events row and, in the same transaction, what it changes on the hop: the
+        database never holds one without the other."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO queue_events (queue_id, case_id, hop_id, agent_id, event, position, wait_ms,"
+                " ring_ms, talk_ms, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (event.queue_id, event.case_id, event.hop_id, event.agent_id, event.event, event.position,
+                 event.wait_ms, event.ring_ms, event.talk_ms, event.detail))
+            if event.event == "join":
+                await conn.execute("UPDATE hops SET queue_id = %s, queued_at = now() WHERE id = %s",
+                                   (event.queue_id, event.hop_id))
+            elif event.event == "answer":
+                await conn.execute("UPDATE hops SET agent_id = %s, answered_at = now() WHERE id = %s",
+                                   (event.agent_id, event.hop_id))
+                await conn.execute("UPDATE cases SET last_agent_id = %s WHERE id = %s",
+                                   (event.agent_id, event.case_id))
+
+    async def append_ivr_digit(self, hop_id: int, digit: str) -> None:
+        """The IVR path of a hop: every key pressed in a menu, in order."""
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE hops SET ivr_path = ivr_path || %s WHERE id = %s", (digit, hop_id))
 
     async def open_hops(self, node: str) -> list[Hop]:
         async with self.pool.connection() as conn:

@@ -42,7 +42,7 @@ def test_database_gone_mid_call_the_hop_is_closed_once_it_is_back(
         assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": None}]
     hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), timeout_s=30,
                      what="hop closed after the database came back")[0]
-    assert (hop["end_reason"], hop["hangup_cause"]) == ("completed", 16)
+    assert (hop["end_reason"], hop["hangup_cause"]) == ("overflow", 16)
     assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]
 
 
@@ -54,6 +54,6 @@ def test_database_down_when_the_call_comes_the_call_is_served_and_recorded_later
         assert rows(db, "SELECT id FROM hops") == []
     hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), timeout_s=30,
                      what="hop written after the database came back")[0]
-    assert (hop["end_reason"], hop["dialled_e164"], hop["caller_num"]) == ("completed", "+74951234567",
+    assert (hop["end_reason"], hop["dialled_e164"], hop["caller_num"]) == ("overflow", "+74951234567",
                                                                           "89165551234")
     assert len(rows(db, "SELECT id FROM cases")) == 1

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.lab
 def test_sipp_call_leaves_one_case_and_one_closed_hop_with_the_right_fields(daemon: DaemonProcess,
                                                                             db: psycopg.Connection) -> None:
     run = sipp.call("84951234567", caller="89165551234", caller_name="Ivan Petrov")
-    assert run.ok, run.output  # answered, then Asterisk hung up (BYE) after the prompt
+    assert run.ok, run.output  # answered, queued, then hung up by Asterisk (BYE) on overflow
 
     hops = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
     cases = rows(db, "SELECT * FROM cases")
@@ -31,8 +31,8 @@ def test_sipp_call_leaves_one_case_and_one_closed_hop_with_the_right_fields(daem
     assert hop["caller_num"] == "89165551234" and hop["caller_name"] == "Ivan Petrov"
     assert hop["node"] == "lab-node"
     assert hop["channel_name"].startswith("PJSIP/sipp-trunk-")
-    assert hop["end_reason"] == "completed"
-    assert hop["hangup_cause"] == 16  # normal clearing: the daemon hung up after the prompt
+    assert hop["end_reason"] == "overflow"  # nobody in the queue: max wait, then hang-up
+    assert hop["hangup_cause"] == 16  # normal clearing: the daemon hung up
     assert hop["line"] == 1
     assert hop["number_id"] == rows(db, "SELECT id FROM numbers WHERE number = '+74951234567'")[0]["id"]
     assert hop["hotline_id"] == rows(db, "SELECT id FROM hotlines WHERE name = 'city'")[0]["id"]
@@ -67,7 +67,7 @@ def test_daemon_killed_mid_call_adopts_the_call_after_restart(daemon: DaemonProc
     assert run.ok, run.output  # the caller was never cut: the adopted call ended normally
     hops = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
     assert len(rows(db, "SELECT * FROM hops")) == 1 and len(rows(db, "SELECT * FROM cases")) == 1
-    assert hops[0]["end_reason"] == "completed"
+    assert hops[0]["end_reason"] == "overflow"
 
 
 def test_sigterm_stops_the_daemon_cleanly(daemon: DaemonProcess) -> None:
@@ -96,7 +96,7 @@ def test_second_caller_on_a_single_line_number_gets_busy(daemon: DaemonProcess,
                       if len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2 else None,
                       what="both hops closed")
     busy = next(h for h in hops if h["end_reason"] == "busy")
-    served = next(h for h in hops if h["end_reason"] == "completed")
+    served = next(h for h in hops if h["end_reason"] == "overflow")
     assert (served["line"], busy["line"]) == (1, None)
     assert busy["number_id"] == served["number_id"] is not None
     assert (busy["hangup_cause"], busy["caller_num"]) == (17, "89160000002")
@@ -109,8 +109,8 @@ def test_the_third_caller_on_a_two_line_number_gets_busy_and_the_lines_come_back
     wait_until(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NULL")) == 2, what="2 lines held")
     assert sipp.call("84957654321", "caller_expects_busy.xml").ok
     assert all(sipp.finish(c).ok for c in callers)
-    completed = "SELECT line FROM hops WHERE end_reason = 'completed' ORDER BY line"
-    served = wait_until(lambda: r if len(r := rows(db, completed)) == 2 else None, what="both calls recorded")
+    overflowed = "SELECT line FROM hops WHERE end_reason = 'overflow' ORDER BY line"
+    served = wait_until(lambda: r if len(r := rows(db, overflowed)) == 2 else None, what="both calls")
     assert [r["line"] for r in served] == [1, 2]
     wait_until(lambda: not rows(db, "SELECT id FROM hops WHERE ended_at IS NULL"), what="lines free")
     assert sipp.call("84957654321").ok  # a line is free again after the calls ended
@@ -132,4 +132,4 @@ def test_a_closed_hotline_can_send_callers_to_another_that_is_open(daemon: Daemo
                                                                    db: psycopg.Connection) -> None:
     assert sipp.call("84950001122").ok
     hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
-    assert hop["end_reason"] == "completed"
+    assert hop["end_reason"] == "overflow"  # through the open hotline's queue

@@ -22,7 +22,7 @@ def test_daemon_reconnects_after_asterisk_restart_and_records_the_next_call(
     daemon.wait_registered(timeout_s=30)
     assert sipp.call("+74951234567").ok
     hops = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
-    assert len(hops) == 1 and hops[0]["end_reason"] == "completed"
+    assert len(hops) == 1 and hops[0]["end_reason"] == "overflow"
     assert "reconnecting" in daemon.log()
 
 

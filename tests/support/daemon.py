@@ -28,12 +28,13 @@ class DaemonProcess:
         self.wait_registered(timeout_s)
 
     def wait_registered(self, timeout_s: float = 20) -> None:
-        """Until the daemon's WebSocket is up: ARI then lists a websocket for the app."""
+        """Until the daemon's WebSocket is up: Asterisk lists the app as active (`ari show apps`;
+        GET /ari/applications keeps listing an app after its WebSocket is gone)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"hotline run exited with {self.proc.returncode}:\n{self.log()}")
-            if app_is_connected(self.env):
+            if app_is_active(self.env.get("HOTLINE_ARI_APP", "hotline")):
                 return
             time.sleep(0.1)
         raise AssertionError(f"hotline run did not register its Stasis app in {timeout_s} s:\n{self.log()}")
@@ -71,3 +72,14 @@ def ari_get(env: Mapping[str, str], path: str) -> tuple[int, bytes]:
 def app_is_connected(env: Mapping[str, str]) -> bool:
     status, _ = ari_get(env, f"applications/{env.get('HOTLINE_ARI_APP', 'hotline')}")
     return status == 200
+
+
+def app_is_active(app: str) -> bool:
+    """Is a WebSocket connected for the Stasis app? Asked of the lab's Asterisk CLI."""
+    from hotline.asterisk.lab import Lab
+
+    listing = Lab(PROJECT_DIR).asterisk_cli("ari show apps")
+    return app in (line.strip() for line in listing.splitlines())
+
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]

@@ -11,9 +11,11 @@ import psycopg
 from hotline.provision.changes import apply_document
 
 # What the call tests dial: a single-line and a two-line city number, an 8-800 number and a video
-# address, all on one open hotline.
+# address, all on one open hotline whose queue has no agents: callers wait 2 s, then overflow.
 BASE = """
 [queues.support]
+max_wait = 2
+overflow = "hangup"
 
 [hotlines.city]
 entry = "queue:support"

@@ -31,10 +31,12 @@ def free_udp_port() -> int:
 
 
 def start_call(number: str, scenario: str = "caller_until_bye.xml", *, caller: str = "+74957654321",
-               caller_name: str = "Test Caller", timeout_s: int = 30) -> subprocess.Popen[str]:
-    """Place one call in the background; `finish()` waits for it."""
+               caller_name: str = "Test Caller", hold_ms: int = 300,
+               timeout_s: int = 30) -> subprocess.Popen[str]:
+    """Place one call in the background; `finish()` waits for it. caller_hangs_up.xml hangs up
+    `hold_ms` after it is answered."""
     inf = INJECTION_DIR / f"caller-{uuid.uuid4().hex[:8]}.csv"
-    inf.write_text(f"SEQUENTIAL\n{caller};{caller_name};\n")
+    inf.write_text(f"SEQUENTIAL\n{caller};{caller_name};{hold_ms};\n")
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", number, "-inf", str(inf),
            "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
@@ -49,3 +51,23 @@ def finish(proc: subprocess.Popen[str], timeout_s: float = 40) -> SippRun:
 
 def call(number: str, scenario: str = "caller_until_bye.xml", **kwargs: object) -> SippRun:
     return finish(start_call(number, scenario, **kwargs))  # type: ignore[arg-type]
+
+
+def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300,
+                scenario: str = "agent_answers.xml", timeout_s: int = 60) -> subprocess.Popen[str]:
+    """A registered agent phone that answers one call after `ring_ms` of ringing: one sipp
+    registers from a port and exits, a sipp UAS then listens on that same port."""
+    port = free_udp_port()
+    inf = INJECTION_DIR / f"agent-{uuid.uuid4().hex[:8]}.csv"
+    inf.write_text(f"SEQUENTIAL\n{endpoint};{ring_ms};\n")
+    common = ["-inf", str(inf), "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-timeout_error"]
+    register = subprocess.run(
+        ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "agent_register_only.xml"), "-au", endpoint,
+         "-ap", password, "-m", "1", "-timeout", "10s", *common],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=INJECTION_DIR, timeout=20)
+    if register.returncode != 0:
+        raise AssertionError(f"agent {endpoint} could not register:\n{register.stdout[-2000:]}")
+    cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-aa", "-m", "1", "-mp", str(free_udp_port()),
+           "-timeout", f"{timeout_s}s", *common]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)

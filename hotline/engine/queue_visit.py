@@ -1,0 +1,227 @@
+"""A caller's time in a queue, run by the caller's own task: join, wait with music, ring agents as
+the strategy says, bridge with the one who answers, and record every step as a queue event.
+
+Outcomes: "completed" (talked to an agent), "abandoned" (hung up while waiting: ChannelGone
+propagates), or an overflow Target to follow (max wait, max length, nobody to take the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hotline.asterisk.ari_events import AriEvent, ChannelDestroyed, ChannelEvent, StasisEnd, StasisStart
+from hotline.engine.agent_state import AgentState
+from hotline.engine.queues import Waiter
+from hotline.errors import AriError
+from hotline.provision.model import Queue, Target
+from hotline.store.contacts import QueueEvent
+
+if TYPE_CHECKING:
+    from hotline.engine.calls import InboundCall
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0  # a waiting caller looks again at least this often (wrap-ups end by the clock)
+
+
+@dataclass
+class Ringing:
+    agent: AgentState
+    channel_id: str
+    started: float
+
+
+@dataclass(frozen=True)
+class Overflow:
+    target: Target
+    why: str
+
+
+class QueueVisit:
+    def __init__(self, call: InboundCall, queue: Queue) -> None:
+        self.call = call
+        self.queue = queue
+        self.ctx = call.ctx
+        self.manager = call.ctx.queues
+        snapshot = call.ctx.directory.snapshot
+        self.queue_id = snapshot.id_of("queues", queue.name)
+        self.agent_ids = snapshot.ids.get("agents", {})
+        self.waiter: Waiter | None = None
+
+    async def run(self) -> str | Overflow:
+        q = self.queue
+        if q.max_len is not None and self.manager.length(q.name) >= q.max_len:
+            return Overflow(q.overflow, "max_len")
+        if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
+            return Overflow(q.overflow, "empty")
+        await self.call.answer()
+        self.waiter = self.manager.join(q.name, self.call.channel_id)
+        log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name,
+                 self.manager.position(self.waiter))
+        await self._event("join", position=self.manager.position(self.waiter))
+        await self.ctx.ari.start_moh(self.call.channel_id, q.music)
+        try:
+            return await self._wait_and_ring()
+        except BaseException:
+            if self.waiter is not None and self.call.hangup_seen:
+                await self._event("abandon", position=self.manager.position(self.waiter),
+                                  wait_ms=self._waited_ms())
+            raise
+        finally:
+            self.manager.leave(self.waiter)
+
+    async def _wait_and_ring(self) -> str | Overflow:
+        assert self.waiter is not None
+        q = self.queue
+        while True:
+            if q.max_wait is not None and time.time() - self.waiter.joined_at >= q.max_wait:
+                await self._event("overflow", wait_ms=self._waited_ms(), detail=str(q.overflow))
+                return Overflow(q.overflow, "max_wait")
+            agents = self.manager.next_attempt(self.waiter)
+            if agents:
+                answered = await self._ring(agents)
+                if answered is not None:
+                    return await self._talk(*answered)
+                self.manager.attempt_over(self.waiter)
+                await self._idle(float(q.retry))
+                continue
+            self.waiter.wake.clear()
+            await self._idle(self._poll_s())
+
+    def _poll_s(self) -> float:
+        assert self.waiter is not None
+        if self.queue.max_wait is None:
+            return POLL_S
+        left = self.waiter.joined_at + self.queue.max_wait - time.time()
+        return max(0.05, min(POLL_S, left))
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait `seconds`, or less when the queue changes; the caller hanging up ends it."""
+        assert self.waiter is not None
+        wake = asyncio.create_task(self.waiter.wake.wait())
+        try:
+            deadline = time.monotonic() + seconds
+            while not wake.done() and time.monotonic() < deadline:
+                event = await self.call.next_event(min(deadline - time.monotonic(), 0.25) or 0.01)
+                if event is not None:
+                    self.call.check_caller_gone(event)
+        finally:
+            wake.cancel()
+
+    # -- ringing -------------------------------------------------------------------------------
+
+    async def _ring(self, agents: list[AgentState]) -> tuple[Ringing, float] | None:
+        """Ring the attempt's agents; the first to answer wins, the others are hung up."""
+        started = time.time()
+        ringing: dict[str, Ringing] = {}
+        for agent in agents:
+            leg = await self._dial(agent)
+            if leg is not None:
+                ringing[leg.channel_id] = leg
+        deadline = time.monotonic() + self.queue.ring_timeout + 2  # Asterisk's own timeout first
+        try:
+            while ringing and time.monotonic() < deadline:
+                event = await self.call.next_event(deadline - time.monotonic())
+                if event is None:
+                    break
+                self.call.check_caller_gone(event)
+                leg = ringing.get(_channel_of(event) or "")
+                if leg is None:
+                    continue
+                if isinstance(event, StasisStart):
+                    del ringing[leg.channel_id]
+                    self.manager.ring_ended(self.waiter_, leg.agent, answered=True)
+                    return leg, started
+                if isinstance(event, ChannelDestroyed | StasisEnd):
+                    del ringing[leg.channel_id]
+                    await self._no_answer(leg, f"cause {getattr(event, 'cause', '')}".strip())
+        finally:
+            for leg in list(ringing.values()):  # timed out, or lost to another agent, or caller gone
+                await self._hang_up(leg.channel_id)
+                await self._no_answer(leg, "ring timeout" if self.call.is_up else "caller gone")
+        return None
+
+    @property
+    def waiter_(self) -> Waiter:
+        assert self.waiter is not None
+        return self.waiter
+
+    async def _dial(self, agent: AgentState) -> Ringing | None:
+        channel_id = f"{self.call.channel_id}-agent-{uuid.uuid4().hex[:8]}"
+        log.info("call %s: ringing %s (%s) for queue %s", self.call.channel_id, agent.name, agent.endpoint,
+                 self.queue.name)
+        self.call.watch(channel_id)
+        leg = Ringing(agent, channel_id, time.time())
+        await self._event("ring", agent=agent)
+        try:
+            await self.ctx.ari.originate(
+                f"PJSIP/{agent.endpoint}", self.ctx.app, f"agent,{self.call.channel_id}", channel_id,
+                timeout_s=self.queue.ring_timeout, caller_id=self.call.channel.caller_num)
+        except AriError as exc:  # not registered, unknown endpoint: next agent
+            log.info("queue %s: could not ring %s: %s", self.queue.name, agent.name, exc)
+            await self._no_answer(leg, "dial failed")
+            return None
+        return leg
+
+    async def _no_answer(self, leg: Ringing, why: str) -> None:
+        self.manager.ring_ended(self.waiter_, leg.agent, answered=False)
+        self.call.unwatch(leg.channel_id)
+        await self._event("ring_noanswer", agent=leg.agent, ring_ms=_ms(time.time() - leg.started),
+                          detail=why)
+
+    async def _hang_up(self, channel_id: str) -> None:
+        try:
+            await self.ctx.ari.hangup(channel_id, "normal")
+        except AriError:
+            pass
+
+    # -- talking -------------------------------------------------------------------------------
+
+    async def _talk(self, leg: Ringing, ring_started: float) -> str:
+        """Caller and agent in the case's mixing bridge until one of them hangs up."""
+        call = self.call
+        bridge_id = f"case-{call.case_id}"
+        await self.ctx.ari.stop_moh(call.channel_id)
+        await self.ctx.ari.create_bridge(bridge_id, "mixing")
+        await self.ctx.ari.add_to_bridge(bridge_id, [call.channel_id, leg.channel_id])
+        answered_at = time.time()
+        await self._event("answer", agent=leg.agent, wait_ms=self._waited_ms(answered_at),
+                          ring_ms=_ms(answered_at - leg.started))
+        call.bridged_with(leg.channel_id)
+        who = "caller"
+        try:
+            who = await call.until_either_hangs_up(leg.channel_id)
+        finally:
+            await self._hang_up(leg.channel_id if who == "caller" else call.channel_id)
+            self.manager.call_ended(leg.agent, self.queue.name)
+            call.unwatch(leg.channel_id)
+            await self._event("complete", agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                              detail=f"{who} hung up")
+            await self.ctx.ari.destroy_bridge(bridge_id)
+        return "completed"
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _waited_ms(self, at: float | None = None) -> int:
+        return _ms((at or time.time()) - self.waiter_.joined_at)
+
+    async def _event(self, event: str, *, agent: AgentState | None = None, **fields: object) -> None:
+        hop = self.call.hop
+        if hop is None or self.queue_id is None:
+            return  # the database was down when the call came: nothing to attach events to
+        row = QueueEvent(queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id, event=event,
+                         agent_id=self.agent_ids.get(agent.name) if agent else None, **fields)  # type: ignore[arg-type]
+        self.call.record(lambda: self.ctx.contacts.queue_event(row))
+
+
+def _channel_of(event: AriEvent) -> str | None:
+    return event.channel.id if isinstance(event, ChannelEvent) else None
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(seconds * 1000))

@@ -1,0 +1,174 @@
+"""Queues: who waits where (longest-waiting first), which agents may be rung, and for whom.
+
+One `QueueManager` per daemon holds the agents' state and the waiting callers of every queue.
+It never touches Asterisk: each waiting caller's own task asks it for a ringing attempt when
+woken, rings through ARI, and reports back. So the state of agents changes in one place and
+calls never share a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from hotline.engine.agent_state import AgentState, IllegalTransition
+from hotline.engine.strategies import Member, StrategyMemory, choose
+from hotline.provision.model import Provisioning, Queue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Waiter:
+    """One caller waiting in one queue."""
+
+    queue: str
+    channel_id: str
+    joined_at: float
+    video: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ringing: bool = False  # an attempt is under way: callers behind it may ring other agents
+
+
+class QueueManager:
+    def __init__(self, clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.memory = StrategyMemory()
+        self.agents: dict[str, AgentState] = {}
+        self.queues: dict[str, Queue] = {}
+        self.members: dict[str, list[tuple[str, int]]] = {}  # queue -> [(agent, penalty)]
+        self.waiting: dict[str, list[Waiter]] = {}
+
+    # -- provisioning and presence ---------------------------------------------------------------
+
+    def provision(self, prov: Provisioning) -> None:
+        """Take a new provisioning: agents keep their state, new ones start logged out."""
+        self.queues = dict(prov.queues)
+        self.members = {name: [] for name in prov.queues}
+        for agent in prov.agents.values():
+            if agent.name not in self.agents:
+                self.agents[agent.name] = AgentState.from_agent(agent)
+            for queue, penalty in agent.queues:
+                self.members.setdefault(queue, []).append((agent.name, penalty))
+        for gone in set(self.agents) - set(prov.agents):
+            del self.agents[gone]
+        self.wake_all()
+
+    def presence(self, logged_in: Mapping[str, bool], paused: Mapping[str, str | None]) -> None:
+        """Follow `hotline agent login|logout|pause|unpause` (from the database)."""
+        now = self.clock()
+        for name, agent in self.agents.items():
+            before = agent.status(now)
+            try:
+                self._apply_presence(agent, logged_in.get(name, False), paused.get(name), now)
+            except IllegalTransition as exc:  # the database is the truth; log and carry on
+                log.warning("presence of %s: %s", name, exc)
+            if agent.status(now) is not before:
+                log.info("agent %s: %s -> %s", name, before.value, agent.status(now).value)
+        self.wake_all()
+
+    @staticmethod
+    def _apply_presence(agent: AgentState, logged_in: bool, reason: str | None, now: float) -> None:
+        was_in = agent.status(now).value != "logged_out"
+        if logged_in and not was_in:
+            agent.login(now)
+        if not logged_in and was_in:
+            agent.logout(now)
+            return
+        if logged_in and reason != agent.pause_reason:
+            if agent.pause_reason is not None:
+                agent.unpause(now)
+            if reason is not None:
+                agent.pause(reason, now)
+
+    def device(self, endpoint: str, state: str) -> None:
+        """A DeviceStateChange from AMI for `PJSIP/<endpoint>`."""
+        for agent in self.agents.values():
+            if agent.endpoint == endpoint:
+                agent.device(state, self.clock())
+                log.info("agent %s: device %s -> %s", agent.name, state, agent.status(self.clock()).value)
+        self.wake_all()
+
+    # -- callers ---------------------------------------------------------------------------------
+
+    def join(self, queue: str, channel_id: str, joined_at: float | None = None,
+             video: bool = False) -> Waiter:
+        """Queue a caller; `joined_at` from the database keeps its place across a restart."""
+        waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video)
+        line = self.waiting.setdefault(queue, [])
+        line.append(waiter)
+        line.sort(key=lambda w: w.joined_at)
+        self.wake_all(queue)
+        return waiter
+
+    def leave(self, waiter: Waiter) -> None:
+        line = self.waiting.get(waiter.queue, [])
+        if waiter in line:
+            line.remove(waiter)
+        self.wake_all(waiter.queue)
+
+    def position(self, waiter: Waiter) -> int:
+        return self.waiting.get(waiter.queue, []).index(waiter) + 1
+
+    def length(self, queue: str) -> int:
+        return len(self.waiting.get(queue, []))
+
+    def logged_in_members(self, queue: str) -> int:
+        now = self.clock()
+        return sum(1 for name, _ in self.members.get(queue, [])
+                   if name in self.agents and self.agents[name].status(now).value != "logged_out")
+
+    def next_attempt(self, waiter: Waiter) -> list[AgentState]:
+        """The agents this caller should ring now, or [] (not its turn, or nobody free).
+
+        Its turn: every caller ahead of it is already ringing someone. The agents returned are
+        marked ringing at once, so the caller behind cannot take them."""
+        line = self.waiting.get(waiter.queue, [])
+        if waiter not in line or any(not w.ringing for w in line[: line.index(waiter)]):
+            return []
+        queue = self.queues.get(waiter.queue)
+        if queue is None:
+            return []
+        members = [Member(self.agents[name], penalty, order)
+                   for order, (name, penalty) in enumerate(self.members.get(waiter.queue, []))
+                   if name in self.agents]
+        now = self.clock()
+        plan = choose(queue.strategy, members, now, self.memory, self.rng, queue=queue.name,
+                      prefer_video=waiter.video and queue.prefer_video_agents)
+        if not plan:
+            return []
+        attempt = plan[0]
+        for member in attempt:
+            member.agent.ringing(now, queue.name)
+            self.memory.remember(queue.name, member)
+        waiter.ringing = True
+        return [m.agent for m in attempt]
+
+    def ring_ended(self, waiter: Waiter, agent: AgentState, answered: bool) -> None:
+        now = self.clock()
+        if answered:
+            agent.answered(now)
+        else:
+            agent.ring_ended_unanswered(now)
+        self.wake_all(waiter.queue)
+
+    def attempt_over(self, waiter: Waiter) -> None:
+        """The caller's ringing attempt ended unanswered: it waits like the others again."""
+        waiter.ringing = False
+        self.wake_all(waiter.queue)
+
+    def call_ended(self, agent: AgentState, queue: str) -> None:
+        q = self.queues.get(queue)
+        agent.call_ended(self.clock(), q.wrapup if q else 0)
+        self.wake_all()
+
+    def wake_all(self, queue: str | None = None) -> None:
+        for name, line in self.waiting.items():
+            if queue is None or name == queue:
+                for waiter in line:
+                    waiter.wake.set()

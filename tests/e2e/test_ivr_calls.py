@@ -1,0 +1,153 @@
+"""The IVR through the real lab: sipp callers press keys (SIP INFO DTMF), the daemon runs the menus,
+the hop's IVR path records what they pressed."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from support import sipp
+from support.checks import rows, wait_until
+from support.daemon import DaemonProcess
+from support.provisioning import BASE
+
+pytestmark = pytest.mark.lab
+
+IVR_NUMBER = "84950002233"
+BARGE_IN_NUMBER = "84950002244"
+# Short prompts and timeouts keep each call to a few seconds. `beep` is ~0.4 s, `demo-congrats`
+# ~30 s (a prompt a caller interrupts). Leaving the IVR goes to a queue nobody staffs.
+IVR = BASE + """
+[queues.front]
+join_empty = false
+
+[menus.main]
+prompt = "beep"
+timeout = 2
+retries = 1
+invalid_prompt = "beep"
+
+[menus.main.options]
+"1" = "queue:front"
+"2" = "menu:billing"
+"0" = "queue:front"
+
+[menus.billing]
+prompt = "beep"
+timeout = 2
+retries = 1
+
+[menus.billing.options]
+"0" = "menu:main"
+"1" = "queue:front"
+
+[menus.long]
+prompt = "demo-congrats"
+timeout = 1
+retries = 0
+
+[menus.long.options]
+"1" = "queue:front"
+
+[hotlines.ivr]
+entry = "menu:main"
+
+[hotlines.barge]
+entry = "menu:long"
+
+[numbers."+74950002233"]
+hotline = "ivr"
+lines = 5
+
+[numbers."+74950002244"]
+hotline = "barge"
+"""
+
+FIRST_KEY_MS = 1000  # after the answer: past the ~0.4 s menu prompt, inside its 2 s timeout
+BETWEEN_KEYS_MS = 1500  # past the next prompt(s), inside the next menu's timeout
+
+
+@pytest.fixture
+def daemon(daemon: DaemonProcess) -> DaemonProcess:
+    """The daemon, once it really serves calls: ARI keeps listing the Stasis app after a previous
+    daemon's WebSocket closed, so `wait_registered` can return before this daemon has connected."""
+    wait_until(lambda: "hotline running on node" in daemon.log(), what="daemon connected")
+    return daemon
+
+
+def press(number: str, *keys: str, first_ms: int = FIRST_KEY_MS, gap_ms: int = BETWEEN_KEYS_MS,
+          timeout_s: int = 20) -> sipp.SippRun:
+    """One caller that is answered, presses `keys` (up to three, by SIP INFO), then waits for BYE."""
+    fields = [*keys, "-", "-", "-"][:3]
+    inf = sipp.INJECTION_DIR / f"keys-{uuid.uuid4().hex[:8]}.csv"
+    inf.write_text(f"SEQUENTIAL\n+79165551234;IVR Caller;{';'.join(fields)};{first_ms};{gap_ms};\n")
+    cmd = ["sipp", sipp.ASTERISK_SIP, "-sf", str(sipp.SCENARIOS / "caller_presses_keys.xml"),
+           "-s", number, "-inf", str(inf), "-m", "1", "-i", "127.0.0.1",
+           "-p", str(sipp.free_udp_port()), "-mp", str(sipp.free_udp_port()),
+           "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
+    return sipp.finish(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        stdin=subprocess.DEVNULL, cwd=sipp.INJECTION_DIR))
+
+
+def closed_hop(db: psycopg.Connection) -> dict[str, Any]:
+    return wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+
+
+def left_the_menu(daemon: DaemonProcess, menu: str, key: str) -> bool:
+    return f"menu {menu} key {key}: leave to queue:front" in daemon.log()
+
+
+@pytest.mark.provision(IVR)
+def test_a_valid_key_is_recorded_and_takes_the_caller_past_the_menu(daemon: DaemonProcess,
+                                                                    db: psycopg.Connection) -> None:
+    run = press(IVR_NUMBER, "1")
+    assert run.ok, run.output  # answered, key accepted (200 to the INFO), then BYE from Asterisk
+    hop = closed_hop(db)
+    assert hop["ivr_path"] == "1"
+    assert hop["hangup_cause"] == 16
+    assert left_the_menu(daemon, "main", "1"), daemon.log()
+
+
+@pytest.mark.provision(IVR)
+def test_an_invalid_key_then_a_valid_one_records_both(daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    run = press(IVR_NUMBER, "9", "1")
+    assert run.ok, run.output
+    assert closed_hop(db)["ivr_path"] == "91"
+    assert left_the_menu(daemon, "main", "1"), daemon.log()
+
+
+@pytest.mark.provision(IVR)
+def test_a_silent_caller_is_hung_up_after_the_retries(daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    run = press(IVR_NUMBER)
+    assert run.ok, run.output  # the BYE came from Asterisk
+    hop = closed_hop(db)
+    assert hop["ivr_path"] == ""
+    assert hop["hangup_cause"] == 16
+    # Two attempts (retries = 1), each waiting the 2 s timeout after its prompt.
+    assert hop["ended_at"] - hop["entered_at"] >= timedelta(seconds=4)
+    assert "menu main: retries used up: goodbye" in daemon.log()
+
+
+@pytest.mark.provision(IVR)
+def test_a_nested_menu_and_0_back_to_main_then_1(daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    run = press(IVR_NUMBER, "2", "0", "1")
+    assert run.ok, run.output
+    assert closed_hop(db)["ivr_path"] == "201"
+    log = daemon.log()
+    assert "menu main key 2: menu:billing" in log and "menu billing key 0: menu:main" in log
+    assert left_the_menu(daemon, "main", "1"), log
+
+
+@pytest.mark.provision(IVR)
+def test_a_key_pressed_during_the_prompt_cuts_it_short(daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    run = press(BARGE_IN_NUMBER, "1", first_ms=500)  # the prompt lasts ~30 s
+    assert run.ok, run.output
+    hop = closed_hop(db)
+    assert hop["ivr_path"] == "1"
+    assert hop["ended_at"] - hop["entered_at"] < timedelta(seconds=10)
+    assert left_the_menu(daemon, "long", "1"), daemon.log()

@@ -1,0 +1,132 @@
+"""Queues through the real lab: sipp callers, sipp agent phones, the rows a supervisor reads."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hotline.asterisk.lab import Lab
+
+from support import sipp
+from support.checks import rows, wait_until
+from support.daemon import DaemonProcess
+from support.provisioning import BASE
+
+pytestmark = pytest.mark.lab
+
+QUEUE_NUMBER = "84950002211"
+QUEUED = BASE + """
+[queues.line]
+strategy = "rrmemory"
+ring_timeout = 5
+retry = 1
+
+[queues.short]
+max_wait = 1
+overflow = "hangup"
+
+[hotlines.queued]
+entry = "queue:line"
+
+[hotlines.impatient]
+entry = "queue:short"
+
+[numbers."+74950002211"]
+hotline = "queued"
+
+[numbers."+74950002212"]
+hotline = "impatient"
+"""
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    password: str
+
+
+def hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "hotline", *args], env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture
+def rendered_config_removed_afterwards(lab: Lab) -> Iterator[None]:
+    yield
+    for name in ("pjsip_hotline.conf", "extensions_hotline.conf"):
+        (lab.conf_dir / name).unlink(missing_ok=True)
+    lab.asterisk_cli("module reload res_pjsip.so")
+    lab.asterisk_cli("dialplan reload")
+
+
+@pytest.fixture
+def agent(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab: Lab,
+          rendered_config_removed_afterwards: None) -> Agent:
+    """An agent of queue `line`, rendered into Asterisk (hotline apply) and logged in."""
+    new = Agent(f"q-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(12))
+    file = tmp_path / "agent.toml"
+    file.write_text(f'[agents.{new.name}]\npassword = "{new.password}"\nqueues = {{ line = 0 }}\n')
+    hotline(daemon_env, "provision", str(file))
+    hotline(daemon_env, "apply")
+    hotline(daemon_env, "agent", "login", new.name)
+    return new
+
+
+def registered(lab: Lab, endpoint: str) -> bool:
+    return f"{endpoint}/sip:" in lab.asterisk_cli(f"pjsip show contacts like {endpoint}")
+
+
+@pytest.mark.provision(QUEUED)
+def test_caller_in_a_queue_is_bridged_with_the_free_agent_and_every_step_is_recorded(
+        agent: Agent, lab: Lab, db: psycopg.Connection) -> None:
+    phone = sipp.agent_phone(agent.name, agent.password, ring_ms=300)
+    wait_until(lambda: registered(lab, agent.name) or phone.poll() is not None, what="agent phone registered")
+    assert phone.poll() is None, sipp.finish(phone).output
+    caller = sipp.start_call(QUEUE_NUMBER, "caller_hangs_up.xml", hold_ms=3000)
+    caller_run = sipp.finish(caller)
+    assert caller_run.ok, caller_run.output[:2500]  # answered, talked, hung up
+    phone_run = sipp.finish(phone)
+    assert phone_run.ok, phone_run.output[-3000:]
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    agent_id = rows(db, "SELECT id FROM agents WHERE name = %s", agent.name)[0]["id"]
+    assert hop["end_reason"] == "completed" and hop["agent_id"] == agent_id
+    assert hop["queued_at"] is not None and hop["answered_at"] is not None
+    all_events = "SELECT * FROM queue_events ORDER BY id"
+    events = wait_until(lambda: e if len(e := rows(db, all_events)) == 4 else None, what="four queue events")
+    assert [e["event"] for e in events] == ["join", "ring", "answer", "complete"]
+    assert events[0]["position"] == 1
+    assert events[2]["agent_id"] == agent_id and events[2]["wait_ms"] >= 300
+    assert events[3]["talk_ms"] > 1000 and events[3]["detail"] == "caller hung up"
+    assert rows(db, "SELECT last_agent_id FROM cases") == [{"last_agent_id": agent_id}]
+
+
+@pytest.mark.provision(QUEUED)
+def test_caller_who_hangs_up_while_waiting_is_recorded_as_abandoned(daemon: DaemonProcess,
+                                                                    db: psycopg.Connection) -> None:
+    assert sipp.call(QUEUE_NUMBER, "caller_hangs_up.xml", hold_ms=1500).ok
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "abandoned" and hop["answered_at"] is None
+    events = rows(db, "SELECT event, position, wait_ms FROM queue_events ORDER BY id")
+    assert [e["event"] for e in events] == ["join", "abandon"]
+    assert events[1]["position"] == 1 and events[1]["wait_ms"] >= 1000
+
+
+@pytest.mark.provision(QUEUED)
+def test_caller_past_the_queues_max_wait_overflows(daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    assert sipp.call("84950002212").ok  # waited 1 s with nobody to answer, then hung up by Asterisk
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "overflow"
+    events = rows(db, "SELECT event, wait_ms, detail FROM queue_events ORDER BY id")
+    assert [e["event"] for e in events] == ["join", "overflow"]
+    assert events[1]["wait_ms"] >= 1000 and events[1]["detail"] == "hangup"

@@ -1,0 +1,80 @@
+"""The queue manager's bookkeeping: who waits in which order and who may ring whom."""
+
+from __future__ import annotations
+
+from hotline.engine.queues import QueueManager
+from hotline.provision.model import Agent, Provisioning, Queue
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def manager(strategy: str = "linear", wrapup: int = 0, agents: tuple[str, ...] = ("anna", "boris"),
+            ) -> tuple[QueueManager, Clock]:
+    clock = Clock()
+    m = QueueManager(clock=clock)
+    m.provision(Provisioning(
+        queues={"q": Queue("q", strategy=strategy, wrapup=wrapup)},
+        agents={a: Agent(a, a, queues=(("q", 0),)) for a in agents}))
+    m.presence({a: True for a in agents}, {})
+    return m, clock
+
+
+async def test_only_the_longest_waiting_caller_may_ring_first() -> None:
+    m, clock = manager()
+    first = m.join("q", "c1")
+    clock.now += 1
+    second = m.join("q", "c2")
+    assert m.next_attempt(second) == []
+    assert [a.name for a in m.next_attempt(first)] == ["anna"]
+
+
+async def test_the_next_caller_rings_another_agent_while_the_first_is_ringing() -> None:
+    m, _ = manager()
+    first, second = m.join("q", "c1"), m.join("q", "c2")
+    assert [a.name for a in m.next_attempt(first)] == ["anna"]
+    assert [a.name for a in m.next_attempt(second)] == ["boris"]
+
+
+async def test_a_caller_restored_with_its_database_join_time_keeps_its_place() -> None:
+    m, clock = manager()
+    newcomer = m.join("q", "new")
+    restored = m.join("q", "old", joined_at=clock.now - 60)
+    assert m.position(restored) == 1 and m.position(newcomer) == 2
+
+
+async def test_an_agent_in_wrapup_is_not_rung_until_it_ends() -> None:
+    m, clock = manager(wrapup=10, agents=("anna",))
+    caller = m.join("q", "c1")
+    anna = m.next_attempt(caller)[0]
+    m.ring_ended(caller, anna, answered=True)
+    m.call_ended(anna, "q")
+    m.leave(caller)
+    nxt = m.join("q", "c2")
+    assert m.next_attempt(nxt) == []
+    clock.now += 10
+    assert [a.name for a in m.next_attempt(nxt)] == ["anna"]
+
+
+async def test_paused_logged_out_and_unregistered_agents_are_skipped() -> None:
+    m, _ = manager(agents=("anna", "boris", "clara"))
+    m.presence({"anna": True, "boris": False, "clara": True}, {"anna": "lunch"})
+    m.device("clara", "UNAVAILABLE")
+    caller = m.join("q", "c1")
+    assert m.next_attempt(caller) == []
+    m.device("clara", "NOT_INUSE")
+    assert [a.name for a in m.next_attempt(caller)] == ["clara"]
+
+
+async def test_an_unanswered_ring_frees_the_agent_for_the_next_attempt() -> None:
+    m, _ = manager(agents=("anna",))
+    caller = m.join("q", "c1")
+    anna = m.next_attempt(caller)[0]
+    m.ring_ended(caller, anna, answered=False)
+    m.attempt_over(caller)
+    assert [a.name for a in m.next_attempt(caller)] == ["anna"]
