@@ -36,6 +36,7 @@ from hotline.engine.hours import is_open
 from hotline.engine.ivr import run_menu
 from hotline.engine.queue_visit import QueueVisit
 from hotline.engine.queues import QueueManager
+from hotline.engine.regions import route_by_region
 from hotline.errors import AriError, AriNotFound
 from hotline.numbers import to_e164
 from hotline.provision.model import Hotline, Number, Target
@@ -221,7 +222,18 @@ class InboundCall:
         if taking is None:
             await self._say_and_hang_up(f"sound:{last.closed_prompt}" if last.closed_prompt else None)
             return "closed"
-        return await self._enter(taking.entry)
+        return await self._enter(self._entry_of(taking))
+
+    def _entry_of(self, hotline: Hotline) -> Target:
+        """The hotline's entry, or for an 8-800 line the queue its region routes say for this
+        caller (longest number prefix, then geocoded region)."""
+        if hotline.regions:
+            queue = route_by_region(hotline, self.channel.caller_num or None)
+            if queue is not None:
+                log.info("call %s: caller %s routed by region to queue %s", self.channel_id,
+                         self.channel.caller_num, queue)
+                return Target("queue", queue)
+        return hotline.entry
 
     async def _enter(self, target: Target) -> str:
         """Follow the hotline's entry: menus, queues, overflows, until the contact ends."""

@@ -130,3 +130,29 @@ def test_caller_past_the_queues_max_wait_overflows(daemon: DaemonProcess, db: ps
     events = rows(db, "SELECT event, wait_ms, detail FROM queue_events ORDER BY id")
     assert [e["event"] for e in events] == ["join", "overflow"]
     assert events[1]["wait_ms"] >= 1000 and events[1]["detail"] == "hangup"
+
+
+REGIONAL = BASE + """
+[queues.siberia]
+max_wait = 1
+overflow = "hangup"
+
+[hotlines.federal]
+entry = "queue:support"
+regions = { "+7913" = "siberia" }
+
+[numbers."+78005550000"]
+hotline = "federal"
+"""
+
+
+@pytest.mark.provision(REGIONAL)
+def test_8_800_caller_from_a_routed_prefix_lands_in_the_regions_queue(daemon: DaemonProcess,
+                                                                      db: psycopg.Connection) -> None:
+    assert sipp.call("88005550000", caller="+79131234567").ok
+    assert sipp.call("88005550000", caller="+74951234567").ok
+    wait_until(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2, what="two calls")
+    queues = rows(db, "SELECT h.caller_num, q.name FROM hops h JOIN queues q ON q.id = h.queue_id"
+                      " ORDER BY h.id")
+    assert queues == [{"caller_num": "+79131234567", "name": "siberia"},
+                      {"caller_num": "+74951234567", "name": "support"}]
