@@ -123,6 +123,9 @@ class AriClient:
         await self.request("POST", f"bridges/{bridge_id}/addChannel",
                            params={"channel": ",".join(channel_ids)})
 
+    async def bridge(self, bridge_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"bridges/{bridge_id}")
+
     async def destroy_bridge(self, bridge_id: str) -> None:
         try:
             await self.request("DELETE", f"bridges/{bridge_id}")

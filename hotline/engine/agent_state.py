@@ -219,6 +219,13 @@ class AgentState:
         self._phase = _Phase.TALKING
         return done + self._set(now, "answered")
 
+    def adopt_call(self, now: float, queue: str) -> list[Transition]:
+        """A restarted daemon found this agent bridged with a caller of `queue`: a fact to take,
+        whatever the fresh state said."""
+        done = self.settle(now)
+        self._phase, self._queue = _Phase.TALKING, queue
+        return done + self._set(now, "adopted")
+
     def call_ended(self, now: float, wrapup_s: float) -> list[Transition]:
         """The bridged call ended: count it for the queue, then wrap-up until now + wrapup_s."""
         self._require(self._phase is _Phase.TALKING, "end a call", now, "not on a call")

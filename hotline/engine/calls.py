@@ -140,10 +140,11 @@ class InboundCall:
     async def run(self) -> None:
         """The whole life of the call; the hop is closed exactly once, whatever happens."""
         route = self._route()
+        adopted = self.hop is not None
         try:
             if self.hop is None:
                 self.hop = await self._open_hop(route)
-            end_reason = await self._serve_to_the_end(route)
+            end_reason = await self._serve_to_the_end(route, adopted)
         except LinesBusy:
             await self._refuse_busy(route)
             return
@@ -203,8 +204,12 @@ class InboundCall:
         except STORE_DOWN as exc:
             log.error("call %s: could not record the busy refusal: %s", self.channel_id, exc)
 
-    async def _serve_to_the_end(self, route: Route) -> str:
+    async def _serve_to_the_end(self, route: Route, adopted: bool = False) -> str:
         try:
+            if adopted:
+                resumed = await self._resume()
+                if resumed is not None:
+                    return resumed
             return await self._serve(route)
         except _CallerLeaving:
             await self._await_destroyed()
@@ -224,6 +229,44 @@ class InboundCall:
             return "closed"
         return await self._enter(self._entry_of(taking))
 
+    async def _resume(self) -> str | None:
+        """A call adopted after a daemon restart picks up where its hop says it was: bridged with
+        an agent (the talk goes on), or waiting in a queue (same place in line); else None, and
+        it starts over (IVR prompts are cheap to replay)."""
+        hop, snapshot = self.hop, self.ctx.directory.snapshot
+        if hop is None or hop.queue_id is None:
+            return None
+        names = {ident: name for name, ident in snapshot.ids.get("queues", {}).items()}
+        queue = snapshot.prov.queues.get(names.get(hop.queue_id, ""))
+        if queue is None:
+            return None
+        self._answered = True
+        self._set_state(CallState.IN_QUEUE)
+        await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+        visit = QueueVisit(self, queue)
+        if hop.answered_at is not None and hop.agent_id is not None:
+            agent_leg = await self._agent_leg_in_bridge()
+            agents = {ident: name for name, ident in snapshot.ids.get("agents", {}).items()}
+            if agent_leg is not None and hop.agent_id in agents:
+                return await visit.resume_talk(agents[hop.agent_id], agent_leg, hop.answered_at.timestamp())
+            await self._say_and_hang_up(None)  # the agent left while nobody was watching
+            return "completed"
+        if hop.queued_at is not None:
+            outcome = await visit.resume_waiting(hop.queued_at.timestamp())
+            if isinstance(outcome, str):
+                return outcome
+            return await self._enter(outcome.target, overflowed=True)
+        return None
+
+    async def _agent_leg_in_bridge(self) -> str | None:
+        """The other channel of the case's bridge, if the caller is still in it."""
+        try:
+            bridge = await self.ctx.ari.bridge(f"case-{self.case_id}")
+        except AriNotFound:
+            return None
+        others = [c for c in bridge.get("channels", []) if c != self.channel_id]
+        return others[0] if self.channel_id in bridge.get("channels", []) and others else None
+
     def _entry_of(self, hotline: Hotline) -> Target:
         """The hotline's entry, or for an 8-800 line the queue its region routes say for this
         caller (longest number prefix, then geocoded region)."""
@@ -235,10 +278,9 @@ class InboundCall:
                 return Target("queue", queue)
         return hotline.entry
 
-    async def _enter(self, target: Target) -> str:
+    async def _enter(self, target: Target, overflowed: bool = False) -> str:
         """Follow the hotline's entry: menus, queues, overflows, until the contact ends."""
         prov = self.ctx.directory.snapshot.prov
-        overflowed = False
         for _ in range(MAX_ROUTE_STEPS):
             if target.action == "menu":
                 self._set_state(CallState.IN_MENU)

@@ -53,6 +53,24 @@ class QueueVisit:
         self.agent_ids = snapshot.ids.get("agents", {})
         self.waiter: Waiter | None = None
 
+    async def resume_waiting(self, joined_at: float) -> str | Overflow:
+        """After a daemon restart: back in line at the place the database says, no second join."""
+        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at)
+        log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
+                 self.queue.name, self.manager.position(self.waiter))
+        await self.ctx.ari.start_moh(self.call.channel_id, self.queue.music)
+        return await self._waiting()
+
+    async def resume_talk(self, agent_name: str, agent_channel_id: str, answered_at: float) -> str:
+        """After a daemon restart: the caller is still bridged with the agent; follow the talk."""
+        agent = self.manager.adopt_talking(agent_name, self.queue.name)
+        if agent is None:
+            return "completed"
+        self.call.watch(agent_channel_id)
+        leg = Ringing(agent, agent_channel_id, answered_at)
+        self.waiter = Waiter(self.queue.name, self.call.channel_id, answered_at)
+        return await self._follow_talk(leg, answered_at, f"case-{self.call.case_id}")
+
     async def run(self) -> str | Overflow:
         q = self.queue
         if q.max_len is not None and self.manager.length(q.name) >= q.max_len:
@@ -65,6 +83,9 @@ class QueueVisit:
                  self.manager.position(self.waiter))
         await self._event("join", position=self.manager.position(self.waiter))
         await self.ctx.ari.start_moh(self.call.channel_id, q.music)
+        return await self._waiting()
+
+    async def _waiting(self) -> str | Overflow:
         try:
             return await self._wait_and_ring()
         except BaseException:
@@ -73,7 +94,8 @@ class QueueVisit:
                                   wait_ms=self._waited_ms())
             raise
         finally:
-            self.manager.leave(self.waiter)
+            if self.waiter is not None:
+                self.manager.leave(self.waiter)
 
     async def _wait_and_ring(self) -> str | Overflow:
         assert self.waiter is not None
@@ -192,6 +214,10 @@ class QueueVisit:
         answered_at = time.time()
         await self._event("answer", agent=leg.agent, wait_ms=self._waited_ms(answered_at),
                           ring_ms=_ms(answered_at - leg.started))
+        return await self._follow_talk(leg, answered_at, bridge_id)
+
+    async def _follow_talk(self, leg: Ringing, answered_at: float, bridge_id: str) -> str:
+        call = self.call
         call.bridged_with(leg.channel_id)
         who = "caller"
         try:

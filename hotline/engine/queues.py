@@ -162,6 +162,12 @@ class QueueManager:
         waiter.ringing = False
         self.wake_all(waiter.queue)
 
+    def adopt_talking(self, agent_name: str, queue: str) -> AgentState | None:
+        agent = self.agents.get(agent_name)
+        if agent is not None:
+            agent.adopt_call(self.clock(), queue)
+        return agent
+
     def call_ended(self, agent: AgentState, queue: str) -> None:
         q = self.queues.get(queue)
         agent.call_ended(self.clock(), q.wrapup if q else 0)

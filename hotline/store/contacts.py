@@ -70,10 +70,15 @@ class Hop:
     number_id: int | None = None
     line: int | None = None
     hotline_id: int | None = None
+    queue_id: int | None = None
+    agent_id: int | None = None
+    queued_at: datetime | None = None
+    answered_at: datetime | None = None
 
 
 _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num,"
-                " entered_at, ended_at, end_reason, hangup_cause, number_id, line, hotline_id")
+                " entered_at, ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id,"
+                " agent_id, queued_at, answered_at")
 
 # The lowest line of a number no live leg holds; NULL when all `limit` lines are held. With no
 # limit (NULL) there is always one more line than live legs.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import uuid
@@ -156,3 +157,48 @@ def test_8_800_caller_from_a_routed_prefix_lands_in_the_regions_queue(daemon: Da
                       " ORDER BY h.id")
     assert queues == [{"caller_num": "+79131234567", "name": "siberia"},
                       {"caller_num": "+74951234567", "name": "support"}]
+
+
+SLOW_OVERFLOW = BASE + """
+[queues.patient]
+max_wait = 5
+overflow = "hangup"
+
+[hotlines.patient]
+entry = "queue:patient"
+
+[numbers."+74950002213"]
+hotline = "patient"
+"""
+
+
+@pytest.mark.provision(SLOW_OVERFLOW)
+def test_caller_waiting_when_the_daemon_is_killed_keeps_its_place_and_its_join_time(
+        daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    caller = sipp.start_call("84950002213")
+    wait_until(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'join'"), what="caller queued")
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    assert sipp.finish(caller).ok  # never cut: overflowed by the new daemon, then hung up
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
+    events = rows(db, "SELECT event, wait_ms FROM queue_events ORDER BY id")
+    assert [e["event"] for e in events] == ["join", "overflow"]  # recorded once each
+    assert 5000 <= events[1]["wait_ms"] < 7000  # counted from the first join, not the restart
+    assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "overflow"}]
+
+
+@pytest.mark.provision(QUEUED)
+def test_bridged_call_keeps_talking_through_a_daemon_kill_and_is_recorded_once(
+        agent: Agent, daemon: DaemonProcess, lab: Lab, db: psycopg.Connection) -> None:
+    phone = sipp.agent_phone(agent.name, agent.password, ring_ms=200)
+    wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+    caller = sipp.start_call(QUEUE_NUMBER, "caller_hangs_up.xml", hold_ms=5000)
+    wait_until(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'answer'"), what="bridged")
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    assert sipp.finish(caller).ok and sipp.finish(phone).ok  # the talk went on; BYE reached the agent
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "completed"
+    events = rows(db, "SELECT event, talk_ms FROM queue_events ORDER BY id")
+    assert [e["event"] for e in events] == ["join", "ring", "answer", "complete"]
+    assert events[3]["talk_ms"] > 3000
