@@ -109,8 +109,8 @@ class QueueVisit:
                 answered = await self._ring(agents)
                 if answered is not None:
                     return await self._talk(*answered)
-                self.manager.attempt_over(self.waiter)
-                await self._idle(float(q.retry))
+                if self.manager.attempt_over(self.waiter):
+                    await self._idle(float(q.retry))
                 continue
             self.waiter.wake.clear()
             await self._idle(self._poll_s())

@@ -32,6 +32,9 @@ class Waiter:
     video: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     ringing: bool = False  # an attempt is under way: callers behind it may ring other agents
+    # The rest of this caller's ringing cycle: the strategy's plan, one attempt after another;
+    # when it is used up the caller waits the queue's retry time and a new plan is made.
+    cycle: list[list[Member]] = field(default_factory=list)
 
 
 class QueueManager:
@@ -138,11 +141,14 @@ class QueueManager:
                    for order, (name, penalty) in enumerate(self.members.get(waiter.queue, []))
                    if name in self.agents]
         now = self.clock()
-        plan = choose(queue.strategy, members, now, self.memory, self.rng, queue=queue.name,
-                      prefer_video=waiter.video and queue.prefer_video_agents)
-        if not plan:
+        if not waiter.cycle:
+            waiter.cycle = choose(queue.strategy, members, now, self.memory, self.rng, queue=queue.name,
+                                  prefer_video=waiter.video and queue.prefer_video_agents)
+        attempt: list[Member] = []
+        while waiter.cycle and not attempt:  # skip whoever became unavailable since the plan
+            attempt = [m for m in waiter.cycle.pop(0) if m.agent.available(now)]
+        if not attempt:
             return []
-        attempt = plan[0]
         for member in attempt:
             member.agent.ringing(now, queue.name)
             self.memory.remember(queue.name, member)
@@ -157,10 +163,12 @@ class QueueManager:
             agent.ring_ended_unanswered(now)
         self.wake_all(waiter.queue)
 
-    def attempt_over(self, waiter: Waiter) -> None:
-        """The caller's ringing attempt ended unanswered: it waits like the others again."""
+    def attempt_over(self, waiter: Waiter) -> bool:
+        """The caller's ringing attempt ended unanswered: it waits like the others again. True
+        when its cycle is used up (time for the queue's retry pause)."""
         waiter.ringing = False
         self.wake_all(waiter.queue)
+        return not waiter.cycle
 
     def adopt_talking(self, agent_name: str, queue: str) -> AgentState | None:
         agent = self.agents.get(agent_name)

@@ -31,6 +31,18 @@ strategy = "rrmemory"
 ring_timeout = 5
 retry = 1
 
+[queues.pair]
+strategy = "linear"
+ring_timeout = 2
+retry = 1
+wrapup = 30
+
+[hotlines.pair]
+entry = "queue:pair"
+
+[numbers."+74950002214"]
+hotline = "pair"
+
 [queues.short]
 max_wait = 1
 overflow = "hangup"
@@ -82,6 +94,22 @@ def agent(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab
     hotline(daemon_env, "apply")
     hotline(daemon_env, "agent", "login", new.name)
     return new
+
+
+@pytest.fixture
+def two_agents(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab: Lab,
+               rendered_config_removed_afterwards: None) -> tuple[Agent, Agent]:
+    """Two agents of queue `pair` (linear: the first by name is rung first), logged in."""
+    tag = uuid.uuid4().hex[:6]
+    pair = (Agent(f"a1-{tag}", secrets.token_urlsafe(12)), Agent(f"a2-{tag}", secrets.token_urlsafe(12)))
+    file = tmp_path / "agents.toml"
+    file.write_text("".join(f'[agents.{a.name}]\npassword = "{a.password}"\nqueues = {{ pair = 0 }}\n'
+                            for a in pair))
+    hotline(daemon_env, "provision", str(file))
+    hotline(daemon_env, "apply")
+    for a in pair:
+        hotline(daemon_env, "agent", "login", a.name)
+    return pair
 
 
 def registered(lab: Lab, endpoint: str) -> bool:
@@ -202,3 +230,48 @@ def test_bridged_call_keeps_talking_through_a_daemon_kill_and_is_recorded_once(
     events = rows(db, "SELECT event, talk_ms FROM queue_events ORDER BY id")
     assert [e["event"] for e in events] == ["join", "ring", "answer", "complete"]
     assert events[3]["talk_ms"] > 3000
+
+
+def agent_ids(db: psycopg.Connection) -> dict[str, int]:
+    return {r["name"]: r["id"] for r in rows(db, "SELECT name, id FROM agents")}
+
+
+@pytest.mark.provision(QUEUED)
+def test_ring_timeout_moves_on_to_the_next_agent(two_agents: tuple[Agent, Agent], lab: Lab,
+                                                 db: psycopg.Connection) -> None:
+    first, second = two_agents
+    silent = sipp.agent_phone(first.name, first.password, scenario="agent_no_answer.xml")
+    answering = sipp.agent_phone(second.name, second.password, ring_ms=200)
+    wait_until(lambda: registered(lab, first.name) and registered(lab, second.name), what="phones registered")
+    assert sipp.call("84950002214", "caller_hangs_up.xml", hold_ms=5000).ok
+    assert sipp.finish(silent).ok
+    answered = sipp.finish(answering)
+    assert answered.ok, answered.output[:1200]
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
+    ids = agent_ids(db)
+    recorded = wait_until(lambda: r if len(r := rows(db, "SELECT * FROM queue_events ORDER BY id")) == 6
+                          else None, what="six events")
+    events = [(e["event"], e["agent_id"]) for e in recorded]
+    assert events == [("join", None), ("ring", ids[first.name]), ("ring_noanswer", ids[first.name]),
+                      ("ring", ids[second.name]), ("answer", ids[second.name]),
+                      ("complete", ids[second.name])]
+    noanswer = rows(db, "SELECT ring_ms FROM queue_events WHERE event = 'ring_noanswer'")[0]
+    assert 1500 <= noanswer["ring_ms"] < 4000  # the queue's 2 s ring timeout
+
+
+@pytest.mark.provision(QUEUED)
+def test_an_agent_in_wrapup_or_paused_is_not_rung(two_agents: tuple[Agent, Agent], lab: Lab,
+                                                  daemon_env: dict[str, str], db: psycopg.Connection) -> None:
+    first, second = two_agents
+    hotline(daemon_env, "agent", "pause", first.name, "lunch")
+    phone = sipp.agent_phone(second.name, second.password, ring_ms=200)
+    wait_until(lambda: registered(lab, second.name), what="phone registered")
+    assert sipp.call("84950002214", "caller_hangs_up.xml", hold_ms=2500).ok  # answered by the second
+    assert sipp.finish(phone).ok
+    # The second agent is now in a 30 s wrap-up and the first is paused: nobody may be rung.
+    assert sipp.call("84950002214", "caller_hangs_up.xml", hold_ms=3000).ok
+    wait_until(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2, what="two calls")
+    rung = [r["agent_id"] for r in rows(db, "SELECT agent_id FROM queue_events WHERE event = 'ring'")]
+    assert rung == [agent_ids(db)[second.name]]  # rung once, for the first call only
+    assert [h["end_reason"] for h in rows(db, "SELECT end_reason FROM hops ORDER BY id")] == [
+        "completed", "abandoned"]

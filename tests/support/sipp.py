@@ -56,14 +56,15 @@ def call(number: str, scenario: str = "caller_until_bye.xml", **kwargs: object) 
 def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300,
                 scenario: str = "agent_answers.xml", timeout_s: int = 60) -> subprocess.Popen[str]:
     """A registered agent phone that answers one call after `ring_ms` of ringing: one sipp
-    registers from a port and exits, a sipp UAS then listens on that same port."""
+    registers from a port (answering Asterisk's first qualify) and exits, a sipp UAS then
+    listens on that same port. The next qualify comes 30 s later: a phone is for one short test."""
     port = free_udp_port()
     inf = INJECTION_DIR / f"agent-{uuid.uuid4().hex[:8]}.csv"
     inf.write_text(f"SEQUENTIAL\n{endpoint};{ring_ms};\n")
     common = ["-inf", str(inf), "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-timeout_error"]
     register = subprocess.run(
         ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "agent_register_only.xml"), "-au", endpoint,
-         "-ap", password, "-m", "1", "-timeout", "10s", *common],
+         "-ap", password, "-aa", "-m", "1", "-timeout", "10s", *common],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=INJECTION_DIR, timeout=20)
     if register.returncode != 0:
         raise AssertionError(f"agent {endpoint} could not register:\n{register.stdout[-2000:]}")

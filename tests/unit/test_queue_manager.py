@@ -78,3 +78,26 @@ async def test_an_unanswered_ring_frees_the_agent_for_the_next_attempt() -> None
     m.ring_ended(caller, anna, answered=False)
     m.attempt_over(caller)
     assert [a.name for a in m.next_attempt(caller)] == ["anna"]
+
+
+async def test_linear_goes_down_the_list_before_starting_over() -> None:
+    m, _ = manager(strategy="linear", agents=("anna", "boris"))
+    caller = m.join("q", "c1")
+    anna = m.next_attempt(caller)[0]
+    m.ring_ended(caller, anna, answered=False)
+    assert m.attempt_over(caller) is False  # boris is still to be tried in this cycle
+    boris = m.next_attempt(caller)[0]
+    assert boris.name == "boris"
+    m.ring_ended(caller, boris, answered=False)
+    assert m.attempt_over(caller) is True  # cycle used up: the retry pause, then anna again
+    assert [a.name for a in m.next_attempt(caller)] == ["anna"]
+
+
+async def test_an_agent_who_became_unavailable_since_the_plan_is_skipped() -> None:
+    m, _ = manager(strategy="linear", agents=("anna", "boris", "clara"))
+    caller = m.join("q", "c1")
+    anna = m.next_attempt(caller)[0]
+    m.ring_ended(caller, anna, answered=False)
+    m.attempt_over(caller)
+    m.presence({"anna": True, "boris": True, "clara": True}, {"boris": "lunch"})
+    assert [a.name for a in m.next_attempt(caller)] == ["clara"]
