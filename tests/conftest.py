@@ -32,6 +32,14 @@ def lab() -> Lab:
     return the_lab
 
 
+@pytest.fixture
+def rendered_files_removed_afterwards(lab: Lab) -> Iterator[Path]:
+    """For tests that run `hotline apply` on the lab: the next test starts from the reference
+    config again. Yields the lab's config directory."""
+    yield lab.conf_dir
+    _forget_rendered_config(lab)
+
+
 def _forget_rendered_config(lab: Lab) -> None:
     """Tests start from the reference config only: what `hotline apply` rendered into the lab
     earlier (`make run` applies the example) would route their numbers differently."""

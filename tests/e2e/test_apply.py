@@ -8,13 +8,11 @@ and reloads afterwards, leaving Asterisk as `hotline lab up` left it.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import subprocess
-import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +20,12 @@ import psycopg
 import pytest
 
 from hotline.asterisk.ami import AmiSession
-from hotline.asterisk.lab import Lab
 from hotline.config import load_settings
 from hotline.render import DIALPLAN_FILE, PJSIP_FILE
 
 from support import sipp
 from support.checks import rows, wait_until
+from support.cli import hotline_cli
 from support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.lab
@@ -42,11 +40,6 @@ class ProvisionedAgent:
     password: str
 
 
-def hotline_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hotline", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
-
-
 def asterisk(env: Mapping[str, str], cli: str) -> str:
     """A CLI command's output, through AMI `Command`."""
     async def go() -> str:
@@ -57,15 +50,6 @@ def asterisk(env: Mapping[str, str], cli: str) -> str:
         finally:
             await ami.close()
     return asyncio.run(go())
-
-
-@pytest.fixture
-def rendered_files_removed_afterwards(lab: Lab) -> Iterator[Path]:
-    yield lab.conf_dir
-    for name in (PJSIP_FILE, DIALPLAN_FILE):
-        (lab.conf_dir / name).unlink(missing_ok=True)
-    lab.asterisk_cli("module reload res_pjsip.so")
-    lab.asterisk_cli("module reload pbx_config.so")
 
 
 @pytest.fixture

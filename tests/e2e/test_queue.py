@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from hotline.asterisk.lab import Lab
 
 from support import sipp
 from support.checks import rows, wait_until
+from support.cli import hotline_cli
 from support.daemon import DaemonProcess
 from support.provisioning import BASE
 
@@ -68,24 +66,14 @@ class Agent:
 
 
 def hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "hotline", *args], env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=60)
+    result = hotline_cli(env, *args)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
 
 @pytest.fixture
-def rendered_config_removed_afterwards(lab: Lab) -> Iterator[None]:
-    yield
-    for name in ("pjsip_hotline.conf", "extensions_hotline.conf"):
-        (lab.conf_dir / name).unlink(missing_ok=True)
-    lab.asterisk_cli("module reload res_pjsip.so")
-    lab.asterisk_cli("dialplan reload")
-
-
-@pytest.fixture
 def agent(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab: Lab,
-          rendered_config_removed_afterwards: None) -> Agent:
+          rendered_files_removed_afterwards: Path) -> Agent:
     """An agent of queue `line`, rendered into Asterisk (hotline apply) and logged in."""
     new = Agent(f"q-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(12))
     file = tmp_path / "agent.toml"
@@ -98,7 +86,7 @@ def agent(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab
 
 @pytest.fixture
 def two_agents(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab: Lab,
-               rendered_config_removed_afterwards: None) -> tuple[Agent, Agent]:
+               rendered_files_removed_afterwards: Path) -> tuple[Agent, Agent]:
     """Two agents of queue `pair` (linear: the first by name is rung first), logged in."""
     tag = uuid.uuid4().hex[:6]
     pair = (Agent(f"a1-{tag}", secrets.token_urlsafe(12)), Agent(f"a2-{tag}", secrets.token_urlsafe(12)))
