@@ -100,7 +100,11 @@ class QueueVisit:
     async def _wait_and_ring(self) -> str | Overflow:
         assert self.waiter is not None
         q = self.queue
+        next_announcement = self._first_announcement()
         while True:
+            if next_announcement is not None and time.time() >= next_announcement:
+                await self._announce_position()
+                next_announcement += q.announce_period or 0  # every period since joining
             if q.max_wait is not None and time.time() - self.waiter.joined_at >= q.max_wait:
                 await self._event("overflow", wait_ms=self._waited_ms(), detail=str(q.overflow))
                 return Overflow(q.overflow, "max_wait")
@@ -114,6 +118,25 @@ class QueueVisit:
                 continue
             self.waiter.wake.clear()
             await self._idle(self._poll_s())
+
+    def _first_announcement(self) -> float | None:
+        period = self.queue.announce_period
+        return self.waiter_.joined_at + period if period else None
+
+    async def _announce_position(self) -> None:
+        """app_queue's periodic announcement: "you are now first in line", or "there are N calls
+        waiting" (those ahead of this caller), over the music, which then resumes."""
+        ahead = self.manager.position(self.waiter_) - 1
+        media = ("sound:queue-youarenext" if ahead == 0 else
+                 f"sound:queue-thereare,number:{ahead},sound:queue-callswaiting")
+        await self.ctx.ari.stop_moh(self.call.channel_id)
+        try:
+            await self.call.play(media)
+        finally:
+            if self.call.is_up:
+                await self.ctx.ari.start_moh(self.call.channel_id, self.queue.music)
+        log.info("call %s: position announced in queue %s (%d ahead)", self.call.channel_id,
+                 self.queue.name, ahead)
 
     def _poll_s(self) -> float:
         assert self.waiter is not None

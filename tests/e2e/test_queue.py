@@ -263,3 +263,33 @@ def test_an_agent_in_wrapup_or_paused_is_not_rung(two_agents: tuple[Agent, Agent
     assert rung == [agent_ids(db)[second.name]]  # rung once, for the first call only
     assert [h["end_reason"] for h in rows(db, "SELECT end_reason FROM hops ORDER BY id")] == [
         "completed", "abandoned"]
+
+
+ANNOUNCED = BASE + """
+[queues.announced]
+max_wait = 11
+announce_period = 5
+overflow = "hangup"
+
+[hotlines.announced]
+entry = "queue:announced"
+
+[numbers."+74950002215"]
+hotline = "announced"
+"""
+
+
+@pytest.mark.provision(ANNOUNCED)
+def test_a_waiting_caller_hears_its_position_every_announce_period(daemon: DaemonProcess, lab: Lab,
+                                                                   db: psycopg.Connection) -> None:
+    asterisk_log = lab.log_paths()["asterisk"]
+    start = asterisk_log.stat().st_size
+    assert sipp.call("84950002215").ok  # waited 11 s, then overflowed
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
+    with asterisk_log.open("rb") as fh:
+        fh.seek(start)
+        log = fh.read().decode(errors="replace")
+    channel = rows(db, "SELECT channel_name FROM hops")[0]["channel_name"]
+    played = [line for line in log.splitlines() if channel in line and "queue-youarenext" in line]
+    assert len(played) == 2  # at 5 s and 10 s of the 11 s wait
+    assert "position announced" in daemon.log()
