@@ -2,8 +2,9 @@
 
 The call finds its number and hotline in the directory (an unknown number hears that it is not
 in service), takes a line of the number or is refused busy (486, before answer), and outside
-the hotline's hours gets the hotline's closed action. Inside hours it reaches the hotline's entry:
-for now a greeting and a hang-up; IVR and queues are the routing engine's next steps.
+the hotline's hours gets the hotline's closed action. Inside hours it follows the hotline's entry
+(or its 8-800 region route) through IVR menus and queues (queue_visit) until the contact ends.
+A call adopted after a daemon restart resumes where its hop says it was.
 """
 
 from __future__ import annotations
@@ -75,7 +76,6 @@ class CallContext:
     node: str
     app: str = "hotline"
     region: str = "RU"
-    greeting: str = "sound:hello-world"
     not_in_service: str = "sound:ss-noservice"
     hangup_grace_s: float = 5.0     # how long to wait for ChannelDestroyed after our hangup
     # The caller is not kept waiting for the database: after this long the call is served anyway
