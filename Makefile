@@ -10,6 +10,7 @@ HOTLINE := $(VENV)/bin/hotline
 PYTHON ?= python3
 SYSTEM_PACKAGES := mmdebstrap sip-tester
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: setup system-packages venv lab-up lab-down lab-status run test unit lint bench clean
 
@@ -66,6 +67,11 @@ lint: venv
 	$(PY) -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check hotline tests
 	$(VENV)/bin/mypy hotline
+
+# hotline vs a plain-dialplan Queue() under a sipp load ramp on the lab: bench/README.md.
+# e.g. make bench BENCH_ARGS="--rates 2,4,5 --seconds 20"
+bench: setup
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
