@@ -12,6 +12,7 @@ from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ami_events import DeviceStateChange, FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
 from hotline.config import Settings
+from hotline.engine import regions
 from hotline.engine.calls import CallContext
 from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.queues import QueueManager
@@ -102,6 +103,7 @@ class Daemon:
 
     def _follow_provisioning(self, snapshot: Snapshot) -> None:
         """Provisioning or agent presence changed (NOTIFY): the queues take it at once."""
+        regions.prepare(snapshot.prov.hotlines.values())
         self.queues.provision(snapshot.prov)
         self.queues.presence({n: p.logged_in_since is not None for n, p in snapshot.presence.items()},
                              {n: p.reason if p.paused_since else None for n, p in snapshot.presence.items()})

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 import phonenumbers
-from phonenumbers import PhoneNumber, geocoder
+from phonenumbers import PhoneNumber
 
 from hotline.numbers import to_e164
 from hotline.provision.model import Hotline, RegionRoute
@@ -53,6 +54,10 @@ def _places(number: PhoneNumber, language: str) -> list[str]:
     a number it cannot place closer (a mobile) yields nothing."""
     if not phonenumbers.is_number_geographical(number):
         return []
+    # Imported here: the geocoder loads every language's place data (~100 MB resident) at import,
+    # which a daemon whose hotlines route by prefix only never needs.
+    from phonenumbers import geocoder
+
     out = []
     for lang in dict.fromkeys((language, "en")):
         place = geocoder.description_for_number(number, lang)
@@ -69,3 +74,10 @@ def region_key(name: str) -> tuple[str, ...]:
     text = text.replace("ё", "е")
     words = (w for w in re.findall(r"[^\W\d_]+", text) if w not in _DESIGNATORS)
     return tuple(_NOUN_END.sub("", _ADJECTIVE.sub(r"\1", w)) for w in words)
+
+
+def prepare(hotlines: Iterable[Hotline]) -> None:
+    """Load the geocoder now (at provisioning time) when a route names a region, so the first
+    such caller does not wait for its data to load."""
+    if any(r.match_kind == "region" for h in hotlines for r in h.regions):
+        from phonenumbers import geocoder  # noqa: F401
