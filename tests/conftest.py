@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from support.daemon import DaemonProcess
 from support.provisioning import BASE, provision
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-TEMPLATE_DB = "hotline_test_template"
+# Per test session, so two sessions on one lab (a developer and CI, say) never drop each other's.
+TEMPLATE_DB = f"hotline_test_template_{os.getpid()}"
 RENDERED_FILES = ("pjsip_hotline.conf", "extensions_hotline.conf")
 
 
@@ -63,10 +65,11 @@ def _dsn_for(admin_dsn: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_db(lab: Lab) -> str:
+def template_db(lab: Lab) -> Iterator[str]:
     """A migrated database that each test's own database is copied from (fast, isolated)."""
     admin = lab.admin_dsn()
     with psycopg.connect(admin, autocommit=True) as conn:
+        _drop_templates_of_dead_sessions(conn)
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
 
@@ -76,7 +79,17 @@ def template_db(lab: Lab) -> str:
             await migrate(conn)
 
     asyncio.run(go())
-    return TEMPLATE_DB
+    yield TEMPLATE_DB
+    _drop(admin, TEMPLATE_DB)
+
+
+def _drop_templates_of_dead_sessions(conn: psycopg.Connection) -> None:
+    """A session that was killed never dropped its template; its pid names it."""
+    rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'hotline_test_template_%'")
+    for (name,) in rows.fetchall():
+        pid = name.rsplit("_", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @contextmanager
