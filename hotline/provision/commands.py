@@ -231,6 +231,9 @@ def _queue_options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--service-level", type=int, help="Service-level threshold, seconds."),
         click.option("--prefer-video-agents/--no-prefer-video-agents", default=None),
         click.option("--overflow", help="hangup | queue:NAME | hotline:NAME | menu:NAME."),
+        click.option("--announce-holdtime/--no-announce-holdtime", default=None,
+                     help="Say the estimated hold time with the position."),
+        click.option("--breakout-menu", help="Menu whose keys let a waiting caller leave ('none')."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -72,6 +72,8 @@ class Queue:
     service_level: int = 20
     prefer_video_agents: bool = False
     overflow: Target = Target("hangup")
+    announce_holdtime: bool = False  # with each position announcement
+    breakout_menu: str | None = None  # a waiting caller pressing one of its keys leaves for its target
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ def slug(field: str, value: object) -> str:
     return value
 
 
+def optional_slug(field: str, value: object) -> str | None:
+    """A name, or None for 'none' / 'off' / empty (a setting switched off)."""
+    return None if value in (None, "", "none", "off") else slug(field, value)
+
+
 def sound(field: str, value: object) -> str:
     if not isinstance(value, str) or not SOUND.fullmatch(value) or ".." in value:
         raise fail(field, value, "is not an Asterisk sound name (like 'hotline/welcome', no extension)")
@@ -299,7 +304,8 @@ def _get(table: Mapping[str, Any], key: str, default: T, convert: Callable[[str,
 def queue(name: str, table: Mapping[str, Any]) -> Queue:
     f = f"queues.{slug('queue', name)}"
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
-                     "announce_period", "music", "service_level", "prefer_video_agents", "overflow"})
+                     "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
+                     "announce_holdtime", "breakout_menu"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -316,7 +322,9 @@ def queue(name: str, table: Mapping[str, Any]) -> Queue:
         service_level=_get(table, "service_level", d.service_level, lambda k, v: integer(k, v, 1, 3600), f),
         prefer_video_agents=_get(table, "prefer_video_agents", d.prefer_video_agents, boolean, f),
         overflow=_get(table, "overflow", d.overflow,
-                      lambda k, v: target(k, v, ("hangup", "queue", "hotline", "menu")), f))
+                      lambda k, v: target(k, v, ("hangup", "queue", "hotline", "menu")), f),
+        announce_holdtime=_get(table, "announce_holdtime", d.announce_holdtime, boolean, f),
+        breakout_menu=_get(table, "breakout_menu", d.breakout_menu, optional_slug, f))
 
 
 def menu(name: str, table: Mapping[str, Any]) -> Menu:

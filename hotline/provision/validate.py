@@ -36,6 +36,8 @@ def _references(prov: Provisioning) -> Iterator[str]:
             yield f"queues.{q.name}.overflow: {str(q.overflow)!r} does not exist"
         if q.overflow == Target("queue", q.name):
             yield f"queues.{q.name}.overflow: {str(q.overflow)!r} overflows into itself"
+        if q.breakout_menu is not None and q.breakout_menu not in prov.menus:
+            yield f"queues.{q.name}.breakout_menu: menu {q.breakout_menu!r} does not exist"
     for h in prov.hotlines.values():
         if not _exists(prov, h.entry):
             yield f"hotlines.{h.name}.entry: {str(h.entry)!r} does not exist"

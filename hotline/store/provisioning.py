@@ -121,7 +121,9 @@ async def _load_queues(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
             wrapup=r["wrapup_s"], max_wait=r["max_wait_s"], max_len=r["max_len"],
             join_empty=r["join_empty"], announce_period=r["announce_period_s"], music=r["music_class"],
             service_level=r["service_level_s"], prefer_video_agents=r["prefer_video_agents"],
-            overflow=_target(r["overflow_action"], ident, kind, names)))
+            overflow=_target(r["overflow_action"], ident, kind, names),
+            announce_holdtime=r["announce_holdtime"],
+            breakout_menu=names["menus"].get(r["breakout_menu_id"]) if r["breakout_menu_id"] else None))
     return out
 
 
@@ -224,26 +226,28 @@ async def _upsert_menu(conn: AsyncConnection, m: Menu) -> None:
 async def _upsert_queue(conn: AsyncConnection, q: Queue) -> None:
     await conn.execute(
         "INSERT INTO queues (name, strategy, ring_timeout_s, retry_s, wrapup_s, max_wait_s, max_len,"
-        " join_empty, announce_period_s, music_class, service_level_s, prefer_video_agents)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " join_empty, announce_period_s, music_class, service_level_s, prefer_video_agents,"
+        " announce_holdtime) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET strategy = excluded.strategy,"
         " ring_timeout_s = excluded.ring_timeout_s, retry_s = excluded.retry_s,"
         " wrapup_s = excluded.wrapup_s, max_wait_s = excluded.max_wait_s, max_len = excluded.max_len,"
         " join_empty = excluded.join_empty, announce_period_s = excluded.announce_period_s,"
         " music_class = excluded.music_class, service_level_s = excluded.service_level_s,"
         " prefer_video_agents = excluded.prefer_video_agents, retired_at = NULL, updated_at = now(),"
-        " overflow_action = 'hangup', overflow_queue_id = NULL, overflow_hotline_id = NULL,"
-        " overflow_menu_id = NULL",
+        " announce_holdtime = excluded.announce_holdtime, overflow_action = 'hangup',"
+        " overflow_queue_id = NULL, overflow_hotline_id = NULL, overflow_menu_id = NULL,"
+        " breakout_menu_id = NULL",
         (q.name, q.strategy, q.ring_timeout, q.retry, q.wrapup, q.max_wait, q.max_len, q.join_empty,
-         q.announce_period, q.music, q.service_level, q.prefer_video_agents))
+         q.announce_period, q.music, q.service_level, q.prefer_video_agents, q.announce_holdtime))
 
 
 async def _set_overflow(conn: AsyncConnection, q: Queue, ids: dict[str, dict[str, int]]) -> None:
     refs = _refs(q.overflow, ids)
+    breakout = ids["menus"][q.breakout_menu] if q.breakout_menu else None
     await conn.execute(
         "UPDATE queues SET overflow_action = %s, overflow_queue_id = %s, overflow_hotline_id = %s,"
-        " overflow_menu_id = %s WHERE name = %s",
-        (q.overflow.action, refs["queue"], refs["hotline"], refs["menu"], q.name))
+        " overflow_menu_id = %s, breakout_menu_id = %s WHERE name = %s",
+        (q.overflow.action, refs["queue"], refs["hotline"], refs["menu"], breakout, q.name))
 
 
 def _refs(target: Target, ids: dict[str, dict[str, int]]) -> dict[str, int | None]:

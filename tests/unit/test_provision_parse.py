@@ -447,6 +447,7 @@ def test_menu_with_no_options_is_refused() -> None:
 
 def test_chain_of_menus_with_one_way_out_at_its_end_is_fine() -> None:
     doc = example()
+    del doc["queues"]["support"]["breakout_menu"]  # the menus below replace its menu
     doc["menus"] = {
         "main": {"prompt": "hello-world", "options": {"1": "menu:second", "*": "repeat"}},
         "second": {"prompt": "hello-world", "options": {"1": "menu:third", "0": "menu:main"}},
@@ -459,6 +460,20 @@ def test_queue_overflowing_into_itself_is_refused() -> None:
     doc = example()
     doc["queues"]["support"]["overflow"] = "queue:support"
     refused(lambda: checked(doc), "queues.support.overflow", "'queue:support'")
+
+
+def test_queue_breaking_out_to_a_menu_that_does_not_exist_is_refused() -> None:
+    doc = example()
+    doc["queues"]["support"]["breakout_menu"] = "nowhere"
+    refused(lambda: checked(doc), "queues.support.breakout_menu", "'nowhere' does not exist")
+
+
+def test_queue_breakout_menu_and_hold_time_announcement_are_read() -> None:
+    support = checked(example()).queues["support"]
+    assert (support.breakout_menu, support.announce_holdtime) == ("billing", True)
+    doc = example()
+    doc["queues"]["support"]["breakout_menu"] = "none"
+    assert checked(doc).queues["support"].breakout_menu is None
 
 
 def test_closed_hotline_sending_callers_to_itself_is_refused() -> None:
@@ -530,7 +545,8 @@ GOOD: dict[str, list[Any]] = {
     "strategy": [*STRATEGIES, "round-robin"], "ring_timeout": [1, 15, 600, 0], "retry": [0, 5, "5"],
     "wrapup": [0, 10], "max_wait": [300, "off", 0], "max_len": [5, "none"], "join_empty": [True, "no"],
     "announce_period": [60, "off", 4], "music": ["default", "jazz"], "service_level": [20, 3600],
-    "prefer_video_agents": [True, False], "overflow": ["hangup", "queue:support", "hotline:federal",
+    "prefer_video_agents": [True, False], "announce_holdtime": [True, "no", 3],
+    "breakout_menu": ["billing", "none", "Main"], "overflow": ["hangup", "queue:support", "hotline:federal",
                                                       "menu:main", "queue:support:x", "video"],
     "prompt": ["hello-world", "hotline/welcome", "welcome.wav"], "timeout": [5, 120], "retries": [0, 3, 21],
     "invalid_prompt": ["option-is-invalid"], "timeout_prompt": ["hotline/timeout"],
@@ -553,7 +569,8 @@ GOOD: dict[str, list[Any]] = {
 }
 SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optional ones
     "queues": ([], ["strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
-                    "announce_period", "music", "service_level", "prefer_video_agents", "overflow"]),
+                    "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
+                    "announce_holdtime", "breakout_menu"]),
     "menus": (["prompt"], ["timeout", "retries", "invalid_prompt", "timeout_prompt", "options"]),
     "hotlines": (["entry"], ["description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
                              "regions"]),
