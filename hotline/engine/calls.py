@@ -35,7 +35,7 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.directory import Directory
 from hotline.engine.hours import is_open
 from hotline.engine.ivr import run_menu
-from hotline.engine.queue_visit import QueueVisit
+from hotline.engine.queue_visit import Overflow, QueueVisit
 from hotline.engine.queues import QueueManager
 from hotline.engine.regions import route_by_region
 from hotline.errors import AriError, AriNotFound
@@ -255,7 +255,7 @@ class InboundCall:
             outcome = await visit.resume_waiting(hop.queued_at.timestamp())
             if isinstance(outcome, str):
                 return outcome
-            return await self._enter(outcome.target, overflowed=True)
+            return await self._enter(outcome.target, overflowed=isinstance(outcome, Overflow))
         return None
 
     async def _agent_leg_in_bridge(self) -> str | None:
@@ -290,7 +290,7 @@ class InboundCall:
                 outcome = await QueueVisit(self, prov.queues[target.name]).run()
                 if isinstance(outcome, str):
                     return outcome
-                target, overflowed = outcome.target, True
+                target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
             elif target.action == "hotline" and target.name in prov.hotlines:
                 target = prov.hotlines[target.name].entry
             else:
@@ -300,7 +300,10 @@ class InboundCall:
         return "overflow" if overflowed else "completed"
 
     async def _pressed(self, digit: str) -> None:
-        """A key the caller pressed in a menu: appended to the hop's IVR path."""
+        self.record_key(digit)
+
+    def record_key(self, digit: str) -> None:
+        """A key the caller pressed in a menu (or to leave a queue): appended to the hop's IVR path."""
         if self.hop is not None:
             hop_id = self.hop.id
             self.record(lambda: self.ctx.contacts.append_ivr_digit(hop_id, digit))

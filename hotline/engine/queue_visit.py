@@ -2,7 +2,8 @@
 the strategy says, bridge with the one who answers, and record every step as a queue event.
 
 Outcomes: "completed" (talked to an agent), "abandoned" (hung up while waiting: ChannelGone
-propagates), or an overflow Target to follow (max wait, max length, nobody to take the call).
+propagates), an Overflow to follow (max wait, max length, nobody to take the call), or BrokeOut:
+the caller pressed a key of the queue's breakout menu and goes where that key leads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hotline.asterisk.ari_events import AriEvent, ChannelDestroyed, ChannelEvent, StasisEnd, StasisStart
+from hotline.asterisk.ari_events import (
+    AriEvent,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelEvent,
+    StasisEnd,
+    StasisStart,
+)
 from hotline.engine.agent_state import AgentState
 from hotline.engine.queues import Waiter
 from hotline.errors import AriError
@@ -42,6 +50,20 @@ class Overflow:
     why: str
 
 
+@dataclass(frozen=True)
+class BrokeOut:
+    target: Target
+    digit: str
+
+
+class _KeyPressed(Exception):
+    """A breakout key, raised from wherever the caller was waiting or being rung for."""
+
+    def __init__(self, digit: str, target: Target) -> None:
+        super().__init__(digit)
+        self.digit, self.target = digit, target
+
+
 class QueueVisit:
     def __init__(self, call: InboundCall, queue: Queue) -> None:
         self.call = call
@@ -53,7 +75,7 @@ class QueueVisit:
         self.agent_ids = snapshot.ids.get("agents", {})
         self.waiter: Waiter | None = None
 
-    async def resume_waiting(self, joined_at: float) -> str | Overflow:
+    async def resume_waiting(self, joined_at: float) -> str | Overflow | BrokeOut:
         """After a daemon restart: back in line at the place the database says, no second join."""
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at)
         log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
@@ -71,7 +93,7 @@ class QueueVisit:
         self.waiter = Waiter(self.queue.name, self.call.channel_id, answered_at)
         return await self._follow_talk(leg, answered_at, f"case-{self.call.case_id}")
 
-    async def run(self) -> str | Overflow:
+    async def run(self) -> str | Overflow | BrokeOut:
         q = self.queue
         if q.max_len is not None and self.manager.length(q.name) >= q.max_len:
             return Overflow(q.overflow, "max_len")
@@ -85,9 +107,12 @@ class QueueVisit:
         await self.ctx.ari.start_moh(self.call.channel_id, q.music)
         return await self._waiting()
 
-    async def _waiting(self) -> str | Overflow:
+    async def _waiting(self) -> str | Overflow | BrokeOut:
         try:
-            return await self._wait_and_ring()
+            outcome = await self._wait_and_ring()
+            if not isinstance(outcome, str):
+                await self._stop_music()  # what comes next (a menu, a queue's own music) plays alone
+            return outcome
         except BaseException:
             if self.waiter is not None and self.call.hangup_seen:
                 await self._event("abandon", position=self.manager.position(self.waiter),
@@ -97,13 +122,23 @@ class QueueVisit:
             if self.waiter is not None:
                 self.manager.leave(self.waiter)
 
-    async def _wait_and_ring(self) -> str | Overflow:
+    async def _wait_and_ring(self) -> str | Overflow | BrokeOut:
+        try:
+            return await self._wait_for_an_agent()
+        except _KeyPressed as key:
+            log.info("call %s left queue %s with key %s for %s", self.call.channel_id, self.queue.name,
+                     key.digit, key.target)
+            await self._event("exit_key", wait_ms=self._waited_ms(), detail=key.digit)
+            self.call.record_key(key.digit)
+            return BrokeOut(key.target, key.digit)
+
+    async def _wait_for_an_agent(self) -> str | Overflow:
         assert self.waiter is not None
         q = self.queue
         next_announcement = self._first_announcement()
         while True:
             if next_announcement is not None and time.time() >= next_announcement:
-                await self._announce_position()
+                await self._announce()
                 next_announcement += q.announce_period or 0  # every period since joining
             if q.max_wait is not None and time.time() - self.waiter.joined_at >= q.max_wait:
                 await self._event("overflow", wait_ms=self._waited_ms(), detail=str(q.overflow))
@@ -123,20 +158,47 @@ class QueueVisit:
         period = self.queue.announce_period
         return self.waiter_.joined_at + period if period else None
 
-    async def _announce_position(self) -> None:
+    async def _announce(self) -> None:
         """app_queue's periodic announcement: "you are now first in line", or "there are N calls
-        waiting" (those ahead of this caller), over the music, which then resumes."""
+        waiting" (those ahead of this caller), then, where the queue says so, the estimated hold
+        time; the music stops for it and then resumes. A breakout key cuts it short."""
         ahead = self.manager.position(self.waiter_) - 1
-        media = ("sound:queue-youarenext" if ahead == 0 else
-                 f"sound:queue-thereare,number:{ahead},sound:queue-callswaiting")
+        media = ["sound:queue-youarenext"] if ahead == 0 else [
+            "sound:queue-thereare", f"number:{ahead}", "sound:queue-callswaiting"]
+        estimate = self.manager.estimated_wait(self.waiter_) if self.queue.announce_holdtime else None
+        if estimate is not None:
+            media += holdtime_media(estimate)
         await self.ctx.ari.stop_moh(self.call.channel_id)
         try:
-            await self.call.play(media)
+            digit = await self.call.play(",".join(media), stop_on_digit=self.queue.breakout_menu is not None)
+            if digit is not None:
+                self._check_key(digit)
         finally:
             if self.call.is_up:
                 await self.ctx.ari.start_moh(self.call.channel_id, self.queue.music)
-        log.info("call %s: position announced in queue %s (%d ahead)", self.call.channel_id,
-                 self.queue.name, ahead)
+        log.info("call %s: announced in queue %s: %d ahead, hold time %s", self.call.channel_id,
+                 self.queue.name, ahead, "-" if estimate is None else f"{estimate:.0f} s")
+
+    def _check_key(self, digit: str) -> None:
+        """Raise _KeyPressed when `digit` is a key of the queue's breakout menu; other keys do
+        nothing (app_queue ignores keys with no extension in its context)."""
+        menu = self.ctx.directory.snapshot.prov.menus.get(self.queue.breakout_menu or "")
+        option = next((o for o in menu.options if o.digit == digit), None) if menu else None
+        if option is not None and option.target.action != "repeat":
+            raise _KeyPressed(digit, option.target)
+
+    def _caller_event(self, event: AriEvent) -> None:
+        """Every event met while waiting or ringing: the caller hanging up, or pressing a key."""
+        self.call.check_caller_gone(event)
+        if isinstance(event, ChannelDtmfReceived) and event.channel.id == self.call.channel_id:
+            self._check_key(event.digit)
+
+    async def _stop_music(self) -> None:
+        if self.call.is_up:
+            try:
+                await self.ctx.ari.stop_moh(self.call.channel_id)
+            except AriError:
+                pass
 
     def _poll_s(self) -> float:
         assert self.waiter is not None
@@ -154,7 +216,7 @@ class QueueVisit:
             while not wake.done() and time.monotonic() < deadline:
                 event = await self.call.next_event(min(deadline - time.monotonic(), 0.25) or 0.01)
                 if event is not None:
-                    self.call.check_caller_gone(event)
+                    self._caller_event(event)
         finally:
             wake.cancel()
 
@@ -169,26 +231,31 @@ class QueueVisit:
             if leg is not None:
                 ringing[leg.channel_id] = leg
         deadline = time.monotonic() + self.queue.ring_timeout + 2  # Asterisk's own timeout first
+        why_not = "ring timeout"
         try:
             while ringing and time.monotonic() < deadline:
                 event = await self.call.next_event(deadline - time.monotonic())
                 if event is None:
                     break
-                self.call.check_caller_gone(event)
+                self._caller_event(event)
                 leg = ringing.get(_channel_of(event) or "")
                 if leg is None:
                     continue
                 if isinstance(event, StasisStart):
                     del ringing[leg.channel_id]
                     self.manager.ring_ended(self.waiter_, leg.agent, answered=True)
+                    why_not = f"answered by {leg.agent.name}"
                     return leg, started
                 if isinstance(event, ChannelDestroyed | StasisEnd):
                     del ringing[leg.channel_id]
                     await self._no_answer(leg, f"cause {getattr(event, 'cause', '')}".strip())
+        except _KeyPressed:
+            why_not = "caller left the queue"
+            raise
         finally:
             for leg in list(ringing.values()):  # timed out, or lost to another agent, or caller gone
                 await self._hang_up(leg.channel_id)
-                await self._no_answer(leg, "ring timeout" if self.call.is_up else "caller gone")
+                await self._no_answer(leg, why_not if self.call.is_up else "caller gone")
         return None
 
     @property
@@ -266,6 +333,16 @@ class QueueVisit:
         row = QueueEvent(queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id, event=event,
                          agent_id=self.agent_ids.get(agent.name) if agent else None, **fields)  # type: ignore[arg-type]
         self.call.record(lambda: self.ctx.contacts.queue_event(row))
+
+
+def holdtime_media(seconds: float) -> list[str]:
+    """ "The estimated hold time is currently N minutes", or "less than one minute"; rounded to
+    the nearest minute as app_queue does."""
+    minutes = int((seconds + 30) // 60)
+    if minutes < 1:
+        return ["sound:queue-holdtime", "sound:queue-less-than", "number:1", "sound:queue-minute"]
+    return ["sound:queue-holdtime", f"number:{minutes}",
+            "sound:queue-minute" if minutes == 1 else "sound:queue-minutes"]
 
 
 def _channel_of(event: AriEvent) -> str | None:

@@ -21,6 +21,9 @@ from hotline.provision.model import Provisioning, Queue
 
 log = logging.getLogger(__name__)
 
+# app_queue's hold-time estimate: each answered caller's wait moves it a quarter of the way.
+HOLDTIME_WEIGHT = 0.25
+
 
 @dataclass(eq=False)
 class Waiter:
@@ -46,6 +49,7 @@ class QueueManager:
         self.queues: dict[str, Queue] = {}
         self.members: dict[str, list[tuple[str, int]]] = {}  # queue -> [(agent, penalty)]
         self.waiting: dict[str, list[Waiter]] = {}
+        self.holdtime: dict[str, float] = {}  # queue -> estimated wait of an answered caller, s
 
     # -- provisioning and presence ---------------------------------------------------------------
 
@@ -155,10 +159,21 @@ class QueueManager:
         waiter.ringing = True
         return [m.agent for m in attempt]
 
+    def estimated_wait(self, waiter: Waiter) -> float | None:
+        """What is left of the queue's hold time for this caller (None: no caller answered yet
+        to estimate from), as app_queue announces it."""
+        holdtime = self.holdtime.get(waiter.queue)
+        if holdtime is None:
+            return None
+        return max(0.0, holdtime - (self.clock() - waiter.joined_at))
+
     def ring_ended(self, waiter: Waiter, agent: AgentState, answered: bool) -> None:
         now = self.clock()
         if answered:
             agent.answered(now)
+            waited = now - waiter.joined_at
+            old = self.holdtime.get(waiter.queue, waited)
+            self.holdtime[waiter.queue] = old + (waited - old) * HOLDTIME_WEIGHT
         else:
             agent.ring_ended_unanswered(now)
         self.wake_all(waiter.queue)

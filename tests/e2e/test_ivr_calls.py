@@ -3,8 +3,6 @@ the hop's IVR path records what they pressed."""
 
 from __future__ import annotations
 
-import subprocess
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -68,8 +66,6 @@ lines = 5
 hotline = "barge"
 """
 
-FIRST_KEY_MS = 1000  # after the answer: past the ~0.4 s menu prompt, inside its 2 s timeout
-BETWEEN_KEYS_MS = 1500  # past the next prompt(s), inside the next menu's timeout
 
 
 @pytest.fixture
@@ -78,20 +74,6 @@ def daemon(daemon: DaemonProcess) -> DaemonProcess:
     daemon's WebSocket closed, so `wait_registered` can return before this daemon has connected."""
     wait_until(lambda: "hotline running on node" in daemon.log(), what="daemon connected")
     return daemon
-
-
-def press(number: str, *keys: str, first_ms: int = FIRST_KEY_MS, gap_ms: int = BETWEEN_KEYS_MS,
-          timeout_s: int = 20) -> sipp.SippRun:
-    """One caller that is answered, presses `keys` (up to three, by SIP INFO), then waits for BYE."""
-    fields = [*keys, "-", "-", "-"][:3]
-    inf = sipp.INJECTION_DIR / f"keys-{uuid.uuid4().hex[:8]}.csv"
-    inf.write_text(f"SEQUENTIAL\n+79165551234;IVR Caller;{';'.join(fields)};{first_ms};{gap_ms};\n")
-    cmd = ["sipp", sipp.ASTERISK_SIP, "-sf", str(sipp.SCENARIOS / "caller_presses_keys.xml"),
-           "-s", number, "-inf", str(inf), "-m", "1", "-i", "127.0.0.1",
-           "-p", str(sipp.free_udp_port()), "-mp", str(sipp.free_udp_port()),
-           "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
-    return sipp.finish(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        stdin=subprocess.DEVNULL, cwd=sipp.INJECTION_DIR))
 
 
 def closed_hop(db: psycopg.Connection) -> dict[str, Any]:
@@ -105,7 +87,7 @@ def left_the_menu(daemon: DaemonProcess, menu: str, key: str) -> bool:
 @pytest.mark.provision(IVR)
 def test_a_valid_key_is_recorded_and_takes_the_caller_past_the_menu(daemon: DaemonProcess,
                                                                     db: psycopg.Connection) -> None:
-    run = press(IVR_NUMBER, "1")
+    run = sipp.press_keys(IVR_NUMBER, "1")
     assert run.ok, run.output  # answered, key accepted (200 to the INFO), then BYE from Asterisk
     hop = closed_hop(db)
     assert hop["ivr_path"] == "1"
@@ -115,7 +97,7 @@ def test_a_valid_key_is_recorded_and_takes_the_caller_past_the_menu(daemon: Daem
 
 @pytest.mark.provision(IVR)
 def test_an_invalid_key_then_a_valid_one_records_both(daemon: DaemonProcess, db: psycopg.Connection) -> None:
-    run = press(IVR_NUMBER, "9", "1")
+    run = sipp.press_keys(IVR_NUMBER, "9", "1")
     assert run.ok, run.output
     assert closed_hop(db)["ivr_path"] == "91"
     assert left_the_menu(daemon, "main", "1"), daemon.log()
@@ -123,7 +105,7 @@ def test_an_invalid_key_then_a_valid_one_records_both(daemon: DaemonProcess, db:
 
 @pytest.mark.provision(IVR)
 def test_a_silent_caller_is_hung_up_after_the_retries(daemon: DaemonProcess, db: psycopg.Connection) -> None:
-    run = press(IVR_NUMBER)
+    run = sipp.press_keys(IVR_NUMBER)
     assert run.ok, run.output  # the BYE came from Asterisk
     hop = closed_hop(db)
     assert hop["ivr_path"] == ""
@@ -135,7 +117,7 @@ def test_a_silent_caller_is_hung_up_after_the_retries(daemon: DaemonProcess, db:
 
 @pytest.mark.provision(IVR)
 def test_a_nested_menu_and_0_back_to_main_then_1(daemon: DaemonProcess, db: psycopg.Connection) -> None:
-    run = press(IVR_NUMBER, "2", "0", "1")
+    run = sipp.press_keys(IVR_NUMBER, "2", "0", "1")
     assert run.ok, run.output
     assert closed_hop(db)["ivr_path"] == "201"
     log = daemon.log()
@@ -145,7 +127,7 @@ def test_a_nested_menu_and_0_back_to_main_then_1(daemon: DaemonProcess, db: psyc
 
 @pytest.mark.provision(IVR)
 def test_a_key_pressed_during_the_prompt_cuts_it_short(daemon: DaemonProcess, db: psycopg.Connection) -> None:
-    run = press(BARGE_IN_NUMBER, "1", first_ms=500)  # the prompt lasts ~30 s
+    run = sipp.press_keys(BARGE_IN_NUMBER, "1", first_ms=500)  # the prompt lasts ~30 s
     assert run.ok, run.output
     hop = closed_hop(db)
     assert hop["ivr_path"] == "1"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
 import signal
-import subprocess
-import uuid
-from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -15,8 +12,8 @@ import pytest
 from hotline.asterisk.lab import Lab
 
 from support import sipp
+from support.agents import Agent, hotline, logged_in_agents, registered
 from support.checks import rows, wait_until
-from support.cli import hotline_cli
 from support.daemon import DaemonProcess
 from support.provisioning import BASE
 
@@ -59,49 +56,19 @@ hotline = "impatient"
 """
 
 
-@dataclass(frozen=True)
-class Agent:
-    name: str
-    password: str
-
-
-def hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = hotline_cli(env, *args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
 @pytest.fixture
 def agent(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab: Lab,
           rendered_files_removed_afterwards: Path) -> Agent:
     """An agent of queue `line`, rendered into Asterisk (hotline apply) and logged in."""
-    new = Agent(f"q-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(12))
-    file = tmp_path / "agent.toml"
-    file.write_text(f'[agents.{new.name}]\npassword = "{new.password}"\nqueues = {{ line = 0 }}\n')
-    hotline(daemon_env, "provision", str(file))
-    hotline(daemon_env, "apply")
-    hotline(daemon_env, "agent", "login", new.name)
-    return new
+    return logged_in_agents(daemon_env, tmp_path, "q", {"line": 0})[0]
 
 
 @pytest.fixture
 def two_agents(daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab: Lab,
                rendered_files_removed_afterwards: Path) -> tuple[Agent, Agent]:
     """Two agents of queue `pair` (linear: the first by name is rung first), logged in."""
-    tag = uuid.uuid4().hex[:6]
-    pair = (Agent(f"a1-{tag}", secrets.token_urlsafe(12)), Agent(f"a2-{tag}", secrets.token_urlsafe(12)))
-    file = tmp_path / "agents.toml"
-    file.write_text("".join(f'[agents.{a.name}]\npassword = "{a.password}"\nqueues = {{ pair = 0 }}\n'
-                            for a in pair))
-    hotline(daemon_env, "provision", str(file))
-    hotline(daemon_env, "apply")
-    for a in pair:
-        hotline(daemon_env, "agent", "login", a.name)
-    return pair
-
-
-def registered(lab: Lab, endpoint: str) -> bool:
-    return f"{endpoint}/sip:" in lab.asterisk_cli(f"pjsip show contacts like {endpoint}")
+    first, second = logged_in_agents(daemon_env, tmp_path, "a", {"pair": 0}, {"pair": 0})
+    return first, second
 
 
 @pytest.mark.provision(QUEUED)
@@ -292,4 +259,76 @@ def test_a_waiting_caller_hears_its_position_every_announce_period(daemon: Daemo
     channel = rows(db, "SELECT channel_name FROM hops")[0]["channel_name"]
     played = [line for line in log.splitlines() if channel in line and "queue-youarenext" in line]
     assert len(played) == 2  # at 5 s and 10 s of the 11 s wait
-    assert "position announced" in daemon.log()
+    assert "announced in queue announced: 0 ahead" in daemon.log()
+
+
+BREAKOUT = BASE + """
+[queues.breakable]
+max_wait = 10
+overflow = "hangup"
+breakout_menu = "leave"
+
+[menus.leave]
+prompt = "beep"
+
+[menus.leave.options]
+"5" = "menu:goodbye"
+
+[menus.goodbye]
+prompt = "beep"
+timeout = 1
+retries = 0
+
+[menus.goodbye.options]
+"1" = "hangup"
+
+[hotlines.breakable]
+entry = "queue:breakable"
+
+[numbers."+74950002216"]
+hotline = "breakable"
+"""
+
+
+@pytest.mark.provision(BREAKOUT)
+def test_a_waiting_caller_leaves_the_queue_with_a_key_of_its_breakout_menu(
+        daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    # "3" is no key of the breakout menu: ignored. "5" leads to the goodbye menu, which times out.
+    run = sipp.press_keys("84950002216", "3", "5", first_ms=1000, gap_ms=1500)
+    assert run.ok, run.output
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["ivr_path"] == "5"
+    assert hop["end_reason"] == "completed"  # left by choice: not an overflow, not an abandon
+    assert hop["ended_at"] - hop["queued_at"] < timedelta(seconds=8)  # well before the 10 s max wait
+    events = rows(db, "SELECT event, wait_ms, detail FROM queue_events ORDER BY id")
+    assert [(e["event"], e["detail"]) for e in events] == [("join", ""), ("exit_key", "5")]
+    assert 2000 <= events[1]["wait_ms"] < 5000
+    assert "left queue breakable with key 5 for menu:goodbye" in daemon.log()
+
+
+@pytest.mark.provision(QUEUED)
+def test_the_estimated_hold_time_is_announced_from_the_waits_of_answered_callers(
+        agent: Agent, lab: Lab, daemon: DaemonProcess, daemon_env: dict[str, str],
+        db: psycopg.Connection) -> None:
+    phone = sipp.agent_phone(agent.name, agent.password, ring_ms=300)
+    wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+    assert sipp.call(QUEUE_NUMBER, "caller_hangs_up.xml", hold_ms=800).ok  # answered after ~0.3 s
+    assert sipp.finish(phone).ok
+    hotline(daemon_env, "queue", "set", "line", "--announce-period", "5", "--announce-holdtime",
+            "--max-wait", "7", "--overflow", "hangup")
+    hotline(daemon_env, "agent", "pause", agent.name, "test")
+    wait_until(lambda: f"agent {agent.name}: " in daemon.log() and "-> paused" in daemon.log(),
+               what="pause followed")
+    asterisk_log = lab.log_paths()["asterisk"]
+    start = asterisk_log.stat().st_size
+    assert sipp.call(QUEUE_NUMBER).ok  # nobody to answer: announced at 5 s, overflowed at 7 s
+    wait_until(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2, what="two calls")
+    channel = rows(db, "SELECT channel_name FROM hops ORDER BY id DESC LIMIT 1")[0]["channel_name"]
+    with asterisk_log.open("rb") as fh:
+        fh.seek(start)
+        played = [line for line in fh.read().decode(errors="replace").splitlines()
+                  if channel in line and "Playing '" in line]
+    # "You are next", "the estimated hold time is currently less than one minute".
+    sounds = [line.split("Playing '")[1].split("'")[0] for line in played]
+    assert [s.rsplit("/", 1)[-1].split(".")[0] for s in sounds][:4] == [
+        "queue-youarenext", "queue-holdtime", "queue-less-than", "1"]

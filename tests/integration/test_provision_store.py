@@ -375,10 +375,11 @@ async def test_removing_a_queue_a_hotline_still_uses_is_refused(provisioned: Asy
 
 async def test_removing_a_menu_a_queue_breaks_out_to_is_refused(provisioned: AsyncConnection) -> None:
     before = await dump(provisioned)
-    with pytest.raises(ProvisionError, match=r"queues\.support\.breakout_menu: menu 'billing' does not exist"):
-        await changes.change(provisioned, lambda live: dataclasses.replace(
-            live, menus={n: m for n, m in live.menus.items() if n != "billing"},
-            queues={**live.queues, "backoffice": live.queues["backoffice"]}))
+    doc = example()
+    doc["menus"]["main"]["options"]["2"] = "hangup"  # nothing else leads to billing
+    del doc["menus"]["billing"]
+    with pytest.raises(ProvisionError, match=r"queues\.support\.breakout_menu: menu 'billing' does not"):
+        await changes.apply_document(provisioned, doc, prune=True)
     assert await dump(provisioned) == before
 
 

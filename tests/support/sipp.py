@@ -53,9 +53,9 @@ def call(number: str, scenario: str = "caller_until_bye.xml", **kwargs: object) 
     return finish(start_call(number, scenario, **kwargs))  # type: ignore[arg-type]
 
 
-def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300,
+def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300, calls: int = 1,
                 scenario: str = "agent_answers.xml", timeout_s: int = 60) -> subprocess.Popen[str]:
-    """A registered agent phone that answers one call after `ring_ms` of ringing: one sipp
+    """A registered agent phone that answers `calls` calls after `ring_ms` of ringing: one sipp
     registers from a port (answering Asterisk's first qualify) and exits, a sipp UAS then
     listens on that same port. The next qualify comes 30 s later: a phone is for one short test."""
     port = free_udp_port()
@@ -68,7 +68,23 @@ def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300,
         capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=INJECTION_DIR, timeout=20)
     if register.returncode != 0:
         raise AssertionError(f"agent {endpoint} could not register:\n{register.stdout[-2000:]}")
-    cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-aa", "-m", "1", "-mp", str(free_udp_port()),
+    cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-aa", "-m", str(calls), "-mp", str(free_udp_port()),
            "-timeout", f"{timeout_s}s", *common]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
+
+
+def press_keys(number: str, *keys: str, first_ms: int = 1000, gap_ms: int = 1500,
+               timeout_s: int = 20) -> SippRun:
+    """One caller that is answered, presses `keys` (up to three, by SIP INFO), then waits for BYE.
+    The defaults suit menus with short prompts: the first key after ~0.4 s of prompt, inside a
+    2 s timeout; the next keys past the following prompt, inside the next timeout."""
+    fields = [*keys, "-", "-", "-"][:3]
+    inf = INJECTION_DIR / f"keys-{uuid.uuid4().hex[:8]}.csv"
+    inf.write_text(f"SEQUENTIAL\n+79165551234;IVR Caller;{';'.join(fields)};{first_ms};{gap_ms};\n")
+    cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "caller_presses_keys.xml"),
+           "-s", number, "-inf", str(inf), "-m", "1", "-i", "127.0.0.1",
+           "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+           "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
+    return finish(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   stdin=subprocess.DEVNULL, cwd=INJECTION_DIR))

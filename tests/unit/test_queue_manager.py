@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from hotline.engine.queue_visit import holdtime_media
 from hotline.engine.queues import QueueManager
 from hotline.provision.model import Agent, Provisioning, Queue
 
@@ -101,3 +104,45 @@ async def test_an_agent_who_became_unavailable_since_the_plan_is_skipped() -> No
     m.attempt_over(caller)
     m.presence({"anna": True, "boris": True, "clara": True}, {"boris": "lunch"})
     assert [a.name for a in m.next_attempt(caller)] == ["clara"]
+
+
+async def test_there_is_no_hold_time_estimate_before_a_caller_was_answered() -> None:
+    m, _ = manager()
+    assert m.estimated_wait(m.join("q", "c1")) is None
+
+
+async def test_the_hold_time_estimate_follows_answered_waits_as_app_queue_weighs_them() -> None:
+    m, clock = manager(agents=("anna",))
+    for waited in (40.0, 80.0):  # 40, then 40 + (80 - 40) / 4 = 50
+        caller = m.join("q", f"c{waited}")
+        clock.now += waited
+        anna = m.next_attempt(caller)[0]
+        m.ring_ended(caller, anna, answered=True)
+        m.call_ended(anna, "q")
+        m.leave(caller)
+    assert m.holdtime["q"] == 50.0
+    newcomer = m.join("q", "c3")
+    clock.now += 20
+    assert m.estimated_wait(newcomer) == 30.0  # what is left of the estimate for this caller
+    clock.now += 60
+    assert m.estimated_wait(newcomer) == 0.0
+
+
+async def test_unanswered_rings_do_not_move_the_hold_time_estimate() -> None:
+    m, clock = manager(agents=("anna",))
+    caller = m.join("q", "c1")
+    clock.now += 30
+    m.ring_ended(caller, m.next_attempt(caller)[0], answered=False)
+    assert m.estimated_wait(caller) is None
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (0, ["sound:queue-holdtime", "sound:queue-less-than", "number:1", "sound:queue-minute"]),
+    (29, ["sound:queue-holdtime", "sound:queue-less-than", "number:1", "sound:queue-minute"]),
+    (30, ["sound:queue-holdtime", "number:1", "sound:queue-minute"]),
+    (89, ["sound:queue-holdtime", "number:1", "sound:queue-minute"]),
+    (90, ["sound:queue-holdtime", "number:2", "sound:queue-minutes"]),
+    (600, ["sound:queue-holdtime", "number:10", "sound:queue-minutes"]),
+])
+def test_hold_time_is_said_in_minutes_rounded_to_the_nearest(seconds: float, said: list[str]) -> None:
+    assert holdtime_media(seconds) == said

@@ -1,0 +1,50 @@
+"""Agents for e2e tests: provisioned with `hotline provision`, rendered into the lab with
+`hotline apply`, logged in with `hotline agent login`, as an operator would."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.asterisk.lab import Lab
+
+from support.cli import hotline_cli
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    password: str
+
+
+def hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`hotline ARGS`, which must succeed."""
+    result = hotline_cli(env, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def logged_in_agents(env: dict[str, str], tmp_path: Path, prefix: str,
+                     *memberships: dict[str, int]) -> tuple[Agent, ...]:
+    """One agent per `memberships` ({queue: penalty}), named so that they sort in that order
+    (the queues' member order), provisioned, applied and logged in."""
+    tag = uuid.uuid4().hex[:6]
+    agents = tuple(Agent(f"{prefix}{i}-{tag}", secrets.token_urlsafe(12))
+                   for i in range(1, len(memberships) + 1))
+    file = tmp_path / f"agents-{tag}.toml"
+    file.write_text("".join(
+        f'[agents.{a.name}]\npassword = "{a.password}"\nqueues = {{ '
+        + ", ".join(f"{queue} = {penalty}" for queue, penalty in queues.items()) + " }\n"
+        for a, queues in zip(agents, memberships, strict=True)))
+    hotline(env, "provision", str(file))
+    hotline(env, "apply")
+    for a in agents:
+        hotline(env, "agent", "login", a.name)
+    return agents
+
+
+def registered(lab: Lab, endpoint: str) -> bool:
+    return f"{endpoint}/sip:" in lab.asterisk_cli(f"pjsip show contacts like {endpoint}")
