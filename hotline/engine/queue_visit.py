@@ -96,9 +96,9 @@ class QueueVisit:
     async def run(self) -> str | Overflow | BrokeOut:
         q = self.queue
         if q.max_len is not None and self.manager.length(q.name) >= q.max_len:
-            return Overflow(q.overflow, "max_len")
+            return await self._overflow("max_len")
         if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
-            return Overflow(q.overflow, "empty")
+            return await self._overflow("empty")
         await self.call.answer()
         self.waiter = self.manager.join(q.name, self.call.channel_id)
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name,
@@ -141,8 +141,7 @@ class QueueVisit:
                 await self._announce()
                 next_announcement += q.announce_period or 0  # every period since joining
             if q.max_wait is not None and time.time() - self.waiter.joined_at >= q.max_wait:
-                await self._event("overflow", wait_ms=self._waited_ms(), detail=str(q.overflow))
-                return Overflow(q.overflow, "max_wait")
+                return await self._overflow("max_wait")
             agents = self.manager.next_attempt(self.waiter)
             if agents:
                 answered = await self._ring(agents)
@@ -153,6 +152,15 @@ class QueueVisit:
                 continue
             self.waiter.wake.clear()
             await self._idle(self._poll_s())
+
+    async def _overflow(self, why: str) -> Overflow:
+        """Leave for the queue's overflow target: waited too long (max_wait), or never joined
+        because the queue was full (max_len) or had nobody logged in (join_empty = false)."""
+        waited = self._waited_ms() if self.waiter is not None else 0
+        await self._event("overflow", wait_ms=waited, detail=f"{why}: {self.queue.overflow}")
+        log.info("call %s: overflow from queue %s (%s) to %s", self.call.channel_id, self.queue.name, why,
+                 self.queue.overflow)
+        return Overflow(self.queue.overflow, why)
 
     def _first_announcement(self) -> float | None:
         period = self.queue.announce_period

@@ -113,7 +113,7 @@ def test_caller_past_the_queues_max_wait_overflows(daemon: DaemonProcess, db: ps
     assert hop["end_reason"] == "overflow"
     events = rows(db, "SELECT event, wait_ms, detail FROM queue_events ORDER BY id")
     assert [e["event"] for e in events] == ["join", "overflow"]
-    assert events[1]["wait_ms"] >= 1000 and events[1]["detail"] == "hangup"
+    assert events[1]["wait_ms"] >= 1000 and events[1]["detail"] == "max_wait: hangup"
 
 
 REGIONAL = BASE + """
@@ -332,3 +332,34 @@ def test_the_estimated_hold_time_is_announced_from_the_waits_of_answered_callers
     sounds = [line.split("Playing '")[1].split("'")[0] for line in played]
     assert [s.rsplit("/", 1)[-1].split(".")[0] for s in sounds][:4] == [
         "queue-youarenext", "queue-holdtime", "queue-less-than", "1"]
+
+
+FULL = BASE + """
+[queues.small]
+max_len = 1
+max_wait = 6
+overflow = "hangup"
+
+[hotlines.small]
+entry = "queue:small"
+
+[numbers."+74950002218"]
+hotline = "small"
+lines = 5
+"""
+
+
+@pytest.mark.provision(FULL)
+def test_a_caller_arriving_at_a_full_queue_overflows_without_joining(daemon: DaemonProcess,
+                                                                     db: psycopg.Connection) -> None:
+    first = sipp.start_call("84950002218")
+    wait_until(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'join'"), what="first queued")
+    assert sipp.call("84950002218").ok  # the queue holds one: the second overflows (hung up) at once
+    second = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="hop")[0]
+    assert second["end_reason"] == "overflow" and second["queued_at"] is None
+    assert second["ended_at"] - second["entered_at"] < timedelta(seconds=3)
+    assert sipp.finish(first).ok  # the first still waited its full 6 s, then overflowed too
+    events = rows(db, "SELECT hop_id, event, wait_ms, detail FROM queue_events ORDER BY id")
+    assert [(e["hop_id"] == second["id"], e["event"], e["detail"]) for e in events] == [
+        (False, "join", ""), (True, "overflow", "max_len: hangup"), (False, "overflow", "max_wait: hangup")]
+    assert events[1]["wait_ms"] == 0
