@@ -74,6 +74,7 @@ class QueueVisit:
         self.queue_id = snapshot.id_of("queues", queue.name)
         self.agent_ids = snapshot.ids.get("agents", {})
         self.waiter: Waiter | None = None
+        self.answered = False  # out of the line, talking: no longer counted or abandoning
 
     async def resume_waiting(self, joined_at: float) -> str | Overflow | BrokeOut:
         """After a daemon restart: back in line at the place the database says, no second join."""
@@ -91,6 +92,7 @@ class QueueVisit:
         self.call.watch(agent_channel_id)
         leg = Ringing(agent, agent_channel_id, answered_at)
         self.waiter = Waiter(self.queue.name, self.call.channel_id, answered_at)
+        self.answered = True
         return await self._follow_talk(leg, answered_at, f"case-{self.call.case_id}")
 
     async def run(self) -> str | Overflow | BrokeOut:
@@ -114,7 +116,7 @@ class QueueVisit:
                 await self._stop_music()  # what comes next (a menu, a queue's own music) plays alone
             return outcome
         except BaseException:
-            if self.waiter is not None and self.call.hangup_seen:
+            if self.waiter is not None and self.call.hangup_seen and not self.answered:
                 await self._event("abandon", position=self.manager.position(self.waiter),
                                   wait_ms=self._waited_ms())
             raise
@@ -146,6 +148,7 @@ class QueueVisit:
             if agents:
                 answered = await self._ring(agents)
                 if answered is not None:
+                    self._out_of_line()
                     return await self._talk(*answered)
                 if self.manager.attempt_over(self.waiter):
                     await self._idle(float(q.retry))
@@ -161,6 +164,12 @@ class QueueVisit:
         log.info("call %s: overflow from queue %s (%s) to %s", self.call.channel_id, self.queue.name, why,
                  self.queue.overflow)
         return Overflow(self.queue.overflow, why)
+
+    def _out_of_line(self) -> None:
+        """Answered: the callers behind move up (positions, max_len and who rings next count
+        waiting callers only)."""
+        self.answered = True
+        self.manager.leave(self.waiter_)
 
     def _first_announcement(self) -> float | None:
         period = self.queue.announce_period

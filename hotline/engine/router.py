@@ -52,6 +52,7 @@ class Router:
         if entry != "inbound" or not rest:
             log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
             return
+        log.info("call %s entered: %s from %r", event.channel.id, rest[0], event.channel.caller_num)
         self._start(InboundCall(self.ctx, event.channel, dialled=rest[0]))
 
     def _start(self, call: InboundCall) -> None:

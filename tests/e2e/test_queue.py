@@ -50,6 +50,7 @@ entry = "queue:short"
 
 [numbers."+74950002211"]
 hotline = "queued"
+lines = 3
 
 [numbers."+74950002212"]
 hotline = "impatient"
@@ -363,3 +364,18 @@ def test_a_caller_arriving_at_a_full_queue_overflows_without_joining(daemon: Dae
     assert [(e["hop_id"] == second["id"], e["event"], e["detail"]) for e in events] == [
         (False, "join", ""), (True, "overflow", "max_len: hangup"), (False, "overflow", "max_wait: hangup")]
     assert events[1]["wait_ms"] == 0
+
+
+@pytest.mark.provision(QUEUED)
+def test_a_caller_talking_to_an_agent_no_longer_counts_in_the_line(agent: Agent, lab: Lab,
+                                                                   db: psycopg.Connection) -> None:
+    phone = sipp.agent_phone(agent.name, agent.password, ring_ms=200)
+    wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+    talking = sipp.start_call(QUEUE_NUMBER, "caller_hangs_up.xml", hold_ms=5000)
+    wait_until(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'answer'"), what="first answered")
+    assert sipp.call(QUEUE_NUMBER, "caller_hangs_up.xml", hold_ms=1000).ok  # waits: the agent is busy
+    assert sipp.finish(talking).ok and sipp.finish(phone).ok
+    joins = rows(db, "SELECT position FROM queue_events WHERE event = 'join' ORDER BY id")
+    abandon = wait_until(lambda: rows(db, "SELECT position FROM queue_events WHERE event = 'abandon'"),
+                         what="second caller abandoned")
+    assert [j["position"] for j in joins] == [1, 1] and abandon == [{"position": 1}]
