@@ -24,6 +24,9 @@ from hotline.store.db import open_pool
 
 log = logging.getLogger(__name__)
 
+# What _on_ami_event acts on; Asterisk is asked to send nothing else.
+HANDLED_AMI_EVENTS = ("DeviceStateChange", "FullyBooted")
+
 
 class Daemon:
     def __init__(self, settings: Settings) -> None:
@@ -42,7 +45,7 @@ class Daemon:
         s = self.settings
         self.pool = await open_pool(s.dsn)
         await self._check_migrated(self.pool)
-        self.ami = AmiSession(s.ami)
+        self.ami = AmiSession(s.ami, only_events=HANDLED_AMI_EVENTS)
         self.ami.on_event(self._on_ami_event)
         await self.ami.connect()
         self.queues = QueueManager()

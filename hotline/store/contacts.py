@@ -80,12 +80,63 @@ _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dial
                 " entered_at, ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id,"
                 " agent_id, queued_at, answered_at")
 
-# The lowest line of a number no live leg holds; NULL when all `limit` lines are held. With no
-# limit (NULL) there is always one more line than live legs.
-_FREE_LINE = """
-SELECT min(l) FROM generate_series(1, coalesce(%(limit)s,
-           (SELECT count(*) FROM hops WHERE number_id = %(number)s AND ended_at IS NULL) + 1)) AS l
- WHERE NOT EXISTS (SELECT 1 FROM hops WHERE number_id = %(number)s AND line = l AND ended_at IS NULL)
+# Every write below is one statement (data-modifying CTEs), so one round trip on an autocommit
+# connection, atomic all the same: the daemon writes several per call, at call-centre rates.
+
+# A new case and its first hop. On a provisioned number the hop takes the lowest line no live leg
+# holds (with no limit there is always one more line than live legs); when all `limit` lines are
+# held no case is written and no row comes back.
+_OPEN_CASE_WITH_HOP = f"""
+WITH free AS (
+    SELECT CASE WHEN %(number)s::bigint IS NULL THEN NULL ELSE (
+        SELECT min(l) FROM generate_series(1, coalesce(%(limit)s::int, (
+            SELECT count(*) FROM hops WHERE number_id = %(number)s AND ended_at IS NULL)::int + 1)) AS l
+         WHERE NOT EXISTS (SELECT 1 FROM hops
+                            WHERE number_id = %(number)s AND line = l AND ended_at IS NULL)) END AS line
+), new_case AS (
+    INSERT INTO cases (customer_key, opened_at)
+    SELECT %(key)s, coalesce(%(entered)s::timestamptz, now()) FROM free
+     WHERE %(number)s::bigint IS NULL OR free.line IS NOT NULL
+    RETURNING id
+)
+INSERT INTO hops (case_id, seq, node, channel_id, channel_name, channel_kind, media, dialled, dialled_e164,
+                  caller_num, caller_name, entered_at, number_id, hotline_id, line)
+SELECT new_case.id, 1, %(node)s, %(channel_id)s, %(channel_name)s, %(kind)s, %(media)s, %(dialled)s,
+       %(e164)s, %(caller_num)s, %(caller_name)s, coalesce(%(entered)s::timestamptz, now()), %(number)s,
+       %(hotline)s, free.line
+  FROM new_case, free
+RETURNING {_HOP_COLUMNS}
+"""
+
+_INSERT_EVENT = """INSERT INTO queue_events (queue_id, case_id, hop_id, agent_id, event, position, wait_ms,
+                          ring_ms, talk_ms, detail)
+VALUES (%(queue)s, %(case)s, %(hop)s, %(agent)s, %(event)s, %(position)s, %(wait_ms)s, %(ring_ms)s,
+        %(talk_ms)s, %(detail)s)"""
+# What a queue event changes on its hop (and case), in the same statement.
+_EVENT_SQL = {
+    "join": f"WITH e AS ({_INSERT_EVENT})"
+            " UPDATE hops SET queue_id = %(queue)s, queued_at = now() WHERE id = %(hop)s",
+    "answer": f"WITH e AS ({_INSERT_EVENT}),"
+              " h AS (UPDATE hops SET agent_id = %(agent)s, answered_at = now() WHERE id = %(hop)s)"
+              " UPDATE cases SET last_agent_id = %(agent)s WHERE id = %(case)s",
+}
+
+# End a live hop, and its case when no other leg of it is live (the statement's snapshot still
+# shows this hop live, hence `id <> hop`). Returns how many hops it ended: 0 or 1.
+_CLOSE_HOP = """
+WITH closed AS (
+    UPDATE hops SET ended_at = now(), end_reason = %(reason)s, hangup_cause = %(cause)s,
+                    hangup_cause_text = %(cause_text)s
+     WHERE id = %(hop)s AND ended_at IS NULL
+    RETURNING case_id
+), case_closed AS (
+    UPDATE cases SET status = 'closed', closed_at = now()
+      FROM closed
+     WHERE cases.id = closed.case_id AND status = 'open'
+       AND NOT EXISTS (SELECT 1 FROM hops WHERE case_id = closed.case_id AND ended_at IS NULL
+                                            AND id <> %(hop)s)
+)
+SELECT count(*) FROM closed
 """
 LINE_HELD_CONSTRAINT = "hops_line_held"
 
@@ -119,16 +170,19 @@ class Contacts:
         raise LinesBusy(f"no line of number {hop.number_id} could be taken")
 
     async def _open(self, hop: NewHop, customer_key: str, line_limit: int | None) -> Hop:
-        async with self.pool.connection() as conn, conn.transaction():
-            line = None
-            if hop.number_id is not None:
-                cur = await conn.execute(_FREE_LINE, {"limit": line_limit, "number": hop.number_id})
-                row = await cur.fetchone()
-                line = row[0] if row else None
-                if line is None:
-                    raise LinesBusy(f"all {line_limit} line(s) of number {hop.number_id} are held")
-            case_id = await _insert_case(conn, customer_key, hop.entered_at)
-            return await _insert_hop(conn, case_id, 1, hop, line)
+        _check_kind(hop)
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(Hop))
+            await cur.execute(_OPEN_CASE_WITH_HOP, {
+                "number": hop.number_id, "limit": line_limit, "key": customer_key, "entered": hop.entered_at,
+                "node": hop.node, "channel_id": hop.channel_id, "channel_name": hop.channel_name,
+                "kind": hop.channel_kind, "media": hop.media, "dialled": hop.dialled,
+                "e164": hop.dialled_e164, "caller_num": hop.caller_num, "caller_name": hop.caller_name,
+                "hotline": hop.hotline_id})
+            opened = await cur.fetchone()
+        if opened is None:
+            raise LinesBusy(f"all {line_limit} line(s) of number {hop.number_id} are held")
+        return opened
 
     async def record_refused(self, hop: NewHop, customer_key: str, end_reason: str,
                              cause: int, cause_text: str) -> Hop:
@@ -149,37 +203,20 @@ class Contacts:
         """End a hop once (a second close is a no-op, returns False); closes the case with its last hop."""
         if end_reason not in END_REASONS:
             raise ValueError(f"end reason {end_reason!r} is not one of {sorted(END_REASONS)}")
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "UPDATE hops SET ended_at = now(), end_reason = %s, hangup_cause = %s,"
-                " hangup_cause_text = %s WHERE id = %s AND ended_at IS NULL RETURNING case_id",
-                (end_reason, cause, cause_text, hop_id))
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_CLOSE_HOP, {"reason": end_reason, "cause": cause,
+                                                  "cause_text": cause_text, "hop": hop_id})
             row = await cur.fetchone()
-            if row is None:
-                return False
-            await conn.execute(
-                "UPDATE cases SET status = 'closed', closed_at = now() WHERE id = %s"
-                " AND status = 'open' AND NOT EXISTS"
-                " (SELECT 1 FROM hops WHERE case_id = %s AND ended_at IS NULL)", (row[0], row[0]))
-            return True
+            return bool(row and row[0])
 
     async def queue_event(self, event: QueueEvent) -> None:
         """One queue_events row and, in the same transaction, what it changes on the hop: the
         database never holds one without the other."""
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO queue_events (queue_id, case_id, hop_id, agent_id, event, position, wait_ms,"
-                " ring_ms, talk_ms, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (event.queue_id, event.case_id, event.hop_id, event.agent_id, event.event, event.position,
-                 event.wait_ms, event.ring_ms, event.talk_ms, event.detail))
-            if event.event == "join":
-                await conn.execute("UPDATE hops SET queue_id = %s, queued_at = now() WHERE id = %s",
-                                   (event.queue_id, event.hop_id))
-            elif event.event == "answer":
-                await conn.execute("UPDATE hops SET agent_id = %s, answered_at = now() WHERE id = %s",
-                                   (event.agent_id, event.hop_id))
-                await conn.execute("UPDATE cases SET last_agent_id = %s WHERE id = %s",
-                                   (event.agent_id, event.case_id))
+        async with self.pool.connection() as conn:
+            await conn.execute(_EVENT_SQL.get(event.event, _INSERT_EVENT), {
+                "queue": event.queue_id, "case": event.case_id, "hop": event.hop_id, "agent": event.agent_id,
+                "event": event.event, "position": event.position, "wait_ms": event.wait_ms,
+                "ring_ms": event.ring_ms, "talk_ms": event.talk_ms, "detail": event.detail})
 
     async def append_ivr_digit(self, hop_id: int, digit: str) -> None:
         """The IVR path of a hop: every key pressed in a menu, in order."""
@@ -210,10 +247,14 @@ async def _insert_case(conn: AsyncConnection, customer_key: str, opened_at: date
     return int(row[0])
 
 
-async def _insert_hop(conn: AsyncConnection, case_id: int, seq: int, hop: NewHop,
-                      line: int | None) -> Hop:
+def _check_kind(hop: NewHop) -> None:
     if hop.channel_kind not in CHANNEL_KINDS:
         raise ValueError(f"channel kind {hop.channel_kind!r} is not one of {sorted(CHANNEL_KINDS)}")
+
+
+async def _insert_hop(conn: AsyncConnection, case_id: int, seq: int, hop: NewHop,
+                      line: int | None) -> Hop:
+    _check_kind(hop)
     cur = conn.cursor(row_factory=class_row(Hop))
     await cur.execute(
         "INSERT INTO hops (case_id, seq, node, channel_id, channel_name, channel_kind, media, dialled,"

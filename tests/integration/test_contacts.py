@@ -1,0 +1,120 @@
+"""Cases, hops and queue events as the daemon writes them (hotline.store.contacts), against the
+lab's real PostgreSQL: line limits, one close per hop, what each queue event changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from hotline.store.contacts import Contacts, LinesBusy, NewHop, QueueEvent
+from hotline.store.db import open_pool
+
+from support.checks import rows
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def number_id(db: psycopg.Connection) -> int:
+    db.execute("INSERT INTO queues (name) VALUES ('support')")
+    db.execute("INSERT INTO agents (name, endpoint) VALUES ('ivanov', 'ivanov')")
+    db.execute("INSERT INTO hotlines (name, entry_queue_id) SELECT 'city', id FROM queues")
+    return int(db.execute("INSERT INTO numbers (number, kind, hotline_id, line_limit)"
+                          " SELECT '+74951234567', 'city', id, 2 FROM hotlines RETURNING id").fetchone()[0])
+
+
+@pytest.fixture
+async def contacts(db_dsn: str) -> AsyncIterator[Contacts]:
+    pool: AsyncConnectionPool = await open_pool(db_dsn, max_size=4)
+    async with pool:
+        yield Contacts(pool)
+
+
+def leg(channel: str, number_id: int | None) -> NewHop:
+    return NewHop(node="n1", channel_id=channel, channel_name=f"PJSIP/trunk-{channel}", channel_kind="pstn",
+                  media="audio", dialled="84951234567", dialled_e164="+74951234567",
+                  caller_num="+79161234567", caller_name="Caller", number_id=number_id)
+
+
+async def test_legs_take_the_lowest_free_lines_and_the_one_past_the_limit_is_refused(
+        contacts: Contacts, number_id: int, db: psycopg.Connection) -> None:
+    first = await contacts.open_case_with_hop(leg("c1", number_id), "+79161234567", line_limit=2)
+    second = await contacts.open_case_with_hop(leg("c2", number_id), "+79161234567", line_limit=2)
+    assert (first.line, second.line) == (1, 2)
+    with pytest.raises(LinesBusy):
+        await contacts.open_case_with_hop(leg("c3", number_id), "+79161234567", line_limit=2)
+    assert len(rows(db, "SELECT id FROM cases")) == 2  # the refused leg left no case behind
+    await contacts.close_hop(first.id, "completed", cause=16)
+    third = await contacts.open_case_with_hop(leg("c4", number_id), "+79161234567", line_limit=2)
+    assert third.line == 1
+
+
+async def test_legs_racing_for_the_last_line_get_it_once(contacts: Contacts, number_id: int) -> None:
+    results = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"r{i}", number_id), "k", line_limit=2)
+                                     for i in range(6)), return_exceptions=True)
+    taken = sorted(r.line for r in results if not isinstance(r, BaseException) and r.line is not None)
+    assert taken == [1, 2]
+    assert sum(isinstance(r, LinesBusy) for r in results) == 4
+
+
+async def test_an_unlimited_number_always_gives_one_more_line(contacts: Contacts, number_id: int) -> None:
+    lines = [(await contacts.open_case_with_hop(leg(f"u{i}", number_id), "k", line_limit=None)).line
+             for i in range(3)]
+    assert lines == [1, 2, 3]
+
+
+async def test_a_leg_on_no_provisioned_number_holds_no_line(contacts: Contacts) -> None:
+    hop = await contacts.open_case_with_hop(leg("x1", None), "k")
+    assert hop.line is None and hop.number_id is None and hop.seq == 1
+
+
+async def test_opening_the_same_channel_twice_returns_the_first_hop(contacts: Contacts, number_id: int,
+                                                                    db: psycopg.Connection) -> None:
+    first = await contacts.open_case_with_hop(leg("c1", number_id), "k", line_limit=2)
+    again = await contacts.open_case_with_hop(leg("c1", number_id), "k", line_limit=2)
+    assert again.id == first.id
+    assert len(rows(db, "SELECT id FROM hops")) == 1
+
+
+async def test_a_hop_is_closed_once_and_its_case_with_it(contacts: Contacts, number_id: int,
+                                                         db: psycopg.Connection) -> None:
+    hop = await contacts.open_case_with_hop(leg("c1", number_id), "k", line_limit=2)
+    assert await contacts.close_hop(hop.id, "completed", cause=16, cause_text="Normal Clearing") is True
+    assert await contacts.close_hop(hop.id, "failed") is False
+    assert rows(db, "SELECT end_reason, hangup_cause, hangup_cause_text FROM hops") == [
+        {"end_reason": "completed", "hangup_cause": 16, "hangup_cause_text": "Normal Clearing"}]
+    assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]
+
+
+async def test_a_case_stays_open_while_another_of_its_hops_is_live(contacts: Contacts, number_id: int,
+                                                                   db: psycopg.Connection) -> None:
+    hop = await contacts.open_case_with_hop(leg("c1", number_id), "k", line_limit=2)
+    db.execute("INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, media, dialled)"
+               " VALUES (%s, 2, 'n1', 'video-1', 'webrtc', 'video', 'video')", (hop.case_id,))
+    await contacts.close_hop(hop.id, "switched")
+    assert rows(db, "SELECT status FROM cases") == [{"status": "open"}]
+
+
+async def test_join_and_answer_events_stamp_the_hop_and_the_case(contacts: Contacts, number_id: int,
+                                                                 db: psycopg.Connection) -> None:
+    hop = await contacts.open_case_with_hop(leg("c1", number_id), "k", line_limit=2)
+    queue_id = rows(db, "SELECT id FROM queues")[0]["id"]
+    agent_id = rows(db, "SELECT id FROM agents")[0]["id"]
+    for event in (QueueEvent(queue_id, hop.case_id, hop.id, "join", position=1),
+                  QueueEvent(queue_id, hop.case_id, hop.id, "ring", agent_id=agent_id),
+                  QueueEvent(queue_id, hop.case_id, hop.id, "answer", agent_id=agent_id, wait_ms=4200,
+                             ring_ms=800)):
+        await contacts.queue_event(event)
+    stamped = rows(db, "SELECT queue_id, agent_id, queued_at IS NOT NULL AS queued,"
+                       " answered_at IS NOT NULL AS answered FROM hops")
+    assert stamped == [{"queue_id": queue_id, "agent_id": agent_id, "queued": True, "answered": True}]
+    assert rows(db, "SELECT last_agent_id FROM cases") == [{"last_agent_id": agent_id}]
+    events = rows(db, "SELECT event, agent_id, position, wait_ms, ring_ms FROM queue_events ORDER BY id")
+    assert events == [
+        {"event": "join", "agent_id": None, "position": 1, "wait_ms": None, "ring_ms": None},
+        {"event": "ring", "agent_id": agent_id, "position": None, "wait_ms": None, "ring_ms": None},
+        {"event": "answer", "agent_id": agent_id, "position": None, "wait_ms": 4200, "ring_ms": 800}]
