@@ -56,6 +56,8 @@ TABLES: dict[str, list[Column]] = {
         ("multi_hop_cases", "MULTI-HOP"), ("switched_cases", "SWITCHED"), ("answered_cases", "ANSWERED"),
         ("avg_first_answer_s", "AVG 1ST ANSWER"), ("max_first_answer_s", "MAX 1ST ANSWER")),
 }
+# How many leading columns of each table name the row's subject (the bucket column follows them).
+SUBJECT_COLUMNS = {"queues": 1, "agents": 1, "hotlines": 1, "numbers": 1, "channels": 2, "cases": 0}
 LIVE_QUEUES = columns(
     ("queue", "QUEUE"), ("waiting", "WAITING"), ("longest_wait_s", "LONGEST"), ("agents_free", "FREE"),
     ("agents_ringing", "RINGING"), ("agents_busy", "BUSY"), ("agents_wrapup", "WRAPUP"),
@@ -99,7 +101,7 @@ def _report_command(name: str, doc: str, *, short_abandon: bool = False) -> clic
         async def go(conn: AsyncConnection) -> str:
             p = await _period_in_zone(conn, since, until, interval, tz)
             rows = await stats.report(conn, name, p, **extra)
-            text = render(rows, fmt, TABLES[name], p.zone, p.bucket)
+            text = render(rows, fmt, TABLES[name], p.zone, p.bucket, SUBJECT_COLUMNS[name])
             return f"{title(name, p.since, p.until, p.zone, p.bucket)}\n{text}" if fmt == "table" else text
 
         _check_period(since, until, interval, tz)  # bad input is refused before the database is asked
@@ -121,7 +123,7 @@ def _check_format(fmt: str) -> None:
 
 def _check_period(since: str | None, until: str | None, interval: str | None, tz: str | None) -> None:
     """The options' syntax, in the machine's zone: refused before the database is asked."""
-    period(since, until, interval, tz or machine_tz())
+    period(since, until, interval, tz or machine_tz(), check_order=False)
 
 
 async def _period_in_zone(conn: AsyncConnection, since: str | None, until: str | None,

@@ -31,12 +31,13 @@ def columns(*pairs: tuple[str, str]) -> list[Column]:
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, table_columns: Sequence[Column], zone: ZoneInfo,
-           bucket: timedelta | None) -> str:
+           bucket: timedelta | None, lead: int = 1) -> str:
+    """`lead`: how many of the table's columns name the row's subject (the bucket follows them)."""
     if fmt == "json":
         return json_text(list(rows), zone)
     if fmt == "csv":
         return _csv(rows, zone)
-    return table(rows, _with_bucket(table_columns, bucket), zone, bucket)
+    return table(rows, _with_bucket(table_columns, bucket, lead), zone, bucket)
 
 
 def table(rows: Sequence[dict[str, Any]], cols: Sequence[Column], zone: ZoneInfo,
@@ -56,11 +57,11 @@ def title(what: str, since: datetime, until: datetime, zone: ZoneInfo, bucket: t
     return f"{what}, {_when(since, zone)} - {_when(until, zone)} ({zone.key}){per}"
 
 
-def _with_bucket(cols: Sequence[Column], bucket: timedelta | None) -> list[Column]:
-    """The table's first column is the row's subject; the bucket's start follows it."""
+def _with_bucket(cols: Sequence[Column], bucket: timedelta | None, lead: int) -> list[Column]:
     if bucket is None:
         return list(cols)
-    return [cols[0], Column("bucket_start", "DAY" if bucket >= timedelta(days=1) else "FROM"), *cols[1:]]
+    label = "DAY" if bucket >= timedelta(days=1) else "FROM"
+    return [*cols[:lead], Column("bucket_start", label), *cols[lead:]]
 
 
 def _line(cells: Sequence[str], widths: Sequence[int], numeric: Sequence[bool]) -> str:

@@ -40,13 +40,14 @@ class Period:
 
 
 def period(since: str | None, until: str | None, interval: str | None, tz: str,
-           now: datetime | None = None) -> Period:
-    """The period the options describe: by default today, from midnight to the next midnight."""
+           now: datetime | None = None, *, check_order: bool = True) -> Period:
+    """The period the options describe: by default today, from midnight to the next midnight.
+    `check_order=False` checks the syntax only (before the zone the days are in is known)."""
     zone = zone_of(tz)
     now = (now or datetime.now(zone)).astimezone(zone)
     start = moment("--since", since or "today", zone, now)
     end = moment("--until", until, zone, now) if until else _default_until(since, start, zone, now)
-    if start >= end:
+    if check_order and start >= end:
         raise StatsError(f"--since {_show(start)} is not before --until {_show(end)}")
     return Period(start, end, bucket_of(interval), tz)
 
@@ -136,4 +137,4 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
 
 
 def _show(moment: datetime) -> str:
-    return moment.isoformat(sep=" ", timespec="minutes")
+    return moment.strftime("%Y-%m-%d %H:%M")
