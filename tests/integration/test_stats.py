@@ -15,7 +15,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from support.checks import rows
-from support.stats_scenario import DAY, MSK, Centre, t, write_day
+from support.stats_scenario import DAY, MSK, TOLLFREE, Centre, answered_call, t, write_day
 
 pytestmark = pytest.mark.lab
 
@@ -165,6 +165,21 @@ def test_case_figures_follow_the_customer_across_legs(centre: Centre, db: psycop
     switched = [r for r in rows(db, "SELECT * FROM stats_case_list(%s, %s)", *WHOLE_DAY) if r["switched"]]
     assert [(r["hops"], sorted(r["channel_kinds"]), sorted(r["media"]), r["first_answer_s"])
             for r in switched] == [(2, ["pstn", "webrtc"], ["audio", "video"], 40)]
+
+
+def test_a_second_visit_to_the_same_queue_is_a_call_of_its_own(centre: Centre,
+                                                               db: psycopg.Connection) -> None:
+    # the next day: a caller overflows to a menu and comes back to support, where ivanov answers
+    leg = centre.call(TOLLFREE, t("09:00:00", day=1))
+    centre.event(leg, "support", "join", t("09:00:00", day=1), position=1)
+    centre.event(leg, "support", "overflow", t("09:01:00", day=1), wait_ms=60_000, detail="menu:main")
+    centre.end(leg, answered_call(centre, leg, "support", t("09:01:10", day=1), "ivanov", 5, 30), "completed")
+    since, until = DAY + timedelta(days=1), DAY + timedelta(days=2)
+    [support] = stats(db, "stats_queue", since, until)
+    assert [support[k] for k in ("offered", "answered", "overflowed", "failed", "asa_s", "avg_talk_s")] \
+        == [2, 1, 1, 0, 5, 30]
+    expected = recompute_queues(db, since, until, per_day)[("support", since)]
+    assert {k: support[k] for k in expected} == expected
 
 
 def test_day_buckets_follow_the_wall_clock_across_a_dst_change(db: psycopg.Connection) -> None:

@@ -29,7 +29,8 @@ CREATE FUNCTION stats_bucket_end(bucket_start timestamptz, since timestamptz, un
 RETURNS timestamptz LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN bucket IS NULL THEN until
                 ELSE least(until, (date_bin(bucket, bucket_start AT TIME ZONE tz,
-                                            date_trunc('day', since AT TIME ZONE tz)) + bucket) AT TIME ZONE tz)
+                                            date_trunc('day', since AT TIME ZONE tz))
+                                   + bucket) AT TIME ZONE tz)
            END
 $$;
 
@@ -41,7 +42,8 @@ LANGUAGE sql STABLE AS $$
       FROM (SELECT since AS b WHERE bucket IS NULL
             UNION ALL
             SELECT s AT TIME ZONE tz
-              FROM generate_series(date_bin(bucket, since AT TIME ZONE tz, date_trunc('day', since AT TIME ZONE tz)),
+              FROM generate_series(date_bin(bucket, since AT TIME ZONE tz,
+                                            date_trunc('day', since AT TIME ZONE tz)),
                                    until AT TIME ZONE tz, bucket) AS s
              WHERE bucket IS NOT NULL AND s AT TIME ZONE tz < until) AS starts
      WHERE since < until
@@ -59,26 +61,39 @@ $$;
 
 ---------------------------------------------------------------------------------------------------
 -- One visit of a caller to a queue: its join and what ended it (the first answer, abandon,
--- overflow or exit_key of the same hop in the same queue after the join), and the talk of the
--- complete that followed an answer. The building block of the per-queue figures.
+-- overflow or exit_key of the same hop in the same queue after the join and before any next join),
+-- and the talk of the complete that followed an answer. The building block of the per-queue figures.
 ---------------------------------------------------------------------------------------------------
 CREATE FUNCTION stats_queue_visits(since timestamptz, until timestamptz)
 RETURNS TABLE (queue_id bigint, hop_id bigint, joined_at timestamptz, outcome text, wait_ms integer,
                talk_ms integer, hop_ended boolean)
 LANGUAGE sql STABLE AS $$
-    SELECT j.queue_id, j.hop_id, j.at, o.event, o.wait_ms, c.talk_ms, h.ended_at IS NOT NULL
+    SELECT j.queue_id, j.hop_id, j.at, v.outcome, v.wait_ms, v.talk_ms,
+           -- a subquery, not a join: only the few visits with no outcome look their hop up
+           CASE WHEN v.outcome IS NULL
+                THEN (SELECT h.ended_at IS NOT NULL FROM hops h WHERE h.id = j.hop_id) END
       FROM queues q
       JOIN queue_events j ON j.queue_id = q.id AND j.at >= since AND j.at < until AND j.event = 'join'
-      LEFT JOIN LATERAL (
-            SELECT e.id, e.event, e.wait_ms FROM queue_events e
-             WHERE e.hop_id = j.hop_id AND e.queue_id = j.queue_id AND e.id > j.id
-               AND e.event IN ('answer', 'abandon', 'overflow', 'exit_key')
-             ORDER BY e.id LIMIT 1) o ON true
-      LEFT JOIN LATERAL (
-            SELECT e.talk_ms FROM queue_events e
-             WHERE e.hop_id = j.hop_id AND e.queue_id = j.queue_id AND e.id > o.id AND e.event = 'complete'
-             ORDER BY e.id LIMIT 1) c ON o.event = 'answer'
-      LEFT JOIN hops h ON h.id = j.hop_id AND o.event IS NULL
+      -- One pass over the hop's later events in this queue (queue_events (hop_id)); what comes
+      -- after a next join of the same queue belongs to that next visit.
+      CROSS JOIN LATERAL (
+            SELECT min(e.id) FILTER (WHERE e.event = 'join') AS next_join,
+                   min(e.id) FILTER (WHERE e.ends) AS outcome_id,
+                   (array_agg(e.event ORDER BY e.id) FILTER (WHERE e.ends))[1] AS outcome,
+                   (array_agg(e.wait_ms ORDER BY e.id) FILTER (WHERE e.ends))[1] AS wait_ms,
+                   min(e.id) FILTER (WHERE e.event = 'complete') AS complete_id,
+                   (array_agg(e.talk_ms ORDER BY e.id) FILTER (WHERE e.event = 'complete'))[1] AS talk_ms
+              FROM (SELECT n.*, n.event IN ('answer', 'abandon', 'overflow', 'exit_key') AS ends
+                      FROM queue_events n
+                     WHERE n.hop_id = j.hop_id AND n.queue_id = j.queue_id AND n.id > j.id) e) x
+      CROSS JOIN LATERAL (
+            SELECT x.outcome_id < coalesce(x.next_join, x.outcome_id + 1) AS in_visit,
+                   x.complete_id < coalesce(x.next_join, x.complete_id + 1) AS completed) w
+      CROSS JOIN LATERAL (
+            SELECT CASE WHEN w.in_visit THEN x.outcome END AS outcome,
+                   CASE WHEN w.in_visit THEN x.wait_ms END AS wait_ms,
+                   CASE WHEN w.in_visit AND x.outcome = 'answer' AND w.completed
+                        THEN x.talk_ms END AS talk_ms) v
 $$;
 
 ---------------------------------------------------------------------------------------------------
@@ -164,16 +179,18 @@ RETURNS TABLE (agent_id bigint, agent text, bucket_start timestamptz, bucket_end
 LANGUAGE sql STABLE AS $$
     WITH ev AS (
         SELECT e.agent_id, stats_bucket_of(e.at, since, bucket, tz) AS b, e.event, e.talk_ms,
-               q.wrapup_s, e.detail, nx.event AS next_event
+               q.wrapup_s, e.detail,
+               -- a subquery, not a join: only ring_noanswer rows look at what came next
+               CASE WHEN e.event = 'ring_noanswer' THEN
+                   (SELECT n.event FROM queue_events n
+                     WHERE n.hop_id = e.hop_id AND n.queue_id = e.queue_id AND n.id > e.id
+                       AND n.event <> 'ring_noanswer'
+                     ORDER BY n.id LIMIT 1)
+               END AS next_event
           FROM agents a
           JOIN queue_events e ON e.agent_id = a.id AND e.at >= since AND e.at < until
                              AND e.event IN ('ring', 'ring_noanswer', 'answer', 'complete')
           JOIN queues q ON q.id = e.queue_id
-          LEFT JOIN LATERAL (
-                SELECT n.event FROM queue_events n
-                 WHERE n.hop_id = e.hop_id AND n.queue_id = e.queue_id AND n.id > e.id
-                   AND n.event <> 'ring_noanswer'
-                 ORDER BY n.id LIMIT 1) nx ON e.event = 'ring_noanswer'
     ), calls AS (
         SELECT agent_id, b,
                count(*) FILTER (WHERE event = 'ring') AS rung,
@@ -197,7 +214,8 @@ LANGUAGE sql STABLE AS $$
                sum(greatest(0, extract(epoch FROM least(coalesce(p.ended_at, now()), w.bucket_end)
                                                  - greatest(p.started_at, w.bucket_start)))) * 1000 AS ms
           FROM stats_buckets(since, until, bucket, tz) w
-          JOIN agent_pauses p ON p.started_at < w.bucket_end AND coalesce(p.ended_at, 'infinity') > w.bucket_start
+          JOIN agent_pauses p ON p.started_at < w.bucket_end
+                             AND coalesce(p.ended_at, 'infinity') > w.bucket_start
          GROUP BY 1, 2, 3
     ), paused AS (
         SELECT agent_id, b, sum(ms) AS ms, jsonb_object_agg(reason, stats_s(ms) ORDER BY reason) AS by_reason
@@ -246,7 +264,8 @@ LANGUAGE sql STABLE AS $$
       JOIN LATERAL (
             SELECT x.*, stats_bucket_of(x.entered_at, since, bucket, tz) AS b,
                    extract(epoch FROM x.answered_at - x.entered_at) * 1000 AS answer_ms
-              FROM hops x WHERE x.hotline_id = hl.id AND x.entered_at >= since AND x.entered_at < until) h ON true
+              FROM hops x
+             WHERE x.hotline_id = hl.id AND x.entered_at >= since AND x.entered_at < until) h ON true
      GROUP BY hl.id, h.b
      ORDER BY hl.name, h.b
 $$;
