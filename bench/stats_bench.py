@@ -214,8 +214,14 @@ def main() -> int:
     args = parser.parse_args()
     admin = args.admin_dsn or admin_dsn_of_lab()
     name = f"hotline_stats_bench_{os.getpid()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
+        print(f"cannot create the scratch database (is the lab's PostgreSQL up?): {reason[0].strip()}",
+              file=sys.stderr)
+        return 1
     try:
         log(f"generating {args.hops:,} hops over {args.days} days into {name}")
         counts = generate(scratch_dsn(admin, name), args.hops, args.days)
