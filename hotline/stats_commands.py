@@ -63,7 +63,7 @@ LIVE_QUEUES = columns(
     ("agents_ringing", "RINGING"), ("agents_busy", "BUSY"), ("agents_wrapup", "WRAPUP"),
     ("agents_paused", "PAUSED"), ("agents_logged_out", "OUT"), ("offered", "TODAY"),
     ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("service_level_pct", "SL%"),
-    ("age_s", "UPDATED"))
+    ("age_s", "AGE"))
 LIVE_AGENTS = columns(("agent", "AGENT"), ("state", "STATE"), ("in_state_s", "FOR"))
 
 
