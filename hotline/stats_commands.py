@@ -30,7 +30,8 @@ WATCH_REFRESH_S = 1.0  # waits on screen advance at least this often, with or wi
 TABLES: dict[str, list[Column]] = {
     "queues": columns(
         ("queue", "QUEUE"), ("offered", "OFFERED"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"),
-        ("short_abandons", "SHORT"), ("overflowed", "OVERFLOW"), ("busy", "BUSY"), ("closed", "CLOSED"),
+        ("short_abandons", "SHORT"), ("overflowed", "OVERFLOW"), ("refused", "REFUSED"), ("busy", "BUSY"),
+        ("closed", "CLOSED"),
         ("failed", "FAILED"), ("service_level_pct", "SL%"), ("sl_answered_pct", "SL/ANS%"),
         ("sl_offered_pct", "SL+AB%"), ("abandon_rate_pct", "ABAND%"), ("asa_s", "ASA"), ("aht_s", "AHT"),
         ("avg_wait_s", "AVG WAIT"), ("max_wait_s", "MAX WAIT")),

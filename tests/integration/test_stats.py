@@ -55,7 +55,8 @@ def test_queue_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         "bucket_start": DAY, "bucket_end": DAY + timedelta(days=1),
         # C1 C2 C3 C4 C5 C6 C9 joined on D; P joined the day before
         "offered": 7, "answered": 3, "answered_in_sl": 2, "abandoned": 2, "short_abandons": 1,
-        "abandoned_in_sl": 1, "overflowed": 1, "exited": 0, "failed": 1, "waiting": 0, "busy": 1, "closed": 1,
+        "abandoned_in_sl": 1, "overflowed": 1, "exited": 0, "refused": 0, "failed": 1, "waiting": 0,
+        "busy": 1, "closed": 1,
         "service_level_pct": pct("50.0"),     # 2 / (3 + 2 - 1)
         "sl_answered_pct": pct("66.7"),       # 2 / 3
         "sl_offered_pct": pct("60.0"),        # (2 + 1) / (3 + 2)
@@ -182,6 +183,26 @@ def test_a_second_visit_to_the_same_queue_is_a_call_of_its_own(centre: Centre,
     assert {k: support[k] for k in expected} == expected
 
 
+def test_a_caller_a_full_queue_turns_away_is_refused_not_offered(centre: Centre,
+                                                                 db: psycopg.Connection) -> None:
+    # the next day: support is full (max_len), the caller goes on to backoffice and hangs up there
+    leg = centre.call(TOLLFREE, t("09:30:00", day=1))
+    centre.event(leg, "support", "overflow", t("09:30:00", day=1), wait_ms=0,
+                 detail="max_len: queue:backoffice")
+    centre.event(leg, "backoffice", "join", t("09:30:00", day=1), position=1)
+    centre.event(leg, "backoffice", "abandon", t("09:30:25", day=1), position=1, wait_ms=25_000)
+    centre.end(leg, t("09:30:25", day=1), "abandoned")
+    since, until = DAY + timedelta(days=1), DAY + timedelta(days=2)
+    got = by("queue", stats(db, "stats_queue", since, until))
+    assert [got["support"][k] for k in ("offered", "overflowed", "refused", "abandon_rate_pct")] \
+        == [0, 0, 1, None]
+    assert [got["backoffice"][k] for k in ("offered", "abandoned", "abandoned_in_sl", "sl_offered_pct")] \
+        == [1, 1, 1, pct("100.0")]
+    expected = recompute_queues(db, since, until, per_day)
+    assert {q: {k: got[q][k] for k in expected[(q, since)]} for q in got} \
+        == {q: expected[(q, since)] for q in got}
+
+
 def test_day_buckets_follow_the_wall_clock_across_a_dst_change(db: psycopg.Connection) -> None:
     got = rows(db, "SELECT bucket_start, bucket_end FROM stats_buckets('2026-03-28 00:00+01',"
                    " '2026-03-30 00:00+02', '1 day', 'Europe/Berlin')")
@@ -236,6 +257,9 @@ def walk_visits(events: list[Row]) -> Iterator[Row]:
                 open_visits[q] = {"queue_id": q, "hop_id": e["hop_id"], "at": e["at"], "outcome": None,
                                   "wait_ms": None, "talk_ms": None}
                 yield open_visits[q]
+            elif e["event"] == "overflow" and q not in open_visits:  # turned away before joining
+                yield {"queue_id": q, "hop_id": e["hop_id"], "at": e["at"], "outcome": "refused",
+                       "wait_ms": None, "talk_ms": None}
             elif e["event"] in ("answer", "abandon", "overflow", "exit_key") and q in open_visits:
                 visit = open_visits.pop(q)
                 visit.update(outcome=e["event"], wait_ms=e["wait_ms"])
@@ -251,9 +275,14 @@ def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, b
     hops = {h["id"]: h for h in rows(db, "SELECT * FROM hops")}
     entry = dict(db.execute("SELECT id, entry_queue_id FROM hotlines").fetchall())
     visits: dict[tuple[str, datetime], list[Row]] = defaultdict(list)
+    refused: dict[tuple[str, datetime], int] = defaultdict(int)
     for v in walk_visits(rows(db, "SELECT * FROM queue_events")):
         if since <= v["at"] < until:
-            visits[(queues[v["queue_id"]]["name"], bucket(v["at"]))].append(v)
+            key = (queues[v["queue_id"]]["name"], bucket(v["at"]))
+            if v["outcome"] == "refused":
+                refused[key] += 1
+            else:
+                visits[key].append(v)
     refusals: dict[tuple[str, datetime], list[str]] = defaultdict(list)
     for h in hops.values():
         entry_queue = entry.get(h["hotline_id"])
@@ -261,7 +290,7 @@ def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, b
             refusals[(queues[entry_queue]["name"], bucket(h["entered_at"]))].append(h["end_reason"])
     out = {}
     by_name = {q["name"]: q for q in queues.values()}
-    for key in set(visits) | set(refusals):
+    for key in set(visits) | set(refused) | set(refusals):
         q, vs = by_name[key[0]], visits.get(key, [])
         sl_ms = q["service_level_s"] * 1000
         answered = [v for v in vs if v["outcome"] == "answer"]
@@ -275,7 +304,7 @@ def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, b
             "offered": len(vs), "answered": len(answered), "answered_in_sl": len(in_sl),
             "abandoned": len(abandoned), "short_abandons": len(short), "abandoned_in_sl": len(ab_in_sl),
             "overflowed": sum(v["outcome"] == "overflow" for v in vs),
-            "exited": sum(v["outcome"] == "exit_key" for v in vs),
+            "exited": sum(v["outcome"] == "exit_key" for v in vs), "refused": refused.get(key, 0),
             "failed": sum(v["outcome"] is None and hops[v["hop_id"]]["ended_at"] is not None for v in vs),
             "waiting": sum(v["outcome"] is None and hops[v["hop_id"]]["ended_at"] is None for v in vs),
             "busy": refusals.get(key, []).count("busy"), "closed": refusals.get(key, []).count("closed"),

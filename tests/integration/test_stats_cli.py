@@ -51,9 +51,10 @@ def test_queues_table_for_a_day_in_the_hotlines_time_zone(centre: Centre, hotlin
     text = ok(hotline("queues", *DAY))
     assert text.splitlines()[0] == "queues, 2026-11-10 00:00 - 2026-11-11 00:00 (Europe/Moscow)"
     header, *body = table(text)
-    assert header == ["QUEUE", "OFFERED", "ANSWERED", "ABANDONED", "SHORT", "OVERFLOW", "BUSY", "CLOSED",
-                      "FAILED", "SL%", "SL/ANS%", "SL+AB%", "ABAND%", "ASA", "AHT", "AVG WAIT", "MAX WAIT"]
-    assert body[1] == ["support", "7", "3", "2", "1", "1", "1", "1", "1", "50.0", "66.7", "60.0", "28.6",
+    assert header == ["QUEUE", "OFFERED", "ANSWERED", "ABANDONED", "SHORT", "OVERFLOW", "REFUSED", "BUSY",
+                      "CLOSED", "FAILED", "SL%", "SL/ANS%", "SL+AB%", "ABAND%", "ASA", "AHT", "AVG WAIT",
+                      "MAX WAIT"]
+    assert body[1] == ["support", "7", "3", "2", "1", "1", "0", "1", "1", "1", "50.0", "66.7", "60.0", "28.6",
                        "20", "80", "34", "90"]
     assert body[0][:3] == ["backoffice", "1", "1"]
 

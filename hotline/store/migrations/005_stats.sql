@@ -108,7 +108,7 @@ CREATE FUNCTION stats_queue(since timestamptz, until timestamptz, bucket interva
 RETURNS TABLE (queue_id bigint, queue text, bucket_start timestamptz, bucket_end timestamptz,
                offered bigint, answered bigint, answered_in_sl bigint, abandoned bigint,
                short_abandons bigint, abandoned_in_sl bigint, overflowed bigint, exited bigint,
-               failed bigint, waiting bigint, busy bigint, closed bigint,
+               refused bigint, failed bigint, waiting bigint, busy bigint, closed bigint,
                service_level_pct numeric, sl_answered_pct numeric, sl_offered_pct numeric,
                abandon_rate_pct numeric, asa_s integer, avg_wait_s integer, max_wait_s integer,
                avg_talk_s integer, aht_s integer, sl_threshold_s integer)
@@ -136,7 +136,18 @@ LANGUAGE sql STABLE AS $$
                avg(talk_ms) AS avg_talk_ms,
                avg(talk_ms + wrapup_s * 1000) AS aht_ms
           FROM visit GROUP BY queue_id, b
-    ), refused AS (
+    ), turned_away AS (
+        -- an overflow with no visit open: the queue refused the caller before any join (max_len,
+        -- or join_empty = false with nobody logged in); the detail says which
+        SELECT o.queue_id, stats_bucket_of(o.at, since, bucket, tz) AS b, count(*) AS refused
+          FROM queues q
+          JOIN queue_events o ON o.queue_id = q.id AND o.at >= since AND o.at < until AND o.event = 'overflow'
+         WHERE (SELECT p.event FROM queue_events p
+                 WHERE p.hop_id = o.hop_id AND p.queue_id = o.queue_id AND p.id < o.id
+                   AND p.event IN ('join', 'answer', 'abandon', 'overflow', 'exit_key')
+                 ORDER BY p.id DESC LIMIT 1) IS DISTINCT FROM 'join'
+         GROUP BY 1, 2
+    ), before_queue AS (
         SELECT hl.entry_queue_id AS queue_id, stats_bucket_of(h.entered_at, since, bucket, tz) AS b,
                count(*) FILTER (WHERE h.end_reason = 'busy') AS busy,
                count(*) FILTER (WHERE h.end_reason = 'closed') AS closed
@@ -145,11 +156,14 @@ LANGUAGE sql STABLE AS $$
                      AND h.end_reason IN ('busy', 'closed')
          WHERE hl.entry_queue_id IS NOT NULL
          GROUP BY 1, 2
+    ), keys AS (
+        SELECT queue_id, b FROM per_visit UNION SELECT queue_id, b FROM turned_away
+        UNION SELECT queue_id, b FROM before_queue
     )
-    SELECT q.id, q.name::text, x.b, stats_bucket_end(x.b, since, until, bucket, tz),
+    SELECT q.id, q.name::text, k.b, stats_bucket_end(k.b, since, until, bucket, tz),
            coalesce(v.offered, 0), coalesce(v.answered, 0), coalesce(v.answered_in_sl, 0),
            coalesce(v.abandoned, 0), coalesce(v.short_abandons, 0), coalesce(v.abandoned_in_sl, 0),
-           coalesce(v.overflowed, 0), coalesce(v.exited, 0), coalesce(v.failed, 0),
+           coalesce(v.overflowed, 0), coalesce(v.exited, 0), coalesce(t.refused, 0), coalesce(v.failed, 0),
            coalesce(v.waiting, 0), coalesce(r.busy, 0), coalesce(r.closed, 0),
            stats_pct(v.answered_in_sl, v.answered + v.abandoned - v.short_abandons),
            stats_pct(v.answered_in_sl, v.answered),
@@ -157,11 +171,12 @@ LANGUAGE sql STABLE AS $$
            stats_pct(v.abandoned, v.offered),
            stats_s(v.asa_ms), stats_s(v.avg_wait_ms), stats_s(v.max_wait_ms),
            stats_s(v.avg_talk_ms), stats_s(v.aht_ms), q.service_level_s
-      FROM per_visit v
-      FULL JOIN refused r USING (queue_id, b)
-      CROSS JOIN LATERAL (SELECT coalesce(v.queue_id, r.queue_id) AS queue_id, coalesce(v.b, r.b) AS b) x
-      JOIN queues q ON q.id = x.queue_id
-     ORDER BY q.name, x.b
+      FROM keys k
+      JOIN queues q ON q.id = k.queue_id
+      LEFT JOIN per_visit v ON v.queue_id = k.queue_id AND v.b = k.b
+      LEFT JOIN turned_away t ON t.queue_id = k.queue_id AND t.b = k.b
+      LEFT JOIN before_queue r ON r.queue_id = k.queue_id AND r.b = k.b
+     ORDER BY q.name, k.b
 $$;
 
 ---------------------------------------------------------------------------------------------------
