@@ -203,6 +203,33 @@ def test_a_caller_a_full_queue_turns_away_is_refused_not_offered(centre: Centre,
         == {q: expected[(q, since)] for q in got}
 
 
+def test_rings_cut_short_by_another_agent_or_by_the_caller_leaving_are_not_missed(
+        centre: Centre, db: psycopg.Connection) -> None:
+    # two days later: ringall twice; petrova answers the first call, the second caller presses a key
+    first = centre.call(TOLLFREE, t("09:00:00", day=2))
+    second = centre.call(TOLLFREE, t("09:10:00", day=2), line=2)
+    centre.event(first, "support", "join", t("09:00:00", day=2), position=1)
+    for agent in ("ivanov", "petrova"):
+        centre.event(first, "support", "ring", t("09:00:01", day=2), agent)
+    centre.event(first, "support", "ring_noanswer", t("09:00:05", day=2), "ivanov", ring_ms=4000,
+                 detail="answered by petrova")
+    centre.event(first, "support", "answer", t("09:00:05", day=2), "petrova", wait_ms=5000, ring_ms=4000)
+    centre.event(second, "support", "join", t("09:10:00", day=2), position=1)
+    for agent in ("ivanov", "petrova"):
+        centre.event(second, "support", "ring", t("09:10:01", day=2), agent)
+    for agent in ("ivanov", "petrova"):
+        centre.event(second, "support", "ring_noanswer", t("09:10:03", day=2), agent, ring_ms=2000,
+                     detail="caller left the queue")
+    centre.event(second, "support", "exit_key", t("09:10:03", day=2), wait_ms=3000, detail="1")
+    since, until = DAY + timedelta(days=2), DAY + timedelta(days=3)
+    got = by("agent", stats(db, "stats_agent", since, until))
+    assert {a: (r["rung"], r["answered"], r["missed"]) for a, r in got.items()} \
+        == {"ivanov": (2, 0, 0), "petrova": (2, 1, 0)}
+    assert by("queue", stats(db, "stats_queue", since, until))["support"]["exited"] == 1
+    expected = recompute_agents(db, since, until, per_day, timedelta(days=1))
+    assert {(a, since): {k: got[a][k] for k in expected[(a, since)]} for a in got} == expected
+
+
 def test_day_buckets_follow_the_wall_clock_across_a_dst_change(db: psycopg.Connection) -> None:
     got = rows(db, "SELECT bucket_start, bucket_end FROM stats_buckets('2026-03-28 00:00+01',"
                    " '2026-03-30 00:00+02', '1 day', 'Europe/Berlin')")
@@ -343,7 +370,9 @@ def recompute_agents(db: psycopg.Connection, since: datetime, until: datetime, b
             a["completed"] += 1
             a["talk_ms"] += e["talk_ms"]
             a["wrapup_ms"] += wrapup[e["queue_id"]] * 1000
-        elif e["event"] == "ring_noanswer" and e["detail"] not in ("caller gone", "dial failed"):
+        elif e["event"] == "ring_noanswer" and e["detail"] not in ("caller gone", "dial failed",
+                                                                   "caller left the queue") \
+                and not e["detail"].startswith("answered by "):
             later = (n for n in events[i + 1:] if n["hop_id"] == e["hop_id"]
                      and n["queue_id"] == e["queue_id"] and n["event"] != "ring_noanswer")
             a["missed"] += next(later, {"event": None})["event"] != "answer"

@@ -182,8 +182,9 @@ $$;
 ---------------------------------------------------------------------------------------------------
 -- Per agent, across queues. Events count in the bucket they happened in (a complete carries its
 -- talk, like app_queue's COMPLETE line); logged-in and pause time are split across buckets.
--- missed leaves out rings that ended because the caller hung up, the dial failed (the phone never
--- rang), or another agent answered the same ring (ringall).
+-- missed leaves out rings that ended because the caller hung up or left with a key, the dial failed
+-- (the phone never rang), or another agent answered the same ring (ringall: the detail says
+-- 'answered by ...', and engines before that detail wrote an answer right after).
 ---------------------------------------------------------------------------------------------------
 CREATE FUNCTION stats_agent(since timestamptz, until timestamptz, bucket interval DEFAULT NULL,
                             tz text DEFAULT current_setting('TimeZone'))
@@ -210,7 +211,9 @@ LANGUAGE sql STABLE AS $$
         SELECT agent_id, b,
                count(*) FILTER (WHERE event = 'ring') AS rung,
                count(*) FILTER (WHERE event = 'answer') AS answered,
-               count(*) FILTER (WHERE event = 'ring_noanswer' AND detail NOT IN ('caller gone', 'dial failed')
+               count(*) FILTER (WHERE event = 'ring_noanswer'
+                                  AND detail NOT IN ('caller gone', 'dial failed', 'caller left the queue')
+                                  AND detail NOT LIKE 'answered by %'
                                   AND next_event IS DISTINCT FROM 'answer') AS missed,
                count(*) FILTER (WHERE event = 'complete') AS completed,
                sum(talk_ms) AS talk_ms,
