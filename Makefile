@@ -12,7 +12,7 @@ SYSTEM_PACKAGES := mmdebstrap sip-tester
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-packages venv lab-up lab-down lab-status run test unit lint bench clean
+.PHONY: setup system-packages venv lab-up lab-down lab-status run test unit lint bench bench-stats clean
 
 setup: system-packages venv lab-up
 
@@ -65,13 +65,19 @@ unit: venv
 
 lint: venv
 	$(PY) -m pip install -q ruff mypy
-	$(VENV)/bin/ruff check hotline tests
+	$(VENV)/bin/ruff check hotline tests bench
 	$(VENV)/bin/mypy hotline
 
 # hotline vs a plain-dialplan Queue() under a sipp load ramp on the lab: bench/README.md.
 # e.g. make bench BENCH_ARGS="--rates 2,4,5 --seconds 20"
 bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The statistics functions over a generated history of a million hops (bench/stats_bench.py). Needs
+# only the lab's PostgreSQL (or STATS_BENCH_ARGS="--admin-dsn ..."); Asterisk is not touched.
+STATS_BENCH_ARGS ?=
+bench-stats: venv
+	$(PY) bench/stats_bench.py $(STATS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -171,3 +171,12 @@ def _register_provisioning() -> None:
 
 
 _register_provisioning()
+
+
+def _register_stats() -> None:
+    from hotline.stats_commands import register
+
+    register(main)
+
+
+_register_stats()

@@ -59,3 +59,7 @@ class ProvisionError(HotlineError, ValueError):
 
 class AgentStateError(HotlineError):
     """An agent presence change (login, logout, pause, unpause) is refused; names the agent."""
+
+
+class StatsError(HotlineError, ValueError):
+    """A statistics request is malformed (a date, an interval, a time zone, a range)."""

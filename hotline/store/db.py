@@ -50,4 +50,4 @@ def describe_dsn(dsn: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
+    return text[-1].strip() if text else type(exc).__name__

@@ -1,0 +1,235 @@
+"""`hotline stats queues|agents|hotlines|numbers|channels|cases|live`: the supervisor's figures from
+the command line. Thin: parse the period, call hotline.store.stats, print.
+
+Periods default to today in the contact centre's time zone (see hotline.stats_range).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+import psycopg
+from psycopg import AsyncConnection
+
+from hotline.cli_common import clear_errors, settings_of
+from hotline.errors import StatsError, StoreError
+from hotline.stats_output import FORMATS, Column, columns, json_text, render, table, title
+from hotline.stats_range import Period, default_tz, machine_tz, period
+from hotline.store import live_state, stats
+from hotline.store.db import connect, describe_dsn
+
+T = TypeVar("T")
+WATCH_REFRESH_S = 1.0  # waits on screen advance at least this often, with or without a NOTIFY
+
+# The table's columns per report (JSON and CSV carry every column of the SQL function).
+TABLES: dict[str, list[Column]] = {
+    "queues": columns(
+        ("queue", "QUEUE"), ("offered", "OFFERED"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"),
+        ("short_abandons", "SHORT"), ("overflowed", "OVERFLOW"), ("refused", "REFUSED"), ("busy", "BUSY"),
+        ("closed", "CLOSED"),
+        ("failed", "FAILED"), ("service_level_pct", "SL%"), ("sl_answered_pct", "SL/ANS%"),
+        ("sl_offered_pct", "SL+AB%"), ("abandon_rate_pct", "ABAND%"), ("asa_s", "ASA"), ("aht_s", "AHT"),
+        ("avg_wait_s", "AVG WAIT"), ("max_wait_s", "MAX WAIT")),
+    "agents": columns(
+        ("agent", "AGENT"), ("rung", "RUNG"), ("answered", "ANSWERED"), ("missed", "MISSED"),
+        ("talk_s", "TALK"), ("wrapup_s", "WRAPUP"), ("aht_s", "AHT"), ("logged_in_s", "LOGGED IN"),
+        ("paused_s", "PAUSED"), ("occupancy_pct", "OCC%"), ("pause_by_reason", "PAUSES")),
+    "hotlines": columns(
+        ("hotline", "HOTLINE"), ("calls", "CALLS"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"),
+        ("busy", "BUSY"), ("closed", "CLOSED"), ("overflowed", "OVERFLOW"), ("failed", "FAILED"),
+        ("switched", "SWITCHED"), ("in_progress", "NOW"), ("answered_pct", "ANS%"),
+        ("avg_answer_s", "AVG ANSWER"), ("max_answer_s", "MAX ANSWER")),
+    "numbers": columns(
+        ("number", "NUMBER"), ("kind", "KIND"), ("hotline", "HOTLINE"), ("line_limit", "LINES"),
+        ("calls", "CALLS"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("busy", "BUSY"),
+        ("busy_pct", "BUSY%"), ("closed", "CLOSED"), ("failed", "FAILED"), ("peak_lines", "PEAK LINES")),
+    "channels": columns(
+        ("channel_kind", "CHANNEL"), ("media", "MEDIA"), ("calls", "CALLS"), ("cases", "CASES"),
+        ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("busy", "BUSY"), ("switched", "SWITCHED"),
+        ("avg_answer_s", "AVG ANSWER")),
+    "cases": columns(
+        ("cases", "CASES"), ("hops", "HOPS"), ("hops_per_case", "HOPS/CASE"),
+        ("multi_hop_cases", "MULTI-HOP"), ("switched_cases", "SWITCHED"), ("answered_cases", "ANSWERED"),
+        ("avg_first_answer_s", "AVG 1ST ANSWER"), ("max_first_answer_s", "MAX 1ST ANSWER")),
+}
+# How many leading columns of each table name the row's subject (the bucket column follows them).
+SUBJECT_COLUMNS = {"queues": 1, "agents": 1, "hotlines": 1, "numbers": 1, "channels": 2, "cases": 0}
+LIVE_QUEUES = columns(
+    ("queue", "QUEUE"), ("waiting", "WAITING"), ("longest_wait_s", "LONGEST"), ("agents_free", "FREE"),
+    ("agents_ringing", "RINGING"), ("agents_busy", "BUSY"), ("agents_wrapup", "WRAPUP"),
+    ("agents_paused", "PAUSED"), ("agents_logged_out", "OUT"), ("offered", "TODAY"),
+    ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("service_level_pct", "SL%"),
+    ("age_s", "AGE"))
+LIVE_AGENTS = columns(("agent", "AGENT"), ("state", "STATE"), ("in_state_s", "FOR"))
+
+
+@click.group("stats")
+def stats_group() -> None:
+    """Supervisor statistics (definitions of every column: README, Statistics).
+
+    Seconds are whole seconds, percentages have one decimal. --since/--until take YYYY-MM-DD,
+    YYYY-MM-DDTHH:MM[+03:00], today, yesterday or now; a day alone means that whole day, the
+    default is today. Days start at midnight in --tz, by default the hotlines' time zone (when
+    they all share one), else the machine's.
+    """
+
+
+def _period_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--since", help="Start (default: today)."),
+        click.option("--until", help="End, not included (default: the end of --since's day, or now)."),
+        click.option("--interval", help="Rows per 15m, 30m, hour or day (default: one row for the period)."),
+        click.option("--tz", help="Time zone of days (default: the hotlines', else the machine's)."),
+        click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _report_command(name: str, doc: str, *, short_abandon: bool = False) -> click.Command:
+    @click.pass_context
+    @clear_errors
+    def command(ctx: click.Context, since: str | None, until: str | None, interval: str | None,
+                tz: str | None, fmt: str, short_abandon_s: int | None = None) -> None:
+        _check_format(fmt)
+        extra = {"short_abandon_s": short_abandon_s} if short_abandon_s is not None else {}
+
+        async def go(conn: AsyncConnection) -> str:
+            p = await _period_in_zone(conn, since, until, interval, tz)
+            rows = await stats.report(conn, name, p, **extra)
+            text = render(rows, fmt, TABLES[name], p.zone, p.bucket, SUBJECT_COLUMNS[name])
+            return f"{title(name, p.since, p.until, p.zone, p.bucket)}\n{text}" if fmt == "table" else text
+
+        _check_period(since, until, interval, tz)  # bad input is refused before the database is asked
+        click.echo(_with_db(_dsn(ctx), go))
+
+    command.__doc__ = doc
+    command = _period_options(command)
+    if short_abandon:
+        command = click.option("--short-abandon", "short_abandon_s", type=click.IntRange(0, 3600),
+                               default=5, show_default=True,
+                               help="Abandons shorter than this many seconds are short.")(command)
+    return click.command(name)(command)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise StatsError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def _check_period(since: str | None, until: str | None, interval: str | None, tz: str | None) -> None:
+    """The options' syntax, in the machine's zone: refused before the database is asked."""
+    period(since, until, interval, tz or machine_tz(), check_order=False)
+
+
+async def _period_in_zone(conn: AsyncConnection, since: str | None, until: str | None,
+                          interval: str | None, tz: str | None) -> Period:
+    zone = tz or default_tz(await stats.hotline_time_zones(conn))
+    return period(since, until, interval, zone)
+
+
+def _dsn(ctx: click.Context) -> str:
+    settings = settings_of(ctx)
+    settings.require("dsn")
+    return settings.dsn
+
+
+def _with_db(dsn: str, action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def go() -> T:
+        conn = await connect(dsn)
+        async with conn:
+            try:
+                return await action(conn)
+            except psycopg.OperationalError as exc:
+                raise StoreError(f"database {describe_dsn(dsn)} went away: {_first_line(exc)}") from None
+    return asyncio.run(go())
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# -- live ---------------------------------------------------------------------------------------
+
+@click.command("live")
+@click.option("--watch", is_flag=True, help="Redraw on every change (and every second); Ctrl-C stops.")
+@click.option("--tz", help="Time zone of 'today' (default: the hotlines', else the machine's).")
+@click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv (queues).")
+@click.pass_context
+@clear_errors
+def live(ctx: click.Context, watch: bool, tz: str | None, fmt: str) -> None:
+    """Queues and agents now: who waits and for how long, agents by state, today's figures."""
+    _check_format(fmt)
+    if watch and fmt != "table":
+        raise StatsError("--watch draws a table: leave out --format")
+    _check_period(None, None, None, tz)
+    dsn = _dsn(ctx)
+    try:
+        click.echo(_with_db(dsn, lambda conn: _watch(conn, dsn, tz) if watch else _live_text(conn, tz, fmt)))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+async def _live_text(conn: AsyncConnection, tz: str | None, fmt: str) -> str:
+    p = await _period_in_zone(conn, None, None, None, tz)
+    queues = await _live_queues(conn, p)
+    agents = await stats.live_agents(conn)
+    if fmt == "json":
+        return json_text({"queues": queues, "agents": agents}, p.zone)
+    if fmt == "csv":
+        return render(queues, fmt, [], p.zone, None)
+    now = datetime.now(p.zone).strftime("%Y-%m-%d %H:%M:%S")
+    return (f"live, {now} ({p.zone.key}); waits and times in seconds, TODAY since midnight\n"
+            f"{table(queues, LIVE_QUEUES, p.zone)}\n\n{table(agents, LIVE_AGENTS, p.zone)}")
+
+
+async def _live_queues(conn: AsyncConnection, p: Period) -> list[dict[str, Any]]:
+    """The live rows with today's offered/answered/abandoned/SL% of each queue alongside."""
+    today = {r["queue_id"]: r for r in await stats.report(conn, "queues", p)}
+    rows = []
+    for q in await stats.live_queues(conn):
+        figures = today.get(q["queue_id"], {})
+        row = {**q, **{k: figures.get(k, 0) for k in ("offered", "answered", "abandoned")},
+               "service_level_pct": figures.get("service_level_pct")}
+        row["age_s"] = max(0, int((datetime.now(p.zone) - q["updated_at"]).total_seconds()))
+        rows.append(row)
+    return rows
+
+
+async def _watch(conn: AsyncConnection, dsn: str, tz: str | None) -> NoReturn:
+    """Redraw whenever the daemon publishes, and at least every WATCH_REFRESH_S, until Ctrl-C."""
+    listener = await connect(dsn)
+    async with listener:
+        await listener.execute(f"LISTEN {live_state.NOTIFY_CHANNEL}")
+        clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else "\n"
+        while True:
+            click.echo(clear + await _live_text(conn, tz, "table"))
+            sys.stdout.flush()
+            async for _ in listener.notifies(timeout=WATCH_REFRESH_S, stop_after=1):
+                pass
+
+
+# -- registration -------------------------------------------------------------------------------
+
+for _name, _doc in [
+    ("queues", "Per queue: offered, answered, abandoned, service level, ASA, AHT, waits."),
+    ("agents", "Per agent: rung, answered, missed, talk, wrap-up, logged-in and pause time, occupancy."),
+    ("hotlines", "Per hotline: calls by how they ended (busy: refused, every line taken), answer times."),
+    ("numbers", "Per number (city, 8-800, video): calls, busy refusals, peak lines in use."),
+    ("channels", "Per channel kind and media: calls, cases, answered, switched."),
+    ("cases", "Per case: hops per case, channel switches, time to first answer across hops."),
+]:
+    stats_group.add_command(_report_command(_name, _doc, short_abandon=_name == "queues"))
+stats_group.add_command(live)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(stats_group)
+
+
