@@ -1,4 +1,4 @@
-"""hotline vs a plain-dialplan Queue() on the lab: the same sipp load, the same 10 sipp agents.
+"""hotline vs a plain-dialplan Queue() on the lab: the same sipp load, the same sipp agents.
 
 Run it with `make bench` (after `make setup`), or `.venv/bin/python bench/run.py [--rates 1,2,5]`.
 See bench/README.md for what is measured and how. It cleans up after itself: the scratch database,
@@ -8,6 +8,7 @@ the files it rendered into the lab's config directory, every sipp and the daemon
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import secrets
@@ -33,7 +34,6 @@ from hotline.store.migrations import migrate  # noqa: E402
 SCENARIOS = Path(__file__).parent / "scenarios"
 RESULTS = Path(__file__).parent / "results.md"
 ASTERISK_SIP = "127.0.0.1:5060"
-AGENTS = [f"bench-agent-{n:02d}" for n in range(1, 11)]
 ENGINE_NUMBER = "+74950009900"   # provisioned: hotline -> queue bench, no line limit, no IVR
 ENGINE_DIAL = "84950009900"
 BASELINE_DIAL = "84950009999"    # extensions_hotline.conf: Queue(bench-baseline), no Stasis
@@ -88,9 +88,10 @@ class Bench:
         self.daemon: subprocess.Popen[bytes] | None = None
         self.db_name: str | None = None
         self.env: dict[str, str] = {}
-        self.passwords = {a: secrets.token_urlsafe(12) for a in AGENTS}
+        self.agents = [f"bench-agent-{n:03d}" for n in range(1, args.agents + 1)]
+        self.passwords = {a: secrets.token_urlsafe(12) for a in self.agents}
         self.agent_logs: list[Path] = []
-        self.agent_ports: dict[str, int] = {}
+        self.phone_ports = [free_udp_port() for _ in range(args.phones)]
         self.daemon_log = self.work / "daemon.log"
         self.conf_backup: dict[str, bytes | None] = {}
         self.idle_rss_kb: int | None = None
@@ -119,8 +120,6 @@ class Bench:
         params["dbname"] = self.db_name
         dsn = psycopg.conninfo.make_conninfo(**params)
 
-        import asyncio
-
         async def mig() -> None:
             conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
             async with conn:
@@ -136,8 +135,8 @@ class Bench:
                       for a, p in self.passwords.items()))
         self.hotline("provision", str(toml))
         self.hotline("apply")
-        for a in AGENTS:
-            self.hotline("agent", "login", a)
+        self.give_agents_static_contacts()
+        asyncio.run(log_in(dsn, self.agents))
         # the baseline: a plain dialplan Queue() with the same agents, no Stasis on the way
         conf = self.lab.conf_dir
         with (conf / "extensions_hotline.conf").open("a") as f:
@@ -148,44 +147,56 @@ class Bench:
             "strategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 0\nringinuse = no\n"
             "joinempty = yes\nleavewhenempty = no\nannounce-frequency = 0\n"
             "periodic-announce-frequency = 0\nannounce-position = no\nannounce-holdtime = no\n"
-            "reportholdtime = no\n" + "".join(f"member => PJSIP/{a}\n" for a in AGENTS))
+            "reportholdtime = no\n" + "".join(f"member => PJSIP/{a}\n" for a in self.agents))
         self.cli("dialplan reload")
         self.cli("module reload app_queue.so")
         self.cli("channel request hangup all")
         self.start_agents()
         self.start_daemon()
 
+    def give_agents_static_contacts(self) -> None:
+        """Each agent's AOR gets a static contact on one of the sipp phones (round robin), as a
+        trunk-like desk phone would be configured: hundreds of agents need no REGISTER each."""
+        conf = self.lab.conf_dir / "pjsip_hotline.conf"
+        text = conf.read_text()
+        for i, a in enumerate(self.agents):
+            aor = f"[{a}]\ntype = aor\n"
+            port = self.phone_ports[i % len(self.phone_ports)]
+            text = text.replace(aor, f"{aor}contact = sip:{a}@127.0.0.1:{port}\n")
+        conf.write_text(text)
+        # A reload asked for while `hotline apply`'s own is still running is dropped: ask again
+        # until the contacts are there.
+        for _ in range(10):
+            self.cli("module reload res_pjsip.so")
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                if f"{self.agents[-1]}/sip:" in self.cli(f"pjsip show contacts like {self.agents[-1]}"):
+                    return
+                time.sleep(0.3)
+        raise RuntimeError("res_pjsip did not load the agents' static contacts")
+
     def start_agents(self) -> None:
-        for a in AGENTS:
-            port = free_udp_port()
-            common = ["-key", "agent", a, "-i", "127.0.0.1", "-p", str(port), "-nostdin"]
-            inf = self.work / f"{a}.csv"
-            inf.write_text(f"SEQUENTIAL\n{a};\n")
-            reg = subprocess.run(
-                ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "agent_register.xml"), "-inf", str(inf),
-                 "-au", a, "-ap", self.passwords[a], "-aa", "-m", "1", "-timeout", "10s",
-                 "-timeout_error", *common],
-                capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=self.work, timeout=20)
-            if reg.returncode != 0:
-                raise RuntimeError(f"{a} could not register:\n{reg.stdout[-2000:]}")
-            self.agent_ports[a] = port
-            logf = self.work / f"{a}_logs.log"
+        for n, port in enumerate(self.phone_ports, 1):
+            logf = self.work / f"phone{n}_logs.log"
             self.agent_logs.append(logf)
             self.procs.append(subprocess.Popen(
                 ["sipp", "-sf", str(SCENARIOS / "agent_uas.xml"), "-m", "10000000",
+                 "-key", "agent", f"phone{n}", "-i", "127.0.0.1", "-p", str(port), "-nostdin",
                  "-mp", str(free_udp_port()), "-trace_logs", "-log_file", str(logf),
-                 "-trace_err", "-error_file", str(self.work / f"{a}_errors.log"),
-                 *(["-trace_msg", "-message_file", str(self.work / f"{a}_messages.log")]
-                   if os.environ.get("BENCH_TRACE_AGENTS") else []), *common],
+                 "-trace_err", "-error_file", str(self.work / f"phone{n}_errors.log"),
+                 *(["-trace_msg", "-message_file", str(self.work / f"phone{n}_messages.log")]
+                   if os.environ.get("BENCH_TRACE_AGENTS") else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                 cwd=self.work))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        # Asterisk spreads the first qualify of static contacts over qualify_frequency (30 s).
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # every static contact qualified by Asterisk: reachable
             contacts = self.cli("pjsip show contacts like bench-agent")
-            if all(f"{a}/sip:" in contacts for a in AGENTS):
+            if contacts.count(" Avail ") >= len(self.agents):
                 return
-            time.sleep(0.3)
-        raise RuntimeError("not every bench agent is registered:\n" + contacts)
+            time.sleep(1)
+        raise RuntimeError(f"not every bench agent's phone is reachable ({contacts.count(' Avail ')}"
+                           f" of {len(self.agents)}):\n{contacts[:2000]}")
 
     def start_daemon(self) -> None:
         logf = self.daemon_log.open("ab")
@@ -274,22 +285,6 @@ class Bench:
         return steps
 
     # ---- clean-up -----------------------------------------------------------------------------
-    def unregister_agents(self) -> None:
-        """REGISTER Expires: 0 from each agent's port (its UAS sipp stopped first): otherwise the
-        contacts stay in Asterisk's astdb for an hour after the endpoints are gone."""
-        for a, port in self.agent_ports.items():
-            inf = self.work / f"{a}.csv"
-            try:
-                res = subprocess.run(
-                    ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "agent_unregister.xml"), "-inf", str(inf),
-                     "-au", a, "-ap", self.passwords[a], "-aa", "-m", "1", "-timeout", "5s",
-                     "-timeout_error", "-i", "127.0.0.1", "-p", str(port), "-nostdin"],
-                    capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=self.work, timeout=10)
-                if res.returncode != 0:
-                    log(f"cleanup: {a} could not unregister (sipp exit {res.returncode})")
-            except subprocess.TimeoutExpired:
-                log(f"cleanup: {a} could not unregister (timeout)")
-
     def cleanup(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -300,7 +295,6 @@ class Bench:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        self.unregister_agents()
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.send_signal(signal.SIGTERM)
             try:
@@ -328,6 +322,16 @@ class Bench:
             except Exception as exc:  # noqa: BLE001
                 log(f"cleanup: database {self.db_name}: {exc}")
         log(f"cleaned up (logs kept in {self.work})")
+
+
+async def log_in(dsn: str, agents: list[str]) -> None:
+    """`hotline agent login` for each agent, in one connection (hundreds of CLI runs are slow)."""
+    from hotline.store import agent_sessions
+
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    async with conn:
+        for agent in agents:
+            await agent_sessions.login(conn, agent)
 
 
 def rss_kb(pid: int) -> int | None:
@@ -383,9 +387,12 @@ def engine_latency(daemon_log: Path, since: float, until: float) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", default="1,2,3,4,5,6,8,10,20,40,60,80,100,120",
+    parser.add_argument("--agents", type=int, default=400, help="agents in the queue (one call each)")
+    parser.add_argument("--phones", type=int, default=2, help="sipp UAS processes the agents share")
+    parser.add_argument("--rates", default="20,40,60,80,100,120,140,160,180",
                         help="calls/s, comma separated, tried in order until one fails")
     parser.add_argument("--seconds", type=int, default=20, help="length of each step")
+    parser.add_argument("--only", choices=("baseline", "hotline"), help="ramp one side only")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     bench = Bench(args)
@@ -397,8 +404,9 @@ def main() -> int:
     half_rate = None
     try:
         bench.setup()
-        results["baseline"] = bench.ramp("baseline", rates)
-        results["hotline"] = bench.ramp("hotline", rates)
+        for side in ("baseline", "hotline"):
+            if args.only in (None, side):
+                results[side] = bench.ramp(side, rates)
         best = max((s.rate for s in results["hotline"] if s.sustained), default=None)
         if best is not None:  # the engine's own latency at half its highest sustained rate
             half_rate = max(1, best // 2)
@@ -448,7 +456,16 @@ def report(results: dict[str, list[Step]], half_rate: int | None, half_latency: 
                          f"{(s.daemon_rss_kb - idle_rss_kb) / s.active_calls:.1f} KB per active call")
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.write_text(text)
+    RESULTS.write_text(text + stats_section())
+
+
+def stats_section() -> str:
+    """bench/stats_bench.py's part of results.md, kept as it is."""
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    begin, end = "<!-- stats-bench: begin -->", "<!-- stats-bench: end -->"
+    if begin not in old or end not in old:
+        return ""
+    return "\n" + old[old.index(begin): old.index(end) + len(end)] + "\n"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Mapping
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,9 +17,10 @@ from hotline.config import Settings
 from hotline.engine import regions
 from hotline.engine.calls import CallContext
 from hotline.engine.directory import Directory, Snapshot
+from hotline.engine.live import LivePublisher
 from hotline.engine.queues import QueueManager
 from hotline.engine.router import Router
-from hotline.errors import StoreError
+from hotline.errors import AriError, StoreError
 from hotline.store import migrations
 from hotline.store.contacts import Contacts
 from hotline.store.db import open_pool
@@ -39,6 +42,9 @@ class Daemon:
         self.router: Router | None = None
         self.directory: Directory | None = None
         self.queues = QueueManager()
+        self.live: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self.ari_client: AriClient | None = None
 
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
@@ -51,7 +57,7 @@ class Daemon:
         self.queues = QueueManager()
         self.directory = Directory(s.dsn, on_reload=self._follow_provisioning)
         await self.directory.start()
-        client = AriClient(s.ari)
+        client = self.ari_client = AriClient(s.ari)
         router: Router
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), directory=self.directory,
                           queues=self.queues, watch=lambda c, call: router.watch(c, call),
@@ -59,8 +65,10 @@ class Daemon:
                           region=s.default_region)
         router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
-                              on_connect=self.router.reconcile)
+                              on_connect=self._on_ari_connect)
         self.ari.start()
+        self.live = asyncio.create_task(LivePublisher(self.pool, self.queues, self.directory).run(),
+                                        name="live-state")
         await self._wait_ari_connected()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
@@ -79,6 +87,10 @@ class Daemon:
 
     async def close(self) -> None:
         """Idempotent; the reverse order of start."""
+        if self.live is not None:
+            self.live.cancel()
+            await asyncio.gather(self.live, return_exceptions=True)
+            self.live = None
         if self.ari is not None:
             await self.ari.close()
         if self.router is not None:
@@ -91,12 +103,31 @@ class Daemon:
             await self.pool.close()
         self.ari = self.router = self.ami = self.pool = self.directory = None
 
+    async def _on_ari_connect(self) -> None:
+        assert self.router is not None
+        await self.router.reconcile()
+        await self._read_device_states()
+
     async def _wait_ari_connected(self, timeout: float = 15.0) -> None:
         assert self.ari is not None
         try:
             await asyncio.wait_for(self.ari.connected.wait(), timeout)
         except TimeoutError:
             log.warning("ARI not connected after %.0f s; calls are served once it is", timeout)
+
+    async def _read_device_states(self) -> None:
+        """Every agent phone's state now, from ARI's endpoint list: an endpoint `hotline apply`
+        just created and that never registered is offline, and no AMI DeviceStateChange would
+        ever say so. Read when ARI (re)connects and when agents or their presence change."""
+        if self.ari_client is None:
+            return
+        try:
+            endpoints = await self.ari_client.endpoints("PJSIP")
+        except AriError as exc:
+            log.warning("agent phone states not read (%s): they count once they change", exc)
+            return
+        for endpoint in endpoints:
+            self.queues.device(str(endpoint.get("resource", "")), endpoint_device_state(endpoint))
 
     async def _on_ami_event(self, event: object) -> None:
         if isinstance(event, FullyBooted):
@@ -106,6 +137,10 @@ class Daemon:
 
     def _follow_provisioning(self, snapshot: Snapshot) -> None:
         """Provisioning or agent presence changed (NOTIFY): the queues take it at once."""
+        if self.ari_client is not None:
+            task = asyncio.create_task(self._read_device_states(), name="device-states")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         regions.prepare(snapshot.prov.hotlines.values())
         self.queues.provision(snapshot.prov)
         self.queues.presence({n: p.logged_in_since is not None for n, p in snapshot.presence.items()},
@@ -118,3 +153,13 @@ class Daemon:
         if todo:
             raise StoreError(f"database is not migrated ({len(todo)} pending, first "
                              f"{todo[0].version:03d}_{todo[0].name}): run `hotline db migrate`")
+
+
+def endpoint_device_state(endpoint: Mapping[str, Any]) -> str:
+    """An ARI endpoint as the device state app_queue would read for it."""
+    state = endpoint.get("state")
+    if state == "offline":
+        return "UNAVAILABLE"
+    if state == "online":
+        return "INUSE" if endpoint.get("channel_ids") else "NOT_INUSE"
+    return "UNKNOWN"

@@ -85,6 +85,10 @@ class AriClient:
         """Keep receiving a resource's events after it leaves Stasis (ChannelDestroyed has the cause)."""
         await self.request("POST", f"applications/{app}/subscription", params={"eventSource": event_source})
 
+    async def endpoints(self, tech: str) -> list[dict[str, Any]]:
+        """Every endpoint of `tech` with its state (online, offline, unknown) and channel ids."""
+        return await self.request("GET", f"endpoints/{tech}")
+
     async def channels(self) -> list[dict[str, Any]]:
         return await self.request("GET", "channels")
 

@@ -95,10 +95,11 @@ class QueueManager:
 
     def device(self, endpoint: str, state: str) -> None:
         """A DeviceStateChange from AMI for `PJSIP/<endpoint>`."""
+        now = self.clock()
         for agent in self.agents.values():
-            if agent.endpoint == endpoint:
-                agent.device(state, self.clock())
-                log.info("agent %s: device %s -> %s", agent.name, state, agent.status(self.clock()).value)
+            if agent.endpoint == endpoint and agent.device_state != state:
+                agent.device(state, now)
+                log.info("agent %s: device %s -> %s", agent.name, state, agent.status(now).value)
         self.wake_all()
 
     # -- callers ---------------------------------------------------------------------------------
@@ -133,18 +134,21 @@ class QueueManager:
     def next_attempt(self, waiter: Waiter) -> list[AgentState]:
         """The agents this caller should ring now, or [] (not its turn, or nobody free).
 
-        Its turn: every caller ahead of it is already ringing someone. The agents returned are
-        marked ringing at once, so the caller behind cannot take them."""
+        Its turn, as app_queue's autofill has it: fewer callers ahead of it wait unrung than
+        agents are free, so the longest-waiting are served first but a caller ahead that is
+        busy for a moment (music starting, an announcement) does not hold up the whole line.
+        The agents returned are marked ringing at once, so the caller behind cannot take them."""
         line = self.waiting.get(waiter.queue, [])
-        if waiter not in line or any(not w.ringing for w in line[: line.index(waiter)]):
-            return []
         queue = self.queues.get(waiter.queue)
-        if queue is None:
+        if waiter not in line or queue is None:
             return []
         members = [Member(self.agents[name], penalty, order)
                    for order, (name, penalty) in enumerate(self.members.get(waiter.queue, []))
                    if name in self.agents]
         now = self.clock()
+        unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing)
+        if unrung_ahead and unrung_ahead >= len({id(m.agent) for m in members if m.agent.available(now)}):
+            return []
         if not waiter.cycle:
             waiter.cycle = choose(queue.strategy, members, now, self.memory, self.rng, queue=queue.name,
                                   prefer_video=waiter.video and queue.prefer_video_agents)
@@ -157,6 +161,7 @@ class QueueManager:
             member.agent.ringing(now, queue.name)
             self.memory.remember(queue.name, member)
         waiter.ringing = True
+        self.wake_all(waiter.queue)  # one unrung caller fewer ahead: the next may have its turn now
         return [m.agent for m in attempt]
 
     def estimated_wait(self, waiter: Waiter) -> float | None:

@@ -28,13 +28,23 @@ def manager(strategy: str = "linear", wrapup: int = 0, agents: tuple[str, ...] =
     return m, clock
 
 
-async def test_only_the_longest_waiting_caller_may_ring_first() -> None:
-    m, clock = manager()
+async def test_with_one_agent_free_the_longest_waiting_caller_rings_first() -> None:
+    m, clock = manager(agents=("anna",))
     first = m.join("q", "c1")
     clock.now += 1
     second = m.join("q", "c2")
     assert m.next_attempt(second) == []
     assert [a.name for a in m.next_attempt(first)] == ["anna"]
+
+
+async def test_a_caller_ahead_not_yet_ringing_does_not_hold_up_the_line_while_agents_are_free() -> None:
+    m, clock = manager(agents=("anna", "boris", "vera"))
+    first, second = m.join("q", "c1"), m.join("q", "c2")
+    clock.now += 1
+    third = m.join("q", "c3")
+    assert len(m.next_attempt(third)) == 1  # two unrung callers ahead, three agents free
+    assert len(m.next_attempt(second)) == 1
+    assert len(m.next_attempt(first)) == 1  # the last free agent is still there for the first
 
 
 async def test_the_next_caller_rings_another_agent_while_the_first_is_ringing() -> None:

@@ -1,0 +1,97 @@
+"""The live snapshot supervisors watch: the daemon keeps `queue_live` and `agent_live` current.
+
+Every second it builds the picture from the queue manager (who waits, since when, how each agent
+is) and writes only what changed since its last write, in one transaction that NOTIFYs
+`hotline_live` (hotline.store.live_state). A database outage costs a few stale seconds, never a
+call: the next tick writes the whole picture again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from hotline.engine.agent_state import AgentStatus
+from hotline.engine.directory import Directory
+from hotline.engine.queues import QueueManager
+from hotline.store.live_state import AgentLive, QueueLive, publish
+
+log = logging.getLogger(__name__)
+
+PERIOD_S = 1.0
+
+# AgentStatus -> agent_live.state (a logged-in agent whose phone is gone is "unreachable").
+LIVE_STATE = {AgentStatus.UNAVAILABLE: "unreachable"}
+
+
+class LivePublisher:
+    def __init__(self, pool: AsyncConnectionPool, queues: QueueManager, directory: Directory,
+                 period_s: float = PERIOD_S) -> None:
+        self.pool = pool
+        self.queues = queues
+        self.directory = directory
+        self.period_s = period_s
+        self._written_queues: dict[int, QueueLive] = {}
+        self._written_agents: dict[int, AgentLive] = {}
+        self._since: dict[str, tuple[str, datetime]] = {}  # agent -> (state, since)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.period_s)
+            try:
+                await self.publish_changes()
+            except (psycopg.Error, PoolTimeout, OSError) as exc:
+                log.warning("live state not published (%s); retrying in %.0f s", exc, self.period_s)
+                self._written_queues.clear()  # write everything once the database is back
+                self._written_agents.clear()
+
+    async def publish_changes(self) -> None:
+        now = datetime.now(UTC)
+        agents = self.agent_rows(now)
+        queues = self.queue_rows()
+        changed_queues = [q for q in queues if self._written_queues.get(q.queue_id) != q]
+        changed_agents = [a for a in agents if self._written_agents.get(a.agent_id) != a]
+        if not changed_queues and not changed_agents:
+            return
+        async with self.pool.connection() as conn:
+            await publish(conn, changed_queues, changed_agents)
+        self._written_queues.update((q.queue_id, q) for q in changed_queues)
+        self._written_agents.update((a.agent_id, a) for a in changed_agents)
+
+    def agent_rows(self, now: datetime) -> list[AgentLive]:
+        ids = self.directory.snapshot.ids.get("agents", {})
+        clock = self.queues.clock()
+        rows = []
+        for name, agent in self.queues.agents.items():
+            status = agent.status(clock)
+            state = LIVE_STATE.get(status, status.value)
+            last = self._since.get(name)
+            if last is None or last[0] != state:
+                last = self._since[name] = (state, now)
+            if name in ids:
+                rows.append(AgentLive(ids[name], state, last[1]))
+        return rows
+
+    def queue_rows(self) -> list[QueueLive]:
+        ids = self.directory.snapshot.ids.get("queues", {})
+        clock = self.queues.clock()
+        rows = []
+        for name in self.queues.queues:
+            if name not in ids:
+                continue
+            line = self.queues.waiting.get(name, [])
+            members = {agent for agent, _ in self.queues.members.get(name, []) if agent in self.queues.agents}
+            counts = Counter(LIVE_STATE.get(s, s.value)
+                             for s in (self.queues.agents[a].status(clock) for a in members))
+            oldest = min((w.joined_at for w in line), default=None)
+            rows.append(QueueLive(
+                ids[name], len(line), datetime.fromtimestamp(oldest, UTC) if oldest is not None else None,
+                agents_free=counts["free"], agents_ringing=counts["ringing"], agents_busy=counts["busy"],
+                agents_wrapup=counts["wrapup"], agents_paused=counts["paused"],
+                agents_logged_out=counts["logged_out"] + counts["unreachable"]))
+        return rows
