@@ -381,6 +381,9 @@ class AmiSession:
         first = reply[0] if isinstance(reply, list) else reply
         if first.get("Response") == "Success":
             return
+        if "shutting down" in str(first.get("Message", "")).lower():
+            link.shut("Asterisk shutting down")  # not the secret's fault: try again later
+            raise AmiError(f"AMI at {self._where}: Asterisk is shutting down")
         # Asterisk answers "Authentication failed" for a wrong user, secret or permit= ACL,
         # then drops the connection; we close first so nothing retries behind the caller.
         link.shut("login refused")

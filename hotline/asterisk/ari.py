@@ -9,6 +9,7 @@ supervisor reconnects with backoff and tells the daemon, which reconciles.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,10 +39,14 @@ class AriClient:
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                auth=aiohttp.BasicAuth(self.endpoint.user, self.endpoint.secret),
-                timeout=self._timeout)
+            self._http = aiohttp.ClientSession(headers={"Authorization": self._basic_auth()},
+                                               timeout=self._timeout)
         return self._http
+
+    def _basic_auth(self) -> str:
+        # Built by hand: aiohttp 3.14 deprecates BasicAuth and older 3.x lack its replacement.
+        pair = f"{self.endpoint.user}:{self.endpoint.secret}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
 
     async def close(self) -> None:
         if self._http is not None and not self._http.closed:
@@ -121,7 +126,14 @@ class AriClient:
 
     async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> None:
         """Create (or keep) the bridge `bridge_id`; a case's bridge outlives a single leg."""
-        await self.request("POST", f"bridges/{bridge_id}", params={"type": bridge_type})
+        try:
+            await self.request("POST", f"bridges/{bridge_id}", params={"type": bridge_type})
+        except AriError as exc:
+            if exc.status != 409:  # 409: it exists already, which is what we want
+                raise
+
+    async def bridges(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "bridges")
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
         await self.request("POST", f"bridges/{bridge_id}/addChannel",

@@ -503,6 +503,10 @@ class InboundCall:
 
     async def _store(self, write: Callable[[], Awaitable[T]], patience_s: float) -> T:
         """Retry a database write through an outage instead of dropping it (writes are idempotent)."""
+        try:
+            return await write()  # the usual case, without building a retry loop for it
+        except STORE_DOWN as exc:
+            log.warning("call %s: database write failed, retrying: %s", self.channel_id, exc)
         async for attempt in AsyncRetrying(
                 stop=stop_after_delay(patience_s),
                 wait=wait_exponential(multiplier=0.2, max=5.0),

@@ -142,14 +142,14 @@ class QueueManager:
         queue = self.queues.get(waiter.queue)
         if waiter not in line or queue is None:
             return []
-        members = [Member(self.agents[name], penalty, order)
-                   for order, (name, penalty) in enumerate(self.members.get(waiter.queue, []))
-                   if name in self.agents]
         now = self.clock()
         unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing)
-        if unrung_ahead and unrung_ahead >= len({id(m.agent) for m in members if m.agent.available(now)}):
+        if unrung_ahead and not self._more_free_agents_than(waiter.queue, unrung_ahead, now):
             return []
         if not waiter.cycle:
+            members = [Member(self.agents[name], penalty, order)
+                       for order, (name, penalty) in enumerate(self.members.get(waiter.queue, []))
+                       if name in self.agents]
             waiter.cycle = choose(queue.strategy, members, now, self.memory, self.rng, queue=queue.name,
                                   prefer_video=waiter.video and queue.prefer_video_agents)
         attempt: list[Member] = []
@@ -171,6 +171,18 @@ class QueueManager:
         if holdtime is None:
             return None
         return max(0.0, holdtime - (self.clock() - waiter.joined_at))
+
+    def _more_free_agents_than(self, queue: str, count: int, now: float) -> bool:
+        """Whether more than `count` members of `queue` are free (stops counting there: a queue
+        may have hundreds of members and this runs on every wake-up)."""
+        seen: set[str] = set()
+        for name, _ in self.members.get(queue, []):
+            agent = self.agents.get(name)
+            if agent is not None and name not in seen and agent.available(now):
+                seen.add(name)
+                if len(seen) > count:
+                    return True
+        return False
 
     def ring_ended(self, waiter: Waiter, agent: AgentState, answered: bool) -> None:
         now = self.clock()

@@ -89,8 +89,18 @@ class Router:
             if hop.channel_id not in alive and hop.channel_id not in self.calls:
                 closed += await self.ctx.contacts.close_hop(
                     hop.id, "failed", cause_text="channel gone while the daemon was away")
-        log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed",
-                 len(self.calls), len(in_stasis), closed)
+        emptied = await self._destroy_empty_case_bridges()
+        log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
+                 "destroyed", len(self.calls), len(in_stasis), closed, emptied)
+
+    async def _destroy_empty_case_bridges(self) -> int:
+        """Case bridges whose calls ended while no daemon watched stay in Asterisk until destroyed."""
+        destroyed = 0
+        for bridge in await self.ctx.ari.bridges():
+            if str(bridge.get("id", "")).startswith("case-") and not bridge.get("channels"):
+                await self.ctx.ari.destroy_bridge(bridge["id"])
+                destroyed += 1
+        return destroyed
 
     async def _adopt(self, channel_id: str) -> None:
         try:

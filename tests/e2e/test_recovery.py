@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import psycopg
 import pytest
 
+from hotline.asterisk.ari import AriClient
 from hotline.asterisk.lab import Lab
+from hotline.config import load_settings
 
 from support import sipp
 from support.checks import rows, wait_until
@@ -18,6 +21,7 @@ pytestmark = pytest.mark.lab
 
 def test_daemon_reconnects_after_asterisk_restart_and_records_the_next_call(
         lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    wait_until(lambda: "hotline running on node" in daemon.log(), what="daemon connected")
     lab.restart_asterisk()
     daemon.wait_registered(timeout_s=30)
     assert sipp.call("+74951234567").ok
@@ -48,3 +52,21 @@ def test_hop_whose_channel_ended_while_the_daemon_was_away_is_closed_as_failed(
     assert hop["end_reason"] == "failed"
     assert hop["hangup_cause_text"] == "channel gone while the daemon was away"
     assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]
+
+
+def test_an_empty_case_bridge_left_behind_is_destroyed_when_the_daemon_connects(
+        daemon: DaemonProcess, daemon_env: dict[str, str]) -> None:
+    async def ari(*steps: str) -> list[str]:
+        client = AriClient(load_settings(environ=daemon_env).ari)
+        try:
+            for step in steps:
+                await client.create_bridge(step)
+            return [b["id"] for b in await client.bridges()]
+        finally:
+            await client.close()
+
+    daemon.stop(signal.SIGKILL)
+    assert "case-987654" in asyncio.run(ari("case-987654", "case-987654"))  # made twice: kept once
+    daemon.start()
+    wait_until(lambda: "empty bridge(s) destroyed" in daemon.log(), what="reconciled")
+    assert "case-987654" not in asyncio.run(ari())
