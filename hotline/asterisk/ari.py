@@ -267,6 +267,8 @@ class AriSession:
         except (InvalidEvent, ValueError) as exc:
             log.warning("dropped ARI event: %s", exc)
             return
+        if event.type == "ApplicationReplaced":
+            log.error("another client took over the Stasis app %r: two daemons on one app?", self.app)
         try:
             await self._on_event(event)
         except Exception:  # a bug in one handler must not take the session down
