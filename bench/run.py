@@ -144,7 +144,7 @@ class Bench:
                     f"exten => {BASELINE_DIAL},1,Queue(bench-baseline)\n same => n,Hangup()\n")
         (conf / "queues_hotline.conf").write_text(
             "; bench baseline (bench/run.py), removed when the bench ends\n[bench-baseline]\n"
-            "strategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 0\nringinuse = no\n"
+            "strategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 0\nringinuse = no\nautofill = yes\n"
             "joinempty = yes\nleavewhenempty = no\nannounce-frequency = 0\n"
             "periodic-announce-frequency = 0\nannounce-position = no\nannounce-holdtime = no\n"
             "reportholdtime = no\n" + "".join(f"member => PJSIP/{a}\n" for a in self.agents))
@@ -367,7 +367,8 @@ def read_log(path: Path, tag: str) -> dict[str, float]:
 
 
 def engine_latency(daemon_log: Path, since: float, until: float) -> list[float]:
-    """'joined queue' -> first 'ringing' per call, from the daemon's -v log (ms timestamps)."""
+    """'entered' (logged on StasisStart) -> first 'ringing' (logged just before the originate) per
+    call, from the daemon's -v log (ms timestamps)."""
     stamp = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?call (\S+?):? "
     joined: dict[str, float] = {}
     ringing: dict[str, float] = {}
@@ -378,7 +379,7 @@ def engine_latency(daemon_log: Path, since: float, until: float) -> list[float]:
         t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
         if not since <= t <= until:
             continue
-        if " joined queue " in line:
+        if "entered: " in line:
             joined.setdefault(m.group(2), t)
         elif ": ringing " in line:
             ringing.setdefault(m.group(2), t)
@@ -440,8 +441,8 @@ def report(results: dict[str, list[Step]], half_rate: int | None, half_latency: 
     if best["baseline"] and best["hotline"]:
         lines.append(f"Ratio hotline/baseline: {best['hotline'] / best['baseline']:.2f}x")
     if half_rate is not None:
-        lines.append(f"Engine added latency ('joined queue' -> 'ringing' lines of the daemon's -v log; "
-                     f"StasisStart itself is not logged) at {half_rate} calls/s: "
+        lines.append(f"Engine added latency (StasisStart -> agent dial: the 'entered' and 'ringing' lines "
+                     f"of the daemon's -v log) at {half_rate} calls/s: "
                      f"p50 {fmt(pct(half_latency, 50))} ms, p99 {fmt(pct(half_latency, 99))} ms "
                      f"({len(half_latency)} calls)")
     top = [s for s in results.get("hotline", []) if s.sustained and s.rate == best["hotline"]]

@@ -143,7 +143,8 @@ class InboundCall:
         adopted = self.hop is not None
         try:
             if self.hop is None:
-                self.hop = await self._open_hop(route)
+                # Both are needed before anything else; neither needs the other.
+                self.hop, _ = await asyncio.gather(self._open_hop(route), self._subscribe())
             end_reason = await self._serve_to_the_end(route, adopted)
         except LinesBusy:
             await self._refuse_busy(route)
@@ -215,10 +216,12 @@ class InboundCall:
             await self._await_destroyed()
             raise ChannelGone(*caller_hangup_cause(*self._hangup_cause)) from None
 
-    async def _serve(self, route: Route) -> str:
+    async def _subscribe(self) -> None:
         # Without this subscription Asterisk stops sending the channel's events at StasisEnd, and
         # the hangup cause travels only in ChannelDestroyed, which comes after it.
         await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+
+    async def _serve(self, route: Route) -> str:
         hotline = route.hotline
         if hotline is None:
             await self._say_and_hang_up(self.ctx.not_in_service)

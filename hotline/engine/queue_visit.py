@@ -75,6 +75,7 @@ class QueueVisit:
         self.agent_ids = snapshot.ids.get("agents", {})
         self.waiter: Waiter | None = None
         self.answered = False  # out of the line, talking: no longer counted or abandoning
+        self._music: asyncio.Task[None] | None = None  # answer + music on hold, under way
 
     async def resume_waiting(self, joined_at: float) -> str | Overflow | BrokeOut:
         """After a daemon restart: back in line at the place the database says, no second join."""
@@ -101,13 +102,25 @@ class QueueVisit:
             return await self._overflow("max_len")
         if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
             return await self._overflow("empty")
-        await self.call.answer()
         self.waiter = self.manager.join(q.name, self.call.channel_id)
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name,
                  self.manager.position(self.waiter))
         await self._event("join", position=self.manager.position(self.waiter))
-        await self.ctx.ari.start_moh(self.call.channel_id, q.music)
+        # Answering and starting the music take two round trips to Asterisk: a free agent is
+        # rung meanwhile, not after them. Whatever needs the caller answered awaits this first.
+        self._music = asyncio.create_task(self._answer_with_music(), name=f"music-{self.call.channel_id}")
         return await self._waiting()
+
+    async def _answer_with_music(self) -> None:
+        try:
+            await self.call.answer()
+            await self.ctx.ari.start_moh(self.call.channel_id, self.queue.music)
+        except AriError as exc:  # the caller hung up meanwhile: its events end the visit
+            log.info("call %s: no music on hold (%s)", self.call.channel_id, exc)
+
+    async def _music_started(self) -> None:
+        if self._music is not None:
+            await asyncio.gather(self._music, return_exceptions=True)
 
     async def _waiting(self) -> str | Overflow | BrokeOut:
         try:
@@ -116,6 +129,8 @@ class QueueVisit:
                 await self._stop_music()  # what comes next (a menu, a queue's own music) plays alone
             return outcome
         except BaseException:
+            if self._music is not None:
+                self._music.cancel()
             if self.waiter is not None and self.call.hangup_seen and not self.answered:
                 await self._event("abandon", position=self.manager.position(self.waiter),
                                   wait_ms=self._waited_ms())
@@ -185,6 +200,7 @@ class QueueVisit:
         estimate = self.manager.estimated_wait(self.waiter_) if self.queue.announce_holdtime else None
         if estimate is not None:
             media += holdtime_media(estimate)
+        await self._music_started()
         await self.ctx.ari.stop_moh(self.call.channel_id)
         try:
             digit = await self.call.play(",".join(media), stop_on_digit=self.queue.breakout_menu is not None)
@@ -211,6 +227,7 @@ class QueueVisit:
             self._check_key(event.digit)
 
     async def _stop_music(self) -> None:
+        await self._music_started()
         if self.call.is_up:
             try:
                 await self.ctx.ari.stop_moh(self.call.channel_id)
@@ -315,6 +332,7 @@ class QueueVisit:
         """Caller and agent in the case's mixing bridge until one of them hangs up."""
         call = self.call
         bridge_id = f"case-{call.case_id}"
+        await self._music_started()
         await self.ctx.ari.stop_moh(call.channel_id)
         await self.ctx.ari.create_bridge(bridge_id, "mixing")
         await self.ctx.ari.add_to_bridge(bridge_id, [call.channel_id, leg.channel_id])
