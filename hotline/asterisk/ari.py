@@ -28,11 +28,6 @@ EventHandler = Callable[[AriEvent], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 
 
-# Kept-alive HTTP connections to ARI. Asterisk serves each in a thread of its own, and aiohttp's
-# default (100) lets a burst of calls open that many: a few dozen carry hundreds of requests/s.
-HTTP_CONNECTIONS = 24
-
-
 class AriClient:
     """REST half: one aiohttp session, JSON in and out, errors mapped to AriError."""
 
@@ -45,7 +40,6 @@ class AriClient:
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(headers={"Authorization": self._basic_auth()},
-                                               connector=aiohttp.TCPConnector(limit=HTTP_CONNECTIONS),
                                                timeout=self._timeout)
         return self._http
 
