@@ -72,6 +72,8 @@ class Step:
     latencies_ms: list[float] = field(default_factory=list)
     active_calls: int | None = None
     daemon_rss_kb: int | None = None
+    daemon_cpu_ms: float | None = None    # CPU time the daemon used over the step, per call
+    asterisk_cpu_ms: float | None = None  # the same for Asterisk
 
     @property
     def sustained(self) -> bool:
@@ -188,6 +190,9 @@ class Bench:
                    if os.environ.get("BENCH_TRACE_AGENTS") else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                 cwd=self.work))
+        self.wait_phones_reachable()
+
+    def wait_phones_reachable(self) -> None:
         # Asterisk spreads the first qualify of static contacts over qualify_frequency (30 s).
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # every static contact qualified by Asterisk: reachable
@@ -197,6 +202,21 @@ class Bench:
             time.sleep(1)
         raise RuntimeError(f"not every bench agent's phone is reachable ({contacts.count(' Avail ')}"
                            f" of {len(self.agents)}):\n{contacts[:2000]}")
+
+    def fresh_asterisk(self) -> None:
+        """Restart Asterisk between the two sides, so the second does not inherit what the first
+        left at its breaking rate (thousands of failed calls, grown memory); then wait for the
+        phones to be qualified again and for the daemon to have reconnected."""
+        log("restarting Asterisk between the sides")
+        self.lab.restart_asterisk()
+        self.wait_phones_reachable()
+        app = self.env.get("HOTLINE_ARI_APP", "hotline")
+        deadline = time.monotonic() + 30
+        while app not in (line.strip() for line in self.cli("ari show apps").splitlines()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the daemon did not reconnect after the Asterisk restart")
+            time.sleep(0.5)
+        time.sleep(2)  # its reconcile and device states
 
     def start_daemon(self) -> None:
         logf = self.daemon_log.open("ab")
@@ -228,6 +248,8 @@ class Bench:
                "-recv_timeout", "30000", "-timeout", f"{self.args.seconds + 60}s", "-nostdin",
                "-trace_logs", "-log_file", str(logf), "-trace_stat", "-stf", str(stat), "-fd", "1"]
         log(f"{side}: {rate} calls/s for {self.args.seconds} s ({n} calls)")
+        asterisk_pid = self.lab.status().asterisk_pid
+        cpu_before = (cpu_s(self.daemon.pid) if self.daemon else None, cpu_s(asterisk_pid))
         caller = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, cwd=self.work)
         self.procs.append(caller)
@@ -240,6 +262,10 @@ class Bench:
         except subprocess.TimeoutExpired:
             caller.kill()
             caller.wait()
+        cpu_after = (cpu_s(self.daemon.pid) if self.daemon else None, cpu_s(asterisk_pid))
+        if side == "hotline":
+            step.daemon_cpu_ms = per_call_ms(cpu_before[0], cpu_after[0], n)
+        step.asterisk_cpu_ms = per_call_ms(cpu_before[1], cpu_after[1], n)
         ok, failed = read_stat(stat)
         callers = read_log(logf, "CALLER")
         agents: dict[str, float] = {}
@@ -334,6 +360,21 @@ async def log_in(dsn: str, agents: list[str]) -> None:
             await agent_sessions.login(conn, agent)
 
 
+def cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds a process (all its threads) has used so far."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_call_ms(before: float | None, after: float | None, calls: int) -> float | None:
+    return None if before is None or after is None or not calls else (after - before) * 1000 / calls
+
+
 def rss_kb(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -407,6 +448,8 @@ def main() -> int:
         bench.setup()
         for side in ("baseline", "hotline"):
             if args.only in (None, side):
+                if results:
+                    bench.fresh_asterisk()
                 results[side] = bench.ramp(side, rates)
         best = max((s.rate for s in results["hotline"] if s.sustained), default=None)
         if best is not None:  # the engine's own latency at half its highest sustained rate
@@ -427,14 +470,15 @@ def report(results: dict[str, list[Step]], half_rate: int | None, half_latency: 
              f"Calls of 2 s, each rate for {args.seconds} s; sustained = no failed call and caller "
              f"INVITE -> agent INVITE p99 < {P99_LIMIT_MS:.0f} ms.", "",
              "| side | rate/s | calls ok | failed | p50 ms | p99 ms | sustained | active calls"
-             " | daemon RSS KB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             " | daemon RSS KB | CPU ms/call: daemon | Asterisk |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for side, steps in results.items():
         for s in steps:
             lines.append(f"| {side} | {s.rate} | {s.ok} | {s.failed} | {fmt(pct(s.latencies_ms, 50))} | "
                          f"{fmt(pct(s.latencies_ms, 99))} | {'yes' if s.sustained else 'no'} | "
                          f"{s.active_calls if s.active_calls is not None else '-'} | "
-                         f"{s.daemon_rss_kb if s.daemon_rss_kb is not None else '-'} |")
+                         f"{s.daemon_rss_kb if s.daemon_rss_kb is not None else '-'} | "
+                         f"{fmt(s.daemon_cpu_ms)} | {fmt(s.asterisk_cpu_ms)} |")
     best = {side: max((s.rate for s in results.get(side, []) if s.sustained), default=None)
             for side in ("baseline", "hotline")}
     lines += ["", f"Highest sustained rate: baseline {best['baseline']}, hotline {best['hotline']} calls/s"]

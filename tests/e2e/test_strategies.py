@@ -73,35 +73,26 @@ def two_calls() -> None:
         assert run.ok, run.output[:2000]
 
 
-@pytest.mark.parametrize("strategy, second_call_to", [
-    pytest.param("linear", 0, marks=provisioned("linear"), id="linear: always the first member"),
-    pytest.param("rrmemory", 1, marks=provisioned("rrmemory"), id="rrmemory: the one after the last rung"),
-    pytest.param("leastrecent", 1, marks=provisioned("leastrecent"),
+@pytest.mark.parametrize("strategy, penalties, answered", [
+    pytest.param("linear", (0, 0), (0, 0), marks=provisioned("linear"), id="linear: always the first member"),
+    pytest.param("rrmemory", (0, 0), (0, 1), marks=provisioned("rrmemory"),
+                 id="rrmemory: the one after the last rung"),
+    pytest.param("leastrecent", (0, 0), (0, 1), marks=provisioned("leastrecent"),
                  id="leastrecent: the one idle the longest"),
-    pytest.param("fewestcalls", 1, marks=provisioned("fewestcalls"),
+    pytest.param("fewestcalls", (0, 0), (0, 1), marks=provisioned("fewestcalls"),
                  id="fewestcalls: the one with fewer calls"),
+    pytest.param("linear", (5, 0), (1, 1), marks=provisioned("linear"),
+                 id="penalty: the lower penalty first, whatever the member order"),
 ])
 def test_the_strategy_picks_the_agent_app_queue_would(
-        strategy: str, second_call_to: int, daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab,
-        tmp_path: Path, db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
-    agents = agents_of(daemon_env, tmp_path, 0, 0)
+        strategy: str, penalties: tuple[int, int], answered: tuple[int, int], daemon: DaemonProcess,
+        daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path) -> None:
+    agents = agents_of(daemon_env, tmp_path, *penalties)
     started = phones(lab, agents, ring_ms=200, calls=2)
     try:
         two_calls()
-        assert answered_by(db, 2) == [agents[0].name, agents[second_call_to].name]
-    finally:
-        hang_up_phones(started)
-
-
-@provisioned("linear")
-def test_a_lower_penalty_is_rung_before_the_member_order(
-        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
-        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
-    agents = agents_of(daemon_env, tmp_path, 5, 0)  # the first member has the higher penalty
-    started = phones(lab, agents, ring_ms=200, calls=2)
-    try:
-        two_calls()
-        assert answered_by(db, 2) == [agents[1].name, agents[1].name]
+        assert answered_by(db, 2) == [agents[i].name for i in answered]
     finally:
         hang_up_phones(started)
 
