@@ -12,11 +12,11 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from hotline.engine.agent_state import AgentState, IllegalTransition
-from hotline.engine.strategies import Member, StrategyMemory, choose
+from hotline.engine.strategies import Member, StrategyMemory, attempts, tiers
 from hotline.provision.model import Provisioning, Queue
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,31 @@ class Waiter:
     ringing: bool = False  # an attempt is under way: callers behind it may ring other agents
     # The rest of this caller's ringing cycle: the strategy's plan, one attempt after another;
     # when it is used up the caller waits the queue's retry time and a new plan is made.
-    cycle: list[list[Member]] = field(default_factory=list)
+    cycle: Cycle | None = None
+
+
+class Cycle:
+    """A caller's ringing cycle: the strategy's attempts, taken as they come up (lazily: a queue
+    may have hundreds of members), skipping members unavailable at that moment."""
+
+    def __init__(self, planned: Iterator[list[Member]]) -> None:
+        self._planned = planned
+        self._ahead: list[Member] | None = None  # looked at by used_up(), not taken yet
+
+    def take(self, now: float) -> list[Member]:
+        """The next attempt's members available at `now`; [] when the cycle is used up."""
+        while True:
+            attempt, self._ahead = self._ahead or next(self._planned, None), None
+            if attempt is None:
+                return []
+            available = [m for m in attempt if m.agent.available(now)]
+            if available:
+                return available
+
+    def used_up(self) -> bool:
+        if self._ahead is None:
+            self._ahead = next(self._planned, None)
+        return self._ahead is None
 
 
 class QueueManager:
@@ -48,6 +72,7 @@ class QueueManager:
         self.agents: dict[str, AgentState] = {}
         self.queues: dict[str, Queue] = {}
         self.members: dict[str, list[tuple[str, int]]] = {}  # queue -> [(agent, penalty)]
+        self._tiers: dict[str, list[list[Member]]] = {}  # queue -> its members as strategies see them
         self.waiting: dict[str, list[Waiter]] = {}
         self.holdtime: dict[str, float] = {}  # queue -> estimated wait of an answered caller, s
 
@@ -64,6 +89,9 @@ class QueueManager:
                 self.members.setdefault(queue, []).append((agent.name, penalty))
         for gone in set(self.agents) - set(prov.agents):
             del self.agents[gone]
+        self._tiers = {queue: tiers([Member(self.agents[name], penalty, order)
+                                     for order, (name, penalty) in enumerate(members)])
+                       for queue, members in self.members.items()}
         self.wake_all()
 
     def presence(self, logged_in: Mapping[str, bool], paused: Mapping[str, str | None]) -> None:
@@ -146,16 +174,13 @@ class QueueManager:
         unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing)
         if unrung_ahead and not self._more_free_agents_than(waiter.queue, unrung_ahead, now):
             return []
-        if not waiter.cycle:
-            members = [Member(self.agents[name], penalty, order)
-                       for order, (name, penalty) in enumerate(self.members.get(waiter.queue, []))
-                       if name in self.agents]
-            waiter.cycle = choose(queue.strategy, members, now, self.memory, self.rng, queue=queue.name,
-                                  prefer_video=waiter.video and queue.prefer_video_agents)
-        attempt: list[Member] = []
-        while waiter.cycle and not attempt:  # skip whoever became unavailable since the plan
-            attempt = [m for m in waiter.cycle.pop(0) if m.agent.available(now)]
+        if waiter.cycle is None:
+            waiter.cycle = Cycle(attempts(queue.strategy, self._tiers.get(queue.name, []), now, self.memory,
+                                          self.rng, queue=queue.name,
+                                          prefer_video=waiter.video and queue.prefer_video_agents))
+        attempt = waiter.cycle.take(now)
         if not attempt:
+            waiter.cycle = None  # nobody to ring now: a fresh plan next time
             return []
         for member in attempt:
             member.agent.ringing(now, queue.name)
@@ -200,7 +225,10 @@ class QueueManager:
         when its cycle is used up (time for the queue's retry pause)."""
         waiter.ringing = False
         self.wake_all(waiter.queue)
-        return not waiter.cycle
+        if waiter.cycle is None or waiter.cycle.used_up():
+            waiter.cycle = None
+            return True
+        return False
 
     def adopt_talking(self, agent_name: str, queue: str) -> AgentState | None:
         agent = self.agents.get(agent_name)

@@ -19,7 +19,8 @@ higher ones; a higher tier is rung only once every lower-tier member was tried.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -70,8 +71,10 @@ def _rrmemory(tier: list[Member], ctx: _Context) -> list[Member]:
     last = ctx.memory.last(ctx.queue)
     if last is None:
         return tier
-    # Those after the last rung first, then the round wraps to the start.
-    return sorted(tier, key=lambda m: m.order <= last)
+    # Those after the last rung first, then the round wraps to the start (the tier is in member
+    # order, so this is a rotation, not a sort).
+    cut = bisect_right(tier, last, key=lambda m: m.order)
+    return tier[cut:] + tier[:cut]
 
 
 def _leastrecent(tier: list[Member], ctx: _Context) -> list[Member]:
@@ -111,51 +114,75 @@ def choose(
     prefer_video: bool = False,
     video_only: bool = False,
 ) -> Plan:
-    """The ringing plan for one caller of `queue`; empty when no member is available.
+    """The ringing plan for one caller of `queue`, of the members available at `now`; empty when
+    none is.
 
     prefer_video: a video caller in a queue that prefers video agents; video-capable agents come
     first within each tier (with ringall, as an attempt of their own before the audio-only ones,
     since ringing both at once would let an audio agent win). video_only: only video-capable
     agents, for the caller's first wait before it falls back to audio.
     """
+    available = [[m for m in tier if m.agent.available(now)] for tier in tiers(members)]
+    return list(attempts(strategy, [t for t in available if t], now, memory, rng, queue=queue,
+                         prefer_video=prefer_video, video_only=video_only))
+
+
+def attempts(
+    strategy: str,
+    member_tiers: list[list[Member]],
+    now: float,
+    memory: StrategyMemory,
+    rng: random.Random,
+    *,
+    queue: str,
+    prefer_video: bool = False,
+    video_only: bool = False,
+) -> Iterator[list[Member]]:
+    """The plan as `choose()` makes it, attempt by attempt, from `tiers()` of all members.
+
+    Lazy, because a queue may have hundreds of members and a caller rarely needs more than the
+    first attempt: whoever consumes it skips the members unavailable when their turn comes (an
+    agent busy at planning time may be free by then, as app_queue would find). Ringall looks at
+    availability at `now`, since its one attempt is the lowest tier with anyone available.
+    """
     if strategy not in _ORDERS:
         raise ValueError(f"unknown queue strategy {strategy!r} (known: {', '.join(_ORDERS)})")
-    ctx = _Context(queue, memory, rng)
-    tiers = _tiers(_candidates(members, now, video_only))
+    if video_only:
+        member_tiers = [t for t in ([m for m in tier if m.agent.video] for tier in member_tiers) if t]
     if strategy == "ringall":
-        return _ringall(tiers, prefer_video)
-    plan: Plan = []
-    for tier in tiers:
-        ordered = _ORDERS[strategy](tier, ctx)
-        plan.extend([m] for m in (_video_first(ordered) if prefer_video else ordered))
-    return plan
+        return iter(_ringall(member_tiers, now, prefer_video))
+    return _one_at_a_time(_ORDERS[strategy], member_tiers, _Context(queue, memory, rng), prefer_video)
 
 
-def _candidates(members: Sequence[Member], now: float, video_only: bool) -> list[Member]:
-    """Available members, each agent once (at its lowest penalty if listed twice)."""
+def _one_at_a_time(order: Callable[[list[Member], _Context], list[Member]], member_tiers: list[list[Member]],
+                   ctx: _Context, prefer_video: bool) -> Iterator[list[Member]]:
+    for tier in member_tiers:  # a tier is ordered only when the plan reaches it
+        ordered = order(tier, ctx)
+        for member in _video_first(ordered) if prefer_video else ordered:
+            yield [member]
+
+
+def tiers(members: Sequence[Member]) -> list[list[Member]]:
+    """Members grouped by penalty, lowest first, each group in member order; an agent listed
+    twice counts once, at its lowest penalty. Depends on provisioning only, so a caller of the
+    plan may keep it until the members change."""
     seen: set[int] = set()
-    out: list[Member] = []
+    unique: list[Member] = []
     for m in sorted(members, key=lambda m: (m.penalty, m.order)):
-        if id(m.agent) in seen or not m.agent.available(now) or (video_only and not m.agent.video):
-            continue
-        seen.add(id(m.agent))
-        out.append(m)
-    return out
+        if id(m.agent) not in seen:
+            seen.add(id(m.agent))
+            unique.append(m)
+    return [list(group) for _, group in groupby(unique, key=lambda m: m.penalty)]
 
 
-def _tiers(members: list[Member]) -> list[list[Member]]:
-    """Members grouped by penalty, lowest first, each group in member order."""
-    by_penalty = sorted(members, key=lambda m: (m.penalty, m.order))
-    return [list(group) for _, group in groupby(by_penalty, key=lambda m: m.penalty)]
-
-
-def _ringall(tiers: list[list[Member]], prefer_video: bool) -> Plan:
-    if not tiers:
+def _ringall(member_tiers: list[list[Member]], now: float, prefer_video: bool) -> Plan:
+    tier = next((t for t in ([m for m in tier if m.agent.available(now)] for tier in member_tiers) if t), [])
+    if not tier:
         return []
     if not prefer_video:
-        return [tiers[0]]
-    video = [m for m in tiers[0] if m.agent.video]
-    audio = [m for m in tiers[0] if not m.agent.video]
+        return [tier]
+    video = [m for m in tier if m.agent.video]
+    audio = [m for m in tier if not m.agent.video]
     return [attempt for attempt in (video, audio) if attempt]
 
 

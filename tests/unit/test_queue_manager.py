@@ -116,6 +116,31 @@ async def test_an_agent_who_became_unavailable_since_the_plan_is_skipped() -> No
     assert [a.name for a in m.next_attempt(caller)] == ["clara"]
 
 
+async def test_an_agent_paused_when_the_cycle_began_is_rung_when_its_turn_comes_if_back() -> None:
+    # The plan is taken attempt by attempt, as app_queue looks at members when it rings them.
+    m, _ = manager(strategy="linear", agents=("anna", "boris", "clara"))
+    m.presence({"anna": True, "boris": True, "clara": True}, {"boris": "lunch"})
+    caller = m.join("q", "c1")
+    anna = m.next_attempt(caller)[0]
+    m.ring_ended(caller, anna, answered=False)
+    m.presence({"anna": True, "boris": True, "clara": True}, {})
+    assert m.attempt_over(caller) is False
+    assert [a.name for a in m.next_attempt(caller)] == ["boris"]
+
+
+async def test_a_queue_of_hundreds_rings_in_rrmemory_order_across_callers() -> None:
+    names = tuple(f"agent{i:03}" for i in range(300))
+    m, _ = manager(strategy="rrmemory", agents=names)
+    rung = []
+    for n in range(5):
+        caller = m.join("q", f"c{n}")
+        agent = m.next_attempt(caller)[0]
+        rung.append(agent.name)
+        m.ring_ended(caller, agent, answered=False)
+        m.leave(caller)
+    assert rung == ["agent000", "agent001", "agent002", "agent003", "agent004"]
+
+
 async def test_there_is_no_hold_time_estimate_before_a_caller_was_answered() -> None:
     m, _ = manager()
     assert m.estimated_wait(m.join("q", "c1")) is None
