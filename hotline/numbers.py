@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
@@ -46,6 +47,7 @@ def normalise(text: str, region: str = DEFAULT_REGION) -> PhoneNumber:
     return PhoneNumber(e164, _KINDS.get(phonenumbers.number_type(parsed), "other"))
 
 
+@lru_cache(maxsize=4096)  # every call looks up its dialled number and caller id several times
 def to_e164(text: str, region: str = DEFAULT_REGION) -> str | None:
     """E.164 of a dialled string or caller id, or None when it is no valid number (a SIP name)."""
     try:

@@ -213,4 +213,4 @@ def _time(value: Any) -> datetime | None:
     """ARI timestamps look like '2026-11-22T21:30:01.123+0000'."""
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+    return datetime.fromisoformat(value)  # a tenth of strptime's cost, on every event
