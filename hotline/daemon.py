@@ -24,6 +24,7 @@ from hotline.errors import AriError, StoreError
 from hotline.store import migrations
 from hotline.store.contacts import Contacts
 from hotline.store.db import open_pool
+from hotline.store.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Daemon:
         self.live: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.ari_client: AriClient | None = None
+        self.records: WriteBehind | None = None
 
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
@@ -59,10 +61,12 @@ class Daemon:
         await self.directory.start()
         client = self.ari_client = AriClient(s.ari)
         router: Router
-        ctx = CallContext(ari=client, contacts=Contacts(self.pool), directory=self.directory,
-                          queues=self.queues, watch=lambda c, call: router.watch(c, call),
-                          unwatch=lambda c: router.unwatch(c), node=s.node, app=s.ari_app,
-                          region=s.default_region)
+        self.records = WriteBehind(self.pool)
+        self.records.start()
+        ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
+                          directory=self.directory, queues=self.queues,
+                          watch=lambda c, call: router.watch(c, call), unwatch=lambda c: router.unwatch(c),
+                          node=s.node, app=s.ari_app, region=s.default_region)
         router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self._on_ari_connect)
@@ -95,13 +99,15 @@ class Daemon:
             await self.ari.close()
         if self.router is not None:
             await self.router.close()
+        if self.records is not None:
+            await self.records.close()  # what the calls recorded before the stop is kept
         if self.directory is not None:
             await self.directory.close()
         if self.ami is not None:
             await self.ami.close()
         if self.pool is not None:
             await self.pool.close()
-        self.ari = self.router = self.ami = self.pool = self.directory = None
+        self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
 
     async def _on_ari_connect(self) -> None:
         assert self.router is not None

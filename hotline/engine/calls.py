@@ -41,15 +41,21 @@ from hotline.engine.regions import route_by_region
 from hotline.errors import AriError, AriNotFound
 from hotline.numbers import to_e164
 from hotline.provision.model import Hotline, Number, Target
-from hotline.store.contacts import Contacts, Hop, LinesBusy, NewHop
+from hotline.store.contacts import (
+    Contacts,
+    Hop,
+    LinesBusy,
+    NewHop,
+    Statement,
+    close_hop_statement,
+    ivr_digit_statement,
+)
+from hotline.store.db import STORE_DOWN
+from hotline.store.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-# What a database outage looks like from here: retried, never a reason to drop a call.
-STORE_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 
 class CallState(enum.Enum):
@@ -69,6 +75,7 @@ class CallContext:
 
     ari: AriClient
     contacts: Contacts
+    records: WriteBehind  # what calls record, written behind them in batches
     directory: Directory
     queues: QueueManager
     watch: Callable[[str, InboundCall], None]
@@ -130,8 +137,6 @@ class InboundCall:
         self._hangup_cause: tuple[int | None, str | None] = (None, None)
         self.hangup_seen = False
         self._answered = False
-        self._writes: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
 
     @property
     def channel_id(self) -> str:
@@ -152,8 +157,6 @@ class InboundCall:
         except asyncio.CancelledError:
             # The daemon is stopping: the channel stays in Stasis and the hop open, and the next
             # daemon adopts both. Closing the hop here would record a cut that never happened.
-            if self._writer is not None:
-                self._writer.cancel()
             raise
         except ChannelGone as gone:
             end_reason = "failed" if gone.vanished else _caller_hung_up_reason(self.state)
@@ -308,8 +311,7 @@ class InboundCall:
     def record_key(self, digit: str) -> None:
         """A key the caller pressed in a menu (or to leave a queue): appended to the hop's IVR path."""
         if self.hop is not None:
-            hop_id = self.hop.id
-            self.record(lambda: self.ctx.contacts.append_ivr_digit(hop_id, digit))
+            self.record(ivr_digit_statement(self.hop.id, digit))
 
     def _open_hotline(self, hotline: Hotline) -> tuple[Hotline | None, Hotline]:
         """(the hotline that takes the call now, or None: closed; the last hotline looked at).
@@ -432,32 +434,10 @@ class InboundCall:
                     and event.channel.id == agent_channel_id):
                 return "agent"
 
-    def record(self, write: Callable[[], Awaitable[object]]) -> None:
-        """Queue a database write; the call's writer task does them in order, retrying through an
-        outage, so the caller never waits on the database. The hop closes after the last."""
-        self._writes.put_nowait(write)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_in_order(), name=f"writer-{self.channel_id}")
-
-    async def _write_in_order(self) -> None:
-        while True:
-            write = await self._writes.get()
-            try:
-                await self._store(write, self.ctx.store_patience_s)
-            except STORE_DOWN as exc:
-                log.error("call %s: write lost after retries: %s", self.channel_id, exc)
-            finally:
-                self._writes.task_done()
-
-    async def _flush_writes(self) -> None:
-        if self._writer is None:
-            return
-        try:
-            await asyncio.wait_for(self._writes.join(), self.ctx.store_patience_s)
-        finally:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            self._writer = None
+    def record(self, statement: Statement) -> None:
+        """A database write the caller must not wait for (a queue event, a key pressed): written
+        behind the call, in order, retried through an outage; the hop closes after the last."""
+        self.ctx.records.submit(statement)
 
     async def _await_destroyed(self) -> None:
         """Drain the inbox until ChannelDestroyed (its cause is the hop's), within a grace period."""
@@ -477,14 +457,15 @@ class InboundCall:
     async def _end(self, end_reason: str) -> None:
         self._set_state(CallState.ENDED)
         cause, cause_text = self._hangup_cause
+        ended_at = datetime.now(UTC)
         try:
-            await self._flush_writes()
             if self.hop is None:  # the database was down when the call came
                 route = self._route()
                 self.hop = await self._store(lambda: self._write_new_hop(route), self.ctx.store_patience_s)
             hop_id = self.hop.id
-            await self._store(lambda: self.ctx.contacts.close_hop(
-                hop_id, end_reason, cause=cause, cause_text=cause_text), self.ctx.store_patience_s)
+            # After this call's records, in the same order (the write-behind is one queue).
+            await self.ctx.records.write(close_hop_statement(hop_id, end_reason, cause=cause,
+                                                             cause_text=cause_text, at=ended_at))
         except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
             # The hop stays open (or unwritten); the next reconcile closes open ones as failed.
             log.error("call %s: could not record its end (%s): %s", self.channel_id, end_reason, exc)

@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hotline.asterisk.ari_events import (
@@ -27,7 +28,7 @@ from hotline.engine.agent_state import AgentState
 from hotline.engine.queues import Waiter
 from hotline.errors import AriError
 from hotline.provision.model import Queue, Target
-from hotline.store.contacts import QueueEvent
+from hotline.store.contacts import QueueEvent, queue_event_statement
 
 if TYPE_CHECKING:
     from hotline.engine.calls import InboundCall
@@ -366,8 +367,9 @@ class QueueVisit:
         if hop is None or self.queue_id is None:
             return  # the database was down when the call came: nothing to attach events to
         row = QueueEvent(queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id, event=event,
-                         agent_id=self.agent_ids.get(agent.name) if agent else None, **fields)  # type: ignore[arg-type]
-        self.call.record(lambda: self.ctx.contacts.queue_event(row))
+                         agent_id=self.agent_ids.get(agent.name) if agent else None,
+                         at=datetime.now(UTC), **fields)  # type: ignore[arg-type]
+        self.call.record(queue_event_statement(row))
 
 
 def holdtime_media(seconds: float) -> list[str]:

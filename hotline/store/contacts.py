@@ -46,6 +46,15 @@ class QueueEvent:
     ring_ms: int | None = None
     talk_ms: int | None = None
     detail: str = ""
+    at: datetime | None = None  # when it happened (None: when written); written later in batches
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One write, ready for the write-behind (hotline.store.write_behind) or a connection."""
+
+    sql: str
+    params: dict[str, object]
 
 
 class LinesBusy(Exception):
@@ -108,29 +117,33 @@ SELECT new_case.id, 1, %(node)s, %(channel_id)s, %(channel_name)s, %(kind)s, %(m
 RETURNING {_HOP_COLUMNS}
 """
 
-_INSERT_EVENT = """INSERT INTO queue_events (queue_id, case_id, hop_id, agent_id, event, position, wait_ms,
-                          ring_ms, talk_ms, detail)
-VALUES (%(queue)s, %(case)s, %(hop)s, %(agent)s, %(event)s, %(position)s, %(wait_ms)s, %(ring_ms)s,
-        %(talk_ms)s, %(detail)s)"""
+_INSERT_EVENT = """INSERT INTO queue_events (at, queue_id, case_id, hop_id, agent_id, event, position,
+                          wait_ms, ring_ms, talk_ms, detail)
+VALUES (coalesce(%(at)s::timestamptz, now()), %(queue)s, %(case)s, %(hop)s, %(agent)s, %(event)s,
+        %(position)s, %(wait_ms)s, %(ring_ms)s, %(talk_ms)s, %(detail)s)"""
 # What a queue event changes on its hop (and case), in the same statement.
 _EVENT_SQL = {
     "join": f"WITH e AS ({_INSERT_EVENT})"
-            " UPDATE hops SET queue_id = %(queue)s, queued_at = now() WHERE id = %(hop)s",
+            " UPDATE hops SET queue_id = %(queue)s, queued_at = coalesce(%(at)s::timestamptz, now())"
+            " WHERE id = %(hop)s",
     "answer": f"WITH e AS ({_INSERT_EVENT}),"
-              " h AS (UPDATE hops SET agent_id = %(agent)s, answered_at = now() WHERE id = %(hop)s)"
+              " h AS (UPDATE hops SET agent_id = %(agent)s,"
+              " answered_at = coalesce(%(at)s::timestamptz, now()) WHERE id = %(hop)s)"
               " UPDATE cases SET last_agent_id = %(agent)s WHERE id = %(case)s",
 }
 
 # End a live hop, and its case when no other leg of it is live (the statement's snapshot still
-# shows this hop live, hence `id <> hop`). Returns how many hops it ended: 0 or 1.
+# shows this hop live, hence `id <> hop`). Returns how many hops it ended: 0 or 1. The end time
+# comes from the daemon's clock and entered_at from Asterisk's: greatest() keeps a skew between
+# them from breaking the hop's check and losing its end.
 _CLOSE_HOP = """
 WITH closed AS (
-    UPDATE hops SET ended_at = now(), end_reason = %(reason)s, hangup_cause = %(cause)s,
-                    hangup_cause_text = %(cause_text)s
+    UPDATE hops SET ended_at = greatest(coalesce(%(at)s::timestamptz, now()), entered_at),
+                    end_reason = %(reason)s, hangup_cause = %(cause)s, hangup_cause_text = %(cause_text)s
      WHERE id = %(hop)s AND ended_at IS NULL
     RETURNING case_id
 ), case_closed AS (
-    UPDATE cases SET status = 'closed', closed_at = now()
+    UPDATE cases SET status = 'closed', closed_at = coalesce(%(at)s::timestamptz, now())
       FROM closed
      WHERE cases.id = closed.case_id AND status = 'open'
        AND NOT EXISTS (SELECT 1 FROM hops WHERE case_id = closed.case_id AND ended_at IS NULL
@@ -201,27 +214,21 @@ class Contacts:
     async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
                         cause_text: str | None = None) -> bool:
         """End a hop once (a second close is a no-op, returns False); closes the case with its last hop."""
-        if end_reason not in END_REASONS:
-            raise ValueError(f"end reason {end_reason!r} is not one of {sorted(END_REASONS)}")
+        statement = close_hop_statement(hop_id, end_reason, cause=cause, cause_text=cause_text)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_CLOSE_HOP, {"reason": end_reason, "cause": cause,
-                                                  "cause_text": cause_text, "hop": hop_id})
+            cur = await conn.execute(statement.sql, statement.params)
             row = await cur.fetchone()
             return bool(row and row[0])
 
     async def queue_event(self, event: QueueEvent) -> None:
-        """One queue_events row and, in the same transaction, what it changes on the hop: the
-        database never holds one without the other."""
-        async with self.pool.connection() as conn:
-            await conn.execute(_EVENT_SQL.get(event.event, _INSERT_EVENT), {
-                "queue": event.queue_id, "case": event.case_id, "hop": event.hop_id, "agent": event.agent_id,
-                "event": event.event, "position": event.position, "wait_ms": event.wait_ms,
-                "ring_ms": event.ring_ms, "talk_ms": event.talk_ms, "detail": event.detail})
+        await self._execute(queue_event_statement(event))
 
     async def append_ivr_digit(self, hop_id: int, digit: str) -> None:
-        """The IVR path of a hop: every key pressed in a menu, in order."""
+        await self._execute(ivr_digit_statement(hop_id, digit))
+
+    async def _execute(self, statement: Statement) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute("UPDATE hops SET ivr_path = ivr_path || %s WHERE id = %s", (digit, hop_id))
+            await conn.execute(statement.sql, statement.params)
 
     async def open_hops(self, node: str) -> list[Hop]:
         async with self.pool.connection() as conn:
@@ -236,6 +243,30 @@ class Contacts:
             await cur.execute(f"SELECT {_HOP_COLUMNS} FROM hops WHERE node = %s AND channel_id = %s",
                               (node, channel_id))
             return await cur.fetchone()
+
+
+def queue_event_statement(event: QueueEvent) -> Statement:
+    """One queue_events row and, in the same statement, what it changes on the hop: the
+    database never holds one without the other."""
+    return Statement(_EVENT_SQL.get(event.event, _INSERT_EVENT), {
+        "at": event.at, "queue": event.queue_id, "case": event.case_id, "hop": event.hop_id,
+        "agent": event.agent_id, "event": event.event, "position": event.position, "wait_ms": event.wait_ms,
+        "ring_ms": event.ring_ms, "talk_ms": event.talk_ms, "detail": event.detail})
+
+
+def ivr_digit_statement(hop_id: int, digit: str) -> Statement:
+    """The IVR path of a hop: every key pressed in a menu, appended in order."""
+    return Statement("UPDATE hops SET ivr_path = ivr_path || %(digit)s WHERE id = %(hop)s",
+                     {"digit": digit, "hop": hop_id})
+
+
+def close_hop_statement(hop_id: int, end_reason: str, *, cause: int | None = None,
+                        cause_text: str | None = None, at: datetime | None = None) -> Statement:
+    """End a hop once (a second close changes nothing); closes the case with its last hop."""
+    if end_reason not in END_REASONS:
+        raise ValueError(f"end reason {end_reason!r} is not one of {sorted(END_REASONS)}")
+    return Statement(_CLOSE_HOP, {"reason": end_reason, "cause": cause, "cause_text": cause_text,
+                                  "hop": hop_id, "at": at})
 
 
 async def _insert_case(conn: AsyncConnection, customer_key: str, opened_at: datetime | None) -> int:

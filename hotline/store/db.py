@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hotline.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+# What a database outage looks like to a caller of the pool: retried, never a reason to drop a call.
+STORE_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 # How the daemon's sessions show in pg_stat_activity.
 APPLICATION_NAME = "hotline"

@@ -1,0 +1,149 @@
+"""What calls record (queue events, IVR keys, hop ends), written behind the calls: one task
+writes everything in the order it was recorded, as many statements per round trip as are waiting.
+
+A call never waits on the database for a record, and the daemon pays one round trip and one
+commit per batch instead of per statement: under load the batches grow by themselves (what
+arrives while one batch is written makes the next), and an idle daemon writes each record at once.
+
+A batch is one pipeline, so one implicit transaction. A statement the database refuses (a bug,
+a row deleted under us) rolls the batch back; the batch is then written statement by statement,
+so only the refused one is lost, and logged. Through a database outage the batch is retried with
+backoff for `patience_s` while new records queue up behind it; past that they are dropped, and
+logged as lost. Records carry their own time (QueueEvent.at), so a late write is dated right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from hotline.store.contacts import Statement
+from hotline.store.db import STORE_DOWN
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500  # statements per round trip; bounds one transaction's size after an outage
+
+
+class WriteBehind:
+    def __init__(self, pool: AsyncConnectionPool, *, patience_s: float = 600.0,
+                 max_batch: int = MAX_BATCH) -> None:
+        self.pool = pool
+        self.patience_s = patience_s
+        self.max_batch = max_batch
+        self._pending: deque[tuple[Statement, asyncio.Future[None] | None]] = deque()
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="write-behind")
+
+    def submit(self, statement: Statement) -> None:
+        """Record `statement`; it is written after everything submitted before it."""
+        self._queue(statement, None)
+
+    async def write(self, statement: Statement) -> None:
+        """Record `statement` and wait until it (and everything before it) is committed; raises
+        the database's error when it was refused or the outage outlasted `patience_s`."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue(statement, done)
+        await done
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until everything recorded so far is written (or given up); False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Write what is pending (a stopping daemon keeps its records), then stop."""
+        if self._task is None:
+            return
+        if not await self.flush(timeout):
+            log.error("%d records not written before stopping", len(self._pending))
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _queue(self, statement: Statement, done: asyncio.Future[None] | None) -> None:
+        self._pending.append((statement, done))
+        self._idle.clear()
+        self._arrived.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._pending:
+                batch = [self._pending.popleft() for _ in range(min(len(self._pending), self.max_batch))]
+                await self._write_batch(batch)
+            self._idle.set()
+
+    async def _write_batch(self, batch: list[tuple[Statement, asyncio.Future[None] | None]]) -> None:
+        try:
+            await self._patiently(lambda: self._pipelined([s for s, _ in batch]))
+        except STORE_DOWN as exc:
+            log.error("%d records lost: the database stayed unreachable for %.0f s: %s", len(batch),
+                      self.patience_s, exc)
+            _settle(batch, exc)
+            return
+        except psycopg.Error as exc:
+            if len(batch) > 1:  # rolled back as a whole: find the one the database refuses
+                log.warning("a batch of %d records was refused (%s); writing them one by one",
+                            len(batch), _first_line(exc))
+                for item in batch:
+                    await self._write_batch([item])
+                return
+            log.error("record refused by the database, lost: %s (%s)", _first_line(exc), batch[0][0].params)
+            _settle(batch, exc)
+            return
+        _settle(batch, None)
+
+    async def _pipelined(self, statements: list[Statement]) -> None:
+        async with self.pool.connection() as conn:
+            if len(statements) == 1:
+                await conn.execute(statements[0].sql, statements[0].params)
+                return
+            async with conn.pipeline():
+                for statement in statements:
+                    await conn.execute(statement.sql, statement.params)
+
+    async def _patiently(self, write: Callable[[], Awaitable[None]]) -> None:
+        try:
+            return await write()  # the usual case, without building a retry loop for it
+        except STORE_DOWN as exc:
+            log.warning("database write failed, retrying: %s", _first_line(exc))
+        async for attempt in AsyncRetrying(
+                stop=stop_after_delay(self.patience_s), wait=wait_exponential(multiplier=0.2, max=5.0),
+                retry=retry_if_exception_type(STORE_DOWN), reraise=True):
+            with attempt:
+                await write()
+
+
+def _settle(batch: list[tuple[Statement, asyncio.Future[None] | None]], error: BaseException | None) -> None:
+    for _, done in batch:
+        if done is not None and not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,147 @@
+"""What calls record, written behind them (hotline.store.write_behind), against the lab's real
+PostgreSQL: order kept across batches, a refused record loses only itself, records dated when
+they happened, nothing lost through an outage or a stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from hotline.asterisk.lab import Lab
+from hotline.store.contacts import (
+    Contacts,
+    Hop,
+    NewHop,
+    QueueEvent,
+    close_hop_statement,
+    ivr_digit_statement,
+    queue_event_statement,
+)
+from hotline.store.db import APPLICATION_NAME, open_pool
+from hotline.store.write_behind import WriteBehind
+
+from support.checks import rows
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def queue_id(db: psycopg.Connection) -> int:
+    return int(db.execute("INSERT INTO queues (name) VALUES ('support') RETURNING id").fetchone()[0])
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool: AsyncConnectionPool = await open_pool(db_dsn, max_size=4, timeout=1.0)
+    async with pool:
+        yield pool
+
+
+@pytest.fixture
+async def records(pool: AsyncConnectionPool) -> AsyncIterator[WriteBehind]:
+    writer = WriteBehind(pool, patience_s=30)
+    writer.start()
+    yield writer
+    await writer.close()
+
+
+async def open_hop(pool: AsyncConnectionPool, channel: str, entered_at: datetime | None = None) -> Hop:
+    return await Contacts(pool).open_case_with_hop(
+        NewHop(node="n1", channel_id=channel, channel_name=f"PJSIP/trunk-{channel}", channel_kind="pstn",
+               media="audio", dialled="84951234567", dialled_e164="+74951234567", caller_num="+79161234567",
+               caller_name="", entered_at=entered_at), "+79161234567")
+
+
+def event(hop: Hop, queue_id: int, name: str, **fields: object) -> QueueEvent:
+    return QueueEvent(queue_id=queue_id, case_id=hop.case_id, hop_id=hop.id, event=name, **fields)  # type: ignore[arg-type]
+
+
+async def test_records_of_many_calls_are_written_in_the_order_they_were_made(
+        pool: AsyncConnectionPool, records: WriteBehind, queue_id: int, db: psycopg.Connection) -> None:
+    hops = [await open_hop(pool, f"c{i}") for i in range(3)]
+    made = []
+    for n in range(300):  # far more than one round trip carries while the first is on its way
+        hop = hops[n % 3]
+        records.submit(queue_event_statement(event(hop, queue_id, "ring", detail=str(n))))
+        made.append((hop.id, str(n)))
+    for hop in hops:
+        await records.write(close_hop_statement(hop.id, "completed", cause=16))
+    written = rows(db, "SELECT hop_id, detail FROM queue_events ORDER BY id")
+    assert [(r["hop_id"], r["detail"]) for r in written] == made
+    assert rows(db, "SELECT count(*) AS n FROM hops WHERE end_reason = 'completed'") == [{"n": 3}]
+
+
+async def test_a_record_the_database_refuses_loses_only_itself(
+        pool: AsyncConnectionPool, queue_id: int, db: psycopg.Connection) -> None:
+    hop = await open_hop(pool, "c1")
+    records = WriteBehind(pool, patience_s=30)  # started once all four wait: one batch
+    records.submit(queue_event_statement(event(hop, queue_id, "join", position=1)))
+    refused = asyncio.ensure_future(records.write(queue_event_statement(event(hop, queue_id + 1000, "ring"))))
+    await asyncio.sleep(0)
+    records.submit(ivr_digit_statement(hop.id, "5"))
+    abandoned = asyncio.ensure_future(records.write(queue_event_statement(
+        event(hop, queue_id, "abandon", position=1, wait_ms=900))))
+    await asyncio.sleep(0)
+    assert records.pending == 4
+    records.start()
+    try:
+        await abandoned
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            await refused
+    finally:
+        await records.close()
+    assert [r["event"] for r in rows(db, "SELECT event FROM queue_events ORDER BY id")] == ["join", "abandon"]
+    assert rows(db, "SELECT ivr_path, queue_id FROM hops") == [{"ivr_path": "5", "queue_id": queue_id}]
+
+
+async def test_records_are_dated_when_they_happened_not_when_written(
+        pool: AsyncConnectionPool, records: WriteBehind, queue_id: int, db: psycopg.Connection) -> None:
+    entered = datetime.now(UTC) - timedelta(minutes=5)
+    hop = await open_hop(pool, "c1", entered)
+    joined = entered + timedelta(seconds=10)
+    answered, ended = joined + timedelta(seconds=40), joined + timedelta(seconds=100)
+    records.submit(queue_event_statement(event(hop, queue_id, "join", position=1, at=joined)))
+    records.submit(queue_event_statement(event(hop, queue_id, "answer", wait_ms=40000, at=answered)))
+    await records.write(close_hop_statement(hop.id, "completed", cause=16, at=ended))
+    assert [r["at"] for r in rows(db, "SELECT at FROM queue_events ORDER BY id")] == [joined, answered]
+    assert rows(db, "SELECT queued_at, answered_at, ended_at FROM hops") == [
+        {"queued_at": joined, "answered_at": answered, "ended_at": ended}]
+    assert rows(db, "SELECT closed_at FROM cases") == [{"closed_at": ended}]
+
+
+async def test_records_made_during_an_outage_are_written_when_the_database_is_back(
+        lab: Lab, pool: AsyncConnectionPool, records: WriteBehind, queue_id: int,
+        db: psycopg.Connection) -> None:
+    hop = await open_hop(pool, "c1")
+    name = db.info.dbname
+    with psycopg.connect(lab.admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = %s AND application_name = %s", (name, APPLICATION_NAME))
+            for n in range(5):
+                records.submit(queue_event_statement(event(hop, queue_id, "ring", detail=str(n))))
+            closed = asyncio.ensure_future(records.write(close_hop_statement(hop.id, "completed", cause=16)))
+            assert not await records.flush(timeout=2.0)  # still waiting for the database
+            assert rows(db, "SELECT id FROM queue_events") == []
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
+    await asyncio.wait_for(closed, 30)
+    assert [r["detail"] for r in rows(db, "SELECT detail FROM queue_events ORDER BY id")] == list("01234")
+    assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
+
+
+async def test_a_stop_writes_what_is_pending_first(
+        pool: AsyncConnectionPool, queue_id: int, db: psycopg.Connection) -> None:
+    writer = WriteBehind(pool)
+    writer.start()
+    hop = await open_hop(pool, "c1")
+    for n in range(50):
+        writer.submit(queue_event_statement(event(hop, queue_id, "ring", detail=str(n))))
+    await writer.close()
+    assert rows(db, "SELECT count(*) AS n FROM queue_events") == [{"n": 50}]
