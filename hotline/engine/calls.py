@@ -46,9 +46,9 @@ from hotline.store.contacts import (
     Hop,
     LinesBusy,
     NewHop,
-    Statement,
-    close_hop_statement,
-    ivr_digit_statement,
+    Record,
+    close_hop_record,
+    ivr_digit_record,
 )
 from hotline.store.db import STORE_DOWN
 from hotline.store.write_behind import WriteBehind
@@ -311,7 +311,7 @@ class InboundCall:
     def record_key(self, digit: str) -> None:
         """A key the caller pressed in a menu (or to leave a queue): appended to the hop's IVR path."""
         if self.hop is not None:
-            self.record(ivr_digit_statement(self.hop.id, digit))
+            self.record(ivr_digit_record(self.hop.id, digit))
 
     def _open_hotline(self, hotline: Hotline) -> tuple[Hotline | None, Hotline]:
         """(the hotline that takes the call now, or None: closed; the last hotline looked at).
@@ -434,10 +434,10 @@ class InboundCall:
                     and event.channel.id == agent_channel_id):
                 return "agent"
 
-    def record(self, statement: Statement) -> None:
+    def record(self, record: Record) -> None:
         """A database write the caller must not wait for (a queue event, a key pressed): written
         behind the call, in order, retried through an outage; the hop closes after the last."""
-        self.ctx.records.submit(statement)
+        self.ctx.records.submit(record)
 
     async def _await_destroyed(self) -> None:
         """Drain the inbox until ChannelDestroyed (its cause is the hop's), within a grace period."""
@@ -464,7 +464,7 @@ class InboundCall:
                 self.hop = await self._store(lambda: self._write_new_hop(route), self.ctx.store_patience_s)
             hop_id = self.hop.id
             # After this call's records, in the same order (the write-behind is one queue).
-            await self.ctx.records.write(close_hop_statement(hop_id, end_reason, cause=cause,
+            await self.ctx.records.write(close_hop_record(hop_id, end_reason, cause=cause,
                                                              cause_text=cause_text, at=ended_at))
         except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
             # The hop stays open (or unwritten); the next reconcile closes open ones as failed.

@@ -28,7 +28,7 @@ from hotline.engine.agent_state import AgentState
 from hotline.engine.queues import Waiter
 from hotline.errors import AriError
 from hotline.provision.model import Queue, Target
-from hotline.store.contacts import QueueEvent, queue_event_statement
+from hotline.store.contacts import QueueEvent, queue_event_record
 
 if TYPE_CHECKING:
     from hotline.engine.calls import InboundCall
@@ -369,7 +369,7 @@ class QueueVisit:
         row = QueueEvent(queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id, event=event,
                          agent_id=self.agent_ids.get(agent.name) if agent else None,
                          at=datetime.now(UTC), **fields)  # type: ignore[arg-type]
-        self.call.record(queue_event_statement(row))
+        self.call.record(queue_event_record(row))
 
 
 def holdtime_media(seconds: float) -> list[str]:

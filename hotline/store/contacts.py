@@ -7,6 +7,7 @@ from datetime import datetime
 
 from psycopg import AsyncConnection, errors
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 END_REASONS = frozenset({"completed", "abandoned", "busy", "overflow", "transferred", "switched",
@@ -49,12 +50,9 @@ class QueueEvent:
     at: datetime | None = None  # when it happened (None: when written); written later in batches
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One write, ready for the write-behind (hotline.store.write_behind) or a connection."""
-
-    sql: str
-    params: dict[str, object]
+# One thing a call records, as migration 006's record_call_events() takes it (its "k" says which).
+Record = dict[str, object]
+RECORD_SQL = "SELECT record_call_events(%s)"
 
 
 class LinesBusy(Exception):
@@ -89,8 +87,9 @@ _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dial
                 " entered_at, ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id,"
                 " agent_id, queued_at, answered_at")
 
-# Every write below is one statement (data-modifying CTEs), so one round trip on an autocommit
-# connection, atomic all the same: the daemon writes several per call, at call-centre rates.
+# Every write is one statement (a data-modifying CTE here, record_call_events() for what calls
+# record), so one round trip on an autocommit connection, atomic all the same: the daemon writes
+# several per call, at call-centre rates.
 
 # A new case and its first hop. On a provisioned number the hop takes the lowest line no live leg
 # holds (with no limit there is always one more line than live legs); when all `limit` lines are
@@ -117,40 +116,6 @@ SELECT new_case.id, 1, %(node)s, %(channel_id)s, %(channel_name)s, %(kind)s, %(m
 RETURNING {_HOP_COLUMNS}
 """
 
-_INSERT_EVENT = """INSERT INTO queue_events (at, queue_id, case_id, hop_id, agent_id, event, position,
-                          wait_ms, ring_ms, talk_ms, detail)
-VALUES (coalesce(%(at)s::timestamptz, now()), %(queue)s, %(case)s, %(hop)s, %(agent)s, %(event)s,
-        %(position)s, %(wait_ms)s, %(ring_ms)s, %(talk_ms)s, %(detail)s)"""
-# What a queue event changes on its hop (and case), in the same statement.
-_EVENT_SQL = {
-    "join": f"WITH e AS ({_INSERT_EVENT})"
-            " UPDATE hops SET queue_id = %(queue)s, queued_at = coalesce(%(at)s::timestamptz, now())"
-            " WHERE id = %(hop)s",
-    "answer": f"WITH e AS ({_INSERT_EVENT}),"
-              " h AS (UPDATE hops SET agent_id = %(agent)s,"
-              " answered_at = coalesce(%(at)s::timestamptz, now()) WHERE id = %(hop)s)"
-              " UPDATE cases SET last_agent_id = %(agent)s WHERE id = %(case)s",
-}
-
-# End a live hop, and its case when no other leg of it is live (the statement's snapshot still
-# shows this hop live, hence `id <> hop`). Returns how many hops it ended: 0 or 1. The end time
-# comes from the daemon's clock and entered_at from Asterisk's: greatest() keeps a skew between
-# them from breaking the hop's check and losing its end.
-_CLOSE_HOP = """
-WITH closed AS (
-    UPDATE hops SET ended_at = greatest(coalesce(%(at)s::timestamptz, now()), entered_at),
-                    end_reason = %(reason)s, hangup_cause = %(cause)s, hangup_cause_text = %(cause_text)s
-     WHERE id = %(hop)s AND ended_at IS NULL
-    RETURNING case_id
-), case_closed AS (
-    UPDATE cases SET status = 'closed', closed_at = coalesce(%(at)s::timestamptz, now())
-      FROM closed
-     WHERE cases.id = closed.case_id AND status = 'open'
-       AND NOT EXISTS (SELECT 1 FROM hops WHERE case_id = closed.case_id AND ended_at IS NULL
-                                            AND id <> %(hop)s)
-)
-SELECT count(*) FROM closed
-"""
 LINE_HELD_CONSTRAINT = "hops_line_held"
 
 
@@ -214,21 +179,19 @@ class Contacts:
     async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
                         cause_text: str | None = None) -> bool:
         """End a hop once (a second close is a no-op, returns False); closes the case with its last hop."""
-        statement = close_hop_statement(hop_id, end_reason, cause=cause, cause_text=cause_text)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(statement.sql, statement.params)
-            row = await cur.fetchone()
-            return bool(row and row[0])
+        record = close_hop_record(hop_id, end_reason, cause=cause, cause_text=cause_text)
+        return await self.write([record]) > 0
 
     async def queue_event(self, event: QueueEvent) -> None:
-        await self._execute(queue_event_statement(event))
+        await self.write([queue_event_record(event)])
 
     async def append_ivr_digit(self, hop_id: int, digit: str) -> None:
-        await self._execute(ivr_digit_statement(hop_id, digit))
+        await self.write([ivr_digit_record(hop_id, digit)])
 
-    async def _execute(self, statement: Statement) -> None:
+    async def write(self, records: list[Record]) -> int:
+        """Apply `records` in order, in one statement; returns how many hops they closed."""
         async with self.pool.connection() as conn:
-            await conn.execute(statement.sql, statement.params)
+            return await write_records(conn, records)
 
     async def open_hops(self, node: str) -> list[Hop]:
         async with self.pool.connection() as conn:
@@ -245,28 +208,38 @@ class Contacts:
             return await cur.fetchone()
 
 
-def queue_event_statement(event: QueueEvent) -> Statement:
-    """One queue_events row and, in the same statement, what it changes on the hop: the
-    database never holds one without the other."""
-    return Statement(_EVENT_SQL.get(event.event, _INSERT_EVENT), {
-        "at": event.at, "queue": event.queue_id, "case": event.case_id, "hop": event.hop_id,
-        "agent": event.agent_id, "event": event.event, "position": event.position, "wait_ms": event.wait_ms,
-        "ring_ms": event.ring_ms, "talk_ms": event.talk_ms, "detail": event.detail})
+async def write_records(conn: AsyncConnection, records: list[Record]) -> int:
+    cur = await conn.execute(RECORD_SQL, (Jsonb(records),))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
-def ivr_digit_statement(hop_id: int, digit: str) -> Statement:
-    """The IVR path of a hop: every key pressed in a menu, appended in order."""
-    return Statement("UPDATE hops SET ivr_path = ivr_path || %(digit)s WHERE id = %(hop)s",
-                     {"digit": digit, "hop": hop_id})
+def queue_event_record(event: QueueEvent) -> Record:
+    """One queue_events row; the database applies with it what it changes on the hop (join:
+    the queue and queued_at; answer: the agent and answered_at), so it never holds one without
+    the other."""
+    return {"k": "event", "at": _iso(event.at), "queue": event.queue_id, "case": event.case_id,
+            "hop": event.hop_id, "agent": event.agent_id, "event": event.event, "position": event.position,
+            "wait_ms": event.wait_ms, "ring_ms": event.ring_ms, "talk_ms": event.talk_ms,
+            "detail": event.detail}
 
 
-def close_hop_statement(hop_id: int, end_reason: str, *, cause: int | None = None,
-                        cause_text: str | None = None, at: datetime | None = None) -> Statement:
-    """End a hop once (a second close changes nothing); closes the case with its last hop."""
+def ivr_digit_record(hop_id: int, digit: str) -> Record:
+    """A key pressed in a menu, appended to the hop's IVR path."""
+    return {"k": "digit", "hop": hop_id, "digit": digit}
+
+
+def close_hop_record(hop_id: int, end_reason: str, *, cause: int | None = None,
+                     cause_text: str | None = None, at: datetime | None = None) -> Record:
+    """End a hop once (a second close changes nothing); its case closes with its last live hop."""
     if end_reason not in END_REASONS:
         raise ValueError(f"end reason {end_reason!r} is not one of {sorted(END_REASONS)}")
-    return Statement(_CLOSE_HOP, {"reason": end_reason, "cause": cause, "cause_text": cause_text,
-                                  "hop": hop_id, "at": at})
+    return {"k": "close", "hop": hop_id, "at": _iso(at), "reason": end_reason, "cause": cause,
+            "cause_text": cause_text}
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
 
 
 async def _insert_case(conn: AsyncConnection, customer_key: str, opened_at: datetime | None) -> int:

@@ -1,15 +1,18 @@
 """What calls record (queue events, IVR keys, hop ends), written behind the calls: one task
-writes everything in the order it was recorded, as many statements per round trip as are waiting.
+writes everything in the order it was recorded, as many records per round trip as are waiting.
 
 A call never waits on the database for a record, and the daemon pays one round trip and one
-commit per batch instead of per statement: under load the batches grow by themselves (what
+commit per batch instead of per record: under load the batches grow by themselves (what
 arrives while one batch is written makes the next), and an idle daemon writes each record at once.
 
-A batch is one pipeline, so one implicit transaction. A statement the database refuses (a bug,
-a row deleted under us) rolls the batch back; the batch is then written statement by statement,
-so only the refused one is lost, and logged. Through a database outage the batch is retried with
-backoff for `patience_s` while new records queue up behind it; past that they are dropped, and
-logged as lost. Records carry their own time (QueueEvent.at), so a late write is dated right.
+A batch is one call of record_call_events() (migration 006) with the records as a jsonb array, so
+one statement and one transaction. A record the database refuses (a bug, a row deleted under us)
+rolls the batch back; the batch is then written record by record, so only the refused one is
+lost, and logged. Through a database outage the batch is retried with backoff for `patience_s`
+while new records queue up behind it; past that they are dropped, and logged as lost. Records
+carry their own time (QueueEvent.at), so a late write is dated right.
+A connection lost just after a commit makes the retry write its batch twice; PostgreSQL cannot
+tell us which, and a duplicated queue event is judged better than a lost one.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from hotline.store.contacts import Statement
+from hotline.store.contacts import Record, write_records
 from hotline.store.db import STORE_DOWN
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 500  # statements per round trip; bounds one transaction's size after an outage
+MAX_BATCH = 500  # records per round trip; bounds one transaction's size after an outage
 
 
 class WriteBehind:
@@ -37,7 +40,7 @@ class WriteBehind:
         self.pool = pool
         self.patience_s = patience_s
         self.max_batch = max_batch
-        self._pending: deque[tuple[Statement, asyncio.Future[None] | None]] = deque()
+        self._pending: deque[tuple[Record, asyncio.Future[None] | None]] = deque()
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -47,15 +50,15 @@ class WriteBehind:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="write-behind")
 
-    def submit(self, statement: Statement) -> None:
-        """Record `statement`; it is written after everything submitted before it."""
-        self._queue(statement, None)
+    def submit(self, record: Record) -> None:
+        """Queue `record`; it is written after everything submitted before it."""
+        self._queue(record, None)
 
-    async def write(self, statement: Statement) -> None:
-        """Record `statement` and wait until it (and everything before it) is committed; raises
+    async def write(self, record: Record) -> None:
+        """Queue `record` and wait until it (and everything before it) is committed; raises
         the database's error when it was refused or the outage outlasted `patience_s`."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue(statement, done)
+        self._queue(record, done)
         await done
 
     async def flush(self, timeout: float) -> bool:
@@ -80,8 +83,8 @@ class WriteBehind:
     def pending(self) -> int:
         return len(self._pending)
 
-    def _queue(self, statement: Statement, done: asyncio.Future[None] | None) -> None:
-        self._pending.append((statement, done))
+    def _queue(self, record: Record, done: asyncio.Future[None] | None) -> None:
+        self._pending.append((record, done))
         self._idle.clear()
         self._arrived.set()
 
@@ -94,9 +97,9 @@ class WriteBehind:
                 await self._write_batch(batch)
             self._idle.set()
 
-    async def _write_batch(self, batch: list[tuple[Statement, asyncio.Future[None] | None]]) -> None:
+    async def _write_batch(self, batch: list[tuple[Record, asyncio.Future[None] | None]]) -> None:
         try:
-            await self._patiently(lambda: self._pipelined([s for s, _ in batch]))
+            await self._patiently(lambda: self._in_one_statement([s for s, _ in batch]))
         except STORE_DOWN as exc:
             log.error("%d records lost: the database stayed unreachable for %.0f s: %s", len(batch),
                       self.patience_s, exc)
@@ -109,19 +112,14 @@ class WriteBehind:
                 for item in batch:
                     await self._write_batch([item])
                 return
-            log.error("record refused by the database, lost: %s (%s)", _first_line(exc), batch[0][0].params)
+            log.error("record refused by the database, lost: %s (%s)", _first_line(exc), batch[0][0])
             _settle(batch, exc)
             return
         _settle(batch, None)
 
-    async def _pipelined(self, statements: list[Statement]) -> None:
+    async def _in_one_statement(self, records: list[Record]) -> None:
         async with self.pool.connection() as conn:
-            if len(statements) == 1:
-                await conn.execute(statements[0].sql, statements[0].params)
-                return
-            async with conn.pipeline():
-                for statement in statements:
-                    await conn.execute(statement.sql, statement.params)
+            await write_records(conn, records)
 
     async def _patiently(self, write: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -135,7 +133,7 @@ class WriteBehind:
                 await write()
 
 
-def _settle(batch: list[tuple[Statement, asyncio.Future[None] | None]], error: BaseException | None) -> None:
+def _settle(batch: list[tuple[Record, asyncio.Future[None] | None]], error: BaseException | None) -> None:
     for _, done in batch:
         if done is not None and not done.done():
             if error is None:

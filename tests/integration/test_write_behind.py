@@ -18,9 +18,9 @@ from hotline.store.contacts import (
     Hop,
     NewHop,
     QueueEvent,
-    close_hop_statement,
-    ivr_digit_statement,
-    queue_event_statement,
+    close_hop_record,
+    ivr_digit_record,
+    queue_event_record,
 )
 from hotline.store.db import APPLICATION_NAME, open_pool
 from hotline.store.write_behind import WriteBehind
@@ -67,10 +67,10 @@ async def test_records_of_many_calls_are_written_in_the_order_they_were_made(
     made = []
     for n in range(300):  # far more than one round trip carries while the first is on its way
         hop = hops[n % 3]
-        records.submit(queue_event_statement(event(hop, queue_id, "ring", detail=str(n))))
+        records.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
         made.append((hop.id, str(n)))
     for hop in hops:
-        await records.write(close_hop_statement(hop.id, "completed", cause=16))
+        await records.write(close_hop_record(hop.id, "completed", cause=16))
     written = rows(db, "SELECT hop_id, detail FROM queue_events ORDER BY id")
     assert [(r["hop_id"], r["detail"]) for r in written] == made
     assert rows(db, "SELECT count(*) AS n FROM hops WHERE end_reason = 'completed'") == [{"n": 3}]
@@ -80,11 +80,11 @@ async def test_a_record_the_database_refuses_loses_only_itself(
         pool: AsyncConnectionPool, queue_id: int, db: psycopg.Connection) -> None:
     hop = await open_hop(pool, "c1")
     records = WriteBehind(pool, patience_s=30)  # started once all four wait: one batch
-    records.submit(queue_event_statement(event(hop, queue_id, "join", position=1)))
-    refused = asyncio.ensure_future(records.write(queue_event_statement(event(hop, queue_id + 1000, "ring"))))
+    records.submit(queue_event_record(event(hop, queue_id, "join", position=1)))
+    refused = asyncio.ensure_future(records.write(queue_event_record(event(hop, queue_id + 1000, "ring"))))
     await asyncio.sleep(0)
-    records.submit(ivr_digit_statement(hop.id, "5"))
-    abandoned = asyncio.ensure_future(records.write(queue_event_statement(
+    records.submit(ivr_digit_record(hop.id, "5"))
+    abandoned = asyncio.ensure_future(records.write(queue_event_record(
         event(hop, queue_id, "abandon", position=1, wait_ms=900))))
     await asyncio.sleep(0)
     assert records.pending == 4
@@ -105,9 +105,9 @@ async def test_records_are_dated_when_they_happened_not_when_written(
     hop = await open_hop(pool, "c1", entered)
     joined = entered + timedelta(seconds=10)
     answered, ended = joined + timedelta(seconds=40), joined + timedelta(seconds=100)
-    records.submit(queue_event_statement(event(hop, queue_id, "join", position=1, at=joined)))
-    records.submit(queue_event_statement(event(hop, queue_id, "answer", wait_ms=40000, at=answered)))
-    await records.write(close_hop_statement(hop.id, "completed", cause=16, at=ended))
+    records.submit(queue_event_record(event(hop, queue_id, "join", position=1, at=joined)))
+    records.submit(queue_event_record(event(hop, queue_id, "answer", wait_ms=40000, at=answered)))
+    await records.write(close_hop_record(hop.id, "completed", cause=16, at=ended))
     assert [r["at"] for r in rows(db, "SELECT at FROM queue_events ORDER BY id")] == [joined, answered]
     assert rows(db, "SELECT queued_at, answered_at, ended_at FROM hops") == [
         {"queued_at": joined, "answered_at": answered, "ended_at": ended}]
@@ -125,8 +125,8 @@ async def test_records_made_during_an_outage_are_written_when_the_database_is_ba
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                           " WHERE datname = %s AND application_name = %s", (name, APPLICATION_NAME))
             for n in range(5):
-                records.submit(queue_event_statement(event(hop, queue_id, "ring", detail=str(n))))
-            closed = asyncio.ensure_future(records.write(close_hop_statement(hop.id, "completed", cause=16)))
+                records.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
+            closed = asyncio.ensure_future(records.write(close_hop_record(hop.id, "completed", cause=16)))
             assert not await records.flush(timeout=2.0)  # still waiting for the database
             assert rows(db, "SELECT id FROM queue_events") == []
         finally:
@@ -142,6 +142,6 @@ async def test_a_stop_writes_what_is_pending_first(
     writer.start()
     hop = await open_hop(pool, "c1")
     for n in range(50):
-        writer.submit(queue_event_statement(event(hop, queue_id, "ring", detail=str(n))))
+        writer.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
     await writer.close()
     assert rows(db, "SELECT count(*) AS n FROM queue_events") == [{"n": 50}]
