@@ -14,9 +14,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
+from yarl import URL
 
 from hotline.asterisk.ari_events import HANDLED_EVENT_TYPES, AriEvent, parse_event
 from hotline.config import Endpoint
@@ -39,8 +41,10 @@ class AriClient:
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
+            # Asterisk neither compresses nor cares for these headers: less to build per request.
             self._http = aiohttp.ClientSession(headers={"Authorization": self._basic_auth()},
-                                               timeout=self._timeout)
+                                               timeout=self._timeout, auto_decompress=False,
+                                               skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return self._http
 
     def _basic_auth(self) -> str:
@@ -55,19 +59,24 @@ class AriClient:
     def url(self, path: str) -> str:
         return f"{self.endpoint.base_url}/ari/{path.lstrip('/')}"
 
+    def _encoded_url(self, path: str, params: Mapping[str, Any] | None) -> URL:
+        """The request's URL, percent-encoded here once (several requests per call: yarl's
+        parsing and aiohttp's query merging cost more than the request itself)."""
+        query = urlencode({k: _query_value(v) for k, v in params.items() if v is not None}) if params else ""
+        url = self.url(quote(path, safe="/,:@"))
+        return URL(f"{url}?{query}" if query else url, encoded=True)
+
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                       body: Any = None) -> Any:
         """One REST call; returns the decoded JSON (None for 204)."""
-        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         try:
-            async with self.http.request(method, self.url(path), params=query,
-                                         json=body) as resp:
+            async with self.http.request(method, self._encoded_url(path, params), json=body) as resp:
                 if resp.status == 204:
                     return None
-                text = await resp.text()
+                data = await resp.read()
                 if resp.status >= 400:
-                    raise _error(method, path, resp.status, text)
-                return json.loads(text) if text else None
+                    raise _error(method, path, resp.status, data.decode(errors="replace"))
+                return json.loads(data) if data else None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise AriError(f"ARI {method} {path}: Asterisk at {self.endpoint.host}:"
                            f"{self.endpoint.port} unreachable ({exc.__class__.__name__})") from None

@@ -73,6 +73,7 @@ class QueueManager:
         self.queues: dict[str, Queue] = {}
         self.members: dict[str, list[tuple[str, int]]] = {}  # queue -> [(agent, penalty)]
         self._tiers: dict[str, list[list[Member]]] = {}  # queue -> its members as strategies see them
+        self._by_endpoint: dict[str, list[AgentState]] = {}  # PJSIP endpoint -> its agents
         self.waiting: dict[str, list[Waiter]] = {}
         self.holdtime: dict[str, float] = {}  # queue -> estimated wait of an answered caller, s
 
@@ -89,6 +90,9 @@ class QueueManager:
                 self.members.setdefault(queue, []).append((agent.name, penalty))
         for gone in set(self.agents) - set(prov.agents):
             del self.agents[gone]
+        self._by_endpoint = {}
+        for agent_state in self.agents.values():
+            self._by_endpoint.setdefault(agent_state.endpoint, []).append(agent_state)
         self._tiers = {queue: tiers([Member(self.agents[name], penalty, order)
                                      for order, (name, penalty) in enumerate(members)])
                        for queue, members in self.members.items()}
@@ -122,13 +126,16 @@ class QueueManager:
                 agent.pause(reason, now)
 
     def device(self, endpoint: str, state: str) -> None:
-        """A DeviceStateChange from AMI for `PJSIP/<endpoint>`."""
+        """A DeviceStateChange from AMI for `PJSIP/<endpoint>` (several per call: look it up)."""
         now = self.clock()
-        for agent in self.agents.values():
-            if agent.endpoint == endpoint and agent.device_state != state:
+        changed = False
+        for agent in self._by_endpoint.get(endpoint, ()):
+            if agent.device_state != state:
                 agent.device(state, now)
-                log.info("agent %s: device %s -> %s", agent.name, state, agent.status(now).value)
-        self.wake_all()
+                changed = True
+                log.debug("agent %s: device %s -> %s", agent.name, state, agent.status(now).value)
+        if changed:
+            self.wake_all()
 
     # -- callers ---------------------------------------------------------------------------------
 
