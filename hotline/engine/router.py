@@ -20,6 +20,7 @@ class Router:
     def __init__(self, ctx: CallContext) -> None:
         self.ctx = ctx
         self.calls: dict[str, InboundCall] = {}
+        self._legs: dict[InboundCall, set[str]] = {}  # the agent legs each call watches
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_event(self, event: AriEvent) -> None:
@@ -36,11 +37,13 @@ class Router:
     def watch(self, channel_id: str, call: InboundCall) -> None:
         """Another channel's events (an agent leg a call placed) go to that call's inbox."""
         self.calls[channel_id] = call
+        self._legs.setdefault(call, set()).add(channel_id)
 
     def unwatch(self, channel_id: str) -> None:
         call = self.calls.get(channel_id)
         if call is not None and call.channel_id != channel_id:
             del self.calls[channel_id]
+            self._legs.get(call, set()).discard(channel_id)
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         owner = self.calls.get(event.channel.id)
@@ -69,8 +72,9 @@ class Router:
         except Exception:
             log.exception("call %s crashed", call.channel_id)
         finally:
-            for channel_id in [c for c, owner in self.calls.items() if owner is call]:
-                del self.calls[channel_id]
+            for channel_id in self._legs.pop(call, set()) | {call.channel_id}:
+                if self.calls.get(channel_id) is call:
+                    del self.calls[channel_id]
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
@@ -121,6 +125,7 @@ class Router:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self.calls.clear()
+        self._legs.clear()
 
 
 def _channel_id_of(event: AriEvent) -> str | None:

@@ -360,6 +360,9 @@ def test_a_caller_arriving_at_a_full_queue_overflows_without_joining(daemon: Dae
     assert second["end_reason"] == "overflow" and second["queued_at"] is None
     assert second["ended_at"] - second["entered_at"] < timedelta(seconds=3)
     assert sipp.finish(first).ok  # the first still waited its full 6 s, then overflowed too
+    # A hop closes after its call's queue events are written (the write-behind keeps their order).
+    wait_until(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2,
+               what="both hops closed")
     events = rows(db, "SELECT hop_id, event, wait_ms, detail FROM queue_events ORDER BY id")
     assert [(e["hop_id"] == second["id"], e["event"], e["detail"]) for e in events] == [
         (False, "join", ""), (True, "overflow", "max_len: hangup"), (False, "overflow", "max_wait: hangup")]
