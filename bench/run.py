@@ -204,10 +204,11 @@ class Bench:
                            f" of {len(self.agents)}):\n{contacts[:2000]}")
 
     def fresh_asterisk(self) -> None:
-        """Restart Asterisk between the two sides, so the second does not inherit what the first
-        left at its breaking rate (thousands of failed calls, grown memory); then wait for the
-        phones to be qualified again and for the daemon to have reconnected."""
-        log("restarting Asterisk between the sides")
+        """Restart Asterisk before each side, so neither inherits what ran before it (the other
+        side at its breaking rate, an earlier bench or test run: thousands of calls, hundreds of
+        MB grown); then wait for the phones to be qualified again and for the daemon to have
+        reconnected."""
+        log("restarting Asterisk before the side")
         self.lab.restart_asterisk()
         self.wait_phones_reachable()
         app = self.env.get("HOTLINE_ARI_APP", "hotline")
@@ -448,8 +449,7 @@ def main() -> int:
         bench.setup()
         for side in ("baseline", "hotline"):
             if args.only in (None, side):
-                if results:
-                    bench.fresh_asterisk()
+                bench.fresh_asterisk()
                 results[side] = bench.ramp(side, rates)
         best = max((s.rate for s in results["hotline"] if s.sustained), default=None)
         if best is not None:  # the engine's own latency at half its highest sustained rate
