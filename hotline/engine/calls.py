@@ -220,9 +220,11 @@ class InboundCall:
             raise ChannelGone(*caller_hangup_cause(*self._hangup_cause)) from None
 
     async def _subscribe(self) -> None:
-        # Without this subscription Asterisk stops sending the channel's events at StasisEnd, and
-        # the hangup cause travels only in ChannelDestroyed, which comes after it.
-        await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+        # Without a subscription Asterisk stops sending the channel's events at StasisEnd, and
+        # the hangup cause travels only in ChannelDestroyed, which comes after it. The session
+        # subscribes the app to all channels on connect; this is for an Asterisk that refused.
+        if not self.ctx.ari.all_channels:
+            await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
 
     async def _serve(self, route: Route) -> str:
         hotline = route.hotline
@@ -248,7 +250,7 @@ class InboundCall:
             return None
         self._answered = True
         self._set_state(CallState.IN_QUEUE)
-        await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+        await self._subscribe()
         visit = QueueVisit(self, queue)
         if hop.answered_at is not None and hop.agent_id is not None:
             agent_leg = await self._agent_leg_in_bridge()

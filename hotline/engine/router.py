@@ -78,9 +78,9 @@ class Router:
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
-        app = await self.ctx.ari.application(self.ctx.app)
-        in_stasis = set(app.get("channel_ids", []))
-        alive = {c["id"] for c in await self.ctx.ari.channels()}
+        channels = await self.ctx.ari.channels()
+        alive = {c["id"] for c in channels}
+        in_stasis = {c["id"] for c in channels if _in_stasis_of(c, self.ctx.app)}
         for channel_id, call in list(self.calls.items()):
             if channel_id not in alive:
                 call.inbox.put_nowait(ChannelVanished("ChannelVanished", self.ctx.app, None, channel_id))
@@ -126,6 +126,15 @@ class Router:
         self._tasks.clear()
         self.calls.clear()
         self._legs.clear()
+
+
+def _in_stasis_of(channel: dict[str, object], app: str) -> bool:
+    """Whether `channel` (ARI's JSON) runs Stasis(app, ...) now. The app's own channel list
+    cannot say: subscribed to all channels, it lists "__AST_CHANNEL_ALL_TOPIC" instead."""
+    dialplan = channel.get("dialplan")
+    if not isinstance(dialplan, dict) or str(dialplan.get("app_name", "")).lower() != "stasis":
+        return False
+    return str(dialplan.get("app_data", "")).split(",")[0].strip() == app
 
 
 def _channel_id_of(event: AriEvent) -> str | None:
