@@ -91,29 +91,13 @@ _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dial
 # record), so one round trip on an autocommit connection, atomic all the same: the daemon writes
 # several per call, at call-centre rates.
 
-# A new case and its first hop. On a provisioned number the hop takes the lowest line no live leg
-# holds (with no limit there is always one more line than live legs); when all `limit` lines are
-# held no case is written and no row comes back.
+# A new case and its first hop, its line taken one leg at a time (migration 006); no row: every
+# line of the number is held.
 _OPEN_CASE_WITH_HOP = f"""
-WITH free AS (
-    SELECT CASE WHEN %(number)s::bigint IS NULL THEN NULL ELSE (
-        SELECT min(l) FROM generate_series(1, coalesce(%(limit)s::int, (
-            SELECT count(*) FROM hops WHERE number_id = %(number)s AND ended_at IS NULL)::int + 1)) AS l
-         WHERE NOT EXISTS (SELECT 1 FROM hops
-                            WHERE number_id = %(number)s AND line = l AND ended_at IS NULL)) END AS line
-), new_case AS (
-    INSERT INTO cases (customer_key, opened_at)
-    SELECT %(key)s, coalesce(%(entered)s::timestamptz, now()) FROM free
-     WHERE %(number)s::bigint IS NULL OR free.line IS NOT NULL
-    RETURNING id
-)
-INSERT INTO hops (case_id, seq, node, channel_id, channel_name, channel_kind, media, dialled, dialled_e164,
-                  caller_num, caller_name, entered_at, number_id, hotline_id, line)
-SELECT new_case.id, 1, %(node)s, %(channel_id)s, %(channel_name)s, %(kind)s, %(media)s, %(dialled)s,
-       %(e164)s, %(caller_num)s, %(caller_name)s, coalesce(%(entered)s::timestamptz, now()), %(number)s,
-       %(hotline)s, free.line
-  FROM new_case, free
-RETURNING {_HOP_COLUMNS}
+SELECT {_HOP_COLUMNS}
+  FROM open_case_with_hop(%(number)s, %(limit)s, %(key)s, %(entered)s, %(node)s, %(channel_id)s,
+                          %(channel_name)s, %(kind)s, %(media)s, %(dialled)s, %(e164)s, %(caller_num)s,
+                          %(caller_name)s, %(hotline)s)
 """
 
 LINE_HELD_CONSTRAINT = "hops_line_held"
@@ -130,8 +114,10 @@ class Contacts:
         """A new contact: its case and first hop, together or not at all.
 
         A leg on a provisioned number takes the lowest free line of it (`line_limit` lines, None:
-        unlimited) or raises LinesBusy. The partial unique index on live (number, line) makes two
-        daemons racing for the last line safe: the loser retries and finds it held.
+        unlimited) or raises LinesBusy. Legs of one number take lines one at a time, daemons
+        included (an advisory lock in the database); the partial unique index on live (number,
+        line) stays the guarantee, and a leg that still meets it (a hop written some other way)
+        looks again.
         Idempotent per channel: a retry after a commit whose answer was lost returns the hop the
         first attempt wrote instead of opening a second case.
         """

@@ -53,6 +53,25 @@ async def test_legs_take_the_lowest_free_lines_and_the_one_past_the_limit_is_ref
     assert third.line == 1
 
 
+async def test_many_legs_arriving_at_once_on_an_unlimited_number_take_distinct_lines_first_time(
+        contacts: Contacts, number_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Legs take lines one at a time in the database: nobody loses a race and retries (under
+    # overload such retries once piled up until calls waited seconds for their hop).
+    attempts = 0
+    original = Contacts._open
+
+    async def counted(self: Contacts, *args: object) -> object:
+        nonlocal attempts
+        attempts += 1
+        return await original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Contacts, "_open", counted)
+    opened = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"u{i}", number_id), "k", line_limit=None)
+                                    for i in range(30)))
+    assert sorted(h.line for h in opened if h.line is not None) == list(range(1, 31))
+    assert attempts == 30
+
+
 async def test_legs_racing_for_the_last_line_get_it_once(contacts: Contacts, number_id: int) -> None:
     results = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"r{i}", number_id), "k", line_limit=2)
                                      for i in range(6)), return_exceptions=True)

@@ -54,3 +54,49 @@ BEGIN
     RETURN closed;
 END
 $$;
+
+-- A new contact: its case and first hop, the hop taking the lowest line of its number that no
+-- live leg holds (`line_limit` lines; NULL: unlimited, always one more than the live legs).
+-- Legs of one number take their line one at a time (a transaction-scoped advisory lock on the
+-- number), and each statement of this VOLATILE function sees what the previous holder committed:
+-- no two legs race for the same line. Computing it in one statement instead let concurrent legs
+-- all pick the same line, all but one fail on hops_line_held and retry, and under overload the
+-- retries fed on themselves until calls waited seconds for a hop. Returns the hop, or no row
+-- when every line is held (the caller answers busy).
+CREATE FUNCTION open_case_with_hop(
+    number_id bigint, line_limit integer, customer_key text, entered_at timestamptz, node text,
+    channel_id text, channel_name text, channel_kind text, media text, dialled text,
+    dialled_e164 text, caller_num text, caller_name text, hotline_id bigint)
+RETURNS SETOF hops
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    free_line integer;
+    new_case bigint;
+BEGIN
+    IF open_case_with_hop.number_id IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtext('hotline.number_lines'), open_case_with_hop.number_id::integer);
+        SELECT min(l) INTO free_line
+          FROM generate_series(1, coalesce(line_limit, (
+                   SELECT count(*) FROM hops h
+                    WHERE h.number_id = open_case_with_hop.number_id AND h.ended_at IS NULL)::integer + 1)) AS l
+         WHERE NOT EXISTS (SELECT 1 FROM hops h
+                            WHERE h.number_id = open_case_with_hop.number_id AND h.line = l
+                              AND h.ended_at IS NULL);
+        IF free_line IS NULL THEN
+            RETURN;
+        END IF;
+    END IF;
+    INSERT INTO cases (customer_key, opened_at)
+    VALUES (open_case_with_hop.customer_key, coalesce(open_case_with_hop.entered_at, now()))
+    RETURNING id INTO new_case;
+    RETURN QUERY
+    INSERT INTO hops AS h (case_id, seq, node, channel_id, channel_name, channel_kind, media, dialled,
+                           dialled_e164, caller_num, caller_name, entered_at, number_id, hotline_id, line)
+    VALUES (new_case, 1, open_case_with_hop.node, open_case_with_hop.channel_id,
+            open_case_with_hop.channel_name, open_case_with_hop.channel_kind, open_case_with_hop.media,
+            open_case_with_hop.dialled, open_case_with_hop.dialled_e164, open_case_with_hop.caller_num,
+            open_case_with_hop.caller_name, coalesce(open_case_with_hop.entered_at, now()),
+            open_case_with_hop.number_id, open_case_with_hop.hotline_id, free_line)
+    RETURNING h.*;
+END
+$$;
