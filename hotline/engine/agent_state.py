@@ -219,6 +219,14 @@ class AgentState:
         self._phase = _Phase.TALKING
         return done + self._set(now, "answered")
 
+    def answer_dropped(self, now: float) -> list[Transition]:
+        """The agent answered, but the call could not be bridged (the caller hung up that very
+        moment): free again at once, no call counted, no wrap-up."""
+        self._require(self._phase is _Phase.TALKING, "drop an answer", now, "not on a call")
+        done = self.settle(now)
+        self._phase, self._queue = _Phase.IDLE, None
+        return done + self._set(now, "answer_dropped")
+
     def adopt_call(self, now: float, queue: str) -> list[Transition]:
         """A restarted daemon found this agent bridged with a caller of `queue`: a fact to take,
         whatever the fresh state said."""

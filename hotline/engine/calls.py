@@ -411,6 +411,12 @@ class InboundCall:
     def case_id(self) -> int | None:
         return self.hop.case_id if self.hop else None
 
+    @property
+    def bridge_id(self) -> str:
+        """The case's bridge (a later hop of the case joins it); a call whose hop could not be
+        written yet (database down) has one of its own, never a bridge shared with others."""
+        return f"case-{self.case_id}" if self.case_id is not None else f"case-channel-{self.channel_id}"
+
     def watch(self, channel_id: str) -> None:
         """Route another channel's events (an agent leg this call placed) to this call's inbox."""
         self.ctx.watch(channel_id, self)

@@ -26,7 +26,7 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.agent_state import AgentState
 from hotline.engine.queues import Waiter
-from hotline.errors import AriError
+from hotline.errors import AriError, AriNotFound
 from hotline.provision.model import Queue, Target
 from hotline.store.contacts import QueueEvent, queue_event_record
 
@@ -95,7 +95,7 @@ class QueueVisit:
         leg = Ringing(agent, agent_channel_id, answered_at)
         self.waiter = Waiter(self.queue.name, self.call.channel_id, answered_at)
         self.answered = True
-        return await self._follow_talk(leg, answered_at, f"case-{self.call.case_id}")
+        return await self._follow_talk(leg, answered_at, self.call.bridge_id)
 
     async def run(self) -> str | Overflow | BrokeOut:
         q = self.queue
@@ -165,7 +165,11 @@ class QueueVisit:
                 answered = await self._ring(agents)
                 if answered is not None:
                     self._out_of_line()
-                    return await self._talk(*answered)
+                    talked = await self._talk(*answered)
+                    if talked is not None:
+                        return talked
+                    self._back_in_line()  # the agent's leg went before the bridge: wait on
+                    continue
                 if self.manager.attempt_over(self.waiter):
                     await self._idle(float(q.retry))
                 continue
@@ -186,6 +190,13 @@ class QueueVisit:
         waiting callers only)."""
         self.answered = True
         self.manager.leave(self.waiter_)
+
+    def _back_in_line(self) -> None:
+        """In line again at the place the caller had (its join time), with its music."""
+        self.answered = False
+        joined_at = self.waiter_.joined_at
+        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at)
+        self._music = asyncio.create_task(self._answer_with_music(), name=f"music-{self.call.channel_id}")
 
     def _first_announcement(self) -> float | None:
         period = self.queue.announce_period
@@ -329,18 +340,45 @@ class QueueVisit:
 
     # -- talking -------------------------------------------------------------------------------
 
-    async def _talk(self, leg: Ringing, ring_started: float) -> str:
-        """Caller and agent in the case's mixing bridge until one of them hangs up."""
+    async def _talk(self, leg: Ringing, ring_started: float) -> str | None:
+        """Caller and agent in the case's mixing bridge until one of them hangs up. None: the
+        agent's leg went before it was bridged, and the caller waits on."""
         call = self.call
-        bridge_id = f"case-{call.case_id}"
-        await self._music_started()
-        await self.ctx.ari.stop_moh(call.channel_id)
-        await self.ctx.ari.create_bridge(bridge_id, "mixing")
-        await self.ctx.ari.add_to_bridge(bridge_id, [call.channel_id, leg.channel_id])
+        bridge_id = call.bridge_id
+        try:
+            await self._music_started()
+            await self.ctx.ari.stop_moh(call.channel_id)
+            await self.ctx.ari.create_bridge(bridge_id, "mixing")
+            await self.ctx.ari.add_to_bridge(bridge_id, [call.channel_id, leg.channel_id])
+        except AriError as exc:
+            await self._not_bridged(leg, exc)
+            return None
         answered_at = time.time()
         await self._event("answer", agent=leg.agent, wait_ms=self._waited_ms(answered_at),
                           ring_ms=_ms(answered_at - leg.started))
         return await self._follow_talk(leg, answered_at, bridge_id)
+
+    async def _not_bridged(self, leg: Ringing, exc: AriError) -> None:
+        """One of the two hung up between the agent's answer and the bridge. The agent is free
+        again at once (its leg hung up, no call counted); the caller, if still here, waits on."""
+        await self._hang_up(leg.channel_id)
+        self.manager.answer_dropped(leg.agent)
+        self.call.unwatch(leg.channel_id)
+        caller_here = await self._caller_still_here()
+        gone = "agent" if caller_here else "caller"
+        await self._event("ring_noanswer", agent=leg.agent, ring_ms=_ms(time.time() - leg.started),
+                          detail=f"{gone} gone before the bridge")
+        log.info("call %s: not bridged with %s (%s)", self.call.channel_id, leg.agent.name, exc)
+        if not caller_here:  # abandoned at the last moment: counted like any abandon
+            await self._event("abandon", wait_ms=self._waited_ms())
+            raise AriNotFound(str(exc), exc.status) from None  # the call ends as the caller's hang-up
+
+    async def _caller_still_here(self) -> bool:
+        try:
+            await self.ctx.ari.channel(self.call.channel_id)
+        except AriNotFound:
+            return False
+        return self.call.is_up
 
     async def _follow_talk(self, leg: Ringing, answered_at: float, bridge_id: str) -> str:
         call = self.call

@@ -243,6 +243,10 @@ class QueueManager:
             agent.adopt_call(self.clock(), queue)
         return agent
 
+    def answer_dropped(self, agent: AgentState) -> None:
+        agent.answer_dropped(self.clock())
+        self.wake_all()
+
     def call_ended(self, agent: AgentState, queue: str) -> None:
         q = self.queues.get(queue)
         agent.call_ended(self.clock(), q.wrapup if q else 0)

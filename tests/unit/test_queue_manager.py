@@ -181,3 +181,15 @@ async def test_unanswered_rings_do_not_move_the_hold_time_estimate() -> None:
 ])
 def test_hold_time_is_said_in_minutes_rounded_to_the_nearest(seconds: float, said: list[str]) -> None:
     assert holdtime_media(seconds) == said
+
+
+async def test_an_agent_whose_answer_could_not_be_bridged_is_free_at_once_with_no_call_counted() -> None:
+    # The caller hung up the moment the agent answered: app_queue frees the member, no wrap-up.
+    m, _ = manager(strategy="fewestcalls", wrapup=30, agents=("anna",))
+    caller = m.join("q", "c1")
+    anna = m.next_attempt(caller)[0]
+    m.ring_ended(caller, anna, answered=True)
+    m.leave(caller)
+    m.answer_dropped(anna)
+    assert anna.calls_completed("q") == 0
+    assert [a.name for a in m.next_attempt(m.join("q", "c2"))] == ["anna"]
