@@ -47,6 +47,7 @@ class Daemon:
         self._background: set[asyncio.Task[None]] = set()
         self.ari_client: AriClient | None = None
         self.records: WriteBehind | None = None
+        self.records_pool: AsyncConnectionPool | None = None
 
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
@@ -61,7 +62,10 @@ class Daemon:
         await self.directory.start()
         client = self.ari_client = AriClient(s.ari)
         router: Router
-        self.records = WriteBehind(self.pool)
+        # The write-behind has a connection of its own: calls waiting for a line of a busy
+        # number hold the shared pool's, and records must not queue behind them.
+        self.records_pool = await open_pool(s.dsn, min_size=1, max_size=1)
+        self.records = WriteBehind(self.records_pool)
         self.records.start()
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
@@ -101,6 +105,8 @@ class Daemon:
             await self.router.close()
         if self.records is not None:
             await self.records.close()  # what the calls recorded before the stop is kept
+        if self.records_pool is not None:
+            await self.records_pool.close()
         if self.directory is not None:
             await self.directory.close()
         if self.ami is not None:
@@ -108,6 +114,7 @@ class Daemon:
         if self.pool is not None:
             await self.pool.close()
         self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
+        self.records_pool = None
 
     async def _on_ari_connect(self) -> None:
         assert self.router is not None
