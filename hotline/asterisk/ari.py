@@ -126,6 +126,10 @@ class AriClient:
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"channels/{channel_id}/answer")
 
+    async def ring(self, channel_id: str) -> None:
+        """Indicate ringing to an unanswered caller (SIP 180)."""
+        await self.request("POST", f"channels/{channel_id}/ring")
+
     async def play(self, channel_id: str, media: str | Sequence[str], playback_id: str | None = None) -> str:
         """Start a playback; returns its id (PlaybackFinished carries it)."""
         media_list = [media] if isinstance(media, str) else list(media)

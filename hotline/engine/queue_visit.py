@@ -9,9 +9,11 @@ the caller pressed a key of the queue's breakout menu and goes where that key le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # a waiting caller looks again at least this often (wrap-ups end by the clock)
+# A caller whose agent is rung at once hears ringing (not answered yet, as app_queue's `r` option
+# does) for at most this long; then it is answered with music while the agent rings on.
+RINGBACK_S = 3.0
 
 
 @dataclass
@@ -76,14 +81,16 @@ class QueueVisit:
         self.agent_ids = snapshot.ids.get("agents", {})
         self.waiter: Waiter | None = None
         self.answered = False  # out of the line, talking: no longer counted or abandoning
-        self._music: asyncio.Task[None] | None = None  # answer + music on hold, under way
+        # Answer + music on hold, started the moment the caller has to wait; None until then.
+        self._music: asyncio.Task[None] | None = None
+        self._ringback_sent = False
 
     async def resume_waiting(self, joined_at: float) -> str | Overflow | BrokeOut:
         """After a daemon restart: back in line at the place the database says, no second join."""
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at)
         log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
                  self.queue.name, self.manager.position(self.waiter))
-        await self.ctx.ari.start_moh(self.call.channel_id, self.queue.music)
+        self._start_music()
         return await self._waiting()
 
     async def resume_talk(self, agent_name: str, agent_channel_id: str, answered_at: float) -> str:
@@ -107,10 +114,18 @@ class QueueVisit:
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name,
                  self.manager.position(self.waiter))
         await self._event("join", position=self.manager.position(self.waiter))
-        # Answering and starting the music take two round trips to Asterisk: a free agent is
-        # rung meanwhile, not after them. Whatever needs the caller answered awaits this first.
-        self._music = asyncio.create_task(self._answer_with_music(), name=f"music-{self.call.channel_id}")
+        # No answer and no music yet: a free agent is rung first, and a caller it answers at
+        # once never needed either (three round trips to Asterisk fewer, and no music played).
         return await self._waiting()
+
+    def _start_music(self) -> None:
+        """Answer and start the music on hold, in the background (two round trips to Asterisk);
+        whatever needs them done awaits _music_started()."""
+        self._music = asyncio.create_task(self._answer_with_music(), name=f"music-{self.call.channel_id}")
+
+    def _ensure_music(self) -> None:
+        if self._music is None:
+            self._start_music()
 
     async def _answer_with_music(self) -> None:
         try:
@@ -156,6 +171,7 @@ class QueueVisit:
         next_announcement = self._first_announcement()
         while True:
             if next_announcement is not None and time.time() >= next_announcement:
+                self._ensure_music()
                 await self._announce()
                 next_announcement += q.announce_period or 0  # every period since joining
             if q.max_wait is not None and time.time() - self.waiter.joined_at >= q.max_wait:
@@ -170,9 +186,11 @@ class QueueVisit:
                         return talked
                     self._back_in_line()  # the agent's leg went before the bridge: wait on
                     continue
+                self._ensure_music()  # nobody answered at once: the caller waits
                 if self.manager.attempt_over(self.waiter):
                     await self._idle(float(q.retry))
                 continue
+            self._ensure_music()
             self.waiter.wake.clear()
             await self._idle(self._poll_s())
 
@@ -196,7 +214,7 @@ class QueueVisit:
         self.answered = False
         joined_at = self.waiter_.joined_at
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at)
-        self._music = asyncio.create_task(self._answer_with_music(), name=f"music-{self.call.channel_id}")
+        self._start_music()
 
     def _first_announcement(self) -> float | None:
         period = self.queue.announce_period
@@ -239,6 +257,8 @@ class QueueVisit:
             self._check_key(event.digit)
 
     async def _stop_music(self) -> None:
+        if self._music is None:
+            return
         await self._music_started()
         if self.call.is_up:
             try:
@@ -271,18 +291,22 @@ class QueueVisit:
     async def _ring(self, agents: list[AgentState]) -> tuple[Ringing, float] | None:
         """Ring the attempt's agents; the first to answer wins, the others are hung up."""
         started = time.time()
-        ringing: dict[str, Ringing] = {}
-        for agent in agents:
-            leg = await self._dial(agent)
-            if leg is not None:
-                ringing[leg.channel_id] = leg
+        steps: list[Awaitable[Ringing | None]] = [self._dial(agent) for agent in agents]
+        if self._music is None and not self._ringback_sent:
+            steps.append(self._ringback())
+        legs = await asyncio.gather(*steps)
+        ringing = {leg.channel_id: leg for leg in legs if leg is not None}
         deadline = time.monotonic() + self.queue.ring_timeout + 2  # Asterisk's own timeout first
+        music_due = time.monotonic() + RINGBACK_S
         why_not = "ring timeout"
         try:
             while ringing and time.monotonic() < deadline:
-                event = await self.call.next_event(deadline - time.monotonic())
+                until = deadline if self._music is not None else min(deadline, music_due)
+                event = await self.call.next_event(until - time.monotonic())
                 if event is None:
-                    break
+                    if self._music is None and time.monotonic() >= music_due:
+                        self._start_music()  # rung too long to leave the caller unanswered
+                    continue
                 self._caller_event(event)
                 leg = ringing.get(_channel_of(event) or "")
                 if leg is None:
@@ -303,6 +327,14 @@ class QueueVisit:
                 await self._hang_up(leg.channel_id)
                 await self._no_answer(leg, why_not if self.call.is_up else "caller gone")
         return None
+
+    async def _ringback(self) -> None:
+        """The caller, not answered yet, hears ringing while its first agents ring."""
+        self._ringback_sent = True
+        try:
+            await self.ctx.ari.ring(self.call.channel_id)
+        except AriError as exc:  # gone meanwhile: its events end the visit
+            log.info("call %s: no ringing indication (%s)", self.call.channel_id, exc)
 
     @property
     def waiter_(self) -> Waiter:
@@ -346,9 +378,12 @@ class QueueVisit:
         call = self.call
         bridge_id = call.bridge_id
         try:
-            await self._music_started()
-            await self.ctx.ari.stop_moh(call.channel_id)
-            await self.ctx.ari.create_bridge(bridge_id, "mixing")
+            if self._music is None:  # answered by the agent while still ringing: answer it now
+                await _all(call.answer(), self.ctx.ari.create_bridge(bridge_id, "mixing"))
+            else:
+                await self._music_started()
+                await self.ctx.ari.stop_moh(call.channel_id)
+                await self.ctx.ari.create_bridge(bridge_id, "mixing")
             await self.ctx.ari.add_to_bridge(bridge_id, [call.channel_id, leg.channel_id])
         except AriError as exc:
             await self._not_bridged(leg, exc)
@@ -371,6 +406,8 @@ class QueueVisit:
         log.info("call %s: not bridged with %s (%s)", self.call.channel_id, leg.agent.name, exc)
         if not caller_here:  # abandoned at the last moment: counted like any abandon
             await self._event("abandon", wait_ms=self._waited_ms())
+            with contextlib.suppress(AriError):  # it may have been created for the two of them
+                await self.ctx.ari.destroy_bridge(self.call.bridge_id)
             raise AriNotFound(str(exc), exc.status) from None  # the call ends as the caller's hang-up
 
     async def _caller_still_here(self) -> bool:
@@ -418,6 +455,15 @@ def holdtime_media(seconds: float) -> list[str]:
         return ["sound:queue-holdtime", "sound:queue-less-than", "number:1", "sound:queue-minute"]
     return ["sound:queue-holdtime", f"number:{minutes}",
             "sound:queue-minute" if minutes == 1 else "sound:queue-minutes"]
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run `steps` at once; the first failure is raised once all of them have ended (none is
+    left running behind the caller's back)."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _channel_of(event: AriEvent) -> str | None:

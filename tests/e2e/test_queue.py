@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 
 from hotline.asterisk.lab import Lab
+from hotline.engine.queue_visit import RINGBACK_S
 
 from support import sipp
 from support.agents import Agent, hotline, logged_in_agents, registered
@@ -382,3 +384,59 @@ def test_a_caller_talking_to_an_agent_no_longer_counts_in_the_line(agent: Agent,
     abandon = wait_until(lambda: rows(db, "SELECT position FROM queue_events WHERE event = 'abandon'"),
                          what="second caller abandoned")
     assert [j["position"] for j in joins] == [1, 1] and abandon == [{"position": 1}]
+
+
+def caller_channel_state(lab: Lab) -> tuple[str | None, bool]:
+    """(the state of the caller's channel, e.g. Ring or Up, or None: no call; whether an agent
+    leg is up or ringing), from `core show channels concise` as an engineer would look."""
+    caller, agent_leg = None, False
+    for line in lab.asterisk_cli("core show channels concise").splitlines():
+        fields = line.split("!")
+        if len(fields) < 14:
+            continue
+        if "-agent-" in fields[13]:  # the unique id the daemon gives the legs it places
+            agent_leg = True
+        elif fields[1] == "hotline-inbound":
+            caller = fields[4]
+    return caller, agent_leg
+
+
+@pytest.mark.provision(QUEUED)
+def test_a_caller_with_a_free_agent_hears_ringing_and_is_answered_when_the_agent_answers(
+        agent: Agent, lab: Lab, db: psycopg.Connection) -> None:
+    phone = sipp.agent_phone(agent.name, agent.password, ring_ms=2000)
+    wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+    caller = sipp.start_call(QUEUE_NUMBER, "caller_hears_ringing.xml", hold_ms=1000)
+    # While the agent's phone rings, the caller is not answered: no music, no charge for the
+    # caller yet, as app_queue's `r` option; it hears ringing (the scenario requires the 180).
+    wait_until(lambda: caller_channel_state(lab) == ("Ring", True), what="caller ringing with its agent")
+    caller_run = sipp.finish(caller)
+    assert caller_run.ok, caller_run.output[:2500]
+    assert sipp.finish(phone).ok
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
+    events = wait_until(lambda: e if len(e := rows(db, "SELECT * FROM queue_events ORDER BY id")) == 4
+                        else None, what="four events")
+    assert [e["event"] for e in events] == ["join", "ring", "answer", "complete"]
+    assert events[2]["wait_ms"] >= 2000  # answered when the agent answered, after its 2 s of ringing
+    assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
+
+
+@pytest.mark.provision(QUEUED)
+def test_a_caller_whose_agent_rings_on_is_answered_with_music_after_a_few_seconds(
+        agent: Agent, lab: Lab, db: psycopg.Connection) -> None:
+    phone = sipp.agent_phone(agent.name, agent.password, scenario="agent_no_answer.xml")
+    wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+    started = time.monotonic()
+    caller = sipp.start_call(QUEUE_NUMBER, "caller_hangs_up.xml", hold_ms=1000)
+    wait_until(lambda: caller_channel_state(lab)[0] == "Up", what="caller answered")
+    answered_after = time.monotonic() - started
+    assert caller_channel_state(lab) == ("Up", True)  # answered while its agent still rings
+    assert RINGBACK_S - 0.5 <= answered_after < RINGBACK_S + 1.5  # before the 5 s ring timeout
+    assert sipp.finish(caller).ok
+    sipp.finish(phone)
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert hop["end_reason"] == "abandoned" and hop["answered_at"] is None
+    events = wait_until(lambda: e if len(e := rows(db, "SELECT event, detail FROM queue_events ORDER BY id"))
+                        == 4 else None, what="four events")
+    assert [e["event"] for e in events] == ["join", "ring", "ring_noanswer", "abandon"]
+    assert events[2]["detail"] == "caller gone"
