@@ -74,6 +74,7 @@ class Step:
     daemon_rss_kb: int | None = None
     daemon_cpu_ms: float | None = None    # CPU time the daemon used over the step, per call
     asterisk_cpu_ms: float | None = None  # the same for Asterisk
+    postgres_cpu_ms: float | None = None  # the same for PostgreSQL (every backend)
 
     @property
     def sustained(self) -> bool:
@@ -249,8 +250,10 @@ class Bench:
                "-recv_timeout", "30000", "-timeout", f"{self.args.seconds + 60}s", "-nostdin",
                "-trace_logs", "-log_file", str(logf), "-trace_stat", "-stf", str(stat), "-fd", "1"]
         log(f"{side}: {rate} calls/s for {self.args.seconds} s ({n} calls)")
-        asterisk_pid = self.lab.status().asterisk_pid
-        cpu_before = (cpu_s(self.daemon.pid) if self.daemon else None, cpu_s(asterisk_pid))
+        status = self.lab.status()
+        asterisk_pid, postgres_pid = status.asterisk_pid, status.postgres_pid
+        cpu_before = (cpu_s(self.daemon.pid) if self.daemon else None, cpu_s(asterisk_pid),
+                      cpu_tree_s(postgres_pid))
         caller = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, cwd=self.work)
         self.procs.append(caller)
@@ -263,10 +266,12 @@ class Bench:
         except subprocess.TimeoutExpired:
             caller.kill()
             caller.wait()
-        cpu_after = (cpu_s(self.daemon.pid) if self.daemon else None, cpu_s(asterisk_pid))
+        cpu_after = (cpu_s(self.daemon.pid) if self.daemon else None, cpu_s(asterisk_pid),
+                     cpu_tree_s(postgres_pid))
         if side == "hotline":
             step.daemon_cpu_ms = per_call_ms(cpu_before[0], cpu_after[0], n)
         step.asterisk_cpu_ms = per_call_ms(cpu_before[1], cpu_after[1], n)
+        step.postgres_cpu_ms = per_call_ms(cpu_before[2], cpu_after[2], n)
         ok, failed = read_stat(stat)
         callers = read_log(logf, "CALLER")
         agents: dict[str, float] = {}
@@ -380,6 +385,25 @@ def cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_tree_s(pid: int | None) -> float | None:
+    """CPU seconds of a process and its children, live and exited (PostgreSQL: the postmaster,
+    its backends and its background workers)."""
+    if pid is None:
+        return None
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        process, parent = int(stat.parent.name), int(fields[1])
+        if process == pid:  # with the CPU of its children that have exited
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        elif parent == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def per_call_ms(before: float | None, after: float | None, calls: int) -> float | None:
     return None if before is None or after is None or not calls else (after - before) * 1000 / calls
 
@@ -477,15 +501,16 @@ def report(results: dict[str, list[Step]], half_rate: int | None, half_latency: 
              f"Calls of 2 s, each rate for {args.seconds} s; sustained = no failed call and caller "
              f"INVITE -> agent INVITE p99 < {P99_LIMIT_MS:.0f} ms.", "",
              "| side | rate/s | calls ok | failed | p50 ms | p99 ms | sustained | active calls"
-             " | daemon RSS KB | CPU ms/call: daemon | Asterisk |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             " | daemon RSS KB | CPU ms/call: daemon | Asterisk | PostgreSQL |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for side, steps in results.items():
         for s in steps:
             lines.append(f"| {side} | {s.rate} | {s.ok} | {s.failed} | {fmt(pct(s.latencies_ms, 50))} | "
                          f"{fmt(pct(s.latencies_ms, 99))} | {'yes' if s.sustained else 'no'} | "
                          f"{s.active_calls if s.active_calls is not None else '-'} | "
                          f"{s.daemon_rss_kb if s.daemon_rss_kb is not None else '-'} | "
-                         f"{fmt(s.daemon_cpu_ms)} | {fmt(s.asterisk_cpu_ms)} |")
+                         f"{fmt(s.daemon_cpu_ms)} | {fmt(s.asterisk_cpu_ms)} | "
+                         f"{fmt(s.postgres_cpu_ms)} |")
     best = {side: max((s.rate for s in results.get(side, []) if s.sustained), default=None)
             for side in ("baseline", "hotline")}
     lines += ["", f"Highest sustained rate: baseline {best['baseline']}, hotline {best['hotline']} calls/s"]
