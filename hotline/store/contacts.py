@@ -113,11 +113,11 @@ class Contacts:
                                  line_limit: int | None = None) -> Hop:
         """A new contact: its case and first hop, together or not at all.
 
-        A leg on a provisioned number takes the lowest free line of it (`line_limit` lines, None:
-        unlimited) or raises LinesBusy. Legs of one number take lines one at a time, daemons
-        included (an advisory lock in the database); the partial unique index on live (number,
-        line) stays the guarantee, and a leg that still meets it (a hop written some other way)
-        looks again.
+        A leg on a number with `line_limit` lines takes the lowest free one or raises LinesBusy;
+        legs of one number take lines one at a time, daemons included (an advisory lock in the
+        database); the partial unique index on live (number, line) stays the guarantee, and a
+        leg that still meets it (a hop written some other way) looks again. A leg on a number
+        with unlimited lines (None) takes no line and waits for no other leg.
         Idempotent per channel: a retry after a commit whose answer was lost returns the hop the
         first attempt wrote instead of opening a second case.
         """

@@ -4,7 +4,7 @@ lab's real PostgreSQL: line limits, one close per hop, what each queue event cha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 import pytest
@@ -53,10 +53,28 @@ async def test_legs_take_the_lowest_free_lines_and_the_one_past_the_limit_is_ref
     assert third.line == 1
 
 
-async def test_many_legs_arriving_at_once_on_an_unlimited_number_take_distinct_lines_first_time(
+async def test_many_legs_arriving_at_once_on_a_limited_number_take_distinct_lines_first_time(
         contacts: Contacts, number_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # Legs take lines one at a time in the database: nobody loses a race and retries (under
     # overload such retries once piled up until calls waited seconds for their hop).
+    attempts = count_opens(monkeypatch)
+    opened = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"u{i}", number_id), "k", line_limit=40)
+                                    for i in range(30)))
+    assert sorted(h.line for h in opened if h.line is not None) == list(range(1, 31))
+    assert attempts() == 30
+
+
+async def test_legs_on_an_unlimited_number_take_no_line_and_never_wait_for_each_other(
+        contacts: Contacts, number_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts = count_opens(monkeypatch)
+    opened = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"u{i}", number_id), "k", line_limit=None)
+                                    for i in range(30)))
+    assert {(h.number_id, h.line) for h in opened} == {(number_id, None)}
+    assert len({h.case_id for h in opened}) == 30 and attempts() == 30
+
+
+def count_opens(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many times Contacts._open ran (a leg that lost a race for a line runs it again)."""
     attempts = 0
     original = Contacts._open
 
@@ -66,10 +84,7 @@ async def test_many_legs_arriving_at_once_on_an_unlimited_number_take_distinct_l
         return await original(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Contacts, "_open", counted)
-    opened = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"u{i}", number_id), "k", line_limit=None)
-                                    for i in range(30)))
-    assert sorted(h.line for h in opened if h.line is not None) == list(range(1, 31))
-    assert attempts == 30
+    return lambda: attempts
 
 
 async def test_legs_racing_for_the_last_line_get_it_once(contacts: Contacts, number_id: int) -> None:
@@ -80,10 +95,6 @@ async def test_legs_racing_for_the_last_line_get_it_once(contacts: Contacts, num
     assert sum(isinstance(r, LinesBusy) for r in results) == 4
 
 
-async def test_an_unlimited_number_always_gives_one_more_line(contacts: Contacts, number_id: int) -> None:
-    lines = [(await contacts.open_case_with_hop(leg(f"u{i}", number_id), "k", line_limit=None)).line
-             for i in range(3)]
-    assert lines == [1, 2, 3]
 
 
 async def test_a_leg_on_no_provisioned_number_holds_no_line(contacts: Contacts) -> None:

@@ -150,6 +150,23 @@ def test_number_figures_show_busy_refusals_and_the_peak_of_lines_in_use(
     }
 
 
+def test_peak_lines_count_legs_up_at_once_with_the_ones_from_before_and_not_the_busy_ones(
+        centre: Centre, db: psycopg.Connection) -> None:
+    # Three days later, on the 8-800 number (unlimited lines: its legs take no line number).
+    def leg(enters: str, ends: str, reason: str = "completed") -> None:
+        centre.end(centre.call(TOLLFREE, t(enters, day=3)), t(ends, day=3), reason)
+    leg("08:59:00", "09:00:30")  # up when the range starts: it counts for the 09:00 bucket
+    leg("09:00:10", "09:05:00")
+    leg("10:10:00", "10:10:05")
+    leg("10:10:01", "10:10:01", "busy")  # refused: it never held a line
+    leg("11:20:00", "11:30:00")
+    leg("11:30:00", "11:40:00")  # arrives the instant the other ends: one line in use
+    since, until = DAY + timedelta(days=3, hours=9), DAY + timedelta(days=3, hours=12)
+    peaks = {r["bucket_start"]: r["peak_lines"] for r in stats(db, "stats_number", since, until, "1 hour")
+             if r["number"] == TOLLFREE}
+    assert peaks == {since: 2, since + timedelta(hours=1): 1, since + timedelta(hours=2): 1}
+
+
 def test_channel_figures_per_kind_and_media(centre: Centre, db: psycopg.Connection) -> None:
     figures = ("calls", "cases", "answered", "abandoned", "busy", "switched", "avg_answer_s")
     channels = {(r["channel_kind"], r["media"]): tuple(r[k] for k in figures)
@@ -207,7 +224,7 @@ def test_rings_cut_short_by_another_agent_or_by_the_caller_leaving_are_not_misse
         centre: Centre, db: psycopg.Connection) -> None:
     # two days later: ringall twice; petrova answers the first call, the second caller presses a key
     first = centre.call(TOLLFREE, t("09:00:00", day=2))
-    second = centre.call(TOLLFREE, t("09:10:00", day=2), line=2)
+    second = centre.call(TOLLFREE, t("09:10:00", day=2))
     centre.event(first, "support", "join", t("09:00:00", day=2), position=1)
     for agent in ("ivanov", "petrova"):
         centre.event(first, "support", "ring", t("09:00:01", day=2), agent)

@@ -98,7 +98,7 @@ class Centre:
         self.numbers = {n: (i, h) for n, i, h in db.execute("SELECT number, id, hotline_id FROM numbers")}
         self._channels = 0
 
-    def call(self, number: str, at: datetime, *, line: int | None = 1, kind: str = "pstn",
+    def call(self, number: str, at: datetime, *, line: int | None = None, kind: str = "pstn",
              media: str = "audio", case: int | None = None, seq: int = 1) -> Leg:
         number_id, hotline_id = self.numbers[number]
         if case is None:
@@ -174,7 +174,7 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     provision(dsn, PROVISIONING)
     c = Centre(db)
 
-    c1 = c.call(CITY, t("10:00:00"))
+    c1 = c.call(CITY, t("10:00:00"), line=1)  # numbers with unlimited lines take none
     c.end(c1, answered_call(c, c1, "support", t("10:00:00"), "ivanov", 5, 60, ring_s=4), "completed")
 
     c7 = c.call(CITY, t("10:00:30"), line=None)
@@ -202,7 +202,7 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     c.end(c3, t("10:11:10"), "switched")
     c.end(c3_video, t("10:15:00"), "completed")
 
-    c4 = c.call(TOLLFREE, t("10:10:20"), line=2)
+    c4 = c.call(TOLLFREE, t("10:10:20"))
     c.event(c4, "support", "join", t("10:10:20"), position=1)
     c.event(c4, "support", "abandon", t("10:10:23"), position=1, wait_ms=3000)
     c.end(c4, t("10:10:23"), "abandoned")
@@ -219,7 +219,7 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     c.event(c6, "support", "overflow", t("10:41:30"), wait_ms=90_000, detail="queue:backoffice")
     c.end(c6, answered_call(c, c6, "backoffice", t("10:41:30"), "petrova", 10, 20), "completed")
 
-    c8 = c.call(CITY, t("08:00:00"))
+    c8 = c.call(CITY, t("08:00:00"), line=1)
     c.end(c8, t("08:00:05"), "closed")
 
     c9 = c.call(VIDEO, t("11:00:00"), kind="sip", media="video")
