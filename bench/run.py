@@ -140,11 +140,14 @@ class Bench:
         self.hotline("apply")
         self.give_agents_static_contacts()
         asyncio.run(log_in(dsn, self.agents))
-        # the baseline: a plain dialplan Queue() with the same agents, no Stasis on the way
+        # the baseline: a plain dialplan Queue() with the same agents, no Stasis on the way;
+        # with --baseline-ring, its callers hear ringing instead of music (option r)
+        queue_options = ",r" if self.args.baseline_ring else ""
         conf = self.lab.conf_dir
         with (conf / "extensions_hotline.conf").open("a") as f:
             f.write(f"\n; bench baseline (bench/run.py): a plain dialplan queue\n[hotline-inbound](+)\n"
-                    f"exten => {BASELINE_DIAL},1,Queue(bench-baseline)\n same => n,Hangup()\n")
+                    f"exten => {BASELINE_DIAL},1,Queue(bench-baseline{queue_options})\n"
+                    " same => n,Hangup()\n")
         (conf / "queues_hotline.conf").write_text(
             "; bench baseline (bench/run.py), removed when the bench ends\n[bench-baseline]\n"
             "strategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 0\nringinuse = no\nautofill = yes\n"
@@ -468,6 +471,8 @@ def main() -> int:
                         help="calls/s, comma separated, tried in order until one fails")
     parser.add_argument("--seconds", type=int, default=20, help="length of each step")
     parser.add_argument("--only", choices=("baseline", "hotline"), help="ramp one side only")
+    parser.add_argument("--baseline-ring", action="store_true",
+                        help="Queue(bench-baseline,r): the baseline's callers hear ringing, not music")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     bench = Bench(args)
@@ -499,7 +504,10 @@ def report(results: dict[str, list[Step]], half_rate: int | None, half_latency: 
            args: argparse.Namespace, idle_rss_kb: int | None) -> None:
     lines = [f"# hotline bench, {datetime.now():%Y-%m-%d %H:%M} ({os.cpu_count()} CPUs)", "",
              f"Calls of 2 s, each rate for {args.seconds} s; sustained = no failed call and caller "
-             f"INVITE -> agent INVITE p99 < {P99_LIMIT_MS:.0f} ms.", "",
+             f"INVITE -> agent INVITE p99 < {P99_LIMIT_MS:.0f} ms. Baseline: "
+             + ("`Queue(bench-baseline,r)`, its callers hear ringing." if args.baseline_ring else
+                "`Queue(bench-baseline)`, its callers hear music on hold (early media).")
+             + " hotline: a caller whose agent is free hears ringing (no answer, no music).", "",
              "| side | rate/s | calls ok | failed | p50 ms | p99 ms | sustained | active calls"
              " | daemon RSS KB | CPU ms/call: daemon | Asterisk | PostgreSQL |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
