@@ -116,6 +116,7 @@ QUERIES = {
     "stats_queue, one day per 15 min": "SELECT * FROM stats_queue(%(since)s, %(until)s, '15 min', 5, %(tz)s)",
     "stats_agent, one day": "SELECT * FROM stats_agent(%(since)s, %(until)s, NULL, %(tz)s)",
     "stats_hotline, one day per hour": "SELECT * FROM stats_hotline(%(since)s, %(until)s, '1 hour', %(tz)s)",
+    "stats_number, one day per hour": "SELECT * FROM stats_number(%(since)s, %(until)s, '1 hour', %(tz)s)",
     "stats_case, one day": "SELECT * FROM stats_case(%(since)s, %(until)s, NULL, %(tz)s)",
 }
 
