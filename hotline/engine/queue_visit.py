@@ -210,10 +210,14 @@ class QueueVisit:
         self.manager.leave(self.waiter_)
 
     def _back_in_line(self) -> None:
-        """In line again at the place the caller had (its join time), with its music."""
+        """In line again at the place the caller had (its join time), with its music, and on in
+        its ringing cycle: the next attempt rings the next agent, not again the one whose phone
+        just dropped the call (a phone that answers and hangs up would otherwise hold the caller
+        in a loop)."""
         self.answered = False
-        joined_at = self.waiter_.joined_at
-        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at)
+        before = self.waiter_
+        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=before.joined_at)
+        self.waiter.cycle = before.cycle
         self._start_music()
 
     def _first_announcement(self) -> float | None:

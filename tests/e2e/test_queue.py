@@ -440,3 +440,32 @@ def test_a_caller_whose_agent_rings_on_is_answered_with_music_after_a_few_second
                         == 4 else None, what="four events")
     assert [e["event"] for e in events] == ["join", "ring", "ring_noanswer", "abandon"]
     assert events[2]["detail"] == "caller gone"
+
+
+@pytest.mark.provision(QUEUED)
+def test_an_agent_gone_before_the_bridge_puts_the_caller_back_in_line_for_the_next_agent(
+        two_agents: tuple[Agent, Agent], lab: Lab, db: psycopg.Connection) -> None:
+    first, second = two_agents  # linear: the first is rung first
+    dropping = sipp.agent_phone(first.name, first.password, ring_ms=200,
+                                scenario="agent_answers_and_hangs_up.xml")
+    answering = sipp.agent_phone(second.name, second.password, ring_ms=200)
+    wait_until(lambda: registered(lab, first.name) and registered(lab, second.name), what="phones registered")
+    caller = sipp.call("84950002214", "caller_hangs_up.xml", hold_ms=2000)
+    assert caller.ok, caller.output[:2500]  # answered, bridged with the second agent, hung up
+    assert sipp.finish(dropping).ok
+    assert sipp.finish(answering).ok
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    ids = agent_ids(db)
+    assert hop["end_reason"] == "completed" and hop["agent_id"] == ids[second.name]
+    recorded = wait_until(lambda: r if len(r := rows(db, "SELECT * FROM queue_events ORDER BY id")) == 6
+                          else None, what="six events")
+    assert [(e["event"], e["agent_id"], e["detail"]) for e in recorded] == [
+        ("join", None, ""), ("ring", ids[first.name], ""),
+        ("ring_noanswer", ids[first.name], "agent gone before the bridge"),
+        ("ring", ids[second.name], ""), ("answer", ids[second.name], ""),
+        ("complete", ids[second.name], "caller hung up")]
+    # the dropped answer is no call for the first agent: no wrap-up (the second has its 30 s)
+    live = "SELECT agent, state FROM agent_live_now"
+    states = wait_until(lambda: s if (s := {r["agent"]: r["state"] for r in rows(db, live)}).get(second.name)
+                        == "wrapup" else None, what="second agent in wrap-up on the wallboard")
+    assert states[first.name] == "free"

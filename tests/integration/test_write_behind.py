@@ -81,7 +81,8 @@ async def test_a_record_the_database_refuses_loses_only_itself(
     hop = await open_hop(pool, "c1")
     records = WriteBehind(pool, patience_s=30)  # started once all four wait: one batch
     records.submit(queue_event_record(event(hop, queue_id, "join", position=1)))
-    refused = asyncio.ensure_future(records.write(queue_event_record(event(hop, queue_id, "join", position=0))))
+    no_place = queue_event_record(event(hop, queue_id, "join", position=0))
+    refused = asyncio.ensure_future(records.write(no_place))
     await asyncio.sleep(0)
     records.submit(ivr_digit_record(hop.id, "5"))
     abandoned = asyncio.ensure_future(records.write(queue_event_record(
