@@ -38,9 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # a waiting caller looks again at least this often (wrap-ups end by the clock)
-# A caller whose agent is rung at once hears ringing (not answered yet, as app_queue's `r` option
-# does) for at most this long; then it is answered with music while the agent rings on.
-RINGBACK_S = 3.0
 
 
 @dataclass
@@ -114,8 +111,11 @@ class QueueVisit:
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name,
                  self.manager.position(self.waiter))
         await self._event("join", position=self.manager.position(self.waiter))
-        # No answer and no music yet: a free agent is rung first, and a caller it answers at
-        # once never needed either (three round trips to Asterisk fewer, and no music played).
+        # No answer and no music yet, unless the queue says so (ringback 0): a free agent is rung
+        # first, and a caller it answers at once needed neither (round trips to Asterisk fewer,
+        # no music started).
+        if not q.ringback:
+            self._start_music()
         return await self._waiting()
 
     def _start_music(self) -> None:
@@ -301,7 +301,7 @@ class QueueVisit:
         legs = await asyncio.gather(*steps)
         ringing = {leg.channel_id: leg for leg in legs if leg is not None}
         deadline = time.monotonic() + self.queue.ring_timeout + 2  # Asterisk's own timeout first
-        music_due = time.monotonic() + RINGBACK_S
+        music_due = time.monotonic() + self.queue.ringback
         why_not = "ring timeout"
         try:
             while ringing and time.monotonic() < deadline:

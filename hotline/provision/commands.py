@@ -234,6 +234,8 @@ def _queue_options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--announce-holdtime/--no-announce-holdtime", default=None,
                      help="Say the estimated hold time with the position."),
         click.option("--breakout-menu", help="Menu whose keys let a waiting caller leave ('none')."),
+        click.option("--ringback", type=int,
+                     help="Seconds a caller whose agent rings at once hears ringing, then music (0: music)."),
     ]
     for option in reversed(options):
         func = option(func)

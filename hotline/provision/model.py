@@ -74,6 +74,10 @@ class Queue:
     overflow: Target = Target("hangup")
     announce_holdtime: bool = False  # with each position announcement
     breakout_menu: str | None = None  # a waiting caller pressing one of its keys leaves for its target
+    # A caller whose agent is rung at once hears ringing, not answered yet, for at most this many
+    # seconds; then it is answered with music while the agent rings on. 0: answered with music
+    # the moment it joins.
+    ringback: int = 3
 
 
 @dataclass(frozen=True)

@@ -305,7 +305,7 @@ def queue(name: str, table: Mapping[str, Any]) -> Queue:
     f = f"queues.{slug('queue', name)}"
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
-                     "announce_holdtime", "breakout_menu"})
+                     "announce_holdtime", "breakout_menu", "ringback"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -324,7 +324,8 @@ def queue(name: str, table: Mapping[str, Any]) -> Queue:
         overflow=_get(table, "overflow", d.overflow,
                       lambda k, v: target(k, v, ("hangup", "queue", "hotline", "menu")), f),
         announce_holdtime=_get(table, "announce_holdtime", d.announce_holdtime, boolean, f),
-        breakout_menu=_get(table, "breakout_menu", d.breakout_menu, optional_slug, f))
+        breakout_menu=_get(table, "breakout_menu", d.breakout_menu, optional_slug, f),
+        ringback=_get(table, "ringback", d.ringback, lambda k, v: integer(k, v, 0, 60), f))
 
 
 def menu(name: str, table: Mapping[str, Any]) -> Menu:

@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from hotline.asterisk.lab import Lab
-from hotline.engine.queue_visit import RINGBACK_S
 
 from support import sipp
 from support.agents import Agent, hotline, logged_in_agents, registered
@@ -27,6 +26,17 @@ QUEUED = BASE + """
 strategy = "rrmemory"
 ring_timeout = 5
 retry = 1
+ringback = 2
+
+[queues.music-first]
+ring_timeout = 5
+ringback = 0
+
+[hotlines.music-first]
+entry = "queue:music-first"
+
+[numbers."+74950002215"]
+hotline = "music-first"
 
 [queues.pair]
 strategy = "linear"
@@ -431,7 +441,7 @@ def test_a_caller_whose_agent_rings_on_is_answered_with_music_after_a_few_second
     wait_until(lambda: caller_channel_state(lab)[0] == "Up", what="caller answered")
     answered_after = time.monotonic() - started
     assert caller_channel_state(lab) == ("Up", True)  # answered while its agent still rings
-    assert RINGBACK_S - 0.5 <= answered_after < RINGBACK_S + 1.5  # before the 5 s ring timeout
+    assert 1.5 <= answered_after < 3.5  # the queue's 2 s of ringback, well before its 5 s ring timeout
     assert sipp.finish(caller).ok
     sipp.finish(phone)
     hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
@@ -469,3 +479,22 @@ def test_an_agent_gone_before_the_bridge_puts_the_caller_back_in_line_for_the_ne
     states = wait_until(lambda: s if (s := {r["agent"]: r["state"] for r in rows(db, live)}).get(second.name)
                         == "wrapup" else None, what="second agent in wrap-up on the wallboard")
     assert states[first.name] == "free"
+
+
+@pytest.mark.provision(QUEUED)
+def test_a_queue_with_no_ringback_answers_its_callers_with_music_at_once(
+        daemon: DaemonProcess, daemon_env: dict[str, str], tmp_path: Path, lab: Lab, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "m", {"music-first": 0})
+    phone = sipp.agent_phone(agent.name, agent.password, ring_ms=3000)
+    wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+    started = time.monotonic()
+    caller = sipp.start_call("84950002215", "caller_hangs_up.xml", hold_ms=5000)  # past the agent's answer
+    wait_until(lambda: caller_channel_state(lab) == ("Up", True), what="caller answered, its agent ringing")
+    assert time.monotonic() - started < 2  # not after the agent's 3 s of ringing
+    assert sipp.finish(caller).ok
+    assert sipp.finish(phone).ok
+    events = wait_until(lambda: e if len(e := rows(db, "SELECT event, wait_ms FROM queue_events ORDER BY id"))
+                        == 4 else None, what="four events")
+    assert [e["event"] for e in events] == ["join", "ring", "answer", "complete"]
+    assert events[2]["wait_ms"] >= 3000

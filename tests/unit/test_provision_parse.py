@@ -468,6 +468,15 @@ def test_queue_breaking_out_to_a_menu_that_does_not_exist_is_refused() -> None:
     refused(lambda: checked(doc), "queues.support.breakout_menu", "'nowhere' does not exist")
 
 
+def test_queue_ringback_is_read_with_its_default_and_its_limits() -> None:
+    doc = example()
+    assert checked(doc).queues["support"].ringback == 3
+    doc["queues"]["support"]["ringback"] = 0
+    assert checked(doc).queues["support"].ringback == 0
+    doc["queues"]["support"]["ringback"] = 90
+    refused(lambda: checked(doc), "queues.support.ringback", "90")
+
+
 def test_queue_breakout_menu_and_hold_time_announcement_are_read() -> None:
     support = checked(example()).queues["support"]
     assert (support.breakout_menu, support.announce_holdtime) == ("billing", True)
@@ -546,6 +555,7 @@ GOOD: dict[str, list[Any]] = {
     "wrapup": [0, 10], "max_wait": [300, "off", 0], "max_len": [5, "none"], "join_empty": [True, "no"],
     "announce_period": [60, "off", 4], "music": ["default", "jazz"], "service_level": [20, 3600],
     "prefer_video_agents": [True, False], "announce_holdtime": [True, "no", 3],
+    "ringback": [0, 3, 60, 61, -1],
     "breakout_menu": ["billing", "none", "Main"], "overflow": ["hangup", "queue:support", "hotline:federal",
                                                       "menu:main", "queue:support:x", "video"],
     "prompt": ["hello-world", "hotline/welcome", "welcome.wav"], "timeout": [5, 120], "retries": [0, 3, 21],
@@ -570,7 +580,7 @@ GOOD: dict[str, list[Any]] = {
 SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optional ones
     "queues": ([], ["strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                     "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
-                    "announce_holdtime", "breakout_menu"]),
+                    "announce_holdtime", "breakout_menu", "ringback"]),
     "menus": (["prompt"], ["timeout", "retries", "invalid_prompt", "timeout_prompt", "options"]),
     "hotlines": (["entry"], ["description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
                              "regions"]),
