@@ -42,6 +42,15 @@ class Settings:
     node: str = dataclasses.field(default_factory=socket.gethostname)
     default_region: str = "RU"
     log_level: str = "INFO"
+    # "all": one ARI subscription to every channel per connect (a REST call fewer per call);
+    # "per_call": each call subscribes to its own channel, for an Asterisk that carries much
+    # traffic outside hotline, whose channels' events the daemon would otherwise receive and drop.
+    ari_channel_subscription: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.ari_channel_subscription not in CHANNEL_SUBSCRIPTIONS:
+            raise ConfigError(f"ari_channel_subscription={self.ari_channel_subscription!r} must be one of "
+                              f"{', '.join(CHANNEL_SUBSCRIPTIONS)}")
 
     @property
     def ami(self) -> Endpoint:
@@ -60,6 +69,8 @@ class Settings:
                     f"(for the lab: eval \"$(hotline lab env)\")"
                 )
 
+
+CHANNEL_SUBSCRIPTIONS = ("all", "per_call")
 
 # Each field of Settings may come from HOTLINE_<FIELD> in the environment.
 ENV_PREFIX = "HOTLINE_"

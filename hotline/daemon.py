@@ -73,7 +73,8 @@ class Daemon:
                           node=s.node, app=s.ari_app, region=s.default_region)
         router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
-                              on_connect=self._on_ari_connect)
+                              on_connect=self._on_ari_connect,
+                              all_channels=s.ari_channel_subscription == "all")
         self.ari.start()
         self.live = asyncio.create_task(LivePublisher(self.pool, self.queues, self.directory).run(),
                                         name="live-state")

@@ -196,8 +196,9 @@ class AriSession:
 
     def __init__(self, client: AriClient, app: str, *, on_event: EventHandler,
                  on_connect: ConnectHandler, ping_interval: float = 10.0,
-                 max_backoff: float = 5.0) -> None:
+                 max_backoff: float = 5.0, all_channels: bool = True) -> None:
         self.client = client
+        self._all_channels = all_channels
         self.app = app
         self._on_event = on_event
         self._on_connect = on_connect
@@ -259,7 +260,10 @@ class AriSession:
             await self.client.set_event_filter(self.app, HANDLED_EVENT_TYPES)
         except AriError as exc:  # an older Asterisk without filters still works, only slower
             log.warning("could not set the ARI event filter: %s", exc)
-        await self._follow_every_channel()
+        if self._all_channels:
+            await self._follow_every_channel()
+        else:
+            self.client.all_channels = False  # each call subscribes to its own channel
         try:
             await self._on_connect()
         except AsteriskError:

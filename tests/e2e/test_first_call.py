@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import signal
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from hotline.asterisk.lab import Lab
+
 from support import sipp
 from support.checks import rows, wait_until
-from support.daemon import DaemonProcess
-from support.provisioning import BASE, closed_today
+from support.daemon import DaemonProcess, ari_get
+from support.provisioning import BASE, closed_today, provision
 
 pytestmark = pytest.mark.lab
 
@@ -133,3 +137,33 @@ def test_a_closed_hotline_can_send_callers_to_another_that_is_open(daemon: Daemo
     assert sipp.call("84950001122").ok
     hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
     assert hop["end_reason"] == "overflow"  # through the open hotline's queue
+
+
+def test_a_daemon_set_to_subscribe_per_call_follows_each_call_and_records_its_hangup_cause(
+        lab: Lab, daemon_env: dict[str, str], db_dsn: str, db: psycopg.Connection, tmp_path: Path) -> None:
+    provision(db_dsn, BASE)
+    lab.asterisk_cli("channel request hangup all")
+    env = {**daemon_env, "HOTLINE_ARI_CHANNEL_SUBSCRIPTION": "per_call"}
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    daemon.start()
+    try:
+        caller = sipp.start_call("84951234567", "caller_hangs_up.xml", hold_ms=1500)
+        hop = wait_until(lambda: rows(db, "SELECT channel_id FROM hops"), what="hop opened")[0]
+        # the app follows the call's own channel, and no longer every channel
+        followed = wait_until(lambda: ids if hop["channel_id"] in (ids := app_channel_ids(env)) else None,
+                              what="the call's channel in the app's subscriptions")
+        assert ALL_CHANNELS not in followed
+        assert sipp.finish(caller).ok
+        closed = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"),
+                            what="hop closed")
+        assert (closed[0]["end_reason"], closed[0]["hangup_cause"]) == ("abandoned", 16)  # the caller's BYE
+    finally:
+        daemon.stop()
+
+
+ALL_CHANNELS = "__AST_CHANNEL_ALL_TOPIC"  # what the app lists when subscribed to every channel
+
+
+def app_channel_ids(env: dict[str, str]) -> list[str]:
+    status, body = ari_get(env, f"applications/{env.get('HOTLINE_ARI_APP', 'hotline')}")
+    return list(json.loads(body).get("channel_ids", [])) if status == 200 else []

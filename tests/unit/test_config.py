@@ -76,3 +76,14 @@ def test_require_names_the_missing_variable() -> None:
     settings = load_settings(environ={})
     with pytest.raises(ConfigError, match="HOTLINE_DSN"):
         settings.require("dsn")
+
+
+def test_ari_channel_subscription_is_all_unless_set_per_call(tmp_path: Path) -> None:
+    assert load_settings(environ={}, config_file=None).ari_channel_subscription == "all"
+    env = {"HOTLINE_ARI_CHANNEL_SUBSCRIPTION": "per_call"}
+    assert load_settings(environ=env, config_file=None).ari_channel_subscription == "per_call"
+
+
+def test_an_unknown_ari_channel_subscription_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="ari_channel_subscription='each'.*all, per_call"):
+        load_settings(environ={"HOTLINE_ARI_CHANNEL_SUBSCRIPTION": "each"}, config_file=None)
