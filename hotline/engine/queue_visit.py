@@ -80,7 +80,6 @@ class QueueVisit:
         self.answered = False  # out of the line, talking: no longer counted or abandoning
         # Answer + music on hold, started the moment the caller has to wait; None until then.
         self._music: asyncio.Task[None] | None = None
-        self._ringback_sent = False
 
     async def resume_waiting(self, joined_at: float) -> str | Overflow | BrokeOut:
         """After a daemon restart: back in line at the place the database says, no second join."""
@@ -296,7 +295,7 @@ class QueueVisit:
         """Ring the attempt's agents; the first to answer wins, the others are hung up."""
         started = time.time()
         steps: list[Awaitable[Ringing | None]] = [self._dial(agent) for agent in agents]
-        if self._music is None and not self._ringback_sent:
+        if self._music is None:  # the first attempt: every later one comes after the music
             steps.append(self._ringback())
         legs = await asyncio.gather(*steps)
         ringing = {leg.channel_id: leg for leg in legs if leg is not None}
@@ -334,7 +333,6 @@ class QueueVisit:
 
     async def _ringback(self) -> None:
         """The caller, not answered yet, hears ringing while its first agents ring."""
-        self._ringback_sent = True
         try:
             await self.ctx.ari.ring(self.call.channel_id)
         except AriError as exc:  # gone meanwhile: its events end the visit
