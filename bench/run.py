@@ -379,13 +379,8 @@ async def log_in(dsn: str, agents: list[str]) -> None:
 
 def cpu_s(pid: int | None) -> float | None:
     """User + system CPU seconds a process (all its threads) has used so far."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = _stat_fields(Path(f"/proc/{pid}/stat")) if pid is not None else None
+    return None if fields is None else _seconds(fields[11:13])
 
 
 def cpu_tree_s(pid: int | None) -> float | None:
@@ -395,16 +390,27 @@ def cpu_tree_s(pid: int | None) -> float | None:
         return None
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = _stat_fields(stat)
+        if fields is None:
             continue
-        process, parent = int(stat.parent.name), int(fields[1])
-        if process == pid:  # with the CPU of its children that have exited
-            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        elif parent == pid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if int(stat.parent.name) == pid:  # with the CPU of its children that have exited
+            total += _seconds(fields[11:15])
+        elif int(fields[1]) == pid:
+            total += _seconds(fields[11:13])
     return total
+
+
+def _stat_fields(stat: Path) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces), or None when
+    the process is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _seconds(ticks: list[str]) -> float:
+    return sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def per_call_ms(before: float | None, after: float | None, calls: int) -> float | None:
