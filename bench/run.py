@@ -72,6 +72,7 @@ class Step:
     latencies_ms: list[float] = field(default_factory=list)
     active_calls: int | None = None
     daemon_rss_kb: int | None = None
+    daemon_idle_rss_kb: int | None = None  # the daemon that served this step, before its first call
     daemon_cpu_ms: float | None = None    # CPU time the daemon used over the step, per call
     asterisk_cpu_ms: float | None = None  # the same for Asterisk
     postgres_cpu_ms: float | None = None  # the same for PostgreSQL (every backend)
@@ -158,7 +159,6 @@ class Bench:
         self.cli("module reload app_queue.so")
         self.cli("channel request hangup all")
         self.start_agents()
-        self.start_daemon()
 
     def give_agents_static_contacts(self) -> None:
         """Each agent's AOR gets a static contact on one of the sipp phones (round robin), as a
@@ -207,14 +207,23 @@ class Bench:
         raise RuntimeError(f"not every bench agent's phone is reachable ({contacts.count(' Avail ')}"
                            f" of {len(self.agents)}):\n{contacts[:2000]}")
 
-    def fresh_asterisk(self) -> None:
+    def fresh_asterisk(self, side: str) -> None:
         """Restart Asterisk before each step, so no step inherits what ran before it (the other
         side, a breaking rate, an earlier bench or test run: thousands of calls, hundreds of MB
-        grown); then wait for the phones to be qualified again and for the daemon to have
-        reconnected."""
+        grown); then wait for the phones to be qualified again. The daemon runs for the engine's
+        steps only: a `Queue()` deployment has no daemon, and one subscribed to every channel
+        would cost the baseline's Asterisk the events of its calls."""
+        keep_daemon = side == "hotline" or self.args.baseline_with_daemon
+        if not keep_daemon:
+            self.stop_daemon()
         log("restarting Asterisk before the step")
         self.lab.restart_asterisk()
         self.wait_phones_reachable()
+        if not keep_daemon:
+            return
+        if self.daemon is None:
+            self.start_daemon()
+            return
         app = self.env.get("HOTLINE_ARI_APP", "hotline")
         deadline = time.monotonic() + 30
         while app not in (line.strip() for line in self.cli("ari show apps").splitlines()):
@@ -240,6 +249,16 @@ class Bench:
             time.sleep(0.2)
         raise RuntimeError("hotline run did not register its Stasis app")
 
+    def stop_daemon(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        self.daemon = None
+
     # ---- load ---------------------------------------------------------------------------------
     def run_step(self, side: str, rate: int, prefix: str) -> Step:
         dial = ENGINE_DIAL if side == "hotline" else BASELINE_DIAL
@@ -264,6 +283,7 @@ class Bench:
         step.active_calls = self.active_calls()
         if self.daemon is not None and side == "hotline":
             step.daemon_rss_kb = rss_kb(self.daemon.pid)
+            step.daemon_idle_rss_kb = self.idle_rss_kb
         try:
             caller.wait(timeout=self.args.seconds + 90)
         except subprocess.TimeoutExpired:
@@ -320,7 +340,7 @@ class Bench:
                 steps = results[side]
                 if steps and not steps[-1].sustained:
                     continue
-                self.fresh_asterisk()
+                self.fresh_asterisk(side)
                 prefix = f"7{'1' if side == 'hotline' else '2'}{i:02d}0"
                 steps.append(self.run_step(side, rate, prefix=prefix))
             if all(steps and not steps[-1].sustained for steps in results.values()):
@@ -338,13 +358,7 @@ class Bench:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+        self.stop_daemon()
         try:
             self.cli("channel request hangup all")
             for name, content in self.conf_backup.items():
@@ -479,6 +493,9 @@ def main() -> int:
     parser.add_argument("--only", choices=("baseline", "hotline"), help="ramp one side only")
     parser.add_argument("--baseline-ring", action="store_true",
                         help="Queue(bench-baseline,r): the baseline's callers hear ringing, not music")
+    parser.add_argument("--baseline-with-daemon", action="store_true",
+                        help="keep the daemon connected during the baseline's steps (it then receives "
+                             "the events of the baseline's calls, as a daemon beside a Queue() would)")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     bench = Bench(args)
@@ -495,19 +512,19 @@ def main() -> int:
         best = max((s.rate for s in results.get("hotline", []) if s.sustained), default=None)
         if best is not None:  # the engine's own latency at half its highest sustained rate
             half_rate = max(1, best // 2)
-            bench.fresh_asterisk()
+            bench.fresh_asterisk("hotline")
             t0 = time.time()
             step = bench.run_step("hotline", half_rate, prefix="7300")
             half_latency = engine_latency(bench.daemon_log, t0, time.time())
             results["hotline-half"] = [step]
     finally:
         bench.cleanup()
-    report(results, half_rate, half_latency, args, bench.idle_rss_kb)
+    report(results, half_rate, half_latency, args)
     return 0
 
 
 def report(results: dict[str, list[Step]], half_rate: int | None, half_latency: list[float],
-           args: argparse.Namespace, idle_rss_kb: int | None) -> None:
+           args: argparse.Namespace) -> None:
     lines = [f"# hotline bench, {datetime.now():%Y-%m-%d %H:%M} ({os.cpu_count()} CPUs)", "",
              f"Calls of 2 s, each rate for {args.seconds} s; sustained = no failed call and caller "
              f"INVITE -> agent INVITE p99 < {P99_LIMIT_MS:.0f} ms. Baseline: "
@@ -541,10 +558,11 @@ def report(results: dict[str, list[Step]], half_rate: int | None, half_latency: 
         lines.append(f"Daemon memory at {s.rate} calls/s: RSS {s.daemon_rss_kb} KB over {s.active_calls} "
                      f"active calls = {s.daemon_rss_kb / s.active_calls:.0f} KB per active call "
                      "(whole RSS)")
-        if idle_rss_kb:
-            lines.append(f"Daemon RSS idle (agents registered, no call) {idle_rss_kb} KB; increase at "
-                         f"{s.rate} calls/s {s.daemon_rss_kb - idle_rss_kb} KB = "
-                         f"{(s.daemon_rss_kb - idle_rss_kb) / s.active_calls:.1f} KB per active call")
+        idle = s.daemon_idle_rss_kb
+        if idle:
+            lines.append(f"Daemon RSS idle (agents registered, no call) {idle} KB; increase at "
+                         f"{s.rate} calls/s {s.daemon_rss_kb - idle} KB = "
+                         f"{(s.daemon_rss_kb - idle) / s.active_calls:.1f} KB per active call")
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.write_text(text + stats_section())
