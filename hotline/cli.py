@@ -38,12 +38,12 @@ def main(ctx: click.Context, config_file: Path | None, verbose: int, **cli: str 
 @clear_errors
 def run(ctx: click.Context) -> None:
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it; calls survive a restart)."""
-    from hotline.daemon import Daemon
+    from hotline.daemon import run_daemon
 
     settings = settings_of(ctx)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    asyncio.run(Daemon(settings).run())
+    run_daemon(settings)
 
 
 @main.command()

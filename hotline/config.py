@@ -42,12 +42,25 @@ class Settings:
     node: str = dataclasses.field(default_factory=socket.gethostname)
     default_region: str = "RU"
     log_level: str = "INFO"
-    # "all": one ARI subscription to every channel per connect (a REST call fewer per call);
-    # "per_call": each call subscribes to its own channel, for an Asterisk that carries much
-    # traffic outside hotline, whose channels' events the daemon would otherwise receive and drop.
-    ari_channel_subscription: str = "all"
+    # "per_call": each call subscribes to its own channel. "all": one ARI subscription to every
+    # channel per connect, a REST call fewer per call, but Asterisk then serialises the events of
+    # every other call too (1.3 ms of its CPU per call of a Queue() beside us on the bench).
+    ari_channel_subscription: str = "per_call"
+    # "uvloop": libuv's event loop (the daemon's CPU per call a tenth lower on the bench);
+    # "asyncio": the standard library's, to rule uvloop out when chasing a problem.
+    event_loop: str = "uvloop"
+    # PostgreSQL's synchronous_commit for the daemon's sessions (hops, queue events, live state).
+    # "off": a commit does not wait for its WAL flush, which took a sixth off PostgreSQL's CPU per
+    # call on the bench and the flush off the caller's path; a crash of the database's host (not
+    # of PostgreSQL alone) can lose the last 0.6 s of records, never consistency. "on" waits.
+    synchronous_commit: str = "off"
 
     def __post_init__(self) -> None:
+        if self.synchronous_commit not in SYNCHRONOUS_COMMITS:
+            raise ConfigError(f"synchronous_commit={self.synchronous_commit!r} must be one of "
+                              f"{', '.join(SYNCHRONOUS_COMMITS)}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(f"event_loop={self.event_loop!r} must be one of {', '.join(EVENT_LOOPS)}")
         if self.ari_channel_subscription not in CHANNEL_SUBSCRIPTIONS:
             raise ConfigError(f"ari_channel_subscription={self.ari_channel_subscription!r} must be one of "
                               f"{', '.join(CHANNEL_SUBSCRIPTIONS)}")
@@ -70,7 +83,9 @@ class Settings:
                 )
 
 
-CHANNEL_SUBSCRIPTIONS = ("all", "per_call")
+CHANNEL_SUBSCRIPTIONS = ("per_call", "all")
+EVENT_LOOPS = ("uvloop", "asyncio")
+SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
 
 # Each field of Settings may come from HOTLINE_<FIELD> in the environment.
 ENV_PREFIX = "HOTLINE_"

@@ -52,7 +52,7 @@ class Daemon:
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
         s = self.settings
-        self.pool = await open_pool(s.dsn)
+        self.pool = await open_pool(s.dsn, synchronous_commit=s.synchronous_commit)
         await self._check_migrated(self.pool)
         self.ami = AmiSession(s.ami, only_events=HANDLED_AMI_EVENTS)
         self.ami.on_event(self._on_ami_event)
@@ -64,7 +64,8 @@ class Daemon:
         router: Router
         # The write-behind has a connection of its own: calls waiting for a line of a busy
         # number hold the shared pool's, and records must not queue behind them.
-        self.records_pool = await open_pool(s.dsn, min_size=1, max_size=1)
+        self.records_pool = await open_pool(s.dsn, min_size=1, max_size=1,
+                                            synchronous_commit=s.synchronous_commit)
         self.records = WriteBehind(self.records_pool)
         self.records.start()
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
@@ -167,6 +168,16 @@ class Daemon:
         if todo:
             raise StoreError(f"database is not migrated ({len(todo)} pending, first "
                              f"{todo[0].version:03d}_{todo[0].name}): run `hotline db migrate`")
+
+
+def run_daemon(settings: Settings) -> None:
+    """Run the daemon until SIGTERM or SIGINT on the event loop the settings name."""
+    if settings.event_loop == "uvloop":
+        import uvloop  # a dependency; imported here so the CLI's other commands never load it
+
+        uvloop.run(Daemon(settings).run())
+    else:
+        asyncio.run(Daemon(settings).run())
 
 
 def endpoint_device_state(endpoint: Mapping[str, Any]) -> str:

@@ -18,13 +18,16 @@ STORE_DOWN = (psycopg.OperationalError, PoolTimeout)
 APPLICATION_NAME = "hotline"
 
 
-async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8,
-                    timeout: float = 10.0) -> AsyncConnectionPool:
-    """Open a pool and prove the database answers; StoreError names the host, never the password."""
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 10.0,
+                    synchronous_commit: str | None = None) -> AsyncConnectionPool:
+    """Open a pool and prove the database answers; StoreError names the host, never the password.
+    `synchronous_commit` sets PostgreSQL's setting of that name for the pool's sessions."""
+    kwargs: dict[str, object] = {"autocommit": True, "application_name": APPLICATION_NAME}
+    if synchronous_commit is not None:
+        kwargs["options"] = with_option(dsn, "synchronous_commit", synchronous_commit)
     # A short checkout timeout: a call waiting on a dead database retries on its own terms.
     pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
-                               kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
-                               name="hotline")
+                               kwargs=kwargs, name="hotline")
     try:
         await pool.open(wait=True, timeout=timeout)
     except Exception as exc:  # psycopg_pool raises PoolTimeout with the libpq error inside the log
@@ -39,6 +42,15 @@ async def connect(dsn: str, *, timeout: float = 10.0) -> psycopg.AsyncConnection
         return await psycopg.AsyncConnection.connect(dsn, connect_timeout=int(timeout), autocommit=True)
     except psycopg.Error as exc:
         raise StoreError(f"database {describe_dsn(dsn)} unreachable: {_reason(exc)}") from None
+
+
+def with_option(dsn: str, name: str, value: str) -> str:
+    """The DSN's own libpq `options` with `-c name=value` added (set last, so it wins)."""
+    try:
+        own = psycopg.conninfo.conninfo_to_dict(dsn).get("options") or ""
+    except psycopg.ProgrammingError:
+        own = ""  # the connection attempt reports the malformed DSN
+    return f"{own} -c {name}={value}".strip()
 
 
 def describe_dsn(dsn: str) -> str:

@@ -139,20 +139,24 @@ def test_a_closed_hotline_can_send_callers_to_another_that_is_open(daemon: Daemo
     assert hop["end_reason"] == "overflow"  # through the open hotline's queue
 
 
-def test_a_daemon_set_to_subscribe_per_call_follows_each_call_and_records_its_hangup_cause(
-        lab: Lab, daemon_env: dict[str, str], db_dsn: str, db: psycopg.Connection, tmp_path: Path) -> None:
+@pytest.mark.parametrize("subscription", ["per_call", "all"])
+def test_each_channel_subscription_follows_the_call_and_records_its_hangup_cause(
+        subscription: str, lab: Lab, daemon_env: dict[str, str], db_dsn: str, db: psycopg.Connection,
+        tmp_path: Path) -> None:
     provision(db_dsn, BASE)
     lab.asterisk_cli("channel request hangup all")
-    env = {**daemon_env, "HOTLINE_ARI_CHANNEL_SUBSCRIPTION": "per_call"}
+    env = {**daemon_env, "HOTLINE_ARI_CHANNEL_SUBSCRIPTION": subscription}
     daemon = DaemonProcess(env, tmp_path / "daemon.log")
     daemon.start()
     try:
         caller = sipp.start_call("84951234567", "caller_hangs_up.xml", hold_ms=1500)
         hop = wait_until(lambda: rows(db, "SELECT channel_id FROM hops"), what="hop opened")[0]
-        # the app follows the call's own channel, and no longer every channel
-        followed = wait_until(lambda: ids if hop["channel_id"] in (ids := app_channel_ids(env)) else None,
-                              what="the call's channel in the app's subscriptions")
-        assert ALL_CHANNELS not in followed
+        if subscription == "per_call":  # the app follows the call's own channel, not every channel
+            followed = wait_until(lambda: ids if hop["channel_id"] in (ids := app_channel_ids(env)) else None,
+                                  what="the call's channel in the app's subscriptions")
+            assert ALL_CHANNELS not in followed
+        else:
+            assert ALL_CHANNELS in app_channel_ids(env)
         assert sipp.finish(caller).ok
         closed = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"),
                             what="hop closed")
