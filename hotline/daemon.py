@@ -66,7 +66,7 @@ class Daemon:
         # number hold the shared pool's, and records must not queue behind them.
         self.records_pool = await open_pool(s.dsn, min_size=1, max_size=1,
                                             synchronous_commit=s.synchronous_commit)
-        self.records = WriteBehind(self.records_pool)
+        self.records = WriteBehind(self.records_pool, node=s.node)
         self.records.start()
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from psycopg import AsyncConnection, errors
 from psycopg.rows import class_row
@@ -53,6 +54,7 @@ class QueueEvent:
 # One thing a call records, as migration 006's record_call_events() takes it (its "k" says which).
 Record = dict[str, object]
 RECORD_SQL = "SELECT record_call_events(%s)"
+BATCH_SQL = "SELECT record_call_batch(%s, %s, %s, %s)"
 
 
 class LinesBusy(Exception):
@@ -198,6 +200,15 @@ async def write_records(conn: AsyncConnection, records: list[Record]) -> int:
     cur = await conn.execute(RECORD_SQL, (Jsonb(records),))
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def write_numbered_batch(conn: AsyncConnection, writer: UUID, node: str, batch_no: int,
+                               records: list[Record]) -> bool:
+    """Apply `records` as `writer`'s batch `batch_no`, unless that batch was applied already (a
+    retry after a lost reply); returns whether it was applied now (migration 010)."""
+    cur = await conn.execute(BATCH_SQL, (writer, node, batch_no, Jsonb(records)))
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 def queue_event_record(event: QueueEvent) -> Record:

@@ -6,20 +6,22 @@ commit per batch instead of per record. A batch starts with the first record wai
 whatever the other calls record within `linger_s` (20 ms: hundreds of records at call-centre
 rates, still at once for a supervisor's wallboard), then whatever arrives while it is written.
 
-A batch is one call of record_call_events() (migration 006) with the records as a jsonb array, so
-one statement and one transaction. A record the database refuses (a bug, a row deleted under us)
+A batch is one call of record_call_batch() (migrations 006 and 010) with the records as a jsonb
+array, so one statement and one transaction. Each WriteBehind is a writer of its own (a uuid) and
+numbers its batches: a batch retried after a connection lost between its commit and the reply is
+recognised by its number and not applied twice. A record the database refuses (a bug, a row deleted under us)
 rolls the batch back; the batch is then written record by record, so only the refused one is
 lost, and logged. Through a database outage the batch is retried with backoff for `patience_s`
 while new records queue up behind it; past that they are dropped, and logged as lost. Records
 carry their own time (QueueEvent.at), so a late write is dated right.
-A connection lost just after a commit makes the retry write its batch twice; PostgreSQL cannot
-tell us which, and a duplicated queue event is judged better than a lost one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -27,7 +29,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from hotline.store.contacts import Record, write_records
+from hotline.store.contacts import Record, write_numbered_batch
 from hotline.store.db import STORE_DOWN
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,11 @@ LINGER_S = 0.02  # how long a batch waits for more records after its first
 
 class WriteBehind:
     def __init__(self, pool: AsyncConnectionPool, *, patience_s: float = 600.0,
-                 max_batch: int = MAX_BATCH, linger_s: float = LINGER_S) -> None:
+                 max_batch: int = MAX_BATCH, linger_s: float = LINGER_S, node: str | None = None) -> None:
         self.pool = pool
+        self.writer = uuid.uuid4()
+        self.node = node or socket.gethostname()
+        self._batches_written = 0
         self.linger_s = linger_s
         self.patience_s = patience_s
         self.max_batch = max_batch
@@ -103,8 +108,10 @@ class WriteBehind:
             self._idle.set()
 
     async def _write_batch(self, batch: list[tuple[Record, asyncio.Future[None] | None]]) -> None:
+        self._batches_written += 1
+        batch_no = self._batches_written  # every attempt at this batch carries the same number
         try:
-            await self._patiently(lambda: self._in_one_statement([s for s, _ in batch]))
+            await self._patiently(lambda: self._in_one_statement(batch_no, [s for s, _ in batch]))
         except STORE_DOWN as exc:
             log.error("%d records lost: the database stayed unreachable for %.0f s: %s", len(batch),
                       self.patience_s, exc)
@@ -122,9 +129,11 @@ class WriteBehind:
             return
         _settle(batch, None)
 
-    async def _in_one_statement(self, records: list[Record]) -> None:
+    async def _in_one_statement(self, batch_no: int, records: list[Record]) -> None:
         async with self.pool.connection() as conn:
-            await write_records(conn, records)
+            if not await write_numbered_batch(conn, self.writer, self.node, batch_no, records):
+                log.info("batch %d (%d records) was committed before its reply was lost: not "
+                         "applied again", batch_no, len(records))
 
     async def _patiently(self, write: Callable[[], Awaitable[None]]) -> None:
         try:

@@ -18,6 +18,7 @@ from hotline.store.contacts import (
     Hop,
     NewHop,
     QueueEvent,
+    Record,
     close_hop_record,
     ivr_digit_record,
     queue_event_record,
@@ -146,3 +147,36 @@ async def test_a_stop_writes_what_is_pending_first(
         writer.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
     await writer.close()
     assert rows(db, "SELECT count(*) AS n FROM queue_events") == [{"n": 50}]
+
+
+class ReplyLostOnce(WriteBehind):
+    """Its first batch is committed, then the reply is lost: what a connection that drops
+    between the commit and its answer does to the write-behind."""
+
+    lost = False
+
+    async def _in_one_statement(self, batch_no: int, records: list[Record]) -> None:
+        await super()._in_one_statement(batch_no, records)
+        if not self.lost:
+            self.lost = True
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+async def test_a_batch_whose_reply_was_lost_is_not_written_twice(
+        pool: AsyncConnectionPool, queue_id: int, db: psycopg.Connection) -> None:
+    hop = await open_hop(pool, "c1")
+    writer = ReplyLostOnce(pool, patience_s=30)
+    writer.submit(queue_event_record(event(hop, queue_id, "join", position=1)))
+    writer.submit(ivr_digit_record(hop.id, "5"))
+    answered = asyncio.ensure_future(writer.write(queue_event_record(event(hop, queue_id, "answer", wait_ms=900))))
+    await asyncio.sleep(0)
+    writer.start()
+    try:
+        await asyncio.wait_for(answered, 10)  # written once, then "retried"
+        await writer.write(close_hop_record(hop.id, "completed", cause=16))  # the next batch
+    finally:
+        await writer.close()
+    assert writer.lost
+    assert [r["event"] for r in rows(db, "SELECT event FROM queue_events ORDER BY id")] == ["join", "answer"]
+    assert rows(db, "SELECT ivr_path, end_reason FROM hops") == [{"ivr_path": "5", "end_reason": "completed"}]
+    assert rows(db, "SELECT node, last_batch FROM record_writers") == [{"node": writer.node, "last_batch": 2}]
