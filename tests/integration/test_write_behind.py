@@ -168,7 +168,8 @@ async def test_a_batch_whose_reply_was_lost_is_not_written_twice(
     writer = ReplyLostOnce(pool, patience_s=30)
     writer.submit(queue_event_record(event(hop, queue_id, "join", position=1)))
     writer.submit(ivr_digit_record(hop.id, "5"))
-    answered = asyncio.ensure_future(writer.write(queue_event_record(event(hop, queue_id, "answer", wait_ms=900))))
+    answer = queue_event_record(event(hop, queue_id, "answer", wait_ms=900))
+    answered = asyncio.ensure_future(writer.write(answer))
     await asyncio.sleep(0)
     writer.start()
     try:
