@@ -9,9 +9,9 @@ rates, still at once for a supervisor's wallboard), then whatever arrives while 
 A batch is one call of record_call_batch() (migrations 006 and 010) with the records as a jsonb
 array, so one statement and one transaction. Each WriteBehind is a writer of its own (a uuid) and
 numbers its batches: a batch retried after a connection lost between its commit and the reply is
-recognised by its number and not applied twice. A record the database refuses (a bug, a row deleted under us)
-rolls the batch back; the batch is then written record by record, so only the refused one is
-lost, and logged. Through a database outage the batch is retried with backoff for `patience_s`
+recognised by its number and not applied twice. A record the database refuses (a bug, a row
+deleted under us) rolls the batch back; the batch is then written record by record, so only the
+refused one is lost, and logged. Through a database outage the batch is retried with backoff for `patience_s`
 while new records queue up behind it; past that they are dropped, and logged as lost. Records
 carry their own time (QueueEvent.at), so a late write is dated right.
 """
