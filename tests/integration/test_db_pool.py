@@ -30,9 +30,9 @@ async def test_without_the_setting_sessions_keep_the_server_default(db_dsn: str)
     assert await _show(db_dsn, "synchronous_commit") == "on"
 
 
-async def test_options_of_the_dsn_are_kept_beside_the_pools_own(db_dsn: str) -> None:
+async def test_options_of_the_dsn_are_kept_and_the_pools_own_setting_wins(db_dsn: str) -> None:
     params = psycopg.conninfo.conninfo_to_dict(db_dsn)
-    params["options"] = "-c statement_timeout=7s"
+    params["options"] = "-c statement_timeout=7s -c synchronous_commit=on"
     dsn = psycopg.conninfo.make_conninfo(**params)
     assert await _show(dsn, "statement_timeout", synchronous_commit="off") == "7s"
     assert await _show(dsn, "synchronous_commit", synchronous_commit="off") == "off"
