@@ -56,14 +56,10 @@ class Settings:
     synchronous_commit: str = "off"
 
     def __post_init__(self) -> None:
-        if self.synchronous_commit not in SYNCHRONOUS_COMMITS:
-            raise ConfigError(f"synchronous_commit={self.synchronous_commit!r} must be one of "
-                              f"{', '.join(SYNCHRONOUS_COMMITS)}")
-        if self.event_loop not in EVENT_LOOPS:
-            raise ConfigError(f"event_loop={self.event_loop!r} must be one of {', '.join(EVENT_LOOPS)}")
-        if self.ari_channel_subscription not in CHANNEL_SUBSCRIPTIONS:
-            raise ConfigError(f"ari_channel_subscription={self.ari_channel_subscription!r} must be one of "
-                              f"{', '.join(CHANNEL_SUBSCRIPTIONS)}")
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
 
     @property
     def ami(self) -> Endpoint:
@@ -86,6 +82,8 @@ class Settings:
 CHANNEL_SUBSCRIPTIONS = ("per_call", "all")
 EVENT_LOOPS = ("uvloop", "asyncio")
 SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
+CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
+           "synchronous_commit": SYNCHRONOUS_COMMITS}  # settings that take one of a few values
 
 # Each field of Settings may come from HOTLINE_<FIELD> in the environment.
 ENV_PREFIX = "HOTLINE_"
