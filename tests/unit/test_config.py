@@ -78,34 +78,25 @@ def test_require_names_the_missing_variable() -> None:
         settings.require("dsn")
 
 
-def test_ari_channel_subscription_is_per_call_unless_set_to_all(tmp_path: Path) -> None:
-    assert load_settings(environ={}, config_file=None).ari_channel_subscription == "per_call"
-    env = {"HOTLINE_ARI_CHANNEL_SUBSCRIPTION": "all"}
-    assert load_settings(environ=env, config_file=None).ari_channel_subscription == "all"
+# Settings that take one of a few values: (name, default, another accepted value, a refused value,
+# what the refusal lists).
+CHOICE_SETTINGS = [
+    ("ari_channel_subscription", "per_call", "all", "each", "per_call, all"),
+    ("event_loop", "uvloop", "asyncio", "trio", "uvloop, asyncio"),
+    ("synchronous_commit", "off", "on", "maybe", "off, local, remote_write, on"),
+]
 
 
-def test_an_unknown_ari_channel_subscription_is_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match="ari_channel_subscription='each'.*per_call, all"):
-        load_settings(environ={"HOTLINE_ARI_CHANNEL_SUBSCRIPTION": "each"}, config_file=None)
+@pytest.mark.parametrize(("name", "default", "other", "refused", "listed"), CHOICE_SETTINGS)
+def test_a_choice_setting_has_its_default_and_takes_another_value(
+        name: str, default: str, other: str, refused: str, listed: str) -> None:
+    assert getattr(load_settings(environ={}, config_file=None), name) == default
+    env = {f"HOTLINE_{name.upper()}": other}
+    assert getattr(load_settings(environ=env, config_file=None), name) == other
 
 
-def test_the_event_loop_is_uvloop_unless_set_to_asyncio() -> None:
-    assert load_settings(environ={}, config_file=None).event_loop == "uvloop"
-    env = {"HOTLINE_EVENT_LOOP": "asyncio"}
-    assert load_settings(environ=env, config_file=None).event_loop == "asyncio"
-
-
-def test_an_unknown_event_loop_is_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match="event_loop='trio'.*uvloop, asyncio"):
-        load_settings(environ={"HOTLINE_EVENT_LOOP": "trio"}, config_file=None)
-
-
-def test_the_daemon_commits_without_waiting_for_the_flush_unless_set() -> None:
-    assert load_settings(environ={}, config_file=None).synchronous_commit == "off"
-    env = {"HOTLINE_SYNCHRONOUS_COMMIT": "on"}
-    assert load_settings(environ=env, config_file=None).synchronous_commit == "on"
-
-
-def test_an_unknown_synchronous_commit_is_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match="synchronous_commit='maybe'.*off, local, remote_write, on"):
-        load_settings(environ={"HOTLINE_SYNCHRONOUS_COMMIT": "maybe"}, config_file=None)
+@pytest.mark.parametrize(("name", "default", "other", "refused", "listed"), CHOICE_SETTINGS)
+def test_an_unknown_value_of_a_choice_setting_is_refused_by_name(
+        name: str, default: str, other: str, refused: str, listed: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}='{refused}'.*{listed}"):
+        load_settings(environ={f"HOTLINE_{name.upper()}": refused}, config_file=None)
