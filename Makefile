@@ -8,19 +8,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOTLINE := $(VENV)/bin/hotline
 PYTHON ?= python3
-SYSTEM_PACKAGES := mmdebstrap sip-tester
+# chromium: the browser tests drive Debian's build through Playwright (never `playwright install`).
+SYSTEM_PACKAGES := mmdebstrap sip-tester chromium
+WEB := hotline/web
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-packages venv lab-up lab-down lab-status run test unit lint bench bench-stats clean
+.PHONY: setup system-packages venv web lab-up lab-down lab-status run test unit lint bench bench-stats clean
 
-setup: system-packages venv lab-up
+setup: system-packages venv web lab-up
 
 # Debian packages the lab and the tests need; installed only when missing.
 system-packages:
 	@missing=""; \
 	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -35,6 +38,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
+
+# The pages' SIP client: JsSIP ships CommonJS only, so esbuild bundles it for the browser. Rebuilt
+# only when the bundle is missing or package.json changed; no lockfile is written.
+web: $(WEB)/static/jssip.min.js
+
+$(WEB)/static/jssip.min.js: $(WEB)/package.json
+	npm install --no-package-lock --no-audit --no-fund --prefix $(WEB)
+	$(WEB)/node_modules/.bin/esbuild $(WEB)/node_modules/jssip/lib/JsSIP.js \
+	  --bundle --format=iife --global-name=JsSIP --minify --log-level=warning --outfile=$@
 
 lab-up: venv
 	$(HOTLINE) lab up

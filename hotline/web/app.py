@@ -1,0 +1,244 @@
+"""The pages the daemon serves: a customer's click-to-call, the phone-to-video switch link, the
+agent's page, and two small JSON endpoints. The browsers talk SIP to Asterisk themselves (JsSIP
+over its WebSocket); this application only hands them the page and its settings."""
+
+from __future__ import annotations
+
+import base64
+import enum
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import hdrs, web
+from yarl import URL
+
+from hotline.errors import ConfigError, HotlineError
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+TEMPLATES_DIR = WEB_DIR / "templates"
+BUNDLE = "jssip.min.js"
+NOT_BUILT = "The SIP client bundle is not built: run `make setup`"
+
+# fullmatch, never match: `$` alone would let a trailing newline (an encoded %0A) through.
+ADDRESS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,62}$")
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+SWITCH_EXTENSION = "switch"
+SWITCH_HEADER = "X-Hotline-Switch"
+SWITCH_API = "/api/agent/switch"
+AUTH_REALM = 'Basic realm="hotline agents", charset="UTF-8"'
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    sip_ws_url: str  # Asterisk's SIP WebSocket, e.g. "ws://127.0.0.1:8088/ws"
+    sip_domain: str  # the host part of the browsers' SIP URIs, e.g. "127.0.0.1"
+    customer_endpoint: str = "hotline-web"  # the PJSIP endpoint customers' calls come from
+
+
+class SwitchCheck(enum.Enum):
+    VALID = "valid"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+class WebBackend(Protocol):
+    """What the pages need from the daemon."""
+
+    def video_addresses(self) -> frozenset[str]:
+        """The provisioned video hotline addresses."""
+        ...
+
+    async def check_switch_token(self, token: str) -> SwitchCheck:
+        """What the token is; does not consume it (the customer's INVITE does)."""
+        ...
+
+    async def agent_switch(self, endpoint: str, password: str) -> str:
+        """A switch link for the agent's current call; raises WebRefusal."""
+        ...
+
+    def live_queues(self) -> list[dict[str, object]]:
+        """The live queue state, JSON-able."""
+        ...
+
+
+class WebRefusal(HotlineError):
+    """The backend refuses a web request; `status` is the HTTP status the client gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# What a customer is told for each token that is not VALID: (HTTP status, heading, advice).
+SWITCH_REFUSALS = {
+    SwitchCheck.UNKNOWN: (404, "This link is not valid", "Check that it was copied whole, or ask the "
+                          "agent for a new one."),
+    SwitchCheck.EXPIRED: (410, "This link has expired", "Ask the agent for a new one."),
+    SwitchCheck.USED: (410, "This link has already been used", "Ask the agent for a new one."),
+}
+
+
+def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATIC_DIR) -> web.Application:
+    """The application; `static_dir` is for tests (a directory without the bundle)."""
+    bundle_built = (static_dir / BUNDLE).is_file()
+    if not bundle_built:
+        log.warning("%s (%s is missing); the video pages cannot place calls", NOT_BUILT, static_dir / BUNDLE)
+    site = _Site(config, backend, bundle_built)
+    app = web.Application()
+    app.on_response_prepare.append(_security_headers(content_security_policy(config.sip_ws_url)))
+    app.router.add_get("/", site.index)
+    app.router.add_get("/call/{address}", site.call)
+    app.router.add_get("/switch/{token}", site.switch)
+    app.router.add_get("/agent", site.agent)
+    app.router.add_post(SWITCH_API, site.agent_switch)
+    app.router.add_get("/api/queues", site.queues)
+    app.router.add_static("/static/", static_dir)
+    return app
+
+
+async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """The application listening on host:port (port 0: any free one, see runner.addresses)."""
+    # No access log: the switch pages' URLs carry live tokens.
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise HotlineError(f"the web pages cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return runner
+
+
+def content_security_policy(sip_ws_url: str) -> str:
+    """Scripts from this server only; the one other place a page may connect to is Asterisk."""
+    return "; ".join([
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob: mediastream:",
+        f"connect-src 'self' {_ws_origin(sip_ws_url)}",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def _ws_origin(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(f"the SIP WebSocket URL must be ws://HOST:PORT/PATH or wss://...; got {url!r}")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _security_headers(csp: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """A response hook: every response, static files and errors included, gets these."""
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # A switch link's token must not leak to another site through the Referer header.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+    return add
+
+
+class _Site:
+    """The request handlers, sharing the config, the backend and the templates."""
+
+    def __init__(self, config: WebConfig, backend: WebBackend, bundle_built: bool) -> None:
+        self.config = config
+        self.backend = backend
+        self.bundle_built = bundle_built
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+            undefined=jinja2.StrictUndefined)
+
+    async def index(self, request: web.Request) -> web.Response:
+        addresses = sorted(a for a in self.backend.video_addresses() if ADDRESS_RE.fullmatch(a))
+        return self._render("index.html", title="Video hotlines", addresses=addresses)
+
+    async def call(self, request: web.Request) -> web.Response:
+        address = request.match_info["address"]
+        if not ADDRESS_RE.fullmatch(address) or address not in self.backend.video_addresses():
+            return self._refusal(404, "There is no such video hotline", "Check the address of the page.")
+        return self._customer_page(address, [], heading=f"Video call: {address}", label="Call by video")
+
+    async def switch(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        check = SwitchCheck.UNKNOWN
+        if TOKEN_RE.fullmatch(token):
+            check = await self.backend.check_switch_token(token)
+        if check is SwitchCheck.VALID:
+            response = self._customer_page(SWITCH_EXTENSION, [f"{SWITCH_HEADER}: {token}"],
+                                           heading="Continue your call by video", label="Join the video call")
+        else:
+            response = self._refusal(*SWITCH_REFUSALS[check])
+        response.headers[hdrs.CACHE_CONTROL] = "no-store"  # one-time links: never from a cache
+        return response
+
+    async def agent(self, request: web.Request) -> web.Response:
+        config = self._sip_config("agent") | {"switchApi": SWITCH_API}
+        return self._render("agent.html", title="Agent", config=config)
+
+    async def agent_switch(self, request: web.Request) -> web.Response:
+        credentials = _basic_auth(request)
+        if credentials is None:
+            return _json({"error": "log in with your endpoint and SIP password"}, 401,
+                         {hdrs.WWW_AUTHENTICATE: AUTH_REALM})
+        try:
+            link = await self.backend.agent_switch(*credentials)
+        except WebRefusal as refusal:
+            # No WWW-Authenticate here: the agent page sends the credentials itself, and a browser
+            # would answer a challenge with its own login dialog.
+            return _json({"error": refusal.message}, refusal.status)
+        # A path becomes a whole URL on this server: the agent reads or sends it to the customer.
+        return _json({"link": str(request.url.join(URL(link)))}, 200)
+
+    async def queues(self, request: web.Request) -> web.Response:
+        return _json(self.backend.live_queues(), 200)
+
+    def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str) -> web.Response:
+        config = self._sip_config("customer") | {
+            "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers}
+        return self._render("customer.html", title=heading, heading=heading, call_label=label, config=config)
+
+    def _sip_config(self, role: str) -> dict[str, Any]:
+        return {"role": role, "wsUrl": self.config.sip_ws_url, "domain": self.config.sip_domain}
+
+    def _refusal(self, status: int, heading: str, advice: str) -> web.Response:
+        return self._render("refusal.html", status=status, title=heading, heading=heading, advice=advice)
+
+    def _render(self, name: str, *, status: int = 200, **context: Any) -> web.Response:
+        html = self.templates.get_template(name).render(
+            bundle_built=self.bundle_built, not_built=NOT_BUILT, **context)
+        return web.Response(text=html, status=status, content_type="text/html")
+
+
+def _basic_auth(request: web.Request) -> tuple[str, str] | None:
+    """(endpoint, password) from an `Authorization: Basic` header; None when missing or malformed."""
+    scheme, _, encoded = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except ValueError:  # bad base64 (binascii.Error) or not UTF-8 (UnicodeDecodeError)
+        return None
+    endpoint, colon, password = decoded.partition(":")
+    return (endpoint, password) if colon and endpoint and password else None
+
+
+def _json(body: object, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    # Live state and one-time links alike: nothing here is for a cache.
+    return web.json_response(body, status=status, headers={hdrs.CACHE_CONTROL: "no-store", **(headers or {})})

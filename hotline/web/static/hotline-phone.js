@@ -1,0 +1,379 @@
+/* hotline's browser phone, on top of JsSIP (the global `JsSIP`, bundled by `make web`).
+ * One script for both pages: the customer's click-to-call (/call/..., /switch/...) and the
+ * agent's page (/agent). The page's settings come from the JSON in #config.
+ * window.hotlinePhone is what tests read: state, lastError, pc, remoteVideos(). */
+(() => {
+  "use strict";
+
+  const REFUSED = "Camera or microphone access was refused: allow them in the browser and try again";
+  const NO_DEVICE = "No camera or microphone was found: connect one and try again";
+  const IN_USE = "The camera or microphone is in use by another program: close it and try again";
+  const INSECURE = "The camera and microphone need a secure page: open it over https";
+  const NOT_BUILT = "The SIP client bundle is not built: run `make setup`";
+  const MEDIA = { audio: true, video: true };
+  const PC_CONFIG = { iceServers: [] }; // Asterisk is reached directly: no STUN/TURN
+  const CONNECT_TIMEOUT_MS = 10000;
+  const CUSTOMER_KEY = "hotline.customerId";
+
+  const byId = (id) => document.getElementById(id);
+  const config = JSON.parse(byId("config").textContent);
+
+  class PhoneError extends Error {}
+
+  const phone = {
+    state: "idle",
+    lastError: null,
+    registered: false,
+    switchLink: null,
+    ua: null,
+    session: null,
+    pc: null, // the current call's RTCPeerConnection (tests read its getStats)
+    localStream: null,
+    remoteVideos: () => Array.from(byId("remote").querySelectorAll("video")),
+  };
+  window.hotlinePhone = phone;
+
+  // --- what the page shows ------------------------------------------------------------------
+
+  function setState(state, detail) {
+    phone.state = state;
+    byId("status").textContent = detail ? `${state}: ${detail}` : state;
+  }
+
+  function showError(message) {
+    phone.lastError = message;
+    const el = byId("error");
+    el.textContent = message;
+    el.hidden = false;
+  }
+
+  function clearError() {
+    const el = byId("error");
+    el.textContent = "";
+    el.hidden = true;
+  }
+
+  function enable(id, on) {
+    const el = byId(id);
+    if (el) el.disabled = !on;
+  }
+
+  function failed(error) {
+    const message = error instanceof PhoneError ? error.message : `Unexpected error: ${error && error.message || error}`;
+    showError(message);
+    setState("failed", message);
+  }
+
+  // --- camera and microphone ----------------------------------------------------------------
+
+  function mediaErrorMessage(error) {
+    switch (error && error.name) {
+      case "NotAllowedError": case "PermissionDeniedError": case "SecurityError": return REFUSED;
+      case "NotFoundError": case "DevicesNotFoundError": case "OverconstrainedError": return NO_DEVICE;
+      case "NotReadableError": case "TrackStartError": return IN_USE;
+      default: return `The camera or microphone could not be opened: ${error && error.message || error}`;
+    }
+  }
+
+  async function openCamera() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw new PhoneError(INSECURE);
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia(MEDIA);
+    } catch (error) {
+      throw new PhoneError(mediaErrorMessage(error));
+    }
+    phone.localStream = stream;
+    byId("local").srcObject = stream;
+    return stream;
+  }
+
+  function releaseMedia() {
+    if (phone.localStream) phone.localStream.getTracks().forEach((track) => track.stop());
+    phone.localStream = null;
+    byId("local").srcObject = null;
+    byId("remote").replaceChildren();
+  }
+
+  // --- the other party's media --------------------------------------------------------------
+
+  // Every remote track gets its own element: in Asterisk's SFU mode the other party's video comes
+  // on a stream added by a re-INVITE, while our own sendrecv stream stays muted (DESIGN.md).
+  function watchPeerConnection(pc) {
+    phone.pc = pc;
+    pc.addEventListener("track", (event) => addRemoteTrack(event.track));
+  }
+
+  function addRemoteTrack(track) {
+    const video = track.kind === "video";
+    const el = document.createElement(video ? "video" : "audio");
+    el.autoplay = true;
+    el.srcObject = new MediaStream([track]);
+    if (video) {
+      el.playsInline = true;
+      el.muted = true; // the sound plays from the audio track's own element
+      el.hidden = track.muted; // a stream that carries nothing is not shown
+      track.addEventListener("mute", () => { el.hidden = true; });
+      track.addEventListener("unmute", () => { el.hidden = false; });
+      noteFrames(el);
+    }
+    track.addEventListener("ended", () => el.remove());
+    byId("remote").append(el);
+  }
+
+  // lastFrameAt tells which remote video is live when several are on the page.
+  function noteFrames(el) {
+    if (!el.requestVideoFrameCallback) return;
+    const onFrame = (now) => {
+      el.lastFrameAt = now;
+      el.requestVideoFrameCallback(onFrame);
+    };
+    el.requestVideoFrameCallback(onFrame);
+  }
+
+  // --- SIP ----------------------------------------------------------------------------------
+
+  function startUa(options) {
+    const ua = new JsSIP.UA({
+      sockets: [new JsSIP.WebSocketInterface(config.wsUrl)],
+      session_timers: false,
+      ...options,
+    });
+    ua.start();
+    return ua;
+  }
+
+  function connected(ua) {
+    if (ua.isConnected()) return Promise.resolve(ua);
+    return new Promise((resolve, reject) => {
+      const done = (error) => {
+        clearTimeout(timer);
+        ua.removeListener("connected", onConnected);
+        ua.removeListener("disconnected", onDisconnected);
+        if (error) reject(error); else resolve(ua);
+      };
+      const onConnected = () => done(null);
+      const onDisconnected = () => done(new PhoneError("The hotline cannot be reached: try again later"));
+      const timer = setTimeout(() => done(new PhoneError("The hotline did not answer: try again later")),
+        CONNECT_TIMEOUT_MS);
+      ua.on("connected", onConnected);
+      ua.on("disconnected", onDisconnected);
+    });
+  }
+
+  function sessionHandlers() {
+    return {
+      peerconnection: (event) => watchPeerConnection(event.peerconnection),
+      accepted: () => setState("in call"),
+      confirmed: () => setState("in call"),
+      ended: () => finish("ended"),
+      failed: (event) => finish("failed", String(event.cause || "unknown").toLowerCase()),
+    };
+  }
+
+  function finish(state, detail) {
+    phone.session = null;
+    phone.pc = null;
+    releaseMedia();
+    setState(state, detail);
+    byId("incoming")?.setAttribute("hidden", "");
+    enable("hangup", false);
+    enable("call", true);
+  }
+
+  function hangup() {
+    try {
+      if (phone.session) phone.session.terminate();
+    } catch (error) {
+      finish("ended"); // the session was already on its way out
+    }
+  }
+
+  // --- the customer's page ------------------------------------------------------------------
+
+  let memoryCustomerId = null;
+
+  // The same customer across calls: a random id kept in localStorage (in memory where it is off).
+  function customerId() {
+    let id = null;
+    try { id = localStorage.getItem(CUSTOMER_KEY); } catch (_) { id = memoryCustomerId; }
+    if (!/^[0-9a-f]{16}$/.test(id || "")) {
+      id = randomHex(8);
+      memoryCustomerId = id;
+      try { localStorage.setItem(CUSTOMER_KEY, id); } catch (_) { /* private mode: memory only */ }
+    }
+    return id;
+  }
+
+  function randomHex(bytes) {
+    return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function displayName() {
+    const input = byId("name");
+    // Quotes, backslashes and control characters would break the From header's quoted name.
+    return input ? input.value.replace(/["\\\u0000-\u001f\u007f]/g, "").trim().slice(0, 40) : "";
+  }
+
+  function customerUa() {
+    if (!phone.ua) phone.ua = startUa({ uri: `sip:${config.endpoint}@${config.domain}`, register: false });
+    return phone.ua;
+  }
+
+  async function placeCall() {
+    clearError();
+    enable("call", false);
+    setState("calling");
+    try {
+      const stream = await openCamera();
+      const ua = await connected(customerUa());
+      phone.session = ua.call(`sip:${config.target}@${config.domain}`, {
+        mediaStream: stream,
+        mediaConstraints: MEDIA,
+        pcConfig: PC_CONFIG,
+        extraHeaders: [`X-Hotline-Customer: ${customerId()}`, ...config.extraHeaders],
+        fromDisplayName: displayName() || undefined,
+        eventHandlers: sessionHandlers(),
+      });
+      enable("hangup", true);
+    } catch (error) {
+      releaseMedia();
+      enable("call", true);
+      failed(error);
+    }
+  }
+
+  function initCustomer() {
+    byId("call").addEventListener("click", placeCall);
+    byId("hangup").addEventListener("click", hangup);
+  }
+
+  // --- the agent's page ---------------------------------------------------------------------
+
+  function login() {
+    const endpoint = byId("endpoint").value.trim();
+    const password = byId("password").value;
+    if (!endpoint || !password) return showError("Enter your endpoint and SIP password");
+    if (phone.ua) phone.ua.stop();
+    clearError();
+    phone.credentials = { endpoint, password };
+    enable("switch", true);
+    setState("registering");
+    try {
+      phone.ua = startUa({ uri: `sip:${endpoint}@${config.domain}`, password, register: true });
+    } catch (error) {
+      phone.ua = null;
+      return setState("registration failed", `${error.message || error}`);
+    }
+    watchRegistration(phone.ua);
+    phone.ua.on("newRTCSession", (event) => { if (event.originator === "remote") offerCall(event.session); });
+  }
+
+  function watchRegistration(ua) {
+    ua.on("registered", () => {
+      phone.registered = true;
+      if (!phone.session) setState("registered");
+    });
+    ua.on("registrationFailed", (event) => {
+      phone.registered = false;
+      setState("registration failed", String(event.cause || "unknown").toLowerCase());
+    });
+    ua.on("disconnected", () => {
+      phone.registered = false;
+      if (!phone.session) setState("disconnected", "the SIP server cannot be reached; retrying");
+    });
+  }
+
+  function offerCall(session) {
+    if (phone.session) {
+      session.terminate({ status_code: 486, reason_phrase: "Busy Here" });
+      return;
+    }
+    phone.session = session;
+    for (const [name, handler] of Object.entries(sessionHandlers())) session.on(name, handler);
+    const identity = session.remote_identity;
+    const number = identity.uri ? identity.uri.user : "";
+    byId("caller").textContent = identity.display_name ? `${identity.display_name} <${number}>` : number;
+    byId("incoming").hidden = false;
+    setState("ringing");
+  }
+
+  async function answer() {
+    const session = phone.session;
+    if (!session) return;
+    byId("incoming").hidden = true;
+    clearError();
+    try {
+      const stream = await openCamera();
+      session.answer({ mediaStream: stream, mediaConstraints: MEDIA, pcConfig: PC_CONFIG });
+      enable("hangup", true);
+    } catch (error) {
+      try { session.terminate({ status_code: 480, reason_phrase: "Temporarily Unavailable" }); } catch (_) { /* gone */ }
+      failed(error);
+    }
+  }
+
+  function decline() {
+    try {
+      if (phone.session) phone.session.terminate({ status_code: 603, reason_phrase: "Decline" });
+    } catch (_) {
+      finish("ended");
+    }
+  }
+
+  function basicAuth(user, password) {
+    const bytes = new TextEncoder().encode(`${user}:${password}`);
+    return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+  }
+
+  async function requestSwitch() {
+    const link = byId("switch-link");
+    link.textContent = "";
+    link.removeAttribute("href");
+    phone.switchLink = null;
+    const { endpoint, password } = phone.credentials || {};
+    if (!endpoint) return showError("Log in first");
+    let response;
+    let body;
+    try {
+      response = await fetch(config.switchApi, {
+        method: "POST", headers: { Authorization: basicAuth(endpoint, password) }, cache: "no-store",
+      });
+      body = await response.json();
+    } catch (error) {
+      return showError(`The switch link could not be made: ${error.message || error}`);
+    }
+    if (!response.ok || !body.link) {
+      return showError(body.error || `The switch link could not be made (HTTP ${response.status})`);
+    }
+    clearError();
+    phone.switchLink = body.link;
+    link.href = body.link;
+    link.textContent = body.link;
+  }
+
+  function initAgent() {
+    phone.state = "logged out";
+    byId("login").addEventListener("click", login);
+    byId("answer").addEventListener("click", answer);
+    byId("decline").addEventListener("click", decline);
+    byId("hangup").addEventListener("click", hangup);
+    byId("switch").addEventListener("click", requestSwitch);
+  }
+
+  // --- start --------------------------------------------------------------------------------
+
+  function init() {
+    if (typeof JsSIP === "undefined") {
+      showError(NOT_BUILT);
+      enable("call", false);
+      enable("login", false);
+      return;
+    }
+    if (config.role === "agent") initAgent(); else initCustomer();
+    // Leaving the page hangs up and unregisters instead of leaving Asterisk to time out.
+    window.addEventListener("pagehide", () => { if (phone.ua) phone.ua.stop(); });
+  }
+
+  init();
+})();
