@@ -54,12 +54,63 @@ class Settings:
     # call on the bench and the flush off the caller's path; a crash of the database's host (not
     # of PostgreSQL alone) can lose the last 0.6 s of records, never consistency. "on" waits.
     synchronous_commit: str = "off"
+    # The daemon's web pages (customer video calls, the switch link, the agent page): host:port to
+    # listen on ("" turns them off), and the address customers reach them at, for the links it
+    # sends (default: http:// + web_listen; behind a TLS proxy, its https address).
+    web_listen: str = "127.0.0.1:8089"
+    web_url: str = ""
+    # Where browsers reach Asterisk's SIP WebSocket (default: ws:// on the ARI host and port + /ws).
+    sip_ws_url: str = ""
+    # The switch to video: how long a link is valid, how it reaches the customer (a command run
+    # with HOTLINE_SWITCH_LINK, HOTLINE_CALLER, HOTLINE_CASE, HOTLINE_EXPIRES in its environment,
+    # e.g. an SMS gateway's client; and/or a webhook that gets the same as JSON in a POST), and the
+    # key a caller presses during the talk to ask for it ("" : callers cannot).
+    switch_link_ttl: str = "300"
+    switch_link_command: str = ""
+    switch_link_webhook: str = ""
+    switch_key: str = "*"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+
+        self.switch_link_ttl_s  # noqa: B018 (checked now, not at the first switch)
+        self.web_address  # noqa: B018
+        if self.switch_key not in ("", *"0123456789*#"):
+            raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
+
+    @property
+    def switch_link_ttl_s(self) -> int:
+        try:
+            ttl = int(self.switch_link_ttl)
+        except ValueError:
+            ttl = 0
+        if not 10 <= ttl <= 86400:
+            raise ConfigError(f"switch_link_ttl={self.switch_link_ttl!r} must be seconds from 10 to 86400")
+        return ttl
+
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """(host, port) of the web pages, None when they are off."""
+        if not self.web_listen:
+            return None
+        host, _, port = self.web_listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"web_listen={self.web_listen!r} must be host:port")
+        return host, int(port)
+
+    @property
+    def web_base_url(self) -> str:
+        return (self.web_url or f"http://{self.web_listen}").rstrip("/")
+
+    @property
+    def sip_websocket_url(self) -> str:
+        if self.sip_ws_url:
+            return self.sip_ws_url
+        ari = self.ari
+        return f"{'wss' if ari.scheme == 'https' else 'ws'}://{ari.host}:{ari.port}/ws"
 
     @property
     def ami(self) -> Endpoint:

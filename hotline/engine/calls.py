@@ -5,6 +5,9 @@ in service), takes a line of the number or is refused busy (486, before answer),
 the hotline's hours gets the hotline's closed action. Inside hours it follows the hotline's entry
 (or its 8-800 region route) through IVR menus and queues (queue_visit) until the contact ends.
 A call adopted after a daemon restart resumes where its hop says it was.
+
+A video leg that brings a switch token (engine.switching) joins its case instead: next to the
+agent of the phone leg it replaces, or, that leg gone, into the phone leg's hotline.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from hotline.engine.queue_visit import Overflow, QueueVisit
 from hotline.engine.queues import QueueManager
 from hotline.engine.regions import route_by_region
 from hotline.errors import AriError, AriNotFound
+from hotline.media import WEB_ENDPOINT
 from hotline.numbers import to_e164
 from hotline.provision.model import Hotline, Number, Target
 from hotline.store.contacts import (
@@ -51,6 +55,7 @@ from hotline.store.contacts import (
     ivr_digit_record,
 )
 from hotline.store.db import STORE_DOWN
+from hotline.store.switches import Switches, SwitchRefused, SwitchUse, TokenState
 from hotline.store.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,11 @@ class CallContext:
     # and its hop written when the database is back (within store_patience_s).
     store_open_patience_s: float = 2.0
     store_patience_s: float = 600.0
+    switches: Switches | None = None  # None: video legs with a switch token are refused
+    find_call: Callable[[int], InboundCall | None] = lambda hop_id: None  # the live call of a hop
+    # A key the caller presses while talking with an agent to be sent a link to move to video.
+    switch_key: str = ""
+    ask_switch: Callable[[InboundCall], Awaitable[None]] | None = None
 
 
 class _CallerLeaving(Exception):
@@ -113,6 +123,15 @@ class ChannelVanished(AriEvent):
 
 
 @dataclass(frozen=True)
+class SwitchedAway(AriEvent):
+    """Synthetic: the customer joined the case's bridge on a video leg (channel to_channel_id); this
+    call hands the talk over (`handover` gets it) and its own leg goes."""
+
+    to_channel_id: str
+    handover: asyncio.Future[object]
+
+
+@dataclass(frozen=True)
 class Route:
     """Where the dialled number leads, decided before the call is answered."""
 
@@ -127,11 +146,18 @@ MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
 
 
 class InboundCall:
-    def __init__(self, ctx: CallContext, channel: Channel, dialled: str, hop: Hop | None = None) -> None:
+    def __init__(self, ctx: CallContext, channel: Channel, dialled: str, hop: Hop | None = None, *,
+                 video: bool = False, customer: str = "", switch_token: str | None = None) -> None:
         self.ctx = ctx
         self.channel = channel
         self.dialled = dialled
         self.hop = hop
+        self.video = video or (hop is not None and hop.media == "video")
+        self.customer = customer  # a browser's own id: its customer key across calls
+        # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
+        self.switch_token = switch_token
+        self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
+        self.switched_to: SwitchedAway | None = None  # this call's talk went on on a video leg
         self.state = CallState.ENTERED
         self.inbox: asyncio.Queue[AriEvent] = asyncio.Queue()
         self._hangup_cause: tuple[int | None, str | None] = (None, None)
@@ -154,6 +180,11 @@ class InboundCall:
         except LinesBusy:
             await self._refuse_busy(route)
             return
+        except SwitchRefused as refused:
+            log.warning("call %s: switch refused: token %s", self.channel_id, refused.state.value)
+            await self._hangup_quietly("rejected")  # 403 before answer; no case, no hop
+            self._set_state(CallState.ENDED)
+            return
         except asyncio.CancelledError:
             # The daemon is stopping: the channel stays in Stasis and the hop open, and the next
             # daemon adopts both. Closing the hop here would record a cut that never happened.
@@ -173,14 +204,27 @@ class InboundCall:
 
     def _route(self) -> Route:
         snapshot = self.ctx.directory.snapshot
+        if self.switch_token is not None:
+            return self._route_of_switch()
         number = snapshot.number(to_e164(self.dialled, self.ctx.region) or self.dialled)
         if number is None:
             return Route()
         return Route(number, snapshot.hotline(number.hotline), snapshot.id_of("numbers", number.number),
                      snapshot.id_of("hotlines", number.hotline))
 
+    def _route_of_switch(self) -> Route:
+        """A switch leg dials no number: it goes where the leg it continues went (its hotline)."""
+        if self.switch is None or self.switch.hotline_id is None:
+            return Route()
+        snapshot = self.ctx.directory.snapshot
+        names = {ident: name for name, ident in snapshot.ids.get("hotlines", {}).items()}
+        hotline = snapshot.prov.hotlines.get(names.get(self.switch.hotline_id, ""))
+        return Route(hotline=hotline, hotline_id=self.switch.hotline_id if hotline else None)
+
     async def _open_hop(self, route: Route) -> Hop | None:
         """Open the case and hop, taking a line of the number; LinesBusy when none is free."""
+        if self.switch_token is not None:
+            return await self._use_switch_token()
         try:
             async with asyncio.timeout(self.ctx.store_open_patience_s):
                 return await self._store(lambda: self._write_new_hop(route), self.ctx.store_open_patience_s)
@@ -189,9 +233,27 @@ class InboundCall:
                         "when the database is back", self.channel_id, exc)
             return None
 
+    async def _use_switch_token(self) -> Hop:
+        """The video leg's hop, in the case its token is for; SwitchRefused for a bad token. No
+        database, no switch: the token cannot be checked, and an unchecked one opens nothing."""
+        if self.ctx.switches is None or not self.switch_token:
+            raise SwitchRefused(TokenState.UNKNOWN)
+        switches = self.ctx.switches
+        hop = new_hop(self.channel, self.dialled, self.ctx, Route(), video=self.video)
+        try:
+            self.switch = await switches.use(self.switch_token, hop)
+        except STORE_DOWN as exc:
+            log.error("call %s: switch token not checked, the database is unavailable: %s",
+                      self.channel_id, exc)
+            raise SwitchRefused(TokenState.UNKNOWN) from exc
+        log.info("call %s: video leg of case %s (hop %s) replacing hop %s", self.channel_id,
+                 self.switch.hop.case_id, self.switch.hop.id, self.switch.from_hop_id)
+        return self.switch.hop
+
     async def _write_new_hop(self, route: Route) -> Hop:
         return await self.ctx.contacts.open_case_with_hop(
-            new_hop(self.channel, self.dialled, self.ctx, route), customer_key(self.channel, self.ctx.region),
+            new_hop(self.channel, self.dialled, self.ctx, route, video=self.video),
+            customer_key(self.channel, self.ctx.region, self.customer),
             line_limit=route.number.lines if route.number else None)
 
     async def _refuse_busy(self, route: Route) -> None:
@@ -203,8 +265,9 @@ class InboundCall:
         self._set_state(CallState.ENDED)
         try:
             await self._store(lambda: self.ctx.contacts.record_refused(
-                new_hop(self.channel, self.dialled, self.ctx, route),
-                customer_key(self.channel, self.ctx.region), "busy", *BUSY), self.ctx.store_patience_s)
+                new_hop(self.channel, self.dialled, self.ctx, route, video=self.video),
+                customer_key(self.channel, self.ctx.region, self.customer), "busy", *BUSY),
+                self.ctx.store_patience_s)
         except STORE_DOWN as exc:
             log.error("call %s: could not record the busy refusal: %s", self.channel_id, exc)
 
@@ -227,6 +290,12 @@ class InboundCall:
             await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
 
     async def _serve(self, route: Route) -> str:
+        if self.switch is not None:
+            from hotline.engine.switching import join_the_talk  # switching builds on this module
+            joined = await join_the_talk(self, self.switch)
+            if joined is not None:
+                return joined
+            route = self._route()  # the phone leg is gone: the video leg goes where it went
         hotline = route.hotline
         if hotline is None:
             await self._say_and_hang_up(self.ctx.not_in_service)
@@ -427,10 +496,30 @@ class InboundCall:
     def bridged_with(self, channel_id: str) -> None:
         self._set_state(CallState.BRIDGED)
 
+    @property
+    def is_bridged(self) -> bool:
+        return self.state is CallState.BRIDGED and not self.hangup_seen
+
+    async def leave_for_video(self) -> None:
+        """The talk went on on the customer's video leg: this leg is hung up (the agent stays in
+        the case's bridge), and its hop ends `switched`."""
+        self._set_state(CallState.HANGING_UP)
+        self.hangup_seen = True
+        await self._hangup_quietly()
+        await self._await_destroyed()
+
     async def until_either_hangs_up(self, agent_channel_id: str) -> str:
-        """While bridged: "caller" or "agent", whoever hangs up first."""
+        """While bridged: "caller" or "agent", whoever hangs up first; "switched" when the
+        customer joined on a video leg that takes the talk over (self.switched_to)."""
         while True:
             event = await self.inbox.get()
+            if isinstance(event, SwitchedAway):
+                self.switched_to = event
+                return "switched"
+            if (isinstance(event, ChannelDtmfReceived) and event.channel.id == self.channel_id
+                    and event.digit == self.ctx.switch_key and self.ctx.ask_switch is not None):
+                await self.ctx.ask_switch(self)
+                continue
             if self._is_caller_hangup(event) or isinstance(event, ChannelVanished):
                 self.hangup_seen = True
                 if not isinstance(event, ChannelDestroyed):
@@ -529,23 +618,29 @@ def _caller_hung_up_reason(state: CallState) -> str:
     return "completed" if state in (CallState.HANGING_UP, CallState.BRIDGED) else "abandoned"
 
 
-def new_hop(channel: Channel, dialled: str, ctx: CallContext, route: Route) -> NewHop:
+def new_hop(channel: Channel, dialled: str, ctx: CallContext, route: Route, *, video: bool = False) -> NewHop:
     dialled_e164 = to_e164(dialled, ctx.region)
     return NewHop(
         node=ctx.node, channel_id=channel.id, channel_name=clean_text(channel.name),
-        channel_kind=channel_kind(channel, dialled_e164), media="audio",
+        channel_kind=channel_kind(channel, dialled_e164), media="video" if video else "audio",
         dialled=clean_text(dialled), dialled_e164=dialled_e164,
         caller_num=clean_text(channel.caller_num), caller_name=clean_text(channel.caller_name),
         entered_at=channel.created_at, number_id=route.number_id, hotline_id=route.hotline_id)
 
 
 def channel_kind(channel: Channel, dialled_e164: str | None) -> str:
-    """pstn when a telephone number was dialled; sip for a SIP address (webrtc arrives with video)."""
+    """webrtc for a customer's browser; pstn when a telephone number was dialled; else sip (a SIP
+    address, a video phone's call to a video hotline)."""
+    if channel.endpoint == WEB_ENDPOINT:
+        return "webrtc"
     return "pstn" if dialled_e164 else "sip"
 
 
-def customer_key(channel: Channel, region: str) -> str:
-    """Who the customer is, across hops: their E.164 number, else their SIP identity."""
+def customer_key(channel: Channel, region: str, browser_id: str = "") -> str:
+    """Who the customer is, across hops: their E.164 number, their browser's own id, else their
+    SIP identity."""
+    if browser_id:
+        return f"web:{browser_id}"
     number = clean_text(channel.caller_num)
     e164 = to_e164(number, region) if number else None
     if e164:

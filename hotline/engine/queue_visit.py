@@ -29,8 +29,10 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.agent_state import AgentState
 from hotline.engine.queues import Waiter
 from hotline.errors import AriError, AriNotFound
+from hotline.media import CASE_BRIDGE_TYPE, originate_formats
 from hotline.provision.model import Queue, Target
-from hotline.store.contacts import QueueEvent, queue_event_record
+from hotline.store.contacts import Hop, QueueEvent, queue_event_record
+from hotline.store.db import STORE_DOWN
 
 if TYPE_CHECKING:
     from hotline.engine.calls import InboundCall
@@ -45,6 +47,16 @@ class Ringing:
     agent: AgentState
     channel_id: str
     started: float
+
+
+@dataclass(frozen=True)
+class Talk:
+    """A caller's talk with an agent, as one leg hands it to the next (the switch to video)."""
+
+    queue: Queue
+    leg: Ringing
+    answered_at: float
+    visit_hop: Hop  # the hop that joined the queue: the visit's complete is recorded there
 
 
 @dataclass(frozen=True)
@@ -78,12 +90,16 @@ class QueueVisit:
         self.agent_ids = snapshot.ids.get("agents", {})
         self.waiter: Waiter | None = None
         self.answered = False  # out of the line, talking: no longer counted or abandoning
+        # The hop whose visit this is: the call's own, or, for a talk taken over by the customer's
+        # video leg, the phone leg's (its join and answer are there; its complete goes there too).
+        self.visit_hop: Hop | None = call.hop
         # Answer + music on hold, started the moment the caller has to wait; None until then.
         self._music: asyncio.Task[None] | None = None
 
     async def resume_waiting(self, joined_at: float) -> str | Overflow | BrokeOut:
         """After a daemon restart: back in line at the place the database says, no second join."""
-        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at)
+        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at,
+                                        video=self.call.video)
         log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
                  self.queue.name, self.manager.position(self.waiter))
         self._start_music()
@@ -106,7 +122,7 @@ class QueueVisit:
             return await self._overflow("max_len")
         if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
             return await self._overflow("empty")
-        self.waiter = self.manager.join(q.name, self.call.channel_id)
+        self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video)
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name,
                  self.manager.position(self.waiter))
         await self._event("join", position=self.manager.position(self.waiter))
@@ -215,7 +231,8 @@ class QueueVisit:
         in a loop)."""
         self.answered = False
         before = self.waiter_
-        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=before.joined_at)
+        self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=before.joined_at,
+                                        video=self.call.video)
         self.waiter.cycle = before.cycle
         self._start_music()
 
@@ -353,7 +370,8 @@ class QueueVisit:
         try:
             await self.ctx.ari.originate(
                 f"PJSIP/{agent.endpoint}", self.ctx.app, f"agent,{self.call.channel_id}", channel_id,
-                timeout_s=self.queue.ring_timeout, caller_id=self.call.channel.caller_num)
+                timeout_s=self.queue.ring_timeout, caller_id=self.call.channel.caller_num,
+                formats=originate_formats(agent.capabilities))
         except AriError as exc:  # not registered, unknown endpoint: next agent
             log.info("queue %s: could not ring %s: %s", self.queue.name, agent.name, exc)
             await self._no_answer(leg, "dial failed")
@@ -381,11 +399,11 @@ class QueueVisit:
         bridge_id = call.bridge_id
         try:
             if self._music is None:  # answered by the agent while still ringing: answer it now
-                await _all(call.answer(), self.ctx.ari.create_bridge(bridge_id, "mixing"))
+                await _all(call.answer(), self.ctx.ari.create_bridge(bridge_id, CASE_BRIDGE_TYPE))
             else:
                 await self._music_started()
                 await self.ctx.ari.stop_moh(call.channel_id)
-                await self.ctx.ari.create_bridge(bridge_id, "mixing")
+                await self.ctx.ari.create_bridge(bridge_id, CASE_BRIDGE_TYPE)
             await self.ctx.ari.add_to_bridge(bridge_id, [call.channel_id, leg.channel_id])
         except AriError as exc:
             await self._not_bridged(leg, exc)
@@ -419,20 +437,68 @@ class QueueVisit:
             return False
         return self.call.is_up
 
+    async def take_over_talk(self, talk: Talk) -> str:
+        """The customer's video leg, now in the case's bridge, goes on with the talk of the leg it
+        replaced: same agent, same visit; the agent's leg never left the bridge."""
+        self.answered = True
+        self.visit_hop = talk.visit_hop
+        leg = talk.leg
+        self.call.watch(leg.channel_id)
+        hop = self.call.hop
+        if hop is not None and self.ctx.switches is not None:
+            try:
+                await self.ctx.switches.joined_talk(hop.id, self.queue_id, self.agent_ids.get(leg.agent.name))
+            except STORE_DOWN as exc:  # the talk matters more than the hop's answer time
+                log.error("call %s: hop %s not marked answered: %s", self.call.channel_id, hop.id, exc)
+        if not await self._channel_exists(leg.channel_id):  # the agent hung up during the handover
+            self.call.unwatch(leg.channel_id)
+            self.manager.call_ended(leg.agent, self.queue.name)
+            await self._event("complete", agent=leg.agent, talk_ms=_ms(time.time() - talk.answered_at),
+                              detail="agent hung up")
+            return "completed"
+        return await self._follow_talk(leg, talk.answered_at, self.call.bridge_id)
+
     async def _follow_talk(self, leg: Ringing, answered_at: float, bridge_id: str) -> str:
         call = self.call
         call.bridged_with(leg.channel_id)
-        who = "caller"
+        who, handed_over = "caller", False
         try:
-            who = await call.until_either_hangs_up(leg.channel_id)
+            while not handed_over:
+                who = await call.until_either_hangs_up(leg.channel_id)
+                if who != "switched":
+                    break
+                handed_over = self._hand_over(leg, answered_at)
         finally:
-            await self._hang_up(leg.channel_id if who == "caller" else call.channel_id)
-            self.manager.call_ended(leg.agent, self.queue.name)
-            call.unwatch(leg.channel_id)
-            await self._event("complete", agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
-                              detail=f"{who} hung up")
-            await self.ctx.ari.destroy_bridge(bridge_id)
+            if not handed_over:
+                await self._hang_up(leg.channel_id if who == "caller" else call.channel_id)
+                self.manager.call_ended(leg.agent, self.queue.name)
+                call.unwatch(leg.channel_id)
+                await self._event("complete", agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                                  detail=f"{who} hung up")
+                await self.ctx.ari.destroy_bridge(bridge_id)
+        if handed_over:
+            await call.leave_for_video()
+            return "switched"
         return "completed"
+
+    def _hand_over(self, leg: Ringing, answered_at: float) -> bool:
+        """Give the talk to the video leg that joined the bridge; False when that leg gave up
+        waiting for it (the talk then goes on here)."""
+        away = self.call.switched_to
+        if away is None or away.handover.done() or self.visit_hop is None:
+            return False
+        self.call.unwatch(leg.channel_id)
+        away.handover.set_result(Talk(self.queue, leg, answered_at, self.visit_hop))
+        log.info("call %s: talk with %s handed over to video leg %s", self.call.channel_id,
+                 leg.agent.name, away.to_channel_id)
+        return True
+
+    async def _channel_exists(self, channel_id: str) -> bool:
+        try:
+            await self.ctx.ari.channel(channel_id)
+        except AriNotFound:
+            return False
+        return True
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -440,7 +506,7 @@ class QueueVisit:
         return _ms((at or time.time()) - self.waiter_.joined_at)
 
     async def _event(self, event: str, *, agent: AgentState | None = None, **fields: object) -> None:
-        hop = self.call.hop
+        hop = self.visit_hop or self.call.hop
         if hop is None or self.queue_id is None:
             return  # the database was down when the call came: nothing to attach events to
         row = QueueEvent(queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id, event=event,

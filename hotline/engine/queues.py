@@ -38,6 +38,7 @@ class Waiter:
     # The rest of this caller's ringing cycle: the strategy's plan, one attempt after another;
     # when it is used up the caller waits the queue's retry time and a new plan is made.
     cycle: Cycle | None = None
+    cycle_video_only: bool = False  # the cycle rings video agents only (before the fallback)
 
 
 class Cycle:
@@ -181,10 +182,14 @@ class QueueManager:
         unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing)
         if unrung_ahead and not self._more_free_agents_than(waiter.queue, unrung_ahead, now):
             return []
+        video_only, prefer_video = video_preference(queue, waiter, now)
+        if waiter.cycle is not None and waiter.cycle_video_only and not video_only:
+            waiter.cycle = None  # the fallback time has come: a new plan with the audio agents too
         if waiter.cycle is None:
             waiter.cycle = Cycle(attempts(queue.strategy, self._tiers.get(queue.name, []), now, self.memory,
-                                          self.rng, queue=queue.name,
-                                          prefer_video=waiter.video and queue.prefer_video_agents))
+                                          self.rng, queue=queue.name, prefer_video=prefer_video,
+                                          video_only=video_only))
+            waiter.cycle_video_only = video_only
         attempt = waiter.cycle.take(now)
         if not attempt:
             waiter.cycle = None  # nobody to ring now: a fresh plan next time
@@ -257,3 +262,12 @@ class QueueManager:
             if queue is None or name == queue:
                 for waiter in line:
                     waiter.wake.set()
+
+
+def video_preference(queue: Queue, waiter: Waiter, now: float) -> tuple[bool, bool]:
+    """(video agents only, video agents first) for this caller now: a video caller in a queue
+    that prefers video agents rings only them for the queue's fallback time, then everyone."""
+    if not (waiter.video and queue.prefer_video_agents):
+        return False, False
+    fallback = queue.video_fallback
+    return fallback is None or now - waiter.joined_at < fallback, True

@@ -7,6 +7,7 @@ import logging
 
 from hotline.asterisk.ari_events import AriEvent, ChannelEvent, PlaybackEvent, StasisStart, parse_channel
 from hotline.engine.calls import CallContext, ChannelVanished, InboundCall
+from hotline.engine.stasis_entry import parse_entry
 from hotline.errors import AriNotFound
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,21 @@ class Router:
             if owner.channel_id != event.channel.id:
                 owner.inbox.put_nowait(event)  # an agent leg answered
             return  # else: already adopted by reconcile
-        entry, *rest = event.args or ("",)
-        if entry != "inbound" or not rest:
+        entry = parse_entry(event.args)
+        if entry is None:
             log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
             return
-        log.info("call %s entered: %s from %r", event.channel.id, rest[0], event.channel.caller_num)
-        self._start(InboundCall(self.ctx, event.channel, dialled=rest[0]))
+        log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
+                 event.channel.caller_num, " with video" if entry.video else "")
+        self._start(InboundCall(self.ctx, event.channel, dialled=entry.dialled, video=entry.video,
+                                customer=entry.customer,
+                                switch_token=entry.token if entry.kind == "switch" else None))
+
+    def call_of_hop(self, hop_id: int) -> InboundCall | None:
+        """The live call whose own leg is hop `hop_id` (a switch looks up the leg it replaces)."""
+        return next((call for channel_id, call in self.calls.items()
+                     if call.channel_id == channel_id and call.hop is not None and call.hop.id == hop_id),
+                    None)
 
     def _start(self, call: InboundCall) -> None:
         self.calls[call.channel_id] = call

@@ -236,6 +236,8 @@ def _queue_options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--breakout-menu", help="Menu whose keys let a waiting caller leave ('none')."),
         click.option("--ringback", type=int,
                      help="Seconds a caller whose agent rings at once hears ringing, then music (0: music)."),
+        click.option("--video-fallback",
+                     help="Seconds a video caller rings only video agents before all ('never')."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -34,7 +34,8 @@ def queue_table(q: Queue) -> dict[str, Any]:
         "max_wait": q.max_wait, "max_len": q.max_len, "join_empty": q.join_empty,
         "announce_period": q.announce_period, "music": q.music, "service_level": q.service_level,
         "prefer_video_agents": q.prefer_video_agents, "overflow": str(q.overflow),
-        "announce_holdtime": q.announce_holdtime, "breakout_menu": q.breakout_menu, "ringback": q.ringback})
+        "announce_holdtime": q.announce_holdtime, "breakout_menu": q.breakout_menu, "ringback": q.ringback,
+        "video_fallback": "never" if q.video_fallback is None else q.video_fallback})
 
 
 def menu_table(m: Menu) -> dict[str, Any]:

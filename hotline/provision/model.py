@@ -78,6 +78,9 @@ class Queue:
     # seconds; then it is answered with music while the agent rings on. 0: answered with music
     # the moment it joins.
     ringback: int = 3
+    # With prefer_video_agents: a video caller rings only video-capable agents for this many
+    # seconds of waiting, then every agent, video-capable first. None: never falls back.
+    video_fallback: int | None = 30
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ def optional_int(field: str, value: object, low: int, high: int) -> int | None:
     return integer(field, value, low, high)
 
 
+def never_or_seconds(field: str, value: object) -> int | None:
+    """'never' (or 'none'): None; else seconds from 0 (0 is a value here, not "off")."""
+    if value in ("never", "none"):
+        return None
+    return integer(field, value, 0, 3600)
+
+
 def boolean(field: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -305,7 +312,7 @@ def queue(name: str, table: Mapping[str, Any]) -> Queue:
     f = f"queues.{slug('queue', name)}"
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
-                     "announce_holdtime", "breakout_menu", "ringback"})
+                     "announce_holdtime", "breakout_menu", "ringback", "video_fallback"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -325,7 +332,8 @@ def queue(name: str, table: Mapping[str, Any]) -> Queue:
                       lambda k, v: target(k, v, ("hangup", "queue", "hotline", "menu")), f),
         announce_holdtime=_get(table, "announce_holdtime", d.announce_holdtime, boolean, f),
         breakout_menu=_get(table, "breakout_menu", d.breakout_menu, optional_slug, f),
-        ringback=_get(table, "ringback", d.ringback, lambda k, v: integer(k, v, 0, 60), f))
+        ringback=_get(table, "ringback", d.ringback, lambda k, v: integer(k, v, 0, 60), f),
+        video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f))
 
 
 def menu(name: str, table: Mapping[str, Any]) -> Menu:

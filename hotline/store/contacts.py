@@ -83,11 +83,12 @@ class Hop:
     agent_id: int | None = None
     queued_at: datetime | None = None
     answered_at: datetime | None = None
+    media: str = "audio"
 
 
 _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num,"
                 " entered_at, ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id,"
-                " agent_id, queued_at, answered_at")
+                " agent_id, queued_at, answered_at, media")
 
 # Every write is one statement (a data-modifying CTE here, record_call_events() for what calls
 # record), so one round trip on an autocommit connection, atomic all the same: the daemon writes
@@ -155,7 +156,7 @@ class Contacts:
         """A contact refused before it was answered (busy): its case and an ended hop, at once."""
         async with self.pool.connection() as conn, conn.transaction():
             case_id = await _insert_case(conn, customer_key, hop.entered_at)
-            opened = await _insert_hop(conn, case_id, 1, hop, None)
+            opened = await insert_hop(conn, case_id, 1, hop, None)
             await conn.execute(
                 "UPDATE hops SET ended_at = greatest(now(), entered_at), end_reason = %s,"
                 " hangup_cause = %s, hangup_cause_text = %s WHERE id = %s",
@@ -253,7 +254,7 @@ def _check_kind(hop: NewHop) -> None:
         raise ValueError(f"channel kind {hop.channel_kind!r} is not one of {sorted(CHANNEL_KINDS)}")
 
 
-async def _insert_hop(conn: AsyncConnection, case_id: int, seq: int, hop: NewHop,
+async def insert_hop(conn: AsyncConnection, case_id: int, seq: int, hop: NewHop,
                       line: int | None) -> Hop:
     _check_kind(hop)
     cur = conn.cursor(row_factory=class_row(Hop))

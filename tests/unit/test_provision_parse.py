@@ -477,6 +477,17 @@ def test_queue_ringback_is_read_with_its_default_and_its_limits() -> None:
     refused(lambda: checked(doc), "queues.support.ringback", "90")
 
 
+def test_queue_video_fallback_is_seconds_or_never_and_zero_means_at_once() -> None:
+    doc = example()
+    assert checked(doc).queues["support"].video_fallback == 30
+    for written, read in ((0, 0), ("45", 45), ("never", None), ("none", None)):
+        doc["queues"]["support"]["video_fallback"] = written
+        assert checked(doc).queues["support"].video_fallback == read
+    for bad in (-1, 3601, "soon", True):
+        doc["queues"]["support"]["video_fallback"] = bad
+        refused(lambda: checked(doc), "queues.support.video_fallback", str(bad))
+
+
 def test_queue_breakout_menu_and_hold_time_announcement_are_read() -> None:
     support = checked(example()).queues["support"]
     assert (support.breakout_menu, support.announce_holdtime) == ("billing", True)
@@ -555,7 +566,7 @@ GOOD: dict[str, list[Any]] = {
     "wrapup": [0, 10], "max_wait": [300, "off", 0], "max_len": [5, "none"], "join_empty": [True, "no"],
     "announce_period": [60, "off", 4], "music": ["default", "jazz"], "service_level": [20, 3600],
     "prefer_video_agents": [True, False], "announce_holdtime": [True, "no", 3],
-    "ringback": [0, 3, 60, 61, -1],
+    "ringback": [0, 3, 60, 61, -1], "video_fallback": [0, 30, "never", 3601, "none"],
     "breakout_menu": ["billing", "none", "Main"], "overflow": ["hangup", "queue:support", "hotline:federal",
                                                       "menu:main", "queue:support:x", "video"],
     "prompt": ["hello-world", "hotline/welcome", "welcome.wav"], "timeout": [5, 120], "retries": [0, 3, 21],
@@ -580,7 +591,8 @@ GOOD: dict[str, list[Any]] = {
 SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optional ones
     "queues": ([], ["strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                     "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
-                    "announce_holdtime", "breakout_menu", "ringback"]),
+                    "announce_holdtime", "breakout_menu", "ringback",
+                    "video_fallback"]),
     "menus": (["prompt"], ["timeout", "retries", "invalid_prompt", "timeout_prompt", "options"]),
     "hotlines": (["entry"], ["description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
                              "regions"]),

@@ -193,3 +193,51 @@ async def test_an_agent_whose_answer_could_not_be_bridged_is_free_at_once_with_n
     m.answer_dropped(anna)
     assert anna.calls_completed("q") == 0
     assert [a.name for a in m.next_attempt(m.join("q", "c2"))] == ["anna"]
+
+
+def video_manager(fallback: int | None) -> tuple[QueueManager, Clock]:
+    """Queue q prefers video agents; "vera" has video, "anna" has not and is first in linear order."""
+    clock = Clock()
+    m = QueueManager(clock=clock)
+    m.provision(Provisioning(
+        queues={"q": Queue("q", strategy="linear", prefer_video_agents=True, video_fallback=fallback)},
+        agents={"anna": Agent("anna", "anna", queues=(("q", 0),)),
+                "vera": Agent("vera", "vera", capabilities=frozenset({"audio", "video"}),
+                              queues=(("q", 0),))}))
+    m.presence({"anna": True, "vera": True}, {})
+    return m, clock
+
+
+async def test_a_video_caller_rings_only_video_agents_until_the_fallback_then_everyone() -> None:
+    m, clock = video_manager(fallback=30)
+    caller = m.join("q", "c1", video=True)
+    assert [a.name for a in m.next_attempt(caller)] == ["vera"]
+    m.ring_ended(caller, m.agents["vera"], answered=False)
+    assert m.next_attempt(caller) == []  # vera did not answer: anna is audio-only, not yet
+    clock.now += 29
+    assert [a.name for a in m.next_attempt(caller)] == ["vera"]  # a new cycle, still video only
+    m.ring_ended(caller, m.agents["vera"], answered=False)
+    assert m.next_attempt(caller) == []
+    clock.now += 1
+    assert [a.name for a in m.next_attempt(caller)] == ["vera"]  # video first, then anna
+    m.ring_ended(caller, m.agents["vera"], answered=False)
+    assert [a.name for a in m.next_attempt(caller)] == ["anna"]
+
+
+async def test_a_video_caller_never_falls_back_when_the_queue_says_never() -> None:
+    m, clock = video_manager(fallback=None)
+    caller = m.join("q", "c1", video=True)
+    m.agents["vera"].ringing(clock.now, "q")  # busy with someone else
+    clock.now += 3600
+    assert m.next_attempt(caller) == []
+
+
+async def test_fallback_zero_and_audio_callers_ring_audio_agents_at_once() -> None:
+    m, _ = video_manager(fallback=0)
+    video = m.join("q", "c1", video=True)
+    assert [a.name for a in m.next_attempt(video)] == ["vera"]  # video agents still first
+    m.ring_ended(video, m.agents["vera"], answered=False)
+    assert [a.name for a in m.next_attempt(video)] == ["anna"]
+    m2, _ = video_manager(fallback=None)
+    audio = m2.join("q", "c2")
+    assert [a.name for a in m2.next_attempt(audio)] == ["anna"]  # linear order, video ignored

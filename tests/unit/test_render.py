@@ -37,6 +37,9 @@ TOLLFREE = Number("+78005553535", "federal", "tollfree", None)
 VIDEO = Number("video-support", "federal", "video", None)
 
 
+VIDEO_FORMATS = "video=${CHANNEL(videonativeformat)}"  # the Stasis argument with the video codecs
+
+
 def provisioning(*objects: Agent | Number) -> Provisioning:
     return Provisioning(agents={o.name: o for o in objects if isinstance(o, Agent)},
                         numbers={o.number: o for o in objects if isinstance(o, Number)})
@@ -89,7 +92,7 @@ def test_city_number_is_reached_in_every_form_a_russian_trunk_delivers_and_stasi
     inbound = extensions(dialplan, "hotline-inbound")
     assert set(inbound) == {"+74951234567", "74951234567", "84951234567", "4951234567"}
     for steps in inbound.values():
-        assert steps == ["Stasis(hotline,inbound,+74951234567)", "Hangup(34)"]
+        assert steps == [f"Stasis(hotline,inbound,+74951234567,{VIDEO_FORMATS})", "Hangup(34)"]
 
 
 def test_tollfree_number_answers_to_8_800_7_800_and_plus_7_800() -> None:
@@ -103,12 +106,39 @@ def test_rendered_numbers_append_to_the_static_inbound_context() -> None:
 
 def test_video_address_gets_one_extension_of_its_own_name() -> None:
     inbound = extensions(render(provisioning(VIDEO), SETTINGS)[DIALPLAN_FILE], "hotline-inbound")
-    assert inbound == {"video-support": ["Stasis(hotline,inbound,video-support)", "Hangup(34)"]}
+    assert inbound == {"video-support": [f"Stasis(hotline,inbound,video-support,{VIDEO_FORMATS})",
+                                         "Hangup(34)"]}
+
+
+def test_browsers_reach_only_the_video_addresses_and_the_switch() -> None:
+    web = extensions(render(provisioning(VIDEO, MOSCOW), SETTINGS)[DIALPLAN_FILE], "hotline-web")
+    assert set(web) == {"video-support", "switch"}
+    customer = "customer=${FILTER(0-9a-f,${PJSIP_HEADER(read,X-Hotline-Customer)})}"
+    assert web["video-support"][0] == f"Stasis(hotline,inbound,video-support,{VIDEO_FORMATS},{customer})"
+    # The token reaches the daemon as hex or not at all: nothing the page sends can add arguments.
+    token = "token=${FILTER(0-9a-f,${PJSIP_HEADER(read,X-Hotline-Switch)})}"
+    assert web["switch"][0].endswith(f"{customer},{token})")
+    assert web["switch"][0].startswith("Stasis(hotline,switch,switch,")
+
+
+def test_customers_web_endpoint_is_webrtc_without_a_password_in_the_web_context() -> None:
+    web = [body for name, body in sections(render(provisioning(WEB), SETTINGS)[PJSIP_FILE])
+           if name == "hotline-web"]
+    assert web == [{"type": "endpoint", "context": "hotline-web", "disallow": "all",
+                    "allow": "opus,ulaw,alaw,vp8,h264", "webrtc": "yes", "max_video_streams": "4",
+                    "direct_media": "no", "transport": "transport-ws"}]
+
+
+def test_names_the_web_entry_uses_are_refused_for_agents_and_numbers() -> None:
+    with pytest.raises(ConfigError, match="hotline-web"):
+        render(provisioning(replace(ANNA, endpoint="hotline-web")), SETTINGS)
+    with pytest.raises(ConfigError, match="switch"):
+        render(provisioning(Number("switch", "federal", "video", None)), SETTINGS)
 
 
 def test_stasis_application_is_the_one_configured() -> None:
     dialplan = render(provisioning(MOSCOW), replace(SETTINGS, ari_app="hotline-b"))[DIALPLAN_FILE]
-    assert "Stasis(hotline-b,inbound,+74951234567)" in dialplan
+    assert "Stasis(hotline-b,inbound,+74951234567," in dialplan
 
 
 def test_agents_context_refuses_whatever_an_agent_dials() -> None:
@@ -332,7 +362,7 @@ async def test_changed_files_reload_their_modules_and_asterisk_then_has_every_en
     asterisk = FakeAsterisk(tmp_path)
     result = await apply(provisioning(ANNA, WEB, MOSCOW), conf(tmp_path), asterisk)  # type: ignore[arg-type]
     assert asterisk.reloads == ["res_pjsip.so", "pbx_config.so"]
-    assert asterisk.endpoints == {"sipp-trunk", "anna", "olga-web"}
+    assert asterisk.endpoints == {"sipp-trunk", "hotline-web", "anna", "olga-web"}
     assert result.lines()[-2:] == ["reloaded res_pjsip.so (pjsip_hotline.conf changed)",
                                    "reloaded pbx_config.so (extensions_hotline.conf changed)"]
 

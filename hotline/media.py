@@ -1,0 +1,46 @@
+"""Media: which codecs each kind of endpoint offers, and whether a call carries video.
+
+Asterisk passes video through and never transcodes it, so both legs of a bridge must share a
+video codec: every video endpoint offers VP8 and H.264, what browsers and video phones share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+AUDIO_CODECS = ("ulaw", "alaw", "opus")
+WEBRTC_AUDIO_CODECS = ("opus", "ulaw", "alaw")  # browsers speak opus natively
+VIDEO_CODECS = ("vp8", "h264")
+
+# The endpoint customers' browsers call as (the click-to-call and switch pages): its calls are
+# WebRTC legs. `hotline apply` renders it.
+WEB_ENDPOINT = "hotline-web"
+
+# The case's bridge: a mixing bridge whose video is a selective forwarding unit, so every party
+# sees every other one, and a party can join or leave without the others' streams being cut
+# (with video_single the joining customer saw its own picture echoed and froze after a switch).
+CASE_BRIDGE_TYPE = "mixing,video_sfu"
+
+
+def endpoint_codecs(capabilities: Iterable[str]) -> tuple[str, ...]:
+    """The codecs an agent's endpoint allows, in order of preference."""
+    caps = frozenset(capabilities)
+    audio = WEBRTC_AUDIO_CODECS if "webrtc" in caps else AUDIO_CODECS
+    return audio + (VIDEO_CODECS if "video" in caps else ())
+
+
+def originate_formats(capabilities: Iterable[str]) -> str | None:
+    """The formats to dial an agent with, or None for Asterisk's default (audio agents).
+
+    A video agent is dialled with video even on an audio call: without it the INVITE is
+    audio-only, and when the customer later switches to video, the SFU's re-INVITE adds only a
+    receive stream: the agent would see the customer but never send its own picture."""
+    caps = frozenset(capabilities)
+    return ",".join(endpoint_codecs(caps)) if "video" in caps else None
+
+
+def carries_video(native_formats: str) -> bool:
+    """Whether a channel negotiated video, from CHANNEL(videonativeformat): '(vp8)' or '(vp8|h264)'
+    for a video call, '(nothing)' or '' for an audio one."""
+    names = native_formats.strip().strip("()").split("|")
+    return any(name.strip() and name.strip() != "nothing" for name in names)
