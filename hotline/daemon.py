@@ -8,6 +8,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.asterisk.ami import AmiSession
@@ -15,16 +16,21 @@ from hotline.asterisk.ami_events import DeviceStateChange, FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
 from hotline.config import Settings
 from hotline.engine import regions
-from hotline.engine.calls import CallContext
+from hotline.engine.calls import CallContext, InboundCall
 from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.live import LivePublisher
 from hotline.engine.queues import QueueManager
 from hotline.engine.router import Router
-from hotline.errors import AriError, StoreError
+from hotline.errors import AriError, HotlineError, StoreError
+from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.contacts import Contacts
-from hotline.store.db import open_pool
+from hotline.store.db import STORE_DOWN, open_pool
+from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
+from hotline.switch_links import request_switch
+from hotline.web.app import WebConfig, make_app, start_web
+from hotline.web_backend import DaemonWebBackend
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ class Daemon:
         self.ari_client: AriClient | None = None
         self.records: WriteBehind | None = None
         self.records_pool: AsyncConnectionPool | None = None
+        self.web: web.AppRunner | None = None
 
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
@@ -68,17 +75,21 @@ class Daemon:
                                             synchronous_commit=s.synchronous_commit)
         self.records = WriteBehind(self.records_pool, node=s.node)
         self.records.start()
+        switches = Switches(self.pool)
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
                           watch=lambda c, call: router.watch(c, call), unwatch=lambda c: router.unwatch(c),
-                          node=s.node, app=s.ari_app, region=s.default_region)
+                          node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
+                          find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
+                          ask_switch=self._caller_asks_switch)
         router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self._on_ari_connect,
                               all_channels=s.ari_channel_subscription == "all")
         self.ari.start()
-        self.live = asyncio.create_task(LivePublisher(self.pool, self.queues, self.directory).run(),
-                                        name="live-state")
+        publisher = LivePublisher(self.pool, self.queues, self.directory)
+        self.live = asyncio.create_task(publisher.run(), name="live-state")
+        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, switches, publisher))
         await self._wait_ari_connected()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
@@ -95,8 +106,41 @@ class Daemon:
         finally:
             await self.close()
 
+    async def _start_web(self, backend: DaemonWebBackend) -> None:
+        address = self.settings.web_address
+        if address is None:
+            log.info("web pages off (web_listen is empty)")
+            return
+        config = WebConfig(self.settings.sip_websocket_url, self.settings.ari.host, WEB_ENDPOINT)
+        try:
+            self.web = await start_web(make_app(config, backend), *address)
+        except OSError as exc:
+            raise HotlineError(f"web pages cannot listen on {self.settings.web_listen}: {exc} "
+                               f"(set web_listen to a free host:port, or empty to turn them off)") from None
+        log.info("web pages on %s (switch links: %s/switch/...)", self.settings.web_listen,
+                 self.settings.web_base_url)
+
+    async def _caller_asks_switch(self, call: InboundCall) -> None:
+        """The caller pressed the switch key while talking: the link is sent in the background
+        (a gateway may take seconds; the talk is not held up for it)."""
+        if call.hop is None or self.pool is None:
+            return
+        task = asyncio.create_task(self._send_switch_link(Switches(self.pool), call.hop.id),
+                                   name=f"switch-link-{call.channel_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send_switch_link(self, switches: Switches, hop_id: int) -> None:
+        try:
+            await request_switch(switches, self.settings, hop_id, "caller")
+        except (HotlineError, *STORE_DOWN) as exc:
+            log.warning("switch to video asked by the caller of hop %s: not possible: %s", hop_id, exc)
+
     async def close(self) -> None:
         """Idempotent; the reverse order of start."""
+        if self.web is not None:
+            await self.web.cleanup()
+            self.web = None
         if self.live is not None:
             self.live.cancel()
             await asyncio.gather(self.live, return_exceptions=True)

@@ -16,7 +16,7 @@ import pytest
 from hotline.asterisk.lab import Lab
 from hotline.store.migrations import migrate
 
-from support.daemon import DaemonProcess
+from support.daemon import DaemonProcess, free_tcp_port
 from support.provisioning import BASE, provision
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -135,7 +135,8 @@ def empty_db_dsn(lab: Lab) -> Iterator[str]:
 @pytest.fixture
 def daemon_env(lab_env: dict[str, str], db_dsn: str) -> dict[str, str]:
     """The settings `hotline run` gets in this test: the lab, with this test's database."""
-    return {**lab_env, "HOTLINE_DSN": db_dsn, "HOTLINE_NODE": "lab-node"}
+    return {**lab_env, "HOTLINE_DSN": db_dsn, "HOTLINE_NODE": "lab-node",
+            "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}"}
 
 
 @pytest.fixture

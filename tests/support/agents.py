@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +29,20 @@ def hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def logged_in_agents(env: dict[str, str], tmp_path: Path, prefix: str,
-                     *memberships: dict[str, int]) -> tuple[Agent, ...]:
+                     *memberships: dict[str, int],
+                     capabilities: Sequence[Sequence[str]] = ()) -> tuple[Agent, ...]:
     """One agent per `memberships` ({queue: penalty}), named so that they sort in that order
-    (the queues' member order), provisioned, applied and logged in."""
+    (the queues' member order), provisioned, applied and logged in. `capabilities`: per agent,
+    in the same order (default: audio)."""
     tag = uuid.uuid4().hex[:6]
     agents = tuple(Agent(f"{prefix}{i}-{tag}", secrets.token_urlsafe(12))
                    for i in range(1, len(memberships) + 1))
+    caps = [*capabilities] + [("audio",)] * (len(agents) - len(capabilities))
     file = tmp_path / f"agents-{tag}.toml"
     file.write_text("".join(
-        f'[agents.{a.name}]\npassword = "{a.password}"\nqueues = {{ '
+        f'[agents.{a.name}]\npassword = "{a.password}"\ncapabilities = {list(c)!r}\nqueues = {{ '
         + ", ".join(f"{queue} = {penalty}" for queue, penalty in queues.items()) + " }\n"
-        for a, queues in zip(agents, memberships, strict=True)))
+        for a, queues, c in zip(agents, memberships, caps, strict=True)))
     hotline(env, "provision", str(file))
     hotline(env, "apply")
     for a in agents:

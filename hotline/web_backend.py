@@ -1,0 +1,83 @@
+"""What the daemon's web pages ask of it (hotline.web.app.WebBackend), answered from the
+provisioning snapshot, the switch tokens and the live queues."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+
+from psycopg_pool import AsyncConnectionPool
+
+from hotline.config import Settings
+from hotline.engine.directory import Directory
+from hotline.engine.live import LivePublisher
+from hotline.store.db import STORE_DOWN
+from hotline.store.switches import Switches, SwitchNotPossible, TokenState
+from hotline.switch_links import request_switch
+from hotline.web.app import SwitchCheck, WebRefusal
+
+log = logging.getLogger(__name__)
+
+_CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.UNKNOWN,
+           TokenState.EXPIRED: SwitchCheck.EXPIRED, TokenState.USED: SwitchCheck.USED}
+
+
+class DaemonWebBackend:
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
+                 switches: Switches, live: LivePublisher) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.directory = directory
+        self.switches = switches
+        self.live = live
+
+    def video_addresses(self) -> frozenset[str]:
+        return frozenset(n.number for n in self.directory.snapshot.prov.numbers.values() if n.kind == "video")
+
+    async def check_switch_token(self, token: str) -> SwitchCheck:
+        try:
+            return _CHECKS[await self.switches.check(token)]
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The service is unavailable for a moment: "
+                                  "try the link again shortly") from exc
+
+    async def agent_switch(self, endpoint: str, password: str) -> str:
+        """A link for the call the agent with this endpoint and SIP password is talking on now."""
+        agents = self.directory.snapshot.prov.agents.values()
+        agent = next((a for a in agents if a.endpoint == endpoint), None)
+        # Compared even for an unknown endpoint, so the answer's time says nothing about which exist.
+        expected = agent.password if agent is not None and agent.password else "\0"
+        if not hmac.compare_digest(password.encode(), expected.encode()) or agent is None:
+            raise WebRefusal(401, "Wrong agent or password")
+        agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
+        try:
+            hop_id = await self._live_hop_of(agent_id)
+            if hop_id is None:
+                raise WebRefusal(409, "You have no call in progress to move to video")
+            switch = await request_switch(self.switches, self.settings, hop_id, f"agent:{agent.name}")
+        except SwitchNotPossible as exc:
+            raise WebRefusal(409, str(exc)) from exc
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+        return switch.link
+
+    async def _live_hop_of(self, agent_id: int | None) -> int | None:
+        if agent_id is None:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM hops WHERE agent_id = %s AND ended_at IS NULL AND answered_at IS NOT NULL"
+                " ORDER BY answered_at DESC LIMIT 1", (agent_id,))
+            row = await cur.fetchone()
+        return int(row[0]) if row else None
+
+    def live_queues(self) -> list[dict[str, object]]:
+        names = {ident: name for name, ident in self.directory.snapshot.ids.get("queues", {}).items()}
+        rows = []
+        for row in self.live.queue_rows():
+            fields = dataclasses.asdict(row)
+            since = fields.pop("longest_waiting_since")
+            rows.append({"queue": names.get(row.queue_id, str(row.queue_id)), **fields,
+                         "longest_waiting_since": since.isoformat() if since else None})
+        return rows
