@@ -180,3 +180,12 @@ def _register_stats() -> None:
 
 
 _register_stats()
+
+
+def _register_cases() -> None:
+    from hotline.case_commands import register
+
+    register(main)
+
+
+_register_cases()

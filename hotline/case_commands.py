@@ -1,0 +1,107 @@
+"""`hotline case show|switch`: one case's timeline across channels, and moving its live call to
+video. Thin: the store and hotline.switch_links do the work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+from hotline.cli_common import clear_errors, settings_of
+from hotline.errors import HotlineError
+from hotline.store.case_timeline import CaseTimeline, case_timeline
+from hotline.store.db import connect, open_pool
+from hotline.store.switches import Switches
+from hotline.switch_links import SwitchLink, request_switch
+
+
+@click.group("case")
+def case_group() -> None:
+    """Cases: one per customer contact, across phone, video and transfers."""
+
+
+@case_group.command("show")
+@click.argument("case_id", type=click.IntRange(min=1))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+@clear_errors
+def show(ctx: click.Context, case_id: int, fmt: str) -> None:
+    """The timeline of case CASE_ID: every leg, queue step and switch, oldest first."""
+    settings = settings_of(ctx)
+    settings.require("dsn")
+
+    async def go() -> CaseTimeline:
+        async with await connect(settings.dsn) as conn:
+            return await case_timeline(conn, case_id)
+
+    timeline = asyncio.run(go())
+    click.echo(json.dumps(_as_json(timeline), ensure_ascii=False, indent=2, default=str)
+               if fmt == "json" else _as_text(timeline))
+
+
+@case_group.command("switch")
+@click.argument("case_id", type=click.IntRange(min=1))
+@click.pass_context
+@clear_errors
+def switch(ctx: click.Context, case_id: int) -> None:
+    """Move case CASE_ID's live call to video: print the one-time link (and send it by the
+    configured switch_link_command / switch_link_webhook). The customer opens it; their video leg
+    joins the agent, and the phone leg is released."""
+    settings = settings_of(ctx)
+    settings.require("dsn")
+
+    async def go() -> SwitchLink:
+        pool = await open_pool(settings.dsn, min_size=1, max_size=1)
+        try:
+            async with pool.connection() as conn:
+                hop_id = await _live_answered_hop(conn, case_id)
+            return await request_switch(Switches(pool), settings, hop_id, "cli")
+        finally:
+            await pool.close()
+
+    link = asyncio.run(go())
+    click.echo(link.link)
+    click.echo(f"valid until {link.issued.expires_at.isoformat(timespec='seconds')}, once", err=True)
+    for how in link.delivered:
+        click.echo(f"sent by {how}", err=True)
+    for failure in link.failures:
+        click.echo(f"not sent: {failure}", err=True)
+
+
+async def _live_answered_hop(conn: Any, case_id: int) -> int:
+    cur = await conn.execute(
+        "SELECT id, answered_at IS NOT NULL FROM hops WHERE case_id = %s AND ended_at IS NULL"
+        " ORDER BY seq DESC LIMIT 1", (case_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise HotlineError(f"case {case_id} has no call in progress (or does not exist)")
+    if not row[1]:
+        raise HotlineError(f"case {case_id}'s call is not talking with an agent yet: "
+                           f"only an answered call can move to video")
+    return int(row[0])
+
+
+def _as_text(t: CaseTimeline) -> str:
+    c = t.case
+    closed = f", closed {c['closed_at']:%Y-%m-%d %H:%M:%S}" if c["closed_at"] else ""
+    agent = f", last agent {c['last_agent']}" if c["last_agent"] else ""
+    lines = [f"case {c['id']}  customer {c['customer_key']}  {c['status']} "
+             f"(opened {c['opened_at']:%Y-%m-%d %H:%M:%S}{closed}{agent})",
+             f"{len(t.hops)} leg(s): " + ", ".join(
+                 f"{h['seq']} {h['channel_kind']}/{h['media']} {h['end_reason'] or 'live'}" for h in t.hops),
+             "", f"{'TIME':<12}  {'HOP':>3}  {'CHANNEL':<12}  WHAT"]
+    lines += [f"{m.at:%H:%M:%S}.{m.at.microsecond // 1000:03d}  {m.hop:>3}  {m.channel:<12}  {m.what}"
+              for m in t.moments()]
+    return "\n".join(lines)
+
+
+def _as_json(t: CaseTimeline) -> dict[str, Any]:
+    return {"case": t.case, "hops": t.hops, "switches": t.switches, "queue_events": t.events,
+            "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
+                         for m in t.moments()]}
+
+
+def register(main: click.Group) -> None:
+    main.add_command(case_group)

@@ -1,0 +1,99 @@
+"""A case's timeline across its legs: hops, queue events and switches in the order they happened,
+as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from hotline.errors import HotlineError
+
+
+class CaseNotFound(HotlineError):
+    pass
+
+
+@dataclass(frozen=True)
+class Moment:
+    at: datetime
+    hop: int  # the hop's sequence number in its case
+    channel: str  # "pstn/audio", "webrtc/video"
+    what: str
+
+
+@dataclass(frozen=True)
+class CaseTimeline:
+    case: dict[str, Any]
+    hops: list[dict[str, Any]]
+    switches: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+    def moments(self) -> list[Moment]:
+        """Everything that happened to the case, oldest first (same instant: hop order)."""
+        channel = {h["id"]: (h["seq"], f"{h['channel_kind']}/{h['media']}") for h in self.hops}
+        seq_of = {h["id"]: h["seq"] for h in self.hops}
+        out: list[Moment] = []
+        for h in self.hops:
+            out += _hop_moments(h, *channel[h["id"]])
+        for e in self.events:
+            out.append(Moment(e["at"], *channel[e["hop_id"]], _event_text(e)))
+        for s in self.switches:
+            seq, kind = channel[s["from_hop_id"]]
+            out.append(Moment(s["issued_at"], seq, kind,
+                              f"switch to video asked by {s['requested_by']}, link valid until "
+                              f"{s['expires_at']:%H:%M:%S}"))
+            if s["used_at"] is not None:
+                out.append(Moment(s["used_at"], seq_of[s["to_hop_id"]], channel[s["to_hop_id"]][1],
+                                  f"switch link used: this leg joined, replacing hop {seq}"))
+        return sorted(out, key=lambda m: (m.at, m.hop))
+
+
+async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT c.*, a.name AS last_agent FROM cases c"
+                      " LEFT JOIN agents a ON a.id = c.last_agent_id WHERE c.id = %s", (case_id,))
+    case = await cur.fetchone()
+    if case is None:
+        raise CaseNotFound(f"case {case_id} does not exist")
+    await cur.execute(
+        "SELECT h.*, l.name AS hotline, q.name AS queue, a.name AS agent FROM hops h"
+        " LEFT JOIN hotlines l ON l.id = h.hotline_id LEFT JOIN queues q ON q.id = h.queue_id"
+        " LEFT JOIN agents a ON a.id = h.agent_id WHERE h.case_id = %s ORDER BY h.seq", (case_id,))
+    hops = await cur.fetchall()
+    await cur.execute("SELECT id, from_hop_id, to_hop_id, requested_by, issued_at, expires_at, used_at"
+                      " FROM switches WHERE case_id = %s ORDER BY id", (case_id,))
+    switches = await cur.fetchall()
+    await cur.execute(
+        "SELECT e.*, q.name AS queue, a.name AS agent FROM queue_events e JOIN queues q ON q.id = e.queue_id"
+        " LEFT JOIN agents a ON a.id = e.agent_id WHERE e.case_id = %s ORDER BY e.id", (case_id,))
+    events = await cur.fetchall()
+    return CaseTimeline(case, hops, switches, events)
+
+
+def _hop_moments(h: dict[str, Any], seq: int, channel: str) -> list[Moment]:
+    caller = h["caller_num"] or "anonymous"
+    where = f" (hotline {h['hotline']})" if h["hotline"] else ""
+    out = [Moment(h["entered_at"], seq, channel, f"entered: {caller} dialled {h['dialled']}{where}")]
+    if h["ended_at"] is not None:
+        cause = ""
+        if h["hangup_cause"]:
+            cause = f" (cause {h['hangup_cause']} {h['hangup_cause_text'] or ''}".rstrip() + ")"
+        out.append(Moment(h["ended_at"], seq, channel, f"ended {h['end_reason']}{cause}"))
+    return out
+
+
+def _event_text(e: dict[str, Any]) -> str:
+    text = f"queue {e['queue']}: {e['event']}"
+    if e["agent"]:
+        text += f" {e['agent']}"
+    details = [f"{label} {e[key] / 1000:.1f} s" for key, label in
+               (("wait_ms", "waited"), ("ring_ms", "rang"), ("talk_ms", "talked")) if e[key] is not None]
+    if e["position"] is not None:
+        details.insert(0, f"position {e['position']}")
+    if e["detail"]:
+        details.append(e["detail"])
+    return text + (f" ({', '.join(details)})" if details else "")
