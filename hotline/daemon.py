@@ -112,11 +112,7 @@ class Daemon:
             log.info("web pages off (web_listen is empty)")
             return
         config = WebConfig(self.settings.sip_websocket_url, self.settings.ari.host, WEB_ENDPOINT)
-        try:
-            self.web = await start_web(make_app(config, backend), *address)
-        except OSError as exc:
-            raise HotlineError(f"web pages cannot listen on {self.settings.web_listen}: {exc} "
-                               f"(set web_listen to a free host:port, or empty to turn them off)") from None
+        self.web = await start_web(make_app(config, backend), *address)  # HotlineError: port taken
         log.info("web pages on %s (switch links: %s/switch/...)", self.settings.web_listen,
                  self.settings.web_base_url)
 

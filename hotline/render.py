@@ -89,6 +89,7 @@ class EndpointView:
     password: str
     codecs: str
     webrtc: bool
+    video: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ def endpoint_view(agent: Agent) -> EndpointView:
         password=_password(who, agent.password),
         codecs=",".join(codecs),
         webrtc=webrtc,
+        video="video" in agent.capabilities,
     )
 
 

@@ -116,7 +116,8 @@ async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise HotlineError(f"the web pages cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise HotlineError(f"the web pages cannot listen on {host}:{port}: {exc.strerror or exc} (set "
+                           f"web_listen to a free host:port, or to empty to turn the pages off)") from exc
     return runner
 
 

@@ -1,0 +1,243 @@
+"""WebRTC video through the real lab: Debian's Chromium runs the daemon's pages (JsSIP over
+Asterisk's SIP WebSocket), the daemon routes the calls over ARI into the case's SFU bridge.
+
+Each browser has a camera of its own colour; a test samples the *remote* video's pixels and checks
+that its frames keep advancing, so "the call connected" is never taken for "the other party is
+seen"."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import psycopg
+import pytest
+
+from hotline.asterisk.lab import Lab
+
+from support import sipp
+from support.agents import Agent, logged_in_agents, registered
+from support.browser import close_to, frames_advancing, launch, open_page, playwright_session, remote_colour
+from support.checks import rows, wait_until
+from support.cli import hotline_cli
+from support.daemon import DaemonProcess, ari_get
+from support.fake_camera import BLUE, RED, write_y4m
+from support.provisioning import BASE
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Playwright
+
+pytestmark = [pytest.mark.lab, pytest.mark.browser]
+
+WEBRTC_AGENT = ("audio", "video", "webrtc")
+T = TypeVar("T")
+
+VIDEO_DESK = pytest.mark.provision(BASE + """
+[queues.vq]
+ring_timeout = 15
+prefer_video_agents = true
+
+[hotlines.videodesk]
+entry = "queue:vq"
+
+[numbers.video-desk]
+hotline = "videodesk"
+kind = "video"
+
+[numbers."+74950002299"]
+hotline = "videodesk"
+""")
+PHONE_NUMBER = "84950002299"
+
+
+@pytest.fixture
+def pw() -> Iterator[Playwright]:
+    """Last in every test's arguments: its event loop must not run while fixtures before it still
+    use asyncio.run (provisioning the test's database)."""
+    with playwright_session() as session:
+        yield session
+
+
+@pytest.fixture
+def cameras(tmp_path: Path) -> dict[str, Path]:
+    return {"customer": write_y4m(tmp_path / "red.y4m", RED), "agent": write_y4m(tmp_path / "blue.y4m", BLUE)}
+
+
+def web_url(env: dict[str, str]) -> str:
+    return f"http://{env['HOTLINE_WEB_LISTEN']}"
+
+
+def poll(check: Callable[[], T], what: str, timeout_s: float = 15) -> T:
+    return wait_until(check, timeout_s=timeout_s, what=what)
+
+
+def state_of(page: Page) -> str:
+    return str(page.evaluate("window.hotlinePhone.state"))
+
+
+def agent_page(pw: Playwright, camera: Path, env: dict[str, str], lab: Lab, agent: Agent) -> Page:
+    page = open_page(launch(pw, camera), f"{web_url(env)}/agent")
+    page.fill("#endpoint", agent.name)
+    page.fill("#password", agent.password)
+    page.click("#login")
+    poll(lambda: state_of(page) == "registered", "the agent page registered")
+    poll(lambda: registered(lab, agent.name), "Asterisk has the agent's browser as a contact")
+    return page
+
+
+def answer(page: Page) -> None:
+    page.wait_for_selector("#answer:not([disabled])", state="visible", timeout=20_000)
+    page.click("#answer")
+    poll(lambda: state_of(page) == "in call", "the agent page in the call")
+
+
+def sees(page: Page, colour: tuple[int, int, int], who: str) -> None:
+    poll(lambda: close_to(remote_colour(page), colour), f"{who} seeing the other party's camera", 20)
+    assert frames_advancing(page, 1.5), f"{who}'s remote video froze"
+
+
+def case_bridge(env: dict[str, str], case_id: int) -> dict[str, object]:
+    status, body = ari_get(env, f"bridges/case-{case_id}")
+    assert status == 200, body
+    return dict(json.loads(body))
+
+
+def webrtc_agent(daemon_env: dict[str, str], tmp_path: Path) -> Agent:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "w", {"vq": 0}, capabilities=[WEBRTC_AGENT])
+    return agent
+
+
+@VIDEO_DESK
+def test_a_customer_page_calls_a_video_hotline_and_a_webrtc_agent_and_each_sees_the_other(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/video-desk")
+    customer.click("#call")
+    answer(agent)
+    poll(lambda: state_of(customer) == "in call", "the customer page in the call")
+    sees(customer, BLUE, "the customer")
+    sees(agent, RED, "the agent")
+
+    [hop] = rows(db, "SELECT * FROM hops")
+    assert (hop["channel_kind"], hop["media"], hop["dialled"]) == ("webrtc", "video", "video-desk")
+    assert case_bridge(daemon_env, hop["case_id"])["video_mode"] == "sfu"
+    [case] = rows(db, "SELECT customer_key FROM cases")
+    assert re.fullmatch(r"web:[0-9a-f]{16}", case["customer_key"])  # the browser's own id, not the endpoint
+
+    customer.click("#hangup")
+    poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
+    assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
+    poll(lambda: state_of(agent) == "ended", "the agent's call ended with the customer's")
+
+
+@VIDEO_DESK
+def test_a_phone_caller_moves_to_video_and_the_agent_never_loses_them(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
+    # The phone caller stays until Asterisk hangs it up: the switch must do that, not the test.
+    phone = sipp.start_call(PHONE_NUMBER, "caller_until_bye.xml", caller="+79161234567", timeout_s=60)
+    answer(agent)
+    phone_hop = poll(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
+                     "the phone call answered")
+    before = case_bridge(daemon_env, phone_hop["case_id"])
+    agent_channel = next(c for c in before["channels"] if c != phone_hop["channel_id"])  # type: ignore[attr-defined]
+
+    switch = hotline_cli(daemon_env, "case", "switch", str(phone_hop["case_id"]))
+    assert switch.returncode == 0, switch.stderr
+    link = switch.stdout.strip()
+    assert link.startswith(f"{web_url(daemon_env)}/switch/")
+
+    customer = open_page(launch(pw, cameras["customer"]), link)
+    customer.click("#call")
+    poll(lambda: state_of(customer) == "in call", "the customer's video leg in the call")
+    run = sipp.finish(phone, timeout_s=20)
+    assert run.ok, run.output[-3000:]  # the phone leg got its BYE
+    sees(agent, RED, "the agent")
+    sees(customer, BLUE, "the customer")
+    assert state_of(agent) == "in call"  # the agent's own call was never cut
+
+    hops = poll(lambda: rows(db, "SELECT * FROM hops WHERE case_id = %s ORDER BY seq", phone_hop["case_id"]),
+                "the case's hops")
+    assert [(h["seq"], h["channel_kind"], h["media"]) for h in hops] == [
+        (1, "pstn", "audio"), (2, "webrtc", "video")]
+    poll(lambda: rows(db, "SELECT id FROM hops WHERE id = %s AND ended_at IS NOT NULL", phone_hop["id"]),
+         "the phone hop closed")
+    after = case_bridge(daemon_env, phone_hop["case_id"])
+    assert set(after["channels"]) == {agent_channel, hops[1]["channel_id"]}  # type: ignore[arg-type]
+    video_hop = rows(db, "SELECT agent_id, answered_at FROM hops WHERE id = %s", hops[1]["id"])[0]
+    assert video_hop["agent_id"] == phone_hop["agent_id"] and video_hop["answered_at"] is not None
+    [switched] = rows(db, "SELECT * FROM switches")
+    assert (switched["from_hop_id"], switched["to_hop_id"], switched["requested_by"]) == (
+        phone_hop["id"], hops[1]["id"], "cli")
+
+    customer.click("#hangup")
+    poll(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2, "both hops closed")
+    ends = rows(db, "SELECT end_reason FROM hops WHERE case_id = %s ORDER BY seq", phone_hop["case_id"])
+    assert [e["end_reason"] for e in ends] == ["switched", "completed"]
+    events = [e["event"] for e in rows(db, "SELECT event FROM queue_events WHERE hop_id = %s ORDER BY id",
+                                       phone_hop["id"])]
+    assert events == ["join", "ring", "answer", "complete"]  # one visit, one talk across both legs
+    shown = hotline_cli(daemon_env, "case", "show", str(phone_hop["case_id"]))
+    assert "switch link used: this leg joined, replacing hop 1" in shown.stdout, shown.stdout
+    assert "ended switched" in shown.stdout
+
+    reused = open_page(customer.context.browser, link)  # type: ignore[arg-type]
+    assert "already been used" in reused.inner_text("body")
+    assert reused.evaluate("document.getElementById('config')") is None
+    assert switch_call_by_hand(customer, link.rsplit("/", 1)[1]).startswith("failed")
+    assert len(rows(db, "SELECT id FROM hops")) == 2  # the used token opened nothing more
+
+
+def switch_call_by_hand(page: Page, token: str) -> str:
+    """What a browser gets when it calls the switch extension itself with `token` (not through a
+    switch page): "joined", or "failed: CAUSE"."""
+    page.evaluate("""(token) => { const h = window.hotlinePhone; h.byHand = 'calling';
+        const config = JSON.parse(document.getElementById('config').textContent);
+        const ua = new JsSIP.UA({sockets: [new JsSIP.WebSocketInterface(config.wsUrl)],
+            uri: `sip:${config.endpoint}@${config.domain}`, register: false, session_timers: false});
+        ua.on('connected', () => { const s = ua.call(`sip:switch@${config.domain}`, {
+            extraHeaders: ['X-Hotline-Switch: ' + token],
+            mediaConstraints: {audio: true, video: true}, pcConfig: {iceServers: []}});
+          s.on('failed', (e) => { h.byHand = 'failed: ' + e.cause; });
+          s.on('confirmed', () => { h.byHand = 'joined'; }); });
+        ua.start(); }""", token)
+    def outcome() -> str | None:
+        state = str(page.evaluate("window.hotlinePhone.byHand"))
+        return None if state == "calling" else state
+    return poll(outcome, "the switch call by hand answered")
+
+
+def expired_switch(db: psycopg.Connection, token: str) -> None:
+    """A phone leg of a case, live, with a switch link issued for it an hour ago that expired."""
+    case = db.execute("INSERT INTO cases (customer_key) VALUES ('+79160000001') RETURNING id").fetchone()[0]
+    hop = db.execute("INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, dialled, answered_at)"
+                     " VALUES (%s, 1, 'elsewhere', 'gone', 'pstn', '84950002299', now()) RETURNING id",
+                     (case,)).fetchone()[0]
+    db.execute("INSERT INTO switches (case_id, from_hop_id, token_sha256, requested_by, issued_at,"
+               " expires_at) VALUES (%s, %s, sha256(%s::bytea), 'cli', now() - interval '1 hour',"
+               " now() - interval '1 s')", (case, hop, token.encode()))
+
+
+@VIDEO_DESK
+def test_forged_and_expired_links_are_refused_and_nothing_joins(
+        daemon: DaemonProcess, daemon_env: dict[str, str], db: psycopg.Connection,
+        cameras: dict[str, Path], pw: Playwright) -> None:
+    browser = launch(pw, cameras["customer"])
+    forged, expired = "ab" * 32, "cd" * 32
+    expired_switch(db, expired)
+    for token, status, says in ((forged, 404, "not valid"), (expired, 410, "expired")):
+        page = open_page(browser, f"{web_url(daemon_env)}/switch/{token}")
+        assert page.evaluate("document.title") and says in page.inner_text("body")
+        assert page.evaluate("document.getElementById('config')") is None  # no SIP settings given out
+        assert page.request.get(f"{web_url(daemon_env)}/switch/{token}").status == status
+    # A browser calling the switch extension itself, past the pages, is refused by the engine too.
+    page = open_page(browser, f"{web_url(daemon_env)}/call/video-desk")
+    for token in (forged, expired, ""):
+        outcome = switch_call_by_hand(page, token)
+        assert outcome.startswith("failed"), outcome
+    assert [h["channel_id"] for h in rows(db, "SELECT channel_id FROM hops")] == ["gone"]  # nothing joined
