@@ -1,7 +1,7 @@
-"""The pages in Debian's Chromium, without Asterisk: make_app serves them, and a stand-in SIP
-WebSocket takes what JsSIP sends. It answers REGISTER and relays between two pages, so a customer
-page calls an agent page directly (no SFU: that is the lab's e2e test); with one page a call stays
-`calling`."""
+"""What the pages do before any call exists, in Debian's Chromium: make_app serves them, and a
+WebSocket that only records what JsSIP sends shows what the page asks of Asterisk (it answers
+nothing, so a call stays `calling`). Calls themselves, registration and video between parties run
+through the real lab: tests/browser/test_video_lab.py."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ from hotline.web.app import SwitchCheck, WebConfig, WebRefusal, make_app
 
 from support.browser import (
     close_to,
-    frames_advancing,
     launch,
     open_page,
     playwright_session,
-    remote_colour,
     served,
     video_colour,
 )
@@ -38,9 +36,8 @@ TOKEN = "switch-token-0123456789abcdef"
 T = TypeVar("T")
 
 
-class FakeSip:
-    """The pages' SIP WebSocket: answers REGISTER with 200 OK, hands every other message to the other
-    connected page (two JsSIP pages then call each other directly), and keeps every message."""
+class SipRecorder:
+    """The pages' SIP WebSocket: keeps every message a page sends, answers none."""
 
     def __init__(self) -> None:
         self.messages: list[str] = []
@@ -65,12 +62,6 @@ class FakeSip:
 
     async def _handle(self, ws: web.WebSocketResponse, text: str) -> None:
         self.messages.append(text)
-        if text.startswith("REGISTER "):
-            await ws.send_str(registered(text))
-            return
-        for other in self.sockets:
-            if other is not ws and not other.closed:
-                await other.send_str(text)
 
     def requests(self, method: str) -> list[tuple[str, dict[str, str]]]:
         """(request line, headers) of each request of `method` received so far."""
@@ -85,15 +76,6 @@ class FakeSip:
 def parse(text: str) -> tuple[str, dict[str, str]]:
     head = text.split("\r\n\r\n", 1)[0].split("\r\n")
     return head[0], dict(line.split(": ", 1) for line in head[1:] if ": " in line)
-
-
-def registered(register: str) -> str:
-    """200 OK to a REGISTER, its Contact echoed with an expiry (what JsSIP looks for)."""
-    _, headers = parse(register)
-    lines = ["SIP/2.0 200 OK"] + [f"{name}: {headers[name]}" for name in ("Via", "From", "Call-ID", "CSeq")]
-    contact = headers["Contact"].split(";expires=")[0]
-    lines += [f"To: {headers['To']};tag=fake", f"Contact: {contact};expires=600", "Content-Length: 0"]
-    return "\r\n".join(lines) + "\r\n\r\n"
 
 
 class Backend:
@@ -113,14 +95,14 @@ class Backend:
 
 
 @pytest.fixture
-def sip() -> Iterator[tuple[FakeSip, str]]:
-    fake = FakeSip()
+def sip() -> Iterator[tuple[SipRecorder, str]]:
+    fake = SipRecorder()
     with served(fake.app()) as base:
         yield fake, base.replace("http://", "ws://") + "/ws"
 
 
 @pytest.fixture
-def site(sip: tuple[FakeSip, str]) -> Iterator[str]:
+def site(sip: tuple[SipRecorder, str]) -> Iterator[str]:
     config = WebConfig(sip_ws_url=sip[1], sip_domain="127.0.0.1")
     with served(make_app(config, Backend())) as base:
         yield base
@@ -145,8 +127,9 @@ def status(page: Page) -> str:
     return page.inner_text("#status")
 
 
-def test_a_refused_camera_shows_why_and_places_no_call(pw: Playwright, site: str, sip: tuple[FakeSip, str],
-                                                       tmp_path: Path) -> None:
+def test_a_refused_camera_shows_why_and_places_no_call(
+        pw: Playwright, site: str, sip: tuple[SipRecorder, str],
+        tmp_path: Path) -> None:
     browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE), allow_media=False)
     try:
         page = open_page(browser, f"{site}/call/video-support", allow_media=False)
@@ -175,7 +158,7 @@ def test_the_fake_camera_shows_in_the_local_video_in_its_colour(
 
 
 def test_the_call_page_invites_its_address_with_the_customer_id_and_name(
-        pw: Playwright, site: str, sip: tuple[FakeSip, str], tmp_path: Path) -> None:
+        pw: Playwright, site: str, sip: tuple[SipRecorder, str], tmp_path: Path) -> None:
     fake = sip[0]
     browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
     try:
@@ -201,8 +184,9 @@ def test_the_call_page_invites_its_address_with_the_customer_id_and_name(
         browser.close()
 
 
-def test_the_switch_page_invites_switch_with_its_token(pw: Playwright, site: str, sip: tuple[FakeSip, str],
-                                                       tmp_path: Path) -> None:
+def test_the_switch_page_invites_switch_with_its_token(
+        pw: Playwright, site: str, sip: tuple[SipRecorder, str],
+        tmp_path: Path) -> None:
     browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
     try:
         page = open_page(browser, f"{site}/switch/{TOKEN}")
@@ -214,66 +198,3 @@ def test_the_switch_page_invites_switch_with_its_token(pw: Playwright, site: str
         assert "X-Hotline-Customer" in headers
     finally:
         browser.close()
-
-
-def test_the_agent_page_registers_and_shows_the_switch_link(
-        pw: Playwright, site: str, sip: tuple[FakeSip, str], tmp_path: Path) -> None:
-    browser = launch(pw, write_y4m(tmp_path / "red.y4m", RED))
-    try:
-        page = open_page(browser, f"{site}/agent")
-        page.fill("#endpoint", "ivanov")
-        page.fill("#password", "wrong")
-        page.click("#login")
-        line, _ = eventually(lambda: sip[0].requests("REGISTER") or None, "the REGISTER")[0]
-        assert line == "REGISTER sip:127.0.0.1 SIP/2.0"
-        page.wait_for_function("() => window.hotlinePhone.state === 'registered'")
-        assert status(page) == "registered"
-
-        page.click("#switch")
-        page.wait_for_function("() => window.hotlinePhone.lastError !== null")
-        assert page.inner_text("#error") == "wrong endpoint or password"
-
-        page.fill("#password", "pässword")
-        page.click("#login")
-        page.click("#switch")
-        page.wait_for_function("() => window.hotlinePhone.switchLink !== null")
-        assert page.inner_text("#switch-link") == f"{site}/switch/{TOKEN}"
-        assert page.get_attribute("#switch-link", "href") == f"{site}/switch/{TOKEN}"
-        assert page.is_hidden("#error")
-    finally:
-        browser.close()
-
-
-def test_a_customer_and_an_agent_see_each_other_in_their_own_colours(
-        pw: Playwright, site: str, tmp_path: Path) -> None:
-    agent_browser = launch(pw, write_y4m(tmp_path / "red.y4m", RED))
-    customer_browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
-    try:
-        agent = open_page(agent_browser, f"{site}/agent")
-        agent.fill("#endpoint", "agent1")
-        agent.fill("#password", "secret")
-        agent.click("#login")
-        agent.wait_for_function("() => window.hotlinePhone.state === 'registered'")
-
-        customer = open_page(customer_browser, f"{site}/call/agent1")
-        customer.fill("#name", "Anna")
-        customer.click("#call")
-        agent.wait_for_selector("#incoming", state="visible")
-        assert agent.inner_text("#caller") == "Anna <hotline-web>"
-        agent.click("#answer")
-        for page in (agent, customer):
-            page.wait_for_function("() => window.hotlinePhone.state === 'in call'")
-
-        seen_by_customer = eventually(lambda: remote_colour(customer), "the agent's picture")
-        seen_by_agent = eventually(lambda: remote_colour(agent), "the customer's picture")
-        assert close_to(seen_by_customer, RED), seen_by_customer
-        assert close_to(seen_by_agent, BLUE), seen_by_agent
-        assert frames_advancing(customer, 1.0) and frames_advancing(agent, 1.0)
-
-        customer.click("#hangup")
-        for page in (agent, customer):
-            page.wait_for_function("() => window.hotlinePhone.state === 'ended'")
-        assert remote_colour(customer) is None and remote_colour(agent) is None
-    finally:
-        customer_browser.close()
-        agent_browser.close()

@@ -128,6 +128,15 @@ def test_a_customer_page_calls_a_video_hotline_and_a_webrtc_agent_and_each_sees_
     [case] = rows(db, "SELECT customer_key FROM cases")
     assert re.fullmatch(r"web:[0-9a-f]{16}", case["customer_key"])  # the browser's own id, not the endpoint
 
+    # The agent asks for a switch link from the page: the daemon checks the agent's SIP password
+    # and finds the agent's live call itself.
+    agent.click("#switch")
+    link = poll(lambda: agent.evaluate("window.hotlinePhone.switchLink"), "the agent page's switch link")
+    assert re.fullmatch(re.escape(web_url(daemon_env)) + r"/switch/[0-9a-f]{64}", link), link
+    [issued] = rows(db, "SELECT from_hop_id, requested_by, used_at FROM switches")
+    assert (issued["from_hop_id"], issued["used_at"]) == (hop["id"], None)
+    assert issued["requested_by"].startswith("agent:w1-")
+
     customer.click("#hangup")
     poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
     assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
