@@ -69,6 +69,10 @@ class Settings:
     switch_link_command: str = ""
     switch_link_webhook: str = ""
     switch_key: str = "*"
+    # A customer who calls again within this many seconds after their last contact ended continues
+    # that case (its next hop), and is offered first to the agent who last talked with them, if
+    # free. "0": every call opens a case of its own.
+    continue_case_within: str = "900"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -77,9 +81,21 @@ class Settings:
                 raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
 
         self.switch_link_ttl_s  # noqa: B018 (checked now, not at the first switch)
+        self.continue_case_within_s  # noqa: B018
         self.web_address  # noqa: B018
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
+
+    @property
+    def continue_case_within_s(self) -> int | None:
+        try:
+            seconds = int(self.continue_case_within)
+        except ValueError:
+            seconds = -1
+        if not 0 <= seconds <= 30 * 86400:
+            raise ConfigError(f"continue_case_within={self.continue_case_within!r} must be seconds "
+                              f"from 0 (off) to 2592000 (30 days)")
+        return seconds or None
 
     @property
     def switch_link_ttl_s(self) -> int:

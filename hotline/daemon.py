@@ -81,7 +81,8 @@ class Daemon:
                           watch=lambda c, call: router.watch(c, call), unwatch=lambda c: router.unwatch(c),
                           node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
-                          ask_switch=self._caller_asks_switch)
+                          ask_switch=self._caller_asks_switch,
+                          continue_case_within_s=s.continue_case_within_s)
         router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self._on_ari_connect,

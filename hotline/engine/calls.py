@@ -95,6 +95,7 @@ class CallContext:
     store_open_patience_s: float = 2.0
     store_patience_s: float = 600.0
     switches: Switches | None = None  # None: video legs with a switch token are refused
+    continue_case_within_s: int | None = None  # a customer calling again continues their case
     find_call: Callable[[int], InboundCall | None] = lambda hop_id: None  # the live call of a hop
     # A key the caller presses while talking with an agent to be sent a link to move to video.
     switch_key: str = ""
@@ -254,7 +255,8 @@ class InboundCall:
         return await self.ctx.contacts.open_case_with_hop(
             new_hop(self.channel, self.dialled, self.ctx, route, video=self.video),
             customer_key(self.channel, self.ctx.region, self.customer),
-            line_limit=route.number.lines if route.number else None)
+            line_limit=route.number.lines if route.number else None,
+            continue_within_s=self.ctx.continue_case_within_s)
 
     async def _refuse_busy(self, route: Route) -> None:
         """All lines held: 486 Busy Here before answer, and the refusal recorded (supervisors count
@@ -495,6 +497,15 @@ class InboundCall:
 
     def bridged_with(self, channel_id: str) -> None:
         self._set_state(CallState.BRIDGED)
+
+    @property
+    def preferred_agent(self) -> str | None:
+        """The agent who last talked with this customer, when this call continues their case."""
+        last = self.hop.case_last_agent_id if self.hop is not None else None
+        if last is None:
+            return None
+        names = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
+        return names.get(last)
 
     @property
     def is_bridged(self) -> bool:

@@ -122,7 +122,8 @@ class QueueVisit:
             return await self._overflow("max_len")
         if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
             return await self._overflow("empty")
-        self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video)
+        self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
+                                        preferred=self.call.preferred_agent)
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name,
                  self.manager.position(self.waiter))
         await self._event("join", position=self.manager.position(self.waiter))

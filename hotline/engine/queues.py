@@ -39,6 +39,8 @@ class Waiter:
     # when it is used up the caller waits the queue's retry time and a new plan is made.
     cycle: Cycle | None = None
     cycle_video_only: bool = False  # the cycle rings video agents only (before the fallback)
+    # The agent who last talked with this customer (a continued case): rung first if free, once.
+    preferred: str | None = None
 
 
 class Cycle:
@@ -141,9 +143,10 @@ class QueueManager:
     # -- callers ---------------------------------------------------------------------------------
 
     def join(self, queue: str, channel_id: str, joined_at: float | None = None,
-             video: bool = False) -> Waiter:
+             video: bool = False, preferred: str | None = None) -> Waiter:
         """Queue a caller; `joined_at` from the database keeps its place across a restart."""
-        waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video)
+        waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video,
+                        preferred=preferred)
         line = self.waiting.setdefault(queue, [])
         line.append(waiter)
         line.sort(key=lambda w: w.joined_at)
@@ -182,6 +185,9 @@ class QueueManager:
         unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing)
         if unrung_ahead and not self._more_free_agents_than(waiter.queue, unrung_ahead, now):
             return []
+        preferred = self._preferred_agent(waiter, queue.name, now)
+        if preferred is not None:
+            return self._ring_first(waiter, queue.name, preferred, now)
         video_only, prefer_video = video_preference(queue, waiter, now)
         if waiter.cycle is not None and waiter.cycle_video_only and not video_only:
             waiter.cycle = None  # the fallback time has come: a new plan with the audio agents too
@@ -200,6 +206,22 @@ class QueueManager:
         waiter.ringing = True
         self.wake_all(waiter.queue)  # one unrung caller fewer ahead: the next may have its turn now
         return [m.agent for m in attempt]
+
+    def _preferred_agent(self, waiter: Waiter, queue: str, now: float) -> Member | None:
+        """The caller's last agent, once: a member of this queue and free now, else None (the
+        strategy then rings as for anyone)."""
+        name, waiter.preferred = waiter.preferred, None
+        if name is None:
+            return None
+        member = next((m for tier in self._tiers.get(queue, []) for m in tier if m.agent.name == name), None)
+        return member if member is not None and member.agent.available(now) else None
+
+    def _ring_first(self, waiter: Waiter, queue: str, member: Member, now: float) -> list[AgentState]:
+        member.agent.ringing(now, queue)
+        self.memory.remember(queue, member)
+        waiter.ringing = True
+        self.wake_all(queue)
+        return [member.agent]
 
     def estimated_wait(self, waiter: Waiter) -> float | None:
         """What is left of the queue's hold time for this caller (None: no caller answered yet

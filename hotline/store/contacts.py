@@ -84,6 +84,7 @@ class Hop:
     queued_at: datetime | None = None
     answered_at: datetime | None = None
     media: str = "audio"
+    case_last_agent_id: int | None = None  # a continued case: the agent who last talked with them
 
 
 _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num,"
@@ -94,13 +95,16 @@ _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dial
 # record), so one round trip on an autocommit connection, atomic all the same: the daemon writes
 # several per call, at call-centre rates.
 
-# A new case and its first hop, its line taken one leg at a time (migration 006); no row: every
+# A new case and its first hop, its line taken one leg at a time (migration 006), or the
+# customer's recent case continued (012) with the agent who last talked with them; no row: every
 # line of the number is held.
 _OPEN_CASE_WITH_HOP = f"""
-SELECT {_HOP_COLUMNS}
-  FROM open_case_with_hop(%(number)s, %(limit)s, %(key)s, %(entered)s, %(node)s, %(channel_id)s,
-                          %(channel_name)s, %(kind)s, %(media)s, %(dialled)s, %(e164)s, %(caller_num)s,
-                          %(caller_name)s, %(hotline)s)
+SELECT {_HOP_COLUMNS},
+       CASE WHEN h.seq > 1 THEN (SELECT c.last_agent_id FROM cases c WHERE c.id = h.case_id) END
+           AS case_last_agent_id
+  FROM open_contact_hop(%(number)s, %(limit)s, %(key)s, %(entered)s, %(node)s, %(channel_id)s,
+                        %(channel_name)s, %(kind)s, %(media)s, %(dialled)s, %(e164)s, %(caller_num)s,
+                        %(caller_name)s, %(hotline)s, make_interval(secs => %(within)s)) h
 """
 
 LINE_HELD_CONSTRAINT = "hops_line_held"
@@ -113,8 +117,9 @@ class Contacts:
         self.pool = pool
 
     async def open_case_with_hop(self, hop: NewHop, customer_key: str, *,
-                                 line_limit: int | None = None) -> Hop:
-        """A new contact: its case and first hop, together or not at all.
+                                 line_limit: int | None = None, continue_within_s: int | None = None) -> Hop:
+        """A new contact: its case and first hop, together or not at all; or, when the customer's
+        last case closed less than `continue_within_s` ago, that case reopened with this hop next.
 
         A leg on a number with `line_limit` lines takes the lowest free one or raises LinesBusy;
         legs of one number take lines one at a time, daemons included (an advisory lock in the
@@ -126,7 +131,7 @@ class Contacts:
         """
         for _ in range(20):
             try:
-                return await self._open(hop, customer_key, line_limit)
+                return await self._open(hop, customer_key, line_limit, continue_within_s)
             except errors.UniqueViolation as exc:
                 if exc.diag.constraint_name == LINE_HELD_CONSTRAINT:
                     continue  # another leg took that line between our look and our insert
@@ -136,7 +141,8 @@ class Contacts:
                 return existing
         raise LinesBusy(f"no line of number {hop.number_id} could be taken")
 
-    async def _open(self, hop: NewHop, customer_key: str, line_limit: int | None) -> Hop:
+    async def _open(self, hop: NewHop, customer_key: str, line_limit: int | None,
+                    continue_within_s: int | None) -> Hop:
         _check_kind(hop)
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=class_row(Hop))
@@ -145,7 +151,7 @@ class Contacts:
                 "node": hop.node, "channel_id": hop.channel_id, "channel_name": hop.channel_name,
                 "kind": hop.channel_kind, "media": hop.media, "dialled": hop.dialled,
                 "e164": hop.dialled_e164, "caller_num": hop.caller_num, "caller_name": hop.caller_name,
-                "hotline": hop.hotline_id})
+                "hotline": hop.hotline_id, "within": continue_within_s})
             opened = await cur.fetchone()
         if opened is None:
             raise LinesBusy(f"all {line_limit} line(s) of number {hop.number_id} are held")

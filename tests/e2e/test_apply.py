@@ -122,7 +122,7 @@ def test_apply_loads_the_agents_endpoint_and_the_numbers_into_asterisk_and_then_
     assert option(browser, "allow") == "(opus|ulaw|alaw|vp8|h264)"
     assert re.search(r"Transport:\s+transport-ws\s", browser)
     dialplan = asterisk(daemon_env, f"dialplan show {NATIONAL}@hotline-inbound")
-    assert f"Stasis(hotline,inbound,{NUMBER})" in dialplan and "extensions_hotline.conf" in dialplan
+    assert f"Stasis(hotline,inbound,{NUMBER},video=" in dialplan and "extensions_hotline.conf" in dialplan
     assert (conf_dir / PJSIP_FILE).stat().st_mode & 0o777 == 0o640  # it holds SIP passwords
 
     second = hotline_cli(daemon_env, "apply")

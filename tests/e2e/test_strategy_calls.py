@@ -68,8 +68,10 @@ def answered_by(db: psycopg.Connection, calls: int) -> list[str]:
 
 
 def two_calls() -> None:
-    for _ in range(2):
-        run = sipp.call(NUMBER, "caller_hangs_up.xml", hold_ms=800)
+    """Two customers, one after the other (one customer calling twice would continue their case
+    and be offered to their last agent first, whatever the strategy)."""
+    for caller in ("+79161110001", "+79161110002"):
+        run = sipp.call(NUMBER, "caller_hangs_up.xml", caller=caller, hold_ms=800)
         assert run.ok, run.output[:2000]
 
 

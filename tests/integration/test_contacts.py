@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from hotline.store.contacts import Contacts, LinesBusy, NewHop, QueueEvent
+from hotline.store.contacts import Contacts, Hop, LinesBusy, NewHop, QueueEvent
 from hotline.store.db import open_pool
 
 from support.checks import rows
@@ -148,3 +148,49 @@ async def test_join_and_answer_events_stamp_the_hop_and_the_case(contacts: Conta
         {"event": "join", "agent_id": None, "position": 1, "wait_ms": None, "ring_ms": None},
         {"event": "ring", "agent_id": agent_id, "position": None, "wait_ms": None, "ring_ms": None},
         {"event": "answer", "agent_id": agent_id, "position": None, "wait_ms": 4200, "ring_ms": 800}]
+
+
+async def talked_and_hung_up(contacts: Contacts, number_id: int, channel: str, key: str,
+                             db: psycopg.Connection, within: int | None = 900) -> Hop:
+    hop = await contacts.open_case_with_hop(leg(channel, number_id), key, continue_within_s=within)
+    queue, agent = (db.execute(f"SELECT id FROM {t}").fetchone()[0] for t in ("queues", "agents"))
+    await contacts.queue_event(QueueEvent(queue, hop.case_id, hop.id, "answer", agent_id=agent))
+    await contacts.close_hop(hop.id, "completed", cause=16)
+    return hop
+
+
+async def test_a_customer_calling_again_within_the_window_continues_their_case_with_its_last_agent(
+        contacts: Contacts, number_id: int, db: psycopg.Connection) -> None:
+    first = await talked_and_hung_up(contacts, number_id, "c1", "+79161234567", db)
+    again = await contacts.open_case_with_hop(leg("c2", number_id), "+79161234567", continue_within_s=900)
+    assert (again.case_id, again.seq) == (first.case_id, 2)
+    ivanov = db.execute("SELECT id FROM agents WHERE name = 'ivanov'").fetchone()[0]
+    assert again.case_last_agent_id == ivanov
+    assert rows(db, "SELECT status, closed_at FROM cases") == [{"status": "open", "closed_at": None}]
+    await contacts.close_hop(again.id, "completed", cause=16)
+    assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]  # closed again with its last hop
+
+
+async def test_a_case_is_not_continued_after_the_window_nor_while_open_nor_for_anonymous_callers(
+        contacts: Contacts, number_id: int, db: psycopg.Connection) -> None:
+    old = await talked_and_hung_up(contacts, number_id, "c1", "+79161234567", db)
+    db.execute("UPDATE cases SET closed_at = now() - interval '901 seconds',"
+               " opened_at = now() - interval '1 hour'")
+    late = await contacts.open_case_with_hop(leg("c2", number_id), "+79161234567", continue_within_s=900)
+    assert late.case_id != old.case_id and late.seq == 1 and late.case_last_agent_id is None
+    # c2 is live: a second call from the same number (an office switchboard) is a contact of its own
+    meanwhile = await contacts.open_case_with_hop(leg("c3", None), "+79161234567", continue_within_s=900)
+    assert meanwhile.case_id not in (old.case_id, late.case_id)
+    anonymous = await talked_and_hung_up(contacts, number_id, "c4", "anonymous:sipp-trunk", db)
+    again = await contacts.open_case_with_hop(leg("c5", None), "anonymous:sipp-trunk", continue_within_s=900)
+    assert again.case_id != anonymous.case_id
+    off = await talked_and_hung_up(contacts, number_id, "c6", "+79160000000", db)
+    assert (await contacts.open_case_with_hop(leg("c7", None), "+79160000000")).case_id != off.case_id
+
+
+async def test_two_calls_of_one_customer_at_once_reopen_the_case_for_one_of_them(
+        contacts: Contacts, number_id: int, db: psycopg.Connection) -> None:
+    first = await talked_and_hung_up(contacts, number_id, "c1", "+79161234567", db)
+    both = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"x{i}", None), "+79161234567",
+                                                              continue_within_s=900) for i in range(2)))
+    assert sorted(h.case_id == first.case_id for h in both) == [False, True]

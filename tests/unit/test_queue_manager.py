@@ -241,3 +241,20 @@ async def test_fallback_zero_and_audio_callers_ring_audio_agents_at_once() -> No
     m2, _ = video_manager(fallback=None)
     audio = m2.join("q", "c2")
     assert [a.name for a in m2.next_attempt(audio)] == ["anna"]  # linear order, video ignored
+
+
+async def test_a_continued_case_rings_its_last_agent_first_once_then_the_strategy() -> None:
+    m, _ = manager(agents=("anna", "boris"))  # linear: anna first for anyone else
+    caller = m.join("q", "c1", preferred="boris")
+    assert [a.name for a in m.next_attempt(caller)] == ["boris"]
+    m.ring_ended(caller, m.agents["boris"], answered=False)
+    assert [a.name for a in m.next_attempt(caller)] == ["anna"]  # boris had his chance
+
+
+async def test_a_last_agent_who_is_busy_or_not_in_the_queue_is_passed_over() -> None:
+    m, clock = manager(agents=("anna", "boris"))
+    m.agents["boris"].ringing(clock.now, "q")
+    caller = m.join("q", "c1", preferred="boris")
+    assert [a.name for a in m.next_attempt(caller)] == ["anna"]
+    stranger = m.join("q", "c2", preferred="vera")  # not a member of q
+    assert m.next_attempt(stranger) == []  # anna is ringing, boris busy: nobody free, no error
