@@ -9,8 +9,11 @@ from typing import Any
 
 import click
 
+from hotline.asterisk.ari import AriClient
 from hotline.cli_common import clear_errors, settings_of
+from hotline.engine.conference import invite
 from hotline.errors import HotlineError
+from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
 from hotline.store.db import connect, open_pool
 from hotline.store.switches import Switches
@@ -83,6 +86,35 @@ async def _live_answered_hop(conn: Any, case_id: int) -> int:
     return int(row[0])
 
 
+@case_group.command("invite")
+@click.argument("case_id", type=click.IntRange(min=1))
+@click.argument("agent")
+@click.pass_context
+@clear_errors
+def invite_agent(ctx: click.Context, case_id: int, agent: str) -> None:
+    """Bring AGENT (a second agent, a supervisor) into case CASE_ID's live talk: their phone or
+    browser rings, and once answered they join the case's video bridge, where all see each other.
+    The daemon must be running (it takes the answered leg); the talk's end releases them."""
+    settings = settings_of(ctx)
+    settings.require("dsn", "ari_url")
+
+    async def go() -> str:
+        async with await connect(settings.dsn) as conn:
+            prov = await provisioning.load(conn)
+            invited = prov.agents.get(agent)
+            if invited is None:
+                raise HotlineError(f"agent {agent!r} does not exist (see `hotline agent list`)")
+            await _live_answered_hop(conn, case_id)
+        ari = AriClient(settings.ari)
+        try:
+            return await invite(ari, settings.ari_app, case_id, invited, "cli")
+        finally:
+            await ari.close()
+
+    channel = asyncio.run(go())
+    click.echo(f"ringing {agent} into case {case_id} (channel {channel})")
+
+
 def _as_text(t: CaseTimeline) -> str:
     c = t.case
     closed = f", closed {c['closed_at']:%Y-%m-%d %H:%M:%S}" if c["closed_at"] else ""
@@ -98,7 +130,8 @@ def _as_text(t: CaseTimeline) -> str:
 
 
 def _as_json(t: CaseTimeline) -> dict[str, Any]:
-    return {"case": t.case, "hops": t.hops, "switches": t.switches, "queue_events": t.events,
+    return {"case": t.case, "hops": t.hops, "switches": t.switches, "participants": t.participants,
+            "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}
 

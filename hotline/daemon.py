@@ -26,6 +26,7 @@ from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN, open_pool
+from hotline.store.participants import Participants
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.switch_links import request_switch
@@ -82,15 +83,16 @@ class Daemon:
                           node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
                           ask_switch=self._caller_asks_switch,
-                          continue_case_within_s=s.continue_case_within_s)
-        router = self.router = Router(ctx)
+                          continue_case_within_s=s.continue_case_within_s,
+                          conference_legs=lambda case_id: router.conference_legs(case_id))
+        router = self.router = Router(ctx, Participants(self.pool))
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self._on_ari_connect,
                               all_channels=s.ari_channel_subscription == "all")
         self.ari.start()
         publisher = LivePublisher(self.pool, self.queues, self.directory)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
-        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, switches, publisher))
+        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, switches, publisher, client))
         await self._wait_ari_connected()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)

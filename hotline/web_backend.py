@@ -9,10 +9,15 @@ import logging
 
 from psycopg_pool import AsyncConnectionPool
 
+from hotline.asterisk.ari import AriClient
 from hotline.config import Settings
+from hotline.engine.conference import invite
 from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
+from hotline.errors import AriError
+from hotline.provision.model import Agent
 from hotline.store.db import STORE_DOWN
+from hotline.store.participants import Participants
 from hotline.store.switches import Switches, SwitchNotPossible, TokenState
 from hotline.switch_links import request_switch
 from hotline.web.app import SwitchCheck, WebRefusal
@@ -25,12 +30,14 @@ _CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.
 
 class DaemonWebBackend:
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
-                 switches: Switches, live: LivePublisher) -> None:
+                 switches: Switches, live: LivePublisher, ari: AriClient) -> None:
         self.settings = settings
         self.pool = pool
         self.directory = directory
         self.switches = switches
         self.live = live
+        self.ari = ari
+        self.participants = Participants(pool)
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset(n.number for n in self.directory.snapshot.prov.numbers.values() if n.kind == "video")
@@ -42,14 +49,39 @@ class DaemonWebBackend:
             raise WebRefusal(503, "The service is unavailable for a moment: "
                                   "try the link again shortly") from exc
 
-    async def agent_switch(self, endpoint: str, password: str) -> str:
-        """A link for the call the agent with this endpoint and SIP password is talking on now."""
+    def _authenticated(self, endpoint: str, password: str) -> Agent:
+        """The agent whose endpoint and SIP password these are; WebRefusal 401 otherwise."""
         agents = self.directory.snapshot.prov.agents.values()
         agent = next((a for a in agents if a.endpoint == endpoint), None)
         # Compared even for an unknown endpoint, so the answer's time says nothing about which exist.
         expected = agent.password if agent is not None and agent.password else "\0"
         if not hmac.compare_digest(password.encode(), expected.encode()) or agent is None:
             raise WebRefusal(401, "Wrong agent or password")
+        return agent
+
+    async def agent_invite(self, endpoint: str, password: str, invitee: str) -> str:
+        """Ring `invitee` into the case the agent is talking on now."""
+        agent = self._authenticated(endpoint, password)
+        invited = self.directory.snapshot.prov.agents.get(invitee)
+        if invited is None:
+            raise WebRefusal(404, f"There is no agent {invitee}")
+        if invited.name == agent.name:
+            raise WebRefusal(409, "You are in the call already")
+        agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
+        try:
+            case_id = await self.participants.live_case_of_agent(agent_id) if agent_id else None
+            if case_id is None:
+                raise WebRefusal(409, "You have no call in progress to bring anyone into")
+            await invite(self.ari, self.settings.ari_app, case_id, invited, f"agent:{agent.name}")
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+        except AriError as exc:
+            raise WebRefusal(502, f"Asterisk could not ring {invitee}: {exc}") from exc
+        return f"Ringing {invited.display_name or invited.name}"
+
+    async def agent_switch(self, endpoint: str, password: str) -> str:
+        """A link for the call the agent with this endpoint and SIP password is talking on now."""
+        agent = self._authenticated(endpoint, password)
         agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
         try:
             hop_id = await self._live_hop_of(agent_id)

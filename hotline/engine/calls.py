@@ -100,6 +100,8 @@ class CallContext:
     # A key the caller presses while talking with an agent to be sent a link to move to video.
     switch_key: str = ""
     ask_switch: Callable[[InboundCall], Awaitable[None]] | None = None
+    # The legs of parties brought into a case's talk (a conference): released when the talk ends.
+    conference_legs: Callable[[int], list[str]] = lambda case_id: []
 
 
 class _CallerLeaving(Exception):

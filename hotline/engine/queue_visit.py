@@ -476,6 +476,8 @@ class QueueVisit:
                 call.unwatch(leg.channel_id)
                 await self._event("complete", agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
                                   detail=f"{who} hung up")
+                for participant in self.ctx.conference_legs(call.case_id or 0):
+                    await self._hang_up(participant)  # the talk is over for everyone it brought in
                 await self.ctx.ari.destroy_bridge(bridge_id)
         if handed_over:
             await call.leave_for_video()

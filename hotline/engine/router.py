@@ -7,8 +7,10 @@ import logging
 
 from hotline.asterisk.ari_events import AriEvent, ChannelEvent, PlaybackEvent, StasisStart, parse_channel
 from hotline.engine.calls import CallContext, ChannelVanished, InboundCall
-from hotline.engine.stasis_entry import parse_entry
+from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
+from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.errors import AriNotFound
+from hotline.store.participants import Participants
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +20,12 @@ AGENT_LEG = "-agent-"  # in the ids of the channels a call places to agents
 class Router:
     """Owns every call task: started here, stored here, cancelled and awaited in close()."""
 
-    def __init__(self, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext, participants: Participants | None = None) -> None:
         self.ctx = ctx
+        self.participants = participants  # None: invitations into a case are hung up
         self.calls: dict[str, InboundCall] = {}
         self._legs: dict[InboundCall, set[str]] = {}  # the agent legs each call watches
+        self.conference: dict[str, ConferenceLeg] = {}  # the legs of parties brought into a case
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_event(self, event: AriEvent) -> None:
@@ -30,8 +34,8 @@ class Router:
         if isinstance(event, StasisStart):
             self._on_stasis_start(event)
             return
-        channel_id = _channel_id_of(event)
-        call = self.calls.get(channel_id) if channel_id else None
+        channel_id = _channel_id_of(event) or ""
+        call = self.calls.get(channel_id) or self.conference.get(channel_id)
         if call is not None:
             call.inbox.put_nowait(event)
 
@@ -56,11 +60,38 @@ class Router:
         if entry is None:
             log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
             return
+        if entry.kind == "conference":
+            self._start_conference_leg(event, entry)
+            return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
         self._start(InboundCall(self.ctx, event.channel, dialled=entry.dialled, video=entry.video,
                                 customer=entry.customer,
                                 switch_token=entry.token if entry.kind == "switch" else None))
+
+    def _start_conference_leg(self, event: StasisStart, entry: StasisEntry) -> None:
+        if self.participants is None or not entry.dialled.isdigit() or event.channel.id in self.conference:
+            return
+        leg = ConferenceLeg(self.ctx, self.participants, event.channel, int(entry.dialled), entry.agent,
+                            entry.invited_by)
+        self.conference[leg.channel_id] = leg
+        task = asyncio.create_task(self._run_conference_leg(leg), name=f"conference-{leg.channel_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_conference_leg(self, leg: ConferenceLeg) -> None:
+        try:
+            await leg.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("conference leg %s crashed", leg.channel_id)
+        finally:
+            self.conference.pop(leg.channel_id, None)
+
+    def conference_legs(self, case_id: int) -> list[str]:
+        """The legs of the parties brought into case `case_id`'s talk."""
+        return [c for c, leg in self.conference.items() if leg.case_id == case_id]
 
     def call_of_hop(self, hop_id: int) -> InboundCall | None:
         """The live call whose own leg is hop `hop_id` (a switch looks up the leg it replaces)."""
@@ -95,8 +126,8 @@ class Router:
             if channel_id not in alive:
                 call.inbox.put_nowait(ChannelVanished("ChannelVanished", self.ctx.app, None, channel_id))
         for channel_id in in_stasis - self.calls.keys():
-            if AGENT_LEG in channel_id:
-                continue  # an agent leg whose caller is adopted (or gone) with it
+            if AGENT_LEG in channel_id or CONFERENCE_LEG in channel_id:
+                continue  # an agent's or a participant's leg, whose caller is adopted (or gone) with it
             await self._adopt(channel_id)
         closed = 0
         for hop in await self.ctx.contacts.open_hops(self.ctx.node):
@@ -136,6 +167,7 @@ class Router:
         self._tasks.clear()
         self.calls.clear()
         self._legs.clear()
+        self.conference.clear()
 
 
 def _in_stasis_of(channel: dict[str, object], app: str) -> bool:

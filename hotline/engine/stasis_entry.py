@@ -2,6 +2,7 @@
 
     Stasis(hotline,inbound,NUMBER,video=(vp8),customer=HEX)
     Stasis(hotline,switch,switch,video=(vp8),customer=HEX,token=HEX)
+    conference,CASE_ID,agent=NAME,by=WHO   (what the daemon itself originates: hotline.engine.conference)
 
 The first two are positional: the entry (`inbound`, or `switch` for a video leg joining a live
 call) and the number as provisioned. The rest are `key=value`, in any order, so a dialplan of an
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from hotline.media import carries_video
 
-ENTRIES = ("inbound", "switch")
+ENTRIES = ("inbound", "switch", "conference")
 _HEX = re.compile(r"[0-9a-f]{1,128}")
 
 
@@ -28,6 +29,8 @@ class StasisEntry:
     video: bool = False
     customer: str = ""  # a browser's own customer id (hex), "" for phones
     token: str = ""  # the switch token (hex), only for kind "switch"
+    agent: str = ""  # conference: the invited agent
+    invited_by: str = ""  # conference: who invited them
 
 
 def parse_entry(args: Sequence[str]) -> StasisEntry | None:
@@ -39,4 +42,6 @@ def parse_entry(args: Sequence[str]) -> StasisEntry | None:
     return StasisEntry(
         kind=args[0], dialled=args[1], video=carries_video(named.get("video", "")),
         customer=customer if _HEX.fullmatch(customer) else "",
-        token=token if args[0] == "switch" and _HEX.fullmatch(token) else "")
+        token=token if args[0] == "switch" and _HEX.fullmatch(token) else "",
+        agent=named.get("agent", "") if args[0] == "conference" else "",
+        invited_by=named.get("by", "") if args[0] == "conference" else "")

@@ -31,6 +31,7 @@ class CaseTimeline:
     hops: list[dict[str, Any]]
     switches: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    participants: list[dict[str, Any]]
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -49,6 +50,11 @@ class CaseTimeline:
             if s["used_at"] is not None:
                 out.append(Moment(s["used_at"], seq_of[s["to_hop_id"]], channel[s["to_hop_id"]][1],
                                   f"switch link used: this leg joined, replacing hop {seq}"))
+        for p in self.participants:
+            out.append(Moment(p["joined_at"], 0, "conference",
+                              f"{p['agent'] or 'a party'} joined, invited by {p['invited_by']}"))
+            if p["left_at"] is not None:
+                out.append(Moment(p["left_at"], 0, "conference", f"{p['agent'] or 'a party'} left"))
         return sorted(out, key=lambda m: (m.at, m.hop))
 
 
@@ -71,7 +77,11 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
         "SELECT e.*, q.name AS queue, a.name AS agent FROM queue_events e JOIN queues q ON q.id = e.queue_id"
         " LEFT JOIN agents a ON a.id = e.agent_id WHERE e.case_id = %s ORDER BY e.id", (case_id,))
     events = await cur.fetchall()
-    return CaseTimeline(case, hops, switches, events)
+    await cur.execute("SELECT p.joined_at, p.left_at, p.invited_by, a.name AS agent"
+                      " FROM case_participants p LEFT JOIN agents a ON a.id = p.agent_id"
+                      " WHERE p.case_id = %s ORDER BY p.id", (case_id,))
+    participants = await cur.fetchall()
+    return CaseTimeline(case, hops, switches, events, participants)
 
 
 def _hop_moments(h: dict[str, Any], seq: int, channel: str) -> list[Moment]:

@@ -34,6 +34,7 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 SWITCH_EXTENSION = "switch"
 SWITCH_HEADER = "X-Hotline-Switch"
 SWITCH_API = "/api/agent/switch"
+INVITE_API = "/api/agent/invite"
 AUTH_REALM = 'Basic realm="hotline agents", charset="UTF-8"'
 
 
@@ -64,6 +65,11 @@ class WebBackend(Protocol):
 
     async def agent_switch(self, endpoint: str, password: str) -> str:
         """A switch link for the agent's current call; raises WebRefusal."""
+        ...
+
+    async def agent_invite(self, endpoint: str, password: str, invitee: str) -> str:
+        """Ring agent `invitee` into the agent's current call (a conference); what to show the
+        agent; raises WebRefusal."""
         ...
 
     def live_queues(self) -> list[dict[str, object]]:
@@ -102,6 +108,7 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_get("/switch/{token}", site.switch)
     app.router.add_get("/agent", site.agent)
     app.router.add_post(SWITCH_API, site.agent_switch)
+    app.router.add_post(INVITE_API, site.agent_invite)
     app.router.add_get("/api/queues", site.queues)
     app.router.add_static("/static/", static_dir)
     return app
@@ -190,7 +197,7 @@ class _Site:
         return response
 
     async def agent(self, request: web.Request) -> web.Response:
-        config = self._sip_config("agent") | {"switchApi": SWITCH_API}
+        config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API}
         return self._render("agent.html", title="Agent", config=config)
 
     async def agent_switch(self, request: web.Request) -> web.Response:
@@ -206,6 +213,24 @@ class _Site:
             return _json({"error": refusal.message}, refusal.status)
         # A path becomes a whole URL on this server: the agent reads or sends it to the customer.
         return _json({"link": str(request.url.join(URL(link)))}, 200)
+
+    async def agent_invite(self, request: web.Request) -> web.Response:
+        credentials = _basic_auth(request)
+        if credentials is None:
+            return _json({"error": "log in with your endpoint and SIP password"}, 401,
+                         {hdrs.WWW_AUTHENTICATE: AUTH_REALM})
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        invitee = body.get("agent") if isinstance(body, dict) else None
+        if not isinstance(invitee, str) or not ADDRESS_RE.fullmatch(invitee):
+            return _json({"error": "name the agent to bring in"}, 400)
+        try:
+            message = await self.backend.agent_invite(*credentials, invitee)
+        except WebRefusal as refusal:
+            return _json({"error": refusal.message}, refusal.status)
+        return _json({"message": message}, 200)
 
     async def queues(self, request: web.Request) -> web.Response:
         return _json(self.backend.live_queues(), 200)

@@ -20,11 +20,19 @@ from hotline.asterisk.lab import Lab
 
 from support import sipp
 from support.agents import Agent, logged_in_agents, registered
-from support.browser import close_to, frames_advancing, launch, open_page, playwright_session, remote_colour
+from support.browser import (
+    close_to,
+    frames_advancing,
+    launch,
+    open_page,
+    playwright_session,
+    remote_colour,
+    shows_all,
+)
 from support.checks import rows, wait_until
 from support.cli import hotline_cli
 from support.daemon import DaemonProcess, ari_get
-from support.fake_camera import BLUE, RED, write_y4m
+from support.fake_camera import BLUE, GREEN, RED, write_y4m
 from support.provisioning import BASE
 
 if TYPE_CHECKING:
@@ -63,7 +71,8 @@ def pw() -> Iterator[Playwright]:
 
 @pytest.fixture
 def cameras(tmp_path: Path) -> dict[str, Path]:
-    return {"customer": write_y4m(tmp_path / "red.y4m", RED), "agent": write_y4m(tmp_path / "blue.y4m", BLUE)}
+    return {"customer": write_y4m(tmp_path / "red.y4m", RED), "agent": write_y4m(tmp_path / "blue.y4m", BLUE),
+            "supervisor": write_y4m(tmp_path / "green.y4m", GREEN)}
 
 
 def web_url(env: dict[str, str]) -> str:
@@ -250,3 +259,39 @@ def test_forged_and_expired_links_are_refused_and_nothing_joins(
         outcome = switch_call_by_hand(page, token)
         assert outcome.startswith("failed"), outcome
     assert [h["channel_id"] for h in rows(db, "SELECT channel_id FROM hops")] == ["gone"]  # nothing joined
+
+
+@VIDEO_DESK
+def test_an_agent_brings_a_supervisor_into_the_video_call_and_all_three_see_each_other(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "w", {"vq": 0}, {},
+                                     capabilities=[WEBRTC_AGENT] * 2)
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, first)
+    supervisor = agent_page(pw, cameras["supervisor"], daemon_env, lab, second)
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/video-desk")
+    customer.click("#call")
+    answer(agent)
+    sees(customer, BLUE, "the customer")
+
+    agent.fill("#invite-agent", second.name)
+    agent.click("#invite")
+    poll(lambda: agent.evaluate("window.hotlinePhone.inviteMessage"), "the invitation under way")
+    answer(supervisor)
+    for page, others, who in ((customer, [BLUE, GREEN], "the customer"), (agent, [RED, GREEN], "the agent"),
+                              (supervisor, [RED, BLUE], "the supervisor")):
+        poll(lambda page=page, others=others: shows_all(page, others), f"{who} seeing both others", 25)
+    [case] = rows(db, "SELECT id FROM cases")
+    [joined] = rows(db, "SELECT p.invited_by, a.name, p.left_at FROM case_participants p"
+                        " JOIN agents a ON a.id = p.agent_id")
+    assert (joined["invited_by"], joined["name"], joined["left_at"]) == (
+        f"agent:{first.name}", second.name, None)
+    assert len(case_bridge(daemon_env, case["id"])["channels"]) == 3  # type: ignore[arg-type]
+
+    customer.click("#hangup")  # the talk is the customer's: its end releases everyone it brought in
+    poll(lambda: state_of(supervisor) == "ended", "the supervisor released with the talk")
+    poll(lambda: rows(db, "SELECT left_at FROM case_participants WHERE left_at IS NOT NULL"),
+         "the supervisor's leaving recorded")
+    shown = hotline_cli(daemon_env, "case", "show", str(case["id"]))
+    assert f"{second.name} joined, invited by agent:{first.name}" in shown.stdout, shown.stdout
+    assert f"{second.name} left" in shown.stdout

@@ -186,3 +186,17 @@ def close_to(rgb: RGB | None, expected: RGB, tolerance: int = 40) -> bool:
 
 def _rgb(value: Any) -> RGB | None:
     return None if value is None else (int(value[0]), int(value[1]), int(value[2]))
+
+
+def remote_colours(page: Page) -> list[RGB]:
+    """The mean colour of every remote <video> with a picture: in a conference, one per party."""
+    values = page.evaluate(
+        f"() => window.hotlinePhone.remoteVideos().filter((v) => v.videoWidth > 0 && v.readyState >= 2)"
+        f".map((v) => ({_MEAN_COLOUR})(v))")
+    return [rgb for rgb in (_rgb(v) for v in values) if rgb is not None]
+
+
+def shows_all(page: Page, expected: list[RGB], tolerance: int = 40) -> bool:
+    """Every colour of `expected` is on one of the page's remote videos."""
+    shown = remote_colours(page)
+    return all(any(close_to(rgb, colour, tolerance) for rgb in shown) for colour in expected)

@@ -40,6 +40,13 @@ class Backend:
         self.checked.append(token)
         return self.tokens.get(token, SwitchCheck.UNKNOWN)
 
+    async def agent_invite(self, endpoint: str, password: str, invitee: str) -> str:
+        if (endpoint, password) != ("ivanov", "pässword"):
+            raise WebRefusal(403, "wrong endpoint or password")
+        if invitee != "petrov":
+            raise WebRefusal(404, f"There is no agent {invitee}")
+        return "Ringing Petrov"
+
     async def agent_switch(self, endpoint: str, password: str) -> str:
         if (endpoint, password) == ("ivanov", "pässword"):
             return f"/switch/{VALID}"
@@ -141,7 +148,7 @@ async def test_the_index_links_the_video_addresses_that_a_page_can_serve(client:
 async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(client: TestClient) -> None:
     body = await (await client.get("/agent")).text()
     assert page_config(body) == {"role": "agent", "wsUrl": WS_URL, "domain": "127.0.0.1",
-                                 "switchApi": "/api/agent/switch"}
+                                 "switchApi": "/api/agent/switch", "inviteApi": "/api/agent/invite"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote"):
         assert f'id="{element}"' in body
@@ -177,6 +184,21 @@ async def test_agent_switch_returns_the_link_as_a_whole_url_on_this_server(clien
     assert response.headers[hdrs.CACHE_CONTROL] == "no-store"
     link = (await response.json())["link"]
     assert link == str(client.make_url(f"/switch/{VALID}"))
+
+
+@pytest.mark.parametrize(("body", "status", "answer"), [
+    ({"agent": "petrov"}, 200, {"message": "Ringing Petrov"}),
+    ({"agent": "sidorov"}, 404, {"error": "There is no agent sidorov"}),
+    ({"agent": "petrov\nX-Injected: 1"}, 400, {"error": "name the agent to bring in"}),
+    ({"agent": 7}, 400, {"error": "name the agent to bring in"}),
+    ([], 400, {"error": "name the agent to bring in"}),
+])
+async def test_agent_invite_names_a_plain_agent_and_gets_the_backends_answer(
+        client: TestClient, body: object, status: int, answer: dict[str, str]) -> None:
+    response = await client.post("/api/agent/invite", json=body, headers=_basic("ivanov", "pässword"))
+    assert (response.status, await response.json()) == (status, answer)
+    unauthenticated = await client.post("/api/agent/invite", json={"agent": "petrov"})
+    assert unauthenticated.status == 401
 
 
 async def test_live_queues_are_served_as_json(client: TestClient) -> None:

@@ -258,6 +258,7 @@
     clearError();
     phone.credentials = { endpoint, password };
     enable("switch", true);
+    enable("invite", true);
     setState("registering");
     try {
       phone.ua = startUa({ uri: `sip:${endpoint}@${config.domain}`, password, register: true });
@@ -352,6 +353,32 @@
     link.textContent = body.link;
   }
 
+  async function requestInvite() {
+    const status = byId("invite-status");
+    status.textContent = "";
+    phone.inviteMessage = null;
+    const { endpoint, password } = phone.credentials || {};
+    if (!endpoint) return showError("Log in first");
+    let response;
+    let body;
+    try {
+      response = await fetch(config.inviteApi, {
+        method: "POST", cache: "no-store",
+        headers: { Authorization: basicAuth(endpoint, password), "Content-Type": "application/json" },
+        body: JSON.stringify({ agent: byId("invite-agent").value.trim() }),
+      });
+      body = await response.json();
+    } catch (error) {
+      return showError(`The agent could not be invited: ${error.message || error}`);
+    }
+    if (!response.ok || !body.message) {
+      return showError(body.error || `The agent could not be invited (HTTP ${response.status})`);
+    }
+    clearError();
+    phone.inviteMessage = body.message;
+    status.textContent = body.message;
+  }
+
   function initAgent() {
     phone.state = "logged out";
     byId("login").addEventListener("click", login);
@@ -359,6 +386,7 @@
     byId("decline").addEventListener("click", decline);
     byId("hangup").addEventListener("click", hangup);
     byId("switch").addEventListener("click", requestSwitch);
+    byId("invite").addEventListener("click", requestInvite);
   }
 
   // --- start --------------------------------------------------------------------------------
