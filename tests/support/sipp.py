@@ -79,12 +79,18 @@ def press_keys(number: str, *keys: str, first_ms: int = 1000, gap_ms: int = 1500
     """One caller that is answered, presses `keys` (up to three, by SIP INFO), then waits for BYE.
     The defaults suit menus with short prompts: the first key after ~0.4 s of prompt, inside a
     2 s timeout; the next keys past the following prompt, inside the next timeout."""
+    return finish(start_pressing_keys(number, *keys, first_ms=first_ms, gap_ms=gap_ms, timeout_s=timeout_s))
+
+
+def start_pressing_keys(number: str, *keys: str, first_ms: int = 1000, gap_ms: int = 1500,
+                        timeout_s: int = 20, caller: str = "+79165551234") -> subprocess.Popen[str]:
+    """press_keys in the background; `finish()` waits for it."""
     fields = [*keys, "-", "-", "-"][:3]
     inf = INJECTION_DIR / f"keys-{uuid.uuid4().hex[:8]}.csv"
-    inf.write_text(f"SEQUENTIAL\n+79165551234;IVR Caller;{';'.join(fields)};{first_ms};{gap_ms};\n")
+    inf.write_text(f"SEQUENTIAL\n{caller};IVR Caller;{';'.join(fields)};{first_ms};{gap_ms};\n")
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "caller_presses_keys.xml"),
            "-s", number, "-inf", str(inf), "-m", "1", "-i", "127.0.0.1",
            "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
-    return finish(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   stdin=subprocess.DEVNULL, cwd=INJECTION_DIR))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
