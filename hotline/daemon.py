@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,9 @@ class Daemon:
         self.records: WriteBehind | None = None
         self.records_pool: AsyncConnectionPool | None = None
         self.web: web.AppRunner | None = None
+        # When AMI last told each endpoint's state: a list read from ARI that was asked for before
+        # that is older news, and must not undo it (a phone registering during the read).
+        self._device_told_at: dict[str, float] = {}
 
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
@@ -179,19 +183,24 @@ class Daemon:
         ever say so. Read when ARI (re)connects and when agents or their presence change."""
         if self.ari_client is None:
             return
+        asked = time.monotonic()
         try:
             endpoints = await self.ari_client.endpoints("PJSIP")
         except AriError as exc:
             log.warning("agent phone states not read (%s): they count once they change", exc)
             return
         for endpoint in endpoints:
-            self.queues.device(str(endpoint.get("resource", "")), endpoint_device_state(endpoint))
+            resource = str(endpoint.get("resource", ""))
+            if self._device_told_at.get(resource, 0.0) < asked:
+                self.queues.device(resource, endpoint_device_state(endpoint))
 
     async def _on_ami_event(self, event: object) -> None:
         if isinstance(event, FullyBooted):
             log.info("Asterisk fully booted")
         elif isinstance(event, DeviceStateChange) and event.device.startswith("PJSIP/"):
-            self.queues.device(event.device.removeprefix("PJSIP/"), event.state)
+            endpoint = event.device.removeprefix("PJSIP/")
+            self._device_told_at[endpoint] = time.monotonic()
+            self.queues.device(endpoint, event.state)
 
     def _follow_provisioning(self, snapshot: Snapshot) -> None:
         """Provisioning or agent presence changed (NOTIFY): the queues take it at once."""

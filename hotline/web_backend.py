@@ -16,8 +16,8 @@ from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
 from hotline.errors import AriError
 from hotline.provision.model import Agent
+from hotline.store.contacts import Contacts, Hop
 from hotline.store.db import STORE_DOWN
-from hotline.store.participants import Participants
 from hotline.store.switches import Switches, SwitchNotPossible, TokenState
 from hotline.switch_links import request_switch
 from hotline.web.app import SwitchCheck, WebRefusal
@@ -37,7 +37,7 @@ class DaemonWebBackend:
         self.switches = switches
         self.live = live
         self.ari = ari
-        self.participants = Participants(pool)
+        self.contacts = Contacts(pool)
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset(n.number for n in self.directory.snapshot.prov.numbers.values() if n.kind == "video")
@@ -69,10 +69,10 @@ class DaemonWebBackend:
             raise WebRefusal(409, "You are in the call already")
         agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
         try:
-            case_id = await self.participants.live_case_of_agent(agent_id) if agent_id else None
-            if case_id is None:
+            talk = await self._live_talk_of(agent_id)
+            if talk is None:
                 raise WebRefusal(409, "You have no call in progress to bring anyone into")
-            await invite(self.ari, self.settings.ari_app, case_id, invited, f"agent:{agent.name}")
+            await invite(self.ari, self.settings.ari_app, talk.case_id, invited, f"agent:{agent.name}")
         except STORE_DOWN as exc:
             raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
         except AriError as exc:
@@ -84,25 +84,18 @@ class DaemonWebBackend:
         agent = self._authenticated(endpoint, password)
         agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
         try:
-            hop_id = await self._live_hop_of(agent_id)
-            if hop_id is None:
+            talk = await self._live_talk_of(agent_id)
+            if talk is None:
                 raise WebRefusal(409, "You have no call in progress to move to video")
-            switch = await request_switch(self.switches, self.settings, hop_id, f"agent:{agent.name}")
+            switch = await request_switch(self.switches, self.settings, talk.id, f"agent:{agent.name}")
         except SwitchNotPossible as exc:
             raise WebRefusal(409, str(exc)) from exc
         except STORE_DOWN as exc:
             raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
         return switch.link
 
-    async def _live_hop_of(self, agent_id: int | None) -> int | None:
-        if agent_id is None:
-            return None
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT id FROM hops WHERE agent_id = %s AND ended_at IS NULL AND answered_at IS NOT NULL"
-                " ORDER BY answered_at DESC LIMIT 1", (agent_id,))
-            row = await cur.fetchone()
-        return int(row[0]) if row else None
+    async def _live_talk_of(self, agent_id: int | None) -> Hop | None:
+        return await self.contacts.live_talk_of_agent(agent_id) if agent_id is not None else None
 
     def live_queues(self) -> list[dict[str, object]]:
         names = {ident: name for name, ident in self.directory.snapshot.ids.get("queues", {}).items()}

@@ -195,6 +195,14 @@ class Contacts:
                               (node,))
             return await cur.fetchall()
 
+    async def live_talk_of_agent(self, agent_id: int) -> Hop | None:
+        """The live hop the agent is talking on now (the latest answered, if several)."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(Hop))
+            await cur.execute(f"SELECT {_HOP_COLUMNS} FROM hops WHERE agent_id = %s AND ended_at IS NULL"
+                              " AND answered_at IS NOT NULL ORDER BY answered_at DESC LIMIT 1", (agent_id,))
+            return await cur.fetchone()
+
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=class_row(Hop))

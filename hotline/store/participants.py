@@ -21,20 +21,3 @@ class Participants:
         async with self.pool.connection() as conn:
             await conn.execute("UPDATE case_participants SET left_at = now()"
                                " WHERE node = %s AND channel_id = %s AND left_at IS NULL", (node, channel_id))
-
-    async def live_case_of_agent(self, agent_id: int) -> int | None:
-        """The case the agent is talking on now (a live, answered hop of theirs)."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT case_id FROM hops WHERE agent_id = %s AND ended_at IS NULL"
-                " AND answered_at IS NOT NULL"
-                " ORDER BY answered_at DESC LIMIT 1", (agent_id,))
-            row = await cur.fetchone()
-        return int(row[0]) if row else None
-
-    async def case_is_talking(self, case_id: int) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT 1 FROM hops WHERE case_id = %s AND ended_at IS NULL AND answered_at IS NOT NULL",
-                (case_id,))
-            return await cur.fetchone() is not None

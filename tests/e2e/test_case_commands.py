@@ -65,9 +65,12 @@ def stop(started: list[subprocess.Popen[str]]) -> None:
         proc.communicate()
 
 
-def answered_hop(db: psycopg.Connection) -> dict[str, object]:
-    return wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
-                      what="the call answered by an agent")
+def answered_hop(db: psycopg.Connection, daemon: DaemonProcess) -> dict[str, object]:
+    try:
+        return wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
+                                       None), what="the call answered by an agent")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; hops: {rows(db, 'SELECT * FROM hops')}\n{daemon.log()}") from None
 
 
 @TALK
@@ -78,7 +81,7 @@ def test_a_caller_pressing_the_switch_key_while_talking_is_sent_the_link(
     started = phones(lab, agent)
     try:
         caller = sipp.start_pressing_keys(NUMBER, "*", first_ms=1500, timeout_s=30, caller=CALLER)
-        hop = answered_hop(db)
+        hop = answered_hop(db, daemon)
         text = wait_until(lambda: sms_file.exists() and sms_file.read_text(), what="the SMS gateway called")
         number, link = str(text).split(" ")
         assert number == CALLER
@@ -101,7 +104,7 @@ def test_case_invite_rings_a_second_agent_into_the_talk_and_the_talks_end_releas
     started = phones(lab, first, second)
     try:
         caller = sipp.start_call(NUMBER, "caller_until_bye.xml", caller=CALLER)
-        hop = answered_hop(db)
+        hop = answered_hop(db, daemon)
         invited = hotline_cli(daemon_env, "case", "invite", str(hop["case_id"]), second.name)
         assert invited.returncode == 0, invited.stderr
         assert f"ringing {second.name} into case {hop['case_id']}" in invited.stdout

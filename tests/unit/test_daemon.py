@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.daemon import endpoint_device_state
+from hotline.asterisk.ami_events import DeviceStateChange
+from hotline.config import Settings
+from hotline.daemon import Daemon, endpoint_device_state
+from hotline.provision.model import Agent, Provisioning, Queue
 
 
 @pytest.mark.parametrize("endpoint, state", [
@@ -17,3 +20,27 @@ from hotline.daemon import endpoint_device_state
 def test_an_ari_endpoint_reads_as_the_device_state_app_queue_would_see(endpoint: dict[str, object],
                                                                       state: str) -> None:
     assert endpoint_device_state(endpoint) == state
+
+
+class EndpointListTakingItsTime:
+    """ARI's endpoint list, read while the phone registers: AMI's news of it arrives during the read."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def endpoints(self, tech: str) -> list[dict[str, object]]:
+        await self.daemon._on_ami_event(DeviceStateChange("PJSIP/ivanov", "NOT_INUSE"))
+        return [{"resource": "ivanov", "state": "offline", "channel_ids": []},
+                {"resource": "petrov", "state": "online", "channel_ids": []}]
+
+
+async def test_an_endpoint_list_asked_for_before_amis_news_does_not_undo_it() -> None:
+    daemon = Daemon(Settings(dsn="postgresql://x@127.0.0.1/x", ami_url="ami://u:s@127.0.0.1:5038",
+                             ari_url="http://u:p@127.0.0.1:8088"))
+    daemon.queues.provision(Provisioning(
+        queues={"q": Queue("q")},
+        agents={n: Agent(n, n, queues=(("q", 0),)) for n in ("ivanov", "petrov")}))
+    daemon.ari_client = EndpointListTakingItsTime(daemon)  # type: ignore[assignment]
+    await daemon._read_device_states()
+    assert daemon.queues.agents["ivanov"].device_state == "NOT_INUSE"  # AMI's, newer than the list
+    assert daemon.queues.agents["petrov"].device_state == "NOT_INUSE"  # the list's
