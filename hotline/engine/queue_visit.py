@@ -29,7 +29,7 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.agent_state import AgentState
 from hotline.engine.queues import Waiter
 from hotline.errors import AriError, AriNotFound
-from hotline.media import CASE_BRIDGE_TYPE, originate_formats
+from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target
 from hotline.store.contacts import Hop, QueueEvent, queue_event_record
 from hotline.store.db import STORE_DOWN
@@ -398,13 +398,14 @@ class QueueVisit:
         agent's leg went before it was bridged, and the caller waits on."""
         call = self.call
         bridge_id = call.bridge_id
+        bridge_type = case_bridge_type(call.video, leg.agent.video)
         try:
             if self._music is None:  # answered by the agent while still ringing: answer it now
-                await _all(call.answer(), self.ctx.ari.create_bridge(bridge_id, CASE_BRIDGE_TYPE))
+                await _all(call.answer(), self.ctx.ari.create_bridge(bridge_id, bridge_type))
             else:
                 await self._music_started()
                 await self.ctx.ari.stop_moh(call.channel_id)
-                await self.ctx.ari.create_bridge(bridge_id, CASE_BRIDGE_TYPE)
+                await self.ctx.ari.create_bridge(bridge_id, bridge_type)
             await self.ctx.ari.add_to_bridge(bridge_id, [call.channel_id, leg.channel_id])
         except AriError as exc:
             await self._not_bridged(leg, exc)

@@ -109,11 +109,12 @@ def test_case_invite_rings_a_second_agent_into_the_talk_and_the_talks_end_releas
         assert invited.returncode == 0, invited.stderr
         assert f"ringing {second.name} into case {hop['case_id']}" in invited.stdout
 
-        def bridged() -> list[str] | None:
+        def bridged() -> dict[str, object] | None:
             status, body = ari_get(daemon_env, f"bridges/case-{hop['case_id']}")
-            channels = json.loads(body)["channels"] if status == 200 else []
-            return channels if len(channels) == 3 else None
-        wait_until(bridged, what="the second agent in the case's bridge")
+            bridge = json.loads(body) if status == 200 else {"channels": []}
+            return bridge if len(bridge["channels"]) == 3 else None
+        bridge = wait_until(bridged, what="the second agent in the case's bridge")
+        assert bridge["video_mode"] != "sfu"  # an audio caller with audio agents: no SFU to pay for
         [joined] = wait_until(lambda: rows(db, "SELECT invited_by, left_at FROM case_participants"),
                               what="the participant recorded")
         assert joined == {"invited_by": "cli", "left_at": None}

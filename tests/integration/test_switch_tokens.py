@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.config import Settings
@@ -21,6 +22,7 @@ from hotline.store.contacts import Contacts, Hop, NewHop, QueueEvent
 from hotline.store.db import open_pool
 from hotline.store.switches import Switches, SwitchNotPossible, SwitchRefused, TokenState
 from hotline.switch_links import request_switch
+from hotline.web.app import start_web
 
 from support.checks import rows
 
@@ -163,3 +165,28 @@ async def test_a_failing_gateway_is_reported_and_the_link_is_still_given_out(
     link = await request_switch(Switches(pool), settings, phone.id, "cli")
     assert link.delivered == [] and link.failures == ["command: exited with 1: no credit"]
     assert await Switches(pool).check(link.issued.token) is TokenState.VALID
+
+
+async def test_the_link_reaches_the_customer_through_the_configured_webhook(
+        pool: AsyncConnectionPool, ids: dict[str, int]) -> None:
+    phone = await answered_call(pool, ids)
+    received: list[dict[str, str]] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=202)
+    app = web.Application()
+    app.router.add_post("/sms", gateway)
+    runner = await start_web(app, "127.0.0.1", 0)
+    try:
+        port = runner.addresses[0][1]
+        settings = replace(Settings(), switch_link_webhook=f"http://127.0.0.1:{port}/sms")
+        link = await request_switch(Switches(pool), settings, phone.id, "cli")
+        failing = replace(settings, switch_link_webhook=f"http://127.0.0.1:{port}/nowhere")
+        refused = await request_switch(Switches(pool), failing, phone.id, "cli")
+    finally:
+        await runner.cleanup()
+    assert (link.delivered, link.failures) == (["webhook"], [])
+    assert received == [{"switch_link": link.link, "caller": "+79161234567", "case": str(phone.case_id),
+                         "expires": link.issued.expires_at.isoformat(timespec="seconds")}]
+    assert refused.failures == ["webhook: HTTP 404"] and refused.link  # reported, and still given out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
-from hotline.media import carries_video, originate_formats
+from hotline.media import carries_video, case_bridge_type, originate_formats
 
 
 def test_an_older_dialplans_two_arguments_still_make_an_audio_call() -> None:
@@ -48,3 +48,9 @@ def test_video_agents_are_dialled_with_their_video_codecs_and_audio_agents_with_
     assert originate_formats({"audio", "video", "webrtc"}) == "opus,ulaw,alaw,vp8,h264"
     assert originate_formats({"audio", "video"}) == "ulaw,alaw,opus,vp8,h264"
     assert originate_formats({"audio"}) is None
+
+
+def test_video_flows_through_an_sfu_bridge_and_audio_calls_get_a_plain_mixing_one() -> None:
+    assert case_bridge_type(caller_video=True, agent_video=False) == "mixing,video_sfu"
+    assert case_bridge_type(caller_video=False, agent_video=True) == "mixing,video_sfu"  # a switch may come
+    assert case_bridge_type(caller_video=False, agent_video=False) == "mixing"
