@@ -502,8 +502,12 @@ class InboundCall:
 
     @property
     def preferred_agent(self) -> str | None:
-        """The agent who last talked with this customer, when this call continues their case."""
-        last = self.hop.case_last_agent_id if self.hop is not None else None
+        """The agent who last talked with this customer, when this call continues their case (or
+        the agent of the phone leg a switch leg replaces)."""
+        if self.switch is not None:
+            last = self.switch.agent_id
+        else:
+            last = self.hop.case_last_agent_id if self.hop is not None else None
         if last is None:
             return None
         names = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}

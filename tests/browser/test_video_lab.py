@@ -295,3 +295,33 @@ def test_an_agent_brings_a_supervisor_into_the_video_call_and_all_three_see_each
     shown = hotline_cli(daemon_env, "case", "show", str(case["id"]))
     assert f"{second.name} joined, invited by agent:{first.name}" in shown.stdout, shown.stdout
     assert f"{second.name} left" in shown.stdout
+
+
+@VIDEO_DESK
+def test_a_link_opened_after_the_phone_call_ended_still_continues_the_case_through_the_hotline(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
+    phone = sipp.start_call(PHONE_NUMBER, "caller_until_bye.xml", caller="+79161234567", timeout_s=60)
+    answer(agent)
+    phone_hop = poll(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
+                     "the phone call answered")
+    switch = hotline_cli(daemon_env, "case", "switch", str(phone_hop["case_id"]))
+    assert switch.returncode == 0, switch.stderr
+    lab.asterisk_cli(f"channel request hangup {phone_hop['channel_id']}")  # the line drops first
+    assert sipp.finish(phone).ok
+    poll(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), "the phone hop closed")
+    poll(lambda: state_of(agent) == "ended", "the agent's call ended")
+
+    customer = open_page(launch(pw, cameras["customer"]), switch.stdout.strip())
+    customer.click("#call")
+    answer(agent)  # no talk to join: the video leg went where the phone leg went, to the same queue
+    sees(customer, BLUE, "the customer")
+    sees(agent, RED, "the agent")
+    hops = rows(db, "SELECT seq, channel_kind, media, end_reason, agent_id FROM hops WHERE case_id = %s"
+                    " ORDER BY seq", phone_hop["case_id"])
+    assert [(h["seq"], h["channel_kind"], h["media"]) for h in hops] == [
+        (1, "pstn", "audio"), (2, "webrtc", "video")]
+    assert hops[0]["end_reason"] == "completed" and hops[1]["agent_id"] == phone_hop["agent_id"]
+    customer.click("#hangup")
+    poll(lambda: len(rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL")) == 2, "both hops closed")
