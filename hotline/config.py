@@ -88,24 +88,22 @@ class Settings:
 
     @property
     def continue_case_within_s(self) -> int | None:
-        try:
-            seconds = int(self.continue_case_within)
-        except ValueError:
-            seconds = -1
-        if not 0 <= seconds <= 30 * 86400:
-            raise ConfigError(f"continue_case_within={self.continue_case_within!r} must be seconds "
-                              f"from 0 (off) to 2592000 (30 days)")
-        return seconds or None
+        return self._seconds("continue_case_within", 0, 30 * 86400, "0 (off)") or None
 
     @property
     def switch_link_ttl_s(self) -> int:
+        return self._seconds("switch_link_ttl", 10, 86400)
+
+    def _seconds(self, name: str, low: int, high: int, low_means: str = "") -> int:
+        """Setting `name` as whole seconds from `low` to `high`; ConfigError naming it otherwise."""
+        value = getattr(self, name)
         try:
-            ttl = int(self.switch_link_ttl)
+            seconds = int(value)
         except ValueError:
-            ttl = 0
-        if not 10 <= ttl <= 86400:
-            raise ConfigError(f"switch_link_ttl={self.switch_link_ttl!r} must be seconds from 10 to 86400")
-        return ttl
+            seconds = low - 1
+        if not low <= seconds <= high:
+            raise ConfigError(f"{name}={value!r} must be seconds from {low_means or low} to {high}")
+        return seconds
 
     @property
     def web_address(self) -> tuple[str, int] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -103,6 +104,17 @@ def answer(page: Page) -> None:
     poll(lambda: state_of(page) == "in call", "the agent page in the call")
 
 
+def phone_call_answered_by(agent: Page, db: psycopg.Connection
+                           ) -> tuple[subprocess.Popen[str], dict[str, object]]:
+    """A sipp phone call to the desk, answered on the agent page: (the caller, its hop). The caller
+    stays until Asterisk hangs it up (the switch must do that, not the test)."""
+    phone = sipp.start_call(PHONE_NUMBER, "caller_until_bye.xml", caller="+79161234567", timeout_s=60)
+    answer(agent)
+    hop = poll(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
+               "the phone call answered")
+    return phone, hop
+
+
 def sees(page: Page, colour: tuple[int, int, int], who: str) -> None:
     poll(lambda: close_to(remote_colour(page), colour), f"{who} seeing the other party's camera", 20)
     assert frames_advancing(page, 1.5), f"{who}'s remote video froze"
@@ -157,11 +169,7 @@ def test_a_phone_caller_moves_to_video_and_the_agent_never_loses_them(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
     agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
-    # The phone caller stays until Asterisk hangs it up: the switch must do that, not the test.
-    phone = sipp.start_call(PHONE_NUMBER, "caller_until_bye.xml", caller="+79161234567", timeout_s=60)
-    answer(agent)
-    phone_hop = poll(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
-                     "the phone call answered")
+    phone, phone_hop = phone_call_answered_by(agent, db)
     before = case_bridge(daemon_env, phone_hop["case_id"])
     agent_channel = next(c for c in before["channels"] if c != phone_hop["channel_id"])  # type: ignore[attr-defined]
 
@@ -302,10 +310,7 @@ def test_a_link_opened_after_the_phone_call_ended_still_continues_the_case_throu
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
     agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
-    phone = sipp.start_call(PHONE_NUMBER, "caller_until_bye.xml", caller="+79161234567", timeout_s=60)
-    answer(agent)
-    phone_hop = poll(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
-                     "the phone call answered")
+    phone, phone_hop = phone_call_answered_by(agent, db)
     switch = hotline_cli(daemon_env, "case", "switch", str(phone_hop["case_id"]))
     assert switch.returncode == 0, switch.stderr
     lab.asterisk_cli(f"channel request hangup {phone_hop['channel_id']}")  # the line drops first

@@ -327,56 +327,54 @@
     return `Basic ${btoa(String.fromCharCode(...bytes))}`;
   }
 
+  /* POST to one of the agent API endpoints with the agent's credentials; the JSON answer's `field`,
+   * or null after showing why not (`what` names the action in the message). */
+  async function agentApi(url, body, field, what) {
+    const { endpoint, password } = phone.credentials || {};
+    if (!endpoint) { showError("Log in first"); return null; }
+    const headers = { Authorization: basicAuth(endpoint, password) };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    let answer;
+    try {
+      response = await fetch(url, {
+        method: "POST", cache: "no-store", headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      answer = await response.json();
+    } catch (error) {
+      showError(`${what}: ${error.message || error}`);
+      return null;
+    }
+    if (!response.ok || !answer[field]) {
+      showError(answer.error || `${what} (HTTP ${response.status})`);
+      return null;
+    }
+    clearError();
+    return answer[field];
+  }
+
   async function requestSwitch() {
     const link = byId("switch-link");
     link.textContent = "";
     link.removeAttribute("href");
     phone.switchLink = null;
-    const { endpoint, password } = phone.credentials || {};
-    if (!endpoint) return showError("Log in first");
-    let response;
-    let body;
-    try {
-      response = await fetch(config.switchApi, {
-        method: "POST", headers: { Authorization: basicAuth(endpoint, password) }, cache: "no-store",
-      });
-      body = await response.json();
-    } catch (error) {
-      return showError(`The switch link could not be made: ${error.message || error}`);
-    }
-    if (!response.ok || !body.link) {
-      return showError(body.error || `The switch link could not be made (HTTP ${response.status})`);
-    }
-    clearError();
-    phone.switchLink = body.link;
-    link.href = body.link;
-    link.textContent = body.link;
+    const made = await agentApi(config.switchApi, undefined, "link", "The switch link could not be made");
+    if (made === null) return;
+    phone.switchLink = made;
+    link.href = made;
+    link.textContent = made;
   }
 
   async function requestInvite() {
     const status = byId("invite-status");
     status.textContent = "";
     phone.inviteMessage = null;
-    const { endpoint, password } = phone.credentials || {};
-    if (!endpoint) return showError("Log in first");
-    let response;
-    let body;
-    try {
-      response = await fetch(config.inviteApi, {
-        method: "POST", cache: "no-store",
-        headers: { Authorization: basicAuth(endpoint, password), "Content-Type": "application/json" },
-        body: JSON.stringify({ agent: byId("invite-agent").value.trim() }),
-      });
-      body = await response.json();
-    } catch (error) {
-      return showError(`The agent could not be invited: ${error.message || error}`);
-    }
-    if (!response.ok || !body.message) {
-      return showError(body.error || `The agent could not be invited (HTTP ${response.status})`);
-    }
-    clearError();
-    phone.inviteMessage = body.message;
-    status.textContent = body.message;
+    const message = await agentApi(config.inviteApi, { agent: byId("invite-agent").value.trim() },
+                                   "message", "The agent could not be invited");
+    if (message === null) return;
+    phone.inviteMessage = message;
+    status.textContent = message;
   }
 
   function initAgent() {
