@@ -6,8 +6,6 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
@@ -15,19 +13,19 @@ from psycopg_pool import AsyncConnectionPool
 from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ami_events import DeviceStateChange, FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
+from hotline.asterisk.ari_events import EndpointState
 from hotline.config import Settings
-from hotline.engine import regions
-from hotline.engine.calls import CallContext, InboundCall
+from hotline.engine.context import CallContext
 from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.live import LivePublisher
-from hotline.engine.queues import QueueManager
+from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
+from hotline.engine.routing import regions
 from hotline.errors import AriError, HotlineError, StoreError
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN, open_pool
-from hotline.store.participants import Participants
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.switch_links import request_switch
@@ -83,13 +81,13 @@ class Daemon:
         switches = Switches(self.pool)
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
-                          watch=lambda c, call: router.watch(c, call), unwatch=lambda c: router.unwatch(c),
+                          watch=lambda c, inbox: router.watch(c, inbox), unwatch=lambda c: router.unwatch(c),
                           node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
                           ask_switch=self._caller_asks_switch,
                           continue_case_within_s=s.continue_case_within_s,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
-        router = self.router = Router(ctx, Participants(self.pool))
+        router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self._on_ari_connect,
                               all_channels=s.ari_channel_subscription == "all")
@@ -123,13 +121,13 @@ class Daemon:
         log.info("web pages on %s (switch links: %s/switch/...)", self.settings.web_listen,
                  self.settings.web_base_url)
 
-    async def _caller_asks_switch(self, call: InboundCall) -> None:
+    def _caller_asks_switch(self, hop_id: int) -> None:
         """The caller pressed the switch key while talking: the link is sent in the background
         (a gateway may take seconds; the talk is not held up for it)."""
-        if call.hop is None or self.pool is None:
+        if self.pool is None:
             return
-        task = asyncio.create_task(self._send_switch_link(Switches(self.pool), call.hop.id),
-                                   name=f"switch-link-{call.channel_id}")
+        task = asyncio.create_task(self._send_switch_link(Switches(self.pool), hop_id),
+                                   name=f"switch-link-{hop_id}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -190,9 +188,8 @@ class Daemon:
             log.warning("agent phone states not read (%s): they count once they change", exc)
             return
         for endpoint in endpoints:
-            resource = str(endpoint.get("resource", ""))
-            if self._device_told_at.get(resource, 0.0) < asked:
-                self.queues.device(resource, endpoint_device_state(endpoint))
+            if self._device_told_at.get(endpoint.resource, 0.0) < asked:
+                self.queues.device(endpoint.resource, endpoint_device_state(endpoint))
 
     async def _on_ami_event(self, event: object) -> None:
         if isinstance(event, FullyBooted):
@@ -232,11 +229,10 @@ def run_daemon(settings: Settings) -> None:
         asyncio.run(Daemon(settings).run())
 
 
-def endpoint_device_state(endpoint: Mapping[str, Any]) -> str:
+def endpoint_device_state(endpoint: EndpointState) -> str:
     """An ARI endpoint as the device state app_queue would read for it."""
-    state = endpoint.get("state")
-    if state == "offline":
+    if endpoint.state == "offline":
         return "UNAVAILABLE"
-    if state == "online":
-        return "INUSE" if endpoint.get("channel_ids") else "NOT_INUSE"
+    if endpoint.state == "online":
+        return "INUSE" if endpoint.channel_ids else "NOT_INUSE"
     return "UNKNOWN"

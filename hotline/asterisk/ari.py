@@ -20,7 +20,17 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
-from hotline.asterisk.ari_events import HANDLED_EVENT_TYPES, AriEvent, parse_event
+from hotline.asterisk.ari_events import (
+    HANDLED_EVENT_TYPES,
+    AriEvent,
+    Bridge,
+    Channel,
+    EndpointState,
+    parse_bridge,
+    parse_channel,
+    parse_endpoint,
+    parse_event,
+)
 from hotline.asterisk.http11 import Http11Pool, HttpError
 from hotline.config import Endpoint
 from hotline.errors import AriError, AriNotFound, AsteriskError, InvalidEvent
@@ -100,10 +110,10 @@ class AriClient:
 
     # The calls the engine makes; each is one REST round-trip.
     async def info(self) -> dict[str, Any]:
-        return await self.request("GET", "asterisk/info")
+        return _object(await self.request("GET", "asterisk/info"))
 
     async def ping(self) -> dict[str, Any]:
-        return await self.request("GET", "asterisk/ping")
+        return _object(await self.request("GET", "asterisk/ping"))
 
     async def set_event_filter(self, app: str, allowed: Sequence[str]) -> None:
         await self.request("PUT", f"applications/{app}/eventFilter",
@@ -113,15 +123,16 @@ class AriClient:
         """Keep receiving a resource's events after it leaves Stasis (ChannelDestroyed has the cause)."""
         await self.request("POST", f"applications/{app}/subscription", params={"eventSource": event_source})
 
-    async def endpoints(self, tech: str) -> list[dict[str, Any]]:
+    async def endpoints(self, tech: str) -> list[EndpointState]:
         """Every endpoint of `tech` with its state (online, offline, unknown) and channel ids."""
-        return await self.request("GET", f"endpoints/{tech}")
+        return [parse_endpoint(e) for e in _objects(await self.request("GET", f"endpoints/{tech}"))]
 
-    async def channels(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "channels")
+    async def channels(self) -> list[Channel]:
+        return [parse_channel(c) for c in _objects(await self.request("GET", "channels"))]
 
-    async def channel(self, channel_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"channels/{channel_id}")
+    async def channel(self, channel_id: str) -> Channel:
+        """The channel now; AriNotFound when it is gone."""
+        return parse_channel(_object(await self.request("GET", f"channels/{channel_id}")))
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"channels/{channel_id}/answer")
@@ -134,7 +145,7 @@ class AriClient:
         """Start a playback; returns its id (PlaybackFinished carries it)."""
         media_list = [media] if isinstance(media, str) else list(media)
         path = f"channels/{channel_id}/play" + (f"/{playback_id}" if playback_id else "")
-        result = await self.request("POST", path, params={"media": ",".join(media_list)})
+        result = _object(await self.request("POST", path, params={"media": ",".join(media_list)}))
         return str(result["id"])
 
     async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
@@ -159,15 +170,15 @@ class AriClient:
             if exc.status != 409:  # 409: it exists already, which is what we want
                 raise
 
-    async def bridges(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "bridges")
+    async def bridges(self) -> list[Bridge]:
+        return [parse_bridge(b) for b in _objects(await self.request("GET", "bridges"))]
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
         await self.request("POST", f"bridges/{bridge_id}/addChannel",
                            params={"channel": ",".join(channel_ids)})
 
-    async def bridge(self, bridge_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"bridges/{bridge_id}")
+    async def bridge(self, bridge_id: str) -> Bridge:
+        return parse_bridge(_object(await self.request("GET", f"bridges/{bridge_id}")))
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         try:
@@ -316,6 +327,19 @@ class AriSession:
             await self._on_event(event)
         except Exception:  # a bug in one handler must not take the session down
             log.exception("ARI event handler failed on %s", event.type)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object from ARI, as the resource's parser takes it; AriError for anything else."""
+    if not isinstance(value, dict):
+        raise AriError(f"ARI answered {str(value)[:100]!r} where an object was expected")
+    return value
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise AriError(f"ARI answered {str(value)[:100]!r} where a list was expected")
+    return [_object(item) for item in value]
 
 
 def _query_value(value: Any) -> str:

@@ -21,12 +21,30 @@ class Channel:
     context: str = ""
     created_at: datetime | None = None
     language: str = ""
+    app_name: str = ""  # the dialplan application the channel runs now (Stasis for ours)
+    app_data: str = ""  # its arguments: "hotline,inbound,NUMBER,..."
 
     @property
     def endpoint(self) -> str:
         """PJSIP endpoint of the channel: 'PJSIP/sipp-trunk-00000001' -> 'sipp-trunk'."""
         tech, _, rest = self.name.partition("/")
         return rest.rsplit("-", 1)[0] if tech and rest else ""
+
+
+@dataclass(frozen=True)
+class Bridge:
+    id: str
+    channels: tuple[str, ...] = ()
+    bridge_type: str = ""
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """A PJSIP endpoint as ARI lists it: its state (online, offline, unknown) and its channels."""
+
+    resource: str
+    state: str
+    channel_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,9 +136,27 @@ def parse_channel(raw: Mapping[str, Any]) -> Channel:
             context=_text(dialplan.get("context", "")),
             created_at=_time(raw.get("creationtime")),
             language=_text(raw.get("language", "")),
+            app_name=_text(dialplan.get("app_name", "")),
+            app_data=_text(dialplan.get("app_data", "")),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InvalidEvent(f"malformed channel in ARI event: {exc!r}") from None
+
+
+def parse_bridge(raw: Mapping[str, Any]) -> Bridge:
+    try:
+        return Bridge(id=_text(raw["id"]), channels=tuple(_text(c) for c in raw.get("channels", [])),
+                      bridge_type=_text(raw.get("bridge_type", "")))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InvalidEvent(f"malformed bridge from ARI: {exc!r}") from None
+
+
+def parse_endpoint(raw: Mapping[str, Any]) -> EndpointState:
+    try:
+        return EndpointState(resource=_text(raw["resource"]), state=_text(raw.get("state", "unknown")),
+                        channel_ids=tuple(_text(c) for c in raw.get("channel_ids", [])))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InvalidEvent(f"malformed endpoint from ARI: {exc!r}") from None
 
 
 def parse_event(raw: Mapping[str, Any]) -> AriEvent:

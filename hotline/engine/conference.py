@@ -3,33 +3,33 @@
 Inviting dials the agent into the Stasis app with the `conference` entry (the CLI does it over ARI
 as well as the daemon); the daemon then owns the answered leg here: it joins the case's SFU bridge,
 where everyone sees everyone, and is recorded as a participant. The talk belongs to the customer
-and their agent: when it ends, the participants are released with it (QueueVisit._follow_talk).
+and their agent: when it ends, the participants are released with it (queueing.visit).
+
+A leg is a task of its own with an inbox of its own, like a call; its rows (joined, left) go
+through the same ordered write-behind as every call's records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable
+from datetime import UTC, datetime
 
 from hotline.asterisk.ari import AriClient
-from hotline.asterisk.ari_events import AriEvent, Channel, ChannelDestroyed, StasisEnd
-from hotline.engine.calls import CallContext, ChannelVanished
-from hotline.errors import AriError, HotlineError
+from hotline.asterisk.ari_events import Channel, ChannelDestroyed, StasisEnd
+from hotline.engine.context import CallContext
+from hotline.engine.messages import ChannelVanished, Message
+from hotline.errors import AriError
 from hotline.media import originate_formats
 from hotline.provision.model import Agent
-from hotline.store.db import STORE_DOWN
-from hotline.store.participants import Participants
+from hotline.store.records import participant_joined_record, participant_left_record
 
 log = logging.getLogger(__name__)
 
 CONFERENCE_LEG = "-conf-"  # in the ids of the channels invitations place
 RING_TIMEOUT_S = 30
-
-
-class NotTalking(HotlineError):
-    """The case has no talk in progress to bring anyone into."""
 
 
 async def invite(ari: AriClient, app: str, case_id: int, agent: Agent, invited_by: str) -> str:
@@ -46,55 +46,46 @@ async def invite(ari: AriClient, app: str, case_id: int, agent: Agent, invited_b
 class ConferenceLeg:
     """An invited party's answered leg: in the case's bridge until it hangs up or the talk ends."""
 
-    def __init__(self, ctx: CallContext, participants: Participants, channel: Channel, case_id: int,
-                 agent: str, invited_by: str) -> None:
+    def __init__(self, ctx: CallContext, channel: Channel, case_id: int, agent: str, invited_by: str) -> None:
         self.ctx = ctx
-        self.participants = participants
         self.channel = channel
         self.case_id = case_id
         self.agent = agent
         self.invited_by = invited_by or "unknown"
-        self.inbox: asyncio.Queue[AriEvent] = asyncio.Queue()
-        self.hop = None  # a participant is not a leg of the customer's
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
 
     @property
     def channel_id(self) -> str:
         return self.channel.id
 
+    def post(self, message: Message) -> None:
+        self.inbox.put_nowait(message)
+
     async def run(self) -> None:
         ari = self.ctx.ari
         try:
-            if not self.ctx.ari.all_channels:
+            if not ari.all_channels:
                 await ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
             await ari.add_to_bridge(f"case-{self.case_id}", [self.channel_id])
         except AriError as exc:  # the talk ended while the invited party's phone rang
             log.info("case %s: %s answered, but there is no talk to join (%s)", self.case_id, self.agent, exc)
-            await self._hang_up()
+            with contextlib.suppress(AriError):
+                await ari.hangup(self.channel_id, "normal")
             return
         log.info("case %s: %s joined the conference", self.case_id, self.agent)
         agent_id = self.ctx.directory.snapshot.ids.get("agents", {}).get(self.agent)
-        await self._record(self.participants.joined(self.case_id, agent_id, self.ctx.node, self.channel_id,
-                                                    self.invited_by))
+        self.ctx.records.submit(participant_joined_record(self.case_id, agent_id, self.ctx.node,
+                                                          self.channel_id, self.invited_by,
+                                                          at=datetime.now(UTC)))
         await self._until_gone()
         log.info("case %s: %s left the conference", self.case_id, self.agent)
-        await self._record(self.participants.left(self.ctx.node, self.channel_id))
+        self.ctx.records.submit(participant_left_record(self.ctx.node, self.channel_id, at=datetime.now(UTC)))
 
     async def _until_gone(self) -> None:
         while True:
-            event = await self.inbox.get()
-            if isinstance(event, ChannelVanished) and event.channel_id == self.channel_id:
+            message = await self.inbox.get()
+            if isinstance(message, ChannelVanished) and message.channel_id == self.channel_id:
                 return
-            if isinstance(event, ChannelDestroyed | StasisEnd) and event.channel.id == self.channel_id:
+            if isinstance(message, ChannelDestroyed | StasisEnd) and message.channel.id == self.channel_id:
                 return
-
-    async def _hang_up(self) -> None:
-        try:
-            await self.ctx.ari.hangup(self.channel_id, "normal")
-        except AriError:
-            pass
-
-    async def _record(self, write: Awaitable[None]) -> None:
-        try:
-            await write
-        except STORE_DOWN as exc:  # the conference goes on; only its record is missing
-            log.error("case %s: participant %s not recorded: %s", self.case_id, self.agent, exc)
+            log.debug("conference leg %s: %s ignored", self.channel_id, type(message).__name__)

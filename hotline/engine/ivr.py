@@ -47,7 +47,7 @@ HANGUP = Target("hangup")
 
 
 class CallIO(Protocol):
-    """What the IVR needs of a call (hotline.engine.calls.InboundCall provides it)."""
+    """What the IVR needs of a call (hotline.engine.call.InboundCall provides it)."""
 
     @property
     def channel_id(self) -> str: ...

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from hotline.engine.agent_state import AgentStatus
 from hotline.engine.directory import Directory
-from hotline.engine.queues import QueueManager
+from hotline.engine.queueing.agent_state import AgentStatus
+from hotline.engine.queueing.queues import QueueManager
 from hotline.store.live_state import AgentLive, QueueLive, publish
 
 log = logging.getLogger(__name__)

@@ -1,16 +1,20 @@
-"""Stasis entry: route ARI events to each call's inbox; reconcile after every (re)connect."""
+"""Stasis entry: one task per call, ARI events routed to each call's inbox; reconcile after every
+(re)connect."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
-from hotline.asterisk.ari_events import AriEvent, ChannelEvent, PlaybackEvent, StasisStart, parse_channel
-from hotline.engine.calls import CallContext, ChannelVanished, InboundCall
+from hotline.asterisk.ari_events import AriEvent, Channel, ChannelEvent, PlaybackEvent, StasisStart
+from hotline.engine.call import InboundCall
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
+from hotline.engine.context import CallContext, Inbox
+from hotline.engine.messages import ChannelVanished
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.errors import AriNotFound
-from hotline.store.participants import Participants
 
 log = logging.getLogger(__name__)
 
@@ -20,48 +24,43 @@ AGENT_LEG = "-agent-"  # in the ids of the channels a call places to agents
 class Router:
     """Owns every call task: started here, stored here, cancelled and awaited in close()."""
 
-    def __init__(self, ctx: CallContext, participants: Participants | None = None) -> None:
+    def __init__(self, ctx: CallContext, conferences: bool = True) -> None:
         self.ctx = ctx
-        self.participants = participants  # None: invitations into a case are hung up
-        self.calls: dict[str, InboundCall] = {}
-        self._legs: dict[InboundCall, set[str]] = {}  # the agent legs each call watches
+        self.conferences = conferences  # False: invitations into a case are hung up
+        self.inboxes: dict[str, Inbox] = {}  # channel id -> the inbox its events go to
+        self.calls: dict[str, InboundCall] = {}  # the calls' own channels
         self.conference: dict[str, ConferenceLeg] = {}  # the legs of parties brought into a case
+        self._legs: dict[str, set[str]] = {}  # a call's channel -> the agent legs it watches
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_event(self, event: AriEvent) -> None:
         """Called by the ARI read loop: must not await ARI (hand the event to the call's task)."""
         log.debug("ARI event %s", event)
-        if isinstance(event, StasisStart):
+        if isinstance(event, StasisStart) and event.channel.id not in self.inboxes:
             self._on_stasis_start(event)
             return
-        channel_id = _channel_id_of(event) or ""
-        call = self.calls.get(channel_id) or self.conference.get(channel_id)
-        if call is not None:
-            call.inbox.put_nowait(event)
+        inbox = self.inboxes.get(_channel_id_of(event) or "")
+        if inbox is not None:
+            inbox.post(event)  # an agent leg's StasisStart too: it answered
 
-    def watch(self, channel_id: str, call: InboundCall) -> None:
+    def watch(self, channel_id: str, inbox: Inbox) -> None:
         """Another channel's events (an agent leg a call placed) go to that call's inbox."""
-        self.calls[channel_id] = call
-        self._legs.setdefault(call, set()).add(channel_id)
+        self.inboxes[channel_id] = inbox
+        self._legs.setdefault(inbox.channel_id, set()).add(channel_id)
 
     def unwatch(self, channel_id: str) -> None:
-        call = self.calls.get(channel_id)
-        if call is not None and call.channel_id != channel_id:
-            del self.calls[channel_id]
-            self._legs.get(call, set()).discard(channel_id)
+        inbox = self.inboxes.get(channel_id)
+        if inbox is not None and inbox.channel_id != channel_id:
+            del self.inboxes[channel_id]
+            self._legs.get(inbox.channel_id, set()).discard(channel_id)
 
     def _on_stasis_start(self, event: StasisStart) -> None:
-        owner = self.calls.get(event.channel.id)
-        if owner is not None:
-            if owner.channel_id != event.channel.id:
-                owner.inbox.put_nowait(event)  # an agent leg answered
-            return  # else: already adopted by reconcile
         entry = parse_entry(event.args)
         if entry is None:
             log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
             return
         if entry.kind == "conference":
-            self._start_conference_leg(event, entry)
+            self._start_conference_leg(event.channel, entry)
             return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
@@ -69,25 +68,12 @@ class Router:
                                 customer=entry.customer,
                                 switch_token=entry.token if entry.kind == "switch" else None))
 
-    def _start_conference_leg(self, event: StasisStart, entry: StasisEntry) -> None:
-        if self.participants is None or not entry.dialled.isdigit() or event.channel.id in self.conference:
+    def _start_conference_leg(self, channel: Channel, entry: StasisEntry) -> None:
+        if not self.conferences or not entry.dialled.isdigit():
             return
-        leg = ConferenceLeg(self.ctx, self.participants, event.channel, int(entry.dialled), entry.agent,
-                            entry.invited_by)
-        self.conference[leg.channel_id] = leg
-        task = asyncio.create_task(self._run_conference_leg(leg), name=f"conference-{leg.channel_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run_conference_leg(self, leg: ConferenceLeg) -> None:
-        try:
-            await leg.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("conference leg %s crashed", leg.channel_id)
-        finally:
-            self.conference.pop(leg.channel_id, None)
+        leg = ConferenceLeg(self.ctx, channel, int(entry.dialled), entry.agent, entry.invited_by)
+        self.conference[leg.channel_id] = self.inboxes[leg.channel_id] = leg
+        self._own(leg.run(), f"conference-{leg.channel_id}", leg.channel_id)
 
     def conference_legs(self, case_id: int) -> list[str]:
         """The legs of the parties brought into case `case_id`'s talk."""
@@ -95,37 +81,45 @@ class Router:
 
     def call_of_hop(self, hop_id: int) -> InboundCall | None:
         """The live call whose own leg is hop `hop_id` (a switch looks up the leg it replaces)."""
-        return next((call for channel_id, call in self.calls.items()
-                     if call.channel_id == channel_id and call.hop is not None and call.hop.id == hop_id),
+        return next((call for call in self.calls.values() if call.hop is not None and call.hop.id == hop_id),
                     None)
 
     def _start(self, call: InboundCall) -> None:
-        self.calls[call.channel_id] = call
-        task = asyncio.create_task(self._run(call), name=f"call-{call.channel_id}")
+        self.calls[call.channel_id] = self.inboxes[call.channel_id] = call
+        self._own(call.run(), f"call-{call.channel_id}", call.channel_id)
+
+    def _own(self, work: Coroutine[Any, Any, None], name: str, channel_id: str) -> None:
+        task = asyncio.create_task(self._run(work, channel_id), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, call: InboundCall) -> None:
+    async def _run(self, work: Coroutine[Any, Any, None], channel_id: str) -> None:
         try:
-            await call.run()
+            await work
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("call %s crashed", call.channel_id)
+            log.exception("call %s crashed", channel_id)
         finally:
-            for channel_id in self._legs.pop(call, set()) | {call.channel_id}:
-                if self.calls.get(channel_id) is call:
-                    del self.calls[channel_id]
+            self._forget(channel_id)
+
+    def _forget(self, channel_id: str) -> None:
+        for leg in self._legs.pop(channel_id, set()):
+            if self.inboxes.get(leg) is not None and self.inboxes[leg].channel_id == channel_id:
+                del self.inboxes[leg]
+        self.inboxes.pop(channel_id, None)
+        self.calls.pop(channel_id, None)
+        self.conference.pop(channel_id, None)
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
         channels = await self.ctx.ari.channels()
-        alive = {c["id"] for c in channels}
-        in_stasis = {c["id"] for c in channels if _in_stasis_of(c, self.ctx.app)}
-        for channel_id, call in list(self.calls.items()):
+        alive = {c.id for c in channels}
+        in_stasis = {c.id for c in channels if _in_stasis_of(c, self.ctx.app)}
+        for channel_id, inbox in list(self.inboxes.items()):
             if channel_id not in alive:
-                call.inbox.put_nowait(ChannelVanished("ChannelVanished", self.ctx.app, None, channel_id))
-        for channel_id in in_stasis - self.calls.keys():
+                inbox.post(ChannelVanished(channel_id))
+        for channel_id in in_stasis - self.inboxes.keys():
             if AGENT_LEG in channel_id or CONFERENCE_LEG in channel_id:
                 continue  # an agent's or a participant's leg, whose caller is adopted (or gone) with it
             await self._adopt(channel_id)
@@ -142,14 +136,14 @@ class Router:
         """Case bridges whose calls ended while no daemon watched stay in Asterisk until destroyed."""
         destroyed = 0
         for bridge in await self.ctx.ari.bridges():
-            if str(bridge.get("id", "")).startswith("case-") and not bridge.get("channels"):
-                await self.ctx.ari.destroy_bridge(bridge["id"])
+            if bridge.id.startswith("case-") and not bridge.channels:
+                await self.ctx.ari.destroy_bridge(bridge.id)
                 destroyed += 1
         return destroyed
 
     async def _adopt(self, channel_id: str) -> None:
         try:
-            channel = parse_channel(await self.ctx.ari.channel(channel_id))
+            channel = await self.ctx.ari.channel(channel_id)
         except AriNotFound:
             return
         hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, channel_id)
@@ -165,18 +159,18 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self.inboxes.clear()
         self.calls.clear()
         self._legs.clear()
         self.conference.clear()
 
 
-def _in_stasis_of(channel: dict[str, object], app: str) -> bool:
-    """Whether `channel` (ARI's JSON) runs Stasis(app, ...) now. The app's own channel list
-    cannot say: subscribed to all channels, it lists "__AST_CHANNEL_ALL_TOPIC" instead."""
-    dialplan = channel.get("dialplan")
-    if not isinstance(dialplan, dict) or str(dialplan.get("app_name", "")).lower() != "stasis":
+def _in_stasis_of(channel: Channel, app: str) -> bool:
+    """Whether `channel` runs Stasis(app, ...) now. The app's own channel list cannot say:
+    subscribed to all channels, it lists "__AST_CHANNEL_ALL_TOPIC" instead."""
+    if channel.app_name.lower() != "stasis":
         return False
-    return str(dialplan.get("app_data", "")).split(",")[0].strip() == app
+    return channel.app_data.split(",")[0].strip() == app
 
 
 def _channel_id_of(event: AriEvent) -> str | None:

@@ -7,6 +7,7 @@ References between objects are by name (`Target("queue", "support")`), as an eng
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import date, time
 
@@ -14,6 +15,19 @@ STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "li
 NUMBER_KINDS = ("city", "tollfree", "video")
 CAPABILITIES = ("audio", "video", "webrtc")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: mon = 1
+
+
+class TargetAction(enum.StrEnum):
+    """What a target does with a call (a Target's `action`)."""
+
+    MENU = "menu"
+    QUEUE = "queue"
+    HOTLINE = "hotline"
+    HANGUP = "hangup"
+    VIDEO = "video"
+    REPEAT = "repeat"
+    CALLBACK = "callback"
+
 
 # What each kind of reference may point at, per place it is used.
 ENTRY_ACTIONS = ("menu", "queue")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
 
 from psycopg import AsyncConnection, errors
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-END_REASONS = frozenset({"completed", "abandoned", "busy", "overflow", "transferred", "switched",
-                         "failed", "closed"})
-CHANNEL_KINDS = frozenset({"pstn", "sip", "webrtc"})
+from hotline.store.records import (
+    CHANNEL_KINDS,
+    QueueEvent,
+    Record,
+    close_hop_record,
+    queue_event_record,
+    write_records,
+)
 
 
 @dataclass(frozen=True)
@@ -32,29 +35,6 @@ class NewHop:
     entered_at: datetime | None = None
     number_id: int | None = None
     hotline_id: int | None = None
-
-
-@dataclass(frozen=True)
-class QueueEvent:
-    """A row of queue_events, like a line of app_queue's queue_log."""
-
-    queue_id: int
-    case_id: int
-    hop_id: int
-    event: str  # join, ring, ring_noanswer, answer, abandon, overflow, exit_key, complete
-    agent_id: int | None = None
-    position: int | None = None
-    wait_ms: int | None = None
-    ring_ms: int | None = None
-    talk_ms: int | None = None
-    detail: str = ""
-    at: datetime | None = None  # when it happened (None: when written); written later in batches
-
-
-# One thing a call records, as migration 006's record_call_events() takes it (its "k" says which).
-Record = dict[str, object]
-RECORD_SQL = "SELECT record_call_events(%s)"
-BATCH_SQL = "SELECT record_call_batch(%s, %s, %s, %s)"
 
 
 class LinesBusy(Exception):
@@ -157,20 +137,6 @@ class Contacts:
             raise LinesBusy(f"all {line_limit} line(s) of number {hop.number_id} are held")
         return opened
 
-    async def record_refused(self, hop: NewHop, customer_key: str, end_reason: str,
-                             cause: int, cause_text: str) -> Hop:
-        """A contact refused before it was answered (busy): its case and an ended hop, at once."""
-        async with self.pool.connection() as conn, conn.transaction():
-            case_id = await _insert_case(conn, customer_key, hop.entered_at)
-            opened = await insert_hop(conn, case_id, 1, hop, None)
-            await conn.execute(
-                "UPDATE hops SET ended_at = greatest(now(), entered_at), end_reason = %s,"
-                " hangup_cause = %s, hangup_cause_text = %s WHERE id = %s",
-                (end_reason, cause, cause_text, opened.id))
-            await conn.execute("UPDATE cases SET status = 'closed', closed_at = now() WHERE id = %s",
-                               (case_id,))
-            return opened
-
     async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
                         cause_text: str | None = None) -> bool:
         """End a hop once (a second close is a no-op, returns False); closes the case with its last hop."""
@@ -179,9 +145,6 @@ class Contacts:
 
     async def queue_event(self, event: QueueEvent) -> None:
         await self.write([queue_event_record(event)])
-
-    async def append_ivr_digit(self, hop_id: int, digit: str) -> None:
-        await self.write([ivr_digit_record(hop_id, digit)])
 
     async def write(self, records: list[Record]) -> int:
         """Apply `records` in order, in one statement; returns how many hops they closed."""
@@ -209,58 +172,6 @@ class Contacts:
             await cur.execute(f"SELECT {_HOP_COLUMNS} FROM hops WHERE node = %s AND channel_id = %s",
                               (node, channel_id))
             return await cur.fetchone()
-
-
-async def write_records(conn: AsyncConnection, records: list[Record]) -> int:
-    cur = await conn.execute(RECORD_SQL, (Jsonb(records),))
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def write_numbered_batch(conn: AsyncConnection, writer: UUID, node: str, batch_no: int,
-                               records: list[Record]) -> bool:
-    """Apply `records` as `writer`'s batch `batch_no`, unless that batch was applied already (a
-    retry after a lost reply); returns whether it was applied now (migration 010)."""
-    cur = await conn.execute(BATCH_SQL, (writer, node, batch_no, Jsonb(records)))
-    row = await cur.fetchone()
-    return bool(row and row[0])
-
-
-def queue_event_record(event: QueueEvent) -> Record:
-    """One queue_events row; the database applies with it what it changes on the hop (join:
-    the queue and queued_at; answer: the agent and answered_at), so it never holds one without
-    the other."""
-    return {"k": "event", "at": _iso(event.at), "queue": event.queue_id, "case": event.case_id,
-            "hop": event.hop_id, "agent": event.agent_id, "event": event.event, "position": event.position,
-            "wait_ms": event.wait_ms, "ring_ms": event.ring_ms, "talk_ms": event.talk_ms,
-            "detail": event.detail}
-
-
-def ivr_digit_record(hop_id: int, digit: str) -> Record:
-    """A key pressed in a menu, appended to the hop's IVR path."""
-    return {"k": "digit", "hop": hop_id, "digit": digit}
-
-
-def close_hop_record(hop_id: int, end_reason: str, *, cause: int | None = None,
-                     cause_text: str | None = None, at: datetime | None = None) -> Record:
-    """End a hop once (a second close changes nothing); its case closes with its last live hop."""
-    if end_reason not in END_REASONS:
-        raise ValueError(f"end reason {end_reason!r} is not one of {sorted(END_REASONS)}")
-    return {"k": "close", "hop": hop_id, "at": _iso(at), "reason": end_reason, "cause": cause,
-            "cause_text": cause_text}
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
-
-
-async def _insert_case(conn: AsyncConnection, customer_key: str, opened_at: datetime | None) -> int:
-    cur = await conn.execute(
-        "INSERT INTO cases (customer_key, opened_at) VALUES (%s, coalesce(%s, now())) RETURNING id",
-        (customer_key, opened_at))
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def _check_kind(hop: NewHop) -> None:

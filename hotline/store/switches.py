@@ -127,13 +127,6 @@ class Switches:
         return SwitchUse(opened, row["from_hop"], row["live"], row["hotline_id"], row["queue_id"],
                          row["agent_id"])
 
-    async def joined_talk(self, hop_id: int, queue_id: int | None, agent_id: int | None) -> None:
-        """The video leg is in the agent's bridge: its hop is answered by the phone leg's agent."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE hops SET queue_id = %s, agent_id = %s, answered_at = now() WHERE id = %s",
-                (queue_id, agent_id, hop_id))
-
 
 def _state(row: tuple[bool, bool] | None) -> TokenState:
     if row is None:

@@ -29,8 +29,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from hotline.store.contacts import Record, write_numbered_batch
 from hotline.store.db import STORE_DOWN
+from hotline.store.records import Record, write_numbered_batch
 
 log = logging.getLogger(__name__)
 

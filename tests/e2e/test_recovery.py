@@ -61,7 +61,7 @@ def test_an_empty_case_bridge_left_behind_is_destroyed_when_the_daemon_connects(
         try:
             for step in steps:
                 await client.create_bridge(step)
-            return [b["id"] for b in await client.bridges()]
+            return [b.id for b in await client.bridges()]
         finally:
             await client.close()
 

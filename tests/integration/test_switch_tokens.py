@@ -18,9 +18,11 @@ from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.config import Settings
-from hotline.store.contacts import Contacts, Hop, NewHop, QueueEvent
+from hotline.store.contacts import Contacts, Hop, NewHop
 from hotline.store.db import open_pool
+from hotline.store.records import QueueEvent, close_hop_record, queue_event_record, talk_taken_over_record
 from hotline.store.switches import Switches, SwitchNotPossible, SwitchRefused, TokenState
+from hotline.store.write_behind import WriteBehind
 from hotline.switch_links import request_switch
 from hotline.web.app import start_web
 
@@ -190,3 +192,35 @@ async def test_the_link_reaches_the_customer_through_the_configured_webhook(
     assert received == [{"switch_link": link.link, "caller": "+79161234567", "case": str(phone.case_id),
                          "expires": link.issued.expires_at.isoformat(timespec="seconds")}]
     assert refused.failures == ["webhook: HTTP 404"] and refused.link  # reported, and still given out
+
+
+async def test_a_switched_talks_records_written_behind_in_one_batch_leave_the_rows_a_supervisor_reads(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection) -> None:
+    """What the engine submits for a phone call moved to video (tests/unit/test_handover.py makes
+    the same sequence): the video hop answered by the phone leg's agent ('talk', migration 014),
+    the phone hop ended switched, the one complete on the hop that joined the queue."""
+    phone = await answered_call(pool, ids)
+    issued = await Switches(pool).issue(phone.id, "caller", ttl_s=300)
+    video = (await Switches(pool).use(issued.token, video_leg("v1"))).hop
+    writer = WriteBehind(pool, patience_s=30)
+    writer.start()
+    try:
+        writer.submit(talk_taken_over_record(video.id, ids["queue"], ids["agent"]))
+        writer.submit(close_hop_record(phone.id, "switched", cause=16))
+        writer.submit(queue_event_record(QueueEvent(ids["queue"], phone.case_id, phone.id, "complete",
+                                                    agent_id=ids["agent"], talk_ms=61000,
+                                                    detail="caller hung up")))
+        writer.submit(close_hop_record(video.id, "completed", cause=16))
+        assert await writer.flush(10)
+    finally:
+        await writer.close()
+    assert rows(db, "SELECT seq, media, end_reason, queue_id, agent_id, answered_at IS NOT NULL AS answered"
+                    " FROM hops ORDER BY seq") == [
+        {"seq": 1, "media": "audio", "end_reason": "switched", "queue_id": ids["queue"],
+         "agent_id": ids["agent"], "answered": True},
+        {"seq": 2, "media": "video", "end_reason": "completed", "queue_id": ids["queue"],
+         "agent_id": ids["agent"], "answered": True}]
+    events = rows(db, "SELECT hop_id, event FROM queue_events ORDER BY id")
+    assert [(r["hop_id"], r["event"]) for r in events] == [
+        (phone.id, "join"), (phone.id, "answer"), (phone.id, "complete")]
+    assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]

@@ -13,17 +13,16 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.asterisk.lab import Lab
-from hotline.store.contacts import (
-    Contacts,
-    Hop,
-    NewHop,
+from hotline.store.contacts import Contacts, Hop, NewHop
+from hotline.store.db import APPLICATION_NAME, open_pool
+from hotline.store.records import (
     QueueEvent,
     Record,
     close_hop_record,
     ivr_digit_record,
     queue_event_record,
+    refused_record,
 )
-from hotline.store.db import APPLICATION_NAME, open_pool
 from hotline.store.write_behind import WriteBehind
 
 from support.checks import rows
@@ -181,3 +180,17 @@ async def test_a_batch_whose_reply_was_lost_is_not_written_twice(
     assert [r["event"] for r in rows(db, "SELECT event FROM queue_events ORDER BY id")] == ["join", "answer"]
     assert rows(db, "SELECT ivr_path, end_reason FROM hops") == [{"ivr_path": "5", "end_reason": "completed"}]
     assert rows(db, "SELECT node, last_batch FROM record_writers") == [{"node": writer.node, "last_batch": 2}]
+
+
+async def test_a_busy_refusal_written_behind_is_one_closed_case_with_its_ended_hop_even_if_retried(
+        pool: AsyncConnectionPool, db: psycopg.Connection) -> None:
+    leg = NewHop(node="n1", channel_id="b1", channel_name="PJSIP/trunk-b1", channel_kind="pstn",
+                 media="audio", dialled="84951234567", dialled_e164="+74951234567", caller_num="89160000002",
+                 caller_name="", entered_at=datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+    refused = refused_record(leg, "+79160000002", "busy", 17, "User busy")
+    await Contacts(pool).write([refused])
+    await Contacts(pool).write([refused])  # a record retried alone after its batch was refused
+    assert rows(db, "SELECT seq, end_reason, hangup_cause, caller_num, line FROM hops") == [
+        {"seq": 1, "end_reason": "busy", "hangup_cause": 17, "caller_num": "89160000002", "line": None}]
+    assert rows(db, "SELECT customer_key, status FROM cases") == [
+        {"customer_key": "+79160000002", "status": "closed"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.engine.agent_state import AgentState, AgentStatus, IllegalTransition, Transition
+from hotline.engine.queueing.agent_state import AgentState, AgentStatus, IllegalTransition, Transition
 from hotline.errors import HotlineError, InvalidEvent
 from hotline.provision.model import Agent
 

@@ -1,5 +1,5 @@
 from hotline.asterisk.ari_events import Channel
-from hotline.engine.calls import channel_kind, clean_text, customer_key
+from hotline.engine.leg import channel_kind, clean_text, customer_key
 
 
 def channel(num: str = "", name: str = "PJSIP/sipp-trunk-00000001") -> Channel:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hotline.asterisk.ami_events import DeviceStateChange
+from hotline.asterisk.ari_events import EndpointState, parse_endpoint
 from hotline.config import Settings
 from hotline.daemon import Daemon, endpoint_device_state
 from hotline.provision.model import Agent, Provisioning, Queue
@@ -19,7 +20,7 @@ from hotline.provision.model import Agent, Provisioning, Queue
 ])
 def test_an_ari_endpoint_reads_as_the_device_state_app_queue_would_see(endpoint: dict[str, object],
                                                                       state: str) -> None:
-    assert endpoint_device_state(endpoint) == state
+    assert endpoint_device_state(parse_endpoint(endpoint)) == state
 
 
 class EndpointListTakingItsTime:
@@ -28,10 +29,9 @@ class EndpointListTakingItsTime:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
-    async def endpoints(self, tech: str) -> list[dict[str, object]]:
+    async def endpoints(self, tech: str) -> list[EndpointState]:
         await self.daemon._on_ami_event(DeviceStateChange("PJSIP/ivanov", "NOT_INUSE"))
-        return [{"resource": "ivanov", "state": "offline", "channel_ids": []},
-                {"resource": "petrov", "state": "online", "channel_ids": []}]
+        return [EndpointState("ivanov", "offline"), EndpointState("petrov", "online")]
 
 
 async def test_an_endpoint_list_asked_for_before_amis_news_does_not_undo_it() -> None:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.engine.hours import is_open, next_opening
+from hotline.engine.routing.hours import is_open, next_opening
 from hotline.provision.model import Holiday, Hotline, OpeningHours, Target
 
 MIDNIGHT = time.max  # how the model stores a closing of 24:00

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.engine.queue_visit import holdtime_media
-from hotline.engine.queues import QueueManager
+from hotline.engine.queueing.queues import QueueManager
+from hotline.engine.queueing.visit import holdtime_media
 from hotline.provision.model import Agent, Provisioning, Queue
 
 

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from phonenumbers.geodata import GEOCODE_DATA
 
-from hotline.engine.regions import region_key, route_by_region
+from hotline.engine.routing.regions import region_key, route_by_region
 from hotline.provision.model import Hotline, RegionRoute, Target
 
 MOSCOW_495 = "+74951234567"  # geocoded 'Московская обл.' / 'Moscow'

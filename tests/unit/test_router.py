@@ -3,13 +3,14 @@ channel's dialplan location (ARI's channel JSON, as Asterisk 22 sends it)."""
 
 from __future__ import annotations
 
+from hotline.asterisk.ari_events import Channel, parse_channel
 from hotline.engine.router import _in_stasis_of
 
 
-def channel(app_name: str, app_data: str) -> dict[str, object]:
-    return {"id": "1763.7", "state": "Up",
-            "dialplan": {"context": "hotline-inbound", "exten": "+74951234567", "priority": 3,
-                         "app_name": app_name, "app_data": app_data}}
+def channel(app_name: str, app_data: str) -> Channel:
+    return parse_channel({"id": "1763.7", "name": "PJSIP/sipp-trunk-00000007", "state": "Up",
+                          "dialplan": {"context": "hotline-inbound", "exten": "+74951234567", "priority": 3,
+                                       "app_name": app_name, "app_data": app_data}})
 
 
 def test_a_channel_in_this_apps_stasis_is_adopted_and_others_are_not() -> None:
@@ -17,4 +18,4 @@ def test_a_channel_in_this_apps_stasis_is_adopted_and_others_are_not() -> None:
     assert not _in_stasis_of(channel("Stasis", "other-app,inbound"), "hotline")
     assert not _in_stasis_of(channel("Stasis", "hotline-2,inbound"), "hotline")
     assert not _in_stasis_of(channel("Queue", "hotline"), "hotline")
-    assert not _in_stasis_of({"id": "x", "state": "Up"}, "hotline")
+    assert not _in_stasis_of(parse_channel({"id": "x", "name": "PJSIP/x-1", "state": "Up"}), "hotline")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.engine.agent_state import AgentState
-from hotline.engine.strategies import Member, Plan, StrategyMemory, choose
+from hotline.engine.queueing.agent_state import AgentState
+from hotline.engine.queueing.strategies import Member, Plan, StrategyMemory, choose
 from hotline.provision.model import STRATEGIES
 
 T0 = 1_700_000_000.0

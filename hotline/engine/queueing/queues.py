@@ -4,6 +4,13 @@ One `QueueManager` per daemon holds the agents' state and the waiting callers of
 It never touches Asterisk: each waiting caller's own task asks it for a ringing attempt when
 woken, rings through ARI, and reports back. So the state of agents changes in one place and
 calls never share a lock.
+
+Nobody polls. A waiting caller sleeps until its `wake` is called (its call then gets a QueueTurn
+in its inbox), and the manager calls it only when that caller's turn may have come: an agent of
+its queue became free (answered nothing, logged in, unpaused, phone free, wrap-up over: the one
+timer here, at its end) or a caller ahead of it left the line or started ringing. Of a line, only
+as many unrung callers from the front are woken as agents are free: the others could not ring
+anyone by app_queue's autofill rule, so 200 callers waiting for a busy queue cost nothing.
 """
 
 from __future__ import annotations
@@ -13,16 +20,18 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from hotline.engine.agent_state import AgentState, IllegalTransition
-from hotline.engine.strategies import Member, StrategyMemory, attempts, tiers
+from hotline.engine.queueing.agent_state import AgentState, IllegalTransition
+from hotline.engine.queueing.strategies import Member, StrategyMemory, attempts, tiers
 from hotline.provision.model import Provisioning, Queue
 
 log = logging.getLogger(__name__)
 
 # app_queue's hold-time estimate: each answered caller's wait moves it a quarter of the way.
 HOLDTIME_WEIGHT = 0.25
+# A wrap-up ends by the clock; its timer fires this much after, so the clock agrees it is over.
+WRAPUP_MARGIN_S = 0.01
 
 
 @dataclass(eq=False)
@@ -33,7 +42,7 @@ class Waiter:
     channel_id: str
     joined_at: float
     video: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: Callable[[], None] = lambda: None  # tells the caller's task its turn may have come
     ringing: bool = False  # an attempt is under way: callers behind it may ring other agents
     # The rest of this caller's ringing cycle: the strategy's plan, one attempt after another;
     # when it is used up the caller waits the queue's retry time and a new plan is made.
@@ -77,6 +86,7 @@ class QueueManager:
         self.members: dict[str, list[tuple[str, int]]] = {}  # queue -> [(agent, penalty)]
         self._tiers: dict[str, list[list[Member]]] = {}  # queue -> its members as strategies see them
         self._by_endpoint: dict[str, list[AgentState]] = {}  # PJSIP endpoint -> its agents
+        self._queues_of: dict[str, set[str]] = {}  # agent -> the queues it is a member of
         self.waiting: dict[str, list[Waiter]] = {}
         self.holdtime: dict[str, float] = {}  # queue -> estimated wait of an answered caller, s
 
@@ -99,6 +109,10 @@ class QueueManager:
         self._tiers = {queue: tiers([Member(self.agents[name], penalty, order)
                                      for order, (name, penalty) in enumerate(members)])
                        for queue, members in self.members.items()}
+        self._queues_of = {}
+        for queue, members in self.members.items():
+            for name, _ in members:
+                self._queues_of.setdefault(name, set()).add(queue)
         self.wake_all()
 
     def presence(self, logged_in: Mapping[str, bool], paused: Mapping[str, str | None]) -> None:
@@ -131,36 +145,41 @@ class QueueManager:
     def device(self, endpoint: str, state: str) -> None:
         """A DeviceStateChange from AMI for `PJSIP/<endpoint>` (several per call: look it up)."""
         now = self.clock()
-        changed = False
         for agent in self._by_endpoint.get(endpoint, ()):
             if agent.device_state != state:
                 agent.device(state, now)
-                changed = True
                 log.debug("agent %s: device %s -> %s", agent.name, state, agent.status(now).value)
-        if changed:
-            self.wake_all()
+                self._agent_changed(agent)
 
     # -- callers ---------------------------------------------------------------------------------
 
-    def join(self, queue: str, channel_id: str, joined_at: float | None = None,
-             video: bool = False, preferred: str | None = None) -> Waiter:
-        """Queue a caller; `joined_at` from the database keeps its place across a restart."""
+    def join(self, queue: str, channel_id: str, joined_at: float | None = None, video: bool = False,
+             preferred: str | None = None, wake: Callable[[], None] | None = None) -> Waiter:
+        """Queue a caller; `joined_at` from the database keeps its place across a restart. No one
+        is woken: a caller joining behind others takes nobody's turn, and the joiner asks for its
+        first attempt at once."""
         waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video,
                         preferred=preferred)
+        if wake is not None:
+            waiter.wake = wake
         line = self.waiting.setdefault(queue, [])
         line.append(waiter)
         line.sort(key=lambda w: w.joined_at)
-        self.wake_all(queue)
         return waiter
 
     def leave(self, waiter: Waiter) -> None:
         line = self.waiting.get(waiter.queue, [])
         if waiter in line:
             line.remove(waiter)
-        self.wake_all(waiter.queue)
+            self._offer(waiter.queue)  # one caller fewer ahead of those behind
 
     def position(self, waiter: Waiter) -> int:
         return self.waiting.get(waiter.queue, []).index(waiter) + 1
+
+    def place(self, waiter: Waiter) -> int | None:
+        """The caller's position, or None when it is not in line (an agent answered it)."""
+        line = self.waiting.get(waiter.queue, [])
+        return line.index(waiter) + 1 if waiter in line else None
 
     def length(self, queue: str) -> int:
         return len(self.waiting.get(queue, []))
@@ -183,7 +202,7 @@ class QueueManager:
             return []
         now = self.clock()
         unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing)
-        if unrung_ahead and not self._more_free_agents_than(waiter.queue, unrung_ahead, now):
+        if unrung_ahead and self._free_agents(waiter.queue, limit=unrung_ahead + 1) <= unrung_ahead:
             return []
         preferred = self._preferred_agent(waiter, queue.name, now)
         if preferred is not None:
@@ -204,7 +223,7 @@ class QueueManager:
             member.agent.ringing(now, queue.name)
             self.memory.remember(queue.name, member)
         waiter.ringing = True
-        self.wake_all(waiter.queue)  # one unrung caller fewer ahead: the next may have its turn now
+        self._offer(waiter.queue)  # one unrung caller fewer ahead: the next may have its turn now
         return [m.agent for m in attempt]
 
     def _preferred_agent(self, waiter: Waiter, queue: str, now: float) -> Member | None:
@@ -220,7 +239,7 @@ class QueueManager:
         member.agent.ringing(now, queue)
         self.memory.remember(queue, member)
         waiter.ringing = True
-        self.wake_all(queue)
+        self._offer(queue)
         return [member.agent]
 
     def estimated_wait(self, waiter: Waiter) -> float | None:
@@ -231,18 +250,6 @@ class QueueManager:
             return None
         return max(0.0, holdtime - (self.clock() - waiter.joined_at))
 
-    def _more_free_agents_than(self, queue: str, count: int, now: float) -> bool:
-        """Whether more than `count` members of `queue` are free (stops counting there: a queue
-        may have hundreds of members and this runs on every wake-up)."""
-        seen: set[str] = set()
-        for name, _ in self.members.get(queue, []):
-            agent = self.agents.get(name)
-            if agent is not None and name not in seen and agent.available(now):
-                seen.add(name)
-                if len(seen) > count:
-                    return True
-        return False
-
     def ring_ended(self, waiter: Waiter, agent: AgentState, answered: bool) -> None:
         now = self.clock()
         if answered:
@@ -252,13 +259,13 @@ class QueueManager:
             self.holdtime[waiter.queue] = old + (waited - old) * HOLDTIME_WEIGHT
         else:
             agent.ring_ended_unanswered(now)
-        self.wake_all(waiter.queue)
+            self._agent_changed(agent)
 
     def attempt_over(self, waiter: Waiter) -> bool:
-        """The caller's ringing attempt ended unanswered: it waits like the others again. True
-        when its cycle is used up (time for the queue's retry pause)."""
+        """The caller's ringing attempt ended unanswered: it waits like the others again (which
+        gives no one behind it a turn: one more unrung caller ahead of them). True when its cycle
+        is used up (time for the queue's retry pause)."""
         waiter.ringing = False
-        self.wake_all(waiter.queue)
         if waiter.cycle is None or waiter.cycle.used_up():
             waiter.cycle = None
             return True
@@ -272,18 +279,70 @@ class QueueManager:
 
     def answer_dropped(self, agent: AgentState) -> None:
         agent.answer_dropped(self.clock())
-        self.wake_all()
+        self._agent_changed(agent)
 
     def call_ended(self, agent: AgentState, queue: str) -> None:
         q = self.queues.get(queue)
         agent.call_ended(self.clock(), q.wrapup if q else 0)
-        self.wake_all()
+        if agent.wrapup_until is not None:
+            self._at(agent.wrapup_until + WRAPUP_MARGIN_S, lambda: self._wrapup_over(agent))
+        self._agent_changed(agent)
+
+    def _wrapup_over(self, agent: AgentState) -> None:
+        until = agent.wrapup_until
+        if until is not None and self.clock() < until:  # a new wrap-up since: its own timer is set
+            return
+        agent.settle(self.clock())
+        self._agent_changed(agent)
+
+    def _at(self, when: float, action: Callable[[], None]) -> None:
+        """Run `action` at `when` (this manager's clock); a deadline, never a poll."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a synchronous test): nobody waits to be woken
+            return
+        loop.call_later(max(0.0, when - self.clock()), action)
+
+    # -- waking the callers whose turn may have come ----------------------------------------------
+
+    def _agent_changed(self, agent: AgentState) -> None:
+        """An agent's status changed: the lines of its queues may move."""
+        for queue in self._queues_of.get(agent.name, ()):
+            self._offer(queue)
+
+    def _offer(self, queue: str) -> None:
+        """Wake the unrung callers at the front of `queue`'s line, as many as agents are free:
+        by the autofill rule (next_attempt) no caller behind them can ring anyone now."""
+        line = self.waiting.get(queue)
+        if not line:
+            return
+        free = self._free_agents(queue, limit=len(line))
+        for waiter in line:
+            if free <= 0:
+                return
+            if not waiter.ringing:
+                waiter.wake()
+                free -= 1
+
+    def _free_agents(self, queue: str, limit: int) -> int:
+        """How many members of `queue` are free now, counting no further than `limit` (a queue
+        may have hundreds of members and this runs on every wake-up)."""
+        now = self.clock()
+        free: set[str] = set()
+        for name, _ in self.members.get(queue, []):
+            agent = self.agents.get(name)
+            if agent is not None and agent.available(now):
+                free.add(name)
+                if len(free) >= limit:
+                    break
+        return len(free)
 
     def wake_all(self, queue: str | None = None) -> None:
+        """Provisioning or presence changed: every line may move (rare: no need to be exact)."""
         for name, line in self.waiting.items():
             if queue is None or name == queue:
                 for waiter in line:
-                    waiter.wake.set()
+                    waiter.wake()
 
 
 def video_preference(queue: Queue, waiter: Waiter, now: float) -> tuple[bool, bool]:

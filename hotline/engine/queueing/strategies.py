@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
-from hotline.engine.agent_state import AgentState
+from hotline.engine.queueing.agent_state import AgentState
 
 
 @dataclass(frozen=True)

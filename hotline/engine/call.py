@@ -1,0 +1,534 @@
+"""One inbound call: one task, one inbox with one reader, one funnel for its state and records.
+
+The call finds its number and hotline (an unknown number hears that it is not in service), takes
+a line of the number or is refused busy (486, before answer), and outside the hotline's hours
+gets the hotline's closed action. Inside hours it follows the hotline's entry (or its 8-800 region
+route) through IVR menus and queues (queueing.visit) until the contact ends. A call adopted after
+a daemon restart resumes where its hop says it was. A video leg that brings a switch token joins
+its case instead (engine.handover).
+
+Three rules keep it simple for what later features add:
+- `next_event()` is the only reader of the inbox. The call's own channel going is met there and
+  nowhere else: it raises CallerGone into whatever the call was doing, which unwinds and records
+  how it ended. A message a state does not expect goes to `unexpected()`: logged with the state.
+- `_move()` is the only place the state changes. It checks the move (call_state.ALLOWED) and
+  submits the records of the change to the ordered write-behind, so the database follows the
+  state machine step by step and a call's records are applied in the order they happened.
+- Every way out goes through LEAVING (the end reason decided) to ENDED (the hop closed, with the
+  cause Asterisk gave when the channel was destroyed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from hotline.asterisk.ari_events import (
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    PlaybackFinished,
+    StasisEnd,
+)
+from hotline.engine.call_state import HANDLED, CallState, allowed
+from hotline.engine.context import CallContext
+from hotline.engine.facts import Fact, HopEnded, KeyPressed, Refused
+from hotline.engine.handover import join_the_talk
+from hotline.engine.ivr import run_menu
+from hotline.engine.leg import USER_BUSY, caller_hangup_cause, customer_key, new_hop
+from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, Message, QueueTurn
+from hotline.engine.outcomes import EndReason
+from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver
+from hotline.engine.routing.route import (
+    Route,
+    entry_of,
+    hotline_taking_calls,
+    route_of_hotline,
+    route_of_number,
+)
+from hotline.errors import AriError
+from hotline.provision.model import Target, TargetAction
+from hotline.store.contacts import Hop, LinesBusy, NewHop
+from hotline.store.db import STORE_DOWN
+from hotline.store.switches import SwitchRefused, SwitchUse, TokenState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
+VANISHED = (None, "channel gone while the daemon was away")
+
+
+class InboundCall:
+    def __init__(self, ctx: CallContext, channel: Channel, dialled: str, hop: Hop | None = None, *,
+                 video: bool = False, customer: str = "", switch_token: str | None = None) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.dialled = dialled
+        self.hop = hop
+        self.video = video or (hop is not None and hop.media == "video")
+        self.customer = customer  # a browser's own id: its customer key across calls
+        # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
+        self.switch_token = switch_token
+        self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
+        self.state = CallState.ENTERED
+        self.end_reason: EndReason | None = None  # decided on the way to LEAVING
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.answered = False
+        self.gone = False  # the channel is hanging up or gone (its own event said so)
+        self.vanished = False  # ... while the daemon was not watching
+        self._destroyed = False
+        self._cause: tuple[int | None, str | None] = (None, None)
+        self._turn_posted = False
+        self._unwritten: list[Fact] = []  # recorded before the hop existed (database away)
+
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id
+
+    # -- the inbox: everyone posts, only this call's task reads ----------------------------------
+
+    def post(self, message: Message) -> None:
+        self.inbox.put_nowait(message)
+
+    def wake(self) -> None:
+        """The queue manager: this caller's turn may have come. One QueueTurn waits at a time."""
+        if not self._turn_posted:
+            self._turn_posted = True
+            self.inbox.put_nowait(QueueTurn())
+
+    async def next_event(self, timeout: float | None = None) -> Message | None:
+        """The one reader of the inbox: the next message within `timeout` seconds (None: wait as
+        long as it takes), or None. The call's own channel going raises CallerGone, once, here."""
+        try:
+            if timeout is None:
+                message = await self.inbox.get()
+            else:
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    message = await self.inbox.get()
+        except TimeoutError:
+            return None
+        if isinstance(message, QueueTurn):
+            self._turn_posted = False
+        elif self._is_own_end(message):
+            self._own_channel_went(message)
+        return message
+
+    def _is_own_end(self, message: Message) -> bool:
+        if isinstance(message, ChannelVanished):
+            return message.channel_id == self.channel_id
+        return (isinstance(message, ChannelDestroyed | StasisEnd | ChannelHangupRequest)
+                and message.channel.id == self.channel_id)
+
+    def _own_channel_went(self, message: Message) -> None:
+        if isinstance(message, ChannelDestroyed):
+            self._destroyed = True
+            self._cause = caller_hangup_cause(message.cause, message.cause_txt)
+        elif isinstance(message, ChannelVanished):
+            self._destroyed = self.vanished = True
+            self._cause = VANISHED
+        first = not self.gone
+        self.gone = True
+        if first and self.state not in (CallState.LEAVING, CallState.ENDED):
+            log.info("call %s: caller hung up while %s", self.channel_id, self.state)
+            raise CallerGone()
+
+    def unexpected(self, message: Message) -> None:
+        """A message the current state has no use for: logged, and a request in it answered no."""
+        if isinstance(message, HandoverAsked):
+            message.refuse()
+        if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
+            log.debug("call %s: %s ignored while %s", self.channel_id, type(message).__name__, self.state)
+
+    @property
+    def is_up(self) -> bool:
+        return not self.gone
+
+    @property
+    def is_talking(self) -> bool:
+        return self.state is CallState.TALKING and not self.gone
+
+    # -- the funnel: every state change and every record of the call ----------------------------
+
+    def move(self, new: CallState, *facts: Fact) -> None:
+        """Change state (or stay, to record a step within it) and submit the change's records."""
+        old = self.state
+        if not allowed(old, new):
+            log.error("call %s: %s -> %s is not a transition of a call (recorded anyway)",
+                      self.channel_id, old, new)
+        elif new is not old:
+            log.debug("call %s: %s -> %s", self.channel_id, old, new)
+        self.state = new
+        for fact in facts:
+            self._record(fact)
+
+    def leave(self, reason: EndReason, *facts: Fact) -> None:
+        """The contact is over for this leg, for `reason` (the first reason given stands)."""
+        if self.end_reason is None:
+            self.end_reason = reason
+        self.move(CallState.LEAVING, *facts)
+
+    def reason_caller_left(self) -> EndReason:
+        """A caller hanging up while talking ends a handled contact; anywhere before it is
+        abandoned; a channel that vanished unwatched (outside a talk) failed."""
+        if self.state in HANDLED:
+            return EndReason.COMPLETED
+        return EndReason.FAILED if self.vanished else EndReason.ABANDONED
+
+    def _record(self, fact: Fact) -> None:
+        if isinstance(fact, Refused):
+            self.ctx.records.submit(fact.record())
+            return
+        hop = getattr(fact, "on_hop", None) or self.hop
+        if hop is None:
+            self._unwritten.append(fact)  # written behind the hop, once the database is back
+            return
+        self.ctx.records.submit(fact.record(hop))
+
+    # -- the life of the call --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The whole life of the call; the hop is closed exactly once, whatever happens."""
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            # The daemon is stopping: the channel stays in Stasis and the hop open, and the next
+            # daemon adopts both. Closing the hop here would record a cut that never happened.
+            raise
+        except CallerGone:
+            self.leave(self.reason_caller_left())
+        except Exception as exc:  # ARI refused, database gone for good, a bug: the call still ends
+            log.error("call %s failed: %s", self.channel_id, exc, exc_info=not isinstance(exc, AriError))
+            self.leave(EndReason.FAILED)
+        if self.state is CallState.LEAVING:
+            await self._end()
+        await self._refuse_what_is_left()
+
+    async def _serve(self) -> None:
+        """Serve the call until it is LEAVING (or ENDED: refused before it had a hop)."""
+        if self.hop is None:
+            if not await self._enter():
+                return
+        elif await self._resume():
+            return
+        route = self._route()
+        if self.switch is not None:
+            if await join_the_talk(self, self.ctx, self.switch) is not None:
+                return
+            route = self._route()  # the phone leg is gone: the video leg goes where it went
+        hotline = route.hotline
+        if hotline is None:
+            await self._say_and_leave(self.ctx.not_in_service, EndReason.FAILED)
+            return
+        taking, last = hotline_taking_calls(self.ctx.directory.snapshot, hotline, datetime.now(UTC))
+        if taking is None:
+            await self._say_and_leave(f"sound:{last.closed_prompt}" if last.closed_prompt else None,
+                                      EndReason.CLOSED)
+            return
+        await self._follow(entry_of(taking, self.channel.caller_num, self.channel_id))
+
+    async def _enter(self) -> bool:
+        """Open the hop (taking a line) and subscribe, both at once; False when the call was
+        refused (busy, or a switch token that opens nothing) and has ended."""
+        route = self._route()
+        try:
+            self.hop, _ = await asyncio.gather(self._open_hop(route), self._subscribe())
+        except LinesBusy:
+            await self._refuse_busy(route)
+            return False
+        except SwitchRefused as refused:
+            log.warning("call %s: switch refused: token %s", self.channel_id, refused.state.value)
+            await self._hangup_quietly("rejected")  # 403 before answer; no case, no hop
+            self.move(CallState.ENDED)
+            return False
+        return True
+
+    def _route(self) -> Route:
+        snapshot = self.ctx.directory.snapshot
+        if self.switch_token is not None:
+            return route_of_hotline(snapshot, self.switch.hotline_id if self.switch else None)
+        return route_of_number(snapshot, self.dialled, self.ctx.region)
+
+    async def _follow(self, target: Target, overflowed: bool = False) -> None:
+        """Follow the hotline's entry through menus, queues and overflows until the call leaves."""
+        prov = self.ctx.directory.snapshot.prov
+        for _ in range(MAX_ROUTE_STEPS):
+            if target.action == TargetAction.MENU:
+                self.move(CallState.IN_MENU)
+                target = await run_menu(self, prov.menus, target, self._pressed)
+            elif target.action == TargetAction.QUEUE and target.name in prov.queues:
+                outcome = await QueueVisit(self, self.ctx, prov.queues[target.name]).run()
+                if isinstance(outcome, TalkOver):
+                    return
+                target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
+            elif target.action == TargetAction.HOTLINE and target.name in prov.hotlines:
+                target = prov.hotlines[target.name].entry
+            else:
+                break
+        # hangup; video and callback options hang up as well (the README lists what they do)
+        await self.answer()
+        self.leave(EndReason.OVERFLOW if overflowed else EndReason.COMPLETED)
+
+    async def _pressed(self, digit: str) -> None:
+        self.move(self.state, KeyPressed(digit))
+
+    async def _resume(self) -> bool:
+        """A call adopted after a daemon restart picks up where its hop says it was: bridged with
+        an agent (the talk goes on), or waiting in a queue (same place in line). False: it
+        starts over (IVR prompts are cheap to replay)."""
+        hop, snapshot = self.hop, self.ctx.directory.snapshot
+        if hop is None or hop.queue_id is None:
+            return False
+        names = {ident: name for name, ident in snapshot.ids.get("queues", {}).items()}
+        queue = snapshot.prov.queues.get(names.get(hop.queue_id, ""))
+        if queue is None:
+            return False
+        self.answered = True
+        await self._subscribe()
+        visit = QueueVisit(self, self.ctx, queue)
+        if hop.answered_at is not None and hop.agent_id is not None:
+            await self._resume_talk(visit, hop.agent_id, hop.answered_at.timestamp())
+            return True
+        if hop.queued_at is None:
+            return False
+        outcome = await visit.resume_waiting(hop.queued_at.timestamp())
+        if not isinstance(outcome, TalkOver):
+            await self._follow(outcome.target, overflowed=isinstance(outcome, Overflow))
+        return True
+
+    async def _resume_talk(self, visit: QueueVisit, agent_id: int, answered_at: float) -> None:
+        agents = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
+        agent_leg = await self._agent_leg_in_bridge()
+        if agent_leg is not None and agent_id in agents:
+            await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
+        else:
+            self.leave(EndReason.COMPLETED)  # the agent left while nobody was watching
+
+    async def _agent_leg_in_bridge(self) -> str | None:
+        """The other channel of the case's bridge, if the caller is still in it."""
+        try:
+            bridge = await self.ctx.ari.bridge(self.bridge_id)
+        except AriError:
+            return None
+        others = [c for c in bridge.channels if c != self.channel_id]
+        return others[0] if self.channel_id in bridge.channels and others else None
+
+    # -- the hop ---------------------------------------------------------------------------------
+
+    async def _open_hop(self, route: Route) -> Hop | None:
+        """Open the case and hop, taking a line of the number; LinesBusy when none is free."""
+        if self.switch_token is not None:
+            return await self._use_switch_token()
+        try:
+            async with asyncio.timeout(self.ctx.store_open_patience_s):
+                return await self._store(lambda: self._write_new_hop(route), self.ctx.store_open_patience_s)
+        except (*STORE_DOWN, TimeoutError) as exc:
+            log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
+                        "when the database is back", self.channel_id, exc)
+            return None
+
+    async def _use_switch_token(self) -> Hop:
+        """The video leg's hop, in the case its token is for; SwitchRefused for a bad token. No
+        database, no switch: the token cannot be checked, and an unchecked one opens nothing."""
+        if self.ctx.switches is None or not self.switch_token:
+            raise SwitchRefused(TokenState.UNKNOWN)
+        try:
+            self.switch = await self.ctx.switches.use(self.switch_token, self._new_hop(Route()))
+        except STORE_DOWN as exc:
+            log.error("call %s: switch token not checked, the database is unavailable: %s",
+                      self.channel_id, exc)
+            raise SwitchRefused(TokenState.UNKNOWN) from exc
+        log.info("call %s: video leg of case %s (hop %s) replacing hop %s", self.channel_id,
+                 self.switch.hop.case_id, self.switch.hop.id, self.switch.from_hop_id)
+        return self.switch.hop
+
+    async def _write_new_hop(self, route: Route, *, take_a_line: bool = True) -> Hop:
+        return await self.ctx.contacts.open_case_with_hop(
+            self._new_hop(route), customer_key(self.channel, self.ctx.region, self.customer),
+            line_limit=route.number.lines if route.number and take_a_line else None,
+            continue_within_s=self.ctx.continue_case_within_s)
+
+    def _new_hop(self, route: Route) -> NewHop:
+        return new_hop(self.channel, self.dialled, node=self.ctx.node, region=self.ctx.region,
+                       video=self.video, number_id=route.number_id, hotline_id=route.hotline_id)
+
+    async def _refuse_busy(self, route: Route) -> None:
+        """All lines held: 486 Busy Here before answer, and the refusal recorded (supervisors count
+        these to know when a number needs more lines)."""
+        log.info("call %s: all lines of %s are held: busy", self.channel_id,
+                 route.number.number if route.number else "?")
+        await self._hangup_quietly("busy")
+        self.move(CallState.ENDED, Refused(self._new_hop(route),
+                                           customer_key(self.channel, self.ctx.region, self.customer),
+                                           EndReason.BUSY, *USER_BUSY))
+
+    async def _subscribe(self) -> None:
+        # Without a subscription Asterisk stops sending the channel's events at StasisEnd, and
+        # the hangup cause travels only in ChannelDestroyed, which comes after it. The session
+        # subscribes the app to all channels on connect; this is for an Asterisk that refused.
+        if not self.ctx.ari.all_channels:
+            await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+
+    # -- the end ---------------------------------------------------------------------------------
+
+    async def _end(self) -> None:
+        """LEAVING -> ENDED: hang up unless the channel went already, wait for its destruction
+        (its cause is the hop's), and close the hop, after everything the call recorded."""
+        if not self.gone:
+            await self._hangup_quietly()
+        await self._await_destroyed()
+        if self.hop is None and not await self._write_hop_late():
+            return
+        reason = self.end_reason or EndReason.FAILED
+        self.move(CallState.ENDED, HopEnded(reason, *self._cause))
+        log.info("call %s ended: hop %s %s (cause %s %s)", self.channel_id,
+                 self.hop.id if self.hop else "?", reason, self._cause[0], self._cause[1] or "")
+
+    async def _await_destroyed(self) -> None:
+        """Read the inbox until the channel's ChannelDestroyed (or a grace period passes)."""
+        deadline = asyncio.get_running_loop().time() + self.ctx.hangup_grace_s
+        while not self._destroyed:
+            message = await self.next_event(deadline - asyncio.get_running_loop().time())
+            if message is None:
+                log.warning("call %s: no ChannelDestroyed within %.0f s", self.channel_id,
+                            self.ctx.hangup_grace_s)
+                return
+            if not self._is_own_end(message):
+                self.unexpected(message)
+
+    async def _write_hop_late(self) -> bool:
+        """The database was away when the call came: its hop now, then what it recorded since.
+        The call is over: it takes no line (it held none)."""
+        route = self._route()
+        try:
+            self.hop = await self._store(lambda: self._write_new_hop(route, take_a_line=False),
+                                         self.ctx.store_patience_s)
+        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
+            log.error("call %s: its hop could not be written, %d record(s) lost (%s): %s", self.channel_id,
+                      len(self._unwritten) + 1, self.end_reason, exc)
+            return False
+        unwritten, self._unwritten = self._unwritten, []
+        for fact in unwritten:
+            self._record(fact)
+        return True
+
+    async def _refuse_what_is_left(self) -> None:
+        """A handover asked of this call while it ended gets its no now, not after a timeout."""
+        while (message := await self.next_event(0)) is not None:
+            self.unexpected(message)
+
+    # -- media, as the IVR and the queue use it (engine.ivr.CallIO, queueing.visit.VisitCall) ----
+
+    def take_answer(self) -> bool:
+        """Whether the caller still needs answering; from now on it counts as answered (whoever
+        asked answers it: this task, or a job it started)."""
+        needed = not self.answered and self.channel.state != "Up"
+        self.answered = True
+        return needed
+
+    async def answer(self) -> None:
+        """Answer once (an adopted call arrives already up)."""
+        if self.take_answer():
+            await self.ctx.ari.answer(self.channel_id)
+
+    async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None:
+        """Play `media` to the caller (answering first); with stop_on_digit a key pressed stops it
+        and is returned. CallerGone when the caller hangs up meanwhile."""
+        await self.answer()
+        playback_id = await self.ctx.ari.play(self.channel_id, media)
+        while True:
+            message = await self.next_event()
+            if isinstance(message, PlaybackFinished) and message.playback_id == playback_id:
+                return None
+            if stop_on_digit and self.is_own_key(message):
+                assert isinstance(message, ChannelDtmfReceived)
+                await self.ctx.ari.stop_playback(playback_id)
+                return message.digit
+            if message is not None:
+                self.unexpected(message)
+
+    async def digit(self, timeout: float) -> str | None:
+        """The next key the caller presses within `timeout` seconds, or None."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (message := await self.next_event(deadline - loop.time())) is not None:
+            if self.is_own_key(message):
+                assert isinstance(message, ChannelDtmfReceived)
+                return message.digit
+            self.unexpected(message)
+        return None
+
+    def is_own_key(self, message: Message | None) -> bool:
+        return isinstance(message, ChannelDtmfReceived) and message.channel.id == self.channel_id
+
+    async def _say_and_leave(self, media: str | None, reason: EndReason) -> None:
+        await self.answer()
+        if media:
+            self.move(CallState.PROMPTING)
+            await self.play(media)
+        self.leave(reason)
+
+    async def _hangup_quietly(self, reason: str = "normal") -> None:
+        try:
+            await self.ctx.ari.hangup(self.channel_id, reason)
+        except AriError:
+            pass
+
+    # -- what the queue visit and the switch read of the call ------------------------------------
+
+    @property
+    def case_id(self) -> int | None:
+        return self.hop.case_id if self.hop else None
+
+    @property
+    def bridge_id(self) -> str:
+        """The case's bridge (a later hop of the case joins it); a call whose hop could not be
+        written yet (database down) has one of its own, never a bridge shared with others."""
+        return f"case-{self.case_id}" if self.case_id is not None else f"case-channel-{self.channel_id}"
+
+    def watch(self, channel_id: str) -> None:
+        """Route another channel's events (an agent leg this call placed) to this call's inbox."""
+        self.ctx.watch(channel_id, self)
+
+    def unwatch(self, channel_id: str) -> None:
+        self.ctx.unwatch(channel_id)
+
+    @property
+    def preferred_agent(self) -> str | None:
+        """The agent who last talked with this customer, when this call continues their case (or
+        the agent of the phone leg a switch leg replaces)."""
+        if self.switch is not None:
+            last = self.switch.agent_id
+        else:
+            last = self.hop.case_last_agent_id if self.hop is not None else None
+        if last is None:
+            return None
+        names = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
+        return names.get(last)
+
+    async def _store(self, write: Callable[[], Awaitable[T]], patience_s: float) -> T:
+        """Retry a database write through an outage instead of dropping it (writes are idempotent)."""
+        try:
+            return await write()  # the usual case, without building a retry loop for it
+        except STORE_DOWN as exc:
+            log.warning("call %s: database write failed, retrying: %s", self.channel_id, exc)
+        async for attempt in AsyncRetrying(
+                stop=stop_after_delay(patience_s),
+                wait=wait_exponential(multiplier=0.2, max=5.0),
+                retry=retry_if_exception_type(STORE_DOWN),
+                before_sleep=lambda state: log.warning(
+                    "call %s: database write failed, retrying: %s", self.channel_id,
+                    state.outcome.exception() if state.outcome else "?"),
+                reraise=True):
+            with attempt:
+                return await write()
+        raise AssertionError("unreachable")

@@ -1,0 +1,121 @@
+"""What every call needs, passed in by the daemon (no module-level singletons), and the few
+interfaces the engine relies on, as Protocols: the daemon passes the real ARI client, store and
+write-behind; the engine's unit tests pass a recording fake ARI client and record sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from hotline.asterisk.ari_events import Bridge, Channel
+from hotline.engine.directory import Directory
+from hotline.engine.queueing.queues import QueueManager
+from hotline.store.contacts import Hop, NewHop
+from hotline.store.records import Record
+from hotline.store.switches import SwitchUse
+
+if TYPE_CHECKING:
+    from hotline.engine.messages import Message
+
+
+class CallAri(Protocol):
+    """The ARI requests calls make (hotline.asterisk.ari.AriClient)."""
+
+    all_channels: bool
+
+    async def subscribe(self, app: str, event_source: str) -> None: ...
+    async def channels(self) -> list[Channel]: ...
+    async def channel(self, channel_id: str) -> Channel: ...
+    async def answer(self, channel_id: str) -> None: ...
+    async def ring(self, channel_id: str) -> None: ...
+    async def play(self, channel_id: str, media: str | Sequence[str],
+                   playback_id: str | None = None) -> str: ...
+    async def stop_playback(self, playback_id: str) -> None: ...
+    async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
+                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None: ...
+    async def start_moh(self, channel_id: str, moh_class: str) -> None: ...
+    async def stop_moh(self, channel_id: str) -> None: ...
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> None: ...
+    async def bridges(self) -> list[Bridge]: ...
+    async def bridge(self, bridge_id: str) -> Bridge: ...
+    async def add_to_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None: ...
+    async def destroy_bridge(self, bridge_id: str) -> None: ...
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
+
+
+class RecordSink(Protocol):
+    """The ordered write-behind (hotline.store.write_behind.WriteBehind): every record of a call
+    goes through it, in the order the call made it."""
+
+    def submit(self, record: Record) -> None: ...
+
+
+class HopStore(Protocol):
+    """Opening a leg's hop is a question, not a record (is a line free? which case?), so it is
+    asked at once (hotline.store.contacts.Contacts)."""
+
+    async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
+                                 continue_within_s: int | None = None) -> Hop: ...
+    async def open_hops(self, node: str) -> list[Hop]: ...
+    async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None: ...
+    async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
+                        cause_text: str | None = None) -> bool: ...
+
+
+class SwitchStore(Protocol):
+    """Spending a switch token (hotline.store.switches.Switches): one transaction with the video
+    leg's hop, answered at once."""
+
+    async def use(self, token: str, hop: NewHop) -> SwitchUse: ...
+
+
+class Inbox(Protocol):
+    """Where a call (or a conference leg) takes its messages: the router and the queue manager
+    post to it."""
+
+    @property
+    def channel_id(self) -> str: ...
+    def post(self, message: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class CallContext:
+    ari: CallAri
+    contacts: HopStore
+    records: RecordSink  # what calls record, written behind them in batches, in order
+    directory: Directory
+    queues: QueueManager
+    watch: Callable[[str, Inbox], None]  # another channel's events (an agent leg) go to this inbox
+    unwatch: Callable[[str], None]
+    node: str
+    app: str = "hotline"
+    region: str = "RU"
+    not_in_service: str = "sound:ss-noservice"
+    hangup_grace_s: float = 5.0     # how long to wait for ChannelDestroyed after our hangup
+    # The caller is not kept waiting for the database: after this long the call is served anyway
+    # and its hop (with everything recorded meanwhile) written when the database is back.
+    store_open_patience_s: float = 2.0
+    store_patience_s: float = 600.0
+    switches: SwitchStore | None = None  # None: video legs with a switch token are refused
+    continue_case_within_s: int | None = None  # a customer calling again continues their case
+    # The live call whose own leg is hop N (a switch looks up the leg it replaces), or None.
+    find_call: Callable[[int], LiveCall | None] = lambda hop_id: None
+    # A key the caller presses while talking with an agent to be sent a link to move to video;
+    # ask_switch(hop_id) sends it (in the background: a gateway may take seconds).
+    switch_key: str = ""
+    ask_switch: Callable[[int], None] | None = None
+    # The legs of parties brought into a case's talk (a conference): released when the talk ends.
+    conference_legs: Callable[[int], list[str]] = lambda case_id: []
+    # Asterisk's own ring timeout comes first; ours is this much later (a lost event never holds
+    # a caller).
+    ring_grace_s: float = 2.0
+
+
+class LiveCall(Inbox, Protocol):
+    """Another live call, as a switch leg sees the one it replaces: read-only, and a message."""
+
+    @property
+    def is_talking(self) -> bool: ...
+    @property
+    def bridge_id(self) -> str: ...

@@ -1,0 +1,110 @@
+"""What a call records, as facts of its state machine's transitions.
+
+A fact knows what happened but not always where to write it: a call whose hop could not be
+opened (the database was away when it came) still records its queue events and keys; they wait
+for the hop and are written behind it, in order, once it exists. `record(hop)` turns a fact into
+the store's record for that hop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hotline.engine.outcomes import EndReason, QueueEventKind
+from hotline.store.contacts import Hop, NewHop
+from hotline.store.records import (
+    QueueEvent,
+    Record,
+    close_hop_record,
+    ivr_digit_record,
+    queue_event_record,
+    refused_record,
+    talk_taken_over_record,
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class QueueStep:
+    """A queue_events row. `on_hop`: the visit's hop when it is not the call's own (a talk a
+    video leg took over goes on being recorded on the phone leg's hop, where it began)."""
+
+    queue_id: int
+    event: QueueEventKind
+    agent_id: int | None = None
+    position: int | None = None
+    wait_ms: int | None = None
+    ring_ms: int | None = None
+    talk_ms: int | None = None
+    detail: str = ""
+    at: datetime = field(default_factory=now)
+    on_hop: Hop | None = None
+
+    def record(self, hop: Hop) -> Record:
+        hop = self.on_hop or hop
+        return queue_event_record(QueueEvent(
+            queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id, event=self.event,
+            agent_id=self.agent_id, position=self.position, wait_ms=self.wait_ms, ring_ms=self.ring_ms,
+            talk_ms=self.talk_ms, detail=self.detail, at=self.at))
+
+
+@dataclass(frozen=True)
+class KeyPressed:
+    """A key the caller pressed in a menu or to leave a queue: appended to the hop's IVR path."""
+
+    digit: str
+
+    def record(self, hop: Hop) -> Record:
+        return ivr_digit_record(hop.id, self.digit)
+
+
+@dataclass(frozen=True)
+class TalkTakenOver:
+    """This (video) leg went on with the talk of the leg it replaced: answered by its agent."""
+
+    queue_id: int | None
+    agent_id: int | None
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return talk_taken_over_record(hop.id, self.queue_id, self.agent_id, self.at)
+
+
+@dataclass(frozen=True)
+class HopEnded:
+    """The leg is gone: its hop closes with the reason the state machine decided and the cause
+    Asterisk gave."""
+
+    reason: EndReason
+    cause: int | None = None
+    cause_text: str | None = None
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return close_hop_record(hop.id, self.reason, cause=self.cause, cause_text=self.cause_text,
+                                at=self.at)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A contact refused before answer (busy): it never had a hop, so it records its case and
+    its ended hop at once, needing none."""
+
+    hop: NewHop
+    customer_key: str
+    reason: EndReason
+    cause: int
+    cause_text: str
+    at: datetime = field(default_factory=now)
+
+    def record(self) -> Record:
+        return refused_record(self.hop, self.customer_key, self.reason, self.cause, self.cause_text,
+                              self.at)
+
+
+HopFact = QueueStep | KeyPressed | TalkTakenOver | HopEnded  # recorded on a hop
+Fact = HopFact | Refused

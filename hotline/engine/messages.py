@@ -1,0 +1,53 @@
+"""What arrives in a call's inbox besides ARI's own events: news from the rest of the daemon.
+
+A call's task is the only code that changes the call. Everything else tells it something by
+putting one of these in its inbox (or an ARI event, which the router routes by channel), and the
+call's task acts on it when its state is ready to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hotline.asterisk.ari_events import AriEvent
+
+if TYPE_CHECKING:
+    from hotline.engine.queueing.visit import Talk
+
+
+@dataclass(frozen=True)
+class ChannelVanished:
+    """Reconcile found this channel gone while ARI was disconnected (no event will say so)."""
+
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class QueueTurn:
+    """The queue manager: something that can change this caller's turn happened (an agent freed,
+    logged in, unpaused, out of wrap-up; a caller ahead left or started ringing)."""
+
+
+@dataclass(frozen=True)
+class HandoverAsked:
+    """The customer's video leg (channel `video_channel_id`) is in the case's bridge and asks this
+    call for its talk. The answer goes in `reply`: the Talk, or None when this call is not
+    talking any more. Whoever asked may give up waiting (the future is then cancelled)."""
+
+    video_channel_id: str
+    reply: asyncio.Future[Talk | None] = field(compare=False)
+
+    def refuse(self) -> None:
+        if not self.reply.done():
+            self.reply.set_result(None)
+
+
+Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked
+
+
+class CallerGone(Exception):  # noqa: N818 - control flow, not an error
+    """Control flow, not an error: the call's own channel is hanging up or gone. Raised by the
+    call's one inbox reader into whatever the call was doing; each layer records how its part
+    ended on the way out."""

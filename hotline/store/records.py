@@ -1,0 +1,120 @@
+"""What calls record, as the database applies it: one JSON object per row change, in order.
+
+A record is what record_call_events() (migrations 006 and 014) takes in a jsonb array; its "k"
+says which kind. Calls never write these themselves: their state machine's one funnel submits
+them to the write-behind (hotline.store.write_behind), which applies a batch in one statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+if TYPE_CHECKING:
+    from hotline.store.contacts import NewHop
+
+# As migration 001's checks on hops spell them (hotline.engine.outcomes.EndReason is the engine's).
+END_REASONS = frozenset({"completed", "abandoned", "busy", "overflow", "transferred", "switched",
+                         "failed", "closed"})
+CHANNEL_KINDS = frozenset({"pstn", "sip", "webrtc"})
+
+Record = dict[str, object]
+RECORD_SQL = "SELECT record_call_events(%s)"
+BATCH_SQL = "SELECT record_call_batch(%s, %s, %s, %s)"
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """A row of queue_events, like a line of app_queue's queue_log."""
+
+    queue_id: int
+    case_id: int
+    hop_id: int
+    event: str  # join, ring, ring_noanswer, answer, abandon, overflow, exit_key, complete
+    agent_id: int | None = None
+    position: int | None = None
+    wait_ms: int | None = None
+    ring_ms: int | None = None
+    talk_ms: int | None = None
+    detail: str = ""
+    at: datetime | None = None  # when it happened (None: when written); written later in batches
+
+
+def queue_event_record(event: QueueEvent) -> Record:
+    """One queue_events row; the database applies with it what it changes on the hop (join:
+    the queue and queued_at; answer: the agent and answered_at), so it never holds one without
+    the other."""
+    return {"k": "event", "at": _iso(event.at), "queue": event.queue_id, "case": event.case_id,
+            "hop": event.hop_id, "agent": event.agent_id, "event": str(event.event),
+            "position": event.position, "wait_ms": event.wait_ms, "ring_ms": event.ring_ms,
+            "talk_ms": event.talk_ms, "detail": event.detail}
+
+
+def ivr_digit_record(hop_id: int, digit: str) -> Record:
+    """A key pressed in a menu, appended to the hop's IVR path."""
+    return {"k": "digit", "hop": hop_id, "digit": digit}
+
+
+def close_hop_record(hop_id: int, end_reason: str, *, cause: int | None = None,
+                     cause_text: str | None = None, at: datetime | None = None) -> Record:
+    """End a hop once (a second close changes nothing); its case closes with its last live hop."""
+    if end_reason not in END_REASONS:
+        raise ValueError(f"end reason {end_reason!r} is not one of {sorted(END_REASONS)}")
+    return {"k": "close", "hop": hop_id, "at": _iso(at), "reason": str(end_reason), "cause": cause,
+            "cause_text": cause_text}
+
+
+def talk_taken_over_record(hop_id: int, queue_id: int | None, agent_id: int | None,
+                           at: datetime | None = None) -> Record:
+    """A video leg in the agent's bridge goes on with the talk of the leg it replaced: its hop is
+    answered by that leg's agent, in that leg's queue (the switch)."""
+    return {"k": "talk", "hop": hop_id, "queue": queue_id, "agent": agent_id, "at": _iso(at)}
+
+
+def refused_record(hop: NewHop, customer_key: str, end_reason: str, cause: int, cause_text: str,
+                   at: datetime | None = None) -> Record:
+    """A contact refused before it was answered (busy): its case and its ended hop, at once."""
+    if hop.channel_kind not in CHANNEL_KINDS:
+        raise ValueError(f"channel kind {hop.channel_kind!r} is not one of {sorted(CHANNEL_KINDS)}")
+    return {"k": "refused", "at": _iso(at), "key": customer_key, "reason": str(end_reason),
+            "cause": cause, "cause_text": cause_text, "node": hop.node, "channel_id": hop.channel_id,
+            "channel_name": hop.channel_name, "channel_kind": hop.channel_kind, "media": hop.media,
+            "dialled": hop.dialled, "dialled_e164": hop.dialled_e164, "caller_num": hop.caller_num,
+            "caller_name": hop.caller_name, "entered_at": _iso(hop.entered_at),
+            "number": hop.number_id, "hotline": hop.hotline_id}
+
+
+def participant_joined_record(case_id: int, agent_id: int | None, node: str, channel_id: str,
+                              invited_by: str, at: datetime | None = None) -> Record:
+    """A party brought into a case's talk (a conference) joined its bridge."""
+    return {"k": "joined", "case": case_id, "agent": agent_id, "node": node, "channel_id": channel_id,
+            "invited_by": invited_by, "at": _iso(at)}
+
+
+def participant_left_record(node: str, channel_id: str, at: datetime | None = None) -> Record:
+    return {"k": "left", "node": node, "channel_id": channel_id, "at": _iso(at)}
+
+
+async def write_records(conn: AsyncConnection, records: list[Record]) -> int:
+    """Apply `records` in order, in one statement; returns how many hops they closed."""
+    cur = await conn.execute(RECORD_SQL, (Jsonb(records),))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def write_numbered_batch(conn: AsyncConnection, writer: UUID, node: str, batch_no: int,
+                               records: list[Record]) -> bool:
+    """Apply `records` as `writer`'s batch `batch_no`, unless that batch was applied already (a
+    retry after a lost reply); returns whether it was applied now (migration 010)."""
+    cur = await conn.execute(BATCH_SQL, (writer, node, batch_no, Jsonb(records)))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
