@@ -1,0 +1,355 @@
+"""The call engine without Asterisk or PostgreSQL, for its fast unit tests: a recording fake ARI
+client that answers requests the way Asterisk 22 did on the lab (tests/unit/transcripts), a record
+sink that keeps what the calls submit, and a stand-in hop store. Events reach the calls through
+the real Router, as the ARI session hands them over. The lab tests prove the whole path."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import psycopg
+
+from hotline.asterisk.ari_events import (
+    AriEvent,
+    Bridge,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    PlaybackFinished,
+    StasisEnd,
+    StasisStart,
+)
+from hotline.engine.call import InboundCall
+from hotline.engine.context import CallContext
+from hotline.engine.directory import Directory, Snapshot
+from hotline.engine.queueing.queues import QueueManager
+from hotline.engine.router import Router
+from hotline.errors import AriError, AriNotFound
+from hotline.provision.model import Provisioning
+from hotline.store.agent_sessions import AgentPresence
+from hotline.store.contacts import Hop, LinesBusy, NewHop
+from hotline.store.records import Record
+from hotline.store.switches import SwitchRefused, SwitchUse, TokenState
+
+APP = "hotline"
+NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+
+
+def channel(channel_id: str, caller: str = "89165551234", state: str = "Ring",
+            name: str | None = None) -> Channel:
+    return Channel(id=channel_id, name=name or f"PJSIP/sipp-trunk-{channel_id}", state=state,
+                   caller_num=caller, created_at=NOW)
+
+
+def stasis_start(ch: Channel, *args: str) -> StasisStart:
+    return StasisStart("StasisStart", APP, NOW, channel=ch, args=args)
+
+
+def stasis_end(channel_id: str) -> StasisEnd:
+    return StasisEnd("StasisEnd", APP, NOW, channel=channel(channel_id))
+
+
+def destroyed(channel_id: str, cause: int = 16, text: str = "Normal Clearing") -> ChannelDestroyed:
+    return ChannelDestroyed("ChannelDestroyed", APP, NOW, channel=channel(channel_id), cause=cause,
+                            cause_txt=text)
+
+
+def dtmf(channel_id: str, digit: str) -> ChannelDtmfReceived:
+    return ChannelDtmfReceived("ChannelDtmfReceived", APP, NOW, channel=channel(channel_id), digit=digit)
+
+
+@dataclass
+class Request:
+    name: str
+    args: tuple[object, ...]
+
+
+class RecordingAri:
+    """ARI as the engine calls it: every request recorded in order; channels, bridges and
+    playbacks kept as Asterisk would, and the events Asterisk would send emitted to `emit`
+    (a hangup: StasisEnd, then ChannelDestroyed; a playback: PlaybackFinished, unless
+    `hold_playbacks`). Agent legs answer only when the test says so (`answer_leg`)."""
+
+    all_channels = True
+
+    def __init__(self, emit: Callable[[AriEvent], object]) -> None:
+        self.emit = emit
+        self.requests: list[Request] = []
+        self.live: set[str] = set()
+        self.bridge_members: dict[str, list[str]] = {}
+        self.hold_playbacks = False
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+
+    # -- what tests use ------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.requests]
+
+    def of(self, name: str) -> list[Request]:
+        return [r for r in self.requests if r.name == name]
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = 2.0) -> Request:
+        """The `count`-th request called `name`, once it was made."""
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.of(name)) >= count)
+        return self.of(name)[count - 1]
+
+    def answer_leg(self, channel_id: str, caller_channel: str) -> None:
+        """The agent picks up: its leg enters Stasis with the arguments the engine gave it."""
+        self.live.add(channel_id)
+        self.send(stasis_start(channel(channel_id, state="Up", name=f"PJSIP/agent-{channel_id}"),
+                               "agent", caller_channel))
+
+    def caller_hangs_up(self, channel_id: str) -> None:
+        self.live.discard(channel_id)
+        self.send(stasis_end(channel_id))
+        self.send(destroyed(channel_id, 0, "Unknown"))  # a BYE, as Asterisk 22 reports it
+
+    def send(self, event: AriEvent) -> None:
+        self.emit(event)
+
+    # -- the requests (hotline.engine.context.CallAri) ---------------------------------------------
+
+    async def _record(self, name: str, *args: object) -> None:
+        self.requests.append(Request(name, args))
+        async with self._changed:
+            self._changed.notify_all()
+        await asyncio.sleep(0)  # a round trip: other tasks run meanwhile
+
+    async def subscribe(self, app: str, event_source: str) -> None:
+        await self._record("subscribe", event_source)
+
+    async def channels(self) -> list[Channel]:
+        await self._record("channels")
+        return [channel(c, state="Up") for c in sorted(self.live)]
+
+    async def channel(self, channel_id: str) -> Channel:
+        await self._record("channel", channel_id)
+        if channel_id not in self.live:
+            raise AriNotFound(f"channel {channel_id} not found", 404)
+        return channel(channel_id, state="Up")
+
+    async def answer(self, channel_id: str) -> None:
+        await self._record("answer", channel_id)
+        self._require(channel_id)
+
+    async def ring(self, channel_id: str) -> None:
+        await self._record("ring", channel_id)
+
+    async def play(self, channel_id: str, media: str | Sequence[str], playback_id: str | None = None) -> str:
+        playback = playback_id or f"pb-{next(self._ids)}"
+        await self._record("play", channel_id, media)
+        self._require(channel_id)
+        if not self.hold_playbacks:
+            self.finish_playback(playback, channel_id)
+        return playback
+
+    def finish_playback(self, playback_id: str, channel_id: str) -> None:
+        asyncio.get_running_loop().call_soon(self.send, PlaybackFinished(
+            "PlaybackFinished", APP, NOW, playback_id=playback_id, target_uri=f"channel:{channel_id}",
+            state="done"))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._record("stop_playback", playback_id)
+
+    async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
+                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None:
+        await self._record("originate", endpoint, app_args, channel_id)
+        if endpoint.endswith("/unregistered"):
+            raise AriError("Allocation failed", 500)
+
+    async def start_moh(self, channel_id: str, moh_class: str) -> None:
+        await self._record("start_moh", channel_id)
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self._record("stop_moh", channel_id)
+
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> None:
+        await self._record("create_bridge", bridge_id, bridge_type)
+        self.bridge_members.setdefault(bridge_id, [])
+
+    async def bridges(self) -> list[Bridge]:
+        await self._record("bridges")
+        return [Bridge(b, tuple(m)) for b, m in self.bridge_members.items()]
+
+    async def bridge(self, bridge_id: str) -> Bridge:
+        await self._record("bridge", bridge_id)
+        if bridge_id not in self.bridge_members:
+            raise AriNotFound(f"bridge {bridge_id} not found", 404)
+        return Bridge(bridge_id, tuple(self.bridge_members[bridge_id]))
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        await self._record("add_to_bridge", bridge_id, tuple(channel_ids))
+        for channel_id in channel_ids:
+            self._require(channel_id)
+        self.bridge_members.setdefault(bridge_id, []).extend(channel_ids)
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self._record("destroy_bridge", bridge_id)
+        self.bridge_members.pop(bridge_id, None)
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self._record("hangup", channel_id, reason)
+        self._require(channel_id)
+        self.live.discard(channel_id)
+        for members in self.bridge_members.values():
+            if channel_id in members:
+                members.remove(channel_id)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self.send, stasis_end(channel_id))
+        loop.call_soon(self.send, destroyed(channel_id))
+
+    def _require(self, channel_id: str) -> None:
+        if channel_id not in self.live:
+            raise AriNotFound(f"Channel not found: {channel_id}", 404)
+
+
+class RecordSink:
+    """The write-behind as the calls see it: what they submitted, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def submit(self, record: Record) -> None:
+        self.records.append(record)
+
+    def of_hop(self, hop_id: int) -> list[Record]:
+        return [r for r in self.records if r.get("hop") == hop_id]
+
+    def summary(self) -> list[tuple[object, ...]]:
+        """(kind, hop, what) per record: the event, the key, the end reason."""
+        return [(r["k"], r.get("hop"), r.get("event") or r.get("digit") or r.get("reason") or "")
+                for r in self.records]
+
+
+class StandInHops:
+    """The hop store: opens cases and hops with increasing ids; `down` raises the outage a
+    PostgreSQL restart gives; `lines_busy` refuses as every line held."""
+
+    def __init__(self) -> None:
+        self.opened: list[Hop] = []
+        self.closed: list[tuple[int, str]] = []
+        self.down = False
+        self.lines_busy = False
+        self.last_agent_id: int | None = None
+        self._ids = itertools.count(1)
+
+    async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
+                                 continue_within_s: int | None = None) -> Hop:
+        await asyncio.sleep(0)
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        if self.lines_busy and line_limit is not None:
+            raise LinesBusy("all lines held")
+        ident = next(self._ids)
+        opened = Hop(id=ident, case_id=100 + ident, seq=1, node=hop.node, channel_id=hop.channel_id,
+                     channel_kind=hop.channel_kind, dialled=hop.dialled, dialled_e164=hop.dialled_e164,
+                     caller_num=hop.caller_num, entered_at=hop.entered_at or NOW, ended_at=None,
+                     end_reason=None, hangup_cause=None, number_id=hop.number_id, hotline_id=hop.hotline_id,
+                     media=hop.media, case_last_agent_id=self.last_agent_id)
+        self.opened.append(opened)
+        return opened
+
+    async def open_hops(self, node: str) -> list[Hop]:
+        return []
+
+    async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
+        return next((h for h in self.opened if h.channel_id == channel_id), None)
+
+    async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
+                        cause_text: str | None = None) -> bool:
+        self.closed.append((hop_id, end_reason))
+        return True
+
+
+class StandInSwitches:
+    """Switch tokens: `token` is the one that opens a video hop (id `hop_id`) in the case of the
+    leg it replaces (`replaces()` says which, once that leg's hop exists)."""
+
+    def __init__(self, token: str, hop_id: int = 900) -> None:
+        self.token = token
+        self.hop_id = hop_id
+        self.from_hop: Hop | None = None
+        self.queue_id: int | None = None
+        self.agent_id: int | None = None
+
+    def replaces(self, hop: Hop, queue_id: int, agent_id: int) -> None:
+        self.from_hop, self.queue_id, self.agent_id = hop, queue_id, agent_id
+
+    async def use(self, token: str, hop: NewHop) -> SwitchUse:
+        if token != self.token or self.from_hop is None:
+            raise SwitchRefused(TokenState.UNKNOWN)
+        video = replace(self.from_hop, id=self.hop_id, seq=2, channel_id=hop.channel_id, media="video",
+                        channel_kind=hop.channel_kind)
+        return SwitchUse(video, self.from_hop.id, True, self.from_hop.hotline_id, self.queue_id,
+                         self.agent_id)
+
+
+def ids_of(prov: Provisioning) -> dict[str, dict[str, int]]:
+    """Row ids as the directory would read them: 1, 2, ... per kind, in name order."""
+    return {kind: {name: n for n, name in enumerate(sorted(prov.section(kind)), start=1)}
+            for kind in Provisioning.KINDS}
+
+
+@dataclass
+class Engine:
+    """One daemon's engine, wired as hotline.daemon wires it, around the fakes."""
+
+    prov: Provisioning
+    logged_in: tuple[str, ...] = ()
+    node: str = "test"
+    ari: RecordingAri = field(init=False)
+    records: RecordSink = field(default_factory=RecordSink)
+    hops: StandInHops = field(default_factory=StandInHops)
+    queues: QueueManager = field(default_factory=QueueManager)
+    switches: StandInSwitches | None = None
+    ctx: CallContext = field(init=False)
+    router: Router = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ari = RecordingAri(self._emit)
+        directory = Directory("postgresql://unused")
+        presence = {name: AgentPresence(name, logged_in_since=NOW) for name in self.logged_in}
+        directory.snapshot = Snapshot(self.prov, ids_of(self.prov), presence)
+        self.queues.provision(self.prov)
+        self.queues.presence({n: True for n in self.logged_in}, {})
+        for name in self.logged_in:
+            self.queues.device(self.prov.agents[name].endpoint, "NOT_INUSE")
+        self.ctx = CallContext(
+            ari=self.ari, contacts=self.hops, records=self.records, directory=directory, queues=self.queues,
+            watch=lambda c, inbox: self.router.watch(c, inbox), unwatch=lambda c: self.router.unwatch(c),
+            node=self.node, app=APP, hangup_grace_s=1.0, store_open_patience_s=0.2, store_patience_s=5.0,
+            find_call=lambda hop_id: self.router.call_of_hop(hop_id), ring_grace_s=0.2,
+            conference_legs=lambda case_id: self.router.conference_legs(case_id),
+            switches=self.switches)
+        self.router = Router(self.ctx)
+
+    def _emit(self, event: AriEvent) -> None:
+        asyncio.ensure_future(self.router.on_event(event))
+
+    def call_in(self, channel_id: str, dialled: str, *, caller: str = "89165551234",
+                extra: Sequence[str] = ()) -> str:
+        """A call enters Stasis from the dialplan's inbound context."""
+        self.ari.live.add(channel_id)
+        self.ari.send(stasis_start(channel(channel_id, caller), "inbound", dialled, *extra))
+        return channel_id
+
+    def call(self, channel_id: str) -> InboundCall:
+        return self.router.calls[channel_id]
+
+    async def settle(self, seconds: float = 0.05) -> None:
+        """Let the calls' tasks run until they wait on something."""
+        await asyncio.sleep(seconds)
+
+    async def ended(self, timeout: float = 3.0) -> None:
+        """Until every call's task is done."""
+        await self.settle(0.01)  # events emitted a moment ago start their calls first
+        async with asyncio.timeout(timeout):
+            while self.router._tasks:
+                await asyncio.gather(*list(self.router._tasks), return_exceptions=True)
