@@ -34,7 +34,15 @@ import psycopg
 
 from hotline.asterisk.ami import AmiSession
 from hotline.config import Settings
-from hotline.errors import AmiError, AsteriskError, ConfigError, HotlineError, NumberError, StoreError
+from hotline.errors import (
+    AmiError,
+    AsteriskError,
+    ConfigError,
+    HotlineError,
+    NumberError,
+    StoreError,
+    UnsafeConfigValue,
+)
 from hotline.media import WEB_ENDPOINT, endpoint_codecs
 from hotline.numbers import normalise
 from hotline.provision.model import Agent, Number, Provisioning
@@ -58,10 +66,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # open a section, `"` `<` `>` delimit the caller id. Control characters break lines.
 _UNSAFE_CHARS = frozenset(';[]\\"<>')
 _RELOAD_RETRIES = 5  # Asterisk refuses a reload while another one runs (a concurrent apply, lab up)
-
-
-class UnsafeConfigValue(HotlineError, ValueError):
-    """A value headed for Asterisk config would change its meaning (injection) or is malformed."""
 
 
 @dataclass(frozen=True)

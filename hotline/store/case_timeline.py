@@ -10,11 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from hotline.errors import HotlineError
-
-
-class CaseNotFound(HotlineError):
-    pass
+from hotline.errors import CaseNotFound
 
 
 @dataclass(frozen=True)

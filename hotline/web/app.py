@@ -18,7 +18,7 @@ import jinja2
 from aiohttp import hdrs, web
 from yarl import URL
 
-from hotline.errors import ConfigError, HotlineError
+from hotline.errors import ConfigError, HotlineError, WebRefusal
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,6 @@ class WebBackend(Protocol):
     def live_queues(self) -> list[dict[str, object]]:
         """The live queue state, JSON-able."""
         ...
-
-
-class WebRefusal(HotlineError):
-    """The backend refuses a web request; `status` is the HTTP status the client gets."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 # What a customer is told for each token that is not VALID: (HTTP status, heading, advice).

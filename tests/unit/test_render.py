@@ -14,13 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hotline.config import Settings
-from hotline.errors import AmiError, AsteriskError, ConfigError
+from hotline.errors import AmiError, AsteriskError, ConfigError, UnsafeConfigValue
 from hotline.provision.model import Agent, Number, Provisioning
 from hotline.render import (
     DIALPLAN_FILE,
     HEADER,
     PJSIP_FILE,
-    UnsafeConfigValue,
     apply,
     dialled_forms,
     render,
