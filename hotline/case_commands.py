@@ -1,5 +1,5 @@
 """`hotline case show|switch`: one case's timeline across channels, and moving its live call to
-video. Thin: the store and hotline.switch_links do the work."""
+video. Thin: the store and hotline.web.switch_links do the work."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
 from hotline.store.db import connect, open_pool
 from hotline.store.switches import Switches
-from hotline.switch_links import SwitchLink, request_switch
+from hotline.web.switch_links import SwitchLink, request_switch
 
 
 @click.group("case")

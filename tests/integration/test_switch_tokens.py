@@ -21,8 +21,8 @@ from hotline.config import Settings
 from hotline.store.contacts import Contacts, Hop, NewHop, QueueEvent
 from hotline.store.db import open_pool
 from hotline.store.switches import Switches, SwitchNotPossible, SwitchRefused, TokenState
-from hotline.switch_links import request_switch
 from hotline.web.app import start_web
+from hotline.web.switch_links import request_switch
 
 from support.checks import rows
 

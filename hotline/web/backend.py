@@ -19,8 +19,8 @@ from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts, Hop
 from hotline.store.db import STORE_DOWN
 from hotline.store.switches import Switches, SwitchNotPossible, TokenState
-from hotline.switch_links import request_switch
 from hotline.web.app import SwitchCheck
+from hotline.web.switch_links import request_switch
 
 log = logging.getLogger(__name__)
 
