@@ -1,7 +1,7 @@
 """`hotline stats queues|agents|hotlines|numbers|channels|cases|live`: the supervisor's figures from
 the command line. Thin: parse the period, call hotline.store.stats, print.
 
-Periods default to today in the contact centre's time zone (see hotline.stats_range).
+Periods default to today in the contact centre's time zone (see hotline.stats.period).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -18,55 +17,14 @@ from psycopg import AsyncConnection
 
 from hotline.cli_common import clear_errors, settings_of
 from hotline.errors import StatsError, StoreError
-from hotline.stats_output import FORMATS, Column, columns, json_text, render, table, title
-from hotline.stats_range import Period, default_tz, machine_tz, period
+from hotline.stats.output import FORMATS
+from hotline.stats.period import Period, default_tz, machine_tz, period
+from hotline.stats.reports import live_queue_rows, live_text, report_text
 from hotline.store import live_state, stats
 from hotline.store.db import connect, describe_dsn
 
 T = TypeVar("T")
 WATCH_REFRESH_S = 1.0  # waits on screen advance at least this often, with or without a NOTIFY
-
-# The table's columns per report (JSON and CSV carry every column of the SQL function).
-TABLES: dict[str, list[Column]] = {
-    "queues": columns(
-        ("queue", "QUEUE"), ("offered", "OFFERED"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"),
-        ("short_abandons", "SHORT"), ("overflowed", "OVERFLOW"), ("refused", "REFUSED"), ("busy", "BUSY"),
-        ("closed", "CLOSED"),
-        ("failed", "FAILED"), ("service_level_pct", "SL%"), ("sl_answered_pct", "SL/ANS%"),
-        ("sl_offered_pct", "SL+AB%"), ("abandon_rate_pct", "ABAND%"), ("asa_s", "ASA"), ("aht_s", "AHT"),
-        ("avg_wait_s", "AVG WAIT"), ("max_wait_s", "MAX WAIT")),
-    "agents": columns(
-        ("agent", "AGENT"), ("rung", "RUNG"), ("answered", "ANSWERED"), ("missed", "MISSED"),
-        ("talk_s", "TALK"), ("wrapup_s", "WRAPUP"), ("aht_s", "AHT"), ("logged_in_s", "LOGGED IN"),
-        ("paused_s", "PAUSED"), ("occupancy_pct", "OCC%"), ("pause_by_reason", "PAUSES")),
-    "hotlines": columns(
-        ("hotline", "HOTLINE"), ("calls", "CALLS"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"),
-        ("busy", "BUSY"), ("closed", "CLOSED"), ("overflowed", "OVERFLOW"), ("failed", "FAILED"),
-        ("switched", "SWITCHED"), ("in_progress", "NOW"), ("answered_pct", "ANS%"),
-        ("avg_answer_s", "AVG ANSWER"), ("max_answer_s", "MAX ANSWER")),
-    "numbers": columns(
-        ("number", "NUMBER"), ("kind", "KIND"), ("hotline", "HOTLINE"), ("line_limit", "LINES"),
-        ("calls", "CALLS"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("busy", "BUSY"),
-        ("busy_pct", "BUSY%"), ("closed", "CLOSED"), ("failed", "FAILED"), ("peak_lines", "PEAK LINES")),
-    "channels": columns(
-        ("channel_kind", "CHANNEL"), ("media", "MEDIA"), ("calls", "CALLS"), ("cases", "CASES"),
-        ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("busy", "BUSY"), ("switched", "SWITCHED"),
-        ("avg_answer_s", "AVG ANSWER")),
-    "cases": columns(
-        ("cases", "CASES"), ("hops", "HOPS"), ("hops_per_case", "HOPS/CASE"),
-        ("multi_hop_cases", "MULTI-HOP"), ("switched_cases", "SWITCHED"), ("answered_cases", "ANSWERED"),
-        ("avg_first_answer_s", "AVG 1ST ANSWER"), ("max_first_answer_s", "MAX 1ST ANSWER")),
-}
-# How many leading columns of each table name the row's subject (the bucket column follows them).
-SUBJECT_COLUMNS = {"queues": 1, "agents": 1, "hotlines": 1, "numbers": 1, "channels": 2, "cases": 0}
-LIVE_QUEUES = columns(
-    ("queue", "QUEUE"), ("waiting", "WAITING"), ("longest_wait_s", "LONGEST"), ("agents_free", "FREE"),
-    ("agents_ringing", "RINGING"), ("agents_busy", "BUSY"), ("agents_wrapup", "WRAPUP"),
-    ("agents_paused", "PAUSED"), ("agents_logged_out", "OUT"), ("offered", "TODAY"),
-    ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("service_level_pct", "SL%"),
-    ("age_s", "AGE"))
-LIVE_AGENTS = columns(("agent", "AGENT"), ("state", "STATE"), ("in_state_s", "FOR"))
-
 
 @click.group("stats")
 def stats_group() -> None:
@@ -101,9 +59,7 @@ def _report_command(name: str, doc: str, *, short_abandon: bool = False) -> clic
 
         async def go(conn: AsyncConnection) -> str:
             p = await _period_in_zone(conn, since, until, interval, tz)
-            rows = await stats.report(conn, name, p, **extra)
-            text = render(rows, fmt, TABLES[name], p.zone, p.bucket, SUBJECT_COLUMNS[name])
-            return f"{title(name, p.since, p.until, p.zone, p.bucket)}\n{text}" if fmt == "table" else text
+            return report_text(name, await stats.report(conn, name, p, **extra), fmt, p)
 
         _check_period(since, until, interval, tz)  # bad input is refused before the database is asked
         click.echo(_with_db(_dsn(ctx), go))
@@ -178,28 +134,9 @@ def live(ctx: click.Context, watch: bool, tz: str | None, fmt: str) -> None:
 
 async def _live_text(conn: AsyncConnection, tz: str | None, fmt: str) -> str:
     p = await _period_in_zone(conn, None, None, None, tz)
-    queues = await _live_queues(conn, p)
-    agents = await stats.live_agents(conn)
-    if fmt == "json":
-        return json_text({"queues": queues, "agents": agents}, p.zone)
-    if fmt == "csv":
-        return render(queues, fmt, [], p.zone, None)
-    now = datetime.now(p.zone).strftime("%Y-%m-%d %H:%M:%S")
-    return (f"live, {now} ({p.zone.key}); waits and times in seconds, TODAY since midnight\n"
-            f"{table(queues, LIVE_QUEUES, p.zone)}\n\n{table(agents, LIVE_AGENTS, p.zone)}")
-
-
-async def _live_queues(conn: AsyncConnection, p: Period) -> list[dict[str, Any]]:
-    """The live rows with today's offered/answered/abandoned/SL% of each queue alongside."""
-    today = {r["queue_id"]: r for r in await stats.report(conn, "queues", p)}
-    rows = []
-    for q in await stats.live_queues(conn):
-        figures = today.get(q["queue_id"], {})
-        row = {**q, **{k: figures.get(k, 0) for k in ("offered", "answered", "abandoned")},
-               "service_level_pct": figures.get("service_level_pct")}
-        row["age_s"] = max(0, int((datetime.now(p.zone) - q["updated_at"]).total_seconds()))
-        rows.append(row)
-    return rows
+    today = await stats.report(conn, "queues", p)
+    queues = live_queue_rows(await stats.live_queues(conn), today, p.zone)
+    return live_text(queues, await stats.live_agents(conn), fmt, p.zone)
 
 
 async def _watch(conn: AsyncConnection, dsn: str, tz: str | None) -> NoReturn:
