@@ -112,7 +112,7 @@ def lab() -> None:
 
 
 def _lab() -> Any:
-    from hotline.asterisk.lab import Lab
+    from hotline.lab import Lab
 
     return Lab(PROJECT_DIR)
 

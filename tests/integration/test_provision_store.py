@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import AsyncConnection
 
-from hotline.asterisk.lab import Lab
 from hotline.errors import ProvisionError
+from hotline.lab import Lab
 from hotline.provision import changes, export, parse
 from hotline.provision.model import Provisioning
 from hotline.provision.plan import merge
