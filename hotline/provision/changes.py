@@ -1,44 +1,4 @@
-"""Every provisioning change, from a file or a CLI verb, goes through here: under one lock, read
-the live state, build the desired one, validate it whole, diff, write, notify the daemon."""
+"""For the engine merge only: engine/directory.py imports NOTIFY_CHANNEL from here. The channel is
+hotline.store.provisioning_changes.NOTIFY_CHANNEL; delete this module when the engine imports that."""
 
-from __future__ import annotations
-
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from psycopg import AsyncConnection
-
-from hotline.provision import parse
-from hotline.provision.model import Provisioning
-from hotline.provision.plan import Plan, diff, merge
-from hotline.provision.validate import validate
-from hotline.store import provisioning as store
-
-# The daemon LISTENs on this channel and reloads provisioning when it fires.
-NOTIFY_CHANNEL = "hotline_provisioning"
-
-
-async def change(conn: AsyncConnection, edit: Callable[[Provisioning], Provisioning], *,
-                 dry_run: bool = False) -> Plan:
-    """Apply `edit` to the live provisioning in one transaction; nothing is written on any error."""
-    async with conn.transaction():
-        await store.lock(conn)
-        current = await store.load(conn)
-        desired = edit(current)
-        validate(desired)
-        plan = diff(current, desired)
-        if not dry_run and not plan.empty:
-            await store.write(conn, desired, plan)
-            await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-    return plan
-
-
-async def apply_document(conn: AsyncConnection, doc: Mapping[str, Any], *, prune: bool = False,
-                         dry_run: bool = False, region: str = "RU") -> Plan:
-    """`hotline provision FILE`: the file's objects over the live ones (only them, with prune)."""
-    wanted = parse.provisioning(doc, region)
-    return await change(conn, lambda current: merge(current, wanted, prune=prune), dry_run=dry_run)
-
-
-async def current(conn: AsyncConnection) -> Provisioning:
-    return await store.load(conn)
+NOTIFY_CHANNEL = "hotline_provisioning"  # for the engine merge: equal to store.provisioning_changes'

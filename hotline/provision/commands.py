@@ -21,10 +21,11 @@ import click
 from hotline.cli_common import clear_errors, settings_of
 from hotline.config import Settings
 from hotline.errors import ProvisionError
-from hotline.provision import changes, export, parse
+from hotline.provision import export, parse
 from hotline.provision.model import STRATEGIES, Provisioning
 from hotline.provision.plan import Plan
 from hotline.provision.validate import validate
+from hotline.store import provisioning_changes as changes
 from hotline.store.db import connect
 
 Edit = Callable[[Provisioning], Provisioning]

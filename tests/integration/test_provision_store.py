@@ -20,9 +20,10 @@ from psycopg import AsyncConnection
 
 from hotline.errors import ProvisionError
 from hotline.lab import Lab
-from hotline.provision import changes, export, parse
+from hotline.provision import export, parse
 from hotline.provision.model import Provisioning
 from hotline.provision.plan import merge
+from hotline.store import provisioning_changes as changes
 from hotline.store.migrations import migrate
 from hotline.store.provisioning import PROVISIONING_LOCK
 
