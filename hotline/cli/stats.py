@@ -1,30 +1,36 @@
 """`hotline stats queues|agents|hotlines|numbers|channels|cases|live`: the supervisor's figures from
-the command line. Thin: parse the period, call hotline.store.stats, print.
+the command line. Thin: parse the period, call hotline.store.stats, print with hotline.stats.
 
 Periods default to today in the contact centre's time zone (see hotline.stats.period).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn
 
 import click
-import psycopg
 from psycopg import AsyncConnection
 
-from hotline.cli_common import clear_errors, settings_of
-from hotline.errors import StatsError, StoreError
+from hotline.cli.common import options, run_with_db, settings_of
+from hotline.errors import StatsError
 from hotline.stats.output import FORMATS
 from hotline.stats.period import Period, default_tz, machine_tz, period
 from hotline.stats.reports import live_queue_rows, live_text, report_text
 from hotline.store import live_state, stats
-from hotline.store.db import connect, describe_dsn
+from hotline.store.db import connect
 
-T = TypeVar("T")
 WATCH_REFRESH_S = 1.0  # waits on screen advance at least this often, with or without a NOTIFY
+
+REPORTS = [
+    ("queues", "Per queue: offered, answered, abandoned, service level, ASA, AHT, waits."),
+    ("agents", "Per agent: rung, answered, missed, talk, wrap-up, logged-in and pause time, occupancy."),
+    ("hotlines", "Per hotline: calls by how they ended (busy: refused, every line taken), answer times."),
+    ("numbers", "Per number (city, 8-800, video): calls, busy refusals, peak lines in use."),
+    ("channels", "Per channel kind and media: calls, cases, answered, switched."),
+    ("cases", "Per case: hops per case, channel switches, time to first answer across hops."),
+]
+
 
 @click.group("stats")
 def stats_group() -> None:
@@ -37,21 +43,20 @@ def stats_group() -> None:
     """
 
 
-def _period_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--since", help="Start (default: today)."),
-        click.option("--until", help="End, not included (default: the end of --since's day, or now)."),
-        click.option("--interval", help="Rows per 15m, 30m, hour or day (default: one row for the period)."),
-        click.option("--tz", help="Time zone of days (default: the hotlines', else the machine's)."),
-        click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv."),
-    ]):
-        func = option(func)
-    return func
+_period_options = options(
+    click.option("--since", help="Start (default: today)."),
+    click.option("--until", help="End, not included (default: the end of --since's day, or now)."),
+    click.option("--interval", help="Rows per 15m, 30m, hour or day (default: one row for the period)."),
+    click.option("--tz", help="Time zone of days (default: the hotlines', else the machine's)."),
+    click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv."),
+)
+_short_abandon_option = click.option(
+    "--short-abandon", "short_abandon_s", type=click.IntRange(0, 3600), default=5, show_default=True,
+    help="Abandons shorter than this many seconds are short.")
 
 
 def _report_command(name: str, doc: str, *, short_abandon: bool = False) -> click.Command:
     @click.pass_context
-    @clear_errors
     def command(ctx: click.Context, since: str | None, until: str | None, interval: str | None,
                 tz: str | None, fmt: str, short_abandon_s: int | None = None) -> None:
         _check_format(fmt)
@@ -62,14 +67,12 @@ def _report_command(name: str, doc: str, *, short_abandon: bool = False) -> clic
             return report_text(name, await stats.report(conn, name, p, **extra), fmt, p)
 
         _check_period(since, until, interval, tz)  # bad input is refused before the database is asked
-        click.echo(_with_db(_dsn(ctx), go))
+        click.echo(run_with_db(ctx, go))
 
     command.__doc__ = doc
     command = _period_options(command)
     if short_abandon:
-        command = click.option("--short-abandon", "short_abandon_s", type=click.IntRange(0, 3600),
-                               default=5, show_default=True,
-                               help="Abandons shorter than this many seconds are short.")(command)
+        command = _short_abandon_option(command)
     return click.command(name)(command)
 
 
@@ -89,28 +92,6 @@ async def _period_in_zone(conn: AsyncConnection, since: str | None, until: str |
     return period(since, until, interval, zone)
 
 
-def _dsn(ctx: click.Context) -> str:
-    settings = settings_of(ctx)
-    settings.require("dsn")
-    return settings.dsn
-
-
-def _with_db(dsn: str, action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    async def go() -> T:
-        conn = await connect(dsn)
-        async with conn:
-            try:
-                return await action(conn)
-            except psycopg.OperationalError as exc:
-                raise StoreError(f"database {describe_dsn(dsn)} went away: {_first_line(exc)}") from None
-    return asyncio.run(go())
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 # -- live ---------------------------------------------------------------------------------------
 
 @click.command("live")
@@ -118,16 +99,19 @@ def _first_line(exc: BaseException) -> str:
 @click.option("--tz", help="Time zone of 'today' (default: the hotlines', else the machine's).")
 @click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv (queues).")
 @click.pass_context
-@clear_errors
 def live(ctx: click.Context, watch: bool, tz: str | None, fmt: str) -> None:
     """Queues and agents now: who waits and for how long, agents by state, today's figures."""
     _check_format(fmt)
     if watch and fmt != "table":
         raise StatsError("--watch draws a table: leave out --format")
     _check_period(None, None, None, tz)
-    dsn = _dsn(ctx)
+
+    async def show(conn: AsyncConnection) -> str:
+        if watch:
+            await _watch(conn, settings_of(ctx).dsn, tz)
+        return await _live_text(conn, tz, fmt)
     try:
-        click.echo(_with_db(dsn, lambda conn: _watch(conn, dsn, tz) if watch else _live_text(conn, tz, fmt)))
+        click.echo(run_with_db(ctx, show))
     except KeyboardInterrupt:
         sys.exit(0)
 
@@ -152,21 +136,6 @@ async def _watch(conn: AsyncConnection, dsn: str, tz: str | None) -> NoReturn:
                 pass
 
 
-# -- registration -------------------------------------------------------------------------------
-
-for _name, _doc in [
-    ("queues", "Per queue: offered, answered, abandoned, service level, ASA, AHT, waits."),
-    ("agents", "Per agent: rung, answered, missed, talk, wrap-up, logged-in and pause time, occupancy."),
-    ("hotlines", "Per hotline: calls by how they ended (busy: refused, every line taken), answer times."),
-    ("numbers", "Per number (city, 8-800, video): calls, busy refusals, peak lines in use."),
-    ("channels", "Per channel kind and media: calls, cases, answered, switched."),
-    ("cases", "Per case: hops per case, channel switches, time to first answer across hops."),
-]:
+for _name, _doc in REPORTS:
     stats_group.add_command(_report_command(_name, _doc, short_abandon=_name == "queues"))
 stats_group.add_command(live)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(stats_group)
-
-
