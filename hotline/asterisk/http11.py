@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hotline.errors import HttpError  # asterisk/ari.py imports it from here: for the engine merge
+from hotline.errors import HttpError as HttpError  # asterisk/ari.py imports it here: for the engine merge
 
 
 @dataclass

@@ -74,7 +74,7 @@ def _first_line(exc: BaseException) -> str:
 @click.option("--ari-app", help="Stasis application name (HOTLINE_ARI_APP, default hotline).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
-def main(ctx: click.Context, config_file: Path | None, verbose: int, **cli: str | None) -> None:
+def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: str | None) -> None:
     """hotline: telephone and video hotlines on Asterisk (ARI + AMI + PostgreSQL)."""
     ctx.obj = {"cli": cli, "config_file": config_file}
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)

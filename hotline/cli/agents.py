@@ -48,7 +48,7 @@ def _agent_edit(name: str, options: Given, *, create: bool) -> Edit:
 @click.argument("name")
 @_agent_options
 @click.pass_context
-def agent_add(ctx: click.Context, name: str, **options: object) -> None:
+def agent_add(ctx: click.Context, /, name: str, **options: object) -> None:
     """Add an agent."""
     report(run_edit(ctx, _agent_edit(name, given(**options), create=True)))
 
@@ -57,7 +57,7 @@ def agent_add(ctx: click.Context, name: str, **options: object) -> None:
 @click.argument("name")
 @_agent_options
 @click.pass_context
-def agent_set(ctx: click.Context, name: str, **options: object) -> None:
+def agent_set(ctx: click.Context, /, name: str, **options: object) -> None:
     """Change an agent (only what is given)."""
     report(run_edit(ctx, _agent_edit(name, given(**options), create=False)))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 
 import click
 from psycopg import AsyncConnection
@@ -123,7 +124,8 @@ def _as_text(t: CaseTimeline) -> str:
 
 
 def _as_json(t: CaseTimeline) -> dict[str, object]:
-    return {"case": t.case, "hops": t.hops, "switches": t.switches, "participants": t.participants,
+    return {"case": t.case, "hops": t.hops, "switches": [asdict(s) for s in t.switches],
+            "participants": [asdict(p) for p in t.participants],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}

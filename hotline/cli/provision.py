@@ -151,7 +151,7 @@ def _queue_edit(name: str, options: Given, *, create: bool) -> Edit:
 @click.argument("name")
 @_queue_options
 @click.pass_context
-def queue_add(ctx: click.Context, name: str, **options: object) -> None:
+def queue_add(ctx: click.Context, /, name: str, **options: object) -> None:
     """Add a queue."""
     report(run_edit(ctx, _queue_edit(name, given(**options), create=True)))
 
@@ -160,7 +160,7 @@ def queue_add(ctx: click.Context, name: str, **options: object) -> None:
 @click.argument("name")
 @_queue_options
 @click.pass_context
-def queue_set(ctx: click.Context, name: str, **options: object) -> None:
+def queue_set(ctx: click.Context, /, name: str, **options: object) -> None:
     """Change a queue's settings (only those given)."""
     report(run_edit(ctx, _queue_edit(name, given(**options), create=False)))
 
@@ -231,7 +231,7 @@ def _hotline_edit(name: str, options: Given, *, create: bool) -> Edit:
 @click.argument("name")
 @_hotline_options
 @click.pass_context
-def hotline_add(ctx: click.Context, name: str, holiday: tuple[str, ...], region: tuple[str, ...],
+def hotline_add(ctx: click.Context, /, name: str, holiday: tuple[str, ...], region: tuple[str, ...],
                 **options: object) -> None:
     """Add a hotline (--entry is required)."""
     report(run_edit(ctx, _hotline_edit(name, _hotline_given(holiday, region, **options), create=True)))
@@ -241,7 +241,7 @@ def hotline_add(ctx: click.Context, name: str, holiday: tuple[str, ...], region:
 @click.argument("name")
 @_hotline_options
 @click.pass_context
-def hotline_set(ctx: click.Context, name: str, holiday: tuple[str, ...], region: tuple[str, ...],
+def hotline_set(ctx: click.Context, /, name: str, holiday: tuple[str, ...], region: tuple[str, ...],
                 **options: object) -> None:
     """Change a hotline (only what is given; --hours, --holiday, --region replace their lists)."""
     report(run_edit(ctx, _hotline_edit(name, _hotline_given(holiday, region, **options), create=False)))
@@ -325,7 +325,7 @@ def ivr() -> None:
 @click.option("--timeout-prompt")
 @click.option("--option", "option_specs", multiple=True, help="'1=queue:support' (repeat).")
 @click.pass_context
-def ivr_add(ctx: click.Context, name: str, option_specs: tuple[str, ...], **options: object) -> None:
+def ivr_add(ctx: click.Context, /, name: str, option_specs: tuple[str, ...], **options: object) -> None:
     """Add a menu (or replace it when it exists)."""
     table = {**given(**options), "options": pairs("option", option_specs)}
     menu = parse.menu(name, table)

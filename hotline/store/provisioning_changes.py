@@ -5,7 +5,6 @@ not in provision/: provision/ describes provisioning, the store keeps it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from psycopg import AsyncConnection
 
@@ -34,7 +33,7 @@ async def change(conn: AsyncConnection, edit: Callable[[Provisioning], Provision
     return plan
 
 
-async def apply_document(conn: AsyncConnection, doc: Mapping[str, Any], *, prune: bool = False,
+async def apply_document(conn: AsyncConnection, doc: Mapping[str, object], *, prune: bool = False,
                          dry_run: bool = False, region: str = "RU") -> Plan:
     """`hotline provision FILE`: the file's objects over the live ones (only them, with prune)."""
     wanted = parse.provisioning(doc, region)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import jinja2
@@ -231,13 +231,13 @@ class _Site:
             "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers}
         return self._render("customer.html", title=heading, heading=heading, call_label=label, config=config)
 
-    def _sip_config(self, role: str) -> dict[str, Any]:
+    def _sip_config(self, role: str) -> dict[str, object]:
         return {"role": role, "wsUrl": self.config.sip_ws_url, "domain": self.config.sip_domain}
 
     def _refusal(self, status: int, heading: str, advice: str) -> web.Response:
         return self._render("refusal.html", status=status, title=heading, heading=heading, advice=advice)
 
-    def _render(self, name: str, *, status: int = 200, **context: Any) -> web.Response:
+    def _render(self, name: str, *, status: int = 200, **context: object) -> web.Response:
         html = self.templates.get_template(name).render(
             bundle_built=self.bundle_built, not_built=NOT_BUILT, **context)
         return web.Response(text=html, status=status, content_type="text/html")
