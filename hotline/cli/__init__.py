@@ -50,7 +50,7 @@ def outage_line(ctx: click.Context, exc: BaseException) -> str:
         return f"database {_database(ctx)}{' went away' if lost else ''}: {_first_line(exc)}"
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
-    return f"connection failed: {exc}"
+    return f"connection failed: {_first_line(exc)}"
 
 
 def _database(ctx: click.Context) -> str:

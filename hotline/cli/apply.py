@@ -22,9 +22,10 @@ from pathlib import Path
 
 import click
 import psycopg
+from psycopg import AsyncConnection
 
 from hotline.asterisk.ami import AmiSession
-from hotline.cli.common import settings_of
+from hotline.cli.common import run_with_db, settings_of
 from hotline.config import Settings
 from hotline.errors import AmiError, AsteriskError, ConfigError, HotlineError, StoreError
 from hotline.provision.model import Provisioning
@@ -39,7 +40,7 @@ from hotline.provision.render import (
     render,
 )
 from hotline.store import migrations, provisioning
-from hotline.store.db import connect, describe_dsn
+from hotline.store.db import describe_dsn
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ def apply_command(ctx: click.Context, conf_dir: Path | None, no_reload: bool) ->
     settings = settings_of(ctx)
     if conf_dir is not None:
         settings = replace(settings, asterisk_conf_dir=str(conf_dir))
-    result = asyncio.run(apply_from_database(settings, reload=not no_reload))
+    settings.require("dsn")
+    conf_dir_of(settings)  # before touching anything else
+    prov = run_with_db(ctx, lambda conn: live_provisioning(conn, settings.dsn))
+    result = asyncio.run(apply_and_reload(prov, settings, reload=not no_reload))
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     for line in result.lines():
@@ -203,11 +207,8 @@ async def apply(prov: Provisioning, settings: Settings, ami: AmiSession | None) 
     return replace(result, reloads=tuple(reloads))
 
 
-async def apply_from_database(settings: Settings, *, reload: bool = True) -> ApplyResult:
-    """What `hotline apply` does: provisioning from the database, AMI if configured, apply."""
-    settings.require("dsn")
-    conf_dir_of(settings)  # before touching anything else
-    prov = await load_provisioning(settings.dsn)
+async def apply_and_reload(prov: Provisioning, settings: Settings, *, reload: bool = True) -> ApplyResult:
+    """Apply, with an AMI session when one is configured and reloading is wanted."""
     if not reload or not settings.ami_url:
         why = "--no-reload" if not reload else "no AMI URL set"
         return replace(await apply(prov, settings, None), not_reloaded_because=why)
@@ -219,19 +220,17 @@ async def apply_from_database(settings: Settings, *, reload: bool = True) -> App
         await ami.close()
 
 
-async def load_provisioning(dsn: str) -> Provisioning:
-    """The live provisioning; StoreError (never a traceback) when the database cannot give it."""
-    conn = await connect(dsn)
-    async with conn:
-        try:
-            todo = await migrations.pending(conn)
-            if todo:
-                raise StoreError(f"database {describe_dsn(dsn)} has {len(todo)} migration(s) pending: "
-                                 f"run `hotline db migrate` (nothing written)")
-            return await provisioning.load(conn)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot read provisioning from {describe_dsn(dsn)}: "
-                             f"{str(exc).strip().splitlines()[0]}") from None
+async def live_provisioning(conn: AsyncConnection, dsn: str) -> Provisioning:
+    """The live provisioning of an up-to-date schema; StoreError naming `dsn`'s database otherwise."""
+    try:
+        todo = await migrations.pending(conn)
+        if todo:
+            raise StoreError(f"database {describe_dsn(dsn)} has {len(todo)} migration(s) pending: "
+                             f"run `hotline db migrate` (nothing written)")
+        return await provisioning.load(conn)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot read provisioning from {describe_dsn(dsn)}: "
+                         f"{str(exc).strip().splitlines()[0]}") from None
 
 
 @dataclass(frozen=True)
