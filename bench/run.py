@@ -28,7 +28,7 @@ import psycopg
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from hotline.asterisk.lab import Lab  # noqa: E402
+from hotline.lab import Lab  # noqa: E402
 from hotline.store.migrations import migrate  # noqa: E402
 
 SCENARIOS = Path(__file__).parent / "scenarios"

@@ -132,7 +132,7 @@ def scratch_dsn(admin_dsn: str, name: str) -> str:
 
 
 def admin_dsn_of_lab() -> str:
-    from hotline.asterisk.lab import Lab  # reads the lab's generated password; starts nothing
+    from hotline.lab import Lab  # reads the lab's generated password; starts nothing
 
     return Lab(PROJECT_DIR).admin_dsn()
 

@@ -29,7 +29,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
 from bench.run import cpu_s, free_udp_port, rss_kb  # noqa: E402
-from hotline.asterisk.lab import Lab  # noqa: E402
+from hotline.lab import Lab  # noqa: E402
 
 SCENARIO = Path(__file__).parent / "scenarios" / "caller_waits.xml"
 NUMBER, DIAL = "+74950009800", "84950009800"

@@ -9,7 +9,6 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from hotline.errors import ConfigError
@@ -177,16 +176,16 @@ def _redact(url: str) -> str:
 
 
 def load_settings(
-    cli: Mapping[str, Any] | None = None,
+    cli: Mapping[str, str | None] | None = None,
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
 ) -> Settings:
     """Build Settings from the four layers; later layers win, None/empty CLI values are ignored."""
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    values: dict[str, str] = {}
     values.update(_from_file(_config_path(environ, config_file)))
     values.update(_from_env(environ))
-    values.update({k: v for k, v in (cli or {}).items() if v not in (None, "")})
+    values.update({k: v for k, v in (cli or {}).items() if v})  # None or empty: not given
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -202,7 +201,7 @@ def _config_path(environ: Mapping[str, str], explicit: Path | None) -> Path | No
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
-def _from_file(path: Path | None) -> dict[str, Any]:
+def _from_file(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}
     try:

@@ -28,9 +28,9 @@ from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN, open_pool
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
-from hotline.switch_links import request_switch
 from hotline.web.app import WebConfig, make_app, start_web
-from hotline.web_backend import DaemonWebBackend
+from hotline.web.backend import DaemonWebBackend
+from hotline.web.switch_links import request_switch
 
 log = logging.getLogger(__name__)
 

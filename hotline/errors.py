@@ -45,6 +45,15 @@ class AriNotFound(AriError):
     """The ARI resource (channel, bridge, ...) does not exist (any more)."""
 
 
+class HttpError(AsteriskError):
+    """Asterisk's HTTP server could not be reached or broke the protocol (no HTTP status to report);
+    the ARI client turns it into an AriError naming the request."""
+
+
+class UnsafeConfigValue(HotlineError, ValueError):
+    """A value headed for Asterisk config would change its meaning (injection) or is malformed."""
+
+
 class InvalidEvent(HotlineError):
     """An AMI or ARI event lacks a field hotline relies on; logged once, then dropped."""
 
@@ -57,9 +66,49 @@ class ProvisionError(HotlineError, ValueError):
     """Provisioning input is malformed or inconsistent; names the field and the value."""
 
 
+class CaseNotFound(HotlineError):
+    """No case has the id asked for."""
+
+
 class AgentStateError(HotlineError):
     """An agent presence change (login, logout, pause, unpause) is refused; names the agent."""
 
 
 class StatsError(HotlineError, ValueError):
     """A statistics request is malformed (a date, an interval, a time zone, a range)."""
+
+
+class IllegalTransition(HotlineError):
+    """An agent was asked to do what its status does not allow (ring a paused agent, answer a
+    call that is not ringing, ...): a bug in the caller, named with the agent and its status."""
+
+    def __init__(self, agent: str, action: str, status: str, why: str) -> None:
+        super().__init__(f"agent {agent}: cannot {action} while {status} ({why})")
+        self.agent = agent
+        self.action = action
+        self.status = status
+
+
+class UnknownMenu(HotlineError, LookupError):
+    """A target names a menu that provisioning does not have (validation should prevent it)."""
+
+
+class SwitchRefused(HotlineError):
+    """A switch token that opens nothing; `state` (hotline.store.switches.TokenState) says why."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"switch token {state}")
+        self.state = state
+
+
+class SwitchNotPossible(HotlineError):
+    """The leg cannot be switched now (unknown, ended, or not talking with an agent)."""
+
+
+class WebRefusal(HotlineError):
+    """The web backend refuses a request; `status` is the HTTP status the client gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

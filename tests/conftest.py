@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hotline.asterisk.lab import Lab
+from hotline.lab import Lab
 from hotline.store.migrations import migrate
 
 from support.daemon import DaemonProcess, free_tcp_port

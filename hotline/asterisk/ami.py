@@ -78,7 +78,7 @@ def check_ami_name(name: str) -> str:
     return name
 
 
-class _Action(actions.Action):
+class _Action(actions.Action):  # type: ignore[misc]  # panoramisk is untyped
     """panoramisk's Action with a list detection that cannot hang or crash.
 
     Upstream `Action.multi` (actions.py) waits for ever on an Error reply when as_list=True,
@@ -135,7 +135,7 @@ def _variables(field: str, variables: Mapping[str, str | int]) -> list[str]:
     return lines
 
 
-class _Protocol(AMIProtocol):
+class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     """AMIProtocol bound to one _Link, decoding UTF-8 across TCP reads.
 
     Upstream decodes each read on its own with errors="ignore" (ami_protocol.py data_received):
@@ -154,7 +154,7 @@ class _Protocol(AMIProtocol):
         super().data_received(self._decoder.decode(data).encode("utf-8"))
 
 
-class _Link(Manager):
+class _Link(Manager):  # type: ignore[misc]  # panoramisk is untyped
     """One TCP connection: panoramisk's Manager reduced to the factory its protocol talks to."""
 
     def __init__(self, where: str, on_event: Callable[[Message], None]) -> None:

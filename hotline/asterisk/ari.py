@@ -31,9 +31,9 @@ from hotline.asterisk.ari_events import (
     parse_endpoint,
     parse_event,
 )
-from hotline.asterisk.http11 import Http11Pool, HttpError
+from hotline.asterisk.http11 import Http11Pool
 from hotline.config import Endpoint
-from hotline.errors import AriError, AriNotFound, AsteriskError, InvalidEvent
+from hotline.errors import AriError, AriNotFound, AsteriskError, HttpError, InvalidEvent
 
 log = logging.getLogger(__name__)
 

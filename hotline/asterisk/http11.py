@@ -18,9 +18,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-
-class HttpError(Exception):
-    """The server could not be reached or broke the protocol (no HTTP status to report)."""
+from hotline.errors import HttpError
 
 
 @dataclass
@@ -75,7 +73,7 @@ class Http11Pool:
         try:
             try:
                 status, body, keep = await self._exchange(conn, message)
-            except _NoAnswer:
+            except _NoAnswerSignal:
                 if not conn.reused:
                     raise HttpError("connection closed without an answer") from None
                 conn.close()  # closed by the server while idle: it never read the request
@@ -111,10 +109,10 @@ class Http11Pool:
             conn.writer.write(message)
             head = await conn.reader.readuntil(b"\r\n\r\n")  # one await for the whole head
         except ConnectionError:
-            raise _NoAnswer() from None
+            raise _NoAnswerSignal() from None
         except asyncio.IncompleteReadError as exc:
             if not exc.partial:
-                raise _NoAnswer() from None
+                raise _NoAnswerSignal() from None
             raise HttpError("connection closed in the middle of the headers") from None
         except asyncio.LimitOverrunError:
             raise HttpError("answer headers too long") from None
@@ -133,8 +131,9 @@ class Http11Pool:
             raise HttpError("answer cut short or malformed Content-Length") from None
 
 
-class _NoAnswer(Exception):
-    pass
+class _NoAnswerSignal(Exception):
+    """Control flow, not an error: the connection was closed before any answer, so the request
+    was never read and may be sent again on a fresh connection."""
 
 
 def _status_of(line: bytes) -> int:

@@ -54,11 +54,11 @@ from hotline.engine.routing.route import (
     route_of_hotline,
     route_of_number,
 )
-from hotline.errors import AriError
+from hotline.errors import AriError, SwitchRefused
 from hotline.provision.model import Target, TargetAction
 from hotline.store.contacts import Hop, LinesBusy, NewHop
 from hotline.store.db import STORE_DOWN
-from hotline.store.switches import SwitchRefused, SwitchUse, TokenState
+from hotline.store.switches import SwitchUse, TokenState
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class InboundCall:
             await self._refuse_busy(route)
             return False
         except SwitchRefused as refused:
-            log.warning("call %s: switch refused: token %s", self.channel_id, refused.state.value)
+            log.warning("call %s: switch refused: token %s", self.channel_id, refused.state)
             await self._hangup_quietly("rejected")  # 403 before answer; no case, no hop
             self.move(CallState.ENDED)
             return False

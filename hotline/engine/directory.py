@@ -15,12 +15,12 @@ import psycopg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
 from hotline.errors import StoreError
-from hotline.provision.changes import NOTIFY_CHANNEL
 from hotline.provision.model import Hotline, Number, Provisioning
 from hotline.store import agent_sessions
 from hotline.store import provisioning as store
 from hotline.store.agent_sessions import AgentPresence
 from hotline.store.db import describe_dsn
+from hotline.store.provisioning_changes import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

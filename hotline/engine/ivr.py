@@ -34,7 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from hotline.errors import HotlineError
+from hotline.errors import UnknownMenu
 from hotline.provision.model import Menu, MenuOption, Target
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,6 @@ class CallIO(Protocol):
     async def digit(self, timeout: float) -> str | None:
         """The next key pressed within `timeout` seconds, or None."""
         ...
-
-
-class UnknownMenu(HotlineError, LookupError):
-    """A target names a menu that provisioning does not have (validation should prevent it)."""
 
 
 async def run_menu(io: CallIO, menus: Mapping[str, Menu], start: Target,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import time
-from typing import Any
 
 import tomli_w
 
 from hotline.provision.model import WEEKDAYS, Agent, Hotline, Menu, Number, OpeningHours, Provisioning, Queue
 from hotline.provision.parse import DAY_END
+
+Table = dict[str, object]  # one object's TOML table, as `hotline provision` reads it back
 
 HEADER = "# hotline provisioning, exported from the database; apply with `hotline provision FILE`\n"
 
@@ -24,11 +25,11 @@ def to_toml(prov: Provisioning, *, with_secrets: bool = False) -> str:
     return HEADER + tomli_w.dumps({k: v for k, v in doc.items() if v})
 
 
-def _drop_none(table: dict[str, Any]) -> dict[str, Any]:
+def _drop_none(table: Table) -> Table:
     return {k: v for k, v in table.items() if v is not None}
 
 
-def queue_table(q: Queue) -> dict[str, Any]:
+def queue_table(q: Queue) -> Table:
     return _drop_none({
         "strategy": q.strategy, "ring_timeout": q.ring_timeout, "retry": q.retry, "wrapup": q.wrapup,
         "max_wait": q.max_wait, "max_len": q.max_len, "join_empty": q.join_empty,
@@ -38,7 +39,7 @@ def queue_table(q: Queue) -> dict[str, Any]:
         "video_fallback": "never" if q.video_fallback is None else q.video_fallback})
 
 
-def menu_table(m: Menu) -> dict[str, Any]:
+def menu_table(m: Menu) -> Table:
     options = {o.digit: ({"action": str(o.target), "prompt": o.prompt} if o.prompt else str(o.target))
                for o in m.options}
     return _drop_none({"prompt": m.prompt, "timeout": m.timeout, "retries": m.retries,
@@ -72,8 +73,8 @@ def _day_runs(days: list[int]) -> list[str]:
             for r in runs]
 
 
-def hotline_table(h: Hotline) -> dict[str, Any]:
-    table: dict[str, Any] = {"entry": str(h.entry), "description": h.description or None,
+def hotline_table(h: Hotline) -> Table:
+    table: Table = {"entry": str(h.entry), "description": h.description or None,
                              "time_zone": h.time_zone, "closed": str(h.closed),
                              "closed_prompt": h.closed_prompt}
     if h.hours:
@@ -87,11 +88,11 @@ def hotline_table(h: Hotline) -> dict[str, Any]:
     return _drop_none(table)
 
 
-def number_table(n: Number) -> dict[str, Any]:
+def number_table(n: Number) -> Table:
     return {"hotline": n.hotline, "kind": n.kind, "lines": n.lines if n.lines else "unlimited"}
 
 
-def agent_table(a: Agent, with_secrets: bool = False) -> dict[str, Any]:
+def agent_table(a: Agent, with_secrets: bool = False) -> Table:
     return _drop_none({
         "endpoint": a.endpoint, "display_name": a.display_name or None,
         "password": a.password if with_secrets else None,

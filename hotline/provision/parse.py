@@ -10,7 +10,7 @@ import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from datetime import date, time
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from hotline.errors import NumberError, ProvisionError
 from hotline.numbers import normalise
@@ -257,10 +257,9 @@ def lines(field: str, value: object) -> int | None:
     return integer(field, value, 1, 10_000)
 
 
-def number_key(field: str, value: object, kind: str | None, region: str = "RU") -> tuple[str, str]:
+def number_key(field: str, value: object, stated: object, region: str = "RU") -> tuple[str, str]:
     """A number as typed -> (E.164 or address, kind); a stated kind must fit the number."""
-    if kind is not None:
-        choice(f"{field}.kind", kind, NUMBER_KINDS)
+    kind = None if stated is None else choice(f"{field}.kind", stated, NUMBER_KINDS)
     if not isinstance(value, str | int):
         raise fail(field, value, "is not a telephone number or a video address")
     raw = str(value).strip()
@@ -297,18 +296,19 @@ def password(field: str, value: object) -> str:
 
 # -- objects from the TOML file (also used by the CLI verbs with their options as a table) -----
 
-def _take(table: Mapping[str, Any], field: str, allowed: set[str]) -> None:
+def _take(table: Mapping[str, object], field: str, allowed: set[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise fail(f"{field}.{unknown[0]}", table[unknown[0]],
                    f"is not a setting (known: {', '.join(sorted(allowed))})")
 
 
-def _get(table: Mapping[str, Any], key: str, default: T, convert: Callable[[str, Any], T], field: str) -> T:
+def _get(table: Mapping[str, object], key: str, default: T, convert: Callable[[str, object], T],
+         field: str) -> T:
     return convert(f"{field}.{key}", table[key]) if key in table else default
 
 
-def queue(name: str, table: Mapping[str, Any]) -> Queue:
+def queue(name: str, table: Mapping[str, object]) -> Queue:
     f = f"queues.{slug('queue', name)}"
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
@@ -336,7 +336,7 @@ def queue(name: str, table: Mapping[str, Any]) -> Queue:
         video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f))
 
 
-def menu(name: str, table: Mapping[str, Any]) -> Menu:
+def menu(name: str, table: Mapping[str, object]) -> Menu:
     f = f"menus.{slug('menu', name)}"
     _take(table, f, {"prompt", "timeout", "retries", "invalid_prompt", "timeout_prompt", "options"})
     if "prompt" not in table:
@@ -368,7 +368,7 @@ def options(field: str, table: object) -> tuple[MenuOption, ...]:
     return tuple(sorted((option(field, d, s) for d, s in table.items()), key=lambda o: o.digit))
 
 
-def hotline(name: str, table: Mapping[str, Any]) -> Hotline:
+def hotline(name: str, table: Mapping[str, object]) -> Hotline:
     f = f"hotlines.{slug('hotline', name)}"
     _take(table, f, {"entry", "description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
                      "regions"})
@@ -386,7 +386,7 @@ def hotline(name: str, table: Mapping[str, Any]) -> Hotline:
         regions=_get(table, "regions", (), regions, f))
 
 
-def number(key: object, table: Mapping[str, Any], region: str = "RU") -> Number:
+def number(key: object, table: Mapping[str, object], region: str = "RU") -> Number:
     f = f"numbers.{key}"
     if not isinstance(table, Mapping):
         raise fail(f, table, "must be a table like {hotline = \"moscow\", lines = 2}")
@@ -399,7 +399,7 @@ def number(key: object, table: Mapping[str, Any], region: str = "RU") -> Number:
                   _get(table, "lines", default_lines, lines, f))
 
 
-def agent(name: str, table: Mapping[str, Any]) -> Agent:
+def agent(name: str, table: Mapping[str, object]) -> Agent:
     f = f"agents.{slug('agent', name)}"
     _take(table, f, {"endpoint", "display_name", "password", "capabilities", "queues"})
     endpoint = table.get("endpoint", name)
@@ -416,13 +416,10 @@ def agent(name: str, table: Mapping[str, Any]) -> Agent:
                             for q, p in queues.items())))
 
 
-def provisioning(doc: Mapping[str, Any], region: str = "RU") -> Provisioning:
+def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
     """A parsed TOML document -> Provisioning (not yet cross-checked: see validate)."""
     _take(doc, "file", set(Provisioning.KINDS))
-    sections = {kind: doc.get(kind, {}) for kind in Provisioning.KINDS}
-    for kind, table in sections.items():
-        if not isinstance(table, Mapping) or not all(isinstance(v, Mapping) for v in table.values()):
-            raise fail(kind, table, f"must be tables like [{kind}.NAME]")
+    sections = {kind: _section(doc, kind) for kind in Provisioning.KINDS}
     numbers: dict[str, Number] = {}
     for key, table in sections["numbers"].items():
         n = number(key, table, region)
@@ -435,3 +432,10 @@ def provisioning(doc: Mapping[str, Any], region: str = "RU") -> Provisioning:
         hotlines={n: hotline(n, t) for n, t in sections["hotlines"].items()},
         numbers=numbers,
         agents={n: agent(n, t) for n, t in sections["agents"].items()})
+
+
+def _section(doc: Mapping[str, object], kind: str) -> Mapping[str, Mapping[str, object]]:
+    table = doc.get(kind, {})
+    if not isinstance(table, Mapping) or not all(isinstance(v, Mapping) for v in table.values()):
+        raise fail(kind, table, f"must be tables like [{kind}.NAME]")
+    return table

@@ -210,7 +210,8 @@ async def _open_session(conn: AsyncConnection, locked: _Locked, at: datetime | N
     if row is None:
         raise AgentStateError(f"agent {locked.presence.agent!r}: login time {since.isoformat()} is in the"
                               f" future or before the agent's last logout")
-    return row[0]
+    logged_in_at: datetime = row[0]
+    return logged_in_at
 
 
 async def _end_pause(conn: AsyncConnection, locked: _Locked) -> None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString, TypeVar
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
-from hotline.errors import HotlineError
+from hotline.errors import CaseNotFound
 
-
-class CaseNotFound(HotlineError):
-    pass
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,12 +24,34 @@ class Moment:
 
 
 @dataclass(frozen=True)
+class Switch:
+    id: int
+    from_hop_id: int
+    to_hop_id: int | None
+    requested_by: str
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Participant:
+    joined_at: datetime
+    left_at: datetime | None
+    invited_by: str
+    agent: str | None
+
+
+Row = dict[str, Any]  # a whole row (`case show --format json` shows every column)
+
+
+@dataclass(frozen=True)
 class CaseTimeline:
-    case: dict[str, Any]
-    hops: list[dict[str, Any]]
-    switches: list[dict[str, Any]]
-    events: list[dict[str, Any]]
-    participants: list[dict[str, Any]]
+    case: Row
+    hops: list[Row]
+    switches: list[Switch]
+    events: list[Row]
+    participants: list[Participant]
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -43,18 +63,18 @@ class CaseTimeline:
         for e in self.events:
             out.append(Moment(e["at"], *channel[e["hop_id"]], _event_text(e)))
         for s in self.switches:
-            seq, kind = channel[s["from_hop_id"]]
-            out.append(Moment(s["issued_at"], seq, kind,
-                              f"switch to video asked by {s['requested_by']}, link valid until "
-                              f"{s['expires_at']:%H:%M:%S}"))
-            if s["used_at"] is not None:
-                out.append(Moment(s["used_at"], seq_of[s["to_hop_id"]], channel[s["to_hop_id"]][1],
+            seq, kind = channel[s.from_hop_id]
+            out.append(Moment(s.issued_at, seq, kind,
+                              f"switch to video asked by {s.requested_by}, link valid until "
+                              f"{s.expires_at:%H:%M:%S}"))
+            if s.used_at is not None and s.to_hop_id is not None:
+                out.append(Moment(s.used_at, seq_of[s.to_hop_id], channel[s.to_hop_id][1],
                                   f"switch link used: this leg joined, replacing hop {seq}"))
         for p in self.participants:
-            out.append(Moment(p["joined_at"], 0, "conference",
-                              f"{p['agent'] or 'a party'} joined, invited by {p['invited_by']}"))
-            if p["left_at"] is not None:
-                out.append(Moment(p["left_at"], 0, "conference", f"{p['agent'] or 'a party'} left"))
+            out.append(Moment(p.joined_at, 0, "conference",
+                              f"{p.agent or 'a party'} joined, invited by {p.invited_by}"))
+            if p.left_at is not None:
+                out.append(Moment(p.left_at, 0, "conference", f"{p.agent or 'a party'} left"))
         return sorted(out, key=lambda m: (m.at, m.hop))
 
 
@@ -70,21 +90,25 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
         " LEFT JOIN hotlines l ON l.id = h.hotline_id LEFT JOIN queues q ON q.id = h.queue_id"
         " LEFT JOIN agents a ON a.id = h.agent_id WHERE h.case_id = %s ORDER BY h.seq", (case_id,))
     hops = await cur.fetchall()
-    await cur.execute("SELECT id, from_hop_id, to_hop_id, requested_by, issued_at, expires_at, used_at"
-                      " FROM switches WHERE case_id = %s ORDER BY id", (case_id,))
-    switches = await cur.fetchall()
+    switches = await _all(conn, Switch, "SELECT id, from_hop_id, to_hop_id, requested_by, issued_at,"
+                          " expires_at, used_at FROM switches WHERE case_id = %s ORDER BY id", case_id)
     await cur.execute(
         "SELECT e.*, q.name AS queue, a.name AS agent FROM queue_events e JOIN queues q ON q.id = e.queue_id"
         " LEFT JOIN agents a ON a.id = e.agent_id WHERE e.case_id = %s ORDER BY e.id", (case_id,))
     events = await cur.fetchall()
-    await cur.execute("SELECT p.joined_at, p.left_at, p.invited_by, a.name AS agent"
-                      " FROM case_participants p LEFT JOIN agents a ON a.id = p.agent_id"
-                      " WHERE p.case_id = %s ORDER BY p.id", (case_id,))
-    participants = await cur.fetchall()
+    participants = await _all(conn, Participant, "SELECT p.joined_at, p.left_at, p.invited_by,"
+                              " a.name AS agent FROM case_participants p LEFT JOIN agents a"
+                              " ON a.id = p.agent_id WHERE p.case_id = %s ORDER BY p.id", case_id)
     return CaseTimeline(case, hops, switches, events, participants)
 
 
-def _hop_moments(h: dict[str, Any], seq: int, channel: str) -> list[Moment]:
+async def _all(conn: AsyncConnection, kind: type[T], query: LiteralString, case_id: int) -> list[T]:
+    cur = conn.cursor(row_factory=class_row(kind))
+    await cur.execute(query, (case_id,))
+    return await cur.fetchall()
+
+
+def _hop_moments(h: Row, seq: int, channel: str) -> list[Moment]:
     caller = h["caller_num"] or "anonymous"
     where = f" (hotline {h['hotline']})" if h["hotline"] else ""
     out = [Moment(h["entered_at"], seq, channel, f"entered: {caller} dialled {h['dialled']}{where}")]
@@ -96,7 +120,7 @@ def _hop_moments(h: dict[str, Any], seq: int, channel: str) -> list[Moment]:
     return out
 
 
-def _event_text(e: dict[str, Any]) -> str:
+def _event_text(e: Row) -> str:
     text = f"queue {e['queue']}: {e['event']}"
     if e["agent"]:
         text += f" {e['agent']}"

@@ -37,8 +37,9 @@ class NewHop:
     hotline_id: int | None = None
 
 
-class LinesBusy(Exception):
-    """Every line of the dialled number is held by a live leg."""
+class LinesBusy(Exception):  # noqa: N818 - control flow, not an error
+    """Control flow, not an error: every line of the dialled number is held by a live leg (the
+    call answers busy)."""
 
 
 @dataclass(frozen=True)

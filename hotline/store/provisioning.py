@@ -7,9 +7,9 @@ Removing retires a row (`retired_at`); adding its name again brings the same row
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import time
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -28,6 +28,9 @@ from hotline.provision.model import (
     Target,
 )
 from hotline.provision.plan import Plan
+
+Row = dict[str, Any]  # a row as psycopg's dict_row gives it
+T = TypeVar("T")
 
 # One writer at a time: CLI verbs and `provision` read, validate and write under this lock.
 PROVISIONING_LOCK = 0x70726F76  # "prov"
@@ -100,7 +103,7 @@ async def _ids(conn: AsyncConnection) -> dict[str, dict[str, int]]:
             for kind, by_id in (await _names(conn)).items()}
 
 
-async def _rows(conn: AsyncConnection, sql: str, *params: Any) -> list[dict[str, Any]]:
+async def _rows(conn: AsyncConnection, sql: str, *params: object) -> list[Row]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(sql, params)
     return await cur.fetchall()
@@ -128,7 +131,7 @@ async def _load_queues(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
     return out
 
 
-def _overflow_ref(r: dict[str, Any]) -> tuple[int | None, str | None]:
+def _overflow_ref(r: Row) -> tuple[int | None, str | None]:
     for column, kind in (("overflow_queue_id", "queues"), ("overflow_hotline_id", "hotlines"),
                          ("overflow_menu_id", "menus")):
         if r[column] is not None:
@@ -182,8 +185,9 @@ def _closing(value: time) -> time:
     return MIDNIGHT_END if value >= MIDNIGHT_END else value
 
 
-def _group(rows: Iterable[dict[str, Any]], make: Any) -> dict[int, list[Any]]:
-    out: dict[int, list[Any]] = {}
+def _group(rows: Iterable[Row], make: Callable[[Row], T]) -> dict[int, list[T]]:
+    """Objects made of rows, by the hotline they belong to."""
+    out: dict[int, list[T]] = {}
     for r in rows:
         out.setdefault(r["hotline_id"], []).append(make(r))
     return out

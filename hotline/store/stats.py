@@ -13,9 +13,8 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import dict_row
 
 from hotline.errors import StoreError
-from hotline.stats_range import Period
-
-Row = dict[str, Any]
+from hotline.stats.output import Row
+from hotline.stats.period import Period
 
 # The SQL function behind each report of `hotline stats`.
 REPORTS = {

@@ -18,29 +18,17 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from hotline.errors import HotlineError
+from hotline.errors import SwitchNotPossible, SwitchRefused
 from hotline.store.contacts import Hop, NewHop, insert_hop
 
 TOKEN_BYTES = 32
 
 
-class TokenState(enum.Enum):
+class TokenState(enum.StrEnum):
     VALID = "valid"
     UNKNOWN = "unknown"  # never issued, or forged
     EXPIRED = "expired"
     USED = "used"
-
-
-class SwitchRefused(HotlineError):
-    """A token that does not open a switch; `state` says why."""
-
-    def __init__(self, state: TokenState) -> None:
-        super().__init__(f"switch token {state.value}")
-        self.state = state
-
-
-class SwitchNotPossible(HotlineError):
-    """The leg cannot be switched now (unknown, ended, or not talking with an agent)."""
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import hdrs, web
 from yarl import URL
 
-from hotline.errors import ConfigError, HotlineError
+from hotline.errors import ConfigError, HotlineError, WebRefusal
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,6 @@ class WebBackend(Protocol):
     def live_queues(self) -> list[dict[str, object]]:
         """The live queue state, JSON-able."""
         ...
-
-
-class WebRefusal(HotlineError):
-    """The backend refuses a web request; `status` is the HTTP status the client gets."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 # What a customer is told for each token that is not VALID: (HTTP status, heading, advice).
@@ -240,13 +231,13 @@ class _Site:
             "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers}
         return self._render("customer.html", title=heading, heading=heading, call_label=label, config=config)
 
-    def _sip_config(self, role: str) -> dict[str, Any]:
+    def _sip_config(self, role: str) -> dict[str, object]:
         return {"role": role, "wsUrl": self.config.sip_ws_url, "domain": self.config.sip_domain}
 
     def _refusal(self, status: int, heading: str, advice: str) -> web.Response:
         return self._render("refusal.html", status=status, title=heading, heading=heading, advice=advice)
 
-    def _render(self, name: str, *, status: int = 200, **context: Any) -> web.Response:
+    def _render(self, name: str, *, status: int = 200, **context: object) -> web.Response:
         html = self.templates.get_template(name).render(
             bundle_built=self.bundle_built, not_built=NOT_BUILT, **context)
         return web.Response(text=html, status=status, content_type="text/html")

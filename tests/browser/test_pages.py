@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest
 from aiohttp import WSMsgType, web
 
-from hotline.web.app import SwitchCheck, WebConfig, WebRefusal, make_app
+from hotline.errors import WebRefusal
+from hotline.web.app import SwitchCheck, WebConfig, make_app
 
 from support.browser import (
     close_to,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 import psycopg
 import pytest
 
-from hotline.asterisk.lab import Lab
+from hotline.lab import Lab
 
 from support import sipp
 from support.agents import Agent, logged_in_agents, registered

@@ -21,7 +21,7 @@ import pytest
 
 from hotline.asterisk.ami import AmiSession
 from hotline.config import load_settings
-from hotline.render import DIALPLAN_FILE, PJSIP_FILE
+from hotline.provision.render import DIALPLAN_FILE, PJSIP_FILE
 
 from support import sipp
 from support.checks import rows, wait_until

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from hotline.asterisk.lab import Lab
+from hotline.lab import Lab
 from hotline.store.db import APPLICATION_NAME
 
 from support import sipp

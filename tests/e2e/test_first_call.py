@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hotline.asterisk.lab import Lab
+from hotline.lab import Lab
 
 from support import sipp
 from support.checks import rows, wait_until

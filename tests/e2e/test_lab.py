@@ -18,7 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from hotline.asterisk.lab import AMI_PORT, HTTP_PORT, PG_PORT, SIP_PORT, Lab
+from hotline.lab import Lab
+from hotline.lab.ports import AMI_PORT, HTTP_PORT, PG_PORT, SIP_PORT
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from hotline.asterisk.ari import AriClient
-from hotline.asterisk.lab import Lab
 from hotline.config import load_settings
+from hotline.lab import Lab
 
 from support import sipp
 from support.checks import rows, wait_until

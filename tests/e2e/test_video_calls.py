@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hotline.asterisk.lab import Lab
+from hotline.lab import Lab
 
 from support import sipp
 from support.agents import Agent, logged_in_agents, registered

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import AsyncConnection
 
-from hotline.asterisk.lab import Lab
 from hotline.errors import ProvisionError
-from hotline.provision import changes, export, parse
+from hotline.lab import Lab
+from hotline.provision import export, parse
 from hotline.provision.model import Provisioning
 from hotline.provision.plan import merge
+from hotline.store import provisioning_changes as changes
 from hotline.store.migrations import migrate
 from hotline.store.provisioning import PROVISIONING_LOCK
 

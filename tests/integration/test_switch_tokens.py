@@ -18,13 +18,14 @@ from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.config import Settings
+from hotline.errors import SwitchNotPossible, SwitchRefused
 from hotline.store.contacts import Contacts, Hop, NewHop
 from hotline.store.db import open_pool
 from hotline.store.records import QueueEvent, close_hop_record, queue_event_record, talk_taken_over_record
-from hotline.store.switches import Switches, SwitchNotPossible, SwitchRefused, TokenState
+from hotline.store.switches import Switches, TokenState
 from hotline.store.write_behind import WriteBehind
-from hotline.switch_links import request_switch
 from hotline.web.app import start_web
+from hotline.web.switch_links import request_switch
 
 from support.checks import rows
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from hotline.asterisk.lab import Lab
+from hotline.lab import Lab
 from hotline.store.contacts import Contacts, Hop, NewHop
 from hotline.store.db import APPLICATION_NAME, open_pool
 from hotline.store.records import (

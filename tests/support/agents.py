@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotline.asterisk.lab import Lab
+from hotline.lab import Lab
 
 from support.cli import hotline_cli
 

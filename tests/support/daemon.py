@@ -84,7 +84,7 @@ def app_is_connected(env: Mapping[str, str]) -> bool:
 
 def app_is_active(app: str) -> bool:
     """Is a WebSocket connected for the Stasis app? Asked of the lab's Asterisk CLI."""
-    from hotline.asterisk.lab import Lab
+    from hotline.lab import Lab
 
     listing = Lab(PROJECT_DIR).asterisk_cli("ari show apps")
     return app in (line.strip() for line in listing.splitlines())

@@ -28,12 +28,12 @@ from hotline.engine.context import CallContext
 from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
-from hotline.errors import AriError, AriNotFound
+from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.provision.model import Provisioning
 from hotline.store.agent_sessions import AgentPresence
 from hotline.store.contacts import Hop, LinesBusy, NewHop
 from hotline.store.records import Record
-from hotline.store.switches import SwitchRefused, SwitchUse, TokenState
+from hotline.store.switches import SwitchUse, TokenState
 
 APP = "hotline"
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)

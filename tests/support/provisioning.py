@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import psycopg
 
-from hotline.provision.changes import apply_document
+from hotline.store.provisioning_changes import apply_document
 
 # What the call tests dial: a single-line and a two-line city number, an 8-800 number and a video
 # address, all on one open hotline whose queue has no agents: callers wait 2 s, then overflow.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.engine.queueing.agent_state import AgentState, AgentStatus, IllegalTransition, Transition
-from hotline.errors import HotlineError, InvalidEvent
+from hotline.engine.queueing.agent_state import AgentState, AgentStatus, Transition
+from hotline.errors import HotlineError, IllegalTransition, InvalidEvent
 from hotline.provision.model import Agent
 
 S = AgentStatus

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from hotline.asterisk.http11 import Http11Pool, HttpError
+from hotline.asterisk.http11 import Http11Pool
+from hotline.errors import HttpError
 
 Answer = Callable[[bytes, bytes], bytes | None]  # (request head, body) -> raw answer; None: close
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hotline.engine.ivr import UnknownMenu, run_menu
+from hotline.engine.ivr import run_menu
+from hotline.errors import UnknownMenu
 from hotline.provision.model import Menu, MenuOption, Target
 
 MAIN = Menu("main", prompt="main-prompt", timeout=2, retries=2, invalid_prompt="try-again",

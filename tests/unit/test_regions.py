@@ -1,5 +1,5 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers.geodata import GEOCODE_DATA
 
@@ -120,6 +120,7 @@ def test_no_two_places_the_geocoder_knows_in_russia_reduce_to_one_name(language:
     assert len(places) > 80
 
 
+@settings(deadline=None)  # the first caller id loads phonenumbers' geocoder data: seconds on a busy machine
 @given(st.one_of(st.none(), st.text(), st.from_regex(r"\+[0-9]{1,16}", fullmatch=True)))
 def test_routing_never_raises_for_any_caller_id(caller: str | None) -> None:
     hotline = federal(("prefix", "+7913", "siberia"), ("region", "Moscow", "moscow"))

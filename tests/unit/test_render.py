@@ -13,19 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hotline.cli.apply import apply, write_if_changed
 from hotline.config import Settings
-from hotline.errors import AmiError, AsteriskError, ConfigError
+from hotline.errors import AmiError, AsteriskError, ConfigError, UnsafeConfigValue
 from hotline.provision.model import Agent, Number, Provisioning
-from hotline.render import (
-    DIALPLAN_FILE,
-    HEADER,
-    PJSIP_FILE,
-    UnsafeConfigValue,
-    apply,
-    dialled_forms,
-    render,
-    write_if_changed,
-)
+from hotline.provision.render import DIALPLAN_FILE, HEADER, PJSIP_FILE, dialled_forms, render
 
 SETTINGS = Settings(ari_app="hotline")
 

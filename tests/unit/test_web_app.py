@@ -14,8 +14,8 @@ import pytest
 from aiohttp import ClientSession, hdrs
 from aiohttp.test_utils import TestClient, TestServer
 
-from hotline.errors import ConfigError, HotlineError
-from hotline.web.app import SwitchCheck, WebConfig, WebRefusal, make_app, start_web
+from hotline.errors import ConfigError, HotlineError, WebRefusal
+from hotline.web.app import SwitchCheck, WebConfig, make_app, start_web
 
 WS_URL = "ws://127.0.0.1:8088/ws"
 CONFIG = WebConfig(sip_ws_url=WS_URL, sip_domain="127.0.0.1")

@@ -17,13 +17,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hotline.errors import HotlineError, InvalidEvent
+from hotline.errors import IllegalTransition, InvalidEvent
 from hotline.provision import model
 
 log = logging.getLogger(__name__)
 
 
-class AgentStatus(enum.Enum):
+class AgentStatus(enum.StrEnum):
     LOGGED_OUT = "logged_out"
     FREE = "free"
     RINGING = "ringing"
@@ -31,17 +31,6 @@ class AgentStatus(enum.Enum):
     WRAPUP = "wrapup"
     PAUSED = "paused"
     UNAVAILABLE = "unavailable"  # logged in, but the phone is not registered
-
-
-class IllegalTransition(HotlineError):
-    """An agent was asked to do what its status does not allow (ring a paused agent, answer a
-    call that is not ringing, ...): a bug in the caller, named with the agent and its status."""
-
-    def __init__(self, agent: str, action: str, status: AgentStatus, why: str) -> None:
-        super().__init__(f"agent {agent}: cannot {action} while {status.value} ({why})")
-        self.agent = agent
-        self.action = action
-        self.status = status
 
 
 @dataclass(frozen=True)

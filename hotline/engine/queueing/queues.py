@@ -22,8 +22,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from hotline.engine.queueing.agent_state import AgentState, IllegalTransition
+from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.strategies import Member, StrategyMemory, attempts, tiers
+from hotline.errors import IllegalTransition
 from hotline.provision.model import Provisioning, Queue
 
 log = logging.getLogger(__name__)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import click
+
 from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ari import AriClient
+from hotline.cli.common import settings_of
 from hotline.config import Settings
 from hotline.errors import HotlineError
 from hotline.store import migrations
@@ -22,6 +26,17 @@ class Check:
 
     def line(self) -> str:
         return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+@click.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check the database, AMI and ARI; non-zero exit on any failure."""
+    checks = asyncio.run(run_checks(settings_of(ctx)))
+    for check in checks:
+        click.echo(check.line())
+    if not all(c.ok for c in checks):
+        sys.exit(1)
 
 
 async def run_checks(settings: Settings, timeout: float = 10.0) -> list[Check]:

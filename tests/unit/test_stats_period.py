@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hotline.errors import StatsError
-from hotline.stats_range import default_tz, period
+from hotline.stats.period import default_tz, period
 
 MSK = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 11, 22, 14, 30, tzinfo=MSK)

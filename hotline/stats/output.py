@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 FORMATS = ("table", "json", "csv")
+Row = dict[str, Any]  # one row of a statistics SQL function, by column name
 _BUCKET_COLUMNS = ("bucket_start", "bucket_end")
 
 
@@ -30,7 +31,7 @@ def columns(*pairs: tuple[str, str]) -> list[Column]:
     return [Column(k, h) for k, h in pairs]
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: str, table_columns: Sequence[Column], zone: ZoneInfo,
+def render(rows: Sequence[Row], fmt: str, table_columns: Sequence[Column], zone: ZoneInfo,
            bucket: timedelta | None, lead: int = 1) -> str:
     """`lead`: how many of the table's columns name the row's subject (the bucket follows them)."""
     if fmt == "json":
@@ -40,7 +41,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, table_columns: Sequence[Col
     return table(rows, _with_bucket(table_columns, bucket, lead), zone, bucket)
 
 
-def table(rows: Sequence[dict[str, Any]], cols: Sequence[Column], zone: ZoneInfo,
+def table(rows: Sequence[Row], cols: Sequence[Column], zone: ZoneInfo,
           bucket: timedelta | None = None) -> str:
     if not rows:
         return "(no activity)"
@@ -69,7 +70,7 @@ def _line(cells: Sequence[str], widths: Sequence[int], numeric: Sequence[bool]) 
     return "  ".join(out).rstrip()
 
 
-def _cell(value: Any, zone: ZoneInfo, bucket: timedelta | None) -> str:
+def _cell(value: object, zone: ZoneInfo, bucket: timedelta | None) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
@@ -82,15 +83,15 @@ def _cell(value: Any, zone: ZoneInfo, bucket: timedelta | None) -> str:
     return str(value)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return value is None or (isinstance(value, int | float | Decimal) and not isinstance(value, bool))
 
 
-def json_text(value: Any, zone: ZoneInfo) -> str:
+def json_text(value: object, zone: ZoneInfo) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=lambda v: _json_value(v, zone))
 
 
-def _json_value(value: Any, zone: ZoneInfo) -> Any:
+def _json_value(value: object, zone: ZoneInfo) -> object:
     if isinstance(value, datetime):
         return value.astimezone(zone).isoformat()
     if isinstance(value, Decimal):
@@ -100,7 +101,7 @@ def _json_value(value: Any, zone: ZoneInfo) -> Any:
     return value
 
 
-def _csv(rows: Sequence[dict[str, Any]], zone: ZoneInfo) -> str:
+def _csv(rows: Sequence[Row], zone: ZoneInfo) -> str:
     if not rows:
         return ""
     buffer = io.StringIO()
@@ -111,7 +112,7 @@ def _csv(rows: Sequence[dict[str, Any]], zone: ZoneInfo) -> str:
     return buffer.getvalue().rstrip("\n")
 
 
-def _csv_value(value: Any, zone: ZoneInfo) -> Any:
+def _csv_value(value: object, zone: ZoneInfo) -> object:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     if value is None:

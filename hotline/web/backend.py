@@ -14,13 +14,13 @@ from hotline.config import Settings
 from hotline.engine.conference import invite
 from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
-from hotline.errors import AriError
+from hotline.errors import AriError, SwitchNotPossible, WebRefusal
 from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts, Hop
 from hotline.store.db import STORE_DOWN
-from hotline.store.switches import Switches, SwitchNotPossible, TokenState
-from hotline.switch_links import request_switch
-from hotline.web.app import SwitchCheck, WebRefusal
+from hotline.store.switches import Switches, TokenState
+from hotline.web.app import SwitchCheck
+from hotline.web.switch_links import request_switch
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,29 @@
-"""`hotline case show|switch`: one case's timeline across channels, and moving its live call to
-video. Thin: the store and hotline.switch_links do the work."""
+"""`hotline case show|switch|invite`: one case's timeline across channels, moving its live call to
+video, and bringing another agent into its talk. Thin: the store, hotline.web.switch_links and
+the engine's conference do the work."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from dataclasses import asdict
 
 import click
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from hotline.asterisk.ari import AriClient
-from hotline.cli_common import clear_errors, settings_of
+from hotline.cli.common import run_with_db, run_with_pool, settings_of
+from hotline.config import Settings
 from hotline.engine.conference import invite
 from hotline.errors import HotlineError
+from hotline.provision.model import Agent
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
-from hotline.store.db import connect, open_pool
 from hotline.store.switches import Switches
-from hotline.switch_links import SwitchLink, request_switch
+from hotline.web.switch_links import SwitchLink, request_switch
+
+CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
 
 
 @click.group("case")
@@ -26,45 +32,31 @@ def case_group() -> None:
 
 
 @case_group.command("show")
-@click.argument("case_id", type=click.IntRange(min=1))
+@CASE_ID
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
-@clear_errors
 def show(ctx: click.Context, case_id: int, fmt: str) -> None:
     """The timeline of case CASE_ID: every leg, queue step and switch, oldest first."""
-    settings = settings_of(ctx)
-    settings.require("dsn")
-
-    async def go() -> CaseTimeline:
-        async with await connect(settings.dsn) as conn:
-            return await case_timeline(conn, case_id)
-
-    timeline = asyncio.run(go())
+    timeline = run_with_db(ctx, lambda conn: case_timeline(conn, case_id))
     click.echo(json.dumps(_as_json(timeline), ensure_ascii=False, indent=2, default=str)
                if fmt == "json" else _as_text(timeline))
 
 
 @case_group.command("switch")
-@click.argument("case_id", type=click.IntRange(min=1))
+@CASE_ID
 @click.pass_context
-@clear_errors
 def switch(ctx: click.Context, case_id: int) -> None:
     """Move case CASE_ID's live call to video: print the one-time link (and send it by the
     configured switch_link_command / switch_link_webhook). The customer opens it; their video leg
     joins the agent, and the phone leg is released."""
     settings = settings_of(ctx)
-    settings.require("dsn")
 
-    async def go() -> SwitchLink:
-        pool = await open_pool(settings.dsn, min_size=1, max_size=1)
-        try:
-            async with pool.connection() as conn:
-                hop_id = await _live_answered_hop(conn, case_id)
-            return await request_switch(Switches(pool), settings, hop_id, "cli")
-        finally:
-            await pool.close()
+    async def go(pool: AsyncConnectionPool) -> SwitchLink:
+        async with pool.connection() as conn:
+            hop_id = await _live_answered_hop(conn, case_id)
+        return await request_switch(Switches(pool), settings, hop_id, "cli")
 
-    link = asyncio.run(go())
+    link = run_with_pool(ctx, go)
     click.echo(link.link)
     click.echo(f"valid until {link.issued.expires_at.isoformat(timespec='seconds')}, once", err=True)
     for how in link.delivered:
@@ -73,7 +65,7 @@ def switch(ctx: click.Context, case_id: int) -> None:
         click.echo(f"not sent: {failure}", err=True)
 
 
-async def _live_answered_hop(conn: Any, case_id: int) -> int:
+async def _live_answered_hop(conn: AsyncConnection, case_id: int) -> int:
     cur = await conn.execute(
         "SELECT id, answered_at IS NOT NULL FROM hops WHERE case_id = %s AND ended_at IS NULL"
         " ORDER BY seq DESC LIMIT 1", (case_id,))
@@ -87,10 +79,9 @@ async def _live_answered_hop(conn: Any, case_id: int) -> int:
 
 
 @case_group.command("invite")
-@click.argument("case_id", type=click.IntRange(min=1))
+@CASE_ID
 @click.argument("agent")
 @click.pass_context
-@clear_errors
 def invite_agent(ctx: click.Context, case_id: int, agent: str) -> None:
     """Bring AGENT (a second agent, a supervisor) into case CASE_ID's live talk: their phone or
     browser rings, and once answered they join the case's video bridge, where all see each other.
@@ -98,21 +89,24 @@ def invite_agent(ctx: click.Context, case_id: int, agent: str) -> None:
     settings = settings_of(ctx)
     settings.require("dsn", "ari_url")
 
-    async def go() -> str:
-        async with await connect(settings.dsn) as conn:
-            prov = await provisioning.load(conn)
-            invited = prov.agents.get(agent)
-            if invited is None:
-                raise HotlineError(f"agent {agent!r} does not exist (see `hotline agent list`)")
-            await _live_answered_hop(conn, case_id)
-        ari = AriClient(settings.ari)
-        try:
-            return await invite(ari, settings.ari_app, case_id, invited, "cli")
-        finally:
-            await ari.close()
+    async def invitee(conn: AsyncConnection) -> Agent:
+        invited = (await provisioning.load(conn)).agents.get(agent)
+        if invited is None:
+            raise HotlineError(f"agent {agent!r} does not exist (see `hotline agent list`)")
+        await _live_answered_hop(conn, case_id)
+        return invited
 
-    channel = asyncio.run(go())
+    invited = run_with_db(ctx, invitee)
+    channel = asyncio.run(_ring(settings, case_id, invited))
     click.echo(f"ringing {agent} into case {case_id} (channel {channel})")
+
+
+async def _ring(settings: Settings, case_id: int, invited: Agent) -> str:
+    ari = AriClient(settings.ari)
+    try:
+        return await invite(ari, settings.ari_app, case_id, invited, "cli")
+    finally:
+        await ari.close()
 
 
 def _as_text(t: CaseTimeline) -> str:
@@ -129,12 +123,9 @@ def _as_text(t: CaseTimeline) -> str:
     return "\n".join(lines)
 
 
-def _as_json(t: CaseTimeline) -> dict[str, Any]:
-    return {"case": t.case, "hops": t.hops, "switches": t.switches, "participants": t.participants,
+def _as_json(t: CaseTimeline) -> dict[str, object]:
+    return {"case": t.case, "hops": t.hops, "switches": [asdict(s) for s in t.switches],
+            "participants": [asdict(p) for p in t.participants],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}
-
-
-def register(main: click.Group) -> None:
-    main.add_command(case_group)

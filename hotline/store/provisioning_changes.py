@@ -1,10 +1,10 @@
 """Every provisioning change, from a file or a CLI verb, goes through here: under one lock, read
-the live state, build the desired one, validate it whole, diff, write, notify the daemon."""
+the live state, build the desired one, validate it whole, diff, write, notify the daemon. Here,
+not in provision/: provision/ describes provisioning, the store keeps it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from psycopg import AsyncConnection
 
@@ -33,7 +33,7 @@ async def change(conn: AsyncConnection, edit: Callable[[Provisioning], Provision
     return plan
 
 
-async def apply_document(conn: AsyncConnection, doc: Mapping[str, Any], *, prune: bool = False,
+async def apply_document(conn: AsyncConnection, doc: Mapping[str, object], *, prune: bool = False,
                          dry_run: bool = False, region: str = "RU") -> Plan:
     """`hotline provision FILE`: the file's objects over the live ones (only them, with prune)."""
     wanted = parse.provisioning(doc, region)

@@ -1,0 +1,21 @@
+"""`hotline run`: the daemon in the foreground."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from hotline.cli.common import settings_of
+
+
+@click.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it; calls survive a restart)."""
+    from hotline.daemon import run_daemon  # here: the engine is not loaded for the other commands
+
+    settings = settings_of(ctx)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    run_daemon(settings)

@@ -1,0 +1,151 @@
+"""The lab as one thing: `up` builds the root once and starts PostgreSQL, then Asterisk, with the
+project's reference config and generated secrets; `down` stops what the lab started; `status`
+and `env` say where it listens. Everything it starts is recorded (pid files, the /proc mount) so
+that it never touches a process or mount that is not its own."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from hotline.errors import LabError
+from hotline.lab.asterisk import LabAsterisk
+from hotline.lab.asterisk_conf import AMI_USER, ARI_USER, sync_config
+from hotline.lab.credentials import load_secrets
+from hotline.lab.host import check_ports_free
+from hotline.lab.ports import AMI_PORT, ASTERISK_PORTS, HOST, HTTP_PORT, PG_PORTS, PORTS
+from hotline.lab.postgres import DB_NAME, LabPostgres, dsn
+from hotline.lab.root import DebianRoot, write_hosts
+from hotline.lab.shell import Progress, print_to_stderr, require_root
+
+LAB_HOME_DEFAULT = Path(os.environ.get("HOTLINE_LAB_HOME", "~/.cache/hotline/lab")).expanduser()
+ARI_APP = "hotline"
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    built: bool
+    asterisk_pid: int | None
+    postgres_pid: int | None
+    ports: dict[str, int]
+
+    def running(self) -> bool:
+        return self.asterisk_pid is not None and self.postgres_pid is not None
+
+    def describe(self) -> str:
+        ports = self.ports
+        if not self.built:
+            return "lab: not built yet (the first `hotline lab up` builds it, about a minute)"
+        asterisk = (f"running, pid {self.asterisk_pid}: AMI {HOST}:{ports['ami']}, "
+                    f"HTTP/ARI {HOST}:{ports['http']}, SIP udp+tcp {HOST}:{ports['sip']}, "
+                    f"WebSocket SIP ws://{HOST}:{ports['http']}/ws"
+                    if self.asterisk_pid else "stopped")
+        postgres = (f"running, pid {self.postgres_pid}: {HOST}:{ports['postgres']}"
+                    if self.postgres_pid else "stopped")
+        return f"Asterisk:   {asterisk}\nPostgreSQL: {postgres}"
+
+
+class Lab:
+    """A real Asterisk + PostgreSQL for trying hotline, for the demo and for the tests."""
+
+    def __init__(self, project_dir: Path, home: Path = LAB_HOME_DEFAULT,
+                 progress: Progress = print_to_stderr) -> None:
+        self.project_dir = Path(project_dir).expanduser().resolve()
+        # Resolved, because /proc/PID/root (how we recognise our processes) is canonical.
+        self.home = Path(home).expanduser().resolve()
+        self.debian_root = DebianRoot(self.home, progress)
+        self.root = self.debian_root.path
+        self.state_dir = self.debian_root.state_dir
+        self.postgres = LabPostgres(self.root, progress)
+        self.asterisk = LabAsterisk(self.root, self.state_dir, progress)
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.asterisk.conf_dir
+
+    def up(self) -> LabStatus:
+        """Build if needed, then start PostgreSQL and Asterisk; reuses whatever already runs."""
+        require_root()
+        with self._locked():
+            self._check_ports_of_stopped_daemons()  # fail before building or starting anything
+            self.debian_root.ensure_built()
+            self.debian_root.ensure_proc_mounted()
+            write_hosts(self.root)
+            secrets = load_secrets(self.state_dir)
+            changed = sync_config(self.project_dir, self.root, self.conf_dir, secrets)
+            self.postgres.ensure(secrets.db_password)
+            self.asterisk.ensure(changed)
+        return self.status()
+
+    def _check_ports_of_stopped_daemons(self) -> None:
+        if self.postgres.pid() is None:
+            check_ports_free(PG_PORTS)
+        if self.asterisk.pid() is None:
+            check_ports_free(ASTERISK_PORTS)
+
+    def down(self) -> None:
+        """Stop Asterisk and PostgreSQL (only the lab's own) and unmount the root's /proc."""
+        require_root()
+        with self._locked():
+            self.asterisk.stop()
+            self.postgres.stop()
+            self.debian_root.unmount_all(self.root)
+
+    def status(self) -> LabStatus:
+        try:
+            return LabStatus(built=self.debian_root.built, asterisk_pid=self.asterisk.pid(),
+                             postgres_pid=self.postgres.pid(), ports=dict(PORTS))
+        except PermissionError as exc:
+            raise LabError(f"cannot look into the lab at {self.home}: {exc.strerror}; "
+                           "run as root") from exc
+
+    def env(self) -> dict[str, str]:
+        s = load_secrets(self.state_dir)
+        return {
+            "HOTLINE_DSN": dsn(DB_NAME, s.db_password),
+            "HOTLINE_AMI_URL": f"ami://{AMI_USER}:{quote(s.ami_secret, safe='')}"
+                               f"@{HOST}:{AMI_PORT}",
+            "HOTLINE_ARI_URL": f"http://{ARI_USER}:{quote(s.ari_password, safe='')}"
+                               f"@{HOST}:{HTTP_PORT}",
+            "HOTLINE_ARI_APP": ARI_APP,
+            "HOTLINE_ASTERISK_CONF_DIR": str(self.conf_dir),
+        }
+
+    def admin_dsn(self) -> str:
+        """The `hotline` role (it has CREATEDB) on the `postgres` database, so that creating or
+        dropping test databases never holds a session on the `hotline` database."""
+        return dsn("postgres", load_secrets(self.state_dir).db_password)
+
+    def restart_asterisk(self) -> None:
+        require_root()
+        with self._locked():
+            self.asterisk.stop()
+            self.debian_root.ensure_proc_mounted()
+            self.asterisk.start()
+
+    def asterisk_cli(self, command: str) -> str:
+        """Output of `asterisk -rx COMMAND` in the lab's root."""
+        require_root()
+        result = self.asterisk.rx(command, timeout=30)
+        if result.returncode != 0 or "Unable to connect to remote asterisk" in result.stdout:
+            raise LabError("Asterisk is not running in the lab; run `hotline lab up`")
+        return result.stdout
+
+    def log_paths(self) -> dict[str, Path]:
+        """'asterisk' is Asterisk's own log (messages); 'asterisk_console' its stdout/stderr,
+        which alone holds what went wrong when it fails before its logger starts."""
+        return {"asterisk": self.asterisk.log, "asterisk_console": self.asterisk.console_log,
+                "postgres": self.postgres.log}
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One `up`/`down` at a time per lab home (parallel test workers all call `up`)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.state_dir / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
