@@ -14,7 +14,7 @@ WEB := hotline/web
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-packages venv web lab-up lab-down lab-status run test unit lint bench bench-stats clean
+.PHONY: setup system-packages venv web lab-up lab-down lab-status run test unit lint bench bench-waiting bench-stats clean
 
 setup: system-packages venv web lab-up
 
@@ -87,6 +87,11 @@ lint: venv
 # e.g. make bench BENCH_ARGS="--rates 2,4,5 --seconds 20"
 bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The daemon's CPU with 200 callers waiting and no agent free (bench/waiting.py; the lab must be free).
+WAITING_ARGS ?=
+bench-waiting: setup
+	$(PY) bench/waiting.py $(WAITING_ARGS)
 
 # The statistics functions over a generated history of a million hops (bench/stats_bench.py). Needs
 # only the lab's PostgreSQL (or STATS_BENCH_ARGS="--admin-dsn ..."); Asterisk is not touched.

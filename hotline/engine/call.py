@@ -139,7 +139,7 @@ class InboundCall:
         first = not self.gone
         self.gone = True
         if first and self.state not in (CallState.LEAVING, CallState.ENDED):
-            log.info("call %s: caller hung up while %s", self.channel_id, self.state)
+            log.debug("call %s: caller hung up while %s", self.channel_id, self.state)
             raise CallerGone()
 
     def unexpected(self, message: Message) -> None:
@@ -218,8 +218,10 @@ class InboundCall:
         if self.hop is None:
             if not await self._enter():
                 return
-        elif await self._resume():
-            return
+        else:  # adopted after a restart
+            await self._subscribe()
+            if await self._resume():
+                return
         route = self._route()
         if self.switch is not None:
             if await join_the_talk(self, self.ctx, self.switch) is not None:
@@ -293,7 +295,6 @@ class InboundCall:
         if queue is None:
             return False
         self.answered = True
-        await self._subscribe()
         visit = QueueVisit(self, self.ctx, queue)
         if hop.answered_at is not None and hop.agent_id is not None:
             await self._resume_talk(visit, hop.agent_id, hop.answered_at.timestamp())
@@ -423,7 +424,7 @@ class InboundCall:
 
     async def _refuse_what_is_left(self) -> None:
         """A handover asked of this call while it ended gets its no now, not after a timeout."""
-        while (message := await self.next_event(0)) is not None:
+        while not self.inbox.empty() and (message := await self.next_event(0)) is not None:
             self.unexpected(message)
 
     # -- media, as the IVR and the queue use it (engine.ivr.CallIO, queueing.visit.VisitCall) ----

@@ -9,10 +9,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from hotline.asterisk.ari_events import AriEvent, Channel, ChannelEvent, PlaybackEvent, StasisStart
-from hotline.engine.call import InboundCall
+from hotline.engine.call import VANISHED, InboundCall
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.messages import ChannelVanished
+from hotline.engine.outcomes import EndReason
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.errors import AriNotFound
 
@@ -127,7 +128,7 @@ class Router:
         for hop in await self.ctx.contacts.open_hops(self.ctx.node):
             if hop.channel_id not in alive and hop.channel_id not in self.calls:
                 closed += await self.ctx.contacts.close_hop(
-                    hop.id, "failed", cause_text="channel gone while the daemon was away")
+                    hop.id, EndReason.FAILED, cause_text=VANISHED[1])
         emptied = await self._destroy_empty_case_bridges()
         log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
                  "destroyed", len(self.calls), len(in_stasis), closed, emptied)
