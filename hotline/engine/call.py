@@ -22,13 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
-
-import psycopg
-from psycopg_pool import PoolTimeout
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from hotline.asterisk.ari_events import (
     Channel,
@@ -40,10 +34,11 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.context import CallContext
-from hotline.engine.facts import Fact, HopEnded, KeyPressed, Refused
+from hotline.engine.facts import Fact, HopEnded, KeyPressed
 from hotline.engine.handover import join_the_talk
+from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
-from hotline.engine.leg import USER_BUSY, caller_hangup_cause, customer_key, new_hop
+from hotline.engine.leg import caller_hangup_cause
 from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, Message, QueueTurn
 from hotline.engine.outcomes import EndReason
 from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver
@@ -56,13 +51,10 @@ from hotline.engine.routing.route import (
 )
 from hotline.errors import AriError, SwitchRefused
 from hotline.provision.model import Target, TargetAction
-from hotline.store.contacts import Hop, LinesBusy, NewHop
-from hotline.store.db import STORE_DOWN
-from hotline.store.switches import SwitchUse, TokenState
+from hotline.store.contacts import Hop, LinesBusy
+from hotline.store.switches import SwitchUse
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
 VANISHED = (None, "channel gone while the daemon was away")
@@ -74,9 +66,8 @@ class InboundCall:
         self.ctx = ctx
         self.channel = channel
         self.dialled = dialled
-        self.hop = hop
         self.video = video or (hop is not None and hop.media == "video")
-        self.customer = customer  # a browser's own id: its customer key across calls
+        self.hops = HopKeeper(ctx, channel, dialled, video=self.video, customer=customer, hop=hop)
         # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
         self.switch_token = switch_token
         self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
@@ -89,11 +80,14 @@ class InboundCall:
         self._destroyed = False
         self._cause: tuple[int | None, str | None] = (None, None)
         self._turn_posted = False
-        self._unwritten: list[Fact] = []  # recorded before the hop existed (database away)
 
     @property
     def channel_id(self) -> str:
         return self.channel.id
+
+    @property
+    def hop(self) -> Hop | None:
+        return self.hops.hop
 
     # -- the inbox: everyone posts, only this call's task reads ----------------------------------
 
@@ -169,7 +163,7 @@ class InboundCall:
             log.debug("call %s: %s -> %s", self.channel_id, old, new)
         self.state = new
         for fact in facts:
-            self._record(fact)
+            self.hops.record(fact)
 
     def leave(self, reason: EndReason, *facts: Fact) -> None:
         """The contact is over for this leg, for `reason` (the first reason given stands)."""
@@ -183,16 +177,6 @@ class InboundCall:
         if self.state in HANDLED:
             return EndReason.COMPLETED
         return EndReason.FAILED if self.vanished else EndReason.ABANDONED
-
-    def _record(self, fact: Fact) -> None:
-        if isinstance(fact, Refused):
-            self.ctx.records.submit(fact.record())
-            return
-        hop = getattr(fact, "on_hop", None) or self.hop
-        if hop is None:
-            self._unwritten.append(fact)  # written behind the hop, once the database is back
-            return
-        self.ctx.records.submit(fact.record(hop))
 
     # -- the life of the call --------------------------------------------------------------------
 
@@ -243,7 +227,7 @@ class InboundCall:
         refused (busy, or a switch token that opens nothing) and has ended."""
         route = self._route()
         try:
-            self.hop, _ = await asyncio.gather(self._open_hop(route), self._subscribe())
+            await asyncio.gather(self._open_hop(route), self._subscribe())
         except LinesBusy:
             await self._refuse_busy(route)
             return False
@@ -325,42 +309,12 @@ class InboundCall:
 
     # -- the hop ---------------------------------------------------------------------------------
 
-    async def _open_hop(self, route: Route) -> Hop | None:
-        """Open the case and hop, taking a line of the number; LinesBusy when none is free."""
+    async def _open_hop(self, route: Route) -> None:
+        """The leg's hop: a switch leg's from its token, any other's opened taking a line."""
         if self.switch_token is not None:
-            return await self._use_switch_token()
-        try:
-            async with asyncio.timeout(self.ctx.store_open_patience_s):
-                return await self._store(lambda: self._write_new_hop(route), self.ctx.store_open_patience_s)
-        except (*STORE_DOWN, TimeoutError) as exc:
-            log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
-                        "when the database is back", self.channel_id, exc)
-            return None
-
-    async def _use_switch_token(self) -> Hop:
-        """The video leg's hop, in the case its token is for; SwitchRefused for a bad token. No
-        database, no switch: the token cannot be checked, and an unchecked one opens nothing."""
-        if self.ctx.switches is None or not self.switch_token:
-            raise SwitchRefused(TokenState.UNKNOWN)
-        try:
-            self.switch = await self.ctx.switches.use(self.switch_token, self._new_hop(Route()))
-        except STORE_DOWN as exc:
-            log.error("call %s: switch token not checked, the database is unavailable: %s",
-                      self.channel_id, exc)
-            raise SwitchRefused(TokenState.UNKNOWN) from exc
-        log.info("call %s: video leg of case %s (hop %s) replacing hop %s", self.channel_id,
-                 self.switch.hop.case_id, self.switch.hop.id, self.switch.from_hop_id)
-        return self.switch.hop
-
-    async def _write_new_hop(self, route: Route, *, take_a_line: bool = True) -> Hop:
-        return await self.ctx.contacts.open_case_with_hop(
-            self._new_hop(route), customer_key(self.channel, self.ctx.region, self.customer),
-            line_limit=route.number.lines if route.number and take_a_line else None,
-            continue_within_s=self.ctx.continue_case_within_s)
-
-    def _new_hop(self, route: Route) -> NewHop:
-        return new_hop(self.channel, self.dialled, node=self.ctx.node, region=self.ctx.region,
-                       video=self.video, number_id=route.number_id, hotline_id=route.hotline_id)
+            self.switch = await self.hops.use_switch_token(self.switch_token)
+        else:
+            await self.hops.open(route)
 
     async def _refuse_busy(self, route: Route) -> None:
         """All lines held: 486 Busy Here before answer, and the refusal recorded (supervisors count
@@ -368,9 +322,7 @@ class InboundCall:
         log.info("call %s: all lines of %s are held: busy", self.channel_id,
                  route.number.number if route.number else "?")
         await self._hangup_quietly("busy")
-        self.move(CallState.ENDED, Refused(self._new_hop(route),
-                                           customer_key(self.channel, self.ctx.region, self.customer),
-                                           EndReason.BUSY, *USER_BUSY))
+        self.move(CallState.ENDED, self.hops.refused_busy(route))
 
     async def _subscribe(self) -> None:
         # Without a subscription Asterisk stops sending the channel's events at StasisEnd, and
@@ -387,7 +339,7 @@ class InboundCall:
         if not self.gone:
             await self._hangup_quietly()
         await self._await_destroyed()
-        if self.hop is None and not await self._write_hop_late():
+        if self.hop is None and not await self.hops.write_late(self._route()):
             return
         reason = self.end_reason or EndReason.FAILED
         self.move(CallState.ENDED, HopEnded(reason, *self._cause))
@@ -405,22 +357,6 @@ class InboundCall:
                 return
             if not self._is_own_end(message):
                 self.unexpected(message)
-
-    async def _write_hop_late(self) -> bool:
-        """The database was away when the call came: its hop now, then what it recorded since.
-        The call is over: it takes no line (it held none)."""
-        route = self._route()
-        try:
-            self.hop = await self._store(lambda: self._write_new_hop(route, take_a_line=False),
-                                         self.ctx.store_patience_s)
-        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
-            log.error("call %s: its hop could not be written, %d record(s) lost (%s): %s", self.channel_id,
-                      len(self._unwritten) + 1, self.end_reason, exc)
-            return False
-        unwritten, self._unwritten = self._unwritten, []
-        for fact in unwritten:
-            self._record(fact)
-        return True
 
     async def _refuse_what_is_left(self) -> None:
         """A handover asked of this call while it ended gets its no now, not after a timeout."""
@@ -515,21 +451,3 @@ class InboundCall:
             return None
         names = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
         return names.get(last)
-
-    async def _store(self, write: Callable[[], Awaitable[T]], patience_s: float) -> T:
-        """Retry a database write through an outage instead of dropping it (writes are idempotent)."""
-        try:
-            return await write()  # the usual case, without building a retry loop for it
-        except STORE_DOWN as exc:
-            log.warning("call %s: database write failed, retrying: %s", self.channel_id, exc)
-        async for attempt in AsyncRetrying(
-                stop=stop_after_delay(patience_s),
-                wait=wait_exponential(multiplier=0.2, max=5.0),
-                retry=retry_if_exception_type(STORE_DOWN),
-                before_sleep=lambda state: log.warning(
-                    "call %s: database write failed, retrying: %s", self.channel_id,
-                    state.outcome.exception() if state.outcome else "?"),
-                reraise=True):
-            with attempt:
-                return await write()
-        raise AssertionError("unreachable")

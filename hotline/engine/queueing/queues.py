@@ -314,16 +314,11 @@ class QueueManager:
     def _offer(self, queue: str) -> None:
         """Wake the unrung callers at the front of `queue`'s line, as many as agents are free:
         by the autofill rule (next_attempt) no caller behind them can ring anyone now."""
-        line = self.waiting.get(queue)
-        if not line:
+        unrung = [w for w in self.waiting.get(queue, ()) if not w.ringing]
+        if not unrung:  # the usual case when agents are free: every caller in line is ringing
             return
-        free = self._free_agents(queue, limit=len(line))
-        for waiter in line:
-            if free <= 0:
-                return
-            if not waiter.ringing:
-                waiter.wake()
-                free -= 1
+        for waiter in unrung[:self._free_agents(queue, limit=len(unrung))]:
+            waiter.wake()
 
     def _free_agents(self, queue: str, limit: int) -> int:
         """How many members of `queue` are free now, counting no further than `limit` (a queue

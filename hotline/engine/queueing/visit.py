@@ -52,11 +52,12 @@ class VisitCall(Protocol):
 
     channel: Channel
     video: bool
-    hop: Hop | None
     state: CallState
 
     @property
     def channel_id(self) -> str: ...
+    @property
+    def hop(self) -> Hop | None: ...
     @property
     def bridge_id(self) -> str: ...
     @property

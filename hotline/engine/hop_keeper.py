@@ -1,0 +1,140 @@
+"""A leg's hop and the records written on it: opened when the leg enters (taking a line of the
+number, or refused busy), or, when the database was away then, written once the leg is over;
+and whatever the leg recorded before its hop existed, submitted behind it in order.
+
+The call decides what to record (its funnel, engine.call); this is where a fact meets its hop and
+goes to the ordered write-behind. Opening a hop is a question (is a line free? which case does the
+customer continue?), so it is asked at once and waited for, within a patience: a caller is never
+kept waiting for a database that is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from hotline.asterisk.ari_events import Channel
+from hotline.engine.context import CallContext
+from hotline.engine.facts import Fact, Refused
+from hotline.engine.leg import USER_BUSY, customer_key, new_hop
+from hotline.engine.outcomes import EndReason
+from hotline.engine.routing.route import Route
+from hotline.errors import SwitchRefused
+from hotline.store.contacts import Hop, NewHop
+from hotline.store.db import STORE_DOWN
+from hotline.store.switches import SwitchUse, TokenState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class HopKeeper:
+    def __init__(self, ctx: CallContext, channel: Channel, dialled: str, *, video: bool, customer: str,
+                 hop: Hop | None = None) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.dialled = dialled
+        self.video = video
+        self.customer = customer  # a browser's own id: its customer key across calls
+        self.hop = hop
+        self._unwritten: list[Fact] = []  # recorded before the hop existed (database away)
+
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id
+
+    def record(self, fact: Fact) -> None:
+        """Submit `fact` on its hop (the leg's own unless it names another), or keep it until the
+        leg's hop is written."""
+        if isinstance(fact, Refused):
+            self.ctx.records.submit(fact.record())
+            return
+        hop = getattr(fact, "on_hop", None) or self.hop
+        if hop is None:
+            self._unwritten.append(fact)
+            return
+        self.ctx.records.submit(fact.record(hop))
+
+    async def open(self, route: Route) -> Hop | None:
+        """Open the case and hop, taking a line of the number (LinesBusy when none is free); None
+        when the database does not answer in time: the call is served, its hop written later."""
+        try:
+            async with asyncio.timeout(self.ctx.store_open_patience_s):
+                self.hop = await self._store(lambda: self._write(route), self.ctx.store_open_patience_s)
+        except (*STORE_DOWN, TimeoutError) as exc:
+            log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
+                        "when the database is back", self.channel_id, exc)
+        return self.hop
+
+    async def use_switch_token(self, token: str) -> SwitchUse:
+        """The video leg's hop, in the case its token is for; SwitchRefused for a bad token. No
+        database, no switch: the token cannot be checked, and an unchecked one opens nothing."""
+        if self.ctx.switches is None or not token:
+            raise SwitchRefused(TokenState.UNKNOWN)
+        try:
+            use = await self.ctx.switches.use(token, self.new_hop(Route()))
+        except STORE_DOWN as exc:
+            log.error("call %s: switch token not checked, the database is unavailable: %s",
+                      self.channel_id, exc)
+            raise SwitchRefused(TokenState.UNKNOWN) from exc
+        log.info("call %s: video leg of case %s (hop %s) replacing hop %s", self.channel_id,
+                 use.hop.case_id, use.hop.id, use.from_hop_id)
+        self.hop = use.hop
+        return use
+
+    def refused_busy(self, route: Route) -> Refused:
+        """All lines held: the refusal, with the case and ended hop it records."""
+        return Refused(self.new_hop(route), self._customer_key(), EndReason.BUSY, *USER_BUSY)
+
+    async def write_late(self, route: Route) -> bool:
+        """The database was away when the call came: its hop now, then what it recorded since.
+        The call is over: it takes no line (it held none). False when that failed for good."""
+        try:
+            self.hop = await self._store(lambda: self._write(route, take_a_line=False),
+                                         self.ctx.store_patience_s)
+        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
+            log.error("call %s: its hop could not be written, %d record(s) lost: %s", self.channel_id,
+                      len(self._unwritten) + 1, exc)
+            return False
+        unwritten, self._unwritten = self._unwritten, []
+        for fact in unwritten:
+            self.record(fact)
+        return True
+
+    def new_hop(self, route: Route) -> NewHop:
+        return new_hop(self.channel, self.dialled, node=self.ctx.node, region=self.ctx.region,
+                       video=self.video, number_id=route.number_id, hotline_id=route.hotline_id)
+
+    def _customer_key(self) -> str:
+        return customer_key(self.channel, self.ctx.region, self.customer)
+
+    async def _write(self, route: Route, *, take_a_line: bool = True) -> Hop:
+        return await self.ctx.contacts.open_case_with_hop(
+            self.new_hop(route), self._customer_key(),
+            line_limit=route.number.lines if route.number and take_a_line else None,
+            continue_within_s=self.ctx.continue_case_within_s)
+
+    async def _store(self, write: Callable[[], Awaitable[T]], patience_s: float) -> T:
+        """Retry a database write through an outage instead of dropping it (writes are idempotent)."""
+        try:
+            return await write()  # the usual case, without building a retry loop for it
+        except STORE_DOWN as exc:
+            log.warning("call %s: database write failed, retrying: %s", self.channel_id, exc)
+        async for attempt in AsyncRetrying(
+                stop=stop_after_delay(patience_s),
+                wait=wait_exponential(multiplier=0.2, max=5.0),
+                retry=retry_if_exception_type(STORE_DOWN),
+                before_sleep=lambda state: log.warning(
+                    "call %s: database write failed, retrying: %s", self.channel_id,
+                    state.outcome.exception() if state.outcome else "?"),
+                reraise=True):
+            with attempt:
+                return await write()
+        raise AssertionError("unreachable")
