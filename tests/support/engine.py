@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 
 from hotline.asterisk.ari_events import (
     AriEvent,
@@ -36,6 +38,16 @@ from hotline.store.records import Record
 from hotline.store.switches import SwitchUse, TokenState
 
 APP = "hotline"
+
+
+@pytest.fixture(autouse=True)
+def every_move_allowed(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every move a test makes is one the state machine allows (the funnel logs an error if not).
+    Autouse in every module that imports it."""
+    with caplog.at_level(logging.DEBUG, logger="hotline"):
+        yield
+    refused = [r.getMessage() for r in caplog.get_records("call") if "is not a transition" in r.getMessage()]
+    assert refused == []
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 
 

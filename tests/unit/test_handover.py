@@ -6,7 +6,7 @@ from __future__ import annotations
 from hotline.engine.call_state import CallState
 from hotline.provision.model import Agent, Hotline, Number, Provisioning, Queue, Target
 
-from support.engine import Engine, StandInSwitches, channel, stasis_start
+from support.engine import Engine, StandInSwitches, channel, every_move_allowed, stasis_start  # noqa: F401
 
 TOKEN = "ab12"
 
