@@ -51,7 +51,8 @@ from hotline.engine.routing.route import (
 )
 from hotline.errors import AriError, SwitchRefused
 from hotline.provision.model import Target, TargetAction
-from hotline.store.contacts import Hop, LinesBusy
+from hotline.store.contacts import LinesBusy
+from hotline.store.hops import Hop
 from hotline.store.switches import SwitchUse
 
 log = logging.getLogger(__name__)

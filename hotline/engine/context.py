@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from hotline.asterisk.ari_events import Bridge, Channel
 from hotline.engine.directory import Directory
 from hotline.engine.queueing.queues import QueueManager
-from hotline.store.contacts import Hop, NewHop
+from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
 from hotline.store.switches import SwitchUse
 

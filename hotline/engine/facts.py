@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hotline.engine.outcomes import EndReason, QueueEventKind
-from hotline.store.contacts import Hop, NewHop
+from hotline.store.hops import Hop, NewHop
 from hotline.store.records import (
     QueueEvent,
     Record,

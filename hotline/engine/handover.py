@@ -16,7 +16,8 @@ import logging
 
 from hotline.engine.context import CallContext, LiveCall
 from hotline.engine.messages import HandoverAsked
-from hotline.engine.queueing.visit import QueueVisit, Talk, TalkOver, VisitCall
+from hotline.engine.queueing.talk import Talk
+from hotline.engine.queueing.visit import QueueVisit, TalkOver, VisitCall
 from hotline.store.switches import SwitchUse
 
 log = logging.getLogger(__name__)

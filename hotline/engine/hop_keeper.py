@@ -26,8 +26,8 @@ from hotline.engine.leg import USER_BUSY, customer_key, new_hop
 from hotline.engine.outcomes import EndReason
 from hotline.engine.routing.route import Route
 from hotline.errors import SwitchRefused
-from hotline.store.contacts import Hop, NewHop
 from hotline.store.db import STORE_DOWN
+from hotline.store.hops import Hop, NewHop
 from hotline.store.switches import SwitchUse, TokenState
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import unicodedata
 from hotline.asterisk.ari_events import Channel
 from hotline.media import WEB_ENDPOINT
 from hotline.numbers import to_e164
-from hotline.store.contacts import NewHop
+from hotline.store.hops import NewHop
 
 NORMAL_CLEARING = (16, "Normal Clearing")
 USER_BUSY = (17, "User busy")

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from hotline.asterisk.ari_events import AriEvent
-
-if TYPE_CHECKING:
-    from hotline.engine.queueing.visit import Talk
+from hotline.engine.queueing.talk import Talk
 
 
 @dataclass(frozen=True)

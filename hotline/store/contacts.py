@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from psycopg import AsyncConnection, errors
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
+from hotline.store.hops import CHANNEL_KINDS, Hop, NewHop
 from hotline.store.records import (
-    CHANNEL_KINDS,
     QueueEvent,
     Record,
     close_hop_record,
@@ -19,53 +16,9 @@ from hotline.store.records import (
 )
 
 
-@dataclass(frozen=True)
-class NewHop:
-    """What is known of a leg when it enters: enough to open its hop."""
-
-    node: str
-    channel_id: str
-    channel_name: str
-    channel_kind: str
-    media: str
-    dialled: str
-    dialled_e164: str | None
-    caller_num: str
-    caller_name: str
-    entered_at: datetime | None = None
-    number_id: int | None = None
-    hotline_id: int | None = None
-
-
 class LinesBusy(Exception):  # noqa: N818 - control flow, not an error
     """Control flow, not an error: every line of the dialled number is held by a live leg (the
     call answers busy)."""
-
-
-@dataclass(frozen=True)
-class Hop:
-    id: int
-    case_id: int
-    seq: int
-    node: str
-    channel_id: str
-    channel_kind: str
-    dialled: str
-    dialled_e164: str | None
-    caller_num: str
-    entered_at: datetime
-    ended_at: datetime | None
-    end_reason: str | None
-    hangup_cause: int | None
-    number_id: int | None = None
-    line: int | None = None
-    hotline_id: int | None = None
-    queue_id: int | None = None
-    agent_id: int | None = None
-    queued_at: datetime | None = None
-    answered_at: datetime | None = None
-    media: str = "audio"
-    case_last_agent_id: int | None = None  # a continued case: the agent who last talked with them
 
 
 _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num,"

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-if TYPE_CHECKING:
-    from hotline.store.contacts import NewHop
+from hotline.store.hops import CHANNEL_KINDS, NewHop
 
-# As migration 001's checks on hops spell them (hotline.engine.outcomes.EndReason is the engine's).
+# As migration 001's check on hops.end_reason spells them (hotline.engine.outcomes.EndReason is
+# the engine's).
 END_REASONS = frozenset({"completed", "abandoned", "busy", "overflow", "transferred", "switched",
                          "failed", "closed"})
-CHANNEL_KINDS = frozenset({"pstn", "sip", "webrtc"})
 
 Record = dict[str, object]
 RECORD_SQL = "SELECT record_call_events(%s)"

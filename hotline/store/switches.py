@@ -19,7 +19,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.errors import SwitchNotPossible, SwitchRefused
-from hotline.store.contacts import Hop, NewHop, insert_hop
+from hotline.store.contacts import insert_hop
+from hotline.store.hops import Hop, NewHop
 
 TOKEN_BYTES = 32
 

@@ -16,8 +16,9 @@ from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
 from hotline.errors import AriError, SwitchNotPossible, WebRefusal
 from hotline.provision.model import Agent
-from hotline.store.contacts import Contacts, Hop
+from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
+from hotline.store.hops import Hop
 from hotline.store.switches import Switches, TokenState
 from hotline.web.app import SwitchCheck
 from hotline.web.switch_links import request_switch

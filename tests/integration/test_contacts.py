@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from hotline.store.contacts import Contacts, Hop, LinesBusy, NewHop
+from hotline.store.contacts import Contacts, LinesBusy
 from hotline.store.db import open_pool
+from hotline.store.hops import Hop, NewHop
 from hotline.store.records import QueueEvent
 
 from support.checks import rows

@@ -19,8 +19,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from hotline.config import Settings
 from hotline.errors import SwitchNotPossible, SwitchRefused
-from hotline.store.contacts import Contacts, Hop, NewHop
+from hotline.store.contacts import Contacts
 from hotline.store.db import open_pool
+from hotline.store.hops import Hop, NewHop
 from hotline.store.records import QueueEvent, close_hop_record, queue_event_record, talk_taken_over_record
 from hotline.store.switches import Switches, TokenState
 from hotline.store.write_behind import WriteBehind

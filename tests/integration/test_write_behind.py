@@ -13,8 +13,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.lab import Lab
-from hotline.store.contacts import Contacts, Hop, NewHop
+from hotline.store.contacts import Contacts
 from hotline.store.db import APPLICATION_NAME, open_pool
+from hotline.store.hops import Hop, NewHop
 from hotline.store.records import (
     QueueEvent,
     Record,

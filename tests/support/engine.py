@@ -33,7 +33,8 @@ from hotline.engine.router import Router
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.provision.model import Provisioning
 from hotline.store.agent_sessions import AgentPresence
-from hotline.store.contacts import Hop, LinesBusy, NewHop
+from hotline.store.contacts import LinesBusy
+from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
 from hotline.store.switches import SwitchUse, TokenState
 

@@ -37,10 +37,11 @@ from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, 
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.queues import Waiter
+from hotline.engine.queueing.talk import Ringing, Talk
 from hotline.errors import AriError, AriNotFound
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target, TargetAction
-from hotline.store.contacts import Hop
+from hotline.store.hops import Hop
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +81,6 @@ class VisitCall(Protocol):
     def take_answer(self) -> bool: ...
     async def answer(self) -> None: ...
     async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None: ...
-
-
-@dataclass
-class Ringing:
-    agent: AgentState
-    channel_id: str
-    started: float
-
-
-@dataclass(frozen=True)
-class Talk:
-    """A caller's talk with an agent, as one leg hands it to the next (the switch to video)."""
-
-    queue: Queue
-    leg: Ringing
-    answered_at: float
-    visit_hop: Hop  # the hop that joined the queue: the visit's complete is recorded there
 
 
 @dataclass(frozen=True)

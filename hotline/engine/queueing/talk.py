@@ -1,0 +1,29 @@
+"""An agent's leg for a caller (ringing, then talking), and a talk as one leg of the customer
+hands it to the next (the switch to video: engine.handover asks, the visit gives)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.engine.queueing.agent_state import AgentState
+from hotline.provision.model import Queue
+from hotline.store.hops import Hop
+
+
+@dataclass
+class Ringing:
+    """The leg the engine placed to `agent` for a caller, and when it started ringing."""
+
+    agent: AgentState
+    channel_id: str
+    started: float
+
+
+@dataclass(frozen=True)
+class Talk:
+    """A caller's talk with an agent, as one leg hands it to the next."""
+
+    queue: Queue
+    leg: Ringing
+    answered_at: float
+    visit_hop: Hop  # the hop that joined the queue: the visit's complete is recorded there
