@@ -106,5 +106,4 @@ class Refused:
                               self.at)
 
 
-HopFact = QueueStep | KeyPressed | TalkTakenOver | HopEnded  # recorded on a hop
-Fact = HopFact | Refused
+Fact = QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused

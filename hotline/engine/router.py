@@ -25,9 +25,8 @@ AGENT_LEG = "-agent-"  # in the ids of the channels a call places to agents
 class Router:
     """Owns every call task: started here, stored here, cancelled and awaited in close()."""
 
-    def __init__(self, ctx: CallContext, conferences: bool = True) -> None:
+    def __init__(self, ctx: CallContext) -> None:
         self.ctx = ctx
-        self.conferences = conferences  # False: invitations into a case are hung up
         self.inboxes: dict[str, Inbox] = {}  # channel id -> the inbox its events go to
         self.calls: dict[str, InboundCall] = {}  # the calls' own channels
         self.conference: dict[str, ConferenceLeg] = {}  # the legs of parties brought into a case
@@ -70,7 +69,7 @@ class Router:
                                 switch_token=entry.token if entry.kind == "switch" else None))
 
     def _start_conference_leg(self, channel: Channel, entry: StasisEntry) -> None:
-        if not self.conferences or not entry.dialled.isdigit():
+        if not entry.dialled.isdigit():
             return
         leg = ConferenceLeg(self.ctx, channel, int(entry.dialled), entry.agent, entry.invited_by)
         self.conference[leg.channel_id] = self.inboxes[leg.channel_id] = leg
