@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -258,3 +259,16 @@ async def test_a_handover_asked_while_the_phone_leg_hangs_up_is_refused_at_once(
     engine.ari.send(destroyed("c1"))
     await engine.ended()
     assert engine.records.summary()[-1] == ("close", 1, "completed")
+
+
+async def test_a_video_caller_rings_an_audio_agent_once_its_video_wait_from_its_join_is_over() -> None:
+    engine = Engine(contact_centre(prefer_video_agents=True, video_fallback=1), logged_in=("anna",))
+    engine.call_in("c1", CITY, extra=("video=(vp8)",))
+    await engine.ari.wait_for("originate", timeout=2.0)
+    join, ring = (datetime.fromisoformat(str(r["at"])) for r in engine.records.records[:2])
+    assert (engine.records.records[0]["event"], engine.records.records[1]["event"]) == ("join", "ring")
+    assert timedelta(seconds=1) <= ring - join < timedelta(seconds=1.5)  # a deadline, not a poll
+    [waiter] = engine.queues.waiting["support"]
+    assert abs(join.timestamp() - waiter.joined_at) < 1e-6  # dated from the instant its waits count from
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from hotline.asterisk.ari_events import (
@@ -141,7 +142,10 @@ class QueueVisit:
                                         preferred=self.call.preferred_agent, wake=self.call.wake)
         position = self.manager.position(self.waiter)
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name, position)
-        self.call.move(CallState.WAITING, *self._step(E.JOIN, position=position))
+        # Dated when the line says the caller joined: every wait (max wait, the video fallback) counts
+        # from that instant, so the record and the deadlines agree.
+        joined = datetime.fromtimestamp(self.waiter.joined_at, UTC)
+        self.call.move(CallState.WAITING, *self._step(E.JOIN, position=position, at=joined))
         # No answer and no music yet, unless the queue says so (ringback 0): a free agent is rung
         # first, and a caller it answers at once needed neither (round trips to Asterisk fewer,
         # no music started).
@@ -565,7 +569,7 @@ class QueueVisit:
         return _ms((at or time.time()) - self.waiter_.joined_at)
 
     def _step(self, event: QueueEventKind, *, agent: AgentState | None = None,
-              **fields: int | str | None) -> tuple[QueueStep, ...]:
+              **fields: int | str | datetime | None) -> tuple[QueueStep, ...]:
         """The queue event as a fact for the call's funnel; none for a queue the directory has no
         id for (removed while the call waited)."""
         if self.queue_id is None:
