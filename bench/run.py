@@ -250,13 +250,7 @@ class Bench:
         raise RuntimeError("hotline run did not register its Stasis app")
 
     def stop_daemon(self) -> None:
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+        stop_gently(self.daemon)
         self.daemon = None
 
     # ---- load ---------------------------------------------------------------------------------
@@ -389,6 +383,18 @@ async def log_in(dsn: str, agents: list[str]) -> None:
     async with conn:
         for agent in agents:
             await agent_sessions.login(conn, agent)
+
+
+def stop_gently(proc: subprocess.Popen[bytes] | None, timeout_s: float = 15) -> None:
+    """SIGTERM (a daemon's calls stay in Stasis, as on a real stop), SIGKILL if it does not end."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def cpu_s(pid: int | None) -> float | None:

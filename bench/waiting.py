@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import psycopg
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from bench.run import cpu_s, free_udp_port, rss_kb  # noqa: E402
+from bench.run import cpu_s, free_udp_port, rss_kb, stop_gently  # noqa: E402
 from hotline.lab import Lab  # noqa: E402
 
 SCENARIO = Path(__file__).parent / "scenarios" / "caller_waits.xml"
@@ -153,13 +152,7 @@ class WaitingBench:
             self.lab.asterisk_cli("channel request hangup all")
         except Exception as exc:  # noqa: BLE001 - cleanup goes on
             log(f"cleanup: hangup: {exc}")
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+        stop_gently(self.daemon)
         for name, content in self.conf_backup.items():
             path = self.lab.conf_dir / name
             if content is None:
