@@ -21,6 +21,7 @@ from hotline.asterisk.ari_events import (
     Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
+    ChannelHangupRequest,
     PlaybackFinished,
     StasisEnd,
     StasisStart,
@@ -123,6 +124,16 @@ class RecordingAri:
         self.live.discard(channel_id)
         self.send(stasis_end(channel_id))
         self.send(destroyed(channel_id, 0, "Unknown"))  # a BYE, as Asterisk 22 reports it
+
+    def asterisk_shuts_down(self, channel_id: str) -> None:
+        """`core stop now` or a restart, as the lab's Asterisk 22 sends it: a soft hang-up request
+        whose cause is the softhangup flag AST_SOFTHANGUP_SHUTDOWN (4), then the channel's end,
+        destroyed with cause 0 as after a BYE."""
+        self.live.discard(channel_id)
+        self.send(ChannelHangupRequest("ChannelHangupRequest", APP, NOW, channel=channel(channel_id),
+                                       cause=4, soft=True))
+        self.send(stasis_end(channel_id))
+        self.send(destroyed(channel_id, 0, "Unknown"))
 
     def send(self, event: AriEvent) -> None:
         self.emit(event)
