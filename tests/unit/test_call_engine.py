@@ -304,3 +304,22 @@ async def test_a_caller_hanging_up_is_still_abandoned_with_normal_clearing() -> 
     assert engine.records.summary() == [("event", 1, "join"), ("event", 1, "abandon"),
                                         ("close", 1, "abandoned")]
     assert engine.records.records[-1]["cause"] == 16
+
+
+async def test_once_the_database_is_known_away_later_callers_are_served_without_asking_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine(contact_centre(max_wait=1, overflow=Target("hangup")))
+    engine.hops.down = True
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("start_moh")
+    asked = engine.hops.asked  # c1 asked, retried within its patience, and gave up
+    engine.call_in("c2", CITY)
+    await engine.ari.wait_for("start_moh", 2)
+    assert engine.hops.asked == asked  # c2 was served without a query to wait for
+    assert "database known away" in caplog.text
+    engine.hops.down = False  # the probe finds it back; both hops are written, then their records
+    await engine.ended()
+    assert sorted(engine.records.summary()) == [("close", 1, "overflow"), ("close", 2, "overflow"),
+                                                ("event", 1, "join"), ("event", 1, "overflow"),
+                                                ("event", 2, "join"), ("event", 2, "overflow")]
+    assert caplog.text.count("database away (") == 1  # one outage, noticed once
