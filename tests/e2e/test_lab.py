@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from hotline.lab import Lab
+from hotline.lab.asterisk_conf import TRUNK_ADDRESS
 from hotline.lab.ports import AMI_PORT, HTTP_PORT, PG_PORT, SIP_PORT
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -163,7 +164,7 @@ def test_a_sipp_call_from_the_trunk_enters_the_stasis_application(
     log = running_lab.log_paths()["asterisk"]
     start = log.stat().st_size if log.exists() else 0  # a long-lived lab's log is large: read what is new
     subprocess.run(["sipp", "-sn", "uac", "-m", "1", "-s", number, "-timeout", "15",
-                    "-nostdin", f"127.0.0.1:{SIP_PORT}"],
+                    "-i", TRUNK_ADDRESS, "-nostdin", f"127.0.0.1:{SIP_PORT}"],
                    cwd=tmp_path, capture_output=True, timeout=30, check=False)
     # An audio call: the dialplan passes the number and its (absent) video codecs.
     wanted = f'"hotline,inbound,{number},video=(nothing)"'
