@@ -37,12 +37,13 @@ def free_udp_port(address: str = "127.0.0.1") -> int:
 
 def start_call(number: str, scenario: str = "caller_until_bye.xml", *, caller: str = "+74957654321",
                caller_name: str = "Test Caller", hold_ms: int = 300,
-               timeout_s: int = 30, source: str = TRUNK) -> subprocess.Popen[str]:
+               timeout_s: int = 30, source: str = TRUNK,
+               more_fields: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     """Place one call in the background, from the lab's carrier (`source`: VIDEO_PHONE for the
     video phone); `finish()` waits for it. caller_hangs_up.xml hangs up `hold_ms` after it is
-    answered."""
+    answered. `more_fields` follow as field3, field4, ..."""
     inf = INJECTION_DIR / f"caller-{uuid.uuid4().hex[:8]}.csv"
-    inf.write_text(f"SEQUENTIAL\n{caller};{caller_name};{hold_ms};\n")
+    inf.write_text(f"SEQUENTIAL\n{';'.join((caller, caller_name, str(hold_ms), *more_fields))};\n")
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", number, "-inf", str(inf),
            "-m", "1", "-i", source, "-p", str(free_udp_port(source)), "-mp", str(free_udp_port(source)),
            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
