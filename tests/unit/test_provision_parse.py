@@ -510,7 +510,8 @@ def test_two_agents_on_one_endpoint_are_refused() -> None:
     assert "already" in message
 
 
-@pytest.mark.parametrize("agent", [{"endpoint": "sipp-trunk"}, {"endpoint": "anonymous"}])
+@pytest.mark.parametrize("agent", [{"endpoint": e} for e in ("sipp-trunk", "anonymous", "sipp-video",
+                                                              "hotline-trunk")])
 def test_endpoint_of_the_reference_configuration_is_reserved(agent: dict[str, str]) -> None:
     doc = example()
     doc["agents"]["sidorov"] = agent
