@@ -63,7 +63,7 @@ run: setup
 	  $(HOTLINE) provision examples/contact-centre.toml && \
 	  $(HOTLINE) apply && \
 	  echo && echo "hotline is starting. Call it from this machine, e.g.:" && \
-	  echo "  sipp 127.0.0.1:5060 -sf tests/support/scenarios/caller_until_bye.xml -s 84951234567 -m 1" && \
+	  echo "  sipp 127.0.0.1:5060 -i 127.0.0.2 -sf tests/support/scenarios/caller_until_bye.xml -s 84951234567 -m 1" && \
 	  echo "(the example numbers: 8 495 123-45-67, 8 495 765-43-21, 8-800-555-35-35, video-support;" && \
 	  echo " agents register at sip:ivanov@127.0.0.1:5060 with the password from" && \
 	  echo " 'hotline export --with-secrets'; any other number also enters Stasis; Ctrl-C stops)" && \

@@ -29,6 +29,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
 from hotline.lab import Lab  # noqa: E402
+from hotline.lab.asterisk_conf import TRUNK_ADDRESS  # noqa: E402
 from hotline.store.migrations import migrate  # noqa: E402
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -262,7 +263,7 @@ class Bench:
         stat = self.work / f"caller-{prefix}_stat.csv"
         cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "caller.xml"), "-s", dial,
                "-key", "prefix", prefix, "-r", str(rate), "-m", str(n), "-l", str(max(50, rate * 30)),
-               "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+               "-i", TRUNK_ADDRESS, "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
                "-recv_timeout", "30000", "-timeout", f"{self.args.seconds + 60}s", "-nostdin",
                "-trace_logs", "-log_file", str(logf), "-trace_stat", "-stf", str(stat), "-fd", "1"]
         log(f"{side}: {rate} calls/s for {self.args.seconds} s ({n} calls)")

@@ -29,6 +29,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from bench.run import cpu_s, free_udp_port, rss_kb, stop_gently  # noqa: E402
 from hotline.lab import Lab  # noqa: E402
+from hotline.lab.asterisk_conf import TRUNK_ADDRESS  # noqa: E402
 
 SCENARIO = Path(__file__).parent / "scenarios" / "caller_waits.xml"
 NUMBER, DIAL = "+74950009800", "84950009800"
@@ -111,7 +112,7 @@ class WaitingBench:
         n = self.args.callers
         self.callers = subprocess.Popen(
             ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIO), "-s", DIAL, "-key", "prefix", "7916",
-             "-r", "20", "-m", str(n), "-l", str(n), "-i", "127.0.0.1", "-p", str(free_udp_port()),
+             "-r", "20", "-m", str(n), "-l", str(n), "-i", TRUNK_ADDRESS, "-p", str(free_udp_port()),
              "-mp", str(free_udp_port()), "-nostdin", "-trace_err", "-error_file",
              str(self.work / "callers_errors.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=self.work)

@@ -32,6 +32,16 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class WebLimits:
+    """What the customers' web endpoint allows one caller (Settings.web_*, checked)."""
+
+    calls_per_source: int
+    new_calls_per_minute: int
+    rtp_timeout_s: int
+    rtp_timeout_hold_s: int
+
+
+@dataclass(frozen=True)
 class Settings:
     dsn: str = ""
     ami_url: str = ""
@@ -76,6 +86,16 @@ class Settings:
     # patience, until the database takes them (one subdirectory per node and database); "": no
     # spool, and such records are dropped, each loss logged.
     spool_dir: str = "/var/spool/hotline"
+    # The customers' web endpoint, as `hotline apply` renders it (anyone may call it, so what one
+    # caller may hold is bounded): calls one source may have up at once and may start per minute
+    # (a source is one SIP WebSocket connection: behind the daemon's proxy every browser is
+    # 127.0.0.1 with a port of its own), refused with 486 and a NOTICE naming the source in
+    # Asterisk's log; and seconds without RTP (on hold: web_rtp_timeout_hold) before Asterisk
+    # hangs a web call up, so a call that never sends media cannot wait in a queue for ever.
+    web_calls_per_source: str = "2"
+    web_new_calls_per_minute: str = "6"
+    web_rtp_timeout: str = "30"
+    web_rtp_timeout_hold: str = "300"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -85,28 +105,38 @@ class Settings:
 
         self.switch_link_ttl_s  # noqa: B018 (checked now, not at the first switch)
         self.continue_case_within_s  # noqa: B018
+        self.web_limits  # noqa: B018
         self.web_address  # noqa: B018
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 
     @property
     def continue_case_within_s(self) -> int | None:
-        return self._seconds("continue_case_within", 0, 30 * 86400, "0 (off)") or None
+        return self._number("continue_case_within", 0, 30 * 86400, "0 (off)") or None
+
+    @property
+    def web_limits(self) -> WebLimits:
+        return WebLimits(
+            calls_per_source=self._number("web_calls_per_source", 1, 100, what="calls"),
+            new_calls_per_minute=self._number("web_new_calls_per_minute", 1, 1000, what="calls"),
+            rtp_timeout_s=self._number("web_rtp_timeout", 1, 3600),
+            rtp_timeout_hold_s=self._number("web_rtp_timeout_hold", 1, 86400))
 
     @property
     def switch_link_ttl_s(self) -> int:
-        return self._seconds("switch_link_ttl", 10, 86400)
+        return self._number("switch_link_ttl", 10, 86400)
 
-    def _seconds(self, name: str, low: int, high: int, low_means: str = "") -> int:
-        """Setting `name` as whole seconds from `low` to `high`; ConfigError naming it otherwise."""
+    def _number(self, name: str, low: int, high: int, low_means: str = "", what: str = "seconds") -> int:
+        """Setting `name` as a whole number (of `what`) from `low` to `high`; ConfigError naming it
+        otherwise."""
         value = getattr(self, name)
         try:
-            seconds = int(value)
+            number = int(value)
         except ValueError:
-            seconds = low - 1
-        if not low <= seconds <= high:
-            raise ConfigError(f"{name}={value!r} must be seconds from {low_means or low} to {high}")
-        return seconds
+            number = low - 1
+        if not low <= number <= high:
+            raise ConfigError(f"{name}={value!r} must be {what} from {low_means or low} to {high}")
+        return number
 
     @property
     def web_address(self) -> tuple[str, int] | None:

@@ -15,6 +15,8 @@ VIDEO_CODECS = ("vp8", "h264")
 # The endpoint customers' browsers call as (the click-to-call and switch pages): its calls are
 # WebRTC legs. `hotline apply` renders it.
 WEB_ENDPOINT = "hotline-web"
+# Its dialplan context: the only one whose calls may carry a customer id and a switch token.
+WEB_CONTEXT = "hotline-web"
 
 # The case's bridge where video can flow: a mixing bridge whose video is a selective forwarding
 # unit, so every party sees every other one, and a party can join or leave without the others'

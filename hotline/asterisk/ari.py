@@ -134,6 +134,13 @@ class AriClient:
         """The channel now; AriNotFound when it is gone."""
         return parse_channel(_object(await self.request("GET", f"channels/{channel_id}")))
 
+    async def channel_variable(self, channel_id: str, name: str) -> str:
+        """A channel variable or dialplan function's value, e.g. PJSIP_HEADER(read,X-Name); a
+        function that cannot be read (a header the INVITE lacked) is an AriError (500)."""
+        reply = _object(await self.request("GET", f"channels/{channel_id}/variable",
+                                           params={"variable": name}))
+        return str(reply.get("value", ""))
+
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"channels/{channel_id}/answer")
 

@@ -68,7 +68,8 @@ def number() -> None:
 @click.argument("number_text", metavar="NUMBER")
 @click.option("--hotline", "hotline_name", required=True, help="The hotline it serves.")
 @click.option("--kind", type=click.Choice(["city", "tollfree", "video"]), help="Default: inferred.")
-@click.option("--lines", help="Line limit: a number, or 'unlimited' (city default 1).")
+@click.option("--lines", help="Line limit: a number, or 'unlimited' (default: city 1, video 10, "
+                                "8-800 unlimited).")
 @DRY_RUN
 @click.pass_context
 def number_add(ctx: click.Context, number_text: str, hotline_name: str, kind: str | None,
@@ -114,7 +115,7 @@ _queue_options = options(
     click.option("--ring-timeout", type=int, help="Seconds an agent rings."),
     click.option("--retry", type=int, help="Seconds before ringing again."),
     click.option("--wrapup", type=int, help="Seconds after a call before the next."),
-    click.option("--max-wait", help="Seconds before overflow ('none': never)."),
+    click.option("--max-wait", help="Seconds before overflow (default 900; 'none': never)."),
     click.option("--max-len", help="Callers waiting at most ('none': no limit)."),
     click.option("--join-empty/--no-join-empty", default=None, help="Join with no agent logged in."),
     click.option("--announce-period", help="Seconds between position announcements ('none')."),

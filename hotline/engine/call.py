@@ -49,6 +49,7 @@ from hotline.engine.routing.route import (
     route_of_hotline,
     route_of_number,
 )
+from hotline.engine.stasis_entry import read_web_headers
 from hotline.errors import AriError, SwitchRefused
 from hotline.provision.model import Target, TargetAction
 from hotline.store.contacts import LinesBusy
@@ -67,12 +68,13 @@ SOFTHANGUP_SHUTDOWN = 0x04
 
 class InboundCall:
     def __init__(self, ctx: CallContext, channel: Channel, dialled: str, hop: Hop | None = None, *,
-                 video: bool = False, customer: str = "", switch_token: str | None = None) -> None:
+                 video: bool = False, web: bool = False, switch_token: str | None = None) -> None:
         self.ctx = ctx
         self.channel = channel
         self.dialled = dialled
         self.video = video or (hop is not None and hop.media == "video")
-        self.hops = HopKeeper(ctx, channel, dialled, video=self.video, customer=customer, hop=hop)
+        self.hops = HopKeeper(ctx, channel, dialled, video=self.video, customer="", hop=hop)
+        self.web = web  # a customer's browser: its id (and switch token) come in its SIP headers
         # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
         self.switch_token = switch_token
         self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
@@ -237,6 +239,8 @@ class InboundCall:
     async def _enter(self) -> bool:
         """Open the hop (taking a line) and subscribe, both at once; False when the call was
         refused (busy, or a switch token that opens nothing) and has ended."""
+        if self.web:
+            await self._read_web_headers()
         route = self._route()
         try:
             await asyncio.gather(self._open_hop(route), self._subscribe())
@@ -249,6 +253,14 @@ class InboundCall:
             self.move(CallState.ENDED)
             return False
         return True
+
+    async def _read_web_headers(self) -> None:
+        """A browser's customer id, and a switch leg's token, from its INVITE's headers."""
+        switching = self.switch_token is not None
+        headers = await read_web_headers(self.ctx.ari, self.channel_id, switch=switching)
+        self.hops.customer = headers.customer
+        if switching:
+            self.switch_token = headers.token
 
     def _route(self) -> Route:
         snapshot = self.ctx.directory.snapshot

@@ -55,7 +55,7 @@ class Router:
             self._legs.get(inbox.channel_id, set()).discard(channel_id)
 
     def _on_stasis_start(self, event: StasisStart) -> None:
-        entry = parse_entry(event.args)
+        entry = parse_entry(event.args, event.channel.context)
         if entry is None:
             log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
             return
@@ -64,9 +64,9 @@ class Router:
             return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
+        # A switch leg from anywhere but the web context brings no token: refused (403).
         self._start(InboundCall(self.ctx, event.channel, dialled=entry.dialled, video=entry.video,
-                                customer=entry.customer,
-                                switch_token=entry.token if entry.kind == "switch" else None))
+                                web=entry.web, switch_token="" if entry.kind == "switch" else None))
 
     def _start_conference_leg(self, channel: Channel, entry: StasisEntry) -> None:
         if not entry.dialled.isdigit():

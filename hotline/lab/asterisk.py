@@ -26,8 +26,9 @@ from hotline.lab.ports import AMI_PORT, ASTERISK_PORTS, HTTP_PORT, SIP_PORT
 from hotline.lab.shell import ROOT_ENV, Progress, run
 
 BOOT_TIMEOUT = 60.0
-# Changing these needs a restart: `core reload` loads no new module and keeps core options.
-RESTART_ON_CHANGE = frozenset({"asterisk.conf", "modules.conf"})
+# Changing these needs a restart: `core reload` loads no new module and keeps core options (and
+# pjsip.conf's endpoint_identifier_order).
+RESTART_ON_CHANGE = frozenset({"asterisk.conf", "modules.conf", "pjsip.conf"})
 
 
 class LabAsterisk:

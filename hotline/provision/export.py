@@ -32,7 +32,8 @@ def _drop_none(table: Table) -> Table:
 def queue_table(q: Queue) -> Table:
     return _drop_none({
         "strategy": q.strategy, "ring_timeout": q.ring_timeout, "retry": q.retry, "wrapup": q.wrapup,
-        "max_wait": q.max_wait, "max_len": q.max_len, "join_empty": q.join_empty,
+        "max_wait": "none" if q.max_wait is None else q.max_wait, "max_len": q.max_len,
+        "join_empty": q.join_empty,
         "announce_period": q.announce_period, "music": q.music, "service_level": q.service_level,
         "prefer_video_agents": q.prefer_video_agents, "overflow": str(q.overflow),
         "announce_holdtime": q.announce_holdtime, "breakout_menu": q.breakout_menu, "ringback": q.ringback,

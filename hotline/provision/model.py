@@ -14,6 +14,11 @@ from datetime import date, time
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear")
 NUMBER_KINDS = ("city", "tollfree", "video")
 CAPABILITIES = ("audio", "video", "webrtc")
+# Defaults that bound what one anonymous caller can hold: a queue's longest wait (seconds), and the
+# lines of a number by kind (None: unlimited; an 8-800 number's capacity is the carrier's trunk,
+# a video address's is Asterisk's CPU, about twice an audio call's).
+DEFAULT_MAX_WAIT = 900
+DEFAULT_LINES: dict[str, int | None] = {"city": 1, "tollfree": None, "video": 10}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: mon = 1
 
 
@@ -78,7 +83,9 @@ class Queue:
     ring_timeout: int = 15
     retry: int = 5
     wrapup: int = 0
-    max_wait: int | None = None
+    # A caller waits at most this long, then overflows (None: for ever, which a caller who never
+    # hangs up, or a call without media, would take literally).
+    max_wait: int | None = DEFAULT_MAX_WAIT
     max_len: int | None = None
     join_empty: bool = True
     announce_period: int | None = None

@@ -16,6 +16,7 @@ from hotline.errors import NumberError, ProvisionError
 from hotline.numbers import normalise
 from hotline.provision.model import (
     CAPABILITIES,
+    DEFAULT_LINES,
     NUMBER_KINDS,
     STRATEGIES,
     WEEKDAYS,
@@ -394,9 +395,8 @@ def number(key: object, table: Mapping[str, object], region: str = "RU") -> Numb
     e164, kind = number_key(f, key, table.get("kind"), region)
     if "hotline" not in table:
         raise fail(f"{f}.hotline", None, "is required: the hotline this number serves")
-    default_lines = 1 if kind == "city" else None
     return Number(e164, slug(f"{f}.hotline", table["hotline"]), kind,
-                  _get(table, "lines", default_lines, lines, f))
+                  _get(table, "lines", DEFAULT_LINES[kind], lines, f))
 
 
 def agent(name: str, table: Mapping[str, object]) -> Agent:

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from hotline.errors import ProvisionError
 from hotline.provision.model import Menu, Provisioning, Target
 
-# Endpoints the reference configuration already defines: an agent may not take their names.
-RESERVED_ENDPOINTS = frozenset({"sipp-trunk", "anonymous"})
+# Endpoints and templates the reference configuration and the lab define: an agent may not take
+# their names.
+RESERVED_ENDPOINTS = frozenset({"sipp-trunk", "sipp-video", "anonymous", "hotline-customer", "hotline-trunk",
+                                "hotline-video-phone"})
 
 
 def validate(prov: Provisioning) -> None:

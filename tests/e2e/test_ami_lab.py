@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -39,30 +41,34 @@ async def test_ami_login_with_a_wrong_secret_is_refused_clearly(lab_env: dict[st
 
 
 async def test_a_session_asked_for_some_events_gets_only_those(lab_env: dict[str, str]) -> None:
+    # Events the daemon's AMI user may read (classes system and call): a Reload, then a device
+    # state change, both caused through actions it may send.
     endpoint = load_settings(environ=lab_env).ami
-    everything, only_user_events = AmiSession(endpoint), AmiSession(endpoint, only_events=("UserEvent",))
+    everything = AmiSession(endpoint)
+    only_device_states = AmiSession(endpoint, only_events=("DeviceStateChange",))
     seen: dict[str, list[str]] = {"everything": [], "filtered": []}
-    done = asyncio.Event()
+    done = {"everything": asyncio.Event(), "filtered": asyncio.Event()}
+    device = f"Custom:hotline-filter-test-{secrets.token_hex(4)}"
 
-    async def on_filtered(event: object) -> None:
-        seen["filtered"].append(getattr(event, "name", ""))
-        if getattr(event, "name", "") == "UserEvent":
-            done.set()
+    def handler(name: str) -> Callable[[object], Awaitable[None]]:
+        async def on_event(event: object) -> None:
+            seen[name].append(getattr(event, "name", ""))
+            if getattr(event, "name", "") == "DeviceStateChange" and device in str(event):
+                done[name].set()
+        return on_event
 
-    async def on_everything(event: object) -> None:
-        seen["everything"].append(getattr(event, "name", ""))
-
-    everything.on_event(on_everything)
-    only_user_events.on_event(on_filtered)
+    everything.on_event(handler("everything"))
+    only_device_states.on_event(handler("filtered"))
     await everything.connect()
-    await only_user_events.connect()
+    await only_device_states.connect()
     try:
-        await everything.action("Setvar", {"Variable": "HOTLINE_FILTER_TEST", "Value": "1"})  # a VarSet
-        await everything.action("UserEvent", {"UserEvent": "hotline-filter-test"})
-        await asyncio.wait_for(done.wait(), 5)  # events arrive in order: any VarSet came before it
-        assert "VarSet" in seen["everything"]
+        await everything.action("Reload", {"Module": "res_musiconhold.so"})
+        await everything.command(f"devstate change {device} INUSE")
+        # events arrive in order: the Reload came before the device state change
+        await asyncio.wait_for(asyncio.gather(*(d.wait() for d in done.values())), 5)
+        assert "Reload" in seen["everything"]
         # (what Asterisk sends at login, before the filter, comes through: FullyBooted and the like)
-        assert "UserEvent" in seen["filtered"] and "VarSet" not in seen["filtered"]
+        assert "DeviceStateChange" in seen["filtered"] and "Reload" not in seen["filtered"]
     finally:
         await everything.close()
-        await only_user_events.close()
+        await only_device_states.close()

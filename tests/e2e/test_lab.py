@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from hotline.lab import Lab
+from hotline.lab.asterisk_conf import TRUNK_ADDRESS
 from hotline.lab.ports import AMI_PORT, HTTP_PORT, PG_PORT, SIP_PORT
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -129,6 +130,38 @@ def test_ari_answers_with_the_generated_password_and_refuses_another(running_lab
     assert ari_get(url, "/ari/asterisk/info", password="not-the-password") == 401
 
 
+def test_the_ari_password_is_stored_only_as_a_crypt_hash(running_lab: Lab) -> None:
+    password = unquote(urlsplit(running_lab.env()["HOTLINE_ARI_URL"]).password or "")
+    text = (running_lab.conf_dir / "ari_users.conf").read_text()
+    assert password not in text
+    assert "password_format = crypt" in text and "password = $6$" in text
+
+
+def test_the_ami_user_may_do_what_the_daemon_needs_and_not_more(running_lab: Lab) -> None:
+    url = running_lab.env()["HOTLINE_AMI_URL"]
+    assert "Asterisk 22." in ami_exchange(url, "Action: Command\r\nCommand: core show version")
+    assert "AsteriskVersion: 22." in ami_exchange(url, "Action: CoreSettings")
+    for refused in ("Action: Originate\r\nChannel: Local/1@hotline-inbound\r\nApplication: Wait",
+                    "Action: Setvar\r\nVariable: X\r\nValue: 1", "Action: Redirect\r\nChannel: x"):
+        assert "Permission denied" in ami_exchange(url, refused), refused
+
+
+def ami_exchange(url: str, action: str) -> str:
+    """Log in over raw AMI, send one action and return Asterisk's reply to it."""
+    parts = urlsplit(url)
+    secret = unquote(parts.password or "")
+    login = f"Action: Login\r\nUsername: {parts.username}\r\nSecret: {secret}\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(f"{login}Events: off\r\n\r\n{action}\r\nActionID: probe\r\n\r\n".encode())
+        received = b""
+        while b"ActionID: probe" not in received or not received.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return received.decode()
+
+
 def test_asterisk_runs_the_reference_config(running_lab: Lab) -> None:
     cli = running_lab.asterisk_cli
     assert "sipp-trunk" in cli("pjsip show endpoints")
@@ -136,7 +169,8 @@ def test_asterisk_runs_the_reference_config(running_lab: Lab) -> None:
     assert "transport-udp" in transports and "transport-tcp" in transports
     assert "transport-ws" in transports
     inbound = cli("dialplan show hotline-inbound")
-    assert "Stasis(hotline,inbound,${EXTEN},video=${CHANNEL(videonativeformat)})" in inbound
+    assert "Stasis(hotline,inbound,${FILTER(--.0-9a-zA-Z_+,${EXTEN})},video=${CHANNEL(videonativeformat)})" \
+        in inbound
     stasis = cli("module show like stasis")
     assert "app_stasis.so" in stasis and "Running" in stasis
     assert "res_ari_channels.so" in cli("module show like res_ari")
@@ -163,7 +197,7 @@ def test_a_sipp_call_from_the_trunk_enters_the_stasis_application(
     log = running_lab.log_paths()["asterisk"]
     start = log.stat().st_size if log.exists() else 0  # a long-lived lab's log is large: read what is new
     subprocess.run(["sipp", "-sn", "uac", "-m", "1", "-s", number, "-timeout", "15",
-                    "-nostdin", f"127.0.0.1:{SIP_PORT}"],
+                    "-i", TRUNK_ADDRESS, "-nostdin", f"127.0.0.1:{SIP_PORT}"],
                    cwd=tmp_path, capture_output=True, timeout=30, check=False)
     # An audio call: the dialplan passes the number and its (absent) video codecs.
     wanted = f'"hotline,inbound,{number},video=(nothing)"'
@@ -177,6 +211,49 @@ def test_a_sipp_call_from_the_trunk_enters_the_stasis_application(
         time.sleep(0.2)
     assert "Stasis(\"PJSIP/sipp-trunk-" in new_lines()
     assert wanted in new_lines()
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+def test_a_dialled_number_cannot_add_stasis_arguments(running_lab: Lab, tmp_path: Path) -> None:
+    log = running_lab.log_paths()["asterisk"]
+    start = log.stat().st_size if log.exists() else 0
+    tag = secrets.token_hex(4)
+    subprocess.run(["sipp", "-sn", "uac", "-m", "1", "-s", f"x{tag},customer=c0ffee", "-timeout", "15",
+                    "-i", TRUNK_ADDRESS, "-nostdin", f"127.0.0.1:{SIP_PORT}"],
+                   cwd=tmp_path, capture_output=True, timeout=30, check=False)
+    wanted = f'"hotline,inbound,x{tag}customerc0ffee,video=(nothing)"'
+    deadline = time.monotonic() + 10
+    while wanted not in new_log_lines(log, start) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert wanted in new_log_lines(log, start)
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+def test_a_from_header_naming_the_video_phone_does_not_make_a_call_the_video_phones(
+        running_lab: Lab, tmp_path: Path) -> None:
+    # Once any host could claim `From: sipp-video` and hold a line; the video phone is known by its
+    # address now, and an unknown host matches no endpoint (there is no anonymous one).
+    log = running_lab.log_paths()["asterisk"]
+    start = log.stat().st_size if log.exists() else 0
+    inf = tmp_path / "caller.csv"
+    inf.write_text("SEQUENTIAL\nsipp-video;Forger;300;\n")
+    scenario = PROJECT_DIR / "tests/support/scenarios/caller_until_bye.xml"
+    run = subprocess.run(["sipp", f"127.0.0.1:{SIP_PORT}", "-sf", str(scenario), "-s", "video-desk",
+                          "-inf", str(inf), "-m", "1", "-i", "127.0.0.1", "-timeout", "10s",
+                          "-timeout_error", "-nostdin"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
+    assert run.returncode != 0  # no 200 OK
+    deadline = time.monotonic() + 5
+    while "No matching endpoint found" not in new_log_lines(log, start) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "No matching endpoint found" in new_log_lines(log, start)
+    assert "PJSIP/sipp-video-" not in new_log_lines(log, start)
+
+
+def new_log_lines(log: Path, start: int) -> str:
+    with log.open("rb") as fh:
+        fh.seek(start)
+        return fh.read().decode(errors="replace")
 
 
 def test_restart_asterisk_brings_up_a_new_daemon(running_lab: Lab) -> None:

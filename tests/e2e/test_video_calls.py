@@ -81,7 +81,8 @@ def test_a_sip_video_call_is_bridged_with_a_video_agent_in_an_sfu_bridge_with_vi
                                     capabilities=[("audio",), VIDEO])
     phones = start_phones(lab, (audio, "agent_answers.xml"), (video, "agent_answers_video.xml"))
     try:
-        caller = sipp.start_call(ADDRESS, "video_caller_until_bye.xml", caller="sipp-video")
+        caller = sipp.start_call(ADDRESS, "video_caller_until_bye.xml", caller="sipp-video",
+                                 source=sipp.VIDEO_PHONE)
         hop = wait_until(lambda: answered_hop(db), what="the video call answered by an agent")
         bridge = wait_until(lambda: case_bridge(daemon_env, hop["case_id"]), what="the case's bridge")
         assert bridge["video_mode"] == "sfu", bridge
@@ -111,7 +112,8 @@ def test_a_video_caller_falls_back_to_an_audio_agent_after_the_queues_wait(
     [audio] = logged_in_agents(daemon_env, tmp_path, "f", {"vq": 0})
     phones = start_phones(lab, (audio, "agent_answers.xml"))
     try:
-        caller = sipp.start_call(ADDRESS, "video_caller_audio_agent.xml", caller="sipp-video")
+        caller = sipp.start_call(ADDRESS, "video_caller_audio_agent.xml", caller="sipp-video",
+                                 source=sipp.VIDEO_PHONE)
         hop = wait_until(lambda: answered_hop(db), what="the video caller answered by the audio agent")
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(caller).ok

@@ -100,7 +100,7 @@ async def test_example_creates_its_numbers_in_e164_with_their_line_limits(conn: 
         {"number": "+74951234567", "kind": "city", "line_limit": 1, "hotline": "moscow"},
         {"number": "+74957654321", "kind": "city", "line_limit": 4, "hotline": "moscow"},
         {"number": "+78005553535", "kind": "tollfree", "line_limit": None, "hotline": "federal"},
-        {"number": "video-support", "kind": "video", "line_limit": None, "hotline": "federal"},
+        {"number": "video-support", "kind": "video", "line_limit": 10, "hotline": "federal"},
     ]
 
 

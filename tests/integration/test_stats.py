@@ -146,7 +146,7 @@ def test_number_figures_show_busy_refusals_and_the_peak_of_lines_in_use(
     assert {n: tuple(r[k] for k in figures) for n, r in numbers.items()} == {
         "+74951234567": ("city", "moscow", 1, 3, 1, 0, 1, 1, 0, pct("33.3"), 1),
         "+78005553535": ("tollfree", "moscow", None, 5, 3, 2, 0, 0, 0, pct("0.0"), 2),
-        "video-support": ("video", "video", None, 2, 1, 0, 0, 0, 1, pct("0.0"), 1),
+        "video-support": ("video", "video", 10, 2, 1, 0, 0, 0, 1, pct("0.0"), 1),
     }
 
 

@@ -55,9 +55,9 @@ NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 
 
 def channel(channel_id: str, caller: str = "89165551234", state: str = "Ring",
-            name: str | None = None) -> Channel:
+            name: str | None = None, context: str = "hotline-inbound") -> Channel:
     return Channel(id=channel_id, name=name or f"PJSIP/sipp-trunk-{channel_id}", state=state,
-                   caller_num=caller, created_at=NOW)
+                   caller_num=caller, context=context, created_at=NOW)
 
 
 def stasis_start(ch: Channel, *args: str) -> StasisStart:
@@ -97,6 +97,7 @@ class RecordingAri:
         self.live: set[str] = set()
         self.bridge_members: dict[str, list[str]] = {}
         self.hold_playbacks = False
+        self.headers: dict[str, dict[str, str]] = {}  # channel -> the SIP headers of its INVITE
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
 
@@ -159,6 +160,14 @@ class RecordingAri:
         if channel_id not in self.live:
             raise AriNotFound(f"channel {channel_id} not found", 404)
         return channel(channel_id, state="Up")
+
+    async def channel_variable(self, channel_id: str, name: str) -> str:
+        await self._record("channel_variable", channel_id, name)
+        self._require(channel_id)
+        header = name.removeprefix("PJSIP_HEADER(read,").removesuffix(")")
+        if header not in self.headers.get(channel_id, {}):
+            raise AriError("Unable to read provided function", 500)  # as Asterisk answers
+        return self.headers[channel_id][header]
 
     async def answer(self, channel_id: str) -> None:
         await self._record("answer", channel_id)

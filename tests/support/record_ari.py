@@ -1,7 +1,7 @@
 """Record the raw ARI events of one call on the lab, for the unit tests' transcripts.
 
     eval "$(hotline lab env)"; python tests/support/record_ari.py OUT.jsonl
-    # then, from another shell: sipp 127.0.0.1:5060 -sn uac -s 84951234567 -m 1
+    # then, from another shell: sipp 127.0.0.1:5060 -i 127.0.0.2 -sn uac -s 84951234567 -m 1
 
 It serves the call as the first slice does (subscribe, answer, play, hang up) and writes every
 event as one JSON line; run it only when no daemon is connected.

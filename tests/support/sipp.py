@@ -9,9 +9,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotline.lab.asterisk_conf import TRUNK_ADDRESS, VIDEO_PHONE_ADDRESS
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 INJECTION_DIR = Path(tempfile.mkdtemp(prefix="hotline-sipp-"))
 ASTERISK_SIP = "127.0.0.1:5060"
+# Where callers send from: the lab's carrier (and its SIP video phone) are known by address.
+TRUNK = TRUNK_ADDRESS
+VIDEO_PHONE = VIDEO_PHONE_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -24,21 +29,23 @@ class SippRun:
         return self.returncode == 0
 
 
-def free_udp_port() -> int:
+def free_udp_port(address: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
 def start_call(number: str, scenario: str = "caller_until_bye.xml", *, caller: str = "+74957654321",
                caller_name: str = "Test Caller", hold_ms: int = 300,
-               timeout_s: int = 30) -> subprocess.Popen[str]:
-    """Place one call in the background; `finish()` waits for it. caller_hangs_up.xml hangs up
-    `hold_ms` after it is answered."""
+               timeout_s: int = 30, source: str = TRUNK,
+               more_fields: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    """Place one call in the background, from the lab's carrier (`source`: VIDEO_PHONE for the
+    video phone); `finish()` waits for it. caller_hangs_up.xml hangs up `hold_ms` after it is
+    answered. `more_fields` follow as field3, field4, ..."""
     inf = INJECTION_DIR / f"caller-{uuid.uuid4().hex[:8]}.csv"
-    inf.write_text(f"SEQUENTIAL\n{caller};{caller_name};{hold_ms};\n")
+    inf.write_text(f"SEQUENTIAL\n{';'.join((caller, caller_name, str(hold_ms), *more_fields))};\n")
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", number, "-inf", str(inf),
-           "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+           "-m", "1", "-i", source, "-p", str(free_udp_port(source)), "-mp", str(free_udp_port(source)),
            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL)
@@ -89,8 +96,8 @@ def start_pressing_keys(number: str, *keys: str, first_ms: int = 1000, gap_ms: i
     inf = INJECTION_DIR / f"keys-{uuid.uuid4().hex[:8]}.csv"
     inf.write_text(f"SEQUENTIAL\n{caller};IVR Caller;{';'.join(fields)};{first_ms};{gap_ms};\n")
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "caller_presses_keys.xml"),
-           "-s", number, "-inf", str(inf), "-m", "1", "-i", "127.0.0.1",
-           "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+           "-s", number, "-inf", str(inf), "-m", "1", "-i", TRUNK,
+           "-p", str(free_udp_port(TRUNK)), "-mp", str(free_udp_port(TRUNK)),
            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)

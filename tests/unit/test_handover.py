@@ -32,8 +32,9 @@ async def phone_talking_with_anna(engine: Engine) -> str:
 
 def video_leg_enters(engine: Engine, token: str) -> None:
     engine.ari.live.add("v1")
-    engine.ari.send(stasis_start(channel("v1", caller="", name="PJSIP/hotline-web-v1"),
-                                 "switch", "switch", "video=(vp8)", "customer=c0ffee", f"token={token}"))
+    engine.ari.headers["v1"] = {"X-Hotline-Customer": "c0ffee", "X-Hotline-Switch": token}
+    engine.ari.send(stasis_start(channel("v1", caller="", name="PJSIP/hotline-web-v1", context="hotline-web"),
+                                 "switch", "switch", "video=(vp8)"))
 
 
 async def test_a_video_leg_takes_over_the_talk_and_the_records_of_both_legs_come_in_order() -> None:
@@ -73,6 +74,22 @@ async def test_a_forged_token_is_refused_before_answer_and_records_nothing() -> 
     assert [r.args[0] for r in engine.ari.of("answer")] == ["c1"]  # the video leg was never answered
     assert engine.records.records == records_before
     assert engine.call("c1").state is CallState.TALKING  # the phone talk goes on
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_switch_leg_from_outside_the_web_context_is_refused_and_no_header_is_read() -> None:
+    # A trunk caller who dials `switch` (or forges the entry) brings no token the daemon listens to.
+    switches = StandInSwitches(TOKEN)
+    engine = Engine(video_centre(), logged_in=("anna",), switches=switches)
+    await phone_talking_with_anna(engine)
+    switches.replaces(engine.hops.opened[0], queue_id=1, agent_id=1)
+    engine.ari.live.add("v1")
+    engine.ari.headers["v1"] = {"X-Hotline-Switch": TOKEN}
+    engine.ari.send(stasis_start(channel("v1"), "switch", "switch", "video=(vp8)"))
+    await engine.ari.wait_for("hangup")
+    assert engine.ari.of("hangup")[0].args == ("v1", "rejected")
+    assert engine.ari.of("channel_variable") == []
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
 

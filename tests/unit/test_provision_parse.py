@@ -96,10 +96,11 @@ def test_city_number_has_one_line_unless_told() -> None:
     assert parse.number("8 (495) 123-45-67", {"hotline": "moscow", "lines": 4}).lines == 4
 
 
-def test_8_800_and_video_numbers_are_unlimited_unless_told() -> None:
+def test_8_800_numbers_are_unlimited_and_video_addresses_have_ten_lines_unless_told() -> None:
     assert parse.number("8-800-555-35-35", {"hotline": "federal"}).lines is None
-    assert parse.number("video-support", {"hotline": "federal"}).lines is None
+    assert parse.number("video-support", {"hotline": "federal"}).lines == 10
     assert parse.number("8-800-555-35-35", {"hotline": "federal", "lines": 30}).lines == 30
+    assert parse.number("video-support", {"hotline": "federal", "lines": "unlimited"}).lines is None
 
 
 def test_unlimited_lines_are_accepted_on_a_city_number() -> None:
@@ -138,9 +139,9 @@ def test_strategy_typo_is_refused_with_the_field_named(typo: str) -> None:
     assert "rrmemory" in message  # it says what would have been right
 
 
-def test_queue_defaults_are_asterisks_usual_ones() -> None:
+def test_queue_defaults_are_asterisks_usual_ones_but_nobody_waits_for_ever() -> None:
     q = parse.queue("support", {})
-    assert (q.strategy, q.ring_timeout, q.max_wait, q.overflow) == ("ringall", 15, None, Target("hangup"))
+    assert (q.strategy, q.ring_timeout, q.max_wait, q.overflow) == ("ringall", 15, 900, Target("hangup"))
 
 
 def test_max_wait_off_means_wait_for_ever() -> None:
@@ -509,7 +510,8 @@ def test_two_agents_on_one_endpoint_are_refused() -> None:
     assert "already" in message
 
 
-@pytest.mark.parametrize("agent", [{"endpoint": "sipp-trunk"}, {"endpoint": "anonymous"}])
+@pytest.mark.parametrize("agent", [{"endpoint": e} for e in ("sipp-trunk", "anonymous", "sipp-video",
+                                                              "hotline-trunk")])
 def test_endpoint_of_the_reference_configuration_is_reserved(agent: dict[str, str]) -> None:
     doc = example()
     doc["agents"]["sidorov"] = agent

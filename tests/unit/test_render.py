@@ -67,7 +67,7 @@ def extensions(text: str, context: str) -> dict[str, list[str]]:
         elif current == context and (m := re.match(r"exten => ([^,]+),1,(.*)", line)):
             exten = m[1]
             out[exten] = [m[2]]
-        elif current == context and (m := re.match(r" same => n,(.*)", line)):
+        elif current == context and (m := re.match(r" same => n(?:\(\w+\))?,(.*)", line)):
             out[exten].append(m[1])
     return out
 
@@ -102,15 +102,39 @@ def test_video_address_gets_one_extension_of_its_own_name() -> None:
                                          "Hangup(34)"]}
 
 
-def test_browsers_reach_only_the_video_addresses_and_the_switch() -> None:
+def test_browsers_reach_only_the_video_addresses_and_the_switch_past_the_guard() -> None:
     web = extensions(render(provisioning(VIDEO, MOSCOW), SETTINGS)[DIALPLAN_FILE], "hotline-web")
     assert set(web) == {"video-support", "switch"}
-    customer = "customer=${FILTER(0-9a-f,${PJSIP_HEADER(read,X-Hotline-Customer)})}"
-    assert web["video-support"][0] == f"Stasis(hotline,inbound,video-support,{VIDEO_FORMATS},{customer})"
-    # The token reaches the daemon as hex or not at all: nothing the page sends can add arguments.
-    token = "token=${FILTER(0-9a-f,${PJSIP_HEADER(read,X-Hotline-Switch)})}"
-    assert web["switch"][0].endswith(f"{customer},{token})")
-    assert web["switch"][0].startswith("Stasis(hotline,switch,switch,")
+    assert web["video-support"] == ["Gosub(hotline-web-guard,s,1)",
+                                    f"Stasis(hotline,inbound,video-support,{VIDEO_FORMATS})", "Hangup(34)"]
+    assert web["switch"] == ["Gosub(hotline-web-guard,s,1)",
+                             f"Stasis(hotline,switch,switch,{VIDEO_FORMATS})", "Hangup(34)"]
+
+
+def test_no_header_of_the_browser_becomes_a_stasis_argument() -> None:
+    # Asterisk logs an application's arguments: the daemon reads the headers over ARI instead.
+    dialplan = render(provisioning(VIDEO, MOSCOW), SETTINGS)[DIALPLAN_FILE]
+    stasis = [line for line in dialplan.splitlines() if "Stasis(" in line]
+    assert stasis and not any("PJSIP_HEADER" in line or "customer=" in line or "token=" in line
+                              for line in stasis)
+
+
+def test_the_web_guard_counts_each_source_and_refuses_busy_over_the_limits_of_the_settings() -> None:
+    settings = replace(SETTINGS, web_calls_per_source="3", web_new_calls_per_minute="7")
+    [steps] = extensions(render(provisioning(VIDEO), settings)[DIALPLAN_FILE], "hotline-web-guard").values()
+    assert steps[0] == "Set(LOCAL(source)=${CHANNEL(pjsip,remote_addr)})"
+    assert "GotoIf($[${started} > 7]?too_many_new)" in steps
+    assert "GotoIf($[${GROUP_COUNT(${key}@hotline-web-guard)} > 3]?too_many_up)" in steps
+    refusals = [i for i, step in enumerate(steps)
+                if step.startswith("Log(NOTICE,hotline-web: call from ${source}")]
+    assert len(refusals) == 2 and all(steps[i + 1] == "Hangup(17)" for i in refusals)  # 486 Busy Here
+
+
+def test_limits_out_of_range_are_refused_naming_the_setting() -> None:
+    with pytest.raises(ConfigError, match="web_calls_per_source='0' must be calls from 1"):
+        replace(SETTINGS, web_calls_per_source="0")
+    with pytest.raises(ConfigError, match="web_rtp_timeout='soon'"):
+        replace(SETTINGS, web_rtp_timeout="soon")
 
 
 def test_customers_web_endpoint_is_webrtc_without_a_password_in_the_web_context() -> None:
@@ -118,7 +142,15 @@ def test_customers_web_endpoint_is_webrtc_without_a_password_in_the_web_context(
            if name == "hotline-web"]
     assert web == [{"type": "endpoint", "context": "hotline-web", "disallow": "all",
                     "allow": "opus,ulaw,alaw,vp8,h264", "webrtc": "yes", "max_video_streams": "4",
-                    "direct_media": "no", "transport": "transport-ws"}]
+                    "direct_media": "no", "transport": "transport-ws", "identify_by": "username",
+                    "allow_transfer": "no", "rtp_timeout": "30", "rtp_timeout_hold": "300"}]
+
+
+def test_the_web_endpoints_rtp_timeouts_are_the_settings() -> None:
+    settings = replace(SETTINGS, web_rtp_timeout="4", web_rtp_timeout_hold="60")
+    [web] = [body for name, body in sections(render(provisioning(WEB), settings)[PJSIP_FILE])
+             if name == "hotline-web"]
+    assert (web["rtp_timeout"], web["rtp_timeout_hold"]) == ("4", "60")
 
 
 def test_names_the_web_entry_uses_are_refused_for_agents_and_numbers() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.engine.stasis_entry import StasisEntry, parse_entry
+from hotline.engine.stasis_entry import StasisEntry, WebHeaders, parse_entry, read_web_headers
+from hotline.errors import AriError
 from hotline.media import carries_video, case_bridge_type, originate_formats
 
 
@@ -13,29 +14,61 @@ def test_an_older_dialplans_two_arguments_still_make_an_audio_call() -> None:
 
 
 def test_a_call_that_negotiated_video_says_so() -> None:
-    entry = parse_entry(["inbound", "video-support", "video=(vp8)", "customer=0a1b2c3d4e5f6789"])
-    assert entry == StasisEntry("inbound", "video-support", video=True, customer="0a1b2c3d4e5f6789")
-    audio = parse_entry(["inbound", "+74951234567", "video=(nothing)"])
+    entry = parse_entry(["inbound", "video-support", "video=(vp8)"], "hotline-web")
+    assert entry == StasisEntry("inbound", "video-support", video=True, web=True)
+    audio = parse_entry(["inbound", "+74951234567", "video=(nothing)"], "hotline-inbound")
     assert audio == StasisEntry("inbound", "+74951234567")
 
 
-def test_a_switch_leg_brings_its_token_and_only_a_switch_leg_does() -> None:
-    token = "ab" * 32
-    entry = parse_entry(["switch", "switch", "video=(vp8|h264)", "customer=", f"token={token}"])
-    assert entry == StasisEntry("switch", "switch", video=True, token=token)
-    inbound = parse_entry(["inbound", "video-support", f"token={token}"])
-    assert inbound == StasisEntry("inbound", "video-support")
-
-
-@pytest.mark.parametrize("token", ["XYZ", "ab cd", "ab,cd", "0x12", "a" * 129, ""])
-def test_anything_but_hex_is_dropped_from_what_the_caller_side_sent(token: str) -> None:
-    entry = parse_entry(["switch", "switch", f"token={token}", f"customer={token}"])
-    assert entry is not None and entry.token == "" and entry.customer == ""
+def test_customer_and_token_arguments_are_never_taken_whatever_the_context() -> None:
+    # A trunk caller dialling `x,customer=...,token=...` once forged these; they come from the
+    # browser's headers now, read over ARI for calls of the web context only.
+    forged = parse_entry(["inbound", "x", "customer=c0ffee", f"token={'ab' * 32}"], "hotline-inbound")
+    assert forged == StasisEntry("inbound", "x")
+    switch = parse_entry(["switch", "switch", "customer=c0ffee"], "hotline-inbound")
+    assert switch == StasisEntry("switch", "switch")  # not web: no header is read, no token
 
 
 @pytest.mark.parametrize("args", [[], ["inbound"], ["agent", "1795423329.0"], ["inbound", ""], ["dial", "x"]])
 def test_arguments_that_are_not_an_entry_are_refused(args: list[str]) -> None:
     assert parse_entry(args) is None
+
+
+class Headers:
+    """ARI's channel variables as Asterisk 22 answers them: a header the INVITE lacked is a 500."""
+
+    def __init__(self, **headers: str) -> None:
+        self.headers = {f"PJSIP_HEADER(read,{k.replace('_', '-')})": v for k, v in headers.items()}
+        self.asked: list[str] = []
+
+    async def channel_variable(self, channel_id: str, name: str) -> str:
+        self.asked.append(name)
+        if name not in self.headers:
+            raise AriError("Unable to read provided function", 500)
+        return self.headers[name]
+
+
+async def test_a_switch_leg_reads_its_token_and_customer_from_the_invites_headers() -> None:
+    token = "AB" * 32
+    ari = Headers(X_Hotline_Customer="0a1b2c3d4e5f6789", X_Hotline_Switch=token)
+    headers = await read_web_headers(ari, "v1", switch=True)  # type: ignore[arg-type]
+    assert headers == WebHeaders(customer="0a1b2c3d4e5f6789", token=token.lower())
+
+
+async def test_an_inbound_web_call_never_asks_for_a_token() -> None:
+    ari = Headers(X_Hotline_Customer="c0ffee", X_Hotline_Switch="ab" * 32)
+    assert await read_web_headers(ari, "w1", switch=False) == WebHeaders(customer="c0ffee")  # type: ignore[arg-type]
+    assert ari.asked == ["PJSIP_HEADER(read,X-Hotline-Customer)"]
+
+
+@pytest.mark.parametrize("value", ["XYZ", "ab cd", "ab,cd", "0x12", "a" * 129, ""])
+async def test_anything_but_hex_in_a_header_reads_as_absent(value: str) -> None:
+    ari = Headers(X_Hotline_Customer=value, X_Hotline_Switch=value)
+    assert await read_web_headers(ari, "v1", switch=True) == WebHeaders()  # type: ignore[arg-type]
+
+
+async def test_missing_headers_read_as_absent() -> None:
+    assert await read_web_headers(Headers(), "v1", switch=True) == WebHeaders()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("native, video", [("(vp8)", True), ("(h264|vp8)", True), ("(nothing)", False),
