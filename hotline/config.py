@@ -76,6 +76,11 @@ class Settings:
     # patience, until the database takes them (one subdirectory per node and database); "": no
     # spool, and such records are dropped, each loss logged.
     spool_dir: str = "/var/spool/hotline"
+    # GET /health for a load balancer (hotline.health): host:port to listen on ("": off).
+    health_listen: str = "127.0.0.1:8091"
+    # "text": one readable line per log record; "json": one JSON object per line (time, level,
+    # logger, message, and case_id/hop_id when the record is about a call), for a log shipper.
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -86,6 +91,7 @@ class Settings:
         self.switch_link_ttl_s  # noqa: B018 (checked now, not at the first switch)
         self.continue_case_within_s  # noqa: B018
         self.web_address  # noqa: B018
+        self.health_address  # noqa: B018
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 
@@ -111,11 +117,20 @@ class Settings:
     @property
     def web_address(self) -> tuple[str, int] | None:
         """(host, port) of the web pages, None when they are off."""
-        if not self.web_listen:
+        return self._address("web_listen")
+
+    @property
+    def health_address(self) -> tuple[str, int] | None:
+        """(host, port) of the health endpoint, None when it is off."""
+        return self._address("health_listen")
+
+    def _address(self, name: str) -> tuple[str, int] | None:
+        value = getattr(self, name)
+        if not value:
             return None
-        host, _, port = self.web_listen.rpartition(":")
+        host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"web_listen={self.web_listen!r} must be host:port")
+            raise ConfigError(f"{name}={value!r} must be host:port")
         return host, int(port)
 
     @property
@@ -150,8 +165,10 @@ class Settings:
 CHANNEL_SUBSCRIPTIONS = ("per_call", "all")
 EVENT_LOOPS = ("uvloop", "asyncio")
 SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
+LOG_FORMATS = ("text", "json")
+# Settings that take one of a few values.
 CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
-           "synchronous_commit": SYNCHRONOUS_COMMITS}  # settings that take one of a few values
+           "synchronous_commit": SYNCHRONOUS_COMMITS, "log_format": LOG_FORMATS}
 
 # Each field of Settings may come from HOTLINE_<FIELD> in the environment.
 ENV_PREFIX = "HOTLINE_"
