@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import psycopg
+
 from hotline.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("/etc/hotline/hotline.toml")
@@ -187,6 +189,27 @@ def parse_endpoint(name: str, url: str, schemes: tuple[str, ...], default_port: 
     if not parts.hostname or parts.username is None or parts.password is None:
         raise ConfigError(f"{name}={_redact(url)} must be {schemes[0]}://user:secret@host:port")
     return Endpoint(parts.scheme, parts.hostname, port, unquote(parts.username), unquote(parts.password))
+
+
+def refuse_secrets_on_command_line(cli: Mapping[str, str | None]) -> None:
+    """Every user of the machine reads a process's command line (`ps`): a password given there
+    is refused, with where to put it instead."""
+    dsn = cli.get("dsn")
+    if dsn and _dsn_password(dsn):
+        raise ConfigError("--dsn carries a password, which any user sees in `ps`: give it in "
+                          "HOTLINE_DSN, as dsn in the TOML file, or in a PGPASSFILE (~/.pgpass)")
+    for name in ("ami_url", "ari_url"):
+        if cli.get(name):
+            raise ConfigError(f"--{name.replace('_', '-')} is not taken on the command line (its secret "
+                              f"would show in `ps`): set HOTLINE_{name.upper()} or {name} in the TOML file")
+
+
+def _dsn_password(dsn: str) -> bool:
+    """Does the DSN (a URL or key=value conninfo) hold a password? Unparsable: assume it may."""
+    try:
+        return bool(psycopg.conninfo.conninfo_to_dict(dsn).get("password"))
+    except psycopg.ProgrammingError:
+        return "password" in dsn.lower() or "@" in dsn
 
 
 def _redact(url: str) -> str:
