@@ -86,7 +86,7 @@ def place_call(number: str, *, caller: str, keys: Sequence[str] = (), first_key_
     scenario = work_dir() / f"caller-{uuid.uuid4().hex[:8]}.xml"
     scenario.write_text(caller_scenario(keys, first_key_ms, key_gap_ms, talk_s * 1000))
     cmd = [require_sipp(), ASTERISK_SIP, "-sf", str(scenario), "-s", number,
-           "-inf", str(injection_file(caller, "hotline lab")), "-m", "1", "-i", HOST,
+           "-inf", str(injection_file(caller, "hotline lab")), "-aa", "-m", "1", "-i", HOST,
            "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
            "-timeout", f"{talk_s + 30}s", "-timeout_error", "-nostdin"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
