@@ -67,3 +67,20 @@ def test_the_quick_start_call_is_answered_by_an_agent(
     assert (hop["agent"], hop["end_reason"]) == ("petrova", "completed")
     assert hop["answered_at"] is not None
     assert f"case {hop['case_id']}, hop {hop['id']}" in done.stdout
+
+
+def test_lab_call_with_no_daemon_running_says_so_in_one_line(daemon_env: dict[str, str]) -> None:
+    done = hotline_cli(daemon_env, "lab", "call", "88005553535")
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    health = f"http://{daemon_env['HOTLINE_HEALTH_LISTEN']}/health"
+    assert line.startswith(f"Error: no daemon answers at {health}: start `hotline run`"), line
+
+
+def test_lab_call_to_a_number_nobody_provisioned_says_so_and_places_no_call(
+        daemon: DaemonProcess, daemon_env: dict[str, str], db: psycopg.Connection) -> None:
+    done = hotline_cli(daemon_env, "lab", "call", "+7 495 999-00-00")
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("Error: number '+74959990000' is not provisioned (`hotline number list` "
+                                   "shows the numbers; `hotline provision FILE` adds them)")
+    assert rows(db, "SELECT id FROM hops") == []
