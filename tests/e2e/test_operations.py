@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from hotline.lab import Lab
+from hotline.store.db import APPLICATION_NAME
 
 from support import sipp
 from support.checks import rows, wait_until
@@ -24,6 +29,37 @@ def test_a_running_daemon_reports_itself_ok_with_every_part_connected(daemon: Da
     assert health["ari_connections"] == 1
     assert health["write_behind_backlog"] == 0
     assert 0 <= health["loop_lag_ms"]["p99"] <= health["loop_lag_ms"]["max"]
+
+
+@contextmanager
+def database_refusing_the_daemon(lab: Lab, db: psycopg.Connection) -> Iterator[None]:
+    """No new connection to the test database, and the daemon's sessions cut."""
+    name = db.info.dbname
+    with psycopg.connect(lab.admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = %s AND application_name = %s", (name, APPLICATION_NAME))
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
+
+
+def test_with_the_database_away_the_daemon_is_degraded_still_200_and_counts_its_backlog(
+        lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    caller = sipp.start_call("+74951234567", "caller_hangs_up.xml", hold_ms=1500)
+    wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
+    with database_refusing_the_daemon(lab, db):
+        assert sipp.finish(caller).ok  # the call ends during the outage: its end is a record to keep
+        health = wait_until(lambda: h if (h := daemon.health()) and h["write_behind_backlog"] > 0 else None,
+                            what="the call's records waiting")
+        assert health["status"] == "degraded" and not health["database_reachable"], health
+        assert health["ari_connected"] and health["database_error"]
+        assert daemon.health_status() == 200
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), timeout_s=30,
+               what="records written once the database is back")
+    back = wait_until(lambda: h if (h := daemon.health()) and h["status"] == "ok" else None, what="ok again")
+    assert back["write_behind_backlog"] == 0 and back["database_reachable"]
 
 
 def test_a_stopped_daemon_answers_nothing(daemon: DaemonProcess) -> None:

@@ -55,12 +55,21 @@ class DaemonProcess:
 
     def health(self) -> dict[str, Any] | None:
         """GET /health of this daemon (any status), None while nothing answers."""
+        answer = self._get_health()
+        return answer[1] if answer else None
+
+    def health_status(self) -> int | None:
+        """The HTTP status of GET /health, None while nothing answers."""
+        answer = self._get_health()
+        return answer[0] if answer else None
+
+    def _get_health(self) -> tuple[int, dict[str, Any]] | None:
         address = self.env.get("HOTLINE_HEALTH_LISTEN") or "127.0.0.1:8091"
         try:
             with urllib.request.urlopen(f"http://{address}/health", timeout=5) as resp:
-                return dict(json.loads(resp.read()))
+                return resp.status, dict(json.loads(resp.read()))
         except urllib.error.HTTPError as exc:
-            return dict(json.loads(exc.read()))
+            return exc.code, dict(json.loads(exc.read()))
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             return None
 

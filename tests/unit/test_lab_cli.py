@@ -63,3 +63,14 @@ def test_sipp_loads_the_caller_scenario_and_starts_the_call(keys: tuple[str, ...
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20, cwd=tmp_path)
     assert "Resolving remote host" in done.stderr, done.stderr[-2000:]
     assert "not defined" not in done.stderr and "Unknown" not in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is checked first; not installed here")
+@pytest.mark.parametrize("args", [("lab", "call", "88005553535"), ("lab", "phones", str(EXAMPLE))])
+def test_without_a_running_lab_the_lab_commands_say_so_in_one_line(args: tuple[str, ...],
+                                                                   tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "hotline", *args], capture_output=True, text=True,
+                          env={**os.environ, "HOTLINE_LAB_HOME": str(tmp_path)}, timeout=30)  # never built
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: the lab is not running: `hotline lab up` (or `make run`) first"]
