@@ -71,8 +71,8 @@ hotline = "barge"
 
 @pytest.fixture
 def daemon(daemon: DaemonProcess) -> DaemonProcess:
-    """The daemon, once it really serves calls: ARI keeps listing the Stasis app after a previous
-    daemon's WebSocket closed, so `wait_registered` can return before this daemon has connected."""
+    """The daemon, once it has logged that it serves calls (after its ARI connection, which
+    `wait_registered` waits for, it reads Asterisk's version over AMI)."""
     wait_until(lambda: "hotline running on node" in daemon.log(), what="daemon connected")
     return daemon
 
