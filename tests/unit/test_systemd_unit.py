@@ -28,6 +28,8 @@ def test_the_unit_restarts_runs_as_its_own_user_checks_first_and_reads_secrets_f
     assert s["ExecStartPre"] == f"{INSTALLED} doctor --starting"
     assert s["ExecStart"] == f"{INSTALLED} run"
     assert s["EnvironmentFile"] == "/etc/hotline/hotline.env"
+    # the one place it writes, created for it: the daemon refuses to start without its spool
+    assert s["StateDirectory"] == "hotline" and s["Environment"] == "HOTLINE_SPOOL_DIR=/var/lib/hotline/spool"
     assert "HOTLINE_DSN" not in UNIT.read_text().split("[Service]")[1]  # no secret in the unit itself
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                        "PrivateTmp": "yes", "CapabilityBoundingSet": ""}.items():
