@@ -62,11 +62,11 @@ run: setup
 	  $(HOTLINE) db migrate && \
 	  $(HOTLINE) provision examples/contact-centre.toml && \
 	  $(HOTLINE) apply && \
-	  echo && echo "hotline is starting. Call it from this machine, e.g.:" && \
-	  echo "  sipp 127.0.0.1:5060 -i 127.0.0.2 -sf tests/support/scenarios/caller_until_bye.xml -s 84951234567 -m 1" && \
-	  echo "(the example numbers: 8 495 123-45-67, 8 495 765-43-21, 8-800-555-35-35, video-support;" && \
-	  echo " agents register at sip:ivanov@127.0.0.1:5060 with the password from" && \
-	  echo " 'hotline export --with-secrets'; any other number also enters Stasis; Ctrl-C stops)" && \
+	  $(HOTLINE) lab phones examples/contact-centre.toml && \
+	  echo && echo "hotline is starting. Call it from a second shell on this machine:" && \
+	  echo "  .venv/bin/hotline lab call 88005553535" && \
+	  echo "(the example numbers: 8 495 123-45-67 and 8 495 765-43-21 with a menu in Moscow hours," && \
+	  echo " 8-800-555-35-35, video-support; the lab phone of agent petrova answers; Ctrl-C stops)" && \
 	  echo "Video from a browser on this machine: agent page http://127.0.0.1:8089/agent (ivanov)," && \
 	  echo " customer page http://127.0.0.1:8089/call/video-support; a phone call to video:" && \
 	  echo " .venv/bin/hotline case switch CASE (prints the link)" && echo && \

@@ -85,7 +85,8 @@ class WaitingBench:
         params = psycopg.conninfo.conninfo_to_dict(admin)
         params["dbname"] = self.db_name
         self.env = {**os.environ, **self.lab.env(), "HOTLINE_DSN": psycopg.conninfo.make_conninfo(**params),
-                    "HOTLINE_NODE": "bench-node", "HOTLINE_WEB_LISTEN": ""}
+                    "HOTLINE_NODE": "bench-node", "HOTLINE_WEB_LISTEN": "",
+                    "HOTLINE_HEALTH_LISTEN": ""}
         toml = self.work / "waiting.toml"
         toml.write_text(PROVISIONING)
         self.hotline("db", "migrate")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import psycopg
+
 from hotline.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("/etc/hotline/hotline.toml")
@@ -96,6 +98,11 @@ class Settings:
     web_new_calls_per_minute: str = "6"
     web_rtp_timeout: str = "30"
     web_rtp_timeout_hold: str = "300"
+    # GET /health for a load balancer (hotline.health): host:port to listen on ("": off).
+    health_listen: str = "127.0.0.1:8091"
+    # "text": one readable line per log record; "json": one JSON object per line (time, level,
+    # logger, message, and case_id/hop_id when the record is about a call), for a log shipper.
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -107,6 +114,7 @@ class Settings:
         self.continue_case_within_s  # noqa: B018
         self.web_limits  # noqa: B018
         self.web_address  # noqa: B018
+        self.health_address  # noqa: B018
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 
@@ -141,11 +149,20 @@ class Settings:
     @property
     def web_address(self) -> tuple[str, int] | None:
         """(host, port) of the web pages, None when they are off."""
-        if not self.web_listen:
+        return self._address("web_listen")
+
+    @property
+    def health_address(self) -> tuple[str, int] | None:
+        """(host, port) of the health endpoint, None when it is off."""
+        return self._address("health_listen")
+
+    def _address(self, name: str) -> tuple[str, int] | None:
+        value = getattr(self, name)
+        if not value:
             return None
-        host, _, port = self.web_listen.rpartition(":")
+        host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"web_listen={self.web_listen!r} must be host:port")
+            raise ConfigError(f"{name}={value!r} must be host:port")
         return host, int(port)
 
     @property
@@ -180,8 +197,10 @@ class Settings:
 CHANNEL_SUBSCRIPTIONS = ("per_call", "all")
 EVENT_LOOPS = ("uvloop", "asyncio")
 SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
+LOG_FORMATS = ("text", "json")
+# Settings that take one of a few values.
 CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
-           "synchronous_commit": SYNCHRONOUS_COMMITS}  # settings that take one of a few values
+           "synchronous_commit": SYNCHRONOUS_COMMITS, "log_format": LOG_FORMATS}
 
 # Each field of Settings may come from HOTLINE_<FIELD> in the environment.
 ENV_PREFIX = "HOTLINE_"
@@ -200,6 +219,27 @@ def parse_endpoint(name: str, url: str, schemes: tuple[str, ...], default_port: 
     if not parts.hostname or parts.username is None or parts.password is None:
         raise ConfigError(f"{name}={_redact(url)} must be {schemes[0]}://user:secret@host:port")
     return Endpoint(parts.scheme, parts.hostname, port, unquote(parts.username), unquote(parts.password))
+
+
+def refuse_secrets_on_command_line(cli: Mapping[str, str | None]) -> None:
+    """Every user of the machine reads a process's command line (`ps`): a password given there
+    is refused, with where to put it instead."""
+    dsn = cli.get("dsn")
+    if dsn and _dsn_password(dsn):
+        raise ConfigError("--dsn carries a password, which any user sees in `ps`: give it in "
+                          "HOTLINE_DSN, as dsn in the TOML file, or in a PGPASSFILE (~/.pgpass)")
+    for name in ("ami_url", "ari_url"):
+        if cli.get(name):
+            raise ConfigError(f"--{name.replace('_', '-')} is not taken on the command line (its secret "
+                              f"would show in `ps`): set HOTLINE_{name.upper()} or {name} in the TOML file")
+
+
+def _dsn_password(dsn: str) -> bool:
+    """Does the DSN (a URL or key=value conninfo) hold a password? Unparsable: assume it may."""
+    try:
+        return bool(psycopg.conninfo.conninfo_to_dict(dsn).get("password"))
+    except psycopg.ProgrammingError:
+        return "password" in dsn.lower() or "@" in dsn
 
 
 def _redact(url: str) -> str:

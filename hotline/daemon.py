@@ -23,11 +23,13 @@ from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
 from hotline.errors import AriError, ConfigError, HotlineError, StoreError
+from hotline.health import Health, Probes
+from hotline.loop_lag import LoopLagMonitor
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.contacts import Contacts
-from hotline.store.db import STORE_DOWN, describe_dsn, open_pool
+from hotline.store.db import STORE_DOWN, connect, describe_dsn, open_pool
 from hotline.store.spool import spool_directory
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
@@ -37,6 +39,7 @@ from hotline.web.switch_links import request_switch
 
 log = logging.getLogger(__name__)
 
+DB_CHECK_TIMEOUT_S = 1.0
 # What _on_ami_event acts on; Asterisk is asked to send nothing else.
 HANDLED_AMI_EVENTS = ("DeviceStateChange", "FullyBooted")
 
@@ -59,6 +62,11 @@ class Daemon:
         self.records_pool: AsyncConnectionPool | None = None
         self.web: web.AppRunner | None = None
         self.store: StoreAvailability | None = None
+        self.lag = LoopLagMonitor()
+        self.health = Health(Probes(
+            ari_connected=self._ari_connected, ami_connected=self._ami_connected,
+            ari_connections=lambda: self.ari.connections if self.ari is not None else 0,
+            backlog=self._backlog, check_database=self._check_database), self.lag)
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -66,6 +74,9 @@ class Daemon:
     async def start(self) -> None:
         """Connect everything; raises HotlineError with a clear message when a part is missing."""
         s = self.settings
+        self.lag.start()
+        if s.health_address is not None:  # first: a starting daemon answers 503, not nothing
+            await self.health.start(*s.health_address)
         self.pool = await open_pool(s.dsn, synchronous_commit=s.synchronous_commit)
         await self._check_migrated(self.pool)
         self.ami = AmiSession(s.ami, only_events=HANDLED_AMI_EVENTS)
@@ -144,6 +155,7 @@ class Daemon:
 
     async def close(self) -> None:
         """Idempotent; the reverse order of start."""
+        self.stopping.set()  # the health endpoint says "down" from here on
         if self.web is not None:
             await self.web.cleanup()
             self.web = None
@@ -169,6 +181,23 @@ class Daemon:
             await self.pool.close()
         self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
         self.records_pool = None
+        await self.health.close()
+        await self.lag.close()
+
+    def _ari_connected(self) -> bool:
+        return self.ari is not None and self.ari.connected.is_set() and not self.stopping.is_set()
+
+    def _ami_connected(self) -> bool:
+        return self.ami is not None and self.ami.connected
+
+    def _backlog(self) -> int:
+        return self.records.backlog if self.records is not None else 0
+
+    async def _check_database(self) -> None:
+        """A connection of its own: the pools' may all be held by calls, which says nothing
+        about the database."""
+        async with await connect(self.settings.dsn, timeout=DB_CHECK_TIMEOUT_S) as conn:
+            await conn.execute("SELECT 1")
 
     async def _on_ari_connect(self) -> None:
         assert self.router is not None

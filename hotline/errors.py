@@ -112,3 +112,7 @@ class WebRefusal(HotlineError):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class DoctorWarning(HotlineError):
+    """A `hotline doctor` check that passes, with something the operator should change."""

@@ -15,7 +15,9 @@ from psycopg_pool import PoolTimeout
 
 from hotline.cli import agents, apply, cases, db, doctor, lab, provision, run, stats
 from hotline.cli.common import settings_of
+from hotline.config import refuse_secrets_on_command_line
 from hotline.errors import HotlineError
+from hotline.logs import TEXT_FORMAT
 from hotline.store.db import STORE_DOWN, describe_dsn
 
 log = logging.getLogger(__name__)
@@ -68,17 +70,20 @@ def _first_line(exc: BaseException) -> str:
 @click.group(cls=HotlineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML settings file (default: $HOTLINE_CONFIG or /etc/hotline/hotline.toml).")
-@click.option("--dsn", help="PostgreSQL URL (HOTLINE_DSN).")
-@click.option("--ami-url", help="ami://user:secret@host:port (HOTLINE_AMI_URL).")
-@click.option("--ari-url", help="http://user:password@host:port (HOTLINE_ARI_URL).")
+@click.option("--dsn", help="PostgreSQL URL without a password (HOTLINE_DSN; a password: "
+              "there, in the TOML file or in ~/.pgpass).")
+# Refused with a clear line (their secrets would show in `ps`): HOTLINE_AMI_URL, HOTLINE_ARI_URL.
+@click.option("--ami-url", hidden=True)
+@click.option("--ari-url", hidden=True)
 @click.option("--ari-app", help="Stasis application name (HOTLINE_ARI_APP, default hotline).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
 def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: str | None) -> None:
     """hotline: telephone and video hotlines on Asterisk (ARI + AMI + PostgreSQL)."""
+    refuse_secrets_on_command_line(cli)
     ctx.obj = {"cli": cli, "config_file": config_file}
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=TEXT_FORMAT)
 
 
 for _command in (run.run, doctor.doctor, db.db, apply.apply_command, lab.lab, *provision.COMMANDS,

@@ -116,7 +116,8 @@ def _as_text(t: CaseTimeline) -> str:
     lines = [f"case {c['id']}  customer {c['customer_key']}  {c['status']} "
              f"(opened {c['opened_at']:%Y-%m-%d %H:%M:%S}{closed}{agent})",
              f"{len(t.hops)} leg(s): " + ", ".join(
-                 f"{h['seq']} {h['channel_kind']}/{h['media']} {h['end_reason'] or 'live'}" for h in t.hops),
+                 f"{h['seq']} {h['channel_kind']}/{h['media']} {h['end_reason'] or 'live'}"
+                 + (f" keys {h['ivr_path']}" if h["ivr_path"] else "") for h in t.hops),
              "", f"{'TIME':<12}  {'HOP':>3}  {'CHANNEL':<12}  WHAT"]
     lines += [f"{m.at:%H:%M:%S}.{m.at.microsecond // 1000:03d}  {m.hop:>3}  {m.channel:<12}  {m.what}"
               for m in t.moments()]

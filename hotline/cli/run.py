@@ -7,6 +7,7 @@ import logging
 import click
 
 from hotline.cli.common import settings_of
+from hotline.logs import use_format
 
 
 @click.command()
@@ -16,6 +17,7 @@ def run(ctx: click.Context) -> None:
     from hotline.daemon import run_daemon  # here: the engine is not loaded for the other commands
 
     settings = settings_of(ctx)
+    use_format(settings.log_format)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     run_daemon(settings)

@@ -51,6 +51,7 @@ from hotline.engine.routing.route import (
 )
 from hotline.engine.stasis_entry import read_web_headers
 from hotline.errors import AriError, SwitchRefused
+from hotline.logs import CallIds, about_call
 from hotline.provision.model import Target, TargetAction
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop
@@ -196,6 +197,7 @@ class InboundCall:
 
     async def run(self) -> None:
         """The whole life of the call; the hop is closed exactly once, whatever happens."""
+        about_call(self._log_ids)  # this task's log records carry the call's case and hop
         try:
             await self._serve()
         except asyncio.CancelledError:
@@ -332,6 +334,10 @@ class InboundCall:
         return others[0] if self.channel_id in bridge.channels and others else None
 
     # -- the hop ---------------------------------------------------------------------------------
+
+    def _log_ids(self) -> CallIds:
+        hop = self.hop
+        return (hop.case_id, hop.id) if hop is not None else (None, None)
 
     async def _open_hop(self, route: Route) -> None:
         """The leg's hop: a switch leg's from its token, any other's opened taking a line."""

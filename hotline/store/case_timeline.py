@@ -112,6 +112,11 @@ def _hop_moments(h: Row, seq: int, channel: str) -> list[Moment]:
     caller = h["caller_num"] or "anonymous"
     where = f" (hotline {h['hotline']})" if h["hotline"] else ""
     out = [Moment(h["entered_at"], seq, channel, f"entered: {caller} dialled {h['dialled']}{where}")]
+    # The hop keeps the keys in order (ivr_path) but not when each was pressed: listed after the
+    # entry, in the order pressed.
+    keys = h["ivr_path"] or ""
+    out += [Moment(h["entered_at"], seq, channel, f"menu key {key} pressed (key {i} of {len(keys)})")
+            for i, key in enumerate(keys, 1)]
     if h["ended_at"] is not None:
         cause = ""
         if h["hangup_cause"]:

@@ -122,6 +122,11 @@ class WriteBehind:
         """Records in memory not written yet (the spooled ones are in `spooled_records`)."""
         return len(self._pending) + (len(self._in_flight[1]) if self._in_flight else 0)
 
+    @property
+    def backlog(self) -> int:
+        """Records not committed yet, in memory or in the spool."""
+        return self.pending + self.spooled_records
+
     def _queue(self, record: Record, done: asyncio.Future[None] | None) -> None:
         self._pending.append((record, done))
         self._idle.clear()

@@ -11,6 +11,7 @@ import pytest
 
 from support import sipp
 from support.checks import rows, wait_until
+from support.cli import hotline_cli
 from support.daemon import DaemonProcess
 from support.provisioning import BASE
 
@@ -70,8 +71,8 @@ hotline = "barge"
 
 @pytest.fixture
 def daemon(daemon: DaemonProcess) -> DaemonProcess:
-    """The daemon, once it really serves calls: ARI keeps listing the Stasis app after a previous
-    daemon's WebSocket closed, so `wait_registered` can return before this daemon has connected."""
+    """The daemon, once it has logged that it serves calls (after its ARI connection, which
+    `wait_registered` waits for, it reads Asterisk's version over AMI)."""
     wait_until(lambda: "hotline running on node" in daemon.log(), what="daemon connected")
     return daemon
 
@@ -133,3 +134,19 @@ def test_a_key_pressed_during_the_prompt_cuts_it_short(daemon: DaemonProcess, db
     assert hop["ivr_path"] == "1"
     assert hop["ended_at"] - hop["entered_at"] < timedelta(seconds=10)
     assert left_the_menu(daemon, "long", "1"), daemon.log()
+
+
+@pytest.mark.provision(IVR)
+def test_case_show_lists_the_menu_keys_of_a_lab_call_in_the_order_pressed(
+        daemon: DaemonProcess, daemon_env: dict[str, str], db: psycopg.Connection) -> None:
+    call = hotline_cli(daemon_env, "lab", "call", IVR_NUMBER, "--keys", "21", "--seconds", "8")
+    assert call.returncode == 3, call.stdout + call.stderr  # the front queue has nobody: no agent
+    assert "menu keys pressed: 2 1" in call.stdout and "not answered by an agent" in call.stdout
+    hop = closed_hop(db)
+    assert hop["ivr_path"] == "21"
+    assert f"case {hop['case_id']}, hop {hop['id']}" in call.stdout
+    shown = hotline_cli(daemon_env, "case", "show", str(hop["case_id"]))
+    assert shown.returncode == 0, shown.stderr
+    steps = [line[line.index("menu key"):] for line in shown.stdout.splitlines() if "menu key" in line]
+    assert steps == ["menu key 2 pressed (key 1 of 2)", "menu key 1 pressed (key 2 of 2)"], shown.stdout
+    assert "keys 21" in shown.stdout.splitlines()[1]

@@ -19,11 +19,18 @@ from support.daemon import DaemonProcess
 pytestmark = pytest.mark.lab
 
 
+def _ari_connections(daemon: DaemonProcess) -> int:
+    health = daemon.health()
+    assert health is not None, daemon.log()
+    return int(health["ari_connections"])
+
+
 def test_daemon_reconnects_after_asterisk_restart_and_records_the_next_call(
         lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
     wait_until(lambda: "hotline running on node" in daemon.log(), what="daemon connected")
+    before = _ari_connections(daemon)
     lab.restart_asterisk()
-    daemon.wait_registered(timeout_s=30)
+    daemon.wait_registered(timeout_s=30, connections_before=before)
     assert sipp.call("+74951234567").ok
     hops = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
     assert len(hops) == 1 and hops[0]["end_reason"] == "overflow"
@@ -34,8 +41,9 @@ def test_call_cut_by_an_asterisk_restart_leaves_no_open_hop(
         lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
     caller = sipp.start_call("+74951234567")
     wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
+    before = _ari_connections(daemon)
     lab.restart_asterisk()
-    daemon.wait_registered(timeout_s=30)
+    daemon.wait_registered(timeout_s=30, connections_before=before)
     hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
     # Asterisk cut the call, not the caller: a failure, never counted as an abandon
     assert (hop["end_reason"], hop["hangup_cause_text"]) == ("failed", "cut by Asterisk shutting down")

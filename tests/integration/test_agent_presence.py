@@ -41,7 +41,7 @@ def hotline(db_dsn: str, agents: None) -> Hotline:
     runner = CliRunner()
 
     def run(*args: str) -> Result:
-        return runner.invoke(main, ["--dsn", db_dsn, "agent", *args], catch_exceptions=False)
+        return runner.invoke(main, ["agent", *args], env={"HOTLINE_DSN": db_dsn}, catch_exceptions=False)
     return run
 
 

@@ -3,6 +3,7 @@ and exit 1 from every command group, never a traceback (`hotline` run as an oper
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -73,7 +74,7 @@ def start() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def spawn(started: list[subprocess.Popen[str]], dsn: str, *args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "hotline", "--dsn", dsn, *args],
+    proc = subprocess.Popen([sys.executable, "-m", "hotline", *args], env={**os.environ, "HOTLINE_DSN": dsn},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started.append(proc)
     return proc

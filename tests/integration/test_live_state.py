@@ -95,7 +95,7 @@ async def test_stats_live_shows_the_wait_from_now_and_todays_figures(
                              [AgentLive(ids["ivanov"], "busy", ago(42)),
                               AgentLive(ids["petrova"], "paused", ago(7))])
     result = await asyncio.to_thread(CliRunner().invoke, main,
-                                     ["--dsn", db_dsn, "stats", "live", "--format", "json"])
+                                     ["stats", "live", "--format", "json"], env={"HOTLINE_DSN": db_dsn})
     assert result.exit_code == 0, result.output
     live = json.loads(result.output)
     [support] = live["queues"]
@@ -111,9 +111,9 @@ class Watch:
     """`hotline stats live --watch` in a subprocess; frames read from its output as they come."""
 
     def __init__(self, dsn: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "hotline", "--dsn", dsn, "stats", "live",
-                                      "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen([sys.executable, "-m", "hotline", "stats", "live", "--watch"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "HOTLINE_DSN": dsn})
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

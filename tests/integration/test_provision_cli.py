@@ -25,7 +25,7 @@ def hotline(db_dsn: str):  # type: ignore[no-untyped-def]
     runner = CliRunner()
 
     def run(*args: str) -> Result:
-        return runner.invoke(main, ["--dsn", db_dsn, *args], catch_exceptions=False)
+        return runner.invoke(main, list(args), env={"HOTLINE_DSN": db_dsn}, catch_exceptions=False)
     return run
 
 

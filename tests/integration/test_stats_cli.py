@@ -32,7 +32,7 @@ def hotline(db_dsn: str) -> Hotline:
     runner = CliRunner()
 
     def run(*args: str, dsn: str = db_dsn) -> Result:
-        return runner.invoke(main, ["--dsn", dsn, "stats", *args], catch_exceptions=False)
+        return runner.invoke(main, ["stats", *args], env={"HOTLINE_DSN": dsn}, catch_exceptions=False)
     return run
 
 

@@ -1,8 +1,10 @@
-"""`hotline run` as a real subprocess, as an operator runs it; waits on ARI, never on sleeps."""
+"""`hotline run` as a real subprocess, as an operator runs it; waits on its health endpoint,
+never on sleeps."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -13,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def free_tcp_port() -> int:
@@ -35,17 +38,40 @@ class DaemonProcess:
         log.close()
         self.wait_registered(timeout_s)
 
-    def wait_registered(self, timeout_s: float = 20) -> None:
-        """Until the daemon's WebSocket is up: Asterisk lists the app as active (`ari show apps`;
-        GET /ari/applications keeps listing an app after its WebSocket is gone)."""
+    def wait_registered(self, timeout_s: float = 20, *, connections_before: int = 0) -> None:
+        """Until this daemon's own ARI connection is up, as its health endpoint reports it (and,
+        after an Asterisk restart, a connection newer than `connections_before`). Asterisk keeps
+        listing the app in `ari show apps` after a killed daemon's WebSocket, so only the
+        daemon itself can say it is ready."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"hotline run exited with {self.proc.returncode}:\n{self.log()}")
-            if app_is_active(self.env.get("HOTLINE_ARI_APP", "hotline")):
+            health = self.health()
+            if health and health["ari_connected"] and health["ari_connections"] > connections_before:
                 return
             time.sleep(0.1)
-        raise AssertionError(f"hotline run did not register its Stasis app in {timeout_s} s:\n{self.log()}")
+        raise AssertionError(f"hotline run did not report ARI connected in {timeout_s} s:\n{self.log()}")
+
+    def health(self) -> dict[str, Any] | None:
+        """GET /health of this daemon (any status), None while nothing answers."""
+        answer = self._get_health()
+        return answer[1] if answer else None
+
+    def health_status(self) -> int | None:
+        """The HTTP status of GET /health, None while nothing answers."""
+        answer = self._get_health()
+        return answer[0] if answer else None
+
+    def _get_health(self) -> tuple[int, dict[str, Any]] | None:
+        address = self.env.get("HOTLINE_HEALTH_LISTEN") or "127.0.0.1:8091"
+        try:
+            with urllib.request.urlopen(f"http://{address}/health", timeout=5) as resp:
+                return resp.status, dict(json.loads(resp.read()))
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(json.loads(exc.read()))
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            return None
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15) -> int:
         if self.proc is None or self.proc.poll() is not None:
@@ -82,12 +108,3 @@ def app_is_connected(env: Mapping[str, str]) -> bool:
     return status == 200
 
 
-def app_is_active(app: str) -> bool:
-    """Is a WebSocket connected for the Stasis app? Asked of the lab's Asterisk CLI."""
-    from hotline.lab import Lab
-
-    listing = Lab(PROJECT_DIR).asterisk_cli("ari show apps")
-    return app in (line.strip() for line in listing.splitlines())
-
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotline.lab import sipp as lab_sipp
 from hotline.lab.asterisk_conf import TRUNK_ADDRESS, VIDEO_PHONE_ADDRESS
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -69,12 +70,7 @@ def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300, calls: int 
     inf = INJECTION_DIR / f"agent-{uuid.uuid4().hex[:8]}.csv"
     inf.write_text(f"SEQUENTIAL\n{endpoint};{ring_ms};\n")
     common = ["-inf", str(inf), "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-timeout_error"]
-    register = subprocess.run(
-        ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "agent_register_only.xml"), "-au", endpoint,
-         "-ap", password, "-aa", "-m", "1", "-timeout", "10s", *common],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=INJECTION_DIR, timeout=20)
-    if register.returncode != 0:
-        raise AssertionError(f"agent {endpoint} could not register:\n{register.stdout[-2000:]}")
+    lab_sipp.register(endpoint, password, port)
     cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-aa", "-m", str(calls), "-mp", str(free_udp_port()),
            "-timeout", f"{timeout_s}s", *common]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -54,7 +54,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Callable[[click.Group, BaseExcep
 
 def invoke(*args: str) -> Result:
     # catch_exceptions=False: an exception the root group lets through fails the test as it is.
-    return CliRunner().invoke(main, ["--dsn", DSN, *args], catch_exceptions=False)
+    return CliRunner().invoke(main, list(args), env={"HOTLINE_DSN": DSN}, catch_exceptions=False)
 
 
 def assert_one_line(result: Result, line: str) -> None:
@@ -98,3 +98,30 @@ def test_a_missing_dsn_names_the_setting() -> None:
                                 catch_exceptions=False)
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0].startswith("Error: dsn is not set: set HOTLINE_DSN")
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--dsn", "postgresql://hotline:s3cret@db.example/hotline"],
+     "Error: --dsn carries a password, which any user sees in `ps`: give it in HOTLINE_DSN, as dsn in "
+     "the TOML file, or in a PGPASSFILE (~/.pgpass)"),
+    (["--dsn", "host=db.example password=s3cret dbname=hotline"],
+     "Error: --dsn carries a password, which any user sees in `ps`: give it in HOTLINE_DSN, as dsn in "
+     "the TOML file, or in a PGPASSFILE (~/.pgpass)"),
+    (["--ami-url", "ami://hotline:s3cret@127.0.0.1:5038"],
+     "Error: --ami-url is not taken on the command line (its secret would show in `ps`): set "
+     "HOTLINE_AMI_URL or ami_url in the TOML file"),
+    (["--ari-url", "http://hotline:s3cret@127.0.0.1:8088"],
+     "Error: --ari-url is not taken on the command line (its secret would show in `ps`): set "
+     "HOTLINE_ARI_URL or ari_url in the TOML file"),
+])
+def test_a_secret_on_the_command_line_is_refused(args: list[str], line: str) -> None:
+    result = CliRunner().invoke(main, [*args, "agent", "list"], catch_exceptions=False)
+    assert_one_line(result, line)
+    assert "s3cret" not in result.output
+
+
+def test_a_dsn_without_a_password_is_taken_on_the_command_line() -> None:
+    result = CliRunner().invoke(main, ["--dsn", "postgresql://hotline@127.0.0.1:1/nosuch", "agent", "list"],
+                                catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "database 127.0.0.1:1/nosuch unreachable" in result.output  # it was used, and it is down
