@@ -16,6 +16,7 @@ from psycopg_pool import PoolTimeout
 from hotline.cli import agents, apply, cases, db, doctor, lab, provision, run, stats
 from hotline.cli.common import settings_of
 from hotline.errors import HotlineError
+from hotline.logs import setup_logging
 from hotline.store.db import STORE_DOWN, describe_dsn
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: s
     """hotline: telephone and video hotlines on Asterisk (ARI + AMI + PostgreSQL)."""
     ctx.obj = {"cli": cli, "config_file": config_file}
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(level)
 
 
 for _command in (run.run, doctor.doctor, db.db, apply.apply_command, lab.lab, *provision.COMMANDS,
