@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from hotline.engine.call_state import ALLOWED, CallState
+from hotline.engine.facts import KEYS_RECORDED_PER_LEG
 from hotline.engine.handover import ask_for_the_talk
 from hotline.provision.model import Agent, Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
 
@@ -272,3 +273,21 @@ async def test_a_video_caller_rings_an_audio_agent_once_its_video_wait_from_its_
     assert abs(join.timestamp() - waiter.joined_at) < 1e-6  # dated from the instant its waits count from
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
+
+
+async def test_a_caller_flooding_keys_in_a_menu_records_only_the_first_keys_and_is_still_served() -> None:
+    prov = contact_centre()
+    prov.menus["loop"] = Menu("loop", "hello", timeout=5, options=(MenuOption("#", Target("repeat")),
+                                                                    MenuOption("1", Target("hangup"))))
+    prov.hotlines["city"] = Hotline("city", entry=Target("menu", "loop"))
+    engine = Engine(prov)
+    engine.ari.hold_playbacks = True  # each key stops the prompt; the next prompt waits for the next key
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("play")
+    for _ in range(KEYS_RECORDED_PER_LEG + 200):
+        engine.ari.send(dtmf("c1", "#"))
+    engine.ari.send(dtmf("c1", "1"))  # the menu still answers: this key leaves it
+    await engine.ended()
+    digits = [r for r in engine.records.records if r["k"] == "digit"]
+    assert len(digits) == KEYS_RECORDED_PER_LEG and {r["digit"] for r in digits} == {"#"}
+    assert engine.records.summary()[-1] == ("close", 1, "completed")
