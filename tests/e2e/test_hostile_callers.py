@@ -152,7 +152,7 @@ def test_a_key_flood_in_a_menu_records_the_first_keys_and_another_caller_is_answ
         db: psycopg.Connection) -> None:
     phone = phone_of(lab, agents[0])
     flooder = sipp.start_flooding_keys(MENU_NUMBER, "#", FLOOD, caller="+79165550001")
-    wait_until(lambda: "menu loop key #: repeat" in daemon.log(), what="the flood reached the menu")
+    wait_until(lambda: "menu loop key #: repeat" in daemon.log_path.read_text(), what="keys in the menu")
     flood_run, normal_run, timer = flood_while_a_caller_is_served(daemon_env, flooder)
     assert flood_run.ok, flood_errors(daemon)  # every INFO got its 200, the BYE too
     assert normal_run.ok, normal_run.output[-3000:]
@@ -163,7 +163,10 @@ def test_a_key_flood_in_a_menu_records_the_first_keys_and_another_caller_is_answ
     assert (flood["end_reason"], flood["hangup_cause"]) == ("abandoned", 16)
     assert normal["end_reason"] == "completed" and normal["agent_id"] is not None
     assert events_of(db, normal["id"]) == ["join", "ring", "answer", "complete"]
-    assert daemon.log().count(f"{KEYS_RECORDED_PER_LEG} keys recorded") == 1
+    whole_log = daemon.log_path.read_text()  # daemon.log() is its tail
+    assert whole_log.count(f"{KEYS_RECORDED_PER_LEG} keys recorded") == 1
+    # Whether the menu fell 16 keys behind depends on the lab's pace; said once at most.
+    assert whole_log.count("keys pressed ahead and not read yet") <= 1
     assert_responsive(timer)
     assert_log_one_line_per_record(daemon)
     print(f"flood in a menu: {timer.summary()}")
@@ -175,7 +178,7 @@ def test_a_key_flood_while_waiting_in_a_queue_records_no_keys_and_the_wait_ends_
         db: psycopg.Connection) -> None:
     phone = phone_of(lab, agents[0])
     flooder = sipp.start_flooding_keys(WAIT_NUMBER, "5", FLOOD, caller="+79165550002")
-    wait_until(lambda: "joined queue hold" in daemon.log(), what="the flooder waiting")
+    wait_until(lambda: "joined queue hold" in daemon.log_path.read_text(), what="the flooder waiting")
     flood_run, normal_run, timer = flood_while_a_caller_is_served(daemon_env, flooder)
     assert flood_run.ok, flood_errors(daemon)
     assert normal_run.ok, normal_run.output[-3000:]
