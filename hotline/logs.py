@@ -1,6 +1,14 @@
-"""Log lines as text or as one JSON object per line (log_format), and the call a log record is
-about: the call's task names its case and hop once, and every record logged from that task (or
-a task it starts) carries them, without threading ids through every log call."""
+"""The daemon's and the CLI's log: one record, one line, as text or as one JSON object per line
+(log_format); and the call a log record is about: the call's task names its case and hop once,
+and every record logged from that task (or a task it starts) carries them, without threading ids
+through every log call.
+
+Log messages carry what callers chose (caller ids, dialled addresses, Stasis arguments, Asterisk's
+error texts quoting them). A CR/LF among them would split a record and let a caller write a line
+of their own into the log, one that looks like the daemon's (`... ERROR hotline...`) to a reader
+and to fail2ban. The text formatter escapes them in the message (a traceback keeps its own
+lines); JSON escapes them by itself.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,8 @@ import logging
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
+
+from hotline.text import one_line
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -25,6 +35,12 @@ def about_call(ids: Callable[[], CallIds]) -> None:
 def call_ids() -> CallIds:
     ids = _CALL.get()
     return ids() if ids is not None else (None, None)
+
+
+class OneLineFormatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
 
 class JsonLines(logging.Formatter):
@@ -45,8 +61,15 @@ class JsonLines(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+def setup_logging(level: int) -> None:
+    """As logging.basicConfig(level, TEXT_FORMAT), with the one-line formatter."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
 def use_format(log_format: str) -> None:
     """Every handler of the root logger writes `log_format` ("text" or "json") from now on."""
-    formatter = JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter = JsonLines() if log_format == "json" else OneLineFormatter(TEXT_FORMAT)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter)

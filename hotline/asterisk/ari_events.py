@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from hotline.errors import InvalidEvent
+from hotline.text import NAME_LIMIT, NUMBER_LIMIT, clean_text
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,10 @@ def parse_channel(raw: Mapping[str, Any]) -> Channel:
             id=_text(raw["id"]),
             name=_text(raw["name"]),
             state=_text(raw.get("state", "")),
-            caller_num=_text(caller.get("number", "")),
-            caller_name=_text(caller.get("name", "")),
+            # The caller's own choice, bytes and all: cleaned here, before anything logs it, stores
+            # it or passes it on (as the caller id of the agent's INVITE).
+            caller_num=clean_text(_text(caller.get("number", "")), NUMBER_LIMIT),
+            caller_name=clean_text(_text(caller.get("name", "")), NAME_LIMIT),
             exten=_text(dialplan.get("exten", "")),
             context=_text(dialplan.get("context", "")),
             created_at=_time(raw.get("creationtime")),

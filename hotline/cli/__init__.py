@@ -17,7 +17,7 @@ from hotline.cli import agents, apply, cases, db, doctor, lab, provision, run, s
 from hotline.cli.common import settings_of
 from hotline.config import refuse_secrets_on_command_line
 from hotline.errors import HotlineError
-from hotline.logs import TEXT_FORMAT
+from hotline.logs import setup_logging
 from hotline.store.db import STORE_DOWN, describe_dsn
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: s
     refuse_secrets_on_command_line(cli)
     ctx.obj = {"cli": cli, "config_file": config_file}
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format=TEXT_FORMAT)
+    setup_logging(level)
 
 
 for _command in (run.run, doctor.doctor, db.db, apply.apply_command, lab.lab, *provision.COMMANDS,

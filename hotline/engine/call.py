@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from hotline.asterisk.ari_events import (
     Channel,
@@ -50,7 +51,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_web_headers
-from hotline.errors import AriError, SwitchRefused
+from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.provision.model import Target, TargetAction
 from hotline.store.contacts import LinesBusy
@@ -60,6 +61,10 @@ from hotline.store.switches import SwitchUse
 log = logging.getLogger(__name__)
 
 MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
+# Keys pressed and not read yet: a caller typing ahead of a menu needs a few; a flood (2000 SIP
+# INFOs in seconds) would otherwise queue here and keep the menu answering stale keys, two ARI
+# requests each, long after the caller stopped, and hide the hangup behind them.
+KEYS_AHEAD = 16
 VANISHED = (None, "channel gone while the daemon was away")
 CUT_BY_SHUTDOWN = (None, "cut by Asterisk shutting down")
 # A soft ChannelHangupRequest carries Asterisk's softhangup flag as its cause, not a Q.850 one:
@@ -90,6 +95,8 @@ class InboundCall:
         self._destroyed = False
         self._cause: tuple[int | None, str | None] = (None, None)
         self._turn_posted = False
+        self._keys_ahead = 0  # the caller's keys in the inbox
+        self._keys_dropped = 0
 
     @property
     def channel_id(self) -> str:
@@ -102,7 +109,18 @@ class InboundCall:
     # -- the inbox: everyone posts, only this call's task reads ----------------------------------
 
     def post(self, message: Message) -> None:
+        if self.is_own_key(message):
+            if self._keys_ahead >= KEYS_AHEAD:
+                self._drop_key()
+                return
+            self._keys_ahead += 1
         self.inbox.put_nowait(message)
+
+    def _drop_key(self) -> None:
+        self._keys_dropped += 1
+        if self._keys_dropped == 1:  # a flood is one line
+            log.warning("call %s: %d keys pressed ahead and not read yet: dropping the next ones",
+                        self.channel_id, KEYS_AHEAD)
 
     def wake(self) -> None:
         """The queue manager: this caller's turn may have come. One QueueTurn waits at a time."""
@@ -123,6 +141,8 @@ class InboundCall:
             return None
         if isinstance(message, QueueTurn):
             self._turn_posted = False
+        elif self.is_own_key(message):
+            self._keys_ahead -= 1
         elif self._is_own_end(message):
             self._own_channel_went(message)
         return message
@@ -410,8 +430,11 @@ class InboundCall:
     async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None:
         """Play `media` to the caller (answering first); with stop_on_digit a key pressed stops it
         and is returned. CallerGone when the caller hangs up meanwhile."""
-        await self.answer()
-        playback_id = await self.ctx.ari.play(self.channel_id, media)
+        try:
+            await self.answer()
+            playback_id = await self.ctx.ari.play(self.channel_id, media)
+        except AriNotFound:  # the caller hung up a moment ago; its events are on the way
+            await self.until_caller_gone()
         while True:
             message = await self.next_event()
             if isinstance(message, PlaybackFinished) and message.playback_id == playback_id:
@@ -422,6 +445,16 @@ class InboundCall:
                 return message.digit
             if message is not None:
                 self.unexpected(message)
+
+    async def until_caller_gone(self) -> NoReturn:
+        """ARI says the caller's channel is gone (a request about it answered 404): its own event
+        is on the way, behind what the inbox holds. Read on until it comes (CallerGone): the
+        caller hung up, which is an abandon or a completed talk, not a failure."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.hangup_grace_s
+        while (message := await self.next_event(deadline - loop.time())) is not None:
+            self.unexpected(message)
+        raise AriNotFound(f"channel {self.channel_id} is gone, and no event said so", 404)
 
     async def digit(self, timeout: float) -> str | None:
         """The next key the caller presses within `timeout` seconds, or None."""

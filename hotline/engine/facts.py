@@ -52,9 +52,15 @@ class QueueStep:
             talk_ms=self.talk_ms, detail=self.detail, at=self.at))
 
 
+# Keys recorded per leg: a way through menus takes a handful; a caller flooding keys (2000 SIP
+# INFOs in a few seconds, or a key held down) must not grow a hop's IVR path without limit.
+KEYS_RECORDED_PER_LEG = 64
+
+
 @dataclass(frozen=True)
 class KeyPressed:
-    """A key the caller pressed in a menu or to leave a queue: appended to the hop's IVR path."""
+    """A key the caller pressed in a menu or to leave a queue: appended to the hop's IVR path
+    (the first KEYS_RECORDED_PER_LEG of a leg; hop_keeper drops the rest)."""
 
     digit: str
 

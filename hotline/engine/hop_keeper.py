@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from hotline.asterisk.ari_events import Channel
 from hotline.engine.context import CallContext
-from hotline.engine.facts import Fact, Refused
+from hotline.engine.facts import KEYS_RECORDED_PER_LEG, Fact, KeyPressed, Refused
 from hotline.engine.leg import USER_BUSY, customer_key, new_hop
 from hotline.engine.outcomes import EndReason
 from hotline.engine.routing.route import Route
@@ -45,6 +45,7 @@ class HopKeeper:
         self.customer = customer  # a browser's own id: its customer key across calls
         self.hop = hop
         self._unwritten: list[Fact] = []  # recorded before the hop existed (database away)
+        self.keys = 0  # keys the caller pressed that were recorded (or would have been, past the cap)
 
     @property
     def channel_id(self) -> str:
@@ -56,11 +57,21 @@ class HopKeeper:
         if isinstance(fact, Refused):
             self.ctx.records.submit(fact.record())
             return
+        if isinstance(fact, KeyPressed) and not self._key_within_cap():
+            return
         hop = getattr(fact, "on_hop", None) or self.hop
         if hop is None:
             self._unwritten.append(fact)
             return
         self.ctx.records.submit(fact.record(hop))
+
+    def _key_within_cap(self) -> bool:
+        """Count a key; False past KEYS_RECORDED_PER_LEG (said once: a flood is one line, not 2000)."""
+        self.keys += 1
+        if self.keys == KEYS_RECORDED_PER_LEG + 1:
+            log.warning("call %s: %d keys recorded on its IVR path; later keys are not", self.channel_id,
+                        KEYS_RECORDED_PER_LEG)
+        return self.keys <= KEYS_RECORDED_PER_LEG
 
     async def open(self, route: Route) -> Hop | None:
         """Open the case and hop, taking a line of the number (LinesBusy when none is free); None

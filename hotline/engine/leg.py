@@ -3,12 +3,11 @@ how its hangup reads. Pure functions of what Asterisk reported."""
 
 from __future__ import annotations
 
-import unicodedata
-
 from hotline.asterisk.ari_events import Channel
 from hotline.media import WEB_ENDPOINT
 from hotline.numbers import to_e164
 from hotline.store.hops import NewHop
+from hotline.text import NUMBER_LIMIT, clean_text
 
 NORMAL_CLEARING = (16, "Normal Clearing")
 USER_BUSY = (17, "User busy")
@@ -21,7 +20,7 @@ def new_hop(channel: Channel, dialled: str, *, node: str, region: str, video: bo
         node=node, channel_id=channel.id, channel_name=clean_text(channel.name),
         channel_kind=channel_kind(channel, dialled_e164), media="video" if video else "audio",
         dialled=clean_text(dialled), dialled_e164=dialled_e164,
-        caller_num=clean_text(channel.caller_num), caller_name=clean_text(channel.caller_name),
+        caller_num=clean_text(channel.caller_num, NUMBER_LIMIT), caller_name=clean_text(channel.caller_name),
         entered_at=channel.created_at, number_id=number_id, hotline_id=hotline_id)
 
 
@@ -38,16 +37,11 @@ def customer_key(channel: Channel, region: str, browser_id: str = "") -> str:
     SIP identity."""
     if browser_id:
         return f"web:{browser_id}"
-    number = clean_text(channel.caller_num)
+    number = clean_text(channel.caller_num, NUMBER_LIMIT)
     e164 = to_e164(number, region) if number else None
     if e164:
         return e164
     return f"sip:{number}" if number else f"anonymous:{channel.endpoint or channel.name}"
-
-
-def clean_text(text: str, limit: int = 256) -> str:
-    """Caller ids come from the network: drop control characters (PostgreSQL refuses NUL)."""
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")[:limit]
 
 
 def caller_hangup_cause(cause: int | None, text: str | None) -> tuple[int | None, str | None]:

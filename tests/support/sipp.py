@@ -6,6 +6,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,37 @@ def start_call(number: str, scenario: str = "caller_until_bye.xml", *, caller: s
            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL)
+
+
+def start_call_as(number: str, identity: Mapping[str, str], *, hold_ms: int = 300,
+                  scenario: str = "caller_with_identity.xml", transport: str = "u1",
+                  timeout_s: int = 30) -> subprocess.Popen[str]:
+    """A caller whose identity (the -key values of `scenario`: caller_name, caller_user, customer,
+    switch) is raw bytes as the test gives them, over UDP ("u1") or TCP ("t1"); it hangs up
+    `hold_ms` after it is answered. Arguments are bytes on the command line, so anything but NUL
+    reaches the wire as is."""
+    inf = INJECTION_DIR / f"identity-{uuid.uuid4().hex[:8]}.csv"
+    inf.write_text(f"SEQUENTIAL\n{hold_ms};\n")
+    keys = [arg for name, value in identity.items() for arg in ("-key", name, value)]
+    cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", number, "-inf", str(inf),
+           "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+           "-t", transport, *keys, "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
+
+
+def start_flooding_keys(number: str, key: str, presses: int, *, first_ms: int = 500, stay_ms: int = 500,
+                        caller: str = "+79165550000", timeout_s: int = 120) -> subprocess.Popen[str]:
+    """A caller that is answered, presses `key` `presses` times by SIP INFO, each as soon as the
+    last one's 200 came, stays `stay_ms` and hangs up (caller_floods_keys.xml)."""
+    inf = INJECTION_DIR / f"flood-{uuid.uuid4().hex[:8]}.csv"
+    inf.write_text(f"SEQUENTIAL\n{caller};Key Flood;{key};{presses};{first_ms};{stay_ms};\n")
+    cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "caller_floods_keys.xml"), "-s", number,
+           "-inf", str(inf), "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+           "-mp", str(free_udp_port()), "-base_cseq", "2", "-timeout", f"{timeout_s}s", "-timeout_error",
+           "-trace_err", "-error_file", str(inf.with_suffix(".errors")), "-nostdin"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
 
 
 def finish(proc: subprocess.Popen[str], timeout_s: float = 40) -> SippRun:

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from hotline.engine.call import KEYS_AHEAD
 from hotline.engine.call_state import ALLOWED, CallState
+from hotline.engine.facts import KEYS_RECORDED_PER_LEG
 from hotline.engine.handover import ask_for_the_talk
 from hotline.provision.model import Agent, Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
 
@@ -323,3 +325,56 @@ async def test_once_the_database_is_known_away_later_callers_are_served_without_
                                                 ("event", 1, "join"), ("event", 1, "overflow"),
                                                 ("event", 2, "join"), ("event", 2, "overflow")]
     assert caplog.text.count("database away (") == 1  # one outage, noticed once
+async def test_a_caller_flooding_keys_in_a_menu_records_only_the_first_keys_and_is_still_served() -> None:
+    prov = contact_centre()
+    prov.menus["loop"] = Menu("loop", "hello", timeout=5, options=(MenuOption("#", Target("repeat")),
+                                                                    MenuOption("1", Target("hangup"))))
+    prov.hotlines["city"] = Hotline("city", entry=Target("menu", "loop"))
+    engine = Engine(prov)
+    engine.ari.hold_playbacks = True  # each key stops the prompt; the next prompt waits for the next key
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("play")
+    for _ in range(KEYS_RECORDED_PER_LEG + 200):  # as fast as the menu takes them
+        engine.ari.send(dtmf("c1", "#"))
+        await engine.settle(0.001)
+    engine.ari.send(dtmf("c1", "1"))  # the menu still answers: this key leaves it
+    await engine.ended()
+    digits = [r for r in engine.records.records if r["k"] == "digit"]
+    assert len(digits) == KEYS_RECORDED_PER_LEG and {r["digit"] for r in digits} == {"#"}
+    assert engine.records.summary()[-1] == ("close", 1, "completed")
+
+
+
+def looping_menu() -> Provisioning:
+    prov = contact_centre()
+    prov.menus["loop"] = Menu("loop", "hello", timeout=5, options=(MenuOption("#", Target("repeat")),))
+    prov.hotlines["city"] = Hotline("city", entry=Target("menu", "loop"))
+    return prov
+
+
+async def test_keys_typed_ahead_past_the_bound_are_dropped_not_answered_one_by_one(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine(looping_menu())
+    engine.ari.hold_playbacks = True
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("play")
+    await engine.settle()
+    for _ in range(500):  # all in before the call reads one
+        engine.ari.send(dtmf("c1", "#"))
+    await engine.ari.wait_for("stop_playback", KEYS_AHEAD, timeout=5)
+    await engine.settle(0.2)  # time for more, had more been kept
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    digits = [r for r in engine.records.records if r["k"] == "digit"]
+    assert len(digits) == KEYS_AHEAD and len(engine.ari.of("stop_playback")) == KEYS_AHEAD
+    assert engine.records.summary()[-1] == ("close", 1, "abandoned")
+    assert caplog.text.count("keys pressed ahead and not read yet") == 1
+
+
+async def test_a_prompt_refused_because_the_caller_just_hung_up_is_an_abandon_not_a_failure() -> None:
+    engine = Engine(looping_menu())
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("answer")
+    engine.ari.caller_hangs_up("c1")  # gone before the prompt: ARI answers the play 404
+    await engine.ended()
+    assert engine.records.summary() == [("close", 1, "abandoned")]

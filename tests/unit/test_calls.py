@@ -1,5 +1,6 @@
 from hotline.asterisk.ari_events import Channel
-from hotline.engine.leg import channel_kind, clean_text, customer_key
+from hotline.engine.leg import channel_kind, customer_key
+from hotline.text import clean_text
 
 
 def channel(num: str = "", name: str = "PJSIP/sipp-trunk-00000001") -> Channel:

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from hotline.asterisk.ari_events import (
     Channel,
@@ -82,6 +82,7 @@ class VisitCall(Protocol):
     def take_answer(self) -> bool: ...
     async def answer(self) -> None: ...
     async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None: ...
+    async def until_caller_gone(self) -> NoReturn: ...
 
 
 @dataclass(frozen=True)
@@ -489,15 +490,7 @@ class QueueVisit:
         if not caller_here:  # abandoned at the last moment: counted like any abandon
             with contextlib.suppress(AriError):  # it may have been created for the two of them
                 await self.ctx.ari.destroy_bridge(self.call.bridge_id)
-            await self._until_caller_gone()
-
-    async def _until_caller_gone(self) -> None:
-        """ARI says the caller's channel is gone: read on until its own event says so (CallerGone)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ctx.hangup_grace_s
-        while (message := await self.call.next_event(deadline - loop.time())) is not None:
-            self.call.unexpected(message)
-        raise AriNotFound(f"channel {self.call.channel_id} is gone, and no event said so", 404)
+            await self.call.until_caller_gone()
 
     async def _follow_talk(self, leg: Ringing, answered_at: float) -> TalkOver:
         try:
