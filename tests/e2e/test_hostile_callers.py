@@ -268,7 +268,7 @@ def test_a_browser_endpoints_headers_with_crlf_and_stasis_argument_syntax_reach_
     identity = {"caller_user": "hotline-web", "caller_name": "Browser",
                 "customer": raw(b"c0ffee,token=ab\r\n\tX-Evil: 1\x01\xff"),
                 "switch": "ff,customer=aa" + "0" * 5000}
-    caller = sipp.finish(sipp.start_call_as(VIDEO_ADDRESS, identity, hold_ms=1500,
+    caller = sipp.finish(sipp.start_call_as(VIDEO_ADDRESS, identity, hold_ms=1500, source="127.0.0.1",
                                             scenario="web_caller_with_identity.xml"))
     assert caller.ok, caller.output[-3000:] + daemon.log()
     assert sipp.finish(phone).ok

@@ -55,7 +55,7 @@ def start_call(number: str, scenario: str = "caller_until_bye.xml", *, caller: s
 
 def start_call_as(number: str, identity: Mapping[str, str], *, hold_ms: int = 300,
                   scenario: str = "caller_with_identity.xml", transport: str = "u1",
-                  timeout_s: int = 30) -> subprocess.Popen[str]:
+                  timeout_s: int = 30, source: str = TRUNK) -> subprocess.Popen[str]:
     """A caller whose identity (the -key values of `scenario`: caller_name, caller_user, customer,
     switch) is raw bytes as the test gives them, over UDP ("u1") or TCP ("t1"); it hangs up
     `hold_ms` after it is answered. Arguments are bytes on the command line, so anything but NUL
@@ -64,7 +64,7 @@ def start_call_as(number: str, identity: Mapping[str, str], *, hold_ms: int = 30
     inf.write_text(f"SEQUENTIAL\n{hold_ms};\n")
     keys = [arg for name, value in identity.items() for arg in ("-key", name, value)]
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", number, "-inf", str(inf),
-           "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+           "-m", "1", "-i", source, "-p", str(free_udp_port(source)), "-mp", str(free_udp_port(source)),
            "-t", transport, *keys, "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace", stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
@@ -77,8 +77,8 @@ def start_flooding_keys(number: str, key: str, presses: int, *, first_ms: int = 
     inf = INJECTION_DIR / f"flood-{uuid.uuid4().hex[:8]}.csv"
     inf.write_text(f"SEQUENTIAL\n{caller};Key Flood;{key};{presses};{first_ms};{stay_ms};\n")
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / "caller_floods_keys.xml"), "-s", number,
-           "-inf", str(inf), "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
-           "-mp", str(free_udp_port()), "-base_cseq", "2", "-timeout", f"{timeout_s}s", "-timeout_error",
+           "-inf", str(inf), "-m", "1", "-i", TRUNK, "-p", str(free_udp_port(TRUNK)),
+           "-mp", str(free_udp_port(TRUNK)), "-base_cseq", "2", "-timeout", f"{timeout_s}s", "-timeout_error",
            "-trace_err", "-error_file", str(inf.with_suffix(".errors")), "-nostdin"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
