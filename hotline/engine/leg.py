@@ -34,9 +34,12 @@ def channel_kind(channel: Channel, dialled_e164: str | None) -> str:
 
 def customer_key(channel: Channel, region: str, browser_id: str = "") -> str:
     """Who the customer is, across hops: their E.164 number, their browser's own id, else their
-    SIP identity."""
+    SIP identity. A browser without an id of its own is anonymous: its From user is the shared
+    web endpoint's, and would otherwise continue any other such browser's case."""
     if browser_id:
         return f"web:{browser_id}"
+    if channel.endpoint == WEB_ENDPOINT:
+        return f"anonymous:{WEB_ENDPOINT}"
     number = clean_text(channel.caller_num, NUMBER_LIMIT)
     e164 = to_e164(number, region) if number else None
     if e164:

@@ -26,3 +26,9 @@ def test_anonymous_caller_is_keyed_by_endpoint() -> None:
 def test_dialled_telephone_number_means_pstn_and_sip_address_means_sip() -> None:
     assert channel_kind(channel(), "+74951234567") == "pstn"
     assert channel_kind(channel(), None) == "sip"
+
+
+def test_a_browser_without_an_id_of_its_own_is_anonymous_never_the_shared_endpoints_name() -> None:
+    browser = channel("hotline-web", name="PJSIP/hotline-web-0000002a")
+    assert customer_key(browser, "RU") == "anonymous:hotline-web"  # never continues another's case
+    assert customer_key(browser, "RU", "c0ffee") == "web:c0ffee"
