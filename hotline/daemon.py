@@ -24,6 +24,7 @@ from hotline.engine.routing import regions
 from hotline.errors import AriError, HotlineError, StoreError
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
+from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN, open_pool
 from hotline.store.switches import Switches
@@ -55,6 +56,7 @@ class Daemon:
         self.records: WriteBehind | None = None
         self.records_pool: AsyncConnectionPool | None = None
         self.web: web.AppRunner | None = None
+        self.store: StoreAvailability | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -79,13 +81,14 @@ class Daemon:
         self.records = WriteBehind(self.records_pool, node=s.node)
         self.records.start()
         switches = Switches(self.pool)
+        self.store = StoreAvailability(self._database_answers)
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
                           watch=lambda c, inbox: router.watch(c, inbox), unwatch=lambda c: router.unwatch(c),
                           node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
                           ask_switch=self._caller_asks_switch,
-                          continue_case_within_s=s.continue_case_within_s,
+                          continue_case_within_s=s.continue_case_within_s, store=self.store,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
@@ -150,6 +153,8 @@ class Daemon:
             await self.ari.close()
         if self.router is not None:
             await self.router.close()
+        if self.store is not None:
+            await self.store.close()
         if self.records is not None:
             await self.records.close()  # what the calls recorded before the stop is kept
         if self.records_pool is not None:
@@ -209,6 +214,12 @@ class Daemon:
         self.queues.provision(snapshot.prov)
         self.queues.presence({n: p.logged_in_since is not None for n, p in snapshot.presence.items()},
                              {n: p.reason if p.paused_since else None for n, p in snapshot.presence.items()})
+
+    async def _database_answers(self) -> None:
+        """The outage probe: one trivial query on the calls' pool."""
+        assert self.pool is not None
+        async with self.pool.connection(timeout=PROBE_TIMEOUT_S) as conn:
+            await conn.execute("SELECT 1")
 
     @staticmethod
     async def _check_migrated(pool: AsyncConnectionPool) -> None:

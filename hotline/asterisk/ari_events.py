@@ -233,11 +233,12 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
 # acts on, nothing else. Every other event costs Asterisk a JSON serialisation and us a parse, per
 # call (DESIGN: 36 ChannelVarset per call; a bridged call also brings Dial, ChannelStateChange,
 # ChannelEnteredBridge/LeftBridge and BridgeDestroyed events nobody reads). ChannelHangupRequest
-# is left out too: Asterisk sends it two or three times per hung-up channel, and StasisEnd (a
-# channel in Stasis) or ChannelDestroyed (any other) says the same a moment later.
+# is the one event in it that StasisEnd and ChannelDestroyed do not repeat: only its `soft` and
+# `cause` tell a channel Asterisk hung up shutting down (a failure) from a caller's BYE (an
+# abandon), since both are destroyed with cause 0.
 HANDLED_EVENT_TYPES: tuple[str, ...] = (
-    "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelDtmfReceived", "PlaybackFinished",
-    "ApplicationReplaced",
+    "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest", "ChannelDtmfReceived",
+    "PlaybackFinished", "ApplicationReplaced",
 )
 
 

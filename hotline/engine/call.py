@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 
 MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
 VANISHED = (None, "channel gone while the daemon was away")
+CUT_BY_SHUTDOWN = (None, "cut by Asterisk shutting down")
+# A soft ChannelHangupRequest carries Asterisk's softhangup flag as its cause, not a Q.850 one:
+# AST_SOFTHANGUP_SHUTDOWN is the hang-up of every channel by a stopping or restarting Asterisk.
+SOFTHANGUP_SHUTDOWN = 0x04
 
 
 class InboundCall:
@@ -77,7 +81,9 @@ class InboundCall:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.answered = False
         self.gone = False  # the channel is hanging up or gone (its own event said so)
-        self.vanished = False  # ... while the daemon was not watching
+        # ... and not by the caller: it vanished while the daemon was not watching, or Asterisk
+        # cut it shutting down. A failure, never an abandon.
+        self.cut = False
         self._destroyed = False
         self._cause: tuple[int | None, str | None] = (None, None)
         self._turn_posted = False
@@ -127,10 +133,15 @@ class InboundCall:
     def _own_channel_went(self, message: Message) -> None:
         if isinstance(message, ChannelDestroyed):
             self._destroyed = True
-            self._cause = caller_hangup_cause(message.cause, message.cause_txt)
+            if not self.cut:
+                self._cause = caller_hangup_cause(message.cause, message.cause_txt)
         elif isinstance(message, ChannelVanished):
-            self._destroyed = self.vanished = True
+            self._destroyed = self.cut = True
             self._cause = VANISHED
+        elif (isinstance(message, ChannelHangupRequest) and message.soft
+              and message.cause == SOFTHANGUP_SHUTDOWN and not self.gone):
+            self.cut = True
+            self._cause = CUT_BY_SHUTDOWN
         first = not self.gone
         self.gone = True
         if first and self.state not in (CallState.LEAVING, CallState.ENDED):
@@ -174,10 +185,10 @@ class InboundCall:
 
     def reason_caller_left(self) -> EndReason:
         """A caller hanging up while talking ends a handled contact; anywhere before it is
-        abandoned; a channel that vanished unwatched (outside a talk) failed."""
+        abandoned; a channel cut by a failure (outside a talk) failed."""
         if self.state in HANDLED:
             return EndReason.COMPLETED
-        return EndReason.FAILED if self.vanished else EndReason.ABANDONED
+        return EndReason.FAILED if self.cut else EndReason.ABANDONED
 
     # -- the life of the call --------------------------------------------------------------------
 

@@ -5,12 +5,13 @@ write-behind; the engine's unit tests pass a recording fake ARI client and recor
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from hotline.asterisk.ari_events import Bridge, Channel
 from hotline.engine.directory import Directory
 from hotline.engine.queueing.queues import QueueManager
+from hotline.store.availability import StoreAvailability
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
 from hotline.store.switches import SwitchUse
@@ -97,6 +98,8 @@ class CallContext:
     # and its hop (with everything recorded meanwhile) written when the database is back.
     store_open_patience_s: float = 2.0
     store_patience_s: float = 600.0
+    # Once one call found the database away, the next ones do not each wait for it.
+    store: StoreAvailability = field(default_factory=lambda: StoreAvailability(_answers))
     switches: SwitchStore | None = None  # None: video legs with a switch token are refused
     continue_case_within_s: int | None = None  # a customer calling again continues their case
     # The live call whose own leg is hop N (a switch looks up the leg it replaces), or None.
@@ -110,6 +113,10 @@ class CallContext:
     # Asterisk's own ring timeout comes first; ours is this much later (a lost event never holds
     # a caller).
     ring_grace_s: float = 2.0
+
+
+async def _answers() -> None:
+    """The probe of a context given no database to watch: it always answers."""
 
 
 class LiveCall(Inbox, Protocol):

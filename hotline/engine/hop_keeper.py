@@ -65,18 +65,29 @@ class HopKeeper:
     async def open(self, route: Route) -> Hop | None:
         """Open the case and hop, taking a line of the number (LinesBusy when none is free); None
         when the database does not answer in time: the call is served, its hop written later."""
+        store = self.ctx.store
+        if not store.up:
+            log.info("call %s: database known away: serving the call, its hop is written when the "
+                     "database is back", self.channel_id)
+            return None
         try:
             async with asyncio.timeout(self.ctx.store_open_patience_s):
                 self.hop = await self._store(lambda: self._write(route), self.ctx.store_open_patience_s)
         except (*STORE_DOWN, TimeoutError) as exc:
             log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
                         "when the database is back", self.channel_id, exc)
+            store.went_down(exc)
+            return None
+        store.came_back()
         return self.hop
 
     async def use_switch_token(self, token: str) -> SwitchUse:
         """The video leg's hop, in the case its token is for; SwitchRefused for a bad token. No
         database, no switch: the token cannot be checked, and an unchecked one opens nothing."""
         if self.ctx.switches is None or not token:
+            raise SwitchRefused(TokenState.UNKNOWN)
+        if not self.ctx.store.up:
+            log.error("call %s: switch token not checked, the database is known away", self.channel_id)
             raise SwitchRefused(TokenState.UNKNOWN)
         try:
             use = await self.ctx.switches.use(token, self.new_hop(Route()))
@@ -95,8 +106,12 @@ class HopKeeper:
 
     async def write_late(self, route: Route) -> bool:
         """The database was away when the call came: its hop now, then what it recorded since.
-        The call is over: it takes no line (it held none). False when that failed for good."""
+        The call is over: it takes no line (it held none). False when that failed for good.
+        While the database is known away, the write waits for the one probe that finds it back
+        instead of every ended call retrying on its own."""
         try:
+            if not await self.ctx.store.wait_up(self.ctx.store_patience_s):
+                raise TimeoutError(f"database away for {self.ctx.store_patience_s:.0f} s")
             self.hop = await self._store(lambda: self._write(route, take_a_line=False),
                                          self.ctx.store_patience_s)
         except (psycopg.Error, PoolTimeout, TimeoutError) as exc:

@@ -36,7 +36,10 @@ def test_call_cut_by_an_asterisk_restart_leaves_no_open_hop(
     wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
     lab.restart_asterisk()
     daemon.wait_registered(timeout_s=30)
-    wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    # Asterisk cut the call, not the caller: a failure, never counted as an abandon
+    assert (hop["end_reason"], hop["hangup_cause_text"]) == ("failed", "cut by Asterisk shutting down")
+    assert rows(db, "SELECT event FROM queue_events WHERE event = 'abandon'") == []
     assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]
     sipp.finish(caller)
 

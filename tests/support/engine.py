@@ -21,6 +21,7 @@ from hotline.asterisk.ari_events import (
     Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
+    ChannelHangupRequest,
     PlaybackFinished,
     StasisEnd,
     StasisStart,
@@ -33,6 +34,7 @@ from hotline.engine.router import Router
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.provision.model import Provisioning
 from hotline.store.agent_sessions import AgentPresence
+from hotline.store.availability import StoreAvailability
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
@@ -123,6 +125,16 @@ class RecordingAri:
         self.live.discard(channel_id)
         self.send(stasis_end(channel_id))
         self.send(destroyed(channel_id, 0, "Unknown"))  # a BYE, as Asterisk 22 reports it
+
+    def asterisk_shuts_down(self, channel_id: str) -> None:
+        """`core stop now` or a restart, as the lab's Asterisk 22 sends it: a soft hang-up request
+        whose cause is the softhangup flag AST_SOFTHANGUP_SHUTDOWN (4), then the channel's end,
+        destroyed with cause 0 as after a BYE."""
+        self.live.discard(channel_id)
+        self.send(ChannelHangupRequest("ChannelHangupRequest", APP, NOW, channel=channel(channel_id),
+                                       cause=4, soft=True))
+        self.send(stasis_end(channel_id))
+        self.send(destroyed(channel_id, 0, "Unknown"))
 
     def send(self, event: AriEvent) -> None:
         self.emit(event)
@@ -249,6 +261,7 @@ class StandInHops:
         self.opened: list[Hop] = []
         self.closed: list[tuple[int, str]] = []
         self.down = False
+        self.asked = 0  # how many times a hop was asked for (the database was queried)
         self.lines_busy = False
         self.last_agent_id: int | None = None
         self._ids = itertools.count(1)
@@ -256,6 +269,7 @@ class StandInHops:
     async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
                                  continue_within_s: int | None = None) -> Hop:
         await asyncio.sleep(0)
+        self.asked += 1
         if self.down:
             raise psycopg.OperationalError("connection refused")
         if self.lines_busy and line_limit is not None:
@@ -340,8 +354,12 @@ class Engine:
             node=self.node, app=APP, hangup_grace_s=1.0, store_open_patience_s=0.2, store_patience_s=5.0,
             find_call=lambda hop_id: self.router.call_of_hop(hop_id), ring_grace_s=0.2,
             conference_legs=lambda case_id: self.router.conference_legs(case_id),
-            switches=self.switches)
+            switches=self.switches, store=StoreAvailability(self._database_answers, probe_every_s=0.05))
         self.router = Router(self.ctx)
+
+    async def _database_answers(self) -> None:
+        if self.hops.down:
+            raise psycopg.OperationalError("connection refused")
 
     def _emit(self, event: AriEvent) -> None:
         asyncio.ensure_future(self.router.on_event(event))

@@ -272,3 +272,54 @@ async def test_a_video_caller_rings_an_audio_agent_once_its_video_wait_from_its_
     assert abs(join.timestamp() - waiter.joined_at) < 1e-6  # dated from the instant its waits count from
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
+
+
+async def test_a_waiting_caller_cut_by_asterisk_shutting_down_failed_and_is_no_abandon() -> None:
+    engine = Engine(contact_centre())  # nobody logged in: the caller waits
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("start_moh")
+    engine.ari.asterisk_shuts_down("c1")
+    await engine.ended()
+    assert engine.records.summary() == [("event", 1, "join"), ("close", 1, "failed")]
+    assert (engine.records.records[-1]["cause"], engine.records.records[-1]["cause_text"]) == (
+        None, "cut by Asterisk shutting down")
+
+
+async def test_a_talk_cut_by_asterisk_shutting_down_is_completed_with_the_cut_as_its_cause() -> None:
+    engine = Engine(contact_centre(), logged_in=("anna",))
+    engine.call_in("c1", CITY)
+    await answered_by(engine)
+    engine.ari.asterisk_shuts_down("c1")
+    await engine.ended()
+    assert [s[2] for s in engine.records.summary()] == ["join", "ring", "answer", "complete", "completed"]
+    assert engine.records.records[-1]["cause_text"] == "cut by Asterisk shutting down"
+
+
+async def test_a_caller_hanging_up_is_still_abandoned_with_normal_clearing() -> None:
+    engine = Engine(contact_centre())
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("start_moh")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary() == [("event", 1, "join"), ("event", 1, "abandon"),
+                                        ("close", 1, "abandoned")]
+    assert engine.records.records[-1]["cause"] == 16
+
+
+async def test_once_the_database_is_known_away_later_callers_are_served_without_asking_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine(contact_centre(max_wait=1, overflow=Target("hangup")))
+    engine.hops.down = True
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("start_moh")
+    asked = engine.hops.asked  # c1 asked, retried within its patience, and gave up
+    engine.call_in("c2", CITY)
+    await engine.ari.wait_for("start_moh", 2)
+    assert engine.hops.asked == asked  # c2 was served without a query to wait for
+    assert "database known away" in caplog.text
+    engine.hops.down = False  # the probe finds it back; both hops are written, then their records
+    await engine.ended()
+    assert sorted(engine.records.summary()) == [("close", 1, "overflow"), ("close", 2, "overflow"),
+                                                ("event", 1, "join"), ("event", 1, "overflow"),
+                                                ("event", 2, "join"), ("event", 2, "overflow")]
+    assert caplog.text.count("database away (") == 1  # one outage, noticed once
