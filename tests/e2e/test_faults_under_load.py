@@ -14,25 +14,22 @@ from hotline.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
 
-AGENTS = 16  # 8 calls/s of 2 s: at 10 calls/s some callers wait in line
-
-
 def test_daemon_sigkilled_under_load_keeps_its_calls_and_serves_again_within_5_s(lab: Lab) -> None:
-    verdict = run_fault("daemon-kill", Load(rate=10, seconds=12), AGENTS)
+    verdict = run_fault("daemon-kill", Load(rate=10, seconds=12))
     assert not verdict.problems, verdict.report()
 
 
 def test_slow_database_under_load_leaves_the_routing_latency_as_it_was(lab: Lab) -> None:
-    verdict = run_fault("slow-db", Load(rate=10, seconds=14), AGENTS, delay_ms=200)
+    verdict = run_fault("slow-db", Load(rate=10, seconds=14), delay_ms=200)
     assert not verdict.problems, verdict.report()
 
 
 def test_database_away_for_15_s_under_load_calls_flow_and_every_record_arrives(lab: Lab) -> None:
-    verdict = run_fault("db-outage", Load(rate=10, seconds=25), AGENTS, outage_s=15)
+    verdict = run_fault("db-outage", Load(rate=10, seconds=25), outage_s=15)
     assert not verdict.problems, verdict.report()
 
 
 def test_asterisk_restarted_under_load_cut_calls_are_failed_and_new_calls_served_within_10_s(
         lab: Lab) -> None:
-    verdict = run_fault("asterisk-restart", Load(rate=10, seconds=12), AGENTS)
+    verdict = run_fault("asterisk-restart", Load(rate=10, seconds=12))
     assert not verdict.problems, verdict.report()
