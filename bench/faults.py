@@ -102,6 +102,8 @@ def settle_and_check(q: QueueLab, callers: Callers, load: Load, verdict: Verdict
     verdict.check(not missing, f"{len(missing)} calls sent outside the fault's window have no hop"
                                f" (e.g. {missing[:3]})")
     verdict.check(not twice, f"{len(twice)} calls have more than one hop (e.g. {twice[:3]})")
+    verdict.check(left.contacts_intact, "the agents' contacts were unloaded during the run (someone"
+                                        " reloaded the lab's res_pjsip): the figures are void")
     verdict.check(left.open_hops == 0, f"{left.open_hops} hops still open")
     verdict.check(left.duplicated_events == 0, f"{left.duplicated_events} queue events duplicated")
     if left.channels:

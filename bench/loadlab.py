@@ -219,10 +219,14 @@ class Leftovers:
     channels: int
     bridges: int
     end_reasons: dict[str, int]
+    contacts_intact: bool = True
 
     def problems(self, expected_hops: int | None = None) -> list[str]:
         want = self.calls_sent if expected_hops is None else expected_hops
         out = []
+        if not self.contacts_intact:
+            out.append("the agents' contacts were unloaded during the run (someone reloaded the"
+                       " lab's res_pjsip): the figures are void")
         if self.hops != want:
             out.append(f"{self.hops} hops for {want} calls")
         if self.open_hops:
@@ -462,6 +466,13 @@ class QueueLab:
         listing = self.cli("bridge show all").splitlines()
         return sum(1 for line in listing if re.match(r"^[0-9a-f-]{20,}", line))
 
+    def contacts_intact(self) -> bool:
+        """Are the agents' static contacts still loaded? The lab is shared: a test session that
+        starts meanwhile removes the rendered config and reloads res_pjsip (tests/conftest.py),
+        and the agents become unreachable in the middle of the run."""
+        listing = self.cli(f"pjsip show contacts like {self.agents[0].rsplit('-', 1)[0]}")
+        return listing.count("/sip:") >= len(self.agents)
+
     def wait_settled(self, prefix: str, timeout_s: float = 60) -> bool:
         """Until no channel is up in Asterisk and every hop of the run is closed."""
         deadline = time.monotonic() + timeout_s
@@ -490,7 +501,8 @@ class QueueLab:
             open_hops=self.query_one("SELECT count(*) FROM hops WHERE caller_num LIKE %s"
                                      " AND ended_at IS NULL", like),
             duplicated_events=int(self.query_one(DUPLICATES_SQL)),
-            channels=self.channel_count(), bridges=self.bridge_count(), end_reasons=reasons)
+            channels=self.channel_count(), bridges=self.bridge_count(), end_reasons=reasons,
+            contacts_intact=self.contacts_intact())
 
     # ---- clean-up -------------------------------------------------------------------------------
     def cleanup(self) -> None:
