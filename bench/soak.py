@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.loadlab import Leftovers, QueueLab, fmt, log, open_fds, pct, rss_kb, run_cleanly  # noqa: E402
+from hotline.errors import LabError  # noqa: E402
 
 RESULTS = Path(__file__).parent / "soak-results.md"
 # A daemon that runs for months must not grow with the calls it served: after the warm-up, the
@@ -90,8 +91,11 @@ def soak(q: QueueLab, args: argparse.Namespace) -> tuple[list[str], list[str]]:
     assert q.daemon is not None
     pid = q.daemon.pid
     log(f"soak: {args.rate:g} calls/s for {args.minutes:g} min ({calls} calls), {len(q.agents)} agents")
-    while callers.proc.poll() is None:
-        samples.append(Sample(time.time() - started, rss_kb(pid), open_fds(pid), q.channel_count()))
+    interrupted = None
+    while callers.proc.poll() is None and interrupted is None:
+        t = time.time() - started
+        samples.append(Sample(t, rss_kb(pid), open_fds(pid), -1))
+        interrupted = lab_interrupted(q, samples[-1])
         s = samples[-1]
         if len(samples) % max(1, round(60 / args.sample)) == 0:
             log(f"  {s.t / 60:.1f} min: RSS {s.rss_kb} KB, {s.fds} fds, {s.channels} channels")
@@ -100,16 +104,35 @@ def soak(q: QueueLab, args: argparse.Namespace) -> tuple[list[str], list[str]]:
     prober.join()
     (q.work / "samples.csv").write_text("seconds,rss_kb,fds,channels\n" + "".join(
         f"{s.t:.0f},{s.rss_kb},{s.fds},{s.channels}\n" for s in samples))
+    if interrupted is not None:  # what was measured until then, and why it stopped
+        callers.proc.kill()
+        figures, problems = judge(args, samples, probe, q.latencies_ms(callers, until=started + t), None,
+                                  True, callers.outcome())
+        return figures, [interrupted, *problems]
     settled = q.wait_settled(callers.prefix, timeout_s=60)
     left = q.leftovers(callers)
     return judge(args, samples, probe, q.latencies_ms(callers), left, settled, callers.outcome())
 
 
+def lab_interrupted(q: QueueLab, sample: Sample) -> str | None:
+    """Why the soak cannot go on, if it cannot: the lab is shared, and a session that starts
+    meanwhile may restart its Asterisk or reload its config (tests/conftest.py's lab fixture)."""
+    minute = f"{sample.t / 60:.1f} min"
+    try:
+        sample.channels = q.channel_count()
+        if not q.contacts_intact():
+            return (f"stopped at {minute}: the agents' contacts were unloaded (someone reloaded the"
+                    " lab's res_pjsip)")
+    except LabError as exc:
+        return f"stopped at {minute}: the lab's Asterisk went away ({exc})"
+    return None
+
+
 def judge(args: argparse.Namespace, samples: list[Sample], probe: Probe, routing: list[float],
-          left: Leftovers, settled: bool, outcome: tuple[int, int]) -> tuple[list[str], list[str]]:
+          left: Leftovers | None, settled: bool, outcome: tuple[int, int]) -> tuple[list[str], list[str]]:
     warm = [s for s in samples if s.t >= args.warmup * 60 and s.rss_kb is not None and s.fds is not None]
     figures: list[str] = []
-    problems = left.problems()
+    problems = left.problems() if left is not None else []
     if not settled:
         problems.append("calls or hops still up 60 s after the load")
     ok, failed = outcome
@@ -145,7 +168,8 @@ def judge(args: argparse.Namespace, samples: list[Sample], probe: Probe, routing
         problems.append(f"{probe.failures} GETs of the daemon's page failed")
     figures.append(f"routing latency (caller INVITE -> agent INVITE): p50 {fmt(pct(routing, 50))} ms,"
                    f" p99 {fmt(pct(routing, 99))} ms ({len(routing)} calls)")
-    figures.append(left.line())
+    if left is not None:
+        figures.append(left.line())
     return figures, problems
 
 
