@@ -146,6 +146,14 @@ def daemon_log_time(q: QueueLab, text: str, after: float) -> float | None:
     return None
 
 
+def wait_logged(q: QueueLab, text: str, after: float, timeout_s: float = 20) -> float | None:
+    """daemon_log_time, waited for (the daemon may not have got there yet)."""
+    deadline = time.monotonic() + timeout_s
+    while (t := daemon_log_time(q, text, after)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return t
+
+
 # ---- the faults ----------------------------------------------------------------------------------
 def daemon_kill(q: QueueLab, load: Load, prefix: str = "7410") -> Verdict:
     """SIGKILL the daemon with calls talking and callers waiting, start it again at once: the
@@ -221,10 +229,10 @@ def asterisk_restart(q: QueueLab, load: Load, prefix: str = "7420") -> Verdict:
     # The lab's phones never register: the static contacts are qualified again at once, as a
     # phone that registers again would be reachable at once.
     q.wait_phones_reachable(timeout_s=30)
-    booted = daemon_log_time(q, "Asterisk fully booted", down) or up
+    booted = wait_logged(q, "Asterisk fully booted", down) or up
     # Until the daemon's ARI WebSocket is back (within its backoff) Asterisk refuses new calls
     # with 503: the window of the fault runs to then, and the 10 s count from FullyBooted.
-    connected = daemon_log_time(q, "ARI connected", booted) or booted
+    connected = wait_logged(q, "ARI connected", booted) or time.time()
     reconnected = q.daemon_log_text().count("reconnecting")
     settle_and_check(q, callers, load, v, window=(down, max(booted, connected)), may_be_cut=frozenset(live))
     served = first_agent_invite_after(q, callers, booted)
