@@ -72,6 +72,10 @@ class Settings:
     # that case (its next hop), and is offered first to the agent who last talked with them, if
     # free. "0": every call opens a case of its own.
     continue_case_within: str = "900"
+    # Where the write-behind keeps records past its memory bound or an outage longer than its
+    # patience, until the database takes them (one subdirectory per node and database); "": no
+    # spool, and such records are dropped, each loss logged.
+    spool_dir: str = "/var/spool/hotline"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():

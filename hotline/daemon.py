@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import time
+from pathlib import Path
 
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
@@ -21,12 +22,13 @@ from hotline.engine.live import LivePublisher
 from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
-from hotline.errors import AriError, HotlineError, StoreError
+from hotline.errors import AriError, ConfigError, HotlineError, StoreError
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.contacts import Contacts
-from hotline.store.db import STORE_DOWN, open_pool
+from hotline.store.db import STORE_DOWN, describe_dsn, open_pool
+from hotline.store.spool import spool_directory
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import WebConfig, make_app, start_web
@@ -78,7 +80,7 @@ class Daemon:
         # number hold the shared pool's, and records must not queue behind them.
         self.records_pool = await open_pool(s.dsn, min_size=1, max_size=1,
                                             synchronous_commit=s.synchronous_commit)
-        self.records = WriteBehind(self.records_pool, node=s.node)
+        self.records = WriteBehind(self.records_pool, node=s.node, spool_dir=self._spool_dir())
         self.records.start()
         switches = Switches(self.pool)
         self.store = StoreAvailability(self._database_answers)
@@ -214,6 +216,19 @@ class Daemon:
         self.queues.provision(snapshot.prov)
         self.queues.presence({n: p.logged_in_since is not None for n, p in snapshot.presence.items()},
                              {n: p.reason if p.paused_since else None for n, p in snapshot.presence.items()})
+
+    def _spool_dir(self) -> Path | None:
+        s = self.settings
+        if not s.spool_dir:
+            log.warning("no spool_dir: records past the write-behind's bounds are dropped (logged)")
+            return None
+        path = spool_directory(Path(s.spool_dir), describe_dsn(s.dsn), s.node)
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"spool_dir {s.spool_dir}: {exc.strerror}: create it for the daemon's "
+                              "user, or set HOTLINE_SPOOL_DIR") from None
+        return path
 
     async def _database_answers(self) -> None:
         """The outage probe: one trivial query on the calls' pool."""

@@ -133,10 +133,11 @@ def empty_db_dsn(lab: Lab) -> Iterator[str]:
 
 
 @pytest.fixture
-def daemon_env(lab_env: dict[str, str], db_dsn: str) -> dict[str, str]:
+def daemon_env(lab_env: dict[str, str], db_dsn: str, tmp_path: Path) -> dict[str, str]:
     """The settings `hotline run` gets in this test: the lab, with this test's database."""
     return {**lab_env, "HOTLINE_DSN": db_dsn, "HOTLINE_NODE": "lab-node",
-            "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}"}
+            "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+            "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
 
 
 @pytest.fixture

@@ -11,9 +11,13 @@ array, so one statement and one transaction. Each WriteBehind is a writer of its
 numbers its batches: a batch retried after a connection lost between its commit and the reply is
 recognised by its number and not applied twice. A record the database refuses (a bug, a row
 deleted under us) rolls the batch back; the batch is then written record by record, so only the
-refused one is lost, and logged. Through a database outage the batch is retried with backoff for `patience_s`
-while new records queue up behind it; past that they are dropped, and logged as lost. Records
-carry their own time (QueueEvent.at), so a late write is dated right.
+refused one is lost, and logged. Through a database outage the batch is retried with backoff
+while new records queue up behind it, in memory up to `max_pending` records. Past that bound, or
+once the outage outlasts `patience_s`, everything waiting goes to the spool on disk
+(hotline.store.spool) and memory starts again from empty; spooled batches are written first, in
+order, once the database is back, and a daemon started later writes what an earlier one spooled.
+Without a spool the same limits drop records, and log each loss. Records carry their own time
+(QueueEvent.at), so a late write is dated right.
 """
 
 from __future__ import annotations
@@ -24,23 +28,31 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, stop_never, wait_exponential
 
 from hotline.store.db import STORE_DOWN
 from hotline.store.records import Record, write_numbered_batch
+from hotline.store.spool import Spool, SpooledBatch, read_segment
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500  # records per round trip; bounds one transaction's size after an outage
 LINGER_S = 0.02  # how long a batch waits for more records after its first
+# Records held in memory through an outage before they go to the spool: at 10 calls/s and about
+# six records a call, half an hour of calls, some 100 MB.
+MAX_PENDING = 100_000
+
+Waiting = tuple[Record, asyncio.Future[None] | None]
 
 
 class WriteBehind:
     def __init__(self, pool: AsyncConnectionPool, *, patience_s: float = 600.0,
-                 max_batch: int = MAX_BATCH, linger_s: float = LINGER_S, node: str | None = None) -> None:
+                 max_batch: int = MAX_BATCH, linger_s: float = LINGER_S, node: str | None = None,
+                 spool_dir: Path | None = None, max_pending: int = MAX_PENDING) -> None:
         self.pool = pool
         self.writer = uuid.uuid4()
         self.node = node or socket.gethostname()
@@ -48,15 +60,30 @@ class WriteBehind:
         self.linger_s = linger_s
         self.patience_s = patience_s
         self.max_batch = max_batch
-        self._pending: deque[tuple[Record, asyncio.Future[None] | None]] = deque()
+        self.max_pending = max_pending
+        self._pending: deque[Waiting] = deque()
+        self._in_flight: tuple[int, list[Waiting]] | None = None  # the batch being written
+        self._in_flight_spooled = False
+        self.spool = Spool(spool_dir, self.writer) if spool_dir is not None else None
+        self._segments: deque[Path] = deque()  # spooled, oldest first
+        self._segment_waiters: dict[Path, list[asyncio.Future[None]]] = {}
+        self.spooled_records = 0  # in segments not written yet
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="write-behind")
+        """Start writing: first what earlier runs spooled for this database, then what comes."""
+        if self._task is not None:
+            return
+        if self.spool is not None:
+            left = self.spool.open()
+            if left:
+                log.warning("%d spooled segment(s) of an earlier run to write first", len(left))
+                self._segments.extend(left)
+                self._idle.clear()
+        self._task = asyncio.create_task(self._run(), name="write-behind")
 
     def submit(self, record: Record) -> None:
         """Queue `record`; it is written after everything submitted before it."""
@@ -82,37 +109,113 @@ class WriteBehind:
         if self._task is None:
             return
         if not await self.flush(timeout):
-            log.error("%d records not written before stopping", len(self._pending))
+            if self.spool is not None and self.pending:
+                self._spill("stopping")
+            else:
+                log.error("%d records not written before stopping", self.pending)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Records in memory not written yet (the spooled ones are in `spooled_records`)."""
+        return len(self._pending) + (len(self._in_flight[1]) if self._in_flight else 0)
 
     def _queue(self, record: Record, done: asyncio.Future[None] | None) -> None:
         self._pending.append((record, done))
         self._idle.clear()
         self._arrived.set()
+        if len(self._pending) >= self.max_pending:
+            if self.spool is not None:
+                self._spill(f"{len(self._pending)} records waiting in memory")
+            else:
+                lost, _ = self._pending.popleft()
+                log.error("record lost: %d records wait for the database and no spool is set: %s",
+                          self.max_pending, lost)
+
+    def _spill(self, why: str) -> None:
+        """Everything waiting, to one segment on disk, in order. The batch being written goes
+        too, under its own number: if its write goes through after all, its spooled copy is
+        recognised by that number and skipped."""
+        assert self.spool is not None
+        batches: list[tuple[int, list[Waiting]]] = []
+        if self._in_flight is not None and not self._in_flight_spooled:
+            batches.append(self._in_flight)
+            self._in_flight_spooled = True
+        while self._pending:
+            self._batches_written += 1
+            batches.append((self._batches_written, [self._pending.popleft()
+                                                    for _ in range(min(len(self._pending), self.max_batch))]))
+        if not batches:
+            return
+        path = self.spool.write_segment([(no, [r for r, _ in batch]) for no, batch in batches])
+        self._segments.append(path)
+        self._segment_waiters[path] = [done for _, batch in batches for _, done in batch if done is not None]
+        count = sum(len(batch) for _, batch in batches)
+        self.spooled_records += count
+        log.warning("%d records spooled to %s (%s); written once the database is back", count, path, why)
 
     async def _run(self) -> None:
         while True:
-            await self._arrived.wait()
-            self._arrived.clear()
-            if self.linger_s > 0 and len(self._pending) < self.max_batch:
-                await asyncio.sleep(self.linger_s)  # the other calls' records join this batch
-            while self._pending:
-                batch = [self._pending.popleft() for _ in range(min(len(self._pending), self.max_batch))]
-                await self._write_batch(batch)
-            self._idle.set()
+            await self._write_spooled()
+            if not self._pending:
+                self._idle.set()
+                await self._arrived.wait()
+                self._arrived.clear()
+                if self.linger_s > 0 and len(self._pending) < self.max_batch:
+                    await asyncio.sleep(self.linger_s)  # the other calls' records join this batch
+                continue
+            batch = [self._pending.popleft() for _ in range(min(len(self._pending), self.max_batch))]
+            await self._write_batch(batch)
 
-    async def _write_batch(self, batch: list[tuple[Record, asyncio.Future[None] | None]]) -> None:
+    async def _write_spooled(self) -> None:
+        """Every spooled segment, oldest first, through any outage: they are on disk, not in memory."""
+        while self._segments:
+            path = self._segments[0]
+            try:
+                batches = read_segment(path)
+            except (OSError, ValueError) as exc:
+                log.error("spooled segment %s unreadable, its records lost: %s", path, exc)
+                batches = []
+            for spooled in batches:
+                await self._write_spooled_batch(spooled)
+                self.spooled_records = max(0, self.spooled_records - len(spooled.records))
+            path.unlink(missing_ok=True)
+            self._segments.popleft()
+            for done in self._segment_waiters.pop(path, []):
+                if not done.done():
+                    done.set_result(None)
+            log.info("spooled segment %s written (%d batches)", path.name, len(batches))
+
+    async def _write_spooled_batch(self, spooled: SpooledBatch) -> None:
+        """Retried through an outage however long (it is on disk, not in memory); a batch the
+        database refuses is lost alone, and logged."""
+        try:
+            async for attempt in AsyncRetrying(
+                    stop=stop_never, wait=wait_exponential(multiplier=0.2, max=5.0),
+                    retry=retry_if_exception_type(STORE_DOWN), reraise=True):
+                with attempt:
+                    await self._apply(spooled.writer, spooled.batch_no, spooled.records)
+        except psycopg.Error as exc:
+            log.error("spooled batch refused by the database, lost: %s", _first_line(exc))
+
+    async def _write_batch(self, batch: list[Waiting]) -> None:
         self._batches_written += 1
         batch_no = self._batches_written  # every attempt at this batch carries the same number
+        self._in_flight, self._in_flight_spooled = (batch_no, batch), False
+        try:
+            await self._write_numbered(batch_no, batch)
+        finally:
+            self._in_flight = None
+
+    async def _write_numbered(self, batch_no: int, batch: list[Waiting]) -> None:
         try:
             await self._patiently(lambda: self._in_one_statement(batch_no, [s for s, _ in batch]))
         except STORE_DOWN as exc:
+            if self.spool is not None:
+                self._spill(f"the database unreachable for {self.patience_s:.0f} s")
+                return
             log.error("%d records lost: the database stayed unreachable for %.0f s: %s", len(batch),
                       self.patience_s, exc)
             _settle(batch, exc)
@@ -130,10 +233,13 @@ class WriteBehind:
         _settle(batch, None)
 
     async def _in_one_statement(self, batch_no: int, records: list[Record]) -> None:
+        await self._apply(self.writer, batch_no, records)
+
+    async def _apply(self, writer: uuid.UUID, batch_no: int, records: list[Record]) -> None:
         async with self.pool.connection() as conn:
-            if not await write_numbered_batch(conn, self.writer, self.node, batch_no, records):
-                log.info("batch %d (%d records) was committed before its reply was lost: not "
-                         "applied again", batch_no, len(records))
+            if not await write_numbered_batch(conn, writer, self.node, batch_no, records):
+                log.info("batch %d (%d records) was committed before (its reply lost, or spooled "
+                         "and written already): not applied again", batch_no, len(records))
 
     async def _patiently(self, write: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -147,7 +253,7 @@ class WriteBehind:
                 await write()
 
 
-def _settle(batch: list[tuple[Record, asyncio.Future[None] | None]], error: BaseException | None) -> None:
+def _settle(batch: list[Waiting], error: BaseException | None) -> None:
     for _, done in batch:
         if done is not None and not done.done():
             if error is None:

@@ -5,8 +5,10 @@ they happened, nothing lost through an outage or a stop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -195,3 +197,81 @@ async def test_a_busy_refusal_written_behind_is_one_closed_case_with_its_ended_h
         {"seq": 1, "end_reason": "busy", "hangup_cause": 17, "caller_num": "89160000002", "line": None}]
     assert rows(db, "SELECT customer_key, status FROM cases") == [
         {"customer_key": "+79160000002", "status": "closed"}]
+
+
+@contextmanager
+def database_away(lab: Lab, db: psycopg.Connection) -> Iterator[None]:
+    name = db.info.dbname
+    with psycopg.connect(lab.admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = %s AND application_name = %s", (name, APPLICATION_NAME))
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
+
+
+def details(db: psycopg.Connection) -> list[str]:
+    return [r["detail"] for r in rows(db, "SELECT detail FROM queue_events ORDER BY id")]
+
+
+async def test_past_its_memory_bound_an_outage_goes_to_the_spool_and_nothing_is_lost(
+        lab: Lab, pool: AsyncConnectionPool, queue_id: int, db: psycopg.Connection, tmp_path: Path) -> None:
+    hop = await open_hop(pool, "c1")
+    writer = WriteBehind(pool, patience_s=60, max_pending=10, max_batch=4, spool_dir=tmp_path)
+    writer.start()
+    try:
+        with database_away(lab, db):
+            for n in range(25):
+                writer.submit(queue_event_record(event(hop, queue_id, "ring", detail=f"{n:02d}")))
+            assert writer.pending < 10 + 4  # memory holds at most its bound and the batch in flight
+            assert writer.spooled_records >= 20 and len(list(tmp_path.glob("*.jsonl"))) == 2
+            assert not await writer.flush(timeout=1.0)
+        assert await writer.flush(timeout=30)
+    finally:
+        await writer.close()
+    assert details(db) == [f"{n:02d}" for n in range(25)]  # each once, in the order recorded
+    assert list(tmp_path.iterdir()) == []  # every segment written, then deleted
+
+
+async def test_an_outage_longer_than_the_patience_is_spooled_not_dropped(
+        lab: Lab, pool: AsyncConnectionPool, queue_id: int, db: psycopg.Connection, tmp_path: Path) -> None:
+    hop = await open_hop(pool, "c1")
+    writer = WriteBehind(pool, patience_s=0.5, spool_dir=tmp_path)
+    writer.start()
+    try:
+        with database_away(lab, db):
+            for n in range(3):
+                writer.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
+            deadline = asyncio.get_running_loop().time() + 10
+            while writer.spooled_records < 3 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+            assert writer.spooled_records == 3  # on disk past the patience, not lost
+            writer.submit(queue_event_record(event(hop, queue_id, "ring", detail="3")))  # after them
+        assert await writer.flush(timeout=30)
+    finally:
+        await writer.close()
+    assert details(db) == ["0", "1", "2", "3"]
+
+
+async def test_a_daemon_started_later_writes_what_a_stopped_one_spooled(
+        lab: Lab, pool: AsyncConnectionPool, queue_id: int, db: psycopg.Connection, tmp_path: Path) -> None:
+    hop = await open_hop(pool, "c1")
+    first = WriteBehind(pool, patience_s=60, spool_dir=tmp_path)
+    first.start()
+    with database_away(lab, db):
+        for n in range(4):
+            first.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
+        await first.close(timeout=1.0)  # stopping in the outage: the records go to disk
+        assert len(list(tmp_path.glob("*.jsonl"))) == 1
+    assert details(db) == []
+    second = WriteBehind(pool, spool_dir=tmp_path)
+    second.start()
+    second.submit(queue_event_record(event(hop, queue_id, "ring", detail="4")))  # after the spooled ones
+    try:
+        assert await second.flush(timeout=30)
+    finally:
+        await second.close()
+    assert details(db) == ["0", "1", "2", "3", "4"]
+    assert list(tmp_path.iterdir()) == []
