@@ -14,7 +14,7 @@ WEB := hotline/web
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-packages venv web lab-up lab-down lab-status run test unit lint bench bench-waiting bench-stats clean
+.PHONY: setup system-packages venv web lab-up lab-down lab-status run test unit lint bench bench-waiting bench-stats soak faults clean
 
 setup: system-packages venv web lab-up
 
@@ -92,6 +92,20 @@ bench: setup
 WAITING_ARGS ?=
 bench-waiting: setup
 	$(PY) bench/waiting.py $(WAITING_ARGS)
+
+# A bounded soak at a steady rate (bench/soak.py; the lab must be free): daemon RSS and open fds
+# flat after the warm-up, the event loop's responsiveness, nothing leaked. e.g.
+# make soak SOAK_ARGS="--minutes 10 --rate 10"
+SOAK_ARGS ?=
+soak: setup
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# Faults under load (bench/faults.py; the lab must be free): the daemon killed, Asterisk restarted,
+# the database away for 30 s, a slow database, each with 10 calls/s flowing. e.g.
+# make faults FAULTS_ARGS="--fault asterisk-restart"
+FAULTS_ARGS ?=
+faults: setup
+	$(PY) bench/faults.py $(FAULTS_ARGS)
 
 # The statistics functions over a generated history of a million hops (bench/stats_bench.py). Needs
 # only the lab's PostgreSQL (or STATS_BENCH_ARGS="--admin-dsn ..."); Asterisk is not touched.

@@ -27,7 +27,7 @@ import psycopg
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from bench.run import cpu_s, free_udp_port, rss_kb, stop_gently  # noqa: E402
+from bench.loadlab import cpu_s, free_udp_port, rss_kb, stop_gently  # noqa: E402
 from hotline.lab import Lab  # noqa: E402
 from hotline.lab.asterisk_conf import TRUNK_ADDRESS  # noqa: E402
 
