@@ -68,6 +68,10 @@ class Settings:
     switch_link_command: str = ""
     switch_link_webhook: str = ""
     switch_key: str = "*"
+    # Against SMS pumping by the key: a caller's repeat press while the leg's link is valid and
+    # younger than the cooldown sends nothing; a case is sent at most switch_links_per_case links.
+    switch_link_cooldown: str = "60"
+    switch_links_per_case: str = "3"
     # A customer who calls again within this many seconds after their last contact ended continues
     # that case (its next hop), and is offered first to the agent who last talked with them, if
     # free. "0": every call opens a case of its own.
@@ -79,30 +83,39 @@ class Settings:
             if value not in allowed:
                 raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
 
-        self.switch_link_ttl_s  # noqa: B018 (checked now, not at the first switch)
-        self.continue_case_within_s  # noqa: B018
-        self.web_address  # noqa: B018
+        for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
+                        "continue_case_within_s", "web_address"):
+            getattr(self, checked)  # checked now, not at the first call that needs it
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 
     @property
     def continue_case_within_s(self) -> int | None:
-        return self._seconds("continue_case_within", 0, 30 * 86400, "0 (off)") or None
+        return self._whole("continue_case_within", 0, 30 * 86400, "0 (off)") or None
 
     @property
     def switch_link_ttl_s(self) -> int:
-        return self._seconds("switch_link_ttl", 10, 86400)
+        return self._whole("switch_link_ttl", 10, 86400)
 
-    def _seconds(self, name: str, low: int, high: int, low_means: str = "") -> int:
-        """Setting `name` as whole seconds from `low` to `high`; ConfigError naming it otherwise."""
+    @property
+    def switch_link_cooldown_s(self) -> int:
+        return self._whole("switch_link_cooldown", 10, 86400)
+
+    @property
+    def switch_links_per_case_n(self) -> int:
+        return self._whole("switch_links_per_case", 1, 100, unit="links")
+
+    def _whole(self, name: str, low: int, high: int, low_means: str = "", unit: str = "seconds") -> int:
+        """Setting `name` as a whole number (of `unit`) from `low` to `high`; ConfigError naming
+        it otherwise."""
         value = getattr(self, name)
         try:
-            seconds = int(value)
+            number = int(value)
         except ValueError:
-            seconds = low - 1
-        if not low <= seconds <= high:
-            raise ConfigError(f"{name}={value!r} must be seconds from {low_means or low} to {high}")
-        return seconds
+            number = low - 1
+        if not low <= number <= high:
+            raise ConfigError(f"{name}={value!r} must be {unit} from {low_means or low} to {high}")
+        return number
 
     @property
     def web_address(self) -> tuple[str, int] | None:

@@ -21,16 +21,16 @@ from hotline.engine.live import LivePublisher
 from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
-from hotline.errors import AriError, HotlineError, StoreError
+from hotline.errors import AriError, StoreError
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.contacts import Contacts
-from hotline.store.db import STORE_DOWN, open_pool
+from hotline.store.db import open_pool
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import WebConfig, make_app, start_web
 from hotline.web.backend import DaemonWebBackend
-from hotline.web.switch_links import request_switch
+from hotline.web.switch_links import SwitchKey, SwitchLinks
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class Daemon:
         self.records: WriteBehind | None = None
         self.records_pool: AsyncConnectionPool | None = None
         self.web: web.AppRunner | None = None
+        self.switch_key: SwitchKey | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -79,12 +80,14 @@ class Daemon:
         self.records = WriteBehind(self.records_pool, node=s.node)
         self.records.start()
         switches = Switches(self.pool)
+        links = SwitchLinks(switches, s)  # one courier: agents' and callers' sends share its slots
+        self.switch_key = SwitchKey(links)
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
                           watch=lambda c, inbox: router.watch(c, inbox), unwatch=lambda c: router.unwatch(c),
                           node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
-                          ask_switch=self._caller_asks_switch,
+                          ask_switch=self.switch_key.press,
                           continue_case_within_s=s.continue_case_within_s,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
@@ -94,7 +97,7 @@ class Daemon:
         self.ari.start()
         publisher = LivePublisher(self.pool, self.queues, self.directory)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
-        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, switches, publisher, client))
+        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, links, publisher, client))
         await self._wait_ari_connected()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
@@ -121,22 +124,6 @@ class Daemon:
         log.info("web pages on %s (switch links: %s/switch/...)", self.settings.web_listen,
                  self.settings.web_base_url)
 
-    def _caller_asks_switch(self, hop_id: int) -> None:
-        """The caller pressed the switch key while talking: the link is sent in the background
-        (a gateway may take seconds; the talk is not held up for it)."""
-        if self.pool is None:
-            return
-        task = asyncio.create_task(self._send_switch_link(Switches(self.pool), hop_id),
-                                   name=f"switch-link-{hop_id}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _send_switch_link(self, switches: Switches, hop_id: int) -> None:
-        try:
-            await request_switch(switches, self.settings, hop_id, "caller")
-        except (HotlineError, *STORE_DOWN) as exc:
-            log.warning("switch to video asked by the caller of hop %s: not possible: %s", hop_id, exc)
-
     async def close(self) -> None:
         """Idempotent; the reverse order of start."""
         if self.web is not None:
@@ -150,6 +137,8 @@ class Daemon:
             await self.ari.close()
         if self.router is not None:
             await self.router.close()
+        if self.switch_key is not None:
+            await self.switch_key.close()
         if self.records is not None:
             await self.records.close()  # what the calls recorded before the stop is kept
         if self.records_pool is not None:
@@ -161,7 +150,7 @@ class Daemon:
         if self.pool is not None:
             await self.pool.close()
         self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
-        self.records_pool = None
+        self.records_pool = self.switch_key = None
 
     async def _on_ari_connect(self) -> None:
         assert self.router is not None
