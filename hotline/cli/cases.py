@@ -129,6 +129,7 @@ def _as_text(t: CaseTimeline) -> str:
 def _as_json(t: CaseTimeline) -> dict[str, object]:
     return {"case": t.case, "hops": t.hops, "switches": [asdict(s) for s in t.switches],
             "participants": [asdict(p) for p in t.participants],
+            "switch_refusals": [asdict(r) for r in t.refusals],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}

@@ -102,14 +102,12 @@ class Switches:
         self.pool = pool
 
     async def issue(self, hop_id: int, requested_by: str, ttl_s: int) -> IssuedSwitch:
-        """A token for moving the live, answered leg `hop_id` to video; the leg's link before it
-        stops working (one live link per leg). SwitchNotPossible if it is not such a leg (the
-        switch joins the agent's bridge: a leg with no agent has none to join), or a browser's."""
+        """A token for moving the live, answered leg `hop_id` to video (an agent may move a
+        browser's call to another browser too); the leg's link before it stops working (one live
+        link per leg). SwitchNotPossible if it is not such a leg (the switch joins the agent's
+        bridge: a leg with no agent has none to join)."""
         async with self.pool.connection() as conn, conn.transaction():
-            leg = await _leg(conn, hop_id)
-            if leg.channel_kind == WEBRTC:
-                raise SwitchNotPossible(f"hop {hop_id} is a browser's call: it is on video already")
-            return await _issue(conn, leg, requested_by, ttl_s)
+            return await _issue(conn, await _leg(conn, hop_id), requested_by, ttl_s)
 
     async def issue_for_caller(self, hop_id: int, ttl_s: int, cooldown_s: int, per_case: int) -> CallerSwitch:
         """The caller of `hop_id` pressed the switch key: a new link (to send), or nothing while

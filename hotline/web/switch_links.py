@@ -91,7 +91,7 @@ class SwitchLinks:
     async def request(self, hop_id: int, requested_by: str) -> SwitchLink:
         """An agent or the CLI asks: always a new link for leg `hop_id` (the one before stops
         working), sent unless the case has had its switch_links_per_case. SwitchNotPossible: no
-        such live, answered leg, or a browser's."""
+        such live, answered leg."""
         issued = await self.switches.issue(hop_id, requested_by, self.settings.switch_link_ttl_s)
         log.info("switch to video for case %s (hop %s) asked by %s; link valid until %s",
                  issued.case_id, hop_id, requested_by, issued.expires_at.isoformat(timespec="seconds"))

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hotline.config import Settings
 from hotline.errors import SwitchNotPossible
+from hotline.store.case_timeline import case_timeline
 from hotline.store.contacts import Contacts
 from hotline.store.db import open_pool
 from hotline.store.hops import Hop, NewHop
@@ -126,6 +127,10 @@ async def test_a_case_is_sent_at_most_its_links_and_a_callers_refusal_is_recorde
          "reason": "the case has had its 2 switch links (switch_links_per_case)"}]
     refused_lines = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(refused_lines) == 1 and f"hop {phone.id}" in refused_lines[0].getMessage()
+    async with pool.connection() as conn:
+        timeline = [m.what for m in (await case_timeline(conn, phone.case_id)).moments()]
+    assert timeline.count("switch to video asked by the caller, refused: the case has had its 2 switch "
+                          "links (switch_links_per_case)") == 1  # what `hotline case show` prints
 
     # The agent still gets a link to read out; it is not sent.
     third = await links.request(phone.id, "agent:ivanov")
@@ -134,18 +139,26 @@ async def test_a_case_is_sent_at_most_its_links_and_a_callers_refusal_is_recorde
     assert len(runs(sent)) == 2
 
 
-async def test_a_browser_leg_is_never_offered_a_switch(
+async def test_a_browser_leg_is_never_offered_a_switch_by_its_key(
         pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection, tmp_path: Path,
         sent: Path) -> None:
     video = await answered_call(pool, ids, "w1", kind="webrtc")
     links = SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent))
     assert await links.caller_asks(video.id) == float("inf")
     assert await links.caller_asks(video.id) == float("inf")
-    with pytest.raises(SwitchNotPossible, match="on video already"):
-        await links.request(video.id, "agent:ivanov")
     assert rows(db, "SELECT id FROM switches") == [] and runs(sent) == []
     assert rows(db, "SELECT hop_id, reason FROM switch_refusals") == [
         {"hop_id": video.id, "reason": "the call is a browser's, on video already"}]
+    # Its agent may still move it to another browser (the agent page's button).
+    assert (await links.request(video.id, "agent:ivanov")).delivered == ["command"]
+
+
+async def test_a_leg_that_is_not_talking_cannot_ask(pool: AsyncConnectionPool, ids: dict[str, int],
+                                                     tmp_path: Path, sent: Path) -> None:
+    links = SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent))
+    with pytest.raises(SwitchNotPossible, match="does not exist"):
+        await links.caller_asks(999_999)
+    assert runs(sent) == []
 
 
 async def test_a_flood_of_presses_across_calls_runs_a_few_deliveries_at_a_time(
