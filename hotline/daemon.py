@@ -30,6 +30,7 @@ from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import WebConfig, make_app, start_web
 from hotline.web.backend import DaemonWebBackend
+from hotline.web.sip_ws_proxy import SipWsProxy
 from hotline.web.switch_links import SwitchKey, SwitchLinks
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,13 @@ class Daemon:
         if address is None:
             log.info("web pages off (web_listen is empty)")
             return
-        config = WebConfig(self.settings.sip_websocket_url, self.settings.ari.host, WEB_ENDPOINT)
-        self.web = await start_web(make_app(config, backend), *address)  # HotlineError: port taken
-        log.info("web pages on %s (switch links: %s/switch/...)", self.settings.web_listen,
-                 self.settings.web_base_url)
+        s = self.settings
+        config = WebConfig(s.sip_websocket_url, s.ari.host, WEB_ENDPOINT)
+        relay = SipWsProxy(s.asterisk_ws_url, s.sip_ws_limits, s.trusted_proxies)
+        app = make_app(config, backend, sip_proxy=relay)
+        self.web = await start_web(app, *address)  # HotlineError: port taken
+        log.info("web pages on %s (switch links: %s/switch/...; SIP WebSocket %s, relayed to %s)",
+                 s.web_listen, s.web_base_url, s.sip_websocket_url, s.asterisk_ws_url)
 
     async def close(self) -> None:
         """Idempotent; the reverse order of start."""
