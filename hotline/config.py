@@ -39,7 +39,7 @@ class SipWsLimits:
     per_client: int = 16
     new_per_minute: int = 30
     total: int = 250
-    silent_s: float = 15.0
+    silent_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Settings:
     sip_ws_per_client: str = "16"
     sip_ws_new_per_minute: str = "30"
     sip_ws_total: str = "250"
-    sip_ws_silent: str = "15"
+    sip_ws_silent: str = "30"
     # Peers whose X-Forwarded-For names the client (a TLS proxy in front of the web port).
     web_trusted_proxies: str = "127.0.0.1,::1"
     # The switch to video: how long a link is valid, how it reaches the customer (a command run

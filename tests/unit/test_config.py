@@ -142,6 +142,6 @@ def test_guard_settings_out_of_range_are_clear_errors(name: str, value: str, say
 def test_guard_settings_defaults() -> None:
     settings = load_settings(environ={})
     limits = settings.sip_ws_limits
-    assert (limits.per_client, limits.new_per_minute, limits.total, limits.silent_s) == (16, 30, 250, 15)
+    assert (limits.per_client, limits.new_per_minute, limits.total, limits.silent_s) == (16, 30, 250, 30)
     assert (settings.switch_link_cooldown_s, settings.switch_links_per_case_n) == (60, 3)
     assert settings.trusted_proxies == frozenset({"127.0.0.1", "::1"})
