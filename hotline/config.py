@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import tomllib
@@ -44,6 +45,16 @@ class WebLimits:
 
 
 @dataclass(frozen=True)
+class SipWsLimits:
+    """The daemon's SIP WebSocket relay: what one client, and everyone together, may hold."""
+
+    per_client: int = 16
+    new_per_minute: int = 30
+    total: int = 250
+    silent_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     dsn: str = ""
     ami_url: str = ""
@@ -70,8 +81,18 @@ class Settings:
     # sends (default: http:// + web_listen; behind a TLS proxy, its https address).
     web_listen: str = "127.0.0.1:8089"
     web_url: str = ""
-    # Where browsers reach Asterisk's SIP WebSocket (default: ws:// on the ARI host and port + /ws).
+    # Where browsers reach the SIP WebSocket (default: the daemon's own /ws under web_url, which
+    # relays to Asterisk's on loopback, so Asterisk's HTTP server, and ARI with it, stays private).
     sip_ws_url: str = ""
+    # The daemon's /ws relay: WebSockets open at once per client address, new ones per client
+    # address per minute, open at once in all (well below http.conf's sessionlimit, which ARI
+    # shares), and how long a new socket may stay silent before it is closed.
+    sip_ws_per_client: str = "16"
+    sip_ws_new_per_minute: str = "30"
+    sip_ws_total: str = "250"
+    sip_ws_silent: str = "30"
+    # Peers whose X-Forwarded-For names the client (a TLS proxy in front of the web port).
+    web_trusted_proxies: str = "127.0.0.1,::1"
     # The switch to video: how long a link is valid, how it reaches the customer (a command run
     # with HOTLINE_SWITCH_LINK, HOTLINE_CALLER, HOTLINE_CASE, HOTLINE_EXPIRES in its environment,
     # e.g. an SMS gateway's client; and/or a webhook that gets the same as JSON in a POST), and the
@@ -80,6 +101,10 @@ class Settings:
     switch_link_command: str = ""
     switch_link_webhook: str = ""
     switch_key: str = "*"
+    # Against SMS pumping by the key: a caller's repeat press while the leg's link is valid and
+    # younger than the cooldown sends nothing; a case is sent at most switch_links_per_case links.
+    switch_link_cooldown: str = "60"
+    switch_links_per_case: str = "3"
     # A customer who calls again within this many seconds after their last contact ended continues
     # that case (its next hop), and is offered first to the agent who last talked with them, if
     # free. "0": every call opens a case of its own.
@@ -110,41 +135,79 @@ class Settings:
             if value not in allowed:
                 raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
 
-        self.switch_link_ttl_s  # noqa: B018 (checked now, not at the first switch)
-        self.continue_case_within_s  # noqa: B018
-        self.web_limits  # noqa: B018
-        self.web_address  # noqa: B018
-        self.health_address  # noqa: B018
+        for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
+                        "continue_case_within_s", "web_limits", "web_address", "health_address",
+                        "sip_ws_limits", "trusted_proxies"):
+            getattr(self, checked)  # checked now, not at the first call that needs it
+        self._check_public_web()
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 
     @property
     def continue_case_within_s(self) -> int | None:
-        return self._number("continue_case_within", 0, 30 * 86400, "0 (off)") or None
+        return self._whole("continue_case_within", 0, 30 * 86400, "0 (off)") or None
 
     @property
     def web_limits(self) -> WebLimits:
         return WebLimits(
-            calls_per_source=self._number("web_calls_per_source", 1, 100, what="calls"),
-            new_calls_per_minute=self._number("web_new_calls_per_minute", 1, 1000, what="calls"),
-            rtp_timeout_s=self._number("web_rtp_timeout", 1, 3600),
-            rtp_timeout_hold_s=self._number("web_rtp_timeout_hold", 1, 86400))
+            calls_per_source=self._whole("web_calls_per_source", 1, 100, unit="calls"),
+            new_calls_per_minute=self._whole("web_new_calls_per_minute", 1, 1000, unit="calls"),
+            rtp_timeout_s=self._whole("web_rtp_timeout", 1, 3600),
+            rtp_timeout_hold_s=self._whole("web_rtp_timeout_hold", 1, 86400))
 
     @property
     def switch_link_ttl_s(self) -> int:
-        return self._number("switch_link_ttl", 10, 86400)
+        return self._whole("switch_link_ttl", 10, 86400)
 
-    def _number(self, name: str, low: int, high: int, low_means: str = "", what: str = "seconds") -> int:
-        """Setting `name` as a whole number (of `what`) from `low` to `high`; ConfigError naming it
-        otherwise."""
+    @property
+    def switch_link_cooldown_s(self) -> int:
+        return self._whole("switch_link_cooldown", 10, 86400)
+
+    @property
+    def switch_links_per_case_n(self) -> int:
+        return self._whole("switch_links_per_case", 1, 100, unit="links")
+
+    @property
+    def sip_ws_limits(self) -> SipWsLimits:
+        return SipWsLimits(per_client=self._whole("sip_ws_per_client", 1, 10000, unit="WebSockets"),
+                           new_per_minute=self._whole("sip_ws_new_per_minute", 1, 10000, unit="WebSockets"),
+                           total=self._whole("sip_ws_total", 1, 100000, unit="WebSockets"),
+                           silent_s=self._whole("sip_ws_silent", 1, 3600))
+
+    @property
+    def trusted_proxies(self) -> frozenset[str]:
+        """The addresses in web_trusted_proxies, normalised (ConfigError on one that is not)."""
+        out = set()
+        for item in filter(None, (part.strip() for part in self.web_trusted_proxies.split(","))):
+            try:
+                out.add(str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise ConfigError(f"web_trusted_proxies: {item!r} is not an IP address") from None
+        return frozenset(out)
+
+    def _whole(self, name: str, low: int, high: int, low_means: str = "", unit: str = "seconds") -> int:
+        """Setting `name` as a whole number (of `unit`) from `low` to `high`; ConfigError naming
+        it otherwise."""
         value = getattr(self, name)
         try:
             number = int(value)
         except ValueError:
             number = low - 1
         if not low <= number <= high:
-            raise ConfigError(f"{name}={value!r} must be {what} from {low_means or low} to {high}")
+            raise ConfigError(f"{name}={value!r} must be {unit} from {low_means or low} to {high}")
         return number
+
+    def _check_public_web(self) -> None:
+        """Pages served beyond loopback are for customers' browsers, which give a camera only to
+        an https page: web_url must say where that is (the links, and the SIP WebSocket, derive
+        from it; 0.0.0.0 is no address to send a customer)."""
+        address = self.web_address
+        if address is None or is_loopback(address[0]):
+            return
+        if urlsplit(self.web_url).scheme != "https":
+            raise ConfigError(f"web_listen={self.web_listen!r} serves the pages beyond this machine: set "
+                              f"web_url to the https:// address customers reach them at (a TLS proxy "
+                              f"in front of the web port); got web_url={self.web_url!r}")
 
     @property
     def web_address(self) -> tuple[str, int] | None:
@@ -171,8 +234,16 @@ class Settings:
 
     @property
     def sip_websocket_url(self) -> str:
+        """Where the pages' SIP client connects: sip_ws_url, or the daemon's own relay (/ws under
+        web_url, ws:// or wss:// to match)."""
         if self.sip_ws_url:
             return self.sip_ws_url
+        base = self.web_base_url
+        return ("wss" if base.startswith("https:") else "ws") + base[base.index(":"):] + "/ws"
+
+    @property
+    def asterisk_ws_url(self) -> str:
+        """Asterisk's own SIP WebSocket, on the HTTP server of ARI (the relay's upstream)."""
         ari = self.ari
         return f"{'wss' if ari.scheme == 'https' else 'ws'}://{ari.host}:{ari.port}/ws"
 
@@ -192,6 +263,16 @@ class Settings:
                     f"{name} is not set: set HOTLINE_{name.upper()} "
                     f"(for the lab: eval \"$(hotline lab env)\")"
                 )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (of web_listen) is this machine only: a loopback address or localhost."""
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: whatever it resolves to
 
 
 CHANNEL_SUBSCRIPTIONS = ("per_call", "all")

@@ -22,20 +22,21 @@ from hotline.engine.live import LivePublisher
 from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
-from hotline.errors import AriError, ConfigError, HotlineError, StoreError
+from hotline.errors import AriError, ConfigError, StoreError
 from hotline.health import Health, Probes
 from hotline.loop_lag import LoopLagMonitor
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.contacts import Contacts
-from hotline.store.db import STORE_DOWN, connect, describe_dsn, open_pool
+from hotline.store.db import connect, describe_dsn, open_pool
 from hotline.store.spool import spool_directory
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import WebConfig, make_app, start_web
 from hotline.web.backend import DaemonWebBackend
-from hotline.web.switch_links import request_switch
+from hotline.web.sip_ws_proxy import SipWsProxy
+from hotline.web.switch_links import SwitchKey, SwitchLinks
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Daemon:
             ari_connected=self._ari_connected, ami_connected=self._ami_connected,
             ari_connections=lambda: self.ari.connections if self.ari is not None else 0,
             backlog=self._backlog, check_database=self._check_database), self.lag)
+        self.switch_key: SwitchKey | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -95,12 +97,14 @@ class Daemon:
         self.records.start()
         switches = Switches(self.pool)
         self.store = StoreAvailability(self._database_answers)
+        links = SwitchLinks(switches, s)  # one courier: agents' and callers' sends share its slots
+        self.switch_key = SwitchKey(links)
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
                           watch=lambda c, inbox: router.watch(c, inbox), unwatch=lambda c: router.unwatch(c),
                           node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
-                          ask_switch=self._caller_asks_switch,
+                          ask_switch=self.switch_key.press,
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
@@ -110,7 +114,7 @@ class Daemon:
         self.ari.start()
         publisher = LivePublisher(self.pool, self.queues, self.directory)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
-        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, switches, publisher, client))
+        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, links, publisher, client))
         await self._wait_ari_connected()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
@@ -132,26 +136,13 @@ class Daemon:
         if address is None:
             log.info("web pages off (web_listen is empty)")
             return
-        config = WebConfig(self.settings.sip_websocket_url, self.settings.ari.host, WEB_ENDPOINT)
-        self.web = await start_web(make_app(config, backend), *address)  # HotlineError: port taken
-        log.info("web pages on %s (switch links: %s/switch/...)", self.settings.web_listen,
-                 self.settings.web_base_url)
-
-    def _caller_asks_switch(self, hop_id: int) -> None:
-        """The caller pressed the switch key while talking: the link is sent in the background
-        (a gateway may take seconds; the talk is not held up for it)."""
-        if self.pool is None:
-            return
-        task = asyncio.create_task(self._send_switch_link(Switches(self.pool), hop_id),
-                                   name=f"switch-link-{hop_id}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _send_switch_link(self, switches: Switches, hop_id: int) -> None:
-        try:
-            await request_switch(switches, self.settings, hop_id, "caller")
-        except (HotlineError, *STORE_DOWN) as exc:
-            log.warning("switch to video asked by the caller of hop %s: not possible: %s", hop_id, exc)
+        s = self.settings
+        config = WebConfig(s.sip_websocket_url, s.ari.host, WEB_ENDPOINT)
+        relay = SipWsProxy(s.asterisk_ws_url, s.sip_ws_limits, s.trusted_proxies)
+        app = make_app(config, backend, sip_proxy=relay)
+        self.web = await start_web(app, *address)  # HotlineError: port taken
+        log.info("web pages on %s (switch links: %s/switch/...; SIP WebSocket %s, relayed to %s)",
+                 s.web_listen, s.web_base_url, s.sip_websocket_url, s.asterisk_ws_url)
 
     async def close(self) -> None:
         """Idempotent; the reverse order of start."""
@@ -169,6 +160,8 @@ class Daemon:
             await self.router.close()
         if self.store is not None:
             await self.store.close()
+        if self.switch_key is not None:
+            await self.switch_key.close()
         if self.records is not None:
             await self.records.close()  # what the calls recorded before the stop is kept
         if self.records_pool is not None:
@@ -180,7 +173,7 @@ class Daemon:
         if self.pool is not None:
             await self.pool.close()
         self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
-        self.records_pool = None
+        self.records_pool = self.switch_key = None
         await self.health.close()
         await self.lag.close()
 

@@ -21,7 +21,7 @@ from hotline.provision.model import Agent
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
 from hotline.store.switches import Switches
-from hotline.web.switch_links import SwitchLink, request_switch
+from hotline.web.switch_links import SwitchLink, SwitchLinks
 
 CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
 
@@ -47,14 +47,15 @@ def show(ctx: click.Context, case_id: int, fmt: str) -> None:
 @click.pass_context
 def switch(ctx: click.Context, case_id: int) -> None:
     """Move case CASE_ID's live call to video: print the one-time link (and send it by the
-    configured switch_link_command / switch_link_webhook). The customer opens it; their video leg
-    joins the agent, and the phone leg is released."""
+    configured switch_link_command / switch_link_webhook, unless the case has had its
+    switch_links_per_case). The customer opens it; their video leg joins the agent, and the phone
+    leg is released; a link printed before for the same call stops working."""
     settings = settings_of(ctx)
 
     async def go(pool: AsyncConnectionPool) -> SwitchLink:
         async with pool.connection() as conn:
             hop_id = await _live_answered_hop(conn, case_id)
-        return await request_switch(Switches(pool), settings, hop_id, "cli")
+        return await SwitchLinks(Switches(pool), settings).request(hop_id, "cli")
 
     link = run_with_pool(ctx, go)
     click.echo(link.link)
@@ -63,6 +64,8 @@ def switch(ctx: click.Context, case_id: int) -> None:
         click.echo(f"sent by {how}", err=True)
     for failure in link.failures:
         click.echo(f"not sent: {failure}", err=True)
+    if link.held_back:
+        click.echo(f"not sent: {link.held_back}", err=True)
 
 
 async def _live_answered_hop(conn: AsyncConnection, case_id: int) -> int:
@@ -127,6 +130,7 @@ def _as_text(t: CaseTimeline) -> str:
 def _as_json(t: CaseTimeline) -> dict[str, object]:
     return {"case": t.case, "hops": t.hops, "switches": [asdict(s) for s in t.switches],
             "participants": [asdict(p) for p in t.participants],
+            "switch_refusals": [asdict(r) for r in t.refusals],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}

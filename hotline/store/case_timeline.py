@@ -1,5 +1,6 @@
 """A case's timeline across its legs: hops, queue events and switches in the order they happened,
-as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches)."""
+as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches,
+switch_refusals)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ class Switch:
 
 
 @dataclass(frozen=True)
+class SwitchRefusal:
+    hop_id: int
+    reason: str
+    refused_at: datetime
+
+
+@dataclass(frozen=True)
 class Participant:
     joined_at: datetime
     left_at: datetime | None
@@ -52,6 +60,7 @@ class CaseTimeline:
     switches: list[Switch]
     events: list[Row]
     participants: list[Participant]
+    refusals: list[SwitchRefusal]
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -70,6 +79,9 @@ class CaseTimeline:
             if s.used_at is not None and s.to_hop_id is not None:
                 out.append(Moment(s.used_at, seq_of[s.to_hop_id], channel[s.to_hop_id][1],
                                   f"switch link used: this leg joined, replacing hop {seq}"))
+        for r in self.refusals:
+            out.append(Moment(r.refused_at, *channel[r.hop_id],
+                              f"switch to video asked by the caller, refused: {r.reason}"))
         for p in self.participants:
             out.append(Moment(p.joined_at, 0, "conference",
                               f"{p.agent or 'a party'} joined, invited by {p.invited_by}"))
@@ -99,7 +111,9 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
     participants = await _all(conn, Participant, "SELECT p.joined_at, p.left_at, p.invited_by,"
                               " a.name AS agent FROM case_participants p LEFT JOIN agents a"
                               " ON a.id = p.agent_id WHERE p.case_id = %s ORDER BY p.id", case_id)
-    return CaseTimeline(case, hops, switches, events, participants)
+    refusals = await _all(conn, SwitchRefusal, "SELECT hop_id, reason, refused_at FROM switch_refusals"
+                          " WHERE case_id = %s ORDER BY refused_at", case_id)
+    return CaseTimeline(case, hops, switches, events, participants, refusals)
 
 
 async def _all(conn: AsyncConnection, kind: type[T], query: LiteralString, case_id: int) -> list[T]:

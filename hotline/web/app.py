@@ -1,6 +1,7 @@
 """The pages the daemon serves: a customer's click-to-call, the phone-to-video switch link, the
 agent's page, and two small JSON endpoints. The browsers talk SIP to Asterisk themselves (JsSIP
-over its WebSocket); this application only hands them the page and its settings."""
+over a WebSocket: by default the relay at /ws, hotline.web.sip_ws_proxy); this application hands
+them the page and its settings."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from hotline.errors import ConfigError, HotlineError, WebRefusal
+from hotline.web.sip_ws_proxy import SipWsProxy
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ AUTH_REALM = 'Basic realm="hotline agents", charset="UTF-8"'
 
 @dataclass(frozen=True)
 class WebConfig:
-    sip_ws_url: str  # Asterisk's SIP WebSocket, e.g. "ws://127.0.0.1:8088/ws"
+    sip_ws_url: str  # the pages' SIP WebSocket, e.g. "ws://127.0.0.1:8089/ws" (the relay)
     sip_domain: str  # the host part of the browsers' SIP URIs, e.g. "127.0.0.1"
     customer_endpoint: str = "hotline-web"  # the PJSIP endpoint customers' calls come from
 
@@ -86,8 +88,10 @@ SWITCH_REFUSALS = {
 }
 
 
-def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATIC_DIR) -> web.Application:
-    """The application; `static_dir` is for tests (a directory without the bundle)."""
+def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATIC_DIR,
+             sip_proxy: SipWsProxy | None = None) -> web.Application:
+    """The application; `static_dir` is for tests (a directory without the bundle); `sip_proxy`
+    serves /ws."""
     bundle_built = (static_dir / BUNDLE).is_file()
     if not bundle_built:
         log.warning("%s (%s is missing); the video pages cannot place calls", NOT_BUILT, static_dir / BUNDLE)
@@ -102,6 +106,8 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(INVITE_API, site.agent_invite)
     app.router.add_get("/api/queues", site.queues)
     app.router.add_static("/static/", static_dir)
+    if sip_proxy is not None:
+        sip_proxy.install(app)
     return app
 
 
@@ -120,7 +126,8 @@ async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner
 
 
 def content_security_policy(sip_ws_url: str) -> str:
-    """Scripts from this server only; the one other place a page may connect to is Asterisk."""
+    """Scripts from this server only; the one other place a page may connect to is the SIP
+    WebSocket (this server's own relay, by default)."""
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",

@@ -19,9 +19,9 @@ from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
-from hotline.store.switches import Switches, TokenState
+from hotline.store.switches import TokenState
 from hotline.web.app import SwitchCheck
-from hotline.web.switch_links import request_switch
+from hotline.web.switch_links import SwitchLinks
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,12 @@ _CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.
 
 class DaemonWebBackend:
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
-                 switches: Switches, live: LivePublisher, ari: AriClient) -> None:
+                 links: SwitchLinks, live: LivePublisher, ari: AriClient) -> None:
         self.settings = settings
         self.pool = pool
         self.directory = directory
-        self.switches = switches
+        self.links = links
+        self.switches = links.switches
         self.live = live
         self.ari = ari
         self.contacts = Contacts(pool)
@@ -88,7 +89,7 @@ class DaemonWebBackend:
             talk = await self._live_talk_of(agent_id)
             if talk is None:
                 raise WebRefusal(409, "You have no call in progress to move to video")
-            switch = await request_switch(self.switches, self.settings, talk.id, f"agent:{agent.name}")
+            switch = await self.links.request(talk.id, f"agent:{agent.name}")
         except SwitchNotPossible as exc:
             raise WebRefusal(409, str(exc)) from exc
         except STORE_DOWN as exc:

@@ -98,6 +98,11 @@ def agent_page(pw: Playwright, camera: Path, env: dict[str, str], lab: Lab, agen
     return page
 
 
+def ws_url_of(page: Page) -> str:
+    """The SIP WebSocket the page's JsSIP connected to."""
+    return str(page.evaluate("window.hotlinePhone.ua.transport.socket.url"))
+
+
 def answer(page: Page) -> None:
     page.wait_for_selector("#answer:not([disabled])", state="visible", timeout=20_000)
     page.click("#answer")
@@ -142,6 +147,8 @@ def test_a_customer_page_calls_a_video_hotline_and_a_webrtc_agent_and_each_sees_
     poll(lambda: state_of(customer) == "in call", "the customer page in the call")
     sees(customer, BLUE, "the customer")
     sees(agent, RED, "the agent")
+    relay = f"ws://{daemon_env['HOTLINE_WEB_LISTEN']}/ws"  # the daemon's web port, not Asterisk's
+    assert [ws_url_of(page) for page in (customer, agent)] == [relay, relay]
 
     [hop] = rows(db, "SELECT * FROM hops")
     assert (hop["channel_kind"], hop["media"], hop["dialled"]) == ("webrtc", "video", "video-desk")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -44,10 +45,11 @@ def sms_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def daemon_env(daemon_env: dict[str, str], sms_file: Path, tmp_path: Path) -> dict[str, str]:
-    """The lab's daemon with an SMS gateway: a command that writes what it was given to a file."""
+    """The lab's daemon with an SMS gateway: a command that appends what it was given to a file,
+    one line per SMS."""
     gateway = tmp_path / "sms_gateway.py"
-    gateway.write_text(f"import os\nopen({str(sms_file)!r}, 'w').write("
-                       "os.environ['HOTLINE_CALLER'] + ' ' + os.environ['HOTLINE_SWITCH_LINK'])\n")
+    gateway.write_text(f"import os\nopen({str(sms_file)!r}, 'a').write("
+                       "os.environ['HOTLINE_CALLER'] + ' ' + os.environ['HOTLINE_SWITCH_LINK'] + '\\n')\n")
     return {**daemon_env, "HOTLINE_SWITCH_LINK_COMMAND": f"{sys.executable} {gateway}",
             "HOTLINE_SWITCH_KEY": "*"}
 
@@ -83,7 +85,7 @@ def test_a_caller_pressing_the_switch_key_while_talking_is_sent_the_link(
         caller = sipp.start_pressing_keys(NUMBER, "*", first_ms=1500, timeout_s=30, caller=CALLER)
         hop = answered_hop(db, daemon)
         text = wait_until(lambda: sms_file.exists() and sms_file.read_text(), what="the SMS gateway called")
-        number, link = str(text).split(" ")
+        number, link = str(text).strip().split(" ")
         assert number == CALLER
         assert link.startswith(f"http://{daemon_env['HOTLINE_WEB_LISTEN']}/switch/")
         [issued] = rows(db, "SELECT from_hop_id, requested_by, used_at FROM switches")
@@ -92,6 +94,28 @@ def test_a_caller_pressing_the_switch_key_while_talking_is_sent_the_link(
         assert rows(db, "SELECT ended_at FROM hops") == [{"ended_at": None}]  # the talk goes on meanwhile
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(caller).ok
+    finally:
+        stop(started)
+
+
+@TALK
+def test_a_caller_pressing_the_switch_key_again_and_again_is_sent_one_link(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, sms_file: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "h", {"tq": 0})
+    started = phones(lab, agent)
+    try:
+        caller = sipp.start_pressing_keys(NUMBER, "*", "*", "*", first_ms=1500, gap_ms=400, timeout_s=30,
+                                          caller=CALLER)
+        hop = answered_hop(db, daemon)
+        wait_until(lambda: sms_file.exists(), what="the SMS gateway called")
+        time.sleep(1.5)  # the other presses come 0.4 and 0.8 s after the first; a BYE before them fails sipp
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        assert sipp.finish(caller).ok  # every press was answered 200 before the BYE
+        wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
+        assert len(sms_file.read_text().splitlines()) == 1  # one SMS for three presses
+        assert len(rows(db, "SELECT id FROM switches")) == 1
+        assert rows(db, "SELECT hop_id FROM switch_refusals") == []  # held back, not refused
     finally:
         stop(started)
 

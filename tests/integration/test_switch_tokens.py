@@ -26,7 +26,7 @@ from hotline.store.records import QueueEvent, close_hop_record, queue_event_reco
 from hotline.store.switches import Switches, TokenState
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import start_web
-from hotline.web.switch_links import request_switch
+from hotline.web.switch_links import SwitchLinks
 
 from support.checks import rows
 
@@ -154,7 +154,7 @@ async def test_the_link_reaches_the_customer_through_the_configured_command(
                       " + os.environ['HOTLINE_SWITCH_LINK'])\n")
     settings = replace(Settings(), web_url="https://video.example.ru/", switch_link_ttl="120",
                        switch_link_command=f"{sys.executable} {script}")
-    link = await request_switch(Switches(pool), settings, phone.id, "caller")
+    link = await SwitchLinks(Switches(pool), settings).request(phone.id, "caller")
     assert link.link == f"https://video.example.ru/switch/{link.issued.token}"
     assert (link.delivered, link.failures) == (["command"], [])
     assert out.read_text() == f"+79161234567 {link.link}"
@@ -166,7 +166,7 @@ async def test_a_failing_gateway_is_reported_and_the_link_is_still_given_out(
     phone = await answered_call(pool, ids)
     fails = f"{sys.executable} -c 'import sys; sys.exit(\"no credit\")'"
     settings = replace(Settings(), switch_link_command=fails)
-    link = await request_switch(Switches(pool), settings, phone.id, "cli")
+    link = await SwitchLinks(Switches(pool), settings).request(phone.id, "cli")
     assert link.delivered == [] and link.failures == ["command: exited with 1: no credit"]
     assert await Switches(pool).check(link.issued.token) is TokenState.VALID
 
@@ -185,9 +185,9 @@ async def test_the_link_reaches_the_customer_through_the_configured_webhook(
     try:
         port = runner.addresses[0][1]
         settings = replace(Settings(), switch_link_webhook=f"http://127.0.0.1:{port}/sms")
-        link = await request_switch(Switches(pool), settings, phone.id, "cli")
+        link = await SwitchLinks(Switches(pool), settings).request(phone.id, "cli")
         failing = replace(settings, switch_link_webhook=f"http://127.0.0.1:{port}/nowhere")
-        refused = await request_switch(Switches(pool), failing, phone.id, "cli")
+        refused = await SwitchLinks(Switches(pool), failing).request(phone.id, "cli")
     finally:
         await runner.cleanup()
     assert (link.delivered, link.failures) == (["webhook"], [])

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,47 @@ def test_an_unknown_value_of_a_choice_setting_is_refused_by_name(
         name: str, default: str, other: str, refused: str, listed: str) -> None:
     with pytest.raises(ConfigError, match=f"{name}='{refused}'.*{listed}"):
         load_settings(environ={f"HOTLINE_{name.upper()}": refused}, config_file=None)
+
+
+def test_the_pages_sip_websocket_is_the_daemons_own_relay_under_web_url() -> None:
+    ari = {"HOTLINE_ARI_URL": "http://hotline:pw@127.0.0.1:8088"}
+    assert load_settings(environ=ari).sip_websocket_url == "ws://127.0.0.1:8089/ws"
+    public = load_settings(environ={**ari, "HOTLINE_WEB_LISTEN": "10.0.0.5:8089",
+                                    "HOTLINE_WEB_URL": "https://video.example.ru/"})
+    assert public.sip_websocket_url == "wss://video.example.ru/ws"
+    assert public.asterisk_ws_url == "ws://127.0.0.1:8088/ws"  # the relay's upstream, on loopback
+    own = load_settings(environ={**ari, "HOTLINE_SIP_WS_URL": "wss://sip.example.ru/ws"})
+    assert own.sip_websocket_url == "wss://sip.example.ru/ws"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8089", "10.0.0.5:8089", "[::]:8089", "video.example.ru:8089"])
+@pytest.mark.parametrize("url", ["", "http://video.example.ru"])
+def test_pages_beyond_loopback_need_an_https_web_url(listen: str, url: str) -> None:
+    with pytest.raises(ConfigError, match=r"serves the pages beyond this machine: set web_url to the https://"):
+        load_settings(environ={"HOTLINE_WEB_LISTEN": listen, "HOTLINE_WEB_URL": url})
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:8089", "127.0.0.2:9000", "localhost:8089", "[::1]:8089"])
+def test_pages_on_loopback_need_no_web_url(listen: str) -> None:
+    assert load_settings(environ={"HOTLINE_WEB_LISTEN": listen}).web_address is not None
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("SIP_WS_PER_CLIENT", "0", "sip_ws_per_client='0' must be WebSockets from 1"),
+    ("SIP_WS_TOTAL", "many", "sip_ws_total='many' must be WebSockets"),
+    ("SIP_WS_SILENT", "0", "sip_ws_silent='0' must be seconds from 1 to 3600"),
+    ("SWITCH_LINKS_PER_CASE", "0", "switch_links_per_case='0' must be links from 1 to 100"),
+    ("SWITCH_LINK_COOLDOWN", "5", "switch_link_cooldown='5' must be seconds from 10"),
+    ("WEB_TRUSTED_PROXIES", "127.0.0.1,nginx", "web_trusted_proxies: 'nginx' is not an IP address"),
+])
+def test_guard_settings_out_of_range_are_clear_errors(name: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_settings(environ={f"HOTLINE_{name}": value})
+
+
+def test_guard_settings_defaults() -> None:
+    settings = load_settings(environ={})
+    limits = settings.sip_ws_limits
+    assert (limits.per_client, limits.new_per_minute, limits.total, limits.silent_s) == (16, 30, 250, 30)
+    assert (settings.switch_link_cooldown_s, settings.switch_links_per_case_n) == (60, 3)
+    assert settings.trusted_proxies == frozenset({"127.0.0.1", "::1"})

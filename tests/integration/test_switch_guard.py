@@ -1,0 +1,199 @@
+"""The switch key against SMS pumping, in the lab's real PostgreSQL with a real gateway command:
+one live link per leg, a caller's repeat presses within the cooldown send nothing, a case gets at
+most switch_links_per_case links sent, a caller's refusal is recorded once per leg, browser legs
+are never offered a switch, deliveries run a few at a time, and the command sees none of the
+daemon's environment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from hotline.config import Settings
+from hotline.errors import SwitchNotPossible
+from hotline.store.case_timeline import case_timeline
+from hotline.store.contacts import Contacts
+from hotline.store.db import open_pool
+from hotline.store.hops import Hop, NewHop
+from hotline.store.records import QueueEvent
+from hotline.store.switches import Switches, TokenState
+from hotline.web.switch_links import DELIVERIES_AT_ONCE, SwitchKey, SwitchLinks
+
+from support.checks import rows
+
+pytestmark = pytest.mark.lab
+
+CALLER = "+79161234567"
+# The SMS gateway: one JSON line per run (its environment, and when it started and ended), and a
+# pause, so that runs overlapping in time would show.
+GATEWAY = """\
+import json, os, sys, time
+started = time.monotonic()
+time.sleep(float(sys.argv[2]))
+with open(sys.argv[1], "a") as out:
+    out.write(json.dumps({"env": dict(os.environ), "start": started, "end": time.monotonic()}) + "\\n")
+"""
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool: AsyncConnectionPool = await open_pool(db_dsn, max_size=8)
+    async with pool:
+        yield pool
+
+
+@pytest.fixture
+def ids(db: psycopg.Connection) -> dict[str, int]:
+    queue = db.execute("INSERT INTO queues (name) VALUES ('support') RETURNING id").fetchone()[0]
+    agent = db.execute("INSERT INTO agents (name, endpoint) VALUES ('ivanov', 'ivanov')"
+                       " RETURNING id").fetchone()[0]
+    hotline = db.execute("INSERT INTO hotlines (name, entry_queue_id) VALUES ('city', %s) RETURNING id",
+                         (queue,)).fetchone()[0]
+    return {"queue": queue, "agent": agent, "hotline": hotline}
+
+
+@pytest.fixture
+def sent(tmp_path: Path) -> Path:
+    return tmp_path / "sent.jsonl"
+
+
+def gateway_settings(tmp_path: Path, sent: Path, pause_s: float = 0.0, **more: str) -> Settings:
+    script = tmp_path / "gateway.py"
+    script.write_text(GATEWAY)
+    return replace(Settings(), switch_link_command=f"{sys.executable} {script} {sent} {pause_s}", **more)
+
+
+def runs(sent: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in sent.read_text().splitlines()] if sent.exists() else []
+
+
+async def answered_call(pool: AsyncConnectionPool, ids: dict[str, int], channel: str = "p1",
+                        kind: str = "pstn") -> Hop:
+    contacts = Contacts(pool)
+    leg = NewHop(node="n1", channel_id=channel, channel_name=f"PJSIP/x-{channel}", channel_kind=kind,
+                 media="video" if kind == "webrtc" else "audio", dialled="84951234567",
+                 dialled_e164="+74951234567", caller_num=CALLER, caller_name="Caller",
+                 hotline_id=ids["hotline"])
+    hop = await contacts.open_case_with_hop(leg, f"{CALLER}-{channel}")
+    for event in ("join", "answer"):
+        await contacts.queue_event(QueueEvent(ids["queue"], hop.case_id, hop.id, event,
+                                              agent_id=ids["agent"] if event == "answer" else None))
+    return hop
+
+
+async def test_a_callers_repeat_presses_within_the_cooldown_send_nothing_more(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection, tmp_path: Path,
+        sent: Path) -> None:
+    phone = await answered_call(pool, ids)
+    links = SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent, switch_link_cooldown="60"))
+    quiet = [await links.caller_asks(phone.id) for _ in range(5)]
+    assert len(runs(sent)) == 1
+    assert len(rows(db, "SELECT id FROM switches")) == 1
+    assert quiet[0] == 60 and all(55 < q <= 60 for q in quiet[1:])  # the rest of the cooldown
+    assert rows(db, "SELECT hop_id FROM switch_refusals") == []  # held, not refused
+
+    # After the cooldown (the link issued 61 s ago, still valid), a press sends a new link.
+    db.execute("UPDATE switches SET issued_at = issued_at - interval '61 seconds'")
+    await links.caller_asks(phone.id)
+    assert len(runs(sent)) == 2
+    assert len(rows(db, "SELECT id FROM switches WHERE expires_at > now()")) == 1  # one live link per leg
+
+
+async def test_a_case_is_sent_at_most_its_links_and_a_callers_refusal_is_recorded_once(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection, tmp_path: Path,
+        sent: Path, caplog: pytest.LogCaptureFixture) -> None:
+    phone = await answered_call(pool, ids)
+    links = SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent, switch_links_per_case="2"))
+    first = await links.request(phone.id, "agent:ivanov")
+    second = await links.request(phone.id, "cli")
+    assert (first.delivered, second.delivered) == (["command"], ["command"])
+    assert await Switches(pool).check(first.issued.token) is TokenState.EXPIRED  # one live link per leg
+
+    assert 55 < await links.caller_asks(phone.id) <= 60  # the agent's link is fresh: nothing more
+    db.execute("UPDATE switches SET issued_at = issued_at - interval '61 seconds'")  # past the cooldown
+    for _ in range(20):
+        assert await links.caller_asks(phone.id) == float("inf")
+    assert len(runs(sent)) == 2
+    assert rows(db, "SELECT hop_id, case_id, reason FROM switch_refusals") == [
+        {"hop_id": phone.id, "case_id": phone.case_id,
+         "reason": "the case has had its 2 switch links (switch_links_per_case)"}]
+    refused_lines = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused_lines) == 1 and f"hop {phone.id}" in refused_lines[0].getMessage()
+    async with pool.connection() as conn:
+        timeline = [m.what for m in (await case_timeline(conn, phone.case_id)).moments()]
+    assert timeline.count("switch to video asked by the caller, refused: the case has had its 2 switch "
+                          "links (switch_links_per_case)") == 1  # what `hotline case show` prints
+
+    # The agent still gets a link to read out; it is not sent.
+    third = await links.request(phone.id, "agent:ivanov")
+    assert third.delivered == [] and "switch_links_per_case" in third.held_back
+    assert await Switches(pool).check(third.issued.token) is TokenState.VALID
+    assert len(runs(sent)) == 2
+
+
+async def test_a_browser_leg_is_never_offered_a_switch_by_its_key(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection, tmp_path: Path,
+        sent: Path) -> None:
+    video = await answered_call(pool, ids, "w1", kind="webrtc")
+    links = SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent))
+    assert await links.caller_asks(video.id) == float("inf")
+    assert await links.caller_asks(video.id) == float("inf")
+    assert rows(db, "SELECT id FROM switches") == [] and runs(sent) == []
+    assert rows(db, "SELECT hop_id, reason FROM switch_refusals") == [
+        {"hop_id": video.id, "reason": "the call is a browser's, on video already"}]
+    # Its agent may still move it to another browser (the agent page's button).
+    assert (await links.request(video.id, "agent:ivanov")).delivered == ["command"]
+
+
+async def test_a_leg_that_is_not_talking_cannot_ask(pool: AsyncConnectionPool, ids: dict[str, int],
+                                                     tmp_path: Path, sent: Path) -> None:
+    links = SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent))
+    with pytest.raises(SwitchNotPossible, match="does not exist"):
+        await links.caller_asks(999_999)
+    assert runs(sent) == []
+
+
+async def test_a_flood_of_presses_across_calls_runs_a_few_deliveries_at_a_time(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection, tmp_path: Path,
+        sent: Path) -> None:
+    legs = [await answered_call(pool, ids, f"f{i}") for i in range(12)]
+    key = SwitchKey(SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent, pause_s=0.3)))
+    try:
+        for _ in range(10):  # every caller holds the key down
+            for leg in legs:
+                key.press(leg.id)
+            await asyncio.sleep(0.05)
+        async with asyncio.timeout(20):  # every caller sent one link
+            while len(runs(sent)) < len(legs):
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # any second send would have run by now
+    finally:
+        await key.close()
+    assert len(runs(sent)) == len(legs) == len(rows(db, "SELECT id FROM switches"))
+    spans = [(float(r["start"]), float(r["end"])) for r in runs(sent)]  # type: ignore[arg-type]
+    overlapping = max(sum(s <= start < e for s, e in spans) for start, _ in spans)
+    assert 1 < overlapping <= DELIVERIES_AT_ONCE
+
+
+async def test_the_gateway_command_gets_only_its_payload_and_a_minimal_path(
+        pool: AsyncConnectionPool, ids: dict[str, int], tmp_path: Path, sent: Path,
+        monkeypatch: pytest.MonkeyPatch, db_dsn: str) -> None:
+    monkeypatch.setenv("HOTLINE_DSN", db_dsn)
+    monkeypatch.setenv("HOTLINE_ARI_URL", "http://hotline:ari-secret@127.0.0.1:8088")
+    phone = await answered_call(pool, ids)
+    link = await SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent)).request(phone.id, "cli")
+    [run] = runs(sent)
+    env = dict(run["env"])  # type: ignore[call-overload]
+    assert "HOTLINE_DSN" not in env and "HOTLINE_ARI_URL" not in env
+    assert {k: v for k, v in env.items() if k.startswith("HOTLINE_")} == {
+        "HOTLINE_SWITCH_LINK": link.link, "HOTLINE_CALLER": CALLER, "HOTLINE_CASE": str(phone.case_id),
+        "HOTLINE_EXPIRES": link.issued.expires_at.isoformat(timespec="seconds")}
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin" and env["LANG"] == "C.UTF-8"
