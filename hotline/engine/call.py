@@ -39,7 +39,7 @@ from hotline.engine.facts import Fact, HopEnded, KeyPressed
 from hotline.engine.handover import join_the_talk
 from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
-from hotline.engine.leg import caller_hangup_cause
+from hotline.engine.leg import CUT_BY_SHUTDOWN, caller_hangup_cause, is_shutdown_hangup
 from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, Message, QueueTurn
 from hotline.engine.outcomes import EndReason
 from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver
@@ -66,10 +66,6 @@ MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
 # requests each, long after the caller stopped, and hide the hangup behind them.
 KEYS_AHEAD = 16
 VANISHED = (None, "channel gone while the daemon was away")
-CUT_BY_SHUTDOWN = (None, "cut by Asterisk shutting down")
-# A soft ChannelHangupRequest carries Asterisk's softhangup flag as its cause, not a Q.850 one:
-# AST_SOFTHANGUP_SHUTDOWN is the hang-up of every channel by a stopping or restarting Asterisk.
-SOFTHANGUP_SHUTDOWN = 0x04
 
 
 class InboundCall:
@@ -92,6 +88,7 @@ class InboundCall:
         # ... and not by the caller: it vanished while the daemon was not watching, or Asterisk
         # cut it shutting down. A failure, never an abandon.
         self.cut = False
+        self.shut_down = False  # ... by Asterisk shutting down: failed even in a talk
         self._destroyed = False
         self._cause: tuple[int | None, str | None] = (None, None)
         self._turn_posted = False
@@ -161,10 +158,8 @@ class InboundCall:
         elif isinstance(message, ChannelVanished):
             self._destroyed = self.cut = True
             self._cause = VANISHED
-        elif (isinstance(message, ChannelHangupRequest) and message.soft
-              and message.cause == SOFTHANGUP_SHUTDOWN and not self.gone):
-            self.cut = True
-            self._cause = CUT_BY_SHUTDOWN
+        elif is_shutdown_hangup(message) and not self.gone:
+            self.cut_by_shutdown()
         first = not self.gone
         self.gone = True
         if first and self.state not in (CallState.LEAVING, CallState.ENDED):
@@ -206,9 +201,17 @@ class InboundCall:
             self.end_reason = reason
         self.move(CallState.LEAVING, *facts)
 
+    def cut_by_shutdown(self) -> None:
+        """Asterisk is shutting down and hangs up every channel: this call's end is a failure,
+        talking or not (told by its own channel, or by the agent leg it talks to)."""
+        self.cut = self.shut_down = True
+        self._cause = CUT_BY_SHUTDOWN
+
     def reason_caller_left(self) -> EndReason:
         """A caller hanging up while talking ends a handled contact; anywhere before it is
         abandoned; a channel cut by a failure (outside a talk) failed."""
+        if self.shut_down:
+            return EndReason.FAILED
         if self.state in HANDLED:
             return EndReason.COMPLETED
         return EndReason.FAILED if self.cut else EndReason.ABANDONED

@@ -82,8 +82,11 @@ class HopKeeper:
                      "database is back", self.channel_id)
             return None
         try:
+            # One attempt, not a retry loop: a database that refuses at once (a failover, a
+            # connection limit) is away now, and the next callers must not wait out this one's
+            # patience before they learn it.
             async with asyncio.timeout(self.ctx.store_open_patience_s):
-                self.hop = await self._store(lambda: self._write(route), self.ctx.store_open_patience_s)
+                self.hop = await self._write(route)
         except (*STORE_DOWN, TimeoutError) as exc:
             log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
                         "when the database is back", self.channel_id, exc)

@@ -3,7 +3,7 @@ how its hangup reads. Pure functions of what Asterisk reported."""
 
 from __future__ import annotations
 
-from hotline.asterisk.ari_events import Channel
+from hotline.asterisk.ari_events import Channel, ChannelHangupRequest
 from hotline.media import WEB_ENDPOINT
 from hotline.numbers import to_e164
 from hotline.store.hops import NewHop
@@ -53,3 +53,15 @@ def caller_hangup_cause(cause: int | None, text: str | None) -> tuple[int | None
     if not cause:
         return NORMAL_CLEARING
     return cause, text
+
+
+CUT_BY_SHUTDOWN = (None, "cut by Asterisk shutting down")
+# A soft ChannelHangupRequest carries Asterisk's softhangup flag as its cause, not a Q.850 one:
+# AST_SOFTHANGUP_SHUTDOWN is the hang-up of every channel by a stopping or restarting Asterisk.
+SOFTHANGUP_SHUTDOWN = 0x04
+
+
+def is_shutdown_hangup(message: object) -> bool:
+    """Asterisk hanging a channel up because it stops or restarts (not a BYE, not our request)."""
+    return (isinstance(message, ChannelHangupRequest) and message.soft
+            and message.cause == SOFTHANGUP_SHUTDOWN)

@@ -287,14 +287,16 @@ async def test_a_waiting_caller_cut_by_asterisk_shutting_down_failed_and_is_no_a
         None, "cut by Asterisk shutting down")
 
 
-async def test_a_talk_cut_by_asterisk_shutting_down_is_completed_with_the_cut_as_its_cause() -> None:
+@pytest.mark.parametrize("heard_first_on", ["caller", "agent"])
+async def test_a_talk_cut_by_asterisk_shutting_down_fails_with_the_cut_as_its_cause(heard_first_on: str) -> None:
     engine = Engine(contact_centre(), logged_in=("anna",))
     engine.call_in("c1", CITY)
-    await answered_by(engine)
-    engine.ari.asterisk_shuts_down("c1")
+    leg = await answered_by(engine)
+    engine.ari.asterisk_shuts_down("c1" if heard_first_on == "caller" else leg)
     await engine.ended()
-    assert [s[2] for s in engine.records.summary()] == ["join", "ring", "answer", "complete", "completed"]
-    assert engine.records.records[-1]["cause_text"] == "cut by Asterisk shutting down"
+    assert [s[2] for s in engine.records.summary()] == ["join", "ring", "answer", "complete", "failed"]
+    assert engine.records.records[-2]["detail"] == "cut by Asterisk shutting down"  # the talk's end
+    assert engine.records.records[-1]["cause_text"] == "cut by Asterisk shutting down"  # the hop's
 
 
 async def test_a_caller_hanging_up_is_still_abandoned_with_normal_clearing() -> None:
@@ -314,7 +316,8 @@ async def test_once_the_database_is_known_away_later_callers_are_served_without_
     engine.hops.down = True
     engine.call_in("c1", CITY)
     await engine.ari.wait_for("start_moh")
-    asked = engine.hops.asked  # c1 asked, retried within its patience, and gave up
+    assert engine.hops.asked == 1  # c1 asked once: refused at once, it is served without retrying
+    asked = engine.hops.asked
     engine.call_in("c2", CITY)
     await engine.ari.wait_for("start_moh", 2)
     assert engine.hops.asked == asked  # c2 was served without a query to wait for

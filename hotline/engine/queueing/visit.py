@@ -34,6 +34,7 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.call_state import CallState
 from hotline.engine.context import CallContext
 from hotline.engine.facts import Fact, KeyPressed, QueueStep, TalkTakenOver
+from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
 from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, Message, QueueTurn
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
@@ -73,6 +74,9 @@ class VisitCall(Protocol):
     def move(self, new: CallState, *facts: Fact) -> None: ...
     def leave(self, reason: EndReason, *facts: Fact) -> None: ...
     def reason_caller_left(self) -> EndReason: ...
+    @property
+    def shut_down(self) -> bool: ...
+    def cut_by_shutdown(self) -> None: ...
     async def next_event(self, timeout: float | None = None) -> Message | None: ...
     def unexpected(self, message: Message) -> None: ...
     def is_own_key(self, message: Message | None) -> bool: ...
@@ -515,6 +519,8 @@ class QueueVisit:
                     self.ctx.ask_switch(self.call.hop.id)
                     continue
             elif _is_end_of(message, leg.channel_id):
+                if is_shutdown_hangup(message):
+                    self.call.cut_by_shutdown()  # the agent's leg heard it first
                 return Party.AGENT
             if message is not None:
                 self.call.unexpected(message)
@@ -535,9 +541,9 @@ class QueueVisit:
         call = self.call
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
-        call.leave(call.reason_caller_left() if who is Party.CALLER else EndReason.COMPLETED,
-                   *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
-                               detail=f"{who} hung up"))
+        reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED
+        call.leave(reason, *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                                       detail=CUT_BY_SHUTDOWN[1] if call.shut_down else f"{who} hung up"))
         await self._hang_up(leg.channel_id if who is Party.CALLER else call.channel_id)
         for participant in self.ctx.conference_legs(call.case_id or 0):
             await self._hang_up(participant)  # the talk is over for everyone it brought in
