@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -15,7 +16,8 @@ from hotline.engine.context import CallContext, Inbox
 from hotline.engine.messages import ChannelVanished
 from hotline.engine.outcomes import EndReason
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
-from hotline.errors import AriNotFound
+from hotline.errors import AriError, AriNotFound
+from hotline.store.hops import Hop
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class Router:
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         entry = parse_entry(event.args, event.channel.context)
+        if entry is None and AGENT_LEG in event.channel.id:
+            self._hang_up_unclaimed_leg(event.channel)
+            return
         if entry is None:
             log.warning("StasisStart for %s with unknown arguments %r: ignored", event.channel.id, event.args)
             return
@@ -119,10 +124,10 @@ class Router:
         for channel_id, inbox in list(self.inboxes.items()):
             if channel_id not in alive:
                 inbox.post(ChannelVanished(channel_id))
-        for channel_id in in_stasis - self.inboxes.keys():
-            if AGENT_LEG in channel_id or CONFERENCE_LEG in channel_id:
-                continue  # an agent's or a participant's leg, whose caller is adopted (or gone) with it
-            await self._adopt(channel_id)
+        unknown = in_stasis - self.inboxes.keys()
+        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c}
+        await self._adopt_in_line_order(unknown - legs)
+        await self._hang_up_orphan_legs(legs)
         closed = 0
         for hop in await self.ctx.contacts.open_hops(self.ctx.node):
             if hop.channel_id not in alive and hop.channel_id not in self.calls:
@@ -141,17 +146,47 @@ class Router:
                 destroyed += 1
         return destroyed
 
-    async def _adopt(self, channel_id: str) -> None:
-        try:
-            channel = await self.ctx.ari.channel(channel_id)
-        except AriNotFound:
+    async def _adopt_in_line_order(self, channel_ids: set[str]) -> None:
+        """Adopt the callers left in Stasis, those who joined a queue first started first: the
+        first adopted may be offered a free agent at once, before the others are back in line."""
+        found: list[tuple[Channel, Hop | None]] = []
+        for channel_id in channel_ids:
+            try:
+                channel = await self.ctx.ari.channel(channel_id)
+            except AriNotFound:
+                continue
+            hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, channel_id)
+            if hop is None or hop.ended_at is None:
+                found.append((channel, hop))
+        found.sort(key=lambda item: _line_order(item[1]))
+        for channel, hop in found:
+            log.info("adopting call %s (hop %s)", channel.id, hop.id if hop else "new")
+            dialled = hop.dialled if hop else channel.exten
+            self._start(InboundCall(self.ctx, channel, dialled=dialled, hop=hop))
+
+    async def _hang_up_orphan_legs(self, legs: set[str]) -> None:
+        """Agents' and invited parties' legs in Stasis that no adopted talk holds: their caller
+        hung up while no daemon ran, or they answered a ring placed before the restart (the
+        caller is rung afresh from its place in line). Left up, each would keep its agent busy."""
+        if not legs:
             return
-        hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, channel_id)
-        if hop is not None and hop.ended_at is not None:
-            return
-        dialled = hop.dialled if hop else channel.exten
-        log.info("adopting call %s (hop %s)", channel_id, hop.id if hop else "new")
-        self._start(InboundCall(self.ctx, channel, dialled=dialled, hop=hop))
+        held = {c for bridge in await self.ctx.ari.bridges() if bridge.id.startswith("case-")
+                for c in bridge.channels if len(bridge.channels) > 1}
+        for leg in legs - held:
+            log.info("hanging up leg %s: no call holds it any more", leg)
+            with contextlib.suppress(AriError):
+                await self.ctx.ari.hangup(leg)
+
+    def _hang_up_unclaimed_leg(self, channel: Channel) -> None:
+        """An agent's leg answered a ring no call waits for any more (the call ended, or the daemon
+        restarted since it rang): hung up, so the agent is free again."""
+        log.info("agent leg %s answered after its call ended: hung up", channel.id)
+
+        async def hang_up() -> None:
+            with contextlib.suppress(AriError):
+                await self.ctx.ari.hangup(channel.id)
+
+        self._own(hang_up(), f"orphan-{channel.id}", channel.id)
 
     async def close(self) -> None:
         """Stop every call task; their channels stay in Stasis for the next daemon to adopt."""
@@ -163,6 +198,12 @@ class Router:
         self.calls.clear()
         self._legs.clear()
         self.conference.clear()
+
+
+def _line_order(hop: Hop | None) -> float:
+    """Who was first: by the time the caller joined its queue, else entered; unknown ones last."""
+    at = (hop.queued_at or hop.entered_at) if hop is not None else None
+    return at.timestamp() if at is not None else float("inf")
 
 
 def _in_stasis_of(channel: Channel, app: str) -> bool:

@@ -381,3 +381,15 @@ async def test_a_prompt_refused_because_the_caller_just_hung_up_is_an_abandon_no
     engine.ari.caller_hangs_up("c1")  # gone before the prompt: ARI answers the play 404
     await engine.ended()
     assert engine.records.summary() == [("close", 1, "abandoned")]
+
+
+async def test_an_agent_answering_a_ring_whose_call_is_over_is_hung_up_so_the_agent_is_free() -> None:
+    engine = Engine(contact_centre(), logged_in=("anna",))
+    engine.call_in("c1", CITY)
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()  # the call is over; its ring was cancelled, but this phone answered anyway
+    engine.ari.answer_leg(leg, "c1")
+    await engine.ari.wait_for("hangup", 2)
+    await engine.ended()
+    assert engine.ari.of("hangup")[-1].args[0] == leg and leg not in engine.ari.live
