@@ -61,6 +61,10 @@ from hotline.store.switches import SwitchUse
 log = logging.getLogger(__name__)
 
 MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
+# How long a caller joining a queue waits for its hop to say whose case it continues (so that
+# their last agent is offered first): the usual open takes a few ms; a slow database loses only
+# the preference.
+CASE_PATIENCE_S = 0.03
 # Keys pressed and not read yet: a caller typing ahead of a menu needs a few; a flood (2000 SIP
 # INFOs in seconds) would otherwise queue here and keep the menu answering stale keys, two ARI
 # requests each, long after the caller stopped, and hide the hangup behind them.
@@ -363,11 +367,15 @@ class InboundCall:
         return (hop.case_id, hop.id) if hop is not None else (None, None)
 
     async def _open_hop(self, route: Route) -> None:
-        """The leg's hop: a switch leg's from its token, any other's opened taking a line."""
+        """The leg's hop: a switch leg's from its token, any other's opened taking a line. Only a
+        line limit (busy before answer) or a token makes the call wait for it; otherwise it is
+        opened behind the call."""
         if self.switch_token is not None:
             self.switch = await self.hops.use_switch_token(self.switch_token)
-        else:
+        elif route.number is not None and route.number.lines is not None:
             await self.hops.open(route)
+        else:
+            self.hops.open_behind(route)
 
     async def _refuse_busy(self, route: Route) -> None:
         """All lines held: 486 Busy Here before answer, and the refusal recorded (supervisors count
@@ -392,6 +400,7 @@ class InboundCall:
         if not self.gone:
             await self._hangup_quietly()
         await self._await_destroyed()
+        await self.hops.opened()
         if self.hop is None and not await self.hops.write_late(self._route()):
             return
         reason = self.end_reason or EndReason.FAILED
@@ -504,6 +513,12 @@ class InboundCall:
 
     def unwatch(self, channel_id: str) -> None:
         self.ctx.unwatch(channel_id)
+
+    async def case_known(self) -> None:
+        """Until the hop opened behind the call says whose case this is (and so which agent
+        talked with the customer last), but never holding the caller long for it."""
+        if self.ctx.continue_case_within_s:
+            await self.hops.opened(CASE_PATIENCE_S)
 
     @property
     def preferred_agent(self) -> str | None:

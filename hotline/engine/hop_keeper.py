@@ -11,6 +11,7 @@ kept waiting for a database that is away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -44,7 +45,8 @@ class HopKeeper:
         self.video = video
         self.customer = customer  # a browser's own id: its customer key across calls
         self.hop = hop
-        self._unwritten: list[Fact] = []  # recorded before the hop existed (database away)
+        self._unwritten: list[Fact] = []  # recorded before the hop existed (database away or slow)
+        self._opening: asyncio.Task[None] | None = None  # open_behind's
         self.keys = 0  # keys the caller pressed that were recorded (or would have been, past the cap)
 
     @property
@@ -95,6 +97,33 @@ class HopKeeper:
         store.came_back()
         return self.hop
 
+    def open_behind(self, route: Route) -> None:
+        """Open the hop without holding the call up (a number with no line limit: nothing to
+        refuse before answer): what the call records meanwhile is kept and submitted behind the
+        hop, in order, the moment it exists. A slow database then delays records, not callers."""
+        self._opening = asyncio.create_task(self._open_then_submit(route), name=f"hop-{self.channel_id}")
+
+    async def _open_then_submit(self, route: Route) -> None:
+        try:
+            hop = await self.open(route)
+        except Exception:  # a bug or a refusal, not an outage: the hop is written when the call ends
+            log.exception("call %s: its hop was not opened", self.channel_id)
+            return
+        if hop is not None:  # no await since the hop was set: nothing was submitted before these
+            self._submit_unwritten()
+
+    async def opened(self, within_s: float | None = None) -> None:
+        """Until the hop being opened behind the call is open (or given up), at most `within_s`."""
+        if self._opening is None or self._opening.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._opening), within_s)
+
+    def _submit_unwritten(self) -> None:
+        unwritten, self._unwritten = self._unwritten, []
+        for fact in unwritten:
+            self.record(fact)
+
     async def use_switch_token(self, token: str) -> SwitchUse:
         """The video leg's hop, in the case its token is for; SwitchRefused for a bad token. No
         database, no switch: the token cannot be checked, and an unchecked one opens nothing."""
@@ -132,9 +161,7 @@ class HopKeeper:
             log.error("call %s: its hop could not be written, %d record(s) lost: %s", self.channel_id,
                       len(self._unwritten) + 1, exc)
             return False
-        unwritten, self._unwritten = self._unwritten, []
-        for fact in unwritten:
-            self.record(fact)
+        self._submit_unwritten()
         return True
 
     def new_hop(self, route: Route) -> NewHop:

@@ -65,6 +65,7 @@ class VisitCall(Protocol):
     def bridge_id(self) -> str: ...
     @property
     def case_id(self) -> int | None: ...
+    async def case_known(self) -> None: ...
     @property
     def preferred_agent(self) -> str | None: ...
     @property
@@ -143,6 +144,7 @@ class QueueVisit:
             return self._overflow("max_len")
         if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
             return self._overflow("empty")
+        await self.call.case_known()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
                                         preferred=self.call.preferred_agent, wake=self.call.wake)
         position = self.manager.position(self.waiter)
