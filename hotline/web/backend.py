@@ -4,7 +4,6 @@ provisioning snapshot, the switch tokens and the live queues."""
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 
 from psycopg_pool import AsyncConnectionPool
@@ -15,6 +14,7 @@ from hotline.engine.conference import invite
 from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
 from hotline.errors import AriError, SwitchNotPossible, WebRefusal
+from hotline.provision import sip_auth
 from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
@@ -54,9 +54,9 @@ class DaemonWebBackend:
         """The agent whose endpoint and SIP password these are; WebRefusal 401 otherwise."""
         agents = self.directory.snapshot.prov.agents.values()
         agent = next((a for a in agents if a.endpoint == endpoint), None)
-        # Compared even for an unknown endpoint, so the answer's time says nothing about which exist.
-        expected = agent.password if agent is not None and agent.password else "\0"
-        if not hmac.compare_digest(password.encode(), expected.encode()) or agent is None:
+        # Checked against the password's HA1 (nothing holds the password), even for an unknown
+        # endpoint, so the answer's time says nothing about which exist.
+        if not sip_auth.matches(endpoint, password, agent.password_ha1 if agent else None) or agent is None:
             raise WebRefusal(401, "Wrong agent or password")
         return agent
 
