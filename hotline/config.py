@@ -58,6 +58,9 @@ class Settings:
     # sends (default: http:// + web_listen; behind a TLS proxy, its https address).
     web_listen: str = "127.0.0.1:8089"
     web_url: str = ""
+    # Opens /api/queues (the live queues, JSON) to a wallboard or a script, sent as
+    # `Authorization: Bearer TOKEN`; agents open it with their own login. "": agents only.
+    supervisor_token: str = dataclasses.field(default="", repr=False)
     # Where browsers reach Asterisk's SIP WebSocket (default: ws:// on the ARI host and port + /ws).
     sip_ws_url: str = ""
     # The switch to video: how long a link is valid, how it reaches the customer (a command run
@@ -82,6 +85,11 @@ class Settings:
         self.switch_link_ttl_s  # noqa: B018 (checked now, not at the first switch)
         self.continue_case_within_s  # noqa: B018
         self.web_address  # noqa: B018
+        if self.supervisor_token and (len(self.supervisor_token) < MIN_TOKEN_LENGTH
+                                      or not self.supervisor_token.isprintable()
+                                      or any(c.isspace() for c in self.supervisor_token)):
+            raise ConfigError(f"supervisor_token must be at least {MIN_TOKEN_LENGTH} characters without "
+                              f"blanks (e.g. `openssl rand -hex 24`)")
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 
@@ -148,6 +156,9 @@ EVENT_LOOPS = ("uvloop", "asyncio")
 SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
 CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
            "synchronous_commit": SYNCHRONOUS_COMMITS}  # settings that take one of a few values
+
+# The shortest supervisor_token taken: it is all that guards /api/queues from anyone.
+MIN_TOKEN_LENGTH = 16
 
 # Each field of Settings may come from HOTLINE_<FIELD> in the environment.
 ENV_PREFIX = "HOTLINE_"

@@ -30,12 +30,17 @@ from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import WebConfig, make_app, start_web
 from hotline.web.backend import DaemonWebBackend
+from hotline.web.guard import origin_of
 from hotline.web.switch_links import request_switch
 
 log = logging.getLogger(__name__)
 
 # What _on_ami_event acts on; Asterisk is asked to send nothing else.
 HANDLED_AMI_EVENTS = ("DeviceStateChange", "FullyBooted")
+# The web pages' own pool: small, and quick to give up (a page answers 503 rather than wait).
+WEB_POOL_SIZE = 2
+WEB_POOL_TIMEOUT_S = 3.0
+WEB_APPLICATION_NAME = "hotline-web"
 
 
 class Daemon:
@@ -54,6 +59,7 @@ class Daemon:
         self.ari_client: AriClient | None = None
         self.records: WriteBehind | None = None
         self.records_pool: AsyncConnectionPool | None = None
+        self.web_pool: AsyncConnectionPool | None = None
         self.web: web.AppRunner | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
@@ -88,13 +94,15 @@ class Daemon:
                           continue_case_within_s=s.continue_case_within_s,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
+        publisher = LivePublisher(self.pool, self.queues, self.directory)
+        self.live = asyncio.create_task(publisher.run(), name="live-state")
+        # The pages listen before the app registers with Asterisk: whoever waits for the app to be
+        # up (a test, a load balancer's check) finds them up too.
+        await self._start_web(publisher, client)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self._on_ari_connect,
                               all_channels=s.ari_channel_subscription == "all")
         self.ari.start()
-        publisher = LivePublisher(self.pool, self.queues, self.directory)
-        self.live = asyncio.create_task(publisher.run(), name="live-state")
-        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, switches, publisher, client))
         await self._wait_ari_connected()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
@@ -111,12 +119,22 @@ class Daemon:
         finally:
             await self.close()
 
-    async def _start_web(self, backend: DaemonWebBackend) -> None:
-        address = self.settings.web_address
+    async def _start_web(self, publisher: LivePublisher, client: AriClient) -> None:
+        s = self.settings
+        address = s.web_address
         if address is None:
             log.info("web pages off (web_listen is empty)")
             return
-        config = WebConfig(self.settings.sip_websocket_url, self.settings.ari.host, WEB_ENDPOINT)
+        assert self.directory is not None
+        config = WebConfig(sip_ws_url=s.sip_websocket_url, sip_domain=s.ari.host,
+                           origin=origin_of(s.web_base_url), customer_endpoint=WEB_ENDPOINT,
+                           supervisor_token=s.supervisor_token)
+        # Pages have connections of their own: a flood of them must not take the calls'.
+        self.web_pool = await open_pool(s.dsn, min_size=1, max_size=WEB_POOL_SIZE, timeout=WEB_POOL_TIMEOUT_S,
+                                        synchronous_commit=s.synchronous_commit,
+                                        application_name=WEB_APPLICATION_NAME)
+        pool = self.web_pool
+        backend = DaemonWebBackend(s, pool, self.directory, Switches(pool), publisher, client)
         self.web = await start_web(make_app(config, backend), *address)  # HotlineError: port taken
         log.info("web pages on %s (switch links: %s/switch/...)", self.settings.web_listen,
                  self.settings.web_base_url)
@@ -142,6 +160,9 @@ class Daemon:
         if self.web is not None:
             await self.web.cleanup()
             self.web = None
+        if self.web_pool is not None:
+            await self.web_pool.close()
+            self.web_pool = None
         if self.live is not None:
             self.live.cancel()
             await asyncio.gather(self.live, return_exceptions=True)

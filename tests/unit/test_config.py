@@ -100,3 +100,17 @@ def test_an_unknown_value_of_a_choice_setting_is_refused_by_name(
         name: str, default: str, other: str, refused: str, listed: str) -> None:
     with pytest.raises(ConfigError, match=f"{name}='{refused}'.*{listed}"):
         load_settings(environ={f"HOTLINE_{name.upper()}": refused}, config_file=None)
+
+
+def test_a_supervisor_token_is_taken_from_the_environment_and_never_shown_in_the_settings() -> None:
+    settings = load_settings(environ={"HOTLINE_SUPERVISOR_TOKEN": "wallboard-0123456789abcdef"})
+    assert settings.supervisor_token == "wallboard-0123456789abcdef"
+    assert "wallboard-0123456789abcdef" not in repr(settings)
+
+
+@pytest.mark.parametrize("token", ["short", "x" * 15, "wallboard 0123456789abcdef",
+                                   "wallboard\n0123456789abcdef"])
+def test_a_supervisor_token_that_is_short_or_has_blanks_is_refused_without_showing_it(token: str) -> None:
+    with pytest.raises(ConfigError, match="supervisor_token must be at least 16 characters") as info:
+        load_settings(environ={"HOTLINE_SUPERVISOR_TOKEN": token})
+    assert token not in str(info.value)
