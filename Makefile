@@ -65,8 +65,9 @@ run: setup
 	  echo && echo "hotline is starting. Call it from this machine, e.g.:" && \
 	  echo "  sipp 127.0.0.1:5060 -sf tests/support/scenarios/caller_until_bye.xml -s 84951234567 -m 1" && \
 	  echo "(the example numbers: 8 495 123-45-67, 8 495 765-43-21, 8-800-555-35-35, video-support;" && \
-	  echo " agents register at sip:ivanov@127.0.0.1:5060 with the password from" && \
-	  echo " 'hotline export --with-secrets'; any other number also enters Stasis; Ctrl-C stops)" && \
+	  echo " agents register at sip:ivanov@127.0.0.1:5060 with the password printed when the example" && \
+	  echo " was first provisioned, or one set by 'hotline agent set ivanov --password ...';" && \
+	  echo " any other number also enters Stasis; Ctrl-C stops)" && \
 	  echo "Video from a browser on this machine: agent page http://127.0.0.1:8089/agent (ivanov)," && \
 	  echo " customer page http://127.0.0.1:8089/call/video-support; a phone call to video:" && \
 	  echo " .venv/bin/hotline case switch CASE (prints the link)" && echo && \
