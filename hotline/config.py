@@ -81,6 +81,9 @@ class Settings:
     # sends (default: http:// + web_listen; behind a TLS proxy, its https address).
     web_listen: str = "127.0.0.1:8089"
     web_url: str = ""
+    # Opens /api/queues (the live queues, JSON) to a wallboard or a script, sent as
+    # `Authorization: Bearer TOKEN`; agents open it with their own login. "": agents only.
+    supervisor_token: str = dataclasses.field(default="", repr=False)
     # Where browsers reach the SIP WebSocket (default: the daemon's own /ws under web_url, which
     # relays to Asterisk's on loopback, so Asterisk's HTTP server, and ARI with it, stays private).
     sip_ws_url: str = ""
@@ -140,6 +143,11 @@ class Settings:
                         "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
         self._check_public_web()
+        if self.supervisor_token and (len(self.supervisor_token) < MIN_TOKEN_LENGTH
+                                      or not self.supervisor_token.isprintable()
+                                      or any(c.isspace() for c in self.supervisor_token)):
+            raise ConfigError(f"supervisor_token must be at least {MIN_TOKEN_LENGTH} characters without "
+                              f"blanks (e.g. `openssl rand -hex 24`)")
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 
@@ -282,6 +290,9 @@ LOG_FORMATS = ("text", "json")
 # Settings that take one of a few values.
 CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
            "synchronous_commit": SYNCHRONOUS_COMMITS, "log_format": LOG_FORMATS}
+
+# The shortest supervisor_token taken: it is all that guards /api/queues from anyone.
+MIN_TOKEN_LENGTH = 16
 
 # Each field of Settings may come from HOTLINE_<FIELD> in the environment.
 ENV_PREFIX = "HOTLINE_"

@@ -35,6 +35,7 @@ from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import WebConfig, make_app, start_web
 from hotline.web.backend import DaemonWebBackend
+from hotline.web.guard import origin_of
 from hotline.web.sip_ws_proxy import SipWsProxy
 from hotline.web.switch_links import SwitchKey, SwitchLinks
 
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 DB_CHECK_TIMEOUT_S = 1.0
 # What _on_ami_event acts on; Asterisk is asked to send nothing else.
 HANDLED_AMI_EVENTS = ("DeviceStateChange", "FullyBooted")
+# The web pages' own pool: small, and quick to give up (a page answers 503 rather than wait).
+WEB_POOL_SIZE = 2
+WEB_POOL_TIMEOUT_S = 3.0
+WEB_APPLICATION_NAME = "hotline-web"
 
 
 class Daemon:
@@ -61,6 +66,7 @@ class Daemon:
         self.ari_client: AriClient | None = None
         self.records: WriteBehind | None = None
         self.records_pool: AsyncConnectionPool | None = None
+        self.web_pool: AsyncConnectionPool | None = None
         self.web: web.AppRunner | None = None
         self.store: StoreAvailability | None = None
         self.lag = LoopLagMonitor()
@@ -108,13 +114,15 @@ class Daemon:
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
+        publisher = LivePublisher(self.pool, self.queues, self.directory)
+        self.live = asyncio.create_task(publisher.run(), name="live-state")
+        # The pages listen before the app registers with Asterisk: whoever waits for the app to be
+        # up (a test, a load balancer's check) finds them up too.
+        await self._start_web(publisher, client, links)
         self.ari = AriSession(client, s.ari_app, on_event=self.router.on_event,
                               on_connect=self._on_ari_connect,
                               all_channels=s.ari_channel_subscription == "all")
         self.ari.start()
-        publisher = LivePublisher(self.pool, self.queues, self.directory)
-        self.live = asyncio.create_task(publisher.run(), name="live-state")
-        await self._start_web(DaemonWebBackend(s, self.pool, self.directory, links, publisher, client))
         await self._wait_ari_connected()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
@@ -131,16 +139,23 @@ class Daemon:
         finally:
             await self.close()
 
-    async def _start_web(self, backend: DaemonWebBackend) -> None:
-        address = self.settings.web_address
+    async def _start_web(self, publisher: LivePublisher, client: AriClient, links: SwitchLinks) -> None:
+        s = self.settings
+        address = s.web_address
         if address is None:
             log.info("web pages off (web_listen is empty)")
             return
-        s = self.settings
-        config = WebConfig(s.sip_websocket_url, s.ari.host, WEB_ENDPOINT)
+        assert self.directory is not None
+        config = WebConfig(sip_ws_url=s.sip_websocket_url, sip_domain=s.ari.host,
+                           origin=origin_of(s.web_base_url), customer_endpoint=WEB_ENDPOINT,
+                           supervisor_token=s.supervisor_token)
+        # Pages have connections of their own: a flood of them must not take the calls'.
+        self.web_pool = await open_pool(s.dsn, min_size=1, max_size=WEB_POOL_SIZE, timeout=WEB_POOL_TIMEOUT_S,
+                                        synchronous_commit=s.synchronous_commit,
+                                        application_name=WEB_APPLICATION_NAME)
+        backend = DaemonWebBackend(s, self.web_pool, self.directory, links, publisher, client)
         relay = SipWsProxy(s.asterisk_ws_url, s.sip_ws_limits, s.trusted_proxies)
-        app = make_app(config, backend, sip_proxy=relay)
-        self.web = await start_web(app, *address)  # HotlineError: port taken
+        self.web = await start_web(make_app(config, backend, sip_proxy=relay), *address)  # port taken
         log.info("web pages on %s (switch links: %s/switch/...; SIP WebSocket %s, relayed to %s)",
                  s.web_listen, s.web_base_url, s.sip_websocket_url, s.asterisk_ws_url)
 
@@ -150,6 +165,9 @@ class Daemon:
         if self.web is not None:
             await self.web.cleanup()
             self.web = None
+        if self.web_pool is not None:
+            await self.web_pool.close()
+            self.web_pool = None
         if self.live is not None:
             self.live.cancel()
             await asyncio.gather(self.live, return_exceptions=True)

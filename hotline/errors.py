@@ -106,12 +106,14 @@ class SwitchNotPossible(HotlineError):
 
 
 class WebRefusal(HotlineError):
-    """The web backend refuses a request; `status` is the HTTP status the client gets."""
+    """The web pages refuse a request; `status` is the HTTP status the client gets, and
+    `retry_after_s`, when set, how long it should wait before asking again (429, 503)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class DoctorWarning(HotlineError):

@@ -29,7 +29,8 @@ def agent() -> None:
 _agent_options = options(
     click.option("--endpoint", help="PJSIP endpoint name (default: the agent's name)."),
     click.option("--display-name"),
-    click.option("--password", help="SIP password (default: generated)."),
+    click.option("--password", help="SIP password (default: generated and shown once; only its digest "
+                                    "is kept)."),
     click.option("--capability", "capabilities", multiple=True,
                  type=click.Choice(["audio", "video", "webrtc"]), help="Repeat; replaces all."),
 )
@@ -40,6 +41,8 @@ def _agent_edit(name: str, options: Given, *, create: bool) -> Edit:
         if create and name in prov.agents:
             raise ProvisionError(f"agent {name!r} already exists: use `hotline agent set`")
         base = {} if create else export.agent_table(need(prov.agents, name, "agent"), True)
+        if "password" in options:
+            base.pop("password_ha1", None)  # a new password replaces the stored digest
         return with_object(prov, "agents", name, parse.agent(name, {**base, **options}))
     return edit
 

@@ -41,6 +41,10 @@ def report(plan: Plan, dry_run: bool = False) -> None:
         click.echo(line)
     if dry_run:
         click.echo("(dry run: nothing was changed)")
+        return
+    for agent, password in sorted(plan.generated_passwords.items()):
+        click.echo(f"agent {agent}: SIP password {password} (generated; shown only now, only its "
+                   f"digest is kept: `hotline agent set {agent} --password ...` sets another)")
 
 
 def with_object(prov: Provisioning, kind: str, key: str, obj: object | None) -> Provisioning:

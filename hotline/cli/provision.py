@@ -50,7 +50,8 @@ def provision(ctx: click.Context, file: Path, prune: bool, dry_run: bool) -> Non
 
 
 @click.command("export")
-@click.option("--with-secrets", is_flag=True, help="Include agents' SIP passwords.")
+@click.option("--with-secrets", is_flag=True,
+              help="Include agents' SIP password digests (password_ha1; the passwords are not kept).")
 @click.pass_context
 def export_command(ctx: click.Context, with_secrets: bool) -> None:
     """Print the live provisioning as a file `hotline provision` takes back."""

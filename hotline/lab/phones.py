@@ -36,13 +36,16 @@ def phones_in(file: Path, region: str) -> tuple[list[PhoneSpec], list[str]]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProvisionError(f"{file}: not a valid TOML file: {exc}") from None
     phones, skipped = [], []
+    # The clear password, as the file gives it: provisioning keeps only its digest (HA1).
+    raw = doc.get("agents", {}) if isinstance(doc.get("agents"), dict) else {}
     for agent in parse.provisioning(doc, region).agents.values():
+        password = raw.get(agent.name, {}).get("password") if isinstance(raw.get(agent.name), dict) else None
         if "webrtc" in agent.capabilities:
             skipped.append(f"{agent.name}: a WebRTC agent, who answers in the browser (/agent)")
-        elif agent.password is None:
+        elif not isinstance(password, str) or not password:
             skipped.append(f"{agent.name}: no password in {file} (a generated one is not readable back)")
         else:
-            phones.append(PhoneSpec(agent.name, agent.endpoint, agent.password))
+            phones.append(PhoneSpec(agent.name, agent.endpoint, password))
     return phones, skipped
 
 

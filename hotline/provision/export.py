@@ -96,5 +96,5 @@ def number_table(n: Number) -> Table:
 def agent_table(a: Agent, with_secrets: bool = False) -> Table:
     return _drop_none({
         "endpoint": a.endpoint, "display_name": a.display_name or None,
-        "password": a.password if with_secrets else None,
+        "password_ha1": a.password_ha1 if with_secrets else None,
         "capabilities": sorted(a.capabilities), "queues": dict(a.queues) or None})

@@ -148,7 +148,9 @@ class Agent:
     name: str
     endpoint: str
     display_name: str = ""
-    password: str | None = None  # None in a file: keep what the database has (or generate one)
+    # The SIP password's HA1 (hotline.provision.sip_auth), never the password itself. None in a
+    # file: keep what the database has (or generate a password).
+    password_ha1: str | None = None
     capabilities: frozenset[str] = frozenset({"audio"})
     queues: tuple[tuple[str, int], ...] = ()  # (queue, penalty), sorted by queue
 

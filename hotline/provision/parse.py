@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from hotline.errors import NumberError, ProvisionError
 from hotline.numbers import normalise
+from hotline.provision import sip_auth
 from hotline.provision.model import (
     CAPABILITIES,
     DEFAULT_LINES,
@@ -295,6 +296,22 @@ def password(field: str, value: object) -> str:
     return value
 
 
+def password_ha1(field: str, value: object) -> str:
+    """An HA1 as `hotline export --with-secrets` writes it (sip_auth.ha1: 32 lowercase hex)."""
+    if not isinstance(value, str) or not sip_auth.HA1_RE.fullmatch(value):
+        raise fail(field, "***", "must be the 32 lowercase hex digits of md5(endpoint:realm:password)")
+    return value
+
+
+def _agent_ha1(table: Mapping[str, object], f: str, endpoint: str) -> str | None:
+    """The HA1 an agent's table gives: of its `password` (never kept), or its `password_ha1`."""
+    if "password" in table and "password_ha1" in table:
+        raise ProvisionError(f"{f}: password and password_ha1 are both given: give one")
+    if "password" in table:
+        return sip_auth.ha1(endpoint, password(f"{f}.password", table["password"]))
+    return _get(table, "password_ha1", None, password_ha1, f)
+
+
 # -- objects from the TOML file (also used by the CLI verbs with their options as a table) -----
 
 def _take(table: Mapping[str, object], field: str, allowed: set[str]) -> None:
@@ -401,7 +418,7 @@ def number(key: object, table: Mapping[str, object], region: str = "RU") -> Numb
 
 def agent(name: str, table: Mapping[str, object]) -> Agent:
     f = f"agents.{slug('agent', name)}"
-    _take(table, f, {"endpoint", "display_name", "password", "capabilities", "queues"})
+    _take(table, f, {"endpoint", "display_name", "password", "password_ha1", "capabilities", "queues"})
     endpoint = table.get("endpoint", name)
     if not isinstance(endpoint, str) or not ENDPOINT.fullmatch(endpoint):
         raise fail(f"{f}.endpoint", endpoint, "is not a PJSIP endpoint name")
@@ -410,7 +427,7 @@ def agent(name: str, table: Mapping[str, object]) -> Agent:
         raise fail(f"{f}.queues", queues, "must be a table of queue = penalty")
     return Agent(
         name=name, endpoint=endpoint, display_name=_get(table, "display_name", "", text, f),
-        password=_get(table, "password", None, password, f),
+        password_ha1=_agent_ha1(table, f, endpoint),
         capabilities=_get(table, "capabilities", frozenset({"audio"}), capabilities, f),
         queues=tuple(sorted((slug(f"{f}.queues", q), integer(f"{f}.queues.{q}", p, 0, 1000))
                             for q, p in queues.items())))

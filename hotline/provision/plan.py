@@ -28,6 +28,9 @@ class Change:
 @dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    # SIP passwords generated for agents that had none, by agent: shown once, then only their
+    # HA1 is kept (hotline.provision.sip_auth). Never in a repr.
+    generated_passwords: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -57,8 +60,8 @@ def merge(current: Provisioning, file: Provisioning, *, prune: bool) -> Provisio
 
 
 def _keep_password(agent: Agent, existing: Agent | None) -> Agent:
-    if agent.password is None and existing is not None:
-        return dataclasses.replace(agent, password=existing.password)
+    if agent.password_ha1 is None and existing is not None:
+        return dataclasses.replace(agent, password_ha1=existing.password_ha1)
     return agent
 
 

@@ -7,7 +7,8 @@ Two files, each pulled in by a `#tryinclude` at the end of the project's static 
   arguments; and `hotline-agents`, the context of the agents' own endpoints.
 
 The templates (hotline/provision/templates/*.j2, package data) only lay values out; every value is
-checked here first, because a newline or `;` in a name or password would inject Asterisk config.
+checked here first, because a newline or `;` in a name would inject Asterisk config. Agents' auth
+carries the HA1 of their password (`md5_cred`, hotline.provision.sip_auth), never the password.
 Writing the files and reloading Asterisk: hotline.cli.apply.
 """
 
@@ -26,6 +27,7 @@ from hotline.errors import ConfigError, NumberError, UnsafeConfigValue
 from hotline.media import WEB_CONTEXT, WEB_ENDPOINT, endpoint_codecs
 from hotline.numbers import normalise
 from hotline.provision.model import Agent, Number, Provisioning
+from hotline.provision.sip_auth import HA1_RE, SIP_REALM
 
 PJSIP_FILE = "pjsip_hotline.conf"
 DIALPLAN_FILE = "extensions_hotline.conf"
@@ -50,7 +52,7 @@ _UNSAFE_CHARS = frozenset(';[]\\"<>')
 class ConfFile:
     name: str
     template: str
-    mode: int  # 0640 for the file carrying passwords
+    mode: int  # 0640 for the file carrying the passwords' digests
     module: str  # what to reload when it changes
     includer: str  # the static file whose `#tryinclude` makes Asterisk read it
 
@@ -68,7 +70,7 @@ class EndpointView:
     agent: str
     endpoint: str
     display_name: str
-    password: str
+    password_ha1: str
     codecs: str
     webrtc: bool
     video: bool = False
@@ -120,7 +122,7 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "agents_context": AGENTS_CONTEXT, "no_daemon_cause": NO_DAEMON_CAUSE,
         "web_context": WEB_CONTEXT, "web_endpoint": WEB_ENDPOINT, "switch_exten": SWITCH_EXTEN,
         "web_guard": WEB_GUARD, "busy_cause": BUSY_CAUSE, "web": settings.web_limits,
-        "web_codecs": ",".join(endpoint_codecs({"webrtc", "video"})),
+        "web_codecs": ",".join(endpoint_codecs({"webrtc", "video"})), "sip_realm": SIP_REALM,
         "endpoints": endpoint_views(prov.agents.values()),
         "numbers": number_views(prov.numbers.values()),
     }
@@ -144,9 +146,9 @@ def endpoint_views(agents: Iterable[Agent]) -> list[EndpointView]:
 
 def endpoint_view(agent: Agent) -> EndpointView:
     who = f"agent {agent.name!r}"
-    if agent.password is None:
-        # The store generates a password for every agent it writes, so None means a bug upstream;
-        # an endpoint without auth would let anyone register as the agent.
+    if agent.password_ha1 is None:
+        # The store gives every agent it writes a password, so None means a bug upstream (or a row
+        # from before passwords were required); an endpoint without auth would let anyone register.
         raise ConfigError(f"{who} has no password: refusing to render an endpoint anyone could use")
     webrtc = "webrtc" in agent.capabilities
     codecs = endpoint_codecs(agent.capabilities)
@@ -154,17 +156,17 @@ def endpoint_view(agent: Agent) -> EndpointView:
         agent=safe_value(f"{who}: name", agent.name),
         endpoint=safe_name(f"{who}: endpoint", agent.endpoint),
         display_name=safe_value(f"{who}: display name", agent.display_name or agent.name),
-        password=_password(who, agent.password),
+        password_ha1=_password_ha1(who, agent.password_ha1),
         codecs=",".join(codecs),
         webrtc=webrtc,
         video="video" in agent.capabilities,
     )
 
 
-def _password(who: str, password: str) -> str:
-    if not password:
-        raise UnsafeConfigValue(f"{who}: empty password: refused")
-    return safe_value(f"{who}: password", password, secret=True)
+def _password_ha1(who: str, digest: str) -> str:
+    if not HA1_RE.fullmatch(digest):
+        raise UnsafeConfigValue(f"{who}: the stored password digest is not 32 hex digits: refused")
+    return digest
 
 
 def number_views(numbers: Iterable[Number]) -> list[NumberView]:

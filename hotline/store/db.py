@@ -19,15 +19,16 @@ APPLICATION_NAME = "hotline"
 
 
 async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 10.0,
-                    synchronous_commit: str | None = None) -> AsyncConnectionPool:
+                    synchronous_commit: str | None = None,
+                    application_name: str = APPLICATION_NAME) -> AsyncConnectionPool:
     """Open a pool and prove the database answers; StoreError names the host, never the password.
     `synchronous_commit` sets PostgreSQL's setting of that name for the pool's sessions."""
-    kwargs: dict[str, object] = {"autocommit": True, "application_name": APPLICATION_NAME}
+    kwargs: dict[str, object] = {"autocommit": True, "application_name": application_name}
     if synchronous_commit is not None:
         kwargs["options"] = with_option(dsn, "synchronous_commit", synchronous_commit)
     # A short checkout timeout: a call waiting on a dead database retries on its own terms.
     pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
-                               kwargs=kwargs, name="hotline")
+                               kwargs=kwargs, name=application_name)
     try:
         await pool.open(wait=True, timeout=timeout)
     except Exception as exc:  # psycopg_pool raises PoolTimeout with the libpq error inside the log

@@ -6,7 +6,6 @@ Removing retires a row (`retired_at`); adding its name again brings the same row
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from datetime import time
 from typing import Any, TypeVar
@@ -203,7 +202,7 @@ async def _load_agents(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
     for r in await _rows(conn, "SELECT * FROM queue_members"):
         members.setdefault(r["agent_id"], []).append((names["queues"][r["queue_id"]], r["penalty"]))
     return [Agent(name=r["name"], endpoint=r["endpoint"], display_name=r["display_name"],
-                  password=r["password"],
+                  password_ha1=r["password_ha1"],
                   capabilities=frozenset(c for c in ("audio", "video", "webrtc") if r[c]),
                   queues=tuple(sorted(members.get(r["id"], []))))
             for r in await _rows(conn, "SELECT * FROM agents WHERE retired_at IS NULL ORDER BY name")]
@@ -321,17 +320,16 @@ async def _upsert_number(conn: AsyncConnection, n: Number, ids: dict[str, dict[s
 
 async def _upsert_agent(conn: AsyncConnection, a: Agent, ids: dict[str, dict[str, int]]) -> None:
     caps = a.capabilities
-    # A new agent without a password gets a generated one (rendered into its PJSIP auth).
+    # Every agent comes with its password's HA1 (provisioning_changes fills in a generated one).
     cur = await conn.execute(
-        "INSERT INTO agents (name, endpoint, display_name, password, audio, video, webrtc)"
+        "INSERT INTO agents (name, endpoint, display_name, password_ha1, audio, video, webrtc)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint,"
-        " display_name = excluded.display_name,"
-        " password = coalesce(%s, agents.password, excluded.password),"
+        " display_name = excluded.display_name, password_ha1 = excluded.password_ha1,"
         " audio = excluded.audio, video = excluded.video, webrtc = excluded.webrtc,"
         " retired_at = NULL, updated_at = now() RETURNING id",
-        (a.name, a.endpoint, a.display_name, a.password or secrets.token_urlsafe(18), "audio" in caps,
-         "video" in caps, "webrtc" in caps, a.password))
+        (a.name, a.endpoint, a.display_name, a.password_ha1, "audio" in caps, "video" in caps,
+         "webrtc" in caps))
     row = await cur.fetchone()
     assert row is not None
     await conn.execute("DELETE FROM queue_members WHERE agent_id = %s", (row[0],))

@@ -4,11 +4,12 @@ not in provision/: provision/ describes provisioning, the store keeps it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 from psycopg import AsyncConnection
 
-from hotline.provision import parse
+from hotline.provision import parse, sip_auth
 from hotline.provision.model import Provisioning
 from hotline.provision.plan import Plan, diff, merge
 from hotline.provision.validate import validate
@@ -20,13 +21,15 @@ NOTIFY_CHANNEL = "hotline_provisioning"
 
 async def change(conn: AsyncConnection, edit: Callable[[Provisioning], Provisioning], *,
                  dry_run: bool = False) -> Plan:
-    """Apply `edit` to the live provisioning in one transaction; nothing is written on any error."""
+    """Apply `edit` to the live provisioning in one transaction; nothing is written on any error.
+    An agent without a password gets a generated one: the plan carries it, to be shown once."""
     async with conn.transaction():
         await store.lock(conn)
         current = await store.load(conn)
         desired = edit(current)
         validate(desired)
-        plan = diff(current, desired)
+        desired, generated = sip_auth.fill_in(current, desired)
+        plan = dataclasses.replace(diff(current, desired), generated_passwords=generated)
         if not dry_run and not plan.empty:
             await store.write(conn, desired, plan)
             await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")

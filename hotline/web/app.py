@@ -1,11 +1,11 @@
 """The pages the daemon serves: a customer's click-to-call, the phone-to-video switch link, the
 agent's page, and two small JSON endpoints. The browsers talk SIP to Asterisk themselves (JsSIP
-over a WebSocket: by default the relay at /ws, hotline.web.sip_ws_proxy); this application hands
-them the page and its settings."""
+over a WebSocket: by default the relay at /ws, hotline.web.sip_ws_proxy); this application only
+hands them the page and its settings. What a client may ask, and how often, is checked first
+(hotline.web.guard)."""
 
 from __future__ import annotations
 
-import base64
 import enum
 import logging
 import re
@@ -20,6 +20,8 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from hotline.errors import ConfigError, HotlineError, WebRefusal
+from hotline.web.guard import Guard, WebLimits, origin_of
+from hotline.web.limits import retry_after
 from hotline.web.sip_ws_proxy import SipWsProxy
 
 log = logging.getLogger(__name__)
@@ -32,19 +34,31 @@ NOT_BUILT = "The SIP client bundle is not built: run `make setup`"
 
 # fullmatch, never match: `$` alone would let a trailing newline (an encoded %0A) through.
 ADDRESS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,62}$")
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+# Exactly what hotline.store.switches gives out (32 random bytes in hex): anything else is
+# refused before it costs a query.
+TOKEN_RE = re.compile(r"[0-9a-f]{64}")
 SWITCH_EXTENSION = "switch"
 SWITCH_HEADER = "X-Hotline-Switch"
 SWITCH_API = "/api/agent/switch"
 INVITE_API = "/api/agent/invite"
-AUTH_REALM = 'Basic realm="hotline agents", charset="UTF-8"'
+QUEUES_API = "/api/queues"
+# The largest request body read: the API takes a few short JSON fields.
+MAX_BODY = 16 * 1024
+# How long a client is asked to wait when the database is away.
+UNAVAILABLE_RETRY_S = 5.0
+
+DEFAULT_LIMITS = WebLimits()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
 class WebConfig:
     sip_ws_url: str  # the pages' SIP WebSocket, e.g. "ws://127.0.0.1:8089/ws" (the relay)
     sip_domain: str  # the host part of the browsers' SIP URIs, e.g. "127.0.0.1"
+    origin: str  # the pages' own origin, e.g. "https://video.example.ru": the only one that may POST
     customer_endpoint: str = "hotline-web"  # the PJSIP endpoint customers' calls come from
+    supervisor_token: str = ""  # opens /api/queues besides an agent's login ("": agents only)
 
 
 class SwitchCheck(enum.Enum):
@@ -62,14 +76,19 @@ class WebBackend(Protocol):
         ...
 
     async def check_switch_token(self, token: str) -> SwitchCheck:
-        """What the token is; does not consume it (the customer's INVITE does)."""
+        """What the token is; does not consume it (the customer's INVITE does). WebRefusal 503
+        when the database is away."""
         ...
 
-    async def agent_switch(self, endpoint: str, password: str) -> str:
-        """A switch link for the agent's current call; raises WebRefusal."""
+    def authenticate(self, endpoint: str, password: str) -> bool:
+        """Whether these are an agent's endpoint and SIP password."""
         ...
 
-    async def agent_invite(self, endpoint: str, password: str, invitee: str) -> str:
+    async def agent_switch(self, endpoint: str) -> str:
+        """A switch link for the current call of the (authenticated) agent; raises WebRefusal."""
+        ...
+
+    async def agent_invite(self, endpoint: str, invitee: str) -> str:
         """Ring agent `invitee` into the agent's current call (a conference); what to show the
         agent; raises WebRefusal."""
         ...
@@ -86,17 +105,21 @@ SWITCH_REFUSALS = {
     SwitchCheck.EXPIRED: (410, "This link has expired", "Ask the agent for a new one."),
     SwitchCheck.USED: (410, "This link has already been used", "Ask the agent for a new one."),
 }
+# The heading of a page refused for a reason that is not the page's own.
+REFUSAL_HEADINGS = {429: "Too many requests", 500: "Something went wrong",
+                    503: "The service is unavailable for a moment"}
 
 
 def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATIC_DIR,
-             sip_proxy: SipWsProxy | None = None) -> web.Application:
-    """The application; `static_dir` is for tests (a directory without the bundle); `sip_proxy`
-    serves /ws."""
+             limits: WebLimits = DEFAULT_LIMITS, sip_proxy: SipWsProxy | None = None) -> web.Application:
+    """The application; `static_dir` and `limits` are for tests (no bundle, tighter limits);
+    `sip_proxy` serves /ws."""
     bundle_built = (static_dir / BUNDLE).is_file()
     if not bundle_built:
         log.warning("%s (%s is missing); the video pages cannot place calls", NOT_BUILT, static_dir / BUNDLE)
-    site = _Site(config, backend, bundle_built)
-    app = web.Application()
+    guard = Guard(limits, origin_of(config.origin), backend.authenticate, config.supervisor_token)
+    site = _Site(config, backend, guard, bundle_built)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[site.guarded])
     app.on_response_prepare.append(_security_headers(content_security_policy(config.sip_ws_url)))
     app.router.add_get("/", site.index)
     app.router.add_get("/call/{address}", site.call)
@@ -104,7 +127,7 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_get("/agent", site.agent)
     app.router.add_post(SWITCH_API, site.agent_switch)
     app.router.add_post(INVITE_API, site.agent_invite)
-    app.router.add_get("/api/queues", site.queues)
+    app.router.add_get(QUEUES_API, site.queues)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
         sip_proxy.install(app)
@@ -161,15 +184,43 @@ def _security_headers(csp: str) -> Callable[[web.Request, web.StreamResponse], A
 
 
 class _Site:
-    """The request handlers, sharing the config, the backend and the templates."""
+    """The request handlers, sharing the config, the backend, the guard and the templates."""
 
-    def __init__(self, config: WebConfig, backend: WebBackend, bundle_built: bool) -> None:
+    def __init__(self, config: WebConfig, backend: WebBackend, guard: Guard, bundle_built: bool) -> None:
         self.config = config
         self.backend = backend
+        self.guard = guard
         self.bundle_built = bundle_built
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
             undefined=jinja2.StrictUndefined)
+
+    @web.middleware
+    async def guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every request: its client's rate first; a refusal from anywhere becomes a page (JSON on
+        the API), and nothing unexpected shows a traceback."""
+        try:
+            self.guard.admit(request)
+            return await handler(request)
+        except WebRefusal as refusal:
+            return self._refused(request, refusal)
+        except web.HTTPException:
+            raise  # aiohttp's own answers: 404 for an unknown path, 405, 413
+        except Exception:
+            log.exception("web request %s %s failed", request.method, request.path)
+            return self._refused(request, WebRefusal(500, "The request could not be served."))
+
+    def _refused(self, request: web.Request, refusal: WebRefusal) -> web.Response:
+        wait = refusal.retry_after_s
+        if wait is None and refusal.status == 503:
+            wait = UNAVAILABLE_RETRY_S
+        headers = {str(hdrs.RETRY_AFTER): retry_after(wait)} if wait is not None else {}
+        if request.path.startswith("/api/"):
+            return _json({"error": refusal.message}, refusal.status, headers)
+        heading = REFUSAL_HEADINGS.get(refusal.status, refusal.message)
+        response = self._refusal(refusal.status, heading, refusal.message)
+        response.headers.update(headers)
+        return response
 
     async def index(self, request: web.Request) -> web.Response:
         addresses = sorted(a for a in self.backend.video_addresses() if ADDRESS_RE.fullmatch(a))
@@ -198,25 +249,17 @@ class _Site:
         config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API}
         return self._render("agent.html", title="Agent", config=config)
 
+    # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
+    # is given and send them with any other site's request); the agent page sends them itself.
     async def agent_switch(self, request: web.Request) -> web.Response:
-        credentials = _basic_auth(request)
-        if credentials is None:
-            return _json({"error": "log in with your endpoint and SIP password"}, 401,
-                         {hdrs.WWW_AUTHENTICATE: AUTH_REALM})
-        try:
-            link = await self.backend.agent_switch(*credentials)
-        except WebRefusal as refusal:
-            # No WWW-Authenticate here: the agent page sends the credentials itself, and a browser
-            # would answer a challenge with its own login dialog.
-            return _json({"error": refusal.message}, refusal.status)
+        self.guard.json_post(request)
+        link = await self.backend.agent_switch(self.guard.agent(request))
         # A path becomes a whole URL on this server: the agent reads or sends it to the customer.
         return _json({"link": str(request.url.join(URL(link)))}, 200)
 
     async def agent_invite(self, request: web.Request) -> web.Response:
-        credentials = _basic_auth(request)
-        if credentials is None:
-            return _json({"error": "log in with your endpoint and SIP password"}, 401,
-                         {hdrs.WWW_AUTHENTICATE: AUTH_REALM})
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
         try:
             body = await request.json()
         except ValueError:
@@ -224,13 +267,10 @@ class _Site:
         invitee = body.get("agent") if isinstance(body, dict) else None
         if not isinstance(invitee, str) or not ADDRESS_RE.fullmatch(invitee):
             return _json({"error": "name the agent to bring in"}, 400)
-        try:
-            message = await self.backend.agent_invite(*credentials, invitee)
-        except WebRefusal as refusal:
-            return _json({"error": refusal.message}, refusal.status)
-        return _json({"message": message}, 200)
+        return _json({"message": await self.backend.agent_invite(endpoint, invitee)}, 200)
 
     async def queues(self, request: web.Request) -> web.Response:
+        self.guard.agent_or_supervisor(request)
         return _json(self.backend.live_queues(), 200)
 
     def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str) -> web.Response:
@@ -248,19 +288,6 @@ class _Site:
         html = self.templates.get_template(name).render(
             bundle_built=self.bundle_built, not_built=NOT_BUILT, **context)
         return web.Response(text=html, status=status, content_type="text/html")
-
-
-def _basic_auth(request: web.Request) -> tuple[str, str] | None:
-    """(endpoint, password) from an `Authorization: Basic` header; None when missing or malformed."""
-    scheme, _, encoded = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except ValueError:  # bad base64 (binascii.Error) or not UTF-8 (UnicodeDecodeError)
-        return None
-    endpoint, colon, password = decoded.partition(":")
-    return (endpoint, password) if colon and endpoint and password else None
 
 
 def _json(body: object, status: int, headers: dict[str, str] | None = None) -> web.Response:

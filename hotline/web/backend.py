@@ -1,10 +1,11 @@
 """What the daemon's web pages ask of it (hotline.web.app.WebBackend), answered from the
-provisioning snapshot, the switch tokens and the live queues."""
+provisioning snapshot, the switch tokens and the live queues. Its database work goes through a
+small pool of its own (the daemon's web_pool): a flood of page requests cannot take the
+connections calls need, and a database outage is a 503 for the page, never an error page."""
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 
 from psycopg_pool import AsyncConnectionPool
@@ -15,11 +16,12 @@ from hotline.engine.conference import invite
 from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
 from hotline.errors import AriError, SwitchNotPossible, WebRefusal
+from hotline.provision import sip_auth
 from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
-from hotline.store.switches import TokenState
+from hotline.store.switches import Switches, TokenState
 from hotline.web.app import SwitchCheck
 from hotline.web.switch_links import SwitchLinks
 
@@ -36,7 +38,7 @@ class DaemonWebBackend:
         self.pool = pool
         self.directory = directory
         self.links = links
-        self.switches = links.switches
+        self.switches = Switches(pool)  # the token checks of the pages, on the pages' own pool
         self.live = live
         self.ari = ari
         self.contacts = Contacts(pool)
@@ -48,22 +50,28 @@ class DaemonWebBackend:
         try:
             return _CHECKS[await self.switches.check(token)]
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The service is unavailable for a moment: "
-                                  "try the link again shortly") from exc
+            raise WebRefusal(503, "Try the link again in a moment.") from exc
 
-    def _authenticated(self, endpoint: str, password: str) -> Agent:
-        """The agent whose endpoint and SIP password these are; WebRefusal 401 otherwise."""
+    def _agent_of(self, endpoint: str) -> Agent | None:
         agents = self.directory.snapshot.prov.agents.values()
-        agent = next((a for a in agents if a.endpoint == endpoint), None)
-        # Compared even for an unknown endpoint, so the answer's time says nothing about which exist.
-        expected = agent.password if agent is not None and agent.password else "\0"
-        if not hmac.compare_digest(password.encode(), expected.encode()) or agent is None:
+        return next((a for a in agents if a.endpoint == endpoint), None)
+
+    def authenticate(self, endpoint: str, password: str) -> bool:
+        """Checked against the password's HA1 (the snapshot holds no password), even for an
+        unknown endpoint, so the answer's time says nothing about which exist."""
+        agent = self._agent_of(endpoint)
+        return sip_auth.matches(endpoint, password, agent.password_ha1 if agent is not None else None)
+
+    def _authenticated(self, endpoint: str) -> Agent:
+        """The agent the guard authenticated (gone since, by a provisioning change: 401)."""
+        agent = self._agent_of(endpoint)
+        if agent is None:
             raise WebRefusal(401, "Wrong agent or password")
         return agent
 
-    async def agent_invite(self, endpoint: str, password: str, invitee: str) -> str:
+    async def agent_invite(self, endpoint: str, invitee: str) -> str:
         """Ring `invitee` into the case the agent is talking on now."""
-        agent = self._authenticated(endpoint, password)
+        agent = self._authenticated(endpoint)
         invited = self.directory.snapshot.prov.agents.get(invitee)
         if invited is None:
             raise WebRefusal(404, f"There is no agent {invitee}")
@@ -81,9 +89,9 @@ class DaemonWebBackend:
             raise WebRefusal(502, f"Asterisk could not ring {invitee}: {exc}") from exc
         return f"Ringing {invited.display_name or invited.name}"
 
-    async def agent_switch(self, endpoint: str, password: str) -> str:
-        """A link for the call the agent with this endpoint and SIP password is talking on now."""
-        agent = self._authenticated(endpoint, password)
+    async def agent_switch(self, endpoint: str) -> str:
+        """A link for the call the agent with this endpoint is talking on now."""
+        agent = self._authenticated(endpoint)
         agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
         try:
             talk = await self._live_talk_of(agent_id)

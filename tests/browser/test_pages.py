@@ -25,15 +25,16 @@ from support.browser import (
     served,
     video_colour,
 )
+from support.daemon import free_tcp_port
 from support.fake_camera import BLUE, RED, write_y4m
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Playwright
+    from playwright.sync_api import Browser, Page, Playwright
 
 pytestmark = pytest.mark.browser
 
 REFUSED = "Camera or microphone access was refused: allow them in the browser and try again"
-TOKEN = "switch-token-0123456789abcdef"
+TOKEN = "5a" * 32
 T = TypeVar("T")
 
 
@@ -86,13 +87,17 @@ class Backend:
     async def check_switch_token(self, token: str) -> SwitchCheck:
         return SwitchCheck.VALID if token == TOKEN else SwitchCheck.UNKNOWN
 
-    async def agent_switch(self, endpoint: str, password: str) -> str:
-        if (endpoint, password) != ("ivanov", "pässword"):
-            raise WebRefusal(403, "wrong endpoint or password")
+    def authenticate(self, endpoint: str, password: str) -> bool:
+        return (endpoint, password) == ("ivanov", "pässword")
+
+    async def agent_switch(self, endpoint: str) -> str:
         return f"/switch/{TOKEN}"
 
+    async def agent_invite(self, endpoint: str, invitee: str) -> str:
+        raise WebRefusal(409, "You have no call in progress to bring anyone into")
+
     def live_queues(self) -> list[dict[str, object]]:
-        return []
+        return [{"queue": "support", "waiting": 0}]
 
 
 @pytest.fixture
@@ -104,8 +109,9 @@ def sip() -> Iterator[tuple[SipRecorder, str]]:
 
 @pytest.fixture
 def site(sip: tuple[SipRecorder, str]) -> Iterator[str]:
-    config = WebConfig(sip_ws_url=sip[1], sip_domain="127.0.0.1")
-    with served(make_app(config, Backend())) as base:
+    port = free_tcp_port()
+    config = WebConfig(sip_ws_url=sip[1], sip_domain="127.0.0.1", origin=f"http://127.0.0.1:{port}")
+    with served(make_app(config, Backend()), port=port) as base:
         yield base
 
 
@@ -201,5 +207,58 @@ def test_the_switch_page_invites_switch_with_its_token(
         assert line == "INVITE sip:switch@127.0.0.1 SIP/2.0"
         assert headers["X-Hotline-Switch"] == TOKEN
         assert "X-Hotline-Customer" in headers
+    finally:
+        browser.close()
+
+
+def agent_logged_in(browser: Browser, site: str, password: str) -> Page:
+    page = open_page(browser, f"{site}/agent")
+    page.fill("#endpoint", "ivanov")
+    page.fill("#password", password)
+    page.click("#login")  # registers over the recorder (which never answers); the API needs no more
+    return page
+
+
+def test_the_agent_page_asks_for_a_switch_link_as_json_with_its_credentials_and_leaves_none_behind(
+        pw: Playwright, site: str, tmp_path: Path) -> None:
+    browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
+    try:
+        page = agent_logged_in(browser, site, "pässword")
+        page.click("#switch")
+        link = eventually(lambda: page.evaluate("window.hotlinePhone.switchLink"), "the switch link")
+        assert link == f"{site}/switch/{TOKEN}"
+        assert page.get_attribute("#switch-link", "href") == link
+        # The credentials went in that request alone: the browser holds none for this site.
+        assert page.evaluate("fetch('/api/queues').then((r) => r.status)") == 401
+    finally:
+        browser.close()
+
+
+def test_a_wrong_password_on_the_agent_page_shows_why_and_opens_no_login_dialog(
+        pw: Playwright, site: str, tmp_path: Path) -> None:
+    browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
+    try:
+        page = agent_logged_in(browser, site, "wrong")
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.click("#switch")
+        eventually(lambda: page.evaluate("window.hotlinePhone.lastError"), "the refusal shown")
+        assert page.inner_text("#error") == "Wrong agent or password"
+        assert dialogs == [] and page.evaluate("window.hotlinePhone.switchLink") is None
+    finally:
+        browser.close()
+
+
+def test_another_site_cannot_use_the_agent_api_even_with_the_credentials(
+        pw: Playwright, site: str, tmp_path: Path) -> None:
+    """A page of another origin (here: the same server under another host name) posting JSON with
+    the agent's credentials gets nothing: the browser sends its Origin, and the API refuses it."""
+    browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
+    try:
+        page = agent_logged_in(browser, site.replace("127.0.0.1", "localhost"), "pässword")
+        page.click("#switch")
+        eventually(lambda: page.evaluate("window.hotlinePhone.lastError"), "the refusal shown")
+        assert page.inner_text("#error") == "Requests to this API come from its own pages only"
+        assert page.evaluate("window.hotlinePhone.switchLink") is None
     finally:
         browser.close()

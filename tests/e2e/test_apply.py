@@ -21,6 +21,7 @@ import pytest
 
 from hotline.asterisk.ami import AmiSession
 from hotline.config import load_settings
+from hotline.provision import sip_auth
 from hotline.provision.render import DIALPLAN_FILE, PJSIP_FILE
 
 from support import sipp
@@ -132,6 +133,9 @@ def test_apply_loads_the_agents_endpoint_and_the_numbers_into_asterisk_and_then_
 def test_provisioned_agent_registers_with_its_password_and_its_contact_shows_until_it_unregisters(
         daemon_env: dict[str, str], agent: ProvisionedAgent) -> None:
     assert hotline_cli(daemon_env, "apply").returncode == 0
+    # Asterisk holds the password's HA1 only, and a phone answering its challenge still gets in.
+    auth = asterisk(daemon_env, f"pjsip show auth {agent.endpoint}")
+    assert sip_auth.ha1(agent.endpoint, agent.password) in auth and agent.password not in auth
     phone = register(agent.endpoint, agent.password)
     try:
         contact = wait_until(lambda: contacts_of(daemon_env, agent.endpoint), timeout_s=4,
@@ -179,7 +183,9 @@ def test_apply_without_reload_writes_into_the_given_directory_and_says_asterisk_
     assert run.stdout.splitlines()[:2] == [f"wrote {conf_dir / PJSIP_FILE}",
                                            f"wrote {conf_dir / DIALPLAN_FILE}"]
     assert f"not reloaded ({why}): res_pjsip.so" in run.stdout
-    assert f"password = {agent.password}" in (conf_dir / PJSIP_FILE).read_text()
+    rendered = (conf_dir / PJSIP_FILE).read_text()
+    assert f"md5_cred = {sip_auth.ha1(agent.endpoint, agent.password)}" in rendered
+    assert agent.password not in rendered  # only the digest Asterisk checks against
     assert "pjsip.conf not found" in run.stderr  # a bare directory: Asterisk would not read them
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from hotline.provision import sip_auth
 from hotline.store import migrations
 
 from support.checks import rows
@@ -58,3 +59,32 @@ def test_one_line_of_a_number_is_held_by_one_live_leg_only(db: psycopg.Connectio
 def test_the_schema_refuses_malformed_provisioning(db: psycopg.Connection, sql: str) -> None:
     with pytest.raises(psycopg.errors.IntegrityError):
         db.execute(sql)
+
+
+async def test_agents_clear_passwords_become_their_ha1_and_are_gone(empty_db_dsn: str) -> None:
+    """A database from before the HA1 migration: every password is replaced by the digest Asterisk
+    checks (md5 of endpoint:asterisk:password), and the column that held them is dropped."""
+    conn = await psycopg.AsyncConnection.connect(empty_db_dsn, autocommit=True)
+    async with conn:
+        await migrations.applied(conn)  # the bookkeeping table
+        for m in migrations.available():
+            if m.name == "agent_password_ha1":
+                break
+            await conn.execute(m.sql.encode())
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                               (m.version, m.name))
+        await conn.execute("INSERT INTO agents (name, endpoint, password) VALUES"
+                           " ('ivanov', 'ivan-7', 's3cret-Passw0rd'), ('petrova', 'petrova', NULL)")
+        applied = await migrations.migrate(conn)
+        assert "agent_password_ha1" in [m.name for m in applied]
+        cur = await conn.execute("SELECT name, password_ha1 FROM agents ORDER BY name")
+        expected = sip_auth.ha1("ivan-7", "s3cret-Passw0rd")
+        assert await cur.fetchall() == [("ivanov", expected), ("petrova", None)]
+        cur = await conn.execute("SELECT column_name FROM information_schema.columns"
+                                 " WHERE table_name = 'agents' AND column_name LIKE 'password%'")
+        assert await cur.fetchall() == [("password_ha1",)]
+
+
+def test_the_schema_refuses_a_password_digest_that_is_not_32_hex_digits(db: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES ('a', 'a', 's3cret-Passw0rd')")

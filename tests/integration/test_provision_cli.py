@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import psycopg
@@ -10,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hotline.cli import main
+from hotline.provision import sip_auth
 
 from support.checks import rows
 
@@ -128,9 +130,38 @@ def test_members_and_ivr_options_are_edited_one_by_one(hotline, db) -> None:  # 
     assert keys == ["0", "1", "2", "3", "9"]
 
 
-def test_agent_list_never_shows_passwords_and_export_only_when_asked(hotline) -> None:  # type: ignore[no-untyped-def]
+def test_agent_list_never_shows_passwords_and_export_only_their_digest_when_asked(hotline) -> None:  # type: ignore[no-untyped-def]
     hotline("provision", str(EXAMPLE))
     hotline("agent", "set", "ivanov", "--password", "s3cret-pass-123")
-    assert "s3cret-pass-123" not in hotline("agent", "list", "--format", "json").output
-    assert "s3cret-pass-123" not in hotline("export").output
-    assert 'password = "s3cret-pass-123"' in hotline("export", "--with-secrets").output
+    digest = sip_auth.ha1("ivanov", "s3cret-pass-123")
+    for output in (hotline("agent", "list", "--format", "json").output, hotline("export").output):
+        assert "s3cret-pass-123" not in output and digest not in output
+    with_secrets = hotline("export", "--with-secrets").output
+    assert f'password_ha1 = "{digest}"' in with_secrets and "s3cret-pass-123" not in with_secrets
+
+
+def test_a_generated_password_is_printed_once_and_lets_the_agent_log_in(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    first = hotline("provision", str(EXAMPLE))
+    printed = dict(re.findall(r"^agent (\S+): SIP password (\S+) \(generated; shown only now", first.output,
+                              re.M))
+    assert sorted(printed) == ["ivanov", "petrova"]
+    for name, password in printed.items():
+        [row] = rows(db, "SELECT endpoint, password_ha1 FROM agents WHERE name = %s", name)
+        assert sip_auth.matches(row["endpoint"], password, row["password_ha1"])
+    assert "SIP password" not in hotline("provision", str(EXAMPLE)).output
+    added = hotline("agent", "add", "sidorov")
+    assert re.search(r"^agent sidorov: SIP password \S{20,} \(generated", added.output, re.M), added.output
+    assert "SIP password" not in hotline("agent", "add", "kozlov", "--password", "k0zlov-pass").output
+    assert "SIP password" not in hotline("provision", "--dry-run", str(EXAMPLE)).output
+
+
+def test_a_new_endpoint_needs_a_new_password(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    refused = hotline("agent", "set", "ivanov", "--endpoint", "ivan-7")
+    assert refused.exit_code != 0
+    assert "agent 'ivanov': a new endpoint needs a new password" in refused.output
+    assert rows(db, "SELECT endpoint FROM agents WHERE name = 'ivanov'") == [{"endpoint": "ivanov"}]
+    moved = hotline("agent", "set", "ivanov", "--endpoint", "ivan-7", "--password", "n3w-pass-123")
+    assert moved.exit_code == 0 and "~ agent ivanov (endpoint, password_ha1)" in moved.output
+    [row] = rows(db, "SELECT endpoint, password_ha1 FROM agents WHERE name = 'ivanov'")
+    assert row == {"endpoint": "ivan-7", "password_ha1": sip_auth.ha1("ivan-7", "n3w-pass-123")}

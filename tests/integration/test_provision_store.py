@@ -20,7 +20,7 @@ from psycopg import AsyncConnection
 
 from hotline.errors import ProvisionError
 from hotline.lab import Lab
-from hotline.provision import export, parse
+from hotline.provision import export, parse, sip_auth
 from hotline.provision.model import Provisioning
 from hotline.provision.plan import merge
 from hotline.store import provisioning_changes as changes
@@ -331,7 +331,7 @@ async def test_re_adding_a_retired_name_brings_the_same_row_back(provisioned: As
         return (row_id(db, "queues", "name", "siberia"), row_id(db, "agents", "name", "petrova"),
                 row_id(db, "numbers", "number", "+74957654321"))
     before = ids()
-    password = rows(db, "SELECT password FROM agents WHERE name = 'petrova'")[0]["password"]
+    digest = password_ha1(db, "petrova")
     smaller = without(without(without_siberia(example()), "agents", "petrova"), "numbers", "+7 495 765-43-21")
     await changes.apply_document(provisioned, smaller, prune=True)
     plan = await changes.apply_document(provisioned, example())
@@ -339,7 +339,9 @@ async def test_re_adding_a_retired_name_brings_the_same_row_back(provisioned: As
                             "+ agent petrova"]
     assert ids() == before
     assert rows(db, "SELECT count(*) AS retired FROM queues WHERE retired_at IS NOT NULL") == [{"retired": 0}]
-    assert rows(db, "SELECT password FROM agents WHERE name = 'petrova'")[0]["password"] == password
+    # A removed agent's password does not come back with it: a new one, shown once.
+    new_digest = sip_auth.ha1("petrova", plan.generated_passwords["petrova"])
+    assert password_ha1(db, "petrova") == new_digest != digest
     assert (await changes.apply_document(provisioned, example(), prune=True)).empty
 
 
@@ -353,14 +355,22 @@ async def test_retired_agents_endpoint_can_be_given_to_a_new_agent(provisioned: 
         {"name": "anna"}]
 
 
-async def test_two_agents_may_swap_endpoints_in_one_file(provisioned: AsyncConnection,
-                                                        db: psycopg.Connection) -> None:
+async def test_two_agents_may_swap_endpoints_in_one_file_with_new_passwords(
+        provisioned: AsyncConnection, db: psycopg.Connection) -> None:
     doc = example()
     doc["agents"]["ivanov"]["endpoint"], doc["agents"]["petrova"]["endpoint"] = "petrova", "ivanov"
+    before = await dump(provisioned)
+    # The stored digests include the old endpoints: kept, neither phone could log in again.
+    with pytest.raises(ProvisionError, match="agent 'ivanov': a new endpoint needs a new password"):
+        await changes.apply_document(provisioned, doc)
+    assert await dump(provisioned) == before
+    doc["agents"]["ivanov"]["password"] = doc["agents"]["petrova"]["password"] = "n3w-Passw0rd"
     plan = await changes.apply_document(provisioned, doc)
-    assert plan.lines() == ["~ agent ivanov (endpoint)", "~ agent petrova (endpoint)"]
+    assert plan.lines() == ["~ agent ivanov (endpoint, password_ha1)",
+                            "~ agent petrova (endpoint, password_ha1)"]
     assert rows(db, "SELECT name, endpoint FROM agents ORDER BY name") == [
         {"name": "ivanov", "endpoint": "petrova"}, {"name": "petrova", "endpoint": "ivanov"}]
+    assert password_ha1(db, "ivanov") == sip_auth.ha1("petrova", "n3w-Passw0rd")
 
 
 async def test_removing_a_queue_a_hotline_still_uses_is_refused(provisioned: AsyncConnection) -> None:
@@ -384,45 +394,69 @@ async def test_removing_a_menu_a_queue_breaks_out_to_is_refused(provisioned: Asy
     assert await dump(provisioned) == before
 
 
-# -- passwords ----------------------------------------------------------------------------------
+# -- passwords: only their HA1 is kept -----------------------------------------------------------
 
-def password(db: psycopg.Connection, agent: str) -> str:
-    return str(rows(db, "SELECT password FROM agents WHERE name = %s", agent)[0]["password"])
+def password_ha1(db: psycopg.Connection, agent: str) -> str:
+    return str(rows(db, "SELECT password_ha1 FROM agents WHERE name = %s", agent)[0]["password_ha1"])
 
 
-async def test_agent_password_is_generated_when_the_file_has_none(provisioned: AsyncConnection,
-                                                                 db: psycopg.Connection) -> None:
-    first, second = password(db, "ivanov"), password(db, "petrova")
-    assert len(first) >= 16 and len(second) >= 16 and first != second
+def stored_anywhere(db: psycopg.Connection, text: str) -> bool:
+    return any(text in str(value) for row in rows(db, "SELECT * FROM agents") for value in row.values())
+
+
+async def test_agent_password_is_generated_when_the_file_has_none_and_given_once_in_the_plan(
+        conn: AsyncConnection, db: psycopg.Connection) -> None:
+    plan = await changes.apply_document(conn, example())
+    generated = plan.generated_passwords
+    assert sorted(generated) == ["ivanov", "petrova"] and generated["ivanov"] != generated["petrova"]
+    for name, password in generated.items():
+        assert len(password) >= 16
+        assert password_ha1(db, name) == sip_auth.ha1(name, password)
+        assert not stored_anywhere(db, password)
+    assert (await changes.apply_document(conn, example())).generated_passwords == {}
 
 
 async def test_agent_password_is_kept_when_a_later_file_leaves_it_out(provisioned: AsyncConnection,
                                                                      db: psycopg.Connection) -> None:
-    generated = password(db, "ivanov")
+    generated = password_ha1(db, "ivanov")
     doc = example()
     doc["agents"]["ivanov"]["display_name"] = "Ivan I. Ivanov"
     assert (await changes.apply_document(provisioned, doc)).lines() == ["~ agent ivanov (display_name)"]
-    assert password(db, "ivanov") == generated
+    assert password_ha1(db, "ivanov") == generated
     assert (await changes.apply_document(provisioned, doc, prune=True)).empty
-    assert password(db, "ivanov") == generated
+    assert password_ha1(db, "ivanov") == generated
 
 
 async def test_agent_password_is_changed_when_the_file_gives_one(provisioned: AsyncConnection,
                                                                 db: psycopg.Connection) -> None:
     doc = example()
     doc["agents"]["ivanov"]["password"] = "n3w-Passw0rd"
-    assert (await changes.apply_document(provisioned, doc)).lines() == ["~ agent ivanov (password)"]
-    assert password(db, "ivanov") == "n3w-Passw0rd"
+    assert (await changes.apply_document(provisioned, doc)).lines() == ["~ agent ivanov (password_ha1)"]
+    assert password_ha1(db, "ivanov") == sip_auth.ha1("ivanov", "n3w-Passw0rd")
+    assert not stored_anywhere(db, "n3w-Passw0rd")
+    assert (await changes.apply_document(provisioned, doc)).empty  # the same password: the same HA1
     assert (await changes.apply_document(provisioned, example())).empty
-    assert password(db, "ivanov") == "n3w-Passw0rd"
+    assert password_ha1(db, "ivanov") == sip_auth.ha1("ivanov", "n3w-Passw0rd")
 
 
 async def test_new_agent_gets_the_password_its_file_gives(conn: AsyncConnection,
                                                           db: psycopg.Connection) -> None:
     doc = example()
     doc["agents"]["ivanov"]["password"] = "given-Passw0rd"
-    await changes.apply_document(conn, doc)
-    assert password(db, "ivanov") == "given-Passw0rd"
+    plan = await changes.apply_document(conn, doc)
+    assert password_ha1(db, "ivanov") == sip_auth.ha1("ivanov", "given-Passw0rd")
+    assert "ivanov" not in plan.generated_passwords
+
+
+async def test_an_exported_file_with_secrets_provisions_the_same_digests_again(
+        provisioned: AsyncConnection, db: psycopg.Connection) -> None:
+    digests = {name: password_ha1(db, name) for name in ("ivanov", "petrova")}
+    exported = tomllib.loads(export.to_toml(await changes.current(provisioned), with_secrets=True))
+    assert {n: a["password_ha1"] for n, a in exported["agents"].items()} == digests
+    db.execute("UPDATE agents SET password_ha1 = md5('other')")
+    plan = await changes.apply_document(provisioned, exported)
+    assert plan.lines() == ["~ agent ivanov (password_ha1)", "~ agent petrova (password_ha1)"]
+    assert {name: password_ha1(db, name) for name in digests} == digests
 
 
 # -- bad files ----------------------------------------------------------------------------------
@@ -568,7 +602,7 @@ def random_edits(draw: st.DrawFn) -> Doc:
 
 
 def without_passwords(prov: Provisioning) -> Provisioning:
-    agents = {n: dataclasses.replace(a, password=None) for n, a in prov.agents.items()}
+    agents = {n: dataclasses.replace(a, password_ha1=None) for n, a in prov.agents.items()}
     return dataclasses.replace(prov, agents=agents)
 
 

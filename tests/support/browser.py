@@ -81,13 +81,13 @@ def open_page(browser: Browser, url: str, *, allow_media: bool = True) -> Page:
 
 
 @contextmanager
-def served(app: web.Application, host: str = "127.0.0.1") -> Iterator[str]:
-    """`app` listening on a free port, in a thread of its own (Playwright's sync API owns the
-    test's thread); yields its base URL."""
+def served(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """`app` listening on `port` (0: a free one), in a thread of its own (Playwright's sync API
+    owns the test's thread); yields its base URL."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="served-app", daemon=True)
     thread.start()
-    runner = asyncio.run_coroutine_threadsafe(start_web(app, host, 0), loop).result(10)
+    runner = asyncio.run_coroutine_threadsafe(start_web(app, host, port), loop).result(10)
     try:
         port = runner.addresses[0][1]
         yield f"http://{host}:{port}"

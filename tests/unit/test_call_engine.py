@@ -288,7 +288,8 @@ async def test_a_waiting_caller_cut_by_asterisk_shutting_down_failed_and_is_no_a
 
 
 @pytest.mark.parametrize("heard_first_on", ["caller", "agent"])
-async def test_a_talk_cut_by_asterisk_shutting_down_fails_with_the_cut_as_its_cause(heard_first_on: str) -> None:
+async def test_a_talk_cut_by_asterisk_shutting_down_fails_with_the_cut_as_its_cause(
+        heard_first_on: str) -> None:
     engine = Engine(contact_centre(), logged_in=("anna",))
     engine.call_in("c1", CITY)
     leg = await answered_by(engine)

@@ -145,3 +145,15 @@ def test_guard_settings_defaults() -> None:
     assert (limits.per_client, limits.new_per_minute, limits.total, limits.silent_s) == (16, 30, 250, 30)
     assert (settings.switch_link_cooldown_s, settings.switch_links_per_case_n) == (60, 3)
     assert settings.trusted_proxies == frozenset({"127.0.0.1", "::1"})
+def test_a_supervisor_token_is_taken_from_the_environment_and_never_shown_in_the_settings() -> None:
+    settings = load_settings(environ={"HOTLINE_SUPERVISOR_TOKEN": "wallboard-0123456789abcdef"})
+    assert settings.supervisor_token == "wallboard-0123456789abcdef"
+    assert "wallboard-0123456789abcdef" not in repr(settings)
+
+
+@pytest.mark.parametrize("token", ["short", "x" * 15, "wallboard 0123456789abcdef",
+                                   "wallboard\n0123456789abcdef"])
+def test_a_supervisor_token_that_is_short_or_has_blanks_is_refused_without_showing_it(token: str) -> None:
+    with pytest.raises(ConfigError, match="supervisor_token must be at least 16 characters") as info:
+        load_settings(environ={"HOTLINE_SUPERVISOR_TOKEN": token})
+    assert token not in str(info.value)

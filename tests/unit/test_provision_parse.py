@@ -587,6 +587,7 @@ GOOD: dict[str, list[Any]] = {
     "hotline": ["moscow", "federal", "Moscow"], "kind": ["city", "tollfree", "video", "mobile"],
     "lines": [1, 4, "unlimited", 0], "endpoint": ["ivanov", "agent-7", "sipp-trunk", "a b"],
     "display_name": ["Ivan Ivanov", "Анна Петрова"], "password": ["s3cret-Passw0rd", "short"],
+    "password_ha1": ["0bb0eeec03b124a977cd9cfe253b21b7", "0BB0EEEC03B124A977CD9CFE253B21B7"],
     "capabilities": [["audio"], ["audio", "video", "webrtc"], "audio,video", ["webrtc"]],
     "queues": [{"support": 0, "backoffice": 5}, {}, {"support": -1}],
 }
@@ -599,7 +600,7 @@ SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optio
     "hotlines": (["entry"], ["description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
                              "regions"]),
     "numbers": (["hotline"], ["kind", "lines"]),
-    "agents": ([], ["endpoint", "display_name", "password", "capabilities", "queues"]),
+    "agents": ([], ["endpoint", "display_name", "password", "password_ha1", "capabilities", "queues"]),
 }
 NAMES = {
     "queues": ["support", "backoffice", "siberia"], "menus": ["main", "billing"],

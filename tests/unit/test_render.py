@@ -18,12 +18,13 @@ from hotline.config import Settings
 from hotline.errors import AmiError, AsteriskError, ConfigError, UnsafeConfigValue
 from hotline.provision.model import Agent, Number, Provisioning
 from hotline.provision.render import DIALPLAN_FILE, HEADER, PJSIP_FILE, dialled_forms, render
+from hotline.provision.sip_auth import ha1
 
 SETTINGS = Settings(ari_app="hotline")
 
-ANNA = Agent("anna", "anna", "Anna Petrova", "pw-anna-1")
-IVAN = Agent("ivan", "ivan", "Ivan Ivanov", "pw-ivan-1", frozenset({"audio", "video"}))
-WEB = Agent("olga", "olga-web", "Olga", "pw-olga-1", frozenset({"audio", "video", "webrtc"}))
+ANNA = Agent("anna", "anna", "Anna Petrova", ha1("anna", "pw-anna-1"))
+IVAN = Agent("ivan", "ivan", "Ivan Ivanov", ha1("ivan", "pw-ivan-1"), frozenset({"audio", "video"}))
+WEB = Agent("olga", "olga-web", "Olga", ha1("olga-web", "pw-olga-1"), frozenset({"audio", "video", "webrtc"}))
 MOSCOW = Number("+74951234567", "moscow", "city")
 TOLLFREE = Number("+78005553535", "federal", "tollfree", None)
 VIDEO = Number("video-support", "federal", "video", None)
@@ -210,9 +211,18 @@ def test_webrtc_agent_gets_a_webrtc_endpoint_on_the_websocket_transport_with_roo
     assert set(endpoint["allow"].split(",")) == {"opus", "ulaw", "alaw", "vp8", "h264"}
 
 
-def test_agent_registers_with_digest_auth_as_its_endpoint_name() -> None:
+def test_agent_registers_with_digest_auth_as_its_endpoint_name_against_the_passwords_ha1() -> None:
     auth = pjsip_object(provisioning(ANNA), "anna", "auth")
-    assert auth == {"type": "auth", "auth_type": "userpass", "username": "anna", "password": "pw-anna-1"}
+    # RFC 2617's HA1, as `echo -n anna:asterisk:pw-anna-1 | md5sum` gives it
+    assert auth == {"type": "auth", "auth_type": "md5", "username": "anna", "realm": "asterisk",
+                    "md5_cred": "0bb0eeec03b124a977cd9cfe253b21b7"}
+
+
+def test_the_rendered_pjsip_config_holds_no_clear_password() -> None:
+    text = render(provisioning(ANNA, IVAN, WEB), SETTINGS)[PJSIP_FILE]
+    for password in ("pw-anna-1", "pw-ivan-1", "pw-olga-1"):
+        assert password not in text
+    assert not any(opts.get("password") for _, opts in sections(text))
 
 
 def test_agent_has_one_contact_which_a_new_registration_replaces_and_is_qualified() -> None:
@@ -227,7 +237,7 @@ def test_agent_without_display_name_shows_its_name() -> None:
 
 def test_agent_without_password_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="agent 'anna' has no password"):
-        render(provisioning(replace(ANNA, password=None)), SETTINGS)
+        render(provisioning(replace(ANNA, password_ha1=None)), SETTINGS)
 
 
 @pytest.mark.parametrize("display_name", ["Anna\n[evil]\ntype = endpoint", "Anna; x", "Anna [1]",
@@ -237,11 +247,12 @@ def test_display_name_that_would_inject_config_is_refused(display_name: str) -> 
         render(provisioning(replace(ANNA, display_name=display_name)), SETTINGS)
 
 
-@pytest.mark.parametrize("password", ["pw\n[evil]", "pw;x", "pw[", "pw]", "pw\\", "", "pw "])
-def test_password_that_would_inject_config_is_refused_without_showing_it(password: str) -> None:
+@pytest.mark.parametrize("digest", ["0" * 31 + "\n[evil]", "0" * 31 + ";", "", "0" * 31, "0" * 33,
+                                    "A" * 32, "0" * 31 + " "])
+def test_a_stored_digest_that_is_not_32_hex_digits_is_refused_without_showing_it(digest: str) -> None:
     with pytest.raises(UnsafeConfigValue, match="agent 'anna'") as caught:
-        render(provisioning(replace(ANNA, password=password)), SETTINGS)
-    assert not password.strip() or password.strip() not in str(caught.value)
+        render(provisioning(replace(ANNA, password_ha1=digest)), SETTINGS)
+    assert not digest.strip() or digest.strip() not in str(caught.value)
 
 
 @pytest.mark.parametrize("endpoint", ["anna\n[x]", "anna;x", "_anna", "an na", "a" * 64])
@@ -288,7 +299,8 @@ async def test_second_apply_of_the_same_provisioning_writes_nothing(tmp_path: Pa
 
 async def test_a_changed_agent_rewrites_only_the_pjsip_file(tmp_path: Path) -> None:
     await apply(provisioning(ANNA, MOSCOW), conf(tmp_path), None)
-    result = await apply(provisioning(replace(ANNA, password="pw-anna-2"), MOSCOW), conf(tmp_path), None)
+    result = await apply(provisioning(replace(ANNA, password_ha1=ha1("anna", "pw-anna-2")), MOSCOW),
+                         conf(tmp_path), None)
     assert result.changed == (PJSIP_FILE,)
     assert result.lines() == [f"wrote {tmp_path / PJSIP_FILE}",
                               "not reloaded (no AMI session): res_pjsip.so; reload it in Asterisk: "

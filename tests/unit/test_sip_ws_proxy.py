@@ -27,10 +27,13 @@ class Backend:
     async def check_switch_token(self, token: str) -> SwitchCheck:
         return SwitchCheck.UNKNOWN
 
-    async def agent_switch(self, endpoint: str, password: str) -> str:
+    def authenticate(self, endpoint: str, password: str) -> bool:
+        return False
+
+    async def agent_switch(self, endpoint: str) -> str:
         raise AssertionError("not asked here")
 
-    async def agent_invite(self, endpoint: str, password: str, invitee: str) -> str:
+    async def agent_invite(self, endpoint: str, invitee: str) -> str:
         raise AssertionError("not asked here")
 
     def live_queues(self) -> list[dict[str, object]]:
@@ -85,7 +88,7 @@ async def relay(request: pytest.FixtureRequest) -> AsyncIterator[Relay]:
     asterisk.router.add_get("/ari/asterisk/info", ari_info)
     up_runner, up_host = await serve(asterisk)
     proxy = SipWsProxy(f"ws://{up_host}/ws", limits, frozenset({"127.0.0.1"}))
-    config = WebConfig(sip_ws_url="ws://127.0.0.1:1/ws", sip_domain="127.0.0.1")
+    config = WebConfig(sip_ws_url="ws://127.0.0.1:1/ws", sip_domain="127.0.0.1", origin="http://127.0.0.1")
     runner, host = await serve(make_app(config, Backend(), sip_proxy=proxy))
     try:
         yield Relay(f"ws://{host}/ws", f"http://{host}", upstream, proxy)
@@ -182,7 +185,7 @@ async def test_asterisks_http_server_is_not_reachable_through_the_web_port(relay
 
 async def test_an_unreachable_asterisk_is_a_502_and_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     proxy = SipWsProxy("ws://127.0.0.1:9/ws", SipWsLimits(), frozenset())
-    config = WebConfig("ws://127.0.0.1:1/ws", "127.0.0.1")
+    config = WebConfig("ws://127.0.0.1:1/ws", "127.0.0.1", origin="http://127.0.0.1")
     runner, host = await serve(make_app(config, Backend(), sip_proxy=proxy))
     try:
         async with ClientSession() as http:

@@ -8,6 +8,7 @@ import logging
 import re
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,22 +17,28 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.errors import ConfigError, HotlineError, WebRefusal
 from hotline.web.app import SwitchCheck, WebConfig, make_app, start_web
+from hotline.web.guard import WebLimits
 
 WS_URL = "ws://127.0.0.1:8088/ws"
-CONFIG = WebConfig(sip_ws_url=WS_URL, sip_domain="127.0.0.1")
-VALID = "valid-token-0123456789abcdef"
-EXPIRED = "expired-token-0123456789abcdef"
-USED = "used-token-0123456789abcdef"
-UNKNOWN = "unknown-token-0123456789abcdef"
+ORIGIN = "https://video.example.ru"
+SUPERVISOR_TOKEN = "wallboard-token-0123456789"
+CONFIG = WebConfig(sip_ws_url=WS_URL, sip_domain="127.0.0.1", origin=ORIGIN,
+                   supervisor_token=SUPERVISOR_TOKEN)
+# Tokens as hotline.store.switches gives them out: 64 lowercase hex digits.
+VALID = "0123456789abcdef" * 4
+EXPIRED = "e" * 64
+USED = "d" * 64
+UNKNOWN = "f" * 64
 CONFIG_RE = re.compile(r'<script type="application/json" id="config">(.*?)</script>', re.S)
 
 
 class Backend:
-    """Knows one video address, three tokens and one agent; records what it was asked."""
+    """Knows one video address, three tokens and two agents; records what it was asked."""
 
     def __init__(self) -> None:
         self.tokens = {VALID: SwitchCheck.VALID, EXPIRED: SwitchCheck.EXPIRED, USED: SwitchCheck.USED}
         self.checked: list[str] = []
+        self.logins: list[str] = []
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
@@ -40,19 +47,20 @@ class Backend:
         self.checked.append(token)
         return self.tokens.get(token, SwitchCheck.UNKNOWN)
 
-    async def agent_invite(self, endpoint: str, password: str, invitee: str) -> str:
-        if (endpoint, password) != ("ivanov", "pässword"):
-            raise WebRefusal(403, "wrong endpoint or password")
+    def authenticate(self, endpoint: str, password: str) -> bool:
+        self.logins.append(endpoint)
+        return (endpoint, password) in {("ivanov", "pässword"), ("petrov", "any")}
+
+    async def agent_invite(self, endpoint: str, invitee: str) -> str:
+        assert endpoint == "ivanov"
         if invitee != "petrov":
             raise WebRefusal(404, f"There is no agent {invitee}")
         return "Ringing Petrov"
 
-    async def agent_switch(self, endpoint: str, password: str) -> str:
-        if (endpoint, password) == ("ivanov", "pässword"):
-            return f"/switch/{VALID}"
+    async def agent_switch(self, endpoint: str) -> str:
         if endpoint == "petrov":
             raise WebRefusal(409, "you are not in a call")
-        raise WebRefusal(403, "wrong endpoint or password")
+        return f"/switch/{VALID}"
 
     def live_queues(self) -> list[dict[str, object]]:
         return [{"queue": "support", "waiting": 2}]
@@ -96,7 +104,8 @@ async def test_a_switch_token_that_is_not_valid_gets_a_refusal_page_without_sip_
 
 @pytest.mark.parametrize("forged", [
     "short", "x" * 65, "bad!chars-0123456789abcdef", "dots.are.not.allowed.0123456789",
-    f"{VALID}%0A", "%3Cscript%3E0123456789abcdefghij",
+    f"{VALID}%0A", "%3Cscript%3E0123456789abcdefghij", VALID[:-1], VALID + "0", VALID.upper(),
+    "g" * 64, "valid-token-0123456789abcdef", VALID[:-2] + "%20",
 ])
 async def test_a_forged_token_is_not_valid_and_never_reaches_the_backend(
         client: TestClient, backend: Backend, forged: str) -> None:
@@ -157,29 +166,30 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
 # "OnBhc3M=" is ":pass" (no endpoint), "/w==" is one byte that is not UTF-8.
 @pytest.mark.parametrize("authorization", [None, "Bearer abc", "Basic !!!not-base64", "Basic OnBhc3M=",
                                            "Basic /w=="])
-async def test_agent_switch_without_usable_credentials_is_challenged(
+async def test_agent_switch_without_usable_credentials_is_refused_without_a_challenge(
         client: TestClient, authorization: str | None) -> None:
     headers = {hdrs.AUTHORIZATION: authorization} if authorization else {}
-    response = await client.post("/api/agent/switch", headers=headers)
+    response = await client.post("/api/agent/switch", json={}, headers=headers)
     assert response.status == 401
-    assert response.headers[hdrs.WWW_AUTHENTICATE].startswith("Basic realm=")
+    assert hdrs.WWW_AUTHENTICATE not in response.headers  # a browser would cache what it answered
     assert "error" in await response.json()
 
 
 @pytest.mark.parametrize(("user", "password", "status", "error"), [
-    ("ivanov", "wrong", 403, "wrong endpoint or password"),
+    ("ivanov", "wrong", 401, "Wrong agent or password"),
+    ("nobody", "pässword", 401, "Wrong agent or password"),
     ("petrov", "any", 409, "you are not in a call"),
 ])
-async def test_agent_switch_refused_by_the_backend_gets_its_status_and_message(
+async def test_agent_switch_refused_gets_its_status_and_message_and_never_a_challenge(
         client: TestClient, user: str, password: str, status: int, error: str) -> None:
-    response = await client.post("/api/agent/switch", headers=_basic(user, password))
+    response = await client.post("/api/agent/switch", json={}, headers=_basic(user, password))
     assert response.status == status
     assert await response.json() == {"error": error}
     assert hdrs.WWW_AUTHENTICATE not in response.headers
 
 
 async def test_agent_switch_returns_the_link_as_a_whole_url_on_this_server(client: TestClient) -> None:
-    response = await client.post("/api/agent/switch", headers=_basic("ivanov", "pässword"))
+    response = await client.post("/api/agent/switch", json={}, headers=_basic("ivanov", "pässword"))
     assert response.status == 200
     assert response.headers[hdrs.CACHE_CONTROL] == "no-store"
     link = (await response.json())["link"]
@@ -201,11 +211,6 @@ async def test_agent_invite_names_a_plain_agent_and_gets_the_backends_answer(
     assert unauthenticated.status == 401
 
 
-async def test_live_queues_are_served_as_json(client: TestClient) -> None:
-    response = await client.get("/api/queues")
-    assert await response.json() == [{"queue": "support", "waiting": 2}]
-
-
 @pytest.mark.parametrize("path", ["/", "/call/video-support", f"/switch/{VALID}", f"/switch/{USED}",
                                   "/agent", "/static/hotline-phone.js", "/nowhere"])
 async def test_every_response_carries_a_csp_that_allows_scripts_from_this_server_only(
@@ -221,7 +226,7 @@ async def test_every_response_carries_a_csp_that_allows_scripts_from_this_server
 
 async def test_the_page_config_is_json_so_a_hostile_setting_cannot_close_the_script(
         backend: Backend) -> None:
-    config = WebConfig(sip_ws_url=WS_URL, sip_domain='x</script><script>alert("x")</script>')
+    config = replace(CONFIG, sip_domain='x</script><script>alert("x")</script>')
     async with TestClient(TestServer(make_app(config, backend))) as test_client:
         body = await (await test_client.get("/call/video-support")).text()
     assert "<script>alert" not in body
@@ -243,7 +248,7 @@ async def test_without_the_bundle_pages_render_and_say_how_to_build_it(
 
 def test_a_sip_websocket_url_that_is_not_ws_is_a_config_error(backend: Backend) -> None:
     with pytest.raises(ConfigError, match="SIP WebSocket URL"):
-        make_app(WebConfig(sip_ws_url="http://127.0.0.1:8088/ws", sip_domain="127.0.0.1"), backend)
+        make_app(replace(CONFIG, sip_ws_url="http://127.0.0.1:8088/ws"), backend)
 
 
 async def test_start_web_listens_and_serves(backend: Backend) -> None:
@@ -268,3 +273,151 @@ async def test_start_web_on_a_taken_port_says_which(backend: Backend) -> None:
 
 def _basic(user: str, password: str) -> dict[str, str]:
     return {hdrs.AUTHORIZATION: "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# -- the guard: origin, JSON only, failed logins, rates, outages ----------------------------------
+
+TIGHT = WebLimits(burst=1000, rate_per_s=1000.0, source_failures=5, agent_failures=3, window_s=60,
+                  lockout_s=120)
+
+
+@pytest.fixture
+async def tight_client(backend: Backend) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(make_app(CONFIG, backend, limits=TIGHT))) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://video.example.ru"])
+async def test_an_api_post_from_another_origin_is_refused_before_the_password_is_checked(
+        client: TestClient, backend: Backend, origin: str) -> None:
+    response = await client.post("/api/agent/switch", json={},
+                                 headers={**_basic("ivanov", "pässword"), hdrs.ORIGIN: origin})
+    assert response.status == 403
+    assert "error" in await response.json()
+    assert backend.logins == []
+
+
+async def test_an_api_post_from_the_pages_own_origin_is_served(client: TestClient) -> None:
+    response = await client.post("/api/agent/switch", json={},
+                                 headers={**_basic("ivanov", "pässword"), hdrs.ORIGIN: ORIGIN})
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+async def test_an_api_post_that_is_not_json_is_refused_with_415(
+        client: TestClient, backend: Backend, content_type: str | None) -> None:
+    headers = _basic("ivanov", "pässword")
+    if content_type:
+        headers[hdrs.CONTENT_TYPE] = content_type
+    response = await client.post("/api/agent/invite", data=b'{"agent": "petrov"}', headers=headers)
+    assert response.status == 415
+    assert await response.json() == {"error": "Send the request as application/json"}
+    assert backend.logins == []
+
+
+async def test_json_with_a_charset_is_json(client: TestClient) -> None:
+    response = await client.post("/api/agent/invite", data=b'{"agent": "petrov"}', headers={
+        **_basic("ivanov", "pässword"), hdrs.CONTENT_TYPE: "application/json; charset=utf-8"})
+    assert (response.status, await response.json()) == (200, {"message": "Ringing Petrov"})
+
+
+async def test_a_failed_login_is_logged_with_its_source_and_endpoint_in_one_line(
+        client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="hotline.web.guard"):
+        await client.post("/api/agent/switch", json={}, headers=_basic("ivanov", "wrong"))
+        await client.post("/api/agent/invite", json={}, headers=_basic("x\nforged line", "wrong"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "agent login failed: source=127.0.0.1 endpoint=ivanov api=/api/agent/switch",
+        "agent login failed: source=127.0.0.1 endpoint=? api=/api/agent/invite"]
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_after_repeated_failures_for_an_agent_even_the_right_password_gets_429_unchecked(
+        tight_client: TestClient, backend: Backend) -> None:
+    for _ in range(3):
+        assert (await tight_client.post("/api/agent/switch", json={},
+                                        headers=_basic("ivanov", "wrong"))).status == 401
+    backend.logins.clear()
+    response = await tight_client.post("/api/agent/switch", json={}, headers=_basic("ivanov", "pässword"))
+    assert response.status == 429
+    assert 110 <= int(response.headers[hdrs.RETRY_AFTER]) <= 120
+    assert backend.logins == []  # the password was not checked
+    other = await tight_client.post("/api/agent/switch", json={}, headers=_basic("petrov", "any"))
+    assert other.status == 409  # another agent from the same source still gets in
+
+
+async def test_after_repeated_failures_from_one_source_every_endpoint_gets_429(
+        tight_client: TestClient, backend: Backend) -> None:
+    for n in range(5):
+        await tight_client.post("/api/agent/switch", json={}, headers=_basic(f"guess-{n}", "wrong"))
+    response = await tight_client.post("/api/agent/switch", json={}, headers=_basic("petrov", "any"))
+    assert response.status == 429 and hdrs.RETRY_AFTER in response.headers
+    assert "guess" not in "".join(backend.logins[5:])
+
+
+async def test_a_burst_of_requests_from_one_address_gets_429_with_retry_after(backend: Backend) -> None:
+    limits = WebLimits(burst=5, rate_per_s=0.01)
+    async with TestClient(TestServer(make_app(CONFIG, backend, limits=limits))) as test_client:
+        statuses = [(await test_client.get(f"/switch/{UNKNOWN}")).status for _ in range(8)]
+        refused = await test_client.get("/call/video-support")
+        page = await refused.text()
+    assert statuses == [404] * 5 + [429] * 3
+    assert refused.status == 429 and int(refused.headers[hdrs.RETRY_AFTER]) >= 1
+    assert "Too many requests" in page and "<script" not in page
+    assert backend.checked == [UNKNOWN] * 5  # the refused ones never reached the backend
+
+
+async def test_the_live_queues_need_an_agent_login_or_the_supervisor_token(
+        client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    assert (await client.get("/api/queues")).status == 401
+    for headers in (_basic("ivanov", "pässword"), {hdrs.AUTHORIZATION: f"Bearer {SUPERVISOR_TOKEN}"}):
+        response = await client.get("/api/queues", headers=headers)
+        assert (response.status, await response.json()) == (200, [{"queue": "support", "waiting": 2}])
+    with caplog.at_level(logging.WARNING, logger="hotline.web.guard"):
+        wrong = await client.get("/api/queues", headers={hdrs.AUTHORIZATION: f"Bearer {SUPERVISOR_TOKEN}x"})
+    assert wrong.status == 401 and hdrs.WWW_AUTHENTICATE not in wrong.headers
+    assert "supervisor token refused: source=127.0.0.1 api=/api/queues" in caplog.text
+    assert (await client.get("/api/queues", headers=_basic("ivanov", "wrong"))).status == 401
+
+
+async def test_without_a_supervisor_token_set_no_bearer_token_opens_the_queues(backend: Backend) -> None:
+    async with TestClient(TestServer(make_app(replace(CONFIG, supervisor_token=""), backend))) as test_client:
+        for token in ("", "x", SUPERVISOR_TOKEN):
+            response = await test_client.get("/api/queues", headers={hdrs.AUTHORIZATION: f"Bearer {token}"})
+            assert response.status == 401, token
+
+
+class DownBackend(Backend):
+    """The database is away (what DaemonWebBackend makes of psycopg's errors), or worse."""
+
+    async def check_switch_token(self, token: str) -> SwitchCheck:
+        if token == UNKNOWN:
+            raise RuntimeError("a bug with a secret in it")
+        raise WebRefusal(503, "Try the link again in a moment.")
+
+
+async def test_a_switch_page_while_the_database_is_away_is_a_plain_503_page() -> None:
+    async with TestClient(TestServer(make_app(CONFIG, DownBackend()))) as test_client:
+        response = await test_client.get(f"/switch/{VALID}")
+        body = await response.text()
+    assert response.status == 503 and response.headers[hdrs.RETRY_AFTER] == "5"
+    assert "The service is unavailable for a moment" in body and "Try the link again" in body
+    assert "<script" not in body and "Traceback" not in body
+
+
+async def test_an_unexpected_error_is_a_plain_500_page_without_its_details(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="hotline.web.app"):
+        async with TestClient(TestServer(make_app(CONFIG, DownBackend()))) as test_client:
+            response = await test_client.get(f"/switch/{UNKNOWN}")
+            body = await response.text()
+    assert response.status == 500 and "Something went wrong" in body
+    assert "secret" not in body and "Traceback" not in body
+    assert "a bug with a secret in it" in caplog.text  # the operator sees it in the log
+
+
+async def test_a_request_body_larger_than_the_api_needs_is_refused(client: TestClient) -> None:
+    headers = {**_basic("ivanov", "pässword"), hdrs.CONTENT_TYPE: "application/json"}
+    response = await client.post("/api/agent/invite", data=b"{" + b" " * 20_000 + b"}", headers=headers)
+    assert response.status == 413

@@ -327,19 +327,19 @@
     return `Basic ${btoa(String.fromCharCode(...bytes))}`;
   }
 
-  /* POST to one of the agent API endpoints with the agent's credentials; the JSON answer's `field`,
-   * or null after showing why not (`what` names the action in the message). */
+  /* POST to one of the agent API endpoints with the agent's credentials, sent explicitly (the API
+   * never challenges, so the browser never keeps them); always JSON, which the API insists on.
+   * The JSON answer's `field`, or null after showing why not (`what` names the action). */
   async function agentApi(url, body, field, what) {
     const { endpoint, password } = phone.credentials || {};
     if (!endpoint) { showError("Log in first"); return null; }
-    const headers = { Authorization: basicAuth(endpoint, password) };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const headers = { Authorization: basicAuth(endpoint, password), "Content-Type": "application/json" };
     let response;
     let answer;
     try {
       response = await fetch(url, {
-        method: "POST", cache: "no-store", headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        method: "POST", cache: "no-store", credentials: "omit", headers,
+        body: JSON.stringify(body === undefined ? {} : body),
       });
       answer = await response.json();
     } catch (error) {
