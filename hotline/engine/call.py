@@ -64,7 +64,7 @@ MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
 # How long a caller joining a queue waits for its hop to say whose case it continues (so that
 # their last agent is offered first): the usual open takes a few ms; a slow database loses only
 # the preference.
-CASE_PATIENCE_S = 0.03
+CASE_PATIENCE_S = 0.015
 # Keys pressed and not read yet: a caller typing ahead of a menu needs a few; a flood (2000 SIP
 # INFOs in seconds) would otherwise queue here and keep the menu answering stale keys, two ARI
 # requests each, long after the caller stopped, and hide the hangup behind them.
