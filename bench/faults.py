@@ -259,19 +259,6 @@ def asterisk_restart(q: QueueLab, load: Load, prefix: str = "7420") -> Verdict:
     return v
 
 
-@contextmanager
-def database_refusing_the_daemon(admin_dsn: str, dbname: str) -> Iterator[None]:
-    """No new connection to the database, and the daemon's sessions cut (as a failover does),
-    without stopping the PostgreSQL that others share."""
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{dbname}" CONNECTION LIMIT 0')
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                      " WHERE datname = %s AND application_name = %s", (dbname, APPLICATION_NAME))
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{dbname}" CONNECTION LIMIT -1')
-
 
 def db_outage(q: QueueLab, load: Load, outage_s: float = 30, prefix: str = "7430") -> Verdict:
     """The database away for `outage_s` under load: calls keep flowing (no caller fails, routing
@@ -282,7 +269,7 @@ def db_outage(q: QueueLab, load: Load, outage_s: float = 30, prefix: str = "7430
     time.sleep(min(load.seconds / 3, max(0.0, load.seconds - outage_s) / 2))
     assert q.db_name is not None
     t0 = time.time()
-    with database_refusing_the_daemon(q.lab.admin_dsn(), q.db_name):
+    with q.lab.database_cut_off(q.db_name, APPLICATION_NAME):
         time.sleep(outage_s)
     t1 = time.time()
     settle_and_check(q, callers, load, v, settle_s=120)

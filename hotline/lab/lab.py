@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
+
 from hotline.errors import LabError
 from hotline.lab.asterisk import LabAsterisk
 from hotline.lab.asterisk_conf import AMI_USER, ARI_USER, sync_config
@@ -120,6 +122,21 @@ class Lab:
         """The `hotline` role (it has CREATEDB) on the `postgres` database, so that creating or
         dropping test databases never holds a session on the `hotline` database."""
         return dsn("postgres", load_secrets(self.state_dir).db_password)
+
+    @contextlib.contextmanager
+    def database_cut_off(self, database: str, *applications: str) -> Iterator[None]:
+        """One database of the lab's PostgreSQL away, as a failover makes it, without stopping the
+        server others share: no new connection, and the sessions of `applications` (their
+        application_name) ended; back as it was on leaving."""
+        with psycopg.connect(self.admin_dsn(), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" CONNECTION LIMIT 0')
+            try:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE datname = %s AND application_name = ANY(%s)",
+                              (database, list(applications)))
+                yield
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" CONNECTION LIMIT -1')
 
     def restart_asterisk(self) -> None:
         require_root()

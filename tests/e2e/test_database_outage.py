@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -21,25 +19,12 @@ from support.provisioning import BASE
 pytestmark = pytest.mark.lab
 
 
-@contextmanager
-def database_refusing_the_daemon(lab: Lab, db: psycopg.Connection) -> Iterator[None]:
-    """No new connection to the test database, and the daemon's sessions cut (as a failover does)."""
-    name = db.info.dbname
-    with psycopg.connect(lab.admin_dsn(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                      " WHERE datname = %s AND application_name = %s", (name, APPLICATION_NAME))
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
-
 
 def test_database_gone_mid_call_the_hop_is_closed_once_it_is_back(
         lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
     caller = sipp.start_call("+74951234567")
     wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
-    with database_refusing_the_daemon(lab, db):
+    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
         assert sipp.finish(caller).ok  # the caller heard the prompt and got a normal BYE
         wait_until(lambda: "database write failed, retrying" in daemon.log(), what="retry logged")
         assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": None}]
@@ -51,7 +36,7 @@ def test_database_gone_mid_call_the_hop_is_closed_once_it_is_back(
 
 def test_database_down_when_the_call_comes_the_call_is_served_and_recorded_later(
         lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
-    with database_refusing_the_daemon(lab, db):
+    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
         assert sipp.call("+74951234567", caller="89165551234").ok
         assert "database unavailable" in daemon.log()
         assert rows(db, "SELECT id FROM hops") == []
@@ -82,7 +67,7 @@ def test_calls_answered_while_the_database_is_away_keep_every_queue_record(
     agent = logged_in_agents(daemon_env, tmp_path, "o", {"line": 0})[0]
     phone = sipp.agent_phone(agent.name, agent.password, ring_ms=200, calls=3, timeout_s=90)
     wait_until(lambda: registered(lab, agent.name) or phone.poll() is not None, what="agent phone registered")
-    with database_refusing_the_daemon(lab, db):
+    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
         for n in range(3):  # one after another: the one agent answers each
             run = sipp.call(QUEUE_NUMBER, "caller_hangs_up.xml", caller=f"+7916555000{n}", hold_ms=800)
             assert run.ok, run.output[:2000]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -31,25 +29,12 @@ def test_a_running_daemon_reports_itself_ok_with_every_part_connected(daemon: Da
     assert 0 <= health["loop_lag_ms"]["p99"] <= health["loop_lag_ms"]["max"]
 
 
-@contextmanager
-def database_refusing_the_daemon(lab: Lab, db: psycopg.Connection) -> Iterator[None]:
-    """No new connection to the test database, and the daemon's sessions cut."""
-    name = db.info.dbname
-    with psycopg.connect(lab.admin_dsn(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                      " WHERE datname = %s AND application_name = %s", (name, APPLICATION_NAME))
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
-
 
 def test_with_the_database_away_the_daemon_is_degraded_still_200_and_counts_its_backlog(
         lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
     caller = sipp.start_call("+74951234567", "caller_hangs_up.xml", hold_ms=1500)
     wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
-    with database_refusing_the_daemon(lab, db):
+    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
         assert sipp.finish(caller).ok  # the call ends during the outage: its end is a record to keep
         # The database check is cached for 2 s: an answer from before the outage may come first.
         health = wait_until(lambda: h if (h := daemon.health()) and h["write_behind_backlog"] > 0

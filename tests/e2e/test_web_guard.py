@@ -9,8 +9,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg
@@ -76,19 +75,6 @@ def web_sessions(db: psycopg.Connection) -> int:
     return int(row[0])
 
 
-@contextmanager
-def database_away_from_the_pages(lab: Lab, db: psycopg.Connection) -> Iterator[None]:
-    """No new connection to the test database, and the pages' sessions cut (a failover)."""
-    name = db.info.dbname
-    with psycopg.connect(lab.admin_dsn(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                      " WHERE datname = %s AND application_name = %s", (name, WEB_POOL))
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
-
 
 def test_switch_links_use_a_pool_of_their_own_of_two_connections_at_most(
         daemon: DaemonProcess, daemon_env: dict[str, str], db: psycopg.Connection) -> None:
@@ -99,7 +85,7 @@ def test_switch_links_use_a_pool_of_their_own_of_two_connections_at_most(
 
 def test_with_the_database_away_a_link_gets_a_plain_503_and_a_malformed_one_404_at_once(
         lab: Lab, daemon: DaemonProcess, daemon_env: dict[str, str], db: psycopg.Connection) -> None:
-    with database_away_from_the_pages(lab, db):
+    with lab.database_cut_off(db.info.dbname, WEB_POOL):
         away = request(daemon_env, f"/switch/{WELL_FORMED_UNKNOWN}")
         assert away.status == 503 and away.headers["Retry-After"] == "5"
         assert "The service is unavailable for a moment" in away.body

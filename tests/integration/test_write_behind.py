@@ -5,8 +5,7 @@ they happened, nothing lost through an outage or a stop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -199,18 +198,6 @@ async def test_a_busy_refusal_written_behind_is_one_closed_case_with_its_ended_h
         {"customer_key": "+79160000002", "status": "closed"}]
 
 
-@contextmanager
-def database_away(lab: Lab, db: psycopg.Connection) -> Iterator[None]:
-    name = db.info.dbname
-    with psycopg.connect(lab.admin_dsn(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
-        try:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                          " WHERE datname = %s AND application_name = %s", (name, APPLICATION_NAME))
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
-
 
 def details(db: psycopg.Connection) -> list[str]:
     return [r["detail"] for r in rows(db, "SELECT detail FROM queue_events ORDER BY id")]
@@ -222,7 +209,7 @@ async def test_past_its_memory_bound_an_outage_goes_to_the_spool_and_nothing_is_
     writer = WriteBehind(pool, patience_s=60, max_pending=10, max_batch=4, spool_dir=tmp_path)
     writer.start()
     try:
-        with database_away(lab, db):
+        with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
             for n in range(25):
                 writer.submit(queue_event_record(event(hop, queue_id, "ring", detail=f"{n:02d}")))
             assert writer.pending < 10 + 4  # memory holds at most its bound and the batch in flight
@@ -241,7 +228,7 @@ async def test_an_outage_longer_than_the_patience_is_spooled_not_dropped(
     writer = WriteBehind(pool, patience_s=0.5, spool_dir=tmp_path)
     writer.start()
     try:
-        with database_away(lab, db):
+        with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
             for n in range(3):
                 writer.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
             deadline = asyncio.get_running_loop().time() + 10
@@ -260,7 +247,7 @@ async def test_a_daemon_started_later_writes_what_a_stopped_one_spooled(
     hop = await open_hop(pool, "c1")
     first = WriteBehind(pool, patience_s=60, spool_dir=tmp_path)
     first.start()
-    with database_away(lab, db):
+    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
         for n in range(4):
             first.submit(queue_event_record(event(hop, queue_id, "ring", detail=str(n))))
         await first.close(timeout=1.0)  # stopping in the outage: the records go to disk
