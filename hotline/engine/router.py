@@ -170,8 +170,11 @@ class Router:
         caller is rung afresh from its place in line). Left up, each would keep its agent busy."""
         if not legs:
             return
+        # Held: in a case bridge with a call this daemon runs (adopted now or live already),
+        # whose talk releases it. A bridge whose caller went between the channel list and now
+        # holds nothing.
         held = {c for bridge in await self.ctx.ari.bridges() if bridge.id.startswith("case-")
-                for c in bridge.channels if len(bridge.channels) > 1}
+                and any(channel in self.calls for channel in bridge.channels) for c in bridge.channels}
         for leg in legs - held:
             log.info("hanging up leg %s: no call holds it any more", leg)
             with contextlib.suppress(AriError):
