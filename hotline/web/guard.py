@@ -110,7 +110,7 @@ class Guard:
         self.agents = LoginThrottle(limits.agent_failures, limits.window_s, limits.lockout_s, clock=clock)
 
     def admit(self, request: web.Request) -> None:
-        """WebRefusal 429 when the client's address has used up its requests for now."""
+        """WebRefusal 429 when the client's address has no request left until its bucket refills."""
         wait = self.rate.take(client_address(request))
         if wait:
             raise WebRefusal(429, "Too many requests: wait a moment and try again", wait)
