@@ -21,6 +21,7 @@ Three rules keep it simple for what later features add:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import NoReturn
@@ -349,7 +350,19 @@ class InboundCall:
         if agent_leg is not None and agent_id in agents:
             await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
         else:
-            self.leave(EndReason.COMPLETED)  # the agent left while nobody was watching
+            # One side left while nobody was watching: the talk is over for whoever is still in
+            # the case's bridge too (left there, an agent's leg would keep its agent busy).
+            await self._release_bridge()
+            self.leave(EndReason.COMPLETED)
+
+    async def _release_bridge(self) -> None:
+        with contextlib.suppress(AriError):
+            bridge = await self.ctx.ari.bridge(self.bridge_id)
+            for channel in bridge.channels:
+                if channel != self.channel_id:
+                    with contextlib.suppress(AriError):
+                        await self.ctx.ari.hangup(channel)
+            await self.ctx.ari.destroy_bridge(self.bridge_id)
 
     async def _agent_leg_in_bridge(self) -> str | None:
         """The other channel of the case's bridge, if the caller is still in it."""
