@@ -33,6 +33,7 @@ from hotline.asterisk.ari_events import (
     ChannelHangupRequest,
     PlaybackFinished,
     StasisEnd,
+    StasisStart,
 )
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.context import CallContext
@@ -97,6 +98,8 @@ class InboundCall:
         self._destroyed = False
         self._cause: tuple[int | None, str | None] = (None, None)
         self._turn_posted = False
+        self.placed = asyncio.Event()  # set by its first move: in line, talking or leaving
+        self._strays: set[asyncio.Task[None]] = set()
         self._keys_ahead = 0  # the caller's keys in the inbox
         self._keys_dropped = 0
 
@@ -175,8 +178,23 @@ class InboundCall:
         """A message the current state has no use for: logged, and a request in it answered no."""
         if isinstance(message, HandoverAsked):
             message.refuse()
+        if isinstance(message, StasisStart) and message.channel.id != self.channel_id:
+            self._hang_up_stray_leg(message.channel.id)
         if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
             log.debug("call %s: %s ignored while %s", self.channel_id, type(message).__name__, self.state)
+
+    def _hang_up_stray_leg(self, channel_id: str) -> None:
+        """An agent's leg answered a ring this call no longer waits for (placed before a restart,
+        say): hung up, or it would keep its agent busy."""
+        log.info("call %s: leg %s answered a ring nobody waits for: hung up", self.channel_id, channel_id)
+
+        async def hang_up() -> None:
+            with contextlib.suppress(AriError):
+                await self.ctx.ari.hangup(channel_id)
+
+        task = asyncio.get_running_loop().create_task(hang_up())
+        self._strays.add(task)
+        task.add_done_callback(self._strays.discard)
 
     @property
     def is_up(self) -> bool:
@@ -197,6 +215,8 @@ class InboundCall:
         elif new is not old:
             log.debug("call %s: %s -> %s", self.channel_id, old, new)
         self.state = new
+        if new is not CallState.ENTERED:
+            self.placed.set()
         for fact in facts:
             self.hops.record(fact)
 

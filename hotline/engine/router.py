@@ -22,6 +22,7 @@ from hotline.store.hops import Hop
 log = logging.getLogger(__name__)
 
 AGENT_LEG = "-agent-"  # in the ids of the channels a call places to agents
+ADOPTION_STEP_S = 1.0  # how long reconcile waits for an adopted call to be back in line
 
 
 class Router:
@@ -162,7 +163,12 @@ class Router:
         for channel, hop in found:
             log.info("adopting call %s (hop %s)", channel.id, hop.id if hop else "new")
             dialled = hop.dialled if hop else channel.exten
-            self._start(InboundCall(self.ctx, channel, dialled=dialled, hop=hop))
+            call = InboundCall(self.ctx, channel, dialled=dialled, hop=hop)
+            self._start(call)
+            # One at a time, each back in its line before the next: the autofill rule offers a
+            # free agent to whoever is first in line at that moment.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.placed.wait(), ADOPTION_STEP_S)
 
     async def _hang_up_orphan_legs(self, legs: set[str]) -> None:
         """Agents' and invited parties' legs in Stasis that no adopted talk holds: their caller
