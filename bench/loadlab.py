@@ -529,12 +529,7 @@ class QueueLab:
     def _restore_lab_config(self) -> None:
         try:
             self.cli("channel request hangup all")
-            for name, content in self.conf_backup.items():
-                path = self.lab.conf_dir / name
-                if content is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    path.write_bytes(content)
+            restore_files(self.lab.conf_dir, self.conf_backup)
             self.cli("module reload res_pjsip.so")
             self.cli("dialplan reload")
             self.cli("module reload app_queue.so")
@@ -551,3 +546,13 @@ def run_cleanly(body: Callable[[], int], cleanup: Callable[[], None]) -> int:
         return body()
     finally:
         cleanup()
+
+
+def restore_files(directory: Path, backup: dict[str, bytes | None]) -> None:
+    """Put the lab's config files back as they were before a bench wrote them (None: absent)."""
+    for name, content in backup.items():
+        path = directory / name
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(content)

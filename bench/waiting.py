@@ -27,7 +27,7 @@ import psycopg
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from bench.loadlab import cpu_s, free_udp_port, rss_kb, stop_gently  # noqa: E402
+from bench.loadlab import cpu_s, free_udp_port, restore_files, rss_kb, stop_gently  # noqa: E402
 from hotline.lab import Lab  # noqa: E402
 from hotline.lab.asterisk_conf import TRUNK_ADDRESS  # noqa: E402
 
@@ -155,12 +155,7 @@ class WaitingBench:
         except Exception as exc:  # noqa: BLE001 - cleanup goes on
             log(f"cleanup: hangup: {exc}")
         stop_gently(self.daemon)
-        for name, content in self.conf_backup.items():
-            path = self.lab.conf_dir / name
-            if content is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(content)
+        restore_files(self.lab.conf_dir, self.conf_backup)
         self.lab.asterisk_cli("module reload res_pjsip.so")
         self.lab.asterisk_cli("dialplan reload")
         try:
