@@ -13,6 +13,7 @@ from hotline.asterisk.ari_events import AriEvent, Channel, ChannelEvent, Playbac
 from hotline.engine.call import VANISHED, InboundCall
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
+from hotline.engine.facts import HopEnded
 from hotline.engine.messages import ChannelVanished
 from hotline.engine.outcomes import EndReason
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
@@ -129,14 +130,22 @@ class Router:
         legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c}
         await self._adopt_in_line_order(unknown - legs)
         await self._hang_up_orphan_legs(legs)
-        closed = 0
-        for hop in await self.ctx.contacts.open_hops(self.ctx.node):
-            if hop.channel_id not in alive and hop.channel_id not in self.calls:
-                closed += await self.ctx.contacts.close_hop(
-                    hop.id, EndReason.FAILED, cause_text=VANISHED[1])
+        stale = await self._close_unowned_hops()
         emptied = await self._destroy_empty_case_bridges()
         log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
-                 "destroyed", len(self.calls), len(in_stasis), closed, emptied)
+                 "destroyed", len(self.calls), len(in_stasis), stale, emptied)
+
+    async def _close_unowned_hops(self) -> int:
+        """Open hops of this node that no call of this daemon runs once adoption is done: their
+        channels ended while no daemon watched, or between the channel list and their adoption
+        (listed alive, gone when fetched: no event of theirs will ever reach a call). Closed
+        through the write-behind, after whatever a call recorded before, so a call's own close
+        still pending there wins (a second close changes nothing)."""
+        stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
+                 if hop.channel_id not in self.calls]
+        for hop in stale:
+            self.ctx.records.submit(HopEnded(EndReason.FAILED, cause_text=VANISHED[1]).record(hop))
+        return len(stale)
 
     async def _destroy_empty_case_bridges(self) -> int:
         """Case bridges whose calls ended while no daemon watched stay in Asterisk until destroyed."""

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -98,6 +99,10 @@ class RecordingAri:
         self.bridge_members: dict[str, list[str]] = {}
         self.hold_playbacks = False
         self.headers: dict[str, dict[str, str]] = {}  # channel -> the SIP headers of its INVITE
+        # Channels a killed daemon left in Stasis: their Stasis arguments and channel names.
+        self.left_in_stasis: dict[str, tuple[str, str]] = {}
+        # Listed by `channels()` in Stasis, gone by the time they are fetched: hung up meanwhile.
+        self.listed_but_gone: set[str] = set()
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
 
@@ -137,6 +142,12 @@ class RecordingAri:
         self.send(stasis_end(channel_id))
         self.send(destroyed(channel_id, 0, "Unknown"))
 
+    def left_by_last_daemon(self, channel_id: str, args: str = "inbound,84951234567",
+                            name: str | None = None) -> None:
+        """A channel in Stasis since before this daemon started (no StasisStart will come)."""
+        self.live.add(channel_id)
+        self.left_in_stasis[channel_id] = (f"{APP},{args}", name or f"PJSIP/sipp-trunk-{channel_id}")
+
     def send(self, event: AriEvent) -> None:
         self.emit(event)
 
@@ -153,13 +164,21 @@ class RecordingAri:
 
     async def channels(self) -> list[Channel]:
         await self._record("channels")
-        return [channel(c, state="Up") for c in sorted(self.live)]
+        going = [replace(channel(c, state="Up"), app_name="Stasis", app_data=f"{APP},inbound")
+                 for c in sorted(self.listed_but_gone)]
+        return [self._channel(c) for c in sorted(self.live)] + going
 
     async def channel(self, channel_id: str) -> Channel:
         await self._record("channel", channel_id)
         if channel_id not in self.live:
             raise AriNotFound(f"channel {channel_id} not found", 404)
-        return channel(channel_id, state="Up")
+        return self._channel(channel_id)
+
+    def _channel(self, channel_id: str) -> Channel:
+        if channel_id not in self.left_in_stasis:
+            return channel(channel_id, state="Up")
+        args, name = self.left_in_stasis[channel_id]
+        return replace(channel(channel_id, state="Up", name=name), app_name="Stasis", app_data=args)
 
     async def channel_variable(self, channel_id: str, name: str) -> str:
         await self._record("channel_variable", channel_id, name)
@@ -268,11 +287,11 @@ class StandInHops:
 
     def __init__(self) -> None:
         self.opened: list[Hop] = []
-        self.closed: list[tuple[int, str]] = []
         self.down = False
         self.asked = 0  # how many times a hop was asked for (the database was queried)
         self.lines_busy = False
         self.last_agent_id: int | None = None
+        self.left_open: list[Hop] = []  # hops a killed daemon left open
         self._ids = itertools.count(1)
 
     async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
@@ -292,16 +311,20 @@ class StandInHops:
         self.opened.append(opened)
         return opened
 
+    def leave_open(self, hop_id: int, channel_id: str, **fields: Any) -> Hop:
+        """A hop a daemon killed under load left open, its call entered a moment before."""
+        hop = Hop(id=hop_id, case_id=100 + hop_id, seq=1, node="test", channel_id=channel_id,
+                  channel_kind="pstn", dialled="84951234567", dialled_e164="+74951234567",
+                  caller_num="89165550000", entered_at=NOW, ended_at=None, end_reason=None,
+                  hangup_cause=None, **fields)
+        self.left_open.append(hop)
+        return hop
+
     async def open_hops(self, node: str) -> list[Hop]:
-        return []
+        return [*self.left_open, *self.opened]
 
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
-        return next((h for h in self.opened if h.channel_id == channel_id), None)
-
-    async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
-                        cause_text: str | None = None) -> bool:
-        self.closed.append((hop_id, end_reason))
-        return True
+        return next((h for h in [*self.left_open, *self.opened] if h.channel_id == channel_id), None)
 
 
 class StandInSwitches:

@@ -1,0 +1,77 @@
+"""What a restarted (or reconnected) daemon does with the hops the last one left open: a call it
+runs keeps its hop; a hop whose channel ended while no daemon watched, or between the channel list
+and its adoption, is closed failed, through the write-behind, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hotline.engine.call_state import CallState
+from hotline.provision.model import Agent, Hotline, Number, Provisioning, Queue, Target
+
+from support.engine import Engine, every_move_allowed  # noqa: F401
+
+
+def centre() -> Provisioning:
+    return Provisioning(
+        queues={"support": Queue("support")},
+        hotlines={"city": Hotline("city", entry=Target("queue", "support"))},
+        numbers={"+74951234567": Number("+74951234567", "city")},
+        agents={"anna": Agent("anna", "anna", queues=(("support", 0),))})
+
+
+def closes(engine: Engine) -> list[tuple[object, ...]]:
+    return [(r["hop"], r["reason"], r["cause_text"]) for r in engine.records.records if r["k"] == "close"]
+
+
+async def test_hops_no_call_runs_after_adoption_are_closed_failed_and_a_running_call_keeps_its_own() -> None:
+    engine = Engine(centre(), logged_in=("anna",))
+    engine.call_in("c1", "84951234567")  # this daemon runs it: an ARI reconnect, not a restart
+    await engine.ari.wait_for("originate")
+    engine.hops.leave_open(50, "old-ended")  # hung up while no daemon ran
+    engine.hops.leave_open(51, "old-going")  # listed in Stasis, gone when fetched for adoption
+    engine.ari.listed_but_gone.add("old-going")
+
+    await engine.router.reconcile()
+
+    assert closes(engine) == [(50, "failed", "channel gone while the daemon was away"),
+                              (51, "failed", "channel gone while the daemon was away")]
+    assert "old-going" not in engine.router.calls
+    assert engine.call("c1").state is CallState.RINGING
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert [c[:2] for c in closes(engine)] == [(50, "failed"), (51, "failed"), (1, "abandoned")]
+
+
+async def test_a_caller_bridged_before_the_kill_but_recorded_waiting_talks_on_and_its_answer_is_recorded_once(
+        ) -> None:
+    """The daemon died between the bridge and the write-behind's next batch: the hop says waiting
+    (no answer written), Asterisk says the caller talks with anna."""
+    engine = Engine(centre(), logged_in=("anna",))
+    hop = engine.hops.leave_open(60, "c9", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.left_by_last_daemon("c9")
+    engine.ari.left_by_last_daemon("c9-agent-1", "agent,c9", name="PJSIP/anna-00000001")
+    engine.ari.bridge_members[f"case-{hop.case_id}"] = ["c9", "c9-agent-1"]
+
+    await engine.router.reconcile()
+    await engine.settle()
+
+    assert engine.call("c9").state is CallState.TALKING
+    assert engine.ari.of("originate") == [] and engine.ari.of("start_moh") == []  # nobody else rung
+    assert engine.queues.agents["anna"].queue == "support"  # busy with it, rung for nobody else
+    engine.ari.caller_hangs_up("c9")
+    await engine.ended()
+    assert engine.records.summary() == [("event", 60, "answer"), ("event", 60, "complete"),
+                                        ("close", 60, "completed")]
+    assert [r.args[0] for r in engine.ari.of("hangup")] == ["c9-agent-1"]
+
+
+async def test_a_caller_recorded_waiting_and_alone_is_back_in_line() -> None:
+    engine = Engine(centre(), logged_in=("anna",))
+    engine.hops.leave_open(61, "c8", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.left_by_last_daemon("c8")
+
+    await engine.router.reconcile()
+    await engine.ari.wait_for("originate")  # anna is rung for it
+    assert engine.call("c8").state is CallState.RINGING
+    assert engine.records.summary() == [("event", 61, "ring")]  # no second join
