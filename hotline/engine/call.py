@@ -359,6 +359,8 @@ class InboundCall:
             return True
         if hop.queued_at is None:
             return False
+        if await self._resume_unrecorded_talk(visit, hop.queued_at.timestamp()):
+            return True
         outcome = await visit.resume_waiting(hop.queued_at.timestamp())
         if not isinstance(outcome, TalkOver):
             await self._follow(outcome.target, overflowed=isinstance(outcome, Overflow))
@@ -374,6 +376,22 @@ class InboundCall:
             # the case's bridge too (left there, an agent's leg would keep its agent busy).
             await self._release_bridge()
             self.leave(EndReason.COMPLETED)
+
+    async def _resume_unrecorded_talk(self, visit: QueueVisit, joined_at: float) -> bool:
+        """The hop says waiting, yet the caller may be in the case's bridge with an agent: the
+        daemon was killed after the bridge, before the answer was written. True: that talk was
+        followed to its end. A leg in the bridge that is no agent's is let go (the caller waits on)."""
+        leg_id = await self._agent_leg_in_bridge()
+        if leg_id is None:
+            return False
+        try:
+            leg = await self.ctx.ari.channel(leg_id)
+        except AriNotFound:
+            leg = None
+        if leg is not None and await visit.resume_unrecorded_talk(leg, joined_at) is not None:
+            return True
+        await self._release_bridge()
+        return False
 
     async def _release_bridge(self) -> None:
         with contextlib.suppress(AriError):

@@ -180,6 +180,22 @@ class QueueVisit:
         self.call.move(CallState.TALKING)
         return await self._follow_talk(Ringing(agent, agent_channel_id, answered_at), answered_at)
 
+    async def resume_unrecorded_talk(self, agent_leg: Channel, joined_at: float) -> TalkOver | None:
+        """After a daemon killed between a bridge and the write-behind's next batch: the caller is
+        in the case's bridge with an agent, but the hop still says waiting (the answer was never
+        written). The talk goes on and its answer is recorded now, once. None: the leg is no
+        agent's this daemon knows."""
+        agent = next((a for a in self.manager.agents.values() if a.endpoint == agent_leg.endpoint), None)
+        if agent is None:
+            return None
+        self.manager.adopt_talking(agent.name, self.queue.name)
+        self.call.watch(agent_leg.id)
+        answered_at = time.time()
+        log.info("call %s: talking with %s, answered before the restart", self.call.channel_id, agent.name)
+        self.call.move(CallState.TALKING, *self._step(E.ANSWER, agent=agent,
+                                                      wait_ms=_ms(answered_at - joined_at)))
+        return await self._follow_talk(Ringing(agent, agent_leg.id, answered_at), answered_at)
+
     async def take_over_talk(self, talk: Talk) -> TalkOver:
         """The customer's video leg, now in the case's bridge, goes on with the talk of the leg it
         replaced: same agent, same visit; the agent's leg never left the bridge."""
