@@ -14,6 +14,7 @@ from hotline.engine.call import KEYS_AHEAD
 from hotline.engine.call_state import ALLOWED, CallState
 from hotline.engine.facts import KEYS_RECORDED_PER_LEG
 from hotline.engine.handover import ask_for_the_talk
+from hotline.engine.queueing.queues import QueueManager
 from hotline.provision.model import Agent, Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
 
 from support.engine import Engine, destroyed, dtmf, every_move_allowed, stasis_end  # noqa: F401
@@ -272,6 +273,22 @@ async def test_a_video_caller_rings_an_audio_agent_once_its_video_wait_from_its_
     assert timedelta(seconds=1) <= ring - join < timedelta(seconds=1.5)  # a deadline, not a poll
     [waiter] = engine.queues.waiting["support"]
     assert abs(join.timestamp() - waiter.joined_at) < 1e-6  # dated from the instant its waits count from
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_video_caller_rings_an_audio_agent_even_when_it_wakes_on_the_edge_of_its_video_wait(
+        ) -> None:
+    """The caller wakes at the end of its video-only wait and asks the queues for agents; when the
+    queues' clock reads a hair before that end (a timer fired early by uvloop's millisecond
+    rounding, or the instant fell between two reads of the clock), the queues still say video
+    only. The caller must then wait for that end again, not sleep on with no deadline at all
+    (seen on the lab: the audio agent never rung, 1 run in 18). The queues' clock lags 2 ms here."""
+    queues = QueueManager(clock=lambda: time.time() - 0.002)
+    engine = Engine(contact_centre(prefer_video_agents=True, video_fallback=0.3), logged_in=("anna",),
+                    queues=queues)
+    engine.call_in("c1", CITY, extra=("video=(vp8)",))
+    await engine.ari.wait_for("originate", timeout=2.0)
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
 

@@ -38,7 +38,7 @@ from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
 from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, Message, QueueTurn
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
-from hotline.engine.queueing.queues import Waiter
+from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Ringing, Talk
 from hotline.errors import AriError, AriNotFound
 from hotline.media import case_bridge_type, originate_formats
@@ -282,18 +282,22 @@ class QueueVisit:
         deadlines = [next_announcement or float("inf")]
         if q.max_wait is not None:
             deadlines.append(joined + q.max_wait)
-        if self.call.video and q.prefer_video_agents and q.video_fallback is not None:
-            if time.time() < joined + q.video_fallback:
-                deadlines.append(joined + q.video_fallback)
+        # Asked as the queues ask it, by their clock: a caller the queues still hold to video
+        # agents (woken a hair before the end of that wait) waits for its end again.
+        video_only, _ = video_preference(q, self.waiter_, self.manager.clock())
+        if video_only and q.video_fallback is not None:
+            deadlines.append(joined + q.video_fallback)
         return min(deadlines)
 
     async def _sleep_until(self, deadline: float) -> None:
         """Wait for news from the queue (QueueTurn) or `deadline`; a breakout key raises."""
         while (left := deadline - time.time()) > 0:
             message = await self.call.next_event(None if left == float("inf") else left)
-            if message is None or isinstance(message, QueueTurn):
+            if isinstance(message, QueueTurn):
                 return
-            self._caller_key(message)
+            if message is not None:  # None: the timer fired (maybe a hair early: wait out the rest)
+                self._caller_key(message)
+        await asyncio.sleep(0)  # a deadline already past: the others run before the caller looks again
 
     def _caller_key(self, message: Message) -> None:
         """A message met while waiting or ringing that is not the visit's own: the caller's key
