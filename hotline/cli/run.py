@@ -18,6 +18,6 @@ def run(ctx: click.Context) -> None:
 
     settings = settings_of(ctx)
     use_format(settings.log_format)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
+    if not ctx.find_root().obj["verbose"]:  # -v and -vv win over log_level
+        logging.getLogger().setLevel(settings.log_level)
     run_daemon(settings)
