@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
@@ -408,6 +409,7 @@ def default_of(name: str) -> str:
 # Settings whose whole value is a secret; URLs (and a DSN) are shown with their password masked.
 SECRET_SETTINGS = frozenset({"supervisor_token"})
 MASK = "***"
+_CONNINFO_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 
 
 def mask(name: str, value: str) -> str:
@@ -417,14 +419,8 @@ def mask(name: str, value: str) -> str:
         return value
     if name in SECRET_SETTINGS:
         return MASK
-    if name == "dsn" and "://" not in value:
-        try:
-            params = psycopg.conninfo.conninfo_to_dict(value)
-        except psycopg.ProgrammingError:
-            return MASK  # unparsable: it may hold a password anywhere
-        if params.get("password"):
-            params["password"] = MASK
-        return psycopg.conninfo.make_conninfo("", **params)
+    if name == "dsn" and "://" not in value:  # key=value conninfo; a quoted value may hold blanks
+        return _CONNINFO_PASSWORD.sub(f"password={MASK}", value)
     return _redact(value)
 
 
