@@ -18,6 +18,6 @@ def run(ctx: click.Context) -> None:
 
     settings = settings_of(ctx)
     use_format(settings.log_format)
-    if not ctx.find_root().obj["verbose"]:  # -v and -vv win over log_level
-        logging.getLogger().setLevel(settings.log_level)
+    verbose = ctx.find_root().obj["verbose"]  # -v and -vv win over log_level
+    logging.getLogger().setLevel({0: settings.log_level, 1: "INFO"}.get(verbose, "DEBUG"))
     run_daemon(settings)

@@ -153,9 +153,11 @@ def test_the_installed_daemon_serves_its_pages_and_a_call_from_an_empty_database
             served = bundle.read()
         assert hashlib.sha256(served).hexdigest() == hashlib.sha256(BUNDLE.read_bytes()).hexdigest()
         called = hotline("lab", "call", "88005553535", "--seconds", "2")
+        checked = hotline("doctor")  # the lab is set up as docs/deploy.md says: every check passes
     finally:
         daemon.stop()
     assert "answered by agent petrova" in called, called + daemon.log()
+    assert [line[:4] for line in checked.splitlines()] == ["ok  "] * 9, checked
     with psycopg.connect(empty_db_dsn, autocommit=True) as db:
         hop = rows(db, "SELECT h.end_reason, a.name AS agent FROM hops h JOIN agents a ON a.id = h.agent_id")
     assert hop == [{"end_reason": "completed", "agent": "petrova"}]

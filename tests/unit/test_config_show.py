@@ -4,6 +4,7 @@ and an example file that lists every setting with its default (checked, so it ca
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tomllib
 from dataclasses import fields
@@ -111,3 +112,29 @@ def test_config_show_lists_the_settings_then_says_which_one_is_wrong() -> None:
 def test_config_example_prints_the_shipped_example() -> None:
     result = CliRunner().invoke(main, ["config", "example"])
     assert result.exit_code == 0 and result.output == EXAMPLE
+
+
+@pytest.mark.parametrize(("args", "env_level", "level"), [
+    ([], None, logging.INFO), ([], "WARNING", logging.WARNING), ([], "ERROR", logging.ERROR),
+    (["-v"], "ERROR", logging.INFO), (["-vv"], "WARNING", logging.DEBUG),
+])
+def test_log_level_sets_what_the_daemon_logs_unless_v_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch, args: list[str], env_level: str | None, level: int) -> None:
+    seen: list[int] = []
+    monkeypatch.setattr("hotline.daemon.run_daemon", lambda _: seen.append(logging.getLogger().level))
+    root = logging.getLogger()
+    before = root.level
+    try:
+        env = {"HOTLINE_CONFIG": "", "HOTLINE_LOG_LEVEL": env_level or ""}
+        result = CliRunner().invoke(main, [*args, "run"], env=env)
+    finally:
+        root.setLevel(before)
+    assert result.exit_code == 0, result.output
+    assert seen == [level]
+
+
+def test_an_unknown_log_level_is_refused_in_one_line() -> None:
+    result = CliRunner().invoke(main, ["config", "show"],
+                                env={"HOTLINE_LOG_LEVEL": "LOUD", "HOTLINE_CONFIG": ""})
+    assert result.output.splitlines()[-1] == ("Error: log_level='LOUD' must be one of DEBUG, INFO, WARNING, "
+                                              "ERROR")
