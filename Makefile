@@ -14,16 +14,15 @@ WEB := hotline/web
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-packages venv web lab-up lab-down lab-status run test unit lint bench bench-waiting bench-stats soak faults clean
+.PHONY: setup system-packages venv web web-check npm dist lab-up lab-down lab-status run test unit lint bench bench-waiting bench-stats soak faults clean
 
-setup: system-packages venv web lab-up
+setup: system-packages venv lab-up
 
 # Debian packages the lab and the tests need; installed only when missing.
 system-packages:
 	@missing=""; \
 	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
-	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -39,14 +38,26 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-# The pages' SIP client: JsSIP ships CommonJS only, so esbuild bundles it for the browser. Rebuilt
-# only when the bundle is missing or package.json changed; no lockfile is written.
-web: $(WEB)/static/jssip.min.js
+# The pages' SIP client, committed with its versions and licences (hotline/web/static/
+# jssip.min.js and .LICENSE.txt), so a wheel built anywhere carries it and no deployment needs npm.
+# `make web` rebuilds both from hotline/web/package.json (after a version bump); `make web-check`
+# rebuilds them elsewhere and fails unless the committed files are byte for byte what it built.
+web: npm
+	$(WEB)/bundle.sh
 
-$(WEB)/static/jssip.min.js: $(WEB)/package.json
-	npm install --no-package-lock --no-audit --no-fund --prefix $(WEB)
-	$(WEB)/node_modules/.bin/esbuild $(WEB)/node_modules/jssip/lib/JsSIP.js \
-	  --bundle --format=iife --global-name=JsSIP --minify --log-level=warning --outfile=$@
+web-check: npm
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && $(WEB)/bundle.sh "$$out" && \
+	  for f in jssip.min.js jssip.min.js.LICENSE.txt; do \
+	    cmp -s "$$out/$$f" $(WEB)/static/$$f || { echo "$(WEB)/static/$$f is not what package.json builds: make web"; exit 1; }; \
+	  done && echo "$(WEB)/static/jssip.min.js is what package.json builds"
+
+npm:
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+
+# The wheel and the sdist into dist/, as a release is built (`python -m build`, isolated).
+dist: venv
+	rm -rf dist
+	$(PY) -m build --outdir dist
 
 lab-up: venv
 	$(HOTLINE) lab up

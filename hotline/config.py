@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import socket
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -63,6 +64,7 @@ class Settings:
     asterisk_conf_dir: str = "/etc/asterisk"
     node: str = dataclasses.field(default_factory=socket.gethostname)
     default_region: str = "RU"
+    # What `hotline run` logs, when -v/-vv do not say (they win).
     log_level: str = "INFO"
     # "per_call": each call subscribes to its own channel. "all": one ARI subscription to every
     # channel per connect, a REST call fewer per call, but Asterisk then serialises the events of
@@ -287,9 +289,11 @@ CHANNEL_SUBSCRIPTIONS = ("per_call", "all")
 EVENT_LOOPS = ("uvloop", "asyncio")
 SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Settings that take one of a few values.
 CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
-           "synchronous_commit": SYNCHRONOUS_COMMITS, "log_format": LOG_FORMATS}
+           "synchronous_commit": SYNCHRONOUS_COMMITS, "log_format": LOG_FORMATS,
+           "log_level": LOG_LEVELS}
 
 # The shortest supervisor_token taken: it is all that guards /api/queues from anyone.
 MIN_TOKEN_LENGTH = 16
@@ -335,10 +339,13 @@ def _dsn_password(dsn: str) -> bool:
 
 
 def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return MASK if "@" in url else url  # unparsable: a password may be in it
+    if password is None:
         return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+    return url.replace(f":{password}@", f":{MASK}@", 1)
 
 
 def load_settings(
@@ -347,16 +354,74 @@ def load_settings(
     config_file: Path | None = None,
 ) -> Settings:
     """Build Settings from the four layers; later layers win, None/empty CLI values are ignored."""
+    return Settings(**{name: value for name, (value, _) in layered(cli, environ, config_file).items()})
+
+
+def layered(
+    cli: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> dict[str, tuple[str, str]]:
+    """Each setting given by a layer above the defaults: name -> (value, where it came from:
+    "file PATH", "environment HOTLINE_X" or "option --x"). ConfigError on an unknown name."""
     environ = os.environ if environ is None else environ
-    values: dict[str, str] = {}
-    values.update(_from_file(_config_path(environ, config_file)))
-    values.update(_from_env(environ))
-    values.update({k: v for k, v in (cli or {}).items() if v})  # None or empty: not given
+    path = _config_path(environ, config_file)
+    values = {k: (v, f"file {path}") for k, v in _from_file(path).items()}
+    values.update({k: (v, f"environment {ENV_PREFIX}{k.upper()}") for k, v in _from_env(environ).items()})
+    values.update({k: (v, f"option --{k.replace('_', '-')}")
+                   for k, v in (cli or {}).items() if v})  # None or empty: not given
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    return Settings(**values)
+    return values
+
+
+@dataclass(frozen=True)
+class Effective:
+    """One setting as `hotline config show` prints it: its value, secrets masked, and its source."""
+
+    name: str
+    value: str
+    source: str
+
+
+def effective(cli: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None,
+              config_file: Path | None = None) -> list[Effective]:
+    """Every setting in Settings' order, with the value in effect (masked) and where it came from."""
+    given = layered(cli, environ, config_file)
+    out = []
+    for f in fields(Settings):
+        value, source = given.get(f.name) or (default_of(f.name), "default")
+        out.append(Effective(f.name, mask(f.name, value), source))
+    return out
+
+
+def default_of(name: str) -> str:
+    """Setting `name`'s default (node's: this machine's host name)."""
+    f = next(f for f in fields(Settings) if f.name == name)
+    if f.default is not dataclasses.MISSING:
+        return str(f.default)
+    factory: Callable[[], object] = f.default_factory  # type: ignore[assignment]  # one or the other
+    return str(factory())
+
+
+# Settings whose whole value is a secret; URLs (and a DSN) are shown with their password masked.
+SECRET_SETTINGS = frozenset({"supervisor_token"})
+MASK = "***"
+_CONNINFO_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def mask(name: str, value: str) -> str:
+    """`value` of setting `name` fit to print: a secret setting as ***, a password inside a URL
+    or a key=value DSN as ***."""
+    if not value:
+        return value
+    if name in SECRET_SETTINGS:
+        return MASK
+    if name == "dsn" and "://" not in value:  # key=value conninfo; a quoted value may hold blanks
+        return _CONNINFO_PASSWORD.sub(f"password={MASK}", value)
+    return _redact(value)
 
 
 def _config_path(environ: Mapping[str, str], explicit: Path | None) -> Path | None:

@@ -17,6 +17,8 @@ VIDEO_CODECS = ("vp8", "h264")
 WEB_ENDPOINT = "hotline-web"
 # Its dialplan context: the only one whose calls may carry a customer id and a switch token.
 WEB_CONTEXT = "hotline-web"
+# The PJSIP WebSocket transport (pjsip.conf) that browsers' endpoints are bound to by name.
+WS_TRANSPORT = "transport-ws"
 
 # The case's bridge where video can flow: a mixing bridge whose video is a selective forwarding
 # unit, so every party sees every other one, and a party can join or leave without the others'

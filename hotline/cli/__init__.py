@@ -13,7 +13,8 @@ import click
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from hotline.cli import agents, apply, cases, db, doctor, lab, provision, run, stats
+from hotline import __version__
+from hotline.cli import agents, apply, cases, config, db, doctor, lab, provision, run, stats
 from hotline.cli.common import settings_of
 from hotline.config import refuse_secrets_on_command_line
 from hotline.errors import HotlineError
@@ -77,15 +78,16 @@ def _first_line(exc: BaseException) -> str:
 @click.option("--ari-url", hidden=True)
 @click.option("--ari-app", help="Stasis application name (HOTLINE_ARI_APP, default hotline).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.version_option(__version__, prog_name="hotline")
 @click.pass_context
 def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: str | None) -> None:
     """hotline: telephone and video hotlines on Asterisk (ARI + AMI + PostgreSQL)."""
     refuse_secrets_on_command_line(cli)
-    ctx.obj = {"cli": cli, "config_file": config_file}
+    ctx.obj = {"cli": cli, "config_file": config_file, "verbose": verbose}
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     setup_logging(level)
 
 
-for _command in (run.run, doctor.doctor, db.db, apply.apply_command, lab.lab, *provision.COMMANDS,
-                 agents.agent, cases.case_group, stats.stats_group):
+for _command in (run.run, doctor.doctor, db.db, apply.apply_command, config.config_group, lab.lab,
+                 *provision.COMMANDS, agents.agent, cases.case_group, stats.stats_group):
     main.add_command(_command)

@@ -35,6 +35,7 @@ from hotline.provision.render import (
     FILES,
     INBOUND_CONTEXT,
     PJSIP_FILE,
+    ConfFile,
     endpoint_views,
     number_views,
     render,
@@ -171,18 +172,20 @@ def write_files(conf_dir: Path, files: dict[str, str]) -> tuple[str, ...]:
 
 def include_warnings(conf_dir: Path) -> tuple[str, ...]:
     """A rendered file that no static file includes is never read by Asterisk: say so."""
-    out = []
-    for conf in FILES:
-        includer = conf_dir / conf.includer
-        try:
-            text = includer.read_text(errors="replace")
-        except OSError:
-            out.append(f"{includer} not found: Asterisk reads {conf.name} only if {conf.includer} "
-                       f"has `#tryinclude {conf.name}`")
-            continue
-        if not re.search(rf"^\s*#(try)?include\s+\"?{re.escape(conf.name)}\"?\s*$", text, re.M):
-            out.append(f"{includer} does not include {conf.name}: add `#tryinclude {conf.name}` at its end")
-    return tuple(out)
+    return tuple(filter(None, (include_warning(conf_dir, conf) for conf in FILES)))
+
+
+def include_warning(conf_dir: Path, conf: ConfFile) -> str | None:
+    """What to add when `conf`'s includer in conf_dir does not include it; None when it does."""
+    includer = conf_dir / conf.includer
+    try:
+        text = includer.read_text(errors="replace")
+    except OSError:
+        return (f"{includer} not found: Asterisk reads {conf.name} only if {conf.includer} "
+                f"has `#tryinclude {conf.name}`")
+    if not re.search(rf"^\s*#(try)?include\s+\"?{re.escape(conf.name)}\"?\s*$", text, re.M):
+        return f"{includer} does not include {conf.name}: add `#tryinclude {conf.name}` at its end"
+    return None
 
 
 # -- applying --------------------------------------------------------------------------------------

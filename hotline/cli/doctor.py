@@ -8,14 +8,27 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import click
 
+from hotline.asterisk import prerequisites as pre
 from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ari import AriClient
+from hotline.cli.apply import include_warning, loaded_endpoints
 from hotline.cli.common import settings_of
 from hotline.config import Settings
-from hotline.errors import DoctorWarning, HotlineError
+from hotline.errors import AmiError, DoctorWarning, HotlineError
+from hotline.media import WEB_ENDPOINT, WS_TRANSPORT
+from hotline.provision.render import (
+    AGENTS_CONTEXT,
+    DIALPLAN_FILE,
+    FILES,
+    INBOUND_CONTEXT,
+    PJSIP_FILE,
+    ConfFile,
+)
 from hotline.store import migrations
 from hotline.store.db import connect, describe_dsn
 
@@ -34,10 +47,11 @@ class Check:
 @click.command()
 @click.option("--starting", is_flag=True,
               help="For a daemon about to start (systemd's ExecStartPre): its Stasis app need not "
-                   "be registered yet.")
+                   "be registered yet, and Asterisk's prerequisites are not checked.")
 @click.pass_context
 def doctor(ctx: click.Context, starting: bool) -> None:
-    """Check the database, AMI and ARI; non-zero exit on any failure."""
+    """Check the database, AMI, ARI and what hotline needs of Asterisk (modules, ari.conf, the
+    SIP WebSocket, the dialplan, the included files); non-zero exit on any failure."""
     checks = asyncio.run(run_checks(settings_of(ctx), starting=starting))
     for check in checks:
         click.echo(check.line())
@@ -52,6 +66,14 @@ async def run_checks(settings: Settings, timeout: float = 10.0, *, starting: boo
         ("ari", lambda: _ari(settings, starting)),
         ("ari exposure", lambda: _ari_exposure(settings)),
     ]
+    if not starting:  # a start is not held up by what an operator fixes with doctor's help
+        checks += [
+            ("asterisk modules", lambda: _modules(settings)),
+            ("ari.conf", lambda: _ari_conf(settings)),
+            ("sip websocket", lambda: _sip_websocket(settings)),
+            ("dialplan", lambda: _dialplan(settings)),
+            ("included files", lambda: _included_files(settings)),
+        ]
     results = []
     for name, probe in checks:
         try:
@@ -90,14 +112,115 @@ async def _ami(settings: Settings) -> str:
     return f"logged in as {settings.ami.user} at {settings.ami.host}:{settings.ami.port}, Asterisk {version}"
 
 
-async def _cli(settings: Settings, command: str) -> str:
-    """An Asterisk CLI command's output, over AMI."""
+T = TypeVar("T")
+
+
+async def _with_ami(settings: Settings, use: Callable[[AmiSession], Awaitable[T]]) -> T:
+    """`use` on an AMI session of its own, closed afterwards."""
+    settings.require("ami_url")
     ami = AmiSession(settings.ami, connect_timeout=5.0, action_timeout=5.0)
     try:
         await ami.connect()
-        return await ami.command(command)
+        return await use(ami)
     finally:
         await ami.close()
+
+
+async def _cli(settings: Settings, command: str) -> str:
+    """An Asterisk CLI command's output, over AMI."""
+    return await _with_ami(settings, lambda ami: ami.command(command))
+
+
+# -- what hotline needs of the operator's Asterisk (docs/deploy.md) ---------------------------------
+
+async def _modules(settings: Settings) -> str:
+    missing = pre.missing_modules(pre.loaded_modules(await _cli(settings, "module show")))
+    if missing:
+        listed = ", ".join(f"{name} ({pre.REQUIRED_MODULES[name]})" for name in missing)
+        raise HotlineError(f"not loaded: {listed}: add `load = MODULE` to modules.conf for each "
+                           "(or autoload = yes) and restart Asterisk")
+    return f"the {len(pre.REQUIRED_MODULES)} modules hotline uses are loaded"
+
+
+async def _ari_conf(settings: Settings) -> str:
+    """ari.conf's websocket_write_timeout, as Asterisk reads the file (AMI GetConfig)."""
+    reply = await _with_ami(settings, lambda ami: ami.action(
+        "GetConfig", {"Filename": "ari.conf", "Category": "general"}, as_list=False))
+    value = pre.config_value(reply if isinstance(reply, dict) else {}, "websocket_write_timeout")
+    fix = (f"set `websocket_write_timeout = {pre.WEBSOCKET_WRITE_TIMEOUT_MS}` in ari.conf's [general] "
+           "and run `module reload res_ari.so`")
+    if value is None:
+        raise HotlineError(f"no websocket_write_timeout in ari.conf (Asterisk's default, 100 ms, drops "
+                           f"the daemon's event WebSocket under a burst of events): {fix}")
+    if not value.isdigit() or int(value) < pre.MIN_WEBSOCKET_WRITE_TIMEOUT_MS:
+        raise HotlineError(f"websocket_write_timeout = {value} in ari.conf is under "
+                           f"{pre.MIN_WEBSOCKET_WRITE_TIMEOUT_MS} ms: {fix}")
+    return f"websocket_write_timeout = {value} ms"
+
+
+async def _sip_websocket(settings: Settings) -> str:
+    """The transport the browsers' endpoints name, and /ws on Asterisk's HTTP server."""
+    protocol = pre.transports(await _cli(settings, "pjsip show transports")).get(WS_TRANSPORT)
+    if protocol not in ("ws", "wss"):
+        found = f"is {protocol}" if protocol else "is missing"
+        raise HotlineError(f"PJSIP transport {WS_TRANSPORT} {found} (the browsers' endpoints name it): "
+                           f"add `[{WS_TRANSPORT}]` with `type = transport`, `protocol = ws`, "
+                           "`bind = 127.0.0.1` to pjsip.conf and run `module reload res_pjsip.so`")
+    if "/ws" not in pre.http_uris(await _cli(settings, "http show status")):
+        raise HotlineError("Asterisk's HTTP server serves no /ws: set `enabled = yes` and "
+                           "`bindaddr = 127.0.0.1` in http.conf and load res_http_websocket.so")
+    return f"transport {WS_TRANSPORT} ({protocol}), /ws on Asterisk's HTTP server"
+
+
+async def _dialplan(settings: Settings) -> str:
+    """The static context trunks' calls land in hands them to the daemon's Stasis app."""
+    try:
+        shown = await _cli(settings, f"dialplan show {INBOUND_CONTEXT}")
+    except AmiError as exc:
+        if "no existence" not in str(exc):
+            raise
+        raise HotlineError(f"no context {INBOUND_CONTEXT} in Asterisk's dialplan: add it to "
+                           "extensions.conf as docs/deploy.md shows (trunks' calls land there)") from None
+    apps = pre.stasis_apps(shown)
+    if settings.ari_app not in apps:
+        raise HotlineError(f"context {INBOUND_CONTEXT} hands calls to Stasis({', '.join(sorted(apps))}), "
+                           f"not to ari_app {settings.ari_app!r}: make its Stasis() steps name "
+                           f"{settings.ari_app!r}, then `dialplan reload`")
+    return f"context {INBOUND_CONTEXT} hands calls to Stasis({settings.ari_app})"
+
+
+async def _included_files(settings: Settings) -> str:
+    """What `hotline apply` writes, as Asterisk has it: extensions_hotline.conf's context for
+    agents, pjsip_hotline.conf's endpoint for browsers (both are there whatever is provisioned)."""
+    async def probe(ami: AmiSession) -> dict[str, bool]:
+        try:
+            await ami.command(f"dialplan show {AGENTS_CONTEXT}")
+            dialplan = True
+        except AmiError as exc:
+            if "no existence" not in str(exc):
+                raise
+            dialplan = False
+        return {DIALPLAN_FILE: dialplan, PJSIP_FILE: WEB_ENDPOINT in await loaded_endpoints(ami)}
+
+    read = await _with_ami(settings, probe)
+    problems = [_not_read(settings, conf) for conf in FILES if not read[conf.name]]
+    if problems:
+        raise HotlineError("; ".join(problems))
+    return f"Asterisk has read {', '.join(conf.name for conf in FILES)}"
+
+
+def _not_read(settings: Settings, conf: ConfFile) -> str:
+    """Why Asterisk lacks what `conf` holds, as far as this machine can tell, and what to do."""
+    conf_dir = Path(settings.asterisk_conf_dir)
+    if not (conf_dir / conf.includer).is_file():  # Asterisk on another machine, or unreadable
+        return (f"Asterisk has not read {conf.name}: add `#tryinclude {conf.name}` at the end of "
+                f"{conf.includer}, then run `hotline apply`")
+    missing_include = include_warning(conf_dir, conf)
+    if missing_include:
+        return missing_include
+    if not (conf_dir / conf.name).is_file():
+        return f"{conf_dir / conf.name} is not written yet: run `hotline apply`"
+    return f"Asterisk has not loaded {conf_dir / conf.name}: run `hotline apply` (it reloads {conf.module})"
 
 
 async def _app_active(settings: Settings) -> bool:

@@ -18,6 +18,6 @@ def run(ctx: click.Context) -> None:
 
     settings = settings_of(ctx)
     use_format(settings.log_format)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
+    verbose = ctx.find_root().obj["verbose"]  # -v and -vv win over log_level
+    logging.getLogger().setLevel({0: settings.log_level, 1: "INFO"}.get(verbose, "DEBUG"))
     run_daemon(settings)

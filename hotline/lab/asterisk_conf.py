@@ -21,7 +21,7 @@ VIDEO_PHONE_ADDRESS = "127.0.0.3"
 LOCAL_FILE = "pjsip_local.conf"  # included by the reference pjsip.conf: a site's own endpoints
 # What the daemon's AMI user may read (events) and do (actions), by Asterisk's class names:
 # FullyBooted, Reload, Shutdown and ContactStatus are `system` events, DeviceStateChange is
-# `call`; its actions are CoreSettings, Filter, PJSIPShowEndpoints, Reload (`system`),
+# `call`; its actions are CoreSettings, Filter, GetConfig, PJSIPShowEndpoints, Reload (`system`),
 # ShowDialPlan (`config`, `reporting`), Command (`command`, for `hotline doctor`) and Ping.
 AMI_READ = "system,call"
 AMI_WRITE = "system,command,config,reporting"

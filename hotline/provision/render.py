@@ -24,7 +24,7 @@ import phonenumbers
 
 from hotline.config import Settings
 from hotline.errors import ConfigError, NumberError, UnsafeConfigValue
-from hotline.media import WEB_CONTEXT, WEB_ENDPOINT, endpoint_codecs
+from hotline.media import WEB_CONTEXT, WEB_ENDPOINT, WS_TRANSPORT, endpoint_codecs
 from hotline.numbers import normalise
 from hotline.provision.model import Agent, Number, Provisioning
 from hotline.provision.sip_auth import HA1_RE, SIP_REALM
@@ -121,6 +121,7 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "header": HEADER, "app": app, "inbound_context": INBOUND_CONTEXT,
         "agents_context": AGENTS_CONTEXT, "no_daemon_cause": NO_DAEMON_CAUSE,
         "web_context": WEB_CONTEXT, "web_endpoint": WEB_ENDPOINT, "switch_exten": SWITCH_EXTEN,
+        "ws_transport": WS_TRANSPORT,
         "web_guard": WEB_GUARD, "busy_cause": BUSY_CAUSE, "web": settings.web_limits,
         "web_codecs": ",".join(endpoint_codecs({"webrtc", "video"})), "sip_realm": SIP_REALM,
         "endpoints": endpoint_views(prov.agents.values()),

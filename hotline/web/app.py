@@ -30,7 +30,8 @@ WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
 TEMPLATES_DIR = WEB_DIR / "templates"
 BUNDLE = "jssip.min.js"
-NOT_BUILT = "The SIP client bundle is not built: run `make setup`"
+NOT_BUILT = ("The SIP client bundle is missing: reinstall hotline (the package ships it), "
+             "or `make web` in a checkout")
 
 # fullmatch, never match: `$` alone would let a trailing newline (an encoded %0A) through.
 ADDRESS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,62}$")

@@ -42,7 +42,7 @@ def require_browser() -> None:
     except ImportError:
         problems.append("the Python package playwright is missing (the test extra)")
     if not BUNDLE.is_file():
-        problems.append(f"the page's SIP client {BUNDLE.name} is not built (make web)")
+        problems.append(f"the page's SIP client {BUNDLE.name} is missing (make web)")
     if problems:
         pytest.fail("browser tests cannot run: " + "; ".join(problems) + ". Run `make setup`.", pytrace=False)
 

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,18 @@ def free_tcp_port() -> int:
 
 
 class DaemonProcess:
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: Path, *, hotline: Sequence[str] = (),
+                 cwd: Path | None = None) -> None:
+        """`hotline` is the command to run (default: this checkout's, `python -m hotline`)."""
         self.env = {**os.environ, **env}
         self.log_path = log_path
+        self.command = [*(hotline or (sys.executable, "-m", "hotline")), "-v", "run"]
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 20) -> None:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "hotline", "-v", "run"], env=self.env,
+        self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         self.wait_registered(timeout_s)

@@ -233,16 +233,17 @@ async def test_the_page_config_is_json_so_a_hostile_setting_cannot_close_the_scr
     assert page_config(body)["domain"] == config.sip_domain
 
 
-async def test_without_the_bundle_pages_render_and_say_how_to_build_it(
+async def test_without_the_bundle_pages_render_and_say_how_to_get_it_back(
         backend: Backend, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="hotline.web.app"):
         app = make_app(CONFIG, backend, static_dir=tmp_path)
-    assert "The SIP client bundle is not built" in caplog.text
+    assert "The SIP client bundle is missing" in caplog.text
     async with TestClient(TestServer(app)) as test_client:
         response = await test_client.get("/call/video-support")
         body = await response.text()
     assert response.status == 200
-    assert "The SIP client bundle is not built: run `make setup`" in body
+    assert ("The SIP client bundle is missing: reinstall hotline (the package ships it), or `make web` "
+            "in a checkout") in body
     assert "jssip.min.js" not in body
 
 

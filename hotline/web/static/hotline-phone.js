@@ -9,7 +9,7 @@
   const NO_DEVICE = "No camera or microphone was found: connect one and try again";
   const IN_USE = "The camera or microphone is in use by another program: close it and try again";
   const INSECURE = "The camera and microphone need a secure page: open it over https";
-  const NOT_BUILT = "The SIP client bundle is not built: run `make setup`";
+  const NOT_BUILT = "The SIP client bundle is missing: reinstall hotline (the package ships it), or `make web` in a checkout";
   const MEDIA = { audio: true, video: true };
   const PC_CONFIG = { iceServers: [] }; // Asterisk is reached directly: no STUN/TURN
   const CONNECT_TIMEOUT_MS = 10000;
