@@ -452,12 +452,12 @@ class InboundCall:
             await self._hangup_quietly()
         await self._await_destroyed()
         await self.hops.opened()
-        if self.hop is None and not await self.hops.write_late(self._route()):
-            return
+        if self.hop is None:
+            self.hops.write_late(self._route())
         reason = self.end_reason or EndReason.FAILED
         self.move(CallState.ENDED, HopEnded(reason, *self._cause))
         log.info("call %s ended: hop %s %s (cause %s %s)", self.channel_id,
-                 self.hop.id if self.hop else "?", reason, self._cause[0], self._cause[1] or "")
+                 self.hop.id if self.hop else "(written late)", reason, self._cause[0], self._cause[1] or "")
 
     async def _await_destroyed(self) -> None:
         """Read the inbox until the channel's ChannelDestroyed (or a grace period passes)."""

@@ -94,9 +94,8 @@ class CallContext:
     not_in_service: str = "sound:ss-noservice"
     hangup_grace_s: float = 5.0     # how long to wait for ChannelDestroyed after our hangup
     # The caller is not kept waiting for the database: after this long the call is served anyway
-    # and its hop (with everything recorded meanwhile) written when the database is back.
+    # and its hop, with everything it recorded, goes through the write-behind when it ends.
     store_open_patience_s: float = 2.0
-    store_patience_s: float = 600.0
     # Once one call found the database away, the next ones do not each wait for it.
     store: StoreAvailability = field(default_factory=lambda: StoreAvailability(_answers))
     switches: SwitchStore | None = None  # None: video legs with a switch token are refused

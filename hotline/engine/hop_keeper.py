@@ -1,6 +1,7 @@
 """A leg's hop and the records written on it: opened when the leg enters (taking a line of the
-number, or refused busy), or, when the database was away then, written once the leg is over;
-and whatever the leg recorded before its hop existed, submitted behind it in order.
+number, or refused busy), or, when the database was away then, sent through the write-behind
+once the leg is over; and whatever the leg recorded before its hop existed, submitted behind it
+in order.
 
 The call decides what to record (its funnel, engine.call); this is where a fact meets its hop and
 goes to the ordered write-behind. Opening a hop is a question (is a line free? which case does the
@@ -13,12 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-import psycopg
-from psycopg_pool import PoolTimeout
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from datetime import UTC, datetime
 
 from hotline.asterisk.ari_events import Channel
 from hotline.engine.context import CallContext
@@ -29,11 +25,16 @@ from hotline.engine.routing.route import Route
 from hotline.errors import SwitchRefused
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop, NewHop
+from hotline.store.records import by_channel, late_hop_record
 from hotline.store.switches import SwitchUse, TokenState
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+# What a fact is recorded on when its hop was written late: `by_channel` then names the hop by
+# the leg's channel instead of these ids.
+LATE = Hop(id=0, case_id=0, seq=1, node="", channel_id="", channel_kind="", dialled="", dialled_e164=None,
+           caller_num="", entered_at=datetime.fromtimestamp(0, UTC), ended_at=None, end_reason=None,
+           hangup_cause=None)
 
 
 class HopKeeper:
@@ -47,6 +48,7 @@ class HopKeeper:
         self.hop = hop
         self._unwritten: list[Fact] = []  # recorded before the hop existed (database away or slow)
         self._opening: asyncio.Task[None] | None = None  # open_behind's
+        self._late = False  # the hop went to the write-behind after the leg: records name its channel
         self.keys = 0  # keys the caller pressed that were recorded (or would have been, past the cap)
 
     @property
@@ -62,10 +64,12 @@ class HopKeeper:
         if isinstance(fact, KeyPressed) and not self._key_within_cap():
             return
         hop = getattr(fact, "on_hop", None) or self.hop
-        if hop is None:
+        if hop is None and self._late:
+            self.ctx.records.submit(by_channel(fact.record(LATE), self.ctx.node, self.channel_id))
+        elif hop is None:
             self._unwritten.append(fact)
-            return
-        self.ctx.records.submit(fact.record(hop))
+        else:
+            self.ctx.records.submit(fact.record(hop))
 
     def _key_within_cap(self) -> bool:
         """Count a key; False past KEYS_RECORDED_PER_LEG (said once: a flood is one line, not 2000)."""
@@ -80,8 +84,8 @@ class HopKeeper:
         when the database does not answer in time: the call is served, its hop written later."""
         store = self.ctx.store
         if not store.up:
-            log.info("call %s: database known away: serving the call, its hop is written when the "
-                     "database is back", self.channel_id)
+            log.info("call %s: database known away: serving the call, its hop goes through the "
+                     "write-behind when it ends", self.channel_id)
             return None
         try:
             # One attempt, not a retry loop: a database that refuses at once (a failover, a
@@ -90,9 +94,10 @@ class HopKeeper:
             async with asyncio.timeout(self.ctx.store_open_patience_s):
                 self.hop = await self._write(route)
         except (*STORE_DOWN, TimeoutError) as exc:
-            log.warning("call %s: database unavailable (%s); serving the call, its hop is written "
-                        "when the database is back", self.channel_id, exc)
-            store.went_down(exc)
+            reason = str(exc) or f"no answer within {self.ctx.store_open_patience_s:g} s"
+            log.warning("call %s: database unavailable (%s); serving the call, its hop goes through the "
+                        "write-behind when it ends", self.channel_id, reason)
+            store.went_down(reason)
             return None
         store.came_back()
         return self.hop
@@ -147,22 +152,17 @@ class HopKeeper:
         """All lines held: the refusal, with the case and ended hop it records."""
         return Refused(self.new_hop(route), self._customer_key(), EndReason.BUSY, *USER_BUSY)
 
-    async def write_late(self, route: Route) -> bool:
-        """The database was away when the call came: its hop now, then what it recorded since.
-        The call is over: it takes no line (it held none). False when that failed for good.
-        While the database is known away, the write waits for the one probe that finds it back
-        instead of every ended call retrying on its own."""
-        try:
-            if not await self.ctx.store.wait_up(self.ctx.store_patience_s):
-                raise TimeoutError(f"database away for {self.ctx.store_patience_s:.0f} s")
-            self.hop = await self._store(lambda: self._write(route, take_a_line=False),
-                                         self.ctx.store_patience_s)
-        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
-            log.error("call %s: its hop could not be written, %d record(s) lost: %s", self.channel_id,
-                      len(self._unwritten) + 1, exc)
-            return False
+    def write_late(self, route: Route) -> None:
+        """The leg is over and its hop was never opened (the database was away, or too slow for the
+        caller's patience): the hop goes to the write-behind now, followed by what the leg recorded
+        and whatever it records next, each naming the hop by its channel. Like every record, they
+        wait out an outage there (spooled past its patience or its memory bound, written by the
+        next daemon after a restart), and the call itself is let go at once. The hop starts a new
+        case (which case the customer continues is the database's to say) and takes no line (it
+        held none)."""
+        self.ctx.records.submit(late_hop_record(self.new_hop(route), self._customer_key()))
+        self._late = True
         self._submit_unwritten()
-        return True
 
     def new_hop(self, route: Route) -> NewHop:
         return new_hop(self.channel, self.dialled, node=self.ctx.node, region=self.ctx.region,
@@ -171,26 +171,8 @@ class HopKeeper:
     def _customer_key(self) -> str:
         return customer_key(self.channel, self.ctx.region, self.customer)
 
-    async def _write(self, route: Route, *, take_a_line: bool = True) -> Hop:
+    async def _write(self, route: Route) -> Hop:
         return await self.ctx.contacts.open_case_with_hop(
             self.new_hop(route), self._customer_key(),
-            line_limit=route.number.lines if route.number and take_a_line else None,
+            line_limit=route.number.lines if route.number else None,
             continue_within_s=self.ctx.continue_case_within_s)
-
-    async def _store(self, write: Callable[[], Awaitable[T]], patience_s: float) -> T:
-        """Retry a database write through an outage instead of dropping it (writes are idempotent)."""
-        try:
-            return await write()  # the usual case, without building a retry loop for it
-        except STORE_DOWN as exc:
-            log.warning("call %s: database write failed, retrying: %s", self.channel_id, exc)
-        async for attempt in AsyncRetrying(
-                stop=stop_after_delay(patience_s),
-                wait=wait_exponential(multiplier=0.2, max=5.0),
-                retry=retry_if_exception_type(STORE_DOWN),
-                before_sleep=lambda state: log.warning(
-                    "call %s: database write failed, retrying: %s", self.channel_id,
-                    state.outcome.exception() if state.outcome else "?"),
-                reraise=True):
-            with attempt:
-                return await write()
-        raise AssertionError("unreachable")

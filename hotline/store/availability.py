@@ -2,8 +2,8 @@
 
 A call that opens its hop asks the database at once, within a patience (2 s). When one call found
 it away, the next callers must not each spend that patience again, nor each retry on their own:
-they are served at once and their hops written when it is back. One probe, every second or so,
-finds it back; and any query that succeeds says so too.
+they are served at once, and their hops go through the write-behind when they end. One probe,
+every second or so, finds it back; and any query that succeeds says so too.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ class StoreAvailability:
         self.probe_every_s = probe_every_s
         self.probe_timeout_s = probe_timeout_s
         self._down_since: float | None = None
-        self._back = asyncio.Event()
-        self._back.set()
         self._prober: asyncio.Task[None] | None = None
 
     @property
@@ -40,7 +38,6 @@ class StoreAvailability:
         if self._down_since is not None:
             return
         self._down_since = time.monotonic()
-        self._back.clear()
         log.warning("database away (%s): calls are served without it, their records kept until it "
                     "is back", reason)
         self._prober = asyncio.create_task(self._probe_until_back(), name="store-probe")
@@ -50,18 +47,9 @@ class StoreAvailability:
             return
         log.warning("database back after %.1f s", time.monotonic() - self._down_since)
         self._down_since = None
-        self._back.set()
         if self._prober is not None and self._prober is not asyncio.current_task():
             self._prober.cancel()
         self._prober = None
-
-    async def wait_up(self, timeout: float) -> bool:
-        """Until the database is known to answer (at once when it is); False after `timeout`."""
-        try:
-            await asyncio.wait_for(self._back.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     async def close(self) -> None:
         if self._prober is not None:

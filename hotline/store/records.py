@@ -87,6 +87,28 @@ def refused_record(hop: NewHop, customer_key: str, end_reason: str, cause: int, 
             "number": hop.number_id, "hotline": hop.hotline_id}
 
 
+def late_hop_record(hop: NewHop, customer_key: str) -> Record:
+    """A leg's hop written after the leg, when the database was away while it lasted: a new case
+    and its hop, once per channel (a hop that was written after all, its answer lost, stays the
+    one). The records that follow name it by its channel (`by_channel`)."""
+    if hop.channel_kind not in CHANNEL_KINDS:
+        raise ValueError(f"channel kind {hop.channel_kind!r} is not one of {sorted(CHANNEL_KINDS)}")
+    return {"k": "late", "key": customer_key, "node": hop.node, "channel_id": hop.channel_id,
+            "channel_name": hop.channel_name, "channel_kind": hop.channel_kind, "media": hop.media,
+            "dialled": hop.dialled, "dialled_e164": hop.dialled_e164, "caller_num": hop.caller_num,
+            "caller_name": hop.caller_name, "entered_at": _iso(hop.entered_at),
+            "number": hop.number_id, "hotline": hop.hotline_id}
+
+
+def by_channel(record: Record, node: str, channel_id: str) -> Record:
+    """`record` of a hop written late (`late_hop_record`): it names the hop by its leg's channel,
+    and its case through the hop, since their ids are the database's to give."""
+    named = {**record, "hop": None, "node": node, "channel_id": channel_id}
+    if "case" in named:
+        named["case"] = None
+    return named
+
+
 def participant_joined_record(case_id: int, agent_id: int | None, node: str, channel_id: str,
                               invited_by: str, at: datetime | None = None) -> Record:
     """A party brought into a case's talk (a conference) joined its bridge."""

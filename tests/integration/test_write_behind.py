@@ -20,8 +20,10 @@ from hotline.store.hops import Hop, NewHop
 from hotline.store.records import (
     QueueEvent,
     Record,
+    by_channel,
     close_hop_record,
     ivr_digit_record,
+    late_hop_record,
     queue_event_record,
     refused_record,
 )
@@ -197,6 +199,32 @@ async def test_a_busy_refusal_written_behind_is_one_closed_case_with_its_ended_h
     assert rows(db, "SELECT customer_key, status FROM cases") == [
         {"customer_key": "+79160000002", "status": "closed"}]
 
+
+async def test_a_hop_written_late_takes_the_records_that_name_its_channel_and_is_written_once(
+        pool: AsyncConnectionPool, db: psycopg.Connection, queue_id: int) -> None:
+    """A call served while the database was away: when it ends, its hop and its records go
+    through the write-behind, the records naming the hop by its channel."""
+    leg = NewHop(node="n1", channel_id="l1", channel_name="PJSIP/trunk-l1", channel_kind="pstn",
+                 media="audio", dialled="84951234567", dialled_e164="+74951234567", caller_num="89160000003",
+                 caller_name="", entered_at=datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+    at = datetime(2026, 12, 2, 9, 0, 5, tzinfo=UTC)
+    batch = [late_hop_record(leg, "+79160000003"),
+             *(by_channel(r, "n1", "l1") for r in (
+                 ivr_digit_record(0, "2"),
+                 queue_event_record(QueueEvent(queue_id, 0, 0, "join", position=1, at=at)),
+                 queue_event_record(QueueEvent(queue_id, 0, 0, "abandon", wait_ms=4000,
+                                               at=at + timedelta(seconds=4))),
+                 close_hop_record(0, "abandoned", cause=16, at=at + timedelta(seconds=4))))]
+    assert await Contacts(pool).write(batch) == 1  # it closed one hop
+    await Contacts(pool).write(batch[:1])  # the hop's record retried alone: no second hop
+    [hop] = rows(db, "SELECT id, case_id, ivr_path, queue_id, queued_at, end_reason, hangup_cause FROM hops")
+    assert (hop["ivr_path"], hop["queue_id"], hop["queued_at"], hop["end_reason"], hop["hangup_cause"]) == (
+        "2", queue_id, at, "abandoned", 16)
+    assert rows(db, "SELECT case_id, hop_id, event FROM queue_events ORDER BY id") == [
+        {"case_id": hop["case_id"], "hop_id": hop["id"], "event": "join"},
+        {"case_id": hop["case_id"], "hop_id": hop["id"], "event": "abandon"}]
+    assert rows(db, "SELECT customer_key, status FROM cases") == [
+        {"customer_key": "+79160000003", "status": "closed"}]
 
 
 def details(db: psycopg.Connection) -> list[str]:

@@ -276,9 +276,10 @@ class RecordSink:
         return [r for r in self.records if r.get("hop") == hop_id]
 
     def summary(self) -> list[tuple[object, ...]]:
-        """(kind, hop, what) per record: the event, the key, the end reason."""
-        return [(r["k"], r.get("hop"), r.get("event") or r.get("digit") or r.get("reason") or "")
-                for r in self.records]
+        """(kind, hop, what) per record: the event, the key, the end reason. A hop written late
+        (and the records naming it) shows as its channel."""
+        return [(r["k"], r.get("hop") or r.get("channel_id"),
+                 r.get("event") or r.get("digit") or r.get("reason") or "") for r in self.records]
 
 
 class StandInHops:
@@ -383,7 +384,7 @@ class Engine:
         self.ctx = CallContext(
             ari=self.ari, contacts=self.hops, records=self.records, directory=directory, queues=self.queues,
             watch=lambda c, inbox: self.router.watch(c, inbox), unwatch=lambda c: self.router.unwatch(c),
-            node=self.node, app=APP, hangup_grace_s=1.0, store_open_patience_s=0.2, store_patience_s=5.0,
+            node=self.node, app=APP, hangup_grace_s=1.0, store_open_patience_s=0.2,
             find_call=lambda hop_id: self.router.call_of_hop(hop_id), ring_grace_s=0.2,
             conference_legs=lambda case_id: self.router.conference_legs(case_id),
             switches=self.switches, store=StoreAvailability(self._database_answers, probe_every_s=0.05))
