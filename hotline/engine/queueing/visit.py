@@ -130,6 +130,7 @@ class QueueVisit:
         self.queue_id = snapshot.id_of("queues", queue.name)
         self.agent_ids = snapshot.ids.get("agents", {})
         self.waiter: Waiter | None = None
+        self._looked_at = 0.0  # when (by the queues' clock) the caller last asked them for agents
         # The hop whose visit this is: the call's own, or, for a talk taken over by the customer's
         # video leg, the phone leg's (its join and answer are there; its complete goes there too).
         self.visit_hop: Hop | None = call.hop
@@ -251,6 +252,7 @@ class QueueVisit:
                 next_announcement += q.announce_period or 0  # every period since joining
             if q.max_wait is not None and time.time() - joined_at >= q.max_wait:
                 return self._overflow("max_wait")
+            self._looked_at = self.manager.clock()
             agents = self.manager.next_attempt(self.waiter_)
             if not agents:
                 self._ensure_music()
@@ -282,9 +284,10 @@ class QueueVisit:
         deadlines = [next_announcement or float("inf")]
         if q.max_wait is not None:
             deadlines.append(joined + q.max_wait)
-        # Asked as the queues ask it, by their clock: a caller the queues still hold to video
-        # agents (woken a hair before the end of that wait) waits for its end again.
-        video_only, _ = video_preference(q, self.waiter_, self.manager.clock())
+        # The end of the video-only wait, unless the queues were last asked after it (by their
+        # clock): asked a hair before it, they answered video agents only, and the caller must
+        # look again at that end even if it has passed by the time this is computed.
+        video_only, _ = video_preference(q, self.waiter_, self._looked_at)
         if video_only and q.video_fallback is not None:
             deadlines.append(joined + q.video_fallback)
         return min(deadlines)
