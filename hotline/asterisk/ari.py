@@ -163,6 +163,12 @@ class AriClient:
             "endpoint": endpoint, "app": app, "appArgs": app_args, "channelId": channel_id,
             "timeout": timeout_s, "callerId": caller_id or None, "formats": formats})
 
+    async def user_event(self, app: str, name: str, channel_id: str, variables: Mapping[str, str]) -> None:
+        """Send app `app` a ChannelUserevent `name` about `channel_id` (404 when the channel is gone)."""
+        await self.request("POST", f"events/user/{name}",
+                           params={"application": app, "source": f"channel:{channel_id}"},
+                           body={"variables": dict(variables)})
+
     async def start_moh(self, channel_id: str, moh_class: str) -> None:
         await self.request("POST", f"channels/{channel_id}/moh", params={"mohClass": moh_class})
 

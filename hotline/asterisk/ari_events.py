@@ -95,6 +95,15 @@ class ChannelDtmfReceived(ChannelEvent):
 
 
 @dataclass(frozen=True)
+class ChannelUserevent(ChannelEvent):
+    """A user event sent to the app about a channel (POST /events/user/NAME?source=channel:ID):
+    how the CLI asks the daemon that runs the call for something (a transfer)."""
+
+    eventname: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PlaybackEvent(AriEvent):
     playback_id: str
     target_uri: str
@@ -207,6 +216,14 @@ def _dtmf(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelDtmfReceived:
                                duration_ms=int(raw.get("duration_ms", 0)))
 
 
+def _user_event(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelUserevent:
+    values = raw.get("userevent") or {}
+    if not isinstance(values, Mapping):
+        raise InvalidEvent(f"ChannelUserevent with userevent {values!r}")
+    return ChannelUserevent(**base, channel=parse_channel(raw["channel"]), eventname=_text(raw["eventname"]),
+                            variables={str(k): str(v) for k, v in values.items()})
+
+
 def _channel_only(cls: type[ChannelEvent]) -> Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]:
     def parse(base: dict[str, Any], raw: Mapping[str, Any]) -> AriEvent:
         return cls(**base, channel=parse_channel(raw["channel"]))
@@ -228,6 +245,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
     "ChannelHangupRequest": _hangup_request,
     "ChannelStateChange": _channel_only(ChannelStateChange),
     "ChannelDtmfReceived": _dtmf,
+    "ChannelUserevent": _user_event,
     "PlaybackStarted": _playback(PlaybackStarted),
     "PlaybackFinished": _playback(PlaybackFinished),
 }
@@ -241,7 +259,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
 # abandon), since both are destroyed with cause 0.
 HANDLED_EVENT_TYPES: tuple[str, ...] = (
     "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest", "ChannelDtmfReceived",
-    "PlaybackFinished", "ApplicationReplaced",
+    "PlaybackFinished", "ApplicationReplaced", "ChannelUserevent",
 )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hotline.asterisk.ari_events import AriEvent
 from hotline.engine.queueing.talk import Talk
+from hotline.provision.model import Target
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,17 @@ class HandoverAsked:
             self.reply.set_result(None)
 
 
-Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked
+@dataclass(frozen=True)
+class TransferAsked:
+    """Pass this call's talk to `target` (a queue or a hotline, as `queue:NAME`), asked by
+    `asked_by` (cli, phone); `request` names the row the asker waits for (None: nobody waits)."""
+
+    target: Target
+    asked_by: str
+    request: str | None = None
+
+
+Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

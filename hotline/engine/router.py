@@ -9,7 +9,14 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from hotline.asterisk.ari_events import AriEvent, Channel, ChannelEvent, PlaybackEvent, StasisStart
+from hotline.asterisk.ari_events import (
+    AriEvent,
+    Channel,
+    ChannelEvent,
+    ChannelUserevent,
+    PlaybackEvent,
+    StasisStart,
+)
 from hotline.engine.call import VANISHED, InboundCall
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
@@ -17,6 +24,7 @@ from hotline.engine.facts import HopEnded
 from hotline.engine.messages import ChannelVanished
 from hotline.engine.outcomes import EndReason
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
+from hotline.engine.transfer import transfer_asked
 from hotline.errors import AriError, AriNotFound
 from hotline.store.hops import Hop
 
@@ -44,8 +52,19 @@ class Router:
             self._on_stasis_start(event)
             return
         inbox = self.inboxes.get(_channel_id_of(event) or "")
-        if inbox is not None:
+        if isinstance(event, ChannelUserevent):
+            self._on_user_event(event, inbox)
+        elif inbox is not None:
             inbox.post(event)  # an agent leg's StasisStart too: it answered
+
+    def _on_user_event(self, event: ChannelUserevent, inbox: Inbox | None) -> None:
+        """A request about a call (a transfer the CLI asks) goes to the call's inbox as a message."""
+        asked = transfer_asked(event)
+        if asked is None or inbox is None:
+            log.info("user event %r about %s: %s", event.eventname, event.channel.id,
+                     "not one of ours" if asked is None else "no call of this daemon has that channel")
+            return
+        inbox.post(asked)
 
     def watch(self, channel_id: str, inbox: Inbox) -> None:
         """Another channel's events (an agent leg a call placed) go to that call's inbox."""

@@ -1,0 +1,75 @@
+"""Transfers: an agent's talk passed to a queue or a hotline, inside the same case.
+
+The customer's leg stays one hop. A blind transfer ends the talk (its `complete`, with its talk
+time, and a `transfer` queue event naming the agent and the target), frees the agent into wrap-up,
+takes the customer out of the case's bridge and sends them on to the target: a queue's visit (a
+`join` on the same hop, counted in that queue's statistics like any caller) or a hotline's entry
+(its menu included). Every transfer asked, done or refused, is a row of `transfers`.
+
+Who asks: the CLI, by an ARI user event about the customer's channel (`ask_transfer`); the daemon
+turns it into a TransferAsked message in the call's inbox (`transfer_asked`), and the call's visit
+acts on it while it talks, or refuses it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from hotline.asterisk.ari import AriClient
+from hotline.asterisk.ari_events import ChannelUserevent
+from hotline.engine.messages import TransferAsked
+from hotline.errors import TransferRefused
+from hotline.provision.model import Provisioning, Target, TargetAction
+
+TRANSFER_EVENT = "hotline-transfer"
+TARGET_KINDS = (TargetAction.QUEUE, TargetAction.HOTLINE)
+ASKED_BY_LIMIT = 64
+
+
+def transfer_target(prov: Provisioning, text: str) -> Target:
+    """`queue:NAME`, `hotline:NAME`, or a bare NAME that only one queue or hotline has."""
+    kind, sep, name = text.strip().partition(":")
+    if not sep:
+        name = kind
+        found = [k for k in TARGET_KINDS if name in _names(prov, k)]
+        if len(found) == 1:
+            return Target(found[0], name)
+        if found:
+            raise TransferRefused(f"{name!r} is both a queue and a hotline: "
+                                  f"say queue:{name} or hotline:{name}")
+        raise TransferRefused(f"unknown transfer target {name!r}: no queue or hotline has that name")
+    if kind not in TARGET_KINDS:
+        raise TransferRefused(f"unknown transfer target {text!r}: "
+                              f"a transfer goes to queue:NAME or hotline:NAME")
+    if name not in _names(prov, kind):
+        raise TransferRefused(f"unknown transfer target {text!r}: there is no {kind} {name!r}")
+    return Target(kind, name)
+
+
+def refusal(prov: Provisioning, target: Target) -> str | None:
+    """Why the daemon cannot send a call to `target` now (it went from provisioning), or None."""
+    if target.action not in TARGET_KINDS or target.name not in _names(prov, target.action):
+        return f"unknown target {target}"
+    return None
+
+
+def _names(prov: Provisioning, kind: str) -> dict[str, object]:
+    return dict(prov.queues) if kind == TargetAction.QUEUE else dict(prov.hotlines)
+
+
+def transfer_asked(event: ChannelUserevent) -> TransferAsked | None:
+    """The TransferAsked a user event carries, or None when it is no transfer request."""
+    if event.eventname != TRANSFER_EVENT:
+        return None
+    kind, _, name = event.variables.get("target", "").partition(":")
+    asked_by = event.variables.get("asked_by", "")[:ASKED_BY_LIMIT] or "unknown"
+    return TransferAsked(Target(kind, name or None), asked_by, event.variables.get("request") or None)
+
+
+async def ask_transfer(ari: AriClient, app: str, channel_id: str, target: Target, asked_by: str) -> str:
+    """Ask the daemon that runs `channel_id` to transfer its talk to `target`; the request id
+    its row of transfers will carry."""
+    request = uuid.uuid4().hex
+    await ari.user_event(app, TRANSFER_EVENT, channel_id,
+                         {"target": str(target), "asked_by": asked_by, "request": request})
+    return request

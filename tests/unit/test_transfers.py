@@ -1,0 +1,182 @@
+"""Blind transfers in the call's state machine, against the recording fake ARI client: the talk
+passed to a queue or a hotline inside the same hop, the records it makes in order, and the
+refusals that leave the talk untouched. The lab tests (tests/e2e/test_transfers.py) prove the same
+on Asterisk."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotline.asterisk.ari_events import ChannelUserevent, parse_event
+from hotline.engine.call_state import CallState
+from hotline.engine.queueing.agent_state import AgentStatus
+from hotline.engine.transfer import TRANSFER_EVENT, transfer_target
+from hotline.errors import TransferRefused
+from hotline.provision.model import Agent, Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
+
+from support.engine import APP, NOW, Engine, channel, every_move_allowed  # noqa: F401
+
+CITY = "84951234567"
+
+
+def two_queues(**support: object) -> Provisioning:
+    """Hotline `city` into queue `support` (anna); queue `sales` (boris, with video); hotline
+    `help` whose entry is a menu."""
+    return Provisioning(
+        queues={"support": Queue("support", **support), "sales": Queue("sales")},  # type: ignore[arg-type]
+        menus={"welcome": Menu("welcome", "hello", options=(MenuOption("1", Target("queue", "sales")),))},
+        hotlines={"city": Hotline("city", entry=Target("queue", "support")),
+                  "help": Hotline("help", entry=Target("menu", "welcome"))},
+        numbers={"+74951234567": Number("+74951234567", "city")},
+        agents={"anna": Agent("anna", "anna", queues=(("support", 0),)),
+                "boris": Agent("boris", "boris", capabilities=frozenset({"audio", "video"}),
+                               queues=(("sales", 0),))})
+
+
+def transfer_asked(channel_id: str, target: str, request: str = "r1") -> ChannelUserevent:
+    return ChannelUserevent("ChannelUserevent", APP, NOW, channel=channel(channel_id, state="Up"),
+                            eventname=TRANSFER_EVENT,
+                            variables={"target": target, "asked_by": "cli", "request": request})
+
+
+async def talking_with_anna(engine: Engine) -> str:
+    engine.call_in("c1", CITY)
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.answer_leg(leg, "c1")
+    await engine.ari.wait_for("add_to_bridge")
+    await engine.settle()
+    return leg
+
+
+def transfers(engine: Engine) -> list[tuple[object, ...]]:
+    return [(r["target"], r["outcome"], r["detail"]) for r in engine.records.records if r["k"] == "transfer"]
+
+
+async def test_a_blind_transfer_to_a_queue_ends_the_talk_and_the_caller_waits_there_on_the_same_hop() -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "queue:sales"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    assert engine.ari.of("originate")[1].args[0] == "PJSIP/boris"
+    assert anna_leg not in engine.ari.live  # the agent left
+    assert "case-101" not in engine.ari.bridge_members  # destroyed: made anew for the next agent
+    assert engine.queues.agents["anna"].status(engine.queues.clock()) is AgentStatus.WRAPUP
+    assert engine.ari.of("start_moh")[-1].args == ("c1",)  # music at once: the caller is answered
+    engine.ari.answer_leg(boris_leg, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == ["c1", boris_leg]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary() == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"),
+        ("event", 1, "complete"), ("event", 1, "transfer"), ("transfer", 1, ""),
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"), ("event", 1, "complete"),
+        ("close", 1, "completed")]
+    complete, moved, noted, joined = engine.records.records[3:7]
+    assert complete["detail"] == "transferred to queue:sales" and complete["talk_ms"] is not None
+    assert (complete["queue"], moved["queue"], moved["agent"], moved["detail"]) == (2, 2, 1, "queue:sales")
+    assert (noted["request"], noted["asked_by"], noted["from_queue"], noted["from_agent"]) == ("r1", "cli", 2, 1)
+    assert transfers(engine) == [("queue:sales", "transferred", "")]
+    assert joined["queue"] == 1  # sales: counted in that queue's statistics like any caller
+
+
+async def test_a_video_caller_transferred_to_a_video_agent_gets_a_video_bridge_again() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    engine.call_in("c1", CITY, extra=("video=(vp8)",))
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.answer_leg(leg, "c1")
+    await engine.ari.wait_for("add_to_bridge")
+    engine.ari.send(transfer_asked("c1", "queue:sales"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.answer_leg(boris_leg, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    assert [r.args[1] for r in engine.ari.of("create_bridge")] == ["mixing,video_sfu"] * 2
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_transfer_to_a_hotline_follows_its_entry_menu_included() -> None:
+    engine = Engine(two_queues(), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.ari.hold_playbacks = True
+    engine.ari.send(transfer_asked("c1", "hotline:help"))
+    played = await engine.ari.wait_for("play")
+    assert played.args == ("c1", "sound:hello")
+    assert engine.call("c1").state is CallState.IN_MENU
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert transfers(engine) == [("hotline:help", "transferred", "")]
+
+
+async def test_a_transfer_to_a_target_gone_from_provisioning_is_refused_and_the_talk_goes_on() -> None:
+    engine = Engine(two_queues(wrapup=0), logged_in=("anna",))
+    leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "queue:billing"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.TALKING
+    assert leg in engine.ari.live and engine.ari.bridge_members["case-101"] == ["c1", leg]
+    assert transfers(engine) == [("queue:billing", "refused", "unknown target queue:billing")]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary()[-2:] == [("event", 1, "complete"), ("close", 1, "completed")]
+    assert engine.records.records[-2]["detail"] == "caller hung up"
+
+
+async def test_a_transfer_asked_of_a_caller_still_waiting_is_refused_and_it_waits_on() -> None:
+    engine = Engine(two_queues())  # nobody logged in: the caller waits
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("start_moh")
+    engine.ari.send(transfer_asked("c1", "queue:sales", request="r9"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.WAITING
+    refused = [r for r in engine.records.records if r["k"] == "transfer"]
+    assert [(r["request"], r["outcome"], r["detail"]) for r in refused] == [
+        ("r9", "refused", "no live talk (the call is waiting)")]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary()[-1] == ("close", 1, "abandoned")
+
+
+async def test_a_caller_hanging_up_in_the_target_queue_is_that_queues_abandon() -> None:
+    engine = Engine(two_queues(), logged_in=("anna",))  # boris logged out: the caller waits in sales
+    await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "queue:sales"))
+    await engine.ari.wait_for("start_moh")
+    await engine.settle()
+    assert engine.call("c1").state is CallState.WAITING
+    assert engine.call("c1").preferred_agent is None  # not rung back to the agent who passed it on
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary()[-3:] == [("event", 1, "join"), ("event", 1, "abandon"),
+                                             ("close", 1, "abandoned")]
+    assert engine.records.records[-2]["queue"] == 1
+
+
+def test_a_transfer_target_is_a_queue_or_a_hotline_named_once() -> None:
+    prov = two_queues()
+    assert transfer_target(prov, "queue:sales") == Target("queue", "sales")
+    assert transfer_target(prov, "help") == Target("hotline", "help")
+    assert transfer_target(prov, " sales ") == Target("queue", "sales")
+    with pytest.raises(TransferRefused, match="unknown transfer target 'billing'"):
+        transfer_target(prov, "billing")
+    with pytest.raises(TransferRefused, match="there is no queue 'help'"):
+        transfer_target(prov, "queue:help")
+    with pytest.raises(TransferRefused, match="goes to queue:NAME or hotline:NAME"):
+        transfer_target(prov, "menu:welcome")
+    both = Provisioning(queues={"x": Queue("x")}, hotlines={"x": Hotline("x", entry=Target("queue", "x"))})
+    with pytest.raises(TransferRefused, match="both a queue and a hotline"):
+        transfer_target(both, "x")
+
+
+def test_a_user_event_from_asterisk_parses_with_its_variables() -> None:
+    raw = {"type": "ChannelUserevent", "application": "hotline", "timestamp": "2026-12-02T10:00:00.000+0000",
+           "eventname": TRANSFER_EVENT, "userevent": {"target": "queue:sales", "asked_by": "cli"},
+           "channel": {"id": "c1", "name": "PJSIP/sipp-trunk-1", "state": "Up",
+                       "caller": {"number": "100", "name": ""}, "connected": {"number": "", "name": ""},
+                       "dialplan": {"context": "hotline-inbound", "exten": "s", "priority": 1},
+                       "creationtime": "2026-12-02T10:00:00.000+0000"}}
+    event = parse_event(raw)
+    assert isinstance(event, ChannelUserevent)
+    assert (event.channel.id, event.eventname, dict(event.variables)) == (
+        "c1", TRANSFER_EVENT, {"target": "queue:sales", "asked_by": "cli"})
