@@ -167,8 +167,9 @@ async def _ask(settings: Settings, channel_id: str, target: Target, case_id: int
     except AriNotFound:  # the app: Asterisk has none of that name while no daemon is connected
         raise TransferRefused(f"case {case_id}: no daemon serves Stasis app {settings.ari_app!r} "
                               f"(is `hotline run` running?)") from None
-    except AriError as exc:  # 422: the channel ended a moment ago
-        raise TransferRefused(f"case {case_id}: Asterisk refused the transfer request ({exc})") from None
+    except AriError as exc:  # Asterisk unreachable, or the channel ended a moment ago (422)
+        raise TransferRefused(f"case {case_id}: the transfer request did not reach the daemon "
+                              f"({exc})") from None
     finally:
         await ari.close()
 

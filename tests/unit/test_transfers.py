@@ -5,6 +5,8 @@ on Asterisk."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from hotline.asterisk.ari_events import ChannelUserevent, parse_event
@@ -76,7 +78,8 @@ async def test_a_blind_transfer_to_a_queue_ends_the_talk_and_the_caller_waits_th
     complete, moved, noted, joined = engine.records.records[3:7]
     assert complete["detail"] == "transferred to queue:sales" and complete["talk_ms"] is not None
     assert (complete["queue"], moved["queue"], moved["agent"], moved["detail"]) == (2, 2, 1, "queue:sales")
-    assert (noted["request"], noted["asked_by"], noted["from_queue"], noted["from_agent"]) == ("r1", "cli", 2, 1)
+    assert (noted["request"], noted["asked_by"], noted["from_queue"], noted["from_agent"]) \
+        == ("r1", "cli", 2, 1)
     assert transfers(engine) == [("queue:sales", "transferred", "")]
     assert joined["queue"] == 1  # sales: counted in that queue's statistics like any caller
 
@@ -180,3 +183,20 @@ def test_a_user_event_from_asterisk_parses_with_its_variables() -> None:
     assert isinstance(event, ChannelUserevent)
     assert (event.channel.id, event.eventname, dict(event.variables)) == (
         "c1", TRANSFER_EVENT, {"target": "queue:sales", "asked_by": "cli"})
+
+
+async def test_a_transferred_caller_waiting_when_the_daemon_restarts_is_back_in_line_not_taken_for_a_talk(
+) -> None:
+    engine = Engine(two_queues(), logged_in=("boris",))
+    answered = datetime.now(UTC) - timedelta(seconds=60)
+    engine.hops.leave_open(70, "c7", queue_id=1, agent_id=1, answered_at=answered,  # anna, in support
+                           queued_at=answered + timedelta(seconds=50))  # then joined sales
+    engine.ari.left_by_last_daemon("c7")
+    await engine.router.reconcile()
+    await engine.ari.wait_for("originate")
+    assert engine.ari.of("originate")[0].args[0] == "PJSIP/boris"  # rung from its place in sales
+    assert engine.call("c7").state is CallState.RINGING
+    assert engine.records.summary() == [("event", 70, "ring")]  # no second join, no talk resumed
+    engine.ari.caller_hangs_up("c7")
+    await engine.ended()
+    assert engine.records.summary()[-1] == ("close", 70, "abandoned")
