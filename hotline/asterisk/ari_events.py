@@ -104,6 +104,20 @@ class ChannelUserevent(ChannelEvent):
 
 
 @dataclass(frozen=True)
+class ChannelTransfer(AriEvent):
+    """A REFER on a channel whose PJSIP_TRANSFER_HANDLING() is ari-only: Asterisk answered it 202
+    and does nothing more; the app does the transfer and reports how it goes (transfer_progress).
+    `destination`: the Refer-To user of a blind transfer; `protocol_id`: the SIP Call-ID of the
+    call an attended one replaces. Each report is echoed as another of these, with its `state`."""
+
+    source_channel_id: str = ""  # the channel the REFER came on
+    connected_channel_id: str | None = None  # the channel bridged with it
+    destination: str = ""
+    protocol_id: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
 class PlaybackEvent(AriEvent):
     playback_id: str
     target_uri: str
@@ -224,6 +238,17 @@ def _user_event(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelUsereven
                             variables={str(k): str(v) for k, v in values.items()})
 
 
+def _channel_transfer(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelTransfer:
+    referred, wanted = raw["referred_by"], raw["refer_to"]["requested_destination"]
+    connected = referred.get("connected_channel")
+    protocol_id, state = wanted.get("protocol_id"), raw.get("state")
+    return ChannelTransfer(**base, source_channel_id=_text(referred["source_channel"]["id"]),
+                           connected_channel_id=_text(connected["id"]) if connected else None,
+                           destination=_text(wanted.get("destination") or ""),
+                           protocol_id=_text(protocol_id) if protocol_id else None,
+                           state=_text(state) if state else None)
+
+
 def _channel_only(cls: type[ChannelEvent]) -> Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]:
     def parse(base: dict[str, Any], raw: Mapping[str, Any]) -> AriEvent:
         return cls(**base, channel=parse_channel(raw["channel"]))
@@ -246,6 +271,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
     "ChannelStateChange": _channel_only(ChannelStateChange),
     "ChannelDtmfReceived": _dtmf,
     "ChannelUserevent": _user_event,
+    "ChannelTransfer": _channel_transfer,
     "PlaybackStarted": _playback(PlaybackStarted),
     "PlaybackFinished": _playback(PlaybackFinished),
 }
@@ -260,6 +286,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
 HANDLED_EVENT_TYPES: tuple[str, ...] = (
     "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest", "ChannelDtmfReceived",
     "PlaybackFinished", "ApplicationReplaced", "ChannelUserevent",
+    "ChannelTransfer",
 )
 
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hotline.asterisk.ari_events import (
     Channel,
@@ -60,6 +61,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_web_headers
+from hotline.engine.transfer import TRANSFER_REFUSED
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.provision.model import Target, TargetAction
@@ -195,11 +197,18 @@ class InboundCall:
 
     def _refuse_transfer(self, asked: TransferAsked) -> None:
         """A transfer asked while this call talks with nobody: refused, and the refusal recorded
-        (the CLI waits for that row)."""
-        log.info("call %s: transfer to %s refused: no live talk (%s)", self.channel_id, asked.target,
+        (the CLI waits for that row; a phone that sent a REFER hears 603)."""
+        log.info("call %s: transfer to %r refused: no live talk (%s)", self.channel_id, asked.target,
                  self.state)
-        self.hops.record(TransferNoted(asked.request, asked.asked_by, str(asked.target), "refused",
-                                       f"no live talk (the call is {self.state})"))
+        self.hops.record(TransferNoted(asked.request, asked.asked_by, asked.target or "(none)", "refused",
+                                       f"no live talk (the call is {self.state})", kind=asked.kind))
+        if asked.refer_leg is not None:
+            leg = asked.refer_leg
+
+            async def decline() -> None:
+                with contextlib.suppress(AriError):
+                    await self.ctx.ari.transfer_progress(leg, TRANSFER_REFUSED)
+            self._in_background(decline())
 
     def _hang_up_stray_leg(self, channel_id: str) -> None:
         """An agent's leg answered a ring this call no longer waits for (placed before a restart,
@@ -209,8 +218,12 @@ class InboundCall:
         async def hang_up() -> None:
             with contextlib.suppress(AriError):
                 await self.ctx.ari.hangup(channel_id)
+        self._in_background(hang_up())
 
-        task = asyncio.get_running_loop().create_task(hang_up())
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """A request to Asterisk about another channel that this call need not wait for (kept
+        until it is done)."""
+        task = asyncio.get_running_loop().create_task(work)
         self._strays.add(task)
         task.add_done_callback(self._strays.discard)
 

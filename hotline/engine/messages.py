@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from hotline.asterisk.ari_events import AriEvent
 from hotline.engine.queueing.talk import Talk
-from hotline.provision.model import Target
 
 
 @dataclass(frozen=True)
@@ -44,12 +43,16 @@ class HandoverAsked:
 
 @dataclass(frozen=True)
 class TransferAsked:
-    """Pass this call's talk to `target` (a queue or a hotline, as `queue:NAME`), asked by
-    `asked_by` (cli, phone); `request` names the row the asker waits for (None: nobody waits)."""
+    """Pass this call's talk to `target`, as asked (`queue:NAME`, `hotline:NAME`, or a NAME only
+    one queue or hotline has), by `asked_by` (cli, phone). `request` names the row the asker waits
+    for (None: nobody waits); `refer_leg`: the agent's channel a REFER came on, which hears how it
+    went; `kind`: blind, or attended (a REFER with Replaces)."""
 
-    target: Target
+    target: str
     asked_by: str
     request: str | None = None
+    refer_leg: str | None = None
+    kind: str = "blind"
 
 
 Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked

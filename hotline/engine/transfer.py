@@ -6,9 +6,11 @@ takes the customer out of the case's bridge and sends them on to the target: a q
 `join` on the same hop, counted in that queue's statistics like any caller) or a hotline's entry
 (its menu included). Every transfer asked, done or refused, is a row of `transfers`.
 
-Who asks: the CLI, by an ARI user event about the customer's channel (`ask_transfer`); the daemon
-turns it into a TransferAsked message in the call's inbox (`transfer_asked`), and the call's visit
-acts on it while it talks, or refuses it.
+Who asks: the CLI, by an ARI user event about the customer's channel (`ask_transfer`), and the
+agent's phone, by a REFER that Asterisk hands to the app (a ChannelTransfer event: agents' legs
+are placed with PJSIP_TRANSFER_HANDLING() = ari-only). The router turns either into a
+TransferAsked message in the call's inbox; the call's visit acts on it while it talks, or refuses
+it, and a phone hears which by the NOTIFY that `transfer_progress` makes.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ from __future__ import annotations
 import uuid
 
 from hotline.asterisk.ari import AriClient
-from hotline.asterisk.ari_events import ChannelUserevent
+from hotline.asterisk.ari_events import ChannelTransfer, ChannelUserevent
 from hotline.engine.messages import TransferAsked
 from hotline.errors import TransferRefused
 from hotline.provision.model import Provisioning, Target, TargetAction
 
 TRANSFER_EVENT = "hotline-transfer"
 TARGET_KINDS = (TargetAction.QUEUE, TargetAction.HOTLINE)
-ASKED_BY_LIMIT = 64
+ASKED_LIMIT = 64  # characters kept of who asked and of a target as asked
+# An agent's leg: its REFER reaches the app (ChannelTransfer) instead of Asterisk's dialplan.
+ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
+# transfer_progress states: what the phone that sent the REFER is told (its NOTIFY's sipfrag)
+TRANSFER_DONE = "channel_answered"  # 200 OK
+TRANSFER_REFUSED = "channel_declined"  # 603 Decline
 
 
 def transfer_target(prov: Provisioning, text: str) -> Target:
@@ -46,13 +53,6 @@ def transfer_target(prov: Provisioning, text: str) -> Target:
     return Target(kind, name)
 
 
-def refusal(prov: Provisioning, target: Target) -> str | None:
-    """Why the daemon cannot send a call to `target` now (it went from provisioning), or None."""
-    if target.action not in TARGET_KINDS or target.name not in _names(prov, target.action):
-        return f"unknown target {target}"
-    return None
-
-
 def _names(prov: Provisioning, kind: str) -> dict[str, object]:
     return dict(prov.queues) if kind == TargetAction.QUEUE else dict(prov.hotlines)
 
@@ -61,9 +61,18 @@ def transfer_asked(event: ChannelUserevent) -> TransferAsked | None:
     """The TransferAsked a user event carries, or None when it is no transfer request."""
     if event.eventname != TRANSFER_EVENT:
         return None
-    kind, _, name = event.variables.get("target", "").partition(":")
-    asked_by = event.variables.get("asked_by", "")[:ASKED_BY_LIMIT] or "unknown"
-    return TransferAsked(Target(kind, name or None), asked_by, event.variables.get("request") or None)
+    asked_by = event.variables.get("asked_by", "")[:ASKED_LIMIT] or "unknown"
+    return TransferAsked(event.variables.get("target", "")[:ASKED_LIMIT], asked_by,
+                         event.variables.get("request") or None)
+
+
+def transfer_referred(event: ChannelTransfer) -> TransferAsked | None:
+    """The TransferAsked of a REFER, or None for Asterisk's echo of a progress the app reported."""
+    if event.state is not None:
+        return None
+    kind = "attended" if event.protocol_id and not event.destination else "blind"
+    return TransferAsked(event.destination[:ASKED_LIMIT], "phone", refer_leg=event.source_channel_id,
+                         kind=kind)
 
 
 async def ask_transfer(ari: AriClient, app: str, channel_id: str, target: Target, asked_by: str) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hotline.asterisk.ari_events import ChannelUserevent, parse_event
+from hotline.asterisk.ari_events import ChannelTransfer, ChannelUserevent, parse_event
 from hotline.engine.call_state import CallState
 from hotline.engine.queueing.agent_state import AgentStatus
 from hotline.engine.transfer import TRANSFER_EVENT, transfer_target
@@ -119,7 +119,8 @@ async def test_a_transfer_to_a_target_gone_from_provisioning_is_refused_and_the_
     await engine.settle()
     assert engine.call("c1").state is CallState.TALKING
     assert leg in engine.ari.live and engine.ari.bridge_members["case-101"] == ["c1", leg]
-    assert transfers(engine) == [("queue:billing", "refused", "unknown target queue:billing")]
+    assert transfers(engine) == [("queue:billing", "refused",
+                                  "unknown transfer target 'queue:billing': there is no queue 'billing'")]
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
     assert engine.records.summary()[-2:] == [("event", 1, "complete"), ("close", 1, "completed")]
@@ -200,3 +201,77 @@ async def test_a_transferred_caller_waiting_when_the_daemon_restarts_is_back_in_
     engine.ari.caller_hangs_up("c7")
     await engine.ended()
     assert engine.records.summary()[-1] == ("close", 70, "abandoned")
+
+
+def refer(agent_leg: str, destination: str = "", *, protocol_id: str | None = None,
+          state: str | None = None) -> ChannelTransfer:
+    """The agent's phone sent REFER on its leg, as Asterisk hands it to an ari-only channel."""
+    return ChannelTransfer("ChannelTransfer", APP, NOW, source_channel_id=agent_leg,
+                           connected_channel_id="c1", destination=destination, protocol_id=protocol_id,
+                           state=state)
+
+
+async def test_agents_are_rung_with_their_refer_handed_to_the_app() -> None:
+    engine = Engine(two_queues(), logged_in=("anna",))
+    leg = await talking_with_anna(engine)
+    assert engine.ari.variables[leg] == {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_refer_from_the_agents_phone_is_done_told_to_the_phone_then_the_agent_leaves() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    leg = await talking_with_anna(engine)
+    engine.ari.send(refer(leg, "sales"))
+    await engine.ari.wait_for("originate", 2)
+    told = engine.ari.names().index("transfer_progress")
+    assert engine.ari.requests[told].args == (leg, "channel_answered")
+    hung_up = [i for i, r in enumerate(engine.ari.requests) if r.name == "hangup" and r.args[0] == leg]
+    assert hung_up and hung_up[0] > told  # the phone hears 200 before its BYE
+    engine.ari.send(refer(leg, "sales", state="channel_answered"))  # Asterisk's echo: nothing more
+    await engine.settle()
+    assert len(engine.ari.of("transfer_progress")) == 1
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    [noted] = [r for r in engine.records.records if r["k"] == "transfer"]
+    assert (noted["asked_by"], noted["target"], noted["outcome"], noted["request"]) == (
+        "phone", "queue:sales", "transferred", None)
+
+
+async def test_a_refer_to_nothing_provisioned_is_declined_to_the_phone_and_the_talk_goes_on() -> None:
+    engine = Engine(two_queues(), logged_in=("anna",))
+    leg = await talking_with_anna(engine)
+    engine.ari.send(refer(leg, "5551234"))
+    await engine.ari.wait_for("transfer_progress")
+    assert engine.ari.of("transfer_progress")[0].args == (leg, "channel_declined")
+    assert engine.call("c1").state is CallState.TALKING and leg in engine.ari.live
+    engine.ari.send(refer(leg, protocol_id="abc@host"))  # attended: Refer-To with Replaces
+    await engine.ari.wait_for("transfer_progress", 2)
+    assert engine.ari.of("transfer_progress")[1].args == (leg, "channel_declined")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert transfers(engine) == [
+        ("5551234", "refused", "unknown transfer target '5551234': no queue or hotline has that name"),
+        ("(none)", "refused", "attended transfers from the phone are not taken yet")]
+    assert [r["kind"] for r in engine.records.records if r["k"] == "transfer"] == ["blind", "attended"]
+
+
+async def test_a_refer_on_a_leg_no_talk_holds_is_declined() -> None:
+    engine = Engine(two_queues())
+    engine.ari.live.add("stray-agent-leg")
+    engine.ari.send(refer("stray-agent-leg", "sales"))
+    await engine.ari.wait_for("transfer_progress")
+    assert engine.ari.of("transfer_progress")[0].args == ("stray-agent-leg", "channel_declined")
+
+
+def test_a_refer_from_asterisk_parses_with_its_destination_and_legs() -> None:
+    chan = {"id": "c1-agent-1", "name": "PJSIP/anna-1", "state": "Up", "caller": {"number": "", "name": ""},
+            "connected": {"number": "", "name": ""}, "creationtime": "2026-12-02T10:00:00.000+0000",
+            "dialplan": {"context": "hotline-agents", "exten": "s", "priority": 1}}
+    raw = {"type": "ChannelTransfer", "application": "hotline", "timestamp": "2026-12-02T10:00:00.000+0000",
+           "refer_to": {"requested_destination": {"destination": "sales"}},
+           "referred_by": {"source_channel": chan, "connected_channel": {**chan, "id": "c1"}}}
+    event = parse_event(raw)
+    assert isinstance(event, ChannelTransfer)
+    assert (event.source_channel_id, event.connected_channel_id, event.destination, event.protocol_id,
+            event.state) == ("c1-agent-1", "c1", "sales", None, None)

@@ -48,8 +48,8 @@ from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Ringing, Talk
-from hotline.engine.transfer import refusal
-from hotline.errors import AriError, AriNotFound
+from hotline.engine.transfer import ARI_TRANSFERS, TRANSFER_DONE, TRANSFER_REFUSED, transfer_target
+from hotline.errors import AriError, AriNotFound, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target, TargetAction
 from hotline.store.hops import Hop
@@ -480,7 +480,7 @@ class QueueVisit:
             await self.ctx.ari.originate(
                 f"PJSIP/{agent.endpoint}", self.ctx.app, f"agent,{self.call.channel_id}", channel_id,
                 timeout_s=self.queue.ring_timeout, caller_id=self.call.channel.caller_num,
-                formats=originate_formats(agent.capabilities))
+                formats=originate_formats(agent.capabilities), variables=ARI_TRANSFERS)
         except AriError as exc:  # not registered, unknown endpoint: next agent
             log.info("queue %s: could not ring %s: %s", self.queue.name, agent.name, exc)
             self._no_answer(leg, "dial failed")
@@ -547,21 +547,20 @@ class QueueVisit:
             raise
         if isinstance(ended, HandoverAsked):
             return self._hand_over(ended, leg, answered_at)
-        if isinstance(ended, TransferAsked):
-            return await self._transfer(ended, leg, answered_at)
+        if isinstance(ended, tuple):
+            return await self._transfer(*ended, leg, answered_at)
         return await self._talk_ended(leg, answered_at, ended)
 
-    async def _until_talk_ends(self, leg: Ringing) -> Party | HandoverAsked | TransferAsked:
+    async def _until_talk_ends(self, leg: Ringing) -> Party | HandoverAsked | tuple[TransferAsked, Target]:
         """While talking: the agent hanging up, the customer's video leg asking for the talk, or
         a transfer asked (one the daemon cannot do is refused, and the talk goes on); the caller's
         switch key asks for a link to move to video."""
         while True:
             message = await self.call.next_event()
             if isinstance(message, TransferAsked):
-                why_not = refusal(self.ctx.directory.snapshot.prov, message.target)
-                if why_not is None:
-                    return message
-                self._transfer_refused(message, leg, why_not)
+                target = await self._transfer_target(message, leg)
+                if target is not None:
+                    return message, target
                 continue
             if isinstance(message, HandoverAsked) and not message.reply.done():
                 if self.visit_hop is not None:
@@ -587,34 +586,55 @@ class QueueVisit:
         self.call.leave(EndReason.SWITCHED)
         return TalkOver(EndReason.SWITCHED)
 
-    async def _transfer(self, asked: TransferAsked, leg: Ringing, answered_at: float) -> Transferred:
+    async def _transfer_target(self, asked: TransferAsked, leg: Ringing) -> Target | None:
+        """Where the transfer goes, or None: refused (recorded, and told to the phone that asked),
+        and the talk goes on."""
+        try:
+            if asked.kind != "blind":
+                raise TransferRefused("attended transfers from the phone are not taken yet")
+            if asked.refer_leg not in (None, leg.channel_id):
+                raise TransferRefused("the REFER came on a leg that is not this talk's agent")
+            return transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+        except TransferRefused as refused:
+            why = str(refused)
+        log.info("call %s: transfer to %r asked by %s refused: %s", self.call.channel_id, asked.target,
+                 asked.asked_by, why)
+        self.call.move(CallState.TALKING, TransferNoted(
+            asked.request, asked.asked_by, asked.target or "(none)", "refused", why, kind=asked.kind,
+            from_queue_id=self.queue_id, from_agent_id=self.agent_ids.get(leg.agent.name),
+            on_hop=self._on_hop()))
+        await self._report_transfer(asked, TRANSFER_REFUSED)
+        return None
+
+    async def _transfer(self, asked: TransferAsked, target: Target, leg: Ringing,
+                        answered_at: float) -> Transferred:
         """Blind: the talk ends with its complete and a transfer event, the agent goes to wrap-up
-        and leaves, and the caller, out of the case's bridge (which goes, with anyone brought into
-        the talk), goes on to the target; its next visit joins with music at once."""
-        call, target = self.call, str(asked.target)
+        and leaves (a phone that sent a REFER hears it done first), and the caller, out of the
+        case's bridge (which goes, with anyone brought into the talk), goes on to the target; its
+        next visit joins with music at once."""
+        call, to = self.call, str(target)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         agent_id = self.agent_ids.get(leg.agent.name)
         call.move(CallState.TALKING,
                   *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
-                              detail=f"transferred to {target}"),
-                  *self._step(E.TRANSFER, agent=leg.agent, detail=target),
-                  TransferNoted(asked.request, asked.asked_by, target, "transferred",
+                              detail=f"transferred to {to}"),
+                  *self._step(E.TRANSFER, agent=leg.agent, detail=to),
+                  TransferNoted(asked.request, asked.asked_by, to, "transferred",
                                 from_queue_id=self.queue_id, from_agent_id=agent_id, on_hop=self._on_hop()))
-        log.info("call %s: %s transferred by %s to %s", call.channel_id, leg.agent.name, asked.asked_by,
-                 target)
+        log.info("call %s: %s transferred by %s to %s", call.channel_id, leg.agent.name, asked.asked_by, to)
+        await self._report_transfer(asked, TRANSFER_DONE)
         await self._hang_up(leg.channel_id)
         for participant in self.ctx.conference_legs(call.case_id or 0):
             await self._hang_up(participant)
         await self.ctx.ari.destroy_bridge(call.bridge_id)
-        return Transferred(asked.target)
+        return Transferred(target)
 
-    def _transfer_refused(self, asked: TransferAsked, leg: Ringing, why: str) -> None:
-        log.info("call %s: transfer to %s asked by %s refused: %s", self.call.channel_id, asked.target,
-                 asked.asked_by, why)
-        self.call.move(CallState.TALKING, TransferNoted(
-            asked.request, asked.asked_by, str(asked.target), "refused", why, from_queue_id=self.queue_id,
-            from_agent_id=self.agent_ids.get(leg.agent.name), on_hop=self._on_hop()))
+    async def _report_transfer(self, asked: TransferAsked, state: str) -> None:
+        """The NOTIFY a phone that sent a REFER waits for (nothing to tell the CLI: it reads the row)."""
+        if asked.refer_leg is not None:
+            with contextlib.suppress(AriError):  # the agent hung up meanwhile: nobody to tell
+                await self.ctx.ari.transfer_progress(asked.refer_leg, state)
 
     def _on_hop(self) -> Hop | None:
         return self.visit_hop if self.visit_hop is not self.call.hop else None
