@@ -1,11 +1,15 @@
-"""Transfers through the real lab: `hotline case transfer` passes a caller talking with one agent
-(sipp phones) to another queue, where the second agent's phone rings and is bridged with the same
-caller on the same hop; the first agent's phone gets its BYE. The rows say it: the first talk's
-complete and transfer, the target queue's join and answer, and one row of transfers."""
+"""Transfers through the real lab: `hotline case transfer`, or the first agent's phone by a blind
+REFER, passes a caller talking with one agent (sipp phones) to another queue, where the second
+agent's phone rings and is bridged with the same caller on the same hop; the first agent's phone
+hears the transfer done (NOTIFY, sipfrag 200) and gets its BYE. The rows say it: the first talk's
+complete and transfer, the target queue's join and answer, and one row of transfers. A transfer
+that cannot be done is refused (one line for the CLI, sipfrag 603 for the phone), the talk
+untouched."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -148,3 +152,85 @@ def test_case_transfer_refuses_in_one_line_and_the_talk_goes_on(
     finally:
         stop(started)
     assert rows(db, "SELECT id FROM transfers") == []  # refused before the daemon was asked
+
+
+def sipfrags(messages: Path) -> list[str]:
+    """The status line of every NOTIFY the phone received (its REFER's progress), in order."""
+    frags = []
+    for message in messages.read_text(errors="replace").split("-----------------------------------"):
+        if "message received" in message and re.search(r"^\s*NOTIFY sip:", message, re.MULTILINE):
+            frag = re.search(r"^\s*(SIP/2\.0 \d{3}[^\r\n]*)", message.split("\n\n", 2)[-1], re.MULTILINE)
+            frags.append(frag.group(1).strip() if frag else "(no sipfrag)")
+    return frags
+
+
+def refer_accepted(messages: Path) -> bool:
+    return bool(re.search(r"^\s*SIP/2\.0 202 ", messages.read_text(errors="replace"), re.MULTILINE))
+
+
+@TWO_QUEUES
+def test_a_refer_from_the_agents_phone_passes_the_caller_to_another_queue_and_the_phone_hears_200(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "p", {"tf_first": 0}, {"tf_sales": 0})
+    seen = tmp_path / "first-phone.msg"
+    started = [sipp.agent_phone(first.name, first.password, ring_ms=200, scenario="agent_refers.xml",
+                                more_fields=("1500", "tf_sales"), messages=seen),
+               sipp.agent_phone(second.name, second.password, ring_ms=200)]
+    try:
+        wait_until(lambda: registered(lab, first.name) and registered(lab, second.name),
+                   what="agent phones registered")
+        caller = sipp.start_call(NUMBER, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
+                                      None), what="the call answered by the first agent")
+        referring = sipp.finish(started[0])
+        assert referring.ok, referring.output + daemon.log()  # REFER 202, NOTIFYs answered, BYE
+        assert refer_accepted(seen) and sipfrags(seen)[-1] == "SIP/2.0 200 OK", seen.read_text()
+
+        def with_second_agent() -> list[str] | None:
+            now = bridge_channels(daemon_env, hop["case_id"])
+            return now if len(now) == 2 and hop["channel_id"] in now else None
+        after = wait_until(with_second_agent, what="the caller bridged with the second agent")
+        assert f"PJSIP/{second.name}-" in channel_name(daemon_env, next(c for c in after
+                                                                        if c != hop["channel_id"]))
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        assert sipp.finish(caller).ok
+        assert sipp.finish(started[1]).ok
+        wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
+    finally:
+        stop(started)
+    [row] = rows(db, "SELECT kind, asked_by, target, outcome, request FROM transfers")
+    assert row == {"kind": "blind", "asked_by": "phone", "target": "queue:tf_sales", "outcome": "transferred",
+                   "request": None}
+    events = rows(db, "SELECT q.name AS queue, e.event FROM queue_events e JOIN queues q ON q.id = e.queue_id"
+                      " ORDER BY e.id")
+    assert [(e["queue"], e["event"]) for e in events][3:6] == [
+        ("tf_first", "complete"), ("tf_first", "transfer"), ("tf_sales", "join")]
+
+
+@TWO_QUEUES
+def test_a_refer_to_nothing_provisioned_is_declined_with_603_and_the_talk_goes_on(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "d", {"tf_first": 0})
+    seen = tmp_path / "phone.msg"
+    started = [sipp.agent_phone(agent.name, agent.password, ring_ms=200, scenario="agent_refers.xml",
+                                more_fields=("1000", "5551234"), messages=seen)]
+    try:
+        wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+        caller = sipp.start_call(NUMBER, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
+                                      None), what="the call answered")
+        [refused] = wait_until(lambda: rows(db, "SELECT asked_by, target, outcome, detail FROM transfers"),
+                               what="the refusal recorded")
+        assert refused == {"asked_by": "phone", "target": "5551234", "outcome": "refused",
+                           "detail": "unknown transfer target '5551234': no queue or hotline has that name"}
+        wait_until(lambda: seen.exists() and sipfrags(seen), what="the phone told")
+        assert sipfrags(seen) == ["SIP/2.0 603 Declined"] or sipfrags(seen)[-1].startswith("SIP/2.0 603")
+        assert len(bridge_channels(daemon_env, hop["case_id"])) == 2  # still talking
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        assert sipp.finish(caller).ok
+        assert sipp.finish(started[0]).ok  # the agent's phone got its BYE with the talk's end
+    finally:
+        stop(started)
+    assert [r["end_reason"] for r in rows(db, "SELECT end_reason FROM hops")] == ["completed"]
