@@ -92,9 +92,13 @@ async def test_a_blind_transfer_is_one_hop_two_visits_and_one_row(
     # The hop follows its last visit: in sales, answered by boris after its join there.
     assert rows(db, "SELECT queue_id, agent_id, answered_at > queued_at AS talking FROM hops") == [
         {"queue_id": ids["sales"], "agent_id": ids["boris"], "talking": True}]
-    stats = {r["queue"]: r for r in rows(db, "SELECT * FROM stats_queue(%s, %s)", (T0, at(3600)))}
-    assert [(q, stats[q]["offered"], stats[q]["answered"], stats[q]["asa_s"], stats[q]["avg_talk_s"])
-            for q in ("sales", "support")] == [("sales", 1, 1, 9, 60), ("support", 1, 1, 4, 60)]
+    stats = {r["queue"]: r for r in rows(db, "SELECT * FROM stats_queue(%s, %s)", T0, at(3600))}
+    assert [(q, stats[q]["offered"], stats[q]["answered"], stats[q]["asa_s"], stats[q]["avg_talk_s"],
+             stats[q]["transferred_out"], stats[q]["transferred_in"]) for q in ("sales", "support")] \
+        == [("sales", 1, 1, 9, 60, 0, 1), ("support", 1, 1, 4, 60, 1, 0)]
+    agents = {r["agent"]: r for r in rows(db, "SELECT * FROM stats_agent(%s, %s)", T0, at(3600))}
+    assert [(a, agents[a]["answered"], agents[a]["transferred_out"], agents[a]["transferred_in"])
+            for a in ("anna", "boris")] == [("anna", 1, 1, 0), ("boris", 1, 0, 1)]
     said = [m.what for m in timeline.moments()]
     assert "blind transfer asked by cli from queue support agent anna to queue:sales: transferred" in said
     assert said.index("queue support: transfer anna (queue:sales)") \
@@ -133,7 +137,7 @@ async def test_the_cli_refuses_an_unknown_target_and_a_case_without_a_live_talk_
     code, said = transfer_cli(db_dsn, "999", "sales")
     assert (code, said) == (1, "Error: case 999 has no call in progress (or does not exist)")
     # Talking, but Asterisk unreachable: the request cannot reach the daemon, and it says so.
-    db.execute("UPDATE hops SET queued_at = %s, answered_at = %s", (at(0), at(4)))
+    db.execute("UPDATE hops SET queued_at = %s, answered_at = %s", (at(0), at(4)))  # talking now
     code, said = transfer_cli(db_dsn, str(hop.case_id), "sales")
     assert code == 1 and said.startswith(f"Error: case {hop.case_id}: the transfer request did not reach "
                                          f"the daemon (ARI POST events/user/hotline-transfer: Asterisk at")
