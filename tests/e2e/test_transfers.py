@@ -157,7 +157,7 @@ def test_case_transfer_refuses_in_one_line_and_the_talk_goes_on(
 def sipfrags(messages: Path) -> list[str]:
     """The status line of every NOTIFY the phone received (its REFER's progress), in order."""
     frags = []
-    for message in messages.read_text(errors="replace").split("-----------------------------------"):
+    for message in messages.read_text(errors="replace").replace("\r\n", "\n").split("-" * 35):
         if "message received" in message and re.search(r"^\s*NOTIFY sip:", message, re.MULTILINE):
             frag = re.search(r"^\s*(SIP/2\.0 \d{3}[^\r\n]*)", message.split("\n\n", 2)[-1], re.MULTILINE)
             frags.append(frag.group(1).strip() if frag else "(no sipfrag)")
@@ -226,7 +226,7 @@ def test_a_refer_to_nothing_provisioned_is_declined_with_603_and_the_talk_goes_o
         assert refused == {"asked_by": "phone", "target": "5551234", "outcome": "refused",
                            "detail": "unknown transfer target '5551234': no queue or hotline has that name"}
         wait_until(lambda: seen.exists() and sipfrags(seen), what="the phone told")
-        assert sipfrags(seen) == ["SIP/2.0 603 Declined"] or sipfrags(seen)[-1].startswith("SIP/2.0 603")
+        assert sipfrags(seen)[-1].startswith("SIP/2.0 603"), seen.read_text()
         assert len(bridge_channels(daemon_env, hop["case_id"])) == 2  # still talking
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(caller).ok
