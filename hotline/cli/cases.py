@@ -146,10 +146,10 @@ def transfer(ctx: click.Context, case_id: int, target: str) -> None:
 
 
 async def _live_talk_channel(conn: AsyncConnection, case_id: int) -> str:
-    """The channel of case `case_id`'s leg talking with an agent now: answered after its last
-    join (a join after the answer is a transfer's next visit)."""
+    """The channel of case `case_id`'s leg talking with an agent now (a transfer clears the hop's
+    agent until the next one answers)."""
     cur = await conn.execute(
-        "SELECT channel_id, answered_at IS NOT NULL AND (queued_at IS NULL OR answered_at >= queued_at)"
+        "SELECT channel_id, answered_at IS NOT NULL AND agent_id IS NOT NULL"
         " FROM hops WHERE case_id = %s AND ended_at IS NULL ORDER BY seq DESC LIMIT 1", (case_id,))
     row = await cur.fetchone()
     if row is None:

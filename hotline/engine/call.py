@@ -398,9 +398,8 @@ class InboundCall:
             return False
         self.answered = True
         visit = QueueVisit(self, self.ctx, queue)
-        # Answered after its last join: talking. A join after the answer is a transfer's next visit.
-        if (hop.answered_at is not None and hop.agent_id is not None
-                and (hop.queued_at is None or hop.answered_at >= hop.queued_at)):
+        # An agent on the hop: talking (a transfer clears it until the next agent answers).
+        if hop.answered_at is not None and hop.agent_id is not None:
             await self._resume_talk(visit, hop.agent_id, hop.answered_at.timestamp())
             return True
         if hop.queued_at is None:

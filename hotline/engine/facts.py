@@ -116,8 +116,9 @@ class Refused:
 
 @dataclass(frozen=True)
 class TransferNoted:
-    """A transfer asked of the call's talk, done or refused (a row of transfers). `on_hop`: the
-    visit's hop when it is not the call's own (a talk a video leg took over)."""
+    """A transfer asked of the call's talk, done or refused (a row of transfers), on the call's own
+    hop (a talk a video leg took over is transferred on the video leg's hop; one done clears the
+    hop's agent)."""
 
     request: str | None
     asked_by: str
@@ -128,10 +129,8 @@ class TransferNoted:
     from_queue_id: int | None = None
     from_agent_id: int | None = None
     at: datetime = field(default_factory=now)
-    on_hop: Hop | None = None
 
     def record(self, hop: Hop) -> Record:
-        hop = self.on_hop or hop
         return transfer_record(TransferRow(
             hop_id=hop.id, case_id=hop.case_id, request=self.request, kind=self.kind,
             asked_by=self.asked_by, from_queue_id=self.from_queue_id, from_agent_id=self.from_agent_id,

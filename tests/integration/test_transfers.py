@@ -89,9 +89,9 @@ async def test_a_blind_transfer_is_one_hop_two_visits_and_one_row(
                     " FROM transfers") == [
         {"kind": "blind", "asked_by": "cli", "from_queue_id": ids["support"], "from_agent_id": ids["anna"],
          "target": "queue:sales", "outcome": "transferred"}]
-    # The hop follows its last visit: in sales, answered by boris after its join there.
-    assert rows(db, "SELECT queue_id, agent_id, answered_at > queued_at AS talking FROM hops") == [
-        {"queue_id": ids["sales"], "agent_id": ids["boris"], "talking": True}]
+    # The hop: its last visit's queue and agent, answered when anna first answered.
+    assert rows(db, "SELECT queue_id, agent_id, answered_at FROM hops") == [
+        {"queue_id": ids["sales"], "agent_id": ids["boris"], "answered_at": at(4)}]
     stats = {r["queue"]: r for r in rows(db, "SELECT * FROM stats_queue(%s, %s)", T0, at(3600))}
     assert [(q, stats[q]["offered"], stats[q]["answered"], stats[q]["asa_s"], stats[q]["avg_talk_s"],
              stats[q]["transferred_out"], stats[q]["transferred_in"]) for q in ("sales", "support")] \
@@ -103,6 +103,15 @@ async def test_a_blind_transfer_is_one_hop_two_visits_and_one_row(
     assert "blind transfer asked by cli from queue support agent anna to queue:sales: transferred" in said
     assert said.index("queue support: transfer anna (queue:sales)") \
         < said.index("queue sales: join (position 1)")
+
+
+async def test_between_a_transfer_and_the_next_answer_the_hop_has_no_agent(
+        contacts: Contacts, ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    hop = await live_hop(contacts)
+    async with await connect(db_dsn) as conn:
+        await write_records(conn, transferred_from_support_to_sales(hop, ids)[:7])  # waiting in sales
+    assert rows(db, "SELECT queue_id, agent_id, answered_at, queued_at FROM hops") == [
+        {"queue_id": ids["sales"], "agent_id": None, "answered_at": at(4), "queued_at": at(64)}]
 
 
 async def test_a_refused_transfer_is_recorded_once_per_request_and_found_by_it(
@@ -137,7 +146,7 @@ async def test_the_cli_refuses_an_unknown_target_and_a_case_without_a_live_talk_
     code, said = transfer_cli(db_dsn, "999", "sales")
     assert (code, said) == (1, "Error: case 999 has no call in progress (or does not exist)")
     # Talking, but Asterisk unreachable: the request cannot reach the daemon, and it says so.
-    db.execute("UPDATE hops SET queued_at = %s, answered_at = %s", (at(0), at(4)))  # talking now
+    db.execute("UPDATE hops SET agent_id = %s, answered_at = %s", (ids["anna"], at(4)))  # talking now
     code, said = transfer_cli(db_dsn, str(hop.case_id), "sales")
     assert code == 1 and said.startswith(f"Error: case {hop.case_id}: the transfer request did not reach "
                                          f"the daemon (ARI POST events/user/hotline-transfer: Asterisk at")

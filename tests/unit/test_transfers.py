@@ -189,8 +189,8 @@ def test_a_user_event_from_asterisk_parses_with_its_variables() -> None:
 async def test_a_transferred_caller_waiting_when_the_daemon_restarts_is_back_in_line_not_taken_for_a_talk(
 ) -> None:
     engine = Engine(two_queues(), logged_in=("boris",))
-    answered = datetime.now(UTC) - timedelta(seconds=60)
-    engine.hops.leave_open(70, "c7", queue_id=1, agent_id=1, answered_at=answered,  # anna, in support
+    answered = datetime.now(UTC) - timedelta(seconds=60)  # by anna, in support; the transfer cleared her
+    engine.hops.leave_open(70, "c7", queue_id=1, agent_id=None, answered_at=answered,
                            queued_at=answered + timedelta(seconds=50))  # then joined sales
     engine.ari.left_by_last_daemon("c7")
     await engine.router.reconcile()

@@ -601,8 +601,7 @@ class QueueVisit:
                  asked.asked_by, why)
         self.call.move(CallState.TALKING, TransferNoted(
             asked.request, asked.asked_by, asked.target or "(none)", "refused", why, kind=asked.kind,
-            from_queue_id=self.queue_id, from_agent_id=self.agent_ids.get(leg.agent.name),
-            on_hop=self._on_hop()))
+            from_queue_id=self.queue_id, from_agent_id=self.agent_ids.get(leg.agent.name)))
         await self._report_transfer(asked, TRANSFER_REFUSED)
         return None
 
@@ -621,7 +620,7 @@ class QueueVisit:
                               detail=f"transferred to {to}"),
                   *self._step(E.TRANSFER, agent=leg.agent, detail=to),
                   TransferNoted(asked.request, asked.asked_by, to, "transferred",
-                                from_queue_id=self.queue_id, from_agent_id=agent_id, on_hop=self._on_hop()))
+                                from_queue_id=self.queue_id, from_agent_id=agent_id))
         log.info("call %s: %s transferred by %s to %s", call.channel_id, leg.agent.name, asked.asked_by, to)
         await self._report_transfer(asked, TRANSFER_DONE)
         await self._hang_up(leg.channel_id)

@@ -1,6 +1,7 @@
 -- Transfers (issue 17): an agent passes the customer to a queue or a hotline. The customer's leg
 -- stays the same hop: a transfer is not a new leg but the end of one talk and a new visit on the
--- same hop. The talk being left gets its `complete` (with its talk time) and a `transfer` queue
+-- same hop. The hop's agent_id is its live talk's agent: a transfer clears it, the next answer
+-- sets it; answered_at stays the first answer (the contact was answered then). The talk being left gets its `complete` (with its talk time) and a `transfer` queue
 -- event (the agent, the target); the target queue's visit is an ordinary `join` on the same
 -- hop, so that queue's offered, answered, ASA and service level count it like any caller. Each
 -- transfer asked, done or refused, is one row here: who asked, when, blind or attended, from which
@@ -50,7 +51,9 @@ BEGIN
             IF r->>'event' = 'join' THEN
                 UPDATE hops SET queue_id = (r->>'queue')::bigint, queued_at = happened WHERE id = the_hop;
             ELSIF r->>'event' = 'answer' THEN
-                UPDATE hops SET agent_id = (r->>'agent')::bigint, answered_at = happened WHERE id = the_hop;
+                -- answered_at stays the first answer (a transfer's next agent answers again)
+                UPDATE hops SET agent_id = (r->>'agent')::bigint, answered_at = coalesce(answered_at, happened)
+                 WHERE id = the_hop;
                 UPDATE cases SET last_agent_id = (r->>'agent')::bigint WHERE id = case_of;
             END IF;
         WHEN 'digit' THEN
@@ -116,6 +119,9 @@ BEGIN
                     (r->>'from_queue')::bigint, (r->>'from_agent')::bigint, r->>'target', r->>'outcome',
                     coalesce(r->>'detail', ''))
             ON CONFLICT (request) DO NOTHING;
+            IF r->>'outcome' = 'transferred' THEN  -- the agent left: no live talk until the next answer
+                UPDATE hops SET agent_id = NULL WHERE id = the_hop;
+            END IF;
         END CASE;  -- any other "k": CASE_NOT_FOUND, and the batch is written record by record
     END LOOP;
     RETURN closed;
