@@ -231,6 +231,7 @@ def test_a_refer_to_nothing_provisioned_is_declined_with_603_and_the_talk_goes_o
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(caller).ok
         assert sipp.finish(started[0]).ok  # the agent's phone got its BYE with the talk's end
+        wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
     finally:
         stop(started)
     assert [r["end_reason"] for r in rows(db, "SELECT end_reason FROM hops")] == ["completed"]
