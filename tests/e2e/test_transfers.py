@@ -235,3 +235,61 @@ def test_a_refer_to_nothing_provisioned_is_declined_with_603_and_the_talk_goes_o
     finally:
         stop(started)
     assert [r["end_reason"] for r in rows(db, "SELECT end_reason FROM hops")] == ["completed"]
+
+
+VIDEO_QUEUES = pytest.mark.provision(BASE + """
+[queues.tv_first]
+ring_timeout = 5
+wrapup = 0
+prefer_video_agents = true
+video_fallback = "never"
+
+[queues.tv_second]
+ring_timeout = 5
+prefer_video_agents = true
+video_fallback = "never"
+
+[hotlines.tv]
+entry = "queue:tv_first"
+
+[numbers.video-transfer]
+hotline = "tv"
+kind = "video"
+""")
+
+
+@VIDEO_QUEUES
+def test_a_video_caller_transferred_talks_on_video_with_the_next_video_agent(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "w", {"tv_first": 0}, {"tv_second": 0},
+                                     capabilities=[("audio", "video"), ("audio", "video")])
+    started = [sipp.agent_phone(a.name, a.password, ring_ms=200, scenario="agent_answers_video.xml")
+               for a in (first, second)]
+    try:
+        wait_until(lambda: registered(lab, first.name) and registered(lab, second.name),
+                   what="agent phones registered")
+        caller = sipp.start_call("video-transfer", "video_caller_until_bye.xml", caller="sipp-video",
+                                 source=sipp.VIDEO_PHONE, timeout_s=60)
+        hop = wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
+                                      None), what="the video call answered by the first agent")
+        done = hotline_cli(daemon_env, "case", "transfer", str(hop["case_id"]), "tv_second")
+        assert done.returncode == 0, done.stderr + daemon.log()
+        assert sipp.finish(started[0]).ok  # the first agent's phone got its BYE
+
+        def video_bridge_with_second() -> dict[str, object] | None:
+            status, body = ari_get(daemon_env, f"bridges/case-{hop['case_id']}")
+            bridge = json.loads(body) if status == 200 else {"channels": []}
+            legs = [c for c in bridge["channels"] if c != hop["channel_id"]]
+            return bridge if len(bridge["channels"]) == 2 and legs and \
+                f"PJSIP/{second.name}-" in channel_name(daemon_env, legs[0]) else None
+        bridge = wait_until(video_bridge_with_second, what="the caller bridged with the second agent")
+        assert bridge["video_mode"] == "sfu", bridge
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        run = sipp.finish(caller)
+        assert run.ok, run.output[-2000:]
+        assert sipp.finish(started[1]).ok  # its INVITE offered VP8 video (the scenario checks it)
+        wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
+    finally:
+        stop(started)
+    assert rows(db, "SELECT media, end_reason FROM hops") == [{"media": "video", "end_reason": "completed"}]
