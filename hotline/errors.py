@@ -105,6 +105,11 @@ class SwitchNotPossible(HotlineError):
     """The leg cannot be switched now (unknown, ended, or not talking with an agent)."""
 
 
+class TransferRefused(HotlineError):
+    """A transfer that cannot be done (unknown target, no live talk): one line saying why; the
+    customer's talk goes on untouched."""
+
+
 class WebRefusal(HotlineError):
     """The web pages refuse a request; `status` is the HTTP status the client gets, and
     `retry_after_s`, when set, how long it should wait before asking again (429, 503)."""

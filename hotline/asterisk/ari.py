@@ -156,12 +156,26 @@ class AriClient:
         return str(result["id"])
 
     async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
-                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None:
+                        timeout_s: int, caller_id: str = "", formats: str | None = None,
+                        variables: Mapping[str, str] | None = None) -> None:
         """Dial `endpoint` into Stasis: the answered channel arrives as StasisStart with app_args;
-        unanswered, Asterisk hangs it up after timeout_s (ChannelDestroyed with the cause)."""
+        unanswered, Asterisk hangs it up after timeout_s (ChannelDestroyed with the cause).
+        `variables` are set on the new channel (functions too: `PJSIP_TRANSFER_HANDLING()`)."""
         await self.request("POST", "channels", params={
             "endpoint": endpoint, "app": app, "appArgs": app_args, "channelId": channel_id,
-            "timeout": timeout_s, "callerId": caller_id or None, "formats": formats})
+            "timeout": timeout_s, "callerId": caller_id or None, "formats": formats},
+            body={"variables": dict(variables)} if variables else None)
+
+    async def transfer_progress(self, channel_id: str, state: str) -> None:
+        """Tell the phone that sent a REFER on `channel_id` how its transfer goes (a NOTIFY):
+        channel_progress, channel_answered, channel_declined or channel_unavailable."""
+        await self.request("POST", f"channels/{channel_id}/transfer_progress", params={"states": state})
+
+    async def user_event(self, app: str, name: str, channel_id: str, variables: Mapping[str, str]) -> None:
+        """Send app `app` a ChannelUserevent `name` about `channel_id` (404 when the channel is gone)."""
+        await self.request("POST", f"events/user/{name}",
+                           params={"application": app, "source": f"channel:{channel_id}"},
+                           body={"variables": dict(variables)})
 
     async def start_moh(self, channel_id: str, moh_class: str) -> None:
         await self.request("POST", f"channels/{channel_id}/moh", params={"mohClass": moh_class})

@@ -95,6 +95,29 @@ class ChannelDtmfReceived(ChannelEvent):
 
 
 @dataclass(frozen=True)
+class ChannelUserevent(ChannelEvent):
+    """A user event sent to the app about a channel (POST /events/user/NAME?source=channel:ID):
+    how the CLI asks the daemon that runs the call for something (a transfer)."""
+
+    eventname: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelTransfer(AriEvent):
+    """A REFER on a channel whose PJSIP_TRANSFER_HANDLING() is ari-only: Asterisk answered it 202
+    and does nothing more; the app does the transfer and reports how it goes (transfer_progress).
+    `destination`: the Refer-To user of a blind transfer; `protocol_id`: the SIP Call-ID of the
+    call an attended one replaces. Each report is echoed as another of these, with its `state`."""
+
+    source_channel_id: str = ""  # the channel the REFER came on
+    connected_channel_id: str | None = None  # the channel bridged with it
+    destination: str = ""
+    protocol_id: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
 class PlaybackEvent(AriEvent):
     playback_id: str
     target_uri: str
@@ -207,6 +230,25 @@ def _dtmf(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelDtmfReceived:
                                duration_ms=int(raw.get("duration_ms", 0)))
 
 
+def _user_event(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelUserevent:
+    values = raw.get("userevent") or {}
+    if not isinstance(values, Mapping):
+        raise InvalidEvent(f"ChannelUserevent with userevent {values!r}")
+    return ChannelUserevent(**base, channel=parse_channel(raw["channel"]), eventname=_text(raw["eventname"]),
+                            variables={str(k): str(v) for k, v in values.items()})
+
+
+def _channel_transfer(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelTransfer:
+    referred, wanted = raw["referred_by"], raw["refer_to"]["requested_destination"]
+    connected = referred.get("connected_channel")
+    protocol_id, state = wanted.get("protocol_id"), raw.get("state")
+    return ChannelTransfer(**base, source_channel_id=_text(referred["source_channel"]["id"]),
+                           connected_channel_id=_text(connected["id"]) if connected else None,
+                           destination=_text(wanted.get("destination") or ""),
+                           protocol_id=_text(protocol_id) if protocol_id else None,
+                           state=_text(state) if state else None)
+
+
 def _channel_only(cls: type[ChannelEvent]) -> Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]:
     def parse(base: dict[str, Any], raw: Mapping[str, Any]) -> AriEvent:
         return cls(**base, channel=parse_channel(raw["channel"]))
@@ -228,6 +270,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
     "ChannelHangupRequest": _hangup_request,
     "ChannelStateChange": _channel_only(ChannelStateChange),
     "ChannelDtmfReceived": _dtmf,
+    "ChannelUserevent": _user_event,
+    "ChannelTransfer": _channel_transfer,
     "PlaybackStarted": _playback(PlaybackStarted),
     "PlaybackFinished": _playback(PlaybackFinished),
 }
@@ -241,7 +285,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
 # abandon), since both are destroyed with cause 0.
 HANDLED_EVENT_TYPES: tuple[str, ...] = (
     "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest", "ChannelDtmfReceived",
-    "PlaybackFinished", "ApplicationReplaced",
+    "PlaybackFinished", "ApplicationReplaced", "ChannelUserevent",
+    "ChannelTransfer",
 )
 
 

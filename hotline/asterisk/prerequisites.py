@@ -96,3 +96,19 @@ def config_value(get_config: Mapping[str, str], key: str) -> str | None:
             if name.strip() == key:
                 return value.strip()
     return None
+
+
+# The first releases of each branch whose REFER an app can take over (PJSIP_TRANSFER_HANDLING()
+# = ari-only, ChannelTransfer, transfer_progress): an agent's transfer button needs one of them.
+ARI_TRANSFERS_SINCE: Mapping[int, tuple[int, int]] = {20: (20, 13), 21: (21, 8), 22: (22, 3)}
+
+
+def takes_refer_over_ari(version: str) -> bool | None:
+    """Whether Asterisk `version` (as asterisk/info says it: "22.10.1", "22.3.0-rc1") hands an
+    agent's REFER to the app; None when the version cannot be read."""
+    found = re.match(r"(\d+)\.(\d+)", version)
+    if found is None:
+        return None
+    major, minor = int(found[1]), int(found[2])
+    since = ARI_TRANSFERS_SINCE.get(major)
+    return (major, minor) >= since if since is not None else major > max(ARI_TRANSFERS_SINCE)

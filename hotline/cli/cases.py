@@ -1,6 +1,6 @@
-"""`hotline case show|switch|invite`: one case's timeline across channels, moving its live call to
-video, and bringing another agent into its talk. Thin: the store, hotline.web.switch_links and
-the engine's conference do the work."""
+"""`hotline case show|switch|invite|transfer`: one case's timeline across channels, moving its live
+call to video, bringing another agent into its talk, and passing its talk to a queue or a hotline.
+Thin: the store, hotline.web.switch_links and the engine's conference and transfer do the work."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from hotline.asterisk.ari import AriClient
 from hotline.cli.common import run_with_db, run_with_pool, settings_of
 from hotline.config import Settings
 from hotline.engine.conference import invite
-from hotline.errors import HotlineError
-from hotline.provision.model import Agent
+from hotline.engine.transfer import ask_transfer, transfer_target
+from hotline.errors import AriError, AriNotFound, HotlineError, TransferRefused
+from hotline.provision.model import Agent, Target
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
 from hotline.store.switches import Switches
+from hotline.store.transfers import transfer_outcome
 from hotline.web.switch_links import SwitchLink, SwitchLinks
 
 CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
@@ -112,6 +114,66 @@ async def _ring(settings: Settings, case_id: int, invited: Agent) -> str:
         await ari.close()
 
 
+TRANSFER_PATIENCE_S = 10.0  # how long the CLI waits for the daemon's word on a transfer
+
+
+@case_group.command("transfer")
+@CASE_ID
+@click.argument("target")
+@click.pass_context
+def transfer(ctx: click.Context, case_id: int, target: str) -> None:
+    """Pass case CASE_ID's live talk to TARGET (queue:NAME, hotline:NAME, or a NAME only one queue
+    or hotline has), blind: the agent leaves to wrap-up, the customer waits in the queue with its
+    music (or hears the hotline's menu). The daemon must be running; a transfer it refuses (no
+    live talk, a target gone) exits non-zero with the reason, the talk untouched."""
+    settings = settings_of(ctx)
+    settings.require("dsn", "ari_url")
+
+    async def go(conn: AsyncConnection) -> str:
+        to = transfer_target(await provisioning.load(conn), target)
+        channel_id = await _live_talk_channel(conn, case_id)
+        request = await _ask(settings, channel_id, to, case_id)
+        await conn.commit()
+        outcome = await transfer_outcome(conn, request, TRANSFER_PATIENCE_S)
+        if outcome is None:
+            raise TransferRefused(f"case {case_id}: no daemon took the transfer within "
+                                  f"{TRANSFER_PATIENCE_S:.0f} s (is `hotline run` running?)")
+        if outcome.outcome != "transferred":
+            raise TransferRefused(f"case {case_id}: transfer to {to} refused: {outcome.detail}")
+        return str(to)
+
+    click.echo(f"case {case_id}: transferred to {run_with_db(ctx, go)}")
+
+
+async def _live_talk_channel(conn: AsyncConnection, case_id: int) -> str:
+    """The channel of case `case_id`'s leg talking with an agent now (a transfer clears the hop's
+    agent until the next one answers)."""
+    cur = await conn.execute(
+        "SELECT channel_id, answered_at IS NOT NULL AND agent_id IS NOT NULL"
+        " FROM hops WHERE case_id = %s AND ended_at IS NULL ORDER BY seq DESC LIMIT 1", (case_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise TransferRefused(f"case {case_id} has no call in progress (or does not exist)")
+    if not row[1]:
+        raise TransferRefused(f"case {case_id}'s call is not talking with an agent: only a live talk "
+                              f"can be transferred")
+    return str(row[0])
+
+
+async def _ask(settings: Settings, channel_id: str, target: Target, case_id: int) -> str:
+    ari = AriClient(settings.ari)
+    try:
+        return await ask_transfer(ari, settings.ari_app, channel_id, target, "cli")
+    except AriNotFound:  # the app: Asterisk has none of that name while no daemon is connected
+        raise TransferRefused(f"case {case_id}: no daemon serves Stasis app {settings.ari_app!r} "
+                              f"(is `hotline run` running?)") from None
+    except AriError as exc:  # Asterisk unreachable, or the channel ended a moment ago (422)
+        raise TransferRefused(f"case {case_id}: the transfer request did not reach the daemon "
+                              f"({exc})") from None
+    finally:
+        await ari.close()
+
+
 def _as_text(t: CaseTimeline) -> str:
     c = t.case
     closed = f", closed {c['closed_at']:%Y-%m-%d %H:%M:%S}" if c["closed_at"] else ""
@@ -131,6 +193,7 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
     return {"case": t.case, "hops": t.hops, "switches": [asdict(s) for s in t.switches],
             "participants": [asdict(p) for p in t.participants],
             "switch_refusals": [asdict(r) for r in t.refusals],
+            "transfers": [asdict(x) for x in t.transfers],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}

@@ -267,10 +267,15 @@ async def _ari(settings: Settings, starting: bool = False) -> str:
         info = await client.info()
     finally:
         await client.close()
-    version = info.get("system", {}).get("version", "?")
-    if starting:
-        return f"{settings.ari.host}:{settings.ari.port}, Asterisk {version}"
-    if not await _app_active(settings):
-        raise HotlineError(f"ARI reachable but Stasis app {settings.ari_app!r} is not registered: "
-                           "is `hotline run` running?")
-    return f"{settings.ari.host}:{settings.ari.port}, Asterisk {version}, app {settings.ari_app!r} registered"
+    version = str(info.get("system", {}).get("version", "?"))
+    said = f"{settings.ari.host}:{settings.ari.port}, Asterisk {version}"
+    if not starting:
+        if not await _app_active(settings):
+            raise HotlineError(f"ARI reachable but Stasis app {settings.ari_app!r} is not registered: "
+                               "is `hotline run` running?")
+        said += f", app {settings.ari_app!r} registered"
+    if pre.takes_refer_over_ari(version) is False:
+        raise DoctorWarning(f"{said}; this Asterisk does not hand an agent's REFER to the app (22.3, 21.8 "
+                            f"or 20.13 and later do): agents' transfer buttons fail, `hotline case "
+                            f"transfer` still works")
+    return said

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hotline.asterisk.ari_events import (
     Channel,
@@ -37,14 +38,21 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.context import CallContext
-from hotline.engine.facts import Fact, HopEnded, KeyPressed
+from hotline.engine.facts import Fact, HopEnded, KeyPressed, TransferNoted
 from hotline.engine.handover import join_the_talk
 from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
 from hotline.engine.leg import CUT_BY_SHUTDOWN, caller_hangup_cause, is_shutdown_hangup
-from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, Message, QueueTurn
+from hotline.engine.messages import (
+    CallerGone,
+    ChannelVanished,
+    HandoverAsked,
+    Message,
+    QueueTurn,
+    TransferAsked,
+)
 from hotline.engine.outcomes import EndReason
-from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver
+from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver, Transferred
 from hotline.engine.routing.route import (
     Route,
     entry_of,
@@ -53,6 +61,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_web_headers
+from hotline.engine.transfer import TRANSFER_REFUSED
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.provision.model import Target, TargetAction
@@ -62,7 +71,7 @@ from hotline.store.switches import SwitchUse
 
 log = logging.getLogger(__name__)
 
-MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through
+MAX_ROUTE_STEPS = 8  # menus, queues and overflows one call may pass through (anew after a transfer)
 # How long a caller joining a queue waits for its hop to say whose case it continues (so that
 # their last agent is offered first): the usual open takes a few ms; a slow database loses only
 # the preference.
@@ -90,6 +99,7 @@ class InboundCall:
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.answered = False
+        self.transferred = False  # an agent passed it on: it talked already
         self.gone = False  # the channel is hanging up or gone (its own event said so)
         # ... and not by the caller: it vanished while the daemon was not watching, or Asterisk
         # cut it shutting down. A failure, never an abandon.
@@ -178,10 +188,27 @@ class InboundCall:
         """A message the current state has no use for: logged, and a request in it answered no."""
         if isinstance(message, HandoverAsked):
             message.refuse()
+        if isinstance(message, TransferAsked):
+            self._refuse_transfer(message)
         if isinstance(message, StasisStart) and message.channel.id != self.channel_id:
             self._hang_up_stray_leg(message.channel.id)
         if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
             log.debug("call %s: %s ignored while %s", self.channel_id, type(message).__name__, self.state)
+
+    def _refuse_transfer(self, asked: TransferAsked) -> None:
+        """A transfer asked while this call talks with nobody: refused, and the refusal recorded
+        (the CLI waits for that row; a phone that sent a REFER hears 603)."""
+        log.info("call %s: transfer to %r refused: no live talk (%s)", self.channel_id, asked.target,
+                 self.state)
+        self.hops.record(TransferNoted(asked.request, asked.asked_by, asked.target or "(none)", "refused",
+                                       f"no live talk (the call is {self.state})", kind=asked.kind))
+        if asked.refer_leg is not None:
+            leg = asked.refer_leg
+
+            async def decline() -> None:
+                with contextlib.suppress(AriError):
+                    await self.ctx.ari.transfer_progress(leg, TRANSFER_REFUSED)
+            self._in_background(decline())
 
     def _hang_up_stray_leg(self, channel_id: str) -> None:
         """An agent's leg answered a ring this call no longer waits for (placed before a restart,
@@ -191,8 +218,12 @@ class InboundCall:
         async def hang_up() -> None:
             with contextlib.suppress(AriError):
                 await self.ctx.ari.hangup(channel_id)
+        self._in_background(hang_up())
 
-        task = asyncio.get_running_loop().create_task(hang_up())
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """A request to Asterisk about another channel that this call need not wait for (kept
+        until it is done)."""
+        task = asyncio.get_running_loop().create_task(work)
         self._strays.add(task)
         task.add_done_callback(self._strays.discard)
 
@@ -272,7 +303,10 @@ class InboundCall:
                 return
         route = self._route()
         if self.switch is not None:
-            if await join_the_talk(self, self.ctx, self.switch) is not None:
+            ended = await join_the_talk(self, self.ctx, self.switch)
+            if isinstance(ended, Transferred):
+                await self._follow_transfer(ended)
+            if ended is not None:
                 return
             route = self._route()  # the phone leg is gone: the video leg goes where it went
         hotline = route.hotline
@@ -321,7 +355,9 @@ class InboundCall:
     async def _follow(self, target: Target, overflowed: bool = False) -> None:
         """Follow the hotline's entry through menus, queues and overflows until the call leaves."""
         prov = self.ctx.directory.snapshot.prov
-        for _ in range(MAX_ROUTE_STEPS):
+        steps = 0
+        while steps < MAX_ROUTE_STEPS:
+            steps += 1
             if target.action == TargetAction.MENU:
                 self.move(CallState.IN_MENU)
                 target = await run_menu(self, prov.menus, target, self._pressed)
@@ -329,6 +365,9 @@ class InboundCall:
                 outcome = await QueueVisit(self, self.ctx, prov.queues[target.name]).run()
                 if isinstance(outcome, TalkOver):
                     return
+                if isinstance(outcome, Transferred):  # a new route from the target, with its own steps
+                    self.transferred, steps, overflowed = True, 0, False
+                    prov = self.ctx.directory.snapshot.prov
                 target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
             elif target.action == TargetAction.HOTLINE and target.name in prov.hotlines:
                 target = prov.hotlines[target.name].entry
@@ -337,6 +376,11 @@ class InboundCall:
         # hangup; video and callback options hang up as well (the README lists what they do)
         await self.answer()
         self.leave(EndReason.OVERFLOW if overflowed else EndReason.COMPLETED)
+
+    async def _follow_transfer(self, transferred: Transferred) -> None:
+        """A talk resumed or taken over (not begun in _follow) was transferred: on to its target."""
+        self.transferred = True
+        await self._follow(transferred.target)
 
     async def _pressed(self, digit: str) -> None:
         self.move(self.state, KeyPressed(digit))
@@ -354,6 +398,7 @@ class InboundCall:
             return False
         self.answered = True
         visit = QueueVisit(self, self.ctx, queue)
+        # An agent on the hop: talking (a transfer clears it until the next agent answers).
         if hop.answered_at is not None and hop.agent_id is not None:
             await self._resume_talk(visit, hop.agent_id, hop.answered_at.timestamp())
             return True
@@ -370,7 +415,9 @@ class InboundCall:
         agents = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
         agent_leg = await self._agent_leg_in_bridge()
         if agent_leg is not None and agent_id in agents:
-            await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
+            ended = await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
+            if isinstance(ended, Transferred):
+                await self._follow_transfer(ended)
         else:
             # One side left while nobody was watching: the talk is over for whoever is still in
             # the case's bridge too (left there, an agent's leg would keep its agent busy).
@@ -388,7 +435,10 @@ class InboundCall:
             leg = await self.ctx.ari.channel(leg_id)
         except AriNotFound:
             leg = None
-        if leg is not None and await visit.resume_unrecorded_talk(leg, joined_at) is not None:
+        ended = await visit.resume_unrecorded_talk(leg, joined_at) if leg is not None else None
+        if isinstance(ended, Transferred):
+            await self._follow_transfer(ended)
+        if ended is not None:
             return True
         await self._release_bridge()
         return False
@@ -574,7 +624,9 @@ class InboundCall:
     @property
     def preferred_agent(self) -> str | None:
         """The agent who last talked with this customer, when this call continues their case (or
-        the agent of the phone leg a switch leg replaces)."""
+        the agent of the phone leg a switch leg replaces); none for a call an agent transferred."""
+        if self.transferred:
+            return None
         if self.switch is not None:
             last = self.switch.agent_id
         else:

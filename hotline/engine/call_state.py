@@ -1,8 +1,12 @@
 """The states of an inbound call and the transitions between them.
 
     ENTERED ──► IN_MENU ──► WAITING ◄──► RINGING ──► TALKING ──► LEAVING ──► ENDED
-       │           ▲           │            │                       ▲
-       └──► PROMPTING ─────────┴────────────┴───────────────────────┘
+       │           ▲           │            │           │           ▲
+       └──► PROMPTING ─────────┴────────────┴───────────┼───────────┘
+                   ▲           ▲                        │
+                   └───────────┴──── transferred ───────┘
+
+A transfer takes a talking call on to a queue (WAITING) or a hotline's entry (IN_MENU).
 
 A call changes state only through its one funnel (InboundCall._move), which checks the move
 against ALLOWED, logs it, and submits the records of the change. A state may move to itself: a
@@ -33,7 +37,8 @@ ALLOWED: dict[CallState, frozenset[CallState]] = {
     _S.IN_MENU: frozenset({_S.IN_MENU, _S.WAITING, _S.LEAVING}),
     _S.WAITING: frozenset({_S.WAITING, _S.RINGING, _S.IN_MENU, _S.LEAVING}),
     _S.RINGING: frozenset({_S.RINGING, _S.WAITING, _S.TALKING, _S.IN_MENU, _S.LEAVING}),
-    _S.TALKING: frozenset({_S.LEAVING}),
+    # TALKING -> TALKING: a step within the talk (a transfer refused, or the one that ends it)
+    _S.TALKING: frozenset({_S.TALKING, _S.WAITING, _S.IN_MENU, _S.LEAVING}),
     _S.LEAVING: frozenset({_S.LEAVING, _S.ENDED}),
     _S.ENDED: frozenset(),
 }

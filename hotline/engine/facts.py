@@ -16,11 +16,13 @@ from hotline.store.hops import Hop, NewHop
 from hotline.store.records import (
     QueueEvent,
     Record,
+    TransferRow,
     close_hop_record,
     ivr_digit_record,
     queue_event_record,
     refused_record,
     talk_taken_over_record,
+    transfer_record,
 )
 
 
@@ -112,4 +114,27 @@ class Refused:
                               self.at)
 
 
-Fact = QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused
+@dataclass(frozen=True)
+class TransferNoted:
+    """A transfer asked of the call's talk, done or refused (a row of transfers), on the call's own
+    hop (a talk a video leg took over is transferred on the video leg's hop; one done clears the
+    hop's agent)."""
+
+    request: str | None
+    asked_by: str
+    target: str
+    outcome: str  # transferred | refused
+    detail: str = ""
+    kind: str = "blind"
+    from_queue_id: int | None = None
+    from_agent_id: int | None = None
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return transfer_record(TransferRow(
+            hop_id=hop.id, case_id=hop.case_id, request=self.request, kind=self.kind,
+            asked_by=self.asked_by, from_queue_id=self.from_queue_id, from_agent_id=self.from_agent_id,
+            target=self.target, outcome=self.outcome, detail=self.detail, at=self.at))
+
+
+Fact = QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused | TransferNoted

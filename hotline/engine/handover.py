@@ -17,7 +17,7 @@ import logging
 from hotline.engine.context import CallContext, LiveCall
 from hotline.engine.messages import HandoverAsked
 from hotline.engine.queueing.talk import Talk
-from hotline.engine.queueing.visit import QueueVisit, TalkOver, VisitCall
+from hotline.engine.queueing.visit import QueueVisit, TalkEnd, VisitCall
 from hotline.store.switches import SwitchUse
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 HANDOVER_TIMEOUT_S = 5.0
 
 
-async def join_the_talk(call: VisitCall, ctx: CallContext, use: SwitchUse) -> TalkOver | None:
-    """Follow the talk of the leg `use` replaces, to its end; None when that leg is not talking
-    here any more (ended, not with an agent, or on another node)."""
+async def join_the_talk(call: VisitCall, ctx: CallContext, use: SwitchUse) -> TalkEnd | None:
+    """Follow the talk of the leg `use` replaces, to its end (or its transfer); None when that
+    leg is not talking here any more (ended, not with an agent, or on another node)."""
     phone = ctx.find_call(use.from_hop_id)
     if phone is None or not phone.is_talking:
         log.info("call %s: hop %s it replaces is not talking here: the video leg enters its hotline",

@@ -41,7 +41,21 @@ class HandoverAsked:
             self.reply.set_result(None)
 
 
-Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked
+@dataclass(frozen=True)
+class TransferAsked:
+    """Pass this call's talk to `target`, as asked (`queue:NAME`, `hotline:NAME`, or a NAME only
+    one queue or hotline has), by `asked_by` (cli, phone). `request` names the row the asker waits
+    for (None: nobody waits); `refer_leg`: the agent's channel a REFER came on, which hears how it
+    went; `kind`: blind, or attended (a REFER with Replaces)."""
+
+    target: str
+    asked_by: str
+    request: str | None = None
+    refer_leg: str | None = None
+    kind: str = "blind"
+
+
+Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

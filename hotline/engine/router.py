@@ -9,7 +9,15 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from hotline.asterisk.ari_events import AriEvent, Channel, ChannelEvent, PlaybackEvent, StasisStart
+from hotline.asterisk.ari_events import (
+    AriEvent,
+    Channel,
+    ChannelEvent,
+    ChannelTransfer,
+    ChannelUserevent,
+    PlaybackEvent,
+    StasisStart,
+)
 from hotline.engine.call import VANISHED, InboundCall
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
@@ -17,6 +25,7 @@ from hotline.engine.facts import HopEnded
 from hotline.engine.messages import ChannelVanished
 from hotline.engine.outcomes import EndReason
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
+from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.errors import AriError, AriNotFound
 from hotline.store.hops import Hop
 
@@ -44,8 +53,34 @@ class Router:
             self._on_stasis_start(event)
             return
         inbox = self.inboxes.get(_channel_id_of(event) or "")
-        if inbox is not None:
+        if isinstance(event, ChannelUserevent):
+            self._on_user_event(event, inbox)
+        elif isinstance(event, ChannelTransfer):
+            self._on_refer(event, self.inboxes.get(event.source_channel_id))
+        elif inbox is not None:
             inbox.post(event)  # an agent leg's StasisStart too: it answered
+
+    def _on_user_event(self, event: ChannelUserevent, inbox: Inbox | None) -> None:
+        """A request about a call (a transfer the CLI asks) goes to the call's inbox as a message."""
+        asked = transfer_asked(event)
+        if asked is None or inbox is None:
+            log.info("user event %r about %s: %s", event.eventname, event.channel.id,
+                     "not one of ours" if asked is None else "no call of this daemon has that channel")
+            return
+        inbox.post(asked)
+
+    def _on_refer(self, event: ChannelTransfer, inbox: Inbox | None) -> None:
+        """An agent's phone sent REFER on its leg: the call that leg talks for takes it (the
+        leg's own inbox is its call's). Asterisk's echo of a progress the call reported is news to
+        nobody."""
+        asked = transfer_referred(event)
+        if asked is None:
+            log.debug("REFER on %s: %s reported", event.source_channel_id, event.state)
+        elif inbox is None:
+            log.info("REFER on %s, which no talk of this daemon holds: declined", event.source_channel_id)
+            self._own(self._decline(event.source_channel_id), f"refer-{event.source_channel_id}", "")
+        else:
+            inbox.post(asked)
 
     def watch(self, channel_id: str, inbox: Inbox) -> None:
         """Another channel's events (an agent leg a call placed) go to that call's inbox."""
@@ -81,6 +116,10 @@ class Router:
         leg = ConferenceLeg(self.ctx, channel, int(entry.dialled), entry.agent, entry.invited_by)
         self.conference[leg.channel_id] = self.inboxes[leg.channel_id] = leg
         self._own(leg.run(), f"conference-{leg.channel_id}", leg.channel_id)
+
+    async def _decline(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.transfer_progress(channel_id, TRANSFER_REFUSED)
 
     def conference_legs(self, case_id: int) -> list[str]:
         """The legs of the parties brought into case `case_id`'s talk."""

@@ -18,10 +18,12 @@ TABLES: dict[str, list[Column]] = {
         ("closed", "CLOSED"),
         ("failed", "FAILED"), ("service_level_pct", "SL%"), ("sl_answered_pct", "SL/ANS%"),
         ("sl_offered_pct", "SL+AB%"), ("abandon_rate_pct", "ABAND%"), ("asa_s", "ASA"), ("aht_s", "AHT"),
-        ("avg_wait_s", "AVG WAIT"), ("max_wait_s", "MAX WAIT")),
+        ("avg_wait_s", "AVG WAIT"), ("max_wait_s", "MAX WAIT"), ("transferred_out", "XFER OUT"),
+        ("transferred_in", "XFER IN")),
     "agents": columns(
         ("agent", "AGENT"), ("rung", "RUNG"), ("answered", "ANSWERED"), ("missed", "MISSED"),
-        ("talk_s", "TALK"), ("wrapup_s", "WRAPUP"), ("aht_s", "AHT"), ("logged_in_s", "LOGGED IN"),
+        ("talk_s", "TALK"), ("wrapup_s", "WRAPUP"), ("aht_s", "AHT"), ("transferred_out", "XFER OUT"),
+        ("transferred_in", "XFER IN"), ("logged_in_s", "LOGGED IN"),
         ("paused_s", "PAUSED"), ("occupancy_pct", "OCC%"), ("pause_by_reason", "PAUSES")),
     "hotlines": columns(
         ("hotline", "HOTLINE"), ("calls", "CALLS"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"),

@@ -1,6 +1,6 @@
-"""A case's timeline across its legs: hops, queue events and switches in the order they happened,
-as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches,
-switch_refusals)."""
+"""A case's timeline across its legs: hops, queue events, switches and transfers in the order they
+happened, as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches,
+switch_refusals, transfers)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,25 @@ class Participant:
     agent: str | None
 
 
+@dataclass(frozen=True)
+class Transfer:
+    hop_id: int
+    at: datetime
+    kind: str
+    asked_by: str
+    from_queue: str | None
+    from_agent: str | None
+    target: str
+    outcome: str
+    detail: str
+
+    def text(self) -> str:
+        where = " ".join(f"{label} {name}" for label, name in (("queue", self.from_queue),
+                                                                ("agent", self.from_agent)) if name)
+        said = f"{self.kind} transfer asked by {self.asked_by}" + (f" from {where}" if where else "")
+        return f"{said} to {self.target}: {self.outcome}" + (f" ({self.detail})" if self.detail else "")
+
+
 Row = dict[str, Any]  # a whole row (`case show --format json` shows every column)
 
 
@@ -61,6 +80,7 @@ class CaseTimeline:
     events: list[Row]
     participants: list[Participant]
     refusals: list[SwitchRefusal]
+    transfers: list[Transfer]
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -82,6 +102,8 @@ class CaseTimeline:
         for r in self.refusals:
             out.append(Moment(r.refused_at, *channel[r.hop_id],
                               f"switch to video asked by the caller, refused: {r.reason}"))
+        for t in self.transfers:
+            out.append(Moment(t.at, *channel[t.hop_id], t.text()))
         for p in self.participants:
             out.append(Moment(p.joined_at, 0, "conference",
                               f"{p.agent or 'a party'} joined, invited by {p.invited_by}"))
@@ -113,7 +135,11 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
                               " ON a.id = p.agent_id WHERE p.case_id = %s ORDER BY p.id", case_id)
     refusals = await _all(conn, SwitchRefusal, "SELECT hop_id, reason, refused_at FROM switch_refusals"
                           " WHERE case_id = %s ORDER BY refused_at", case_id)
-    return CaseTimeline(case, hops, switches, events, participants, refusals)
+    transfers = await _all(conn, Transfer, "SELECT t.hop_id, t.at, t.kind, t.asked_by, q.name AS from_queue,"
+                           " a.name AS from_agent, t.target, t.outcome, t.detail FROM transfers t"
+                           " LEFT JOIN queues q ON q.id = t.from_queue_id LEFT JOIN agents a"
+                           " ON a.id = t.from_agent_id WHERE t.case_id = %s ORDER BY t.id", case_id)
+    return CaseTimeline(case, hops, switches, events, participants, refusals, transfers)
 
 
 async def _all(conn: AsyncConnection, kind: type[T], query: LiteralString, case_id: int) -> list[T]:

@@ -43,6 +43,23 @@ class QueueEvent:
     at: datetime | None = None  # when it happened (None: when written); written later in batches
 
 
+@dataclass(frozen=True)
+class TransferRow:
+    """A row of transfers: who asked to pass which talk where, and what came of it."""
+
+    hop_id: int
+    case_id: int
+    request: str | None
+    kind: str  # blind | attended
+    asked_by: str  # cli, phone
+    from_queue_id: int | None
+    from_agent_id: int | None
+    target: str  # queue:NAME, hotline:NAME
+    outcome: str  # transferred | refused
+    detail: str = ""
+    at: datetime | None = None
+
+
 def queue_event_record(event: QueueEvent) -> Record:
     """One queue_events row; the database applies with it what it changes on the hop (join:
     the queue and queued_at; answer: the agent and answered_at), so it never holds one without
@@ -118,6 +135,13 @@ def participant_joined_record(case_id: int, agent_id: int | None, node: str, cha
 
 def participant_left_record(node: str, channel_id: str, at: datetime | None = None) -> Record:
     return {"k": "left", "node": node, "channel_id": channel_id, "at": _iso(at)}
+
+
+def transfer_record(t: TransferRow) -> Record:
+    """A transfer asked of a call's talk: done or refused, one row of transfers (migration 019)."""
+    return {"k": "transfer", "hop": t.hop_id, "case": t.case_id, "at": _iso(t.at), "request": t.request,
+            "kind": t.kind, "asked_by": t.asked_by, "from_queue": t.from_queue_id,
+            "from_agent": t.from_agent_id, "target": t.target, "outcome": t.outcome, "detail": t.detail}
 
 
 async def write_records(conn: AsyncConnection, records: list[Record]) -> int:

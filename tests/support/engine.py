@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +99,7 @@ class RecordingAri:
         self.bridge_members: dict[str, list[str]] = {}
         self.hold_playbacks = False
         self.headers: dict[str, dict[str, str]] = {}  # channel -> the SIP headers of its INVITE
+        self.variables: dict[str, dict[str, str]] = {}  # channel -> the variables it was placed with
         # Channels a killed daemon left in Stasis: their Stasis arguments and channel names.
         self.left_in_stasis: dict[str, tuple[str, str]] = {}
         # Listed by `channels()` in Stasis, gone by the time they are fetched: hung up meanwhile.
@@ -212,10 +213,16 @@ class RecordingAri:
         await self._record("stop_playback", playback_id)
 
     async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
-                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None:
+                        timeout_s: int, caller_id: str = "", formats: str | None = None,
+                        variables: Mapping[str, str] | None = None) -> None:
+        self.variables[channel_id] = dict(variables or {})
         await self._record("originate", endpoint, app_args, channel_id)
         if endpoint.endswith("/unregistered"):
             raise AriError("Allocation failed", 500)
+
+    async def transfer_progress(self, channel_id: str, state: str) -> None:
+        await self._record("transfer_progress", channel_id, state)
+        self._require(channel_id)
 
     async def start_moh(self, channel_id: str, moh_class: str) -> None:
         await self._record("start_moh", channel_id)

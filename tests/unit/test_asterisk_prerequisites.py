@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from hotline.asterisk import prerequisites as pre
 from hotline.media import WS_TRANSPORT
 
@@ -94,3 +96,12 @@ def test_a_value_from_get_config() -> None:
              "Line-000000-000002": "websocket_write_timeout=5000"}
     assert pre.config_value(reply, "websocket_write_timeout") == "5000"
     assert pre.config_value(reply, "pretty") is None
+
+
+@pytest.mark.parametrize(("version", "takes"), [
+    ("22.10.1", True), ("22.3.0", True), ("22.2.0", False), ("22.3.0-rc1", True), ("21.8.0", True),
+    ("21.7.3", False), ("20.13.1", True), ("20.12.0", False), ("18.26.0", False), ("23.0.0", True),
+    ("GIT-master-abc", None)])
+def test_an_asterisk_takes_an_agents_refer_over_ari_from_22_3_21_8_or_20_13(version: str,
+                                                                            takes: bool | None) -> None:
+    assert pre.takes_refer_over_ari(version) is takes

@@ -7,8 +7,9 @@ through the call's one reader. It knows the call by the small `VisitCall` protoc
 module depends on it and not the other way round.
 
 Outcomes: TalkOver (the caller talked with an agent, and the call is leaving), Overflow (max
-wait, max length, nobody to take the call: follow the queue's overflow target) or BrokeOut (the
-caller pressed a key of the queue's breakout menu and goes where it leads). A caller hanging up
+wait, max length, nobody to take the call: follow the queue's overflow target), BrokeOut (the
+caller pressed a key of the queue's breakout menu and goes where it leads) or Transferred (the
+agent passed the talk on to a queue or a hotline: engine.transfer). A caller hanging up
 raises CallerGone through the visit, which records the abandon (or the complete) on the way out.
 """
 
@@ -33,14 +34,22 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.call_state import CallState
 from hotline.engine.context import CallContext
-from hotline.engine.facts import Fact, KeyPressed, QueueStep, TalkTakenOver
+from hotline.engine.facts import Fact, KeyPressed, QueueStep, TalkTakenOver, TransferNoted
 from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
-from hotline.engine.messages import CallerGone, ChannelVanished, HandoverAsked, Message, QueueTurn
+from hotline.engine.messages import (
+    CallerGone,
+    ChannelVanished,
+    HandoverAsked,
+    Message,
+    QueueTurn,
+    TransferAsked,
+)
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Ringing, Talk
-from hotline.errors import AriError, AriNotFound
+from hotline.engine.transfer import ARI_TRANSFERS, TRANSFER_DONE, TRANSFER_REFUSED, transfer_target
+from hotline.errors import AriError, AriNotFound, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target, TargetAction
 from hotline.store.hops import Hop
@@ -56,6 +65,7 @@ class VisitCall(Protocol):
     channel: Channel
     video: bool
     state: CallState
+    transferred: bool  # passed here by a transfer: answered and talked already
 
     @property
     def channel_id(self) -> str: ...
@@ -109,7 +119,15 @@ class BrokeOut:
     digit: str
 
 
-VisitOutcome = TalkOver | Overflow | BrokeOut
+@dataclass(frozen=True)
+class Transferred:
+    """The agent passed the caller on: the talk is over, the call goes to `target`."""
+
+    target: Target
+
+
+TalkEnd = TalkOver | Transferred  # how a talk ends: over, or passed on by a transfer
+VisitOutcome = TalkOver | Overflow | BrokeOut | Transferred
 
 
 class _KeyPressed(Exception):  # noqa: N818 - control flow, not an error
@@ -157,7 +175,7 @@ class QueueVisit:
         # No answer and no music yet, unless the queue says so (ringback 0): a free agent is rung
         # first, and a caller it answers at once needed neither (round trips to Asterisk fewer,
         # no music started).
-        if not q.ringback:
+        if not q.ringback or self.call.transferred:  # a transferred caller is answered: music at once
             self._start_music()
         return await self._in_line()
 
@@ -171,7 +189,7 @@ class QueueVisit:
         self._start_music()
         return await self._in_line()
 
-    async def resume_talk(self, agent_name: str, agent_channel_id: str, answered_at: float) -> TalkOver:
+    async def resume_talk(self, agent_name: str, agent_channel_id: str, answered_at: float) -> TalkEnd:
         """After a daemon restart: the caller is still bridged with the agent; follow the talk."""
         agent = self.manager.adopt_talking(agent_name, self.queue.name)
         if agent is None:
@@ -181,7 +199,7 @@ class QueueVisit:
         self.call.move(CallState.TALKING)
         return await self._follow_talk(Ringing(agent, agent_channel_id, answered_at), answered_at)
 
-    async def resume_unrecorded_talk(self, agent_leg: Channel, joined_at: float) -> TalkOver | None:
+    async def resume_unrecorded_talk(self, agent_leg: Channel, joined_at: float) -> TalkEnd | None:
         """After a daemon killed between a bridge and the write-behind's next batch: the caller is
         in the case's bridge with an agent, but the hop still says waiting (the answer was never
         written). The talk goes on and its answer is recorded now, once. None: the leg is no
@@ -197,7 +215,7 @@ class QueueVisit:
                                                       wait_ms=_ms(answered_at - joined_at)))
         return await self._follow_talk(Ringing(agent, agent_leg.id, answered_at), answered_at)
 
-    async def take_over_talk(self, talk: Talk) -> TalkOver:
+    async def take_over_talk(self, talk: Talk) -> TalkEnd:
         """The customer's video leg, now in the case's bridge, goes on with the talk of the leg it
         replaced: same agent, same visit; the agent's leg never left the bridge."""
         self.visit_hop = talk.visit_hop
@@ -265,7 +283,7 @@ class QueueVisit:
             if self.manager.attempt_over(self.waiter_):  # the strategy's cycle is used up: retry later
                 await self._sleep_until(min(time.time() + q.retry, self._next_deadline(next_announcement)))
 
-    async def _attempt(self, agents: list[AgentState]) -> TalkOver | None:
+    async def _attempt(self, agents: list[AgentState]) -> TalkEnd | None:
         """Ring `agents`; the talk with the one who answers, or None (the caller waits on)."""
         answered = await self._ring(agents)
         if answered is None:
@@ -462,7 +480,7 @@ class QueueVisit:
             await self.ctx.ari.originate(
                 f"PJSIP/{agent.endpoint}", self.ctx.app, f"agent,{self.call.channel_id}", channel_id,
                 timeout_s=self.queue.ring_timeout, caller_id=self.call.channel.caller_num,
-                formats=originate_formats(agent.capabilities))
+                formats=originate_formats(agent.capabilities), variables=ARI_TRANSFERS)
         except AriError as exc:  # not registered, unknown endpoint: next agent
             log.info("queue %s: could not ring %s: %s", self.queue.name, agent.name, exc)
             self._no_answer(leg, "dial failed")
@@ -481,7 +499,7 @@ class QueueVisit:
 
     # -- talking -------------------------------------------------------------------------------
 
-    async def _talk(self, leg: Ringing, ring_started: float) -> TalkOver | None:
+    async def _talk(self, leg: Ringing, ring_started: float) -> TalkEnd | None:
         """Caller and agent in the case's mixing bridge until one of them hangs up. None: the
         agent's leg went before it was bridged, and the caller waits on."""
         call, ari = self.call, self.ctx.ari
@@ -521,7 +539,7 @@ class QueueVisit:
                 await self.ctx.ari.destroy_bridge(self.call.bridge_id)
             await self.call.until_caller_gone()
 
-    async def _follow_talk(self, leg: Ringing, answered_at: float) -> TalkOver:
+    async def _follow_talk(self, leg: Ringing, answered_at: float) -> TalkEnd:
         try:
             ended = await self._until_talk_ends(leg)
         except CallerGone:
@@ -529,13 +547,21 @@ class QueueVisit:
             raise
         if isinstance(ended, HandoverAsked):
             return self._hand_over(ended, leg, answered_at)
+        if isinstance(ended, tuple):
+            return await self._transfer(*ended, leg, answered_at)
         return await self._talk_ended(leg, answered_at, ended)
 
-    async def _until_talk_ends(self, leg: Ringing) -> Party | HandoverAsked:
-        """While talking: the agent hanging up, or the customer's video leg asking for the talk;
-        the caller's switch key asks for a link to move to video."""
+    async def _until_talk_ends(self, leg: Ringing) -> Party | HandoverAsked | tuple[TransferAsked, Target]:
+        """While talking: the agent hanging up, the customer's video leg asking for the talk, or
+        a transfer asked (one the daemon cannot do is refused, and the talk goes on); the caller's
+        switch key asks for a link to move to video."""
         while True:
             message = await self.call.next_event()
+            if isinstance(message, TransferAsked):
+                target = await self._transfer_target(message, leg)
+                if target is not None:
+                    return message, target
+                continue
             if isinstance(message, HandoverAsked) and not message.reply.done():
                 if self.visit_hop is not None:
                     return message
@@ -559,6 +585,58 @@ class QueueVisit:
                  leg.agent.name, asked.video_channel_id)
         self.call.leave(EndReason.SWITCHED)
         return TalkOver(EndReason.SWITCHED)
+
+    async def _transfer_target(self, asked: TransferAsked, leg: Ringing) -> Target | None:
+        """Where the transfer goes, or None: refused (recorded, and told to the phone that asked),
+        and the talk goes on."""
+        try:
+            if asked.kind != "blind":
+                raise TransferRefused("attended transfers from the phone are not taken yet")
+            if asked.refer_leg not in (None, leg.channel_id):
+                raise TransferRefused("the REFER came on a leg that is not this talk's agent")
+            return transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+        except TransferRefused as refused:
+            why = str(refused)
+        log.info("call %s: transfer to %r asked by %s refused: %s", self.call.channel_id, asked.target,
+                 asked.asked_by, why)
+        self.call.move(CallState.TALKING, TransferNoted(
+            asked.request, asked.asked_by, asked.target or "(none)", "refused", why, kind=asked.kind,
+            from_queue_id=self.queue_id, from_agent_id=self.agent_ids.get(leg.agent.name)))
+        await self._report_transfer(asked, TRANSFER_REFUSED)
+        return None
+
+    async def _transfer(self, asked: TransferAsked, target: Target, leg: Ringing,
+                        answered_at: float) -> Transferred:
+        """Blind: the talk ends with its complete and a transfer event, the agent goes to wrap-up
+        and leaves (a phone that sent a REFER hears it done first), and the caller, out of the
+        case's bridge (which goes, with anyone brought into the talk), goes on to the target; its
+        next visit joins with music at once."""
+        call, to = self.call, str(target)
+        self.manager.call_ended(leg.agent, self.queue.name)
+        call.unwatch(leg.channel_id)
+        agent_id = self.agent_ids.get(leg.agent.name)
+        call.move(CallState.TALKING,
+                  *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                              detail=f"transferred to {to}"),
+                  *self._step(E.TRANSFER, agent=leg.agent, detail=to),
+                  TransferNoted(asked.request, asked.asked_by, to, "transferred",
+                                from_queue_id=self.queue_id, from_agent_id=agent_id))
+        log.info("call %s: %s transferred by %s to %s", call.channel_id, leg.agent.name, asked.asked_by, to)
+        await self._report_transfer(asked, TRANSFER_DONE)
+        await self._hang_up(leg.channel_id)
+        for participant in self.ctx.conference_legs(call.case_id or 0):
+            await self._hang_up(participant)
+        await self.ctx.ari.destroy_bridge(call.bridge_id)
+        return Transferred(target)
+
+    async def _report_transfer(self, asked: TransferAsked, state: str) -> None:
+        """The NOTIFY a phone that sent a REFER waits for (nothing to tell the CLI: it reads the row)."""
+        if asked.refer_leg is not None:
+            with contextlib.suppress(AriError):  # the agent hung up meanwhile: nobody to tell
+                await self.ctx.ari.transfer_progress(asked.refer_leg, state)
+
+    def _on_hop(self) -> Hop | None:
+        return self.visit_hop if self.visit_hop is not self.call.hop else None
 
     async def _talk_ended(self, leg: Ringing, answered_at: float, who: Party) -> TalkOver:
         """Record the complete, free the agent into wrap-up, and end the talk for everyone in it:
@@ -598,9 +676,8 @@ class QueueVisit:
         id for (removed while the call waited)."""
         if self.queue_id is None:
             return ()
-        on_hop = self.visit_hop if self.visit_hop is not self.call.hop else None
         return (QueueStep(self.queue_id, event, agent_id=self.agent_ids.get(agent.name) if agent else None,
-                          on_hop=on_hop, **fields),)  # type: ignore[arg-type]
+                          on_hop=self._on_hop(), **fields),)  # type: ignore[arg-type]
 
 
 def holdtime_media(seconds: float) -> list[str]:

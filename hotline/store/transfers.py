@@ -1,0 +1,31 @@
+"""Rows of `transfers` (migration 019) as the CLI reads them: the outcome of the transfer it
+asked for, written by the daemon that runs the call."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    outcome: str  # transferred | refused
+    detail: str
+
+
+async def transfer_outcome(conn: AsyncConnection, request: str, within_s: float) -> TransferOutcome | None:
+    """The outcome of transfer `request` once its row is written, or None after `within_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        cur = await conn.execute("SELECT outcome, detail FROM transfers WHERE request = %s", (request,))
+        row = await cur.fetchone()
+        if row is not None:
+            return TransferOutcome(str(row[0]), str(row[1]))
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(POLL_S)
