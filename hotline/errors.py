@@ -66,6 +66,11 @@ class ProvisionError(HotlineError, ValueError):
     """Provisioning input is malformed or inconsistent; names the field and the value."""
 
 
+class DialRefused(HotlineError):
+    """A number may not be dialled out: no trunk allows it (toll fraud), or it is no valid E.164
+    number; the message names the number and the reason."""
+
+
 class CaseNotFound(HotlineError):
     """No case has the id asked for."""
 
