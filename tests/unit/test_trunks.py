@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_provision_parse import example, refused
 
+from hotline.engine.dial_out import dial_out
 from hotline.engine.routing.outbound import dial_endpoint, may_dial, refusal, trunk_for
 from hotline.errors import DialRefused, ProvisionError
 from hotline.provision import export, parse
@@ -140,3 +141,33 @@ def test_removing_the_number_a_trunk_presents_is_refused() -> None:
     numbers = {k: v for k, v in prov.numbers.items() if k != "+74951234567"}
     with pytest.raises(ProvisionError, match="trunks.carrier.caller_id"):
         validate(dataclasses.replace(prov, numbers=numbers))
+
+
+# -- dialling -----------------------------------------------------------------------------------
+
+class RecordingAri:
+    def __init__(self) -> None:
+        self.originated: list[dict[str, object]] = []
+
+    async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
+                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None:
+        self.originated.append({"endpoint": endpoint, "app": app, "app_args": app_args,
+                                "channel_id": channel_id, "caller_id": caller_id, "formats": formats})
+
+
+async def test_dial_out_goes_through_the_trunk_with_its_caller_id_and_audio_only() -> None:
+    ari = RecordingAri()
+    used = await dial_out(ari, [MOSCOW], "+79161234567", app="hotline", app_args="callback,7",
+                          channel_id="cb-7-1", timeout_s=30)
+    assert used is MOSCOW
+    assert ari.originated == [{"endpoint": "PJSIP/+79161234567@sipp-carrier", "app": "hotline",
+                               "app_args": "callback,7", "channel_id": "cb-7-1",
+                               "caller_id": "+74951234567", "formats": "ulaw,alaw"}]
+
+
+async def test_dial_out_refuses_a_number_no_trunk_allows_and_dials_nothing() -> None:
+    ari = RecordingAri()
+    with pytest.raises(DialRefused, match="no trunk may dial '\\+78095551234'"):
+        await dial_out(ari, [MOSCOW], "+78095551234", app="hotline", app_args="x", channel_id="c",
+                       timeout_s=30)
+    assert ari.originated == []
