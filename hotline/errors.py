@@ -71,6 +71,11 @@ class DialRefused(HotlineError):
     number; the message names the number and the reason."""
 
 
+class CallbackError(HotlineError):
+    """A queued callback request cannot be changed as asked (unknown, ended, being placed, or no
+    longer held by the daemon placing it); names the request."""
+
+
 class CaseNotFound(HotlineError):
     """No case has the id asked for."""
 
