@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_provision_parse import example, refused
 
+from hotline.cli.doctor import trunks_loaded
 from hotline.engine.dial_out import dial_out
 from hotline.engine.routing.outbound import dial_endpoint, may_dial, refusal, trunk_for
-from hotline.errors import DialRefused, ProvisionError
+from hotline.errors import DialRefused, HotlineError, ProvisionError
 from hotline.provision import export, parse
 from hotline.provision.model import Trunk
 from hotline.provision.validate import validate
@@ -171,3 +172,18 @@ async def test_dial_out_refuses_a_number_no_trunk_allows_and_dials_nothing() -> 
         await dial_out(ari, [MOSCOW], "+78095551234", app="hotline", app_args="x", channel_id="c",
                        timeout_s=30)
     assert ari.originated == []
+
+
+# -- hotline doctor -----------------------------------------------------------------------------
+
+def test_doctor_names_each_trunk_whose_endpoint_asterisk_lacks() -> None:
+    backup = Trunk("backup", "carrier-2", "+74951234567", ("+7499",))
+    with pytest.raises(HotlineError) as info:
+        trunks_loaded([MOSCOW, backup], {"sipp-carrier", "hotline-web"})
+    assert str(info.value).startswith("trunk backup: endpoint 'carrier-2' is not loaded in Asterisk")
+    assert "sipp-carrier" not in str(info.value)
+
+
+def test_doctor_says_what_each_trunk_allows_when_all_are_loaded() -> None:
+    assert trunks_loaded([MOSCOW], {"sipp-carrier"}) == (
+        "carrier through endpoint sipp-carrier, allowing +7495, +7916, as +74951234567")
