@@ -218,6 +218,8 @@ async def _trunks(settings: Settings) -> str:
     settings.require("dsn")
     conn = await connect(settings.dsn)
     async with conn:
+        if await migrations.pending(conn):  # no trunks table yet: the database line says what to do
+            raise HotlineError("not checked: the database is not migrated")
         trunks = list((await provisioning_store.load(conn)).trunks.values())
     if not trunks:
         return "none provisioned: nothing is dialled to outside numbers"

@@ -136,6 +136,7 @@ def test_doctor_fails_when_the_database_is_not_migrated(daemon_env: dict[str, st
     result = doctor({**daemon_env, "HOTLINE_DSN": empty_db_dsn})
     assert result.returncode != 0
     assert "hotline db migrate" in result.stdout.splitlines()[0]
+    assert "FAIL trunks: not checked: the database is not migrated" in result.stdout.splitlines()
 
 
 def test_doctor_says_when_no_daemon_serves_the_stasis_app(daemon_env: dict[str, str]) -> None:
