@@ -66,6 +66,16 @@ class ProvisionError(HotlineError, ValueError):
     """Provisioning input is malformed or inconsistent; names the field and the value."""
 
 
+class DialRefused(HotlineError):
+    """A number may not be dialled out: no trunk allows it (toll fraud), or it is no valid E.164
+    number; the message names the number and the reason."""
+
+
+class CallbackError(HotlineError):
+    """A queued callback request cannot be changed as asked (unknown, ended, being placed, or no
+    longer held by the daemon placing it); names the request."""
+
+
 class CaseNotFound(HotlineError):
     """No case has the id asked for."""
 

@@ -21,6 +21,7 @@ from hotline.cli.common import settings_of
 from hotline.config import Settings
 from hotline.errors import AmiError, DoctorWarning, HotlineError
 from hotline.media import WEB_ENDPOINT, WS_TRANSPORT
+from hotline.provision.model import Trunk
 from hotline.provision.render import (
     AGENTS_CONTEXT,
     DIALPLAN_FILE,
@@ -30,6 +31,7 @@ from hotline.provision.render import (
     ConfFile,
 )
 from hotline.store import migrations
+from hotline.store import provisioning as provisioning_store
 from hotline.store.db import connect, describe_dsn
 
 
@@ -73,6 +75,7 @@ async def run_checks(settings: Settings, timeout: float = 10.0, *, starting: boo
             ("sip websocket", lambda: _sip_websocket(settings)),
             ("dialplan", lambda: _dialplan(settings)),
             ("included files", lambda: _included_files(settings)),
+            ("trunks", lambda: _trunks(settings)),
         ]
     results = []
     for name, probe in checks:
@@ -207,6 +210,33 @@ async def _included_files(settings: Settings) -> str:
     if problems:
         raise HotlineError("; ".join(problems))
     return f"Asterisk has read {', '.join(conf.name for conf in FILES)}"
+
+
+async def _trunks(settings: Settings) -> str:
+    """Every provisioned trunk names an endpoint Asterisk has loaded (the site's own, in
+    pjsip_local.conf): else each call through it would fail only when a customer waits for it."""
+    settings.require("dsn")
+    conn = await connect(settings.dsn)
+    async with conn:
+        if await migrations.pending(conn):  # no trunks table yet: the database line says what to do
+            raise HotlineError("not checked: the database is not migrated")
+        trunks = list((await provisioning_store.load(conn)).trunks.values())
+    if not trunks:
+        return "none provisioned: nothing is dialled to outside numbers"
+    return trunks_loaded(trunks, await _with_ami(settings, loaded_endpoints))
+
+
+def trunks_loaded(trunks: list[Trunk], loaded: set[str]) -> str:
+    """The doctor's line for `trunks` against the endpoints Asterisk has; HotlineError naming each
+    trunk whose endpoint it lacks."""
+    missing = [f"trunk {t.name}: endpoint {t.endpoint!r} is not loaded in Asterisk (add it to "
+               "pjsip_local.conf from the hotline-trunk template, with an aor giving the carrier's "
+               "address, then `module reload res_pjsip.so`)" for t in sorted(trunks, key=lambda t: t.name)
+               if t.endpoint not in loaded]
+    if missing:
+        raise HotlineError("; ".join(missing))
+    return "; ".join(f"{t.name} through endpoint {t.endpoint}, allowing {', '.join(t.allow)}, "
+                     f"as {t.caller_id}" for t in sorted(trunks, key=lambda t: t.name))
 
 
 def _not_read(settings: Settings, conf: ConfFile) -> str:

@@ -378,4 +378,65 @@ def ivr_list(ctx: click.Context, fmt: str) -> None:
     print_rows(rows, fmt, ["name", "prompt", "timeout", "retries", "options"])
 
 
-COMMANDS = (provision, export_command, number, queue, hotline_group, member, ivr)
+# -- outbound trunks ----------------------------------------------------------------------------
+
+_trunk_options = options(
+    click.option("--endpoint", help="The PJSIP endpoint calls go out through (pjsip_local.conf)."),
+    click.option("--caller-id", help="The hotline number presented to whoever is called."),
+    click.option("--allow", multiple=True,
+                 help="An E.164 prefix it may dial, like +7495 (repeat; replaces the list)."),
+)
+
+
+@click.group()
+def trunk() -> None:
+    """Outbound trunks: endpoint, allowed number prefixes, caller id."""
+
+
+def _trunk_edit(name: str, options: Given, region: str, *, create: bool) -> Edit:
+    def edit(prov: Provisioning) -> Provisioning:
+        if create and name in prov.trunks:
+            raise ProvisionError(f"trunk {name!r} already exists: use `hotline trunk set`")
+        base = {} if create else export.trunk_table(need(prov.trunks, name, "trunk"))
+        return with_object(prov, "trunks", name, parse.trunk(name, {**base, **options}, region))
+    return edit
+
+
+@trunk.command("add")
+@click.argument("name")
+@_trunk_options
+@click.pass_context
+def trunk_add(ctx: click.Context, /, name: str, **options: object) -> None:
+    """Add a trunk (--endpoint, --caller-id and --allow are required)."""
+    region = settings_of(ctx).default_region
+    report(run_edit(ctx, _trunk_edit(name, given(**options), region, create=True)))
+
+
+@trunk.command("set")
+@click.argument("name")
+@_trunk_options
+@click.pass_context
+def trunk_set(ctx: click.Context, /, name: str, **options: object) -> None:
+    """Change a trunk (only what is given; --allow replaces the list)."""
+    region = settings_of(ctx).default_region
+    report(run_edit(ctx, _trunk_edit(name, given(**options), region, create=False)))
+
+
+@trunk.command("remove")
+@click.argument("name")
+@click.pass_context
+def trunk_remove(ctx: click.Context, name: str) -> None:
+    """Remove a trunk: nothing is dialled through it any more."""
+    report(run_edit(ctx, remover("trunks", name, "trunk")))
+
+
+@trunk.command("list")
+@FORMAT
+@click.pass_context
+def trunk_list(ctx: click.Context, fmt: str) -> None:
+    """List trunks."""
+    rows = [{"name": t.name, **export.trunk_table(t)} for t in load(ctx).trunks.values()]
+    print_rows(rows, fmt, ["name", "endpoint", "caller_id", "allow"])
+
+
+COMMANDS = (provision, export_command, number, queue, hotline_group, member, ivr, trunk)

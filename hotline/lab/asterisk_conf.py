@@ -18,6 +18,10 @@ ARI_USER = "hotline"
 # phones and browsers use 127.0.0.1 and are found by their From user.
 TRUNK_ADDRESS = "127.0.0.2"
 VIDEO_PHONE_ADDRESS = "127.0.0.3"
+# The far end of the lab's outbound trunk: a sipp answering on an address of its own, which the
+# `sipp-carrier` endpoint dials (provisioning's trunks name it, as a site names its carrier's).
+CARRIER_ADDRESS = "127.0.0.4"
+CARRIER_ENDPOINT = "sipp-carrier"
 LOCAL_FILE = "pjsip_local.conf"  # included by the reference pjsip.conf: a site's own endpoints
 # What the daemon's AMI user may read (events) and do (actions), by Asterisk's class names:
 # FullyBooted, Reload, Shutdown and ContactStatus are `system` events, DeviceStateChange is
@@ -63,7 +67,13 @@ def render_lab_endpoints() -> str:
         f"[sipp-trunk]\ntype = identify\nendpoint = sipp-trunk\nmatch = {TRUNK_ADDRESS}\n\n"
         f"; A SIP video phone (sipp with an m=video offer) sending from {VIDEO_PHONE_ADDRESS}.\n"
         "[sipp-video](hotline-video-phone)\nrtp_timeout = 0\nrtp_timeout_hold = 0\n\n"
-        f"[sipp-video]\ntype = identify\nendpoint = sipp-video\nmatch = {VIDEO_PHONE_ADDRESS}\n")
+        f"[sipp-video]\ntype = identify\nendpoint = sipp-video\nmatch = {VIDEO_PHONE_ADDRESS}\n\n"
+        f"; The outbound carrier: calls to outside numbers go to a sipp answering on {CARRIER_ADDRESS}\n"
+        "; (PJSIP/NUMBER@sipp-carrier puts NUMBER in the request URI at the aor's contact).\n"
+        f"[{CARRIER_ENDPOINT}](hotline-trunk)\naors = {CARRIER_ENDPOINT}\n"
+        "rtp_timeout = 0\nrtp_timeout_hold = 0\n\n"
+        f"[{CARRIER_ENDPOINT}]\ntype = aor\ncontact = sip:{CARRIER_ADDRESS}:5060\n\n"
+        f"[{CARRIER_ENDPOINT}]\ntype = identify\nendpoint = {CARRIER_ENDPOINT}\nmatch = {CARRIER_ADDRESS}\n")
 
 
 def render_manager_users(secret: str) -> str:

@@ -6,7 +6,17 @@ from datetime import time
 
 import tomli_w
 
-from hotline.provision.model import WEEKDAYS, Agent, Hotline, Menu, Number, OpeningHours, Provisioning, Queue
+from hotline.provision.model import (
+    WEEKDAYS,
+    Agent,
+    Hotline,
+    Menu,
+    Number,
+    OpeningHours,
+    Provisioning,
+    Queue,
+    Trunk,
+)
 from hotline.provision.parse import DAY_END
 
 Table = dict[str, object]  # one object's TOML table, as `hotline provision` reads it back
@@ -21,6 +31,7 @@ def to_toml(prov: Provisioning, *, with_secrets: bool = False) -> str:
         "hotlines": {h.name: hotline_table(h) for h in prov.hotlines.values()},
         "numbers": {n.number: number_table(n) for n in prov.numbers.values()},
         "agents": {a.name: agent_table(a, with_secrets) for a in prov.agents.values()},
+        "trunks": {t.name: trunk_table(t) for t in prov.trunks.values()},
     }
     return HEADER + tomli_w.dumps({k: v for k, v in doc.items() if v})
 
@@ -98,3 +109,7 @@ def agent_table(a: Agent, with_secrets: bool = False) -> Table:
         "endpoint": a.endpoint, "display_name": a.display_name or None,
         "password_ha1": a.password_ha1 if with_secrets else None,
         "capabilities": sorted(a.capabilities), "queues": dict(a.queues) or None})
+
+
+def trunk_table(t: Trunk) -> Table:
+    return {"endpoint": t.endpoint, "caller_id": t.caller_id, "allow": list(t.allow)}

@@ -156,6 +156,19 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class Trunk:
+    """An outbound trunk: the PJSIP endpoint calls to outside numbers go through (a site's own,
+    in pjsip_local.conf, with the carrier's address and credentials), the E.164 prefixes a number
+    must start with to be dialled there (nothing else ever is: toll fraud), and the number
+    presented as caller id (one of the hotlines' provisioned numbers)."""
+
+    name: str
+    endpoint: str
+    caller_id: str  # E.164
+    allow: tuple[str, ...]  # E.164 prefixes like '+7495', sorted, at least one
+
+
+@dataclass(frozen=True)
 class Provisioning:
     """The whole contact centre. Keys are the objects' names (numbers: their E.164 or address)."""
 
@@ -164,8 +177,9 @@ class Provisioning:
     hotlines: dict[str, Hotline] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
     agents: dict[str, Agent] = field(default_factory=dict)
+    trunks: dict[str, Trunk] = field(default_factory=dict)
 
-    KINDS = ("queues", "menus", "hotlines", "numbers", "agents")
+    KINDS = ("queues", "menus", "hotlines", "numbers", "agents", "trunks")
 
     def section(self, kind: str) -> dict[str, object]:
         return getattr(self, kind)  # type: ignore[no-any-return]

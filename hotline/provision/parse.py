@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from datetime import date, time
 from typing import TypeVar
 
+import phonenumbers
+
 from hotline.errors import NumberError, ProvisionError
 from hotline.numbers import normalise
 from hotline.provision import sip_auth
@@ -32,6 +34,7 @@ from hotline.provision.model import (
     Queue,
     RegionRoute,
     Target,
+    Trunk,
 )
 
 T = TypeVar("T")
@@ -433,6 +436,54 @@ def agent(name: str, table: Mapping[str, object]) -> Agent:
                             for q, p in queues.items())))
 
 
+def allow_prefixes(field: str, values: object) -> tuple[str, ...]:
+    """['+7495', '+7916'] -> sorted E.164 prefixes. A bare country code ('+7') is refused: it would
+    let a trunk dial the country's premium and international-rate ranges too."""
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list | tuple) or not values:
+        raise fail(field, values, "must list E.164 prefixes a dialled number must start with, "
+                                  "like ['+7495', '+7916']")
+    out: set[str] = set()
+    for value in values:
+        prefix = str(value).strip().replace(" ", "").replace("-", "")
+        if not re.fullmatch(r"\+[1-9][0-9]{0,14}", prefix):
+            raise fail(field, value, "is not an E.164 prefix (like '+7495')")
+        if int(prefix[1:]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            raise fail(field, value, "is a whole country code: name narrower prefixes (like "
+                                     "'+7495', not '+7')")
+        if prefix in out:
+            raise fail(field, value, "is listed twice")
+        out.add(prefix)
+    return tuple(sorted(out))
+
+
+def caller_id(field: str, value: object, region: str = "RU") -> str:
+    """The number presented when calling out: as people type it -> E.164 (provisioned: validate)."""
+    if not isinstance(value, str | int):
+        raise fail(field, value, "is not a telephone number")
+    try:
+        return normalise(str(value), region).e164
+    except NumberError as exc:
+        raise ProvisionError(f"{field}: {exc}") from None
+
+
+def trunk(name: str, table: Mapping[str, object], region: str = "RU") -> Trunk:
+    f = f"trunks.{slug('trunk', name)}"
+    _take(table, f, {"endpoint", "caller_id", "allow"})
+    for key, why in (("endpoint", "the PJSIP endpoint calls go out through (pjsip_local.conf)"),
+                     ("caller_id", "the hotline number presented to whoever is called"),
+                     ("allow", "the E.164 prefixes this trunk may dial, like ['+7495']")):
+        if key not in table:
+            raise fail(f"{f}.{key}", None, f"is required: {why}")
+    endpoint = table["endpoint"]
+    if not isinstance(endpoint, str) or not ENDPOINT.fullmatch(endpoint):
+        raise fail(f"{f}.endpoint", endpoint, "is not a PJSIP endpoint name")
+    return Trunk(name=name, endpoint=endpoint,
+                 caller_id=caller_id(f"{f}.caller_id", table["caller_id"], region),
+                 allow=allow_prefixes(f"{f}.allow", table["allow"]))
+
+
 def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
     """A parsed TOML document -> Provisioning (not yet cross-checked: see validate)."""
     _take(doc, "file", set(Provisioning.KINDS))
@@ -448,7 +499,8 @@ def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
         menus={n: menu(n, t) for n, t in sections["menus"].items()},
         hotlines={n: hotline(n, t) for n, t in sections["hotlines"].items()},
         numbers=numbers,
-        agents={n: agent(n, t) for n, t in sections["agents"].items()})
+        agents={n: agent(n, t) for n, t in sections["agents"].items()},
+        trunks={n: trunk(n, t, region) for n, t in sections["trunks"].items()})
 
 
 def _section(doc: Mapping[str, object], kind: str) -> Mapping[str, Mapping[str, object]]:

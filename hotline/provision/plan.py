@@ -9,7 +9,7 @@ from hotline.provision.model import Agent, Provisioning
 
 # How each kind is called in one line of a plan.
 SINGULAR = {"queues": "queue", "menus": "menu", "hotlines": "hotline", "numbers": "number",
-            "agents": "agent"}
+            "agents": "agent", "trunks": "trunk"}
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from hotline.errors import ProvisionError
+from hotline.media import WEB_ENDPOINT
 from hotline.provision.model import Menu, Provisioning, Target
 
 # Endpoints and templates the reference configuration and the lab define: an agent may not take
 # their names.
-RESERVED_ENDPOINTS = frozenset({"sipp-trunk", "sipp-video", "anonymous", "hotline-customer", "hotline-trunk",
-                                "hotline-video-phone"})
+RESERVED_ENDPOINTS = frozenset({"sipp-trunk", "sipp-video", "sipp-carrier", "anonymous", "hotline-customer",
+                                "hotline-trunk", "hotline-video-phone"})
 
 
 def validate(prov: Provisioning) -> None:
@@ -24,6 +25,7 @@ def validate(prov: Provisioning) -> None:
 def _problems(prov: Provisioning) -> Iterator[str]:
     yield from _references(prov)
     yield from _endpoints(prov)
+    yield from _trunks(prov)
     yield from _menus_without_exit(prov)
     yield from _cycles(prov)
 
@@ -71,6 +73,25 @@ def _endpoints(prov: Provisioning) -> Iterator[str]:
         if a.endpoint in seen:
             yield f"agents.{a.name}.endpoint: {a.endpoint!r} is already agent {seen[a.endpoint]!r}'s"
         seen[a.endpoint] = a.name
+
+
+# The reference templates (`(!)`: never an endpoint of their own) and the web endpoint, which
+# cannot carry a call to a carrier.
+_NOT_TRUNKS = frozenset({"anonymous", "hotline-customer", "hotline-trunk", "hotline-video-phone",
+                         WEB_ENDPOINT})
+
+
+def _trunks(prov: Provisioning) -> Iterator[str]:
+    agents = {a.endpoint: a.name for a in prov.agents.values()}
+    for t in sorted(prov.trunks.values(), key=lambda t: t.name):
+        if t.endpoint in _NOT_TRUNKS:
+            yield f"trunks.{t.name}.endpoint: {t.endpoint!r} is not a carrier's endpoint"
+        if t.endpoint in agents:
+            yield f"trunks.{t.name}.endpoint: {t.endpoint!r} is the phone of agent {agents[t.endpoint]!r}"
+        number = prov.numbers.get(t.caller_id)
+        if number is None or number.kind == "video":
+            yield (f"trunks.{t.name}.caller_id: {t.caller_id!r} is not one of the hotlines' "
+                   "telephone numbers")
 
 
 def _menus_without_exit(prov: Provisioning) -> Iterator[str]:

@@ -25,6 +25,7 @@ from hotline.provision.model import (
     Queue,
     RegionRoute,
     Target,
+    Trunk,
 )
 from hotline.provision.plan import Plan
 
@@ -51,6 +52,7 @@ async def load(conn: AsyncConnection) -> Provisioning:
         hotlines={h.name: h for h in await _load_hotlines(conn, names)},
         numbers={n.number: n for n in await _load_numbers(conn, names)},
         agents={a.name: a for a in await _load_agents(conn, names)},
+        trunks={t.name: t for t in await _load_trunks(conn)},
     )
 
 
@@ -80,12 +82,15 @@ async def write(conn: AsyncConnection, desired: Provisioning, plan: Plan) -> Non
         await _upsert_number(conn, desired.numbers[name], names)
     for name in sorted(touched["agents"]):
         await _upsert_agent(conn, desired.agents[name], names)
+    for name in sorted(touched["trunks"]):
+        await _upsert_trunk(conn, desired.trunks[name])
     await _retire(conn, plan)
 
 
 # -- loading ------------------------------------------------------------------------------------
 
 _TABLES = {"queues": "queues", "menus": "ivr_menus", "hotlines": "hotlines", "agents": "agents"}
+_RETIRED_BY_NAME = {**_TABLES, "trunks": "trunks"}
 
 
 async def _names(conn: AsyncConnection) -> dict[str, dict[int, str]]:
@@ -206,6 +211,11 @@ async def _load_agents(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
                   capabilities=frozenset(c for c in ("audio", "video", "webrtc") if r[c]),
                   queues=tuple(sorted(members.get(r["id"], []))))
             for r in await _rows(conn, "SELECT * FROM agents WHERE retired_at IS NULL ORDER BY name")]
+
+
+async def _load_trunks(conn: AsyncConnection) -> list[Trunk]:
+    return [Trunk(name=r["name"], endpoint=r["endpoint"], caller_id=r["caller_id"], allow=tuple(r["allow"]))
+            for r in await _rows(conn, "SELECT * FROM trunks WHERE retired_at IS NULL ORDER BY name")]
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -338,6 +348,14 @@ async def _upsert_agent(conn: AsyncConnection, a: Agent, ids: dict[str, dict[str
                            (ids["queues"][queue], row[0], penalty))
 
 
+async def _upsert_trunk(conn: AsyncConnection, t: Trunk) -> None:
+    await conn.execute(
+        "INSERT INTO trunks (name, endpoint, caller_id, allow) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint, caller_id = excluded.caller_id,"
+        " allow = excluded.allow, retired_at = NULL, updated_at = now()",
+        (t.name, t.endpoint, t.caller_id, list(t.allow)))
+
+
 async def _retire(conn: AsyncConnection, plan: Plan) -> None:
     """Retire in the order that keeps references valid: numbers, agents, hotlines, menus, queues."""
     removed = {kind: sorted(plan.removed(kind)) for kind in Provisioning.KINDS}
@@ -352,9 +370,9 @@ async def _retire(conn: AsyncConnection, plan: Plan) -> None:
             await conn.execute(f"UPDATE {table} SET {column} = now() WHERE {column} IS NULL AND agent_id IN"
                                " (SELECT id FROM agents WHERE name = ANY(%s))", (removed["agents"],))
         await conn.execute("UPDATE agents SET retired_at = now() WHERE name = ANY(%s)", (removed["agents"],))
-    for kind in ("hotlines", "menus", "queues"):
+    for kind in ("hotlines", "menus", "queues", "trunks"):
         if removed[kind]:
-            await conn.execute(f"UPDATE {_TABLES[kind]} SET retired_at = now() WHERE name = ANY(%s)",
+            await conn.execute(f"UPDATE {_RETIRED_BY_NAME[kind]} SET retired_at = now() WHERE name = ANY(%s)",
                                (removed[kind],))
     if removed["queues"]:
         await conn.execute("DELETE FROM queue_members WHERE queue_id IN"

@@ -21,8 +21,9 @@ from support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.lab
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-centre.toml"
 CHECKS = ["database", "ami", "ari", "ari exposure", "asterisk modules", "ari.conf", "sip websocket",
-          "dialplan", "included files"]
+          "dialplan", "included files", "trunks"]
 
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -47,6 +48,19 @@ def test_doctor_passes_on_the_lab_with_the_daemon_running(daemon_env: dict[str, 
     assert lines[3] == ("ok   ari exposure: Asterisk's HTTP server (ARI) listens on loopback only: "
                         "127.0.0.1:8088")
     assert lines[8] == ("ok   included files: Asterisk has read pjsip_hotline.conf, extensions_hotline.conf")
+    assert lines[9] == "ok   trunks: none provisioned: nothing is dialled to outside numbers"
+
+
+def test_doctor_checks_that_asterisk_has_each_trunks_endpoint(daemon_env: dict[str, str]) -> None:
+    added = hotline_cli(daemon_env, "provision", str(EXAMPLE))
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "ok   trunks: carrier through endpoint sipp-carrier" in doctor(daemon_env).stdout
+    moved = hotline_cli(daemon_env, "trunk", "set", "carrier", "--endpoint", "no-such-carrier")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    result = doctor(daemon_env)
+    assert result.returncode == 1
+    assert ("FAIL trunks: trunk carrier: endpoint 'no-such-carrier' is not loaded in Asterisk"
+            in result.stdout), result.stdout
 
 
 @contextmanager
@@ -122,6 +136,7 @@ def test_doctor_fails_when_the_database_is_not_migrated(daemon_env: dict[str, st
     result = doctor({**daemon_env, "HOTLINE_DSN": empty_db_dsn})
     assert result.returncode != 0
     assert "hotline db migrate" in result.stdout.splitlines()[0]
+    assert "FAIL trunks: not checked: the database is not migrated" in result.stdout.splitlines()
 
 
 def test_doctor_says_when_no_daemon_serves_the_stasis_app(daemon_env: dict[str, str]) -> None:

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.lab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-centre.toml"
 PROVISIONING_TABLES = ("queues", "ivr_menus", "ivr_options", "hotlines", "hotline_hours",
-                       "hotline_holidays", "hotline_region_routes", "numbers", "agents", "queue_members")
+                       "hotline_holidays", "hotline_region_routes", "numbers", "agents", "queue_members",
+                       "trunks")
 
 
 @pytest.fixture
@@ -166,3 +167,43 @@ def test_a_new_endpoint_needs_a_new_password(hotline, db) -> None:  # type: igno
     assert moved.exit_code == 0 and "~ agent ivanov (endpoint, password_ha1)" in moved.output
     [row] = rows(db, "SELECT endpoint, password_ha1 FROM agents WHERE name = 'ivanov'")
     assert row == {"endpoint": "ivan-7", "password_ha1": sip_auth.ha1("ivan-7", "n3w-pass-123")}
+
+
+def test_trunk_verbs_add_list_set_and_remove_a_trunk(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    added = hotline("trunk", "add", "backup", "--endpoint", "carrier-2", "--caller-id", "+7 495 765-43-21",
+                    "--allow", "+7 499", "--allow", "+7495")
+    assert added.exit_code == 0 and added.output.strip() == "+ trunk backup"
+    listed = json.loads(hotline("trunk", "list", "--format", "json").output)
+    assert {"name": "backup", "endpoint": "carrier-2", "caller_id": "+74957654321",
+            "allow": ["+7495", "+7499"]} in listed
+    changed = hotline("trunk", "set", "backup", "--allow", "+7916")
+    assert changed.exit_code == 0 and changed.output.strip() == "~ trunk backup (allow)"
+    assert rows(db, "SELECT endpoint, caller_id, allow FROM trunks WHERE name = 'backup'") == [
+        {"endpoint": "carrier-2", "caller_id": "+74957654321", "allow": ["+7916"]}]
+    assert hotline("trunk", "remove", "backup").output.strip() == "- trunk backup"
+    assert rows(db, "SELECT retired_at IS NOT NULL AS retired FROM trunks WHERE name = 'backup'") == [
+        {"retired": True}]
+    assert "backup" not in hotline("trunk", "list").output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("trunk", "add", "t", "--endpoint", "x", "--caller-id", "+74951234567", "--allow", "+7"),
+     "trunks.t.allow: '+7' is a whole country code"),
+    (("trunk", "add", "t", "--endpoint", "x", "--caller-id", "+74991112233", "--allow", "+7495"),
+     "trunks.t.caller_id: '+74991112233' is not one of the hotlines' telephone numbers"),
+    (("trunk", "add", "t", "--endpoint", "x", "--caller-id", "+74951234567"),
+     "trunks.t.allow: None is required"),
+    (("trunk", "add", "carrier", "--endpoint", "x", "--caller-id", "+74951234567", "--allow", "+7495"),
+     "trunk 'carrier' already exists"),
+    (("trunk", "set", "nosuch", "--allow", "+7495"), "trunk 'nosuch' does not exist"),
+    (("trunk", "set", "carrier", "--endpoint", "ivanov"), "is the phone of agent 'ivanov'"),
+    (("number", "remove", "8 (495) 123-45-67"), "trunks.carrier.caller_id"),
+])
+def test_bad_trunk_input_is_one_clear_error_and_changes_nothing(hotline, db, args, message) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    before = rows(db, "SELECT to_jsonb(t) AS row FROM trunks t ORDER BY 1")
+    result = hotline(*args)
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and message in result.output, result.output
+    assert rows(db, "SELECT to_jsonb(t) AS row FROM trunks t ORDER BY 1") == before

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.lab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-centre.toml"
 PROVISIONING_TABLES = ("queues", "ivr_menus", "ivr_options", "hotlines", "hotline_hours", "hotline_holidays",
-                       "hotline_region_routes", "numbers", "agents", "queue_members")
+                       "hotline_region_routes", "numbers", "agents", "queue_members", "trunks")
 Doc = dict[str, Any]
 
 
@@ -227,7 +227,7 @@ async def test_hours_until_midnight_are_stored_and_read_back_as_24_00(provisione
 async def test_dry_run_shows_the_plan_and_writes_nothing(conn: AsyncConnection) -> None:
     before = await dump(conn)
     plan = await changes.apply_document(conn, example(), dry_run=True)
-    assert "+ agent ivanov" in plan.lines() and len(plan.lines()) == 13
+    assert "+ agent ivanov" in plan.lines() and "+ trunk carrier" in plan.lines() and len(plan.lines()) == 14
     assert await dump(conn) == before
 
 
@@ -540,7 +540,7 @@ async def test_the_same_file_applied_twice_at_once_is_written_once(conn: AsyncCo
     async with await AsyncConnection.connect(db_dsn, autocommit=True) as other:
         plans = await asyncio.gather(changes.apply_document(conn, example()),
                                      changes.apply_document(other, example()))
-    assert sorted(len(p.lines()) for p in plans) == [0, 13]
+    assert sorted(len(p.lines()) for p in plans) == [0, 14]
     assert rows(db, "SELECT count(*) AS n FROM numbers") == [{"n": 4}]
 
 

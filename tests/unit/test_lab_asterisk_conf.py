@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hotline.lab.asterisk_conf import (
+    CARRIER_ADDRESS,
     LOCAL_FILE,
     TRUNK_ADDRESS,
     VIDEO_PHONE_ADDRESS,
@@ -35,6 +36,8 @@ def test_the_labs_carrier_and_video_phone_are_known_by_their_own_addresses() -> 
     text = render_lab_endpoints()
     assert "[sipp-trunk](hotline-trunk)" in text and "[sipp-video](hotline-video-phone)" in text
     assert f"match = {TRUNK_ADDRESS}" in text and f"match = {VIDEO_PHONE_ADDRESS}" in text
+    # the outbound carrier is dialled at its own address, where the lab tests run a sipp far end
+    assert "[sipp-carrier](hotline-trunk)" in text and f"contact = sip:{CARRIER_ADDRESS}:5060" in text
     assert "127.0.0.1" not in text  # the agents' and browsers' address stays theirs
 
 

@@ -590,6 +590,8 @@ GOOD: dict[str, list[Any]] = {
     "password_ha1": ["0bb0eeec03b124a977cd9cfe253b21b7", "0BB0EEEC03B124A977CD9CFE253B21B7"],
     "capabilities": [["audio"], ["audio", "video", "webrtc"], "audio,video", ["webrtc"]],
     "queues": [{"support": 0, "backoffice": 5}, {}, {"support": -1}],
+    "caller_id": ["8 (495) 123-45-67", "+74957654321", "8-800-555-35-35", "video-support", "+7 495 12"],
+    "allow": [["+7495", "+7916"], "+7495", ["+7"], ["+7495", "+7495"], [], ["7495"], ["+1212"]],
 }
 SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optional ones
     "queues": ([], ["strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
@@ -601,10 +603,12 @@ SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optio
                              "regions"]),
     "numbers": (["hotline"], ["kind", "lines"]),
     "agents": ([], ["endpoint", "display_name", "password", "password_ha1", "capabilities", "queues"]),
+    "trunks": (["endpoint", "caller_id"], ["allow"]),
 }
 NAMES = {
     "queues": ["support", "backoffice", "siberia"], "menus": ["main", "billing"],
     "hotlines": ["moscow", "federal"], "agents": ["ivanov", "petrova", "sipp-trunk"],
+    "trunks": ["carrier", "backup", "Carrier"],
     "numbers": ["8 (495) 123-45-67", "+7 495 1234567", "+7 495 765-43-21", "8-800-555-35-35", "video-support",
                 "8 (495) 123-45", "+7 913 123-45-67", "+1 212 555 0100"],
 }
@@ -628,7 +632,7 @@ def object_name(draw: st.DrawFn, kind: str) -> str:
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     """A document shaped like the provisioning file, mostly of plausible values, sometimes not."""
     doc: dict[str, Any] = {}
-    for kind in draw(st.lists(st.sampled_from(Provisioning.KINDS), unique=True, max_size=5)):
+    for kind in draw(st.lists(st.sampled_from(Provisioning.KINDS), unique=True, max_size=6)):
         required, optional = SECTIONS[kind]
         tables: dict[str, Any] = {}
         for name in {object_name(draw, kind) for _ in range(draw(st.integers(0, 3)))}:

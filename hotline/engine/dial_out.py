@@ -1,0 +1,32 @@
+"""Calls to outside numbers: through the trunk whose allow-list takes the number, with the
+trunk's caller id (the hotline's number), audio only (a carrier is never offered video). The one
+place the engine dials the outside world; hotline.engine.routing.outbound decides what may be."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from hotline.engine.routing.outbound import dial_endpoint, trunk_for
+from hotline.provision.model import Trunk
+
+log = logging.getLogger(__name__)
+
+CARRIER_FORMATS = "ulaw,alaw"  # what the reference `hotline-trunk` template allows, but opus/gsm
+
+
+class Originator(Protocol):
+    async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
+                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None: ...
+
+
+async def dial_out(ari: Originator, trunks: Iterable[Trunk], number: str, *, app: str, app_args: str,
+                   channel_id: str, timeout_s: int) -> Trunk:
+    """Dial `number` (E.164) into Stasis `app` with `app_args`; the trunk used. DialRefused, and
+    nothing dialled, when no trunk allows the number."""
+    trunk = trunk_for(trunks, number)
+    await ari.originate(dial_endpoint(trunk, number), app, app_args, channel_id, timeout_s=timeout_s,
+                        caller_id=trunk.caller_id, formats=CARRIER_FORMATS)
+    log.info("dialling %s through trunk %s as %s (%s)", number, trunk.name, trunk.caller_id, channel_id)
+    return trunk

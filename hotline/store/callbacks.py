@@ -1,0 +1,170 @@
+"""Queued callback requests in PostgreSQL: durable, in the order the callers joined their queue,
+and placed by one daemon at a time.
+
+A request keeps the caller's join time (its place in the line). A daemon claims the oldest due
+request of its queues (`FOR UPDATE SKIP LOCKED`, status 'placing' with its run and a lease): a
+second daemon's claim skips it and can never take it while the lease lasts; a lease that ran out
+(the daemon died) puts the request back in the line. When to retry and when to give up:
+hotline.engine.queueing.callback_rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from hotline.errors import CallbackError
+
+OPEN = ("pending", "placing")
+ENDED = ("answered", "failed", "expired", "cancelled")
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    id: int
+    case_id: int
+    hop_id: int | None
+    queue_id: int
+    number: str
+    joined_at: datetime
+    requested_at: datetime
+    due_at: datetime
+    expires_at: datetime | None
+    attempts: int
+    status: str
+    placed_by: str | None
+    lease_until: datetime | None
+    ended_at: datetime | None
+    detail: str
+
+
+_COLUMNS = ("id, case_id, hop_id, queue_id, number, joined_at, requested_at, due_at, expires_at, attempts,"
+            " status, placed_by, lease_until, ended_at, detail")
+
+
+async def request(conn: AsyncConnection, *, case_id: int, hop_id: int | None, queue_id: int, number: str,
+                  joined_at: datetime, due_at: datetime, expires_at: datetime | None) -> CallbackRequest:
+    """A caller's request, or the one the case already has open in that queue (a second press)."""
+    cur = conn.cursor(row_factory=class_row(CallbackRequest))
+    await cur.execute(
+        f"INSERT INTO callbacks (case_id, hop_id, queue_id, number, joined_at, due_at, expires_at)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        f" ON CONFLICT (case_id, queue_id) WHERE status IN ('pending', 'placing') DO NOTHING"
+        f" RETURNING {_COLUMNS}",
+        (case_id, hop_id, queue_id, number, joined_at, due_at, expires_at))
+    made = await cur.fetchone()
+    if made is not None:
+        return made
+    await cur.execute(f"SELECT {_COLUMNS} FROM callbacks WHERE case_id = %s AND queue_id = %s"
+                      " AND status IN ('pending', 'placing')", (case_id, queue_id))
+    existing = await cur.fetchone()
+    if existing is None:  # ended between the two statements: ask again
+        return await request(conn, case_id=case_id, hop_id=hop_id, queue_id=queue_id, number=number,
+                             joined_at=joined_at, due_at=due_at, expires_at=expires_at)
+    return existing
+
+
+async def claim(conn: AsyncConnection, queue_ids: list[int], run: str,
+                lease_s: int) -> CallbackRequest | None:
+    """The oldest-joined due request of `queue_ids`, now held by `run` for `lease_s` seconds; None
+    when there is none (or every due one is being claimed by another daemon right now)."""
+    cur = conn.cursor(row_factory=class_row(CallbackRequest))
+    await cur.execute(
+        f"UPDATE callbacks SET status = 'placing', placed_by = %s,"
+        f" lease_until = now() + make_interval(secs => %s)"
+        f" WHERE id = (SELECT id FROM callbacks WHERE status = 'pending' AND queue_id = ANY(%s)"
+        f"             AND due_at <= now() AND (expires_at IS NULL OR expires_at > now())"
+        f"             ORDER BY joined_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        f" RETURNING {_COLUMNS}",
+        (run, lease_s, queue_ids))
+    return await cur.fetchone()
+
+
+async def renew(conn: AsyncConnection, callback_id: int, run: str, lease_s: int) -> None:
+    """Keep holding a request being placed; CallbackError when `run` no longer holds it."""
+    await _held(conn, "UPDATE callbacks SET lease_until = now() + make_interval(secs => %s)"
+                      " WHERE id = %s AND status = 'placing' AND placed_by = %s", (lease_s, callback_id, run),
+                callback_id, run)
+
+
+async def release(conn: AsyncConnection, callback_id: int, run: str) -> None:
+    """Back in the line, its place and attempts unchanged (no agent took it, the daemon stops)."""
+    await _held(conn, "UPDATE callbacks SET status = 'pending', placed_by = NULL, lease_until = NULL"
+                      " WHERE id = %s AND status = 'placing' AND placed_by = %s", (callback_id, run),
+                callback_id, run)
+
+
+async def answered(conn: AsyncConnection, callback_id: int, run: str) -> None:
+    await _held(conn, "UPDATE callbacks SET status = 'answered', attempts = attempts + 1, ended_at = now(),"
+                      " placed_by = NULL, lease_until = NULL"
+                      " WHERE id = %s AND status = 'placing' AND placed_by = %s", (callback_id, run),
+                callback_id, run)
+
+
+async def unanswered(conn: AsyncConnection, callback_id: int, run: str, *, retry_at: datetime | None,
+                     give_up_as: str = "failed", detail: str = "") -> None:
+    """The customer did not answer: back in the line from `retry_at`, or ended as `give_up_as`
+    ('failed' or 'expired') when there is no retry."""
+    if retry_at is None and give_up_as not in ("failed", "expired"):
+        raise ValueError(f"a callback is given up as failed or expired, not {give_up_as!r}")
+    await _held(conn, "UPDATE callbacks SET attempts = attempts + 1, placed_by = NULL, lease_until = NULL,"
+                      " status = CASE WHEN %(retry)s::timestamptz IS NULL THEN %(end)s ELSE 'pending' END,"
+                      " due_at = coalesce(%(retry)s::timestamptz, due_at),"
+                      " ended_at = CASE WHEN %(retry)s::timestamptz IS NULL THEN now() END,"
+                      " detail = %(detail)s"
+                      " WHERE id = %(id)s AND status = 'placing' AND placed_by = %(run)s",
+                {"retry": retry_at, "end": give_up_as, "detail": detail, "id": callback_id, "run": run},
+                callback_id, run)
+
+
+async def _held(conn: AsyncConnection, sql: str, params: Sequence[object] | Mapping[str, object],
+                callback_id: int, run: str) -> None:
+    cur = await conn.execute(sql, params)
+    if cur.rowcount != 1:
+        raise CallbackError(f"callback {callback_id} is not being placed by {run}")
+
+
+async def recover(conn: AsyncConnection) -> list[int]:
+    """Requests whose daemon's lease ran out, back in the line; their ids."""
+    cur = await conn.execute("UPDATE callbacks SET status = 'pending', placed_by = NULL, lease_until = NULL"
+                             " WHERE status = 'placing' AND lease_until < now() RETURNING id")
+    return sorted(row[0] for row in await cur.fetchall())
+
+
+async def expire(conn: AsyncConnection) -> list[int]:
+    """Pending requests past their expiry, ended 'expired'; their ids."""
+    cur = await conn.execute("UPDATE callbacks SET status = 'expired', ended_at = now(), detail = 'expired'"
+                             " WHERE status = 'pending' AND expires_at <= now() RETURNING id")
+    return sorted(row[0] for row in await cur.fetchall())
+
+
+async def cancel(conn: AsyncConnection, callback_id: int, by: str) -> CallbackRequest:
+    """A supervisor's cancel: only a request still waiting; one clear CallbackError otherwise."""
+    cur = conn.cursor(row_factory=class_row(CallbackRequest))
+    await cur.execute(f"UPDATE callbacks SET status = 'cancelled', ended_at = now(), detail = %s"
+                      f" WHERE id = %s AND status = 'pending' RETURNING {_COLUMNS}",
+                      (f"cancelled by {by}", callback_id))
+    done = await cur.fetchone()
+    if done is not None:
+        return done
+    await cur.execute(f"SELECT {_COLUMNS} FROM callbacks WHERE id = %s", (callback_id,))
+    found = await cur.fetchone()
+    if found is None:
+        raise CallbackError(f"callback {callback_id} does not exist")
+    if found.status == "placing":
+        raise CallbackError(f"callback {callback_id} is being placed now: it cannot be cancelled")
+    raise CallbackError(f"callback {callback_id} has already ended ({found.status})")
+
+
+async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
+    """Every request not yet ended, in the line's order (queue, then join time)."""
+    cur = conn.cursor(row_factory=class_row(CallbackRequest))
+    await cur.execute(f"SELECT {_COLUMNS} FROM callbacks WHERE status IN ('pending', 'placing')"
+                      " ORDER BY queue_id, joined_at, id")
+    return await cur.fetchall()
+
+

@@ -1,0 +1,203 @@
+"""Queued callback requests in the lab's PostgreSQL: the line keeps callers' join times, and two
+daemons claiming at once never hold the same request."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection
+
+from hotline.errors import CallbackError
+from hotline.store import callbacks
+from hotline.store.db import connect
+
+from support.checks import rows
+from support.provisioning import provision
+
+pytestmark = pytest.mark.lab
+
+PROVISIONING = """
+[queues.support]
+[queues.sales]
+"""
+
+
+@pytest.fixture
+def queues(db_dsn: str, db: psycopg.Connection) -> dict[str, int]:
+    provision(db_dsn, PROVISIONING)
+    return dict(db.execute("SELECT name, id FROM queues").fetchall())
+
+
+@pytest.fixture
+async def conn(db_dsn: str, queues: dict[str, int]) -> AsyncIterator[AsyncConnection]:
+    connection = await connect(db_dsn)
+    async with connection:
+        yield connection
+
+
+def ago(seconds: float) -> datetime:
+    return datetime.now().astimezone() - timedelta(seconds=seconds)
+
+
+async def new_case(conn: AsyncConnection, customer: str = "+79161234567") -> int:
+    cur = await conn.execute("INSERT INTO cases (customer_key) VALUES (%s) RETURNING id", (customer,))
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def ask(conn: AsyncConnection, queue_id: int, *, joined_s_ago: float, due_s_ago: float = 0,
+              number: str = "+79161234567", expires_in_s: float | None = 3600) -> callbacks.CallbackRequest:
+    return await callbacks.request(
+        conn, case_id=await new_case(conn, number), hop_id=None, queue_id=queue_id, number=number,
+        joined_at=ago(joined_s_ago), due_at=ago(due_s_ago),
+        expires_at=None if expires_in_s is None else ago(-expires_in_s))
+
+
+async def test_a_request_keeps_the_callers_join_time_and_a_second_press_keeps_the_one_request(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    joined = ago(300)
+    case_id = await new_case(conn)
+    first = await callbacks.request(conn, case_id=case_id, hop_id=None, queue_id=queues["support"],
+                                    number="+79161234567", joined_at=joined, due_at=ago(0), expires_at=None)
+    again = await callbacks.request(conn, case_id=case_id, hop_id=None, queue_id=queues["support"],
+                                    number="+79161234567", joined_at=ago(0), due_at=ago(0), expires_at=None)
+    assert again.id == first.id and again.joined_at == joined
+    assert first.status == "pending" and first.attempts == 0
+    assert len(await callbacks.open_requests(conn)) == 1
+
+
+async def test_the_oldest_join_is_claimed_first_and_only_when_due_and_only_of_the_daemons_queues(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    late_asker = await ask(conn, queues["support"], joined_s_ago=600)  # asked last, waited longest
+    await ask(conn, queues["support"], joined_s_ago=60)
+    await ask(conn, queues["support"], joined_s_ago=900, due_s_ago=-120)  # the next opening: not yet
+    await ask(conn, queues["sales"], joined_s_ago=1200)
+    claimed = await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60)
+    assert claimed is not None and claimed.id == late_asker.id
+    assert claimed.status == "placing" and claimed.placed_by == "run-a"
+    second = await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60)
+    assert second is not None and second.joined_at > claimed.joined_at
+    assert await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60) is None
+
+
+async def test_a_request_claimed_by_one_daemon_is_skipped_by_the_other_even_before_it_commits(
+        conn: AsyncConnection, db_dsn: str, queues: dict[str, int]) -> None:
+    first = await ask(conn, queues["support"], joined_s_ago=600)
+    second = await ask(conn, queues["support"], joined_s_ago=300)
+    other = await connect(db_dsn)
+    async with other:
+        async with conn.transaction():
+            mine = await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60)
+            theirs = await asyncio.wait_for(  # not waiting for the first claim's lock: skipping it
+                callbacks.claim(other, [queues["support"]], "run-b", lease_s=60), 5)
+        assert mine is not None and theirs is not None
+        assert (mine.id, theirs.id) == (first.id, second.id)
+        assert await callbacks.claim(other, [queues["support"]], "run-b", lease_s=60) is None
+
+
+async def test_two_daemons_claiming_at_once_never_hold_the_same_request(
+        conn: AsyncConnection, db_dsn: str, db: psycopg.Connection, queues: dict[str, int]) -> None:
+    asked = {(await ask(conn, queues["support"], joined_s_ago=1000 - n)).id for n in range(30)}
+
+    async def daemon(run: str) -> list[int]:
+        mine: list[int] = []
+        own = await connect(db_dsn)
+        async with own:
+            while (got := await callbacks.claim(own, [queues["support"]], run, lease_s=60)) is not None:
+                mine.append(got.id)
+                await asyncio.sleep(0)
+        return mine
+
+    a, b, c = await asyncio.gather(daemon("run-a"), daemon("run-b"), daemon("run-c"))
+    assert sorted(a + b + c) == sorted(asked)  # every one claimed, none twice
+    holders = rows(db, "SELECT placed_by, count(*) AS n FROM callbacks GROUP BY 1")
+    assert sum(h["n"] for h in holders) == 30 and all(h["placed_by"] for h in holders)
+
+
+async def test_an_unanswered_callback_waits_for_its_retry_then_is_given_up(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    req = await ask(conn, queues["support"], joined_s_ago=600)
+    assert await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60) is not None
+    await callbacks.unanswered(conn, req.id, "run-a", retry_at=ago(-300), detail="no answer")
+    assert await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60) is None  # not due yet
+    await conn.execute("UPDATE callbacks SET due_at = now() - interval '1 s' WHERE id = %s", (req.id,))
+    again = await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60)
+    assert again is not None and again.id == req.id
+    assert again.attempts == 1 and again.joined_at == req.joined_at
+    await callbacks.unanswered(conn, req.id, "run-a", retry_at=None, detail="not answered in 2 attempts")
+    [ended] = [r for r in await _all(conn) if r.id == req.id]
+    assert (ended.status, ended.attempts, ended.detail) == ("failed", 2, "not answered in 2 attempts")
+    assert ended.ended_at is not None and ended.placed_by is None
+
+
+async def test_an_answered_callback_ends_and_only_its_holder_may_record_it(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    req = await ask(conn, queues["support"], joined_s_ago=60)
+    assert await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60) is not None
+    with pytest.raises(CallbackError, match=f"callback {req.id} is not being placed by run-b"):
+        await callbacks.answered(conn, req.id, "run-b")
+    await callbacks.answered(conn, req.id, "run-a")
+    [done] = await _all(conn)
+    assert (done.status, done.attempts) == ("answered", 1)
+    with pytest.raises(CallbackError):
+        await callbacks.answered(conn, req.id, "run-a")  # recorded once
+
+
+async def test_a_dead_daemons_request_goes_back_in_line_when_its_lease_runs_out(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    dead = await ask(conn, queues["support"], joined_s_ago=600)
+    alive = await ask(conn, queues["support"], joined_s_ago=300)
+    assert (await callbacks.claim(conn, [queues["support"]], "dead-run", lease_s=0)) is not None
+    assert (await callbacks.claim(conn, [queues["support"]], "live-run", lease_s=600)) is not None
+    await asyncio.sleep(0.05)
+    assert await callbacks.recover(conn) == [dead.id]
+    with pytest.raises(CallbackError):
+        await callbacks.renew(conn, dead.id, "dead-run", lease_s=60)
+    await callbacks.renew(conn, alive.id, "live-run", lease_s=60)
+    back = await callbacks.claim(conn, [queues["support"]], "live-run", lease_s=60)
+    assert back is not None and back.id == dead.id and back.attempts == 0
+
+
+async def test_a_released_request_keeps_its_place(conn: AsyncConnection, queues: dict[str, int]) -> None:
+    first = await ask(conn, queues["support"], joined_s_ago=600)
+    await ask(conn, queues["support"], joined_s_ago=300)
+    assert (await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60)) is not None
+    await callbacks.release(conn, first.id, "run-a")  # no agent took it
+    again = await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60)
+    assert again is not None and again.id == first.id and again.attempts == 0
+
+
+async def test_expired_requests_are_ended_and_never_claimed(conn: AsyncConnection,
+                                                            queues: dict[str, int]) -> None:
+    old = await ask(conn, queues["support"], joined_s_ago=7200, expires_in_s=-1)
+    await ask(conn, queues["support"], joined_s_ago=60, expires_in_s=None)
+    claimed = await callbacks.claim(conn, [queues["support"]], "run-a", lease_s=60)
+    assert claimed is not None and claimed.id != old.id
+    assert await callbacks.expire(conn) == [old.id]
+    assert await callbacks.expire(conn) == []
+    assert {r.id: r.status for r in await _all(conn)}[old.id] == "expired"
+
+
+async def test_cancel_takes_a_waiting_request_and_refuses_the_rest_in_one_line(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    waiting = await ask(conn, queues["support"], joined_s_ago=60)
+    placing = await ask(conn, queues["sales"], joined_s_ago=60)
+    assert (await callbacks.claim(conn, [queues["sales"]], "run-a", lease_s=60)) is not None
+    done = await callbacks.cancel(conn, waiting.id, "supervisor")
+    assert (done.status, done.detail) == ("cancelled", "cancelled by supervisor")
+    for callback_id, message in ((waiting.id, "has already ended (cancelled)"),
+                                 (placing.id, "is being placed now"), (999_999, "does not exist")):
+        with pytest.raises(CallbackError, match=re.escape(message)):
+            await callbacks.cancel(conn, callback_id, "supervisor")
+
+
+async def _all(conn: AsyncConnection) -> list[callbacks.CallbackRequest]:
+    cur = conn.cursor(row_factory=psycopg.rows.class_row(callbacks.CallbackRequest))
+    await cur.execute("SELECT * FROM callbacks ORDER BY id")
+    return await cur.fetchall()
