@@ -6,6 +6,7 @@ The lab test (tests/e2e/test_priority_calls.py) proves the same with sipp on Ast
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 
 import pytest
 
@@ -26,7 +27,14 @@ from hotline.provision.model import (
     Target,
 )
 
-from support.engine import Engine, dtmf, every_move_allowed  # noqa: F401
+from support.engine import (  # noqa: F401
+    Engine,
+    StandInSwitches,
+    channel,
+    dtmf,
+    every_move_allowed,
+    stasis_start,
+)
 
 CITY, VIP, TOLLFREE = "84951234567", "84957654321", "88005553535"
 
@@ -175,6 +183,28 @@ async def test_the_later_caller_with_the_higher_priority_is_rung_when_the_agent_
     assert [w.channel_id for w in engine.queues.waiting["support"]] == ["vip", "plain"]
     engine.ari.caller_hangs_up("vip")
     engine.ari.caller_hangs_up("plain")
+    await engine.ended()
+
+
+async def test_a_video_leg_entering_its_hotline_keeps_the_priority_of_the_leg_it_replaces() -> None:
+    switches = StandInSwitches("ab12")
+    engine = Engine(centre(number_priority=6), logged_in=("anna",), switches=switches)
+    engine.call_in("c1", CITY)
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.answer_leg(leg, "c1")
+    await engine.ari.wait_for("add_to_bridge")
+    # The phone leg's hop as the database has it after its join: priority 6.
+    switches.replaces(replace(engine.hops.opened[0], priority=6), queue_id=1, agent_id=1)
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    engine.ari.live.add("v1")
+    engine.ari.headers["v1"] = {"X-Hotline-Customer": "c0ffee", "X-Hotline-Switch": "ab12"}
+    engine.ari.send(stasis_start(channel("v1", caller="", name="PJSIP/hotline-web-v1", context="hotline-web"),
+                                 "switch", "switch", "video=(vp8)"))
+    await engine.ari.wait_for("originate", 2)
+    join = next(r for r in engine.records.records if r.get("event") == "join" and r["hop"] == 900)
+    assert join["priority"] == 6
+    engine.ari.caller_hangs_up("v1")
     await engine.ended()
 
 
