@@ -64,7 +64,8 @@ def test_number_add_normalises_what_people_type_and_lists_it(hotline, db) -> Non
     assert hotline("number", "add", "8 (495) 111-22-33", "--hotline", "moscow", "--lines", "2",
                    "--priority", "3").exit_code == 0
     listed = json.loads(hotline("number", "list", "--format", "json").output)
-    assert {"number": "+74951112233", "kind": "city", "hotline": "moscow", "lines": 2, "priority": 3} in listed
+    assert {"number": "+74951112233", "kind": "city", "hotline": "moscow", "lines": 2,
+            "priority": 3} in listed
     assert rows(db, "SELECT line_limit, priority FROM numbers WHERE number = '+74951112233'") == [
         {"line_limit": 2, "priority": 3}]
 

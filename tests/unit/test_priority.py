@@ -10,9 +10,11 @@ from dataclasses import replace
 
 import pytest
 
+from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.cli.edits import with_priority
 from hotline.engine.call_state import CallState
 from hotline.engine.queueing.queues import QueueManager
+from hotline.engine.transfer import TRANSFER_EVENT
 from hotline.errors import ProvisionError
 from hotline.provision import export, parse
 from hotline.provision.model import (
@@ -28,6 +30,8 @@ from hotline.provision.model import (
 )
 
 from support.engine import (  # noqa: F401
+    APP,
+    NOW,
     Engine,
     StandInSwitches,
     channel,
@@ -205,6 +209,26 @@ async def test_a_video_leg_entering_its_hotline_keeps_the_priority_of_the_leg_it
     join = next(r for r in engine.records.records if r.get("event") == "join" and r["hop"] == 900)
     assert join["priority"] == 6
     engine.ari.caller_hangs_up("v1")
+    await engine.ended()
+
+
+async def test_a_transferred_caller_waits_in_the_target_queue_with_its_priority() -> None:
+    prov = centre(number_priority=4)
+    prov.queues["sales"] = Queue("sales")
+    engine = Engine(prov, logged_in=("anna",))
+    engine.call_in("c1", CITY)
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.answer_leg(leg, "c1")
+    await engine.ari.wait_for("add_to_bridge")
+    await engine.settle()
+    engine.ari.send(ChannelUserevent("ChannelUserevent", APP, NOW, channel=channel("c1", state="Up"),
+                                     eventname=TRANSFER_EVENT,
+                                     variables={"target": "queue:sales", "asked_by": "cli", "request": "r1"}))
+    await engine.ari.wait_for("start_moh")  # waiting in sales: nobody is a member
+    assert [(r["queue"], r["priority"]) for r in engine.records.records if r.get("event") == "join"] == [
+        (2, 4), (1, 4)]  # support (id 2), then sales (id 1), both with the number's priority
+    assert engine.queues.waiting["sales"][0].priority == 4
+    engine.ari.caller_hangs_up("c1")
     await engine.ended()
 
 
