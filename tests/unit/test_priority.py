@@ -212,6 +212,21 @@ async def test_a_video_leg_entering_its_hotline_keeps_the_priority_of_the_leg_it
     await engine.ended()
 
 
+async def test_a_breakout_key_with_a_priority_takes_the_caller_on_with_it() -> None:
+    prov = centre(number_priority=1, key_priority=8)
+    prov.queues["lobby"] = Queue("lobby", breakout_menu="vip")
+    prov.hotlines["city"] = Hotline("city", entry=Target("queue", "lobby"))
+    engine = Engine(prov)
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("start_moh")
+    engine.ari.send(dtmf("c1", "1"))  # the vip menu's key 1: on to support, priority 8
+    await engine.ari.wait_for("start_moh", 2)
+    joins = [(r["queue"], r["priority"]) for r in engine.records.records if r.get("event") == "join"]
+    assert joins == [(1, 1), (2, 8)]  # lobby (id 1) with the number's, support (id 2) with the key's
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
 async def test_a_transferred_caller_waits_in_the_target_queue_with_its_priority() -> None:
     prov = centre(number_priority=4)
     prov.queues["sales"] = Queue("sales")
