@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,25 @@ def test_callers_of_equal_priority_are_rung_first_come_first_served(
             " ORDER BY answered_at")) == 2 else None, what="both hops closed")
     assert [(h["caller_num"], h["priority"], h["end_reason"]) for h in hops] == [
         ("+74951110011", 4, "completed"), ("+74951110022", 4, "completed")]
+
+
+@pytest.mark.provision(PRIORITIES)
+def test_callers_waiting_through_a_daemon_kill_keep_their_priorities_and_order(
+        paused_agent: Agent, daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection) -> None:
+    seen = tmp_path / "agent.msg"
+    phone = agent_phone(paused_agent, lab, seen)
+    plain = sipp.start_call(PLAIN, "caller_until_bye.xml", caller="+74951110031", timeout_s=60)
+    wait_until(lambda: joins(db) == 1, what="the first caller in line")
+    gold = sipp.start_call(GOLD, "caller_until_bye.xml", caller="+74951110032", timeout_s=60)
+    wait_until(lambda: joins(db) == 2, what="the second caller in line")
+    daemon.stop(signal.SIGKILL)
+    daemon.start()  # the new daemon puts both back in line from their hops: join time and priority
+    wait_until(lambda: [(w["caller"], w["priority"]) for w in live_waiting(daemon_env)] == [
+        ("+74951110032", 4), ("+74951110031", 0)], what="stats live after the restart: priority first")
+
+    hotline(daemon_env, "agent", "unpause", paused_agent.name)
+    for run in (sipp.finish(gold, 60), sipp.finish(plain, 60), sipp.finish(phone, 60)):
+        assert run.ok, run.output[-2500:] + daemon.log()[-3000:]
+    assert invited_callers(seen) == ["+74951110032", "+74951110031"], seen.read_text()[-3000:]
+    assert joins(db) == 2  # put back in line, not joined again
