@@ -76,6 +76,14 @@ def test_a_priority_out_of_range_from_the_cli_is_one_line_and_changes_nothing(
                                  env=env)
     assert changed.exit_code == 0, changed.output
     assert rows(db, "SELECT priority FROM ivr_options WHERE digit = '2'") == [{"priority": 4}]
+    routed = CliRunner().invoke(main, ["hotline", "set", "federal", "--region", "+7913=siberia,priority=1",
+                                       "--region", "Novosibirsk=siberia,priority=10"], env=env)
+    assert routed.exit_code == 0, routed.output
+    assert rows(db, "SELECT match, priority FROM hotline_region_routes ORDER BY match") == [
+        {"match": "+7913", "priority": 1}, {"match": "Novosibirsk", "priority": 10}]
+    unchanged = CliRunner().invoke(main, ["hotline", "set", "federal", "--description", "8-800"], env=env)
+    assert unchanged.exit_code == 0, unchanged.output  # the routes, exported as tables, come back
+    assert len(rows(db, "SELECT id FROM hotline_region_routes WHERE priority IS NOT NULL")) == 2
 
 
 @pytest.fixture
