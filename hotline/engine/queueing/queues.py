@@ -1,4 +1,5 @@
-"""Queues: who waits where (longest-waiting first), which agents may be rung, and for whom.
+"""Queues: who waits where (higher priority first, then longest-waiting first), which agents may
+be rung, and for whom.
 
 One `QueueManager` per daemon holds the agents' state and the waiting callers of every queue.
 It never touches Asterisk: each waiting caller's own task asks it for a ringing attempt when
@@ -11,6 +12,10 @@ its queue became free (answered nothing, logged in, unpaused, phone free, wrap-u
 timer here, at its end) or a caller ahead of it left the line or started ringing. Of a line, only
 as many unrung callers from the front are woken as agents are free: the others could not ring
 anyone by app_queue's autofill rule, so 200 callers waiting for a busy queue cost nothing.
+
+A line is ordered as app_queue orders it with QUEUE_PRIO: by priority, higher first, and within
+a priority by join time. A caller joining with a higher priority goes in ahead of those waiting
+with a lower one (a caller already ringing an agent keeps ringing).
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ class Waiter:
     cycle_video_only: bool = False  # the cycle rings video agents only (before the fallback)
     # The agent who last talked with this customer (a continued case): rung first if free, once.
     preferred: str | None = None
+    priority: int = 0  # higher is served first (provision.model.PRIORITY_MAX at most)
+
+    def place_key(self) -> tuple[int, float]:
+        """Where the caller stands in its line: higher priority first, then who joined first."""
+        return -self.priority, self.joined_at
 
 
 class Cycle:
@@ -155,17 +165,19 @@ class QueueManager:
     # -- callers ---------------------------------------------------------------------------------
 
     def join(self, queue: str, channel_id: str, joined_at: float | None = None, video: bool = False,
-             preferred: str | None = None, wake: Callable[[], None] | None = None) -> Waiter:
-        """Queue a caller; `joined_at` from the database keeps its place across a restart. No one
-        is woken: a caller joining behind others takes nobody's turn, and the joiner asks for its
+             preferred: str | None = None, wake: Callable[[], None] | None = None,
+             priority: int = 0) -> Waiter:
+        """Queue a caller at its place (`place_key`); `joined_at` and `priority` from the database
+        keep it across a restart. No one is woken: a caller joining behind others takes nobody's
+        turn, one joining ahead (a higher priority) only delays theirs, and the joiner asks for its
         first attempt at once."""
         waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video,
-                        preferred=preferred)
+                        preferred=preferred, priority=priority)
         if wake is not None:
             waiter.wake = wake
         line = self.waiting.setdefault(queue, [])
         line.append(waiter)
-        line.sort(key=lambda w: w.joined_at)
+        line.sort(key=Waiter.place_key)
         return waiter
 
     def leave(self, waiter: Waiter) -> None:

@@ -66,6 +66,7 @@ class VisitCall(Protocol):
     video: bool
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
+    priority: int  # where it stands in a line: higher first (its number's, route's or key's)
 
     @property
     def channel_id(self) -> str: ...
@@ -165,13 +166,16 @@ class QueueVisit:
             return self._overflow("empty")
         await self.call.case_known()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
-                                        preferred=self.call.preferred_agent, wake=self.call.wake)
+                                        preferred=self.call.preferred_agent, wake=self.call.wake,
+                                        priority=self.call.priority)
         position = self.manager.position(self.waiter)
-        log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name, position)
+        log.info("call %s joined queue %s at position %d (priority %d)", self.call.channel_id, q.name,
+                 position, self.call.priority)
         # Dated when the line says the caller joined: every wait (max wait, the video fallback) counts
         # from that instant, so the record and the deadlines agree.
         joined = datetime.fromtimestamp(self.waiter.joined_at, UTC)
-        self.call.move(CallState.WAITING, *self._step(E.JOIN, position=position, at=joined))
+        self.call.move(CallState.WAITING, *self._step(E.JOIN, position=position, at=joined,
+                                                      priority=self.call.priority))
         # No answer and no music yet, unless the queue says so (ringback 0): a free agent is rung
         # first, and a caller it answers at once needed neither (round trips to Asterisk fewer,
         # no music started).
@@ -182,7 +186,8 @@ class QueueVisit:
     async def resume_waiting(self, joined_at: float) -> VisitOutcome:
         """After a daemon restart: back in line at the place the database says, no second join."""
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at,
-                                        video=self.call.video, wake=self.call.wake)
+                                        video=self.call.video, wake=self.call.wake,
+                                        priority=self.call.priority)
         log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
                  self.queue.name, self.manager.position(self.waiter))
         self.call.move(CallState.WAITING)
