@@ -131,6 +131,7 @@ _queue_options = options(
                  help="Seconds a caller whose agent rings at once hears ringing, then music (0: music)."),
     click.option("--video-fallback",
                  help="Seconds a video caller rings only video agents before all ('never')."),
+    click.option("--video-key", help="Key a waiting caller presses to be sent a video link ('none')."),
 )
 
 

@@ -109,13 +109,15 @@ class Switches:
         async with self.pool.connection() as conn, conn.transaction():
             return await _issue(conn, await _leg(conn, hop_id), requested_by, ttl_s)
 
-    async def issue_for_caller(self, hop_id: int, ttl_s: int, cooldown_s: int, per_case: int) -> CallerSwitch:
-        """The caller of `hop_id` pressed the switch key: a new link (to send), or nothing while
-        the leg's link is valid and younger than `cooldown_s`, or a refusal once the case has had
-        `per_case` links or when the leg is a browser's. Refusals are recorded once per leg.
-        SwitchNotPossible as for issue()."""
+    async def issue_for_caller(self, hop_id: int, ttl_s: int, cooldown_s: int, per_case: int, *,
+                               waiting: bool = False) -> CallerSwitch:
+        """The caller of `hop_id` pressed the switch key (or, `waiting`, a queue's or a menu's
+        video key: the leg need not be answered by an agent, the engine knows it is in line): a
+        new link (to send), or nothing while the leg's link is valid and younger than
+        `cooldown_s`, or a refusal once the case has had `per_case` links or when the leg is a
+        browser's. Refusals are recorded once per leg. SwitchNotPossible as for issue()."""
         async with self.pool.connection() as conn, conn.transaction():
-            leg = await _leg(conn, hop_id)
+            leg = await _leg(conn, hop_id, answered=not waiting)
             if leg.channel_kind == WEBRTC:
                 return await _deny(conn, leg, "the call is a browser's, on video already")
             if leg.live_link_age_s is not None and leg.live_link_age_s < cooldown_s:
@@ -166,13 +168,15 @@ def _state(row: tuple[bool, bool] | None) -> TokenState:
     return TokenState.USED if used else TokenState.EXPIRED if expired else TokenState.VALID
 
 
-async def _leg(conn: AsyncConnection, hop_id: int) -> _Leg:
-    """The live, answered leg `hop_id`, its case locked until the transaction ends (two requests
-    for one case count its links one after the other); SwitchNotPossible otherwise."""
+async def _leg(conn: AsyncConnection, hop_id: int, *, answered: bool = True) -> _Leg:
+    """The live leg `hop_id` (answered by an agent, unless not `answered` is asked), its case
+    locked until the transaction ends (two requests for one case count its links one after the
+    other); SwitchNotPossible otherwise."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "SELECT h.case_id, h.channel_kind, h.caller_num FROM hops h JOIN cases c ON c.id = h.case_id"
-        " WHERE h.id = %s AND h.ended_at IS NULL AND h.answered_at IS NOT NULL FOR UPDATE OF c", (hop_id,))
+        " WHERE h.id = %s AND h.ended_at IS NULL AND (h.answered_at IS NOT NULL OR NOT %s)"
+        " FOR UPDATE OF c", (hop_id, answered))
     hop = await cur.fetchone()
     if hop is None:
         raise SwitchNotPossible(await _why_not(conn, hop_id))
