@@ -346,7 +346,7 @@ class StandInSwitches:
         self.queue_id: int | None = None
         self.agent_id: int | None = None
 
-    def replaces(self, hop: Hop, queue_id: int, agent_id: int) -> None:
+    def replaces(self, hop: Hop, queue_id: int, agent_id: int | None) -> None:
         self.from_hop, self.queue_id, self.agent_id = hop, queue_id, agent_id
 
     async def use(self, token: str, hop: NewHop) -> SwitchUse:
@@ -376,6 +376,7 @@ class Engine:
     hops: StandInHops = field(default_factory=StandInHops)
     queues: QueueManager = field(default_factory=QueueManager)
     switches: StandInSwitches | None = None
+    video_links: list[int] = field(default_factory=list)  # hops whose caller asked for a video link
     ctx: CallContext = field(init=False)
     router: Router = field(init=False)
 
@@ -394,7 +395,8 @@ class Engine:
             node=self.node, app=APP, hangup_grace_s=1.0, store_open_patience_s=0.2,
             find_call=lambda hop_id: self.router.call_of_hop(hop_id), ring_grace_s=0.2,
             conference_legs=lambda case_id: self.router.conference_legs(case_id),
-            switches=self.switches, store=StoreAvailability(self._database_answers, probe_every_s=0.05))
+            switches=self.switches, store=StoreAvailability(self._database_answers, probe_every_s=0.05),
+            ask_video_link=self.video_links.append)
         self.router = Router(self.ctx)
 
     async def _database_answers(self) -> None:
