@@ -110,7 +110,8 @@ def test_queue_set_changes_only_what_is_given(hotline, db) -> None:  # type: ign
 def test_a_queues_video_key_is_set_cleared_and_exported(hotline, db) -> None:  # type: ignore[no-untyped-def]
     hotline("provision", str(EXAMPLE))
     assert rows(db, "SELECT video_key FROM queues WHERE name = 'support'") == [{"video_key": "9"}]
-    assert hotline("queue", "set", "support", "--video-key", "*").output.strip() == "~ queue support (video_key)"
+    changed = hotline("queue", "set", "support", "--video-key", "*")
+    assert changed.output.strip() == "~ queue support (video_key)"
     assert 'video_key = "*"' in hotline("export").output
     assert hotline("queue", "set", "support", "--video-key", "none").exit_code == 0
     assert rows(db, "SELECT video_key FROM queues WHERE name = 'support'") == [{"video_key": None}]
