@@ -48,6 +48,7 @@ from hotline.engine.messages import (
     ChannelVanished,
     HandoverAsked,
     Message,
+    PhoneSwitchAsked,
     PlaceAsked,
     QueueTurn,
     TransferAsked,
@@ -61,7 +62,7 @@ from hotline.engine.routing.route import (
     route_of_hotline,
     route_of_number,
 )
-from hotline.engine.stasis_entry import read_web_headers
+from hotline.engine.stasis_entry import read_phone_token, read_web_headers
 from hotline.engine.transfer import TRANSFER_REFUSED
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
@@ -86,13 +87,15 @@ VANISHED = (None, "channel gone while the daemon was away")
 
 class InboundCall:
     def __init__(self, ctx: CallContext, channel: Channel, dialled: str, hop: Hop | None = None, *,
-                 video: bool = False, web: bool = False, switch_token: str | None = None) -> None:
+                 video: bool = False, web: bool = False, switch_token: str | None = None,
+                 dialled_out: bool = False) -> None:
         self.ctx = ctx
         self.channel = channel
         self.dialled = dialled
         self.video = video or (hop is not None and hop.media == "video")
         self.hops = HopKeeper(ctx, channel, dialled, video=self.video, customer="", hop=hop)
         self.web = web  # a customer's browser: its id (and switch token) come in its SIP headers
+        self.dialled_out = dialled_out  # the customer's phone, dialled for a video leg: its token on it
         # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
         self.switch_token = switch_token
         self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
@@ -195,6 +198,9 @@ class InboundCall:
             self._keep_place_asked(message)
         if isinstance(message, TransferAsked):
             self._refuse_transfer(message)
+        if isinstance(message, PhoneSwitchAsked):
+            log.info("call %s: move to the phone asked by %s refused: no live talk (%s)", self.channel_id,
+                     message.asked_by, self.state)
         if isinstance(message, StasisStart) and message.channel.id != self.channel_id:
             self._hang_up_stray_leg(message.channel.id)
         if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
@@ -350,6 +356,8 @@ class InboundCall:
         refused (busy, or a switch token that opens nothing) and has ended."""
         if self.web:
             await self._read_web_headers()
+        elif self.dialled_out:
+            self.switch_token = await read_phone_token(self.ctx.ari, self.channel_id)
         route = self._route()
         try:
             await asyncio.gather(self._open_hop(route), self._subscribe())

@@ -14,7 +14,7 @@ from hotline.engine.queueing.queues import QueueManager
 from hotline.store.availability import StoreAvailability
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
-from hotline.store.switches import SwitchUse
+from hotline.store.switches import IssuedSwitch, SwitchUse
 
 if TYPE_CHECKING:
     from hotline.engine.messages import Message
@@ -70,6 +70,7 @@ class SwitchStore(Protocol):
     leg's hop, answered at once."""
 
     async def use(self, token: str, hop: NewHop) -> SwitchUse: ...
+    async def issue(self, hop_id: int, requested_by: str, ttl_s: int) -> IssuedSwitch: ...
 
 
 class Inbox(Protocol):

@@ -71,7 +71,18 @@ class TransferAsked:
     kind: str = "blind"
 
 
-Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | PlaceAsked | TransferAsked
+@dataclass(frozen=True)
+class PhoneSwitchAsked:
+    """Move this (video) call's talk to the customer's phone at `number` (as asked: checked again
+    here), by `asked_by` (cli, agent:NAME); `request`: the asker's id for it."""
+
+    number: str
+    asked_by: str
+    request: str | None = None
+
+
+Message = (AriEvent | ChannelVanished | QueueTurn | HandoverAsked | PlaceAsked | PhoneSwitchAsked
+           | TransferAsked)
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

@@ -39,7 +39,7 @@ from hotline.store.availability import StoreAvailability
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
-from hotline.store.switches import SwitchUse, TokenState
+from hotline.store.switches import IssuedSwitch, SwitchUse, TokenState
 
 APP = "hotline"
 
@@ -345,6 +345,7 @@ class StandInSwitches:
         self.from_hop: Hop | None = None
         self.queue_id: int | None = None
         self.agent_id: int | None = None
+        self.issued: list[tuple[int, str]] = []  # (hop, who asked) of the tokens issued
 
     def replaces(self, hop: Hop, queue_id: int, agent_id: int | None) -> None:
         self.from_hop, self.queue_id, self.agent_id = hop, queue_id, agent_id
@@ -352,10 +353,15 @@ class StandInSwitches:
     async def use(self, token: str, hop: NewHop) -> SwitchUse:
         if token != self.token or self.from_hop is None:
             raise SwitchRefused(TokenState.UNKNOWN)
-        video = replace(self.from_hop, id=self.hop_id, seq=2, channel_id=hop.channel_id, media="video",
+        video = replace(self.from_hop, id=self.hop_id, seq=2, channel_id=hop.channel_id, media=hop.media,
                         channel_kind=hop.channel_kind)
         return SwitchUse(video, self.from_hop.id, True, self.from_hop.hotline_id, self.queue_id,
                          self.agent_id)
+
+    async def issue(self, hop_id: int, requested_by: str, ttl_s: int) -> IssuedSwitch:
+        """`token`, for leg `hop_id` (the phone leg dialled for a video leg brings it back)."""
+        self.issued.append((hop_id, requested_by))
+        return IssuedSwitch(self.token, 101, hop_id, "", NOW)
 
 
 def ids_of(prov: Provisioning) -> dict[str, dict[str, int]]:

@@ -47,16 +47,18 @@ from hotline.engine.messages import (
     ChannelVanished,
     HandoverAsked,
     Message,
+    PhoneSwitchAsked,
     PlaceAsked,
     QueueTurn,
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
+from hotline.engine.phone_switch import call_the_phone
 from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Place, Ringing, Talk
 from hotline.engine.transfer import ARI_TRANSFERS, TRANSFER_DONE, TRANSFER_REFUSED, transfer_target
-from hotline.errors import AriError, AriNotFound, TransferRefused
+from hotline.errors import AriError, AriNotFound, DialRefused, PhoneSwitchRefused, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target, TargetAction
 from hotline.store.hops import Hop
@@ -171,6 +173,7 @@ class QueueVisit:
         self.visit_hop: Hop | None = call.hop
         # Answer + music on hold, a job started the moment the caller has to wait; None until then.
         self._music: asyncio.Task[None] | None = None
+        self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -634,6 +637,9 @@ class QueueVisit:
         switch key asks for a link to move to video."""
         while True:
             message = await self.call.next_event()
+            if isinstance(message, PhoneSwitchAsked):
+                self._call_the_phone(message)
+                continue
             if isinstance(message, TransferAsked):
                 target = await self._transfer_target(message, leg)
                 if target is not None:
@@ -652,6 +658,29 @@ class QueueVisit:
                 return Party.AGENT
             if message is not None:
                 self.call.unexpected(message)
+
+    def _call_the_phone(self, asked: PhoneSwitchAsked) -> None:
+        """Dial the customer's phone for this video talk, in the background: the talk goes on,
+        and the phone leg, once answered, asks for it (HandoverAsked) like a switch's video leg."""
+        hop = self.call.hop
+        if not self.call.video or hop is None:
+            why = "the call is on the phone already" if hop else "its hop is not written yet"
+            log.info("call %s: move to the phone asked by %s refused: %s", self.call.channel_id,
+                     asked.asked_by, why)
+            return
+        task = asyncio.create_task(self._dial_phone(hop.id, asked), name=f"phone-{self.call.channel_id}")
+        self._dialling.add(task)
+        task.add_done_callback(self._dialling.discard)
+
+    async def _dial_phone(self, hop_id: int, asked: PhoneSwitchAsked) -> None:
+        try:
+            await call_the_phone(self.ctx, hop_id, asked)
+        except (PhoneSwitchRefused, DialRefused) as refused:
+            log.warning("call %s: move to the phone asked by %s refused: %s", self.call.channel_id,
+                        asked.asked_by, refused)
+        except AriError as exc:
+            log.warning("call %s: the phone %s could not be dialled: %s", self.call.channel_id,
+                        asked.number, exc)
 
     def _hand_over(self, asked: HandoverAsked, leg: Ringing, answered_at: float) -> TalkOver:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""
