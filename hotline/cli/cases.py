@@ -22,7 +22,7 @@ from hotline.errors import AriError, AriNotFound, HotlineError, PhoneSwitchRefus
 from hotline.provision.model import Agent, Target
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
-from hotline.store.switches import Switches
+from hotline.store.switches import Switches, case_phone_number
 from hotline.store.transfers import transfer_outcome
 from hotline.web.switch_links import SwitchLink, SwitchLinks
 
@@ -122,16 +122,10 @@ async def _live_video_talk(conn: AsyncConnection, case_id: int) -> tuple[int, st
 
 
 async def _phone_of_case(conn: AsyncConnection, case_id: int) -> str:
-    """The customer's number from the case's latest phone call to the hotline (not one the daemon
-    dialled: that leg's caller id is the hotline's)."""
-    cur = await conn.execute(
-        "SELECT h.caller_num FROM hops h WHERE h.case_id = %s AND h.channel_kind = 'pstn'"
-        " AND h.caller_num <> '' AND NOT EXISTS (SELECT 1 FROM switches s WHERE s.to_hop_id = h.id)"
-        " ORDER BY h.seq DESC LIMIT 1", (case_id,))
-    row = await cur.fetchone()
-    if row is None:
+    number = await case_phone_number(conn, case_id)
+    if number is None:
         raise PhoneSwitchRefused(f"case {case_id} has no phone call to take the number from: give --number")
-    return str(row[0])
+    return number
 
 
 async def _db_now(conn: AsyncConnection) -> object:

@@ -161,6 +161,17 @@ class Switches:
                          row["agent_id"])
 
 
+async def case_phone_number(conn: AsyncConnection, case_id: int) -> str | None:
+    """The customer's number from the case's latest phone call to the hotline, as the network gave
+    it (not a phone leg the daemon dialled for a switch: its caller id is the hotline's), or None."""
+    cur = await conn.execute(
+        "SELECT h.caller_num FROM hops h WHERE h.case_id = %s AND h.channel_kind = 'pstn'"
+        " AND h.caller_num <> '' AND NOT EXISTS (SELECT 1 FROM switches s WHERE s.to_hop_id = h.id)"
+        " ORDER BY h.seq DESC LIMIT 1", (case_id,))
+    row = await cur.fetchone()
+    return str(row[0]) if row is not None else None
+
+
 def _state(row: tuple[bool, bool] | None) -> TokenState:
     if row is None:
         return TokenState.UNKNOWN

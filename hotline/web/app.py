@@ -42,6 +42,8 @@ SWITCH_EXTENSION = "switch"
 SWITCH_HEADER = "X-Hotline-Switch"
 SWITCH_API = "/api/agent/switch"
 INVITE_API = "/api/agent/invite"
+PHONE_API = "/api/agent/phone"
+PHONE_TYPED = re.compile(r"[0-9+() .-]{0,32}")  # a number as people type it, or nothing
 QUEUES_API = "/api/queues"
 # The largest request body read: the API takes a few short JSON fields.
 MAX_BODY = 16 * 1024
@@ -94,6 +96,11 @@ class WebBackend(Protocol):
         agent; raises WebRefusal."""
         ...
 
+    async def agent_phone(self, endpoint: str, typed: str) -> str:
+        """Move the agent's current video call to the customer's phone (`typed`, or "": the
+        case's own number); what to show the agent; raises WebRefusal."""
+        ...
+
     def live_queues(self) -> list[dict[str, object]]:
         """The live queue state, JSON-able."""
         ...
@@ -128,6 +135,7 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_get("/agent", site.agent)
     app.router.add_post(SWITCH_API, site.agent_switch)
     app.router.add_post(INVITE_API, site.agent_invite)
+    app.router.add_post(PHONE_API, site.agent_phone)
     app.router.add_get(QUEUES_API, site.queues)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
@@ -247,7 +255,8 @@ class _Site:
         return response
 
     async def agent(self, request: web.Request) -> web.Response:
-        config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API}
+        config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API,
+                                              "phoneApi": PHONE_API}
         return self._render("agent.html", title="Agent", config=config)
 
     # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
@@ -269,6 +278,18 @@ class _Site:
         if not isinstance(invitee, str) or not ADDRESS_RE.fullmatch(invitee):
             return _json({"error": "name the agent to bring in"}, 400)
         return _json({"message": await self.backend.agent_invite(endpoint, invitee)}, 200)
+
+    async def agent_phone(self, request: web.Request) -> web.Response:
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        typed = body.get("number", "") if isinstance(body, dict) else None
+        if not isinstance(typed, str) or not PHONE_TYPED.fullmatch(typed):
+            return _json({"error": "type the customer's telephone number (digits, +, spaces)"}, 400)
+        return _json({"message": await self.backend.agent_phone(endpoint, typed.strip())}, 200)
 
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)

@@ -25,6 +25,7 @@
     lastError: null,
     registered: false,
     switchLink: null,
+    phoneMessage: null, // the agent page's answer to "Move the caller to the phone"
     ua: null,
     session: null,
     pc: null, // the current call's RTCPeerConnection (tests read its getStats)
@@ -259,6 +260,7 @@
     phone.credentials = { endpoint, password };
     enable("switch", true);
     enable("invite", true);
+    enable("to-phone", true);
     setState("registering");
     try {
       phone.ua = startUa({ uri: `sip:${endpoint}@${config.domain}`, password, register: true });
@@ -377,6 +379,17 @@
     status.textContent = message;
   }
 
+  async function requestPhone() {
+    const status = byId("phone-status");
+    status.textContent = "";
+    phone.phoneMessage = null;
+    const message = await agentApi(config.phoneApi, { number: byId("phone-number").value.trim() },
+                                   "message", "The call could not be moved to the phone");
+    if (message === null) return;
+    phone.phoneMessage = message;
+    status.textContent = message;
+  }
+
   function initAgent() {
     phone.state = "logged out";
     byId("login").addEventListener("click", login);
@@ -385,6 +398,7 @@
     byId("hangup").addEventListener("click", hangup);
     byId("switch").addEventListener("click", requestSwitch);
     byId("invite").addEventListener("click", requestInvite);
+    byId("to-phone").addEventListener("click", requestPhone);
   }
 
   // --- start --------------------------------------------------------------------------------
