@@ -280,6 +280,9 @@ class InboundCall:
         self.state = new
         if new is not CallState.ENTERED:
             self.placed.set()
+        if self._place_asked is not None and not self.is_waiting:  # out of line: no place to give
+            self._place_asked.refuse()
+            self._place_asked = None
         for fact in facts:
             self.hops.record(fact)
 

@@ -64,6 +64,8 @@ async def _join_the_talk(call: VisitCall, ctx: CallContext, phone: LiveCall) -> 
 async def _take_the_place(call: VisitCall, ctx: CallContext, phone: LiveCall) -> VisitOutcome | None:
     await call.answer()
     place = await ask_for_the_place(phone, call)
+    if place is None and phone.is_talking:  # an agent answered it meanwhile: join that talk
+        return await _join_the_talk(call, ctx, phone)
     if place is None:
         log.warning("call %s: %s did not hand its place over: the video leg enters its hotline",
                     call.channel_id, phone.channel_id)

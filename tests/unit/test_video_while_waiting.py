@@ -152,3 +152,23 @@ async def test_the_announcement_says_which_key_moves_to_video() -> None:
     assert str(played.args[1]).endswith("sound:vm-press,digits:*")
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
+
+
+async def test_a_video_leg_whose_phone_leg_was_answered_meanwhile_takes_over_the_talk() -> None:
+    switches = StandInSwitches(TOKEN)
+    engine = Engine(centre(), logged_in=("anna",), switches=switches)
+    engine.call_in("c1", "84951234567")
+    ring = await engine.ari.wait_for("originate")
+    switches.replaces(engine.hops.opened[0], queue_id=1, agent_id=1)
+    engine.ari.answer_leg(str(ring.args[2]), "c1")  # anna answers as the link is opened
+    video_leg_enters(engine)
+    await engine.ari.wait_for("hangup")
+    await engine.settle()
+    assert engine.ari.of("hangup")[0].args[0] == "c1"
+    assert engine.ari.bridge_members["case-101"] == [str(ring.args[2]), "v1"]
+    assert engine.call("v1").state is CallState.TALKING
+    engine.ari.caller_hangs_up("v1")
+    await engine.ended()
+    assert [s for s in engine.records.summary() if s[1] in (1, 900)] == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"),
+        ("talk", 900, ""), ("close", 1, "switched"), ("event", 1, "complete"), ("close", 900, "completed")]

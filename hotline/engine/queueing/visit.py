@@ -366,19 +366,24 @@ class QueueVisit:
 
     def _check_place_asked(self) -> None:
         asked = self.call.take_place_asked()
-        if asked is not None:
-            raise _PlaceGiven(asked)
+        if asked is None:
+            return
+        if (self.visit_hop or self.call.hop) is None:  # no hop written yet: no visit to go on with
+            asked.refuse()
+            return
+        raise _PlaceGiven(asked)
 
     def _give_place(self, asked: PlaceAsked) -> TalkOver:
         """Hand the place in line to the video leg: its waiter joins at this caller's join time
         before this one leaves (nobody behind slips in between), then this leg goes, `switched`.
         No queue event: the visit goes on, on the video leg."""
-        assert self.visit_hop is not None
+        visit_hop = self.visit_hop or self.call.hop
+        assert visit_hop is not None  # _check_place_asked refused it otherwise
         before = self.waiter_
         waiter = self.manager.join(self.queue.name, asked.video_channel_id, joined_at=before.joined_at,
                                    video=True, wake=asked.wake)
         self.manager.leave(before)
-        asked.reply.set_result(Place(self.queue, waiter, self.visit_hop))
+        asked.reply.set_result(Place(self.queue, waiter, visit_hop))
         log.info("call %s: place in queue %s handed over to video leg %s", self.call.channel_id,
                  self.queue.name, asked.video_channel_id)
         self.call.leave(EndReason.SWITCHED)
