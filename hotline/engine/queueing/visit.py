@@ -283,9 +283,15 @@ class QueueVisit:
 
     async def _wait_and_ring(self) -> VisitOutcome:
         try:
-            return await self._wait_for_an_agent()
-        except _PlaceGiven as given:
-            return self._give_place(given.asked)
+            while True:
+                try:
+                    return await self._wait_for_an_agent()
+                except _PlaceGiven as given:
+                    if not given.asked.reply.done():
+                        return self._give_place(given.asked)
+                # The video leg gave up while a ring was being cut: this caller waits on.
+                self.manager.attempt_over(self.waiter_)
+                self.call.move(CallState.WAITING)
         except _KeyPressed as key:
             log.info("call %s left queue %s with key %s for %s", self.call.channel_id, self.queue.name,
                      key.digit, key.target)
