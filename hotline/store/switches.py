@@ -161,6 +161,39 @@ class Switches:
                          row["agent_id"])
 
 
+@dataclass(frozen=True)
+class CustomerTalk:
+    """A customer's live video talk, as their own page finds it: its leg, and the case's switches
+    so far (each may have dialled a number: they are counted against switch_links_per_case)."""
+
+    hop_id: int
+    case_id: int
+    channel_id: str
+    switches: int
+
+
+async def customer_video_talk(conn: AsyncConnection, *, browser: str, token: str) -> CustomerTalk | None:
+    """The live, answered video leg of the customer whose page asks: the leg a switch link's
+    `token` (spent) opened, or else the one of the case of browser id `browser` (`web:<id>`)."""
+    cur = conn.cursor(row_factory=dict_row)
+    if token:
+        await cur.execute("SELECT to_hop_id AS hop FROM switches"
+                          " WHERE token_sha256 = %s AND used_at IS NOT NULL", (token_hash(token),))
+    else:
+        await cur.execute("SELECT h.id AS hop FROM hops h JOIN cases c ON c.id = h.case_id"
+                          " WHERE c.customer_key = %s AND c.closed_at IS NULL AND h.channel_kind = 'webrtc'"
+                          " ORDER BY h.id DESC LIMIT 1", (f"web:{browser}",))
+    found = await cur.fetchone()
+    if found is None or found["hop"] is None:
+        return None
+    await cur.execute(
+        "SELECT h.id, h.case_id, h.channel_id, (SELECT count(*) FROM switches s WHERE s.case_id = h.case_id)"
+        " AS switches FROM hops h WHERE h.id = %s AND h.ended_at IS NULL AND h.answered_at IS NOT NULL"
+        " AND h.agent_id IS NOT NULL AND h.media = 'video'", (found["hop"],))
+    row = await cur.fetchone()
+    return CustomerTalk(row["id"], row["case_id"], row["channel_id"], row["switches"]) if row else None
+
+
 async def case_phone_number(conn: AsyncConnection, case_id: int) -> str | None:
     """The customer's number from the case's latest phone call to the hotline, as the network gave
     it (not a phone leg the daemon dialled for a switch: its caller id is the hotline's), or None."""

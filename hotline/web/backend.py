@@ -22,7 +22,7 @@ from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
-from hotline.store.switches import Switches, TokenState, case_phone_number
+from hotline.store.switches import Switches, TokenState, case_phone_number, customer_video_talk
 from hotline.web.app import SwitchCheck
 from hotline.web.switch_links import SwitchLinks
 
@@ -132,6 +132,32 @@ class DaemonWebBackend:
         except AriError as exc:
             raise WebRefusal(502, f"The daemon could not be asked to call {typed}: {exc}") from exc
         return f"Calling {number}: the call moves to the phone when the customer answers"
+
+    async def customer_phone(self, browser: str, token: str, typed: str) -> str:
+        """Move the asking customer's own video talk to their phone (`typed`, or the case's own
+        number); counted with the case's switch links, since each may dial a paid call."""
+        try:
+            async with self.pool.connection() as conn:
+                talk = await customer_video_talk(conn, browser=browser, token=token)
+                if talk is None:
+                    raise WebRefusal(409, "You have no video call with an agent to move to the phone")
+                cap = self.settings.switch_links_per_case_n
+                if talk.switches >= cap:
+                    raise WebRefusal(429, "This call has been moved too many times: ask the agent")
+                if not typed:
+                    typed = await case_phone_number(conn, talk.case_id) or ""
+                if not typed:
+                    raise WebRefusal(422, "Type your telephone number")
+            number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
+                                  self.settings.default_region)
+            await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number, "customer")
+        except PhoneSwitchRefused as exc:
+            raise WebRefusal(422, f"This number cannot be called: {exc}") from exc
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The service is unavailable: try again in a moment") from exc
+        except AriError as exc:
+            raise WebRefusal(502, "The call could not be moved: try again in a moment") from exc
+        return f"Calling {number}: answer your phone, and this video call ends"
 
     async def _live_talk_of(self, agent_id: int | None) -> Hop | None:
         return await self.contacts.live_talk_of_agent(agent_id) if agent_id is not None else None

@@ -83,7 +83,8 @@ def test_a_waiting_caller_moves_to_video_and_keeps_their_place_ahead_of_a_later_
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, sms_file: Path, pw: Playwright) -> None:
     agent_id = webrtc_agent(daemon_env, tmp_path)
-    assert hotline_cli(daemon_env, "agent", "pause", agent_id.name).returncode == 0  # nobody free: both wait
+    paused = hotline_cli(daemon_env, "agent", "pause", agent_id.name, "lunch")
+    assert paused.returncode == 0, paused.stderr  # nobody free: both callers wait
     agent = agent_page(pw, write_y4m(tmp_path / "blue.y4m", BLUE), daemon_env, lab, agent_id)
 
     first = sipp.start_pressing_keys(PHONE_NUMBER, "9", first_ms=2500, timeout_s=90, caller=FIRST)
