@@ -119,3 +119,47 @@ def test_the_agent_moves_a_video_caller_to_their_phone_and_stays_in_the_bridge(
         if phone.poll() is None:
             phone.kill()
         phone.communicate()
+
+
+@DESK
+def test_the_customer_page_continues_by_phone_and_the_agent_stays_in_the_bridge(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, pw: Playwright) -> None:
+    agent = agent_page(pw, write_y4m(tmp_path / "blue.y4m", BLUE), daemon_env, lab,
+                       webrtc_agent(daemon_env, tmp_path))
+    customer = open_page(launch(pw, write_y4m(tmp_path / "red.y4m", RED)),
+                         f"{web_url(daemon_env)}/call/video-desk")
+    customer.click("#call")
+    answer(agent)
+    sees(customer, BLUE, "the customer")
+    [video_hop] = rows(db, "SELECT * FROM hops")
+
+    customer.fill("#phone-number", "+7 495 765-43-21")  # outside the trunk's prefixes: never dialled
+    customer.click("#to-phone")
+    poll(lambda: customer.evaluate("window.hotlinePhone.lastError"), "the customer page's refusal")
+    assert "cannot be called" in str(customer.evaluate("window.hotlinePhone.lastError"))
+
+    phone, messages = customers_phone(tmp_path)
+    try:
+        customer.fill("#phone-number", "8 916 123-45-67")
+        customer.click("#to-phone")
+        said = poll(lambda: customer.evaluate("window.hotlinePhone.phoneMessage"), "the page's answer")
+        assert said.startswith(f"Calling {CUSTOMER}")
+        poll(lambda: state_of(customer) == "ended", "the customer's page hung up once the phone answered", 30)
+        hops = poll(lambda: (found := rows(db, "SELECT * FROM hops WHERE case_id = %s ORDER BY seq",
+                                           video_hop["case_id"])) and found[0]["ended_at"] and found,
+                    "the video hop closed")
+        assert [(h["seq"], h["channel_kind"], h["end_reason"]) for h in hops] == [
+            (1, "webrtc", "switched"), (2, "pstn", None)]
+        assert state_of(agent) == "in call"  # the agent's call was never cut
+        [switch] = rows(db, "SELECT requested_by, to_hop_id FROM switches")
+        assert switch == {"requested_by": "customer", "to_hop_id": hops[1]["id"]}
+        agent.click("#hangup")
+        out, _ = phone.communicate(timeout=30)
+        assert phone.returncode == 0, out
+        invite = next(b for b in messages.read_text().split("\n\n") if "INVITE sip:" in b)
+        assert f"INVITE sip:{CUSTOMER}@{CARRIER_ADDRESS}:5060" in invite
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+        phone.communicate()
