@@ -24,7 +24,12 @@ from hotline.store.contacts import Contacts
 from hotline.store.db import open_pool
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import QueueEvent
-from hotline.store.switches import Switches, TokenState
+from hotline.store.switches import (
+    Switches,
+    TokenState,
+    case_phone_number,
+    customer_video_talk,
+)
 from hotline.web.switch_links import DELIVERIES_AT_ONCE, SwitchKey, SwitchLinks
 
 from support.checks import rows
@@ -233,3 +238,31 @@ async def test_a_waiting_callers_video_key_sends_a_link_with_the_same_limits(
     db.execute("UPDATE hops SET ended_at = now(), end_reason = 'abandoned' WHERE id = %s", (phone.id,))
     with pytest.raises(SwitchNotPossible, match="has ended"):
         await links.caller_asks(phone.id, waiting=True)
+
+
+async def test_a_customers_page_finds_its_own_video_talk_and_the_case_its_phone_number(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection) -> None:
+    browser = "0123456789abcdef"
+    web = await answered_call(pool, ids, "w1", kind="webrtc")
+    db.execute("UPDATE cases SET customer_key = %s WHERE id = %s", (f"web:{browser}", web.case_id))
+    phone = await answered_call(pool, ids, "p1")
+    issued = await Switches(pool).issue(phone.id, "cli", 300)
+    video = await Switches(pool).use(issued.token, NewHop(
+        node="n1", channel_id="v1", channel_name="PJSIP/hotline-web-v1", channel_kind="webrtc",
+        media="video", dialled="switch", dialled_e164=None, caller_num="", caller_name=""))
+    db.execute("UPDATE hops SET answered_at = now(), agent_id = %s WHERE id = %s",
+               (ids["agent"], video.hop.id))
+    async with pool.connection() as conn:
+        own = await customer_video_talk(conn, browser=browser, token="")
+        by_link = await customer_video_talk(conn, browser="ffffffffffffffff", token=issued.token)
+        nobody = await customer_video_talk(conn, browser="ffffffffffffffff", token="")
+        forged = await customer_video_talk(conn, browser=browser, token="ab" * 32)
+        assert (own.hop_id, own.channel_id, own.switches) == (web.id, "w1", 0)  # type: ignore[union-attr]
+        assert (by_link.hop_id, by_link.case_id, by_link.switches) == (  # type: ignore[union-attr]
+            video.hop.id, phone.case_id, 1)
+        assert nobody is None and forged is None
+        assert await case_phone_number(conn, phone.case_id) == CALLER  # the phone call's, not the video's
+        assert await case_phone_number(conn, web.case_id) is None
+    db.execute("UPDATE hops SET ended_at = now(), end_reason = 'completed' WHERE id = %s", (web.id,))
+    async with pool.connection() as conn:
+        assert await customer_video_talk(conn, browser=browser, token="") is None  # its call is over
