@@ -47,6 +47,7 @@ kind = "video"
 
 [numbers."+74950002299"]
 hotline = "videodesk"
+lines = 4
 """)
 
 
