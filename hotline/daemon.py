@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -111,6 +112,7 @@ class Daemon:
                           node=s.node, app=s.ari_app, region=s.default_region, switches=switches,
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
                           ask_switch=self.switch_key.press,
+                          ask_video_link=partial(self.switch_key.press, waiting=True),
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)

@@ -115,6 +115,11 @@ class SwitchNotPossible(HotlineError):
     """The leg cannot be switched now (unknown, ended, or not talking with an agent)."""
 
 
+class PhoneSwitchRefused(HotlineError):
+    """A move from video to phone that cannot be done (no valid number, none a trunk may dial, no
+    live video talk): one line saying why; the talk goes on."""
+
+
 class TransferRefused(HotlineError):
     """A transfer that cannot be done (unknown target, no live talk): one line saying why; the
     customer's talk goes on untouched."""

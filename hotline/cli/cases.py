@@ -16,12 +16,13 @@ from hotline.asterisk.ari import AriClient
 from hotline.cli.common import run_with_db, run_with_pool, settings_of
 from hotline.config import Settings
 from hotline.engine.conference import invite
+from hotline.engine.phone_switch import RING_TIMEOUT_S, ask_phone_switch, phone_number
 from hotline.engine.transfer import ask_transfer, transfer_target
-from hotline.errors import AriError, AriNotFound, HotlineError, TransferRefused
+from hotline.errors import AriError, AriNotFound, HotlineError, PhoneSwitchRefused, TransferRefused
 from hotline.provision.model import Agent, Target
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
-from hotline.store.switches import Switches
+from hotline.store.switches import Switches, case_phone_number
 from hotline.store.transfers import transfer_outcome
 from hotline.web.switch_links import SwitchLink, SwitchLinks
 
@@ -46,13 +47,24 @@ def show(ctx: click.Context, case_id: int, fmt: str) -> None:
 
 @case_group.command("switch")
 @CASE_ID
+@click.option("--to", "to", type=click.Choice(["video", "phone"]), default="video", show_default=True)
+@click.option("--number", help="With --to phone: the customer's number (default: the case's phone call's).")
 @click.pass_context
-def switch(ctx: click.Context, case_id: int) -> None:
+def switch(ctx: click.Context, case_id: int, to: str, number: str | None) -> None:
     """Move case CASE_ID's live call to video: print the one-time link (and send it by the
     configured switch_link_command / switch_link_webhook, unless the case has had its
     switch_links_per_case). The customer opens it; their video leg joins the agent, and the phone
-    leg is released; a link printed before for the same call stops working."""
+    leg is released; a link printed before for the same call stops working.
+
+    With --to phone, a live video call moves to the customer's phone instead: the daemon dials it
+    through the outbound trunk that allows it; answered, it joins the agent and the video leg is
+    released. The command waits for the answer and exits non-zero if there is none."""
     settings = settings_of(ctx)
+    if to == "phone":
+        click.echo(_switch_to_phone(ctx, settings, case_id, number))
+        return
+    if number is not None:
+        raise click.UsageError("--number goes with --to phone")
 
     async def go(pool: AsyncConnectionPool) -> SwitchLink:
         async with pool.connection() as conn:
@@ -68,6 +80,89 @@ def switch(ctx: click.Context, case_id: int) -> None:
         click.echo(f"not sent: {failure}", err=True)
     if link.held_back:
         click.echo(f"not sent: {link.held_back}", err=True)
+
+
+def _switch_to_phone(ctx: click.Context, settings: Settings, case_id: int, typed: str | None) -> str:
+    settings.require("dsn", "ari_url")
+
+    async def go(conn: AsyncConnection) -> str:
+        hop_id, channel_id = await _live_video_talk(conn, case_id)
+        number = phone_number(typed or await _phone_of_case(conn, case_id),
+                              (await provisioning.load(conn)).trunks.values(), settings.default_region)
+        since = await _db_now(conn)
+        await _ask_phone(settings, channel_id, number, case_id)
+        await conn.commit()
+        if not await _switch_row(conn, hop_id, since, "issued_at", SWITCH_PATIENCE_S):
+            raise PhoneSwitchRefused(f"case {case_id}: the daemon did not dial {number} within "
+                                     f"{SWITCH_PATIENCE_S:.0f} s (see its log; is `hotline run` running?)")
+        click.echo(f"case {case_id}: calling {number}", err=True)
+        if not await _switch_row(conn, hop_id, since, "used_at", RING_TIMEOUT_S + SWITCH_PATIENCE_S):
+            raise PhoneSwitchRefused(f"case {case_id}: {number} did not answer; the video call goes on")
+        return f"case {case_id}: the customer answered on {number}; the call goes on by phone"
+
+    return str(run_with_db(ctx, go))
+
+
+SWITCH_PATIENCE_S = 10.0  # how long the CLI waits for the daemon to dial
+
+
+async def _live_video_talk(conn: AsyncConnection, case_id: int) -> tuple[int, str]:
+    cur = await conn.execute(
+        "SELECT id, channel_id, answered_at IS NOT NULL AND agent_id IS NOT NULL, media FROM hops"
+        " WHERE case_id = %s AND ended_at IS NULL ORDER BY seq DESC LIMIT 1", (case_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise PhoneSwitchRefused(f"case {case_id} has no call in progress (or does not exist)")
+    if not row[2]:
+        raise PhoneSwitchRefused(f"case {case_id}'s call is not talking with an agent: only a live talk "
+                                 f"can move to the phone")
+    if row[3] != "video":
+        raise PhoneSwitchRefused(f"case {case_id}'s call is on the phone already")
+    return int(row[0]), str(row[1])
+
+
+async def _phone_of_case(conn: AsyncConnection, case_id: int) -> str:
+    number = await case_phone_number(conn, case_id)
+    if number is None:
+        raise PhoneSwitchRefused(f"case {case_id} has no phone call to take the number from: give --number")
+    return number
+
+
+async def _db_now(conn: AsyncConnection) -> object:
+    cur = await conn.execute("SELECT now()")
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+async def _switch_row(conn: AsyncConnection, hop_id: int, since: object, column: str,
+                      within_s: float) -> bool:
+    """Whether the daemon's switch for video leg `hop_id` (asked at `since`) has `column` set
+    (issued_at: it dialled; used_at: the phone answered), waiting up to `within_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        cur = await conn.execute(
+            f"SELECT 1 FROM switches WHERE from_hop_id = %s AND requested_by = 'cli' AND issued_at >= %s"
+            f" AND {column} IS NOT NULL", (hop_id, since))
+        found = await cur.fetchone() is not None
+        await conn.commit()  # the next look sees what the daemon wrote since
+        if found or loop.time() >= deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def _ask_phone(settings: Settings, channel_id: str, number: str, case_id: int) -> None:
+    ari = AriClient(settings.ari)
+    try:
+        await ask_phone_switch(ari, settings.ari_app, channel_id, number, "cli")
+    except AriNotFound:
+        raise PhoneSwitchRefused(f"case {case_id}: no daemon serves Stasis app {settings.ari_app!r} "
+                                 f"(is `hotline run` running?)") from None
+    except AriError as exc:
+        raise PhoneSwitchRefused(f"case {case_id}: the request did not reach the daemon ({exc})") from None
+    finally:
+        await ari.close()
 
 
 async def _live_answered_hop(conn: AsyncConnection, case_id: int) -> int:

@@ -133,6 +133,7 @@ _queue_options = options(
                  help="Seconds a caller whose agent rings at once hears ringing, then music (0: music)."),
     click.option("--video-fallback",
                  help="Seconds a video caller rings only video agents before all ('never')."),
+    click.option("--video-key", help="Key a waiting caller presses to be sent a video link ('none')."),
 )
 
 
@@ -344,7 +345,7 @@ def ivr_add(ctx: click.Context, /, name: str, option_specs: tuple[str, ...], **o
 @click.argument("action", required=False)
 @click.option("--prompt", help="Sound said before the action.")
 @click.option("--priority", help="0-10: the caller's priority in queues from this key on (keys to a "
-                                 "menu, queue or hotline).")
+                                 "menu, queue, hotline or video:QUEUE).")
 @click.option("--remove", is_flag=True, help="Remove this key from the menu.")
 @click.pass_context
 def ivr_option(ctx: click.Context, menu_name: str, digit: str, action: str | None,

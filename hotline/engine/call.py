@@ -39,7 +39,7 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.context import CallContext
 from hotline.engine.facts import Fact, HopEnded, KeyPressed, TransferNoted
-from hotline.engine.handover import join_the_talk
+from hotline.engine.handover import continue_the_leg
 from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
 from hotline.engine.leg import CUT_BY_SHUTDOWN, caller_hangup_cause, is_shutdown_hangup
@@ -48,11 +48,20 @@ from hotline.engine.messages import (
     ChannelVanished,
     HandoverAsked,
     Message,
+    PhoneSwitchAsked,
+    PlaceAsked,
     QueueTurn,
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason
-from hotline.engine.queueing.visit import BrokeOut, Overflow, QueueVisit, TalkOver, Transferred
+from hotline.engine.queueing.visit import (
+    BrokeOut,
+    Overflow,
+    QueueVisit,
+    TalkOver,
+    Transferred,
+    VisitOutcome,
+)
 from hotline.engine.routing.route import (
     Route,
     entry_of,
@@ -60,7 +69,7 @@ from hotline.engine.routing.route import (
     route_of_hotline,
     route_of_number,
 )
-from hotline.engine.stasis_entry import read_web_headers
+from hotline.engine.stasis_entry import read_phone_token, read_web_headers
 from hotline.engine.transfer import TRANSFER_REFUSED
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
@@ -85,13 +94,15 @@ VANISHED = (None, "channel gone while the daemon was away")
 
 class InboundCall:
     def __init__(self, ctx: CallContext, channel: Channel, dialled: str, hop: Hop | None = None, *,
-                 video: bool = False, web: bool = False, switch_token: str | None = None) -> None:
+                 video: bool = False, web: bool = False, switch_token: str | None = None,
+                 dialled_out: bool = False) -> None:
         self.ctx = ctx
         self.channel = channel
         self.dialled = dialled
         self.video = video or (hop is not None and hop.media == "video")
         self.hops = HopKeeper(ctx, channel, dialled, video=self.video, customer="", hop=hop)
         self.web = web  # a customer's browser: its id (and switch token) come in its SIP headers
+        self.dialled_out = dialled_out  # the customer's phone, dialled for a video leg: its token on it
         # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
         self.switch_token = switch_token
         self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
@@ -116,6 +127,8 @@ class InboundCall:
         self._strays: set[asyncio.Task[None]] = set()
         self._keys_ahead = 0  # the caller's keys in the inbox
         self._keys_dropped = 0
+        # The video leg asking for this call's place in line, kept until the queue visit looks.
+        self._place_asked: PlaceAsked | None = None
 
     @property
     def channel_id(self) -> str:
@@ -192,12 +205,33 @@ class InboundCall:
         """A message the current state has no use for: logged, and a request in it answered no."""
         if isinstance(message, HandoverAsked):
             message.refuse()
+        if isinstance(message, PlaceAsked):
+            self._keep_place_asked(message)
         if isinstance(message, TransferAsked):
             self._refuse_transfer(message)
+        if isinstance(message, PhoneSwitchAsked):
+            log.info("call %s: move to the phone asked by %s refused: no live talk (%s)", self.channel_id,
+                     message.asked_by, self.state)
         if isinstance(message, StasisStart) and message.channel.id != self.channel_id:
             self._hang_up_stray_leg(message.channel.id)
         if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
             log.debug("call %s: %s ignored while %s", self.channel_id, type(message).__name__, self.state)
+
+    def _keep_place_asked(self, asked: PlaceAsked) -> None:
+        """A video leg asking for the place in line: kept for the queue visit (it looks between
+        steps: an announcement or a ring is not cut), refused when this call waits in no line."""
+        if self.is_waiting and self._place_asked is None:
+            self._place_asked = asked
+        else:
+            asked.refuse()
+
+    def take_place_asked(self) -> PlaceAsked | None:
+        """The video leg's request for the place in line, if one came (the visit gives it)."""
+        asked, self._place_asked = self._place_asked, None
+        if asked is not None and (asked.reply.done() or not self.is_waiting):
+            asked.refuse()  # it gave up waiting, or this call is no longer in line
+            return None
+        return asked
 
     def _refuse_transfer(self, asked: TransferAsked) -> None:
         """A transfer asked while this call talks with nobody: refused, and the refusal recorded
@@ -239,6 +273,11 @@ class InboundCall:
     def is_talking(self) -> bool:
         return self.state is CallState.TALKING and not self.gone
 
+    @property
+    def is_waiting(self) -> bool:
+        """In a queue's line (waiting or being rung): its place can go to its video leg."""
+        return self.state in (CallState.WAITING, CallState.RINGING) and not self.gone
+
     # -- the funnel: every state change and every record of the call ----------------------------
 
     def move(self, new: CallState, *facts: Fact) -> None:
@@ -252,6 +291,9 @@ class InboundCall:
         self.state = new
         if new is not CallState.ENTERED:
             self.placed.set()
+        if self._place_asked is not None and not self.is_waiting:  # out of line: no place to give
+            self._place_asked.refuse()
+            self._place_asked = None
         for fact in facts:
             self.hops.record(fact)
 
@@ -308,10 +350,9 @@ class InboundCall:
         route = self._route()
         self.priority = self._priority_of(route)
         if self.switch is not None:
-            ended = await join_the_talk(self, self.ctx, self.switch)
-            if isinstance(ended, Transferred):
-                await self._follow_transfer(ended)
-            if ended is not None:
+            went_on = await continue_the_leg(self, self.ctx, self.switch)
+            if went_on is not None:
+                await self._after_visit(went_on)
                 return
             route = self._route()  # the phone leg is gone: the video leg goes where it went
         hotline = route.hotline
@@ -332,6 +373,8 @@ class InboundCall:
         refused (busy, or a switch token that opens nothing) and has ended."""
         if self.web:
             await self._read_web_headers()
+        elif self.dialled_out:
+            self.switch_token = await read_phone_token(self.ctx.ari, self.channel_id)
         route = self._route()
         try:
             await asyncio.gather(self._open_hop(route), self._subscribe())
@@ -403,16 +446,36 @@ class InboundCall:
                 target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
             elif target.action == TargetAction.HOTLINE and target.name in prov.hotlines:
                 target = prov.hotlines[target.name].entry
+            elif target.action == TargetAction.VIDEO and target.name in prov.queues:
+                await self._send_video_link()  # then wait in the queue: the video leg takes the place
+                target = Target(TargetAction.QUEUE, target.name)
             else:
                 break
-        # hangup; video and callback options hang up as well (the README lists what they do)
+        # hangup; a callback option hangs up as well (the README lists what it does)
         await self.answer()
         self.leave(EndReason.OVERFLOW if overflowed else EndReason.COMPLETED)
+
+    async def _after_visit(self, outcome: VisitOutcome) -> None:
+        """A visit not begun in _follow (a talk or a place taken over from the phone leg) ended:
+        over, or on to where it led (a transfer, an overflow, a breakout key)."""
+        if isinstance(outcome, Transferred):
+            await self._follow_transfer(outcome)
+        elif not isinstance(outcome, TalkOver):
+            await self._follow(outcome.target, overflowed=isinstance(outcome, Overflow))
 
     async def _follow_transfer(self, transferred: Transferred) -> None:
         """A talk resumed or taken over (not begun in _follow) was transferred: on to its target."""
         self.transferred = True
         await self._follow(transferred.target)
+
+    async def _send_video_link(self) -> None:
+        """A menu's `video:QUEUE` key: the link to go on waiting by video, sent in the background
+        as the queue's video key sends it."""
+        await self.hops.opened(self.ctx.store_open_patience_s)
+        if self.ctx.ask_video_link is not None and self.hop is not None:
+            self.ctx.ask_video_link(self.hop.id)
+        else:
+            log.info("call %s: video key chosen, but no link can be sent", self.channel_id)
 
     async def _pressed(self, digit: str) -> None:
         self.move(self.state, KeyPressed(digit))

@@ -14,7 +14,7 @@ from hotline.engine.queueing.queues import QueueManager
 from hotline.store.availability import StoreAvailability
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
-from hotline.store.switches import SwitchUse
+from hotline.store.switches import IssuedSwitch, SwitchUse
 
 if TYPE_CHECKING:
     from hotline.engine.messages import Message
@@ -70,6 +70,7 @@ class SwitchStore(Protocol):
     leg's hop, answered at once."""
 
     async def use(self, token: str, hop: NewHop) -> SwitchUse: ...
+    async def issue(self, hop_id: int, requested_by: str, ttl_s: int) -> IssuedSwitch: ...
 
 
 class Inbox(Protocol):
@@ -108,6 +109,9 @@ class CallContext:
     # ask_switch(hop_id) sends it (in the background: a gateway may take seconds).
     switch_key: str = ""
     ask_switch: Callable[[int], None] | None = None
+    # A waiting caller's queue video key (or a menu's `video:QUEUE` key): ask_video_link(hop_id)
+    # sends the link to go on waiting by video, the same way and with the same limits.
+    ask_video_link: Callable[[int], None] | None = None
     # The legs of parties brought into a case's talk (a conference): released when the talk ends.
     conference_legs: Callable[[int], list[str]] = lambda case_id: []
     # Asterisk's own ring timeout comes first; ours is this much later (a lost event never holds
@@ -124,5 +128,7 @@ class LiveCall(Inbox, Protocol):
 
     @property
     def is_talking(self) -> bool: ...
+    @property
+    def is_waiting(self) -> bool: ...
     @property
     def bridge_id(self) -> str: ...

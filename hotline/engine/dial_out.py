@@ -5,7 +5,7 @@ place the engine dials the outside world; hotline.engine.routing.outbound decide
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from hotline.engine.routing.outbound import dial_endpoint, trunk_for
@@ -18,15 +18,17 @@ CARRIER_FORMATS = "ulaw,alaw"  # what the reference `hotline-trunk` template all
 
 class Originator(Protocol):
     async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
-                        timeout_s: int, caller_id: str = "", formats: str | None = None) -> None: ...
+                        timeout_s: int, caller_id: str = "", formats: str | None = None,
+                        variables: Mapping[str, str] | None = None) -> None: ...
 
 
 async def dial_out(ari: Originator, trunks: Iterable[Trunk], number: str, *, app: str, app_args: str,
-                   channel_id: str, timeout_s: int) -> Trunk:
-    """Dial `number` (E.164) into Stasis `app` with `app_args`; the trunk used. DialRefused, and
-    nothing dialled, when no trunk allows the number."""
+                   channel_id: str, timeout_s: int, variables: Mapping[str, str] | None = None) -> Trunk:
+    """Dial `number` (E.164) into Stasis `app` with `app_args` (and `variables` on the channel);
+    the trunk used. DialRefused, and nothing dialled, when no trunk allows the number."""
     trunk = trunk_for(trunks, number)
+    extra = {"variables": variables} if variables else {}  # most calls out carry none
     await ari.originate(dial_endpoint(trunk, number), app, app_args, channel_id, timeout_s=timeout_s,
-                        caller_id=trunk.caller_id, formats=CARRIER_FORMATS)
+                        caller_id=trunk.caller_id, formats=CARRIER_FORMATS, **extra)
     log.info("dialling %s through trunk %s as %s (%s)", number, trunk.name, trunk.caller_id, channel_id)
     return trunk

@@ -12,7 +12,7 @@ How a menu runs (`run_menu`), step by step:
      counts no retry;
    - anything else (`queue:...`, `hotline:...`, `hangup`, `video`, `callback`) leaves the IVR:
      `run_menu` returns that target and the call follows it.
-   A key to a menu, queue or hotline may carry a priority: from then on the caller waits in
+   A key to a menu, queue, hotline or video:QUEUE may carry a priority: from then on the caller waits in
    queues with it (the most specific wins: a key's over a region route's over the number's).
 4. **Invalid key**: recorded on the IVR path too (the path shows what the caller really pressed),
    `invalid_prompt` plays (default `pm-invalid-option`, "That option is invalid. Please try

@@ -8,10 +8,11 @@ call's task acts on it when its state is ready to.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hotline.asterisk.ari_events import AriEvent
-from hotline.engine.queueing.talk import Talk
+from hotline.engine.queueing.talk import Place, Talk
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,21 @@ class HandoverAsked:
 
 
 @dataclass(frozen=True)
+class PlaceAsked:
+    """The customer's video leg (channel `video_channel_id`) asks this waiting call for its place
+    in line. The answer goes in `reply`: the Place (the video leg's waiter already in line at this
+    call's join time, woken by `wake`), or None when this call is not waiting any more."""
+
+    video_channel_id: str
+    wake: Callable[[], None] = field(compare=False)
+    reply: asyncio.Future[Place | None] = field(compare=False)
+
+    def refuse(self) -> None:
+        if not self.reply.done():
+            self.reply.set_result(None)
+
+
+@dataclass(frozen=True)
 class TransferAsked:
     """Pass this call's talk to `target`, as asked (`queue:NAME`, `hotline:NAME`, or a NAME only
     one queue or hotline has), by `asked_by` (cli, phone). `request` names the row the asker waits
@@ -55,7 +71,18 @@ class TransferAsked:
     kind: str = "blind"
 
 
-Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked
+@dataclass(frozen=True)
+class PhoneSwitchAsked:
+    """Move this (video) call's talk to the customer's phone at `number` (as asked: checked again
+    here), by `asked_by` (cli, agent:NAME); `request`: the asker's id for it."""
+
+    number: str
+    asked_by: str
+    request: str | None = None
+
+
+Message = (AriEvent | ChannelVanished | QueueTurn | HandoverAsked | PlaceAsked | PhoneSwitchAsked
+           | TransferAsked)
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

@@ -24,6 +24,7 @@ from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
 from hotline.engine.messages import ChannelVanished
 from hotline.engine.outcomes import EndReason
+from hotline.engine.phone_switch import phone_switch_asked
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.errors import AriError, AriNotFound
@@ -62,7 +63,7 @@ class Router:
 
     def _on_user_event(self, event: ChannelUserevent, inbox: Inbox | None) -> None:
         """A request about a call (a transfer the CLI asks) goes to the call's inbox as a message."""
-        asked = transfer_asked(event)
+        asked = transfer_asked(event) or phone_switch_asked(event)
         if asked is None or inbox is None:
             log.info("user event %r about %s: %s", event.eventname, event.channel.id,
                      "not one of ours" if asked is None else "no call of this daemon has that channel")
@@ -106,9 +107,11 @@ class Router:
             return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
-        # A switch leg from anywhere but the web context brings no token: refused (403).
+        # A switch leg from anywhere but the web context brings no token: refused (403). A phone
+        # leg the daemon dialled brings its token in a channel variable.
         self._start(InboundCall(self.ctx, event.channel, dialled=entry.dialled, video=entry.video,
-                                web=entry.web, switch_token="" if entry.kind == "switch" else None))
+                                web=entry.web, switch_token="" if entry.kind in ("switch", "phone") else None,
+                                dialled_out=entry.kind == "phone"))
 
     def _start_conference_leg(self, channel: Channel, entry: StasisEntry) -> None:
         if not entry.dialled.isdigit():

@@ -4,6 +4,7 @@ for a customer's browser what its SIP headers say.
     Stasis(hotline,inbound,NUMBER,video=(vp8))
     Stasis(hotline,switch,switch,video=(vp8))   (context hotline-web only)
     conference,CASE_ID,agent=NAME,by=WHO   (what the daemon itself originates: hotline.engine.conference)
+    phone,NUMBER   (the customer's phone the daemon dialled for a video leg: hotline.engine.phone_switch)
 
 The first two are positional: the entry (`inbound`, or `switch` for a video leg joining a live
 call) and the number as provisioned. The rest are `key=value`, in any order, so a dialplan of an
@@ -26,7 +27,8 @@ from hotline.engine.context import CallAri
 from hotline.errors import AriError, AriNotFound
 from hotline.media import WEB_CONTEXT, carries_video
 
-ENTRIES = ("inbound", "switch", "conference")
+ENTRIES = ("inbound", "switch", "conference", "phone")
+PHONE_TOKEN_VARIABLE = "HOTLINE_SWITCH_TOKEN"  # a dialled phone leg's switch token (never an argument)
 CUSTOMER_HEADER = "X-Hotline-Customer"  # the browser's own id: its customer key across calls
 SWITCH_HEADER = "X-Hotline-Switch"  # the switch page's token
 _HEX = re.compile(r"[0-9a-f]{1,128}")
@@ -34,7 +36,7 @@ _HEX = re.compile(r"[0-9a-f]{1,128}")
 
 @dataclass(frozen=True)
 class StasisEntry:
-    kind: str  # inbound | switch | conference
+    kind: str  # inbound | switch | conference | phone
     dialled: str
     video: bool = False
     web: bool = False  # from the customers' web context: its headers are worth reading
@@ -78,6 +80,16 @@ async def _header(ari: CallAri, channel_id: str, name: str) -> str:
         raise
     except AriError:
         return ""  # a header the INVITE lacked
+
+
+async def read_phone_token(ari: CallAri, channel_id: str) -> str:
+    """The switch token the daemon set on a phone leg it dialled (hex, or "" when it has none)."""
+    try:
+        return _hex(await ari.channel_variable(channel_id, PHONE_TOKEN_VARIABLE))
+    except AriNotFound:
+        raise
+    except AriError:
+        return ""
 
 
 def _hex(value: str) -> str:

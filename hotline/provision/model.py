@@ -25,7 +25,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: mon =
 # or a menu key may set another (None: keep what the caller had); the most specific wins.
 PRIORITY_MIN, PRIORITY_MAX = 0, 10
 # Menu keys that may set a priority: those that lead on to where a caller may wait.
-PRIORITY_ACTIONS = ("menu", "queue", "hotline")
+PRIORITY_ACTIONS = ("menu", "queue", "hotline", "video")  # video:QUEUE waits in QUEUE
 
 
 class TargetAction(enum.StrEnum):
@@ -45,8 +45,9 @@ ENTRY_ACTIONS = ("menu", "queue")
 OVERFLOW_ACTIONS = ("hangup", "queue", "hotline", "menu")
 CLOSED_ACTIONS = ("hangup", "hotline", "callback")
 OPTION_ACTIONS = ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback")
-# Actions that name another object; the rest stand alone.
-NAMED_ACTIONS = ("menu", "queue", "hotline")
+# Actions that name another object; the rest stand alone. `video:QUEUE` (a menu key) names the
+# queue the caller waits in while the video link is on its way.
+NAMED_ACTIONS = ("menu", "queue", "hotline", "video")
 
 
 @dataclass(frozen=True, order=True)
@@ -58,6 +59,11 @@ class Target:
 
     def __str__(self) -> str:
         return f"{self.action}:{self.name}" if self.name else self.action
+
+    @property
+    def kind(self) -> str:
+        """The section its name is looked up in: `queues` for `queue:` and `video:`."""
+        return "queues" if self.action == TargetAction.VIDEO else f"{self.action}s"
 
 
 @dataclass(frozen=True, order=True)
@@ -109,6 +115,9 @@ class Queue:
     # With prefer_video_agents: a video caller rings only video-capable agents for this many
     # seconds of waiting, then every agent, video-capable first. None: never falls back.
     video_fallback: int | None = 30
+    # A waiting caller pressing this key is sent a link to go on waiting by video, in the same
+    # place in line (announced with the position); None: not offered.
+    video_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hotline.provision import sip_auth
 from hotline.provision.model import (
     CAPABILITIES,
     DEFAULT_LINES,
+    NAMED_ACTIONS,
     NUMBER_KINDS,
     PRIORITY_ACTIONS,
     PRIORITY_MAX,
@@ -67,6 +68,15 @@ def slug(field: str, value: object) -> str:
 def optional_slug(field: str, value: object) -> str | None:
     """A name, or None for 'none' / 'off' / empty (a setting switched off)."""
     return None if value in (None, "", "none", "off") else slug(field, value)
+
+
+def optional_key(field: str, value: object) -> str | None:
+    """A phone key (0-9, * or #), or None for 'none' / 'off' / empty (not offered)."""
+    if value in (None, "", "none", "off"):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9*#]", value):
+        raise fail(field, value, "is not a key (0-9, * or #; 'none': not offered)")
+    return value
 
 
 def sound(field: str, value: object) -> str:
@@ -145,7 +155,9 @@ def target(field: str, value: object, allowed: tuple[str, ...]) -> Target:
     action, sep, name = value.partition(":")
     if action not in allowed:
         raise fail(field, value, f"is not one of {', '.join(allowed)}")
-    named = action in ("menu", "queue", "hotline")
+    named = action in NAMED_ACTIONS
+    if action == "video" and not name:
+        raise fail(field, value, "needs the queue the caller waits in while the link is sent: 'video:QUEUE'")
     if named and not name:
         raise fail(field, value, f"needs a name: '{action}:NAME'")
     if not named and sep:
@@ -353,7 +365,7 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
     f = f"queues.{slug('queue', name)}"
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
-                     "announce_holdtime", "breakout_menu", "ringback", "video_fallback"})
+                     "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "video_key"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -374,7 +386,8 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
         announce_holdtime=_get(table, "announce_holdtime", d.announce_holdtime, boolean, f),
         breakout_menu=_get(table, "breakout_menu", d.breakout_menu, optional_slug, f),
         ringback=_get(table, "ringback", d.ringback, lambda k, v: integer(k, v, 0, 60), f),
-        video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f))
+        video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f),
+        video_key=_get(table, "video_key", d.video_key, optional_key, f))
 
 
 def menu(name: str, table: Mapping[str, object]) -> Menu:
@@ -404,7 +417,7 @@ def option(field: str, digit: object, spec: object) -> MenuOption:
                 ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback"))
     if level is not None and to.action not in PRIORITY_ACTIONS:
         raise fail(f"{field}.{digit}.priority", level,
-                   f"is set on a key that leads to {to}: only keys to a menu, queue or hotline set one")
+                   f"is set on a key that leads to {to}: only keys to a menu, queue, hotline or video:QUEUE set one")
     return MenuOption(digit, to, prompt, level)
 
 

@@ -31,7 +31,7 @@ def _problems(prov: Provisioning) -> Iterator[str]:
 
 
 def _exists(prov: Provisioning, t: Target) -> bool:
-    return t.name is None or t.name in prov.section(t.action + "s")
+    return t.name is None or t.name in prov.section(t.kind)
 
 
 def _references(prov: Provisioning) -> Iterator[str]:
@@ -42,6 +42,10 @@ def _references(prov: Provisioning) -> Iterator[str]:
             yield f"queues.{q.name}.overflow: {str(q.overflow)!r} overflows into itself"
         if q.breakout_menu is not None and q.breakout_menu not in prov.menus:
             yield f"queues.{q.name}.breakout_menu: menu {q.breakout_menu!r} does not exist"
+        breakout = prov.menus.get(q.breakout_menu or "")
+        if breakout is not None and q.video_key in {o.digit for o in breakout.options}:
+            yield (f"queues.{q.name}.video_key: {q.video_key!r} is also a key of its breakout menu "
+                   f"{q.breakout_menu!r}: a caller pressing it could mean either")
     for h in prov.hotlines.values():
         if not _exists(prov, h.entry):
             yield f"hotlines.{h.name}.entry: {str(h.entry)!r} does not exist"

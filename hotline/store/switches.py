@@ -110,13 +110,15 @@ class Switches:
         async with self.pool.connection() as conn, conn.transaction():
             return await _issue(conn, await _leg(conn, hop_id), requested_by, ttl_s)
 
-    async def issue_for_caller(self, hop_id: int, ttl_s: int, cooldown_s: int, per_case: int) -> CallerSwitch:
-        """The caller of `hop_id` pressed the switch key: a new link (to send), or nothing while
-        the leg's link is valid and younger than `cooldown_s`, or a refusal once the case has had
-        `per_case` links or when the leg is a browser's. Refusals are recorded once per leg.
-        SwitchNotPossible as for issue()."""
+    async def issue_for_caller(self, hop_id: int, ttl_s: int, cooldown_s: int, per_case: int, *,
+                               waiting: bool = False) -> CallerSwitch:
+        """The caller of `hop_id` pressed the switch key (or, `waiting`, a queue's or a menu's
+        video key: the leg need not be answered by an agent, the engine knows it is in line): a
+        new link (to send), or nothing while the leg's link is valid and younger than
+        `cooldown_s`, or a refusal once the case has had `per_case` links or when the leg is a
+        browser's. Refusals are recorded once per leg. SwitchNotPossible as for issue()."""
         async with self.pool.connection() as conn, conn.transaction():
-            leg = await _leg(conn, hop_id)
+            leg = await _leg(conn, hop_id, answered=not waiting)
             if leg.channel_kind == WEBRTC:
                 return await _deny(conn, leg, "the call is a browser's, on video already")
             if leg.live_link_age_s is not None and leg.live_link_age_s < cooldown_s:
@@ -161,6 +163,50 @@ class Switches:
                          row["agent_id"], row["priority"])
 
 
+@dataclass(frozen=True)
+class CustomerTalk:
+    """A customer's live video talk, as their own page finds it: its leg, and the case's switches
+    so far (each may have dialled a number: they are counted against switch_links_per_case)."""
+
+    hop_id: int
+    case_id: int
+    channel_id: str
+    switches: int
+
+
+async def customer_video_talk(conn: AsyncConnection, *, browser: str, token: str) -> CustomerTalk | None:
+    """The live, answered video leg of the customer whose page asks: the leg a switch link's
+    `token` (spent) opened, or else the one of the case of browser id `browser` (`web:<id>`)."""
+    cur = conn.cursor(row_factory=dict_row)
+    if token:
+        await cur.execute("SELECT to_hop_id AS hop FROM switches"
+                          " WHERE token_sha256 = %s AND used_at IS NOT NULL", (token_hash(token),))
+    else:
+        await cur.execute("SELECT h.id AS hop FROM hops h JOIN cases c ON c.id = h.case_id"
+                          " WHERE c.customer_key = %s AND c.closed_at IS NULL AND h.channel_kind = 'webrtc'"
+                          " ORDER BY h.id DESC LIMIT 1", (f"web:{browser}",))
+    found = await cur.fetchone()
+    if found is None or found["hop"] is None:
+        return None
+    await cur.execute(
+        "SELECT h.id, h.case_id, h.channel_id, (SELECT count(*) FROM switches s WHERE s.case_id = h.case_id)"
+        " AS switches FROM hops h WHERE h.id = %s AND h.ended_at IS NULL AND h.answered_at IS NOT NULL"
+        " AND h.agent_id IS NOT NULL AND h.media = 'video'", (found["hop"],))
+    row = await cur.fetchone()
+    return CustomerTalk(row["id"], row["case_id"], row["channel_id"], row["switches"]) if row else None
+
+
+async def case_phone_number(conn: AsyncConnection, case_id: int) -> str | None:
+    """The customer's number from the case's latest phone call to the hotline, as the network gave
+    it (not a phone leg the daemon dialled for a switch: its caller id is the hotline's), or None."""
+    cur = await conn.execute(
+        "SELECT h.caller_num FROM hops h WHERE h.case_id = %s AND h.channel_kind = 'pstn'"
+        " AND h.caller_num <> '' AND NOT EXISTS (SELECT 1 FROM switches s WHERE s.to_hop_id = h.id)"
+        " ORDER BY h.seq DESC LIMIT 1", (case_id,))
+    row = await cur.fetchone()
+    return str(row[0]) if row is not None else None
+
+
 def _state(row: tuple[bool, bool] | None) -> TokenState:
     if row is None:
         return TokenState.UNKNOWN
@@ -168,13 +214,15 @@ def _state(row: tuple[bool, bool] | None) -> TokenState:
     return TokenState.USED if used else TokenState.EXPIRED if expired else TokenState.VALID
 
 
-async def _leg(conn: AsyncConnection, hop_id: int) -> _Leg:
-    """The live, answered leg `hop_id`, its case locked until the transaction ends (two requests
-    for one case count its links one after the other); SwitchNotPossible otherwise."""
+async def _leg(conn: AsyncConnection, hop_id: int, *, answered: bool = True) -> _Leg:
+    """The live leg `hop_id` (answered by an agent, unless not `answered` is asked), its case
+    locked until the transaction ends (two requests for one case count its links one after the
+    other); SwitchNotPossible otherwise."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "SELECT h.case_id, h.channel_kind, h.caller_num FROM hops h JOIN cases c ON c.id = h.case_id"
-        " WHERE h.id = %s AND h.ended_at IS NULL AND h.answered_at IS NOT NULL FOR UPDATE OF c", (hop_id,))
+        " WHERE h.id = %s AND h.ended_at IS NULL AND (h.answered_at IS NOT NULL OR NOT %s)"
+        " FOR UPDATE OF c", (hop_id, answered))
     hop = await cur.fetchone()
     if hop is None:
         raise SwitchNotPossible(await _why_not(conn, hop_id))

@@ -42,6 +42,10 @@ SWITCH_EXTENSION = "switch"
 SWITCH_HEADER = "X-Hotline-Switch"
 SWITCH_API = "/api/agent/switch"
 INVITE_API = "/api/agent/invite"
+PHONE_API = "/api/agent/phone"
+CUSTOMER_PHONE_API = "/api/customer/phone"
+HEX_ID = re.compile(r"[0-9a-f]{16}")  # a browser's own customer id, as the page makes it
+PHONE_TYPED = re.compile(r"[0-9+() .-]{0,32}")  # a number as people type it, or nothing
 QUEUES_API = "/api/queues"
 # The largest request body read: the API takes a few short JSON fields.
 MAX_BODY = 16 * 1024
@@ -94,6 +98,16 @@ class WebBackend(Protocol):
         agent; raises WebRefusal."""
         ...
 
+    async def agent_phone(self, endpoint: str, typed: str) -> str:
+        """Move the agent's current video call to the customer's phone (`typed`, or "": the
+        case's own number); what to show the agent; raises WebRefusal."""
+        ...
+
+    async def customer_phone(self, browser: str, token: str, typed: str) -> str:
+        """Move the video call of the customer whose page asks (its browser id, or the switch
+        link's token it came by) to their phone; what to show them; raises WebRefusal."""
+        ...
+
     def live_queues(self) -> list[dict[str, object]]:
         """The live queue state, JSON-able."""
         ...
@@ -128,6 +142,8 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_get("/agent", site.agent)
     app.router.add_post(SWITCH_API, site.agent_switch)
     app.router.add_post(INVITE_API, site.agent_invite)
+    app.router.add_post(PHONE_API, site.agent_phone)
+    app.router.add_post(CUSTOMER_PHONE_API, site.customer_phone)
     app.router.add_get(QUEUES_API, site.queues)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
@@ -240,14 +256,16 @@ class _Site:
             check = await self.backend.check_switch_token(token)
         if check is SwitchCheck.VALID:
             response = self._customer_page(SWITCH_EXTENSION, [f"{SWITCH_HEADER}: {token}"],
-                                           heading="Continue your call by video", label="Join the video call")
+                                           heading="Continue your call by video", label="Join the video call",
+                                           token=token)
         else:
             response = self._refusal(*SWITCH_REFUSALS[check])
         response.headers[hdrs.CACHE_CONTROL] = "no-store"  # one-time links: never from a cache
         return response
 
     async def agent(self, request: web.Request) -> web.Response:
-        config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API}
+        config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API,
+                                              "phoneApi": PHONE_API}
         return self._render("agent.html", title="Agent", config=config)
 
     # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
@@ -270,13 +288,44 @@ class _Site:
             return _json({"error": "name the agent to bring in"}, 400)
         return _json({"message": await self.backend.agent_invite(endpoint, invitee)}, 200)
 
+    async def agent_phone(self, request: web.Request) -> web.Response:
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        typed = body.get("number", "") if isinstance(body, dict) else None
+        if not isinstance(typed, str) or not PHONE_TYPED.fullmatch(typed):
+            return _json({"error": "type the customer's telephone number (digits, +, spaces)"}, 400)
+        return _json({"message": await self.backend.agent_phone(endpoint, typed.strip())}, 200)
+
+    async def customer_phone(self, request: web.Request) -> web.Response:
+        """The customer's own page: no login, so the call is found by what only that page holds
+        (its browser id, or the switch link it came by), and only a live video talk moves."""
+        self.guard.json_post(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        fields = body if isinstance(body, dict) else {}
+        browser, token, typed = (fields.get(k, "") for k in ("customer", "token", "number"))
+        if not (isinstance(browser, str) and HEX_ID.fullmatch(browser) and isinstance(token, str)
+                and (not token or TOKEN_RE.fullmatch(token))):
+            return _json({"error": "This page cannot move the call: reload it"}, 400)
+        if not isinstance(typed, str) or not PHONE_TYPED.fullmatch(typed):
+            return _json({"error": "Type your telephone number (digits, +, spaces)"}, 400)
+        return _json({"message": await self.backend.customer_phone(browser, token, typed.strip())}, 200)
+
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)
         return _json(self.backend.live_queues(), 200)
 
-    def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str) -> web.Response:
+    def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str,
+                       token: str = "") -> web.Response:
         config = self._sip_config("customer") | {
-            "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers}
+            "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers,
+            "phoneApi": CUSTOMER_PHONE_API, "switchToken": token}
         return self._render("customer.html", title=heading, heading=heading, call_label=label, config=config)
 
     def _sip_config(self, role: str) -> dict[str, object]:

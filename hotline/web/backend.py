@@ -15,13 +15,14 @@ from hotline.config import Settings
 from hotline.engine.conference import invite
 from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
-from hotline.errors import AriError, SwitchNotPossible, WebRefusal
+from hotline.engine.phone_switch import ask_phone_switch, phone_number
+from hotline.errors import AriError, PhoneSwitchRefused, SwitchNotPossible, WebRefusal
 from hotline.provision import sip_auth
 from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
-from hotline.store.switches import Switches, TokenState
+from hotline.store.switches import Switches, TokenState, case_phone_number, customer_video_talk
 from hotline.web.app import SwitchCheck
 from hotline.web.switch_links import SwitchLinks
 
@@ -103,6 +104,60 @@ class DaemonWebBackend:
         except STORE_DOWN as exc:
             raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
         return switch.link
+
+    async def agent_phone(self, endpoint: str, typed: str) -> str:
+        """Move the agent's video call to the customer's phone: `typed`, or the number of the
+        case's phone call; the daemon dials it (the video call goes on until it answers)."""
+        agent = self._authenticated(endpoint)
+        agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
+        try:
+            talk = await self._live_talk_of(agent_id)
+            if talk is None:
+                raise WebRefusal(409, "You have no call in progress to move to the phone")
+            if talk.media != "video":
+                raise WebRefusal(409, "Your caller is on the phone already")
+            if not typed:
+                async with self.pool.connection() as conn:
+                    typed = await case_phone_number(conn, talk.case_id) or ""
+                if not typed:
+                    raise WebRefusal(422, "This case has no phone number: type the customer's number")
+            number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
+                                  self.settings.default_region)
+            await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number,
+                                   f"agent:{agent.name}")
+        except PhoneSwitchRefused as exc:
+            raise WebRefusal(422, str(exc)) from exc
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+        except AriError as exc:
+            raise WebRefusal(502, f"The daemon could not be asked to call {typed}: {exc}") from exc
+        return f"Calling {number}: the call moves to the phone when the customer answers"
+
+    async def customer_phone(self, browser: str, token: str, typed: str) -> str:
+        """Move the asking customer's own video talk to their phone (`typed`, or the case's own
+        number); counted with the case's switch links, since each may dial a paid call."""
+        try:
+            async with self.pool.connection() as conn:
+                talk = await customer_video_talk(conn, browser=browser, token=token)
+                if talk is None:
+                    raise WebRefusal(409, "You have no video call with an agent to move to the phone")
+                cap = self.settings.switch_links_per_case_n
+                if talk.switches >= cap:
+                    raise WebRefusal(429, "This call has been moved too many times: ask the agent")
+                if not typed:
+                    typed = await case_phone_number(conn, talk.case_id) or ""
+                if not typed:
+                    raise WebRefusal(422, "Type your telephone number")
+            number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
+                                  self.settings.default_region)
+            await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number, "customer")
+        except PhoneSwitchRefused as exc:
+            raise WebRefusal(422, f"This number cannot be called: {exc}") from exc
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The service is unavailable: try again in a moment") from exc
+        except AriError as exc:
+            raise WebRefusal(502, "The call could not be moved: try again in a moment") from exc
+        return f"Calling {number}: answer your phone, and this video call ends"
 
     async def _live_talk_of(self, agent_id: int | None) -> Hop | None:
         return await self.contacts.live_talk_of_agent(agent_id) if agent_id is not None else None

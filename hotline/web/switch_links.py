@@ -4,6 +4,9 @@ The agent (CLI or agent page) or the caller (a key during the talk) asks; the li
 customer by the operator's own means: a command (an SMS gateway's client) and/or a webhook. A
 failed delivery is reported, and the link is still returned, so the agent can read it out.
 
+A waiting caller's video key (a queue's `video_key`, a menu's `video:QUEUE`) asks the same way,
+with the same limits; its leg needs no agent yet.
+
 Every send may cost the operator money, and the caller's key is in anonymous hands, so: one live
 link per leg (a caller's repeat press within the cooldown sends nothing), at most
 switch_links_per_case links sent per case (beyond it a caller is refused, once per leg, and an
@@ -103,13 +106,14 @@ class SwitchLinks:
             return SwitchLink(issued, link_for(self.settings, issued.token), held_back=held)
         return await self._send(issued)
 
-    async def caller_asks(self, hop_id: int) -> float:
-        """The caller of leg `hop_id` pressed the switch key: a link sent, or nothing (the leg's
-        link is fresh), or a refusal logged once per leg. Returns how long further presses of
-        this leg can change nothing (math.inf once refused). SwitchNotPossible as request()."""
+    async def caller_asks(self, hop_id: int, *, waiting: bool = False) -> float:
+        """The caller of leg `hop_id` pressed the switch key (`waiting`: a queue's or menu's
+        video key, before any agent answered): a link sent, or nothing (the leg's link is fresh),
+        or a refusal logged once per leg. Returns how long further presses of this leg can change
+        nothing (math.inf once refused). SwitchNotPossible as request()."""
         s = self.settings
         asked = await self.switches.issue_for_caller(hop_id, s.switch_link_ttl_s, s.switch_link_cooldown_s,
-                                                     s.switch_links_per_case_n)
+                                                     s.switch_links_per_case_n, waiting=waiting)
         if isinstance(asked, SwitchHeld):
             log.debug("switch key of hop %s: its link is still fresh, nothing sent", hop_id)
             return asked.for_s
@@ -142,17 +146,18 @@ class SwitchKey:
         self._quiet_until: dict[int, float] = {}  # hop id -> time.monotonic(), oldest first
         self._asking: dict[int, asyncio.Task[None]] = {}
 
-    def press(self, hop_id: int) -> None:
-        """Asked in the background: a gateway may take seconds, and the talk is not held up."""
+    def press(self, hop_id: int, *, waiting: bool = False) -> None:
+        """Asked in the background: a gateway may take seconds, and the talk (or the wait, for a
+        `waiting` caller's video key) is not held up."""
         if hop_id in self._asking or self._quiet_until.get(hop_id, 0.0) > time.monotonic():
             return
-        task = asyncio.create_task(self._ask(hop_id), name=f"switch-link-{hop_id}")
+        task = asyncio.create_task(self._ask(hop_id, waiting), name=f"switch-link-{hop_id}")
         self._asking[hop_id] = task
         task.add_done_callback(lambda _: self._asking.pop(hop_id, None))
 
-    async def _ask(self, hop_id: int) -> None:
+    async def _ask(self, hop_id: int, waiting: bool) -> None:
         try:
-            quiet_s = await self.links.caller_asks(hop_id)
+            quiet_s = await self.links.caller_asks(hop_id, waiting=waiting)
         except (SwitchNotPossible, *STORE_DOWN) as exc:
             log.warning("switch to video asked by the caller of hop %s: not possible: %s", hop_id, exc)
             quiet_s = self.QUIET_AFTER_FAILURE_S

@@ -87,6 +87,10 @@ def test_number_add_normalises_what_people_type_and_lists_it(hotline, db) -> Non
     (("ivr", "option", "main", "1", "queue:nosuch"), "'queue:nosuch' does not exist"),
     (("ivr", "add", "maze", "--prompt", "hello-world", "--option", "1=repeat"), "never leads out"),
     (("agent", "add", "trunk", "--endpoint", "sipp-trunk"), "reserved"),
+    (("queue", "set", "support", "--video-key", "99"), "video_key: '99' is not a key"),
+    (("queue", "set", "support", "--video-key", "1"), "also a key of its breakout menu 'billing'"),
+    (("ivr", "option", "main", "8", "video"), "'video:QUEUE'"),
+    (("ivr", "option", "main", "8", "video:nosuch"), "'video:nosuch' does not exist"),
 ])
 def test_bad_input_is_one_clear_error_and_changes_nothing(hotline, db, args, message) -> None:  # type: ignore[no-untyped-def]
     hotline("provision", str(EXAMPLE))
@@ -104,6 +108,17 @@ def test_queue_set_changes_only_what_is_given(hotline, db) -> None:  # type: ign
     assert result.output.strip() == "~ queue support (wrapup)"
     queue = rows(db, "SELECT strategy, wrapup_s, max_wait_s FROM queues WHERE name = 'support'")[0]
     assert queue == {"strategy": "rrmemory", "wrapup_s": 30, "max_wait_s": 300}
+
+
+def test_a_queues_video_key_is_set_cleared_and_exported(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    assert rows(db, "SELECT video_key FROM queues WHERE name = 'support'") == [{"video_key": "9"}]
+    changed = hotline("queue", "set", "support", "--video-key", "*")
+    assert changed.output.strip() == "~ queue support (video_key)"
+    assert 'video_key = "*"' in hotline("export").output
+    assert hotline("queue", "set", "support", "--video-key", "none").exit_code == 0
+    assert rows(db, "SELECT video_key FROM queues WHERE name = 'support'") == [{"video_key": None}]
+    assert "video_key" not in hotline("export").output
 
 
 def test_removing_a_queue_takes_its_members_out_and_keeps_the_row_for_history(hotline, db) -> None:  # type: ignore[no-untyped-def]

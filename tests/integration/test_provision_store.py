@@ -142,7 +142,7 @@ async def test_example_creates_menu_options_leading_where_the_file_says(conn: As
         {"menu": "main", "digit": "0", "action": "queue", "target": "support"},
         {"menu": "main", "digit": "1", "action": "queue", "target": "support"},
         {"menu": "main", "digit": "2", "action": "menu", "target": "billing"},
-        {"menu": "main", "digit": "9", "action": "video", "target": None},
+        {"menu": "main", "digit": "9", "action": "video", "target": "support"},
     ]
 
 

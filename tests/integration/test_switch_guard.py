@@ -24,7 +24,12 @@ from hotline.store.contacts import Contacts
 from hotline.store.db import open_pool
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import QueueEvent
-from hotline.store.switches import Switches, TokenState
+from hotline.store.switches import (
+    Switches,
+    TokenState,
+    case_phone_number,
+    customer_video_talk,
+)
 from hotline.web.switch_links import DELIVERIES_AT_ONCE, SwitchKey, SwitchLinks
 
 from support.checks import rows
@@ -197,3 +202,67 @@ async def test_the_gateway_command_gets_only_its_payload_and_a_minimal_path(
         "HOTLINE_SWITCH_LINK": link.link, "HOTLINE_CALLER": CALLER, "HOTLINE_CASE": str(phone.case_id),
         "HOTLINE_EXPIRES": link.issued.expires_at.isoformat(timespec="seconds")}
     assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin" and env["LANG"] == "C.UTF-8"
+
+
+async def waiting_call(pool: AsyncConnectionPool, ids: dict[str, int], channel: str = "w1") -> Hop:
+    """A phone leg in line: joined, not answered by anyone."""
+    contacts = Contacts(pool)
+    leg = NewHop(node="n1", channel_id=channel, channel_name=f"PJSIP/x-{channel}", channel_kind="pstn",
+                 media="audio", dialled="84951234567", dialled_e164="+74951234567", caller_num=CALLER,
+                 caller_name="Caller", hotline_id=ids["hotline"])
+    hop = await contacts.open_case_with_hop(leg, f"{CALLER}-{channel}")
+    await contacts.queue_event(QueueEvent(ids["queue"], hop.case_id, hop.id, "join"))
+    return hop
+
+
+async def test_a_waiting_callers_video_key_sends_a_link_with_the_same_limits(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection, tmp_path: Path,
+        sent: Path) -> None:
+    phone = await waiting_call(pool, ids)
+    links = SwitchLinks(Switches(pool), gateway_settings(tmp_path, sent, switch_links_per_case="1"))
+    with pytest.raises(SwitchNotPossible, match="not talking with an agent"):
+        await links.caller_asks(phone.id)  # the talking switch key needs an agent
+    assert await links.caller_asks(phone.id, waiting=True) == 60  # the video key does not
+    assert await links.caller_asks(phone.id, waiting=True) > 55  # held: the link is fresh
+    [run] = runs(sent)
+    assert run["env"]["HOTLINE_CASE"] == str(phone.case_id)  # type: ignore[index]
+    [issued] = rows(db, "SELECT from_hop_id, requested_by FROM switches")
+    assert issued == {"from_hop_id": phone.id, "requested_by": "caller"}
+
+    db.execute("UPDATE switches SET issued_at = issued_at - interval '61 seconds'")  # past the cooldown
+    assert await links.caller_asks(phone.id, waiting=True) == float("inf")
+    assert rows(db, "SELECT hop_id, reason FROM switch_refusals") == [
+        {"hop_id": phone.id, "reason": "the case has had its 1 switch links (switch_links_per_case)"}]
+    assert len(runs(sent)) == 1
+
+    db.execute("UPDATE hops SET ended_at = now(), end_reason = 'abandoned' WHERE id = %s", (phone.id,))
+    with pytest.raises(SwitchNotPossible, match="has ended"):
+        await links.caller_asks(phone.id, waiting=True)
+
+
+async def test_a_customers_page_finds_its_own_video_talk_and_the_case_its_phone_number(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection) -> None:
+    browser = "0123456789abcdef"
+    web = await answered_call(pool, ids, "w1", kind="webrtc")
+    db.execute("UPDATE cases SET customer_key = %s WHERE id = %s", (f"web:{browser}", web.case_id))
+    phone = await answered_call(pool, ids, "p1")
+    issued = await Switches(pool).issue(phone.id, "cli", 300)
+    video = await Switches(pool).use(issued.token, NewHop(
+        node="n1", channel_id="v1", channel_name="PJSIP/hotline-web-v1", channel_kind="webrtc",
+        media="video", dialled="switch", dialled_e164=None, caller_num="", caller_name=""))
+    db.execute("UPDATE hops SET answered_at = now(), agent_id = %s WHERE id = %s",
+               (ids["agent"], video.hop.id))
+    async with pool.connection() as conn:
+        own = await customer_video_talk(conn, browser=browser, token="")
+        by_link = await customer_video_talk(conn, browser="ffffffffffffffff", token=issued.token)
+        nobody = await customer_video_talk(conn, browser="ffffffffffffffff", token="")
+        forged = await customer_video_talk(conn, browser=browser, token="ab" * 32)
+        assert (own.hop_id, own.channel_id, own.switches) == (web.id, "w1", 0)  # type: ignore[union-attr]
+        assert (by_link.hop_id, by_link.case_id, by_link.switches) == (  # type: ignore[union-attr]
+            video.hop.id, phone.case_id, 1)
+        assert nobody is None and forged is None
+        assert await case_phone_number(conn, phone.case_id) == CALLER  # the phone call's, not the video's
+        assert await case_phone_number(conn, web.case_id) is None
+    db.execute("UPDATE hops SET ended_at = now(), end_reason = 'completed' WHERE id = %s", (web.id,))
+    async with pool.connection() as conn:
+        assert await customer_video_talk(conn, browser=browser, token="") is None  # its call is over

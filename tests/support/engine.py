@@ -39,7 +39,7 @@ from hotline.store.availability import StoreAvailability
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
-from hotline.store.switches import SwitchUse, TokenState
+from hotline.store.switches import IssuedSwitch, SwitchUse, TokenState
 
 APP = "hotline"
 
@@ -345,17 +345,23 @@ class StandInSwitches:
         self.from_hop: Hop | None = None
         self.queue_id: int | None = None
         self.agent_id: int | None = None
+        self.issued: list[tuple[int, str]] = []  # (hop, who asked) of the tokens issued
 
-    def replaces(self, hop: Hop, queue_id: int, agent_id: int) -> None:
+    def replaces(self, hop: Hop, queue_id: int, agent_id: int | None) -> None:
         self.from_hop, self.queue_id, self.agent_id = hop, queue_id, agent_id
 
     async def use(self, token: str, hop: NewHop) -> SwitchUse:
         if token != self.token or self.from_hop is None:
             raise SwitchRefused(TokenState.UNKNOWN)
-        video = replace(self.from_hop, id=self.hop_id, seq=2, channel_id=hop.channel_id, media="video",
+        video = replace(self.from_hop, id=self.hop_id, seq=2, channel_id=hop.channel_id, media=hop.media,
                         channel_kind=hop.channel_kind)
         return SwitchUse(video, self.from_hop.id, True, self.from_hop.hotline_id, self.queue_id,
                          self.agent_id, self.from_hop.priority)
+
+    async def issue(self, hop_id: int, requested_by: str, ttl_s: int) -> IssuedSwitch:
+        """`token`, for leg `hop_id` (the phone leg dialled for a video leg brings it back)."""
+        self.issued.append((hop_id, requested_by))
+        return IssuedSwitch(self.token, 101, hop_id, "", NOW)
 
 
 def ids_of(prov: Provisioning) -> dict[str, dict[str, int]]:
@@ -376,6 +382,7 @@ class Engine:
     hops: StandInHops = field(default_factory=StandInHops)
     queues: QueueManager = field(default_factory=QueueManager)
     switches: StandInSwitches | None = None
+    video_links: list[int] = field(default_factory=list)  # hops whose caller asked for a video link
     ctx: CallContext = field(init=False)
     router: Router = field(init=False)
 
@@ -394,7 +401,8 @@ class Engine:
             node=self.node, app=APP, hangup_grace_s=1.0, store_open_patience_s=0.2,
             find_call=lambda hop_id: self.router.call_of_hop(hop_id), ring_grace_s=0.2,
             conference_legs=lambda case_id: self.router.conference_legs(case_id),
-            switches=self.switches, store=StoreAvailability(self._database_answers, probe_every_s=0.05))
+            switches=self.switches, store=StoreAvailability(self._database_answers, probe_every_s=0.05),
+            ask_video_link=self.video_links.append)
         self.router = Router(self.ctx)
 
     async def _database_answers(self) -> None:

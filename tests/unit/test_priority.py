@@ -292,7 +292,7 @@ def test_a_region_route_table_needs_its_queue() -> None:
         parse.hotline("federal", {"entry": "queue:support", "regions": {"+7916": {"priority": 2}}})
 
 
-@pytest.mark.parametrize("action", ["hangup", "repeat", "video", "callback"])
+@pytest.mark.parametrize("action", ["hangup", "repeat", "callback"])
 def test_a_priority_on_a_key_that_leads_nowhere_to_wait_is_refused(action: str) -> None:
     with pytest.raises(ProvisionError, match=r"^menus\.main\.options\.1\.priority: 5 is set on a key"):
         parse.option("menus.main.options", "1", {"action": action, "priority": 5})
@@ -320,3 +320,49 @@ def test_the_cli_gives_a_route_or_key_its_priority_after_a_comma() -> None:
         "+7916": {"queue": "support", "priority": "7"}, "+7913": "siberia"}
     with pytest.raises(ProvisionError, match="only 'priority=N' may follow"):
         with_priority({"1": "queue:support,penalty=2"}, "action")
+
+
+async def test_a_caller_whose_agent_dropped_the_call_is_back_in_line_with_its_priority() -> None:
+    prov = centre(key_priority=7)
+    prov.agents["boris"] = Agent("boris", "boris", queues=(("support", 0),))
+    prov.queues["support"] = Queue("support", strategy="linear")
+    engine = Engine(prov, logged_in=("anna", "boris"))
+    engine.call_in("vip", VIP)
+    await engine.ari.wait_for("play")
+    engine.ari.send(dtmf("vip", "1"))
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.answer_leg(leg, "vip")
+    engine.ari.live.discard(leg)  # anna's phone hangs up the moment it answered
+    await engine.ari.wait_for("originate", 2)  # boris rung: the caller is back in line
+    assert [(w.channel_id, w.priority) for w in engine.queues.waiting["support"]] == [("vip", 7)]
+    engine.ari.caller_hangs_up("vip")
+    await engine.ended()
+
+
+async def test_a_video_leg_taking_a_waiting_phone_legs_place_keeps_its_priority() -> None:
+    switches = StandInSwitches("ab12")
+    engine = Engine(centre(number_priority=4), switches=switches)
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("start_moh")
+    switches.replaces(replace(engine.hops.opened[0], priority=4), queue_id=1, agent_id=None)
+    engine.ari.live.add("v1")
+    engine.ari.headers["v1"] = {"X-Hotline-Customer": "c0ffee", "X-Hotline-Switch": "ab12"}
+    engine.ari.send(stasis_start(channel("v1", caller="", name="PJSIP/hotline-web-v1", context="hotline-web"),
+                                 "switch", "switch", "video=(vp8)"))
+    await engine.ari.wait_for("hangup")  # the phone leg, its place given
+    await engine.settle()
+    assert [(w.channel_id, w.priority) for w in engine.queues.waiting["support"]] == [("v1", 4)]
+    assert engine.call("v1").priority == 4
+    engine.ari.caller_hangs_up("v1")
+    await engine.ended()
+
+
+async def test_a_menu_video_key_with_a_priority_puts_the_caller_in_its_queue_with_it() -> None:
+    prov = centre(number_priority=1)
+    prov.menus["vip"] = Menu("vip", "hello", options=(MenuOption("3", Target("video", "support"), priority=6),))
+    engine = Engine(prov)
+    engine.call_in("c1", VIP)
+    await engine.ari.wait_for("play")
+    engine.ari.send(dtmf("c1", "3"))
+    assert await joined_with(engine, "c1") == 6
+    assert len(engine.video_links) == 1  # and the link was asked for

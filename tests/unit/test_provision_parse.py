@@ -17,8 +17,10 @@ from hotline.errors import ProvisionError
 from hotline.provision import export, parse
 from hotline.provision.model import (
     OPTION_ACTIONS,
+    OVERFLOW_ACTIONS,
     STRATEGIES,
     Holiday,
+    MenuOption,
     OpeningHours,
     Provisioning,
     RegionRoute,
@@ -187,7 +189,8 @@ def test_name_that_is_no_lower_case_slug_is_refused(name: str) -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("queue:support", Target("queue", "support")), ("menu:main", Target("menu", "main")),
     ("hotline:federal", Target("hotline", "federal")), ("hangup", Target("hangup")),
-    ("video", Target("video")), ("repeat", Target("repeat")), ("callback", Target("callback")),
+    ("video:support", Target("video", "support")), ("repeat", Target("repeat")),
+    ("callback", Target("callback")),
 ])
 def test_target_names_an_action_and_what_it_leads_to(text: str, expected: Target) -> None:
     assert parse.target("menus.main.options.1", text, OPTION_ACTIONS) == expected
@@ -487,6 +490,32 @@ def test_queue_video_fallback_is_seconds_or_never_and_zero_means_at_once() -> No
     for bad in (-1, 3601, "soon", True):
         doc["queues"]["support"]["video_fallback"] = bad
         refused(lambda: checked(doc), "queues.support.video_fallback", str(bad))
+
+
+def test_queue_video_key_is_one_key_or_none_and_not_a_breakout_key() -> None:
+    doc = example()
+    assert checked(doc).queues["support"].video_key == "9"
+    del doc["queues"]["support"]["video_key"]
+    assert checked(doc).queues["support"].video_key is None
+    for written, read in (("*", "*"), ("8", "8"), ("none", None)):
+        doc["queues"]["support"]["video_key"] = written
+        assert checked(doc).queues["support"].video_key == read
+    for bad in ("99", "a", 9, True):
+        doc["queues"]["support"]["video_key"] = bad
+        refused(lambda: checked(doc), "queues.support.video_key", str(bad))
+    doc["queues"]["support"]["video_key"] = "1"  # billing, its breakout menu, has 1 = backoffice
+    refused(lambda: checked(doc), "queues.support.video_key", "breakout menu 'billing'")
+
+
+def test_menu_video_key_names_the_queue_the_caller_waits_in() -> None:
+    doc = example()
+    assert checked(doc).menus["main"].options[-1] == MenuOption("9", Target("video", "support"))
+    doc["menus"]["main"]["options"]["9"] = "video"
+    refused(lambda: checked(doc), "menus.main.options.9", "'video:QUEUE'")
+    doc["menus"]["main"]["options"]["9"] = "video:nowhere"
+    refused(lambda: checked(doc), "menus.main.options.9", "'video:nowhere' does not exist")
+    refused(lambda: parse.target("queues.support.overflow", "video:support", OVERFLOW_ACTIONS),
+            "queues.support.overflow", "video:support")
 
 
 def test_queue_breakout_menu_and_hold_time_announcement_are_read() -> None:

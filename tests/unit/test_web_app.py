@@ -57,6 +57,16 @@ class Backend:
             raise WebRefusal(404, f"There is no agent {invitee}")
         return "Ringing Petrov"
 
+    async def agent_phone(self, endpoint: str, typed: str) -> str:
+        if endpoint == "petrov":
+            raise WebRefusal(409, "Your caller is on the phone already")
+        return f"Calling {typed or '+79161234567'}"
+
+    async def customer_phone(self, browser: str, token: str, typed: str) -> str:
+        if browser == "0" * 16:
+            raise WebRefusal(409, "You have no video call with an agent to move to the phone")
+        return f"Calling {typed or 'you'} for {browser}{' by ' + token[:4] if token else ''}"
+
     async def agent_switch(self, endpoint: str) -> str:
         if endpoint == "petrov":
             raise WebRefusal(409, "you are not in a call")
@@ -123,7 +133,8 @@ async def test_a_valid_token_gives_the_customer_page_that_calls_switch_with_the_
     body = await response.text()
     assert page_config(body) == {
         "role": "customer", "wsUrl": WS_URL, "domain": "127.0.0.1", "endpoint": "hotline-web",
-        "target": "switch", "extraHeaders": [f"X-Hotline-Switch: {VALID}"]}
+        "target": "switch", "extraHeaders": [f"X-Hotline-Switch: {VALID}"],
+        "phoneApi": "/api/customer/phone", "switchToken": VALID}
     assert "Join the video call" in body and 'id="call"' in body
     assert backend.checked == [VALID]
 
@@ -157,9 +168,10 @@ async def test_the_index_links_the_video_addresses_that_a_page_can_serve(client:
 async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(client: TestClient) -> None:
     body = await (await client.get("/agent")).text()
     assert page_config(body) == {"role": "agent", "wsUrl": WS_URL, "domain": "127.0.0.1",
-                                 "switchApi": "/api/agent/switch", "inviteApi": "/api/agent/invite"}
+                                 "switchApi": "/api/agent/switch", "inviteApi": "/api/agent/invite",
+                                 "phoneApi": "/api/agent/phone"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
-                    "switch", "switch-link", "local", "remote"):
+                    "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status"):
         assert f'id="{element}"' in body
 
 
@@ -209,6 +221,49 @@ async def test_agent_invite_names_a_plain_agent_and_gets_the_backends_answer(
     assert (response.status, await response.json()) == (status, answer)
     unauthenticated = await client.post("/api/agent/invite", json={"agent": "petrov"})
     assert unauthenticated.status == 401
+
+
+@pytest.mark.parametrize(("user", "body", "status", "answer"), [
+    ("ivanov", {"number": "8 916 123-45-67"}, 200, {"message": "Calling 8 916 123-45-67"}),
+    ("ivanov", {}, 200, {"message": "Calling +79161234567"}),  # the case's own number
+    ("petrov", {"number": ""}, 409, {"error": "Your caller is on the phone already"}),
+    ("ivanov", {"number": "+7916\nX-Injected: 1"}, 400,
+     {"error": "type the customer's telephone number (digits, +, spaces)"}),
+    ("ivanov", {"number": 79161234567}, 400,
+     {"error": "type the customer's telephone number (digits, +, spaces)"}),
+])
+async def test_agent_phone_takes_a_typed_number_or_none_and_gets_the_backends_answer(
+        client: TestClient, user: str, body: object, status: int, answer: dict[str, str]) -> None:
+    password = "pässword" if user == "ivanov" else "any"
+    response = await client.post("/api/agent/phone", json=body, headers=_basic(user, password))
+    assert (response.status, await response.json()) == (status, answer)
+    assert (await client.post("/api/agent/phone", json={})).status == 401
+
+
+@pytest.mark.parametrize(("body", "status", "answer"), [
+    ({"customer": "0123456789abcdef", "number": "8 916 123-45-67"}, 200,
+     {"message": "Calling 8 916 123-45-67 for 0123456789abcdef"}),
+    ({"customer": "0123456789abcdef", "token": VALID}, 200,
+     {"message": "Calling you for 0123456789abcdef by 0123"}),
+    ({"customer": "0" * 16, "number": ""}, 409,
+     {"error": "You have no video call with an agent to move to the phone"}),
+    ({"customer": "web:0123", "number": ""}, 400, {"error": "This page cannot move the call: reload it"}),
+    ({"customer": "0123456789abcdef", "token": "abc"}, 400,
+     {"error": "This page cannot move the call: reload it"}),
+    ({"customer": "0123456789abcdef", "number": "+7916;x"}, 400,
+     {"error": "Type your telephone number (digits, +, spaces)"}),
+    ([], 400, {"error": "This page cannot move the call: reload it"}),
+])
+async def test_customer_phone_needs_the_pages_own_id_or_link_and_a_plain_number(
+        client: TestClient, body: object, status: int, answer: dict[str, str]) -> None:
+    response = await client.post("/api/customer/phone", json=body)
+    assert (response.status, await response.json()) == (status, answer)
+
+
+async def test_customer_phone_from_another_origin_is_refused(client: TestClient) -> None:
+    response = await client.post("/api/customer/phone", json={"customer": "0123456789abcdef"},
+                                 headers={hdrs.ORIGIN: "https://evil.example"})
+    assert response.status == 403
 
 
 @pytest.mark.parametrize("path", ["/", "/call/video-support", f"/switch/{VALID}", f"/switch/{USED}",

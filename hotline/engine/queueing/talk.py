@@ -1,11 +1,12 @@
-"""An agent's leg for a caller (ringing, then talking), and a talk as one leg of the customer
-hands it to the next (the switch to video: engine.handover asks, the visit gives)."""
+"""An agent's leg for a caller (ringing, then talking), and a talk or a place in line as one leg
+of the customer hands it to the next (the switch to video: engine.handover asks, the visit gives)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from hotline.engine.queueing.agent_state import AgentState
+from hotline.engine.queueing.queues import Waiter
 from hotline.provision.model import Queue
 from hotline.store.hops import Hop
 
@@ -27,3 +28,13 @@ class Talk:
     leg: Ringing
     answered_at: float
     visit_hop: Hop  # the hop that joined the queue: the visit's complete is recorded there
+
+
+@dataclass(frozen=True)
+class Place:
+    """A waiting caller's place in line, as its phone leg hands it to its video leg: the video
+    leg's waiter (joined at the phone leg's join time, already in line) and the visit's hop."""
+
+    queue: Queue
+    waiter: Waiter
+    visit_hop: Hop  # the hop that joined the queue: the visit's events go on there

@@ -6,6 +6,12 @@ the call's one funnel, each move with the queue events it makes, and reads the c
 through the call's one reader. It knows the call by the small `VisitCall` protocol, so the call
 module depends on it and not the other way round.
 
+A waiting caller may move to video without losing its place: the queue's `video_key` has a link
+sent (ctx.ask_video_link), and when the video leg comes it asks this visit for its place
+(PlaceAsked, kept by the call until the visit looks): its waiter joins at this caller's join time,
+this caller leaves the line (an agent being rung for it is hung up), and its leg ends `switched`;
+the video leg's visit (`take_over_place`) goes on recording on the hop that joined.
+
 Outcomes: TalkOver (the caller talked with an agent, and the call is leaving), Overflow (max
 wait, max length, nobody to take the call: follow the queue's overflow target), BrokeOut (the
 caller pressed a key of the queue's breakout menu and goes where it leads) or Transferred (the
@@ -41,15 +47,18 @@ from hotline.engine.messages import (
     ChannelVanished,
     HandoverAsked,
     Message,
+    PhoneSwitchAsked,
+    PlaceAsked,
     QueueTurn,
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
+from hotline.engine.phone_switch import call_the_phone
 from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.queues import Waiter, video_preference
-from hotline.engine.queueing.talk import Ringing, Talk
+from hotline.engine.queueing.talk import Place, Ringing, Talk
 from hotline.engine.transfer import ARI_TRANSFERS, TRANSFER_DONE, TRANSFER_REFUSED, transfer_target
-from hotline.errors import AriError, AriNotFound, TransferRefused
+from hotline.errors import AriError, AriNotFound, DialRefused, PhoneSwitchRefused, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target, TargetAction
 from hotline.store.hops import Hop
@@ -99,6 +108,7 @@ class VisitCall(Protocol):
     async def answer(self) -> None: ...
     async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None: ...
     async def until_caller_gone(self) -> NoReturn: ...
+    def take_place_asked(self) -> PlaceAsked | None: ...
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,15 @@ class _KeyPressed(Exception):  # noqa: N818 - control flow, not an error
         self.digit, self.target = digit, target
 
 
+class _PlaceGiven(Exception):  # noqa: N818 - control flow, not an error
+    """Control flow: the caller's video leg asked for its place, from wherever it was waiting or
+    being rung."""
+
+    def __init__(self, asked: PlaceAsked) -> None:
+        super().__init__(asked.video_channel_id)
+        self.asked = asked
+
+
 class QueueVisit:
     def __init__(self, call: VisitCall, ctx: CallContext, queue: Queue) -> None:
         self.call = call
@@ -155,6 +174,7 @@ class QueueVisit:
         self.visit_hop: Hop | None = call.hop
         # Answer + music on hold, a job started the moment the caller has to wait; None until then.
         self._music: asyncio.Task[None] | None = None
+        self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -231,6 +251,18 @@ class QueueVisit:
             return await self._talk_ended(leg, talk.answered_at, Party.AGENT)
         return await self._follow_talk(leg, talk.answered_at)
 
+    async def take_over_place(self, place: Place) -> VisitOutcome:
+        """The customer's video leg goes on waiting in the place its phone leg had (its waiter is
+        in line already, at the phone leg's join time); the visit's events go on on the hop that
+        joined."""
+        self.visit_hop, self.waiter = place.visit_hop, place.waiter
+        self.call.priority = place.waiter.priority  # the phone leg's, kept for any later join
+        log.info("call %s took the place of its phone leg in queue %s at position %d", self.call.channel_id,
+                 self.queue.name, self.manager.position(self.waiter))
+        self.call.move(CallState.WAITING)
+        self._start_music()
+        return await self._in_line()
+
     # -- in line ---------------------------------------------------------------------------------
 
     async def _in_line(self) -> VisitOutcome:
@@ -257,7 +289,15 @@ class QueueVisit:
 
     async def _wait_and_ring(self) -> VisitOutcome:
         try:
-            return await self._wait_for_an_agent()
+            while True:
+                try:
+                    return await self._wait_for_an_agent()
+                except _PlaceGiven as given:
+                    if not given.asked.reply.done():
+                        return self._give_place(given.asked)
+                # The video leg gave up while a ring was being cut: this caller waits on.
+                self.manager.attempt_over(self.waiter_)
+                self.call.move(CallState.WAITING)
         except _KeyPressed as key:
             log.info("call %s left queue %s with key %s for %s", self.call.channel_id, self.queue.name,
                      key.digit, key.target)
@@ -269,6 +309,7 @@ class QueueVisit:
         q, joined_at = self.queue, self.waiter_.joined_at  # back in line, a caller keeps its place
         next_announcement = joined_at + q.announce_period if q.announce_period else None
         while True:
+            self._check_place_asked()  # asked while an announcement played
             if next_announcement is not None and time.time() >= next_announcement:
                 self._ensure_music()
                 await self._announce()
@@ -327,11 +368,49 @@ class QueueVisit:
 
     def _caller_key(self, message: Message) -> None:
         """A message met while waiting or ringing that is not the visit's own: the caller's key
-        (a breakout key raises _KeyPressed), or nothing the visit expects."""
+        (a breakout key raises _KeyPressed), the video leg asking for the place (raises
+        _PlaceGiven), or nothing the visit expects."""
         if self.call.is_own_key(message):
             self._check_key(message.digit)  # type: ignore[union-attr]
         else:
             self.call.unexpected(message)
+            self._check_place_asked()
+
+    def _check_place_asked(self) -> None:
+        asked = self.call.take_place_asked()
+        if asked is None:
+            return
+        if (self.visit_hop or self.call.hop) is None:  # no hop written yet: no visit to go on with
+            asked.refuse()
+            return
+        raise _PlaceGiven(asked)
+
+    def _give_place(self, asked: PlaceAsked) -> TalkOver:
+        """Hand the place in line to the video leg: its waiter joins at this caller's join time
+        before this one leaves (nobody behind slips in between), then this leg goes, `switched`.
+        No queue event: the visit goes on, on the video leg."""
+        visit_hop = self.visit_hop or self.call.hop
+        assert visit_hop is not None  # _check_place_asked refused it otherwise
+        before = self.waiter_
+        waiter = self.manager.join(self.queue.name, asked.video_channel_id, joined_at=before.joined_at,
+                                   video=True, wake=asked.wake, priority=before.priority)
+        self.manager.leave(before)
+        asked.reply.set_result(Place(self.queue, waiter, visit_hop))
+        log.info("call %s: place in queue %s handed over to video leg %s", self.call.channel_id,
+                 self.queue.name, asked.video_channel_id)
+        self.call.leave(EndReason.SWITCHED)
+        return TalkOver(EndReason.SWITCHED)
+
+    def _ask_video_link(self) -> None:
+        """The caller pressed the queue's video key: a link sent in the background (the store
+        holds repeated presses to a cooldown and a number per case, and records a refusal)."""
+        hop = self.call.hop
+        if self.ctx.ask_video_link is None or hop is None:
+            log.info("call %s: video key pressed, but no link can be sent (%s)", self.call.channel_id,
+                     "no hop yet" if hop is None else "no switch links here")
+            return
+        log.info("call %s: video key pressed in queue %s", self.call.channel_id, self.queue.name)
+        self.ctx.ask_video_link(hop.id)
 
     def _overflow(self, why: str) -> Overflow:
         """Leave for the queue's overflow target: waited too long (max_wait), or never joined
@@ -355,7 +434,8 @@ class QueueVisit:
         in a loop)."""
         before = self.waiter_
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=before.joined_at,
-                                        video=self.call.video, wake=self.call.wake)
+                                        video=self.call.video, wake=self.call.wake,
+                                        priority=before.priority)
         self.waiter.cycle = before.cycle
         self.call.move(CallState.WAITING)
         self._start_music()
@@ -370,10 +450,13 @@ class QueueVisit:
         estimate = self.manager.estimated_wait(self.waiter_) if self.queue.announce_holdtime else None
         if estimate is not None:
             media += holdtime_media(estimate)
+        if self.queue.video_key is not None:
+            media += video_key_media(self.queue.video_key)
         await self._music_started()
         await self.ctx.ari.stop_moh(self.call.channel_id)
+        keys = self.queue.breakout_menu is not None or self.queue.video_key is not None
         try:
-            digit = await self.call.play(",".join(media), stop_on_digit=self.queue.breakout_menu is not None)
+            digit = await self.call.play(",".join(media), stop_on_digit=keys)
             if digit is not None:
                 self._check_key(digit)
         finally:
@@ -383,8 +466,12 @@ class QueueVisit:
                  self.queue.name, ahead, "-" if estimate is None else f"{estimate:.0f} s")
 
     def _check_key(self, digit: str) -> None:
-        """Raise _KeyPressed when `digit` is a key of the queue's breakout menu; other keys do
-        nothing (app_queue ignores keys with no extension in its context)."""
+        """The queue's video key asks for a link; raise _KeyPressed when `digit` is a key of the
+        queue's breakout menu; other keys do nothing (app_queue ignores keys with no extension in
+        its context)."""
+        if digit == self.queue.video_key:
+            self._ask_video_link()
+            return
         menu = self.ctx.directory.snapshot.prov.menus.get(self.queue.breakout_menu or "")
         option = next((o for o in menu.options if o.digit == digit), None) if menu else None
         if option is not None and option.target.action != TargetAction.REPEAT:
@@ -462,6 +549,9 @@ class QueueVisit:
         except _KeyPressed:
             why_not = "caller left the queue"
             raise
+        except _PlaceGiven:
+            why_not = "caller moved to video"
+            raise
         finally:
             for leg in list(ringing.values()):  # timed out, or lost to another agent, or caller gone
                 await self._hang_up(leg.channel_id)
@@ -521,9 +611,12 @@ class QueueVisit:
             await self._not_bridged(leg, exc)
             return None
         answered_at = time.time()
+        # A video leg waiting in its phone leg's place: the answer is the visit's (on the hop that
+        # joined), and the leg's own hop is answered by the same agent too.
+        own = (TalkTakenOver(self.queue_id, self.agent_ids.get(leg.agent.name)),) if self._on_hop() else ()
         call.move(CallState.TALKING, *self._step(E.ANSWER, agent=leg.agent,
                                                  wait_ms=self._waited_ms(answered_at),
-                                                 ring_ms=_ms(answered_at - leg.started)))
+                                                 ring_ms=_ms(answered_at - leg.started)), *own)
         return await self._follow_talk(leg, answered_at)
 
     async def _not_bridged(self, leg: Ringing, exc: AriError) -> None:
@@ -562,6 +655,9 @@ class QueueVisit:
         switch key asks for a link to move to video."""
         while True:
             message = await self.call.next_event()
+            if isinstance(message, PhoneSwitchAsked):
+                self._call_the_phone(message)
+                continue
             if isinstance(message, TransferAsked):
                 target = await self._transfer_target(message, leg)
                 if target is not None:
@@ -580,6 +676,29 @@ class QueueVisit:
                 return Party.AGENT
             if message is not None:
                 self.call.unexpected(message)
+
+    def _call_the_phone(self, asked: PhoneSwitchAsked) -> None:
+        """Dial the customer's phone for this video talk, in the background: the talk goes on,
+        and the phone leg, once answered, asks for it (HandoverAsked) like a switch's video leg."""
+        hop = self.call.hop
+        if not self.call.video or hop is None:
+            why = "the call is on the phone already" if hop else "its hop is not written yet"
+            log.info("call %s: move to the phone asked by %s refused: %s", self.call.channel_id,
+                     asked.asked_by, why)
+            return
+        task = asyncio.create_task(self._dial_phone(hop.id, asked), name=f"phone-{self.call.channel_id}")
+        self._dialling.add(task)
+        task.add_done_callback(self._dialling.discard)
+
+    async def _dial_phone(self, hop_id: int, asked: PhoneSwitchAsked) -> None:
+        try:
+            await call_the_phone(self.ctx, hop_id, asked)
+        except (PhoneSwitchRefused, DialRefused) as refused:
+            log.warning("call %s: move to the phone asked by %s refused: %s", self.call.channel_id,
+                        asked.asked_by, refused)
+        except AriError as exc:
+            log.warning("call %s: the phone %s could not be dialled: %s", self.call.channel_id,
+                        asked.number, exc)
 
     def _hand_over(self, asked: HandoverAsked, leg: Ringing, answered_at: float) -> TalkOver:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""
@@ -683,6 +802,11 @@ class QueueVisit:
             return ()
         return (QueueStep(self.queue_id, event, agent_id=self.agent_ids.get(agent.name) if agent else None,
                           on_hop=self._on_hop(), **fields),)  # type: ignore[arg-type]
+
+
+def video_key_media(key: str) -> list[str]:
+    """ "Press N": Asterisk's own sounds, after the position, for the queue's video key."""
+    return ["sound:vm-press", f"digits:{key}"]
 
 
 def holdtime_media(seconds: float) -> list[str]:

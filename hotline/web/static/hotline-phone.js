@@ -25,6 +25,7 @@
     lastError: null,
     registered: false,
     switchLink: null,
+    phoneMessage: null, // the agent page's answer to "Move the caller to the phone"
     ua: null,
     session: null,
     pc: null, // the current call's RTCPeerConnection (tests read its getStats)
@@ -178,6 +179,7 @@
     setState(state, detail);
     byId("incoming")?.setAttribute("hidden", "");
     enable("hangup", false);
+    enable("to-phone", false);
     enable("call", true);
   }
 
@@ -236,6 +238,7 @@
         eventHandlers: sessionHandlers(),
       });
       enable("hangup", true);
+      enable("to-phone", true);
     } catch (error) {
       releaseMedia();
       enable("call", true);
@@ -243,9 +246,38 @@
     }
   }
 
+  /* "Continue by phone": the daemon calls the number typed (or the case's own) and, once it is
+   * answered, this video call ends. The page proves whose call it is by what only it holds: its
+   * browser's id, or the switch link it came by. */
+  async function continueByPhone() {
+    const status = byId("phone-status");
+    status.textContent = "";
+    phone.phoneMessage = null;
+    let response;
+    let answer;
+    try {
+      response = await fetch(config.phoneApi, {
+        method: "POST", cache: "no-store", credentials: "omit",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ customer: customerId(), token: config.switchToken || "",
+                               number: byId("phone-number").value.trim() }),
+      });
+      answer = await response.json();
+    } catch (error) {
+      return showError(`The call could not be moved to your phone: ${error.message || error}`);
+    }
+    if (!response.ok || !answer.message) {
+      return showError(answer.error || `The call could not be moved to your phone (HTTP ${response.status})`);
+    }
+    clearError();
+    phone.phoneMessage = answer.message;
+    status.textContent = answer.message;
+  }
+
   function initCustomer() {
     byId("call").addEventListener("click", placeCall);
     byId("hangup").addEventListener("click", hangup);
+    byId("to-phone").addEventListener("click", continueByPhone);
   }
 
   // --- the agent's page ---------------------------------------------------------------------
@@ -259,6 +291,7 @@
     phone.credentials = { endpoint, password };
     enable("switch", true);
     enable("invite", true);
+    enable("to-phone", true);
     setState("registering");
     try {
       phone.ua = startUa({ uri: `sip:${endpoint}@${config.domain}`, password, register: true });
@@ -377,6 +410,17 @@
     status.textContent = message;
   }
 
+  async function requestPhone() {
+    const status = byId("phone-status");
+    status.textContent = "";
+    phone.phoneMessage = null;
+    const message = await agentApi(config.phoneApi, { number: byId("phone-number").value.trim() },
+                                   "message", "The call could not be moved to the phone");
+    if (message === null) return;
+    phone.phoneMessage = message;
+    status.textContent = message;
+  }
+
   function initAgent() {
     phone.state = "logged out";
     byId("login").addEventListener("click", login);
@@ -385,6 +429,7 @@
     byId("hangup").addEventListener("click", hangup);
     byId("switch").addEventListener("click", requestSwitch);
     byId("invite").addEventListener("click", requestInvite);
+    byId("to-phone").addEventListener("click", requestPhone);
   }
 
   // --- start --------------------------------------------------------------------------------

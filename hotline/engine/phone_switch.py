@@ -1,0 +1,97 @@
+"""From video to phone: the customer's video leg hands its talk to their telephone, which the
+daemon dials through an outbound trunk; the agent's channel never leaves the case's bridge.
+
+Who asks: `hotline case switch CASE --to phone` and the agent page, by an ARI user event about the
+video leg's channel (`ask_phone_switch`); the router turns it into a PhoneSwitchAsked in that
+call's inbox, and the call's visit acts on it while it talks (`call_the_phone`). The number is the
+customer's, from an earlier phone leg of the case or typed, valid by phonenumbers and inside a
+trunk's allowed prefixes (toll fraud: nothing else is ever dialled); the daemon checks it again.
+
+The phone leg joins the way a switch link's video leg does: a switch token is issued for the
+video leg (one `switches` row, `requested_by` the asker), the phone is dialled into Stasis with
+`phone,NUMBER` and the token in a channel variable (never an argument: Asterisk logs those), and
+once answered it uses the token (its hop opens in the case), joins the case's bridge and asks the
+video leg for the talk (engine.handover); the video leg is hung up and its hop ends `switched`. A
+phone not answered leaves the token unused (it expires) and the video talk as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from hotline.asterisk.ari_events import ChannelUserevent
+from hotline.engine.context import CallContext
+from hotline.engine.dial_out import dial_out
+from hotline.engine.messages import PhoneSwitchAsked
+from hotline.engine.routing.outbound import trunk_for
+from hotline.engine.stasis_entry import PHONE_TOKEN_VARIABLE
+from hotline.errors import DialRefused, PhoneSwitchRefused, SwitchNotPossible
+from hotline.numbers import to_e164
+from hotline.provision.model import Trunk
+
+log = logging.getLogger(__name__)
+
+PHONE_SWITCH_EVENT = "hotline-phone-switch"
+PHONE_ENTRY = "phone"  # the Stasis entry of a phone leg the daemon dialled: `phone,NUMBER`
+RING_TIMEOUT_S = 30  # how long the customer's phone rings
+ASKED_LIMIT = 64
+
+
+class UserEvents(Protocol):
+    async def user_event(self, app: str, name: str, channel_id: str,
+                         variables: Mapping[str, str]) -> None: ...
+
+
+def phone_number(typed: str, trunks: Iterable[Trunk], region: str) -> str:
+    """The customer's number in E.164, checked to be valid and dialable through a trunk;
+    PhoneSwitchRefused saying why not."""
+    e164 = to_e164(typed.strip(), region) if typed.strip() else None
+    if e164 is None:
+        raise PhoneSwitchRefused(f"{typed!r} is not a valid telephone number")
+    try:
+        trunk_for(trunks, e164)
+    except DialRefused as refused:
+        raise PhoneSwitchRefused(str(refused)) from None
+    return e164
+
+
+async def ask_phone_switch(ari: UserEvents, app: str, channel_id: str, number: str, asked_by: str) -> str:
+    """Ask the daemon that runs the video leg `channel_id` to move its talk to `number`; the
+    request id."""
+    request = uuid.uuid4().hex
+    await ari.user_event(app, PHONE_SWITCH_EVENT, channel_id,
+                         {"number": number, "asked_by": asked_by, "request": request})
+    return request
+
+
+def phone_switch_asked(event: ChannelUserevent) -> PhoneSwitchAsked | None:
+    """The PhoneSwitchAsked a user event carries, or None when it is no such request."""
+    if event.eventname != PHONE_SWITCH_EVENT:
+        return None
+    return PhoneSwitchAsked(event.variables.get("number", "")[:ASKED_LIMIT],
+                            event.variables.get("asked_by", "")[:ASKED_LIMIT] or "unknown",
+                            event.variables.get("request") or None)
+
+
+async def call_the_phone(ctx: CallContext, hop_id: int, asked: PhoneSwitchAsked) -> str:
+    """Dial the customer's phone for video leg `hop_id`: a switch token issued for the leg, the
+    number dialled through its trunk with the token on the channel. The phone leg's channel id;
+    PhoneSwitchRefused (nothing dialled) when the number or the leg will not do."""
+    if ctx.switches is None:
+        raise PhoneSwitchRefused("switches need the database, which this daemon has not")
+    number = phone_number(asked.number, ctx.directory.snapshot.prov.trunks.values(), ctx.region)
+    try:
+        issued = await ctx.switches.issue(hop_id, asked.asked_by, RING_TIMEOUT_S + 30)
+    except SwitchNotPossible as exc:
+        raise PhoneSwitchRefused(str(exc)) from None
+    channel_id = f"phone-{uuid.uuid4().hex[:16]}"
+    trunks = ctx.directory.snapshot.prov.trunks.values()
+    trunk = await dial_out(ctx.ari, trunks, number, app=ctx.app, app_args=f"{PHONE_ENTRY},{number}",
+                           channel_id=channel_id, timeout_s=RING_TIMEOUT_S,
+                           variables={PHONE_TOKEN_VARIABLE: issued.token})
+    log.info("case %s: video leg (hop %s) moving to the phone %s through trunk %s, asked by %s",
+             issued.case_id, hop_id, number, trunk.name, asked.asked_by)
+    return channel_id
