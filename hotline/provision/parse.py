@@ -417,7 +417,8 @@ def option(field: str, digit: object, spec: object) -> MenuOption:
                 ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback"))
     if level is not None and to.action not in PRIORITY_ACTIONS:
         raise fail(f"{field}.{digit}.priority", level,
-                   f"is set on a key that leads to {to}: only keys to a menu, queue, hotline or video:QUEUE set one")
+                   f"is set on a key that leads to {to}: "
+                   "only keys to a menu, queue, hotline or video:QUEUE set one")
     return MenuOption(digit, to, prompt, level)
 
 

@@ -359,7 +359,8 @@ async def test_a_video_leg_taking_a_waiting_phone_legs_place_keeps_its_priority(
 
 async def test_a_menu_video_key_with_a_priority_puts_the_caller_in_its_queue_with_it() -> None:
     prov = centre(number_priority=1)
-    prov.menus["vip"] = Menu("vip", "hello", options=(MenuOption("3", Target("video", "support"), priority=6),))
+    key = MenuOption("3", Target("video", "support"), priority=6)
+    prov.menus["vip"] = Menu("vip", "hello", options=(key,))
     engine = Engine(prov)
     engine.call_in("c1", VIP)
     await engine.ari.wait_for("play")
