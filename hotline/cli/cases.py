@@ -16,9 +16,9 @@ from hotline.asterisk.ari import AriClient
 from hotline.cli.common import run_with_db, run_with_pool, settings_of
 from hotline.config import Settings
 from hotline.engine.conference import invite
-from hotline.engine.transfer import ask_transfer, transfer_target
+from hotline.engine.transfer import TransferTo, ask_transfer, transfer_target
 from hotline.errors import AriError, AriNotFound, HotlineError, TransferRefused
-from hotline.provision.model import Agent, Target
+from hotline.provision.model import Agent
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
 from hotline.store.switches import Switches
@@ -160,7 +160,7 @@ async def _live_talk_channel(conn: AsyncConnection, case_id: int) -> str:
     return str(row[0])
 
 
-async def _ask(settings: Settings, channel_id: str, target: Target, case_id: int) -> str:
+async def _ask(settings: Settings, channel_id: str, target: TransferTo, case_id: int) -> str:
     ari = AriClient(settings.ari)
     try:
         return await ask_transfer(ari, settings.ari_app, channel_id, target, "cli")

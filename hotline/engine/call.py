@@ -61,7 +61,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_web_headers
-from hotline.engine.transfer import TRANSFER_REFUSED
+from hotline.engine.transfer import TRANSFER_REFUSED, DirectRing
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.provision.model import Target, TargetAction
@@ -352,8 +352,10 @@ class InboundCall:
             return route_of_hotline(snapshot, self.switch.hotline_id if self.switch else None)
         return route_of_number(snapshot, self.dialled, self.ctx.region)
 
-    async def _follow(self, target: Target, overflowed: bool = False) -> None:
-        """Follow the hotline's entry through menus, queues and overflows until the call leaves."""
+    async def _follow(self, target: Target, overflowed: bool = False,
+                      direct: DirectRing | None = None) -> None:
+        """Follow the hotline's entry through menus, queues and overflows until the call leaves;
+        `direct`: the agent a transfer rings first in the queue `target` names."""
         prov = self.ctx.directory.snapshot.prov
         steps = 0
         while steps < MAX_ROUTE_STEPS:
@@ -362,12 +364,13 @@ class InboundCall:
                 self.move(CallState.IN_MENU)
                 target = await run_menu(self, prov.menus, target, self._pressed)
             elif target.action == TargetAction.QUEUE and target.name in prov.queues:
-                outcome = await QueueVisit(self, self.ctx, prov.queues[target.name]).run()
+                outcome = await QueueVisit(self, self.ctx, prov.queues[target.name], direct).run()
+                direct = None
                 if isinstance(outcome, TalkOver):
                     return
                 if isinstance(outcome, Transferred):  # a new route from the target, with its own steps
                     self.transferred, steps, overflowed = True, 0, False
-                    prov = self.ctx.directory.snapshot.prov
+                    prov, direct = self.ctx.directory.snapshot.prov, outcome.direct
                 target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
             elif target.action == TargetAction.HOTLINE and target.name in prov.hotlines:
                 target = prov.hotlines[target.name].entry
@@ -380,7 +383,7 @@ class InboundCall:
     async def _follow_transfer(self, transferred: Transferred) -> None:
         """A talk resumed or taken over (not begun in _follow) was transferred: on to its target."""
         self.transferred = True
-        await self._follow(transferred.target)
+        await self._follow(transferred.target, direct=transferred.direct)
 
     async def _pressed(self, digit: str) -> None:
         self.move(self.state, KeyPressed(digit))

@@ -48,7 +48,8 @@ def queue_table(q: Queue) -> Table:
         "announce_period": q.announce_period, "music": q.music, "service_level": q.service_level,
         "prefer_video_agents": q.prefer_video_agents, "overflow": str(q.overflow),
         "announce_holdtime": q.announce_holdtime, "breakout_menu": q.breakout_menu, "ringback": q.ringback,
-        "video_fallback": "never" if q.video_fallback is None else q.video_fallback})
+        "video_fallback": "never" if q.video_fallback is None else q.video_fallback,
+        "transfer_no_answer": q.transfer_no_answer})
 
 
 def menu_table(m: Menu) -> Table:

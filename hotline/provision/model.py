@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, time
 
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear")
+# Where a caller an agent transferred to another agent goes when that agent does not answer: the
+# head of the line of the queue the talk was in, or the transferring agent rung back first.
+TRANSFER_NO_ANSWER = ("queue", "agent")
 NUMBER_KINDS = ("city", "tollfree", "video")
 CAPABILITIES = ("audio", "video", "webrtc")
 # Defaults that bound what one anonymous caller can hold: a queue's longest wait (seconds), and the
@@ -102,6 +105,9 @@ class Queue:
     # With prefer_video_agents: a video caller rings only video-capable agents for this many
     # seconds of waiting, then every agent, video-capable first. None: never falls back.
     video_fallback: int | None = 30
+    # A caller transferred to one agent who does not answer: first in this queue's line ("queue"),
+    # or the transferring agent rung back first, then first in line ("agent").
+    transfer_no_answer: str = "queue"
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ def test_the_cli_refuses_an_unknown_target_and_a_case_without_a_live_talk_in_one
                " 'audio', '84951234567', '+79161234567', '', %s)", (case_id, T0))
     hop = Hop(0, case_id, 1, "n1", "c1", "pstn", "84951234567", None, "", T0, None, None, None)
     code, said = transfer_cli(db_dsn, str(hop.case_id), "billing")
-    assert (code, said) == (1, "Error: unknown transfer target 'billing': no queue or hotline has that name")
+    assert (code, said) == (1, "Error: unknown transfer target 'billing': "
+                               "no queue, hotline or agent has that name")
     code, said = transfer_cli(db_dsn, str(hop.case_id), "queue:sales")
     assert (code, said) == (1, f"Error: case {hop.case_id}'s call is not talking with an agent: "
                                f"only a live talk can be transferred")

@@ -5,6 +5,7 @@ on Asterisk."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,8 @@ import pytest
 from hotline.asterisk.ari_events import ChannelTransfer, ChannelUserevent, parse_event
 from hotline.engine.call_state import CallState
 from hotline.engine.queueing.agent_state import AgentStatus
-from hotline.engine.transfer import TRANSFER_EVENT, transfer_target
+from hotline.engine.queueing.queues import QueueManager
+from hotline.engine.transfer import TRANSFER_EVENT, AgentTarget, transfer_target
 from hotline.errors import TransferRefused
 from hotline.provision.model import Agent, Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
 
@@ -166,11 +168,26 @@ def test_a_transfer_target_is_a_queue_or_a_hotline_named_once() -> None:
         transfer_target(prov, "billing")
     with pytest.raises(TransferRefused, match="there is no queue 'help'"):
         transfer_target(prov, "queue:help")
-    with pytest.raises(TransferRefused, match="goes to queue:NAME or hotline:NAME"):
+    with pytest.raises(TransferRefused, match="goes to queue:NAME, hotline:NAME or agent:NAME"):
         transfer_target(prov, "menu:welcome")
     both = Provisioning(queues={"x": Queue("x")}, hotlines={"x": Hotline("x", entry=Target("queue", "x"))})
-    with pytest.raises(TransferRefused, match="both a queue and a hotline"):
+    with pytest.raises(TransferRefused, match="names more than one target: say queue:x or hotline:x"):
         transfer_target(both, "x")
+
+
+def test_an_agent_target_is_named_by_the_agent_or_by_its_endpoint_as_a_phone_refers_to_it() -> None:
+    prov = two_queues()
+    prov = Provisioning(queues=prov.queues, hotlines=prov.hotlines, menus=prov.menus,
+                        agents={**prov.agents, "vera": Agent("vera", "desk-7")})
+    assert transfer_target(prov, "agent:boris") == AgentTarget("boris")
+    assert str(transfer_target(prov, "boris")) == "agent:boris"
+    assert transfer_target(prov, "desk-7") == AgentTarget("vera")  # a REFER's Refer-To user
+    assert transfer_target(prov, "agent:desk-7") == AgentTarget("vera")
+    with pytest.raises(TransferRefused, match="there is no agent 'olga'"):
+        transfer_target(prov, "agent:olga")
+    clash = Provisioning(queues={"anna": Queue("anna")}, agents={"anna": Agent("anna", "anna")})
+    with pytest.raises(TransferRefused, match="say queue:anna or agent:anna"):
+        transfer_target(clash, "anna")
 
 
 def test_a_user_event_from_asterisk_parses_with_its_variables() -> None:
@@ -251,7 +268,7 @@ async def test_a_refer_to_nothing_provisioned_is_declined_to_the_phone_and_the_t
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
     assert transfers(engine) == [
-        ("5551234", "refused", "unknown transfer target '5551234': no queue or hotline has that name"),
+        ("5551234", "refused", "unknown transfer target '5551234': no queue, hotline or agent has that name"),
         ("(none)", "refused", "attended transfers from the phone are not taken yet")]
     assert [r["kind"] for r in engine.records.records if r["k"] == "transfer"] == ["blind", "attended"]
 
@@ -275,3 +292,94 @@ def test_a_refer_from_asterisk_parses_with_its_destination_and_legs() -> None:
     assert isinstance(event, ChannelTransfer)
     assert (event.source_channel_id, event.connected_channel_id, event.destination, event.protocol_id,
             event.state) == ("c1-agent-1", "c1", "sales", None, None)
+
+
+# -- to one agent ------------------------------------------------------------------------------------
+
+
+async def test_a_blind_transfer_to_an_agent_rings_that_agent_from_the_talks_queue_and_bridges_them(
+) -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    assert engine.ari.of("originate")[1].args[0] == "PJSIP/boris"  # boris is no member of support
+    assert anna_leg not in engine.ari.live
+    engine.ari.answer_leg(boris_leg, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == ["c1", boris_leg]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary() == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"),
+        ("event", 1, "complete"), ("event", 1, "transfer"), ("transfer", 1, ""),
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"), ("event", 1, "complete"),
+        ("close", 1, "completed")]
+    joined, rung, answered = engine.records.records[6:9]
+    assert {joined["queue"], rung["queue"], answered["queue"]} == {2}  # support's visit again
+    assert (rung["agent"], answered["agent"]) == (2, 2)  # boris
+    assert transfers(engine) == [("agent:boris", "transferred", "")]
+
+
+async def test_an_agent_who_does_not_answer_a_transfer_leaves_the_caller_first_in_the_queues_line() -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    await talking_with_anna(engine)
+    engine.call_in("c2", CITY)  # waits behind: anna talks, then wraps up
+    await engine.ari.wait_for("start_moh")
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.caller_hangs_up(boris_leg)  # boris declines
+    await engine.settle()
+    assert engine.call("c1").state is CallState.WAITING
+    assert [w.channel_id for w in engine.queues.waiting["support"]] == ["c1", "c2"]
+    assert len(engine.ari.of("originate")) == 2  # anna in wrap-up is not rung back
+    noanswer = [r for r in engine.records.records if r.get("event") == "ring_noanswer"]
+    assert [(r["queue"], r["agent"]) for r in noanswer] == [(2, 2)]  # support, boris
+    for call in ("c1", "c2"):
+        engine.ari.caller_hangs_up(call)
+    await engine.ended()
+
+
+async def test_a_queue_that_sends_an_unanswered_transfer_back_rings_the_transferring_agent_in_wrap_up(
+) -> None:
+    engine = Engine(two_queues(wrapup=30, transfer_no_answer="agent"), logged_in=("anna", "boris"))
+    await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.caller_hangs_up(boris_leg)
+    back = await engine.ari.wait_for("originate", 3)
+    assert back.args[0] == "PJSIP/anna"
+    engine.ari.answer_leg(str(back.args[2]), "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.call("c1").state is CallState.TALKING
+    assert engine.queues.agents["anna"].status(engine.queues.clock()) is AgentStatus.BUSY
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary()[6:] == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "ring_noanswer"), ("event", 1, "ring"),
+        ("event", 1, "answer"), ("event", 1, "complete"), ("close", 1, "completed")]
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda q: q.presence({"anna": True}, {}), "agent boris is logged out"),
+    (lambda q: q.presence({"anna": True, "boris": True}, {"boris": "lunch"}), "agent boris is paused"),
+    (lambda q: q.device("boris", "INUSE"), "agent boris is busy (in a talk)"),
+])
+async def test_a_transfer_to_an_agent_who_cannot_take_it_is_refused_and_the_talk_goes_on(
+        make: Callable[[QueueManager], None], why: str) -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    leg = await talking_with_anna(engine)
+    make(engine.queues)
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.TALKING
+    assert engine.ari.bridge_members["case-101"] == ["c1", leg]
+    assert transfers(engine) == [("agent:boris", "refused", why)]
+    engine.ari.send(transfer_asked("c1", "agent:anna", request="r2"))
+    await engine.settle()
+    assert transfers(engine)[-1] == ("agent:anna", "refused",
+                                     "agent anna is the one talking with the customer")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()

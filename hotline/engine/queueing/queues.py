@@ -51,6 +51,9 @@ class Waiter:
     cycle_video_only: bool = False  # the cycle rings video agents only (before the fallback)
     # The agent who last talked with this customer (a continued case): rung first if free, once.
     preferred: str | None = None
+    # Transferred to one agent: ahead of everyone who joined normally (the customer was answered
+    # and talked already), whether that agent is rung or nobody answered.
+    head: bool = False
 
 
 class Cycle:
@@ -155,17 +158,18 @@ class QueueManager:
     # -- callers ---------------------------------------------------------------------------------
 
     def join(self, queue: str, channel_id: str, joined_at: float | None = None, video: bool = False,
-             preferred: str | None = None, wake: Callable[[], None] | None = None) -> Waiter:
-        """Queue a caller; `joined_at` from the database keeps its place across a restart. No one
-        is woken: a caller joining behind others takes nobody's turn, and the joiner asks for its
-        first attempt at once."""
+             preferred: str | None = None, wake: Callable[[], None] | None = None,
+             head: bool = False) -> Waiter:
+        """Queue a caller; `joined_at` from the database keeps its place across a restart; `head`:
+        before every caller who joined normally. No one is woken: a caller joining behind others
+        takes nobody's turn, and the joiner asks for its first attempt at once."""
         waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video,
-                        preferred=preferred)
+                        preferred=preferred, head=head)
         if wake is not None:
             waiter.wake = wake
         line = self.waiting.setdefault(queue, [])
         line.append(waiter)
-        line.sort(key=lambda w: w.joined_at)
+        line.sort(key=lambda w: (not w.head, w.joined_at))
         return waiter
 
     def leave(self, waiter: Waiter) -> None:
@@ -242,6 +246,19 @@ class QueueManager:
         waiter.ringing = True
         self._offer(queue)
         return [member.agent]
+
+    def ring_directly(self, waiter: Waiter, name: str, *, ring_back: bool = False) -> AgentState | None:
+        """Mark agent `name` ringing for `waiter`, a caller transferred to that agent (whether or
+        not it is a member of the queue); None when the agent is not free now. `ring_back`: the
+        transferring agent, whose wrap-up the call it passed on cuts short."""
+        agent = self.agents.get(name)
+        now = self.clock()
+        if agent is None or not (agent.available(now) or ring_back and agent.in_wrapup(now)):
+            return None
+        agent.ringing(now, waiter.queue, cut_wrapup=ring_back)
+        waiter.ringing = True
+        self._offer(waiter.queue)
+        return agent
 
     def estimated_wait(self, waiter: Waiter) -> float | None:
         """What is left of the queue's hold time for this caller (None: no caller answered yet

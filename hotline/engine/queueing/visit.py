@@ -9,7 +9,9 @@ module depends on it and not the other way round.
 Outcomes: TalkOver (the caller talked with an agent, and the call is leaving), Overflow (max
 wait, max length, nobody to take the call: follow the queue's overflow target), BrokeOut (the
 caller pressed a key of the queue's breakout menu and goes where it leads) or Transferred (the
-agent passed the talk on to a queue or a hotline: engine.transfer). A caller hanging up
+agent passed the talk on to a queue, a hotline or an agent: engine.transfer). A visit a transfer
+to an agent began rings that agent (and the transferring agent, where the queue says) before it
+waits, at the head of the line. A caller hanging up
 raises CallerGone through the visit, which records the abandon (or the complete) on the way out.
 """
 
@@ -45,10 +47,18 @@ from hotline.engine.messages import (
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
-from hotline.engine.queueing.agent_state import AgentState
+from hotline.engine.queueing.agent_state import AgentState, AgentStatus
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Ringing, Talk
-from hotline.engine.transfer import ARI_TRANSFERS, TRANSFER_DONE, TRANSFER_REFUSED, transfer_target
+from hotline.engine.transfer import (
+    ARI_TRANSFERS,
+    TRANSFER_DONE,
+    TRANSFER_REFUSED,
+    AgentTarget,
+    DirectRing,
+    TransferTo,
+    transfer_target,
+)
 from hotline.errors import AriError, AriNotFound, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target, TargetAction
@@ -57,6 +67,11 @@ from hotline.store.hops import Hop
 log = logging.getLogger(__name__)
 
 E = QueueEventKind
+# Why an agent cannot take a transfer, as the one who asked reads it.
+STATUS_WORDS = {AgentStatus.LOGGED_OUT: "logged out", AgentStatus.PAUSED: "paused",
+                AgentStatus.BUSY: "busy (in a talk)", AgentStatus.RINGING: "busy (ringing)",
+                AgentStatus.WRAPUP: "in wrap-up",
+                AgentStatus.UNAVAILABLE: "unavailable (phone not registered)"}
 
 
 class VisitCall(Protocol):
@@ -121,9 +136,11 @@ class BrokeOut:
 
 @dataclass(frozen=True)
 class Transferred:
-    """The agent passed the caller on: the talk is over, the call goes to `target`."""
+    """The agent passed the caller on: the talk is over, the call goes to `target` (for a transfer
+    to an agent: the talk's queue, whose visit rings `direct` first)."""
 
     target: Target
+    direct: DirectRing | None = None
 
 
 TalkEnd = TalkOver | Transferred  # how a talk ends: over, or passed on by a transfer
@@ -139,8 +156,10 @@ class _KeyPressed(Exception):  # noqa: N818 - control flow, not an error
 
 
 class QueueVisit:
-    def __init__(self, call: VisitCall, ctx: CallContext, queue: Queue) -> None:
+    def __init__(self, call: VisitCall, ctx: CallContext, queue: Queue,
+                 direct: DirectRing | None = None) -> None:
         self.call = call
+        self.direct = direct  # a transfer to an agent: rung before the caller waits
         self.ctx = ctx
         self.queue = queue
         self.manager = ctx.queues
@@ -165,7 +184,8 @@ class QueueVisit:
             return self._overflow("empty")
         await self.call.case_known()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
-                                        preferred=self.call.preferred_agent, wake=self.call.wake)
+                                        preferred=self.call.preferred_agent, wake=self.call.wake,
+                                        head=self.direct is not None)
         position = self.manager.position(self.waiter)
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name, position)
         # Dated when the line says the caller joined: every wait (max wait, the video fallback) counts
@@ -263,6 +283,10 @@ class QueueVisit:
     async def _wait_for_an_agent(self) -> VisitOutcome:
         q, joined_at = self.queue, self.waiter_.joined_at  # back in line, a caller keeps its place
         next_announcement = joined_at + q.announce_period if q.announce_period else None
+        if self.direct is not None:
+            talked = await self._ring_directly(self.direct)
+            if talked is not None:
+                return talked
         while True:
             if next_announcement is not None and time.time() >= next_announcement:
                 self._ensure_music()
@@ -294,6 +318,25 @@ class QueueVisit:
         if talked is None:
             self._back_in_line()  # the agent's leg went before the bridge: wait on
         return talked
+
+    async def _ring_directly(self, direct: DirectRing) -> TalkEnd | None:
+        """A caller transferred to one agent: that agent rung alone for the queue's ring timeout,
+        then, where the queue says, the transferring agent; None: nobody answered, and the caller
+        waits at the head of the line."""
+        self.direct = None
+        for name, ring_back in ((direct.agent, False), (direct.back_to, True)):
+            if name is None:
+                continue
+            agent = self.manager.ring_directly(self.waiter_, name, ring_back=ring_back)
+            if agent is None:
+                log.info("call %s: %s is not free to be rung for the transfer", self.call.channel_id, name)
+                continue
+            talked = await self._attempt([agent])
+            if talked is not None:
+                return talked
+            self.manager.attempt_over(self.waiter_)
+            self._ensure_music()
+        return None
 
     def _next_deadline(self, next_announcement: float | None) -> float:
         """When a waiting caller must look again with no news from the queue: its announcement,
@@ -350,7 +393,7 @@ class QueueVisit:
         in a loop)."""
         before = self.waiter_
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=before.joined_at,
-                                        video=self.call.video, wake=self.call.wake)
+                                        video=self.call.video, wake=self.call.wake, head=before.head)
         self.waiter.cycle = before.cycle
         self.call.move(CallState.WAITING)
         self._start_music()
@@ -551,7 +594,8 @@ class QueueVisit:
             return await self._transfer(*ended, leg, answered_at)
         return await self._talk_ended(leg, answered_at, ended)
 
-    async def _until_talk_ends(self, leg: Ringing) -> Party | HandoverAsked | tuple[TransferAsked, Target]:
+    async def _until_talk_ends(self, leg: Ringing) -> (Party | HandoverAsked
+                                                       | tuple[TransferAsked, TransferTo]):
         """While talking: the agent hanging up, the customer's video leg asking for the talk, or
         a transfer asked (one the daemon cannot do is refused, and the talk goes on); the caller's
         switch key asks for a link to move to video."""
@@ -586,7 +630,7 @@ class QueueVisit:
         self.call.leave(EndReason.SWITCHED)
         return TalkOver(EndReason.SWITCHED)
 
-    async def _transfer_target(self, asked: TransferAsked, leg: Ringing) -> Target | None:
+    async def _transfer_target(self, asked: TransferAsked, leg: Ringing) -> TransferTo | None:
         """Where the transfer goes, or None: refused (recorded, and told to the phone that asked),
         and the talk goes on."""
         try:
@@ -594,7 +638,10 @@ class QueueVisit:
                 raise TransferRefused("attended transfers from the phone are not taken yet")
             if asked.refer_leg not in (None, leg.channel_id):
                 raise TransferRefused("the REFER came on a leg that is not this talk's agent")
-            return transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+            target = transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+            if isinstance(target, AgentTarget):
+                self._check_agent_free(target.name, leg)
+            return target
         except TransferRefused as refused:
             why = str(refused)
         log.info("call %s: transfer to %r asked by %s refused: %s", self.call.channel_id, asked.target,
@@ -605,13 +652,25 @@ class QueueVisit:
         await self._report_transfer(asked, TRANSFER_REFUSED)
         return None
 
-    async def _transfer(self, asked: TransferAsked, target: Target, leg: Ringing,
+    def _check_agent_free(self, name: str, leg: Ringing) -> None:
+        """TransferRefused unless agent `name` could be rung now (logged in, not paused, not in a
+        talk, ringing or wrap-up, phone registered) and is not the one passing the talk on."""
+        if name == leg.agent.name:
+            raise TransferRefused(f"agent {name} is the one talking with the customer")
+        agent = self.manager.agents.get(name)
+        if agent is None:
+            raise TransferRefused(f"agent {name} is not known to this daemon")
+        status = agent.status(self.manager.clock())
+        if status is not AgentStatus.FREE:
+            raise TransferRefused(f"agent {name} is {STATUS_WORDS.get(status, status.value)}")
+
+    async def _transfer(self, asked: TransferAsked, to_where: TransferTo, leg: Ringing,
                         answered_at: float) -> Transferred:
         """Blind: the talk ends with its complete and a transfer event, the agent goes to wrap-up
         and leaves (a phone that sent a REFER hears it done first), and the caller, out of the
         case's bridge (which goes, with anyone brought into the talk), goes on to the target; its
         next visit joins with music at once."""
-        call, to = self.call, str(target)
+        call, to = self.call, str(to_where)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         agent_id = self.agent_ids.get(leg.agent.name)
@@ -627,7 +686,11 @@ class QueueVisit:
         for participant in self.ctx.conference_legs(call.case_id or 0):
             await self._hang_up(participant)
         await self.ctx.ari.destroy_bridge(call.bridge_id)
-        return Transferred(target)
+        if isinstance(to_where, AgentTarget):  # rung from this queue, whose line takes the caller after
+            back_to = leg.agent.name if self.queue.transfer_no_answer == "agent" else None
+            return Transferred(Target(TargetAction.QUEUE, self.queue.name),
+                               DirectRing(to_where.name, back_to))
+        return Transferred(to_where)
 
     async def _report_transfer(self, asked: TransferAsked, state: str) -> None:
         """The NOTIFY a phone that sent a REFER waits for (nothing to tell the CLI: it reads the row)."""
