@@ -52,6 +52,7 @@ from hotline.engine.messages import (
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason
+from hotline.engine.outside import talk_outside
 from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver, Transferred
 from hotline.engine.routing.route import (
     Route,
@@ -61,7 +62,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_web_headers
-from hotline.engine.transfer import TRANSFER_REFUSED, DirectRing
+from hotline.engine.transfer import TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.provision.model import Target, TargetAction
@@ -353,9 +354,10 @@ class InboundCall:
         return route_of_number(snapshot, self.dialled, self.ctx.region)
 
     async def _follow(self, target: Target, overflowed: bool = False,
-                      direct: DirectRing | None = None) -> None:
+                      handoff: Handoff | None = None) -> None:
         """Follow the hotline's entry through menus, queues and overflows until the call leaves;
-        `direct`: the agent a transfer rings first in the queue `target` names."""
+        `handoff`: what a transfer to one party does before the caller waits first in the line of
+        the queue `target` names (an outside number dialled: engine.outside)."""
         prov = self.ctx.directory.snapshot.prov
         steps = 0
         while steps < MAX_ROUTE_STEPS:
@@ -364,13 +366,17 @@ class InboundCall:
                 self.move(CallState.IN_MENU)
                 target = await run_menu(self, prov.menus, target, self._pressed)
             elif target.action == TargetAction.QUEUE and target.name in prov.queues:
-                outcome = await QueueVisit(self, self.ctx, prov.queues[target.name], direct).run()
-                direct = None
+                if handoff is not None and handoff.number is not None:
+                    if await talk_outside(self, self.ctx, handoff.number, prov.queues[target.name].music):
+                        return
+                    handoff = Handoff()  # nobody answered: first in line
+                outcome = await QueueVisit(self, self.ctx, prov.queues[target.name], handoff).run()
+                handoff = None
                 if isinstance(outcome, TalkOver):
                     return
                 if isinstance(outcome, Transferred):  # a new route from the target, with its own steps
                     self.transferred, steps, overflowed = True, 0, False
-                    prov, direct = self.ctx.directory.snapshot.prov, outcome.direct
+                    prov, handoff = self.ctx.directory.snapshot.prov, outcome.handoff
                 target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
             elif target.action == TargetAction.HOTLINE and target.name in prov.hotlines:
                 target = prov.hotlines[target.name].entry
@@ -383,7 +389,7 @@ class InboundCall:
     async def _follow_transfer(self, transferred: Transferred) -> None:
         """A talk resumed or taken over (not begun in _follow) was transferred: on to its target."""
         self.transferred = True
-        await self._follow(transferred.target, direct=transferred.direct)
+        await self._follow(transferred.target, handoff=transferred.handoff)
 
     async def _pressed(self, digit: str) -> None:
         self.move(self.state, KeyPressed(digit))

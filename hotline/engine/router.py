@@ -24,6 +24,7 @@ from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
 from hotline.engine.messages import ChannelVanished
 from hotline.engine.outcomes import EndReason
+from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.errors import AriError, AriNotFound
@@ -95,7 +96,7 @@ class Router:
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         entry = parse_entry(event.args, event.channel.context)
-        if entry is None and AGENT_LEG in event.channel.id:
+        if entry is None and (AGENT_LEG in event.channel.id or OUTSIDE_LEG in event.channel.id):
             self._hang_up_unclaimed_leg(event.channel)
             return
         if entry is None:
@@ -166,7 +167,7 @@ class Router:
             if channel_id not in alive:
                 inbox.post(ChannelVanished(channel_id))
         unknown = in_stasis - self.inboxes.keys()
-        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c}
+        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c}
         await self._adopt_in_line_order(unknown - legs)
         await self._hang_up_orphan_legs(legs)
         stale = await self._close_unowned_hops()

@@ -18,16 +18,20 @@ it, and a phone hears which by the NOTIFY that `transfer_progress` makes.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
 from hotline.asterisk.ari import AriClient
 from hotline.asterisk.ari_events import ChannelTransfer, ChannelUserevent
 from hotline.engine.messages import TransferAsked
-from hotline.errors import TransferRefused
+from hotline.engine.routing.outbound import trunk_for
+from hotline.errors import DialRefused, TransferRefused
+from hotline.numbers import to_e164
 from hotline.provision.model import Agent, Provisioning, Target, TargetAction
 
 TRANSFER_EVENT = "hotline-transfer"
+NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ()-]{3,30}")  # what may be a telephone number, as typed
 TARGET_KINDS = (TargetAction.QUEUE, TargetAction.HOTLINE)
 ASKED_LIMIT = 64  # characters kept of who asked and of a target as asked
 # An agent's leg: its REFER reaches the app (ChannelTransfer) instead of Asterisk's dialplan.
@@ -47,22 +51,38 @@ class AgentTarget:
         return f"agent:{self.name}"
 
 
-TransferTo = Target | AgentTarget
+@dataclass(frozen=True)
+class NumberTarget:
+    """A transfer to an outside number (E.164), dialled through the trunk that allows it."""
+
+    number: str
+
+    def __str__(self) -> str:
+        return f"number:{self.number}"
+
+
+TransferTo = Target | AgentTarget | NumberTarget
 
 
 @dataclass(frozen=True)
-class DirectRing:
-    """What a visit begun by a transfer to an agent rings before it waits in line: `agent`, then,
-    where the queue sends an unanswered transfer back to the transferring agent, `back_to`."""
+class Handoff:
+    """What a transfer to one party does before the caller waits, first in the line of the queue
+    the talk was in: dial `number` (an outside number), or ring `agent`, then, where the queue
+    sends an unanswered transfer back to the transferring agent, `back_to`. All None: the caller
+    is only placed first in line."""
 
-    agent: str
+    agent: str | None = None
     back_to: str | None = None
+    number: str | None = None
 
 
 def transfer_target(prov: Provisioning, text: str) -> TransferTo:
-    """`queue:NAME`, `hotline:NAME`, `agent:NAME`, or a bare NAME that only one queue, hotline or
-    agent has (an agent also by its endpoint: what a phone's REFER names)."""
+    """`queue:NAME`, `hotline:NAME`, `agent:NAME`, `number:NUMBER`, or a bare NAME that only one
+    queue, hotline or agent has (an agent also by its endpoint: what a phone's REFER names), or a
+    bare telephone number. A number is refused unless a trunk's allowed prefixes take it."""
     kind, sep, name = text.strip().partition(":")
+    if not sep and name_or_number(prov, kind) == "number":
+        return _number_target(prov, kind, kind)
     if not sep:
         name = kind
         found: list[TransferTo] = [Target(k, name) for k in TARGET_KINDS if name in _names(prov, k)]
@@ -76,6 +96,8 @@ def transfer_target(prov: Provisioning, text: str) -> TransferTo:
                                   + " or ".join(f"{t.action if isinstance(t, Target) else 'agent'}:{name}"
                                                 for t in found))
         raise TransferRefused(f"unknown transfer target {name!r}: no queue, hotline or agent has that name")
+    if kind == "number":
+        return _number_target(prov, name, text.strip())
     if kind == "agent":
         agent = _agent(prov, name)
         if agent is None:
@@ -83,10 +105,27 @@ def transfer_target(prov: Provisioning, text: str) -> TransferTo:
         return AgentTarget(agent.name)
     if kind not in TARGET_KINDS:
         raise TransferRefused(f"unknown transfer target {text!r}: "
-                              f"a transfer goes to queue:NAME, hotline:NAME or agent:NAME")
+                              f"a transfer goes to queue:NAME, hotline:NAME, agent:NAME or number:NUMBER")
     if name not in _names(prov, kind):
         raise TransferRefused(f"unknown transfer target {text!r}: there is no {kind} {name!r}")
     return Target(kind, name)
+
+
+def name_or_number(prov: Provisioning, text: str) -> str:
+    """"number" for a bare text that is a telephone number and names no queue, hotline or agent."""
+    named = any(text in _names(prov, k) for k in TARGET_KINDS) or _agent(prov, text) is not None
+    return "number" if not named and NUMBER_LIKE.fullmatch(text) and to_e164(text) else "name"
+
+
+def _number_target(prov: Provisioning, text: str, asked: str) -> NumberTarget:
+    number = to_e164(text)
+    if number is None:
+        raise TransferRefused(f"transfer target {asked!r} is not a valid telephone number")
+    try:
+        trunk_for(prov.trunks.values(), number)
+    except DialRefused as refused:  # toll fraud: nothing outside a trunk's prefixes is dialled
+        raise TransferRefused(f"transfer to {number} refused: {refused}") from None
+    return NumberTarget(number)
 
 
 def _agent(prov: Provisioning, name: str) -> Agent | None:

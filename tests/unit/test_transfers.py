@@ -14,11 +14,21 @@ from hotline.asterisk.ari_events import ChannelTransfer, ChannelUserevent, parse
 from hotline.engine.call_state import CallState
 from hotline.engine.queueing.agent_state import AgentStatus
 from hotline.engine.queueing.queues import QueueManager
-from hotline.engine.transfer import TRANSFER_EVENT, AgentTarget, transfer_target
+from hotline.engine.transfer import TRANSFER_EVENT, AgentTarget, NumberTarget, transfer_target
 from hotline.errors import TransferRefused
-from hotline.provision.model import Agent, Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
+from hotline.provision.model import (
+    Agent,
+    Hotline,
+    Menu,
+    MenuOption,
+    Number,
+    Provisioning,
+    Queue,
+    Target,
+    Trunk,
+)
 
-from support.engine import APP, NOW, Engine, channel, every_move_allowed  # noqa: F401
+from support.engine import APP, NOW, Engine, channel, destroyed, every_move_allowed  # noqa: F401
 
 CITY = "84951234567"
 
@@ -168,7 +178,7 @@ def test_a_transfer_target_is_a_queue_or_a_hotline_named_once() -> None:
         transfer_target(prov, "billing")
     with pytest.raises(TransferRefused, match="there is no queue 'help'"):
         transfer_target(prov, "queue:help")
-    with pytest.raises(TransferRefused, match="goes to queue:NAME, hotline:NAME or agent:NAME"):
+    with pytest.raises(TransferRefused, match="hotline:NAME, agent:NAME or number:NUMBER"):
         transfer_target(prov, "menu:welcome")
     both = Provisioning(queues={"x": Queue("x")}, hotlines={"x": Hotline("x", entry=Target("queue", "x"))})
     with pytest.raises(TransferRefused, match="names more than one target: say queue:x or hotline:x"):
@@ -381,5 +391,90 @@ async def test_a_transfer_to_an_agent_who_cannot_take_it_is_refused_and_the_talk
     await engine.settle()
     assert transfers(engine)[-1] == ("agent:anna", "refused",
                                      "agent anna is the one talking with the customer")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+# -- to an outside number ------------------------------------------------------------------------------
+
+CARRIER = Trunk("carrier", "sipp-carrier", "+74951234567", ("+7495", "+7916"))
+
+
+def with_trunk(prov: Provisioning) -> Provisioning:
+    return Provisioning(queues=prov.queues, menus=prov.menus, hotlines=prov.hotlines, numbers=prov.numbers,
+                        agents=prov.agents, trunks={"carrier": CARRIER})
+
+
+def test_a_number_target_is_taken_only_within_a_trunks_prefixes() -> None:
+    prov = with_trunk(two_queues())
+    assert transfer_target(prov, "number:+79161234567") == NumberTarget("+79161234567")
+    assert transfer_target(prov, "8 (916) 123-45-67") == NumberTarget("+79161234567")  # as a phone dials it
+    assert str(transfer_target(prov, "89161234567")) == "number:+79161234567"
+    with pytest.raises(TransferRefused, match=r"transfer to \+78095551234 refused: no trunk may dial "
+                                              r"'\+78095551234': \+78095551234 is outside trunk carrier"):
+        transfer_target(prov, "+78095551234")
+    with pytest.raises(TransferRefused, match="'number:12' is not a valid telephone number"):
+        transfer_target(prov, "number:12")
+    with pytest.raises(TransferRefused, match="no trunk is provisioned"):
+        transfer_target(two_queues(), "+79161234567")
+
+
+async def test_a_transfer_to_a_number_dials_it_through_the_trunk_and_bridges_the_far_end_on_a_hop_of_its_own(
+) -> None:
+    engine = Engine(with_trunk(two_queues(wrapup=30)), logged_in=("anna",))
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "+79161234567"))
+    dialled = await engine.ari.wait_for("originate", 2)
+    assert dialled.args[0] == "PJSIP/+79161234567@sipp-carrier"
+    far = str(dialled.args[2])
+    assert engine.ari.placed_as[far] == ("+74951234567", "ulaw,alaw")  # the hotline's number, audio
+    assert anna_leg not in engine.ari.live
+    assert engine.ari.of("start_moh")[-1].args[0] == "c1"  # music while the number rings
+    await engine.settle()
+    [outbound] = [h for h in engine.hops.opened if h.channel_id == far]
+    assert (outbound.case_id, outbound.dialled, outbound.caller_num, outbound.channel_kind) == (
+        101, "+79161234567", "+74951234567", "pstn")
+    engine.ari.answer_leg(far, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == ["c1", far]
+    engine.ari.caller_hangs_up(far)  # the far end hangs up: the customer is hung up too
+    await engine.ended()
+    assert "c1" not in engine.ari.live
+    assert transfers(engine) == [("number:+79161234567", "transferred", "")]
+    closes = [(r["hop"], r["reason"]) for r in engine.records.records if r["k"] == "close"]
+    assert closes == [(outbound.id, "completed"), (1, "completed")]
+
+
+async def test_a_number_that_does_not_answer_sends_the_caller_first_into_the_queues_line() -> None:
+    engine = Engine(with_trunk(two_queues(wrapup=30)), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.call_in("c2", CITY)  # waits: anna talks, then wraps up
+    await engine.ari.wait_for("start_moh")
+    engine.ari.send(transfer_asked("c1", "number:+74951112233"))
+    far = str((await engine.ari.wait_for("originate", 2)).args[2])
+    await engine.settle()
+    engine.ari.send(destroyed(far, 17, "User busy"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.WAITING
+    assert [w.channel_id for w in engine.queues.waiting["support"]] == ["c1", "c2"]
+    [outbound] = [h for h in engine.hops.opened if h.channel_id == far]
+    [closed] = [r for r in engine.records.records if r["k"] == "close"]
+    assert (closed["hop"], closed["reason"], closed["cause"]) == (outbound.id, "failed", 17)
+    for call in ("c1", "c2"):
+        engine.ari.caller_hangs_up(call)
+    await engine.ended()
+
+
+async def test_a_number_outside_every_trunk_is_refused_and_the_talk_goes_on() -> None:
+    engine = Engine(with_trunk(two_queues()), logged_in=("anna",))
+    leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "+78095551234"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.TALKING
+    assert engine.ari.bridge_members["case-101"] == ["c1", leg]
+    assert len(engine.ari.of("originate")) == 1  # anna's only: nothing dialled
+    [(target, outcome, why)] = transfers(engine)
+    assert (target, outcome) == ("+78095551234", "refused") and "outside trunk carrier" in why
     engine.ari.caller_hangs_up("c1")
     await engine.ended()

@@ -55,7 +55,8 @@ from hotline.engine.transfer import (
     TRANSFER_DONE,
     TRANSFER_REFUSED,
     AgentTarget,
-    DirectRing,
+    Handoff,
+    NumberTarget,
     TransferTo,
     transfer_target,
 )
@@ -137,10 +138,10 @@ class BrokeOut:
 @dataclass(frozen=True)
 class Transferred:
     """The agent passed the caller on: the talk is over, the call goes to `target` (for a transfer
-    to an agent: the talk's queue, whose visit rings `direct` first)."""
+    to an agent or a number: the talk's queue, which takes the caller first in line after `handoff`)."""
 
     target: Target
-    direct: DirectRing | None = None
+    handoff: Handoff | None = None
 
 
 TalkEnd = TalkOver | Transferred  # how a talk ends: over, or passed on by a transfer
@@ -157,9 +158,9 @@ class _KeyPressed(Exception):  # noqa: N818 - control flow, not an error
 
 class QueueVisit:
     def __init__(self, call: VisitCall, ctx: CallContext, queue: Queue,
-                 direct: DirectRing | None = None) -> None:
+                 handoff: Handoff | None = None) -> None:
         self.call = call
-        self.direct = direct  # a transfer to an agent: rung before the caller waits
+        self.handoff = handoff  # a transfer to one party: rung before the caller waits, first in line
         self.ctx = ctx
         self.queue = queue
         self.manager = ctx.queues
@@ -185,7 +186,7 @@ class QueueVisit:
         await self.call.case_known()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
                                         preferred=self.call.preferred_agent, wake=self.call.wake,
-                                        head=self.direct is not None)
+                                        head=self.handoff is not None)
         position = self.manager.position(self.waiter)
         log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name, position)
         # Dated when the line says the caller joined: every wait (max wait, the video fallback) counts
@@ -283,8 +284,8 @@ class QueueVisit:
     async def _wait_for_an_agent(self) -> VisitOutcome:
         q, joined_at = self.queue, self.waiter_.joined_at  # back in line, a caller keeps its place
         next_announcement = joined_at + q.announce_period if q.announce_period else None
-        if self.direct is not None:
-            talked = await self._ring_directly(self.direct)
+        if self.handoff is not None:
+            talked = await self._ring_directly(self.handoff)
             if talked is not None:
                 return talked
         while True:
@@ -319,12 +320,12 @@ class QueueVisit:
             self._back_in_line()  # the agent's leg went before the bridge: wait on
         return talked
 
-    async def _ring_directly(self, direct: DirectRing) -> TalkEnd | None:
+    async def _ring_directly(self, handoff: Handoff) -> TalkEnd | None:
         """A caller transferred to one agent: that agent rung alone for the queue's ring timeout,
         then, where the queue says, the transferring agent; None: nobody answered, and the caller
         waits at the head of the line."""
-        self.direct = None
-        for name, ring_back in ((direct.agent, False), (direct.back_to, True)):
+        self.handoff = None
+        for name, ring_back in ((handoff.agent, False), (handoff.back_to, True)):
             if name is None:
                 continue
             agent = self.manager.ring_directly(self.waiter_, name, ring_back=ring_back)
@@ -686,10 +687,12 @@ class QueueVisit:
         for participant in self.ctx.conference_legs(call.case_id or 0):
             await self._hang_up(participant)
         await self.ctx.ari.destroy_bridge(call.bridge_id)
-        if isinstance(to_where, AgentTarget):  # rung from this queue, whose line takes the caller after
+        here = Target(TargetAction.QUEUE, self.queue.name)  # whose line takes the caller after
+        if isinstance(to_where, AgentTarget):
             back_to = leg.agent.name if self.queue.transfer_no_answer == "agent" else None
-            return Transferred(Target(TargetAction.QUEUE, self.queue.name),
-                               DirectRing(to_where.name, back_to))
+            return Transferred(here, Handoff(to_where.name, back_to))
+        if isinstance(to_where, NumberTarget):
+            return Transferred(here, Handoff(number=to_where.number))
         return Transferred(to_where)
 
     async def _report_transfer(self, asked: TransferAsked, state: str) -> None:
