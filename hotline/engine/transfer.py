@@ -31,6 +31,7 @@ from hotline.numbers import to_e164
 from hotline.provision.model import Agent, Provisioning, Target, TargetAction
 
 TRANSFER_EVENT = "hotline-transfer"
+CONSULT_STEPS = ("begin", "complete", "cancel")  # of an attended transfer
 NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ()-]{3,30}")  # what may be a telephone number, as typed
 TARGET_KINDS = (TargetAction.QUEUE, TargetAction.HOTLINE)
 ASKED_LIMIT = 64  # characters kept of who asked and of a target as asked
@@ -143,9 +144,12 @@ def transfer_asked(event: ChannelUserevent) -> TransferAsked | None:
     """The TransferAsked a user event carries, or None when it is no transfer request."""
     if event.eventname != TRANSFER_EVENT:
         return None
-    asked_by = event.variables.get("asked_by", "")[:ASKED_LIMIT] or "unknown"
-    return TransferAsked(event.variables.get("target", "")[:ASKED_LIMIT], asked_by,
-                         event.variables.get("request") or None)
+    variables = event.variables
+    asked_by = variables.get("asked_by", "")[:ASKED_LIMIT] or "unknown"
+    kind = "attended" if variables.get("kind") == "attended" else "blind"
+    step = variables.get("step", "begin") if kind == "attended" else "begin"
+    return TransferAsked(variables.get("target", "")[:ASKED_LIMIT], asked_by,
+                         variables.get("request") or None, kind=kind, step=step[:ASKED_LIMIT])
 
 
 def transfer_referred(event: ChannelTransfer) -> TransferAsked | None:
@@ -157,11 +161,14 @@ def transfer_referred(event: ChannelTransfer) -> TransferAsked | None:
                          kind=kind)
 
 
-async def ask_transfer(ari: AriClient, app: str, channel_id: str, target: TransferTo,
-                       asked_by: str) -> str:
-    """Ask the daemon that runs `channel_id` to transfer its talk to `target`; the request id
-    its row of transfers will carry."""
+async def ask_transfer(ari: AriClient, app: str, channel_id: str, target: TransferTo | None,
+                       asked_by: str, *, attended: bool = False, step: str = "begin") -> str:
+    """Ask the daemon that runs `channel_id` to transfer its talk to `target` (blind, or the
+    `step` of an attended one: complete and cancel name no target); the request id its row of
+    transfers will carry."""
     request = uuid.uuid4().hex
-    await ari.user_event(app, TRANSFER_EVENT, channel_id,
-                         {"target": str(target), "asked_by": asked_by, "request": request})
+    variables = {"target": "" if target is None else str(target), "asked_by": asked_by, "request": request}
+    if attended:
+        variables |= {"kind": "attended", "step": step}
+    await ari.user_event(app, TRANSFER_EVENT, channel_id, variables)
     return request

@@ -252,6 +252,14 @@ class RecordingAri:
             self._require(channel_id)
         self.bridge_members.setdefault(bridge_id, []).extend(channel_ids)
 
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        await self._record("remove_from_bridge", bridge_id, tuple(channel_ids))
+        members = self.bridge_members.get(bridge_id, [])
+        for channel_id in channel_ids:
+            if channel_id not in members:
+                raise AriError(f"Channel not in bridge: {channel_id}", 422)
+            members.remove(channel_id)
+
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self._record("destroy_bridge", bridge_id)
         self.bridge_members.pop(bridge_id, None)

@@ -478,3 +478,123 @@ async def test_a_number_outside_every_trunk_is_refused_and_the_talk_goes_on() ->
     assert (target, outcome) == ("+78095551234", "refused") and "outside trunk carrier" in why
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
+
+
+# -- attended (consult) ----------------------------------------------------------------------------------
+
+
+def consult_step(channel_id: str, step: str, target: str = "", request: str = "r1") -> ChannelUserevent:
+    return ChannelUserevent("ChannelUserevent", APP, NOW, channel=channel(channel_id, state="Up"),
+                            eventname=TRANSFER_EVENT,
+                            variables={"target": target, "asked_by": "cli", "request": request,
+                                       "kind": "attended", "step": step})
+
+
+def attended_rows(engine: Engine) -> list[tuple[object, ...]]:
+    return [(r["request"], r["kind"], r["target"], r["outcome"], r["detail"])
+            for r in engine.records.records if r["k"] == "transfer"]
+
+
+async def consulting_boris(engine: Engine) -> tuple[str, str]:
+    """anna talks with c1, then consults boris, who answers: anna's leg and boris's."""
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(consult_step("c1", "begin", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    assert engine.ari.of("originate")[1].args[0] == "PJSIP/boris"
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == [anna_leg]  # the customer out, on hold
+    assert engine.ari.of("start_moh")[-1].args[0] == "c1"
+    engine.ari.answer_leg(boris_leg, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, boris_leg]  # anna and boris talk
+    return anna_leg, boris_leg
+
+
+async def test_an_attended_transfer_completed_leaves_the_customer_with_the_consulted_agent() -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    anna_leg, boris_leg = await consulting_boris(engine)
+    engine.ari.send(consult_step("c1", "complete", request="r2"))
+    await engine.ari.wait_for("add_to_bridge", 3)
+    await engine.settle()
+    assert anna_leg not in engine.ari.live
+    assert engine.ari.bridge_members["case-101"] == [boris_leg, "c1"]
+    assert engine.ari.of("stop_moh")[-1].args == ("c1",)
+    clock = engine.queues.clock()
+    assert engine.queues.agents["anna"].status(clock) is AgentStatus.WRAPUP
+    assert engine.queues.agents["boris"].status(clock) is AgentStatus.BUSY
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert attended_rows(engine) == [("r1", "attended", "agent:boris", "consulting", ""),
+                                     ("r2", "attended", "agent:boris", "transferred", "")]
+    assert engine.records.summary() == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"), ("transfer", 1, ""),
+        ("event", 1, "complete"), ("event", 1, "transfer"), ("transfer", 1, ""),
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"), ("event", 1, "complete"),
+        ("close", 1, "completed")]
+    answered = [r for r in engine.records.records if r.get("event") == "answer"]
+    assert [r["agent"] for r in answered] == [1, 2]  # anna, then boris
+
+
+async def test_an_attended_transfer_cancelled_takes_the_customer_back_to_the_agent() -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    anna_leg, boris_leg = await consulting_boris(engine)
+    engine.ari.send(consult_step("c1", "cancel", request="r2"))
+    await engine.settle()
+    assert boris_leg not in engine.ari.live
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, "c1"]
+    assert engine.queues.agents["boris"].status(engine.queues.clock()) is AgentStatus.FREE  # no wrap-up
+    assert engine.call("c1").state is CallState.TALKING
+    assert attended_rows(engine)[-1] == ("r2", "attended", "agent:boris", "cancelled", "cancelled by cli")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_consulted_agent_who_declines_leaves_the_customer_with_the_agent() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(consult_step("c1", "begin", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    await engine.settle()
+    engine.ari.send(consult_step("c1", "complete", request="r2"))  # too early: refused
+    await engine.settle()
+    engine.ari.live.discard(boris_leg)
+    engine.ari.send(destroyed(boris_leg, 21, "Call Rejected"))
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, "c1"]
+    assert engine.queues.agents["boris"].status(engine.queues.clock()) is AgentStatus.FREE
+    assert attended_rows(engine)[1:] == [
+        ("r2", "attended", "agent:boris", "refused", "agent:boris has not answered yet"),
+        (None, "attended", "agent:boris", "unanswered", "agent:boris did not answer (cause 21)")]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_the_customer_hanging_up_on_hold_ends_the_consult_too() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    anna_leg, boris_leg = await consulting_boris(engine)
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert anna_leg not in engine.ari.live and boris_leg not in engine.ari.live
+    clock = engine.queues.clock()
+    assert engine.queues.agents["boris"].status(clock) is AgentStatus.FREE
+    assert attended_rows(engine)[-1] == (None, "attended", "agent:boris", "cancelled", "caller hung up")
+    assert engine.records.summary()[-2:] == [("event", 1, "complete"), ("close", 1, "completed")]
+
+
+@pytest.mark.parametrize(("step", "target", "why"), [
+    ("complete", "", "no attended transfer is under way"),
+    ("begin", "queue:sales", "an attended transfer goes to an agent (agent:NAME), not to queue:sales"),
+    ("begin", "agent:anna", "agent anna is the one talking with the customer"),
+    ("later", "", "an attended transfer has no step 'later'"),
+])
+async def test_attended_steps_that_cannot_be_taken_are_refused_and_the_talk_goes_on(
+        step: str, target: str, why: str) -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    leg = await talking_with_anna(engine)
+    engine.ari.send(consult_step("c1", step, target))
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == ["c1", leg]
+    assert [row[3:] for row in attended_rows(engine)] == [("refused", why)]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()

@@ -260,6 +260,28 @@ class QueueManager:
         self._offer(waiter.queue)
         return agent
 
+    def consult_ring(self, name: str, queue: str) -> AgentState | None:
+        """Mark agent `name` ringing for an attended transfer of a talk of `queue`; None when the
+        agent is not free now."""
+        agent = self.agents.get(name)
+        now = self.clock()
+        if agent is None or not agent.available(now):
+            return None
+        agent.ringing(now, queue)
+        return agent
+
+    def consult_answered(self, agent: AgentState) -> None:
+        agent.answered(self.clock())
+
+    def consult_ended(self, agent: AgentState, *, answered: bool) -> None:
+        """An attended transfer's target rung or talked to, and the customer kept: free again at
+        once (no call counted, no wrap-up: the customer never talked with them)."""
+        if answered:
+            agent.answer_dropped(self.clock())
+        else:
+            agent.ring_ended_unanswered(self.clock())
+        self._agent_changed(agent)
+
     def estimated_wait(self, waiter: Waiter) -> float | None:
         """What is left of the queue's hold time for this caller (None: no caller answered yet
         to estimate from), as app_queue announces it."""

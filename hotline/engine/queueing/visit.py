@@ -47,11 +47,13 @@ from hotline.engine.messages import (
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
+from hotline.engine.queueing import consult as consulting
 from hotline.engine.queueing.agent_state import AgentState, AgentStatus
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Ringing, Talk
 from hotline.engine.transfer import (
     ARI_TRANSFERS,
+    CONSULT_STEPS,
     TRANSFER_DONE,
     TRANSFER_REFUSED,
     AgentTarget,
@@ -136,6 +138,13 @@ class BrokeOut:
 
 
 @dataclass(frozen=True)
+class Consulted:
+    """An attended transfer completed as asked: the customer goes on with the consulted agent."""
+
+    asked: TransferAsked
+
+
+@dataclass(frozen=True)
 class Transferred:
     """The agent passed the caller on: the talk is over, the call goes to `target` (for a transfer
     to an agent or a number: the talk's queue, which takes the caller first in line after `handoff`)."""
@@ -174,6 +183,7 @@ class QueueVisit:
         self.visit_hop: Hop | None = call.hop
         # Answer + music on hold, a job started the moment the caller has to wait; None until then.
         self._music: asyncio.Task[None] | None = None
+        self.consult: consulting.Consult | None = None  # an attended transfer of the talk under way
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -589,19 +599,28 @@ class QueueVisit:
         except CallerGone:
             await self._talk_ended(leg, answered_at, Party.CALLER)
             raise
+        if isinstance(ended, Consulted):
+            return await self._complete_consult(ended.asked, leg, answered_at)
         if isinstance(ended, HandoverAsked):
             return self._hand_over(ended, leg, answered_at)
         if isinstance(ended, tuple):
             return await self._transfer(*ended, leg, answered_at)
         return await self._talk_ended(leg, answered_at, ended)
 
-    async def _until_talk_ends(self, leg: Ringing) -> (Party | HandoverAsked
+    async def _until_talk_ends(self, leg: Ringing) -> (Party | HandoverAsked | Consulted
                                                        | tuple[TransferAsked, TransferTo]):
         """While talking: the agent hanging up, the customer's video leg asking for the talk, or
         a transfer asked (one the daemon cannot do is refused, and the talk goes on); the caller's
         switch key asks for a link to move to video."""
         while True:
             message = await self.call.next_event()
+            if isinstance(message, TransferAsked) and message.kind == "attended" and not message.refer_leg:
+                consulted = await self._attended(message, leg)
+                if consulted is not None:
+                    return consulted
+                continue
+            if self.consult is not None and await self._consult_news(message, leg):
+                continue
             if isinstance(message, TransferAsked):
                 target = await self._transfer_target(message, leg)
                 if target is not None:
@@ -637,6 +656,9 @@ class QueueVisit:
         try:
             if asked.kind != "blind":
                 raise TransferRefused("attended transfers from the phone are not taken yet")
+            if self.consult is not None:
+                raise TransferRefused(f"an attended transfer to {self.consult.target} is under way: "
+                                      f"complete or cancel it first")
             if asked.refer_leg not in (None, leg.channel_id):
                 raise TransferRefused("the REFER came on a leg that is not this talk's agent")
             target = transfer_target(self.ctx.directory.snapshot.prov, asked.target)
@@ -695,6 +717,119 @@ class QueueVisit:
             return Transferred(here, Handoff(number=to_where.number))
         return Transferred(to_where)
 
+    # -- attended (consult) transfers: the CLI's begin, complete and cancel ----------------------
+
+    async def _attended(self, asked: TransferAsked, leg: Ringing) -> Consulted | None:
+        """A step of an attended transfer: begun (the customer on hold, the target rung), cancelled,
+        or Consulted when completed; refused steps are recorded and change nothing."""
+        try:
+            if asked.step not in CONSULT_STEPS:
+                raise TransferRefused(f"an attended transfer has no step {asked.step!r}")
+            if asked.step == "begin":
+                await self._begin_consult(asked, leg)
+                return None
+            if self.consult is None:
+                raise TransferRefused("no attended transfer is under way")
+            if asked.step == "cancel":
+                await self._consult_over("cancelled", f"cancelled by {asked.asked_by}", leg, asked)
+                return None
+            if self.consult.answered_at is None:
+                raise TransferRefused(f"{self.consult.target} has not answered yet")
+            return Consulted(asked)
+        except TransferRefused as refused:
+            target = asked.target or (str(self.consult.target) if self.consult else "(none)")
+            log.info("call %s: attended transfer %s to %r refused: %s", self.call.channel_id, asked.step,
+                     target, refused)
+            self._note_attended(asked.request, asked.asked_by, target, "refused", str(refused), leg)
+            return None
+
+    async def _begin_consult(self, asked: TransferAsked, leg: Ringing) -> None:
+        if self.consult is not None:
+            raise TransferRefused(f"an attended transfer to {self.consult.target} is under way already")
+        target = transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+        if not isinstance(target, AgentTarget):
+            raise TransferRefused(f"an attended transfer goes to an agent (agent:NAME), not to {target}")
+        self._check_agent_free(target.name, leg)
+        agent = self.manager.consult_ring(target.name, self.queue.name)
+        if agent is None:
+            raise TransferRefused(f"agent {target.name} is not free")
+        try:
+            self.consult = await consulting.begin(self.call, self.ctx, asked, target, agent,
+                                                  ring_timeout=self.queue.ring_timeout,
+                                                  music=self.queue.music)
+        except TransferRefused:
+            self.manager.consult_ended(agent, answered=False)
+            raise
+        self._note_attended(asked.request, asked.asked_by, str(target), "consulting", "", leg)
+
+    async def _consult_news(self, message: Message | None, leg: Ringing) -> bool:
+        """The consulted agent's leg answered or ended; False: the message is not about it."""
+        consult = self.consult
+        assert consult is not None
+        if isinstance(message, StasisStart) and message.channel.id == consult.leg.channel_id:
+            self.manager.consult_answered(consult.leg.agent)
+            await consulting.target_answered(self.call, self.ctx, consult)
+            return True
+        if _is_end_of(message, consult.leg.channel_id):
+            if consult.answered_at is None:
+                why = f"cause {getattr(message, 'cause', '')}".strip()
+                await self._consult_over("unanswered", f"{consult.target} did not answer ({why})", leg)
+            else:
+                await self._consult_over("cancelled", f"{consult.target} hung up", leg)
+            return True
+        return False
+
+    async def _consult_over(self, outcome: str, why: str, leg: Ringing, asked: TransferAsked | None = None,
+                            *, back: bool = True) -> None:
+        """The consult ends without a transfer: the target's leg goes, and (`back`) the customer is
+        back in the bridge with the agent."""
+        consult = self.consult
+        assert consult is not None
+        self.consult = None
+        await consulting.drop(self.call, self.ctx, consult)
+        self.manager.consult_ended(consult.leg.agent, answered=consult.answered_at is not None)
+        if back:
+            await consulting.back_to_customer(self.call, self.ctx)
+        log.info("call %s: attended transfer to %s %s: %s", self.call.channel_id, consult.target,
+                 outcome, why)
+        self._note_attended(asked.request if asked else None, (asked or consult.asked).asked_by,
+                            str(consult.target), outcome, why, leg)
+
+    async def _complete_consult(self, asked: TransferAsked, leg: Ringing, answered_at: float) -> TalkEnd:
+        """The customer goes on with the consulted agent: the first talk ends (its complete and
+        transfer events, the agent to wrap-up, their leg hung up), the customer is back in the
+        bridge, and the talk with the target is a new visit of this queue (join, ring, answer)."""
+        consult = self.consult
+        assert consult is not None
+        self.consult = None
+        call, to = self.call, str(consult.target)
+        self.manager.call_ended(leg.agent, self.queue.name)
+        call.unwatch(leg.channel_id)
+        call.move(CallState.TALKING,
+                  *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                              detail=f"transferred to {to}"),
+                  *self._step(E.TRANSFER, agent=leg.agent, detail=to),
+                  TransferNoted(asked.request, asked.asked_by, to, "transferred", kind="attended",
+                                from_queue_id=self.queue_id,
+                                from_agent_id=self.agent_ids.get(leg.agent.name)))
+        log.info("call %s: %s transferred by %s to %s, attended", call.channel_id, leg.agent.name,
+                 asked.asked_by, to)
+        await self._hang_up(leg.channel_id)
+        await consulting.back_to_customer(call, self.ctx)
+        target, target_answered = consult.leg, consult.answered_at or time.time()
+        call.move(CallState.TALKING, *self._step(E.JOIN, position=1), *self._step(E.RING, agent=target.agent),
+                  *self._step(E.ANSWER, agent=target.agent, wait_ms=0,
+                              ring_ms=_ms(target_answered - target.started)))
+        return await self._follow_talk(target, time.time())
+
+    def _note_attended(self, request: str | None, asked_by: str, target: str, outcome: str, why: str,
+                       leg: Ringing) -> None:
+        """A row of transfers for a step of an attended transfer (`request`: the asker's; None for
+        what nobody asked, a target's no answer)."""
+        self.call.move(CallState.TALKING, TransferNoted(
+            request, asked_by, target, outcome, why, kind="attended", from_queue_id=self.queue_id,
+            from_agent_id=self.agent_ids.get(leg.agent.name)))
+
     async def _report_transfer(self, asked: TransferAsked, state: str) -> None:
         """The NOTIFY a phone that sent a REFER waits for (nothing to tell the CLI: it reads the row)."""
         if asked.refer_leg is not None:
@@ -706,8 +841,11 @@ class QueueVisit:
 
     async def _talk_ended(self, leg: Ringing, answered_at: float, who: Party) -> TalkOver:
         """Record the complete, free the agent into wrap-up, and end the talk for everyone in it:
-        the other party, the parties brought into it (a conference) and the case's bridge."""
+        the other party, the parties brought into it (a conference), an agent being consulted
+        (an attended transfer cancelled) and the case's bridge."""
         call = self.call
+        if self.consult is not None:
+            await self._consult_over("cancelled", f"{who} hung up", leg, back=False)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED
