@@ -22,7 +22,7 @@ from hotline.provision.model import Agent
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
 from hotline.store.switches import Switches
-from hotline.store.transfers import transfer_outcome
+from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
 from hotline.web.switch_links import SwitchLink, SwitchLinks
 
 CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
@@ -114,7 +114,6 @@ async def _ring(settings: Settings, case_id: int, invited: Agent) -> str:
         await ari.close()
 
 
-TRANSFER_PATIENCE_S = 10.0  # how long the CLI waits for the daemon's word on a transfer
 
 
 @case_group.command("transfer")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection
 
 POLL_S = 0.1
+TRANSFER_PATIENCE_S = 10.0  # how long the CLI or a page waits for the daemon's word on a transfer
 
 
 @dataclass(frozen=True)
