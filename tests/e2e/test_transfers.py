@@ -118,7 +118,7 @@ def test_case_transfer_refuses_in_one_line_and_the_talk_goes_on(
         hop = wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
                                       None), what="the call answered")
         for target, says in (("nowhere", "unknown transfer target 'nowhere'"),
-                             ("menu:main", "a transfer goes to queue:NAME, hotline:NAME or agent:NAME")):
+                             ("menu:main", "goes to queue:NAME, hotline:NAME, agent:NAME or number:NUMBER")):
             refused = hotline_cli(daemon_env, "case", "transfer", str(hop["case_id"]), target)
             assert refused.returncode == 1 and says in refused.stderr, refused.stderr
             assert len(refused.stderr.strip().splitlines()) == 1
