@@ -423,6 +423,8 @@ class InboundCall:
     async def _resume_talk(self, visit: QueueVisit, agent_id: int, answered_at: float) -> None:
         agents = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
         agent_leg = await self._agent_leg_in_bridge()
+        if agent_leg is None and agent_id in agents:
+            agent_leg = await self._off_hold(agents[agent_id])
         if agent_leg is not None and agent_id in agents:
             ended = await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
             if isinstance(ended, Transferred):
@@ -460,6 +462,40 @@ class InboundCall:
                     with contextlib.suppress(AriError):
                         await self.ctx.ari.hangup(channel)
             await self.ctx.ari.destroy_bridge(self.bridge_id)
+
+    async def _off_hold(self, agent: str) -> str | None:
+        """A daemon stopped during an attended transfer left the customer on hold, out of the
+        case's bridge, where `agent` talks with the agent consulted: the consult is over (that leg
+        is hung up) and the customer is back with `agent`. The agent's leg, or None: not so."""
+        found = self.ctx.directory.snapshot.prov.agents.get(agent)
+        try:
+            bridge = await self.ctx.ari.bridge(self.bridge_id)
+        except AriError:
+            return None
+        if found is None or self.channel_id in bridge.channels:
+            return None
+        mine, others = None, []
+        for channel_id in bridge.channels:
+            with contextlib.suppress(AriError):
+                name = (await self.ctx.ari.channel(channel_id)).name
+                if mine is None and name.startswith(f"PJSIP/{found.endpoint}-"):
+                    mine = channel_id
+                else:
+                    others.append(channel_id)
+        if mine is None:
+            return None
+        for channel_id in others:
+            with contextlib.suppress(AriError):
+                await self.ctx.ari.hangup(channel_id)
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.stop_moh(self.channel_id)
+        try:
+            await self.ctx.ari.add_to_bridge(self.bridge_id, [self.channel_id])
+        except AriError:
+            return None
+        log.info("call %s: off hold, back with %s (an attended transfer ended by the restart)",
+                 self.channel_id, agent)
+        return mine
 
     async def _agent_leg_in_bridge(self) -> str | None:
         """The other channel of the case's bridge, if the caller is still in it."""

@@ -226,10 +226,13 @@ class Router:
         if not legs:
             return
         # Held: in a case bridge with a call this daemon runs (adopted now or live already),
-        # whose talk releases it. A bridge whose caller went between the channel list and now
-        # holds nothing.
+        # whose talk releases it, or in the bridge of such a call's case while its customer is on
+        # hold (an attended transfer under way). A bridge whose caller went between the channel
+        # list and now holds nothing.
+        ours = {call.bridge_id for call in self.calls.values() if call.hop is not None}
         held = {c for bridge in await self.ctx.ari.bridges() if bridge.id.startswith("case-")
-                and any(channel in self.calls for channel in bridge.channels) for c in bridge.channels}
+                and (bridge.id in ours or any(channel in self.calls for channel in bridge.channels))
+                for c in bridge.channels}
         for leg in legs - held:
             log.info("hanging up leg %s: no call holds it any more", leg)
             with contextlib.suppress(AriError):

@@ -598,3 +598,23 @@ async def test_attended_steps_that_cannot_be_taken_are_refused_and_the_talk_goes
     assert [row[3:] for row in attended_rows(engine)] == [("refused", why)]
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
+
+
+async def test_a_customer_on_hold_in_a_consult_when_the_daemon_restarts_is_back_with_the_agent() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    answered = datetime.now(UTC) - timedelta(seconds=60)
+    hop = engine.hops.leave_open(71, "c5", queue_id=2, agent_id=1, answered_at=answered,
+                                 queued_at=answered)  # talking with anna in support
+    engine.ari.left_by_last_daemon("c5")
+    engine.ari.left_by_last_daemon("c5-agent-1", "agent,c5", name="PJSIP/anna-00000001")
+    engine.ari.left_by_last_daemon("c5-agent-2", "agent,c5", name="PJSIP/boris-00000002")
+    engine.ari.bridge_members[f"case-{hop.case_id}"] = ["c5-agent-1", "c5-agent-2"]  # the customer on hold
+    await engine.router.reconcile()
+    await engine.settle()
+    assert engine.call("c5").state is CallState.TALKING
+    assert engine.ari.bridge_members[f"case-{hop.case_id}"] == ["c5-agent-1", "c5"]
+    assert "c5-agent-2" not in engine.ari.live and "c5-agent-1" in engine.ari.live
+    assert engine.ari.of("stop_moh")[-1].args == ("c5",)
+    engine.ari.caller_hangs_up("c5")
+    await engine.ended()
+    assert engine.records.summary()[-2:] == [("event", 71, "complete"), ("close", 71, "completed")]
