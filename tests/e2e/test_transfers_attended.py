@@ -7,6 +7,7 @@ the case's bridge (ARI) at each step, what each phone saw (its sipp scenario), a
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -171,3 +172,30 @@ def test_a_consulted_agent_who_does_not_answer_leaves_the_customer_with_the_agen
         stop([*phones, caller])
     assert outcomes(db) == [("attended", f"agent:{second.name}", "consulting"),
                             ("attended", f"agent:{second.name}", "unanswered")]
+
+
+@ONE_QUEUE
+def test_a_daemon_killed_during_a_consult_gives_the_customer_back_to_the_agent_when_it_returns(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "ck", {"tc_first": 0}, {})
+    phones, caller = start(lab, first, second)
+    try:
+        hop = answered_hop(db)
+        case = hop["case_id"]
+        until_bridge_has(daemon_env, case, "customer", first.name)
+        transfer(daemon_env, case, f"agent:{second.name}", "--attended")
+        until_bridge_has(daemon_env, case, first.name, second.name)  # the customer on hold
+        daemon.stop(signal.SIGKILL)
+        daemon.start()
+        assert sipp.finish(phones[1]).ok  # the consulted agent's leg hung up: its BYE
+        until_bridge_has(daemon_env, case, "customer", first.name)
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        assert sipp.finish(caller).ok
+        assert sipp.finish(phones[0]).ok
+        wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
+    finally:
+        stop([*phones, caller])
+    assert [e["event"] for e in rows(db, "SELECT event FROM queue_events ORDER BY id")] == [
+        "join", "ring", "answer", "complete"]
+    assert [h["end_reason"] for h in rows(db, "SELECT end_reason FROM hops")] == ["completed"]
