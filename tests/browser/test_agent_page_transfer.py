@@ -40,6 +40,11 @@ entry = "queue:tp_desk"
 
 [numbers."+74950002259"]
 hotline = "tp"
+
+[trunks.carrier]
+endpoint = "sipp-carrier"
+caller_id = "+74950002259"
+allow = ["+7916"]
 """)
 
 
@@ -150,3 +155,30 @@ def test_the_agent_page_consults_an_agent_then_completes_the_transfer(
     written = rows(db, "SELECT * FROM transfers ORDER BY id")
     outcomes = [(r["kind"], r["asked_by"], r["outcome"]) for r in written]
     assert outcomes == [("attended", "page", "consulting"), ("attended", "page", "transferred")]
+
+
+@DESK
+def test_the_agent_page_shows_a_refused_transfer_in_one_line_and_the_talk_goes_on(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, pw: Playwright) -> None:
+    page, second, second_phone = setup(pw, tmp_path, daemon_env, lab, "pr")
+    caller, hop = answered_call(page, db)
+    first_name = str(page.input_value("#endpoint"))
+    try:
+        page.fill("#transfer-number", "8 (809) 555-12-34")  # outside the trunk's +7916
+        page.click("#transfer")
+        wait_until(lambda: page.is_visible("#error"), what="the page showing the refusal")
+        assert page.inner_text("#error") == ("transfer to +78095551234 refused: no trunk may dial "
+                                             "'+78095551234': +78095551234 is outside trunk carrier's "
+                                             "allowed prefixes (+7916)")
+        page.fill("#transfer-number", "")
+        page.select_option("#transfer-target", "queue:tp_desk")
+        page.click("#consult")  # an attended transfer goes to an agent only
+        wait_until(lambda: "not to queue:tp_desk" in page.inner_text("#error"), what="the second refusal")
+        assert state_of(page) == "in call" and said(page) is None
+        assert in_bridge(daemon_env, hop["case_id"]) == sorted(["customer", first_name])  # untouched
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        assert sipp.finish(caller).ok
+    finally:
+        stop([caller, second_phone])
+    assert rows(db, "SELECT id FROM transfers") == []  # refused before any daemon was asked
