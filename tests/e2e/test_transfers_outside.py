@@ -109,6 +109,10 @@ def test_a_refer_to_a_number_dials_it_through_the_trunk_and_bridges_the_far_end_
                    "outcome": "transferred"}
     events = [e["event"] for e in rows(db, "SELECT event FROM queue_events ORDER BY id")]
     assert events == ["join", "ring", "answer", "complete", "transfer"]
+    shown = hotline_cli(daemon_env, "case", "show", str(hop["case_id"])).stdout
+    assert f"entered: {HOTLINE_NUMBER} dialled +79161234567 (hotline to)" in shown, shown  # hop 2
+    assert (f"blind transfer asked by phone from queue to_first agent {agent.name} to "
+            f"number:+79161234567: transferred") in shown
 
 
 @WITH_TRUNK
