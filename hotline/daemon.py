@@ -114,7 +114,7 @@ class Daemon:
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
-        publisher = LivePublisher(self.pool, self.queues, self.directory)
+        publisher = LivePublisher(self.pool, self.queues, self.directory, node=s.node)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
         # The pages listen before the app registers with Asterisk: whoever waits for the app to be
         # up (a test, a load balancer's check) finds them up too.

@@ -81,6 +81,22 @@ def pairs(field: str, values: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def with_priority(values: dict[str, str], key: str) -> dict[str, object]:
+    """{'+7913': 'siberia,priority=5'} -> {'+7913': {key: 'siberia', 'priority': '5'}}: a route or
+    key given on the command line with the priority its callers wait with."""
+    out: dict[str, object] = {}
+    for name, value in values.items():
+        head, sep, rest = value.partition(",")
+        if not sep:
+            out[name] = value
+            continue
+        field, eq, level = rest.partition("=")
+        if field.strip() != "priority" or not eq:
+            raise ProvisionError(f"{name}={value}: after the comma only 'priority=N' may follow")
+        out[name] = {key: head.strip(), "priority": level.strip()}
+    return out
+
+
 def remover(kind: str, name: str, what: str) -> Edit:
     """An edit removing one object, refused (naming what still leads to it) while it is in use."""
     def edit(prov: Provisioning) -> Provisioning:

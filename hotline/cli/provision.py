@@ -23,6 +23,7 @@ from hotline.cli.edits import (
     report,
     run_edit,
     with_object,
+    with_priority,
 )
 from hotline.cli.table import FORMAT, print_rows
 from hotline.errors import ProvisionError
@@ -71,12 +72,13 @@ def number() -> None:
 @click.option("--kind", type=click.Choice(["city", "tollfree", "video"]), help="Default: inferred.")
 @click.option("--lines", help="Line limit: a number, or 'unlimited' (default: city 1, video 10, "
                                 "8-800 unlimited).")
+@click.option("--priority", help="0-10: its callers' priority in queues, higher served first (default 0).")
 @DRY_RUN
 @click.pass_context
 def number_add(ctx: click.Context, number_text: str, hotline_name: str, kind: str | None,
-               lines: str | None, dry_run: bool) -> None:
-    """Add a number (as people type it: '8 (495) 123-45-67') to a hotline."""
-    new = parse.number(number_text, given(hotline=hotline_name, kind=kind, lines=lines))
+               lines: str | None, priority: str | None, dry_run: bool) -> None:
+    """Add a number (as people type it: '8 (495) 123-45-67') to a hotline, or change it."""
+    new = parse.number(number_text, given(hotline=hotline_name, kind=kind, lines=lines, priority=priority))
 
     def edit(prov: Provisioning) -> Provisioning:
         old = prov.numbers.get(new.number)
@@ -106,7 +108,7 @@ def number_remove(ctx: click.Context, number_text: str) -> None:
 def number_list(ctx: click.Context, fmt: str) -> None:
     """List numbers."""
     rows = [{"number": n.number, **export.number_table(n)} for n in load(ctx).numbers.values()]
-    print_rows(rows, fmt, ["number", "kind", "hotline", "lines"])
+    print_rows(rows, fmt, ["number", "kind", "hotline", "lines", "priority"])
 
 
 # -- queues -------------------------------------------------------------------------------------
@@ -205,7 +207,8 @@ _hotline_options = options(
     click.option("--holiday", multiple=True, help="'2027-01-01=closed' or '2027-03-08=10:00-15:00'."),
     click.option("--closed", help="hangup | hotline:NAME | callback: outside hours."),
     click.option("--closed-prompt", help="Sound played when closed."),
-    click.option("--region", multiple=True, help="'+7913=QUEUE' or 'Novosibirsk=QUEUE' (8-800)."),
+    click.option("--region", multiple=True, help="'+7913=QUEUE' or 'Novosibirsk=QUEUE' (8-800); "
+                                                 "'+7913=QUEUE,priority=5' sets its callers' priority."),
 )
 
 
@@ -219,7 +222,7 @@ def _hotline_given(holiday: tuple[str, ...], region: tuple[str, ...], **options:
     if holiday:
         out["holidays"] = pairs("holiday", holiday)
     if region:
-        out["regions"] = pairs("region", region)
+        out["regions"] = with_priority(pairs("region", region), "queue")
     return out
 
 
@@ -328,11 +331,12 @@ def ivr() -> None:
 @click.option("--retries", type=int, help="Invalid or missing keys before giving up.")
 @click.option("--invalid-prompt")
 @click.option("--timeout-prompt")
-@click.option("--option", "option_specs", multiple=True, help="'1=queue:support' (repeat).")
+@click.option("--option", "option_specs", multiple=True,
+              help="'1=queue:support' (repeat); '1=queue:vip,priority=5' sets the caller's priority.")
 @click.pass_context
 def ivr_add(ctx: click.Context, /, name: str, option_specs: tuple[str, ...], **options: object) -> None:
     """Add a menu (or replace it when it exists)."""
-    table = {**given(**options), "options": pairs("option", option_specs)}
+    table = {**given(**options), "options": with_priority(pairs("option", option_specs), "action")}
     menu = parse.menu(name, table)
     report(run_edit(ctx, lambda prov: with_object(prov, "menus", name, menu)))
 
@@ -342,10 +346,12 @@ def ivr_add(ctx: click.Context, /, name: str, option_specs: tuple[str, ...], **o
 @click.argument("digit")
 @click.argument("action", required=False)
 @click.option("--prompt", help="Sound said before the action.")
+@click.option("--priority", help="0-10: the caller's priority in queues from this key on (keys to a "
+                                 "menu, queue or hotline).")
 @click.option("--remove", is_flag=True, help="Remove this key from the menu.")
 @click.pass_context
 def ivr_option(ctx: click.Context, menu_name: str, digit: str, action: str | None,
-               prompt: str | None, remove: bool) -> None:
+               prompt: str | None, priority: str | None, remove: bool) -> None:
     """Set what a key does: ACTION is menu:NAME, queue:NAME, hotline:NAME, hangup, video, repeat,
     callback."""
     if not remove and not action:
@@ -357,7 +363,7 @@ def ivr_option(ctx: click.Context, menu_name: str, digit: str, action: str | Non
         if remove and len(kept) == len(m.options):
             raise ProvisionError(f"menu {menu_name!r} has no key {digit!r}")
         if not remove:
-            spec: Mapping[str, object] = {"action": action, **({"prompt": prompt} if prompt else {})}
+            spec: Mapping[str, object] = {"action": action, **given(prompt=prompt, priority=priority)}
             kept.append(parse.option(f"menus.{menu_name}.options", digit, spec))
         new = dataclasses.replace(m, options=tuple(sorted(kept, key=lambda o: o.digit)))
         return with_object(prov, "menus", menu_name, new)

@@ -120,7 +120,7 @@ async def _live_text(conn: AsyncConnection, tz: str | None, fmt: str) -> str:
     p = await _period_in_zone(conn, None, None, None, tz)
     today = await stats.report(conn, "queues", p)
     queues = live_queue_rows(await stats.live_queues(conn), today, p.zone)
-    return live_text(queues, await stats.live_agents(conn), fmt, p.zone)
+    return live_text(queues, await stats.live_agents(conn), fmt, p.zone, await stats.live_waiting(conn))
 
 
 async def _watch(conn: AsyncConnection, dsn: str, tz: str | None) -> NoReturn:

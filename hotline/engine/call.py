@@ -53,7 +53,7 @@ from hotline.engine.messages import (
 )
 from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import talk_outside
-from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver, Transferred
+from hotline.engine.queueing.visit import BrokeOut, Overflow, QueueVisit, TalkOver, Transferred
 from hotline.engine.routing.route import (
     Route,
     entry_of,
@@ -65,7 +65,7 @@ from hotline.engine.stasis_entry import read_web_headers
 from hotline.engine.transfer import TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
-from hotline.provision.model import Target, TargetAction
+from hotline.provision.model import MenuOption, Target, TargetAction
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop
 from hotline.store.switches import SwitchUse
@@ -101,6 +101,10 @@ class InboundCall:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.answered = False
         self.transferred = False  # an agent passed it on: it talked already
+        # Its priority in queues (higher first): the number's, then a region route's or a menu
+        # key's where they set one (the most specific wins); an adopted leg's is its hop's, and
+        # a transfer keeps it.
+        self.priority = (hop.priority or 0) if hop is not None else 0
         self.gone = False  # the channel is hanging up or gone (its own event said so)
         # ... and not by the caller: it vanished while the daemon was not watching, or Asterisk
         # cut it shutting down. A failure, never an abandon.
@@ -303,6 +307,7 @@ class InboundCall:
             if await self._resume():
                 return
         route = self._route()
+        self.priority = self._priority_of(route)
         if self.switch is not None:
             ended = await join_the_talk(self, self.ctx, self.switch)
             if isinstance(ended, Transferred):
@@ -319,7 +324,9 @@ class InboundCall:
             await self._say_and_leave(f"sound:{last.closed_prompt}" if last.closed_prompt else None,
                                       EndReason.CLOSED)
             return
-        await self._follow(entry_of(taking, self.channel.caller_num, self.channel_id))
+        entry = entry_of(taking, self.channel.caller_num, self.channel_id)
+        self._set_priority(entry.priority, "region route")
+        await self._follow(entry.target)
 
     async def _enter(self) -> bool:
         """Open the hop (taking a line) and subscribe, both at once; False when the call was
@@ -347,6 +354,29 @@ class InboundCall:
         if switching:
             self.switch_token = headers.token
 
+    def _priority_of(self, route: Route) -> int:
+        """Where the caller starts: its number's priority; a switch leg, the leg's it continues."""
+        if self.switch is not None:
+            return self.switch.priority or 0
+        return route.number.priority if route.number is not None else 0
+
+    def _set_priority(self, priority: int | None, by: str) -> None:
+        """A more specific way in (a region route, a menu key) sets the caller's priority."""
+        if priority is not None and priority != self.priority:
+            log.info("call %s: priority %d -> %d by %s", self.channel_id, self.priority, priority, by)
+            self.priority = priority
+
+    def _chose(self, option: MenuOption) -> None:
+        self._set_priority(option.priority, f"menu key {option.digit}")
+
+    def _broke_out(self, queue: str, digit: str) -> None:
+        """A key of the queue's breakout menu sets the priority as the same key in the menu does."""
+        prov = self.ctx.directory.snapshot.prov
+        menu = prov.menus.get(prov.queues[queue].breakout_menu or "") if queue in prov.queues else None
+        option = next((o for o in menu.options if o.digit == digit), None) if menu else None
+        if option is not None:
+            self._chose(option)
+
     def _route(self) -> Route:
         snapshot = self.ctx.directory.snapshot
         if self.switch_token is not None:
@@ -364,7 +394,7 @@ class InboundCall:
             steps += 1
             if target.action == TargetAction.MENU:
                 self.move(CallState.IN_MENU)
-                target = await run_menu(self, prov.menus, target, self._pressed)
+                target = await run_menu(self, prov.menus, target, self._pressed, self._chose)
             elif target.action == TargetAction.QUEUE and target.name in prov.queues:
                 if handoff is not None and handoff.number is not None:
                     if await talk_outside(self, self.ctx, handoff.number, prov.queues[target.name].music):
@@ -374,6 +404,8 @@ class InboundCall:
                 handoff = None
                 if isinstance(outcome, TalkOver):
                     return
+                if isinstance(outcome, BrokeOut):
+                    self._broke_out(target.name, outcome.digit)
                 if isinstance(outcome, Transferred):  # a new route from the target, with its own steps
                     self.transferred, steps, overflowed = True, 0, False
                     prov, handoff = self.ctx.directory.snapshot.prov, outcome.handoff

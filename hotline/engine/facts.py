@@ -45,13 +45,14 @@ class QueueStep:
     detail: str = ""
     at: datetime = field(default_factory=now)
     on_hop: Hop | None = None
+    priority: int | None = None  # a join: the caller's priority in the queue
 
     def record(self, hop: Hop) -> Record:
         hop = self.on_hop or hop
         return queue_event_record(QueueEvent(
             queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id, event=self.event,
             agent_id=self.agent_id, position=self.position, wait_ms=self.wait_ms, ring_ms=self.ring_ms,
-            talk_ms=self.talk_ms, detail=self.detail, at=self.at))
+            talk_ms=self.talk_ms, detail=self.detail, at=self.at, priority=self.priority))
 
 
 # Keys recorded per leg: a way through menus takes a handful; a caller flooding keys (2000 SIP

@@ -12,6 +12,8 @@ How a menu runs (`run_menu`), step by step:
      counts no retry;
    - anything else (`queue:...`, `hotline:...`, `hangup`, `video`, `callback`) leaves the IVR:
      `run_menu` returns that target and the call follows it.
+   A key to a menu, queue or hotline may carry a priority: from then on the caller waits in
+   queues with it (the most specific wins: a key's over a region route's over the number's).
 4. **Invalid key**: recorded on the IVR path too (the path shows what the caller really pressed),
    `invalid_prompt` plays (default `pm-invalid-option`, "That option is invalid. Please try
    again."), and the attempt counts as failed.
@@ -62,9 +64,11 @@ class CallIO(Protocol):
 
 
 async def run_menu(io: CallIO, menus: Mapping[str, Menu], start: Target,
-                   pressed: Callable[[str], Awaitable[None]]) -> Target:
+                   pressed: Callable[[str], Awaitable[None]],
+                   chose: Callable[[MenuOption], None] = lambda option: None) -> Target:
     """Run the caller through the menus from `start` (a `menu:NAME` target) and return where they
-    chose to go, or `hangup` when a menu's retries are used up. `pressed` records every key."""
+    chose to go, or `hangup` when a menu's retries are used up. `pressed` records every key;
+    `chose` hears of every valid one (its option sets the caller's priority, if it has one)."""
     if start.action != "menu":
         return start
     menu, failures = _menu(menus, start), 0
@@ -79,6 +83,7 @@ async def run_menu(io: CallIO, menus: Mapping[str, Menu], start: Target,
             if not await _failed(io, menu, key, failures):
                 return HANGUP
             continue
+        chose(option)
         if option.prompt:
             await io.play(sound(option.prompt))
         if option.target.action == "repeat":

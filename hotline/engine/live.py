@@ -1,9 +1,10 @@
-"""The live snapshot supervisors watch: the daemon keeps `queue_live` and `agent_live` current.
+"""The live snapshot supervisors watch: the daemon keeps `queue_live`, `queue_waiting` and
+`agent_live` current.
 
-Every second it builds the picture from the queue manager (who waits, since when, how each agent
-is) and writes only what changed since its last write, in one transaction that NOTIFYs
-`hotline_live` (hotline.store.live_state). A database outage costs a few stale seconds, never a
-call: the next tick writes the whole picture again.
+Every second it builds the picture from the queue manager (who waits, since when, in which
+order and with which priority, how each agent is) and writes only what changed since its last
+write, in one transaction that NOTIFYs `hotline_live` (hotline.store.live_state). A database
+outage costs a few stale seconds, never a call: the next tick writes the whole picture again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from hotline.engine.directory import Directory
 from hotline.engine.queueing.agent_state import AgentStatus
 from hotline.engine.queueing.queues import QueueManager
-from hotline.store.live_state import AgentLive, QueueLive, publish
+from hotline.store.live_state import AgentLive, QueueLive, WaitingLive, publish
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,15 @@ LIVE_STATE = {AgentStatus.UNAVAILABLE: "unreachable"}
 
 class LivePublisher:
     def __init__(self, pool: AsyncConnectionPool, queues: QueueManager, directory: Directory,
-                 period_s: float = PERIOD_S) -> None:
+                 period_s: float = PERIOD_S, node: str = "") -> None:
         self.pool = pool
+        self.node = node  # the Asterisk node the waiting callers' channels are on (their hops')
         self.queues = queues
         self.directory = directory
         self.period_s = period_s
         self._written_queues: dict[int, QueueLive] = {}
         self._written_agents: dict[int, AgentLive] = {}
+        self._written_lines: dict[int, list[WaitingLive]] = {}
         self._since: dict[str, tuple[str, datetime]] = {}  # agent -> (state, since)
 
     async def run(self) -> None:
@@ -49,6 +52,7 @@ class LivePublisher:
                 log.warning("live state not published (%s); retrying in %.0f s", exc, self.period_s)
                 self._written_queues.clear()  # write everything once the database is back
                 self._written_agents.clear()
+                self._written_lines.clear()
 
     async def publish_changes(self) -> None:
         now = datetime.now(UTC)
@@ -56,12 +60,15 @@ class LivePublisher:
         queues = self.queue_rows()
         changed_queues = [q for q in queues if self._written_queues.get(q.queue_id) != q]
         changed_agents = [a for a in agents if self._written_agents.get(a.agent_id) != a]
-        if not changed_queues and not changed_agents:
+        changed_lines = {queue_id: line for queue_id, line in self.line_rows().items()
+                         if self._written_lines.get(queue_id) != line}
+        if not changed_queues and not changed_agents and not changed_lines:
             return
         async with self.pool.connection() as conn:
-            await publish(conn, changed_queues, changed_agents)
+            await publish(conn, changed_queues, changed_agents, changed_lines)
         self._written_queues.update((q.queue_id, q) for q in changed_queues)
         self._written_agents.update((a.agent_id, a) for a in changed_agents)
+        self._written_lines.update(changed_lines)
 
     def agent_rows(self, now: datetime) -> list[AgentLive]:
         ids = self.directory.snapshot.ids.get("agents", {})
@@ -76,6 +83,15 @@ class LivePublisher:
             if name in ids:
                 rows.append(AgentLive(ids[name], state, last[1]))
         return rows
+
+    def line_rows(self) -> dict[int, list[WaitingLive]]:
+        """Each queue's waiting callers in the order they are served (an empty line too: the
+        rows of callers who left must go)."""
+        ids = self.directory.snapshot.ids.get("queues", {})
+        return {ids[name]: [WaitingLive(ids[name], position, self.node, w.channel_id, w.priority,
+                                        datetime.fromtimestamp(w.joined_at, UTC), w.ringing)
+                            for position, w in enumerate(self.queues.waiting.get(name, []), 1)]
+                for name in self.queues.queues if name in ids}
 
     def queue_rows(self) -> list[QueueLive]:
         ids = self.directory.snapshot.ids.get("queues", {})

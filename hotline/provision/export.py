@@ -11,10 +11,12 @@ from hotline.provision.model import (
     Agent,
     Hotline,
     Menu,
+    MenuOption,
     Number,
     OpeningHours,
     Provisioning,
     Queue,
+    RegionRoute,
     Trunk,
 )
 from hotline.provision.parse import DAY_END
@@ -53,11 +55,21 @@ def queue_table(q: Queue) -> Table:
 
 
 def menu_table(m: Menu) -> Table:
-    options = {o.digit: ({"action": str(o.target), "prompt": o.prompt} if o.prompt else str(o.target))
-               for o in m.options}
+    options = {o.digit: option_spec(o) for o in m.options}
     return _drop_none({"prompt": m.prompt, "timeout": m.timeout, "retries": m.retries,
                        "invalid_prompt": m.invalid_prompt, "timeout_prompt": m.timeout_prompt,
                        "options": options})
+
+
+def option_spec(o: MenuOption) -> str | Table:
+    """A key as the file writes it: its target alone, or a table with its prompt and priority."""
+    if o.prompt is None and o.priority is None:
+        return str(o.target)
+    return _drop_none({"action": str(o.target), "prompt": o.prompt, "priority": o.priority})
+
+
+def region_spec(r: RegionRoute) -> str | Table:
+    return r.queue if r.priority is None else {"queue": r.queue, "priority": r.priority}
 
 
 def _hhmm(value: time) -> str:
@@ -97,12 +109,13 @@ def hotline_table(h: Hotline) -> Table:
                                                  if d.opens and d.closes else "closed")
                              for d in h.holidays}
     if h.regions:
-        table["regions"] = {r.match: r.queue for r in h.regions}
+        table["regions"] = {r.match: region_spec(r) for r in h.regions}
     return _drop_none(table)
 
 
 def number_table(n: Number) -> Table:
-    return {"hotline": n.hotline, "kind": n.kind, "lines": n.lines if n.lines else "unlimited"}
+    return {"hotline": n.hotline, "kind": n.kind, "lines": n.lines if n.lines else "unlimited",
+            "priority": n.priority}
 
 
 def agent_table(a: Agent, with_secrets: bool = False) -> Table:

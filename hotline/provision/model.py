@@ -23,6 +23,12 @@ CAPABILITIES = ("audio", "video", "webrtc")
 DEFAULT_MAX_WAIT = 900
 DEFAULT_LINES: dict[str, int | None] = {"city": 1, "tollfree": None, "video": 10}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: mon = 1
+# A caller's priority in a queue, like app_queue's QUEUE_PRIO: higher is served first, equal
+# priority longest-waiting first. A number gives every caller one (default 0); a region route
+# or a menu key may set another (None: keep what the caller had); the most specific wins.
+PRIORITY_MIN, PRIORITY_MAX = 0, 10
+# Menu keys that may set a priority: those that lead on to where a caller may wait.
+PRIORITY_ACTIONS = ("menu", "queue", "hotline")
 
 
 class TargetAction(enum.StrEnum):
@@ -77,6 +83,7 @@ class RegionRoute:
     match_kind: str  # prefix | region
     match: str
     queue: str
+    priority: int | None = None  # None: the number's stands
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ class MenuOption:
     digit: str
     target: Target
     prompt: str | None = None
+    priority: int | None = None  # None: the caller keeps the priority it had
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,7 @@ class Number:
     hotline: str
     kind: str = "city"
     lines: int | None = 1  # None: unlimited
+    priority: int = 0  # every caller of the number starts with it (PRIORITY_MIN..PRIORITY_MAX)
 
 
 @dataclass(frozen=True)

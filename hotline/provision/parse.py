@@ -21,6 +21,9 @@ from hotline.provision.model import (
     CAPABILITIES,
     DEFAULT_LINES,
     NUMBER_KINDS,
+    PRIORITY_ACTIONS,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
     STRATEGIES,
     TRANSFER_NO_ANSWER,
     WEEKDAYS,
@@ -89,6 +92,11 @@ def integer(field: str, value: object, low: int, high: int) -> int:
     if not low <= number <= high:
         raise fail(field, value, f"must be from {low} to {high}")
     return number
+
+
+def priority(field: str, value: object) -> int:
+    """A caller's priority in queues: higher is served first (app_queue's QUEUE_PRIO)."""
+    return integer(field, value, PRIORITY_MIN, PRIORITY_MAX)
 
 
 def optional_int(field: str, value: object, low: int, high: int) -> int | None:
@@ -238,7 +246,8 @@ def holidays(field: str, values: object) -> tuple[Holiday, ...]:
 
 
 def regions(field: str, values: object) -> tuple[RegionRoute, ...]:
-    """{'+7913' = 'siberia', 'Novosibirsk' = 'siberia'}: a number prefix or a region -> queue."""
+    """{'+7913' = 'siberia', 'Novosibirsk' = {queue = 'siberia', priority = 5}}: a number prefix or
+    a region -> queue, and the priority its callers wait with (none: the number's)."""
     if not isinstance(values, Mapping):
         raise fail(field, values, "must be a table like {\"+7913\" = \"siberia\"}")
     out: list[RegionRoute] = []
@@ -253,8 +262,19 @@ def regions(field: str, values: object) -> tuple[RegionRoute, ...]:
             raise fail(field, match, "is neither an E.164 prefix (like '+7913') nor a region name")
         if any(r.match == key for r in out):
             raise fail(field, match, f"is {key!r}, which is listed twice")
-        out.append(RegionRoute(kind, key, slug(f"{field}.{key}", queue)))
+        out.append(_region_route(f"{field}.{key}", kind, key, queue))
     return tuple(sorted(out))
+
+
+def _region_route(field: str, kind: str, key: str, spec: object) -> RegionRoute:
+    """A route's queue, as a name or as a table with its priority: {queue = 'siberia', priority = 5}."""
+    if not isinstance(spec, Mapping):
+        return RegionRoute(kind, key, slug(field, spec))
+    _take(spec, field, {"queue", "priority"})
+    if "queue" not in spec:
+        raise fail(f"{field}.queue", None, "is required: the queue this route leads to")
+    return RegionRoute(kind, key, slug(f"{field}.queue", spec["queue"]),
+                       _get(spec, "priority", None, priority, field))
 
 
 def lines(field: str, value: object) -> int | None:
@@ -378,13 +398,18 @@ def menu(name: str, table: Mapping[str, object]) -> Menu:
 def option(field: str, digit: object, spec: object) -> MenuOption:
     if not isinstance(digit, str) or not re.fullmatch(r"[0-9*#]", digit):
         raise fail(field, digit, "is not a key (0-9, * or #)")
-    prompt = None
+    prompt, level = None, None
     if isinstance(spec, Mapping):
-        _take(spec, f"{field}.{digit}", {"action", "prompt"})
+        _take(spec, f"{field}.{digit}", {"action", "prompt", "priority"})
         prompt = sound(f"{field}.{digit}.prompt", spec["prompt"]) if "prompt" in spec else None
+        level = _get(spec, "priority", None, priority, f"{field}.{digit}")
         spec = spec.get("action")
-    return MenuOption(digit, target(f"{field}.{digit}", spec, ("menu", "queue", "hotline", "hangup",
-                                                                "video", "repeat", "callback")), prompt)
+    to = target(f"{field}.{digit}", spec,
+                ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback"))
+    if level is not None and to.action not in PRIORITY_ACTIONS:
+        raise fail(f"{field}.{digit}.priority", level,
+                   f"is set on a key that leads to {to}: only keys to a menu, queue or hotline set one")
+    return MenuOption(digit, to, prompt, level)
 
 
 def options(field: str, table: object) -> tuple[MenuOption, ...]:
@@ -415,12 +440,13 @@ def number(key: object, table: Mapping[str, object], region: str = "RU") -> Numb
     f = f"numbers.{key}"
     if not isinstance(table, Mapping):
         raise fail(f, table, "must be a table like {hotline = \"moscow\", lines = 2}")
-    _take(table, f, {"hotline", "kind", "lines"})
+    _take(table, f, {"hotline", "kind", "lines", "priority"})
     e164, kind = number_key(f, key, table.get("kind"), region)
     if "hotline" not in table:
         raise fail(f"{f}.hotline", None, "is required: the hotline this number serves")
     return Number(e164, slug(f"{f}.hotline", table["hotline"]), kind,
-                  _get(table, "lines", DEFAULT_LINES[kind], lines, f))
+                  _get(table, "lines", DEFAULT_LINES[kind], lines, f),
+                  _get(table, "priority", 0, priority, f))
 
 
 def agent(name: str, table: Mapping[str, object]) -> Agent:

@@ -52,6 +52,9 @@ LIVE_QUEUES = columns(
     ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("service_level_pct", "SL%"),
     ("age_s", "AGE"))
 LIVE_AGENTS = columns(("agent", "AGENT"), ("state", "STATE"), ("in_state_s", "FOR"))
+LIVE_WAITING = columns(
+    ("queue", "QUEUE"), ("position", "POS"), ("priority", "PRIO"), ("wait_s", "WAITING"),
+    ("ringing", "RINGING"), ("case_id", "CASE"), ("caller", "CALLER"))
 
 
 def report_text(name: str, rows: Sequence[Row], fmt: str, p: Period) -> str:
@@ -73,11 +76,14 @@ def live_queue_rows(live: Sequence[Row], today: Sequence[Row], zone: ZoneInfo) -
     return rows
 
 
-def live_text(queues: Sequence[Row], agents: Sequence[Row], fmt: str, zone: ZoneInfo) -> str:
+def live_text(queues: Sequence[Row], agents: Sequence[Row], fmt: str, zone: ZoneInfo,
+              waiting: Sequence[Row] = ()) -> str:
     if fmt == "json":
-        return json_text({"queues": queues, "agents": agents}, zone)
+        return json_text({"queues": queues, "agents": agents, "waiting": waiting}, zone)
     if fmt == "csv":
         return render(queues, fmt, [], zone, None)
     now = datetime.now(zone).strftime("%Y-%m-%d %H:%M:%S")
+    line = table(waiting, LIVE_WAITING, zone) if waiting else "(nobody waiting)"
     return (f"live, {now} ({zone.key}); waits and times in seconds, TODAY since midnight\n"
-            f"{table(queues, LIVE_QUEUES, zone)}\n\n{table(agents, LIVE_AGENTS, zone)}")
+            f"{table(queues, LIVE_QUEUES, zone)}\n\n{table(agents, LIVE_AGENTS, zone)}\n\n"
+            f"waiting, in the order they are served (higher priority first):\n{line}")

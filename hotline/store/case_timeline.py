@@ -173,6 +173,8 @@ def _event_text(e: Row) -> str:
                (("wait_ms", "waited"), ("ring_ms", "rang"), ("talk_ms", "talked")) if e[key] is not None]
     if e["position"] is not None:
         details.insert(0, f"position {e['position']}")
+    if e["priority"] is not None:
+        details.insert(0, f"priority {e['priority']}")
     if e["detail"]:
         details.append(e["detail"])
     return text + (f" ({', '.join(details)})" if details else "")

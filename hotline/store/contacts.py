@@ -23,7 +23,7 @@ class LinesBusy(Exception):  # noqa: N818 - control flow, not an error
 
 _HOP_COLUMNS = ("id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num,"
                 " entered_at, ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id,"
-                " agent_id, queued_at, answered_at, media")
+                " agent_id, queued_at, answered_at, media, priority")
 
 # Every write is one statement (a data-modifying CTE here, record_call_events() for what calls
 # record), so one round trip on an autocommit connection, atomic all the same: the daemon writes

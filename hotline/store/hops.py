@@ -51,3 +51,4 @@ class Hop:
     answered_at: datetime | None = None
     media: str = "audio"
     case_last_agent_id: int | None = None  # a continued case: the agent who last talked with them
+    priority: int | None = None  # the priority of its last queue join (None: never queued)

@@ -1,7 +1,8 @@
 """The live snapshot supervisors watch (`hotline stats live`, wallboards): per queue who waits and
-how the agents are, per agent the state it is in. The daemon publishes it; each publish is one
-transaction that ends with `NOTIFY hotline_live`, delivered at commit, so a watcher never reads
-half a snapshot.
+how the agents are, per agent the state it is in, and the waiting callers themselves in the
+order they will be served (`queue_waiting`: position, priority, since when). The daemon
+publishes it; each publish is one transaction that ends with `NOTIFY hotline_live`, delivered at
+commit, so a watcher never reads half a snapshot.
 
 Waits are stored as the moment they began (`longest_waiting_since`, `since`): readers compute
 the wait from now(), so it advances between publishes.
@@ -32,6 +33,19 @@ class QueueLive:
 
 
 @dataclass(frozen=True)
+class WaitingLive:
+    """One caller in a queue's line, where it stands (1: served next)."""
+
+    queue_id: int
+    position: int
+    node: str
+    channel_id: str
+    priority: int
+    waiting_since: datetime
+    ringing: bool = False
+
+
+@dataclass(frozen=True)
 class AgentLive:
     agent_id: int
     state: str  # one of AGENT_STATES
@@ -57,8 +71,16 @@ ON CONFLICT (agent_id) DO UPDATE SET state = excluded.state, since = excluded.si
 """
 
 
-async def publish(conn: AsyncConnection, queues: list[QueueLive], agents: list[AgentLive]) -> None:
-    """Upsert the given queues and agents (others keep their rows) and notify watchers, atomically."""
+_INSERT_WAITING = """
+INSERT INTO queue_waiting (queue_id, position, node, channel_id, priority, waiting_since, ringing)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+async def publish(conn: AsyncConnection, queues: list[QueueLive], agents: list[AgentLive],
+                  lines: dict[int, list[WaitingLive]] | None = None) -> None:
+    """Upsert the given queues and agents (others keep their rows), replace the given queues' lines
+    (queue id -> its waiting callers, in order) and notify watchers, atomically."""
     bad = sorted({a.state for a in agents} - AGENT_STATES)
     if bad:
         raise ValueError(f"agent state {bad[0]!r} is not one of {sorted(AGENT_STATES)}")
@@ -68,4 +90,9 @@ async def publish(conn: AsyncConnection, queues: list[QueueLive], agents: list[A
                 await cur.executemany(_UPSERT_QUEUE, [astuple(q) for q in queues])
             if agents:
                 await cur.executemany(_UPSERT_AGENT, [astuple(a) for a in agents])
+            if lines:
+                await cur.execute("DELETE FROM queue_waiting WHERE queue_id = ANY(%s)", (list(lines),))
+                rows = [astuple(w) for line in lines.values() for w in line]
+                if rows:
+                    await cur.executemany(_INSERT_WAITING, rows)
             await cur.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))

@@ -151,7 +151,7 @@ async def _load_menus(conn: AsyncConnection, names: dict[str, dict[int, str]]) -
                                                    ("target_hotline_id", "hotlines"))
                             if r[c] is not None), (None, None))
         options.setdefault(r["menu_id"], []).append(
-            MenuOption(r["digit"], _target(r["action"], ident, kind, names), r["prompt"]))
+            MenuOption(r["digit"], _target(r["action"], ident, kind, names), r["prompt"], r["priority"]))
     return [Menu(name=r["name"], prompt=r["prompt"], timeout=r["timeout_s"], retries=r["retries"],
                  invalid_prompt=r["invalid_prompt"], timeout_prompt=r["timeout_prompt"],
                  options=tuple(sorted(options.get(r["id"], []), key=lambda o: o.digit)))  # not by collation
@@ -166,7 +166,7 @@ async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]
                       lambda r: Holiday(r["day"], r["opens"], _closing(r["closes"]) if r["closes"] else None,
                                         r["note"]))
     regions = _group(await _rows(conn, "SELECT * FROM hotline_region_routes"), lambda r: RegionRoute(
-        r["match_kind"], r["match"], names["queues"][r["queue_id"]]))
+        r["match_kind"], r["match"], names["queues"][r["queue_id"]], r["priority"]))
     out = []
     for r in await _rows(conn, "SELECT * FROM hotlines WHERE retired_at IS NULL ORDER BY name"):
         entry = (Target("menu", names["menus"][r["entry_menu_id"]]) if r["entry_menu_id"]
@@ -198,7 +198,7 @@ def _group(rows: Iterable[Row], make: Callable[[Row], T]) -> dict[int, list[T]]:
 
 
 async def _load_numbers(conn: AsyncConnection, names: dict[str, dict[int, str]]) -> list[Number]:
-    return [Number(r["number"], names["hotlines"][r["hotline_id"]], r["kind"], r["line_limit"])
+    return [Number(r["number"], names["hotlines"][r["hotline_id"]], r["kind"], r["line_limit"], r["priority"])
             for r in await _rows(conn, "SELECT * FROM numbers WHERE retired_at IS NULL ORDER BY number")]
 
 
@@ -304,9 +304,9 @@ async def _set_hotline_details(conn: AsyncConnection, h: Hotline, ids: dict[str,
                            " VALUES (%s, %s, %s, %s, %s)",
                            (hotline_id, hd.day, _pg_time(hd.opens), _pg_time(hd.closes), hd.note))
     for rr in h.regions:
-        await conn.execute("INSERT INTO hotline_region_routes (hotline_id, match_kind, match, queue_id)"
-                           " VALUES (%s, %s, %s, %s)",
-                           (hotline_id, rr.match_kind, rr.match, ids["queues"][rr.queue]))
+        await conn.execute("INSERT INTO hotline_region_routes (hotline_id, match_kind, match, queue_id,"
+                           " priority) VALUES (%s, %s, %s, %s, %s)",
+                           (hotline_id, rr.match_kind, rr.match, ids["queues"][rr.queue], rr.priority))
 
 
 async def _replace_options(conn: AsyncConnection, m: Menu, ids: dict[str, dict[str, int]]) -> None:
@@ -316,16 +316,17 @@ async def _replace_options(conn: AsyncConnection, m: Menu, ids: dict[str, dict[s
         refs = _refs(o.target, ids)
         await conn.execute(
             "INSERT INTO ivr_options (menu_id, digit, action, target_menu_id, target_queue_id,"
-            " target_hotline_id, prompt) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (menu_id, o.digit, o.target.action, refs["menu"], refs["queue"], refs["hotline"], o.prompt))
+            " target_hotline_id, prompt, priority) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (menu_id, o.digit, o.target.action, refs["menu"], refs["queue"], refs["hotline"], o.prompt,
+             o.priority))
 
 
 async def _upsert_number(conn: AsyncConnection, n: Number, ids: dict[str, dict[str, int]]) -> None:
     await conn.execute(
-        "INSERT INTO numbers (number, kind, hotline_id, line_limit) VALUES (%s, %s, %s, %s)"
+        "INSERT INTO numbers (number, kind, hotline_id, line_limit, priority) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (number) DO UPDATE SET kind = excluded.kind, hotline_id = excluded.hotline_id,"
-        " line_limit = excluded.line_limit, retired_at = NULL",
-        (n.number, n.kind, ids["hotlines"][n.hotline], n.lines))
+        " line_limit = excluded.line_limit, priority = excluded.priority, retired_at = NULL",
+        (n.number, n.kind, ids["hotlines"][n.hotline], n.lines, n.priority))
 
 
 async def _upsert_agent(conn: AsyncConnection, a: Agent, ids: dict[str, dict[str, int]]) -> None:

@@ -41,6 +41,7 @@ class QueueEvent:
     talk_ms: int | None = None
     detail: str = ""
     at: datetime | None = None  # when it happened (None: when written); written later in batches
+    priority: int | None = None  # a join: the priority the caller waits with (also the hop's)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def queue_event_record(event: QueueEvent) -> Record:
     return {"k": "event", "at": _iso(event.at), "queue": event.queue_id, "case": event.case_id,
             "hop": event.hop_id, "agent": event.agent_id, "event": str(event.event),
             "position": event.position, "wait_ms": event.wait_ms, "ring_ms": event.ring_ms,
-            "talk_ms": event.talk_ms, "detail": event.detail}
+            "talk_ms": event.talk_ms, "detail": event.detail, "priority": event.priority}
 
 
 def ivr_digit_record(hop_id: int, digit: str) -> Record:

@@ -47,6 +47,17 @@ async def live_agents(conn: AsyncConnection) -> list[Row]:
     return await _rows(conn, sql.SQL("SELECT * FROM agent_live_now ORDER BY agent"), {})
 
 
+async def live_waiting(conn: AsyncConnection) -> list[Row]:
+    """The callers waiting now, queue by queue in the order they will be served."""
+    return await _rows(conn, sql.SQL(
+        "SELECT q.name AS queue, w.position, w.priority, w.waiting_since,"
+        " greatest(0, extract(epoch FROM now() - w.waiting_since))::integer AS wait_s,"
+        " w.ringing, h.case_id, h.caller_num AS caller"
+        " FROM queue_waiting w JOIN queues q ON q.id = w.queue_id"
+        " LEFT JOIN hops h ON h.node = w.node AND h.channel_id = w.channel_id"
+        " ORDER BY q.name, w.position"), {})
+
+
 async def hotline_time_zones(conn: AsyncConnection) -> set[str]:
     """The time zones of the live hotlines (a contact centre's day starts at its midnight)."""
     rows = await _rows(conn, sql.SQL("SELECT DISTINCT time_zone FROM hotlines WHERE retired_at IS NULL"), {})

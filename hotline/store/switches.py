@@ -54,6 +54,7 @@ class SwitchUse:
     hotline_id: int | None
     queue_id: int | None
     agent_id: int | None
+    priority: int | None = None  # the replaced leg's in queues: a video leg that waits keeps it
 
 
 def token_hash(token: str) -> bytes:
@@ -141,7 +142,8 @@ class Switches:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "SELECT s.id, s.case_id, s.used_at IS NOT NULL AS used, s.expires_at <= now() AS expired,"
-                " h.id AS from_hop, h.ended_at IS NULL AS live, h.hotline_id, h.queue_id, h.agent_id"
+                " h.id AS from_hop, h.ended_at IS NULL AS live, h.hotline_id, h.queue_id, h.agent_id,"
+                " h.priority"
                 " FROM switches s JOIN hops h ON h.id = s.from_hop_id"
                 " WHERE s.token_sha256 = %s FOR UPDATE OF s", (token_hash(token),))
             row = await cur.fetchone()
@@ -156,7 +158,7 @@ class Switches:
             await conn.execute("UPDATE switches SET used_at = now(), to_hop_id = %s WHERE id = %s",
                                (opened.id, row["id"]))
         return SwitchUse(opened, row["from_hop"], row["live"], row["hotline_id"], row["queue_id"],
-                         row["agent_id"])
+                         row["agent_id"], row["priority"])
 
 
 def _state(row: tuple[bool, bool] | None) -> TokenState:

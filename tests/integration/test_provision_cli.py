@@ -61,10 +61,13 @@ def test_export_round_trips_through_provision_with_prune(hotline, tmp_path: Path
 
 def test_number_add_normalises_what_people_type_and_lists_it(hotline, db) -> None:  # type: ignore[no-untyped-def]
     hotline("provision", str(EXAMPLE))
-    assert hotline("number", "add", "8 (495) 111-22-33", "--hotline", "moscow", "--lines", "2").exit_code == 0
+    assert hotline("number", "add", "8 (495) 111-22-33", "--hotline", "moscow", "--lines", "2",
+                   "--priority", "3").exit_code == 0
     listed = json.loads(hotline("number", "list", "--format", "json").output)
-    assert {"number": "+74951112233", "kind": "city", "hotline": "moscow", "lines": 2} in listed
-    assert rows(db, "SELECT line_limit FROM numbers WHERE number = '+74951112233'") == [{"line_limit": 2}]
+    assert {"number": "+74951112233", "kind": "city", "hotline": "moscow", "lines": 2,
+            "priority": 3} in listed
+    assert rows(db, "SELECT line_limit, priority FROM numbers WHERE number = '+74951112233'") == [
+        {"line_limit": 2, "priority": 3}]
 
 
 @pytest.mark.parametrize("args, message", [

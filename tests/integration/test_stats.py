@@ -67,7 +67,7 @@ def test_queue_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         "avg_talk_s": 70,                     # (60 + 120 + 30) / 3
         "aht_s": 80,                          # 70 + 10 s wrap-up
         "sl_threshold_s": 20,
-        "transferred_out": 0, "transferred_in": 0,   # tests/integration/test_transfers.py has some
+        "transferred_out": 0, "transferred_in": 0,   # tests/integration/test_transfer_records.py has some
     }
     assert {k: backoffice[k] for k in ("offered", "answered", "answered_in_sl", "service_level_pct", "asa_s",
                                        "aht_s", "busy", "closed", "sl_threshold_s")} == {

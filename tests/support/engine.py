@@ -377,7 +377,7 @@ class StandInSwitches:
         video = replace(self.from_hop, id=self.hop_id, seq=2, channel_id=hop.channel_id, media="video",
                         channel_kind=hop.channel_kind)
         return SwitchUse(video, self.from_hop.id, True, self.from_hop.hotline_id, self.queue_id,
-                         self.agent_id)
+                         self.agent_id, self.from_hop.priority)
 
 
 def ids_of(prov: Provisioning) -> dict[str, dict[str, int]]:

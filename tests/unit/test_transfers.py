@@ -1,6 +1,6 @@
 """Blind transfers in the call's state machine, against the recording fake ARI client: the talk
 passed to a queue or a hotline inside the same hop, the records it makes in order, and the
-refusals that leave the talk untouched. The lab tests (tests/e2e/test_transfers.py) prove the same
+refusals that leave the talk untouched. The lab tests (tests/e2e/test_transfer_calls.py) prove the same
 on Asterisk."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Queues: who waits where (longest-waiting first), which agents may be rung, and for whom.
+"""Queues: who waits where (higher priority first, then longest-waiting first), which agents may
+be rung, and for whom.
 
 One `QueueManager` per daemon holds the agents' state and the waiting callers of every queue.
 It never touches Asterisk: each waiting caller's own task asks it for a ringing attempt when
@@ -11,6 +12,10 @@ its queue became free (answered nothing, logged in, unpaused, phone free, wrap-u
 timer here, at its end) or a caller ahead of it left the line or started ringing. Of a line, only
 as many unrung callers from the front are woken as agents are free: the others could not ring
 anyone by app_queue's autofill rule, so 200 callers waiting for a busy queue cost nothing.
+
+A line is ordered as app_queue orders it with QUEUE_PRIO: by priority, higher first, and within
+a priority by join time. A caller joining with a higher priority goes in ahead of those waiting
+with a lower one (a caller already ringing an agent keeps ringing).
 """
 
 from __future__ import annotations
@@ -51,9 +56,15 @@ class Waiter:
     cycle_video_only: bool = False  # the cycle rings video agents only (before the fallback)
     # The agent who last talked with this customer (a continued case): rung first if free, once.
     preferred: str | None = None
+    priority: int = 0  # higher is served first (provision.model.PRIORITY_MAX at most)
     # Transferred to one agent: ahead of everyone who joined normally (the customer was answered
     # and talked already), whether that agent is rung or nobody answered.
     head: bool = False
+
+    def place_key(self) -> tuple[bool, int, float]:
+        """Where the caller stands in its line: first a caller placed at the head (a transfer to
+        one agent), then higher priority first, then who joined first."""
+        return not self.head, -self.priority, self.joined_at
 
 
 class Cycle:
@@ -159,17 +170,18 @@ class QueueManager:
 
     def join(self, queue: str, channel_id: str, joined_at: float | None = None, video: bool = False,
              preferred: str | None = None, wake: Callable[[], None] | None = None,
-             head: bool = False) -> Waiter:
-        """Queue a caller; `joined_at` from the database keeps its place across a restart; `head`:
-        before every caller who joined normally. No one is woken: a caller joining behind others
-        takes nobody's turn, and the joiner asks for its first attempt at once."""
+             priority: int = 0, head: bool = False) -> Waiter:
+        """Queue a caller at its place (`place_key`); `joined_at` and `priority` from the database
+        keep it across a restart; `head`: before every caller who joined normally. No one is woken:
+        a caller joining behind others takes nobody's turn, one joining ahead (a higher priority)
+        only delays theirs, and the joiner asks for its first attempt at once."""
         waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video,
-                        preferred=preferred, head=head)
+                        preferred=preferred, priority=priority, head=head)
         if wake is not None:
             waiter.wake = wake
         line = self.waiting.setdefault(queue, [])
         line.append(waiter)
-        line.sort(key=lambda w: (not w.head, w.joined_at))
+        line.sort(key=Waiter.place_key)
         return waiter
 
     def leave(self, waiter: Waiter) -> None:

@@ -84,6 +84,7 @@ class VisitCall(Protocol):
     video: bool
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
+    priority: int  # where it stands in a line: higher first (its number's, route's or key's)
 
     @property
     def channel_id(self) -> str: ...
@@ -196,13 +197,15 @@ class QueueVisit:
         await self.call.case_known()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
                                         preferred=self.call.preferred_agent, wake=self.call.wake,
-                                        head=self.handoff is not None)
+                                        priority=self.call.priority, head=self.handoff is not None)
         position = self.manager.position(self.waiter)
-        log.info("call %s joined queue %s at position %d", self.call.channel_id, q.name, position)
+        log.info("call %s joined queue %s at position %d (priority %d)", self.call.channel_id, q.name,
+                 position, self.call.priority)
         # Dated when the line says the caller joined: every wait (max wait, the video fallback) counts
         # from that instant, so the record and the deadlines agree.
         joined = datetime.fromtimestamp(self.waiter.joined_at, UTC)
-        self.call.move(CallState.WAITING, *self._step(E.JOIN, position=position, at=joined))
+        self.call.move(CallState.WAITING, *self._step(E.JOIN, position=position, at=joined,
+                                                      priority=self.call.priority))
         # No answer and no music yet, unless the queue says so (ringback 0): a free agent is rung
         # first, and a caller it answers at once needed neither (round trips to Asterisk fewer,
         # no music started).
@@ -213,7 +216,8 @@ class QueueVisit:
     async def resume_waiting(self, joined_at: float) -> VisitOutcome:
         """After a daemon restart: back in line at the place the database says, no second join."""
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at,
-                                        video=self.call.video, wake=self.call.wake)
+                                        video=self.call.video, wake=self.call.wake,
+                                        priority=self.call.priority)
         log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
                  self.queue.name, self.manager.position(self.waiter))
         self.call.move(CallState.WAITING)
@@ -404,7 +408,8 @@ class QueueVisit:
         in a loop)."""
         before = self.waiter_
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=before.joined_at,
-                                        video=self.call.video, wake=self.call.wake, head=before.head)
+                                        video=self.call.video, wake=self.call.wake,
+                                        priority=before.priority, head=before.head)
         self.waiter.cycle = before.cycle
         self.call.move(CallState.WAITING)
         self._start_music()

@@ -33,14 +33,20 @@ _STRESS_MARKS = ("\u0300", "\u0301")  # 'Луга́нская' in the geocoder d
 
 def route_by_region(hotline: Hotline, caller_e164: str | None, language: str = "ru") -> str | None:
     """The queue for this caller by the hotline's region routes, or None (the hotline's entry)."""
+    route = region_route(hotline, caller_e164, language)
+    return route.queue if route is not None else None
+
+
+def region_route(hotline: Hotline, caller_e164: str | None, language: str = "ru") -> RegionRoute | None:
+    """The hotline's region route this caller takes (its queue and priority), or None."""
     e164 = to_e164(caller_e164) if caller_e164 else None
     if e164 is None or not hotline.regions:
         return None
     by_prefix = _longest_prefix(hotline.regions, e164)
     if by_prefix is not None:
-        return by_prefix.queue
+        return by_prefix
     places = {region_key(d) for d in _places(phonenumbers.parse(e164), language)}
-    return next((r.queue for r in hotline.regions
+    return next((r for r in hotline.regions
                  if r.match_kind == "region" and region_key(r.match) in places), None)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from hotline.engine.directory import Snapshot
 from hotline.engine.routing.hours import is_open
-from hotline.engine.routing.regions import route_by_region
+from hotline.engine.routing.regions import region_route
 from hotline.numbers import to_e164
 from hotline.provision.model import Hotline, Number, Target, TargetAction
 
@@ -56,12 +56,20 @@ def hotline_taking_calls(snapshot: Snapshot, hotline: Hotline,
     return hotline, hotline
 
 
-def entry_of(hotline: Hotline, caller_num: str, channel_id: str) -> Target:
+@dataclass(frozen=True)
+class Entry:
+    """Where a call enters its hotline, and the priority that way gives it (None: none of its own)."""
+
+    target: Target
+    priority: int | None = None
+
+
+def entry_of(hotline: Hotline, caller_num: str, channel_id: str) -> Entry:
     """The hotline's entry, or for an 8-800 line the queue its region routes say for this caller
-    (longest number prefix, then geocoded region)."""
+    (longest number prefix, then geocoded region), with that route's priority."""
     if hotline.regions:
-        queue = route_by_region(hotline, caller_num or None)
-        if queue is not None:
-            log.info("call %s: caller %s routed by region to queue %s", channel_id, caller_num, queue)
-            return Target(TargetAction.QUEUE, queue)
-    return hotline.entry
+        route = region_route(hotline, caller_num or None)
+        if route is not None:
+            log.info("call %s: caller %s routed by region to queue %s", channel_id, caller_num, route.queue)
+            return Entry(Target(TargetAction.QUEUE, route.queue), route.priority)
+    return Entry(hotline.entry)
