@@ -198,6 +198,10 @@ class AriClient:
         await self.request("POST", f"bridges/{bridge_id}/addChannel",
                            params={"channel": ",".join(channel_ids)})
 
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        await self.request("POST", f"bridges/{bridge_id}/removeChannel",
+                           params={"channel": ",".join(channel_ids)})
+
     async def bridge(self, bridge_id: str) -> Bridge:
         return parse_bridge(_object(await self.request("GET", f"bridges/{bridge_id}")))
 

@@ -17,13 +17,13 @@ from hotline.cli.common import run_with_db, run_with_pool, settings_of
 from hotline.config import Settings
 from hotline.engine.conference import invite
 from hotline.engine.phone_switch import RING_TIMEOUT_S, ask_phone_switch, phone_number
-from hotline.engine.transfer import ask_transfer, transfer_target
+from hotline.engine.transfer import AgentTarget, TransferTo, ask_transfer, transfer_target
 from hotline.errors import AriError, AriNotFound, HotlineError, PhoneSwitchRefused, TransferRefused
-from hotline.provision.model import Agent, Target
+from hotline.provision.model import Agent
 from hotline.store import provisioning
 from hotline.store.case_timeline import CaseTimeline, case_timeline
 from hotline.store.switches import Switches, case_phone_number
-from hotline.store.transfers import transfer_outcome
+from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
 from hotline.web.switch_links import SwitchLink, SwitchLinks
 
 CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
@@ -209,35 +209,61 @@ async def _ring(settings: Settings, case_id: int, invited: Agent) -> str:
         await ari.close()
 
 
-TRANSFER_PATIENCE_S = 10.0  # how long the CLI waits for the daemon's word on a transfer
 
 
 @case_group.command("transfer")
 @CASE_ID
-@click.argument("target")
+@click.argument("target", required=False)
+@click.option("--attended", is_flag=True,
+              help="Consult first: the customer holds while TARGET (an agent) is rung and talks with you.")
+@click.option("--complete", "step", flag_value="complete",
+              help="Complete the attended transfer under way: the customer talks with its target.")
+@click.option("--cancel", "step", flag_value="cancel",
+              help="Cancel the attended transfer under way: the customer is back with the agent.")
 @click.pass_context
-def transfer(ctx: click.Context, case_id: int, target: str) -> None:
-    """Pass case CASE_ID's live talk to TARGET (queue:NAME, hotline:NAME, or a NAME only one queue
-    or hotline has), blind: the agent leaves to wrap-up, the customer waits in the queue with its
-    music (or hears the hotline's menu). The daemon must be running; a transfer it refuses (no
-    live talk, a target gone) exits non-zero with the reason, the talk untouched."""
+def transfer(ctx: click.Context, case_id: int, target: str | None, attended: bool, step: str | None) -> None:
+    """Pass case CASE_ID's live talk to TARGET (queue:NAME, hotline:NAME, agent:NAME,
+    number:NUMBER, or a NAME only one queue, hotline or agent has, or a bare number), blind: the
+    agent leaves to wrap-up, the customer waits in the queue with its music (or hears the hotline's
+    menu, or the agent or number is rung). With --attended, TARGET an agent: the customer holds
+    with music while the agent talks with TARGET; then --complete or --cancel. The daemon must be
+    running; a transfer it refuses (no live talk, a target gone, an agent not free, a number no
+    trunk allows) exits non-zero with the reason, the talk untouched."""
+    if step is not None and (target is not None or attended):
+        raise click.UsageError(f"--{step} takes no TARGET and no --attended: it ends the attended "
+                               f"transfer under way")
+    if step is None and target is None:
+        raise click.UsageError("give a TARGET (or --complete / --cancel for an attended transfer)")
     settings = settings_of(ctx)
     settings.require("dsn", "ari_url")
 
     async def go(conn: AsyncConnection) -> str:
-        to = transfer_target(await provisioning.load(conn), target)
+        to = transfer_target(await provisioning.load(conn), target) if target is not None else None
+        if attended and not isinstance(to, AgentTarget):
+            raise TransferRefused(f"an attended transfer goes to an agent (agent:NAME), not to {to}")
         channel_id = await _live_talk_channel(conn, case_id)
-        request = await _ask(settings, channel_id, to, case_id)
+        request = await _ask(settings, channel_id, to, case_id, attended=attended or step is not None,
+                             step=step or "begin")
         await conn.commit()
         outcome = await transfer_outcome(conn, request, TRANSFER_PATIENCE_S)
         if outcome is None:
             raise TransferRefused(f"case {case_id}: no daemon took the transfer within "
                                   f"{TRANSFER_PATIENCE_S:.0f} s (is `hotline run` running?)")
-        if outcome.outcome != "transferred":
-            raise TransferRefused(f"case {case_id}: transfer to {to} refused: {outcome.detail}")
-        return str(to)
+        if outcome.outcome == "refused":
+            what = f"transfer to {to}" if to is not None else f"--{step}"
+            raise TransferRefused(f"case {case_id}: {what} refused: {outcome.detail}")
+        return TRANSFER_SAYS[outcome.outcome].format(case=case_id, target=outcome.target)
 
-    click.echo(f"case {case_id}: transferred to {run_with_db(ctx, go)}")
+    click.echo(run_with_db(ctx, go))
+
+
+# What the CLI says of each outcome its request had.
+TRANSFER_SAYS = {
+    "transferred": "case {case}: transferred to {target}",
+    "consulting": "case {case}: consulting {target}, the customer on hold; then "
+                  "`hotline case transfer {case} --complete` or `--cancel`",
+    "cancelled": "case {case}: attended transfer to {target} cancelled, the customer back with the agent",
+}
 
 
 async def _live_talk_channel(conn: AsyncConnection, case_id: int) -> str:
@@ -255,10 +281,12 @@ async def _live_talk_channel(conn: AsyncConnection, case_id: int) -> str:
     return str(row[0])
 
 
-async def _ask(settings: Settings, channel_id: str, target: Target, case_id: int) -> str:
+async def _ask(settings: Settings, channel_id: str, target: TransferTo | None, case_id: int, *,
+               attended: bool, step: str) -> str:
     ari = AriClient(settings.ari)
     try:
-        return await ask_transfer(ari, settings.ari_app, channel_id, target, "cli")
+        return await ask_transfer(ari, settings.ari_app, channel_id, target, "cli", attended=attended,
+                                  step=step)
     except AriNotFound:  # the app: Asterisk has none of that name while no daemon is connected
         raise TransferRefused(f"case {case_id}: no daemon serves Stasis app {settings.ari_app!r} "
                               f"(is `hotline run` running?)") from None

@@ -28,7 +28,7 @@ from hotline.cli.edits import (
 from hotline.cli.table import FORMAT, print_rows
 from hotline.errors import ProvisionError
 from hotline.provision import export, parse
-from hotline.provision.model import STRATEGIES, Provisioning
+from hotline.provision.model import STRATEGIES, TRANSFER_NO_ANSWER, Provisioning
 from hotline.store import provisioning_changes
 
 # -- provision / export -------------------------------------------------------------------------
@@ -134,6 +134,9 @@ _queue_options = options(
     click.option("--video-fallback",
                  help="Seconds a video caller rings only video agents before all ('never')."),
     click.option("--video-key", help="Key a waiting caller presses to be sent a video link ('none')."),
+    click.option("--transfer-no-answer", type=click.Choice(TRANSFER_NO_ANSWER),
+                 help="A caller transferred to an agent who does not answer: first in this line"
+                      " (queue), or the transferring agent rung back first (agent)."),
 )
 
 

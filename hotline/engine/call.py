@@ -54,6 +54,7 @@ from hotline.engine.messages import (
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason
+from hotline.engine.outside import talk_outside
 from hotline.engine.queueing.visit import (
     BrokeOut,
     Overflow,
@@ -70,7 +71,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_phone_token, read_web_headers
-from hotline.engine.transfer import TRANSFER_REFUSED
+from hotline.engine.transfer import TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.provision.model import MenuOption, Target, TargetAction
@@ -425,8 +426,11 @@ class InboundCall:
             return route_of_hotline(snapshot, self.switch.hotline_id if self.switch else None)
         return route_of_number(snapshot, self.dialled, self.ctx.region)
 
-    async def _follow(self, target: Target, overflowed: bool = False) -> None:
-        """Follow the hotline's entry through menus, queues and overflows until the call leaves."""
+    async def _follow(self, target: Target, overflowed: bool = False,
+                      handoff: Handoff | None = None) -> None:
+        """Follow the hotline's entry through menus, queues and overflows until the call leaves;
+        `handoff`: what a transfer to one party does before the caller waits first in the line of
+        the queue `target` names (an outside number dialled: engine.outside)."""
         prov = self.ctx.directory.snapshot.prov
         steps = 0
         while steps < MAX_ROUTE_STEPS:
@@ -435,14 +439,19 @@ class InboundCall:
                 self.move(CallState.IN_MENU)
                 target = await run_menu(self, prov.menus, target, self._pressed, self._chose)
             elif target.action == TargetAction.QUEUE and target.name in prov.queues:
-                outcome = await QueueVisit(self, self.ctx, prov.queues[target.name]).run()
+                if handoff is not None and handoff.number is not None:
+                    if await talk_outside(self, self.ctx, handoff.number, prov.queues[target.name].music):
+                        return
+                    handoff = Handoff()  # nobody answered: first in line
+                outcome = await QueueVisit(self, self.ctx, prov.queues[target.name], handoff).run()
+                handoff = None
                 if isinstance(outcome, TalkOver):
                     return
                 if isinstance(outcome, BrokeOut):
                     self._broke_out(target.name, outcome.digit)
                 if isinstance(outcome, Transferred):  # a new route from the target, with its own steps
                     self.transferred, steps, overflowed = True, 0, False
-                    prov = self.ctx.directory.snapshot.prov
+                    prov, handoff = self.ctx.directory.snapshot.prov, outcome.handoff
                 target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
             elif target.action == TargetAction.HOTLINE and target.name in prov.hotlines:
                 target = prov.hotlines[target.name].entry
@@ -466,7 +475,7 @@ class InboundCall:
     async def _follow_transfer(self, transferred: Transferred) -> None:
         """A talk resumed or taken over (not begun in _follow) was transferred: on to its target."""
         self.transferred = True
-        await self._follow(transferred.target)
+        await self._follow(transferred.target, handoff=transferred.handoff)
 
     async def _send_video_link(self) -> None:
         """A menu's `video:QUEUE` key: the link to go on waiting by video, sent in the background
@@ -509,6 +518,8 @@ class InboundCall:
     async def _resume_talk(self, visit: QueueVisit, agent_id: int, answered_at: float) -> None:
         agents = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
         agent_leg = await self._agent_leg_in_bridge()
+        if agent_leg is None and agent_id in agents:
+            agent_leg = await self._off_hold(agents[agent_id])
         if agent_leg is not None and agent_id in agents:
             ended = await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
             if isinstance(ended, Transferred):
@@ -546,6 +557,40 @@ class InboundCall:
                     with contextlib.suppress(AriError):
                         await self.ctx.ari.hangup(channel)
             await self.ctx.ari.destroy_bridge(self.bridge_id)
+
+    async def _off_hold(self, agent: str) -> str | None:
+        """A daemon stopped during an attended transfer left the customer on hold, out of the
+        case's bridge, where `agent` talks with the agent consulted: the consult is over (that leg
+        is hung up) and the customer is back with `agent`. The agent's leg, or None: not so."""
+        found = self.ctx.directory.snapshot.prov.agents.get(agent)
+        try:
+            bridge = await self.ctx.ari.bridge(self.bridge_id)
+        except AriError:
+            return None
+        if found is None or self.channel_id in bridge.channels:
+            return None
+        mine, others = None, []
+        for channel_id in bridge.channels:
+            with contextlib.suppress(AriError):
+                name = (await self.ctx.ari.channel(channel_id)).name
+                if mine is None and name.startswith(f"PJSIP/{found.endpoint}-"):
+                    mine = channel_id
+                else:
+                    others.append(channel_id)
+        if mine is None:
+            return None
+        for channel_id in others:
+            with contextlib.suppress(AriError):
+                await self.ctx.ari.hangup(channel_id)
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.stop_moh(self.channel_id)
+        try:
+            await self.ctx.ari.add_to_bridge(self.bridge_id, [self.channel_id])
+        except AriError:
+            return None
+        log.info("call %s: off hold, back with %s (an attended transfer ended by the restart)",
+                 self.channel_id, agent)
+        return mine
 
     async def _agent_leg_in_bridge(self) -> str | None:
         """The other channel of the case's bridge, if the caller is still in it."""

@@ -62,13 +62,15 @@ class TransferAsked:
     """Pass this call's talk to `target`, as asked (`queue:NAME`, `hotline:NAME`, or a NAME only
     one queue or hotline has), by `asked_by` (cli, phone). `request` names the row the asker waits
     for (None: nobody waits); `refer_leg`: the agent's channel a REFER came on, which hears how it
-    went; `kind`: blind, or attended (a REFER with Replaces)."""
+    went; `kind`: blind, or attended (a REFER with Replaces, or the CLI's consult); `step` of an
+    attended one: begin (ring the target while the customer holds), complete, or cancel."""
 
     target: str
     asked_by: str
     request: str | None = None
     refer_leg: str | None = None
     kind: str = "blind"
+    step: str = "begin"
 
 
 @dataclass(frozen=True)

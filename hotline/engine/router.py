@@ -24,6 +24,7 @@ from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
 from hotline.engine.messages import ChannelVanished
 from hotline.engine.outcomes import EndReason
+from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import phone_switch_asked
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
@@ -96,7 +97,7 @@ class Router:
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         entry = parse_entry(event.args, event.channel.context)
-        if entry is None and AGENT_LEG in event.channel.id:
+        if entry is None and (AGENT_LEG in event.channel.id or OUTSIDE_LEG in event.channel.id):
             self._hang_up_unclaimed_leg(event.channel)
             return
         if entry is None:
@@ -169,7 +170,7 @@ class Router:
             if channel_id not in alive:
                 inbox.post(ChannelVanished(channel_id))
         unknown = in_stasis - self.inboxes.keys()
-        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c}
+        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c}
         await self._adopt_in_line_order(unknown - legs)
         await self._hang_up_orphan_legs(legs)
         stale = await self._close_unowned_hops()
@@ -228,10 +229,13 @@ class Router:
         if not legs:
             return
         # Held: in a case bridge with a call this daemon runs (adopted now or live already),
-        # whose talk releases it. A bridge whose caller went between the channel list and now
-        # holds nothing.
+        # whose talk releases it, or in the bridge of such a call's case while its customer is on
+        # hold (an attended transfer under way). A bridge whose caller went between the channel
+        # list and now holds nothing.
+        ours = {call.bridge_id for call in self.calls.values() if call.hop is not None}
         held = {c for bridge in await self.ctx.ari.bridges() if bridge.id.startswith("case-")
-                and any(channel in self.calls for channel in bridge.channels) for c in bridge.channels}
+                and (bridge.id in ours or any(channel in self.calls for channel in bridge.channels))
+                for c in bridge.channels}
         for leg in legs - held:
             log.info("hanging up leg %s: no call holds it any more", leg)
             with contextlib.suppress(AriError):

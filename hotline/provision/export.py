@@ -51,7 +51,8 @@ def queue_table(q: Queue) -> Table:
         "prefer_video_agents": q.prefer_video_agents, "overflow": str(q.overflow),
         "announce_holdtime": q.announce_holdtime, "breakout_menu": q.breakout_menu, "ringback": q.ringback,
         "video_fallback": "never" if q.video_fallback is None else q.video_fallback,
-        "video_key": q.video_key})
+        "video_key": q.video_key,
+        "transfer_no_answer": q.transfer_no_answer})
 
 
 def menu_table(m: Menu) -> Table:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, time
 
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear")
+# Where a caller an agent transferred to another agent goes when that agent does not answer: the
+# head of the line of the queue the talk was in, or the transferring agent rung back first.
+TRANSFER_NO_ANSWER = ("queue", "agent")
 NUMBER_KINDS = ("city", "tollfree", "video")
 CAPABILITIES = ("audio", "video", "webrtc")
 # Defaults that bound what one anonymous caller can hold: a queue's longest wait (seconds), and the
@@ -118,6 +121,9 @@ class Queue:
     # A waiting caller pressing this key is sent a link to go on waiting by video, in the same
     # place in line (announced with the position); None: not offered.
     video_key: str | None = None
+    # A caller transferred to one agent who does not answer: first in this queue's line ("queue"),
+    # or the transferring agent rung back first, then first in line ("agent").
+    transfer_no_answer: str = "queue"
 
 
 @dataclass(frozen=True)

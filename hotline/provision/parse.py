@@ -26,6 +26,7 @@ from hotline.provision.model import (
     PRIORITY_MAX,
     PRIORITY_MIN,
     STRATEGIES,
+    TRANSFER_NO_ANSWER,
     WEEKDAYS,
     Agent,
     Holiday,
@@ -365,7 +366,8 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
     f = f"queues.{slug('queue', name)}"
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
-                     "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "video_key"})
+                     "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "video_key",
+                     "transfer_no_answer"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -387,7 +389,9 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
         breakout_menu=_get(table, "breakout_menu", d.breakout_menu, optional_slug, f),
         ringback=_get(table, "ringback", d.ringback, lambda k, v: integer(k, v, 0, 60), f),
         video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f),
-        video_key=_get(table, "video_key", d.video_key, optional_key, f))
+        video_key=_get(table, "video_key", d.video_key, optional_key, f),
+        transfer_no_answer=_get(table, "transfer_no_answer", d.transfer_no_answer,
+                                lambda k, v: choice(k, v, TRANSFER_NO_ANSWER), f))
 
 
 def menu(name: str, table: Mapping[str, object]) -> Menu:

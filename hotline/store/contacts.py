@@ -91,6 +91,23 @@ class Contacts:
             raise LinesBusy(f"all {line_limit} line(s) of number {hop.number_id} are held")
         return opened
 
+    async def add_hop(self, case_id: int, hop: NewHop) -> Hop:
+        """A leg the daemon placed for case `case_id` (an outside number a transfer dials): its
+        next hop. Idempotent per channel, like opening a case."""
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                # the case row locked: two legs added at once take seq one after the other
+                await conn.execute("SELECT id FROM cases WHERE id = %s FOR UPDATE", (case_id,))
+                cur = await conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM hops WHERE case_id = %s",
+                                         (case_id,))
+                seq = (await cur.fetchone() or (1,))[0]
+                return await insert_hop(conn, case_id, seq, hop, None)
+        except errors.UniqueViolation:
+            existing = await self.hop_by_channel(hop.node, hop.channel_id)
+            if existing is None:
+                raise
+            return existing
+
     async def close_hop(self, hop_id: int, end_reason: str, *, cause: int | None = None,
                         cause_text: str | None = None) -> bool:
         """End a hop once (a second close is a no-op, returns False); closes the case with its last hop."""

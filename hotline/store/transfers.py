@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection
 
 POLL_S = 0.1
+TRANSFER_PATIENCE_S = 10.0  # how long the CLI or a page waits for the daemon's word on a transfer
 
 
 @dataclass(frozen=True)
 class TransferOutcome:
-    outcome: str  # transferred | refused
+    outcome: str  # transferred | refused | consulting | cancelled | unanswered
     detail: str
+    target: str
 
 
 async def transfer_outcome(conn: AsyncConnection, request: str, within_s: float) -> TransferOutcome | None:
@@ -22,10 +24,11 @@ async def transfer_outcome(conn: AsyncConnection, request: str, within_s: float)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
     while True:
-        cur = await conn.execute("SELECT outcome, detail FROM transfers WHERE request = %s", (request,))
+        cur = await conn.execute("SELECT outcome, detail, target FROM transfers WHERE request = %s",
+                                 (request,))
         row = await cur.fetchone()
         if row is not None:
-            return TransferOutcome(str(row[0]), str(row[1]))
+            return TransferOutcome(str(row[0]), str(row[1]), str(row[2]))
         if loop.time() >= deadline:
             return None
         await asyncio.sleep(POLL_S)

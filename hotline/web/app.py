@@ -46,6 +46,11 @@ PHONE_API = "/api/agent/phone"
 CUSTOMER_PHONE_API = "/api/customer/phone"
 HEX_ID = re.compile(r"[0-9a-f]{16}")  # a browser's own customer id, as the page makes it
 PHONE_TYPED = re.compile(r"[0-9+() .-]{0,32}")  # a number as people type it, or nothing
+TRANSFER_API = "/api/agent/transfer"
+TRANSFER_TARGETS_API = "/api/agent/transfer-targets"
+TRANSFER_STEPS = ("begin", "complete", "cancel")
+# What a page may name as a transfer target: kind:name, a bare name, or a number as people type it.
+TRANSFER_TARGET_RE = re.compile(r"^[A-Za-z0-9+][A-Za-z0-9._:+() -]{0,79}$")
 QUEUES_API = "/api/queues"
 # The largest request body read: the API takes a few short JSON fields.
 MAX_BODY = 16 * 1024
@@ -108,6 +113,16 @@ class WebBackend(Protocol):
         link's token it came by) to their phone; what to show them; raises WebRefusal."""
         ...
 
+    def transfer_targets(self, endpoint: str) -> dict[str, list[str]]:
+        """Where the (authenticated) agent may transfer a talk now: queues, hotlines, and the other
+        agents free this moment."""
+        ...
+
+    async def agent_transfer(self, endpoint: str, target: str | None, *, attended: bool, step: str) -> str:
+        """Transfer the agent's current talk to `target` (blind, or attended), or complete or
+        cancel the attended transfer under way; what to show the agent; raises WebRefusal."""
+        ...
+
     def live_queues(self) -> list[dict[str, object]]:
         """The live queue state, JSON-able."""
         ...
@@ -144,6 +159,8 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(INVITE_API, site.agent_invite)
     app.router.add_post(PHONE_API, site.agent_phone)
     app.router.add_post(CUSTOMER_PHONE_API, site.customer_phone)
+    app.router.add_post(TRANSFER_API, site.agent_transfer)
+    app.router.add_post(TRANSFER_TARGETS_API, site.transfer_targets)
     app.router.add_get(QUEUES_API, site.queues)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
@@ -265,7 +282,9 @@ class _Site:
 
     async def agent(self, request: web.Request) -> web.Response:
         config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API,
-                                              "phoneApi": PHONE_API}
+                                              "phoneApi": PHONE_API,
+                                              "transferApi": TRANSFER_API,
+                                              "transferTargetsApi": TRANSFER_TARGETS_API}
         return self._render("agent.html", title="Agent", config=config)
 
     # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
@@ -316,6 +335,31 @@ class _Site:
         if not isinstance(typed, str) or not PHONE_TYPED.fullmatch(typed):
             return _json({"error": "Type your telephone number (digits, +, spaces)"}, 400)
         return _json({"message": await self.backend.customer_phone(browser, token, typed.strip())}, 200)
+
+    async def transfer_targets(self, request: web.Request) -> web.Response:
+        self.guard.json_post(request)
+        return _json({"targets": self.backend.transfer_targets(self.guard.agent(request))}, 200)
+
+    async def agent_transfer(self, request: web.Request) -> web.Response:
+        """{"target": T, "attended": bool} transfers the talk (attended: consult T first);
+        {"step": "complete" | "cancel"} ends the attended transfer under way."""
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _json({"error": "name the transfer's target"}, 400)
+        step, target, attended = body.get("step", "begin"), body.get("target"), body.get("attended", False)
+        if step not in TRANSFER_STEPS or not isinstance(attended, bool):
+            return _json({"error": "a transfer's step is begin, complete or cancel"}, 400)
+        if step == "begin" and not (isinstance(target, str) and TRANSFER_TARGET_RE.fullmatch(target)):
+            return _json({"error": "name the transfer's target: a queue, a hotline, an agent or a number"},
+                         400)
+        message = await self.backend.agent_transfer(endpoint, target if step == "begin" else None,
+                                                    attended=attended or step != "begin", step=step)
+        return _json({"message": message}, 200)
 
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)

@@ -16,17 +16,26 @@ from hotline.engine.conference import invite
 from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
 from hotline.engine.phone_switch import ask_phone_switch, phone_number
-from hotline.errors import AriError, PhoneSwitchRefused, SwitchNotPossible, WebRefusal
+from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
+from hotline.errors import AriError, PhoneSwitchRefused, SwitchNotPossible, TransferRefused, WebRefusal
 from hotline.provision import sip_auth
 from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
 from hotline.store.switches import Switches, TokenState, case_phone_number, customer_video_talk
+from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
 from hotline.web.app import SwitchCheck
 from hotline.web.switch_links import SwitchLinks
 
 log = logging.getLogger(__name__)
+
+# What the agent's page says of each outcome of a transfer it asked for.
+TRANSFER_SAID = {
+    "transferred": "Transferred to {target}",
+    "consulting": "Consulting {target}: the customer is on hold",
+    "cancelled": "Transfer to {target} cancelled: the customer is back with you",
+}
 
 _CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.UNKNOWN,
            TokenState.EXPIRED: SwitchCheck.EXPIRED, TokenState.USED: SwitchCheck.USED}
@@ -89,6 +98,42 @@ class DaemonWebBackend:
         except AriError as exc:
             raise WebRefusal(502, f"Asterisk could not ring {invitee}: {exc}") from exc
         return f"Ringing {invited.display_name or invited.name}"
+
+    def transfer_targets(self, endpoint: str) -> dict[str, list[str]]:
+        agent = self._authenticated(endpoint)
+        prov, queues = self.directory.snapshot.prov, self.live.queues
+        now = queues.clock()
+        free = sorted(name for name, state in queues.agents.items()
+                      if name != agent.name and state.available(now))
+        return {"queues": sorted(prov.queues), "hotlines": sorted(prov.hotlines), "agents": free}
+
+    async def agent_transfer(self, endpoint: str, target: str | None, *, attended: bool, step: str) -> str:
+        """Ask the daemon that runs the agent's talk (this one, or another node) by the same user
+        event the CLI sends, and wait for its row of transfers."""
+        agent = self._authenticated(endpoint)
+        agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
+        try:
+            to = transfer_target(self.directory.snapshot.prov, target) if target is not None else None
+            if attended and step == "begin" and not isinstance(to, AgentTarget):
+                raise TransferRefused(f"an attended transfer goes to an agent, not to {to}")
+            talk = await self._live_talk_of(agent_id)
+            if talk is None:
+                raise WebRefusal(409, "You have no call in progress to transfer")
+            request = await ask_transfer(self.ari, self.settings.ari_app, talk.channel_id, to, "page",
+                                         attended=attended, step=step)
+            async with self.pool.connection() as conn:
+                outcome = await transfer_outcome(conn, request, TRANSFER_PATIENCE_S)
+        except TransferRefused as refused:
+            raise WebRefusal(409, str(refused)) from None
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+        except AriError as exc:
+            raise WebRefusal(502, f"The transfer did not reach the call: {exc}") from exc
+        if outcome is None:
+            raise WebRefusal(504, "No answer from the call's daemon: check the call before trying again")
+        if outcome.outcome == "refused":
+            raise WebRefusal(409, f"Refused: {outcome.detail}")
+        return TRANSFER_SAID[outcome.outcome].format(target=outcome.target)
 
     async def agent_switch(self, endpoint: str) -> str:
         """A link for the call the agent with this endpoint is talking on now."""

@@ -9,8 +9,6 @@ untouched."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from pathlib import Path
 
 import psycopg
@@ -19,11 +17,20 @@ import pytest
 from hotline.lab import Lab
 
 from support import sipp
-from support.agents import Agent, logged_in_agents, registered
+from support.agents import logged_in_agents, registered
 from support.checks import rows, wait_until
 from support.cli import hotline_cli
 from support.daemon import DaemonProcess, ari_get
 from support.provisioning import BASE
+from support.transfer_checks import (
+    bridge_channels,
+    channel_name,
+    if_two,
+    phones,
+    refer_accepted,
+    sipfrags,
+    stop,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -45,33 +52,6 @@ hotline = "tf"
 """)
 
 
-def phones(lab: Lab, *agents: Agent) -> list[subprocess.Popen[str]]:
-    started = [sipp.agent_phone(a.name, a.password, ring_ms=200) for a in agents]
-    wait_until(lambda: all(registered(lab, a.name) for a in agents), what="agent phones registered")
-    return started
-
-
-def stop(started: list[subprocess.Popen[str]]) -> None:
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-
-def bridge_channels(env: dict[str, str], case_id: object) -> list[str]:
-    status, body = ari_get(env, f"bridges/case-{case_id}")
-    return list(json.loads(body)["channels"]) if status == 200 else []
-
-
-def _if_two(channels: list[str]) -> list[str] | None:
-    return channels if len(channels) == 2 else None
-
-
-def channel_name(env: dict[str, str], channel_id: str) -> str:
-    status, body = ari_get(env, f"channels/{channel_id}")
-    return str(json.loads(body)["name"]) if status == 200 else ""
-
-
 @TWO_QUEUES
 def test_case_transfer_passes_the_caller_to_another_queue_whose_agent_answers_on_the_same_hop(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
@@ -83,7 +63,7 @@ def test_case_transfer_passes_the_caller_to_another_queue_whose_agent_answers_on
         hop = wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
                                       None), what="the call answered by the first agent")
         case_id = hop["case_id"]
-        before = wait_until(lambda: _if_two(bridge_channels(daemon_env, case_id)),
+        before = wait_until(lambda: if_two(bridge_channels(daemon_env, case_id)),
                             what="caller and first agent bridged")
         assert f"PJSIP/{first.name}-" in channel_name(daemon_env, next(c for c in before
                                                                        if c != hop["channel_id"]))
@@ -138,7 +118,7 @@ def test_case_transfer_refuses_in_one_line_and_the_talk_goes_on(
         hop = wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
                                       None), what="the call answered")
         for target, says in (("nowhere", "unknown transfer target 'nowhere'"),
-                             ("menu:main", "a transfer goes to queue:NAME or hotline:NAME")):
+                             ("menu:main", "goes to queue:NAME, hotline:NAME, agent:NAME or number:NUMBER")):
             refused = hotline_cli(daemon_env, "case", "transfer", str(hop["case_id"]), target)
             assert refused.returncode == 1 and says in refused.stderr, refused.stderr
             assert len(refused.stderr.strip().splitlines()) == 1
@@ -152,20 +132,6 @@ def test_case_transfer_refuses_in_one_line_and_the_talk_goes_on(
     finally:
         stop(started)
     assert rows(db, "SELECT id FROM transfers") == []  # refused before the daemon was asked
-
-
-def sipfrags(messages: Path) -> list[str]:
-    """The status line of every NOTIFY the phone received (its REFER's progress), in order."""
-    frags = []
-    for message in messages.read_text(errors="replace").replace("\r\n", "\n").split("-" * 35):
-        if "message received" in message and re.search(r"^\s*NOTIFY sip:", message, re.MULTILINE):
-            frag = re.search(r"^\s*(SIP/2\.0 \d{3}[^\r\n]*)", message.split("\n\n", 2)[-1], re.MULTILINE)
-            frags.append(frag.group(1).strip() if frag else "(no sipfrag)")
-    return frags
-
-
-def refer_accepted(messages: Path) -> bool:
-    return bool(re.search(r"^\s*SIP/2\.0 202 ", messages.read_text(errors="replace"), re.MULTILINE))
 
 
 @TWO_QUEUES
@@ -224,7 +190,8 @@ def test_a_refer_to_nothing_provisioned_is_declined_with_603_and_the_talk_goes_o
         [refused] = wait_until(lambda: rows(db, "SELECT asked_by, target, outcome, detail FROM transfers"),
                                what="the refusal recorded")
         assert refused == {"asked_by": "phone", "target": "5551234", "outcome": "refused",
-                           "detail": "unknown transfer target '5551234': no queue or hotline has that name"}
+                           "detail": "unknown transfer target '5551234': "
+                                     "no queue, hotline or agent has that name"}
         wait_until(lambda: seen.exists() and sipfrags(seen), what="the phone told")
         assert sipfrags(seen)[-1].startswith("SIP/2.0 603"), seen.read_text()
         assert len(bridge_channels(daemon_env, hop["case_id"])) == 2  # still talking

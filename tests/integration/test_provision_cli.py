@@ -121,6 +121,17 @@ def test_a_queues_video_key_is_set_cleared_and_exported(hotline, db) -> None:  #
     assert "video_key" not in hotline("export").output
 
 
+def test_queue_set_transfer_no_answer_is_stored_and_exported(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    result = hotline("queue", "set", "support", "--transfer-no-answer", "agent")
+    assert result.output.strip() == "~ queue support (transfer_no_answer)"
+    assert rows(db, "SELECT transfer_no_answer FROM queues WHERE name = 'support'") == [
+        {"transfer_no_answer": "agent"}]
+    assert 'transfer_no_answer = "agent"' in hotline("export").output
+    refused = hotline("queue", "set", "support", "--transfer-no-answer", "hotline")
+    assert refused.exit_code != 0 and "'hotline' is not one of 'queue', 'agent'" in refused.output
+
+
 def test_removing_a_queue_takes_its_members_out_and_keeps_the_row_for_history(hotline, db) -> None:  # type: ignore[no-untyped-def]
     hotline("provision", str(EXAMPLE))
     hotline("hotline", "set", "federal", "--region", "+7913=support")

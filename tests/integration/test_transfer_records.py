@@ -144,7 +144,8 @@ def test_the_cli_refuses_an_unknown_target_and_a_case_without_a_live_talk_in_one
                " 'audio', '84951234567', '+79161234567', '', %s)", (case_id, T0))
     hop = Hop(0, case_id, 1, "n1", "c1", "pstn", "84951234567", None, "", T0, None, None, None)
     code, said = transfer_cli(db_dsn, str(hop.case_id), "billing")
-    assert (code, said) == (1, "Error: unknown transfer target 'billing': no queue or hotline has that name")
+    assert (code, said) == (1, "Error: unknown transfer target 'billing': "
+                               "no queue, hotline or agent has that name")
     code, said = transfer_cli(db_dsn, str(hop.case_id), "queue:sales")
     assert (code, said) == (1, f"Error: case {hop.case_id}'s call is not talking with an agent: "
                                f"only a live talk can be transferred")
@@ -156,3 +157,45 @@ def test_the_cli_refuses_an_unknown_target_and_a_case_without_a_live_talk_in_one
     assert code == 1 and said.startswith(f"Error: case {hop.case_id}: the transfer request did not reach "
                                          f"the daemon (ARI POST events/user/hotline-transfer: Asterisk at")
     assert len(said.splitlines()) == 1
+
+
+def test_the_cli_checks_the_shape_of_an_attended_transfer_and_its_target_before_asking(
+        ids: dict[str, int], db_dsn: str) -> None:
+    code, said = transfer_cli(db_dsn, "1", "agent:boris", "--complete")
+    assert code == 2 and "--complete takes no TARGET and no --attended" in said
+    code, said = transfer_cli(db_dsn, "1")
+    assert code == 2 and "give a TARGET (or --complete / --cancel for an attended transfer)" in said
+    code, said = transfer_cli(db_dsn, "1", "queue:sales", "--attended")
+    assert (code, said) == (1, "Error: an attended transfer goes to an agent (agent:NAME), "
+                               "not to queue:sales")
+    code, said = transfer_cli(db_dsn, "1", "+79161234567")  # no trunk provisioned
+    assert (code, said) == (1, "Error: transfer to +79161234567 refused: no trunk may dial '+79161234567': "
+                               "no trunk is provisioned")
+
+
+async def test_an_attended_transfers_steps_are_rows_with_their_outcomes(
+        ids: dict[str, int], contacts: Contacts, db: psycopg.Connection, db_dsn: str) -> None:
+    hop = await live_hop(contacts)
+    steps = [("r1", "consulting"), ("r2", "cancelled"), (None, "unanswered"), ("r3", "transferred")]
+    await contacts.write([transfer_record(TransferRow(
+        hop_id=hop.id, case_id=hop.case_id, request=request, kind="attended", asked_by="cli",
+        from_queue_id=ids["support"], from_agent_id=ids["anna"], target="agent:boris", outcome=outcome,
+        detail="", at=at(10 + i))) for i, (request, outcome) in enumerate(steps)])
+    written = rows(db, "SELECT request, outcome FROM transfers ORDER BY id")
+    assert [(r["request"], r["outcome"]) for r in written] == steps
+    async with await connect(db_dsn) as conn:
+        said = await transfer_outcome(conn, "r2", 1.0)
+    assert said is not None and (said.outcome, said.target) == ("cancelled", "agent:boris")
+
+
+async def test_a_leg_the_daemon_places_is_the_next_hop_of_the_case_once_per_channel(
+        ids: dict[str, int], contacts: Contacts) -> None:
+    hop = await live_hop(contacts)
+    outbound = NewHop(node="n1", channel_id="c1-out-1", channel_name="PJSIP/sipp-carrier",
+                      channel_kind="pstn",
+                      media="audio", dialled="+79161234567", dialled_e164="+79161234567",
+                      caller_num="+74951234567", caller_name="", entered_at=at(30))
+    added = await contacts.add_hop(hop.case_id, outbound)
+    assert (added.case_id, added.seq, added.dialled, added.caller_num) == (
+        hop.case_id, 2, "+79161234567", "+74951234567")
+    assert await contacts.add_hop(hop.case_id, outbound) == added  # a retry adds nothing

@@ -100,6 +100,7 @@ class RecordingAri:
         self.hold_playbacks = False
         self.headers: dict[str, dict[str, str]] = {}  # channel -> the SIP headers of its INVITE
         self.variables: dict[str, dict[str, str]] = {}  # channel -> the variables it was placed with
+        self.placed_as: dict[str, tuple[str, str | None]] = {}  # channel -> its caller id and formats
         # Channels a killed daemon left in Stasis: their Stasis arguments and channel names.
         self.left_in_stasis: dict[str, tuple[str, str]] = {}
         # Listed by `channels()` in Stasis, gone by the time they are fetched: hung up meanwhile.
@@ -216,6 +217,7 @@ class RecordingAri:
                         timeout_s: int, caller_id: str = "", formats: str | None = None,
                         variables: Mapping[str, str] | None = None) -> None:
         self.variables[channel_id] = dict(variables or {})
+        self.placed_as[channel_id] = (caller_id, formats)
         await self._record("originate", endpoint, app_args, channel_id)
         if endpoint.endswith("/unregistered"):
             raise AriError("Allocation failed", 500)
@@ -249,6 +251,14 @@ class RecordingAri:
         for channel_id in channel_ids:
             self._require(channel_id)
         self.bridge_members.setdefault(bridge_id, []).extend(channel_ids)
+
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        await self._record("remove_from_bridge", bridge_id, tuple(channel_ids))
+        members = self.bridge_members.get(bridge_id, [])
+        for channel_id in channel_ids:
+            if channel_id not in members:
+                raise AriError(f"Channel not in bridge: {channel_id}", 422)
+            members.remove(channel_id)
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self._record("destroy_bridge", bridge_id)
@@ -318,6 +328,18 @@ class StandInHops:
                      media=hop.media, case_last_agent_id=self.last_agent_id)
         self.opened.append(opened)
         return opened
+
+    async def add_hop(self, case_id: int, hop: NewHop) -> Hop:
+        await asyncio.sleep(0)
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        ident = next(self._ids)
+        added = Hop(id=ident, case_id=case_id, seq=2, node=hop.node, channel_id=hop.channel_id,
+                    channel_kind=hop.channel_kind, dialled=hop.dialled, dialled_e164=hop.dialled_e164,
+                    caller_num=hop.caller_num, entered_at=hop.entered_at or NOW, ended_at=None,
+                    end_reason=None, hangup_cause=None, hotline_id=hop.hotline_id, media=hop.media)
+        self.opened.append(added)
+        return added
 
     def leave_open(self, hop_id: int, channel_id: str, **fields: Any) -> Hop:
         """A hop a daemon killed under load left open, its call entered a moment before."""

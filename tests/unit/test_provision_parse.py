@@ -481,6 +481,17 @@ def test_queue_ringback_is_read_with_its_default_and_its_limits() -> None:
     refused(lambda: checked(doc), "queues.support.ringback", "90")
 
 
+def test_queue_transfer_no_answer_is_queue_or_agent_and_exports_back() -> None:
+    doc = example()
+    assert checked(doc).queues["support"].transfer_no_answer == "queue"
+    doc["queues"]["support"]["transfer_no_answer"] = "agent"
+    prov = checked(doc)
+    assert prov.queues["support"].transfer_no_answer == "agent"
+    assert export.queue_table(prov.queues["support"])["transfer_no_answer"] == "agent"
+    doc["queues"]["support"]["transfer_no_answer"] = "hotline"
+    refused(lambda: checked(doc), "queues.support.transfer_no_answer", "hotline")
+
+
 def test_queue_video_fallback_is_seconds_or_never_and_zero_means_at_once() -> None:
     doc = example()
     assert checked(doc).queues["support"].video_fallback == 30

@@ -5,6 +5,7 @@ on Asterisk."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,11 +13,22 @@ import pytest
 from hotline.asterisk.ari_events import ChannelTransfer, ChannelUserevent, parse_event
 from hotline.engine.call_state import CallState
 from hotline.engine.queueing.agent_state import AgentStatus
-from hotline.engine.transfer import TRANSFER_EVENT, transfer_target
+from hotline.engine.queueing.queues import QueueManager
+from hotline.engine.transfer import TRANSFER_EVENT, AgentTarget, NumberTarget, transfer_target
 from hotline.errors import TransferRefused
-from hotline.provision.model import Agent, Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
+from hotline.provision.model import (
+    Agent,
+    Hotline,
+    Menu,
+    MenuOption,
+    Number,
+    Provisioning,
+    Queue,
+    Target,
+    Trunk,
+)
 
-from support.engine import APP, NOW, Engine, channel, every_move_allowed  # noqa: F401
+from support.engine import APP, NOW, Engine, channel, destroyed, every_move_allowed  # noqa: F401
 
 CITY = "84951234567"
 
@@ -166,11 +178,26 @@ def test_a_transfer_target_is_a_queue_or_a_hotline_named_once() -> None:
         transfer_target(prov, "billing")
     with pytest.raises(TransferRefused, match="there is no queue 'help'"):
         transfer_target(prov, "queue:help")
-    with pytest.raises(TransferRefused, match="goes to queue:NAME or hotline:NAME"):
+    with pytest.raises(TransferRefused, match="hotline:NAME, agent:NAME or number:NUMBER"):
         transfer_target(prov, "menu:welcome")
     both = Provisioning(queues={"x": Queue("x")}, hotlines={"x": Hotline("x", entry=Target("queue", "x"))})
-    with pytest.raises(TransferRefused, match="both a queue and a hotline"):
+    with pytest.raises(TransferRefused, match="names more than one target: say queue:x or hotline:x"):
         transfer_target(both, "x")
+
+
+def test_an_agent_target_is_named_by_the_agent_or_by_its_endpoint_as_a_phone_refers_to_it() -> None:
+    prov = two_queues()
+    prov = Provisioning(queues=prov.queues, hotlines=prov.hotlines, menus=prov.menus,
+                        agents={**prov.agents, "vera": Agent("vera", "desk-7")})
+    assert transfer_target(prov, "agent:boris") == AgentTarget("boris")
+    assert str(transfer_target(prov, "boris")) == "agent:boris"
+    assert transfer_target(prov, "desk-7") == AgentTarget("vera")  # a REFER's Refer-To user
+    assert transfer_target(prov, "agent:desk-7") == AgentTarget("vera")
+    with pytest.raises(TransferRefused, match="there is no agent 'olga'"):
+        transfer_target(prov, "agent:olga")
+    clash = Provisioning(queues={"anna": Queue("anna")}, agents={"anna": Agent("anna", "anna")})
+    with pytest.raises(TransferRefused, match="say queue:anna or agent:anna"):
+        transfer_target(clash, "anna")
 
 
 def test_a_user_event_from_asterisk_parses_with_its_variables() -> None:
@@ -251,7 +278,7 @@ async def test_a_refer_to_nothing_provisioned_is_declined_to_the_phone_and_the_t
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
     assert transfers(engine) == [
-        ("5551234", "refused", "unknown transfer target '5551234': no queue or hotline has that name"),
+        ("5551234", "refused", "unknown transfer target '5551234': no queue, hotline or agent has that name"),
         ("(none)", "refused", "attended transfers from the phone are not taken yet")]
     assert [r["kind"] for r in engine.records.records if r["k"] == "transfer"] == ["blind", "attended"]
 
@@ -275,3 +302,319 @@ def test_a_refer_from_asterisk_parses_with_its_destination_and_legs() -> None:
     assert isinstance(event, ChannelTransfer)
     assert (event.source_channel_id, event.connected_channel_id, event.destination, event.protocol_id,
             event.state) == ("c1-agent-1", "c1", "sales", None, None)
+
+
+# -- to one agent ------------------------------------------------------------------------------------
+
+
+async def test_a_blind_transfer_to_an_agent_rings_that_agent_from_the_talks_queue_and_bridges_them(
+) -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    assert engine.ari.of("originate")[1].args[0] == "PJSIP/boris"  # boris is no member of support
+    assert anna_leg not in engine.ari.live
+    engine.ari.answer_leg(boris_leg, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == ["c1", boris_leg]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary() == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"),
+        ("event", 1, "complete"), ("event", 1, "transfer"), ("transfer", 1, ""),
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"), ("event", 1, "complete"),
+        ("close", 1, "completed")]
+    joined, rung, answered = engine.records.records[6:9]
+    assert {joined["queue"], rung["queue"], answered["queue"]} == {2}  # support's visit again
+    assert (rung["agent"], answered["agent"]) == (2, 2)  # boris
+    assert transfers(engine) == [("agent:boris", "transferred", "")]
+
+
+async def test_an_agent_who_does_not_answer_a_transfer_leaves_the_caller_first_in_the_queues_line() -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    await talking_with_anna(engine)
+    engine.call_in("c2", CITY)  # waits behind: anna talks, then wraps up
+    await engine.ari.wait_for("start_moh")
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.caller_hangs_up(boris_leg)  # boris declines
+    await engine.settle()
+    assert engine.call("c1").state is CallState.WAITING
+    assert [w.channel_id for w in engine.queues.waiting["support"]] == ["c1", "c2"]
+    assert len(engine.ari.of("originate")) == 2  # anna in wrap-up is not rung back
+    noanswer = [r for r in engine.records.records if r.get("event") == "ring_noanswer"]
+    assert [(r["queue"], r["agent"]) for r in noanswer] == [(2, 2)]  # support, boris
+    for call in ("c1", "c2"):
+        engine.ari.caller_hangs_up(call)
+    await engine.ended()
+
+
+async def test_a_queue_that_sends_an_unanswered_transfer_back_rings_the_transferring_agent_in_wrap_up(
+) -> None:
+    engine = Engine(two_queues(wrapup=30, transfer_no_answer="agent"), logged_in=("anna", "boris"))
+    await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.caller_hangs_up(boris_leg)
+    back = await engine.ari.wait_for("originate", 3)
+    assert back.args[0] == "PJSIP/anna"
+    engine.ari.answer_leg(str(back.args[2]), "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.call("c1").state is CallState.TALKING
+    assert engine.queues.agents["anna"].status(engine.queues.clock()) is AgentStatus.BUSY
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.records.summary()[6:] == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "ring_noanswer"), ("event", 1, "ring"),
+        ("event", 1, "answer"), ("event", 1, "complete"), ("close", 1, "completed")]
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda q: q.presence({"anna": True}, {}), "agent boris is logged out"),
+    (lambda q: q.presence({"anna": True, "boris": True}, {"boris": "lunch"}), "agent boris is paused"),
+    (lambda q: q.device("boris", "INUSE"), "agent boris is busy (in a talk)"),
+])
+async def test_a_transfer_to_an_agent_who_cannot_take_it_is_refused_and_the_talk_goes_on(
+        make: Callable[[QueueManager], None], why: str) -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    leg = await talking_with_anna(engine)
+    make(engine.queues)
+    engine.ari.send(transfer_asked("c1", "agent:boris"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.TALKING
+    assert engine.ari.bridge_members["case-101"] == ["c1", leg]
+    assert transfers(engine) == [("agent:boris", "refused", why)]
+    engine.ari.send(transfer_asked("c1", "agent:anna", request="r2"))
+    await engine.settle()
+    assert transfers(engine)[-1] == ("agent:anna", "refused",
+                                     "agent anna is the one talking with the customer")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+# -- to an outside number ------------------------------------------------------------------------------
+
+CARRIER = Trunk("carrier", "sipp-carrier", "+74951234567", ("+7495", "+7916"))
+
+
+def with_trunk(prov: Provisioning) -> Provisioning:
+    return Provisioning(queues=prov.queues, menus=prov.menus, hotlines=prov.hotlines, numbers=prov.numbers,
+                        agents=prov.agents, trunks={"carrier": CARRIER})
+
+
+def test_a_number_target_is_taken_only_within_a_trunks_prefixes() -> None:
+    prov = with_trunk(two_queues())
+    assert transfer_target(prov, "number:+79161234567") == NumberTarget("+79161234567")
+    assert transfer_target(prov, "8 (916) 123-45-67") == NumberTarget("+79161234567")  # as a phone dials it
+    assert str(transfer_target(prov, "89161234567")) == "number:+79161234567"
+    with pytest.raises(TransferRefused, match=r"transfer to \+78095551234 refused: no trunk may dial "
+                                              r"'\+78095551234': \+78095551234 is outside trunk carrier"):
+        transfer_target(prov, "+78095551234")
+    with pytest.raises(TransferRefused, match="'number:12' is not a valid telephone number"):
+        transfer_target(prov, "number:12")
+    with pytest.raises(TransferRefused, match="no trunk is provisioned"):
+        transfer_target(two_queues(), "+79161234567")
+
+
+async def test_a_transfer_to_a_number_dials_it_through_the_trunk_and_bridges_the_far_end_on_a_hop_of_its_own(
+) -> None:
+    engine = Engine(with_trunk(two_queues(wrapup=30)), logged_in=("anna",))
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "+79161234567"))
+    dialled = await engine.ari.wait_for("originate", 2)
+    assert dialled.args[0] == "PJSIP/+79161234567@sipp-carrier"
+    far = str(dialled.args[2])
+    assert engine.ari.placed_as[far] == ("+74951234567", "ulaw,alaw")  # the hotline's number, audio
+    assert anna_leg not in engine.ari.live
+    assert engine.ari.of("start_moh")[-1].args[0] == "c1"  # music while the number rings
+    await engine.settle()
+    [outbound] = [h for h in engine.hops.opened if h.channel_id == far]
+    assert (outbound.case_id, outbound.dialled, outbound.caller_num, outbound.channel_kind) == (
+        101, "+79161234567", "+74951234567", "pstn")
+    engine.ari.answer_leg(far, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == ["c1", far]
+    engine.ari.caller_hangs_up(far)  # the far end hangs up: the customer is hung up too
+    await engine.ended()
+    assert "c1" not in engine.ari.live
+    assert transfers(engine) == [("number:+79161234567", "transferred", "")]
+    closes = [(r["hop"], r["reason"]) for r in engine.records.records if r["k"] == "close"]
+    assert closes == [(outbound.id, "completed"), (1, "completed")]
+
+
+async def test_a_number_that_does_not_answer_sends_the_caller_first_into_the_queues_line() -> None:
+    engine = Engine(with_trunk(two_queues(wrapup=30)), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.call_in("c2", CITY)  # waits: anna talks, then wraps up
+    await engine.ari.wait_for("start_moh")
+    engine.ari.send(transfer_asked("c1", "number:+74951112233"))
+    far = str((await engine.ari.wait_for("originate", 2)).args[2])
+    await engine.settle()
+    engine.ari.send(destroyed(far, 17, "User busy"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.WAITING
+    assert [w.channel_id for w in engine.queues.waiting["support"]] == ["c1", "c2"]
+    [outbound] = [h for h in engine.hops.opened if h.channel_id == far]
+    [closed] = [r for r in engine.records.records if r["k"] == "close"]
+    assert (closed["hop"], closed["reason"], closed["cause"]) == (outbound.id, "failed", 17)
+    for call in ("c1", "c2"):
+        engine.ari.caller_hangs_up(call)
+    await engine.ended()
+
+
+async def test_a_number_outside_every_trunk_is_refused_and_the_talk_goes_on() -> None:
+    engine = Engine(with_trunk(two_queues()), logged_in=("anna",))
+    leg = await talking_with_anna(engine)
+    engine.ari.send(transfer_asked("c1", "+78095551234"))
+    await engine.settle()
+    assert engine.call("c1").state is CallState.TALKING
+    assert engine.ari.bridge_members["case-101"] == ["c1", leg]
+    assert len(engine.ari.of("originate")) == 1  # anna's only: nothing dialled
+    [(target, outcome, why)] = transfers(engine)
+    assert (target, outcome) == ("+78095551234", "refused") and "outside trunk carrier" in why
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+# -- attended (consult) ----------------------------------------------------------------------------------
+
+
+def consult_step(channel_id: str, step: str, target: str = "", request: str = "r1") -> ChannelUserevent:
+    return ChannelUserevent("ChannelUserevent", APP, NOW, channel=channel(channel_id, state="Up"),
+                            eventname=TRANSFER_EVENT,
+                            variables={"target": target, "asked_by": "cli", "request": request,
+                                       "kind": "attended", "step": step})
+
+
+def attended_rows(engine: Engine) -> list[tuple[object, ...]]:
+    return [(r["request"], r["kind"], r["target"], r["outcome"], r["detail"])
+            for r in engine.records.records if r["k"] == "transfer"]
+
+
+async def consulting_boris(engine: Engine) -> tuple[str, str]:
+    """anna talks with c1, then consults boris, who answers: anna's leg and boris's."""
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(consult_step("c1", "begin", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    assert engine.ari.of("originate")[1].args[0] == "PJSIP/boris"
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == [anna_leg]  # the customer out, on hold
+    assert engine.ari.of("start_moh")[-1].args[0] == "c1"
+    engine.ari.answer_leg(boris_leg, "c1")
+    await engine.ari.wait_for("add_to_bridge", 2)
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, boris_leg]  # anna and boris talk
+    return anna_leg, boris_leg
+
+
+async def test_an_attended_transfer_completed_leaves_the_customer_with_the_consulted_agent() -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    anna_leg, boris_leg = await consulting_boris(engine)
+    engine.ari.send(consult_step("c1", "complete", request="r2"))
+    await engine.ari.wait_for("add_to_bridge", 3)
+    await engine.settle()
+    assert anna_leg not in engine.ari.live
+    assert engine.ari.bridge_members["case-101"] == [boris_leg, "c1"]
+    assert engine.ari.of("stop_moh")[-1].args == ("c1",)
+    clock = engine.queues.clock()
+    assert engine.queues.agents["anna"].status(clock) is AgentStatus.WRAPUP
+    assert engine.queues.agents["boris"].status(clock) is AgentStatus.BUSY
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert attended_rows(engine) == [("r1", "attended", "agent:boris", "consulting", ""),
+                                     ("r2", "attended", "agent:boris", "transferred", "")]
+    assert engine.records.summary() == [
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"), ("transfer", 1, ""),
+        ("event", 1, "complete"), ("event", 1, "transfer"), ("transfer", 1, ""),
+        ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"), ("event", 1, "complete"),
+        ("close", 1, "completed")]
+    answered = [r for r in engine.records.records if r.get("event") == "answer"]
+    assert [r["agent"] for r in answered] == [1, 2]  # anna, then boris
+
+
+async def test_an_attended_transfer_cancelled_takes_the_customer_back_to_the_agent() -> None:
+    engine = Engine(two_queues(wrapup=30), logged_in=("anna", "boris"))
+    anna_leg, boris_leg = await consulting_boris(engine)
+    engine.ari.send(consult_step("c1", "cancel", request="r2"))
+    await engine.settle()
+    assert boris_leg not in engine.ari.live
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, "c1"]
+    assert engine.queues.agents["boris"].status(engine.queues.clock()) is AgentStatus.FREE  # no wrap-up
+    assert engine.call("c1").state is CallState.TALKING
+    assert attended_rows(engine)[-1] == ("r2", "attended", "agent:boris", "cancelled", "cancelled by cli")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_consulted_agent_who_declines_leaves_the_customer_with_the_agent() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    anna_leg = await talking_with_anna(engine)
+    engine.ari.send(consult_step("c1", "begin", "agent:boris"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    await engine.settle()
+    engine.ari.send(consult_step("c1", "complete", request="r2"))  # too early: refused
+    await engine.settle()
+    engine.ari.live.discard(boris_leg)
+    engine.ari.send(destroyed(boris_leg, 21, "Call Rejected"))
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, "c1"]
+    assert engine.queues.agents["boris"].status(engine.queues.clock()) is AgentStatus.FREE
+    assert attended_rows(engine)[1:] == [
+        ("r2", "attended", "agent:boris", "refused", "agent:boris has not answered yet"),
+        (None, "attended", "agent:boris", "unanswered", "agent:boris did not answer (cause 21)")]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_the_customer_hanging_up_on_hold_ends_the_consult_too() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    anna_leg, boris_leg = await consulting_boris(engine)
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert anna_leg not in engine.ari.live and boris_leg not in engine.ari.live
+    clock = engine.queues.clock()
+    assert engine.queues.agents["boris"].status(clock) is AgentStatus.FREE
+    assert attended_rows(engine)[-1] == (None, "attended", "agent:boris", "cancelled", "caller hung up")
+    assert engine.records.summary()[-2:] == [("event", 1, "complete"), ("close", 1, "completed")]
+
+
+@pytest.mark.parametrize(("step", "target", "why"), [
+    ("complete", "", "no attended transfer is under way"),
+    ("begin", "queue:sales", "an attended transfer goes to an agent (agent:NAME), not to queue:sales"),
+    ("begin", "agent:anna", "agent anna is the one talking with the customer"),
+    ("later", "", "an attended transfer has no step 'later'"),
+])
+async def test_attended_steps_that_cannot_be_taken_are_refused_and_the_talk_goes_on(
+        step: str, target: str, why: str) -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    leg = await talking_with_anna(engine)
+    engine.ari.send(consult_step("c1", step, target))
+    await engine.settle()
+    assert engine.ari.bridge_members["case-101"] == ["c1", leg]
+    assert [row[3:] for row in attended_rows(engine)] == [("refused", why)]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_customer_on_hold_in_a_consult_when_the_daemon_restarts_is_back_with_the_agent() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    answered = datetime.now(UTC) - timedelta(seconds=60)
+    hop = engine.hops.leave_open(71, "c5", queue_id=2, agent_id=1, answered_at=answered,
+                                 queued_at=answered)  # talking with anna in support
+    engine.ari.left_by_last_daemon("c5")
+    engine.ari.left_by_last_daemon("c5-agent-1", "agent,c5", name="PJSIP/anna-00000001")
+    engine.ari.left_by_last_daemon("c5-agent-2", "agent,c5", name="PJSIP/boris-00000002")
+    engine.ari.bridge_members[f"case-{hop.case_id}"] = ["c5-agent-1", "c5-agent-2"]  # the customer on hold
+    await engine.router.reconcile()
+    await engine.settle()
+    assert engine.call("c5").state is CallState.TALKING
+    assert engine.ari.bridge_members[f"case-{hop.case_id}"] == ["c5-agent-1", "c5"]
+    assert "c5-agent-2" not in engine.ari.live and "c5-agent-1" in engine.ari.live
+    assert engine.ari.of("stop_moh")[-1].args == ("c5",)
+    engine.ari.caller_hangs_up("c5")
+    await engine.ended()
+    assert engine.records.summary()[-2:] == [("event", 71, "complete"), ("close", 71, "completed")]

@@ -39,6 +39,7 @@ class Backend:
         self.tokens = {VALID: SwitchCheck.VALID, EXPIRED: SwitchCheck.EXPIRED, USED: SwitchCheck.USED}
         self.checked: list[str] = []
         self.logins: list[str] = []
+        self.transfers: list[tuple[str | None, bool, str]] = []
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
@@ -71,6 +72,17 @@ class Backend:
         if endpoint == "petrov":
             raise WebRefusal(409, "you are not in a call")
         return f"/switch/{VALID}"
+
+    def transfer_targets(self, endpoint: str) -> dict[str, list[str]]:
+        assert endpoint == "ivanov"
+        return {"queues": ["sales", "support"], "hotlines": ["city"], "agents": ["petrov"]}
+
+    async def agent_transfer(self, endpoint: str, target: str | None, *, attended: bool, step: str) -> str:
+        assert endpoint == "ivanov"
+        self.transfers.append((target, attended, step))
+        if target == "queue:billing":
+            raise WebRefusal(409, "unknown transfer target 'queue:billing': there is no queue 'billing'")
+        return f"{step} {target} attended={attended}"
 
     def live_queues(self) -> list[dict[str, object]]:
         return [{"queue": "support", "waiting": 2}]
@@ -169,9 +181,13 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
     body = await (await client.get("/agent")).text()
     assert page_config(body) == {"role": "agent", "wsUrl": WS_URL, "domain": "127.0.0.1",
                                  "switchApi": "/api/agent/switch", "inviteApi": "/api/agent/invite",
-                                 "phoneApi": "/api/agent/phone"}
+                                 "phoneApi": "/api/agent/phone",
+                                 "transferApi": "/api/agent/transfer",
+                                 "transferTargetsApi": "/api/agent/transfer-targets"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
-                    "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status"):
+                    "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
+                    "transfer-target", "transfer-number",
+                    "transfer", "consult", "transfer-complete", "transfer-cancel", "transfer-status"):
         assert f'id="{element}"' in body
 
 
@@ -264,6 +280,42 @@ async def test_customer_phone_from_another_origin_is_refused(client: TestClient)
     response = await client.post("/api/customer/phone", json={"customer": "0123456789abcdef"},
                                  headers={hdrs.ORIGIN: "https://evil.example"})
     assert response.status == 403
+
+
+@pytest.mark.parametrize(("body", "status", "answer", "asked"), [
+    ({"target": "queue:sales"}, 200, {"message": "begin queue:sales attended=False"},
+     ("queue:sales", False, "begin")),
+    ({"target": "agent:petrov", "attended": True}, 200, {"message": "begin agent:petrov attended=True"},
+     ("agent:petrov", True, "begin")),
+    ({"target": "8 (916) 123-45-67"}, 200, {"message": "begin 8 (916) 123-45-67 attended=False"},
+     ("8 (916) 123-45-67", False, "begin")),
+    ({"step": "complete", "target": "ignored"}, 200, {"message": "complete None attended=True"},
+     (None, True, "complete")),
+    ({"step": "cancel"}, 200, {"message": "cancel None attended=True"}, (None, True, "cancel")),
+    ({"target": "queue:billing"}, 409,
+     {"error": "unknown transfer target 'queue:billing': there is no queue 'billing'"},
+     ("queue:billing", False, "begin")),
+    ({"target": "sales\nX-Injected: 1"}, 400,
+     {"error": "name the transfer's target: a queue, a hotline, an agent or a number"}, None),
+    ({"step": "later"}, 400, {"error": "a transfer's step is begin, complete or cancel"}, None),
+    ({"target": "sales", "attended": "yes"}, 400,
+     {"error": "a transfer's step is begin, complete or cancel"}, None),
+    ([], 400, {"error": "name the transfer's target"}, None),
+])
+async def test_agent_transfer_checks_its_body_and_gets_the_backends_answer(
+        client: TestClient, backend: Backend, body: object, status: int, answer: dict[str, str],
+        asked: tuple[str | None, bool, str] | None) -> None:
+    response = await client.post("/api/agent/transfer", json=body, headers=_basic("ivanov", "pässword"))
+    assert (response.status, await response.json()) == (status, answer)
+    assert backend.transfers == ([asked] if asked else [])
+    assert (await client.post("/api/agent/transfer", json={"target": "sales"})).status == 401
+
+
+async def test_transfer_targets_lists_what_the_agent_may_pick(client: TestClient) -> None:
+    response = await client.post("/api/agent/transfer-targets", json={}, headers=_basic("ivanov", "pässword"))
+    assert (await response.json()) == {"targets": {"queues": ["sales", "support"], "hotlines": ["city"],
+                                                   "agents": ["petrov"]}}
+    assert (await client.post("/api/agent/transfer-targets", json={})).status == 401
 
 
 @pytest.mark.parametrize("path", ["/", "/call/video-support", f"/switch/{VALID}", f"/switch/{USED}",

@@ -188,10 +188,16 @@ class AgentState:
 
     # -- the engine's own call to the agent ------------------------------------------------------
 
-    def ringing(self, now: float, queue: str) -> list[Transition]:
-        """The engine rings this agent for a caller of `queue`."""
-        self._require(self.available(now), "ring", now, "not available")
+    def in_wrapup(self, now: float) -> bool:
+        return self.status(now) is AgentStatus.WRAPUP
+
+    def ringing(self, now: float, queue: str, *, cut_wrapup: bool = False) -> list[Transition]:
+        """The engine rings this agent for a caller of `queue`; `cut_wrapup`: in wrap-up too, which
+        ends it (a caller the agent transferred rung back to them)."""
+        self._require(self.available(now) or cut_wrapup and self.in_wrapup(now), "ring", now, "not available")
         done = self.settle(now)
+        if cut_wrapup:
+            self._wrapup_until = None
         self._phase, self._queue = _Phase.RINGING, queue
         return done + self._set(now, "ringing")
 

@@ -57,10 +57,14 @@ class Waiter:
     # The agent who last talked with this customer (a continued case): rung first if free, once.
     preferred: str | None = None
     priority: int = 0  # higher is served first (provision.model.PRIORITY_MAX at most)
+    # Transferred to one agent: ahead of everyone who joined normally (the customer was answered
+    # and talked already), whether that agent is rung or nobody answered.
+    head: bool = False
 
-    def place_key(self) -> tuple[int, float]:
-        """Where the caller stands in its line: higher priority first, then who joined first."""
-        return -self.priority, self.joined_at
+    def place_key(self) -> tuple[bool, int, float]:
+        """Where the caller stands in its line: first a caller placed at the head (a transfer to
+        one agent), then higher priority first, then who joined first."""
+        return not self.head, -self.priority, self.joined_at
 
 
 class Cycle:
@@ -166,13 +170,13 @@ class QueueManager:
 
     def join(self, queue: str, channel_id: str, joined_at: float | None = None, video: bool = False,
              preferred: str | None = None, wake: Callable[[], None] | None = None,
-             priority: int = 0) -> Waiter:
+             priority: int = 0, head: bool = False) -> Waiter:
         """Queue a caller at its place (`place_key`); `joined_at` and `priority` from the database
-        keep it across a restart. No one is woken: a caller joining behind others takes nobody's
-        turn, one joining ahead (a higher priority) only delays theirs, and the joiner asks for its
-        first attempt at once."""
+        keep it across a restart; `head`: before every caller who joined normally. No one is woken:
+        a caller joining behind others takes nobody's turn, one joining ahead (a higher priority)
+        only delays theirs, and the joiner asks for its first attempt at once."""
         waiter = Waiter(queue, channel_id, joined_at if joined_at is not None else self.clock(), video,
-                        preferred=preferred, priority=priority)
+                        preferred=preferred, priority=priority, head=head)
         if wake is not None:
             waiter.wake = wake
         line = self.waiting.setdefault(queue, [])
@@ -254,6 +258,41 @@ class QueueManager:
         waiter.ringing = True
         self._offer(queue)
         return [member.agent]
+
+    def ring_directly(self, waiter: Waiter, name: str, *, ring_back: bool = False) -> AgentState | None:
+        """Mark agent `name` ringing for `waiter`, a caller transferred to that agent (whether or
+        not it is a member of the queue); None when the agent is not free now. `ring_back`: the
+        transferring agent, whose wrap-up the call it passed on cuts short."""
+        agent = self.agents.get(name)
+        now = self.clock()
+        if agent is None or not (agent.available(now) or ring_back and agent.in_wrapup(now)):
+            return None
+        agent.ringing(now, waiter.queue, cut_wrapup=ring_back)
+        waiter.ringing = True
+        self._offer(waiter.queue)
+        return agent
+
+    def consult_ring(self, name: str, queue: str) -> AgentState | None:
+        """Mark agent `name` ringing for an attended transfer of a talk of `queue`; None when the
+        agent is not free now."""
+        agent = self.agents.get(name)
+        now = self.clock()
+        if agent is None or not agent.available(now):
+            return None
+        agent.ringing(now, queue)
+        return agent
+
+    def consult_answered(self, agent: AgentState) -> None:
+        agent.answered(self.clock())
+
+    def consult_ended(self, agent: AgentState, *, answered: bool) -> None:
+        """An attended transfer's target rung or talked to, and the customer kept: free again at
+        once (no call counted, no wrap-up: the customer never talked with them)."""
+        if answered:
+            agent.answer_dropped(self.clock())
+        else:
+            agent.ring_ended_unanswered(self.clock())
+        self._agent_changed(agent)
 
     def estimated_wait(self, waiter: Waiter) -> float | None:
         """What is left of the queue's hold time for this caller (None: no caller answered yet

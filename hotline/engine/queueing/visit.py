@@ -15,7 +15,9 @@ the video leg's visit (`take_over_place`) goes on recording on the hop that join
 Outcomes: TalkOver (the caller talked with an agent, and the call is leaving), Overflow (max
 wait, max length, nobody to take the call: follow the queue's overflow target), BrokeOut (the
 caller pressed a key of the queue's breakout menu and goes where it leads) or Transferred (the
-agent passed the talk on to a queue or a hotline: engine.transfer). A caller hanging up
+agent passed the talk on to a queue, a hotline or an agent: engine.transfer). A visit a transfer
+to an agent began rings that agent (and the transferring agent, where the queue says) before it
+waits, at the head of the line. A caller hanging up
 raises CallerGone through the visit, which records the abandon (or the complete) on the way out.
 """
 
@@ -54,10 +56,21 @@ from hotline.engine.messages import (
 )
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.phone_switch import call_the_phone
-from hotline.engine.queueing.agent_state import AgentState
+from hotline.engine.queueing import consult as consulting
+from hotline.engine.queueing.agent_state import AgentState, AgentStatus
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Place, Ringing, Talk
-from hotline.engine.transfer import ARI_TRANSFERS, TRANSFER_DONE, TRANSFER_REFUSED, transfer_target
+from hotline.engine.transfer import (
+    ARI_TRANSFERS,
+    CONSULT_STEPS,
+    TRANSFER_DONE,
+    TRANSFER_REFUSED,
+    AgentTarget,
+    Handoff,
+    NumberTarget,
+    TransferTo,
+    transfer_target,
+)
 from hotline.errors import AriError, AriNotFound, DialRefused, PhoneSwitchRefused, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Queue, Target, TargetAction
@@ -66,6 +79,11 @@ from hotline.store.hops import Hop
 log = logging.getLogger(__name__)
 
 E = QueueEventKind
+# Why an agent cannot take a transfer, as the one who asked reads it.
+STATUS_WORDS = {AgentStatus.LOGGED_OUT: "logged out", AgentStatus.PAUSED: "paused",
+                AgentStatus.BUSY: "busy (in a talk)", AgentStatus.RINGING: "busy (ringing)",
+                AgentStatus.WRAPUP: "in wrap-up",
+                AgentStatus.UNAVAILABLE: "unavailable (phone not registered)"}
 
 
 class VisitCall(Protocol):
@@ -131,10 +149,19 @@ class BrokeOut:
 
 
 @dataclass(frozen=True)
+class Consulted:
+    """An attended transfer completed as asked: the customer goes on with the consulted agent."""
+
+    asked: TransferAsked
+
+
+@dataclass(frozen=True)
 class Transferred:
-    """The agent passed the caller on: the talk is over, the call goes to `target`."""
+    """The agent passed the caller on: the talk is over, the call goes to `target` (for a transfer
+    to an agent or a number: the talk's queue, which takes the caller first in line after `handoff`)."""
 
     target: Target
+    handoff: Handoff | None = None
 
 
 TalkEnd = TalkOver | Transferred  # how a talk ends: over, or passed on by a transfer
@@ -159,8 +186,10 @@ class _PlaceGiven(Exception):  # noqa: N818 - control flow, not an error
 
 
 class QueueVisit:
-    def __init__(self, call: VisitCall, ctx: CallContext, queue: Queue) -> None:
+    def __init__(self, call: VisitCall, ctx: CallContext, queue: Queue,
+                 handoff: Handoff | None = None) -> None:
         self.call = call
+        self.handoff = handoff  # a transfer to one party: rung before the caller waits, first in line
         self.ctx = ctx
         self.queue = queue
         self.manager = ctx.queues
@@ -175,6 +204,7 @@ class QueueVisit:
         # Answer + music on hold, a job started the moment the caller has to wait; None until then.
         self._music: asyncio.Task[None] | None = None
         self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
+        self.consult: consulting.Consult | None = None  # an attended transfer of the talk under way
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -187,7 +217,7 @@ class QueueVisit:
         await self.call.case_known()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
                                         preferred=self.call.preferred_agent, wake=self.call.wake,
-                                        priority=self.call.priority)
+                                        priority=self.call.priority, head=self.handoff is not None)
         position = self.manager.position(self.waiter)
         log.info("call %s joined queue %s at position %d (priority %d)", self.call.channel_id, q.name,
                  position, self.call.priority)
@@ -308,6 +338,10 @@ class QueueVisit:
     async def _wait_for_an_agent(self) -> VisitOutcome:
         q, joined_at = self.queue, self.waiter_.joined_at  # back in line, a caller keeps its place
         next_announcement = joined_at + q.announce_period if q.announce_period else None
+        if self.handoff is not None:
+            talked = await self._ring_directly(self.handoff)
+            if talked is not None:
+                return talked
         while True:
             self._check_place_asked()  # asked while an announcement played
             if next_announcement is not None and time.time() >= next_announcement:
@@ -340,6 +374,25 @@ class QueueVisit:
         if talked is None:
             self._back_in_line()  # the agent's leg went before the bridge: wait on
         return talked
+
+    async def _ring_directly(self, handoff: Handoff) -> TalkEnd | None:
+        """A caller transferred to one agent: that agent rung alone for the queue's ring timeout,
+        then, where the queue says, the transferring agent; None: nobody answered, and the caller
+        waits at the head of the line."""
+        self.handoff = None
+        for name, ring_back in ((handoff.agent, False), (handoff.back_to, True)):
+            if name is None:
+                continue
+            agent = self.manager.ring_directly(self.waiter_, name, ring_back=ring_back)
+            if agent is None:
+                log.info("call %s: %s is not free to be rung for the transfer", self.call.channel_id, name)
+                continue
+            talked = await self._attempt([agent])
+            if talked is not None:
+                return talked
+            self.manager.attempt_over(self.waiter_)
+            self._ensure_music()
+        return None
 
     def _next_deadline(self, next_announcement: float | None) -> float:
         """When a waiting caller must look again with no news from the queue: its announcement,
@@ -435,7 +488,7 @@ class QueueVisit:
         before = self.waiter_
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=before.joined_at,
                                         video=self.call.video, wake=self.call.wake,
-                                        priority=before.priority)
+                                        priority=before.priority, head=before.head)
         self.waiter.cycle = before.cycle
         self.call.move(CallState.WAITING)
         self._start_music()
@@ -643,13 +696,16 @@ class QueueVisit:
         except CallerGone:
             await self._talk_ended(leg, answered_at, Party.CALLER)
             raise
+        if isinstance(ended, Consulted):
+            return await self._complete_consult(ended.asked, leg, answered_at)
         if isinstance(ended, HandoverAsked):
             return self._hand_over(ended, leg, answered_at)
         if isinstance(ended, tuple):
             return await self._transfer(*ended, leg, answered_at)
         return await self._talk_ended(leg, answered_at, ended)
 
-    async def _until_talk_ends(self, leg: Ringing) -> Party | HandoverAsked | tuple[TransferAsked, Target]:
+    async def _until_talk_ends(self, leg: Ringing) -> (Party | HandoverAsked | Consulted
+                                                       | tuple[TransferAsked, TransferTo]):
         """While talking: the agent hanging up, the customer's video leg asking for the talk, or
         a transfer asked (one the daemon cannot do is refused, and the talk goes on); the caller's
         switch key asks for a link to move to video."""
@@ -657,6 +713,13 @@ class QueueVisit:
             message = await self.call.next_event()
             if isinstance(message, PhoneSwitchAsked):
                 self._call_the_phone(message)
+                continue
+            if isinstance(message, TransferAsked) and message.kind == "attended" and not message.refer_leg:
+                consulted = await self._attended(message, leg)
+                if consulted is not None:
+                    return consulted
+                continue
+            if self.consult is not None and await self._consult_news(message, leg):
                 continue
             if isinstance(message, TransferAsked):
                 target = await self._transfer_target(message, leg)
@@ -710,15 +773,21 @@ class QueueVisit:
         self.call.leave(EndReason.SWITCHED)
         return TalkOver(EndReason.SWITCHED)
 
-    async def _transfer_target(self, asked: TransferAsked, leg: Ringing) -> Target | None:
+    async def _transfer_target(self, asked: TransferAsked, leg: Ringing) -> TransferTo | None:
         """Where the transfer goes, or None: refused (recorded, and told to the phone that asked),
         and the talk goes on."""
         try:
             if asked.kind != "blind":
                 raise TransferRefused("attended transfers from the phone are not taken yet")
+            if self.consult is not None:
+                raise TransferRefused(f"an attended transfer to {self.consult.target} is under way: "
+                                      f"complete or cancel it first")
             if asked.refer_leg not in (None, leg.channel_id):
                 raise TransferRefused("the REFER came on a leg that is not this talk's agent")
-            return transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+            target = transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+            if isinstance(target, AgentTarget):
+                self._check_agent_free(target.name, leg)
+            return target
         except TransferRefused as refused:
             why = str(refused)
         log.info("call %s: transfer to %r asked by %s refused: %s", self.call.channel_id, asked.target,
@@ -729,13 +798,25 @@ class QueueVisit:
         await self._report_transfer(asked, TRANSFER_REFUSED)
         return None
 
-    async def _transfer(self, asked: TransferAsked, target: Target, leg: Ringing,
+    def _check_agent_free(self, name: str, leg: Ringing) -> None:
+        """TransferRefused unless agent `name` could be rung now (logged in, not paused, not in a
+        talk, ringing or wrap-up, phone registered) and is not the one passing the talk on."""
+        if name == leg.agent.name:
+            raise TransferRefused(f"agent {name} is the one talking with the customer")
+        agent = self.manager.agents.get(name)
+        if agent is None:
+            raise TransferRefused(f"agent {name} is not known to this daemon")
+        status = agent.status(self.manager.clock())
+        if status is not AgentStatus.FREE:
+            raise TransferRefused(f"agent {name} is {STATUS_WORDS.get(status, status.value)}")
+
+    async def _transfer(self, asked: TransferAsked, to_where: TransferTo, leg: Ringing,
                         answered_at: float) -> Transferred:
         """Blind: the talk ends with its complete and a transfer event, the agent goes to wrap-up
         and leaves (a phone that sent a REFER hears it done first), and the caller, out of the
         case's bridge (which goes, with anyone brought into the talk), goes on to the target; its
         next visit joins with music at once."""
-        call, to = self.call, str(target)
+        call, to = self.call, str(to_where)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         agent_id = self.agent_ids.get(leg.agent.name)
@@ -751,7 +832,126 @@ class QueueVisit:
         for participant in self.ctx.conference_legs(call.case_id or 0):
             await self._hang_up(participant)
         await self.ctx.ari.destroy_bridge(call.bridge_id)
-        return Transferred(target)
+        here = Target(TargetAction.QUEUE, self.queue.name)  # whose line takes the caller after
+        if isinstance(to_where, AgentTarget):
+            back_to = leg.agent.name if self.queue.transfer_no_answer == "agent" else None
+            return Transferred(here, Handoff(to_where.name, back_to))
+        if isinstance(to_where, NumberTarget):
+            return Transferred(here, Handoff(number=to_where.number))
+        return Transferred(to_where)
+
+    # -- attended (consult) transfers: the CLI's begin, complete and cancel ----------------------
+
+    async def _attended(self, asked: TransferAsked, leg: Ringing) -> Consulted | None:
+        """A step of an attended transfer: begun (the customer on hold, the target rung), cancelled,
+        or Consulted when completed; refused steps are recorded and change nothing."""
+        try:
+            if asked.step not in CONSULT_STEPS:
+                raise TransferRefused(f"an attended transfer has no step {asked.step!r}")
+            if asked.step == "begin":
+                await self._begin_consult(asked, leg)
+                return None
+            if self.consult is None:
+                raise TransferRefused("no attended transfer is under way")
+            if asked.step == "cancel":
+                await self._consult_over("cancelled", f"cancelled by {asked.asked_by}", leg, asked)
+                return None
+            if self.consult.answered_at is None:
+                raise TransferRefused(f"{self.consult.target} has not answered yet")
+            return Consulted(asked)
+        except TransferRefused as refused:
+            target = asked.target or (str(self.consult.target) if self.consult else "(none)")
+            log.info("call %s: attended transfer %s to %r refused: %s", self.call.channel_id, asked.step,
+                     target, refused)
+            self._note_attended(asked.request, asked.asked_by, target, "refused", str(refused), leg)
+            return None
+
+    async def _begin_consult(self, asked: TransferAsked, leg: Ringing) -> None:
+        if self.consult is not None:
+            raise TransferRefused(f"an attended transfer to {self.consult.target} is under way already")
+        target = transfer_target(self.ctx.directory.snapshot.prov, asked.target)
+        if not isinstance(target, AgentTarget):
+            raise TransferRefused(f"an attended transfer goes to an agent (agent:NAME), not to {target}")
+        self._check_agent_free(target.name, leg)
+        agent = self.manager.consult_ring(target.name, self.queue.name)
+        if agent is None:
+            raise TransferRefused(f"agent {target.name} is not free")
+        try:
+            self.consult = await consulting.begin(self.call, self.ctx, asked, target, agent,
+                                                  ring_timeout=self.queue.ring_timeout,
+                                                  music=self.queue.music)
+        except TransferRefused:
+            self.manager.consult_ended(agent, answered=False)
+            raise
+        self._note_attended(asked.request, asked.asked_by, str(target), "consulting", "", leg)
+
+    async def _consult_news(self, message: Message | None, leg: Ringing) -> bool:
+        """The consulted agent's leg answered or ended; False: the message is not about it."""
+        consult = self.consult
+        assert consult is not None
+        if isinstance(message, StasisStart) and message.channel.id == consult.leg.channel_id:
+            self.manager.consult_answered(consult.leg.agent)
+            await consulting.target_answered(self.call, self.ctx, consult)
+            return True
+        if _is_end_of(message, consult.leg.channel_id):
+            if consult.answered_at is None:
+                why = f"cause {getattr(message, 'cause', '')}".strip()
+                await self._consult_over("unanswered", f"{consult.target} did not answer ({why})", leg)
+            else:
+                await self._consult_over("cancelled", f"{consult.target} hung up", leg)
+            return True
+        return False
+
+    async def _consult_over(self, outcome: str, why: str, leg: Ringing, asked: TransferAsked | None = None,
+                            *, back: bool = True) -> None:
+        """The consult ends without a transfer: the target's leg goes, and (`back`) the customer is
+        back in the bridge with the agent."""
+        consult = self.consult
+        assert consult is not None
+        self.consult = None
+        await consulting.drop(self.call, self.ctx, consult)
+        self.manager.consult_ended(consult.leg.agent, answered=consult.answered_at is not None)
+        if back:
+            await consulting.back_to_customer(self.call, self.ctx)
+        log.info("call %s: attended transfer to %s %s: %s", self.call.channel_id, consult.target,
+                 outcome, why)
+        self._note_attended(asked.request if asked else None, (asked or consult.asked).asked_by,
+                            str(consult.target), outcome, why, leg)
+
+    async def _complete_consult(self, asked: TransferAsked, leg: Ringing, answered_at: float) -> TalkEnd:
+        """The customer goes on with the consulted agent: the first talk ends (its complete and
+        transfer events, the agent to wrap-up, their leg hung up), the customer is back in the
+        bridge, and the talk with the target is a new visit of this queue (join, ring, answer)."""
+        consult = self.consult
+        assert consult is not None
+        self.consult = None
+        call, to = self.call, str(consult.target)
+        self.manager.call_ended(leg.agent, self.queue.name)
+        call.unwatch(leg.channel_id)
+        call.move(CallState.TALKING,
+                  *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                              detail=f"transferred to {to}"),
+                  *self._step(E.TRANSFER, agent=leg.agent, detail=to),
+                  TransferNoted(asked.request, asked.asked_by, to, "transferred", kind="attended",
+                                from_queue_id=self.queue_id,
+                                from_agent_id=self.agent_ids.get(leg.agent.name)))
+        log.info("call %s: %s transferred by %s to %s, attended", call.channel_id, leg.agent.name,
+                 asked.asked_by, to)
+        await self._hang_up(leg.channel_id)
+        await consulting.back_to_customer(call, self.ctx)
+        target, target_answered = consult.leg, consult.answered_at or time.time()
+        call.move(CallState.TALKING, *self._step(E.JOIN, position=1), *self._step(E.RING, agent=target.agent),
+                  *self._step(E.ANSWER, agent=target.agent, wait_ms=0,
+                              ring_ms=_ms(target_answered - target.started)))
+        return await self._follow_talk(target, time.time())
+
+    def _note_attended(self, request: str | None, asked_by: str, target: str, outcome: str, why: str,
+                       leg: Ringing) -> None:
+        """A row of transfers for a step of an attended transfer (`request`: the asker's; None for
+        what nobody asked, a target's no answer)."""
+        self.call.move(CallState.TALKING, TransferNoted(
+            request, asked_by, target, outcome, why, kind="attended", from_queue_id=self.queue_id,
+            from_agent_id=self.agent_ids.get(leg.agent.name)))
 
     async def _report_transfer(self, asked: TransferAsked, state: str) -> None:
         """The NOTIFY a phone that sent a REFER waits for (nothing to tell the CLI: it reads the row)."""
@@ -764,8 +964,11 @@ class QueueVisit:
 
     async def _talk_ended(self, leg: Ringing, answered_at: float, who: Party) -> TalkOver:
         """Record the complete, free the agent into wrap-up, and end the talk for everyone in it:
-        the other party, the parties brought into it (a conference) and the case's bridge."""
+        the other party, the parties brought into it (a conference), an agent being consulted
+        (an attended transfer cancelled) and the case's bridge."""
         call = self.call
+        if self.consult is not None:
+            await self._consult_over("cancelled", f"{who} hung up", leg, back=False)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED

@@ -292,6 +292,8 @@
     enable("switch", true);
     enable("invite", true);
     enable("to-phone", true);
+    enable("transfer", true);
+    enable("consult", true);
     setState("registering");
     try {
       phone.ua = startUa({ uri: `sip:${endpoint}@${config.domain}`, password, register: true });
@@ -341,6 +343,7 @@
       const stream = await openCamera();
       session.answer({ mediaStream: stream, mediaConstraints: MEDIA, pcConfig: PC_CONFIG });
       enable("hangup", true);
+      loadTransferTargets();
     } catch (error) {
       try { session.terminate({ status_code: 480, reason_phrase: "Temporarily Unavailable" }); } catch (_) { /* gone */ }
       failed(error);
@@ -421,6 +424,46 @@
     status.textContent = message;
   }
 
+  /* The transfer picker: queues, hotlines and the agents free now (asked again with each answered
+   * call), or a number typed beside it, which wins when given. */
+  async function loadTransferTargets() {
+    const targets = await agentApi(config.transferTargetsApi, undefined, "targets",
+                                   "The transfer targets could not be listed");
+    if (targets === null) return;
+    const select = byId("transfer-target");
+    select.replaceChildren();
+    for (const [kind, label] of [["queues", "queue"], ["hotlines", "hotline"], ["agents", "agent"]]) {
+      for (const name of targets[kind] || []) {
+        const option = document.createElement("option");
+        option.value = `${label}:${name}`;
+        option.textContent = `${label} ${name}`;
+        select.append(option);
+      }
+    }
+  }
+
+  function transferTarget() {
+    const number = byId("transfer-number").value.trim();
+    return number ? `number:${number}` : byId("transfer-target").value;
+  }
+
+  /* Blind (`attended` false), the start of an attended one, or its `step`: complete or cancel. */
+  async function requestTransfer(attended, step) {
+    const status = byId("transfer-status");
+    status.textContent = "";
+    phone.transferMessage = null;
+    const body = step ? { step } : { target: transferTarget(), attended };
+    const message = await agentApi(config.transferApi, body, "message", "The transfer was not made");
+    if (message === null) return;
+    phone.transferMessage = message;
+    status.textContent = message;
+    const consulting = !step && attended;
+    enable("transfer-complete", consulting);
+    enable("transfer-cancel", consulting);
+    enable("transfer", !consulting);
+    enable("consult", !consulting);
+  }
+
   function initAgent() {
     phone.state = "logged out";
     byId("login").addEventListener("click", login);
@@ -430,6 +473,10 @@
     byId("switch").addEventListener("click", requestSwitch);
     byId("invite").addEventListener("click", requestInvite);
     byId("to-phone").addEventListener("click", requestPhone);
+    byId("transfer").addEventListener("click", () => requestTransfer(false, null));
+    byId("consult").addEventListener("click", () => requestTransfer(true, null));
+    byId("transfer-complete").addEventListener("click", () => requestTransfer(true, "complete"));
+    byId("transfer-cancel").addEventListener("click", () => requestTransfer(true, "cancel"));
   }
 
   // --- start --------------------------------------------------------------------------------
