@@ -28,6 +28,7 @@ from hotline.loop_lag import LoopLagMonitor
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
+from hotline.store.callbacks import Callbacks
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, describe_dsn, open_pool
 from hotline.store.spool import spool_directory
@@ -112,6 +113,7 @@ class Daemon:
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
                           ask_switch=self.switch_key.press,
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
+                          callbacks=Callbacks(self.pool),
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
         publisher = LivePublisher(self.pool, self.queues, self.directory)

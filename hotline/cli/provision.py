@@ -131,6 +131,10 @@ _queue_options = options(
                  help="Seconds a caller whose agent rings at once hears ringing, then music (0: music)."),
     click.option("--video-fallback",
                  help="Seconds a video caller rings only video agents before all ('never')."),
+    click.option("--callback-key", help="Key a waiting caller presses to be called back ('none')."),
+    click.option("--callback-retries", type=int, help="Tries after the first when not answered."),
+    click.option("--callback-retry-interval", type=int, help="Seconds between callback tries."),
+    click.option("--callback-expiry", help="Seconds before a callback is dropped ('never')."),
 )
 
 

@@ -52,7 +52,7 @@ from hotline.engine.messages import (
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason
-from hotline.engine.queueing.visit import Overflow, QueueVisit, TalkOver, Transferred
+from hotline.engine.queueing.visit import CallbackAsked, Overflow, QueueVisit, TalkOver, Transferred
 from hotline.engine.routing.route import (
     Route,
     entry_of,
@@ -363,7 +363,7 @@ class InboundCall:
                 target = await run_menu(self, prov.menus, target, self._pressed)
             elif target.action == TargetAction.QUEUE and target.name in prov.queues:
                 outcome = await QueueVisit(self, self.ctx, prov.queues[target.name]).run()
-                if isinstance(outcome, TalkOver):
+                if isinstance(outcome, TalkOver | CallbackAsked):
                     return
                 if isinstance(outcome, Transferred):  # a new route from the target, with its own steps
                     self.transferred, steps, overflowed = True, 0, False
@@ -407,7 +407,7 @@ class InboundCall:
         if await self._resume_unrecorded_talk(visit, hop.queued_at.timestamp()):
             return True
         outcome = await visit.resume_waiting(hop.queued_at.timestamp())
-        if not isinstance(outcome, TalkOver):
+        if not isinstance(outcome, TalkOver | CallbackAsked):
             await self._follow(outcome.target, overflowed=isinstance(outcome, Overflow))
         return True
 

@@ -23,7 +23,6 @@ NUMBER_IS = "sound:vm-num-i-have"
 YOU_ENTERED = "sound:you-entered"
 IF_CORRECT = ("sound:if-correct-press", "sound:digits/1")
 INVALID = "sound:pm-invalid-option"
-GOODBYE = "sound:vm-goodbye"
 CONFIRM_KEY = "1"
 END_KEY = "#"
 MAX_DIGITS = 15  # E.164's longest
@@ -35,7 +34,7 @@ ATTEMPTS = 3
 async def ask_number(io: CallIO, caller_id: str | None, may_call: Callable[[str], bool],
                      region: str) -> str | None:
     """The E.164 number the caller confirmed, or None (they gave up, or no number they gave may be
-    called back: they have heard goodbye)."""
+    called back; what they hear next is the caller's to say: back to waiting, or goodbye)."""
     own = _callable(caller_id, may_call, region)
     for attempt in range(1, ATTEMPTS + 1):
         number, intro = (own, NUMBER_IS) if own is not None else (
@@ -48,7 +47,6 @@ async def ask_number(io: CallIO, caller_id: str | None, may_call: Callable[[str]
         elif await _confirmed(io, number, intro):
             log.info("call %s: callback number %s confirmed", io.channel_id, number)
             return number
-    await io.play(GOODBYE)
     return None
 
 

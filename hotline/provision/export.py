@@ -48,7 +48,10 @@ def queue_table(q: Queue) -> Table:
         "announce_period": q.announce_period, "music": q.music, "service_level": q.service_level,
         "prefer_video_agents": q.prefer_video_agents, "overflow": str(q.overflow),
         "announce_holdtime": q.announce_holdtime, "breakout_menu": q.breakout_menu, "ringback": q.ringback,
-        "video_fallback": "never" if q.video_fallback is None else q.video_fallback})
+        "video_fallback": "never" if q.video_fallback is None else q.video_fallback,
+        "callback_key": q.callback_key, "callback_retries": q.callback_retries,
+        "callback_retry_interval": q.callback_retry_interval,
+        "callback_expiry": "never" if q.callback_expiry is None else q.callback_expiry})
 
 
 def menu_table(m: Menu) -> Table:

@@ -102,6 +102,14 @@ class Queue:
     # With prefer_video_agents: a video caller rings only video-capable agents for this many
     # seconds of waiting, then every agent, video-capable first. None: never falls back.
     video_fallback: int | None = 30
+    # A waiting caller pressing this key asks to be called back instead of waiting (None: the
+    # queue offers no callbacks); not answered, a callback is tried again `callback_retries`
+    # times, `callback_retry_interval` seconds apart, and dropped once `callback_expiry` seconds
+    # old (None: never).
+    callback_key: str | None = None
+    callback_retries: int = 2
+    callback_retry_interval: int = 300
+    callback_expiry: int | None = 4 * 3600
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,22 @@ def never_or_seconds(field: str, value: object) -> int | None:
     return integer(field, value, 0, 3600)
 
 
+def never_or_range(field: str, value: object, low: int, high: int) -> int | None:
+    """'never' (or 'none'): None; else seconds from `low` to `high`."""
+    if value in ("never", "none"):
+        return None
+    return integer(field, value, low, high)
+
+
+def optional_key(field: str, value: object) -> str | None:
+    """A phone key (0-9, * or #), or 'none' (or 'off'): None."""
+    if value in ("none", "off"):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9*#]", value):
+        raise fail(field, value, "is not a key (0-9, * or #; 'none': no key)")
+    return value
+
+
 def boolean(field: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -333,7 +349,8 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
     f = f"queues.{slug('queue', name)}"
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
-                     "announce_holdtime", "breakout_menu", "ringback", "video_fallback"})
+                     "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "callback_key",
+                     "callback_retries", "callback_retry_interval", "callback_expiry"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -354,7 +371,14 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
         announce_holdtime=_get(table, "announce_holdtime", d.announce_holdtime, boolean, f),
         breakout_menu=_get(table, "breakout_menu", d.breakout_menu, optional_slug, f),
         ringback=_get(table, "ringback", d.ringback, lambda k, v: integer(k, v, 0, 60), f),
-        video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f))
+        video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f),
+        callback_key=_get(table, "callback_key", d.callback_key, optional_key, f),
+        callback_retries=_get(table, "callback_retries", d.callback_retries,
+                              lambda k, v: integer(k, v, 0, 10), f),
+        callback_retry_interval=_get(table, "callback_retry_interval", d.callback_retry_interval,
+                                     lambda k, v: integer(k, v, 10, 86400), f),
+        callback_expiry=_get(table, "callback_expiry", d.callback_expiry,
+                             lambda k, v: never_or_range(k, v, 60, 7 * 86400), f))
 
 
 def menu(name: str, table: Mapping[str, object]) -> Menu:

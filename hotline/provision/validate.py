@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from hotline.errors import ProvisionError
 from hotline.media import WEB_ENDPOINT
-from hotline.provision.model import Menu, Provisioning, Target
+from hotline.provision.model import Menu, Provisioning, Queue, Target
 
 # Endpoints and templates the reference configuration and the lab define: an agent may not take
 # their names.
@@ -42,6 +42,7 @@ def _references(prov: Provisioning) -> Iterator[str]:
             yield f"queues.{q.name}.overflow: {str(q.overflow)!r} overflows into itself"
         if q.breakout_menu is not None and q.breakout_menu not in prov.menus:
             yield f"queues.{q.name}.breakout_menu: menu {q.breakout_menu!r} does not exist"
+        yield from _callback_key(prov, q)
     for h in prov.hotlines.values():
         if not _exists(prov, h.entry):
             yield f"hotlines.{h.name}.entry: {str(h.entry)!r} does not exist"
@@ -63,6 +64,19 @@ def _references(prov: Provisioning) -> Iterator[str]:
         for queue, _ in a.queues:
             if queue not in prov.queues:
                 yield f"agents.{a.name}.queues: queue {queue!r} does not exist"
+
+
+def _callback_key(prov: Provisioning, q: Queue) -> Iterator[str]:
+    """A queue offering callbacks needs a trunk to call back through, and a key its breakout
+    menu does not take already."""
+    if q.callback_key is None:
+        return
+    if not prov.trunks:
+        yield f"queues.{q.name}.callback_key: no trunk is provisioned to call the customer back through"
+    menu = prov.menus.get(q.breakout_menu or "")
+    if menu is not None and any(o.digit == q.callback_key for o in menu.options):
+        yield (f"queues.{q.name}.callback_key: key {q.callback_key!r} is also a key of its breakout menu"
+               f" {menu.name!r}")
 
 
 def _endpoints(prov: Provisioning) -> Iterator[str]:

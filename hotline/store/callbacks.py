@@ -16,6 +16,7 @@ from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
 
 from hotline.errors import CallbackError
 
@@ -168,3 +169,16 @@ async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
     return await cur.fetchall()
 
 
+
+
+class Callbacks:
+    """What a call asks of the callback store, over the daemon's pool (engine.context.CallbackStore)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def request(self, *, case_id: int, hop_id: int | None, queue_id: int, number: str,
+                      joined_at: datetime, due_at: datetime, expires_at: datetime | None) -> CallbackRequest:
+        async with self.pool.connection() as conn:
+            return await request(conn, case_id=case_id, hop_id=hop_id, queue_id=queue_id, number=number,
+                                 joined_at=joined_at, due_at=due_at, expires_at=expires_at)
