@@ -19,6 +19,7 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.engine.call import VANISHED, InboundCall
+from hotline.engine.callback_placer import CALLBACK_LEG
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
@@ -95,7 +96,7 @@ class Router:
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         entry = parse_entry(event.args, event.channel.context)
-        if entry is None and AGENT_LEG in event.channel.id:
+        if entry is None and (AGENT_LEG in event.channel.id or event.channel.id.startswith(CALLBACK_LEG)):
             self._hang_up_unclaimed_leg(event.channel)
             return
         if entry is None:
@@ -166,7 +167,7 @@ class Router:
             if channel_id not in alive:
                 inbox.post(ChannelVanished(channel_id))
         unknown = in_stasis - self.inboxes.keys()
-        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c}
+        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c or c.startswith(CALLBACK_LEG)}
         await self._adopt_in_line_order(unknown - legs)
         await self._hang_up_orphan_legs(legs)
         stale = await self._close_unowned_hops()

@@ -19,6 +19,7 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.errors import CallbackError
+from hotline.store.hops import Hop
 
 OPEN = ("pending", "placing")
 ENDED = ("answered", "failed", "expired", "cancelled")
@@ -171,6 +172,33 @@ async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
 
 
 
+# The outbound leg's hop, next in the request's case (reopened: the leg that asked has ended),
+# with the asking leg's hotline; the hop dials the customer's number.
+_OPEN_HOP = """
+WITH reopened AS (UPDATE cases SET status = 'open', closed_at = NULL WHERE id = %(case)s)
+INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, media, dialled, dialled_e164, caller_num,
+                  hotline_id, queue_id)
+SELECT %(case)s, (SELECT coalesce(max(seq), 0) + 1 FROM hops WHERE case_id = %(case)s), %(node)s,
+       %(channel)s, 'pstn', 'audio', %(number)s, %(number)s, %(caller_id)s,
+       (SELECT hotline_id FROM hops WHERE id = %(asked)s), %(queue)s
+RETURNING id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num, entered_at,
+          ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id, agent_id, queued_at,
+          answered_at, media
+"""
+
+
+async def open_hop(conn: AsyncConnection, callback: CallbackRequest, *, node: str, channel_id: str,
+                   caller_id: str) -> Hop:
+    """The hop of the leg that calls the customer back, in their case."""
+    cur = conn.cursor(row_factory=class_row(Hop))
+    await cur.execute(_OPEN_HOP, {"case": callback.case_id, "node": node, "channel": channel_id,
+                                  "number": callback.number, "caller_id": caller_id,
+                                  "asked": callback.hop_id, "queue": callback.queue_id})
+    hop = await cur.fetchone()
+    assert hop is not None
+    return hop
+
+
 class Callbacks:
     """What a call asks of the callback store, over the daemon's pool (engine.context.CallbackStore)."""
 
@@ -182,3 +210,36 @@ class Callbacks:
         async with self.pool.connection() as conn:
             return await request(conn, case_id=case_id, hop_id=hop_id, queue_id=queue_id, number=number,
                                  joined_at=joined_at, due_at=due_at, expires_at=expires_at)
+
+    async def claim(self, queue_ids: list[int], run: str, lease_s: int) -> CallbackRequest | None:
+        async with self.pool.connection() as conn:
+            return await claim(conn, queue_ids, run, lease_s)
+
+    async def renew(self, callback_id: int, run: str, lease_s: int) -> None:
+        async with self.pool.connection() as conn:
+            await renew(conn, callback_id, run, lease_s)
+
+    async def release(self, callback_id: int, run: str) -> None:
+        async with self.pool.connection() as conn:
+            await release(conn, callback_id, run)
+
+    async def answered(self, callback_id: int, run: str) -> None:
+        async with self.pool.connection() as conn:
+            await answered(conn, callback_id, run)
+
+    async def unanswered(self, callback_id: int, run: str, *, retry_at: datetime | None,
+                         give_up_as: str = "failed", detail: str = "") -> None:
+        async with self.pool.connection() as conn:
+            await unanswered(conn, callback_id, run, retry_at=retry_at, give_up_as=give_up_as, detail=detail)
+
+    async def recover(self) -> list[int]:
+        async with self.pool.connection() as conn:
+            return await recover(conn)
+
+    async def expire(self) -> list[int]:
+        async with self.pool.connection() as conn:
+            return await expire(conn)
+
+    async def open_hop(self, callback: CallbackRequest, *, node: str, channel_id: str, caller_id: str) -> Hop:
+        async with self.pool.connection() as conn:
+            return await open_hop(conn, callback, node=node, channel_id=channel_id, caller_id=caller_id)
