@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from hotline.errors import CallbackError
 from hotline.store import callbacks
@@ -201,3 +202,45 @@ async def _all(conn: AsyncConnection) -> list[callbacks.CallbackRequest]:
     cur = conn.cursor(row_factory=psycopg.rows.class_row(callbacks.CallbackRequest))
     await cur.execute("SELECT * FROM callbacks ORDER BY id")
     return await cur.fetchall()
+
+
+async def test_the_callback_leg_is_the_next_hop_of_the_case_which_opens_again_and_closes_with_it(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    case = await new_case(conn)
+    await conn.execute(
+        "INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, dialled, caller_num, ended_at,"
+        " end_reason) VALUES (%s, 1, 'n1', 'asked', 'pstn', '84951234567', '89161234567', now(), 'callback')",
+        (case,))
+    await conn.execute("UPDATE cases SET status = 'closed', closed_at = now() WHERE id = %s", (case,))
+    asked = await one(conn, "SELECT id FROM hops WHERE case_id = %s", case)
+    made = await callbacks.request(conn, case_id=case, hop_id=asked, queue_id=queues["support"],
+                                   number="+79161234567", joined_at=ago(60), due_at=ago(0), expires_at=None)
+    hop = await callbacks.open_hop(conn, made, node="n1", channel_id="callback-1-customer-x",
+                                   caller_id="+74951234567")
+    assert (hop.case_id, hop.seq, hop.dialled_e164, hop.caller_num, hop.queue_id) == (
+        case, 2, "+79161234567", "+74951234567", queues["support"])
+    assert await one(conn, "SELECT status FROM cases WHERE id = %s", case) == "open"
+    close = [{"k": "close", "hop": hop.id, "reason": "completed"}]
+    await conn.execute("SELECT record_call_events(%s)", (Jsonb(close),))
+    assert await one(conn, "SELECT status FROM cases WHERE id = %s", case) == "closed"
+
+
+async def test_a_hop_ended_by_a_callback_request_and_its_queue_event_are_taken(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    case = await new_case(conn)
+    cur = await conn.execute(
+        "INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, dialled)"
+        " VALUES (%s, 1, 'n1', 'c', 'pstn', '84951234567') RETURNING id", (case,))
+    hop = (await cur.fetchone() or [0])[0]
+    batch = [{"k": "event", "hop": hop, "case": case, "queue": queues["support"], "event": "callback",
+              "wait_ms": 5000}, {"k": "close", "hop": hop, "reason": "callback"}]
+    await conn.execute("SELECT record_call_events(%s)", (Jsonb(batch),))
+    assert await one(conn, "SELECT end_reason FROM hops WHERE id = %s", hop) == "callback"
+    events = await one(conn, "SELECT string_agg(event, ',') FROM queue_events WHERE hop_id = %s", hop)
+    assert events == "callback"
+
+
+async def one(conn: AsyncConnection, sql: str, *params: object) -> object:
+    row = await (await conn.execute(sql, params)).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return row[0]
