@@ -4,8 +4,8 @@ make the hotline dial a premium or foreign number for them), so the callback nev
 for want of a trunk.
 
 The caller hears the number back digit by digit ("you entered 7 9 1 6 ..."), then "if correct,
-press 1"; any other key, or none, lets them type another, ended by #. Sounds are Asterisk's core
-sounds (present in every installation). Runs on the IVR's CallIO seam, so it needs no call.
+press 1" (a key at any point answers); any other key, or none, lets them type another, ended
+by #. Sounds are Asterisk's core sounds (present in every installation). Runs on the IVR's CallIO seam, so it needs no call.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ async def _typed(io: CallIO) -> str:
 
 
 async def _confirmed(io: CallIO, number: str, intro: str) -> bool:
-    await io.play(intro)
-    await io.play(f"digits:{number.lstrip('+')}")
+    """The number read back; a key at any point of it answers (a caller who knows it is right
+    need not hear it all, and a key is never lost in a prompt that cannot hear it)."""
     key = None
-    for media in IF_CORRECT:
+    for media in (intro, f"digits:{number.lstrip('+')}", *IF_CORRECT):
         key = key or await io.play(media, stop_on_digit=True)
     key = key or await io.digit(CONFIRM_TIMEOUT_S)
     return key == CONFIRM_KEY
