@@ -116,7 +116,7 @@ def test_a_callback_asked_in_the_queue_rings_the_agent_first_then_bridges_the_cu
     assert run.ok, run.output[-2500:]  # answered, keys sent, hung up by Asterisk after the thanks
     request = the_request(db)
     assert (request["status"], request["number"]) == ("pending", CUSTOMER)
-    asked = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="hop closed")[0]
+    asked = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed")[0]
     assert asked["end_reason"] == "callback" and asked["case_id"] == request["case_id"]
     assert request["joined_at"] == asked["queued_at"]  # the caller's place in line
     events = [e["event"] for e in rows(db, "SELECT event FROM queue_events ORDER BY id")]
