@@ -554,10 +554,26 @@ class InboundCall:
                 return None
             if stop_on_digit and self.is_own_key(message):
                 assert isinstance(message, ChannelDtmfReceived)
-                await self.ctx.ari.stop_playback(playback_id)
+                await self._stop_playback(playback_id)
                 return message.digit
             if message is not None:
                 self.unexpected(message)
+
+    async def _stop_playback(self, playback_id: str) -> None:
+        """Stop a playback a key cut short. Asterisk refuses to stop some (HTTP 500 for `digits:`
+        read back, say): it then plays to its end, and the key still counts."""
+        try:
+            await self.ctx.ari.stop_playback(playback_id)
+        except AriNotFound:
+            return
+        except AriError as exc:
+            log.debug("call %s: playback %s not stopped (%s): let it end", self.channel_id, playback_id, exc)
+            while True:
+                message = await self.next_event()
+                if isinstance(message, PlaybackFinished) and message.playback_id == playback_id:
+                    return
+                if message is not None:
+                    self.unexpected(message)
 
     async def until_caller_gone(self) -> NoReturn:
         """ARI says the caller's channel is gone (a request about it answered 404): its own event

@@ -5,7 +5,8 @@ for want of a trunk.
 
 The caller hears the number back digit by digit ("you entered 7 9 1 6 ..."), then "if correct,
 press 1" (a key at any point answers); any other key, or none, lets them type another, ended
-by #. Sounds are Asterisk's core sounds (present in every installation). Runs on the IVR's CallIO seam, so it needs no call.
+by #. Sounds are Asterisk's core sounds (present in every installation). Runs on the IVR's CallIO
+seam, so it needs no call.
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ def test_a_callback_asked_in_the_queue_rings_the_agent_first_then_bridges_the_cu
     run = ask_for_a_callback()
     assert run.ok, run.output[-2500:]  # answered, keys sent, hung up by Asterisk after the thanks
     request = the_request(db)
-    assert (request["status"], request["number"]) == ("pending", CUSTOMER)
+    assert request["number"] == CUSTOMER
+    assert request["status"] in ("pending", "placing")  # a daemon may hold it in the line already
     asked = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed")[0]
     assert asked["end_reason"] == "callback" and asked["case_id"] == request["case_id"]
     assert request["joined_at"] == asked["queued_at"]  # the caller's place in line
