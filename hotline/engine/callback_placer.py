@@ -5,7 +5,8 @@ Per queue, the daemon holds at most one request at a time (claimed in PostgreSQL
 it renews: hotline.store.callbacks), the oldest-joined one due. It stands in the queue's line
 like a caller, at the request's join time, so live callers who joined before it go first and
 those after it wait. When its turn comes and an agent is free, that agent is rung first; once
-they answer they hear a short whisper (callback, the queue's name, the customer's number) and
+they answer they hear a short whisper (callback, the customer's number; their phone showed the
+queue while it rang) and
 ringing while the customer is dialled through the trunk that allows the number, with the
 hotline's number as caller id. The customer answering makes the request 'answered' in the
 database before anything else (a daemon killed after that never places it again), then both are
@@ -58,10 +59,16 @@ CUSTOMER_RING_S = 30
 RING_GRACE_S = 2.0  # Asterisk's own timeout comes first; ours is a lost event's safety net
 
 
-def whisper_media(queue: str, number: str) -> str:
-    """What the agent hears on answering: callback, the queue's name spelt, the number."""
-    return ",".join(["sound:vm-tocallback", f"characters:{queue}", "sound:vm-from-phonenumber",
-                     f"digits:{number.lstrip('+')}"])
+def whisper_media(number: str) -> str:
+    """What the agent hears on answering: callback, and the number (the queue is on the phone's
+    display, agent_caller_id: spelling a queue's name out loud takes a second a letter)."""
+    return ",".join(["sound:vm-tocallback", f"digits:{number.lstrip('+')}"])
+
+
+def agent_caller_id(queue: str, number: str) -> str:
+    """What the agent's phone shows while it rings: a callback, of which queue, to whom."""
+    return f'"callback {queue}" <{number}>'
+
 
 
 class PlacerStore(Protocol):
@@ -237,7 +244,8 @@ class Placement:
             try:
                 await self.ctx.ari.originate(
                     f"PJSIP/{agent.endpoint}", self.ctx.app, f"agent,{self.channel_id}", leg,
-                    timeout_s=self.queue.ring_timeout, caller_id=self.request.number,
+                    timeout_s=self.queue.ring_timeout,
+                    caller_id=agent_caller_id(self.queue.name, self.request.number),
                     formats=originate_formats(agent.capabilities))
                 ringing[leg] = agent
                 log.info("callback %s: ringing %s first", self.request.id, agent.name)
@@ -287,7 +295,7 @@ class Placement:
     async def _call_customer(self, agent: AgentState, agent_leg: str) -> None:
         """Whisper to the agent, dial the customer, bridge them, follow the talk to its end."""
         ari, request = self.ctx.ari, self.request
-        await self._play_to_agent(agent_leg, whisper_media(self.queue.name, request.number))
+        await self._play_to_agent(agent_leg, whisper_media(request.number))
         trunks = list(self.ctx.directory.snapshot.prov.trunks.values())
         bridge = f"case-{request.case_id}"
         try:

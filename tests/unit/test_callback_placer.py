@@ -125,9 +125,8 @@ async def test_the_agent_is_rung_first_whispered_to_then_the_customer_is_dialled
     engine, store, _ = placing
     agent = await agent_answers(engine)
     whisper = await engine.ari.wait_for("play")
-    assert whisper.args == (agent, whisper_media("support", NUMBER))
-    assert whisper.args[1] == ("sound:vm-tocallback,characters:support,sound:vm-from-phonenumber,"
-                               "digits:79165551234")
+    assert whisper.args == (agent, whisper_media(NUMBER))
+    assert whisper.args[1] == "sound:vm-tocallback,digits:79165551234"
     customer = await customer_leg(engine)
     assert ("open_hop", customer, "+74951234567") in store.log  # the hotline's number as caller id
     assert engine.ari.bridge_members["case-101"] == [agent]  # the agent waits in the case's bridge
