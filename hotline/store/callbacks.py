@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.errors import CallbackError
@@ -160,6 +160,20 @@ async def cancel(conn: AsyncConnection, callback_id: int, by: str) -> CallbackRe
     if found.status == "placing":
         raise CallbackError(f"callback {callback_id} is being placed now: it cannot be cancelled")
     raise CallbackError(f"callback {callback_id} has already ended ({found.status})")
+
+
+async def listing(conn: AsyncConnection, *, ended_within_s: int | None = None) -> list[dict[str, object]]:
+    """The requests a supervisor reads, with their queue's name, in the line's order: those still
+    open, and with `ended_within_s` those ended that recently too."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT c.id, q.name AS queue, c.number, c.status, c.joined_at, c.due_at, c.expires_at, c.attempts,"
+        "       c.case_id, c.placed_by, c.ended_at, c.detail"
+        "  FROM callbacks c JOIN queues q ON q.id = c.queue_id"
+        " WHERE c.status IN ('pending', 'placing')"
+        "    OR (%s::integer IS NOT NULL AND c.ended_at > now() - make_interval(secs => %s::integer))"
+        " ORDER BY c.ended_at IS NOT NULL, q.name, c.joined_at, c.id", (ended_within_s, ended_within_s))
+    return await cur.fetchall()
 
 
 async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:

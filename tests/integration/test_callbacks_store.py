@@ -4,15 +4,18 @@ daemons claiming at once never hold the same request."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from hotline.cli import main
 from hotline.errors import CallbackError
 from hotline.store import callbacks
 from hotline.store.db import connect
@@ -244,3 +247,35 @@ async def one(conn: AsyncConnection, sql: str, *params: object) -> object:
     row = await (await conn.execute(sql, params)).fetchone()  # type: ignore[arg-type]
     assert row is not None
     return row[0]
+
+
+def test_the_cli_lists_waiting_callbacks_in_line_order_and_cancels_one(
+        db_dsn: str, db: psycopg.Connection, queues: dict[str, int]) -> None:
+    async def two() -> list[callbacks.CallbackRequest]:
+        conn = await connect(db_dsn)
+        async with conn:
+            return [await ask(conn, queues["support"], joined_s_ago=30, number="+79161111111"),
+                    await ask(conn, queues["support"], joined_s_ago=60, number="+79162222222")]
+    later, earlier = asyncio.run(two())
+    runner = CliRunner()
+
+    def cli(*args: str) -> Result:
+        return runner.invoke(main, ["callback", *args], env={"HOTLINE_DSN": db_dsn})
+
+    listed = cli("list")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0].split()[:4] == ["ID", "QUEUE", "NUMBER", "STATUS"]
+    assert [line.split()[2] for line in lines[1:]] == ["+79162222222", "+79161111111"]  # who joined first
+    done = cli("cancel", str(earlier.id))
+    assert done.exit_code == 0 and f"callback {earlier.id} to +79162222222 cancelled" in done.output
+    again = cli("cancel", str(earlier.id))
+    assert again.exit_code != 0 and "has already ended (cancelled)" in again.output
+    missing = cli("cancel", "999999")
+    assert missing.exit_code != 0 and "callback 999999 does not exist" in missing.output
+    listed = json.loads(cli("list", "--format", "json").output)
+    assert [r["id"] for r in listed] == [later.id]
+    with_ended = json.loads(cli("list", "--ended-within", "60", "--format", "json").output)
+    assert [(r["id"], r["status"]) for r in with_ended] == [(later.id, "pending"), (earlier.id, "cancelled")]
+    detail = rows(db, "SELECT detail FROM callbacks WHERE id = %s", earlier.id)[0]["detail"]
+    assert detail.startswith("cancelled by ")
