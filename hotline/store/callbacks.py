@@ -176,6 +176,13 @@ async def listing(conn: AsyncConnection, *, ended_within_s: int | None = None) -
     return await cur.fetchall()
 
 
+async def waiting_per_queue(conn: AsyncConnection) -> dict[int, int]:
+    """How many callbacks each queue has not placed yet (pending or being placed)."""
+    cur = await conn.execute("SELECT queue_id, count(*) FROM callbacks WHERE status IN ('pending', 'placing')"
+                             " GROUP BY queue_id")
+    return {int(queue_id): int(n) for queue_id, n in await cur.fetchall()}
+
+
 async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
     """Every request not yet ended, in the line's order (queue, then join time)."""
     cur = conn.cursor(row_factory=class_row(CallbackRequest))
