@@ -176,13 +176,14 @@ class Router:
                  "destroyed", len(self.calls), len(in_stasis), stale, emptied)
 
     async def _close_unowned_hops(self) -> int:
-        """Open hops of this node that no call of this daemon runs once adoption is done: their
-        channels ended while no daemon watched, or between the channel list and their adoption
-        (listed alive, gone when fetched: no event of theirs will ever reach a call). Closed
+        """Open hops of this node that no call of this daemon runs (nor a callback it places)
+        once adoption is done: their channels ended while no daemon watched, or between the
+        channel list and their adoption (listed alive, gone when fetched: no event of theirs will
+        ever reach a call). Closed
         through the write-behind, after whatever a call recorded before, so a call's own close
         still pending there wins (a second close changes nothing)."""
         stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
-                 if hop.channel_id not in self.calls]
+                 if hop.channel_id not in self.calls and hop.channel_id not in self.inboxes]
         for hop in stale:
             self.ctx.records.submit(HopEnded(EndReason.FAILED, cause_text=VANISHED[1]).record(hop))
         return len(stale)
