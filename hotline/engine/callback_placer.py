@@ -13,6 +13,7 @@ database before anything else (a daemon killed after that never places it again)
 bridged in the case's bridge; the outbound leg is a hop of the customer's case. Not answered:
 tried again after the queue's interval, or given up (callback_rules). A daemon killed before the
 answer leaves a lease that runs out: the request goes back in the line and is placed afresh.
+A request whose hotline is closed when its turn comes waits for the hotline's next opening.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.callback_offer import rules_of
 from hotline.engine.queueing.callback_rules import GiveUp, after_unanswered
 from hotline.engine.queueing.queues import Waiter
+from hotline.engine.routing.hours import next_opening
 from hotline.engine.routing.outbound import trunk_for
 from hotline.errors import AriError, CallbackError, DialRefused
 from hotline.media import originate_formats
@@ -80,6 +82,8 @@ class PlacerStore(Protocol):
     async def renew(self, callback_id: int, run: str, lease_s: int) -> None: ...
     async def release(self, callback_id: int, run: str) -> None: ...
     async def answered(self, callback_id: int, run: str) -> None: ...
+    async def defer(self, callback_id: int, run: str, due_at: datetime) -> None: ...
+    async def hotline_of(self, callback: CallbackRequest) -> int | None: ...
     async def unanswered(self, callback_id: int, run: str, *, retry_at: datetime | None,
                          give_up_as: str = "failed", detail: str = "") -> None: ...
     async def open_hop(self, callback: CallbackRequest, *, node: str, channel_id: str,
@@ -182,6 +186,12 @@ class Placement:
     # -- the whole placement ---------------------------------------------------------------------
 
     async def run(self) -> None:
+        opening = await self._next_opening()
+        if opening is not None:
+            await self.store.defer(self.request.id, self.placer.run_id, opening)
+            log.info("callback %s: its hotline is closed: due at its opening, %s", self.request.id,
+                     opening.isoformat())
+            return
         log.info("callback %s: placing for queue %s (%s, joined %s, attempt %d)", self.request.id,
                  self.queue.name, self.request.number, self.request.joined_at.isoformat(),
                  self.request.attempts + 1)
@@ -195,6 +205,19 @@ class Placement:
                          agent.name)
                 self.ctx.queues.answer_dropped(agent)
                 await self._renew()
+
+    async def _next_opening(self) -> datetime | None:
+        """When the hotline the customer called opens next, if it is closed now (a retry due in
+        the night waits for the morning); None: open, or not known any more."""
+        hotline_id = await self.store.hotline_of(self.request)
+        snapshot = self.ctx.directory.snapshot
+        names = {ident: name for name, ident in snapshot.ids.get("hotlines", {}).items()}
+        hotline = snapshot.prov.hotlines.get(names.get(hotline_id or 0, ""))
+        if hotline is None:
+            return None
+        now = datetime.now(UTC)
+        opening = next_opening(hotline, now)
+        return opening if opening is not None and opening > now else None
 
     # -- in the line -----------------------------------------------------------------------------
 

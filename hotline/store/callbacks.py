@@ -100,6 +100,22 @@ async def release(conn: AsyncConnection, callback_id: int, run: str) -> None:
                 callback_id, run)
 
 
+async def defer(conn: AsyncConnection, callback_id: int, run: str, due_at: datetime) -> None:
+    """Back in the line, due no earlier than `due_at` (its hotline is closed until then)."""
+    await _held(conn, "UPDATE callbacks SET status = 'pending', placed_by = NULL, lease_until = NULL,"
+                      " due_at = %s WHERE id = %s AND status = 'placing' AND placed_by = %s",
+                (due_at, callback_id, run), callback_id, run)
+
+
+async def hotline_of(conn: AsyncConnection, callback: CallbackRequest) -> int | None:
+    """The hotline the caller called when they asked (their hop's), if known."""
+    if callback.hop_id is None:
+        return None
+    cur = await conn.execute("SELECT hotline_id FROM hops WHERE id = %s", (callback.hop_id,))
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 async def answered(conn: AsyncConnection, callback_id: int, run: str) -> None:
     await _held(conn, "UPDATE callbacks SET status = 'answered', attempts = attempts + 1, ended_at = now(),"
                       " placed_by = NULL, lease_until = NULL"
@@ -243,6 +259,14 @@ class Callbacks:
     async def release(self, callback_id: int, run: str) -> None:
         async with self.pool.connection() as conn:
             await release(conn, callback_id, run)
+
+    async def defer(self, callback_id: int, run: str, due_at: datetime) -> None:
+        async with self.pool.connection() as conn:
+            await defer(conn, callback_id, run, due_at)
+
+    async def hotline_of(self, callback: CallbackRequest) -> int | None:
+        async with self.pool.connection() as conn:
+            return await hotline_of(conn, callback)
 
     async def answered(self, callback_id: int, run: str) -> None:
         async with self.pool.connection() as conn:

@@ -279,3 +279,17 @@ def test_the_cli_lists_waiting_callbacks_in_line_order_and_cancels_one(
     assert [(r["id"], r["status"]) for r in with_ended] == [(later.id, "pending"), (earlier.id, "cancelled")]
     detail = rows(db, "SELECT detail FROM callbacks WHERE id = %s", earlier.id)[0]["detail"]
     assert detail.startswith("cancelled by ")
+
+
+async def test_a_deferred_request_waits_until_its_new_due_time_and_knows_its_hotline(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    made = await ask(conn, queues["support"], joined_s_ago=60)
+    assert await callbacks.hotline_of(conn, made) is None  # asked on no hop
+    claimed = await callbacks.claim(conn, [queues["support"]], "run-a", 30)
+    assert claimed is not None and claimed.id == made.id
+    await callbacks.defer(conn, made.id, "run-a", ago(-3600))
+    assert await callbacks.claim(conn, [queues["support"]], "run-a", 30) is None  # not before its opening
+    [waiting] = await _all(conn)
+    assert (waiting.status, waiting.placed_by, waiting.joined_at) == ("pending", None, made.joined_at)
+    with pytest.raises(CallbackError, match="is not being placed by run-a"):
+        await callbacks.defer(conn, made.id, "run-a", ago(0))

@@ -10,11 +10,12 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock
 
 import pytest
 
 from hotline.engine.callback_placer import CallbackPlacer, Timing, whisper_media
-from hotline.provision.model import Agent, Hotline, Number, Provisioning, Queue, Target, Trunk
+from hotline.provision.model import Agent, Hotline, Number, OpeningHours, Provisioning, Queue, Target, Trunk
 from hotline.store.callbacks import CallbackRequest
 from hotline.store.hops import Hop
 
@@ -67,6 +68,13 @@ class StandInStore:
     async def release(self, callback_id: int, run: str) -> None:
         self.request = dataclasses.replace(self.request, status="pending", placed_by=None)
         self.log.append(("release",))
+
+    async def defer(self, callback_id: int, run: str, due_at: datetime) -> None:
+        self.request = dataclasses.replace(self.request, status="pending", placed_by=None, due_at=due_at)
+        self.log.append(("defer", due_at))
+
+    async def hotline_of(self, callback: CallbackRequest) -> int | None:
+        return 1  # "city", the only hotline
 
     async def answered(self, callback_id: int, run: str) -> None:
         r = self.request
@@ -213,3 +221,20 @@ async def test_the_agent_hanging_up_during_the_whisper_sends_the_callback_to_the
     request = await engine.ari.wait_for("originate", 2, timeout=4)
     assert request.args[1] == "agent,callback-1"  # anna again, once her phone is free
     assert not any(entry[0] == "open_hop" for entry in store.log)  # the customer was never dialled
+
+
+async def test_a_callback_whose_hotline_is_closed_waits_for_its_next_opening() -> None:
+    closed_today = Hotline("city", entry=Target("queue", "support"), time_zone="UTC",
+                           hours=(OpeningHours(1, clock(0, 0), clock(0, 1)),))  # Mondays 00:00-00:01
+    prov = dataclasses.replace(contact_centre(), hotlines={"city": closed_today})
+    engine = Engine(prov, logged_in=("anna",))
+    store = StandInStore(joined_at=datetime.now(UTC))
+    placer = CallbackPlacer(engine.ctx, store, TIMING)
+    await placer.tick()
+    await asyncio.sleep(0.05)
+    [(step, due)] = [entry for entry in store.log if entry[0] == "defer"]
+    assert isinstance(due, datetime) and due > datetime.now(UTC)
+    assert (due.weekday(), due.hour, due.minute) == (0, 0, 0)  # the next Monday, 00:00 UTC
+    assert engine.ari.of("originate") == []  # nobody rung while it is closed
+    assert store.request.status == "pending"
+    await placer.close()
