@@ -126,13 +126,13 @@ class CallbackPlacer:
         if expired:
             log.info("callbacks %s expired: dropped", expired)
         snapshot = self.ctx.directory.snapshot
-        for name, queue in sorted(snapshot.prov.queues.items()):
-            queue_id = snapshot.id_of("queues", name)
-            if queue_id is None or name in self.placing:
-                continue
-            claimed = await self.store.claim([queue_id], self.run_id, self.timing.lease_s)
-            if claimed is not None:
-                self._start(Placement(self, queue, queue_id, claimed))
+        free = {queue_id: queue for name, queue in snapshot.prov.queues.items()
+                if name not in self.placing and (queue_id := snapshot.id_of("queues", name)) is not None}
+        while free:  # one statement when nothing is due, whatever the number of queues
+            claimed = await self.store.claim(sorted(free), self.run_id, self.timing.lease_s)
+            if claimed is None:
+                return
+            self._start(Placement(self, free.pop(claimed.queue_id), claimed.queue_id, claimed))
 
     def _start(self, placement: Placement) -> None:
         self.placing[placement.queue.name] = placement
