@@ -17,6 +17,7 @@ from hotline.asterisk.ami_events import DeviceStateChange, FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
 from hotline.asterisk.ari_events import EndpointState
 from hotline.config import Settings
+from hotline.engine.callback_placer import CallbackPlacer
 from hotline.engine.context import CallContext
 from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.live import LivePublisher
@@ -29,6 +30,7 @@ from hotline.loop_lag import LoopLagMonitor
 from hotline.media import WEB_ENDPOINT
 from hotline.store import migrations
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
+from hotline.store.callbacks import Callbacks
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, describe_dsn, open_pool
 from hotline.store.spool import spool_directory
@@ -76,6 +78,8 @@ class Daemon:
             ari_connections=lambda: self.ari.connections if self.ari is not None else 0,
             backlog=self._backlog, check_database=self._check_database), self.lag)
         self.switch_key: SwitchKey | None = None
+        self.placer: CallbackPlacer | None = None
+        self.placer_task: asyncio.Task[None] | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -106,6 +110,7 @@ class Daemon:
         self.store = StoreAvailability(self._database_answers)
         links = SwitchLinks(switches, s)  # one courier: agents' and callers' sends share its slots
         self.switch_key = SwitchKey(links)
+        callbacks = Callbacks(self.pool)
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
                           watch=lambda c, inbox: router.watch(c, inbox), unwatch=lambda c: router.unwatch(c),
@@ -114,6 +119,7 @@ class Daemon:
                           ask_switch=self.switch_key.press,
                           ask_video_link=partial(self.switch_key.press, waiting=True),
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
+                          callbacks=callbacks,
                           conference_legs=lambda case_id: router.conference_legs(case_id))
         router = self.router = Router(ctx)
         publisher = LivePublisher(self.pool, self.queues, self.directory, node=s.node)
@@ -126,6 +132,9 @@ class Daemon:
                               all_channels=s.ari_channel_subscription == "all")
         self.ari.start()
         await self._wait_ari_connected()
+        # After the first reconcile: callback legs a killed daemon left are hung up first.
+        self.placer = CallbackPlacer(ctx, callbacks)
+        self.placer_task = asyncio.create_task(self.placer.run(), name="callback-placer")
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
 
@@ -174,6 +183,13 @@ class Daemon:
             self.live.cancel()
             await asyncio.gather(self.live, return_exceptions=True)
             self.live = None
+        if self.placer_task is not None:
+            self.placer_task.cancel()
+            await asyncio.gather(self.placer_task, return_exceptions=True)
+            self.placer_task = None
+        if self.placer is not None:
+            await self.placer.close()
+            self.placer = None
         if self.ari is not None:
             await self.ari.close()
         if self.router is not None:

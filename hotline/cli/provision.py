@@ -137,6 +137,10 @@ _queue_options = options(
     click.option("--transfer-no-answer", type=click.Choice(TRANSFER_NO_ANSWER),
                  help="A caller transferred to an agent who does not answer: first in this line"
                       " (queue), or the transferring agent rung back first (agent)."),
+    click.option("--callback-key", help="Key a waiting caller presses to be called back ('none')."),
+    click.option("--callback-retries", type=int, help="Tries after the first when not answered."),
+    click.option("--callback-retry-interval", type=int, help="Seconds between callback tries."),
+    click.option("--callback-expiry", help="Seconds before a callback is dropped ('never')."),
 )
 
 

@@ -17,7 +17,7 @@ from hotline.errors import StatsError
 from hotline.stats.output import FORMATS
 from hotline.stats.period import Period, default_tz, machine_tz, period
 from hotline.stats.reports import live_queue_rows, live_text, report_text
-from hotline.store import live_state, stats
+from hotline.store import callbacks, live_state, stats
 from hotline.store.db import connect
 
 WATCH_REFRESH_S = 1.0  # waits on screen advance at least this often, with or without a NOTIFY
@@ -119,7 +119,8 @@ def live(ctx: click.Context, watch: bool, tz: str | None, fmt: str) -> None:
 async def _live_text(conn: AsyncConnection, tz: str | None, fmt: str) -> str:
     p = await _period_in_zone(conn, None, None, None, tz)
     today = await stats.report(conn, "queues", p)
-    queues = live_queue_rows(await stats.live_queues(conn), today, p.zone)
+    waiting = await callbacks.waiting_per_queue(conn)
+    queues = live_queue_rows(await stats.live_queues(conn), today, p.zone, waiting)
     return live_text(queues, await stats.live_agents(conn), fmt, p.zone, await stats.live_waiting(conn))
 
 

@@ -57,6 +57,7 @@ from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import talk_outside
 from hotline.engine.queueing.visit import (
     BrokeOut,
+    CallbackAsked,
     Overflow,
     QueueVisit,
     TalkOver,
@@ -445,7 +446,7 @@ class InboundCall:
                     handoff = Handoff()  # nobody answered: first in line
                 outcome = await QueueVisit(self, self.ctx, prov.queues[target.name], handoff).run()
                 handoff = None
-                if isinstance(outcome, TalkOver):
+                if isinstance(outcome, TalkOver | CallbackAsked):
                     return
                 if isinstance(outcome, BrokeOut):
                     self._broke_out(target.name, outcome.digit)
@@ -469,7 +470,7 @@ class InboundCall:
         over, or on to where it led (a transfer, an overflow, a breakout key)."""
         if isinstance(outcome, Transferred):
             await self._follow_transfer(outcome)
-        elif not isinstance(outcome, TalkOver):
+        elif not isinstance(outcome, TalkOver | CallbackAsked):
             await self._follow(outcome.target, overflowed=isinstance(outcome, Overflow))
 
     async def _follow_transfer(self, transferred: Transferred) -> None:
@@ -511,7 +512,7 @@ class InboundCall:
         if await self._resume_unrecorded_talk(visit, hop.queued_at.timestamp()):
             return True
         outcome = await visit.resume_waiting(hop.queued_at.timestamp())
-        if not isinstance(outcome, TalkOver):
+        if not isinstance(outcome, TalkOver | CallbackAsked):
             await self._follow(outcome.target, overflowed=isinstance(outcome, Overflow))
         return True
 
@@ -694,10 +695,26 @@ class InboundCall:
                 return None
             if stop_on_digit and self.is_own_key(message):
                 assert isinstance(message, ChannelDtmfReceived)
-                await self.ctx.ari.stop_playback(playback_id)
+                await self._stop_playback(playback_id)
                 return message.digit
             if message is not None:
                 self.unexpected(message)
+
+    async def _stop_playback(self, playback_id: str) -> None:
+        """Stop a playback a key cut short. Asterisk refuses to stop some (HTTP 500 for `digits:`
+        read back, say): it then plays to its end, and the key still counts."""
+        try:
+            await self.ctx.ari.stop_playback(playback_id)
+        except AriNotFound:
+            return
+        except AriError as exc:
+            log.debug("call %s: playback %s not stopped (%s): let it end", self.channel_id, playback_id, exc)
+            while True:
+                message = await self.next_event()
+                if isinstance(message, PlaybackFinished) and message.playback_id == playback_id:
+                    return
+                if message is not None:
+                    self.unexpected(message)
 
     async def until_caller_gone(self) -> NoReturn:
         """ARI says the caller's channel is gone (a request about it answered 404): its own event

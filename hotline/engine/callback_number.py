@@ -4,8 +4,9 @@ make the hotline dial a premium or foreign number for them), so the callback nev
 for want of a trunk.
 
 The caller hears the number back digit by digit ("you entered 7 9 1 6 ..."), then "if correct,
-press 1"; any other key, or none, lets them type another, ended by #. Sounds are Asterisk's core
-sounds (present in every installation). Runs on the IVR's CallIO seam, so it needs no call.
+press 1" (a key at any point answers); any other key, or none, lets them type another, ended
+by #. Sounds are Asterisk's core sounds (present in every installation). Runs on the IVR's CallIO
+seam, so it needs no call.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ NUMBER_IS = "sound:vm-num-i-have"
 YOU_ENTERED = "sound:you-entered"
 IF_CORRECT = ("sound:if-correct-press", "sound:digits/1")
 INVALID = "sound:pm-invalid-option"
-GOODBYE = "sound:vm-goodbye"
 CONFIRM_KEY = "1"
 END_KEY = "#"
 MAX_DIGITS = 15  # E.164's longest
@@ -35,7 +35,7 @@ ATTEMPTS = 3
 async def ask_number(io: CallIO, caller_id: str | None, may_call: Callable[[str], bool],
                      region: str) -> str | None:
     """The E.164 number the caller confirmed, or None (they gave up, or no number they gave may be
-    called back: they have heard goodbye)."""
+    called back; what they hear next is the caller's to say: back to waiting, or goodbye)."""
     own = _callable(caller_id, may_call, region)
     for attempt in range(1, ATTEMPTS + 1):
         number, intro = (own, NUMBER_IS) if own is not None else (
@@ -48,7 +48,6 @@ async def ask_number(io: CallIO, caller_id: str | None, may_call: Callable[[str]
         elif await _confirmed(io, number, intro):
             log.info("call %s: callback number %s confirmed", io.channel_id, number)
             return number
-    await io.play(GOODBYE)
     return None
 
 
@@ -74,10 +73,10 @@ async def _typed(io: CallIO) -> str:
 
 
 async def _confirmed(io: CallIO, number: str, intro: str) -> bool:
-    await io.play(intro)
-    await io.play(f"digits:{number.lstrip('+')}")
+    """The number read back; a key at any point of it answers (a caller who knows it is right
+    need not hear it all, and a key is never lost in a prompt that cannot hear it)."""
     key = None
-    for media in IF_CORRECT:
+    for media in (intro, f"digits:{number.lstrip('+')}", *IF_CORRECT):
         key = key or await io.play(media, stop_on_digit=True)
     key = key or await io.digit(CONFIRM_TIMEOUT_S)
     return key == CONFIRM_KEY

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from hotline.asterisk.ari_events import Bridge, Channel
 from hotline.engine.directory import Directory
 from hotline.engine.queueing.queues import QueueManager
 from hotline.store.availability import StoreAvailability
+from hotline.store.callbacks import CallbackRequest
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
 from hotline.store.switches import IssuedSwitch, SwitchUse
@@ -84,6 +86,15 @@ class Inbox(Protocol):
     def post(self, message: Message) -> None: ...
 
 
+class CallbackStore(Protocol):
+    """Storing a caller's callback request is a question too (did it take? which one?), asked at
+    once (hotline.store.callbacks.Callbacks)."""
+
+    async def request(self, *, case_id: int, hop_id: int | None, queue_id: int, number: str,
+                      joined_at: datetime, due_at: datetime,
+                      expires_at: datetime | None) -> CallbackRequest: ...
+
+
 @dataclass(frozen=True)
 class CallContext:
     ari: CallAri
@@ -104,6 +115,7 @@ class CallContext:
     # Once one call found the database away, the next ones do not each wait for it.
     store: StoreAvailability = field(default_factory=lambda: StoreAvailability(_answers))
     switches: SwitchStore | None = None  # None: video legs with a switch token are refused
+    callbacks: CallbackStore | None = None  # None: no queue offers callbacks
     continue_case_within_s: int | None = None  # a customer calling again continues their case
     # The live call whose own leg is hop N (a switch looks up the leg it replaces), or None.
     find_call: Callable[[int], LiveCall | None] = lambda hop_id: None

@@ -21,6 +21,7 @@ class EndReason(enum.StrEnum):
     SWITCHED = "switched"      # the talk went on on the customer's video leg
     FAILED = "failed"          # no such number, an error, or the channel vanished unwatched
     CLOSED = "closed"          # outside the hotline's hours
+    CALLBACK = "callback"      # the caller asked to be called back, and hung up
 
 
 class QueueEventKind(enum.StrEnum):
@@ -35,6 +36,7 @@ class QueueEventKind(enum.StrEnum):
     EXIT_KEY = "exit_key"
     COMPLETE = "complete"
     TRANSFER = "transfer"
+    CALLBACK = "callback"  # the caller left the line asking to be called back (not an abandon)
 
 
 class Party(enum.StrEnum):

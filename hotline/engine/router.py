@@ -19,6 +19,7 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.engine.call import VANISHED, InboundCall
+from hotline.engine.callback_placer import CALLBACK_LEG
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
@@ -97,7 +98,8 @@ class Router:
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         entry = parse_entry(event.args, event.channel.context)
-        if entry is None and (AGENT_LEG in event.channel.id or OUTSIDE_LEG in event.channel.id):
+        if entry is None and (AGENT_LEG in event.channel.id or OUTSIDE_LEG in event.channel.id
+                              or event.channel.id.startswith(CALLBACK_LEG)):
             self._hang_up_unclaimed_leg(event.channel)
             return
         if entry is None:
@@ -170,7 +172,8 @@ class Router:
             if channel_id not in alive:
                 inbox.post(ChannelVanished(channel_id))
         unknown = in_stasis - self.inboxes.keys()
-        legs = {c for c in unknown if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c}
+        legs = {c for c in unknown
+                if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)}
         await self._adopt_in_line_order(unknown - legs)
         await self._hang_up_orphan_legs(legs)
         stale = await self._close_unowned_hops()
@@ -179,13 +182,14 @@ class Router:
                  "destroyed", len(self.calls), len(in_stasis), stale, emptied)
 
     async def _close_unowned_hops(self) -> int:
-        """Open hops of this node that no call of this daemon runs once adoption is done: their
-        channels ended while no daemon watched, or between the channel list and their adoption
-        (listed alive, gone when fetched: no event of theirs will ever reach a call). Closed
+        """Open hops of this node that no call of this daemon runs (nor a callback it places)
+        once adoption is done: their channels ended while no daemon watched, or between the
+        channel list and their adoption (listed alive, gone when fetched: no event of theirs will
+        ever reach a call). Closed
         through the write-behind, after whatever a call recorded before, so a call's own close
         still pending there wins (a second close changes nothing)."""
         stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
-                 if hop.channel_id not in self.calls]
+                 if hop.channel_id not in self.calls and hop.channel_id not in self.inboxes]
         for hop in stale:
             self.ctx.records.submit(HopEnded(EndReason.FAILED, cause_text=VANISHED[1]).record(hop))
         return len(stale)

@@ -52,7 +52,10 @@ def queue_table(q: Queue) -> Table:
         "announce_holdtime": q.announce_holdtime, "breakout_menu": q.breakout_menu, "ringback": q.ringback,
         "video_fallback": "never" if q.video_fallback is None else q.video_fallback,
         "video_key": q.video_key,
-        "transfer_no_answer": q.transfer_no_answer})
+        "transfer_no_answer": q.transfer_no_answer,
+        "callback_key": q.callback_key, "callback_retries": q.callback_retries,
+        "callback_retry_interval": q.callback_retry_interval,
+        "callback_expiry": "never" if q.callback_expiry is None else q.callback_expiry})
 
 
 def menu_table(m: Menu) -> Table:

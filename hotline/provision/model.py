@@ -124,6 +124,14 @@ class Queue:
     # A caller transferred to one agent who does not answer: first in this queue's line ("queue"),
     # or the transferring agent rung back first, then first in line ("agent").
     transfer_no_answer: str = "queue"
+    # A waiting caller pressing this key asks to be called back instead of waiting (None: the
+    # queue offers no callbacks); not answered, a callback is tried again `callback_retries`
+    # times, `callback_retry_interval` seconds apart, and dropped once `callback_expiry` seconds
+    # old (None: never).
+    callback_key: str | None = None
+    callback_retries: int = 2
+    callback_retry_interval: int = 300
+    callback_expiry: int | None = 4 * 3600
 
 
 @dataclass(frozen=True)

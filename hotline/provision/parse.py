@@ -123,6 +123,13 @@ def never_or_seconds(field: str, value: object) -> int | None:
     return integer(field, value, 0, 3600)
 
 
+def never_or_range(field: str, value: object, low: int, high: int) -> int | None:
+    """'never' (or 'none'): None; else seconds from `low` to `high`."""
+    if value in ("never", "none"):
+        return None
+    return integer(field, value, low, high)
+
+
 def boolean(field: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -367,7 +374,8 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
     _take(table, f, {"strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
                      "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "video_key",
-                     "transfer_no_answer"})
+                     "transfer_no_answer", "callback_key",
+                     "callback_retries", "callback_retry_interval", "callback_expiry"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -391,7 +399,14 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
         video_fallback=_get(table, "video_fallback", d.video_fallback, never_or_seconds, f),
         video_key=_get(table, "video_key", d.video_key, optional_key, f),
         transfer_no_answer=_get(table, "transfer_no_answer", d.transfer_no_answer,
-                                lambda k, v: choice(k, v, TRANSFER_NO_ANSWER), f))
+                                lambda k, v: choice(k, v, TRANSFER_NO_ANSWER), f),
+        callback_key=_get(table, "callback_key", d.callback_key, optional_key, f),
+        callback_retries=_get(table, "callback_retries", d.callback_retries,
+                              lambda k, v: integer(k, v, 0, 10), f),
+        callback_retry_interval=_get(table, "callback_retry_interval", d.callback_retry_interval,
+                                     lambda k, v: integer(k, v, 10, 86400), f),
+        callback_expiry=_get(table, "callback_expiry", d.callback_expiry,
+                             lambda k, v: never_or_range(k, v, 60, 7 * 86400), f))
 
 
 def menu(name: str, table: Mapping[str, object]) -> Menu:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from hotline.errors import ProvisionError
 from hotline.media import WEB_ENDPOINT
-from hotline.provision.model import Menu, Provisioning, Target
+from hotline.provision.model import Menu, Provisioning, Queue, Target
 
 # Endpoints and templates the reference configuration and the lab define: an agent may not take
 # their names.
@@ -46,6 +46,10 @@ def _references(prov: Provisioning) -> Iterator[str]:
         if breakout is not None and q.video_key in {o.digit for o in breakout.options}:
             yield (f"queues.{q.name}.video_key: {q.video_key!r} is also a key of its breakout menu "
                    f"{q.breakout_menu!r}: a caller pressing it could mean either")
+        yield from _callback_key(prov, q)
+        if q.video_key is not None and q.video_key == q.callback_key:
+            yield (f"queues.{q.name}.callback_key: {q.callback_key!r} is also the queue's video_key: "
+                   "a caller pressing it could mean either")
     for h in prov.hotlines.values():
         if not _exists(prov, h.entry):
             yield f"hotlines.{h.name}.entry: {str(h.entry)!r} does not exist"
@@ -67,6 +71,19 @@ def _references(prov: Provisioning) -> Iterator[str]:
         for queue, _ in a.queues:
             if queue not in prov.queues:
                 yield f"agents.{a.name}.queues: queue {queue!r} does not exist"
+
+
+def _callback_key(prov: Provisioning, q: Queue) -> Iterator[str]:
+    """A queue offering callbacks needs a trunk to call back through, and a key its breakout
+    menu does not take already."""
+    if q.callback_key is None:
+        return
+    if not prov.trunks:
+        yield f"queues.{q.name}.callback_key: no trunk is provisioned to call the customer back through"
+    menu = prov.menus.get(q.breakout_menu or "")
+    if menu is not None and any(o.digit == q.callback_key for o in menu.options):
+        yield (f"queues.{q.name}.callback_key: key {q.callback_key!r} is also a key of its breakout menu"
+               f" {menu.name!r}")
 
 
 def _endpoints(prov: Provisioning) -> Iterator[str]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,8 @@ TABLES: dict[str, list[Column]] = {
         ("failed", "FAILED"), ("service_level_pct", "SL%"), ("sl_answered_pct", "SL/ANS%"),
         ("sl_offered_pct", "SL+AB%"), ("abandon_rate_pct", "ABAND%"), ("asa_s", "ASA"), ("aht_s", "AHT"),
         ("avg_wait_s", "AVG WAIT"), ("max_wait_s", "MAX WAIT"), ("transferred_out", "XFER OUT"),
-        ("transferred_in", "XFER IN")),
+        ("transferred_in", "XFER IN"), ("callbacks_requested", "CB ASKED"), ("callbacks_answered", "CB ANS"),
+        ("callbacks_failed", "CB FAILED"), ("time_to_callback_s", "TO CB")),
     "agents": columns(
         ("agent", "AGENT"), ("rung", "RUNG"), ("answered", "ANSWERED"), ("missed", "MISSED"),
         ("talk_s", "TALK"), ("wrapup_s", "WRAPUP"), ("aht_s", "AHT"), ("transferred_out", "XFER OUT"),
@@ -46,7 +47,8 @@ TABLES: dict[str, list[Column]] = {
 # How many leading columns of each table name the row's subject (the bucket column follows them).
 SUBJECT_COLUMNS = {"queues": 1, "agents": 1, "hotlines": 1, "numbers": 1, "channels": 2, "cases": 0}
 LIVE_QUEUES = columns(
-    ("queue", "QUEUE"), ("waiting", "WAITING"), ("longest_wait_s", "LONGEST"), ("agents_free", "FREE"),
+    ("queue", "QUEUE"), ("waiting", "WAITING"), ("longest_wait_s", "LONGEST"), ("callbacks", "CALLBACKS"),
+    ("agents_free", "FREE"),
     ("agents_ringing", "RINGING"), ("agents_busy", "BUSY"), ("agents_wrapup", "WRAPUP"),
     ("agents_paused", "PAUSED"), ("agents_logged_out", "OUT"), ("offered", "TODAY"),
     ("answered", "ANSWERED"), ("abandoned", "ABANDONED"), ("service_level_pct", "SL%"),
@@ -63,14 +65,17 @@ def report_text(name: str, rows: Sequence[Row], fmt: str, p: Period) -> str:
     return f"{title(name, p.since, p.until, p.zone, p.bucket)}\n{text}" if fmt == "table" else text
 
 
-def live_queue_rows(live: Sequence[Row], today: Sequence[Row], zone: ZoneInfo) -> list[Row]:
-    """The live rows with today's offered/answered/abandoned/SL% of each queue alongside."""
+def live_queue_rows(live: Sequence[Row], today: Sequence[Row], zone: ZoneInfo,
+                    callbacks: Mapping[int, int] | None = None) -> list[Row]:
+    """The live rows with the callbacks waiting to be placed and today's offered/answered/
+    abandoned/SL% of each queue alongside."""
     figures_of = {r["queue_id"]: r for r in today}
     rows = []
     for q in live:
         figures = figures_of.get(q["queue_id"], {})
         row = {**q, **{k: figures.get(k, 0) for k in ("offered", "answered", "abandoned")},
-               "service_level_pct": figures.get("service_level_pct")}
+               "service_level_pct": figures.get("service_level_pct"),
+               "callbacks": (callbacks or {}).get(q["queue_id"], 0)}
         row["age_s"] = max(0, int((datetime.now(zone) - q["updated_at"]).total_seconds()))
         rows.append(row)
     return rows

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from hotline.errors import CallbackError
+from hotline.store.hops import Hop
 
 OPEN = ("pending", "placing")
 ENDED = ("answered", "failed", "expired", "cancelled")
@@ -98,6 +100,22 @@ async def release(conn: AsyncConnection, callback_id: int, run: str) -> None:
                 callback_id, run)
 
 
+async def defer(conn: AsyncConnection, callback_id: int, run: str, due_at: datetime) -> None:
+    """Back in the line, due no earlier than `due_at` (its hotline is closed until then)."""
+    await _held(conn, "UPDATE callbacks SET status = 'pending', placed_by = NULL, lease_until = NULL,"
+                      " due_at = %s WHERE id = %s AND status = 'placing' AND placed_by = %s",
+                (due_at, callback_id, run), callback_id, run)
+
+
+async def hotline_of(conn: AsyncConnection, callback: CallbackRequest) -> int | None:
+    """The hotline the caller called when they asked (their hop's), if known."""
+    if callback.hop_id is None:
+        return None
+    cur = await conn.execute("SELECT hotline_id FROM hops WHERE id = %s", (callback.hop_id,))
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 async def answered(conn: AsyncConnection, callback_id: int, run: str) -> None:
     await _held(conn, "UPDATE callbacks SET status = 'answered', attempts = attempts + 1, ended_at = now(),"
                       " placed_by = NULL, lease_until = NULL"
@@ -160,6 +178,27 @@ async def cancel(conn: AsyncConnection, callback_id: int, by: str) -> CallbackRe
     raise CallbackError(f"callback {callback_id} has already ended ({found.status})")
 
 
+async def listing(conn: AsyncConnection, *, ended_within_s: int | None = None) -> list[dict[str, object]]:
+    """The requests a supervisor reads, with their queue's name, in the line's order: those still
+    open, and with `ended_within_s` those ended that recently too."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT c.id, q.name AS queue, c.number, c.status, c.joined_at, c.due_at, c.expires_at, c.attempts,"
+        "       c.case_id, c.placed_by, c.ended_at, c.detail"
+        "  FROM callbacks c JOIN queues q ON q.id = c.queue_id"
+        " WHERE c.status IN ('pending', 'placing')"
+        "    OR (%s::integer IS NOT NULL AND c.ended_at > now() - make_interval(secs => %s::integer))"
+        " ORDER BY c.ended_at IS NOT NULL, q.name, c.joined_at, c.id", (ended_within_s, ended_within_s))
+    return await cur.fetchall()
+
+
+async def waiting_per_queue(conn: AsyncConnection) -> dict[int, int]:
+    """How many callbacks each queue has not placed yet (pending or being placed)."""
+    cur = await conn.execute("SELECT queue_id, count(*) FROM callbacks WHERE status IN ('pending', 'placing')"
+                             " GROUP BY queue_id")
+    return {int(queue_id): int(n) for queue_id, n in await cur.fetchall()}
+
+
 async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
     """Every request not yet ended, in the line's order (queue, then join time)."""
     cur = conn.cursor(row_factory=class_row(CallbackRequest))
@@ -168,3 +207,84 @@ async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
     return await cur.fetchall()
 
 
+
+
+# The outbound leg's hop, next in the request's case (reopened: the leg that asked has ended),
+# with the asking leg's hotline; the hop dials the customer's number.
+_OPEN_HOP = """
+WITH reopened AS (UPDATE cases SET status = 'open', closed_at = NULL WHERE id = %(case)s)
+INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, media, dialled, dialled_e164, caller_num,
+                  hotline_id, queue_id)
+SELECT %(case)s, (SELECT coalesce(max(seq), 0) + 1 FROM hops WHERE case_id = %(case)s), %(node)s,
+       %(channel)s, 'pstn', 'audio', %(number)s, %(number)s, %(caller_id)s,
+       (SELECT hotline_id FROM hops WHERE id = %(asked)s), %(queue)s
+RETURNING id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num, entered_at,
+          ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id, agent_id, queued_at,
+          answered_at, media
+"""
+
+
+async def open_hop(conn: AsyncConnection, callback: CallbackRequest, *, node: str, channel_id: str,
+                   caller_id: str) -> Hop:
+    """The hop of the leg that calls the customer back, in their case."""
+    cur = conn.cursor(row_factory=class_row(Hop))
+    await cur.execute(_OPEN_HOP, {"case": callback.case_id, "node": node, "channel": channel_id,
+                                  "number": callback.number, "caller_id": caller_id,
+                                  "asked": callback.hop_id, "queue": callback.queue_id})
+    hop = await cur.fetchone()
+    assert hop is not None
+    return hop
+
+
+class Callbacks:
+    """What a call asks of the callback store, over the daemon's pool (engine.context.CallbackStore)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def request(self, *, case_id: int, hop_id: int | None, queue_id: int, number: str,
+                      joined_at: datetime, due_at: datetime, expires_at: datetime | None) -> CallbackRequest:
+        async with self.pool.connection() as conn:
+            return await request(conn, case_id=case_id, hop_id=hop_id, queue_id=queue_id, number=number,
+                                 joined_at=joined_at, due_at=due_at, expires_at=expires_at)
+
+    async def claim(self, queue_ids: list[int], run: str, lease_s: int) -> CallbackRequest | None:
+        async with self.pool.connection() as conn:
+            return await claim(conn, queue_ids, run, lease_s)
+
+    async def renew(self, callback_id: int, run: str, lease_s: int) -> None:
+        async with self.pool.connection() as conn:
+            await renew(conn, callback_id, run, lease_s)
+
+    async def release(self, callback_id: int, run: str) -> None:
+        async with self.pool.connection() as conn:
+            await release(conn, callback_id, run)
+
+    async def defer(self, callback_id: int, run: str, due_at: datetime) -> None:
+        async with self.pool.connection() as conn:
+            await defer(conn, callback_id, run, due_at)
+
+    async def hotline_of(self, callback: CallbackRequest) -> int | None:
+        async with self.pool.connection() as conn:
+            return await hotline_of(conn, callback)
+
+    async def answered(self, callback_id: int, run: str) -> None:
+        async with self.pool.connection() as conn:
+            await answered(conn, callback_id, run)
+
+    async def unanswered(self, callback_id: int, run: str, *, retry_at: datetime | None,
+                         give_up_as: str = "failed", detail: str = "") -> None:
+        async with self.pool.connection() as conn:
+            await unanswered(conn, callback_id, run, retry_at=retry_at, give_up_as=give_up_as, detail=detail)
+
+    async def recover(self) -> list[int]:
+        async with self.pool.connection() as conn:
+            return await recover(conn)
+
+    async def expire(self) -> list[int]:
+        async with self.pool.connection() as conn:
+            return await expire(conn)
+
+    async def open_hop(self, callback: CallbackRequest, *, node: str, channel_id: str, caller_id: str) -> Hop:
+        async with self.pool.connection() as conn:
+            return await open_hop(conn, callback, node=node, channel_id=channel_id, caller_id=caller_id)

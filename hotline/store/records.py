@@ -16,10 +16,10 @@ from psycopg.types.json import Jsonb
 
 from hotline.store.hops import CHANNEL_KINDS, NewHop
 
-# As migration 001's check on hops.end_reason spells them (hotline.engine.outcomes.EndReason is
-# the engine's).
+# As the check on hops.end_reason spells them (migration 001, 'callback' added by 020;
+# hotline.engine.outcomes.EndReason is the engine's).
 END_REASONS = frozenset({"completed", "abandoned", "busy", "overflow", "transferred", "switched",
-                         "failed", "closed"})
+                         "failed", "closed", "callback"})
 
 Record = dict[str, object]
 RECORD_SQL = "SELECT record_call_events(%s)"

@@ -4,14 +4,18 @@ daemons claiming at once never hold the same request."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
+from hotline.cli import main
 from hotline.errors import CallbackError
 from hotline.store import callbacks
 from hotline.store.db import connect
@@ -201,3 +205,91 @@ async def _all(conn: AsyncConnection) -> list[callbacks.CallbackRequest]:
     cur = conn.cursor(row_factory=psycopg.rows.class_row(callbacks.CallbackRequest))
     await cur.execute("SELECT * FROM callbacks ORDER BY id")
     return await cur.fetchall()
+
+
+async def test_the_callback_leg_is_the_next_hop_of_the_case_which_opens_again_and_closes_with_it(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    case = await new_case(conn)
+    await conn.execute(
+        "INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, dialled, caller_num, ended_at,"
+        " end_reason) VALUES (%s, 1, 'n1', 'asked', 'pstn', '84951234567', '89161234567', now(), 'callback')",
+        (case,))
+    await conn.execute("UPDATE cases SET status = 'closed', closed_at = now() WHERE id = %s", (case,))
+    asked = await one(conn, "SELECT id FROM hops WHERE case_id = %s", case)
+    made = await callbacks.request(conn, case_id=case, hop_id=asked, queue_id=queues["support"],
+                                   number="+79161234567", joined_at=ago(60), due_at=ago(0), expires_at=None)
+    hop = await callbacks.open_hop(conn, made, node="n1", channel_id="callback-1-customer-x",
+                                   caller_id="+74951234567")
+    assert (hop.case_id, hop.seq, hop.dialled_e164, hop.caller_num, hop.queue_id) == (
+        case, 2, "+79161234567", "+74951234567", queues["support"])
+    assert await one(conn, "SELECT status FROM cases WHERE id = %s", case) == "open"
+    close = [{"k": "close", "hop": hop.id, "reason": "completed"}]
+    await conn.execute("SELECT record_call_events(%s)", (Jsonb(close),))
+    assert await one(conn, "SELECT status FROM cases WHERE id = %s", case) == "closed"
+
+
+async def test_a_hop_ended_by_a_callback_request_and_its_queue_event_are_taken(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    case = await new_case(conn)
+    cur = await conn.execute(
+        "INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, dialled)"
+        " VALUES (%s, 1, 'n1', 'c', 'pstn', '84951234567') RETURNING id", (case,))
+    hop = (await cur.fetchone() or [0])[0]
+    batch = [{"k": "event", "hop": hop, "case": case, "queue": queues["support"], "event": "callback",
+              "wait_ms": 5000}, {"k": "close", "hop": hop, "reason": "callback"}]
+    await conn.execute("SELECT record_call_events(%s)", (Jsonb(batch),))
+    assert await one(conn, "SELECT end_reason FROM hops WHERE id = %s", hop) == "callback"
+    events = await one(conn, "SELECT string_agg(event, ',') FROM queue_events WHERE hop_id = %s", hop)
+    assert events == "callback"
+
+
+async def one(conn: AsyncConnection, sql: str, *params: object) -> object:
+    row = await (await conn.execute(sql, params)).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return row[0]
+
+
+def test_the_cli_lists_waiting_callbacks_in_line_order_and_cancels_one(
+        db_dsn: str, db: psycopg.Connection, queues: dict[str, int]) -> None:
+    async def two() -> list[callbacks.CallbackRequest]:
+        conn = await connect(db_dsn)
+        async with conn:
+            return [await ask(conn, queues["support"], joined_s_ago=30, number="+79161111111"),
+                    await ask(conn, queues["support"], joined_s_ago=60, number="+79162222222")]
+    later, earlier = asyncio.run(two())
+    runner = CliRunner()
+
+    def cli(*args: str) -> Result:
+        return runner.invoke(main, ["callback", *args], env={"HOTLINE_DSN": db_dsn})
+
+    listed = cli("list")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0].split()[:4] == ["ID", "QUEUE", "NUMBER", "STATUS"]
+    assert [line.split()[2] for line in lines[1:]] == ["+79162222222", "+79161111111"]  # who joined first
+    done = cli("cancel", str(earlier.id))
+    assert done.exit_code == 0 and f"callback {earlier.id} to +79162222222 cancelled" in done.output
+    again = cli("cancel", str(earlier.id))
+    assert again.exit_code != 0 and "has already ended (cancelled)" in again.output
+    missing = cli("cancel", "999999")
+    assert missing.exit_code != 0 and "callback 999999 does not exist" in missing.output
+    listed = json.loads(cli("list", "--format", "json").output)
+    assert [r["id"] for r in listed] == [later.id]
+    with_ended = json.loads(cli("list", "--ended-within", "60", "--format", "json").output)
+    assert [(r["id"], r["status"]) for r in with_ended] == [(later.id, "pending"), (earlier.id, "cancelled")]
+    detail = rows(db, "SELECT detail FROM callbacks WHERE id = %s", earlier.id)[0]["detail"]
+    assert detail.startswith("cancelled by ")
+
+
+async def test_a_deferred_request_waits_until_its_new_due_time_and_knows_its_hotline(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    made = await ask(conn, queues["support"], joined_s_ago=60)
+    assert await callbacks.hotline_of(conn, made) is None  # asked on no hop
+    claimed = await callbacks.claim(conn, [queues["support"]], "run-a", 30)
+    assert claimed is not None and claimed.id == made.id
+    await callbacks.defer(conn, made.id, "run-a", ago(-3600))
+    assert await callbacks.claim(conn, [queues["support"]], "run-a", 30) is None  # not before its opening
+    [waiting] = await _all(conn)
+    assert (waiting.status, waiting.placed_by, waiting.joined_at) == ("pending", None, made.joined_at)
+    with pytest.raises(CallbackError, match="is not being placed by run-a"):
+        await callbacks.defer(conn, made.id, "run-a", ago(0))

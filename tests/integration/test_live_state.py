@@ -105,6 +105,24 @@ async def test_stats_live_shows_the_wait_from_now_and_todays_figures(
     assert 42 <= live["agents"][0]["in_state_s"] <= 47
 
 
+async def test_stats_live_shows_each_queues_callbacks_not_placed_yet(
+        conn: psycopg.AsyncConnection, db_dsn: str, ids: dict[str, int]) -> None:
+    await live_state.publish(conn, [QueueLive(ids["support"], 0, None, agents_free=1)], [])
+    for status in ("pending", "placing", "answered"):
+        cur = await conn.execute("INSERT INTO cases (customer_key) VALUES ('+79161234567') RETURNING id")
+        case = (await cur.fetchone() or [0])[0]
+        await conn.execute(
+            "INSERT INTO callbacks (case_id, queue_id, number, joined_at, due_at, status, placed_by,"
+            " lease_until, ended_at) VALUES (%s, %s, '+79161234567', now(), now(), %s, %s, %s, %s)",
+            (case, ids["support"], status, "run" if status == "placing" else None,
+             ago(-30) if status == "placing" else None, ago(1) if status == "answered" else None))
+    result = await asyncio.to_thread(CliRunner().invoke, main,
+                                     ["stats", "live", "--format", "json"], env={"HOTLINE_DSN": db_dsn})
+    assert result.exit_code == 0, result.output
+    [support] = json.loads(result.output)["queues"]
+    assert support["callbacks"] == 2  # waiting and being placed; the answered one is done
+
+
 # -- --watch, as a supervisor leaves it running in a terminal -----------------------------------
 
 class Watch:

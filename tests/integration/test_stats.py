@@ -68,6 +68,7 @@ def test_queue_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         "aht_s": 80,                          # 70 + 10 s wrap-up
         "sl_threshold_s": 20,
         "transferred_out": 0, "transferred_in": 0,   # tests/integration/test_transfer_records.py has some
+        "callbacks_requested": 0, "callbacks_answered": 0, "callbacks_failed": 0, "time_to_callback_s": None,
     }
     assert {k: backoffice[k] for k in ("offered", "answered", "answered_in_sl", "service_level_pct", "asa_s",
                                        "aht_s", "busy", "closed", "sl_threshold_s")} == {
@@ -456,3 +457,28 @@ def test_an_open_session_counts_until_now(centre: Centre, db: psycopg.Connection
     [ivanov] = [r for r in stats(db, "stats_agent", t("00:00:00", day=-30), t("00:00:00", day=3650))
                 if r["agent"] == "ivanov"]
     assert 4 * 3600 + 600 <= ivanov["logged_in_s"] <= 4 * 3600 + 660
+
+
+def test_callbacks_are_requested_visits_not_abandons_and_count_when_answered_or_given_up(
+        centre: Centre, db: psycopg.Connection) -> None:
+    # the next day: two callers in backoffice ask to be called back; one is called back 10 minutes
+    # after asking, the other is given up; a third request is still waiting
+    since, until = DAY + timedelta(days=1), DAY + timedelta(days=2)
+    queue_id = centre.ids["queues"]["backoffice"]
+    requests = (("answered", "10:20:00"), ("failed", "11:00:00"), ("pending", None))
+    for n, (status, ended) in enumerate(requests):
+        asked = t(f"10:0{n}:30", day=1)
+        leg = centre.call(TOLLFREE, t(f"10:0{n}:00", day=1))
+        centre.event(leg, "backoffice", "join", t(f"10:0{n}:00", day=1), position=1)
+        centre.event(leg, "backoffice", "callback", asked, wait_ms=30_000, detail="callback")
+        centre.end(leg, asked, "callback")
+        db.execute("INSERT INTO callbacks (case_id, hop_id, queue_id, number, joined_at, requested_at,"
+                   " due_at, status, attempts, ended_at)"
+                   " VALUES (%s, %s, %s, '+79161234567', %s, %s, %s, %s, %s, %s)",
+                   (leg.case_id, leg.hop_id, queue_id, t(f"10:0{n}:00", day=1), asked, asked, status,
+                    0 if ended is None else 1, None if ended is None else t(ended, day=1)))
+    [backoffice] = [r for r in stats(db, "stats_queue", since, until) if r["queue"] == "backoffice"]
+    assert [backoffice[k] for k in ("offered", "abandoned", "failed", "waiting", "abandon_rate_pct")] \
+        == [3, 0, 0, 0, pct("0.0")]
+    assert [backoffice[k] for k in ("callbacks_requested", "callbacks_answered", "callbacks_failed",
+                                    "time_to_callback_s")] == [3, 1, 1, 20 * 60 - 30]

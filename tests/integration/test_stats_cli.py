@@ -53,9 +53,9 @@ def test_queues_table_for_a_day_in_the_hotlines_time_zone(centre: Centre, hotlin
     header, *body = table(text)
     assert header == ["QUEUE", "OFFERED", "ANSWERED", "ABANDONED", "SHORT", "OVERFLOW", "REFUSED", "BUSY",
                       "CLOSED", "FAILED", "SL%", "SL/ANS%", "SL+AB%", "ABAND%", "ASA", "AHT", "AVG WAIT",
-                      "MAX WAIT", "XFER OUT", "XFER IN"]
+                      "MAX WAIT", "XFER OUT", "XFER IN", "CB ASKED", "CB ANS", "CB FAILED", "TO CB"]
     assert body[1] == ["support", "7", "3", "2", "1", "1", "0", "1", "1", "1", "50.0", "66.7", "60.0", "28.6",
-                       "20", "80", "34", "90", "0", "0"]
+                       "20", "80", "34", "90", "0", "0", "0", "0", "0", "-"]
     assert body[0][:3] == ["backoffice", "1", "1"]
 
 

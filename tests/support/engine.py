@@ -36,6 +36,7 @@ from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.provision.model import Provisioning
 from hotline.store.agent_sessions import AgentPresence
 from hotline.store.availability import StoreAvailability
+from hotline.store.callbacks import CallbackRequest
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
@@ -386,6 +387,26 @@ class StandInSwitches:
         return IssuedSwitch(self.token, 101, hop_id, "", NOW)
 
 
+class StandInCallbacks:
+    """The callback store: requests kept in a list, ids from 1; `down` raises an outage."""
+
+    def __init__(self) -> None:
+        self.requests: list[CallbackRequest] = []
+        self.down = False
+
+    async def request(self, *, case_id: int, hop_id: int | None, queue_id: int, number: str,
+                      joined_at: datetime, due_at: datetime, expires_at: datetime | None) -> CallbackRequest:
+        await asyncio.sleep(0)
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        made = CallbackRequest(id=len(self.requests) + 1, case_id=case_id, hop_id=hop_id, queue_id=queue_id,
+                               number=number, joined_at=joined_at, requested_at=due_at, due_at=due_at,
+                               expires_at=expires_at, attempts=0, status="pending", placed_by=None,
+                               lease_until=None, ended_at=None, detail="")
+        self.requests.append(made)
+        return made
+
+
 def ids_of(prov: Provisioning) -> dict[str, dict[str, int]]:
     """Row ids as the directory would read them: 1, 2, ... per kind, in name order."""
     return {kind: {name: n for n, name in enumerate(sorted(prov.section(kind)), start=1)}
@@ -405,6 +426,7 @@ class Engine:
     queues: QueueManager = field(default_factory=QueueManager)
     switches: StandInSwitches | None = None
     video_links: list[int] = field(default_factory=list)  # hops whose caller asked for a video link
+    callbacks: StandInCallbacks | None = None
     ctx: CallContext = field(init=False)
     router: Router = field(init=False)
 
@@ -423,7 +445,8 @@ class Engine:
             node=self.node, app=APP, hangup_grace_s=1.0, store_open_patience_s=0.2,
             find_call=lambda hop_id: self.router.call_of_hop(hop_id), ring_grace_s=0.2,
             conference_legs=lambda case_id: self.router.conference_legs(case_id),
-            switches=self.switches, store=StoreAvailability(self._database_answers, probe_every_s=0.05),
+            switches=self.switches, callbacks=self.callbacks,
+            store=StoreAvailability(self._database_answers, probe_every_s=0.05),
             ask_video_link=self.video_links.append)
         self.router = Router(self.ctx)
 

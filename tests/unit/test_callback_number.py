@@ -54,9 +54,9 @@ async def test_a_caller_confirms_their_own_number_with_1() -> None:
                              "sound:digits/1"]
 
 
-async def test_pressing_1_during_the_question_confirms_at_once() -> None:
+async def test_pressing_1_while_the_number_is_read_back_confirms_at_once() -> None:
     number, caller = await ask("+79161234567", ">1")
-    assert number == "+79161234567" and caller.played[-1] == "sound:if-correct-press"
+    assert number == "+79161234567" and caller.played == ["sound:vm-num-i-have"]
 
 
 async def test_another_key_lets_them_type_a_number_ended_by_hash_and_confirm_it() -> None:
@@ -85,15 +85,15 @@ async def test_a_typed_number_outside_the_trunks_is_refused_and_asked_again() ->
     assert "digits:78095551234" not in caller.played  # never read back as if it would be called
 
 
-async def test_three_failed_tries_end_with_goodbye_and_no_number() -> None:
+async def test_three_failed_tries_end_with_no_number() -> None:
     number, caller = await ask("+79161234567", "2", *"123", "#", None)
     assert number is None
-    assert caller.played[-1] == "sound:vm-goodbye"
+    assert caller.played[-1] == "sound:pm-invalid-option"
     assert caller.played.count("sound:pm-invalid-option") == 2  # '123', then no key at all
 
 
 async def test_typing_stops_at_the_longest_e164_number() -> None:
     number, caller = await ask(None, *("9" * 20), None, None)
-    assert number is None and caller.played[-1] == "sound:vm-goodbye"
+    assert number is None and caller.played[-1] == "sound:pm-invalid-option"
     # 15 nines, then the 5 left as the next try (ended by a pause), then a try with no key at all
     assert caller.played.count("sound:pm-invalid-option") == 3

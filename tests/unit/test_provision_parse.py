@@ -529,6 +529,32 @@ def test_menu_video_key_names_the_queue_the_caller_waits_in() -> None:
             "queues.support.overflow", "video:support")
 
 
+def test_queue_callback_settings_are_read_with_their_defaults_and_limits() -> None:
+    doc = example()
+    support = checked(doc).queues["support"]
+    assert (support.callback_key, support.callback_retries, support.callback_retry_interval,
+            support.callback_expiry) == (None, 2, 300, 4 * 3600)
+    doc["queues"]["support"].update(callback_key="5", callback_retries=0, callback_retry_interval=60,
+                                    callback_expiry="never")
+    support = checked(doc).queues["support"]
+    assert (support.callback_key, support.callback_retries, support.callback_retry_interval,
+            support.callback_expiry) == ("5", 0, 60, None)
+    for key, bad in (("callback_key", "55"), ("callback_key", 5), ("callback_retries", 11),
+                     ("callback_retry_interval", 9), ("callback_expiry", 59)):
+        wrong = example()
+        wrong["queues"]["support"][key] = bad
+        refused(lambda doc=wrong: checked(doc), f"queues.support.{key}", str(bad))  # type: ignore[misc]
+
+
+def test_a_callback_key_needs_a_trunk_and_a_key_the_breakout_menu_does_not_take() -> None:
+    doc = example()
+    doc["queues"]["support"]["callback_key"] = "1"  # billing's key to the backoffice
+    refused(lambda: checked(doc), "queues.support.callback_key", "'billing'")
+    doc["queues"]["support"]["callback_key"] = "5"
+    del doc["trunks"]
+    refused(lambda: checked(doc), "queues.support.callback_key", "no trunk")
+
+
 def test_queue_breakout_menu_and_hold_time_announcement_are_read() -> None:
     support = checked(example()).queues["support"]
     assert (support.breakout_menu, support.announce_holdtime) == ("billing", True)
@@ -609,6 +635,8 @@ GOOD: dict[str, list[Any]] = {
     "announce_period": [60, "off", 4], "music": ["default", "jazz"], "service_level": [20, 3600],
     "prefer_video_agents": [True, False], "announce_holdtime": [True, "no", 3],
     "ringback": [0, 3, 60, 61, -1], "video_fallback": [0, 30, "never", 3601, "none"],
+    "callback_key": ["5", "#", "none", "55", 5], "callback_retries": [0, 2, 10, 11],
+    "callback_retry_interval": [10, 300, 9], "callback_expiry": [60, "never", 59, 604801],
     "breakout_menu": ["billing", "none", "Main"], "overflow": ["hangup", "queue:support", "hotline:federal",
                                                       "menu:main", "queue:support:x", "video"],
     "prompt": ["hello-world", "hotline/welcome", "welcome.wav"], "timeout": [5, 120], "retries": [0, 3, 21],
@@ -637,7 +665,8 @@ SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optio
     "queues": ([], ["strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
                     "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
                     "announce_holdtime", "breakout_menu", "ringback",
-                    "video_fallback"]),
+                    "video_fallback", "callback_key", "callback_retries", "callback_retry_interval",
+                    "callback_expiry"]),
     "menus": (["prompt"], ["timeout", "retries", "invalid_prompt", "timeout_prompt", "options"]),
     "hotlines": (["entry"], ["description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
                              "regions"]),
@@ -809,3 +838,10 @@ def test_number_with_an_extension_is_refused() -> None:
 @pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory"])
 def test_pseudo_time_zones_are_refused(zone: str) -> None:
     refused(lambda: parse.time_zone("hotlines.x.time_zone", zone), "hotlines.x.time_zone", zone)
+
+
+def test_a_callback_key_that_is_also_the_video_key_is_refused() -> None:
+    doc = example()
+    assert checked(doc).queues["support"].video_key == "9"
+    doc["queues"]["support"]["callback_key"] = "9"
+    refused(lambda: checked(doc), "queues.support.callback_key", "video_key")

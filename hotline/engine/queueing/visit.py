@@ -14,10 +14,12 @@ the video leg's visit (`take_over_place`) goes on recording on the hop that join
 
 Outcomes: TalkOver (the caller talked with an agent, and the call is leaving), Overflow (max
 wait, max length, nobody to take the call: follow the queue's overflow target), BrokeOut (the
-caller pressed a key of the queue's breakout menu and goes where it leads) or Transferred (the
-agent passed the talk on to a queue, a hotline or an agent: engine.transfer). A visit a transfer
-to an agent began rings that agent (and the transferring agent, where the queue says) before it
-waits, at the head of the line. A caller hanging up
+caller pressed a key of the queue's breakout menu and goes where it leads), Transferred (the
+agent passed the talk on to a queue, a hotline or an agent: engine.transfer) or CallbackAsked (the
+caller pressed the queue's callback key, or a breakout key whose action is `callback`, and left a
+request keeping their place: queueing.callback_offer). A visit a transfer to an agent began rings
+that agent (and the transferring agent, where the queue says) before it waits, at the head of the
+line. A caller hanging up
 raises CallerGone through the visit, which records the abandon (or the complete) on the way out.
 """
 
@@ -58,6 +60,7 @@ from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.phone_switch import call_the_phone
 from hotline.engine.queueing import consult as consulting
 from hotline.engine.queueing.agent_state import AgentState, AgentStatus
+from hotline.engine.queueing.callback_offer import ask_callback, offer_media
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Place, Ringing, Talk
 from hotline.engine.transfer import (
@@ -125,6 +128,7 @@ class VisitCall(Protocol):
     def take_answer(self) -> bool: ...
     async def answer(self) -> None: ...
     async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None: ...
+    async def digit(self, timeout: float) -> str | None: ...
     async def until_caller_gone(self) -> NoReturn: ...
     def take_place_asked(self) -> PlaceAsked | None: ...
 
@@ -164,8 +168,15 @@ class Transferred:
     handoff: Handoff | None = None
 
 
+@dataclass(frozen=True)
+class CallbackAsked:
+    """The caller asked to be called back (request `callback_id`, stored) and is leaving."""
+
+    callback_id: int
+
+
 TalkEnd = TalkOver | Transferred  # how a talk ends: over, or passed on by a transfer
-VisitOutcome = TalkOver | Overflow | BrokeOut | Transferred
+VisitOutcome = TalkOver | Overflow | BrokeOut | Transferred | CallbackAsked
 
 
 class _KeyPressed(Exception):  # noqa: N818 - control flow, not an error
@@ -318,26 +329,62 @@ class QueueVisit:
         self.call.leave(self.call.reason_caller_left(), *facts)
 
     async def _wait_and_ring(self) -> VisitOutcome:
-        try:
-            while True:
-                try:
-                    return await self._wait_for_an_agent()
-                except _PlaceGiven as given:
-                    if not given.asked.reply.done():
-                        return self._give_place(given.asked)
-                # The video leg gave up while a ring was being cut: this caller waits on.
-                self.manager.attempt_over(self.waiter_)
-                self.call.move(CallState.WAITING)
-        except _KeyPressed as key:
-            log.info("call %s left queue %s with key %s for %s", self.call.channel_id, self.queue.name,
-                     key.digit, key.target)
-            self.call.move(CallState.WAITING, *self._step(E.EXIT_KEY, wait_ms=self._waited_ms(),
-                                                          detail=key.digit), KeyPressed(key.digit))
-            return BrokeOut(key.target, key.digit)
+        while True:
+            try:
+                return await self._wait_until_served()
+            except _KeyPressed as key:
+                if key.target.action != TargetAction.CALLBACK:
+                    return self._broke_out(key)
+                asked = await self._ask_callback(key.digit)
+                if asked is not None:
+                    return asked
+
+    async def _wait_until_served(self) -> VisitOutcome:
+        """Waits (and rings) until served; a video leg asking for this place takes it."""
+        while True:
+            try:
+                return await self._wait_for_an_agent()
+            except _PlaceGiven as given:
+                if not given.asked.reply.done():
+                    return self._give_place(given.asked)
+            # The video leg gave up while a ring was being cut: this caller waits on.
+            self.manager.attempt_over(self.waiter_)
+            self.call.move(CallState.WAITING)
+
+    def _broke_out(self, key: _KeyPressed) -> BrokeOut:
+        log.info("call %s left queue %s with key %s for %s", self.call.channel_id, self.queue.name,
+                 key.digit, key.target)
+        self.call.move(CallState.WAITING, *self._step(E.EXIT_KEY, wait_ms=self._waited_ms(),
+                                                      detail=key.digit), KeyPressed(key.digit))
+        return BrokeOut(key.target, key.digit)
+    async def _ask_callback(self, digit: str) -> CallbackAsked | None:
+        """The caller asked to be called back: out of the line while they give their number (an
+        agent freed meanwhile goes to the next caller), then gone with the request stored, or back
+        at their place when they gave none. Their visit ends with a `callback` event, not an
+        abandon."""
+        hop, store = self.call.hop, self.ctx.callbacks
+        if hop is None or store is None or self.queue_id is None:  # no case to call back for yet
+            log.info("call %s: callback key in queue %s, but the call has no case yet", self.call.channel_id,
+                     self.queue.name)
+            return None
+        self.call.move(CallState.WAITING, KeyPressed(digit))
+        await self._stop_music()
+        self.manager.leave(self.waiter_)
+        made = await ask_callback(
+            self.call, store, list(self.ctx.directory.snapshot.prov.trunks.values()), self.queue,
+            queue_id=self.queue_id, case_id=hop.case_id, hop_id=hop.id,
+            caller_id=self.call.channel.caller_num,
+            region=self.ctx.region, joined_at=datetime.fromtimestamp(self.waiter_.joined_at, UTC))
+        if made is None:
+            self._back_in_line()
+            return None
+        self.call.leave(EndReason.CALLBACK, *self._step(E.CALLBACK, wait_ms=self._waited_ms(),
+                                                       detail=f"callback {made.id} to {made.number}"))
+        return CallbackAsked(made.id)
 
     async def _wait_for_an_agent(self) -> VisitOutcome:
         q, joined_at = self.queue, self.waiter_.joined_at  # back in line, a caller keeps its place
-        next_announcement = joined_at + q.announce_period if q.announce_period else None
+        next_announcement = _next_period(joined_at, q.announce_period, time.time())
         if self.handoff is not None:
             talked = await self._ring_directly(self.handoff)
             if talked is not None:
@@ -505,9 +552,12 @@ class QueueVisit:
             media += holdtime_media(estimate)
         if self.queue.video_key is not None:
             media += video_key_media(self.queue.video_key)
+        if self.ctx.callbacks is not None:
+            media += offer_media(self.queue)
         await self._music_started()
         await self.ctx.ari.stop_moh(self.call.channel_id)
-        keys = self.queue.breakout_menu is not None or self.queue.video_key is not None
+        keys = (self.queue.breakout_menu is not None or self.queue.video_key is not None
+                or self.queue.callback_key is not None)
         try:
             digit = await self.call.play(",".join(media), stop_on_digit=keys)
             if digit is not None:
@@ -519,12 +569,14 @@ class QueueVisit:
                  self.queue.name, ahead, "-" if estimate is None else f"{estimate:.0f} s")
 
     def _check_key(self, digit: str) -> None:
-        """The queue's video key asks for a link; raise _KeyPressed when `digit` is a key of the
-        queue's breakout menu; other keys do nothing (app_queue ignores keys with no extension in
-        its context)."""
+        """The queue's video key asks for a link; raise _KeyPressed when `digit` is the queue's
+        callback key or a key of its breakout menu; other keys do nothing (app_queue ignores keys
+        with no extension in its context)."""
         if digit == self.queue.video_key:
             self._ask_video_link()
             return
+        if digit == self.queue.callback_key and self.ctx.callbacks is not None:
+            raise _KeyPressed(digit, Target(TargetAction.CALLBACK))
         menu = self.ctx.directory.snapshot.prov.menus.get(self.queue.breakout_menu or "")
         option = next((o for o in menu.options if o.digit == digit), None) if menu else None
         if option is not None and option.target.action != TargetAction.REPEAT:
@@ -1045,6 +1097,16 @@ def _is_end_of(message: Message | None, channel_id: str) -> bool:
 
 def _digit(message: Message | None) -> str:
     return getattr(message, "digit", "")
+
+
+def _next_period(since: float, period: int | None, now: float) -> float | None:
+    """The first announcement due after `now`, every `period` seconds from `since` (None: none)."""
+    if not period:
+        return None
+    due = since + period
+    if due < now:  # back in line after a while (a callback asked and not given): no catching up
+        due += ((now - due) // period + 1) * period
+    return due
 
 
 def _ms(seconds: float) -> int:

@@ -1,0 +1,446 @@
+"""Placing queued callbacks: a task of the daemon's that takes the requests of each queue in the
+order their callers joined, and calls each one back when its turn comes.
+
+Per queue, the daemon holds at most one request at a time (claimed in PostgreSQL under a lease
+it renews: hotline.store.callbacks), the oldest-joined one due. It stands in the queue's line
+like a caller, at the request's join time, so live callers who joined before it go first and
+those after it wait. When its turn comes and an agent is free, that agent is rung first; once
+they answer they hear a short whisper (callback, the customer's number; their phone showed the
+queue while it rang) and
+ringing while the customer is dialled through the trunk that allows the number, with the
+hotline's number as caller id. The customer answering makes the request 'answered' in the
+database before anything else (a daemon killed after that never places it again), then both are
+bridged in the case's bridge; the outbound leg is a hop of the customer's case. Not answered:
+tried again after the queue's interval, or given up (callback_rules). A daemon killed before the
+answer leaves a lease that runs out: the request goes back in the line and is placed afresh.
+A request whose hotline is closed when its turn comes waits for the hotline's next opening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from hotline.asterisk.ari_events import (
+    ChannelDestroyed,
+    ChannelHangupRequest,
+    PlaybackFinished,
+    StasisEnd,
+    StasisStart,
+)
+from hotline.engine.context import CallContext
+from hotline.engine.dial_out import dial_out
+from hotline.engine.facts import HopEnded, TalkTakenOver
+from hotline.engine.messages import ChannelVanished, Message
+from hotline.engine.outcomes import EndReason
+from hotline.engine.queueing.agent_state import AgentState
+from hotline.engine.queueing.callback_offer import rules_of
+from hotline.engine.queueing.callback_rules import GiveUp, after_unanswered
+from hotline.engine.queueing.queues import Waiter
+from hotline.engine.routing.hours import next_opening
+from hotline.engine.routing.outbound import trunk_for
+from hotline.errors import AriError, CallbackError, DialRefused
+from hotline.media import originate_formats
+from hotline.provision.model import Queue
+from hotline.store.callbacks import CallbackRequest
+from hotline.store.db import STORE_DOWN
+from hotline.store.hops import Hop
+
+log = logging.getLogger(__name__)
+
+CALLBACK_LEG = "callback-"  # the ids of the channels a callback places start with it
+TICK_S = 1.0
+LEASE_S = 30
+CUSTOMER_RING_S = 30
+RING_GRACE_S = 2.0  # Asterisk's own timeout comes first; ours is a lost event's safety net
+
+
+def whisper_media(number: str) -> str:
+    """What the agent hears on answering: callback, and the number (the queue is on the phone's
+    display, agent_caller_id: spelling a queue's name out loud takes a second a letter)."""
+    return ",".join(["sound:vm-tocallback", f"digits:{number.lstrip('+')}"])
+
+
+def agent_caller_id(queue: str, number: str) -> str:
+    """What the agent's phone shows while it rings: a callback, of which queue, to whom."""
+    return f'"callback {queue}" <{number}>'
+
+
+
+class PlacerStore(Protocol):
+    """The callback store as the placer uses it (hotline.store.callbacks.Callbacks)."""
+
+    async def recover(self) -> list[int]: ...
+    async def expire(self) -> list[int]: ...
+    async def claim(self, queue_ids: list[int], run: str, lease_s: int) -> CallbackRequest | None: ...
+    async def renew(self, callback_id: int, run: str, lease_s: int) -> None: ...
+    async def release(self, callback_id: int, run: str) -> None: ...
+    async def answered(self, callback_id: int, run: str) -> None: ...
+    async def defer(self, callback_id: int, run: str, due_at: datetime) -> None: ...
+    async def hotline_of(self, callback: CallbackRequest) -> int | None: ...
+    async def unanswered(self, callback_id: int, run: str, *, retry_at: datetime | None,
+                         give_up_as: str = "failed", detail: str = "") -> None: ...
+    async def open_hop(self, callback: CallbackRequest, *, node: str, channel_id: str,
+                       caller_id: str) -> Hop: ...
+
+
+@dataclass(frozen=True)
+class Timing:
+    tick_s: float = TICK_S
+    lease_s: int = LEASE_S
+    customer_ring_s: int = CUSTOMER_RING_S
+    ring_grace_s: float = RING_GRACE_S
+
+
+class CallbackPlacer:
+    """Claims due requests, one per queue at a time, and runs a Placement for each."""
+
+    def __init__(self, ctx: CallContext, store: PlacerStore, timing: Timing = Timing()) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.timing = timing
+        self.run_id = f"{ctx.node}-{uuid.uuid4().hex[:12]}"  # this daemon's claims
+        self.placing: dict[str, Placement] = {}  # queue name -> its request being placed
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except (*STORE_DOWN, TimeoutError) as exc:
+                log.warning("callbacks: database away (%s); trying again", exc)
+            await asyncio.sleep(self.timing.tick_s)
+
+    async def tick(self) -> None:
+        """Put back what a dead daemon held, drop what expired, claim what is due."""
+        recovered = await self.store.recover()
+        if recovered:
+            log.info("callbacks %s: their daemon's lease ran out: back in the line", recovered)
+        expired = await self.store.expire()
+        if expired:
+            log.info("callbacks %s expired: dropped", expired)
+        snapshot = self.ctx.directory.snapshot
+        free = {queue_id: queue for name, queue in snapshot.prov.queues.items()
+                if name not in self.placing and (queue_id := snapshot.id_of("queues", name)) is not None}
+        while free:  # one statement when nothing is due, whatever the number of queues
+            claimed = await self.store.claim(sorted(free), self.run_id, self.timing.lease_s)
+            if claimed is None:
+                return
+            self._start(Placement(self, free.pop(claimed.queue_id), claimed.queue_id, claimed))
+
+    def _start(self, placement: Placement) -> None:
+        self.placing[placement.queue.name] = placement
+        self.ctx.watch(placement.channel_id, placement)
+        task = asyncio.create_task(self._own(placement), name=f"callback-{placement.request.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _own(self, placement: Placement) -> None:
+        try:
+            await placement.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("callback %s crashed", placement.request.id)
+        finally:
+            self.placing.pop(placement.queue.name, None)
+            self.ctx.unwatch(placement.channel_id)
+
+    async def close(self) -> None:
+        """Stop placing: requests not answered yet go back in the line (their lease would run
+        out anyway; giving them back now lets another daemon take them at once)."""
+        held = [p for p in self.placing.values() if not p.answered]
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for placement in held:
+            with contextlib.suppress(*STORE_DOWN, CallbackError, TimeoutError):
+                await self.store.release(placement.request.id, self.run_id)
+
+
+class _AgentGone(Exception):  # noqa: N818 - control flow
+    """The agent hung up before the customer was bridged: back in the line for another."""
+
+
+class Placement:
+    """One request being placed: in the line, then the agent, then the customer."""
+
+    def __init__(self, placer: CallbackPlacer, queue: Queue, queue_id: int, request: CallbackRequest) -> None:
+        self.placer, self.ctx, self.store = placer, placer.ctx, placer.store
+        self.queue, self.queue_id, self.request = queue, queue_id, request
+        self.channel_id = f"{CALLBACK_LEG}{request.id}"
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.answered = False
+        self._turn = asyncio.Event()
+        self._renewed = time.monotonic()
+
+    def post(self, message: Message) -> None:
+        self.inbox.put_nowait(message)
+
+    # -- the whole placement ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        opening = await self._next_opening()
+        if opening is not None:
+            await self.store.defer(self.request.id, self.placer.run_id, opening)
+            log.info("callback %s: its hotline is closed: due at its opening, %s", self.request.id,
+                     opening.isoformat())
+            return
+        log.info("callback %s: placing for queue %s (%s, joined %s, attempt %d)", self.request.id,
+                 self.queue.name, self.request.number, self.request.joined_at.isoformat(),
+                 self.request.attempts + 1)
+        while True:
+            agent, leg = await self._agent_answers()
+            try:
+                await self._call_customer(agent, leg)
+                return
+            except _AgentGone:
+                log.info("callback %s: %s hung up before the customer answered: next agent", self.request.id,
+                         agent.name)
+                self.ctx.queues.answer_dropped(agent)
+                await self._renew()
+
+    async def _next_opening(self) -> datetime | None:
+        """When the hotline the customer called opens next, if it is closed now (a retry due in
+        the night waits for the morning); None: open, or not known any more."""
+        hotline_id = await self.store.hotline_of(self.request)
+        snapshot = self.ctx.directory.snapshot
+        names = {ident: name for name, ident in snapshot.ids.get("hotlines", {}).items()}
+        hotline = snapshot.prov.hotlines.get(names.get(hotline_id or 0, ""))
+        if hotline is None:
+            return None
+        now = datetime.now(UTC)
+        opening = next_opening(hotline, now)
+        return opening if opening is not None and opening > now else None
+
+    # -- in the line -----------------------------------------------------------------------------
+
+    async def _agent_answers(self) -> tuple[AgentState, str]:
+        """Wait in the queue's line at the request's join time until an agent answers."""
+        manager = self.ctx.queues
+        waiter = manager.join(self.queue.name, self.channel_id, joined_at=self.request.joined_at.timestamp(),
+                              wake=self._turn.set)
+        try:
+            while True:
+                agents = manager.next_attempt(waiter)
+                if agents:
+                    answered = await self._ring(waiter, agents)
+                    if answered is not None:
+                        return answered
+                    if manager.attempt_over(waiter):
+                        await self._wait_for_turn(self.queue.retry)
+                    continue
+                await self._wait_for_turn(self.placer.timing.lease_s / 3)
+        finally:
+            manager.leave(waiter)
+
+    async def _wait_for_turn(self, at_most: float) -> None:
+        self._turn.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self._turn.wait()
+        await self._renew()
+        self._drain()
+
+    async def _renew(self) -> None:
+        if time.monotonic() - self._renewed >= self.placer.timing.lease_s / 3:
+            await self.store.renew(self.request.id, self.placer.run_id, self.placer.timing.lease_s)
+            self._renewed = time.monotonic()
+
+    def _drain(self) -> None:
+        """News about legs no longer rung (a late hangup) is of no use in the line."""
+        while not self.inbox.empty():
+            self.inbox.get_nowait()
+
+    async def _ring(self, waiter: Waiter, agents: list[AgentState]) -> tuple[AgentState, str] | None:
+        """Ring `agents` for the callback; the first to answer, the others hung up."""
+        ringing: dict[str, AgentState] = {}
+        for agent in agents:
+            leg = f"{self.channel_id}-agent-{uuid.uuid4().hex[:8]}"
+            self.ctx.watch(leg, self)
+            try:
+                await self.ctx.ari.originate(
+                    f"PJSIP/{agent.endpoint}", self.ctx.app, f"agent,{self.channel_id}", leg,
+                    timeout_s=self.queue.ring_timeout,
+                    caller_id=agent_caller_id(self.queue.name, self.request.number),
+                    formats=originate_formats(agent.capabilities))
+                ringing[leg] = agent
+                log.info("callback %s: ringing %s first", self.request.id, agent.name)
+            except AriError as exc:
+                log.info("callback %s: could not ring %s: %s", self.request.id, agent.name, exc)
+                self.ctx.unwatch(leg)
+                self.ctx.queues.ring_ended(waiter, agent, answered=False)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.queue.ring_timeout + self.placer.timing.ring_grace_s
+        answered: tuple[AgentState, str] | None = None
+        try:
+            while ringing and answered is None:
+                message = await self._next(deadline - loop.time())
+                if message is None:
+                    break
+                which = _channel_of(message)
+                if which is None or which not in ringing:
+                    continue
+                if isinstance(message, StasisStart):
+                    agent = ringing.pop(which)
+                    self.ctx.queues.ring_ended(waiter, agent, answered=True)
+                    answered = agent, which
+                elif _is_end(message):
+                    self.ctx.unwatch(which)
+                    self.ctx.queues.ring_ended(waiter, ringing.pop(which), answered=False)
+        finally:
+            for leg, agent in ringing.items():
+                await self._hang_up(leg)
+                self.ctx.unwatch(leg)
+                self.ctx.queues.ring_ended(waiter, agent, answered=False)
+        return answered
+
+    async def _next(self, timeout: float) -> Message | None:
+        """The next message within `timeout` (renewing the lease meanwhile), or None."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, self.placer.timing.lease_s / 3)):
+                    return await self.inbox.get()
+            if not self.answered:
+                await self._renew()
+        return None
+
+    # -- the agent, then the customer -------------------------------------------------------------
+
+    async def _call_customer(self, agent: AgentState, agent_leg: str) -> None:
+        """Whisper to the agent, dial the customer, bridge them, follow the talk to its end."""
+        ari, request = self.ctx.ari, self.request
+        await self._play_to_agent(agent_leg, whisper_media(request.number))
+        trunks = list(self.ctx.directory.snapshot.prov.trunks.values())
+        bridge = f"case-{request.case_id}"
+        try:
+            caller_id = trunk_for(trunks, request.number).caller_id
+        except DialRefused as refused:  # the trunk that allowed it is gone since
+            log.warning("callback %s: %s", request.id, refused)
+            await self._end_unanswered(agent, agent_leg, bridge, str(refused))
+            return
+        customer = f"{self.channel_id}-customer-{uuid.uuid4().hex[:8]}"
+        hop = await self.store.open_hop(request, node=self.ctx.node, channel_id=customer, caller_id=caller_id)
+        self.ctx.watch(customer, self)
+        try:
+            await ari.create_bridge(bridge)
+            await ari.add_to_bridge(bridge, [agent_leg])
+            ringback = await ari.play(agent_leg, "tone:ring")
+            await dial_out(ari, trunks, request.number, app=self.ctx.app, app_args=f"callback,{request.id}",
+                           channel_id=customer, timeout_s=self.placer.timing.customer_ring_s)
+        except (AriError, DialRefused) as exc:
+            log.warning("callback %s: customer not dialled: %s", request.id, exc)
+            self._close(hop, EndReason.FAILED, None, str(exc))
+            await self._end_unanswered(agent, agent_leg, bridge, f"not dialled: {exc}")
+            return
+        answered, cause = await self._customer_answers(agent_leg, customer)
+        if not answered:
+            self._close(hop, EndReason.FAILED, *cause)
+            await self._end_unanswered(agent, agent_leg, bridge, f"not answered ({cause[1] or cause[0]})")
+            return
+        # Durable first: from here on the callback is done, whatever happens to this daemon.
+        await self.store.answered(request.id, self.placer.run_id)
+        self.answered = True
+        with contextlib.suppress(AriError):
+            await ari.stop_playback(ringback)
+        await ari.add_to_bridge(bridge, [customer])
+        agent_id = self.ctx.directory.snapshot.id_of("agents", agent.name)
+        self.ctx.records.submit(TalkTakenOver(self.queue_id, agent_id).record(hop))
+        log.info("callback %s: %s talking with %s (hop %s)", request.id, agent.name, request.number, hop.id)
+        cause = await self._talk(agent_leg, customer)
+        self.ctx.queues.call_ended(agent, self.queue.name)
+        self._close(hop, EndReason.COMPLETED, *cause)
+        await self._release_bridge(bridge, [agent_leg, customer])
+
+    async def _play_to_agent(self, agent_leg: str, media: str) -> None:
+        """The whisper, to its end; _AgentGone when the agent hangs up meanwhile."""
+        try:
+            playback = await self.ctx.ari.play(agent_leg, media)
+        except AriError as exc:
+            raise _AgentGone() from exc
+        while True:
+            message = await self._next(60.0)
+            if message is None or (isinstance(message, PlaybackFinished) and message.playback_id == playback):
+                return
+            if _is_end(message) and _channel_of(message) == agent_leg:
+                self.ctx.unwatch(agent_leg)
+                raise _AgentGone()
+
+    async def _customer_answers(self, agent_leg: str, customer: str) -> tuple[bool, tuple[int | None, str]]:
+        """Whether the customer answered; if not, the cause their leg ended with. _AgentGone (the
+        customer's ring hung up) when the agent leaves first."""
+        deadline = self.placer.timing.customer_ring_s + self.placer.timing.ring_grace_s
+        loop = asyncio.get_running_loop()
+        until = loop.time() + deadline
+        while (message := await self._next(until - loop.time())) is not None:
+            leg = _channel_of(message)
+            if leg == customer and isinstance(message, StasisStart):
+                return True, (None, "")
+            if leg == customer and isinstance(message, ChannelDestroyed):
+                return False, (message.cause, message.cause_txt)
+            if leg == agent_leg and _is_end(message):
+                await self._hang_up(customer)
+                self.ctx.unwatch(customer)
+                raise _AgentGone()
+        await self._hang_up(customer)
+        return False, (None, "no answer")
+
+    async def _talk(self, agent_leg: str, customer: str) -> tuple[int | None, str]:
+        """Until either hangs up; the customer leg's cause when it was them."""
+        while True:
+            message = await self.inbox.get()
+            leg = _channel_of(message)
+            if leg in (agent_leg, customer) and _is_end(message):
+                if isinstance(message, ChannelDestroyed):
+                    return message.cause, message.cause_txt
+                return None, f"{'agent' if leg == agent_leg else 'customer'} hung up"
+
+    async def _end_unanswered(self, agent: AgentState, agent_leg: str, bridge: str, why: str) -> None:
+        """The customer did not answer: the agent is free at once, and the request is tried again
+        after the queue's interval, or given up."""
+        self.ctx.queues.answer_dropped(agent)
+        await self._release_bridge(bridge, [agent_leg])
+        attempts = self.request.attempts + 1
+        decision = after_unanswered(rules_of(self.queue), attempts=attempts,
+                                    requested_at=self.request.requested_at, now=datetime.now(UTC))
+        if isinstance(decision, GiveUp):
+            await self.store.unanswered(self.request.id, self.placer.run_id, retry_at=None,
+                                        give_up_as=decision.status, detail=f"{decision.detail}; last: {why}")
+            log.info("callback %s: %s; given up (%s)", self.request.id, why, decision.status)
+        else:
+            await self.store.unanswered(self.request.id, self.placer.run_id, retry_at=decision.due_at,
+                                        detail=why)
+            log.info("callback %s: %s; tried again at %s", self.request.id, why, decision.due_at.isoformat())
+
+    def _close(self, hop: Hop, reason: EndReason, cause: int | None, cause_text: str) -> None:
+        self.ctx.records.submit(HopEnded(reason, cause, cause_text).record(hop))
+
+    async def _release_bridge(self, bridge: str, legs: list[str]) -> None:
+        for leg in legs:
+            await self._hang_up(leg)
+            self.ctx.unwatch(leg)
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.destroy_bridge(bridge)
+
+    async def _hang_up(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.hangup(channel_id, "normal")
+
+
+def _channel_of(message: Message) -> str | None:
+    if isinstance(message, ChannelVanished):
+        return message.channel_id
+    channel = getattr(message, "channel", None)
+    return getattr(channel, "id", None)
+
+
+def _is_end(message: Message) -> bool:
+    return isinstance(message, ChannelDestroyed | StasisEnd | ChannelHangupRequest | ChannelVanished)

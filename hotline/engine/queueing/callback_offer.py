@@ -1,0 +1,61 @@
+"""A queue's callback offer to a waiting caller: what the announcements add, and the request a
+caller's key makes (the number confirmed, then stored with the caller's join time, so the
+callback keeps their place in the line). Placing it later: hotline.engine.callback_placer.
+
+Sounds are Asterisk's core sounds: "to call this person back, press 5" is the nearest they say.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from hotline.engine.callback_number import ask_number
+from hotline.engine.context import CallbackStore
+from hotline.engine.ivr import CallIO
+from hotline.engine.queueing.callback_rules import CallbackRules, expires_at
+from hotline.engine.routing.outbound import may_dial
+from hotline.provision.model import Queue, Trunk
+from hotline.store.callbacks import CallbackRequest
+from hotline.store.db import STORE_DOWN
+
+log = logging.getLogger(__name__)
+
+THANK_YOU = ("sound:auth-thankyou", "sound:vm-goodbye")  # stored: the caller hangs up
+TRY_LATER = "sound:please-try-call-later"  # the request could not be stored: the caller waits on
+
+
+def offer_media(queue: Queue) -> list[str]:
+    """What a position announcement adds when the queue offers callbacks."""
+    if queue.callback_key is None:
+        return []
+    return ["sound:vm-tocallback", "sound:vm-press", f"digits:{queue.callback_key}"]
+
+
+def rules_of(queue: Queue) -> CallbackRules:
+    return CallbackRules(retries=queue.callback_retries, retry_interval_s=queue.callback_retry_interval,
+                         expiry_s=queue.callback_expiry)
+
+
+async def ask_callback(io: CallIO, store: CallbackStore, trunks: list[Trunk], queue: Queue, *,
+                       queue_id: int, case_id: int, hop_id: int | None, caller_id: str | None,
+                       region: str, joined_at: datetime) -> CallbackRequest | None:
+    """Ask the caller for the number, and store the request; None when they gave no number (or
+    it could not be stored: they heard "please try later"), and go back to waiting."""
+    number = await ask_number(io, caller_id, lambda n: any(may_dial(t, n) for t in trunks), region)
+    if number is None:
+        return None
+    now = datetime.now(UTC)
+    try:
+        made = await store.request(case_id=case_id, hop_id=hop_id, queue_id=queue_id, number=number,
+                                   joined_at=joined_at, due_at=now,
+                                   expires_at=expires_at(rules_of(queue), now))
+    except (*STORE_DOWN, TimeoutError) as exc:  # the database away: nothing promised, they wait on
+        log.warning("call %s: callback request not stored: %s", io.channel_id, exc)
+        await io.play(TRY_LATER)
+        return None
+    log.info("call %s: callback %s asked in queue %s to %s", io.channel_id, made.id, queue.name,
+             number)
+    for media in THANK_YOU:
+        await io.play(media)
+    return made

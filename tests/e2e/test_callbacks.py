@@ -1,0 +1,234 @@
+"""Queued callbacks on the lab: a sipp caller asks with DTMF while waiting, a sipp agent phone is
+rung first when the request's turn comes, and the customer's phone is a sipp behind the carrier
+(sipp-carrier, 127.0.0.4). Each test checks the SIP the parties saw, the bridge, and the rows."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hotline.lab import Lab
+from hotline.lab.asterisk_conf import CARRIER_ADDRESS
+
+from support import sipp
+from support.agents import Agent, logged_in_agents, registered
+from support.checks import rows, wait_until
+from support.daemon import DaemonProcess, ari_get
+from support.provisioning import BASE
+
+pytestmark = pytest.mark.lab
+
+NUMBER = "+74950003311"
+CUSTOMER = "+79165551234"  # the sipp caller's number: a +7916 number the trunk may dial
+CALLBACKS = BASE + """
+[queues.callbacks]
+ring_timeout = 8
+retry = 1
+ringback = 0
+callback_key = "5"
+callback_retries = 1
+callback_retry_interval = 10
+
+[hotlines.callbacks]
+entry = "queue:callbacks"
+
+[numbers."+74950003311"]
+hotline = "callbacks"
+lines = 2
+
+[trunks.carrier]
+endpoint = "sipp-carrier"
+caller_id = "+74951234567"
+allow = ["+7916"]
+"""
+SCENARIOS = Path(__file__).resolve().parents[1] / "support" / "scenarios"
+STARTED: list[subprocess.Popen[str]] = []  # this test's sipps
+
+
+def ask_for_a_callback() -> sipp.SippRun:
+    """A caller waiting in the queue presses 5, then 1 while their number is read back; Asterisk
+    hangs up after the thanks."""
+    caller = sipp.start_pressing_keys(NUMBER, "5", "1", first_ms=1500, gap_ms=2500, timeout_s=30,
+                                      caller=CUSTOMER)
+    return sipp.finish(caller)
+
+
+@pytest.fixture(autouse=True)
+def sipps_stopped_afterwards() -> Iterator[None]:
+    """A failed test leaves no sipp behind (a far end would hold the carrier's port for the next)."""
+    yield
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    STARTED.clear()
+
+
+def far_end(tmp_path: Path, *, calls: int = 1, busy: bool = False) -> tuple[subprocess.Popen[str], Path]:
+    """The customer's phone behind the carrier: sipp's UAS answering (until the BYE), or busy."""
+    messages = tmp_path / f"far-end-{'busy' if busy else 'answers'}.log"
+    scenario = ["-sf", str(SCENARIOS / "far_end_busy.xml")] if busy else ["-sn", "uas"]
+    proc = subprocess.Popen(
+        ["sipp", *scenario, "-i", CARRIER_ADDRESS, "-p", "5060", "-m", str(calls), "-trace_msg",
+         "-message_file", str(messages), "-timeout", "90s", "-timeout_error", "-nostdin"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    STARTED.append(proc)
+    return proc, messages
+
+
+def invites(messages: Path) -> list[tuple[datetime, str]]:
+    """Each INVITE a sipp received, with the time it logged it."""
+    found = []
+    log = messages.read_text(errors="replace")
+    for block in log.split("----------------------------------------------- "):
+        stamp = re.match(r"(\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)", block)
+        if stamp and "received" in block and re.search(r"^INVITE sip:", block, re.M):
+            found.append((datetime.fromisoformat(f"{stamp[1]} {stamp[2]}"), block))
+    return found
+
+
+def from_of(invite: str) -> str:
+    return next(line for line in invite.splitlines() if line.lower().startswith("from:"))
+
+
+def case_hops(db: psycopg.Connection, case_id: object, count: int = 2) -> list[dict[str, object]] | None:
+    """The case's hops once there are `count` and all have ended."""
+    hops = rows(db, "SELECT * FROM hops WHERE case_id = %s ORDER BY seq", case_id)
+    return hops if len(hops) == count and all(h["ended_at"] for h in hops) else None
+
+
+def the_request(db: psycopg.Connection) -> dict[str, object]:
+    return wait_until(lambda: rows(db, "SELECT * FROM callbacks"), what="callback request stored")[0]
+
+
+def agent_of_queue(daemon_env: dict[str, str], tmp_path: Path) -> Agent:
+    return logged_in_agents(daemon_env, tmp_path, "cb", {"callbacks": 0})[0]
+
+
+def phone(lab: Lab, agent: Agent, tmp_path: Path, *,
+          name: str = "first") -> tuple[subprocess.Popen[str], Path]:
+    messages = tmp_path / f"agent-{agent.name}-{name}.log"
+    proc = sipp.agent_phone(agent.name, agent.password, ring_ms=300, timeout_s=90, messages=messages)
+    STARTED.append(proc)
+    wait_until(lambda: registered(lab, agent.name) or proc.poll() is not None, what="phone registered")
+    assert proc.poll() is None, sipp.finish(proc).output
+    return proc, messages
+
+
+@pytest.mark.provision(CALLBACKS)
+def test_a_callback_asked_in_the_queue_rings_the_agent_first_then_bridges_the_customer(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, db: psycopg.Connection, tmp_path: Path,
+        rendered_files_removed_afterwards: Path) -> None:
+    run = ask_for_a_callback()
+    assert run.ok, run.output[-2500:]  # answered, keys sent, hung up by Asterisk after the thanks
+    request = the_request(db)
+    assert request["number"] == CUSTOMER
+    assert request["status"] in ("pending", "placing")  # a daemon may hold it in the line already
+    asked = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed")[0]
+    assert asked["end_reason"] == "callback" and asked["case_id"] == request["case_id"]
+    assert request["joined_at"] == asked["queued_at"]  # the caller's place in line
+    events = [e["event"] for e in rows(db, "SELECT event FROM queue_events ORDER BY id")]
+    assert events == ["join", "callback"]  # not an abandon
+
+    customer, customer_sip = far_end(tmp_path)
+    agent = agent_of_queue(daemon_env, tmp_path)
+    agent_phone, agent_sip = phone(lab, agent, tmp_path)
+    wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'answered'"), timeout_s=40,
+               what="callback answered")
+    status, body = ari_get(daemon_env, f"bridges/case-{request['case_id']}")
+    assert status == 200, body
+    bridged = json.loads(body)["channels"]
+    assert len(bridged) == 2
+    assert any("-agent-" in c for c in bridged) and any("-customer-" in c for c in bridged)
+    customer_leg = next(c for c in bridged if "-customer-" in c)
+    name = json.loads(ari_get(daemon_env, f"channels/{customer_leg}")[1])["name"]
+    assert name.startswith("PJSIP/sipp-carrier-")
+    lab.asterisk_cli(f"channel request hangup {name}")  # the customer hangs up: the talk ends
+    assert sipp.finish(customer).ok  # INVITE answered, then the BYE
+    assert sipp.finish(agent_phone).ok  # rung, answered, and hung up when the customer left
+
+    [(agent_at, agent_invite)] = invites(agent_sip)
+    [(customer_at, customer_invite)] = invites(customer_sip)
+    assert agent_at < customer_at  # the agent first
+    assert '"callback callbacks"' in from_of(agent_invite)  # the phone shows a callback, its queue
+    assert "79165551234" in from_of(agent_invite)  # and whom it calls back
+    assert f"INVITE sip:{CUSTOMER}@{CARRIER_ADDRESS}" in customer_invite
+    assert "<sip:+74951234567@" in from_of(customer_invite)  # the hotline's number as caller id
+    hops = wait_until(lambda: case_hops(db, request["case_id"]), what="callback hop closed")
+    agent_id = rows(db, "SELECT id FROM agents WHERE name = %s", agent.name)[0]["id"]
+    assert hops[1]["dialled_e164"] == CUSTOMER and hops[1]["agent_id"] == agent_id
+    assert hops[1]["answered_at"] is not None and hops[1]["end_reason"] == "completed"
+    done = rows(db, "SELECT status, attempts FROM callbacks")[0]
+    assert done == {"status": "answered", "attempts": 1}
+    assert rows(db, "SELECT status FROM cases WHERE id = %s", request["case_id"]) == [{"status": "closed"}]
+
+
+@pytest.mark.provision(CALLBACKS)
+def test_a_customer_who_does_not_answer_is_tried_again_after_the_interval_then_given_up(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, db: psycopg.Connection, tmp_path: Path,
+        rendered_files_removed_afterwards: Path) -> None:
+    assert ask_for_a_callback().ok
+    request = the_request(db)
+    customer, customer_sip = far_end(tmp_path, calls=2, busy=True)
+    agent = agent_of_queue(daemon_env, tmp_path)
+    # A sipp phone takes its calls within 30 s of registering: one phone for each try.
+    first_phone, first_sip = phone(lab, agent, tmp_path)
+    wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'pending' AND attempts = 1"),
+               timeout_s=40, what="first try not answered")
+    retry = rows(db, "SELECT due_at - now() AS wait, detail FROM callbacks")[0]
+    assert 5 < retry["wait"].total_seconds() <= 10 and "busy" in str(retry["detail"]).lower()
+    assert sipp.finish(first_phone).ok  # rung, answered, hung up after the customer's 486
+    second_phone, second_sip = phone(lab, agent, tmp_path, name="second")
+    wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'failed'"), timeout_s=50,
+               what="given up after the retry")
+    assert sipp.finish(customer).ok  # two INVITEs, both 486
+    assert sipp.finish(second_phone).ok
+    tries = invites(customer_sip)
+    assert len(tries) == 2 and (tries[1][0] - tries[0][0]).total_seconds() >= 10
+    agent_calls = invites(first_sip) + invites(second_sip)[-1:]
+    assert all(a[0] < c[0] for a, c in zip(agent_calls, tries, strict=True))  # the agent first, each time
+    ended = rows(db, "SELECT attempts, detail FROM callbacks")[0]
+    assert ended["attempts"] == 2 and str(ended["detail"]).startswith("not answered in 2 attempts")
+    legs = wait_until(lambda: case_hops(db, request["case_id"], 3), what="both tries' hops closed")[1:]
+    assert [leg["end_reason"] for leg in legs] == ["failed", "failed"]
+    assert all(leg["answered_at"] is None for leg in legs)
+
+
+@pytest.mark.provision(CALLBACKS)
+def test_a_callback_being_placed_survives_a_daemon_sigkill_and_is_placed_once(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, db: psycopg.Connection, tmp_path: Path,
+        rendered_files_removed_afterwards: Path) -> None:
+    assert ask_for_a_callback().ok
+    request = the_request(db)
+    agent = agent_of_queue(daemon_env, tmp_path)
+    # The first daemon claims the request and rings the agent, whose phone never picks up.
+    ringing = sipp.agent_phone(agent.name, agent.password, scenario="agent_no_answer.xml", timeout_s=60)
+    STARTED.append(ringing)
+    wait_until(lambda: registered(lab, agent.name), what="agent phone registered")
+    wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'placing'"), what="claimed")
+    wait_until(lambda: "callback 1: ringing" in daemon.log() or None, what="agent rung")
+    daemon.stop(signal.SIGKILL)
+    assert rows(db, "SELECT status FROM callbacks") == [{"status": "placing"}]  # held by the dead daemon
+    sipp.finish(ringing, timeout_s=60)
+    customer, customer_sip = far_end(tmp_path)
+    agent_phone, _ = phone(lab, agent, tmp_path)
+    daemon.start()
+    # Its lease runs out (30 s), and the new daemon places it.
+    wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'answered'"), timeout_s=60,
+               what="placed by the new daemon")
+    bridged = json.loads(ari_get(daemon_env, f"bridges/case-{request['case_id']}")[1])["channels"]
+    customer_leg = next(c for c in bridged if "-customer-" in c)
+    name = json.loads(ari_get(daemon_env, f"channels/{customer_leg}")[1])["name"]
+    lab.asterisk_cli(f"channel request hangup {name}")
+    assert sipp.finish(customer).ok and sipp.finish(agent_phone).ok
+    assert len(invites(customer_sip)) == 1  # placed once
+    assert rows(db, "SELECT status, attempts FROM callbacks") == [{"status": "answered", "attempts": 1}]
+    assert "callbacks [1]: their daemon's lease ran out" in daemon.log()
