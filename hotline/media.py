@@ -29,10 +29,14 @@ CASE_BRIDGE_TYPE = "mixing,video_sfu"
 AUDIO_BRIDGE_TYPE = "mixing"
 
 
-def case_bridge_type(caller_video: bool, agent_video: bool) -> str:
+def case_bridge_type(caller_video: bool, agent_video: bool, *, web: bool = False) -> str:
     """SFU when the caller or the agent has video (a phone caller's agent with video may see the
-    customer after a switch to video); a plain mixing bridge for an audio caller and agent."""
-    return CASE_BRIDGE_TYPE if caller_video or agent_video else AUDIO_BRIDGE_TYPE
+    customer after a switch to video); a plain mixing bridge for an audio caller and agent. A
+    browser's voice call (`web`) stays plain even with a video agent: no switch leg ever joins
+    it, and if its camera is turned on, the talk moves to an SFU bridge then (engine.camera)."""
+    if caller_video or (agent_video and not web):
+        return CASE_BRIDGE_TYPE
+    return AUDIO_BRIDGE_TYPE
 
 
 def endpoint_codecs(capabilities: Iterable[str]) -> tuple[str, ...]:

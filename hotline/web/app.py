@@ -231,7 +231,8 @@ class _Site:
         address = request.match_info["address"]
         if not ADDRESS_RE.fullmatch(address) or address not in self.backend.video_addresses():
             return self._refusal(404, "There is no such video hotline", "Check the address of the page.")
-        return self._customer_page(address, [], heading=f"Video call: {address}", label="Call by video")
+        return self._customer_page(address, [], heading=f"Call: {address}", label="Call by video",
+                                   voice_label="Call by voice")
 
     async def switch(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
@@ -274,10 +275,13 @@ class _Site:
         self.guard.agent_or_supervisor(request)
         return _json(self.backend.live_queues(), 200)
 
-    def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str) -> web.Response:
+    def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str,
+                       voice_label: str = "") -> web.Response:
+        """The call page; with `voice_label`, a second button calls with the microphone only."""
         config = self._sip_config("customer") | {
             "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers}
-        return self._render("customer.html", title=heading, heading=heading, call_label=label, config=config)
+        return self._render("customer.html", title=heading, heading=heading, call_label=label,
+                            voice_label=voice_label, config=config)
 
     def _sip_config(self, role: str) -> dict[str, object]:
         return {"role": role, "wsUrl": self.config.sip_ws_url, "domain": self.config.sip_domain}

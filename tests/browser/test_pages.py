@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 REFUSED = "Camera or microphone access was refused: allow them in the browser and try again"
+OR_VOICE = " (or call by voice, without the camera)"
+MIC_REFUSED = "Microphone access was refused: allow it in the browser and try again"
 TOKEN = "5a" * 32
 T = TypeVar("T")
 
@@ -142,13 +144,41 @@ def test_a_refused_camera_shows_why_and_places_no_call(
         page = open_page(browser, f"{site}/call/video-support", allow_media=False)
         page.click("#call")
         page.wait_for_function("() => window.hotlinePhone.lastError !== null")
-        assert page.inner_text("#error") == REFUSED
+        assert page.inner_text("#error") == REFUSED + OR_VOICE
         assert page.is_visible("#error")
-        assert status(page) == f"failed: {REFUSED}"
-        assert page.is_enabled("#call")
+        assert status(page) == f"failed: {REFUSED}{OR_VOICE}"
+        assert page.is_enabled("#call") and page.is_enabled("#call-voice")
+        page.click("#call-voice")  # the microphone is refused too
+        page.wait_for_function("() => window.hotlinePhone.lastError.startsWith('Microphone')")
+        assert page.inner_text("#error") == MIC_REFUSED
     finally:
         browser.close()
     assert sip[0].requests("INVITE") == []
+
+
+def test_a_customer_who_refuses_the_camera_calls_by_voice_with_the_microphone_alone(
+        pw: Playwright, site: str, sip: tuple[SipRecorder, str], tmp_path: Path) -> None:
+    browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE), allow_media=False)
+    try:
+        page = open_page(browser, f"{site}/call/video-support", permissions=["microphone"])
+        labels = (page.inner_text("#call"), page.inner_text("#call-voice"))
+        assert labels == ("Call by video", "Call by voice")
+        page.click("#call")
+        page.wait_for_function("() => window.hotlinePhone.lastError !== null")
+        assert page.inner_text("#error") == REFUSED + OR_VOICE
+        assert sip[0].requests("INVITE") == []
+
+        page.click("#call-voice")
+        line, headers = eventually(lambda: sip[0].requests("INVITE") or None, "the INVITE")[0]
+        assert line == "INVITE sip:video-support@127.0.0.1 SIP/2.0"
+        assert re.fullmatch(r"[0-9a-f]{16}", headers["X-Hotline-Customer"])
+        offer = sip[0].messages[-1]
+        assert "m=audio" in offer and "m=video" not in offer, offer
+        assert page.is_hidden("#error") and status(page) == "calling"
+        assert page.evaluate("window.hotlinePhone.localStream.getTracks().map((t) => t.kind)") == ["audio"]
+        assert not page.is_enabled("#call") and not page.is_enabled("#call-voice")
+    finally:
+        browser.close()
 
 
 def test_the_fake_camera_shows_in_the_local_video_in_its_colour(

@@ -64,6 +64,7 @@ class VisitCall(Protocol):
 
     channel: Channel
     video: bool
+    web: bool  # a customer's browser
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
 
@@ -503,7 +504,7 @@ class QueueVisit:
         """Caller and agent in the case's mixing bridge until one of them hangs up. None: the
         agent's leg went before it was bridged, and the caller waits on."""
         call, ari = self.call, self.ctx.ari
-        bridge_type = case_bridge_type(call.video, leg.agent.video)
+        bridge_type = case_bridge_type(call.video, leg.agent.video, web=call.web)
         try:
             if self._music is None:  # answered by the agent while still ringing: answer it now
                 await _all(call.answer(), ari.create_bridge(call.bridge_id, bridge_type))

@@ -10,7 +10,14 @@
   const IN_USE = "The camera or microphone is in use by another program: close it and try again";
   const INSECURE = "The camera and microphone need a secure page: open it over https";
   const NOT_BUILT = "The SIP client bundle is missing: reinstall hotline (the package ships it), or `make web` in a checkout";
+  // A voice call asks for the microphone alone: a customer without a camera, or who refuses it,
+  // can still call (the customer page's #call-voice).
+  const MIC_REFUSED = "Microphone access was refused: allow it in the browser and try again";
+  const NO_MIC = "No microphone was found: connect one and try again";
+  const MIC_IN_USE = "The microphone is in use by another program: close it and try again";
+  const OR_VOICE = " (or call by voice, without the camera)";
   const MEDIA = { audio: true, video: true };
+  const VOICE = { audio: true, video: false };
   const PC_CONFIG = { iceServers: [] }; // Asterisk is reached directly: no STUN/TURN
   const CONNECT_TIMEOUT_MS = 10000;
   const CUSTOMER_KEY = "hotline.customerId";
@@ -29,6 +36,7 @@
     session: null,
     pc: null, // the current call's RTCPeerConnection (tests read its getStats)
     localStream: null,
+    media: null, // what the current call sends: "video" or "audio"
     remoteVideos: () => Array.from(byId("remote").querySelectorAll("video")),
   };
   window.hotlinePhone = phone;
@@ -66,22 +74,24 @@
 
   // --- camera and microphone ----------------------------------------------------------------
 
-  function mediaErrorMessage(error) {
+  function mediaErrorMessage(error, video) {
     switch (error && error.name) {
-      case "NotAllowedError": case "PermissionDeniedError": case "SecurityError": return REFUSED;
-      case "NotFoundError": case "DevicesNotFoundError": case "OverconstrainedError": return NO_DEVICE;
-      case "NotReadableError": case "TrackStartError": return IN_USE;
-      default: return `The camera or microphone could not be opened: ${error && error.message || error}`;
+      case "NotAllowedError": case "PermissionDeniedError": case "SecurityError": return video ? REFUSED : MIC_REFUSED;
+      case "NotFoundError": case "DevicesNotFoundError": case "OverconstrainedError": return video ? NO_DEVICE : NO_MIC;
+      case "NotReadableError": case "TrackStartError": return video ? IN_USE : MIC_IN_USE;
+      default: return `The ${video ? "camera or microphone" : "microphone"} could not be opened: ${error && error.message || error}`;
     }
   }
 
-  async function openCamera() {
+  // The camera and microphone (constraints MEDIA), or the microphone alone (VOICE).
+  async function openCamera(constraints = MEDIA) {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw new PhoneError(INSECURE);
     let stream;
     try {
-      stream = await navigator.mediaDevices.getUserMedia(MEDIA);
+      stream = await navigator.mediaDevices.getUserMedia(constraints);
     } catch (error) {
-      throw new PhoneError(mediaErrorMessage(error));
+      const message = mediaErrorMessage(error, constraints.video);
+      throw new PhoneError(constraints.video && byId("call-voice") ? message + OR_VOICE : message);
     }
     phone.localStream = stream;
     byId("local").srcObject = stream;
@@ -174,11 +184,13 @@
   function finish(state, detail) {
     phone.session = null;
     phone.pc = null;
+    phone.media = null;
     releaseMedia();
     setState(state, detail);
     byId("incoming")?.setAttribute("hidden", "");
     enable("hangup", false);
     enable("call", true);
+    enable("call-voice", true);
   }
 
   function hangup() {
@@ -220,16 +232,20 @@
     return phone.ua;
   }
 
-  async function placeCall() {
+  // A video call (the camera and microphone), or with video=false a voice call (microphone only).
+  async function placeCall(video) {
     clearError();
     enable("call", false);
+    enable("call-voice", false);
     setState("calling");
+    const constraints = video ? MEDIA : VOICE;
     try {
-      const stream = await openCamera();
+      const stream = await openCamera(constraints);
       const ua = await connected(customerUa());
+      phone.media = video ? "video" : "audio";
       phone.session = ua.call(`sip:${config.target}@${config.domain}`, {
         mediaStream: stream,
-        mediaConstraints: MEDIA,
+        mediaConstraints: constraints,
         pcConfig: PC_CONFIG,
         extraHeaders: [`X-Hotline-Customer: ${customerId()}`, ...config.extraHeaders],
         fromDisplayName: displayName() || undefined,
@@ -238,13 +254,16 @@
       enable("hangup", true);
     } catch (error) {
       releaseMedia();
+      phone.media = null;
       enable("call", true);
+      enable("call-voice", true);
       failed(error);
     }
   }
 
   function initCustomer() {
-    byId("call").addEventListener("click", placeCall);
+    byId("call").addEventListener("click", () => placeCall(true));
+    byId("call-voice")?.addEventListener("click", () => placeCall(false));
     byId("hangup").addEventListener("click", hangup);
   }
 
@@ -393,6 +412,7 @@
     if (typeof JsSIP === "undefined") {
       showError(NOT_BUILT);
       enable("call", false);
+      enable("call-voice", false);
       enable("login", false);
       return;
     }
