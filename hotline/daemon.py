@@ -153,7 +153,9 @@ class Daemon:
         self.web_pool = await open_pool(s.dsn, min_size=1, max_size=WEB_POOL_SIZE, timeout=WEB_POOL_TIMEOUT_S,
                                         synchronous_commit=s.synchronous_commit,
                                         application_name=WEB_APPLICATION_NAME)
-        backend = DaemonWebBackend(s, self.web_pool, self.directory, links, publisher, client)
+        assert self.router is not None
+        backend = DaemonWebBackend(s, self.web_pool, self.directory, links, publisher, client,
+                                   camera_news=self.router.camera_turned)
         relay = SipWsProxy(s.asterisk_ws_url, s.sip_ws_limits, s.trusted_proxies)
         self.web = await start_web(make_app(config, backend, sip_proxy=relay), *address)  # port taken
         log.info("web pages on %s (switch links: %s/switch/...; SIP WebSocket %s, relayed to %s)",

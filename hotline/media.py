@@ -27,6 +27,15 @@ WS_TRANSPORT = "transport-ws"
 # doubled Asterisk's CPU per audio call on the bench (27.9 against 14.2 ms at 70 calls/s).
 CASE_BRIDGE_TYPE = "mixing,video_sfu"
 AUDIO_BRIDGE_TYPE = "mixing"
+# A talk that gained video (a browser's camera turned on) moved into an SFU bridge of its own: the
+# case's bridge id with this suffix. The plain one's id cannot be taken again at once: Asterisk
+# answers 409 for it while the channels that were in it live on (checked on the lab).
+VIDEO_BRIDGE_SUFFIX = "-video"
+
+
+def case_bridge_ids(case_id: int) -> tuple[str, str]:
+    """Where a case's talk can be: its bridge, or the SFU bridge it moved to when video came."""
+    return f"case-{case_id}", f"case-{case_id}{VIDEO_BRIDGE_SUFFIX}"
 
 
 def case_bridge_type(caller_video: bool, agent_video: bool, *, web: bool = False) -> str:

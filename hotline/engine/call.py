@@ -37,6 +37,7 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.engine.call_state import HANDLED, CallState, allowed
+from hotline.engine.camera import note_camera
 from hotline.engine.context import CallContext
 from hotline.engine.facts import Fact, HopEnded, KeyPressed, TransferNoted
 from hotline.engine.handover import join_the_talk
@@ -45,6 +46,7 @@ from hotline.engine.ivr import run_menu
 from hotline.engine.leg import CUT_BY_SHUTDOWN, caller_hangup_cause, is_shutdown_hangup
 from hotline.engine.messages import (
     CallerGone,
+    CameraTurned,
     ChannelVanished,
     HandoverAsked,
     Message,
@@ -64,6 +66,7 @@ from hotline.engine.stasis_entry import read_web_headers
 from hotline.engine.transfer import TRANSFER_REFUSED
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
+from hotline.media import case_bridge_ids
 from hotline.provision.model import Target, TargetAction
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop
@@ -95,6 +98,7 @@ class InboundCall:
         # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
         self.switch_token = switch_token
         self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
+        self.video_bridge = False  # its talk moved to the case's SFU bridge when its camera came on
         self.state = CallState.ENTERED
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -190,6 +194,8 @@ class InboundCall:
             message.refuse()
         if isinstance(message, TransferAsked):
             self._refuse_transfer(message)
+        if isinstance(message, CameraTurned):  # outside a talk: recorded, no bridge to change
+            note_camera(self, message)
         if isinstance(message, StasisStart) and message.channel.id != self.channel_id:
             self._hang_up_stray_leg(message.channel.id)
         if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
@@ -453,9 +459,15 @@ class InboundCall:
             await self.ctx.ari.destroy_bridge(self.bridge_id)
 
     async def _agent_leg_in_bridge(self) -> str | None:
-        """The other channel of the case's bridge, if the caller is still in it."""
+        """The other channel of the case's bridge (or the SFU bridge its talk moved to), if the
+        caller is still in it."""
         try:
             bridge = await self.ctx.ari.bridge(self.bridge_id)
+        except AriNotFound:
+            if self.case_id is None or self.video_bridge:
+                return None
+            self.video_bridge = True
+            return await self._agent_leg_in_bridge()
         except AriError:
             return None
         others = [c for c in bridge.channels if c != self.channel_id]
@@ -606,7 +618,9 @@ class InboundCall:
     def bridge_id(self) -> str:
         """The case's bridge (a later hop of the case joins it); a call whose hop could not be
         written yet (database down) has one of its own, never a bridge shared with others."""
-        return f"case-{self.case_id}" if self.case_id is not None else f"case-channel-{self.channel_id}"
+        if self.case_id is None:
+            return f"case-channel-{self.channel_id}"
+        return case_bridge_ids(self.case_id)[1 if self.video_bridge else 0]
 
     def watch(self, channel_id: str) -> None:
         """Route another channel's events (an agent leg this call placed) to this call's inbox."""

@@ -55,7 +55,16 @@ class TransferAsked:
     kind: str = "blind"
 
 
-Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked
+@dataclass(frozen=True)
+class CameraTurned:
+    """The customer's page turned its camera on (`video`) or off during the call, and the call's
+    media was renegotiated (a re-INVITE): the hop's media follows, and a talk that gains video
+    moves to an SFU bridge (engine.camera)."""
+
+    video: bool
+
+
+Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked | CameraTurned
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

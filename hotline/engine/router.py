@@ -22,7 +22,7 @@ from hotline.engine.call import VANISHED, InboundCall
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
-from hotline.engine.messages import ChannelVanished
+from hotline.engine.messages import CameraTurned, ChannelVanished
 from hotline.engine.outcomes import EndReason
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
@@ -129,6 +129,16 @@ class Router:
         """The live call whose own leg is hop `hop_id` (a switch looks up the leg it replaces)."""
         return next((call for call in self.calls.values() if call.hop is not None and call.hop.id == hop_id),
                     None)
+
+    def camera_turned(self, customer: str, video: bool) -> bool:
+        """The customer page of browser `customer` turned its camera on or off: told to that
+        customer's live web call. False: they have none here."""
+        call = next((c for c in self.calls.values()
+                     if c.web and c.is_up and c.hops.customer == customer), None)
+        if call is None:
+            return False
+        call.post(CameraTurned(video))
+        return True
 
     def _start(self, call: InboundCall) -> None:
         self.calls[call.channel_id] = self.inboxes[call.channel_id] = call

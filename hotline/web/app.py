@@ -43,6 +43,8 @@ SWITCH_HEADER = "X-Hotline-Switch"
 SWITCH_API = "/api/agent/switch"
 INVITE_API = "/api/agent/invite"
 QUEUES_API = "/api/queues"
+CAMERA_API = "/api/call/camera"
+CUSTOMER_RE = re.compile(r"[0-9a-f]{16}")  # the page's own customer id (hotline-phone.js)
 # The largest request body read: the API takes a few short JSON fields.
 MAX_BODY = 16 * 1024
 # How long a client is asked to wait when the database is away.
@@ -89,6 +91,10 @@ class WebBackend(Protocol):
         """A switch link for the current call of the (authenticated) agent; raises WebRefusal."""
         ...
 
+    def customer_camera(self, customer: str, video: bool) -> bool:
+        """The customer's page turned its camera on or off: False when no call of theirs is live."""
+        ...
+
     async def agent_invite(self, endpoint: str, invitee: str) -> str:
         """Ring agent `invitee` into the agent's current call (a conference); what to show the
         agent; raises WebRefusal."""
@@ -129,6 +135,7 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(SWITCH_API, site.agent_switch)
     app.router.add_post(INVITE_API, site.agent_invite)
     app.router.add_get(QUEUES_API, site.queues)
+    app.router.add_post(CAMERA_API, site.customer_camera)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
         sip_proxy.install(app)
@@ -271,6 +278,22 @@ class _Site:
             return _json({"error": "name the agent to bring in"}, 400)
         return _json({"message": await self.backend.agent_invite(endpoint, invitee)}, 200)
 
+    async def customer_camera(self, request: web.Request) -> web.Response:
+        """A customer's page says its camera went on or off. No login (a customer has none): the
+        page's own customer id names the call, and only that customer's record and bridge follow."""
+        self.guard.json_post(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        customer = body.get("customer") if isinstance(body, dict) else None
+        camera = body.get("camera") if isinstance(body, dict) else None
+        if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer) and camera in ("on", "off")):
+            return _json({"error": "send your customer id and camera: on or off"}, 400)
+        if not self.backend.customer_camera(customer, camera == "on"):
+            return _json({"error": "You have no call in progress"}, 404)
+        return _json({"camera": camera}, 202)
+
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)
         return _json(self.backend.live_queues(), 200)
@@ -279,7 +302,8 @@ class _Site:
                        voice_label: str = "") -> web.Response:
         """The call page; with `voice_label`, a second button calls with the microphone only."""
         config = self._sip_config("customer") | {
-            "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers}
+            "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers,
+            "cameraApi": CAMERA_API}
         return self._render("customer.html", title=heading, heading=heading, call_label=label,
                             voice_label=voice_label, config=config)
 

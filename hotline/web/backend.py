@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -31,9 +32,14 @@ _CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.
            TokenState.EXPIRED: SwitchCheck.EXPIRED, TokenState.USED: SwitchCheck.USED}
 
 
+# Tells the customer's live web call its camera turned on or off; False: no such call here.
+CameraNews = Callable[[str, bool], bool]
+
+
 class DaemonWebBackend:
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
-                 links: SwitchLinks, live: LivePublisher, ari: AriClient) -> None:
+                 links: SwitchLinks, live: LivePublisher, ari: AriClient,
+                 camera_news: CameraNews = lambda customer, video: False) -> None:
         self.settings = settings
         self.pool = pool
         self.directory = directory
@@ -42,6 +48,10 @@ class DaemonWebBackend:
         self.live = live
         self.ari = ari
         self.contacts = Contacts(pool)
+        self.camera_news = camera_news
+
+    def customer_camera(self, customer: str, video: bool) -> bool:
+        return self.camera_news(customer, video)
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset(n.number for n in self.directory.snapshot.prov.numbers.values() if n.kind == "video")

@@ -101,6 +101,9 @@ class Backend:
     def live_queues(self) -> list[dict[str, object]]:
         return [{"queue": "support", "waiting": 0}]
 
+    def customer_camera(self, customer: str, video: bool) -> bool:
+        return False
+
 
 @pytest.fixture
 def sip() -> Iterator[tuple[SipRecorder, str]]:

@@ -14,17 +14,21 @@ from hotline.lab import Lab
 
 from support.browser import launch, open_page, playwright_session
 from support.checks import rows
+from support.cli import hotline_cli
 from support.daemon import DaemonProcess
 from support.fake_camera import BLUE, RED, write_y4m
 from support.provisioning import BASE
 from support.web_calls import (
     agent_page,
     answer,
+    bridge_exists,
     case_bridge,
     flowing,
     poll,
     rtp_counts,
+    sees,
     state_of,
+    video_bridge,
     web_url,
     webrtc_agent,
 )
@@ -87,3 +91,49 @@ def test_a_customer_who_refuses_the_camera_calls_by_voice_and_talks_with_a_video
     poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
     assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
     poll(lambda: state_of(agent) == "ended", "the agent's call ended with the customer's")
+
+
+@WEB_DESK
+def test_a_voice_caller_turns_the_camera_on_and_off_and_the_agent_is_never_cut(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "wq"))
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/web-desk")
+    customer.click("#call-voice")
+    answer(agent)
+    poll(lambda: state_of(customer) == "in call", "the customer page in the call")
+    [hop] = rows(db, "SELECT * FROM hops")
+    channels = set(case_bridge(daemon_env, hop["case_id"])["channels"])  # type: ignore[arg-type]
+    assert hop["media"] == "audio" and case_bridge(daemon_env, hop["case_id"])["video_mode"] != "sfu"
+    assert customer.inner_text("#camera") == "Turn the camera on"
+
+    customer.click("#camera")
+    poll(lambda: rows(db, "SELECT media FROM hops")[0]["media"] == "video", "the hop's media: video")
+    # Both channels moved at once into the case's SFU bridge; the plain one is gone.
+    def moved() -> dict[str, object] | None:
+        b = video_bridge(daemon_env, hop["case_id"])
+        return b if b is not None and set(b["channels"]) == channels else None  # type: ignore[arg-type]
+    bridge = poll(moved, "the talk in the case's SFU bridge")
+    assert bridge["video_mode"] == "sfu" and bridge["bridge_type"] == "mixing", bridge
+    assert not bridge_exists(daemon_env, f"case-{hop['case_id']}")
+    sees(agent, RED, "the agent")
+    sees(customer, BLUE, "the customer")
+    assert customer.inner_text("#camera") == "Turn the camera off"
+    assert state_of(agent) == "in call" and state_of(customer) == "in call"  # one call each, never cut
+
+    customer.click("#camera")
+    poll(lambda: rows(db, "SELECT media FROM hops")[0]["media"] == "audio", "the hop's media: audio again")
+    poll(lambda: not flowing(customer, "videoOut"), "the customer's picture stopped")
+    # the camera itself is released (its light goes off)
+    assert customer.evaluate("window.hotlinePhone.localStream.getVideoTracks().length") == 0
+    assert flowing(customer, "audioIn") and flowing(agent, "audioIn")  # the talk goes on
+    bridge = video_bridge(daemon_env, hop["case_id"])  # off: the talk stays where it is
+    assert bridge is not None and set(bridge["channels"]) == channels  # type: ignore[arg-type]
+    assert customer.inner_text("#camera") == "Turn the camera on"
+
+    shown = hotline_cli(daemon_env, "case", "show", str(hop["case_id"])).stdout
+    assert "camera turned on: video" in shown and "camera turned off: audio only" in shown, shown
+    customer.click("#hangup")
+    poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
+    assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
+    assert [r["media"] for r in rows(db, "SELECT media FROM media_changes ORDER BY id")] == ["video", "audio"]

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, TypeVar
 from hotline.lab import Lab
 
 from support.agents import Agent, logged_in_agents, registered
-from support.browser import launch, open_page
+from support.browser import close_to, frames_advancing, launch, open_page, remote_colour
 from support.checks import wait_until
 from support.daemon import ari_get
+from support.fake_camera import RGB
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Playwright
@@ -76,6 +77,16 @@ def case_bridge(env: dict[str, str], case_id: int) -> dict[str, object]:
     return dict(json.loads(body))
 
 
+def video_bridge(env: dict[str, str], case_id: int) -> dict[str, object] | None:
+    """The SFU bridge a case's talk moved to when the customer's camera came on, or None."""
+    status, body = ari_get(env, f"bridges/case-{case_id}-video")
+    return dict(json.loads(body)) if status == 200 else None
+
+
+def bridge_exists(env: dict[str, str], bridge_id: str) -> bool:
+    return ari_get(env, f"bridges/{bridge_id}")[0] == 200
+
+
 def rtp_counts(page: Page) -> dict[str, int]:
     """Packets in and out of the page's call so far: audioIn, videoIn, audioOut, videoOut."""
     counts: dict[str, int] = page.evaluate(_RTP_COUNTS)
@@ -87,3 +98,9 @@ def flowing(page: Page, key: str, seconds: float = 1.0) -> bool:
     before = rtp_counts(page)[key]
     page.wait_for_timeout(seconds * 1000)
     return rtp_counts(page)[key] > before
+
+
+def sees(page: Page, colour: RGB, who: str) -> None:
+    """`page` shows the other party's camera (its colour), and the picture is live."""
+    poll(lambda: close_to(remote_colour(page), colour), f"{who} seeing the other party's camera", 20)
+    assert frames_advancing(page, 1.5), f"{who}'s remote video froze"

@@ -33,11 +33,13 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.engine.call_state import CallState
+from hotline.engine.camera import note_camera, to_sfu
 from hotline.engine.context import CallContext
 from hotline.engine.facts import Fact, KeyPressed, QueueStep, TalkTakenOver, TransferNoted
 from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
 from hotline.engine.messages import (
     CallerGone,
+    CameraTurned,
     ChannelVanished,
     HandoverAsked,
     Message,
@@ -65,6 +67,7 @@ class VisitCall(Protocol):
     channel: Channel
     video: bool
     web: bool  # a customer's browser
+    video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
 
@@ -505,6 +508,7 @@ class QueueVisit:
         agent's leg went before it was bridged, and the caller waits on."""
         call, ari = self.call, self.ctx.ari
         bridge_type = case_bridge_type(call.video, leg.agent.video, web=call.web)
+        call.video_bridge = False  # a new talk (after a transfer): the case's own bridge again
         try:
             if self._music is None:  # answered by the agent while still ringing: answer it now
                 await _all(call.answer(), ari.create_bridge(call.bridge_id, bridge_type))
@@ -570,12 +574,26 @@ class QueueVisit:
                 if self.ctx.ask_switch is not None and self.call.hop is not None:
                     self.ctx.ask_switch(self.call.hop.id)
                     continue
+            elif isinstance(message, CameraTurned):
+                await self._camera_turned(message)
+                continue
             elif _is_end_of(message, leg.channel_id):
                 if is_shutdown_hangup(message):
                     self.call.cut_by_shutdown()  # the agent's leg heard it first
                 return Party.AGENT
             if message is not None:
                 self.call.unexpected(message)
+
+    async def _camera_turned(self, turned: CameraTurned) -> None:
+        """The customer's camera went on or off (engine.camera): recorded, and video coming into a
+        plain mixing bridge moves the talk to an SFU one. A move that fails leaves the talk as it
+        was: the sound still flows."""
+        if note_camera(self.call, turned):
+            try:
+                self.call.video_bridge = await to_sfu(self.ctx.ari, self.call.bridge_id) is not None
+            except AriError as exc:
+                log.warning("call %s: the talk could not move to an SFU bridge: %s",
+                            self.call.channel_id, exc)
 
     def _hand_over(self, asked: HandoverAsked, leg: Ringing, answered_at: float) -> TalkOver:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""

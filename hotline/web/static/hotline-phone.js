@@ -36,7 +36,8 @@
     session: null,
     pc: null, // the current call's RTCPeerConnection (tests read its getStats)
     localStream: null,
-    media: null, // what the current call sends: "video" or "audio"
+    media: null, // what the current call sends: "video" or "audio" (follows the camera button)
+    camera: null, // the RTCRtpTransceiver our camera's picture goes out on, once there is one
     remoteVideos: () => Array.from(byId("remote").querySelectorAll("video")),
   };
   window.hotlinePhone = phone;
@@ -175,7 +176,7 @@
     return {
       peerconnection: (event) => watchPeerConnection(event.peerconnection),
       accepted: () => setState("in call"),
-      confirmed: () => setState("in call"),
+      confirmed: () => { setState("in call"); showCameraButton(); },
       ended: () => finish("ended"),
       failed: (event) => finish("failed", String(event.cause || "unknown").toLowerCase()),
     };
@@ -185,12 +186,14 @@
     phone.session = null;
     phone.pc = null;
     phone.media = null;
+    phone.camera = null;
     releaseMedia();
     setState(state, detail);
     byId("incoming")?.setAttribute("hidden", "");
     enable("hangup", false);
     enable("call", true);
     enable("call-voice", true);
+    showCameraButton();
   }
 
   function hangup() {
@@ -199,6 +202,100 @@
     } catch (error) {
       finish("ended"); // the session was already on its way out
     }
+  }
+
+  // --- the camera during a call (customer page) ---------------------------------------------
+
+  // Turning the camera on sends a re-INVITE with our picture's stream (a new one on a voice
+  // call); off stops the camera and makes that stream inactive by another re-INVITE: the talk
+  // goes on. The page then tells the daemon to look at the call's media (config.cameraApi); the
+  // daemon believes what Asterisk negotiated, not the page.
+  function showCameraButton() {
+    const button = byId("camera");
+    if (!button) return;
+    const inCall = phone.state === "in call" && phone.session !== null;
+    button.hidden = !inCall;
+    button.disabled = !inCall;
+    button.textContent = phone.media === "video" ? "Turn the camera off" : "Turn the camera on";
+  }
+
+  // A video call's first video transceiver carries our picture; the SFU's others only receive.
+  function ownCamera(pc) {
+    if (!phone.camera) {
+      phone.camera = pc.getTransceivers().find((t) => t.sender.track && t.sender.track.kind === "video") || null;
+    }
+    return phone.camera;
+  }
+
+  function renegotiated(session) {
+    return new Promise((resolve, reject) => {
+      if (!session.renegotiate({}, () => resolve())) {
+        reject(new PhoneError("The call cannot change its media right now: try again in a moment"));
+      }
+    });
+  }
+
+  async function cameraOn(session, pc) {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: true });
+    } catch (error) {
+      throw new PhoneError(mediaErrorMessage(error, true).replace("Camera or microphone", "Camera"));
+    }
+    const [track] = stream.getVideoTracks();
+    phone.localStream.addTrack(track);
+    byId("local").srcObject = phone.localStream;
+    const own = ownCamera(pc);
+    if (own) {
+      await own.sender.replaceTrack(track);
+      own.direction = "sendrecv";
+    } else {
+      // A stream of its own: addTrack could reuse one of the SFU's receive-only streams.
+      phone.camera = pc.addTransceiver(track, { direction: "sendrecv", streams: [phone.localStream] });
+    }
+    phone.media = "video";
+    await renegotiated(session);
+  }
+
+  async function cameraOff(session, pc) {
+    const own = ownCamera(pc);
+    for (const track of phone.localStream.getVideoTracks()) {
+      track.stop();
+      phone.localStream.removeTrack(track);
+    }
+    if (own) {
+      await own.sender.replaceTrack(null);
+      own.direction = "inactive";
+    }
+    phone.media = "audio";
+    await renegotiated(session);
+  }
+
+  async function toggleCamera() {
+    const { session, pc } = phone;
+    if (!session || !pc) return;
+    enable("camera", false);
+    clearError();
+    try {
+      if (phone.media === "video") await cameraOff(session, pc); else await cameraOn(session, pc);
+      await tellCamera();
+    } catch (error) {
+      showError(error instanceof PhoneError ? error.message : `The camera could not be switched: ${error.message || error}`);
+    }
+    showCameraButton();
+  }
+
+  // The daemon looks at the call's media again (it reads what Asterisk negotiated itself): the
+  // hop's media follows, and a talk that gains video moves to an SFU bridge.
+  async function tellCamera() {
+    if (!config.cameraApi) return;
+    try {
+      await fetch(config.cameraApi, {
+        method: "POST", cache: "no-store", credentials: "omit",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ customer: customerId(), camera: phone.media === "video" ? "on" : "off" }),
+      });
+    } catch (_) { /* the picture flows anyway; only the record and the bridge wait */ }
   }
 
   // --- the customer's page ------------------------------------------------------------------
@@ -264,6 +361,7 @@
   function initCustomer() {
     byId("call").addEventListener("click", () => placeCall(true));
     byId("call-voice")?.addEventListener("click", () => placeCall(false));
+    byId("camera")?.addEventListener("click", toggleCamera);
     byId("hangup").addEventListener("click", hangup);
   }
 
