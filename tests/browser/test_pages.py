@@ -295,3 +295,25 @@ def test_another_site_cannot_use_the_agent_api_even_with_the_credentials(
         assert page.evaluate("window.hotlinePhone.switchLink") is None
     finally:
         browser.close()
+
+
+@pytest.mark.parametrize(("path", "buttons"), [
+    ("/call/video-support", ("#call", "#call-voice")),
+    (f"/switch/{TOKEN}", ("#call",)),
+    ("/agent", ("#login", "#switch", "#invite")),
+])
+def test_every_page_fits_a_phone_in_portrait_without_sideways_scrolling(
+        pw: Playwright, site: str, tmp_path: Path, path: str, buttons: tuple[str, ...]) -> None:
+    browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
+    try:
+        page = browser.new_context(**pw.devices["Pixel 5"]).new_page()
+        page.goto(f"{site}{path}")
+        width = page.evaluate("window.innerWidth")
+        assert width < page.evaluate("window.innerHeight")  # portrait
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        for selector in buttons:
+            box = page.locator(selector).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
+            assert box["height"] >= 44, f"{selector} is {box['height']} px high: too small for a finger"
+    finally:
+        browser.close()

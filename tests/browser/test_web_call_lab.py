@@ -34,7 +34,7 @@ from support.web_calls import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Playwright
+    from playwright.sync_api import Page, Playwright
 
 pytestmark = [pytest.mark.lab, pytest.mark.browser]
 
@@ -137,3 +137,55 @@ def test_a_voice_caller_turns_the_camera_on_and_off_and_the_agent_is_never_cut(
     poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
     assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
     assert [r["media"] for r in rows(db, "SELECT media FROM media_changes ORDER BY id")] == ["video", "audio"]
+
+
+def phone_page(pw: Playwright, camera: Path, url: str) -> Page:
+    """The customer page in Chromium emulating a phone in portrait (Playwright's Pixel 5: 393x727
+    CSS pixels, touch, a mobile user agent), camera and microphone granted."""
+    browser = launch(pw, camera)
+    context = browser.new_context(**pw.devices["Pixel 5"], permissions=["camera", "microphone"])
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+def fits_the_screen(page: Page, selector: str) -> bool:
+    """The element lies inside the screen's width, and a button is finger-sized (44 CSS px)."""
+    box = page.locator(selector).bounding_box()
+    width = int(page.evaluate("window.innerWidth"))
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width and (
+        not selector.startswith("#call") or box["height"] >= 44)
+
+
+@WEB_DESK
+def test_a_customer_on_a_phone_in_portrait_calls_by_video_with_a_tap(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "wq"))
+    customer = phone_page(pw, cameras["customer"], f"{web_url(daemon_env)}/call/web-desk")
+    assert customer.evaluate("navigator.maxTouchPoints") > 0
+    assert "Mobile" in customer.evaluate("navigator.userAgent")
+    size = customer.evaluate("[window.innerWidth, window.innerHeight]")
+    assert size[0] < size[1] <= 800  # portrait, a phone's screen
+    for selector in ("h1", "#name", "#call", "#call-voice"):
+        assert fits_the_screen(customer, selector), selector
+    customer.tap("#call")
+    answer(agent)
+    poll(lambda: state_of(customer) == "in call", "the customer page in the call")
+    sees(customer, BLUE, "the customer")
+    sees(agent, RED, "the agent")
+    # No sideways scrolling; the agent's picture across the screen, above the fold.
+    assert customer.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    remote = customer.evaluate("""() => { const v = window.__hotlinePickRemote().getBoundingClientRect();
+        return [v.left, v.right, v.top, v.width]; }""")
+    left, right, top, width = remote
+    assert left >= 0 and right <= size[0] and width >= 0.9 * size[0] and top < size[1], remote
+    for selector in ("#hangup", "#camera"):
+        assert fits_the_screen(customer, selector), selector
+
+    [hop] = rows(db, "SELECT * FROM hops")
+    assert (hop["channel_kind"], hop["media"]) == ("webrtc", "video")
+    assert case_bridge(daemon_env, hop["case_id"])["video_mode"] == "sfu"
+    customer.tap("#hangup")
+    poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
+    assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
