@@ -189,3 +189,34 @@ def test_a_customer_on_a_phone_in_portrait_calls_by_video_with_a_tap(
     customer.tap("#hangup")
     poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
     assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
+
+
+@WEB_DESK
+def test_a_video_caller_turns_the_camera_off_and_on_again_in_the_same_sfu_bridge(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "wq"))
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/web-desk")
+    customer.click("#call")
+    answer(agent)
+    sees(agent, RED, "the agent")
+    [hop] = rows(db, "SELECT * FROM hops")
+    before = case_bridge(daemon_env, hop["case_id"])
+    assert hop["media"] == "video" and before["video_mode"] == "sfu"
+    assert customer.inner_text("#camera") == "Turn the camera off"
+
+    customer.click("#camera")
+    poll(lambda: rows(db, "SELECT media FROM hops")[0]["media"] == "audio", "the hop's media: audio")
+    poll(lambda: not flowing(customer, "videoOut"), "the customer's picture stopped")
+    assert flowing(agent, "audioIn") and state_of(agent) == "in call"
+
+    customer.click("#camera")
+    poll(lambda: rows(db, "SELECT media FROM hops")[0]["media"] == "video", "the hop's media: video again")
+    poll(lambda: flowing(customer, "videoOut"), "the customer's picture going out again")
+    sees(agent, RED, "the agent, again")
+    after = case_bridge(daemon_env, hop["case_id"])  # an SFU bridge from the start: nothing moved
+    assert after["id"] == before["id"] and set(after["channels"]) == set(before["channels"])  # type: ignore[arg-type]
+    assert video_bridge(daemon_env, hop["case_id"]) is None
+    assert [r["media"] for r in rows(db, "SELECT media FROM media_changes ORDER BY id")] == ["audio", "video"]
+    customer.click("#hangup")
+    poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
