@@ -112,7 +112,9 @@ class Daemon:
                           find_call=lambda hop_id: router.call_of_hop(hop_id), switch_key=s.switch_key,
                           ask_switch=self.switch_key.press,
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
-                          conference_legs=lambda case_id: router.conference_legs(case_id))
+                          conference_legs=lambda case_id: router.conference_legs(case_id),
+                          rejoin_grace_s=s.web_rejoin_grace_s,
+                          find_dropped=lambda customer: router.dropped_call_of(customer))
         router = self.router = Router(ctx)
         publisher = LivePublisher(self.pool, self.queues, self.directory)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
@@ -155,7 +157,8 @@ class Daemon:
                                         application_name=WEB_APPLICATION_NAME)
         assert self.router is not None
         backend = DaemonWebBackend(s, self.web_pool, self.directory, links, publisher, client,
-                                   camera_news=self.router.camera_turned)
+                                   camera_news=self.router.camera_turned, hanging_up=self.router.hanging_up,
+                                   dropped_for_agent=self.router.dropped_for_agent)
         relay = SipWsProxy(s.asterisk_ws_url, s.sip_ws_limits, s.trusted_proxies)
         self.web = await start_web(make_app(config, backend, sip_proxy=relay), *address)  # port taken
         log.info("web pages on %s (switch links: %s/switch/...; SIP WebSocket %s, relayed to %s)",

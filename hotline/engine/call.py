@@ -38,9 +38,9 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.camera import note_camera
-from hotline.engine.context import CallContext
+from hotline.engine.context import CallContext, LiveCall
 from hotline.engine.facts import Fact, HopEnded, KeyPressed, TransferNoted
-from hotline.engine.handover import join_the_talk
+from hotline.engine.handover import join_the_talk, take_the_talk
 from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
 from hotline.engine.leg import CUT_BY_SHUTDOWN, caller_hangup_cause, is_shutdown_hangup
@@ -49,6 +49,7 @@ from hotline.engine.messages import (
     CameraTurned,
     ChannelVanished,
     HandoverAsked,
+    HangingUp,
     Message,
     QueueTurn,
     TransferAsked,
@@ -99,6 +100,12 @@ class InboundCall:
         self.switch_token = switch_token
         self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
         self.video_bridge = False  # its talk moved to the case's SFU bridge when its camera came on
+        # A customer's web leg: they hung up with the page's button (so a drop is not one), its
+        # agent's endpoint while its talk waits for the page to come back, and the dropped call
+        # of the same customer this leg comes back to.
+        self.meant_to_hang_up = False
+        self.awaiting_rejoin: str | None = None
+        self.rejoins: LiveCall | None = None
         self.state = CallState.ENTERED
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -196,6 +203,8 @@ class InboundCall:
             self._refuse_transfer(message)
         if isinstance(message, CameraTurned):  # outside a talk: recorded, no bridge to change
             note_camera(self, message)
+        if isinstance(message, HangingUp):
+            self.meant_to_hang_up = True
         if isinstance(message, StasisStart) and message.channel.id != self.channel_id:
             self._hang_up_stray_leg(message.channel.id)
         if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
@@ -236,6 +245,12 @@ class InboundCall:
     @property
     def is_up(self) -> bool:
         return not self.gone
+
+    @property
+    def may_come_back(self) -> bool:
+        """A customer's browser with an id of its own (the same page calling again finds its talk
+        by it) whose page's Hang up was not pressed: its leg going is a drop."""
+        return self.web and bool(self.hops.customer) and not self.meant_to_hang_up
 
     @property
     def is_talking(self) -> bool:
@@ -308,7 +323,13 @@ class InboundCall:
             if await self._resume():
                 return
         route = self._route()
-        if self.switch is not None:
+        if self.rejoins is not None:
+            ended = await take_the_talk(self, self.ctx, self.rejoins)
+            if isinstance(ended, Transferred):
+                await self._follow_transfer(ended)
+            if ended is not None:
+                return
+        elif self.switch is not None:
             ended = await join_the_talk(self, self.ctx, self.switch)
             if isinstance(ended, Transferred):
                 await self._follow_transfer(ended)
@@ -483,8 +504,12 @@ class InboundCall:
         """The leg's hop: a switch leg's from its token, any other's opened taking a line. Only a
         line limit (busy before answer) or a token makes the call wait for it; otherwise it is
         opened behind the call."""
+        dropped = self.ctx.find_dropped(self.hops.customer) if self.web and self.hops.customer else None
         if self.switch_token is not None:
             self.switch = await self.hops.use_switch_token(self.switch_token)
+        elif dropped is not None and dropped.case_id is not None:
+            self.rejoins = dropped  # the same page back after its leg dropped: the same case
+            await self.hops.open_in_case(dropped.case_id, route)
         elif route.number is not None and route.number.lines is not None:
             await self.hops.open(route)
         else:

@@ -33,12 +33,18 @@ async def join_the_talk(call: VisitCall, ctx: CallContext, use: SwitchUse) -> Ta
         log.info("call %s: hop %s it replaces is not talking here: the video leg enters its hotline",
                  call.channel_id, use.from_hop_id)
         return None
+    return await take_the_talk(call, ctx, phone)
+
+
+async def take_the_talk(call: VisitCall, ctx: CallContext, phone: LiveCall) -> TalkEnd | None:
+    """Answer `call`, add it to `phone`'s bridge and follow the talk `phone` hands over (a switch
+    leg, or a customer's page come back after its leg dropped); None when it hands none over."""
     await call.answer()
     await ctx.ari.add_to_bridge(phone.bridge_id, [call.channel_id])
     talk = await ask_for_the_talk(phone, call.channel_id)
     if talk is None:
-        log.warning("call %s: hop %s did not hand its talk over: the video leg enters its hotline",
-                    call.channel_id, use.from_hop_id)
+        log.warning("call %s: leg %s did not hand its talk over: this leg enters its hotline",
+                    call.channel_id, phone.channel_id)
         return None
     return await QueueVisit(call, ctx, talk.queue).take_over_talk(talk)
 

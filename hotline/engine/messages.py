@@ -64,7 +64,13 @@ class CameraTurned:
     video: bool
 
 
-Message = AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked | CameraTurned
+@dataclass(frozen=True)
+class HangingUp:
+    """The customer pressed the page's Hang up: the BYE that follows ends the talk, not a drop."""
+
+
+Message = (AriEvent | ChannelVanished | QueueTurn | HandoverAsked | TransferAsked | CameraTurned
+           | HangingUp)
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

@@ -22,7 +22,7 @@ from hotline.engine.call import VANISHED, InboundCall
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
-from hotline.engine.messages import CameraTurned, ChannelVanished
+from hotline.engine.messages import CameraTurned, ChannelVanished, HangingUp
 from hotline.engine.outcomes import EndReason
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
@@ -133,12 +133,33 @@ class Router:
     def camera_turned(self, customer: str, video: bool) -> bool:
         """The customer page of browser `customer` turned its camera on or off: told to that
         customer's live web call. False: they have none here."""
-        call = next((c for c in self.calls.values()
-                     if c.web and c.is_up and c.hops.customer == customer), None)
+        call = self._web_call_of(customer)
         if call is None:
             return False
         call.post(CameraTurned(video))
         return True
+
+    def hanging_up(self, customer: str) -> bool:
+        """The customer page of browser `customer` is hanging up with its button: the leg's end
+        that follows is no drop. False: they have no live call here."""
+        call = self._web_call_of(customer)
+        if call is None:
+            return False
+        call.post(HangingUp())
+        return True
+
+    def _web_call_of(self, customer: str) -> InboundCall | None:
+        return next((c for c in self.calls.values()
+                     if c.web and c.is_up and c.hops.customer == customer), None)
+
+    def dropped_call_of(self, customer: str) -> InboundCall | None:
+        """Browser `customer`'s call whose leg dropped and whose agent waits for them to come back."""
+        return next((c for c in self.calls.values()
+                     if c.awaiting_rejoin and c.hops.customer == customer), None)
+
+    def dropped_for_agent(self, endpoint: str) -> bool:
+        """Whether the agent with this endpoint waits in a talk for a dropped customer's page."""
+        return any(c.awaiting_rejoin == endpoint for c in self.calls.values())
 
     def _start(self, call: InboundCall) -> None:
         self.calls[call.channel_id] = self.inboxes[call.channel_id] = call

@@ -44,6 +44,8 @@ SWITCH_API = "/api/agent/switch"
 INVITE_API = "/api/agent/invite"
 QUEUES_API = "/api/queues"
 CAMERA_API = "/api/call/camera"
+HANGUP_API = "/api/call/hangup"
+NOTICE_API = "/api/agent/notice"
 CUSTOMER_RE = re.compile(r"[0-9a-f]{16}")  # the page's own customer id (hotline-phone.js)
 # The largest request body read: the API takes a few short JSON fields.
 MAX_BODY = 16 * 1024
@@ -95,6 +97,14 @@ class WebBackend(Protocol):
         """The customer's page turned its camera on or off: False when no call of theirs is live."""
         ...
 
+    def customer_hanging_up(self, customer: str) -> bool:
+        """The customer's page is hanging up with its button: False when no call of theirs is live."""
+        ...
+
+    def agent_notice(self, endpoint: str) -> str:
+        """A notice for the agent's page about their call ("": none)."""
+        ...
+
     async def agent_invite(self, endpoint: str, invitee: str) -> str:
         """Ring agent `invitee` into the agent's current call (a conference); what to show the
         agent; raises WebRefusal."""
@@ -136,6 +146,8 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(INVITE_API, site.agent_invite)
     app.router.add_get(QUEUES_API, site.queues)
     app.router.add_post(CAMERA_API, site.customer_camera)
+    app.router.add_post(HANGUP_API, site.customer_hanging_up)
+    app.router.add_post(NOTICE_API, site.agent_notice)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
         sip_proxy.install(app)
@@ -255,7 +267,8 @@ class _Site:
         return response
 
     async def agent(self, request: web.Request) -> web.Response:
-        config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API}
+        config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API,
+                                              "noticeApi": NOTICE_API}
         return self._render("agent.html", title="Agent", config=config)
 
     # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
@@ -281,18 +294,36 @@ class _Site:
     async def customer_camera(self, request: web.Request) -> web.Response:
         """A customer's page says its camera went on or off. No login (a customer has none): the
         page's own customer id names the call, and only that customer's record and bridge follow."""
-        self.guard.json_post(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        customer = body.get("customer") if isinstance(body, dict) else None
-        camera = body.get("camera") if isinstance(body, dict) else None
+        body = await self._customer_post(request)
+        customer = body.get("customer")
+        camera = body.get("camera")
         if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer) and camera in ("on", "off")):
             return _json({"error": "send your customer id and camera: on or off"}, 400)
         if not self.backend.customer_camera(customer, camera == "on"):
             return _json({"error": "You have no call in progress"}, 404)
         return _json({"camera": camera}, 202)
+
+    async def customer_hanging_up(self, request: web.Request) -> web.Response:
+        """A customer's page says its Hang up was pressed (its BYE follows): the end of the talk,
+        not a dropped leg the agent should wait for. The page's own customer id names the call."""
+        customer = (await self._customer_post(request)).get("customer")
+        if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer)):
+            return _json({"error": "send your customer id"}, 400)
+        if not self.backend.customer_hanging_up(customer):
+            return _json({"error": "You have no call in progress"}, 404)
+        return _json({"hanging_up": True}, 202)
+
+    async def _customer_post(self, request: web.Request) -> dict[str, object]:
+        self.guard.json_post(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        return body if isinstance(body, dict) else {}
+
+    async def agent_notice(self, request: web.Request) -> web.Response:
+        self.guard.json_post(request)
+        return _json({"notice": self.backend.agent_notice(self.guard.agent(request))}, 200)
 
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)
@@ -303,7 +334,7 @@ class _Site:
         """The call page; with `voice_label`, a second button calls with the microphone only."""
         config = self._sip_config("customer") | {
             "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers,
-            "cameraApi": CAMERA_API}
+            "cameraApi": CAMERA_API, "hangupApi": HANGUP_API}
         return self._render("customer.html", title=heading, heading=heading, call_label=label,
                             voice_label=voice_label, config=config)
 

@@ -39,7 +39,9 @@ CameraNews = Callable[[str, bool], bool]
 class DaemonWebBackend:
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
                  links: SwitchLinks, live: LivePublisher, ari: AriClient,
-                 camera_news: CameraNews = lambda customer, video: False) -> None:
+                 camera_news: CameraNews = lambda customer, video: False,
+                 hanging_up: Callable[[str], bool] = lambda customer: False,
+                 dropped_for_agent: Callable[[str], bool] = lambda endpoint: False) -> None:
         self.settings = settings
         self.pool = pool
         self.directory = directory
@@ -49,9 +51,21 @@ class DaemonWebBackend:
         self.ari = ari
         self.contacts = Contacts(pool)
         self.camera_news = camera_news
+        self.hanging_up = hanging_up
+        self.dropped_for_agent = dropped_for_agent
 
     def customer_camera(self, customer: str, video: bool) -> bool:
         return self.camera_news(customer, video)
+
+    def customer_hanging_up(self, customer: str) -> bool:
+        return self.hanging_up(customer)
+
+    def agent_notice(self, endpoint: str) -> str:
+        """What the agent's page shows beside their call: "" when all is well."""
+        if not self.dropped_for_agent(endpoint):
+            return ""
+        return (f"The customer's connection dropped: the call stays open up to "
+                f"{self.settings.web_rejoin_grace_s} s for them to come back")
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset(n.number for n in self.directory.snapshot.prov.numbers.values() if n.kind == "video")

@@ -60,6 +60,13 @@ def pw() -> Iterator[Playwright]:
 
 
 @pytest.fixture
+def daemon_env(daemon_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
+    """The daemon's settings, with the test's `@pytest.mark.rejoin_grace(SECONDS)` if it has one."""
+    marker = request.node.get_closest_marker("rejoin_grace")
+    return {**daemon_env, "HOTLINE_WEB_REJOIN_GRACE": str(marker.args[0])} if marker else daemon_env
+
+
+@pytest.fixture
 def cameras(tmp_path: Path) -> dict[str, Path]:
     return {"customer": write_y4m(tmp_path / "red.y4m", RED), "agent": write_y4m(tmp_path / "blue.y4m", BLUE)}
 
@@ -220,3 +227,75 @@ def test_a_video_caller_turns_the_camera_off_and_on_again_in_the_same_sfu_bridge
     assert [r["media"] for r in rows(db, "SELECT media FROM media_changes ORDER BY id")] == ["audio", "video"]
     customer.click("#hangup")
     poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
+
+
+def notice_of(page: Page) -> str | None:
+    """The notice the agent page shows about its call, or None (read from the page, as the agent
+    sees it: the element's text when it is visible)."""
+    return page.inner_text("#notice") if page.is_visible("#notice") else None
+
+
+@WEB_DESK
+def test_a_customer_whose_page_reloads_comes_back_to_the_same_agent_in_the_same_case(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "wq"))
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/web-desk")
+    customer.click("#call")
+    answer(agent)
+    sees(agent, RED, "the agent")
+    [first] = rows(db, "SELECT * FROM hops")
+    bridge = case_bridge(daemon_env, first["case_id"])
+    [agent_channel] = [c for c in bridge["channels"] if c != first["channel_id"]]  # type: ignore[attr-defined]
+
+    customer.reload()  # the tab reloaded: its leg goes (JsSIP's BYE as the page unloads), unasked
+    notice = poll(lambda: notice_of(agent), "the agent page's notice")
+    assert "connection dropped" in notice and "60 s" in notice, notice
+    assert state_of(agent) == "in call"
+    assert case_bridge(daemon_env, first["case_id"])["channels"] == [agent_channel]  # the agent waits there
+
+    customer.click("#call")  # the same page (the same browser's customer id) calls again
+    poll(lambda: state_of(customer) == "in call", "the customer back in the call")
+    sees(agent, RED, "the agent, after the customer came back")
+    sees(customer, BLUE, "the customer, back")
+    poll(lambda: notice_of(agent) is None, "the notice gone")
+    assert state_of(agent) == "in call"  # the agent's own call was never cut
+    def both_legs() -> list[dict[str, object]] | None:
+        found = rows(db, "SELECT * FROM hops ORDER BY id")
+        return found if len(found) == 2 and found[0]["ended_at"] is not None else None
+    hops = poll(both_legs, "the first leg closed and the second open")
+    assert [(h["case_id"], h["seq"], h["channel_kind"]) for h in hops] == [
+        (first["case_id"], 1, "webrtc"), (first["case_id"], 2, "webrtc")]
+    assert hops[0]["end_reason"] == "switched" and hops[1]["agent_id"] == first["agent_id"]
+    assert set(case_bridge(daemon_env, first["case_id"])["channels"]) == {  # type: ignore[arg-type]
+        agent_channel, hops[1]["channel_id"]}
+
+    customer.click("#hangup")  # the button: the end of the talk, no waiting
+    poll(lambda: state_of(agent) == "ended", "the agent's call ended with the customer's", 5)
+    poll(lambda: rows(db, "SELECT id FROM hops WHERE id = %s AND ended_at IS NOT NULL", hops[1]["id"]),
+         "the second hop closed")
+    assert rows(db, "SELECT end_reason FROM hops ORDER BY id") == [
+        {"end_reason": "switched"}, {"end_reason": "completed"}]
+    events = [e["event"] for e in rows(db, "SELECT event FROM queue_events WHERE case_id = %s ORDER BY id",
+                                       first["case_id"])]
+    assert events == ["join", "ring", "answer", "complete"]  # one talk across both legs
+
+
+@WEB_DESK
+@pytest.mark.rejoin_grace(3)
+def test_a_customer_who_does_not_come_back_within_the_grace_period_ends_the_talk_as_a_hang_up(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "wq"))
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/web-desk")
+    customer.click("#call-voice")
+    answer(agent)
+    poll(lambda: state_of(customer) == "in call", "the customer page in the call")
+    customer.context.close()  # the tab closed
+    poll(lambda: notice_of(agent), "the agent page's notice")
+    assert state_of(agent) == "in call"
+    poll(lambda: state_of(agent) == "ended", "the agent's call ended after the grace period", 10)
+    [hop] = poll(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
+    assert hop["end_reason"] == "completed"
+    [complete] = rows(db, "SELECT talk_ms FROM queue_events WHERE event = 'complete'")
+    assert complete["talk_ms"] >= 3000  # the grace is part of the talk the agent gave

@@ -128,7 +128,8 @@ async def test_a_valid_token_gives_the_customer_page_that_calls_switch_with_the_
     body = await response.text()
     assert page_config(body) == {
         "role": "customer", "wsUrl": WS_URL, "domain": "127.0.0.1", "endpoint": "hotline-web",
-        "target": "switch", "extraHeaders": [f"X-Hotline-Switch: {VALID}"], "cameraApi": "/api/call/camera"}
+        "target": "switch", "extraHeaders": [f"X-Hotline-Switch: {VALID}"], "cameraApi": "/api/call/camera",
+        "hangupApi": "/api/call/hangup"}
     assert "Join the video call" in body and 'id="call"' in body
     assert backend.checked == [VALID]
 
@@ -162,7 +163,8 @@ async def test_the_index_links_the_video_addresses_that_a_page_can_serve(client:
 async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(client: TestClient) -> None:
     body = await (await client.get("/agent")).text()
     assert page_config(body) == {"role": "agent", "wsUrl": WS_URL, "domain": "127.0.0.1",
-                                 "switchApi": "/api/agent/switch", "inviteApi": "/api/agent/invite"}
+                                 "switchApi": "/api/agent/switch", "inviteApi": "/api/agent/invite",
+                                 "noticeApi": "/api/agent/notice"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote"):
         assert f'id="{element}"' in body

@@ -42,6 +42,7 @@ from hotline.engine.messages import (
     CameraTurned,
     ChannelVanished,
     HandoverAsked,
+    HangingUp,
     Message,
     QueueTurn,
     TransferAsked,
@@ -67,6 +68,10 @@ class VisitCall(Protocol):
     channel: Channel
     video: bool
     web: bool  # a customer's browser
+    meant_to_hang_up: bool  # ... whose page's Hang up was pressed: its leg going is no drop
+    @property
+    def may_come_back(self) -> bool: ...
+    awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
@@ -548,6 +553,9 @@ class QueueVisit:
         try:
             ended = await self._until_talk_ends(leg)
         except CallerGone:
+            back = await self._until_back(leg) if self._may_come_back() else None
+            if back is not None:
+                return self._hand_over(back, leg, answered_at)
             await self._talk_ended(leg, answered_at, Party.CALLER)
             raise
         if isinstance(ended, HandoverAsked):
@@ -577,12 +585,43 @@ class QueueVisit:
             elif isinstance(message, CameraTurned):
                 await self._camera_turned(message)
                 continue
+            elif isinstance(message, HangingUp):
+                self.call.meant_to_hang_up = True
+                continue
             elif _is_end_of(message, leg.channel_id):
                 if is_shutdown_hangup(message):
                     self.call.cut_by_shutdown()  # the agent's leg heard it first
                 return Party.AGENT
             if message is not None:
                 self.call.unexpected(message)
+
+    def _may_come_back(self) -> bool:
+        """A customer's web leg that dropped (not hung up with the page's button, nor cut by
+        Asterisk going down) may come back into its talk within web_rejoin_grace."""
+        call = self.call
+        return (call.may_come_back and not call.shut_down and not call.cut
+                and self.ctx.rejoin_grace_s > 0 and self.visit_hop is not None)
+
+    async def _until_back(self, leg: Ringing) -> HandoverAsked | None:
+        """The agent stays in the bridge (their page shows a notice) until the same customer's page
+        calls again (its leg asks for the talk), the agent hangs up, or the grace period passes."""
+        call, loop = self.call, asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.rejoin_grace_s
+        call.awaiting_rejoin = leg.agent.endpoint
+        log.info("call %s: the customer's web leg dropped: %s waits up to %.0f s for them", call.channel_id,
+                 leg.agent.name, self.ctx.rejoin_grace_s)
+        try:
+            while (message := await call.next_event(deadline - loop.time())) is not None:
+                if isinstance(message, HandoverAsked) and not message.reply.done():
+                    return message
+                if _is_end_of(message, leg.channel_id):
+                    return None
+                call.unexpected(message)
+            log.info("call %s: the customer did not come back within %.0f s", call.channel_id,
+                     self.ctx.rejoin_grace_s)
+            return None
+        finally:
+            call.awaiting_rejoin = None
 
     async def _camera_turned(self, turned: CameraTurned) -> None:
         """The customer's camera went on or off (engine.camera): recorded, and video coming into a

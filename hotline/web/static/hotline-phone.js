@@ -358,11 +358,27 @@
     }
   }
 
+  // The Hang up button ends the talk: the daemon hears so first, since a leg that goes without it
+  // (the network gone, the tab closed or reloaded) is a drop, and the agent waits for this page to
+  // call again (web_rejoin_grace).
+  async function customerHangup() {
+    if (phone.session && config.hangupApi) {
+      try {
+        await fetch(config.hangupApi, {
+          method: "POST", cache: "no-store", credentials: "omit",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ customer: customerId() }),
+        });
+      } catch (_) { /* the daemon then takes it for a drop: the agent waits a while, no more */ }
+    }
+    hangup();
+  }
+
   function initCustomer() {
     byId("call").addEventListener("click", () => placeCall(true));
     byId("call-voice")?.addEventListener("click", () => placeCall(false));
     byId("camera")?.addEventListener("click", toggleCamera);
-    byId("hangup").addEventListener("click", hangup);
+    byId("hangup").addEventListener("click", customerHangup);
   }
 
   // --- the agent's page ---------------------------------------------------------------------
@@ -494,8 +510,33 @@
     status.textContent = message;
   }
 
+  // --- the agent's notice about their call (a customer's dropped leg) ------------------------
+
+  const NOTICE_EVERY_MS = 2000;
+
+  async function checkNotice() {
+    const el = byId("notice");
+    const { endpoint, password } = phone.credentials || {};
+    if (!el || !phone.session || !endpoint) {
+      if (el) el.hidden = true;
+      return;
+    }
+    try {
+      const response = await fetch(config.noticeApi, {
+        method: "POST", cache: "no-store", credentials: "omit", body: "{}",
+        headers: { Authorization: basicAuth(endpoint, password), "Content-Type": "application/json" },
+      });
+      const notice = response.ok ? (await response.json()).notice : "";
+      phone.notice = notice || null;
+      el.textContent = notice || "";
+      el.hidden = !notice;
+    } catch (_) { /* the next look will tell */ }
+  }
+
   function initAgent() {
     phone.state = "logged out";
+    phone.notice = null;
+    if (config.noticeApi) setInterval(checkNotice, NOTICE_EVERY_MS);
     byId("login").addEventListener("click", login);
     byId("answer").addEventListener("click", answer);
     byId("decline").addEventListener("click", decline);
