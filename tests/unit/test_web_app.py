@@ -70,6 +70,13 @@ class Backend:
         self.cameras.append((customer, video))
         return customer == "0123456789abcdef"  # the one customer with a live call
 
+    def customer_hanging_up(self, customer: str) -> bool:
+        self.cameras.append((customer, False))
+        return customer == "0123456789abcdef"
+
+    def agent_notice(self, endpoint: str) -> str:
+        return "The customer's connection dropped" if endpoint == "ivanov" else ""
+
 
 @pytest.fixture
 def backend() -> Backend:
@@ -466,3 +473,27 @@ async def test_a_camera_word_from_another_site_is_refused(client: TestClient, ba
     response = await client.post("/api/call/camera", json={"customer": "0123456789abcdef", "camera": "on"},
                                  headers={hdrs.ORIGIN: "https://evil.example"})
     assert response.status == 403 and backend.cameras == []
+
+
+async def test_the_customer_page_says_it_hangs_up_for_its_own_live_call_only(
+        client: TestClient, backend: Backend) -> None:
+    ok = await client.post("/api/call/hangup", json={"customer": "0123456789abcdef"},
+                           headers={hdrs.ORIGIN: ORIGIN})
+    assert (ok.status, await ok.json()) == (202, {"hanging_up": True})
+    none = await client.post("/api/call/hangup", json={"customer": "fedcba9876543210"},
+                             headers={hdrs.ORIGIN: ORIGIN})
+    assert none.status == 404
+    bad = await client.post("/api/call/hangup", json={"customer": "x"}, headers={hdrs.ORIGIN: ORIGIN})
+    assert bad.status == 400
+    assert backend.cameras == [("0123456789abcdef", False), ("fedcba9876543210", False)]
+
+
+async def test_the_agent_notice_needs_the_agents_login_and_says_what_the_backend_says(
+        client: TestClient) -> None:
+    anonymous = await client.post("/api/agent/notice", json={}, headers={hdrs.ORIGIN: ORIGIN})
+    assert anonymous.status == 401 and hdrs.WWW_AUTHENTICATE not in anonymous.headers
+    for user, password, notice in (("ivanov", "pässword", "The customer's connection dropped"),
+                                   ("petrov", "any", "")):
+        response = await client.post("/api/agent/notice", json={},
+                                     headers={**_basic(user, password), hdrs.ORIGIN: ORIGIN})
+        assert (response.status, await response.json()) == (200, {"notice": notice})
