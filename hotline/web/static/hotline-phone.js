@@ -227,9 +227,15 @@
     return phone.camera;
   }
 
+  // JsSIP calls back only when the re-INVITE succeeds: a refused or unanswered one is given up
+  // on after CONNECT_TIMEOUT_MS, and the button works again.
   function renegotiated(session) {
     return new Promise((resolve, reject) => {
-      if (!session.renegotiate({}, () => resolve())) {
+      const timer = setTimeout(() => reject(new PhoneError("The hotline did not take the change: try again")),
+        CONNECT_TIMEOUT_MS);
+      const done = () => { clearTimeout(timer); resolve(); };
+      if (!session.renegotiate({}, done)) {
+        clearTimeout(timer);
         reject(new PhoneError("The call cannot change its media right now: try again in a moment"));
       }
     });
