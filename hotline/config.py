@@ -128,6 +128,10 @@ class Settings:
     web_new_calls_per_minute: str = "6"
     web_rtp_timeout: str = "30"
     web_rtp_timeout_hold: str = "300"
+    # A customer's web leg that drops while talking (network gone, tab closed; not the page's
+    # Hang up) keeps its agent in the bridge this many seconds for the same page to come back
+    # into the same talk; "0": the talk ends at once, as a hang-up.
+    web_rejoin_grace: str = "60"
     # GET /health for a load balancer (hotline.health): host:port to listen on ("": off).
     health_listen: str = "127.0.0.1:8091"
     # "text": one readable line per log record; "json": one JSON object per line (time, level,
@@ -141,8 +145,8 @@ class Settings:
                 raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
 
         for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
-                        "continue_case_within_s", "web_limits", "web_address", "health_address",
-                        "sip_ws_limits", "trusted_proxies"):
+                        "continue_case_within_s", "web_rejoin_grace_s", "web_limits", "web_address",
+                        "health_address", "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
         self._check_public_web()
         if self.supervisor_token and (len(self.supervisor_token) < MIN_TOKEN_LENGTH
@@ -152,6 +156,10 @@ class Settings:
                               f"blanks (e.g. `openssl rand -hex 24`)")
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
+
+    @property
+    def web_rejoin_grace_s(self) -> int:
+        return self._whole("web_rejoin_grace", 0, 3600, "0 (off)")
 
     @property
     def continue_case_within_s(self) -> int | None:

@@ -120,7 +120,9 @@ class Daemon:
                           ask_video_link=partial(self.switch_key.press, waiting=True),
                           continue_case_within_s=s.continue_case_within_s, store=self.store,
                           callbacks=callbacks,
-                          conference_legs=lambda case_id: router.conference_legs(case_id))
+                          conference_legs=lambda case_id: router.conference_legs(case_id),
+                          rejoin_grace_s=s.web_rejoin_grace_s,
+                          find_dropped=lambda customer: router.dropped_call_of(customer))
         router = self.router = Router(ctx)
         publisher = LivePublisher(self.pool, self.queues, self.directory, node=s.node)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
@@ -164,7 +166,10 @@ class Daemon:
         self.web_pool = await open_pool(s.dsn, min_size=1, max_size=WEB_POOL_SIZE, timeout=WEB_POOL_TIMEOUT_S,
                                         synchronous_commit=s.synchronous_commit,
                                         application_name=WEB_APPLICATION_NAME)
-        backend = DaemonWebBackend(s, self.web_pool, self.directory, links, publisher, client)
+        assert self.router is not None
+        backend = DaemonWebBackend(s, self.web_pool, self.directory, links, publisher, client,
+                                   camera_news=self.router.camera_turned, hanging_up=self.router.hanging_up,
+                                   dropped_for_agent=self.router.dropped_for_agent)
         relay = SipWsProxy(s.asterisk_ws_url, s.sip_ws_limits, s.trusted_proxies)
         self.web = await start_web(make_app(config, backend, sip_proxy=relay), *address)  # port taken
         log.info("web pages on %s (switch links: %s/switch/...; SIP WebSocket %s, relayed to %s)",

@@ -27,12 +27,25 @@ WS_TRANSPORT = "transport-ws"
 # doubled Asterisk's CPU per audio call on the bench (27.9 against 14.2 ms at 70 calls/s).
 CASE_BRIDGE_TYPE = "mixing,video_sfu"
 AUDIO_BRIDGE_TYPE = "mixing"
+# A talk that gained video (a browser's camera turned on) moved into an SFU bridge of its own: the
+# case's bridge id with this suffix. The plain one's id cannot be taken again at once: Asterisk
+# answers 409 for it while the channels that were in it live on (checked on the lab).
+VIDEO_BRIDGE_SUFFIX = "-video"
 
 
-def case_bridge_type(caller_video: bool, agent_video: bool) -> str:
+def case_bridge_ids(case_id: int) -> tuple[str, str]:
+    """Where a case's talk can be: its bridge, or the SFU bridge it moved to when video came."""
+    return f"case-{case_id}", f"case-{case_id}{VIDEO_BRIDGE_SUFFIX}"
+
+
+def case_bridge_type(caller_video: bool, agent_video: bool, *, web: bool = False) -> str:
     """SFU when the caller or the agent has video (a phone caller's agent with video may see the
-    customer after a switch to video); a plain mixing bridge for an audio caller and agent."""
-    return CASE_BRIDGE_TYPE if caller_video or agent_video else AUDIO_BRIDGE_TYPE
+    customer after a switch to video); a plain mixing bridge for an audio caller and agent. A
+    browser's voice call (`web`) stays plain even with a video agent: no switch leg ever joins
+    it, and if its camera is turned on, the talk moves to an SFU bridge then (engine.camera)."""
+    if caller_video or (agent_video and not web):
+        return CASE_BRIDGE_TYPE
+    return AUDIO_BRIDGE_TYPE
 
 
 def endpoint_codecs(capabilities: Iterable[str]) -> tuple[str, ...]:

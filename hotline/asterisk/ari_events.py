@@ -37,6 +37,7 @@ class Bridge:
     id: str
     channels: tuple[str, ...] = ()
     bridge_type: str = ""
+    video_mode: str = ""  # talker, single, sfu; "" for a bridge without video
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def parse_channel(raw: Mapping[str, Any]) -> Channel:
 def parse_bridge(raw: Mapping[str, Any]) -> Bridge:
     try:
         return Bridge(id=_text(raw["id"]), channels=tuple(_text(c) for c in raw.get("channels", [])),
-                      bridge_type=_text(raw.get("bridge_type", "")))
+                      bridge_type=_text(raw.get("bridge_type", "")),
+                      video_mode=_text(raw.get("video_mode", "")))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InvalidEvent(f"malformed bridge from ARI: {exc!r}") from None
 

@@ -318,6 +318,7 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
             "participants": [asdict(p) for p in t.participants],
             "switch_refusals": [asdict(r) for r in t.refusals],
             "transfers": [asdict(x) for x in t.transfers],
+            "media_changes": [asdict(x) for x in t.media_changes],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}

@@ -37,16 +37,19 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.engine.call_state import HANDLED, CallState, allowed
-from hotline.engine.context import CallContext
+from hotline.engine.camera import note_camera
+from hotline.engine.context import CallContext, LiveCall
 from hotline.engine.facts import Fact, HopEnded, KeyPressed, TransferNoted
-from hotline.engine.handover import continue_the_leg
+from hotline.engine.handover import continue_the_leg, take_the_talk
 from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
 from hotline.engine.leg import CUT_BY_SHUTDOWN, caller_hangup_cause, is_shutdown_hangup
 from hotline.engine.messages import (
     CallerGone,
+    CameraTurned,
     ChannelVanished,
     HandoverAsked,
+    HangingUp,
     Message,
     PhoneSwitchAsked,
     PlaceAsked,
@@ -75,6 +78,7 @@ from hotline.engine.stasis_entry import read_phone_token, read_web_headers
 from hotline.engine.transfer import TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
+from hotline.media import case_bridge_ids
 from hotline.provision.model import MenuOption, Target, TargetAction
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop
@@ -108,6 +112,13 @@ class InboundCall:
         # Not None: a video leg moving a live call's customer to video ("" : it brought no token).
         self.switch_token = switch_token
         self.switch: SwitchUse | None = None  # the token used: the case and leg this one continues
+        self.video_bridge = False  # its talk moved to the case's SFU bridge when its camera came on
+        # A customer's web leg: they hung up with the page's button (so a drop is not one), its
+        # agent's endpoint while its talk waits for the page to come back, and the dropped call
+        # of the same customer this leg comes back to.
+        self.meant_to_hang_up = False
+        self.awaiting_rejoin: str | None = None
+        self.rejoins: LiveCall | None = None
         self.state = CallState.ENTERED
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -214,6 +225,10 @@ class InboundCall:
         if isinstance(message, PhoneSwitchAsked):
             log.info("call %s: move to the phone asked by %s refused: no live talk (%s)", self.channel_id,
                      message.asked_by, self.state)
+        if isinstance(message, CameraTurned):  # outside a talk: recorded, no bridge to change
+            note_camera(self, message)
+        if isinstance(message, HangingUp):
+            self.meant_to_hang_up = True
         if isinstance(message, StasisStart) and message.channel.id != self.channel_id:
             self._hang_up_stray_leg(message.channel.id)
         if not isinstance(message, QueueTurn):  # news for a waiting caller; any later wait looks again
@@ -270,6 +285,12 @@ class InboundCall:
     @property
     def is_up(self) -> bool:
         return not self.gone
+
+    @property
+    def may_come_back(self) -> bool:
+        """A customer's browser with an id of its own (the same page calling again finds its talk
+        by it) whose page's Hang up was not pressed: its leg going is a drop."""
+        return self.web and bool(self.hops.customer) and not self.meant_to_hang_up
 
     @property
     def is_talking(self) -> bool:
@@ -351,7 +372,12 @@ class InboundCall:
                 return
         route = self._route()
         self.priority = self._priority_of(route)
-        if self.switch is not None:
+        if self.rejoins is not None:
+            went_on = await take_the_talk(self, self.ctx, self.rejoins)
+            if went_on is not None:
+                await self._after_visit(went_on)
+                return
+        elif self.switch is not None:
             went_on = await continue_the_leg(self, self.ctx, self.switch)
             if went_on is not None:
                 await self._after_visit(went_on)
@@ -594,9 +620,15 @@ class InboundCall:
         return mine
 
     async def _agent_leg_in_bridge(self) -> str | None:
-        """The other channel of the case's bridge, if the caller is still in it."""
+        """The other channel of the case's bridge (or the SFU bridge its talk moved to), if the
+        caller is still in it."""
         try:
             bridge = await self.ctx.ari.bridge(self.bridge_id)
+        except AriNotFound:
+            if self.case_id is None or self.video_bridge:
+                return None
+            self.video_bridge = True
+            return await self._agent_leg_in_bridge()
         except AriError:
             return None
         others = [c for c in bridge.channels if c != self.channel_id]
@@ -612,8 +644,12 @@ class InboundCall:
         """The leg's hop: a switch leg's from its token, any other's opened taking a line. Only a
         line limit (busy before answer) or a token makes the call wait for it; otherwise it is
         opened behind the call."""
+        dropped = self.ctx.find_dropped(self.hops.customer) if self.web and self.hops.customer else None
         if self.switch_token is not None:
             self.switch = await self.hops.use_switch_token(self.switch_token)
+        elif dropped is not None and dropped.case_id is not None:
+            self.rejoins = dropped  # the same page back after its leg dropped: the same case
+            await self.hops.open_in_case(dropped.case_id, route)
         elif route.number is not None and route.number.lines is not None:
             await self.hops.open(route)
         else:
@@ -763,7 +799,9 @@ class InboundCall:
     def bridge_id(self) -> str:
         """The case's bridge (a later hop of the case joins it); a call whose hop could not be
         written yet (database down) has one of its own, never a bridge shared with others."""
-        return f"case-{self.case_id}" if self.case_id is not None else f"case-channel-{self.channel_id}"
+        if self.case_id is None:
+            return f"case-channel-{self.channel_id}"
+        return case_bridge_ids(self.case_id)[1 if self.video_bridge else 0]
 
     def watch(self, channel_id: str) -> None:
         """Route another channel's events (an agent leg this call placed) to this call's inbox."""

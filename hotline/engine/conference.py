@@ -21,8 +21,8 @@ from hotline.asterisk.ari import AriClient
 from hotline.asterisk.ari_events import Channel, ChannelDestroyed, StasisEnd
 from hotline.engine.context import CallContext
 from hotline.engine.messages import ChannelVanished, Message
-from hotline.errors import AriError
-from hotline.media import originate_formats
+from hotline.errors import AriError, AriNotFound
+from hotline.media import case_bridge_ids, originate_formats
 from hotline.provision.model import Agent
 from hotline.store.records import participant_joined_record, participant_left_record
 
@@ -66,7 +66,7 @@ class ConferenceLeg:
         try:
             if not ari.all_channels:
                 await ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
-            await ari.add_to_bridge(f"case-{self.case_id}", [self.channel_id])
+            await self._join()
         except AriError as exc:  # the talk ended while the invited party's phone rang
             log.info("case %s: %s answered, but there is no talk to join (%s)", self.case_id, self.agent, exc)
             with contextlib.suppress(AriError):
@@ -80,6 +80,14 @@ class ConferenceLeg:
         await self._until_gone()
         log.info("case %s: %s left the conference", self.case_id, self.agent)
         self.ctx.records.submit(participant_left_record(self.ctx.node, self.channel_id, at=datetime.now(UTC)))
+
+    async def _join(self) -> None:
+        """Into the case's bridge, or the SFU bridge its talk moved to when video came."""
+        plain, video = case_bridge_ids(self.case_id)
+        try:
+            await self.ctx.ari.add_to_bridge(plain, [self.channel_id])
+        except AriNotFound:
+            await self.ctx.ari.add_to_bridge(video, [self.channel_id])
 
     async def _until_gone(self) -> None:
         while True:

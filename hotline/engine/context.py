@@ -67,6 +67,7 @@ class HopStore(Protocol):
     async def add_hop(self, case_id: int, hop: NewHop) -> Hop: ...
     async def open_hops(self, node: str) -> list[Hop]: ...
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None: ...
+    async def open_hop_in_case(self, case_id: int, hop: NewHop) -> Hop: ...
 
 
 class SwitchStore(Protocol):
@@ -128,6 +129,11 @@ class CallContext:
     ask_video_link: Callable[[int], None] | None = None
     # The legs of parties brought into a case's talk (a conference): released when the talk ends.
     conference_legs: Callable[[int], list[str]] = lambda case_id: []
+    # A customer's web leg that drops while talking (not hung up with the page's button) leaves
+    # the agent in the bridge this long for the same page to come back (0: the talk ends at once);
+    # find_dropped(customer) is that customer's call waiting so.
+    rejoin_grace_s: float = 0.0
+    find_dropped: Callable[[str], LiveCall | None] = lambda customer: None
     # Asterisk's own ring timeout comes first; ours is this much later (a lost event never holds
     # a caller).
     ring_grace_s: float = 2.0
@@ -146,3 +152,5 @@ class LiveCall(Inbox, Protocol):
     def is_waiting(self) -> bool: ...
     @property
     def bridge_id(self) -> str: ...
+    @property
+    def case_id(self) -> int | None: ...

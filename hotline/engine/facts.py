@@ -19,6 +19,7 @@ from hotline.store.records import (
     TransferRow,
     close_hop_record,
     ivr_digit_record,
+    media_record,
     queue_event_record,
     refused_record,
     talk_taken_over_record,
@@ -138,4 +139,15 @@ class TransferNoted:
             target=self.target, outcome=self.outcome, detail=self.detail, at=self.at))
 
 
-Fact = QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused | TransferNoted
+@dataclass(frozen=True)
+class MediaChanged:
+    """The leg's media changed while it lived: a browser's camera turned on (video) or off (audio)."""
+
+    media: str  # audio | video
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return media_record(hop.id, self.media, self.at)
+
+
+Fact = QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused | TransferNoted | MediaChanged

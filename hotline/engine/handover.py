@@ -42,7 +42,7 @@ async def continue_the_leg(call: VisitCall, ctx: CallContext, use: SwitchUse) ->
     line; None when that leg is doing neither here any more (ended, in a menu, on another node)."""
     phone = ctx.find_call(use.from_hop_id)
     if phone is not None and phone.is_talking:
-        return await _join_the_talk(call, ctx, phone)
+        return await take_the_talk(call, ctx, phone)
     if phone is not None and phone.is_waiting:
         return await _take_the_place(call, ctx, phone)
     log.info("call %s: hop %s it replaces is neither talking nor waiting here: the video leg enters "
@@ -50,12 +50,14 @@ async def continue_the_leg(call: VisitCall, ctx: CallContext, use: SwitchUse) ->
     return None
 
 
-async def _join_the_talk(call: VisitCall, ctx: CallContext, phone: LiveCall) -> VisitOutcome | None:
+async def take_the_talk(call: VisitCall, ctx: CallContext, phone: LiveCall) -> VisitOutcome | None:
+    """Answer `call`, add it to `phone`'s bridge and follow the talk `phone` hands over (a switch
+    leg, or a customer's page come back after its leg dropped); None when it hands none over."""
     await call.answer()
     await ctx.ari.add_to_bridge(phone.bridge_id, [call.channel_id])
     talk = await ask_for_the_talk(phone, call.channel_id)
     if talk is None:
-        log.warning("call %s: %s did not hand its talk over: the video leg enters its hotline",
+        log.warning("call %s: leg %s did not hand its talk over: this leg enters its hotline",
                     call.channel_id, phone.channel_id)
         return None
     return await QueueVisit(call, ctx, talk.queue).take_over_talk(talk)
@@ -65,7 +67,7 @@ async def _take_the_place(call: VisitCall, ctx: CallContext, phone: LiveCall) ->
     await call.answer()
     place = await ask_for_the_place(phone, call)
     if place is None and phone.is_talking:  # an agent answered it meanwhile: join that talk
-        return await _join_the_talk(call, ctx, phone)
+        return await take_the_talk(call, ctx, phone)
     if place is None:
         log.warning("call %s: %s did not hand its place over: the video leg enters its hotline",
                     call.channel_id, phone.channel_id)

@@ -148,6 +148,11 @@ class HopKeeper:
         self.hop = use.hop
         return use
 
+    async def open_in_case(self, case_id: int, route: Route) -> None:
+        """The leg's hop as the next of live case `case_id` (a customer's page come back)."""
+        self.hop = await self.ctx.contacts.open_hop_in_case(case_id, self.new_hop(route))
+        log.info("call %s: back into case %s as hop %s", self.channel_id, case_id, self.hop.id)
+
     def refused_busy(self, route: Route) -> Refused:
         """All lines held: the refusal, with the case and ended hop it records."""
         return Refused(self.new_hop(route), self._customer_key(), EndReason.BUSY, *USER_BUSY)

@@ -83,8 +83,22 @@ class PhoneSwitchAsked:
     request: str | None = None
 
 
+@dataclass(frozen=True)
+class CameraTurned:
+    """The customer's page turned its camera on (`video`) or off during the call, and the call's
+    media was renegotiated (a re-INVITE): the hop's media follows, and a talk that gains video
+    moves to an SFU bridge (engine.camera)."""
+
+    video: bool
+
+
+@dataclass(frozen=True)
+class HangingUp:
+    """The customer pressed the page's Hang up: the BYE that follows ends the talk, not a drop."""
+
+
 Message = (AriEvent | ChannelVanished | QueueTurn | HandoverAsked | PlaceAsked | PhoneSwitchAsked
-           | TransferAsked)
+           | TransferAsked | CameraTurned | HangingUp)
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

@@ -23,7 +23,7 @@ from hotline.engine.callback_placer import CALLBACK_LEG
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
-from hotline.engine.messages import ChannelVanished
+from hotline.engine.messages import CameraTurned, ChannelVanished, HangingUp
 from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import phone_switch_asked
@@ -135,6 +135,37 @@ class Router:
         """The live call whose own leg is hop `hop_id` (a switch looks up the leg it replaces)."""
         return next((call for call in self.calls.values() if call.hop is not None and call.hop.id == hop_id),
                     None)
+
+    def camera_turned(self, customer: str, video: bool) -> bool:
+        """The customer page of browser `customer` turned its camera on or off: told to that
+        customer's live web call. False: they have none here."""
+        call = self._web_call_of(customer)
+        if call is None:
+            return False
+        call.post(CameraTurned(video))
+        return True
+
+    def hanging_up(self, customer: str) -> bool:
+        """The customer page of browser `customer` is hanging up with its button: the leg's end
+        that follows is no drop. False: they have no live call here."""
+        call = self._web_call_of(customer)
+        if call is None:
+            return False
+        call.post(HangingUp())
+        return True
+
+    def _web_call_of(self, customer: str) -> InboundCall | None:
+        return next((c for c in self.calls.values()
+                     if c.web and c.is_up and c.hops.customer == customer), None)
+
+    def dropped_call_of(self, customer: str) -> InboundCall | None:
+        """Browser `customer`'s call whose leg dropped and whose agent waits for them to come back."""
+        return next((c for c in self.calls.values()
+                     if c.awaiting_rejoin and c.hops.customer == customer), None)
+
+    def dropped_for_agent(self, endpoint: str) -> bool:
+        """Whether the agent with this endpoint waits in a talk for a dropped customer's page."""
+        return any(c.awaiting_rejoin == endpoint for c in self.calls.values())
 
     def _start(self, call: InboundCall) -> None:
         self.calls[call.channel_id] = self.inboxes[call.channel_id] = call

@@ -1,6 +1,6 @@
 """A case's timeline across its legs: hops, queue events, switches and transfers in the order they
 happened, as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches,
-switch_refusals, transfers)."""
+switch_refusals, transfers, media_changes)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,16 @@ class Transfer:
         return f"{said} to {self.target}: {self.outcome}" + (f" ({self.detail})" if self.detail else "")
 
 
+@dataclass(frozen=True)
+class MediaChange:
+    hop_id: int
+    at: datetime
+    media: str  # what the leg sends from then on: audio | video
+
+    def text(self) -> str:
+        return "camera turned on: video" if self.media == "video" else "camera turned off: audio only"
+
+
 Row = dict[str, Any]  # a whole row (`case show --format json` shows every column)
 
 
@@ -81,6 +91,7 @@ class CaseTimeline:
     participants: list[Participant]
     refusals: list[SwitchRefusal]
     transfers: list[Transfer]
+    media_changes: list[MediaChange]
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -104,6 +115,8 @@ class CaseTimeline:
                               f"switch to video asked by the caller, refused: {r.reason}"))
         for t in self.transfers:
             out.append(Moment(t.at, *channel[t.hop_id], t.text()))
+        for c in self.media_changes:
+            out.append(Moment(c.at, *channel[c.hop_id], c.text()))
         for p in self.participants:
             out.append(Moment(p.joined_at, 0, "conference",
                               f"{p.agent or 'a party'} joined, invited by {p.invited_by}"))
@@ -139,7 +152,9 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
                            " a.name AS from_agent, t.target, t.outcome, t.detail FROM transfers t"
                            " LEFT JOIN queues q ON q.id = t.from_queue_id LEFT JOIN agents a"
                            " ON a.id = t.from_agent_id WHERE t.case_id = %s ORDER BY t.id", case_id)
-    return CaseTimeline(case, hops, switches, events, participants, refusals, transfers)
+    changes = await _all(conn, MediaChange, "SELECT hop_id, at, media FROM media_changes WHERE case_id = %s"
+                         " ORDER BY id", case_id)
+    return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes)
 
 
 async def _all(conn: AsyncConnection, kind: type[T], query: LiteralString, case_id: int) -> list[T]:

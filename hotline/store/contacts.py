@@ -137,6 +137,17 @@ class Contacts:
                               " AND answered_at IS NOT NULL ORDER BY answered_at DESC LIMIT 1", (agent_id,))
             return await cur.fetchone()
 
+    async def open_hop_in_case(self, case_id: int, hop: NewHop) -> Hop:
+        """A leg that comes back into a live case (a customer's page reloaded after its leg
+        dropped): its next hop, taking no line (the case holds one already)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT id FROM cases WHERE id = %s FOR UPDATE", (case_id,))
+            cur = await conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM hops WHERE case_id = %s",
+                                     (case_id,))
+            row = await cur.fetchone()
+            assert row is not None
+            return await insert_hop(conn, case_id, int(row[0]), hop, None)
+
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=class_row(Hop))

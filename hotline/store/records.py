@@ -138,6 +138,12 @@ def participant_left_record(node: str, channel_id: str, at: datetime | None = No
     return {"k": "left", "node": node, "channel_id": channel_id, "at": _iso(at)}
 
 
+def media_record(hop_id: int, media: str, at: datetime | None = None) -> Record:
+    """The leg's media changed during the call (a browser's camera turned on or off): a row of
+    media_changes, and the hop's media follows (migration 023)."""
+    return {"k": "media", "hop": hop_id, "media": media, "at": _iso(at)}
+
+
 def transfer_record(t: TransferRow) -> Record:
     """A transfer asked of a call's talk: done or refused, one row of transfers (migration 019)."""
     return {"k": "transfer", "hop": t.hop_id, "case": t.case_id, "at": _iso(t.at), "request": t.request,

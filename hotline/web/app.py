@@ -52,6 +52,10 @@ TRANSFER_STEPS = ("begin", "complete", "cancel")
 # What a page may name as a transfer target: kind:name, a bare name, or a number as people type it.
 TRANSFER_TARGET_RE = re.compile(r"^[A-Za-z0-9+][A-Za-z0-9._:+() -]{0,79}$")
 QUEUES_API = "/api/queues"
+CAMERA_API = "/api/call/camera"
+HANGUP_API = "/api/call/hangup"
+NOTICE_API = "/api/agent/notice"
+CUSTOMER_RE = re.compile(r"[0-9a-f]{16}")  # the page's own customer id (hotline-phone.js)
 # The largest request body read: the API takes a few short JSON fields.
 MAX_BODY = 16 * 1024
 # How long a client is asked to wait when the database is away.
@@ -96,6 +100,18 @@ class WebBackend(Protocol):
 
     async def agent_switch(self, endpoint: str) -> str:
         """A switch link for the current call of the (authenticated) agent; raises WebRefusal."""
+        ...
+
+    def customer_camera(self, customer: str, video: bool) -> bool:
+        """The customer's page turned its camera on or off: False when no call of theirs is live."""
+        ...
+
+    def customer_hanging_up(self, customer: str) -> bool:
+        """The customer's page is hanging up with its button: False when no call of theirs is live."""
+        ...
+
+    def agent_notice(self, endpoint: str) -> str:
+        """A notice for the agent's page about their call ("": none)."""
         ...
 
     async def agent_invite(self, endpoint: str, invitee: str) -> str:
@@ -162,6 +178,9 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(TRANSFER_API, site.agent_transfer)
     app.router.add_post(TRANSFER_TARGETS_API, site.transfer_targets)
     app.router.add_get(QUEUES_API, site.queues)
+    app.router.add_post(CAMERA_API, site.customer_camera)
+    app.router.add_post(HANGUP_API, site.customer_hanging_up)
+    app.router.add_post(NOTICE_API, site.agent_notice)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
         sip_proxy.install(app)
@@ -264,7 +283,8 @@ class _Site:
         address = request.match_info["address"]
         if not ADDRESS_RE.fullmatch(address) or address not in self.backend.video_addresses():
             return self._refusal(404, "There is no such video hotline", "Check the address of the page.")
-        return self._customer_page(address, [], heading=f"Video call: {address}", label="Call by video")
+        return self._customer_page(address, [], heading=f"Call: {address}", label="Call by video",
+                                   voice_label="Call by voice")
 
     async def switch(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
@@ -284,7 +304,8 @@ class _Site:
         config = self._sip_config("agent") | {"switchApi": SWITCH_API, "inviteApi": INVITE_API,
                                               "phoneApi": PHONE_API,
                                               "transferApi": TRANSFER_API,
-                                              "transferTargetsApi": TRANSFER_TARGETS_API}
+                                              "transferTargetsApi": TRANSFER_TARGETS_API,
+                                              "noticeApi": NOTICE_API}
         return self._render("agent.html", title="Agent", config=config)
 
     # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
@@ -361,16 +382,53 @@ class _Site:
                                                     attended=attended or step != "begin", step=step)
         return _json({"message": message}, 200)
 
+    async def customer_camera(self, request: web.Request) -> web.Response:
+        """A customer's page says its camera went on or off. No login (a customer has none): the
+        page's own customer id names the call, and only that customer's record and bridge follow."""
+        body = await self._customer_post(request)
+        customer = body.get("customer")
+        camera = body.get("camera")
+        if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer) and camera in ("on", "off")):
+            return _json({"error": "send your customer id and camera: on or off"}, 400)
+        if not self.backend.customer_camera(customer, camera == "on"):
+            return _json({"error": "You have no call in progress"}, 404)
+        return _json({"camera": camera}, 202)
+
+    async def customer_hanging_up(self, request: web.Request) -> web.Response:
+        """A customer's page says its Hang up was pressed (its BYE follows): the end of the talk,
+        not a dropped leg the agent should wait for. The page's own customer id names the call."""
+        customer = (await self._customer_post(request)).get("customer")
+        if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer)):
+            return _json({"error": "send your customer id"}, 400)
+        if not self.backend.customer_hanging_up(customer):
+            return _json({"error": "You have no call in progress"}, 404)
+        return _json({"hanging_up": True}, 202)
+
+    async def _customer_post(self, request: web.Request) -> dict[str, object]:
+        self.guard.json_post(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        return body if isinstance(body, dict) else {}
+
+    async def agent_notice(self, request: web.Request) -> web.Response:
+        self.guard.json_post(request)
+        return _json({"notice": self.backend.agent_notice(self.guard.agent(request))}, 200)
+
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)
         return _json(self.backend.live_queues(), 200)
 
     def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str,
-                       token: str = "") -> web.Response:
+                       token: str = "", voice_label: str = "") -> web.Response:
+        """The call page; with `voice_label`, a second button calls with the microphone only."""
         config = self._sip_config("customer") | {
             "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers,
-            "phoneApi": CUSTOMER_PHONE_API, "switchToken": token}
-        return self._render("customer.html", title=heading, heading=heading, call_label=label, config=config)
+            "phoneApi": CUSTOMER_PHONE_API, "switchToken": token,
+            "cameraApi": CAMERA_API, "hangupApi": HANGUP_API}
+        return self._render("customer.html", title=heading, heading=heading, call_label=label,
+                            voice_label=voice_label, config=config)
 
     def _sip_config(self, role: str) -> dict[str, object]:
         return {"role": role, "wsUrl": self.config.sip_ws_url, "domain": self.config.sip_domain}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -41,9 +42,16 @@ _CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.
            TokenState.EXPIRED: SwitchCheck.EXPIRED, TokenState.USED: SwitchCheck.USED}
 
 
+# Tells the customer's live web call its camera turned on or off; False: no such call here.
+CameraNews = Callable[[str, bool], bool]
+
+
 class DaemonWebBackend:
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
-                 links: SwitchLinks, live: LivePublisher, ari: AriClient) -> None:
+                 links: SwitchLinks, live: LivePublisher, ari: AriClient,
+                 camera_news: CameraNews = lambda customer, video: False,
+                 hanging_up: Callable[[str], bool] = lambda customer: False,
+                 dropped_for_agent: Callable[[str], bool] = lambda endpoint: False) -> None:
         self.settings = settings
         self.pool = pool
         self.directory = directory
@@ -52,6 +60,22 @@ class DaemonWebBackend:
         self.live = live
         self.ari = ari
         self.contacts = Contacts(pool)
+        self.camera_news = camera_news
+        self.hanging_up = hanging_up
+        self.dropped_for_agent = dropped_for_agent
+
+    def customer_camera(self, customer: str, video: bool) -> bool:
+        return self.camera_news(customer, video)
+
+    def customer_hanging_up(self, customer: str) -> bool:
+        return self.hanging_up(customer)
+
+    def agent_notice(self, endpoint: str) -> str:
+        """What the agent's page shows beside their call: "" when all is well."""
+        if not self.dropped_for_agent(endpoint):
+            return ""
+        return (f"The customer's connection dropped: the call stays open up to "
+                f"{self.settings.web_rejoin_grace_s} s for them to come back")
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset(n.number for n in self.directory.snapshot.prov.numbers.values() if n.kind == "video")

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 REFUSED = "Camera or microphone access was refused: allow them in the browser and try again"
+OR_VOICE = " (or call by voice, without the camera)"
+MIC_REFUSED = "Microphone access was refused: allow it in the browser and try again"
 TOKEN = "5a" * 32
 T = TypeVar("T")
 
@@ -99,6 +101,9 @@ class Backend:
     def live_queues(self) -> list[dict[str, object]]:
         return [{"queue": "support", "waiting": 0}]
 
+    def customer_camera(self, customer: str, video: bool) -> bool:
+        return False
+
 
 @pytest.fixture
 def sip() -> Iterator[tuple[SipRecorder, str]]:
@@ -142,13 +147,41 @@ def test_a_refused_camera_shows_why_and_places_no_call(
         page = open_page(browser, f"{site}/call/video-support", allow_media=False)
         page.click("#call")
         page.wait_for_function("() => window.hotlinePhone.lastError !== null")
-        assert page.inner_text("#error") == REFUSED
+        assert page.inner_text("#error") == REFUSED + OR_VOICE
         assert page.is_visible("#error")
-        assert status(page) == f"failed: {REFUSED}"
-        assert page.is_enabled("#call")
+        assert status(page) == f"failed: {REFUSED}{OR_VOICE}"
+        assert page.is_enabled("#call") and page.is_enabled("#call-voice")
+        page.click("#call-voice")  # the microphone is refused too
+        page.wait_for_function("() => window.hotlinePhone.lastError.startsWith('Microphone')")
+        assert page.inner_text("#error") == MIC_REFUSED
     finally:
         browser.close()
     assert sip[0].requests("INVITE") == []
+
+
+def test_a_customer_who_refuses_the_camera_calls_by_voice_with_the_microphone_alone(
+        pw: Playwright, site: str, sip: tuple[SipRecorder, str], tmp_path: Path) -> None:
+    browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE), allow_media=False)
+    try:
+        page = open_page(browser, f"{site}/call/video-support", permissions=["microphone"])
+        labels = (page.inner_text("#call"), page.inner_text("#call-voice"))
+        assert labels == ("Call by video", "Call by voice")
+        page.click("#call")
+        page.wait_for_function("() => window.hotlinePhone.lastError !== null")
+        assert page.inner_text("#error") == REFUSED + OR_VOICE
+        assert sip[0].requests("INVITE") == []
+
+        page.click("#call-voice")
+        line, headers = eventually(lambda: sip[0].requests("INVITE") or None, "the INVITE")[0]
+        assert line == "INVITE sip:video-support@127.0.0.1 SIP/2.0"
+        assert re.fullmatch(r"[0-9a-f]{16}", headers["X-Hotline-Customer"])
+        offer = sip[0].messages[-1]
+        assert "m=audio" in offer and "m=video" not in offer, offer
+        assert page.is_hidden("#error") and status(page) == "calling"
+        assert page.evaluate("window.hotlinePhone.localStream.getTracks().map((t) => t.kind)") == ["audio"]
+        assert not page.is_enabled("#call") and not page.is_enabled("#call-voice")
+    finally:
+        browser.close()
 
 
 def test_the_fake_camera_shows_in_the_local_video_in_its_colour(
@@ -260,5 +293,27 @@ def test_another_site_cannot_use_the_agent_api_even_with_the_credentials(
         eventually(lambda: page.evaluate("window.hotlinePhone.lastError"), "the refusal shown")
         assert page.inner_text("#error") == "Requests to this API come from its own pages only"
         assert page.evaluate("window.hotlinePhone.switchLink") is None
+    finally:
+        browser.close()
+
+
+@pytest.mark.parametrize(("path", "buttons"), [
+    ("/call/video-support", ("#call", "#call-voice")),
+    (f"/switch/{TOKEN}", ("#call",)),
+    ("/agent", ("#login", "#switch", "#invite")),
+])
+def test_every_page_fits_a_phone_in_portrait_without_sideways_scrolling(
+        pw: Playwright, site: str, tmp_path: Path, path: str, buttons: tuple[str, ...]) -> None:
+    browser = launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE))
+    try:
+        page = browser.new_context(**pw.devices["Pixel 5"]).new_page()
+        page.goto(f"{site}{path}")
+        width = page.evaluate("window.innerWidth")
+        assert width < page.evaluate("window.innerHeight")  # portrait
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        for selector in buttons:
+            box = page.locator(selector).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
+            assert box["height"] >= 44, f"{selector} is {box['height']} px high: too small for a finger"
     finally:
         browser.close()

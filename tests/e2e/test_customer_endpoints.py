@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -135,6 +136,8 @@ def test_a_dialled_number_carrying_a_customer_id_does_not_continue_that_customer
         # The customer's browser calls: its id comes from its X-Hotline-Customer header.
         browser = web_calls(WEB_DESK, 1)
         [hop] = wait_until(lambda: answered_hops(db), what="the web call answered by the agent")
+        # Hung up as the page's button does (else the agent would wait web_rejoin_grace for it).
+        assert hanging_up(daemon_env, CUSTOMER) == 202
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(browser).returncode == 0
         ended_hops(db, 1)
@@ -150,6 +153,16 @@ def test_a_dialled_number_carrying_a_customer_id_does_not_continue_that_customer
             {"customer_key": f"web:{CUSTOMER}"}, {"customer_key": "+79161239999"}]
     finally:
         stop(agent_phone)
+
+
+def hanging_up(env: dict[str, str], customer: str) -> int:
+    """What the customer page says before its BYE (POST /api/call/hangup): the HTTP status."""
+    url = f"http://{env['HOTLINE_WEB_LISTEN']}/api/call/hangup"
+    request = urllib.request.Request(url, data=json.dumps({"customer": customer}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Origin": f"http://{env['HOTLINE_WEB_LISTEN']}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return int(response.status)
 
 
 WEB_LIMITS = {"HOTLINE_WEB_RTP_TIMEOUT": "2", "HOTLINE_WEB_CALLS_PER_SOURCE": "2",

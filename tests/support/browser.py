@@ -72,9 +72,12 @@ def launch(pw: Playwright, camera: Path | None, *, allow_media: bool = True,
     return pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
 
 
-def open_page(browser: Browser, url: str, *, allow_media: bool = True) -> Page:
-    """A page in a fresh context; with allow_media=False the context grants no permission."""
-    permissions = ["camera", "microphone"] if allow_media else []
+def open_page(browser: Browser, url: str, *, allow_media: bool = True,
+              permissions: list[str] | None = None) -> Page:
+    """A page in a fresh context; with allow_media=False the context grants no permission, or only
+    `permissions` (["microphone"]: a customer who refuses the camera)."""
+    if permissions is None:
+        permissions = ["camera", "microphone"] if allow_media else []
     page = browser.new_context(permissions=permissions).new_page()
     page.goto(url)
     return page

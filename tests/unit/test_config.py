@@ -157,3 +157,11 @@ def test_a_supervisor_token_that_is_short_or_has_blanks_is_refused_without_showi
     with pytest.raises(ConfigError, match="supervisor_token must be at least 16 characters") as info:
         load_settings(environ={"HOTLINE_SUPERVISOR_TOKEN": token})
     assert token not in str(info.value)
+
+
+def test_web_rejoin_grace_is_60_s_by_default_0_turns_it_off_and_a_bad_value_is_named() -> None:
+    assert load_settings(environ={}, config_file=None).web_rejoin_grace_s == 60
+    assert load_settings(environ={"HOTLINE_WEB_REJOIN_GRACE": "0"}, config_file=None).web_rejoin_grace_s == 0
+    for bad in ("-1", "3601", "a minute"):
+        with pytest.raises(ConfigError, match="web_rejoin_grace"):
+            load_settings(environ={"HOTLINE_WEB_REJOIN_GRACE": bad}, config_file=None)

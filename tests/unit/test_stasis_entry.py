@@ -87,3 +87,6 @@ def test_video_flows_through_an_sfu_bridge_and_audio_calls_get_a_plain_mixing_on
     assert case_bridge_type(caller_video=True, agent_video=False) == "mixing,video_sfu"
     assert case_bridge_type(caller_video=False, agent_video=True) == "mixing,video_sfu"  # a switch may come
     assert case_bridge_type(caller_video=False, agent_video=False) == "mixing"
+    # A browser's voice call: no switch leg joins it; its camera turned on moves the talk instead.
+    assert case_bridge_type(caller_video=False, agent_video=True, web=True) == "mixing"
+    assert case_bridge_type(caller_video=True, agent_video=True, web=True) == "mixing,video_sfu"

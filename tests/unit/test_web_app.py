@@ -40,6 +40,7 @@ class Backend:
         self.checked: list[str] = []
         self.logins: list[str] = []
         self.transfers: list[tuple[str | None, bool, str]] = []
+        self.cameras: list[tuple[str, bool]] = []
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
@@ -86,6 +87,17 @@ class Backend:
 
     def live_queues(self) -> list[dict[str, object]]:
         return [{"queue": "support", "waiting": 2}]
+
+    def customer_camera(self, customer: str, video: bool) -> bool:
+        self.cameras.append((customer, video))
+        return customer == "0123456789abcdef"  # the one customer with a live call
+
+    def customer_hanging_up(self, customer: str) -> bool:
+        self.cameras.append((customer, False))
+        return customer == "0123456789abcdef"
+
+    def agent_notice(self, endpoint: str) -> str:
+        return "The customer's connection dropped" if endpoint == "ivanov" else ""
 
 
 @pytest.fixture
@@ -146,7 +158,8 @@ async def test_a_valid_token_gives_the_customer_page_that_calls_switch_with_the_
     assert page_config(body) == {
         "role": "customer", "wsUrl": WS_URL, "domain": "127.0.0.1", "endpoint": "hotline-web",
         "target": "switch", "extraHeaders": [f"X-Hotline-Switch: {VALID}"],
-        "phoneApi": "/api/customer/phone", "switchToken": VALID}
+        "phoneApi": "/api/customer/phone", "switchToken": VALID, "cameraApi": "/api/call/camera",
+        "hangupApi": "/api/call/hangup"}
     assert "Join the video call" in body and 'id="call"' in body
     assert backend.checked == [VALID]
 
@@ -183,7 +196,8 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
                                  "switchApi": "/api/agent/switch", "inviteApi": "/api/agent/invite",
                                  "phoneApi": "/api/agent/phone",
                                  "transferApi": "/api/agent/transfer",
-                                 "transferTargetsApi": "/api/agent/transfer-targets"}
+                                 "transferTargetsApi": "/api/agent/transfer-targets",
+                                 "noticeApi": "/api/agent/notice"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
                     "transfer-target", "transfer-number",
@@ -529,3 +543,64 @@ async def test_a_request_body_larger_than_the_api_needs_is_refused(client: TestC
     headers = {**_basic("ivanov", "pässword"), hdrs.CONTENT_TYPE: "application/json"}
     response = await client.post("/api/agent/invite", data=b"{" + b" " * 20_000 + b"}", headers=headers)
     assert response.status == 413
+
+
+async def test_the_customer_page_offers_a_voice_call_and_a_camera_button_and_names_the_camera_api(
+        client: TestClient) -> None:
+    body = await (await client.get("/call/video-support")).text()
+    assert 'id="call-voice"' in body and 'id="camera"' in body
+    assert page_config(body)["cameraApi"] == "/api/call/camera"
+    switch_page = await (await client.get(f"/switch/{VALID}")).text()
+    assert 'id="call-voice"' not in switch_page  # a switch link continues a call by video
+
+
+async def test_a_customer_page_tells_the_camera_of_its_own_live_call(
+        client: TestClient, backend: Backend) -> None:
+    for camera, video in (("on", True), ("off", False)):
+        response = await client.post("/api/call/camera", headers={hdrs.ORIGIN: ORIGIN},
+                                     json={"customer": "0123456789abcdef", "camera": camera})
+        assert (response.status, await response.json()) == (202, {"camera": camera})
+        assert backend.cameras[-1] == ("0123456789abcdef", video)
+    response = await client.post("/api/call/camera", json={"customer": "fedcba9876543210", "camera": "on"},
+                                 headers={hdrs.ORIGIN: ORIGIN})
+    assert (response.status, await response.json()) == (404, {"error": "You have no call in progress"})
+
+
+@pytest.mark.parametrize("body", [{"customer": "0123456789ABCDEF", "camera": "on"},
+                                  {"customer": "0123456789abcdef", "camera": "maybe"},
+                                  {"customer": "0123456789abcdef0", "camera": "on"}, {"camera": "on"}, []])
+async def test_a_camera_word_that_is_not_one_is_refused_before_the_daemon_hears_it(
+        client: TestClient, backend: Backend, body: object) -> None:
+    response = await client.post("/api/call/camera", json=body, headers={hdrs.ORIGIN: ORIGIN})
+    assert response.status == 400
+    assert backend.cameras == []
+
+
+async def test_a_camera_word_from_another_site_is_refused(client: TestClient, backend: Backend) -> None:
+    response = await client.post("/api/call/camera", json={"customer": "0123456789abcdef", "camera": "on"},
+                                 headers={hdrs.ORIGIN: "https://evil.example"})
+    assert response.status == 403 and backend.cameras == []
+
+
+async def test_the_customer_page_says_it_hangs_up_for_its_own_live_call_only(
+        client: TestClient, backend: Backend) -> None:
+    ok = await client.post("/api/call/hangup", json={"customer": "0123456789abcdef"},
+                           headers={hdrs.ORIGIN: ORIGIN})
+    assert (ok.status, await ok.json()) == (202, {"hanging_up": True})
+    none = await client.post("/api/call/hangup", json={"customer": "fedcba9876543210"},
+                             headers={hdrs.ORIGIN: ORIGIN})
+    assert none.status == 404
+    bad = await client.post("/api/call/hangup", json={"customer": "x"}, headers={hdrs.ORIGIN: ORIGIN})
+    assert bad.status == 400
+    assert backend.cameras == [("0123456789abcdef", False), ("fedcba9876543210", False)]
+
+
+async def test_the_agent_notice_needs_the_agents_login_and_says_what_the_backend_says(
+        client: TestClient) -> None:
+    anonymous = await client.post("/api/agent/notice", json={}, headers={hdrs.ORIGIN: ORIGIN})
+    assert anonymous.status == 401 and hdrs.WWW_AUTHENTICATE not in anonymous.headers
+    for user, password, notice in (("ivanov", "pässword", "The customer's connection dropped"),
+                                   ("petrov", "any", "")):
+        response = await client.post("/api/agent/notice", json={},
+                                     headers={**_basic(user, password), hdrs.ORIGIN: ORIGIN})
+        assert (response.status, await response.json()) == (200, {"notice": notice})

@@ -43,13 +43,16 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.engine.call_state import CallState
+from hotline.engine.camera import note_camera, to_sfu
 from hotline.engine.context import CallContext
 from hotline.engine.facts import Fact, KeyPressed, QueueStep, TalkTakenOver, TransferNoted
 from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
 from hotline.engine.messages import (
     CallerGone,
+    CameraTurned,
     ChannelVanished,
     HandoverAsked,
+    HangingUp,
     Message,
     PhoneSwitchAsked,
     PlaceAsked,
@@ -94,6 +97,12 @@ class VisitCall(Protocol):
 
     channel: Channel
     video: bool
+    web: bool  # a customer's browser
+    meant_to_hang_up: bool  # ... whose page's Hang up was pressed: its leg going is no drop
+    @property
+    def may_come_back(self) -> bool: ...
+    awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
+    video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
     priority: int  # where it stands in a line: higher first (its number's, route's or key's)
@@ -703,7 +712,8 @@ class QueueVisit:
         """Caller and agent in the case's mixing bridge until one of them hangs up. None: the
         agent's leg went before it was bridged, and the caller waits on."""
         call, ari = self.call, self.ctx.ari
-        bridge_type = case_bridge_type(call.video, leg.agent.video)
+        bridge_type = case_bridge_type(call.video, leg.agent.video, web=call.web)
+        call.video_bridge = False  # a new talk (after a transfer): the case's own bridge again
         try:
             if self._music is None:  # answered by the agent while still ringing: answer it now
                 await _all(call.answer(), ari.create_bridge(call.bridge_id, bridge_type))
@@ -746,6 +756,9 @@ class QueueVisit:
         try:
             ended = await self._until_talk_ends(leg)
         except CallerGone:
+            back = await self._until_back(leg) if self._may_come_back() else None
+            if back is not None:
+                return self._hand_over(back, leg, answered_at)
             await self._talk_ended(leg, answered_at, Party.CALLER)
             raise
         if isinstance(ended, Consulted):
@@ -785,6 +798,12 @@ class QueueVisit:
                 if self.ctx.ask_switch is not None and self.call.hop is not None:
                     self.ctx.ask_switch(self.call.hop.id)
                     continue
+            elif isinstance(message, CameraTurned):
+                await self._camera_turned(message)
+                continue
+            elif isinstance(message, HangingUp):
+                self.call.meant_to_hang_up = True
+                continue
             elif _is_end_of(message, leg.channel_id):
                 if is_shutdown_hangup(message):
                     self.call.cut_by_shutdown()  # the agent's leg heard it first
@@ -814,6 +833,45 @@ class QueueVisit:
         except AriError as exc:
             log.warning("call %s: the phone %s could not be dialled: %s", self.call.channel_id,
                         asked.number, exc)
+
+    def _may_come_back(self) -> bool:
+        """A customer's web leg that dropped (not hung up with the page's button, nor cut by
+        Asterisk going down) may come back into its talk within web_rejoin_grace."""
+        call = self.call
+        return (call.may_come_back and not call.shut_down and not call.cut
+                and self.ctx.rejoin_grace_s > 0 and self.visit_hop is not None)
+
+    async def _until_back(self, leg: Ringing) -> HandoverAsked | None:
+        """The agent stays in the bridge (their page shows a notice) until the same customer's page
+        calls again (its leg asks for the talk), the agent hangs up, or the grace period passes."""
+        call, loop = self.call, asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.rejoin_grace_s
+        call.awaiting_rejoin = leg.agent.endpoint
+        log.info("call %s: the customer's web leg dropped: %s waits up to %.0f s for them", call.channel_id,
+                 leg.agent.name, self.ctx.rejoin_grace_s)
+        try:
+            while (message := await call.next_event(deadline - loop.time())) is not None:
+                if isinstance(message, HandoverAsked) and not message.reply.done():
+                    return message
+                if _is_end_of(message, leg.channel_id):
+                    return None
+                call.unexpected(message)
+            log.info("call %s: the customer did not come back within %.0f s", call.channel_id,
+                     self.ctx.rejoin_grace_s)
+            return None
+        finally:
+            call.awaiting_rejoin = None
+
+    async def _camera_turned(self, turned: CameraTurned) -> None:
+        """The customer's camera went on or off (engine.camera): recorded, and video coming into a
+        plain mixing bridge moves the talk to an SFU one. A move that fails leaves the talk as it
+        was: the sound still flows."""
+        if note_camera(self.call, turned):
+            try:
+                self.call.video_bridge = await to_sfu(self.ctx.ari, self.call.bridge_id) is not None
+            except AriError as exc:
+                log.warning("call %s: the talk could not move to an SFU bridge: %s",
+                            self.call.channel_id, exc)
 
     def _hand_over(self, asked: HandoverAsked, leg: Ringing, answered_at: float) -> TalkOver:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""

@@ -7,7 +7,7 @@
 --   ivr_options.priority             NULL: what the caller had stands
 --   queue_events.priority            on a join: the priority the caller joined that queue with
 --   hops.priority                    the priority of the hop's last join (NULL: never queued)
--- record_call_events() is migration 019's with the join's priority written to both (the only
+-- record_call_events() is migration 023's with the join's priority written to both (the only
 -- change: the 'event' branch).
 -- queue_waiting: the callers waiting now, in the order they are served, one row each; the daemon
 -- publishes it with queue_live (same transaction), `hotline stats live` lists it.
@@ -41,7 +41,7 @@ BEGIN
         happened := coalesce((r->>'at')::timestamptz, now());
         the_hop := (r->>'hop')::bigint;
         case_of := (r->>'case')::bigint;
-        IF the_hop IS NULL AND r->>'k' IN ('event', 'digit', 'close', 'talk', 'transfer') THEN
+        IF the_hop IS NULL AND r->>'k' IN ('event', 'digit', 'close', 'talk', 'transfer', 'media') THEN
             SELECT id, case_id INTO the_hop, case_of FROM hops
              WHERE node = r->>'node' AND channel_id = r->>'channel_id';
         END IF;
@@ -130,6 +130,10 @@ BEGIN
             IF r->>'outcome' = 'transferred' THEN  -- the agent left: no live talk until the next answer
                 UPDATE hops SET agent_id = NULL WHERE id = the_hop;
             END IF;
+        WHEN 'media' THEN  -- migration 023's: a browser's camera turned on or off
+            INSERT INTO media_changes (case_id, hop_id, at, media)
+            SELECT h.case_id, h.id, happened, r->>'media' FROM hops h WHERE h.id = the_hop;
+            UPDATE hops SET media = r->>'media' WHERE id = the_hop;
         END CASE;  -- any other "k": CASE_NOT_FOUND, and the batch is written record by record
     END LOOP;
     RETURN closed;

@@ -10,7 +10,14 @@
   const IN_USE = "The camera or microphone is in use by another program: close it and try again";
   const INSECURE = "The camera and microphone need a secure page: open it over https";
   const NOT_BUILT = "The SIP client bundle is missing: reinstall hotline (the package ships it), or `make web` in a checkout";
+  // A voice call asks for the microphone alone: a customer without a camera, or who refuses it,
+  // can still call (the customer page's #call-voice).
+  const MIC_REFUSED = "Microphone access was refused: allow it in the browser and try again";
+  const NO_MIC = "No microphone was found: connect one and try again";
+  const MIC_IN_USE = "The microphone is in use by another program: close it and try again";
+  const OR_VOICE = " (or call by voice, without the camera)";
   const MEDIA = { audio: true, video: true };
+  const VOICE = { audio: true, video: false };
   const PC_CONFIG = { iceServers: [] }; // Asterisk is reached directly: no STUN/TURN
   const CONNECT_TIMEOUT_MS = 10000;
   const CUSTOMER_KEY = "hotline.customerId";
@@ -30,6 +37,8 @@
     session: null,
     pc: null, // the current call's RTCPeerConnection (tests read its getStats)
     localStream: null,
+    media: null, // what the current call sends: "video" or "audio" (follows the camera button)
+    camera: null, // the RTCRtpTransceiver our camera's picture goes out on, once there is one
     remoteVideos: () => Array.from(byId("remote").querySelectorAll("video")),
   };
   window.hotlinePhone = phone;
@@ -67,22 +76,24 @@
 
   // --- camera and microphone ----------------------------------------------------------------
 
-  function mediaErrorMessage(error) {
+  function mediaErrorMessage(error, video) {
     switch (error && error.name) {
-      case "NotAllowedError": case "PermissionDeniedError": case "SecurityError": return REFUSED;
-      case "NotFoundError": case "DevicesNotFoundError": case "OverconstrainedError": return NO_DEVICE;
-      case "NotReadableError": case "TrackStartError": return IN_USE;
-      default: return `The camera or microphone could not be opened: ${error && error.message || error}`;
+      case "NotAllowedError": case "PermissionDeniedError": case "SecurityError": return video ? REFUSED : MIC_REFUSED;
+      case "NotFoundError": case "DevicesNotFoundError": case "OverconstrainedError": return video ? NO_DEVICE : NO_MIC;
+      case "NotReadableError": case "TrackStartError": return video ? IN_USE : MIC_IN_USE;
+      default: return `The ${video ? "camera or microphone" : "microphone"} could not be opened: ${error && error.message || error}`;
     }
   }
 
-  async function openCamera() {
+  // The camera and microphone (constraints MEDIA), or the microphone alone (VOICE).
+  async function openCamera(constraints = MEDIA) {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw new PhoneError(INSECURE);
     let stream;
     try {
-      stream = await navigator.mediaDevices.getUserMedia(MEDIA);
+      stream = await navigator.mediaDevices.getUserMedia(constraints);
     } catch (error) {
-      throw new PhoneError(mediaErrorMessage(error));
+      const message = mediaErrorMessage(error, constraints.video);
+      throw new PhoneError(constraints.video && byId("call-voice") ? message + OR_VOICE : message);
     }
     phone.localStream = stream;
     byId("local").srcObject = stream;
@@ -166,7 +177,7 @@
     return {
       peerconnection: (event) => watchPeerConnection(event.peerconnection),
       accepted: () => setState("in call"),
-      confirmed: () => setState("in call"),
+      confirmed: () => { setState("in call"); showCameraButton(); },
       ended: () => finish("ended"),
       failed: (event) => finish("failed", String(event.cause || "unknown").toLowerCase()),
     };
@@ -175,12 +186,16 @@
   function finish(state, detail) {
     phone.session = null;
     phone.pc = null;
+    phone.media = null;
+    phone.camera = null;
     releaseMedia();
     setState(state, detail);
     byId("incoming")?.setAttribute("hidden", "");
     enable("hangup", false);
     enable("to-phone", false);
     enable("call", true);
+    enable("call-voice", true);
+    showCameraButton();
   }
 
   function hangup() {
@@ -189,6 +204,106 @@
     } catch (error) {
       finish("ended"); // the session was already on its way out
     }
+  }
+
+  // --- the camera during a call (customer page) ---------------------------------------------
+
+  // Turning the camera on sends a re-INVITE with our picture's stream (a new one on a voice
+  // call); off stops the camera and makes that stream inactive by another re-INVITE: the talk
+  // goes on. The page then tells the daemon to look at the call's media (config.cameraApi); the
+  // daemon believes what Asterisk negotiated, not the page.
+  function showCameraButton() {
+    const button = byId("camera");
+    if (!button) return;
+    const inCall = phone.state === "in call" && phone.session !== null;
+    button.hidden = !inCall;
+    button.disabled = !inCall;
+    button.textContent = phone.media === "video" ? "Turn the camera off" : "Turn the camera on";
+  }
+
+  // A video call's first video transceiver carries our picture; the SFU's others only receive.
+  function ownCamera(pc) {
+    if (!phone.camera) {
+      phone.camera = pc.getTransceivers().find((t) => t.sender.track && t.sender.track.kind === "video") || null;
+    }
+    return phone.camera;
+  }
+
+  // JsSIP calls back only when the re-INVITE succeeds: a refused or unanswered one is given up
+  // on after CONNECT_TIMEOUT_MS, and the button works again.
+  function renegotiated(session) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new PhoneError("The hotline did not take the change: try again")),
+        CONNECT_TIMEOUT_MS);
+      const done = () => { clearTimeout(timer); resolve(); };
+      if (!session.renegotiate({}, done)) {
+        clearTimeout(timer);
+        reject(new PhoneError("The call cannot change its media right now: try again in a moment"));
+      }
+    });
+  }
+
+  async function cameraOn(session, pc) {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: true });
+    } catch (error) {
+      throw new PhoneError(mediaErrorMessage(error, true).replace("Camera or microphone", "Camera"));
+    }
+    const [track] = stream.getVideoTracks();
+    phone.localStream.addTrack(track);
+    byId("local").srcObject = phone.localStream;
+    const own = ownCamera(pc);
+    if (own) {
+      await own.sender.replaceTrack(track);
+      own.direction = "sendrecv";
+    } else {
+      // A stream of its own: addTrack could reuse one of the SFU's receive-only streams.
+      phone.camera = pc.addTransceiver(track, { direction: "sendrecv", streams: [phone.localStream] });
+    }
+    phone.media = "video";
+    await renegotiated(session);
+  }
+
+  async function cameraOff(session, pc) {
+    const own = ownCamera(pc);
+    for (const track of phone.localStream.getVideoTracks()) {
+      track.stop();
+      phone.localStream.removeTrack(track);
+    }
+    if (own) {
+      await own.sender.replaceTrack(null);
+      own.direction = "inactive";
+    }
+    phone.media = "audio";
+    await renegotiated(session);
+  }
+
+  async function toggleCamera() {
+    const { session, pc } = phone;
+    if (!session || !pc) return;
+    enable("camera", false);
+    clearError();
+    try {
+      if (phone.media === "video") await cameraOff(session, pc); else await cameraOn(session, pc);
+      await tellCamera();
+    } catch (error) {
+      showError(error instanceof PhoneError ? error.message : `The camera could not be switched: ${error.message || error}`);
+    }
+    showCameraButton();
+  }
+
+  // The daemon looks at the call's media again (it reads what Asterisk negotiated itself): the
+  // hop's media follows, and a talk that gains video moves to an SFU bridge.
+  async function tellCamera() {
+    if (!config.cameraApi) return;
+    try {
+      await fetch(config.cameraApi, {
+        method: "POST", cache: "no-store", credentials: "omit",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ customer: customerId(), camera: phone.media === "video" ? "on" : "off" }),
+      });
+    } catch (_) { /* the picture flows anyway; only the record and the bridge wait */ }
   }
 
   // --- the customer's page ------------------------------------------------------------------
@@ -222,16 +337,20 @@
     return phone.ua;
   }
 
-  async function placeCall() {
+  // A video call (the camera and microphone), or with video=false a voice call (microphone only).
+  async function placeCall(video) {
     clearError();
     enable("call", false);
+    enable("call-voice", false);
     setState("calling");
+    const constraints = video ? MEDIA : VOICE;
     try {
-      const stream = await openCamera();
+      const stream = await openCamera(constraints);
       const ua = await connected(customerUa());
+      phone.media = video ? "video" : "audio";
       phone.session = ua.call(`sip:${config.target}@${config.domain}`, {
         mediaStream: stream,
-        mediaConstraints: MEDIA,
+        mediaConstraints: constraints,
         pcConfig: PC_CONFIG,
         extraHeaders: [`X-Hotline-Customer: ${customerId()}`, ...config.extraHeaders],
         fromDisplayName: displayName() || undefined,
@@ -241,7 +360,9 @@
       enable("to-phone", true);
     } catch (error) {
       releaseMedia();
+      phone.media = null;
       enable("call", true);
+      enable("call-voice", true);
       failed(error);
     }
   }
@@ -274,10 +395,28 @@
     status.textContent = answer.message;
   }
 
+  // The Hang up button ends the talk: the daemon hears so first, since a leg that goes without it
+  // (the network gone, the tab closed or reloaded) is a drop, and the agent waits for this page to
+  // call again (web_rejoin_grace).
+  async function customerHangup() {
+    if (phone.session && config.hangupApi) {
+      try {
+        await fetch(config.hangupApi, {
+          method: "POST", cache: "no-store", credentials: "omit",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ customer: customerId() }),
+        });
+      } catch (_) { /* the daemon then takes it for a drop: the agent waits a while, no more */ }
+    }
+    hangup();
+  }
+
   function initCustomer() {
-    byId("call").addEventListener("click", placeCall);
-    byId("hangup").addEventListener("click", hangup);
-    byId("to-phone").addEventListener("click", continueByPhone);
+    byId("call").addEventListener("click", () => placeCall(true));
+    byId("call-voice")?.addEventListener("click", () => placeCall(false));
+    byId("camera")?.addEventListener("click", toggleCamera);
+    byId("hangup").addEventListener("click", customerHangup);
+    byId("to-phone")?.addEventListener("click", continueByPhone);
   }
 
   // --- the agent's page ---------------------------------------------------------------------
@@ -464,8 +603,33 @@
     enable("consult", !consulting);
   }
 
+  // --- the agent's notice about their call (a customer's dropped leg) ------------------------
+
+  const NOTICE_EVERY_MS = 2000;
+
+  async function checkNotice() {
+    const el = byId("notice");
+    const { endpoint, password } = phone.credentials || {};
+    if (!el || !phone.session || !endpoint) {
+      if (el) el.hidden = true;
+      return;
+    }
+    try {
+      const response = await fetch(config.noticeApi, {
+        method: "POST", cache: "no-store", credentials: "omit", body: "{}",
+        headers: { Authorization: basicAuth(endpoint, password), "Content-Type": "application/json" },
+      });
+      const notice = response.ok ? (await response.json()).notice : "";
+      phone.notice = notice || null;
+      el.textContent = notice || "";
+      el.hidden = !notice;
+    } catch (_) { /* the next look will tell */ }
+  }
+
   function initAgent() {
     phone.state = "logged out";
+    phone.notice = null;
+    if (config.noticeApi) setInterval(checkNotice, NOTICE_EVERY_MS);
     byId("login").addEventListener("click", login);
     byId("answer").addEventListener("click", answer);
     byId("decline").addEventListener("click", decline);
@@ -485,6 +649,7 @@
     if (typeof JsSIP === "undefined") {
       showError(NOT_BUILT);
       enable("call", false);
+      enable("call-voice", false);
       enable("login", false);
       return;
     }
