@@ -498,7 +498,8 @@ class InboundCall:
 
     async def _closed(self, hotline: Hotline) -> None:
         """Outside hours: the closed prompt, and with the closed action `callback:QUEUE` the
-        caller is asked their number; the request is due at the hotline's next opening."""
+        caller is asked their number; the placer holds the request until the hotline opens (its
+        expiry counts from the next opening)."""
         prompt = f"sound:{hotline.closed_prompt}" if hotline.closed_prompt else None
         target = hotline.closed
         if target.action != TargetAction.CALLBACK or target.name is None:
@@ -508,16 +509,17 @@ class InboundCall:
         self.move(CallState.PROMPTING)
         if prompt:
             await self.play(prompt)
-        if not await self._ask_callback(target.name, due_at=next_opening(hotline, datetime.now(UTC))):
+        opening = next_opening(hotline, datetime.now(UTC))
+        if not await self._ask_callback(target.name, expiry_from=opening):
             self.leave(EndReason.CLOSED)
 
-    async def _ask_callback(self, queue: str, due_at: datetime | None = None) -> bool:
+    async def _ask_callback(self, queue: str, expiry_from: datetime | None = None) -> bool:
         """A menu key or closed action `callback:QUEUE`: the request stored in QUEUE's line
         (joining now) and the call leaving `callback`; False: nothing stored."""
         await self.hops.opened(self.ctx.store_open_patience_s)
         await self.answer()
         steps = await ask_callback_in(self, self.ctx, queue, hop=self.hop, caller_id=self.channel.caller_num,
-                                      priority=self.priority, due_at=due_at)
+                                      priority=self.priority, expiry_from=expiry_from)
         if steps is None:
             return False
         self.leave(EndReason.CALLBACK, *steps)

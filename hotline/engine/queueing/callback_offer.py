@@ -45,18 +45,19 @@ def rules_of(queue: Queue) -> CallbackRules:
 async def ask_callback(io: CallIO, store: CallbackStore, trunks: list[Trunk], queue: Queue, *,
                        queue_id: int, case_id: int, hop_id: int | None, caller_id: str | None,
                        region: str, joined_at: datetime,
-                       due_at: datetime | None = None) -> CallbackRequest | None:
-    """Ask the caller for the number, and store the request, due at `due_at` (None: now; a closed
-    hotline's: its next opening, and its expiry counts from then); None when they gave no number
-    (or it could not be stored: they heard "please try later"), and go back to waiting."""
+                       expiry_from: datetime | None = None) -> CallbackRequest | None:
+    """Ask the caller for the number, and store the request, due now, its expiry counted from
+    `expiry_from` (None: now; a closed hotline's next opening: the placer holds it until then);
+    None when they gave no number (or it could not be stored: they heard "please try later"),
+    and go back to waiting."""
     number = await ask_number(io, caller_id, lambda n: any(may_dial(t, n) for t in trunks), region)
     if number is None:
         return None
-    due = due_at or datetime.now(UTC)
+    now = datetime.now(UTC)
     try:
         made = await store.request(case_id=case_id, hop_id=hop_id, queue_id=queue_id, number=number,
-                                   joined_at=joined_at, due_at=due,
-                                   expires_at=expires_at(rules_of(queue), due))
+                                   joined_at=joined_at, due_at=now,
+                                   expires_at=expires_at(rules_of(queue), max(now, expiry_from or now)))
     except (*STORE_DOWN, TimeoutError) as exc:  # the database away: nothing promised, they wait on
         log.warning("call %s: callback request not stored: %s", io.channel_id, exc)
         await io.play(TRY_LATER)
@@ -70,7 +71,7 @@ async def ask_callback(io: CallIO, store: CallbackStore, trunks: list[Trunk], qu
 
 async def ask_callback_in(io: CallIO, ctx: CallContext, queue_name: str, *, hop: Hop | None,
                           caller_id: str | None, priority: int,
-                          due_at: datetime | None = None) -> tuple[QueueStep, ...] | None:
+                          expiry_from: datetime | None = None) -> tuple[QueueStep, ...] | None:
     """A menu key or closed action `callback:QUEUE` (the caller not in any line): ask the number
     and store the request in QUEUE, joining its line now; the visit it records (a join and its
     `callback`, waiting 0), or None when nothing was stored (no case, no number, the database
@@ -84,7 +85,7 @@ async def ask_callback_in(io: CallIO, ctx: CallContext, queue_name: str, *, hop:
     position = ctx.queues.length(queue_name) + 1  # behind everyone waiting now
     made = await ask_callback(io, ctx.callbacks, list(snapshot.prov.trunks.values()), queue,
                               queue_id=queue_id, case_id=hop.case_id, hop_id=hop.id, caller_id=caller_id,
-                              region=ctx.region, joined_at=joined, due_at=due_at)
+                              region=ctx.region, joined_at=joined, expiry_from=expiry_from)
     if made is None:
         return None
     return (QueueStep(queue_id, QueueEventKind.JOIN, position=position, at=joined, priority=priority),
