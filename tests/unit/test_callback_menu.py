@@ -4,6 +4,7 @@ hotline's `callback:QUEUE` (its expiry counted from the next opening)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -158,3 +159,17 @@ async def test_the_closed_action_hangup_asks_nothing() -> None:
     await engine.ended()
     assert played(engine) == ["sound:closed"]
     assert engine.records.summary() == [("close", 1, "closed")]
+
+
+async def test_a_bare_callback_key_stored_before_it_named_a_queue_still_only_hangs_up() -> None:
+    prov = contact_centre(Hotline("city", entry=Target("menu", "main")))
+    main = dataclasses.replace(prov.menus["main"], options=(MenuOption("3", Target("callback")),))
+    stored = dataclasses.replace(prov, menus={**prov.menus, "main": main})
+    engine = Engine(stored, callbacks=StandInCallbacks())
+    engine.call_in("c1", CITY, caller="89165551234")
+    await wait_for_media(engine, "sound:hello")
+    engine.ari.send(dtmf("c1", "3"))
+    await engine.ended()
+    assert engine.callbacks is not None and engine.callbacks.requests == []
+    assert "sound:vm-num-i-have" not in played(engine)
+    assert engine.records.summary() == [("digit", 1, "3"), ("close", 1, "completed")]
