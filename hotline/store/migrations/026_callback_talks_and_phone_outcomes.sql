@@ -143,3 +143,20 @@ $$;
 
 CREATE VIEW stats_queue_today AS
     SELECT * FROM stats_queue(date_trunc('day', now()), date_trunc('day', now()) + interval '1 day');
+
+---------------------------------------------------------------------------------------------------
+-- Video to phone, not answered, is recorded (issue 17). A switch the daemon made to dial the
+-- customer's phone (`hotline case switch --to phone`, the pages' buttons) names the number it
+-- dialled (to_number; NULL: a switch link to video), and says how the dial ended: 'answered' (the
+-- phone leg used the token), 'no_answer', 'busy' or 'failed', with Asterisk's hangup cause when
+-- the phone's channel ended unanswered. NULL outcome: still ringing (or the daemon went before
+-- it knew).
+---------------------------------------------------------------------------------------------------
+ALTER TABLE switches
+    ADD COLUMN to_number text CHECK (to_number ~ '^\+[1-9][0-9]{6,14}$'),
+    ADD COLUMN outcome text CHECK (outcome IN ('answered', 'no_answer', 'busy', 'failed')),
+    ADD COLUMN outcome_at timestamptz,
+    ADD COLUMN hangup_cause integer,
+    ADD COLUMN hangup_cause_text text,
+    ADD CHECK (outcome IS NULL OR to_number IS NOT NULL),
+    ADD CHECK ((outcome IS NULL) = (outcome_at IS NULL));
