@@ -36,6 +36,7 @@ from hotline.engine.stasis_entry import PHONE_TOKEN_VARIABLE
 from hotline.errors import AriError, DialRefused, PhoneSwitchRefused, SwitchNotPossible
 from hotline.numbers import to_e164
 from hotline.provision.model import Trunk
+from hotline.store.db import STORE_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ async def call_the_phone(ctx: CallContext, hop_id: int, video_channel_id: str,
                                variables={PHONE_TOKEN_VARIABLE: issued.token})
     except (AriError, DialRefused) as exc:
         ctx.unwatch(channel_id)
-        await ctx.switches.phone_not_answered(issued.token, "failed", None, f"not dialled: {exc}")
+        await _record(ctx, issued.token, "failed", None, f"not dialled: {exc}")
         raise
     log.info("case %s: video leg (hop %s) moving to the phone %s through trunk %s, asked by %s",
              issued.case_id, hop_id, number, trunk.name, asked.asked_by)
@@ -154,10 +155,21 @@ async def call_the_phone(ctx: CallContext, hop_id: int, video_channel_id: str,
         ctx.unwatch(channel_id)
     if not answered:
         outcome = dial_outcome(cause, loop_time() - started)
-        await ctx.switches.phone_not_answered(issued.token, outcome, cause, cause_text)
+        await _record(ctx, issued.token, outcome, cause, cause_text)
         log.info("case %s: the phone %s did not answer: %s (cause %s %s); the video talk goes on",
                  issued.case_id, number, outcome, cause, cause_text)
     return channel_id
+
+
+async def _record(ctx: CallContext, token: str, outcome: str, cause: int | None, cause_text: str) -> None:
+    """The dial's outcome on its switch; the database away: logged only (the talk is not its
+    business)."""
+    assert ctx.switches is not None  # call_the_phone checked
+    try:
+        await ctx.switches.phone_not_answered(token, outcome, cause, cause_text)
+    except (*STORE_DOWN, TimeoutError) as exc:
+        log.warning("phone dial ended %s (cause %s %s), not recorded: database away (%s)", outcome, cause,
+                    cause_text, exc)
 
 
 def loop_time() -> float:
