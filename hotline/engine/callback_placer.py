@@ -192,6 +192,7 @@ class Placement:
         self._steps: list[QueueStep] = []  # the agent side's queue events, until the hop exists
         self._hop: Hop | None = None  # the outbound leg's, once the customer is dialled
         self._rung: dict[str, float] = {}  # agent leg -> when it began ringing
+        self._rang_ms = 0  # how long the agent who answered was rung
 
     def post(self, message: Message) -> None:
         self.inbox.put_nowait(message)
@@ -307,6 +308,7 @@ class Placement:
                 if isinstance(message, StasisStart):
                     agent = ringing.pop(which)
                     self.ctx.queues.ring_ended(waiter, agent, answered=True)
+                    self._rang_ms = self._ring_ms(which)  # the agent's ring, not the customer's
                     answered = agent, which
                 elif _is_end(message):
                     self.ctx.unwatch(which)
@@ -337,7 +339,9 @@ class Placement:
             self.ctx.records.submit(step.record(self._hop))
 
     def _not_answered(self, leg: str, agent: AgentState, why: str) -> None:
-        self._step(QueueEventKind.RING_NOANSWER, agent, ring_ms=self._ring_ms(leg), detail=why)
+        """A ring of `agent` that led to no talk (an agent who answered: rung as long as they were)."""
+        ring_ms = self._ring_ms(leg) if leg in self._rung else self._rang_ms
+        self._step(QueueEventKind.RING_NOANSWER, agent, ring_ms=ring_ms, detail=why)
 
     def _ring_ms(self, leg: str) -> int:
         started = self._rung.pop(leg, None)
@@ -412,7 +416,7 @@ class Placement:
         await ari.add_to_bridge(bridge, [customer])
         agent_id = self.ctx.directory.snapshot.id_of("agents", agent.name)
         self.ctx.records.submit(TalkTakenOver(self.queue_id, agent_id).record(hop))
-        self._step(QueueEventKind.ANSWER, agent, ring_ms=self._ring_ms(agent_leg))
+        self._step(QueueEventKind.ANSWER, agent, ring_ms=self._rang_ms)
         talk_started = time.time()
         log.info("callback %s: %s talking with %s (hop %s)", request.id, agent.name, request.number, hop.id)
         cause, who = await self._talk(agent_leg, customer)
