@@ -210,7 +210,7 @@ _hotline_options = options(
     click.option("--time-zone", help="IANA name, e.g. Europe/Moscow."),
     click.option("--hours", multiple=True, help="'mon-fri 09:00-18:00' (repeat; replaces all)."),
     click.option("--holiday", multiple=True, help="'2027-01-01=closed' or '2027-03-08=10:00-15:00'."),
-    click.option("--closed", help="hangup | hotline:NAME | callback: outside hours."),
+    click.option("--closed", help="hangup | hotline:NAME | callback:QUEUE: outside hours."),
     click.option("--closed-prompt", help="Sound played when closed."),
     click.option("--region", multiple=True, help="'+7913=QUEUE' or 'Novosibirsk=QUEUE' (8-800); "
                                                  "'+7913=QUEUE,priority=5' sets its callers' priority."),
@@ -357,8 +357,8 @@ def ivr_add(ctx: click.Context, /, name: str, option_specs: tuple[str, ...], **o
 @click.pass_context
 def ivr_option(ctx: click.Context, menu_name: str, digit: str, action: str | None,
                prompt: str | None, priority: str | None, remove: bool) -> None:
-    """Set what a key does: ACTION is menu:NAME, queue:NAME, hotline:NAME, hangup, video, repeat,
-    callback."""
+    """Set what a key does: ACTION is menu:NAME, queue:NAME, hotline:NAME, hangup, video:QUEUE,
+    repeat, callback:QUEUE."""
     if not remove and not action:
         raise click.UsageError("give an ACTION, or --remove")
 

@@ -58,6 +58,7 @@ from hotline.engine.messages import (
 )
 from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import talk_outside
+from hotline.engine.queueing.callback_offer import ask_callback_in
 from hotline.engine.queueing.visit import (
     BrokeOut,
     CallbackAsked,
@@ -67,6 +68,7 @@ from hotline.engine.queueing.visit import (
     Transferred,
     VisitOutcome,
 )
+from hotline.engine.routing.hours import next_opening
 from hotline.engine.routing.route import (
     Route,
     entry_of,
@@ -79,7 +81,7 @@ from hotline.engine.transfer import TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.media import case_bridge_ids
-from hotline.provision.model import MenuOption, Target, TargetAction
+from hotline.provision.model import Hotline, MenuOption, Target, TargetAction
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop
 from hotline.store.switches import SwitchUse
@@ -389,8 +391,7 @@ class InboundCall:
             return
         taking, last = hotline_taking_calls(self.ctx.directory.snapshot, hotline, datetime.now(UTC))
         if taking is None:
-            await self._say_and_leave(f"sound:{last.closed_prompt}" if last.closed_prompt else None,
-                                      EndReason.CLOSED)
+            await self._closed(last)
             return
         entry = entry_of(taking, self.channel.caller_num, self.channel_id)
         self._set_priority(entry.priority, "region route")
@@ -485,11 +486,44 @@ class InboundCall:
             elif target.action == TargetAction.VIDEO and target.name in prov.queues:
                 await self._send_video_link()  # then wait in the queue: the video leg takes the place
                 target = Target(TargetAction.QUEUE, target.name)
+            elif target.action == TargetAction.CALLBACK and target.name in prov.queues:
+                if await self._ask_callback(target.name):
+                    return
+                break  # no number given (or none stored): goodbye
             else:
                 break
-        # hangup; a callback option hangs up as well (the README lists what it does)
+        # hangup (and a bare `callback` stored before it named its queue)
         await self.answer()
         self.leave(EndReason.OVERFLOW if overflowed else EndReason.COMPLETED)
+
+    async def _closed(self, hotline: Hotline) -> None:
+        """Outside hours: the closed prompt, and with the closed action `callback:QUEUE` the
+        caller is asked their number; the placer holds the request until the hotline opens (its
+        expiry counts from the next opening)."""
+        prompt = f"sound:{hotline.closed_prompt}" if hotline.closed_prompt else None
+        target = hotline.closed
+        if target.action != TargetAction.CALLBACK or target.name is None:
+            await self._say_and_leave(prompt, EndReason.CLOSED)
+            return
+        await self.answer()
+        self.move(CallState.PROMPTING)
+        if prompt:
+            await self.play(prompt)
+        opening = next_opening(hotline, datetime.now(UTC))
+        if not await self._ask_callback(target.name, expiry_from=opening):
+            self.leave(EndReason.CLOSED)
+
+    async def _ask_callback(self, queue: str, expiry_from: datetime | None = None) -> bool:
+        """A menu key or closed action `callback:QUEUE`: the request stored in QUEUE's line
+        (joining now) and the call leaving `callback`; False: nothing stored."""
+        await self.hops.opened(self.ctx.store_open_patience_s)
+        await self.answer()
+        steps = await ask_callback_in(self, self.ctx, queue, hop=self.hop, caller_id=self.channel.caller_num,
+                                      priority=self.priority, expiry_from=expiry_from)
+        if steps is None:
+            return False
+        self.leave(EndReason.CALLBACK, *steps)
+        return True
 
     async def _after_visit(self, outcome: VisitOutcome) -> None:
         """A visit not begun in _follow (a talk or a place taken over from the phone leg) ended:

@@ -34,7 +34,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from hotline.asterisk.ari_events import (
@@ -69,6 +69,9 @@ TICK_S = 1.0
 LEASE_S = 30
 CUSTOMER_RING_S = 30
 RING_GRACE_S = 2.0  # Asterisk's own timeout comes first; ours is a lost event's safety net
+# A request whose hotline is closed is looked at again this often before the opening: hours
+# changed meanwhile (opened earlier, a holiday removed) count.
+CLOSED_RECHECK_S = 30
 
 
 def whisper_media(number: str) -> str:
@@ -106,6 +109,7 @@ class Timing:
     lease_s: int = LEASE_S
     customer_ring_s: int = CUSTOMER_RING_S
     ring_grace_s: float = RING_GRACE_S
+    closed_recheck_s: int = CLOSED_RECHECK_S
 
 
 class CallbackPlacer:
@@ -202,8 +206,9 @@ class Placement:
     async def run(self) -> None:
         opening = await self._next_opening()
         if opening is not None:
-            await self.store.defer(self.request.id, self.placer.run_id, opening)
-            log.info("callback %s: its hotline is closed: due at its opening, %s", self.request.id,
+            recheck = datetime.now(UTC) + timedelta(seconds=self.placer.timing.closed_recheck_s)
+            await self.store.defer(self.request.id, self.placer.run_id, min(opening, recheck))
+            log.info("callback %s: its hotline is closed: waits for its opening, %s", self.request.id,
                      opening.isoformat())
             return
         log.info("callback %s: placing for queue %s (%s, joined %s, attempt %d)", self.request.id,

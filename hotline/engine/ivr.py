@@ -10,7 +10,7 @@ How a menu runs (`run_menu`), step by step:
    - `menu:X` enters menu X, with its retries fresh (so `"0" = "menu:main"` goes back);
    - `repeat` plays the current menu again; it is the caller's choice, not a failed attempt, so it
      counts no retry;
-   - anything else (`queue:...`, `hotline:...`, `hangup`, `video`, `callback`) leaves the IVR:
+   - anything else (`queue:...`, `hotline:...`, `hangup`, `video:...`, `callback:...`) leaves the IVR:
      `run_menu` returns that target and the call follows it.
    A key to a menu, queue, hotline or video:QUEUE may carry a priority: from then on the caller waits in
    queues with it (the most specific wins: a key's over a region route's over the number's).

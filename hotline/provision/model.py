@@ -49,8 +49,11 @@ OVERFLOW_ACTIONS = ("hangup", "queue", "hotline", "menu")
 CLOSED_ACTIONS = ("hangup", "hotline", "callback")
 OPTION_ACTIONS = ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback")
 # Actions that name another object; the rest stand alone. `video:QUEUE` (a menu key) names the
-# queue the caller waits in while the video link is on its way.
-NAMED_ACTIONS = ("menu", "queue", "hotline", "video")
+# queue the caller waits in while the video link is on its way; `callback:QUEUE` (a menu key, a
+# closed action) the queue whose line the callback request joins.
+NAMED_ACTIONS = ("menu", "queue", "hotline", "video", "callback")
+# Actions whose name is a queue's.
+QUEUE_ACTIONS = ("queue", "video", "callback")
 
 
 @dataclass(frozen=True, order=True)
@@ -65,8 +68,8 @@ class Target:
 
     @property
     def kind(self) -> str:
-        """The section its name is looked up in: `queues` for `queue:` and `video:`."""
-        return "queues" if self.action == TargetAction.VIDEO else f"{self.action}s"
+        """The section its name is looked up in: `queues` for `queue:`, `video:` and `callback:`."""
+        return "queues" if self.action in QUEUE_ACTIONS else f"{self.action}s"
 
 
 @dataclass(frozen=True, order=True)

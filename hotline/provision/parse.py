@@ -166,6 +166,8 @@ def target(field: str, value: object, allowed: tuple[str, ...]) -> Target:
     named = action in NAMED_ACTIONS
     if action == "video" and not name:
         raise fail(field, value, "needs the queue the caller waits in while the link is sent: 'video:QUEUE'")
+    if action == "callback" and not name:
+        raise fail(field, value, "needs the queue whose line the callback joins: 'callback:QUEUE'")
     if named and not name:
         raise fail(field, value, f"needs a name: '{action}:NAME'")
     if not named and sep:

@@ -26,6 +26,7 @@ def _problems(prov: Provisioning) -> Iterator[str]:
     yield from _references(prov)
     yield from _endpoints(prov)
     yield from _trunks(prov)
+    yield from _callback_targets(prov)
     yield from _menus_without_exit(prov)
     yield from _cycles(prov)
 
@@ -84,6 +85,20 @@ def _callback_key(prov: Provisioning, q: Queue) -> Iterator[str]:
     if menu is not None and any(o.digit == q.callback_key for o in menu.options):
         yield (f"queues.{q.name}.callback_key: key {q.callback_key!r} is also a key of its breakout menu"
                f" {menu.name!r}")
+
+
+def _callback_targets(prov: Provisioning) -> Iterator[str]:
+    """A menu key or closed action `callback:QUEUE` needs a trunk to call back through; a bare
+    `callback` (stored before it named its queue, when it only hung up) must name one now."""
+    used = [(f"menus.{m.name}.options.{o.digit}", o.target) for m in prov.menus.values() for o in m.options]
+    used += [(f"hotlines.{h.name}.closed", h.closed) for h in prov.hotlines.values()]
+    for field, t in used:
+        if t.action != "callback":
+            continue
+        if t.name is None:
+            yield f"{field}: 'callback' needs the queue whose line the callback joins: 'callback:QUEUE'"
+        elif not prov.trunks:
+            yield f"{field}: {str(t)!r}: no trunk is provisioned to call the customer back through"
 
 
 def _endpoints(prov: Provisioning) -> Iterator[str]:

@@ -178,9 +178,16 @@ async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]
         out.append(Hotline(
             name=r["name"], entry=entry, description=r["description"], time_zone=r["time_zone"],
             hours=tuple(sorted(hours.get(r["id"], []))), holidays=tuple(sorted(holidays.get(r["id"], []))),
-            closed=_target(r["closed_action"], r["closed_hotline_id"], "hotlines", names),
+            closed=_closed(r, names),
             closed_prompt=r["closed_prompt"], regions=tuple(sorted(regions.get(r["id"], [])))))
     return out
+
+
+def _closed(r: Row, names: dict[str, dict[int, str]]) -> Target:
+    """A hotline's closed action: `hotline:NAME`, `callback:QUEUE`, or one standing alone."""
+    if r["closed_queue_id"] is not None:
+        return _target(r["closed_action"], r["closed_queue_id"], "queues", names)
+    return _target(r["closed_action"], r["closed_hotline_id"], "hotlines", names)
 
 
 # psycopg cannot load PostgreSQL's '24:00:00' (Python's time has no hour 24): read it as the last
@@ -295,6 +302,7 @@ async def _upsert_hotline(conn: AsyncConnection, h: Hotline, ids: dict[str, dict
         " ON CONFLICT (name) DO UPDATE SET description = excluded.description,"
         " time_zone = excluded.time_zone, entry_menu_id = excluded.entry_menu_id,"
         " entry_queue_id = excluded.entry_queue_id, closed_action = 'hangup', closed_hotline_id = NULL,"
+        " closed_queue_id = NULL,"
         " closed_prompt = excluded.closed_prompt, region_routing = excluded.region_routing,"
         " retired_at = NULL, updated_at = now()",
         (h.name, h.description, h.time_zone, refs["menu"], refs["queue"], h.closed_prompt,
@@ -303,8 +311,9 @@ async def _upsert_hotline(conn: AsyncConnection, h: Hotline, ids: dict[str, dict
 
 async def _set_hotline_details(conn: AsyncConnection, h: Hotline, ids: dict[str, dict[str, int]]) -> None:
     hotline_id = ids["hotlines"][h.name]
-    await conn.execute("UPDATE hotlines SET closed_action = %s, closed_hotline_id = %s WHERE id = %s",
-                       (h.closed.action, _refs(h.closed, ids)["hotline"], hotline_id))
+    refs = _refs(h.closed, ids)
+    await conn.execute("UPDATE hotlines SET closed_action = %s, closed_hotline_id = %s, closed_queue_id = %s"
+                       " WHERE id = %s", (h.closed.action, refs["hotline"], refs["queue"], hotline_id))
     for table in ("hotline_hours", "hotline_holidays", "hotline_region_routes"):
         await conn.execute(f"DELETE FROM {table} WHERE hotline_id = %s", (hotline_id,))
     for oh in h.hours:

@@ -7,10 +7,9 @@ seen"."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,28 +19,36 @@ import pytest
 from hotline.lab import Lab
 
 from support import sipp
-from support.agents import Agent, logged_in_agents, registered
+from support.agents import logged_in_agents
 from support.browser import (
-    close_to,
-    frames_advancing,
     launch,
     open_page,
     playwright_session,
-    remote_colour,
     shows_all,
 )
-from support.checks import rows, wait_until
+from support.checks import rows
 from support.cli import hotline_cli
-from support.daemon import DaemonProcess, ari_get
+from support.daemon import DaemonProcess
 from support.fake_camera import BLUE, GREEN, RED, write_y4m
 from support.provisioning import BASE
+from support.web_calls import (
+    WEBRTC_AGENT,
+    agent_page,
+    answer,
+    case_bridge,
+    poll,
+    sees,
+    state_of,
+    web_url,
+    webrtc_agent,
+    ws_url_of,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Playwright
 
 pytestmark = [pytest.mark.lab, pytest.mark.browser]
 
-WEBRTC_AGENT = ("audio", "video", "webrtc")
 T = TypeVar("T")
 
 VIDEO_DESK = pytest.mark.provision(BASE + """
@@ -76,39 +83,6 @@ def cameras(tmp_path: Path) -> dict[str, Path]:
             "supervisor": write_y4m(tmp_path / "green.y4m", GREEN)}
 
 
-def web_url(env: dict[str, str]) -> str:
-    return f"http://{env['HOTLINE_WEB_LISTEN']}"
-
-
-def poll(check: Callable[[], T], what: str, timeout_s: float = 15) -> T:
-    return wait_until(check, timeout_s=timeout_s, what=what)
-
-
-def state_of(page: Page) -> str:
-    return str(page.evaluate("window.hotlinePhone.state"))
-
-
-def agent_page(pw: Playwright, camera: Path, env: dict[str, str], lab: Lab, agent: Agent) -> Page:
-    page = open_page(launch(pw, camera), f"{web_url(env)}/agent")
-    page.fill("#endpoint", agent.name)
-    page.fill("#password", agent.password)
-    page.click("#login")
-    poll(lambda: state_of(page) == "registered", "the agent page registered")
-    poll(lambda: registered(lab, agent.name), "Asterisk has the agent's browser as a contact")
-    return page
-
-
-def ws_url_of(page: Page) -> str:
-    """The SIP WebSocket the page's JsSIP connected to."""
-    return str(page.evaluate("window.hotlinePhone.ua.transport.socket.url"))
-
-
-def answer(page: Page) -> None:
-    page.wait_for_selector("#answer:not([disabled])", state="visible", timeout=20_000)
-    page.click("#answer")
-    poll(lambda: state_of(page) == "in call", "the agent page in the call")
-
-
 def phone_call_answered_by(agent: Page, db: psycopg.Connection
                            ) -> tuple[subprocess.Popen[str], dict[str, object]]:
     """A sipp phone call to the desk, answered on the agent page: (the caller, its hop). The caller
@@ -120,27 +94,11 @@ def phone_call_answered_by(agent: Page, db: psycopg.Connection
     return phone, hop
 
 
-def sees(page: Page, colour: tuple[int, int, int], who: str) -> None:
-    poll(lambda: close_to(remote_colour(page), colour), f"{who} seeing the other party's camera", 20)
-    assert frames_advancing(page, 1.5), f"{who}'s remote video froze"
-
-
-def case_bridge(env: dict[str, str], case_id: int) -> dict[str, object]:
-    status, body = ari_get(env, f"bridges/case-{case_id}")
-    assert status == 200, body
-    return dict(json.loads(body))
-
-
-def webrtc_agent(daemon_env: dict[str, str], tmp_path: Path) -> Agent:
-    [agent] = logged_in_agents(daemon_env, tmp_path, "w", {"vq": 0}, capabilities=[WEBRTC_AGENT])
-    return agent
-
-
 @VIDEO_DESK
 def test_a_customer_page_calls_a_video_hotline_and_a_webrtc_agent_and_each_sees_the_other(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
-    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "vq"))
     customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/video-desk")
     customer.click("#call")
     answer(agent)
@@ -175,7 +133,7 @@ def test_a_customer_page_calls_a_video_hotline_and_a_webrtc_agent_and_each_sees_
 def test_a_phone_caller_moves_to_video_and_the_agent_never_loses_them(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
-    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "vq"))
     phone, phone_hop = phone_call_answered_by(agent, db)
     before = case_bridge(daemon_env, phone_hop["case_id"])
     agent_channel = next(c for c in before["channels"] if c != phone_hop["channel_id"])  # type: ignore[attr-defined]
@@ -316,7 +274,7 @@ def test_an_agent_brings_a_supervisor_into_the_video_call_and_all_three_see_each
 def test_a_link_opened_after_the_phone_call_ended_still_continues_the_case_through_the_hotline(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
-    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path))
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "vq"))
     phone, phone_hop = phone_call_answered_by(agent, db)
     switch = hotline_cli(daemon_env, "case", "switch", str(phone_hop["case_id"]))
     assert switch.returncode == 0, switch.stderr

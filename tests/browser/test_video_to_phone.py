@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from test_video_lab import agent_page, answer, case_bridge, poll, sees, state_of, web_url, webrtc_agent
 
 from hotline.lab import Lab
 from hotline.lab.asterisk_conf import CARRIER_ADDRESS
@@ -23,6 +22,7 @@ from support.checks import rows
 from support.daemon import DaemonProcess
 from support.fake_camera import BLUE, RED, write_y4m
 from support.provisioning import BASE
+from support.web_calls import agent_page, answer, case_bridge, poll, sees, state_of, web_url, webrtc_agent
 
 if TYPE_CHECKING:
     from playwright.sync_api import Playwright
@@ -73,7 +73,7 @@ def test_the_agent_moves_a_video_caller_to_their_phone_and_stays_in_the_bridge(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, pw: Playwright) -> None:
     agent = agent_page(pw, write_y4m(tmp_path / "blue.y4m", BLUE), daemon_env, lab,
-                       webrtc_agent(daemon_env, tmp_path))
+                       webrtc_agent(daemon_env, tmp_path, "vq"))
     customer = open_page(launch(pw, write_y4m(tmp_path / "red.y4m", RED)),
                          f"{web_url(daemon_env)}/call/video-desk")
     customer.click("#call")
@@ -126,7 +126,7 @@ def test_the_customer_page_continues_by_phone_and_the_agent_stays_in_the_bridge(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, pw: Playwright) -> None:
     agent = agent_page(pw, write_y4m(tmp_path / "blue.y4m", BLUE), daemon_env, lab,
-                       webrtc_agent(daemon_env, tmp_path))
+                       webrtc_agent(daemon_env, tmp_path, "vq"))
     customer = open_page(launch(pw, write_y4m(tmp_path / "red.y4m", RED)),
                          f"{web_url(daemon_env)}/call/video-desk")
     customer.click("#call")

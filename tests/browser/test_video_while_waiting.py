@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from test_video_lab import agent_page, answer, case_bridge, poll, sees, state_of, webrtc_agent
 
 from hotline.lab import Lab
 
@@ -24,6 +23,7 @@ from support.cli import hotline_cli
 from support.daemon import DaemonProcess
 from support.fake_camera import BLUE, RED, write_y4m
 from support.provisioning import BASE
+from support.web_calls import agent_page, answer, case_bridge, poll, sees, state_of, webrtc_agent
 
 if TYPE_CHECKING:
     from playwright.sync_api import Playwright
@@ -83,7 +83,7 @@ def joined(db: psycopg.Connection, n: int) -> list[dict[str, object]]:
 def test_a_waiting_caller_moves_to_video_and_keeps_their_place_ahead_of_a_later_caller(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, sms_file: Path, pw: Playwright) -> None:
-    agent_id = webrtc_agent(daemon_env, tmp_path)
+    agent_id = webrtc_agent(daemon_env, tmp_path, "vq")
     paused = hotline_cli(daemon_env, "agent", "pause", agent_id.name, "lunch")
     assert paused.returncode == 0, paused.stderr  # nobody free: both callers wait
     agent = agent_page(pw, write_y4m(tmp_path / "blue.y4m", BLUE), daemon_env, lab, agent_id)

@@ -65,6 +65,11 @@ def agent_page(pw: Playwright, camera: Path, env: dict[str, str], lab: Lab, agen
     return page
 
 
+def ws_url_of(page: Page) -> str:
+    """The SIP WebSocket the page's JsSIP connected to."""
+    return str(page.evaluate("window.hotlinePhone.ua.transport.socket.url"))
+
+
 def answer(page: Page) -> None:
     page.wait_for_selector("#answer:not([disabled])", state="visible", timeout=20_000)
     page.click("#answer")

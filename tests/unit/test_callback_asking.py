@@ -17,10 +17,10 @@ CITY = "84951234567"
 
 def contact_centre(**queue: object) -> Provisioning:
     """One hotline, its queue `support` offering callbacks on key 5 (nobody logged in: the caller
-    waits), a breakout menu whose key 7 asks for a callback too, a trunk dialling +7916 numbers."""
+    waits), a breakout menu whose key 7 asks for a callback in it too, a trunk dialling +7916 numbers."""
     return Provisioning(
         queues={"support": Queue("support", **{"callback_key": "5", **queue})},  # type: ignore[arg-type]
-        menus={"out": Menu("out", "hello", options=(MenuOption("7", Target("callback")),))},
+        menus={"out": Menu("out", "hello", options=(MenuOption("7", Target("callback", "support")),))},
         hotlines={"city": Hotline("city", entry=Target("queue", "support"))},
         numbers={"+74951234567": Number("+74951234567", "city")},
         trunks={"carrier": Trunk("carrier", "sipp-carrier", "+74951234567", ("+7916",))})
@@ -94,7 +94,7 @@ async def test_a_caller_who_gives_no_number_waits_on_at_their_place_and_their_ha
         ("event", 1, "join"), ("event", 1, "abandon"), ("close", 1, "abandoned")]
 
 
-async def test_a_breakout_key_whose_action_is_callback_asks_for_the_callback_in_this_queue() -> None:
+async def test_a_breakout_key_callback_to_this_queue_asks_for_the_callback_keeping_the_place() -> None:
     engine = engine_with(breakout_menu="out")
     engine.call_in("c1", CITY, caller="89165551234")
     await engine.ari.wait_for("start_moh")

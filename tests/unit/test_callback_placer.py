@@ -240,7 +240,7 @@ async def test_a_callback_whose_hotline_is_closed_waits_for_its_next_opening() -
     prov = dataclasses.replace(contact_centre(), hotlines={"city": closed_today})
     engine = Engine(prov, logged_in=("anna",))
     store = StandInStore(joined_at=datetime.now(UTC))
-    placer = CallbackPlacer(engine.ctx, store, TIMING)
+    placer = CallbackPlacer(engine.ctx, store, dataclasses.replace(TIMING, closed_recheck_s=8 * 86400))
     await placer.tick()
     await asyncio.sleep(0.05)
     [(step, due)] = [entry for entry in store.log if entry[0] == "defer"]
@@ -248,4 +248,22 @@ async def test_a_callback_whose_hotline_is_closed_waits_for_its_next_opening() -
     assert (due.weekday(), due.hour, due.minute) == (0, 0, 0)  # the next Monday, 00:00 UTC
     assert engine.ari.of("originate") == []  # nobody rung while it is closed
     assert store.request.status == "pending"
+    await placer.close()
+
+
+async def test_a_callback_waiting_for_its_hotline_is_looked_at_again_before_the_opening() -> None:
+    """Hours changed while it waits (opened earlier) count: it is due again after the recheck."""
+    closed_today = Hotline("city", entry=Target("queue", "support"), time_zone="UTC",
+                           hours=(OpeningHours(1, clock(0, 0), clock(0, 1)),))  # Mondays 00:00-00:01
+    prov = dataclasses.replace(contact_centre(), hotlines={"city": closed_today})
+    engine = Engine(prov, logged_in=("anna",))
+    store = StandInStore(joined_at=datetime.now(UTC))
+    placer = CallbackPlacer(engine.ctx, store, dataclasses.replace(TIMING, closed_recheck_s=30))
+    before = datetime.now(UTC)
+    await placer.tick()
+    await asyncio.sleep(0.05)
+    [(step, due)] = [entry for entry in store.log if entry[0] == "defer"]
+    assert isinstance(due, datetime)
+    if (due.weekday(), due.hour, due.minute) != (0, 0, 0):  # unless Monday's opening comes sooner
+        assert 30 <= (due - before).total_seconds() < 31
     await placer.close()

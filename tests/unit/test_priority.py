@@ -292,7 +292,7 @@ def test_a_region_route_table_needs_its_queue() -> None:
         parse.hotline("federal", {"entry": "queue:support", "regions": {"+7916": {"priority": 2}}})
 
 
-@pytest.mark.parametrize("action", ["hangup", "repeat", "callback"])
+@pytest.mark.parametrize("action", ["hangup", "repeat", "callback:support"])
 def test_a_priority_on_a_key_that_leads_nowhere_to_wait_is_refused(action: str) -> None:
     with pytest.raises(ProvisionError, match=r"^menus\.main\.options\.1\.priority: 5 is set on a key"):
         parse.option("menus.main.options", "1", {"action": action, "priority": 5})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
 from collections.abc import Callable
 from datetime import date, time
@@ -190,7 +191,7 @@ def test_name_that_is_no_lower_case_slug_is_refused(name: str) -> None:
     ("queue:support", Target("queue", "support")), ("menu:main", Target("menu", "main")),
     ("hotline:federal", Target("hotline", "federal")), ("hangup", Target("hangup")),
     ("video:support", Target("video", "support")), ("repeat", Target("repeat")),
-    ("callback", Target("callback")),
+    ("callback:support", Target("callback", "support")),
 ])
 def test_target_names_an_action_and_what_it_leads_to(text: str, expected: Target) -> None:
     assert parse.target("menus.main.options.1", text, OPTION_ACTIONS) == expected
@@ -555,6 +556,43 @@ def test_a_callback_key_needs_a_trunk_and_a_key_the_breakout_menu_does_not_take(
     refused(lambda: checked(doc), "queues.support.callback_key", "no trunk")
 
 
+def test_a_callback_menu_key_or_closed_action_names_an_existing_queue_and_needs_a_trunk() -> None:
+    doc = example()
+    doc["menus"]["main"]["options"]["8"] = "callback:support"
+    doc["hotlines"]["moscow"]["closed"] = "callback:backoffice"
+    prov = checked(doc)
+    assert MenuOption("8", Target("callback", "support")) in prov.menus["main"].options
+    assert prov.hotlines["moscow"].closed == Target("callback", "backoffice")
+    again = parse.provisioning(tomllib.loads(export.to_toml(prov)))  # exported as written
+    assert (again.menus, again.hotlines) == (prov.menus, prov.hotlines)
+    doc["menus"]["main"]["options"]["8"] = "callback"
+    message = refused(lambda: checked(doc), "menus.main.options.8", "'callback:QUEUE'")
+    assert "\n" not in message
+    doc["menus"]["main"]["options"]["8"] = "callback:nowhere"
+    refused(lambda: checked(doc), "menus.main.options.8", "'callback:nowhere' does not exist")
+    doc["menus"]["main"]["options"]["8"] = {"action": "callback:support", "priority": 3}
+    refused(lambda: checked(doc), "menus.main.options.8.priority", "callback:support")
+    doc["menus"]["main"]["options"]["8"] = "callback:support"
+    doc["hotlines"]["moscow"]["closed"] = "callback"
+    refused(lambda: checked(doc), "hotlines.moscow.closed", "'callback:QUEUE'")
+    doc["hotlines"]["moscow"]["closed"] = "callback:nowhere"
+    refused(lambda: checked(doc), "hotlines.moscow.closed", "'callback:nowhere' does not exist")
+    doc["hotlines"]["moscow"]["closed"] = "callback:support"
+    del doc["trunks"]
+    refused(lambda: checked(doc), "menus.main.options.8", "no trunk")
+    del doc["menus"]["main"]["options"]["8"]
+    refused(lambda: checked(doc), "hotlines.moscow.closed", "no trunk")
+
+
+def test_a_bare_callback_stored_before_it_named_a_queue_is_refused_by_the_next_change() -> None:
+    prov = checked(example())
+    menu = prov.menus["main"]
+    stored = dataclasses.replace(menu, options=(*menu.options, MenuOption("8", Target("callback"))))
+    with pytest.raises(ProvisionError,
+                       match=r"^menus\.main\.options\.8: 'callback' needs the queue .*'callback:QUEUE'$"):
+        validate(dataclasses.replace(prov, menus={**prov.menus, "main": stored}))
+
+
 def test_queue_breakout_menu_and_hold_time_announcement_are_read() -> None:
     support = checked(example()).queues["support"]
     assert (support.breakout_menu, support.announce_holdtime) == ("billing", True)
@@ -642,7 +680,9 @@ GOOD: dict[str, list[Any]] = {
     "prompt": ["hello-world", "hotline/welcome", "welcome.wav"], "timeout": [5, 120], "retries": [0, 3, 21],
     "invalid_prompt": ["option-is-invalid"], "timeout_prompt": ["hotline/timeout"],
     "options": [{"1": "queue:support", "#": "hangup"}, {"0": {"action": "menu:main", "prompt": "transfer"}},
-                {"*": "repeat", "9": "video", "8": "callback", "7": "hotline:federal"}, {}, {"11": "hangup"}],
+                {"*": "repeat", "9": "video", "8": "callback", "6": "callback:support"},
+                {"7": "hotline:federal"},
+                {}, {"11": "hangup"}],
     "entry": ["menu:main", "queue:support", "hangup", "menu:"],
     "description": ["Moscow city line", "", "8-800, вся страна"],
     "time_zone": ["Europe/Moscow", "Asia/Vladivostok", "UTC", "Europe/Moskow"],
@@ -650,7 +690,8 @@ GOOD: dict[str, list[Any]] = {
               ["mon-fri 22:00-24:00", "tue-sat 00:00-06:00"], ["mon-fri 22:00-06:00"],
               ["mon,wed,fri 09:00-13:00", "mon-fri 14:00-18:00"], ["mon-fri 09:00-18:00", "fri 17:00-19:00"]],
     "holidays": [{"2027-01-01": "closed", "2027-03-08": "10:00-16:00"}, {"2027-02-30": "closed"}],
-    "closed": ["hangup", "hotline:federal", "callback", "queue:support"], "closed_prompt": ["closed"],
+    "closed": ["hangup", "hotline:federal", "callback", "callback:support", "callback:nowhere",
+               "queue:support"], "closed_prompt": ["closed"],
     "regions": [{"+7913": "siberia", "Novosibirsk": "siberia"}, {"7913": "siberia"}, {"+7 913": "siberia"}],
     "hotline": ["moscow", "federal", "Moscow"], "kind": ["city", "tollfree", "video", "mobile"],
     "lines": [1, 4, "unlimited", 0], "endpoint": ["ivanov", "agent-7", "sipp-trunk", "a b"],

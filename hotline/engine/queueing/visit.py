@@ -342,8 +342,8 @@ class QueueVisit:
             try:
                 return await self._wait_until_served()
             except _KeyPressed as key:
-                if key.target.action != TargetAction.CALLBACK:
-                    return self._broke_out(key)
+                if not self._calls_back_here(key.target):
+                    return self._broke_out(key)  # a `callback:` another queue's: the call asks it
                 asked = await self._ask_callback(key.digit)
                 if asked is not None:
                     return asked
@@ -359,6 +359,11 @@ class QueueVisit:
             # The video leg gave up while a ring was being cut: this caller waits on.
             self.manager.attempt_over(self.waiter_)
             self.call.move(CallState.WAITING)
+
+    def _calls_back_here(self, target: Target) -> bool:
+        """The callback key, or a breakout key `callback:` this queue (or a bare `callback` stored
+        before keys named their queue): a callback keeping the caller's place in this line."""
+        return target.action == TargetAction.CALLBACK and target.name in (None, self.queue.name)
 
     def _broke_out(self, key: _KeyPressed) -> BrokeOut:
         log.info("call %s left queue %s with key %s for %s", self.call.channel_id, self.queue.name,

@@ -51,7 +51,7 @@ def hotline_taking_calls(snapshot: Snapshot, hotline: Hotline,
         seen.add(hotline.name)
         target = hotline.closed
         if target.action != TargetAction.HOTLINE or target.name is None or target.name in seen:
-            return None, hotline  # hangup (callback too: the caller hears the closed prompt)
+            return None, hotline  # hangup or callback:QUEUE (the call does it: engine.call)
         hotline = snapshot.hotline(target.name)
     return hotline, hotline
 
