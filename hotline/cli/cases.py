@@ -21,7 +21,7 @@ from hotline.engine.transfer import AgentTarget, TransferTo, ask_transfer, trans
 from hotline.errors import AriError, AriNotFound, HotlineError, PhoneSwitchRefused, TransferRefused
 from hotline.provision.model import Agent
 from hotline.store import provisioning
-from hotline.store.case_timeline import CaseTimeline, case_timeline
+from hotline.store.case_timeline import CaseTimeline, case_timeline, phone_outcome_text
 from hotline.store.switches import Switches, case_phone_number
 from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
 from hotline.web.switch_links import SwitchLink, SwitchLinks
@@ -96,8 +96,10 @@ def _switch_to_phone(ctx: click.Context, settings: Settings, case_id: int, typed
             raise PhoneSwitchRefused(f"case {case_id}: the daemon did not dial {number} within "
                                      f"{SWITCH_PATIENCE_S:.0f} s (see its log; is `hotline run` running?)")
         click.echo(f"case {case_id}: calling {number}", err=True)
-        if not await _switch_row(conn, hop_id, since, "used_at", RING_TIMEOUT_S + SWITCH_PATIENCE_S):
-            raise PhoneSwitchRefused(f"case {case_id}: {number} did not answer; the video call goes on")
+        outcome = await _dial_outcome(conn, hop_id, since, RING_TIMEOUT_S + SWITCH_PATIENCE_S)
+        if outcome != "answered":
+            why = f": {outcome}" if outcome else ""
+            raise PhoneSwitchRefused(f"case {case_id}: {number} did not answer{why}; the video call goes on")
         return f"case {case_id}: the customer answered on {number}; the call goes on by phone"
 
     return str(run_with_db(ctx, go))
@@ -149,6 +151,26 @@ async def _switch_row(conn: AsyncConnection, hop_id: int, since: object, column:
         await conn.commit()  # the next look sees what the daemon wrote since
         if found or loop.time() >= deadline:
             return found
+        await asyncio.sleep(0.2)
+
+
+async def _dial_outcome(conn: AsyncConnection, hop_id: int, since: object, within_s: float) -> str | None:
+    """How the daemon's dial of the phone for video leg `hop_id` (asked at `since`) ended, as
+    `hotline case show` says it ('answered', 'no answer (cause 19 No Answer)'), waiting up to
+    `within_s`; None: no news by then."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        cur = await conn.execute(
+            "SELECT outcome, hangup_cause, hangup_cause_text FROM switches WHERE from_hop_id = %s"
+            " AND requested_by = 'cli' AND issued_at >= %s AND to_number IS NOT NULL"
+            " AND outcome IS NOT NULL ORDER BY id DESC LIMIT 1", (hop_id, since))
+        row = await cur.fetchone()
+        await conn.commit()  # the next look sees what the daemon wrote since
+        if row is not None:
+            return phone_outcome_text(row[0], row[1], row[2])
+        if loop.time() >= deadline:
+            return None
         await asyncio.sleep(0.2)
 
 

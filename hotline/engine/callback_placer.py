@@ -14,6 +14,16 @@ bridged in the case's bridge; the outbound leg is a hop of the customer's case. 
 tried again after the queue's interval, or given up (callback_rules). A daemon killed before the
 answer leaves a lease that runs out: the request goes back in the line and is placed afresh.
 A request whose hotline is closed when its turn comes waits for the hotline's next opening.
+
+The callback's talk is counted like any talk: the agent legs' ring, ring_noanswer, answer and
+complete (with its talk time) are queue events of the callback's queue on the outbound leg's hop,
+so per-agent statistics and `hotline case show` count it. The hop exists only once the customer
+is dialled: the agent side's events wait (with their times) and are written behind it; a try that
+never dials the customer (the trunk gone) leaves none. That hop has no join, so stats_queue counts
+no visit for it (not offered, answered or abandoned): the request's visit counts in
+callbacks_requested, the placed talk in callbacks_answered and in the queue's talk time
+(migration 026). An agent who answered for a customer who then did not answer gets a
+ring_noanswer 'caller gone' (not a miss of theirs).
 """
 
 from __future__ import annotations
@@ -36,9 +46,9 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.context import CallContext
 from hotline.engine.dial_out import dial_out
-from hotline.engine.facts import HopEnded, TalkTakenOver
+from hotline.engine.facts import HopEnded, QueueStep, TalkTakenOver
 from hotline.engine.messages import ChannelVanished, Message
-from hotline.engine.outcomes import EndReason
+from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.callback_offer import rules_of
 from hotline.engine.queueing.callback_rules import GiveUp, after_unanswered
@@ -183,6 +193,10 @@ class Placement:
         self.answered = False
         self._turn = asyncio.Event()
         self._renewed = time.monotonic()
+        self._steps: list[QueueStep] = []  # the agent side's queue events, until the hop exists
+        self._hop: Hop | None = None  # the outbound leg's, once the customer is dialled
+        self._rung: dict[str, float] = {}  # agent leg -> when it began ringing
+        self._rang_ms = 0  # how long the agent who answered was rung
 
     def post(self, message: Message) -> None:
         self.inbox.put_nowait(message)
@@ -276,11 +290,15 @@ class Placement:
                     caller_id=agent_caller_id(self.queue.name, self.request.number),
                     formats=originate_formats(agent.capabilities))
                 ringing[leg] = agent
+                self._rung[leg] = time.time()
+                self._step(QueueEventKind.RING, agent)
                 log.info("callback %s: ringing %s first", self.request.id, agent.name)
             except AriError as exc:
                 log.info("callback %s: could not ring %s: %s", self.request.id, agent.name, exc)
                 self.ctx.unwatch(leg)
                 self.ctx.queues.ring_ended(waiter, agent, answered=False)
+                self._step(QueueEventKind.RING, agent)
+                self._step(QueueEventKind.RING_NOANSWER, agent, ring_ms=0, detail="dial failed")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.queue.ring_timeout + self.placer.timing.ring_grace_s
         answered: tuple[AgentState, str] | None = None
@@ -295,16 +313,51 @@ class Placement:
                 if isinstance(message, StasisStart):
                     agent = ringing.pop(which)
                     self.ctx.queues.ring_ended(waiter, agent, answered=True)
+                    self._rang_ms = self._ring_ms(which)  # the agent's ring, not the customer's
                     answered = agent, which
                 elif _is_end(message):
                     self.ctx.unwatch(which)
-                    self.ctx.queues.ring_ended(waiter, ringing.pop(which), answered=False)
+                    agent = ringing.pop(which)
+                    self.ctx.queues.ring_ended(waiter, agent, answered=False)
+                    self._not_answered(which, agent, f"cause {getattr(message, 'cause', '')}".strip())
         finally:
             for leg, agent in ringing.items():
                 await self._hang_up(leg)
                 self.ctx.unwatch(leg)
                 self.ctx.queues.ring_ended(waiter, agent, answered=False)
+                why = f"answered by {answered[0].name}" if answered else "ring timeout"
+                self._not_answered(leg, agent, why)
         return answered
+
+    # -- what the placement records ---------------------------------------------------------------
+
+    def _step(self, event: QueueEventKind, agent: AgentState, *, ring_ms: int | None = None,
+              talk_ms: int | None = None, detail: str = "") -> None:
+        """A queue event of the callback's queue about `agent`, on the outbound leg's hop: written
+        now if it exists, else kept (with its time) until the customer is dialled."""
+        agent_id = self.ctx.directory.snapshot.id_of("agents", agent.name)
+        step = QueueStep(self.queue_id, event, agent_id=agent_id, ring_ms=ring_ms, talk_ms=talk_ms,
+                         detail=detail)
+        if self._hop is None:
+            self._steps.append(step)
+        else:
+            self.ctx.records.submit(step.record(self._hop))
+
+    def _not_answered(self, leg: str, agent: AgentState, why: str) -> None:
+        """A ring of `agent` that led to no talk (an agent who answered: rung as long as they were)."""
+        ring_ms = self._ring_ms(leg) if leg in self._rung else self._rang_ms
+        self._step(QueueEventKind.RING_NOANSWER, agent, ring_ms=ring_ms, detail=why)
+
+    def _ring_ms(self, leg: str) -> int:
+        started = self._rung.pop(leg, None)
+        return 0 if started is None else int((time.time() - started) * 1000)
+
+    def _hop_opened(self, hop: Hop) -> None:
+        """The outbound leg's hop exists: what the agent side recorded so far is written on it."""
+        self._hop = hop
+        for step in self._steps:
+            self.ctx.records.submit(step.record(hop))
+        self._steps.clear()
 
     async def _next(self, timeout: float) -> Message | None:
         """The next message within `timeout` (renewing the lease meanwhile), or None."""
@@ -323,7 +376,7 @@ class Placement:
     async def _call_customer(self, agent: AgentState, agent_leg: str) -> None:
         """Whisper to the agent, dial the customer, bridge them, follow the talk to its end."""
         ari, request = self.ctx.ari, self.request
-        await self._play_to_agent(agent_leg, whisper_media(request.number))
+        await self._play_to_agent(agent, agent_leg, whisper_media(request.number))
         trunks = list(self.ctx.directory.snapshot.prov.trunks.values())
         bridge = f"case-{request.case_id}"
         try:
@@ -334,6 +387,7 @@ class Placement:
             return
         customer = f"{self.channel_id}-customer-{uuid.uuid4().hex[:8]}"
         hop = await self.store.open_hop(request, node=self.ctx.node, channel_id=customer, caller_id=caller_id)
+        self._hop_opened(hop)
         self.ctx.watch(customer, self)
         try:
             await ari.create_bridge(bridge)
@@ -343,11 +397,19 @@ class Placement:
                            channel_id=customer, timeout_s=self.placer.timing.customer_ring_s)
         except (AriError, DialRefused) as exc:
             log.warning("callback %s: customer not dialled: %s", request.id, exc)
+            self._not_answered(agent_leg, agent, "caller gone")
             self._close(hop, EndReason.FAILED, None, str(exc))
             await self._end_unanswered(agent, agent_leg, bridge, f"not dialled: {exc}")
             return
-        answered, cause = await self._customer_answers(agent_leg, customer)
+        try:
+            answered, cause = await self._customer_answers(agent_leg, customer)
+        except _AgentGone:  # the customer's ring was hung up: this leg's hop ends with it
+            self._not_answered(agent_leg, agent, "agent gone before the bridge")
+            self._close(hop, EndReason.FAILED, None, "the agent hung up before the customer answered")
+            raise
         if not answered:
+            # the customer, not the agent, did not answer: no miss of the agent's
+            self._not_answered(agent_leg, agent, "caller gone")
             self._close(hop, EndReason.FAILED, *cause)
             await self._end_unanswered(agent, agent_leg, bridge, f"not answered ({cause[1] or cause[0]})")
             return
@@ -359,17 +421,22 @@ class Placement:
         await ari.add_to_bridge(bridge, [customer])
         agent_id = self.ctx.directory.snapshot.id_of("agents", agent.name)
         self.ctx.records.submit(TalkTakenOver(self.queue_id, agent_id).record(hop))
+        self._step(QueueEventKind.ANSWER, agent, ring_ms=self._rang_ms)
+        talk_started = time.time()
         log.info("callback %s: %s talking with %s (hop %s)", request.id, agent.name, request.number, hop.id)
-        cause = await self._talk(agent_leg, customer)
+        cause, who = await self._talk(agent_leg, customer)
         self.ctx.queues.call_ended(agent, self.queue.name)
+        self._step(QueueEventKind.COMPLETE, agent, talk_ms=int((time.time() - talk_started) * 1000),
+                   detail=f"{who} hung up")
         self._close(hop, EndReason.COMPLETED, *cause)
         await self._release_bridge(bridge, [agent_leg, customer])
 
-    async def _play_to_agent(self, agent_leg: str, media: str) -> None:
+    async def _play_to_agent(self, agent: AgentState, agent_leg: str, media: str) -> None:
         """The whisper, to its end; _AgentGone when the agent hangs up meanwhile."""
         try:
             playback = await self.ctx.ari.play(agent_leg, media)
         except AriError as exc:
+            self._not_answered(agent_leg, agent, "agent gone before the bridge")
             raise _AgentGone() from exc
         while True:
             message = await self._next(60.0)
@@ -377,6 +444,7 @@ class Placement:
                 return
             if _is_end(message) and _channel_of(message) == agent_leg:
                 self.ctx.unwatch(agent_leg)
+                self._not_answered(agent_leg, agent, "agent gone before the bridge")
                 raise _AgentGone()
 
     async def _customer_answers(self, agent_leg: str, customer: str) -> tuple[bool, tuple[int | None, str]]:
@@ -398,15 +466,16 @@ class Placement:
         await self._hang_up(customer)
         return False, (None, "no answer")
 
-    async def _talk(self, agent_leg: str, customer: str) -> tuple[int | None, str]:
-        """Until either hangs up; the customer leg's cause when it was them."""
+    async def _talk(self, agent_leg: str, customer: str) -> tuple[tuple[int | None, str], Party]:
+        """Until either hangs up: the customer leg's cause when it was them, and who it was."""
         while True:
             message = await self.inbox.get()
             leg = _channel_of(message)
             if leg in (agent_leg, customer) and _is_end(message):
+                who = Party.AGENT if leg == agent_leg else Party.CALLER
                 if isinstance(message, ChannelDestroyed):
-                    return message.cause, message.cause_txt
-                return None, f"{'agent' if leg == agent_leg else 'customer'} hung up"
+                    return (message.cause, message.cause_txt), who
+                return (None, f"{'agent' if leg == agent_leg else 'customer'} hung up"), who
 
     async def _end_unanswered(self, agent: AgentState, agent_leg: str, bridge: str, why: str) -> None:
         """The customer did not answer: the agent is free at once, and the request is tried again

@@ -26,7 +26,7 @@ from hotline.engine.facts import HopEnded
 from hotline.engine.messages import CameraTurned, ChannelVanished, HangingUp
 from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import OUTSIDE_LEG
-from hotline.engine.phone_switch import phone_switch_asked
+from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.errors import AriError, AriNotFound
@@ -52,9 +52,13 @@ class Router:
     async def on_event(self, event: AriEvent) -> None:
         """Called by the ARI read loop: must not await ARI (hand the event to the call's task)."""
         log.debug("ARI event %s", event)
-        if isinstance(event, StasisStart) and event.channel.id not in self.inboxes:
-            self._on_stasis_start(event)
-            return
+        if isinstance(event, StasisStart):
+            watched = self.inboxes.get(event.channel.id)
+            if watched is None or isinstance(watched, PhoneRinging):
+                if watched is not None:  # the phone a video talk dialled answered: its call starts
+                    watched.post(event)
+                self._on_stasis_start(event)
+                return
         inbox = self.inboxes.get(_channel_id_of(event) or "")
         if isinstance(event, ChannelUserevent):
             self._on_user_event(event, inbox)

@@ -33,6 +33,34 @@ class Switch:
     issued_at: datetime
     expires_at: datetime
     used_at: datetime | None
+    to_number: str | None = None  # a phone the daemon dialled (migration 026); None: a video link
+    outcome: str | None = None  # answered | no_answer | busy | failed; None: ringing, or not known
+    outcome_at: datetime | None = None
+    hangup_cause: int | None = None
+    hangup_cause_text: str | None = None
+
+    def moments(self, seq: int, kind: str, channel: dict[int, tuple[int, str]]) -> list[Moment]:
+        if self.to_number is None:
+            out = [Moment(self.issued_at, seq, kind, f"switch to video asked by {self.requested_by}, "
+                                                     f"link valid until {self.expires_at:%H:%M:%S}")]
+        else:
+            out = [Moment(self.issued_at, seq, kind,
+                          f"move to phone asked by {self.requested_by}: calling {self.to_number}")]
+            if self.outcome is not None and self.outcome_at is not None and self.outcome != "answered":
+                said = phone_outcome_text(self.outcome, self.hangup_cause, self.hangup_cause_text)
+                out.append(Moment(self.outcome_at, seq, kind, f"moved to phone: {said}"))
+        if self.used_at is not None and self.to_hop_id is not None:
+            how = "the phone answered" if self.to_number else "switch link used"
+            out.append(Moment(self.used_at, *channel[self.to_hop_id],
+                              f"{how}: this leg joined, replacing hop {seq}"))
+        return out
+
+
+def phone_outcome_text(outcome: str, cause: int | None, cause_text: str | None) -> str:
+    """'no answer (cause 19 No Answer)': how a dial of the customer's phone ended, in words."""
+    said = outcome.replace("_", " ")
+    why = " ".join(str(part) for part in (cause, cause_text) if part not in (None, ""))
+    return f"{said} (cause {why})" if why and outcome != "answered" else said
 
 
 @dataclass(frozen=True)
@@ -96,20 +124,13 @@ class CaseTimeline:
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
         channel = {h["id"]: (h["seq"], f"{h['channel_kind']}/{h['media']}") for h in self.hops}
-        seq_of = {h["id"]: h["seq"] for h in self.hops}
         out: list[Moment] = []
         for h in self.hops:
             out += _hop_moments(h, *channel[h["id"]])
         for e in self.events:
             out.append(Moment(e["at"], *channel[e["hop_id"]], _event_text(e)))
         for s in self.switches:
-            seq, kind = channel[s.from_hop_id]
-            out.append(Moment(s.issued_at, seq, kind,
-                              f"switch to video asked by {s.requested_by}, link valid until "
-                              f"{s.expires_at:%H:%M:%S}"))
-            if s.used_at is not None and s.to_hop_id is not None:
-                out.append(Moment(s.used_at, seq_of[s.to_hop_id], channel[s.to_hop_id][1],
-                                  f"switch link used: this leg joined, replacing hop {seq}"))
+            out += s.moments(*channel[s.from_hop_id], channel)
         for r in self.refusals:
             out.append(Moment(r.refused_at, *channel[r.hop_id],
                               f"switch to video asked by the caller, refused: {r.reason}"))
@@ -138,7 +159,8 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
         " LEFT JOIN agents a ON a.id = h.agent_id WHERE h.case_id = %s ORDER BY h.seq", (case_id,))
     hops = await cur.fetchall()
     switches = await _all(conn, Switch, "SELECT id, from_hop_id, to_hop_id, requested_by, issued_at,"
-                          " expires_at, used_at FROM switches WHERE case_id = %s ORDER BY id", case_id)
+                          " expires_at, used_at, to_number, outcome, outcome_at, hangup_cause,"
+                          " hangup_cause_text FROM switches WHERE case_id = %s ORDER BY id", case_id)
     await cur.execute(
         "SELECT e.*, q.name AS queue, a.name AS agent FROM queue_events e JOIN queues q ON q.id = e.queue_id"
         " LEFT JOIN agents a ON a.id = e.agent_id WHERE e.case_id = %s ORDER BY e.id", (case_id,))

@@ -102,13 +102,26 @@ class Switches:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def issue(self, hop_id: int, requested_by: str, ttl_s: int) -> IssuedSwitch:
+    async def issue(self, hop_id: int, requested_by: str, ttl_s: int, *,
+                    to_number: str | None = None) -> IssuedSwitch:
         """A token for moving the live, answered leg `hop_id` to video (an agent may move a
-        browser's call to another browser too); the leg's link before it stops working (one live
-        link per leg). SwitchNotPossible if it is not such a leg (the switch joins the agent's
-        bridge: a leg with no agent has none to join)."""
+        browser's call to another browser too), or, `to_number`, to that phone, which the daemon
+        dials; the leg's link before it stops working (one live link per leg). SwitchNotPossible
+        if it is not such a leg (the switch joins the agent's bridge: a leg with no agent has none
+        to join)."""
         async with self.pool.connection() as conn, conn.transaction():
-            return await _issue(conn, await _leg(conn, hop_id), requested_by, ttl_s)
+            return await _issue(conn, await _leg(conn, hop_id), requested_by, ttl_s, to_number)
+
+    async def phone_not_answered(self, token: str, outcome: str, cause: int | None, cause_text: str) -> bool:
+        """The phone dialled with `token` ended unanswered ('no_answer', 'busy', 'failed'): its
+        switch says so, once (a token used meanwhile stays 'answered'). Whether it was written."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE switches SET outcome = %s, outcome_at = now(), hangup_cause = %s,"
+                " hangup_cause_text = %s WHERE token_sha256 = %s AND to_number IS NOT NULL"
+                " AND used_at IS NULL AND outcome IS NULL RETURNING id",
+                (outcome, cause, cause_text or None, token_hash(token)))
+            return await cur.fetchone() is not None
 
     async def issue_for_caller(self, hop_id: int, ttl_s: int, cooldown_s: int, per_case: int, *,
                                waiting: bool = False) -> CallerSwitch:
@@ -157,7 +170,10 @@ class Switches:
             next_seq = (await seq.fetchone() or (1,))[0]
             opened = await insert_hop(conn, row["case_id"], next_seq,
                                       replace(hop, hotline_id=row["hotline_id"]), None)
-            await conn.execute("UPDATE switches SET used_at = now(), to_hop_id = %s WHERE id = %s",
+            # a phone the daemon dialled answered: its dial's outcome (migration 026)
+            await conn.execute("UPDATE switches SET used_at = now(), to_hop_id = %s,"
+                               " outcome = CASE WHEN to_number IS NOT NULL THEN 'answered' END,"
+                               " outcome_at = CASE WHEN to_number IS NOT NULL THEN now() END WHERE id = %s",
                                (opened.id, row["id"]))
         return SwitchUse(opened, row["from_hop"], row["live"], row["hotline_id"], row["queue_id"],
                          row["agent_id"], row["priority"])
@@ -236,16 +252,18 @@ async def _leg(conn: AsyncConnection, hop_id: int, *, answered: bool = True) -> 
                 counted["age"])
 
 
-async def _issue(conn: AsyncConnection, leg: _Leg, requested_by: str, ttl_s: int) -> IssuedSwitch:
-    """A new token for `leg`; its link before stops working now."""
+async def _issue(conn: AsyncConnection, leg: _Leg, requested_by: str, ttl_s: int,
+                 to_number: str | None = None) -> IssuedSwitch:
+    """A new token for `leg` (to the phone `to_number`: one the daemon dials); its link before
+    stops working now."""
     await conn.execute(
         "UPDATE switches SET expires_at = greatest(now(), issued_at + interval '1 microsecond')"
         " WHERE from_hop_id = %s AND used_at IS NULL AND expires_at > now()", (leg.hop_id,))
     token = new_token()
     cur = await conn.execute(
-        "INSERT INTO switches (case_id, from_hop_id, token_sha256, requested_by, expires_at)"
-        " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s)) RETURNING expires_at",
-        (leg.case_id, leg.hop_id, token_hash(token), requested_by, ttl_s))
+        "INSERT INTO switches (case_id, from_hop_id, token_sha256, requested_by, expires_at, to_number)"
+        " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s), %s) RETURNING expires_at",
+        (leg.case_id, leg.hop_id, token_hash(token), requested_by, ttl_s, to_number))
     row = await cur.fetchone()
     assert row is not None  # INSERT ... RETURNING
     return IssuedSwitch(token, leg.case_id, leg.hop_id, leg.caller_num, row[0], links_before=leg.links)

@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +106,20 @@ def case_hops(db: psycopg.Connection, case_id: object, count: int = 2) -> list[d
     return hops if len(hops) == count and all(h["ended_at"] for h in hops) else None
 
 
+def bridge_channels(daemon_env: dict[str, str], request: dict[str, object]) -> list[str]:
+    status, body = ari_get(daemon_env, f"bridges/case-{request['case_id']}")
+    assert status == 200, body
+    return list(json.loads(body)["channels"])
+
+
+def missed_before(events: list[dict[str, object]]) -> int:
+    """The agent's misses among rings before their phone answered: a ring Asterisk could not place
+    (the phone not registered yet: 'dial failed') is none, as in any queue; one that rang is."""
+    details = [str(e["detail"]) for e in events if e["event"] == "ring_noanswer"]
+    assert all(d == "dial failed" or d.startswith("cause ") or d == "ring timeout" for d in details), details
+    return sum(d != "dial failed" for d in details)
+
+
 def the_request(db: psycopg.Connection) -> dict[str, object]:
     return wait_until(lambda: rows(db, "SELECT * FROM callbacks"), what="callback request stored")[0]
 
@@ -143,14 +158,14 @@ def test_a_callback_asked_in_the_queue_rings_the_agent_first_then_bridges_the_cu
     agent_phone, agent_sip = phone(lab, agent, tmp_path)
     wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'answered'"), timeout_s=40,
                what="callback answered")
-    status, body = ari_get(daemon_env, f"bridges/case-{request['case_id']}")
-    assert status == 200, body
-    bridged = json.loads(body)["channels"]
-    assert len(bridged) == 2
+    # 'answered' is written before the customer joins the bridge (durable first): wait for the join
+    bridged = wait_until(lambda: (lambda got: len(got) == 2 and got)(bridge_channels(daemon_env, request)),
+                         what="the customer in the case's bridge")
     assert any("-agent-" in c for c in bridged) and any("-customer-" in c for c in bridged)
     customer_leg = next(c for c in bridged if "-customer-" in c)
     name = json.loads(ari_get(daemon_env, f"channels/{customer_leg}")[1])["name"]
     assert name.startswith("PJSIP/sipp-carrier-")
+    time.sleep(2)  # a talk of a couple of seconds, for the statistics below
     lab.asterisk_cli(f"channel request hangup {name}")  # the customer hangs up: the talk ends
     assert sipp.finish(customer).ok  # INVITE answered, then the BYE
     assert sipp.finish(agent_phone).ok  # rung, answered, and hung up when the customer left
@@ -169,6 +184,24 @@ def test_a_callback_asked_in_the_queue_rings_the_agent_first_then_bridges_the_cu
     done = rows(db, "SELECT status, attempts FROM callbacks")[0]
     assert done == {"status": "answered", "attempts": 1}
     assert rows(db, "SELECT status FROM cases WHERE id = %s", request["case_id"]) == [{"status": "closed"}]
+    # the callback's talk is the agent's like any talk: rung, answered, completed with its talk time
+    events = rows(db, "SELECT event, agent_id, talk_ms, detail FROM queue_events WHERE hop_id = %s"
+                      " ORDER BY id", hops[1]["id"])  # written with the hop's end, before it
+    # (a ring before the phone registered is not answered: the same agent is rung again)
+    tries = len(events) // 2 - 1
+    assert [e["event"] for e in events] == ["ring", "ring_noanswer"] * tries + ["ring", "answer", "complete"]
+    assert all(e["agent_id"] == agent_id for e in events)
+    talk_ms = int(events[-1]["talk_ms"])
+    assert 1500 <= talk_ms < 15_000 and events[-1]["detail"] == "caller hung up"
+    [mine] = rows(db, "SELECT rung, answered, missed, completed, talk_s FROM stats_agent_today"
+                      " WHERE agent = %s", agent.name)
+    assert abs(mine.pop("talk_s") - talk_ms / 1000) <= 0.5
+    assert mine == {"rung": tries + 1, "answered": 1, "missed": missed_before(events[:-3]), "completed": 1}
+    [queue] = rows(db, "SELECT offered, answered, abandoned, callbacks_requested, callbacks_answered,"
+                       " avg_talk_s FROM stats_queue_today WHERE queue = 'callbacks'")
+    assert abs(queue.pop("avg_talk_s") - talk_ms / 1000) <= 0.5
+    assert queue == {"offered": 1, "answered": 0, "abandoned": 0, "callbacks_requested": 1,
+                     "callbacks_answered": 1}
 
 
 @pytest.mark.provision(CALLBACKS)
@@ -200,6 +233,17 @@ def test_a_customer_who_does_not_answer_is_tried_again_after_the_interval_then_g
     legs = wait_until(lambda: case_hops(db, request["case_id"], 3), what="both tries' hops closed")[1:]
     assert [leg["end_reason"] for leg in legs] == ["failed", "failed"]
     assert all(leg["answered_at"] is None for leg in legs)
+    # the agent answered each time, the customer did not: rung twice, not a miss, no talk
+    # (rings before a phone registered are not answered, and are misses as in any queue)
+    missed = rung = 0
+    for leg in legs:
+        tried = rows(db, "SELECT event, detail FROM queue_events WHERE hop_id = %s ORDER BY id", leg["id"])
+        assert [e["event"] for e in tried] == ["ring", "ring_noanswer"] * (len(tried) // 2)
+        assert tried[-1]["detail"] == "caller gone"
+        missed, rung = missed + missed_before(tried[:-2]), rung + len(tried) // 2
+    [mine] = rows(db, "SELECT rung, answered, missed, completed, talk_s FROM stats_agent_today"
+                      " WHERE agent = %s", agent.name)
+    assert mine == {"rung": rung, "answered": 0, "missed": missed, "completed": 0, "talk_s": 0}
 
 
 @pytest.mark.provision(CALLBACKS)

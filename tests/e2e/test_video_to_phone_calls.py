@@ -27,6 +27,7 @@ pytestmark = pytest.mark.lab
 
 ADDRESS = "video-desk"
 CUSTOMER = "+79161234567"
+SCENARIOS = Path(__file__).resolve().parents[1] / "support" / "scenarios"
 DESK = pytest.mark.provision(BASE + f"""
 [queues.vq]
 ring_timeout = 15
@@ -120,6 +121,68 @@ def test_a_video_call_moves_to_the_customers_phone_and_the_agent_never_leaves_th
         assert "<sip:+74950002299@" in from_line  # the hotline's number, as the trunk says
         assert "m=video" not in invite  # a carrier is never offered video
         assert "HOTLINE_SWITCH_TOKEN" not in invite and "X-" not in invite  # the token stays inside
+    finally:
+        for proc in (phone, video, desk):
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+def refusing_phone(tmp_path: Path, scenario: str) -> tuple[subprocess.Popen[str], Path]:
+    """The customer's phone behind the carrier, not taking the call: far_end_busy.xml (180, then
+    486 Busy Here) or far_end_no_answer.xml (180, and ringing until cancelled)."""
+    messages = tmp_path / f"{scenario}-messages.log"
+    proc = subprocess.Popen(
+        ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", CARRIER_ADDRESS, "-p", "5060", "-m", "1",
+         "-trace_msg", "-message_file", str(messages), "-timeout", "60s", "-timeout_error", "-nostdin"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    return proc, messages
+
+
+@DESK
+@pytest.mark.parametrize(("scenario", "outcome", "said"), [
+    ("far_end_busy", "busy", "busy (cause 17"), ("far_end_no_answer", "no_answer", "no answer")])
+def test_a_phone_that_does_not_answer_is_recorded_and_the_video_talk_goes_on(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path, scenario: str, outcome: str,
+        said: str) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "p", {"vq": 0})
+    desk = sipp.agent_phone(agent.name, agent.password, ring_ms=300, timeout_s=90)
+    wait_until(lambda: registered(lab, agent.name), what="the agent's phone registered")
+    phone, messages = refusing_phone(tmp_path, scenario)
+    video = sipp.start_call(ADDRESS, "video_caller_audio_agent.xml", caller="sipp-video",
+                            source=sipp.VIDEO_PHONE, timeout_s=90)
+    try:
+        hop = wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")),
+                                      None), what="the video call answered by the agent")
+        before = bridge_channels(daemon_env, hop["case_id"])
+
+        moved = hotline_cli(daemon_env, "case", "switch", str(hop["case_id"]), "--to", "phone",
+                            "--number", CUSTOMER)
+        assert moved.returncode != 0, moved.stdout
+        assert f"{CUSTOMER} did not answer: {said}" in moved.stderr, moved.stderr + daemon.log()[-3000:]
+        out, _ = phone.communicate(timeout=30)
+        assert phone.returncode == 0, out  # INVITE, 180, then 486 or the CANCEL: the call not taken
+        assert f"INVITE sip:{CUSTOMER}@{CARRIER_ADDRESS}:5060" in messages.read_text()
+
+        [switch] = rows(db, "SELECT from_hop_id, to_hop_id, requested_by, to_number, outcome, hangup_cause"
+                            " FROM switches")
+        cause = switch.pop("hangup_cause")
+        assert switch == {"from_hop_id": hop["id"], "to_hop_id": None, "requested_by": "cli",
+                          "to_number": CUSTOMER, "outcome": outcome}
+        assert cause == 17 if outcome == "busy" else cause is not None  # what Asterisk gave
+        # the video talk as it was: the same two channels in the case's bridge, one live hop
+        assert bridge_channels(daemon_env, hop["case_id"]) == before
+        assert rows(db, "SELECT seq, ended_at FROM hops WHERE case_id = %s", hop["case_id"]) == [
+            {"seq": 1, "ended_at": None}]
+        shown = hotline_cli(daemon_env, "case", "show", str(hop["case_id"]))
+        assert shown.returncode == 0, shown.stderr
+        assert f"move to phone asked by cli: calling {CUSTOMER}" in shown.stdout
+        assert f"moved to phone: {said}" in shown.stdout, shown.stdout
+
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")  # the video caller's talk ends
+        run = sipp.finish(video, timeout_s=20)
+        assert run.ok, run.output[-3000:]
     finally:
         for proc in (phone, video, desk):
             if proc.poll() is None:

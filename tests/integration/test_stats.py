@@ -482,3 +482,53 @@ def test_callbacks_are_requested_visits_not_abandons_and_count_when_answered_or_
         == [3, 0, 0, 0, pct("0.0")]
     assert [backoffice[k] for k in ("callbacks_requested", "callbacks_answered", "callbacks_failed",
                                     "time_to_callback_s")] == [3, 1, 1, 20 * 60 - 30]
+
+
+def test_a_placed_callbacks_talk_counts_for_its_agent_and_in_talk_time_but_is_not_offered_again(
+        centre: Centre, db: psycopg.Connection) -> None:
+    # the next day in backoffice (no wrap-up): a caller answered after 10 s talks 20 s; another asks
+    # for a callback at 10:00:30; its first try at 10:10 rings ivanov, who answers, but the
+    # customer does not; the second at 10:20 rings petrova, who answers, and the customer talks 100 s
+    since, until = DAY + timedelta(days=1), DAY + timedelta(days=2)
+    plain = centre.call(TOLLFREE, t("09:00:00", day=1))
+    centre.end(plain, answered_call(centre, plain, "backoffice", t("09:00:00", day=1), "petrova", 10, 20),
+               "completed")
+    asked = centre.call(TOLLFREE, t("10:00:00", day=1))
+    centre.event(asked, "backoffice", "join", t("10:00:00", day=1), position=1)
+    centre.event(asked, "backoffice", "callback", t("10:00:30", day=1), wait_ms=30_000, detail="callback")
+    centre.end(asked, t("10:00:30", day=1), "callback")
+    first = centre.call(TOLLFREE, t("10:10:00", day=1), case=asked.case_id, seq=2)
+    centre.event(first, "backoffice", "ring", t("10:10:00", day=1), "ivanov")
+    centre.event(first, "backoffice", "ring_noanswer", t("10:10:40", day=1), "ivanov", ring_ms=3000,
+                 detail="caller gone")
+    centre.end(first, t("10:10:40", day=1), "failed", cause=17)
+    second = centre.call(TOLLFREE, t("10:20:00", day=1), case=asked.case_id, seq=3)
+    centre.event(second, "backoffice", "ring", t("10:20:00", day=1), "petrova")
+    centre.event(second, "backoffice", "answer", t("10:20:10", day=1), "petrova", ring_ms=2000)
+    centre.event(second, "backoffice", "complete", t("10:21:50", day=1), "petrova", talk_ms=100_000,
+                 detail="caller hung up")
+    centre.end(second, t("10:21:50", day=1), "completed")
+    db.execute("INSERT INTO callbacks (case_id, hop_id, queue_id, number, joined_at, requested_at,"
+               " due_at, status, attempts, ended_at)"
+               " VALUES (%s, %s, %s, '+79161234567', %s, %s, %s, 'answered', 2, %s)",
+               (asked.case_id, asked.hop_id, centre.ids["queues"]["backoffice"], t("10:00:00", day=1),
+                t("10:00:30", day=1), t("10:00:30", day=1), t("10:20:10", day=1)))
+
+    [backoffice] = [r for r in stats(db, "stats_queue", since, until) if r["queue"] == "backoffice"]
+    assert [backoffice[k] for k in ("offered", "answered", "abandoned", "failed", "waiting", "asa_s")] \
+        == [2, 1, 0, 0, 0, 10]  # the request's visit and the plain call; the callback is no visit
+    assert [backoffice[k] for k in ("callbacks_requested", "callbacks_answered", "callbacks_failed")] \
+        == [1, 1, 0]
+    assert [backoffice[k] for k in ("avg_talk_s", "aht_s")] == [60, 60]  # (20 + 100) / 2, no wrap-up
+    agents = by("agent", stats(db, "stats_agent", since, until))
+    assert [agents["petrova"][k] for k in ("rung", "answered", "missed", "completed", "talk_s")] \
+        == [2, 2, 0, 2, 120]
+    # ivanov answered for a customer who did not: rung, not missed, no talk
+    assert [agents["ivanov"][k] for k in ("rung", "answered", "missed", "completed", "talk_s")] \
+        == [1, 0, 0, 0, 0]
+    # hourly: the callback's talk is in the bucket of its end, the plain call's in its join's
+    hourly = {r["bucket_start"]: r for r in stats(db, "stats_queue", since, until, "1 hour")
+              if r["queue"] == "backoffice"}
+    nine, ten = t("09:00:00", day=1), t("10:00:00", day=1)
+    assert hourly[nine]["avg_talk_s"] == 20 and hourly[ten]["avg_talk_s"] == 100
+    assert hourly[ten]["offered"] == 1  # the request's visit

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hotline.config import Settings
 from hotline.errors import SwitchNotPossible, SwitchRefused
+from hotline.store.case_timeline import case_timeline
 from hotline.store.contacts import Contacts
 from hotline.store.db import open_pool
 from hotline.store.hops import Hop, NewHop
@@ -226,3 +227,40 @@ async def test_a_switched_talks_records_written_behind_in_one_batch_leave_the_ro
     assert [(r["hop_id"], r["event"]) for r in events] == [
         (phone.id, "join"), (phone.id, "answer"), (phone.id, "complete")]
     assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]
+
+
+async def test_a_phone_dial_records_how_it_ended_and_case_show_says_it(
+        pool: AsyncConnectionPool, ids: dict[str, int], db: psycopg.Connection) -> None:
+    video = await answered_call(pool, ids)
+    switches = Switches(pool)
+    link = await switches.issue(video.id, "cli", ttl_s=300)  # a video link: no dial to end
+    assert not await switches.phone_not_answered(link.token, "busy", 17, "User busy")
+    busy = await switches.issue(video.id, "agent:ivanov", ttl_s=60, to_number="+79161234567")
+    assert await switches.phone_not_answered(busy.token, "busy", 17, "User busy")
+    assert not await switches.phone_not_answered(busy.token, "failed", 0, "")  # once
+    rang_out = await switches.issue(video.id, "cli", ttl_s=60, to_number="+79161234567")
+    assert await switches.phone_not_answered(rang_out.token, "no_answer", 19, "No Answer")
+    answered = await switches.issue(video.id, "cli", ttl_s=60, to_number="+79161234567")
+    used = await switches.use(answered.token, phone_leg("ph1", ids["hotline"]))
+    assert not await switches.phone_not_answered(answered.token, "failed", 16, "Normal Clearing")
+    assert rows(db, "SELECT to_number, outcome, hangup_cause, hangup_cause_text, outcome_at IS NOT NULL AS at"
+                    " FROM switches ORDER BY id") == [
+        {"to_number": None, "outcome": None, "hangup_cause": None, "hangup_cause_text": None, "at": False},
+        {"to_number": "+79161234567", "outcome": "busy", "hangup_cause": 17, "hangup_cause_text": "User busy",
+         "at": True},
+        {"to_number": "+79161234567", "outcome": "no_answer", "hangup_cause": 19,
+         "hangup_cause_text": "No Answer", "at": True},
+        {"to_number": "+79161234567", "outcome": "answered", "hangup_cause": None, "hangup_cause_text": None,
+         "at": True}]
+    with pytest.raises(psycopg.errors.CheckViolation):  # a video link has no dial outcome
+        db.execute("UPDATE switches SET outcome = 'busy', outcome_at = now() WHERE to_number IS NULL")
+    db.rollback()
+
+    async with pool.connection() as conn:
+        said = [m.what for m in (await case_timeline(conn, video.case_id)).moments()]
+    assert "move to phone asked by agent:ivanov: calling +79161234567" in said
+    assert "moved to phone: busy (cause 17 User busy)" in said
+    assert "moved to phone: no answer (cause 19 No Answer)" in said
+    assert f"the phone answered: this leg joined, replacing hop {video.seq}" in said
+    assert used.hop.case_id == video.case_id
+    assert sum(w.startswith("switch to video asked by cli") for w in said) == 1  # the link

@@ -369,6 +369,8 @@ class StandInSwitches:
         self.queue_id: int | None = None
         self.agent_id: int | None = None
         self.issued: list[tuple[int, str]] = []  # (hop, who asked) of the tokens issued
+        self.to_numbers: list[str | None] = []  # the phone each was issued to dial (None: a link)
+        self.not_answered: list[tuple[str, str, int | None, str]] = []  # (token, outcome, cause, text)
 
     def replaces(self, hop: Hop, queue_id: int, agent_id: int | None) -> None:
         self.from_hop, self.queue_id, self.agent_id = hop, queue_id, agent_id
@@ -381,10 +383,16 @@ class StandInSwitches:
         return SwitchUse(video, self.from_hop.id, True, self.from_hop.hotline_id, self.queue_id,
                          self.agent_id, self.from_hop.priority)
 
-    async def issue(self, hop_id: int, requested_by: str, ttl_s: int) -> IssuedSwitch:
+    async def issue(self, hop_id: int, requested_by: str, ttl_s: int, *,
+                    to_number: str | None = None) -> IssuedSwitch:
         """`token`, for leg `hop_id` (the phone leg dialled for a video leg brings it back)."""
         self.issued.append((hop_id, requested_by))
+        self.to_numbers.append(to_number)
         return IssuedSwitch(self.token, 101, hop_id, "", NOW)
+
+    async def phone_not_answered(self, token: str, outcome: str, cause: int | None, cause_text: str) -> bool:
+        self.not_answered.append((token, outcome, cause, cause_text))
+        return True
 
 
 class StandInCallbacks:

@@ -147,8 +147,16 @@ async def test_the_agent_is_rung_first_whispered_to_then_the_customer_is_dialled
     engine.ari.caller_hangs_up(customer)
     await engine.ari.wait_for("destroy_bridge")
     await engine.settle()
-    assert [r["k"] for r in engine.records.records] == ["talk", "close"]
-    assert engine.records.records[0]["hop"] == 7 and engine.records.records[1]["reason"] == "completed"
+    records = engine.records.records
+    assert [r["k"] for r in records] == ["event", "talk", "event", "event", "close"]
+    assert all(r["hop"] == 7 for r in records) and records[-1]["reason"] == "completed"
+    # the talk is counted like any: the agent's ring (written once the hop exists), answer, complete
+    events = [r for r in records if r["k"] == "event"]
+    assert [(e["event"], e["detail"]) for e in events] == [
+        ("ring", ""), ("answer", ""), ("complete", "caller hung up")]
+    anna = engine.ctx.directory.snapshot.id_of("agents", "anna")
+    assert anna is not None and {e["agent"] for e in events} == {anna}
+    assert events[2]["talk_ms"] is not None and events[2]["talk_ms"] >= 0
     assert ("hangup", agent) in [(r.name, r.args[0]) for r in engine.ari.requests]
     assert store.request.status == "answered"
     assert engine.queues.agents["anna"].available(time.time())  # the talk counted, wrap-up 0: free
@@ -167,6 +175,9 @@ async def test_a_customer_who_does_not_answer_is_tried_again_after_the_interval(
     retry_in = (store.request.due_at - datetime.now(UTC)).total_seconds()
     assert 290 < retry_in <= 300  # the queue's interval (default 300 s)
     assert engine.records.records[-1]["reason"] == "failed" and engine.records.records[-1]["cause"] == 19
+    # the agent answered, the customer did not: a ring_noanswer that is no miss of the agent's
+    assert [(r["event"], r["detail"]) for r in engine.records.records if r["k"] == "event"] == [
+        ("ring", ""), ("ring_noanswer", "caller gone")]
     assert agent not in engine.ari.live
     await asyncio.sleep(0.1)
     assert len(engine.ari.of("originate")) == 2  # not placed again before its time

@@ -9,11 +9,20 @@ import pytest
 
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.call_state import CallState
-from hotline.engine.phone_switch import PHONE_SWITCH_EVENT, phone_number
+from hotline.engine.phone_switch import PHONE_SWITCH_EVENT, dial_outcome, phone_number
 from hotline.errors import PhoneSwitchRefused
 from hotline.provision.model import Agent, Hotline, Number, Provisioning, Queue, Target, Trunk
 
-from support.engine import APP, NOW, Engine, StandInSwitches, channel, every_move_allowed, stasis_start  # noqa: F401
+from support.engine import (  # noqa: F401
+    APP,
+    NOW,
+    Engine,
+    StandInSwitches,
+    channel,
+    destroyed,
+    every_move_allowed,
+    stasis_start,
+)
 
 TOKEN = "cd34"
 CUSTOMER = "+79161234567"
@@ -60,7 +69,7 @@ async def test_the_customers_phone_is_dialled_and_takes_the_talk_over_from_the_v
     assert dialled.args[:2] == (f"PJSIP/{CUSTOMER}@sipp-carrier", f"phone,{CUSTOMER}")
     phone_leg = str(dialled.args[2])
     assert engine.ari.variables[phone_leg] == {"HOTLINE_SWITCH_TOKEN": TOKEN}  # never a Stasis argument
-    assert switches.issued == [(video_hop.id, "cli")]
+    assert switches.issued == [(video_hop.id, "cli")] and switches.to_numbers == [CUSTOMER]
     assert engine.call("w1").state is CallState.TALKING  # ringing the phone changes nothing yet
 
     switches.replaces(video_hop, queue_id=1, agent_id=1)
@@ -78,6 +87,33 @@ async def test_the_customers_phone_is_dialled_and_takes_the_talk_over_from_the_v
     assert [s for s in engine.records.summary() if s[1] in (video_hop.id, 900)] == [
         ("event", 1, "join"), ("event", 1, "ring"), ("event", 1, "answer"),
         ("talk", 900, ""), ("close", 1, "switched"), ("event", 1, "complete"), ("close", 900, "completed")]
+    assert switches.not_answered == []  # answered: the token's use says so
+
+
+@pytest.mark.parametrize(("cause", "text", "outcome"), [
+    (17, "User busy", "busy"), (19, "No answer", "no_answer"), (21, "Call Rejected", "failed")])
+async def test_a_phone_that_does_not_answer_is_recorded_and_the_video_talk_goes_on(
+        cause: int, text: str, outcome: str) -> None:
+    switches = StandInSwitches(TOKEN)
+    engine = Engine(centre(), logged_in=("anna",), switches=switches)
+    agent_leg = await video_talking_with_anna(engine)
+    engine.ari.send(asked("w1", CUSTOMER))
+    phone_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.send(destroyed(phone_leg, cause=cause, text=text))  # busy, rang out, or refused
+    await engine.settle()
+    assert switches.not_answered == [(TOKEN, outcome, cause, text)]
+    assert engine.call("w1").state is CallState.TALKING  # the video talk as it was
+    assert engine.ari.bridge_members["case-101"] == ["w1", agent_leg]
+    assert engine.ari.of("hangup") == []
+    engine.ari.caller_hangs_up("w1")
+    await engine.ended()
+
+
+def test_an_unanswered_dial_is_busy_no_answer_or_failed_by_its_cause_and_how_long_it_rang() -> None:
+    assert dial_outcome(17, 1.0) == "busy"
+    assert dial_outcome(19, 5.0) == dial_outcome(18, 5.0) == "no_answer"
+    assert dial_outcome(0, 30.2) == dial_outcome(16, 29.5) == "no_answer"  # rang out at the timeout
+    assert dial_outcome(0, 3.0) == dial_outcome(21, 1.0) == dial_outcome(None, 0.1) == "failed"
 
 
 @pytest.mark.parametrize("number", ["+74957654321", "8 916 12", "", "+79161234567;user=phone"])

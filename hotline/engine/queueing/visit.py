@@ -831,7 +831,7 @@ class QueueVisit:
 
     async def _dial_phone(self, hop_id: int, asked: PhoneSwitchAsked) -> None:
         try:
-            await call_the_phone(self.ctx, hop_id, asked)
+            await call_the_phone(self.ctx, hop_id, self.call.channel_id, asked)
         except (PhoneSwitchRefused, DialRefused) as refused:
             log.warning("call %s: move to the phone asked by %s refused: %s", self.call.channel_id,
                         asked.asked_by, refused)
