@@ -70,7 +70,8 @@ def test_a_priority_out_of_range_from_the_cli_is_one_line_and_changes_nothing(
     assert result.output.strip().splitlines() == [
         "Error: numbers.8-800-555-35-35.priority: '11' must be from 0 to 10"]
     refused = CliRunner().invoke(main, ["ivr", "option", "main", "3", "hangup", "--priority", "2"], env=env)
-    assert refused.exit_code == 1 and "only keys to a menu, queue, hotline or video:QUEUE set one" in refused.output
+    assert refused.exit_code == 1
+    assert "only keys to a menu, queue, hotline or video:QUEUE set one" in refused.output
     assert rows(db, "SELECT priority FROM numbers") == [{"priority": 3}]
     changed = CliRunner().invoke(main, ["ivr", "option", "main", "2", "queue:support", "--priority", "4"],
                                  env=env)
