@@ -13,7 +13,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from test_callbacks import (  # the far end, the agent's phone, and the sipps stopped afterwards
+
+from hotline.lab import Lab
+from hotline.lab.asterisk_conf import CARRIER_ADDRESS
+
+from support import sipp
+from support.callbacks import (
     CUSTOMER,
     agent_of_queue,
     case_hops,
@@ -21,13 +26,8 @@ from test_callbacks import (  # the far end, the agent's phone, and the sipps st
     from_of,
     invites,
     phone,
-    sipps_stopped_afterwards,  # noqa: F401
+    sipps_stopped_afterwards,  # noqa: F401 (autouse: the sipps stopped after each test)
 )
-
-from hotline.lab import Lab
-from hotline.lab.asterisk_conf import CARRIER_ADDRESS
-
-from support import sipp
 from support.checks import rows, wait_until
 from support.cli import hotline_cli
 from support.daemon import DaemonProcess, ari_get
