@@ -67,7 +67,6 @@ log = logging.getLogger(__name__)
 CALLBACK_LEG = "callback-"  # the ids of the channels a callback places start with it
 TICK_S = 1.0
 LEASE_S = 30
-CUSTOMER_RING_S = 30
 RING_GRACE_S = 2.0  # Asterisk's own timeout comes first; ours is a lost event's safety net
 # A request whose hotline is closed is looked at again this often before the opening: hours
 # changed meanwhile (opened earlier, a holiday removed) count.
@@ -107,7 +106,6 @@ class PlacerStore(Protocol):
 class Timing:
     tick_s: float = TICK_S
     lease_s: int = LEASE_S
-    customer_ring_s: int = CUSTOMER_RING_S
     ring_grace_s: float = RING_GRACE_S
     closed_recheck_s: int = CLOSED_RECHECK_S
 
@@ -393,8 +391,8 @@ class Placement:
             await ari.create_bridge(bridge)
             await ari.add_to_bridge(bridge, [agent_leg])
             ringback = await ari.play(agent_leg, "tone:ring")
-            await dial_out(ari, trunks, request.number, app=self.ctx.app, app_args=f"callback,{request.id}",
-                           channel_id=customer, timeout_s=self.placer.timing.customer_ring_s)
+            trunk = await dial_out(ari, trunks, request.number, app=self.ctx.app,
+                                   app_args=f"callback,{request.id}", channel_id=customer)
         except (AriError, DialRefused) as exc:
             log.warning("callback %s: customer not dialled: %s", request.id, exc)
             self._not_answered(agent_leg, agent, "caller gone")
@@ -402,7 +400,7 @@ class Placement:
             await self._end_unanswered(agent, agent_leg, bridge, f"not dialled: {exc}")
             return
         try:
-            answered, cause = await self._customer_answers(agent_leg, customer)
+            answered, cause = await self._customer_answers(agent_leg, customer, trunk.ring_timeout)
         except _AgentGone:  # the customer's ring was hung up: this leg's hop ends with it
             self._not_answered(agent_leg, agent, "agent gone before the bridge")
             self._close(hop, EndReason.FAILED, None, "the agent hung up before the customer answered")
@@ -447,10 +445,11 @@ class Placement:
                 self._not_answered(agent_leg, agent, "agent gone before the bridge")
                 raise _AgentGone()
 
-    async def _customer_answers(self, agent_leg: str, customer: str) -> tuple[bool, tuple[int | None, str]]:
+    async def _customer_answers(self, agent_leg: str, customer: str,
+                                ring_timeout_s: int) -> tuple[bool, tuple[int | None, str]]:
         """Whether the customer answered; if not, the cause their leg ended with. _AgentGone (the
         customer's ring hung up) when the agent leaves first."""
-        deadline = self.placer.timing.customer_ring_s + self.placer.timing.ring_grace_s
+        deadline = ring_timeout_s + self.placer.timing.ring_grace_s  # the trunk's, Asterisk's first
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline
         while (message := await self._next(until - loop.time())) is not None:

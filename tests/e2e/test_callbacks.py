@@ -60,6 +60,14 @@ allow = ["+7916"]
 """
 
 
+LEASE_S = 9  # callback_lease: what a killed daemon's request waits (30 by default)
+
+
+@pytest.fixture
+def daemon_env(daemon_env: dict[str, str]) -> dict[str, str]:
+    return {**daemon_env, "HOTLINE_CALLBACK_LEASE": str(LEASE_S)}
+
+
 def ask_for_a_callback() -> sipp.SippRun:
     """A caller waiting in the queue presses 5, then 1 while their number is read back; Asterisk
     hangs up after the thanks."""
@@ -207,7 +215,10 @@ def test_a_callback_being_placed_survives_a_daemon_sigkill_and_is_placed_once(
     customer, customer_sip = far_end(tmp_path)
     agent_phone, _ = phone(lab, agent, tmp_path)
     daemon.start()
-    # Its lease runs out (30 s), and the new daemon places it.
+    # Its lease runs out (callback_lease: at most LEASE_S after the kill, not the default 30 s),
+    # and the new daemon places it.
+    wait_until(lambda: "their daemon's lease ran out" in daemon.log() or None, timeout_s=LEASE_S + 5,
+               what="the dead daemon's lease ran out")
     wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'answered'"), timeout_s=60,
                what="placed by the new daemon")
     # 'answered' is written before the customer's leg joins the bridge (durable first)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.asyncio
 
 CITY = "84951234567"
 NUMBER = "+79165551234"
-TIMING = Timing(tick_s=0.02, lease_s=3, customer_ring_s=1, ring_grace_s=0.3)
+TIMING = Timing(tick_s=0.02, lease_s=3, ring_grace_s=0.3)
 
 
 def contact_centre(**queue: object) -> Provisioning:
@@ -34,7 +34,7 @@ def contact_centre(**queue: object) -> Provisioning:
         hotlines={"city": Hotline("city", entry=Target("queue", "support"))},
         numbers={"+74951234567": Number("+74951234567", "city")},
         agents={"anna": Agent("anna", "anna", queues=(("support", 0),))},
-        trunks={"carrier": Trunk("carrier", "sipp-carrier", "+74951234567", ("+7916",))})
+        trunks={"carrier": Trunk("carrier", "sipp-carrier", "+74951234567", ("+7916",), ring_timeout=1)})
 
 
 class StandInStore:
