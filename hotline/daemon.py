@@ -277,6 +277,8 @@ class Daemon:
             task.add_done_callback(self._background.discard)
         regions.prepare(snapshot.prov.hotlines.values())
         self.queues.provision(snapshot.prov)
+        if self.placer is not None:
+            self.placer.provisioning_changed(snapshot)
         self.queues.presence({n: p.logged_in_since is not None for n, p in snapshot.presence.items()},
                              {n: p.reason if p.paused_since else None for n, p in snapshot.presence.items()})
 

@@ -13,7 +13,8 @@ database before anything else (a daemon killed after that never places it again)
 bridged in the case's bridge; the outbound leg is a hop of the customer's case. Not answered:
 tried again after the queue's interval, or given up (callback_rules). A daemon killed before the
 answer leaves a lease that runs out: the request goes back in the line and is placed afresh.
-A request whose hotline is closed when its turn comes waits for the hotline's next opening.
+A request whose hotline is closed when its turn comes waits for the hotline's next opening
+(looked at again at once when provisioning changes a hotline's hours).
 
 The callback's talk is counted like any talk: the agent legs' ring, ring_noanswer, answer and
 complete (with its talk time) are queue events of the callback's queue on the outbound leg's hop,
@@ -34,7 +35,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from hotline.asterisk.ari_events import (
@@ -46,6 +47,7 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.context import CallContext
 from hotline.engine.dial_out import dial_out
+from hotline.engine.directory import Snapshot
 from hotline.engine.facts import HopEnded, QueueStep, TalkTakenOver
 from hotline.engine.messages import ChannelVanished, Message
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
@@ -68,9 +70,6 @@ CALLBACK_LEG = "callback-"  # the ids of the channels a callback places start wi
 TICK_S = 1.0
 LEASE_S = 30
 RING_GRACE_S = 2.0  # Asterisk's own timeout comes first; ours is a lost event's safety net
-# A request whose hotline is closed is looked at again this often before the opening: hours
-# changed meanwhile (opened earlier, a holiday removed) count.
-CLOSED_RECHECK_S = 30
 
 
 def whisper_media(number: str) -> str:
@@ -95,6 +94,7 @@ class PlacerStore(Protocol):
     async def release(self, callback_id: int, run: str) -> None: ...
     async def answered(self, callback_id: int, run: str) -> None: ...
     async def defer(self, callback_id: int, run: str, due_at: datetime) -> None: ...
+    async def wake_for_opening(self) -> list[int]: ...
     async def hotline_of(self, callback: CallbackRequest) -> int | None: ...
     async def unanswered(self, callback_id: int, run: str, *, retry_at: datetime | None,
                          give_up_as: str = "failed", detail: str = "") -> None: ...
@@ -107,7 +107,6 @@ class Timing:
     tick_s: float = TICK_S
     lease_s: int = LEASE_S
     ring_grace_s: float = RING_GRACE_S
-    closed_recheck_s: int = CLOSED_RECHECK_S
 
 
 class CallbackPlacer:
@@ -120,6 +119,19 @@ class CallbackPlacer:
         self.run_id = f"{ctx.node}-{uuid.uuid4().hex[:12]}"  # this daemon's claims
         self.placing: dict[str, Placement] = {}  # queue name -> its request being placed
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hours_seen = self._hours_of(ctx.directory.snapshot)
+        self._hours_changed = False
+
+    @staticmethod
+    def _hours_of(snapshot: Snapshot) -> dict[str, tuple[object, ...]]:
+        return {name: (h.time_zone, h.hours, h.holidays) for name, h in snapshot.prov.hotlines.items()}
+
+    def provisioning_changed(self, snapshot: Snapshot) -> None:
+        """Provisioning was reloaded: when a hotline's hours changed, the requests waiting for an
+        opening are looked at again at the next tick (agents' presence alone changes nothing)."""
+        hours = self._hours_of(snapshot)
+        if hours != self._hours_seen:
+            self._hours_seen, self._hours_changed = hours, True
 
     async def run(self) -> None:
         while True:
@@ -137,6 +149,11 @@ class CallbackPlacer:
         expired = await self.store.expire()
         if expired:
             log.info("callbacks %s expired: dropped", expired)
+        if self._hours_changed:
+            self._hours_changed = False  # set again by a change while the statement runs
+            woken = await self.store.wake_for_opening()
+            if woken:
+                log.info("callbacks %s: their hotlines' hours changed: looked at again", woken)
         snapshot = self.ctx.directory.snapshot
         free = {queue_id: queue for name, queue in snapshot.prov.queues.items()
                 if name not in self.placing and (queue_id := snapshot.id_of("queues", name)) is not None}
@@ -203,9 +220,8 @@ class Placement:
 
     async def run(self) -> None:
         opening = await self._next_opening()
-        if opening is not None:
-            recheck = datetime.now(UTC) + timedelta(seconds=self.placer.timing.closed_recheck_s)
-            await self.store.defer(self.request.id, self.placer.run_id, min(opening, recheck))
+        if opening is not None:  # due again then, or at once when the hours change meanwhile
+            await self.store.defer(self.request.id, self.placer.run_id, opening)
             log.info("callback %s: its hotline is closed: waits for its opening, %s", self.request.id,
                      opening.isoformat())
             return
