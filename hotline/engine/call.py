@@ -98,6 +98,8 @@ CASE_PATIENCE_S = 0.015
 # requests each, long after the caller stopped, and hide the hangup behind them.
 KEYS_AHEAD = 16
 VANISHED = (None, "channel gone while the daemon was away")
+# An adopted channel gone before its subscription: how long its own end events may take to come.
+ADOPTED_END_GRACE_S = 2.0
 
 
 class InboundCall:
@@ -369,7 +371,7 @@ class InboundCall:
             if not await self._enter():
                 return
         else:  # adopted after a restart
-            await self._subscribe()
+            await self._subscribe_adopted()
             if await self._resume():
                 return
         route = self._route()
@@ -703,6 +705,23 @@ class InboundCall:
         # subscribes the app to all channels on connect; this is for an Asterisk that refused.
         if not self.ctx.ari.all_channels:
             await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+
+    async def _subscribe_adopted(self) -> None:
+        """An adopted caller may hang up between the reconcile's channel list and here (Asterisk
+        answers 422 'Event source does not exist'): their StasisEnd and ChannelDestroyed are on
+        the way, and their leaving is recorded as any caller's hangup (an abandon while waiting),
+        not as a failure of the call. Should no end come within ADOPTED_END_GRACE_S, the channel
+        counts as vanished."""
+        try:
+            await self._subscribe()
+        except AriError as exc:
+            log.info("call %s: its channel went during adoption (%s): its end is on the way",
+                     self.channel_id, exc)
+            asyncio.get_running_loop().call_later(ADOPTED_END_GRACE_S, self._vanished_unless_gone)
+
+    def _vanished_unless_gone(self) -> None:
+        if not self.gone:
+            self.inbox.put_nowait(ChannelVanished(self.channel_id))
 
     # -- the end ---------------------------------------------------------------------------------
 

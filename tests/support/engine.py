@@ -164,6 +164,8 @@ class RecordingAri:
 
     async def subscribe(self, app: str, event_source: str) -> None:
         await self._record("subscribe", event_source)
+        if event_source.startswith("channel:") and event_source[len("channel:"):] not in self.live:
+            raise AriError("ARI POST applications/hotline/subscription: HTTP 422 Event source does not exist")
 
     async def channels(self) -> list[Channel]:
         await self._record("channels")

@@ -75,3 +75,39 @@ async def test_a_caller_recorded_waiting_and_alone_is_back_in_line() -> None:
     await engine.ari.wait_for("originate")  # anna is rung for it
     assert engine.call("c8").state is CallState.RINGING
     assert engine.records.summary() == [("event", 61, "ring")]  # no second join
+
+
+async def test_a_waiting_caller_who_hangs_up_during_adoption_is_an_abandon_not_a_failure() -> None:
+    """Listed by the reconcile, gone when the call subscribes to its channel (Asterisk: 422), its
+    StasisEnd and ChannelDestroyed right behind: the caller left by themselves."""
+    engine = Engine(centre(), logged_in=("anna",))
+    engine.ari.all_channels = False  # the call subscribes to its own channel
+    engine.hops.leave_open(62, "c7", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.left_by_last_daemon("c7")
+    real_subscribe = engine.ari.subscribe
+
+    async def caller_leaves_first(app: str, event_source: str) -> None:
+        engine.ari.caller_hangs_up("c7")  # the BYE, a moment before the subscription
+        await real_subscribe(app, event_source)
+
+    engine.ari.subscribe = caller_leaves_first  # type: ignore[method-assign]
+    await engine.router.reconcile()
+    await engine.ended()
+    assert engine.records.summary()[-2:] == [("event", 62, "abandon"), ("close", 62, "abandoned")]
+
+
+async def test_an_adopted_channel_gone_with_no_end_event_counts_as_vanished() -> None:
+    engine = Engine(centre(), logged_in=())
+    engine.ari.all_channels = False
+    engine.hops.leave_open(63, "c6", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.left_by_last_daemon("c6")
+    real_subscribe = engine.ari.subscribe
+
+    async def gone_silently(app: str, event_source: str) -> None:
+        engine.ari.live.discard("c6")  # no StasisEnd, no ChannelDestroyed will come
+        await real_subscribe(app, event_source)
+
+    engine.ari.subscribe = gone_silently  # type: ignore[method-assign]
+    await engine.router.reconcile()
+    await engine.ended(timeout=5)
+    assert closes(engine)[-1] == (63, "failed", "channel gone while the daemon was away")
