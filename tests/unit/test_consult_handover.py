@@ -3,7 +3,7 @@ Asterisk's own attended transfer does (features.conf atxferdropcall=no), against
 fake ARI client: the consulted agent answered (the transfer completes), still ringing (it rings
 on, and answering takes the customer; not answering sends the customer back first in line), and a
 consult a restarted daemon finds under way gets the row of its end. The lab tests
-(tests/e2e/test_consult_handover.py) prove the same on Asterisk."""
+(tests/e2e/test_transfers_attended.py) prove the same on Asterisk."""
 
 from __future__ import annotations
 
