@@ -7,6 +7,8 @@ consult a restarted daemon finds under way gets the row of its end. The lab test
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,3 +164,20 @@ async def test_a_restarted_daemon_finding_no_consult_under_way_records_none() ->
     engine.ari.caller_hangs_up("c5")
     await engine.ended()
     assert attended_rows(engine) == []
+
+
+async def test_the_ring_going_on_after_the_agent_left_ends_at_the_ring_timeout_from_the_consults_start(
+) -> None:
+    engine = Engine(two_queues(ring_timeout=2), logged_in=("anna", "boris"))  # grace: 0.2 s
+    anna_leg, boris_leg = await consult_ringing(engine)
+    rang_from = time.monotonic()
+    await asyncio.sleep(1.0)
+    engine.ari.caller_hangs_up(anna_leg)
+    async with asyncio.timeout(3):
+        while boris_leg not in [r.args[0] for r in engine.ari.of("hangup")]:  # Asterisk never did
+            await asyncio.sleep(0.02)
+    assert time.monotonic() - rang_from < 2.9  # 2 s + the grace, not 2 s more after anna left
+    noanswer = [r for r in engine.records.records if r.get("event") == "ring_noanswer"]
+    assert [(r["agent"], r["detail"]) for r in noanswer] == [(2, "ring timeout")]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()

@@ -665,7 +665,8 @@ class QueueVisit:
         legs = await asyncio.gather(*steps)
         ringing = {leg.channel_id: leg for leg in legs if leg is not None}
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.queue.ring_timeout + self.ctx.ring_grace_s  # Asterisk's first
+        rang = started - rung.started if rung is not None else 0.0  # a ring going on: its time counts
+        deadline = loop.time() + self.queue.ring_timeout - rang + self.ctx.ring_grace_s  # Asterisk's first
         music_due = loop.time() + self.queue.ringback
         why_not = "ring timeout"
         try:
