@@ -27,6 +27,8 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+import psycopg
+
 from hotline.asterisk.ari_events import (
     Channel,
     ChannelDestroyed,
@@ -77,7 +79,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_phone_token, read_web_headers
-from hotline.engine.transfer import TRANSFER_REFUSED, Handoff
+from hotline.engine.transfer import CONSULT_ENDED_BY_RESTART, TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.media import case_bridge_ids
@@ -581,17 +583,37 @@ class InboundCall:
     async def _resume_talk(self, visit: QueueVisit, agent_id: int, answered_at: float) -> None:
         agents = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
         agent_leg = await self._agent_leg_in_bridge()
-        if agent_leg is None and agent_id in agents:
+        ended_consult: tuple[Fact, ...] = ()
+        if agent_leg is None and agent_id in agents:  # the customer out of the bridge: on hold?
             agent_leg = await self._off_hold(agents[agent_id])
+            ended_consult = await self._consult_ended_by_restart()
         if agent_leg is not None and agent_id in agents:
-            ended = await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
+            ended = await visit.resume_talk(agents[agent_id], agent_leg, answered_at, *ended_consult)
             if isinstance(ended, Transferred):
                 await self._follow_transfer(ended)
         else:
             # One side left while nobody was watching: the talk is over for whoever is still in
             # the case's bridge too (left there, an agent's leg would keep its agent busy).
             await self._release_bridge()
-            self.leave(EndReason.COMPLETED)
+            self.leave(EndReason.COMPLETED, *ended_consult)
+
+    async def _consult_ended_by_restart(self) -> tuple[Fact, ...]:
+        """The row ending an attended transfer the stopped daemon left under way (its `consulting`
+        row has no row of its end): `cancelled`, the restart said as why. None to write when no
+        consult was under way, or the database cannot say (logged)."""
+        if self.hop is None:
+            return ()
+        try:
+            consult = await self.ctx.contacts.open_consult(self.hop)
+        except psycopg.Error as exc:
+            log.warning("call %s: whether a consult was under way is unknown (%s)", self.channel_id, exc)
+            return ()
+        if consult is None:
+            return ()
+        log.info("call %s: the attended transfer to %s ended by the restart", self.channel_id, consult.target)
+        return (TransferNoted(None, consult.asked_by, consult.target, "cancelled", CONSULT_ENDED_BY_RESTART,
+                              kind="attended", from_queue_id=consult.from_queue_id,
+                              from_agent_id=consult.from_agent_id),)
 
     async def _resume_unrecorded_talk(self, visit: QueueVisit, joined_at: float) -> bool:
         """The hop says waiting, yet the caller may be in the case's bridge with an agent: the

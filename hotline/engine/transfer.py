@@ -32,6 +32,7 @@ from hotline.provision.model import Agent, Provisioning, Target, TargetAction
 
 TRANSFER_EVENT = "hotline-transfer"
 CONSULT_STEPS = ("begin", "complete", "cancel")  # of an attended transfer
+CONSULT_ENDED_BY_RESTART = "the daemon restarted during the consult"  # its `cancelled` row's detail
 NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ()-]{3,30}")  # what may be a telephone number, as typed
 TARGET_KINDS = (TargetAction.QUEUE, TargetAction.HOTLINE)
 ASKED_LIMIT = 64  # characters kept of who asked and of a target as asked
@@ -70,11 +71,14 @@ class Handoff:
     """What a transfer to one party does before the caller waits, first in the line of the queue
     the talk was in: dial `number` (an outside number), or ring `agent`, then, where the queue
     sends an unanswered transfer back to the transferring agent, `back_to`. All None: the caller
-    is only placed first in line."""
+    is only placed first in line. `leg`: `agent`'s leg already ringing since `rung_at` (a consult
+    whose transferring agent hung up), which rings on instead of a new one."""
 
     agent: str | None = None
     back_to: str | None = None
     number: str | None = None
+    leg: str | None = None
+    rung_at: float = 0.0
 
 
 def transfer_target(prov: Provisioning, text: str) -> TransferTo:

@@ -14,6 +14,7 @@ from hotline.store.records import (
     queue_event_record,
     write_records,
 )
+from hotline.store.transfers import OpenConsult, open_consult
 
 
 class LinesBusy(Exception):  # noqa: N818 - control flow, not an error
@@ -154,6 +155,11 @@ class Contacts:
             await cur.execute(f"SELECT {_HOP_COLUMNS} FROM hops WHERE node = %s AND channel_id = %s",
                               (node, channel_id))
             return await cur.fetchone()
+
+    async def open_consult(self, hop: Hop) -> OpenConsult | None:
+        """The attended transfer `hop` was in when its daemon stopped (None: none)."""
+        async with self.pool.connection() as conn:
+            return await open_consult(conn, hop.case_id, hop.id)
 
 
 def _check_kind(hop: NewHop) -> None:

@@ -41,6 +41,7 @@ from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
 from hotline.store.switches import IssuedSwitch, SwitchUse, TokenState
+from hotline.store.transfers import OpenConsult
 
 APP = "hotline"
 
@@ -313,6 +314,7 @@ class StandInHops:
         self.lines_busy = False
         self.last_agent_id: int | None = None
         self.left_open: list[Hop] = []  # hops a killed daemon left open
+        self.consults: dict[int, OpenConsult] = {}  # a hop's consult a killed daemon left under way
         self._ids = itertools.count(1)
 
     async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
@@ -358,6 +360,12 @@ class StandInHops:
 
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         return next((h for h in [*self.left_open, *self.opened] if h.channel_id == channel_id), None)
+
+    async def open_consult(self, hop: Hop) -> OpenConsult | None:
+        await asyncio.sleep(0)
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        return self.consults.get(hop.id)
 
 
 class StandInSwitches:

@@ -3,7 +3,9 @@ hears music on hold; the target agent is rung and, answering, joins the case's b
 transferring agent talks with them. Then the agent completes it (the customer back in the bridge,
 the transferring agent's leg hung up: queueing.visit records the talk passed on), or cancels it, or
 the target declines, does not answer or hangs up: the target's leg goes and the customer is back
-in the bridge with the agent.
+in the bridge with the agent. The transferring agent hanging up hands the customer over (Asterisk's
+atxferdropcall=no): queueing.visit completes the transfer, or lets the target's ring go on in a new
+visit of the queue.
 
 The Asterisk side only: the visit decides when, records the rows, and keeps the agents' states.
 """
