@@ -6,6 +6,8 @@ cancels it. The lab test (tests/e2e/test_phone_attended_transfer.py) proves the 
 
 from __future__ import annotations
 
+from test_transfers import talking_with_anna, two_queues
+
 from hotline.asterisk.ari_events import ChannelTransfer, parse_event
 from hotline.engine.call_state import CallState
 from hotline.engine.queueing.agent_state import AgentStatus
@@ -13,7 +15,6 @@ from hotline.engine.stasis_entry import parse_entry
 from hotline.engine.transfer import transfer_referred
 
 from support.engine import APP, NOW, Engine, channel, destroyed, every_move_allowed, stasis_start  # noqa: F401
-from test_transfers import talking_with_anna, two_queues
 
 PHONE_LEG = "1733140000.77"  # an id Asterisk gives the agent phone's own INVITE
 
