@@ -27,19 +27,19 @@ from support.transfer_checks import bridge_channels, channel_name, refer_accepte
 
 pytestmark = pytest.mark.lab
 
-NUMBER = "84950002259"
+NUMBER = "84950002261"
 CALLER = "+79165554325"
 TALK_MS, CONSULT_MS = "1500", "4000"
 ONE_QUEUE = pytest.mark.provision(BASE + """
-[queues.tp_first]
+[queues.tq_first]
 ring_timeout = 6
 wrapup = 0
 
-[hotlines.tp]
-entry = "queue:tp_first"
+[hotlines.tq]
+entry = "queue:tq_first"
 
-[numbers."+74950002259"]
-hotline = "tp"
+[numbers."+74950002261"]
+hotline = "tq"
 """)
 
 
@@ -50,6 +50,10 @@ def who(env: dict[str, str], channels: list[str]) -> list[str]:
         name = channel_name(env, channel)
         names.append("customer" if "sipp-trunk" in name else name.removeprefix("PJSIP/").rsplit("-", 1)[0])
     return sorted(names)
+
+
+def in_case_bridge(env: dict[str, str], case: object, *names: str) -> None:
+    wait_until(lambda: who(env, bridge_channels(env, case)) == sorted(names), what=f"the case's bridge holding {names}")
 
 
 def consult_bridge(env: dict[str, str]) -> list[str]:
@@ -97,7 +101,7 @@ def consulting(env: dict[str, str], case: object, first: Agent, second: Agent) -
 def test_a_refer_with_replaces_from_the_agents_phone_leaves_the_customer_with_the_colleague(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
         db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
-    first, second = logged_in_agents(daemon_env, tmp_path, "px", {"tp_first": 0}, {})
+    first, second = logged_in_agents(daemon_env, tmp_path, "px", {"tq_first": 0}, {})
     messages = tmp_path / "first-phone.log"
     phones, caller = start(lab, first, second, "agent_consults_and_refers.xml", messages)
     try:
@@ -107,8 +111,7 @@ def test_a_refer_with_replaces_from_the_agents_phone_leaves_the_customer_with_th
         done = sipp.finish(phones[0], 60)  # NOTIFY 200, then both of its calls hung up (two BYEs)
         assert done.ok, done.output
         assert refer_accepted(messages) and sipfrags(messages)[-1] == "SIP/2.0 200 OK"
-        wait_until(lambda: who(daemon_env, bridge_channels(daemon_env, case)) == sorted(["customer", second.name]),
-                   what="the customer bridged with the colleague")
+        in_case_bridge(daemon_env, case, "customer", second.name)  # the customer with the colleague
         assert consult_bridge(daemon_env) == []
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(caller).ok
@@ -118,11 +121,11 @@ def test_a_refer_with_replaces_from_the_agents_phone_leaves_the_customer_with_th
         stop([*phones, caller])
     assert transfers(db) == [("attended", "phone", f"agent:{second.name}", "consulting"),
                              ("attended", "phone", f"agent:{second.name}", "transferred")]
-    assert events(db) == [("join", None), ("ring", first.name), ("answer", first.name), ("complete", first.name),
-                          ("transfer", first.name), ("join", None), ("ring", second.name),
-                          ("answer", second.name), ("complete", second.name)]
+    assert events(db) == [("join", None), ("ring", first.name), ("answer", first.name),
+                          ("complete", first.name), ("transfer", first.name), ("join", None),
+                          ("ring", second.name), ("answer", second.name), ("complete", second.name)]
     [stats] = rows(db, "SELECT transferred_out, transferred_in, answered FROM stats_queue_today"
-                       " WHERE queue = 'tp_first'")
+                       " WHERE queue = 'tq_first'")
     assert stats == {"transferred_out": 1, "transferred_in": 1, "answered": 2}
 
 
@@ -130,7 +133,7 @@ def test_a_refer_with_replaces_from_the_agents_phone_leaves_the_customer_with_th
 def test_a_refer_naming_another_call_is_refused_and_hanging_up_the_consult_gives_the_customer_back(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
         db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
-    first, second = logged_in_agents(daemon_env, tmp_path, "pb", {"tp_first": 0}, {})
+    first, second = logged_in_agents(daemon_env, tmp_path, "pb", {"tq_first": 0}, {})
     messages = tmp_path / "first-phone.log"
     phones, caller = start(lab, first, second, "agent_refers_bogus_replaces.xml", messages)
     try:
@@ -144,8 +147,7 @@ def test_a_refer_naming_another_call_is_refused_and_hanging_up_the_consult_gives
         assert [f.split()[1] for f in refused] == ["603"], refused  # channel_declined
         consulting(daemon_env, case, first, second)  # untouched: the consult goes on
         assert sipp.finish(phones[1]).ok  # the consult call hung up by the phone: the colleague's BYE
-        wait_until(lambda: who(daemon_env, bridge_channels(daemon_env, case)) == sorted(["customer", first.name]),
-                   what="the customer back with the first agent")
+        in_case_bridge(daemon_env, case, "customer", first.name)  # back with the first agent
         assert consult_bridge(daemon_env) == []
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(caller).ok
