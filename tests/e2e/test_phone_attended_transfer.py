@@ -53,7 +53,8 @@ def who(env: dict[str, str], channels: list[str]) -> list[str]:
 
 
 def in_case_bridge(env: dict[str, str], case: object, *names: str) -> None:
-    wait_until(lambda: who(env, bridge_channels(env, case)) == sorted(names), what=f"the case's bridge holding {names}")
+    wait_until(lambda: who(env, bridge_channels(env, case)) == sorted(names),
+               what=f"the case's bridge holding {names}")
 
 
 def consult_bridge(env: dict[str, str]) -> list[str]:
