@@ -66,8 +66,8 @@ def consult_bridge(env: dict[str, str]) -> list[str]:
 def start(lab: Lab, first: Agent, second: Agent, scenario: str, messages: Path,
           ) -> tuple[list[subprocess.Popen[str]], subprocess.Popen[str]]:
     phones = [sipp.agent_phone(first.name, first.password, ring_ms=200, scenario=scenario, timeout_s=90,
-                               more_fields=(TALK_MS, second.name, first.password, CONSULT_MS),
-                               messages=messages),
+                               more_fields=(TALK_MS, second.name, CONSULT_MS), messages=messages,
+                               places_calls=True),
               sipp.agent_phone(second.name, second.password, ring_ms=300)]
     wait_until(lambda: registered(lab, first.name) and registered(lab, second.name),
                what="agent phones registered")

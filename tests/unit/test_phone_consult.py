@@ -6,6 +6,9 @@ cancels it. The lab test (tests/e2e/test_phone_attended_transfer.py) proves the 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from test_transfers import talking_with_anna, two_queues
 
 from hotline.asterisk.ari_events import ChannelTransfer, parse_event
@@ -16,6 +19,7 @@ from hotline.engine.transfer import transfer_referred
 
 from support.engine import APP, NOW, Engine, channel, destroyed, every_move_allowed, stasis_start  # noqa: F401
 
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
 PHONE_LEG = "1733140000.77"  # an id Asterisk gives the agent phone's own INVITE
 
 
@@ -63,25 +67,21 @@ def test_the_consult_entry_names_the_colleague_and_the_phone_that_dialled() -> N
     assert entry is not None and (entry.kind, entry.dialled, entry.by) == ("consult", "boris", "anna")
 
 
-def test_an_attended_refer_parses_with_the_channel_its_replaces_names() -> None:
-    chan = {"id": "c1-agent-1", "name": "PJSIP/anna-1", "state": "Up", "caller": {"number": "", "name": ""},
-            "creationtime": "2026-12-02T10:00:00.000+0000",
-            "dialplan": {"context": "hotline-agents", "exten": "s", "priority": 1}}
-    raw = {"type": "ChannelTransfer", "application": "hotline", "timestamp": "2026-12-02T10:00:00.000+0000",
-           "refer_to": {"requested_destination": {"protocol_id": "abc@10.0.0.1"},
-                        "destination_channel": {**chan, "id": PHONE_LEG},
-                        "connected_channel": {**chan, "id": "c1-agent-2"}, "bridge": {"id": "consult-x"}},
-           "referred_by": {"source_channel": chan, "connected_channel": {**chan, "id": "c1"}}}
-    event = parse_event(raw)
-    assert isinstance(event, ChannelTransfer)
-    assert (event.protocol_id, event.destination_channel_id) == ("abc@10.0.0.1", PHONE_LEG)
-    asked = transfer_referred(event)
+def test_attended_refers_as_asterisk_22_sends_them_parse_with_the_channel_their_replaces_names() -> None:
+    """Recorded on the lab (Asterisk 22.10.1, tests/e2e/test_phone_attended_transfer.py): a REFER
+    whose Replaces names the phone's consult call, then one naming a dialog Asterisk does not have.
+    Both carry the Refer-To user as `destination` as well as the Call-ID as `protocol_id`: only
+    the Call-ID tells an attended REFER from a blind one."""
+    found, unknown = (parse_event(json.loads(line)) for line in
+                      (TRANSCRIPTS / "ari_attended_refers.jsonl").read_text().splitlines())
+    assert isinstance(found, ChannelTransfer) and isinstance(unknown, ChannelTransfer)
+    assert (found.source_channel_id, found.destination, found.destination_channel_id) == (
+        "1796252766.91-agent-e3f79e9e", "px2-14d888", "1796252768.93")
+    asked = transfer_referred(found)
     assert asked is not None
-    assert (asked.kind, asked.step, asked.refer_leg, asked.replaces) == ("attended", "complete", "c1-agent-1",
-                                                                         PHONE_LEG)
-    bogus = {**raw, "refer_to": {"requested_destination": {"protocol_id": "nobody@10.0.0.1"}}}
-    unknown = parse_event(bogus)
-    assert isinstance(unknown, ChannelTransfer) and unknown.destination_channel_id is None
+    assert (asked.kind, asked.step, asked.refer_leg, asked.replaces) == (
+        "attended", "complete", "1796252766.91-agent-e3f79e9e", "1796252768.93")
+    assert unknown.destination == "pb2-989446" and unknown.destination_channel_id is None
     asked = transfer_referred(unknown)
     assert asked is not None and (asked.kind, asked.replaces) == ("attended", "")
 
