@@ -161,3 +161,16 @@ def test_a_refer_naming_another_call_is_refused_and_hanging_up_the_consult_gives
                              ("attended", "phone", f"agent:{second.name}", "refused"),
                              ("attended", "phone", f"agent:{second.name}", "cancelled")]
     assert [e for e, _ in events(db)] == ["join", "ring", "answer", "complete"]  # one talk, never passed on
+
+
+@ONE_QUEUE
+def test_an_agent_dialling_with_no_live_talk_or_dialling_anything_else_is_refused_forbidden(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "pf", {"tq_first": 0}, {})
+    for dialled in (second.name, "89161234567", "tq_first"):  # a colleague, a number, a queue
+        run = sipp.agent_dials(first.name, first.password, dialled)
+        assert run.ok, run.output[-2000:]  # 403
+    assert transfers(db) == []
+    status, body = ari_get(daemon_env, "channels")
+    assert status == 200 and json.loads(body) == []  # nothing dialled, nothing left

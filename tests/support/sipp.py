@@ -118,6 +118,18 @@ def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300, calls: int 
                             stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
 
 
+def agent_dials(endpoint: str, password: str, extension: str, *,
+                scenario: str = "agent_dials_refused.xml", timeout_s: int = 20) -> SippRun:
+    """An agent's phone dials `extension` from its own endpoint (digest auth as that endpoint);
+    agent_dials_refused.xml passes when the answer is 403 Forbidden."""
+    port = free_udp_port()
+    cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", extension, "-m", "1",
+           "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()), "-key", "me", endpoint,
+           "-au", endpoint, "-ap", password, "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
+    return finish(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   stdin=subprocess.DEVNULL, cwd=INJECTION_DIR), timeout_s + 10)
+
+
 def press_keys(number: str, *keys: str, first_ms: int = 1000, gap_ms: int = 1500,
                timeout_s: int = 20) -> SippRun:
     """One caller that is answered, presses `keys` (up to three, by SIP INFO), then waits for BYE.
