@@ -27,6 +27,7 @@ from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialle
 from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
+from hotline.engine.queueing.consult import CONSULT_BRIDGE
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import CONSULT_REFUSED, TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.errors import AriError, AriNotFound
@@ -257,10 +258,11 @@ class Router:
         return len(stale)
 
     async def _destroy_empty_case_bridges(self) -> int:
-        """Case bridges whose calls ended while no daemon watched stay in Asterisk until destroyed."""
+        """Case bridges whose calls ended while no daemon watched, and the bridges of phone
+        consults whose legs were hung up, stay in Asterisk until destroyed."""
         destroyed = 0
         for bridge in await self.ctx.ari.bridges():
-            if bridge.id.startswith("case-") and not bridge.channels:
+            if bridge.id.startswith(("case-", CONSULT_BRIDGE)) and not bridge.channels:
                 await self.ctx.ari.destroy_bridge(bridge.id)
                 destroyed += 1
         return destroyed

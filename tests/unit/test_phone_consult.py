@@ -7,6 +7,7 @@ cancels it. The lab test (tests/e2e/test_phone_attended_transfer.py) proves the 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from test_transfers import talking_with_anna, two_queues
@@ -165,3 +166,26 @@ async def test_a_consult_call_to_a_colleague_who_is_not_free_is_refused_busy_and
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
     assert rows(engine) == [("phone", "attended", "agent:boris", "refused", "agent boris is logged out")]
+
+
+async def test_a_daemon_restarted_in_a_phone_consult_hangs_up_its_legs_and_gives_the_customer_back() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    answered = datetime.now(UTC) - timedelta(seconds=60)
+    hop = engine.hops.leave_open(71, "c5", queue_id=2, agent_id=1, answered_at=answered,
+                                 queued_at=answered)  # talking with anna in support
+    engine.ari.left_by_last_daemon("c5")
+    engine.ari.left_by_last_daemon("c5-agent-1", "agent,c5", name="PJSIP/anna-00000001")
+    engine.ari.left_by_last_daemon("c5-agent-2", "agent,c5", name="PJSIP/boris-00000002")
+    engine.ari.left_by_last_daemon(PHONE_LEG, "consult,boris,by=anna", name="PJSIP/anna-00000003",
+                                   context="hotline-agents")
+    engine.ari.bridge_members[f"case-{hop.case_id}"] = ["c5-agent-1"]  # the customer on hold
+    engine.ari.bridge_members["consult-c5-agent-2"] = [PHONE_LEG, "c5-agent-2"]
+    await engine.router.reconcile()
+    await engine.settle()
+    assert engine.call("c5").state is CallState.TALKING  # the consult call is no customer adopted
+    assert PHONE_LEG not in engine.router.calls
+    assert engine.ari.bridge_members[f"case-{hop.case_id}"] == ["c5-agent-1", "c5"]
+    assert PHONE_LEG not in engine.ari.live and "c5-agent-2" not in engine.ari.live
+    assert "consult-c5-agent-2" not in engine.ari.bridge_members
+    engine.ari.caller_hangs_up("c5")
+    await engine.ended()

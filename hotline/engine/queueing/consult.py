@@ -34,6 +34,8 @@ from hotline.media import originate_formats
 
 log = logging.getLogger(__name__)
 
+CONSULT_BRIDGE = "consult-"  # the prefix of a phone consult's bridge id
+
 
 class ConsultCall(Protocol):
     """What a consult needs of the call (engine.call.InboundCall provides it)."""
@@ -61,7 +63,7 @@ class Consult:
     @property
     def bridge_id(self) -> str:
         """Where the phone's consult call and the target talk (the case's bridge is the CLI's)."""
-        return f"consult-{self.leg.channel_id}"
+        return f"{CONSULT_BRIDGE}{self.leg.channel_id}"
 
 
 async def begin(call: ConsultCall, ctx: CallContext, asked: TransferAsked, target: AgentTarget,
