@@ -189,3 +189,39 @@ async def test_a_daemon_restarted_in_a_phone_consult_hangs_up_its_legs_and_gives
     assert "consult-c5-agent-2" not in engine.ari.bridge_members
     engine.ari.caller_hangs_up("c5")
     await engine.ended()
+
+
+async def test_a_refer_before_the_colleague_answers_is_refused_and_hanging_up_then_cancels() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    anna_leg = await talking_with_anna(engine)
+    dials(engine, "boris")
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    await engine.settle()
+    engine.ari.send(refer_with_replaces(anna_leg, PHONE_LEG))  # the colleague has not answered
+    await engine.ari.wait_for("transfer_progress")
+    assert engine.ari.of("transfer_progress")[0].args == (anna_leg, "channel_declined")
+    engine.ari.live.discard(PHONE_LEG)
+    engine.ari.send(destroyed(PHONE_LEG))
+    await engine.settle()
+    assert boris_leg not in engine.ari.live  # no longer rung
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, "c1"]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert [row[3:] for row in rows(engine)] == [
+        ("consulting", ""), ("refused", "agent:boris has not answered yet"),
+        ("cancelled", "the agent's phone hung up the consult call")]
+
+
+async def test_the_colleague_hanging_up_ends_the_phones_consult_call_and_gives_the_customer_back() -> None:
+    engine = Engine(two_queues(), logged_in=("anna", "boris"))
+    anna_leg, boris_leg = await consulting_boris_from_the_phone(engine)
+    engine.ari.live.discard(boris_leg)
+    engine.ari.send(destroyed(boris_leg))
+    await engine.settle()
+    assert PHONE_LEG not in engine.ari.live
+    assert f"consult-{boris_leg}" not in engine.ari.bridge_members
+    assert engine.ari.bridge_members["case-101"] == [anna_leg, "c1"]
+    assert engine.call("c1").state is CallState.TALKING
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert rows(engine)[-1][3:] == ("cancelled", "agent:boris hung up")
