@@ -50,6 +50,7 @@ from hotline.engine.messages import (
     CallerGone,
     CameraTurned,
     ChannelVanished,
+    ConsultDialled,
     HandoverAsked,
     HangingUp,
     Message,
@@ -79,7 +80,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_phone_token, read_web_headers
-from hotline.engine.transfer import CONSULT_ENDED_BY_RESTART, TRANSFER_REFUSED, Handoff
+from hotline.engine.transfer import CONSULT_ENDED_BY_RESTART, CONSULT_REFUSED, TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.media import case_bridge_ids
@@ -124,6 +125,9 @@ class InboundCall:
         # of the same customer this leg comes back to.
         self.meant_to_hang_up = False
         self.awaiting_rejoin: str | None = None
+        # The endpoint of the agent this call talks with now: their phone's consult call (an
+        # attended transfer begun on the phone) belongs to this call.
+        self.talking_with: str | None = None
         self.rejoins: LiveCall | None = None
         self.state = CallState.ENTERED
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING
@@ -228,6 +232,11 @@ class InboundCall:
             self._keep_place_asked(message)
         if isinstance(message, TransferAsked):
             self._refuse_transfer(message)
+        if isinstance(message, ConsultDialled):  # no talk to consult about (any more): 403
+            self.unwatch(message.channel_id)
+            log.info("call %s: consult call %s to %r refused: no live talk (%s)", self.channel_id,
+                     message.channel_id, message.target, self.state)
+            self._hang_up_stray_leg(message.channel_id, CONSULT_REFUSED)
         if isinstance(message, PhoneSwitchAsked):
             log.info("call %s: move to the phone asked by %s refused: no live talk (%s)", self.channel_id,
                      message.asked_by, self.state)
@@ -271,14 +280,14 @@ class InboundCall:
                     await self.ctx.ari.transfer_progress(leg, TRANSFER_REFUSED)
             self._in_background(decline())
 
-    def _hang_up_stray_leg(self, channel_id: str) -> None:
+    def _hang_up_stray_leg(self, channel_id: str, reason: str = "normal") -> None:
         """An agent's leg answered a ring this call no longer waits for (placed before a restart,
         say): hung up, or it would keep its agent busy."""
         log.info("call %s: leg %s answered a ring nobody waits for: hung up", self.channel_id, channel_id)
 
         async def hang_up() -> None:
             with contextlib.suppress(AriError):
-                await self.ctx.ari.hangup(channel_id)
+                await self.ctx.ari.hangup(channel_id, reason)
         self._in_background(hang_up())
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:

@@ -23,13 +23,15 @@ from hotline.engine.callback_placer import CALLBACK_LEG
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
-from hotline.engine.messages import CameraTurned, ChannelVanished, HangingUp
+from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialled, HangingUp
 from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
+from hotline.engine.queueing.consult import CONSULT_BRIDGE
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
-from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
+from hotline.engine.transfer import CONSULT_REFUSED, TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.errors import AriError, AriNotFound
+from hotline.media import AGENTS_CONTEXT
 from hotline.store.hops import Hop
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,9 @@ class Router:
         if entry.kind == "conference":
             self._start_conference_leg(event.channel, entry)
             return
+        if entry.kind == "consult":
+            self._consult_dialled(event.channel, entry)
+            return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
         # A switch leg from anywhere but the web context brings no token: refused (403). A phone
@@ -126,6 +131,26 @@ class Router:
         leg = ConferenceLeg(self.ctx, channel, int(entry.dialled), entry.agent, entry.invited_by)
         self.conference[leg.channel_id] = self.inboxes[leg.channel_id] = leg
         self._own(leg.run(), f"conference-{leg.channel_id}", leg.channel_id)
+
+    def _consult_dialled(self, channel: Channel, entry: StasisEntry) -> None:
+        """An agent's own phone dialled a colleague: the consult of the talk that agent is in
+        (that call then owns the leg's events), or refused 403 when they talk in none here."""
+        call = self.call_of_agent(entry.by) if channel.context == AGENTS_CONTEXT else None
+        if call is None:
+            log.info("consult call %s from %r to %r: no live talk of that agent here: refused",
+                     channel.id, entry.by, entry.dialled)
+            self._own(self._refuse_leg(channel.id), f"consult-{channel.id}", "")
+            return
+        self.watch(channel.id, call)
+        call.post(ConsultDialled(channel.id, entry.dialled))
+
+    def call_of_agent(self, endpoint: str) -> InboundCall | None:
+        """The call whose live talk is with the agent of this endpoint."""
+        return next((c for c in self.calls.values() if c.is_talking and c.talking_with == endpoint), None)
+
+    async def _refuse_leg(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.hangup(channel_id, CONSULT_REFUSED)
 
     async def _decline(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):
@@ -207,8 +232,11 @@ class Router:
             if channel_id not in alive:
                 inbox.post(ChannelVanished(channel_id))
         unknown = in_stasis - self.inboxes.keys()
+        # An agent phone's consult call (agents' context) is a leg too, never a customer to adopt.
+        consult_calls = {c.id for c in channels if c.context == AGENTS_CONTEXT}
         legs = {c for c in unknown
-                if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)}
+                if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)
+                or c in consult_calls}
         await self._adopt_in_line_order(unknown - legs)
         await self._hang_up_orphan_legs(legs)
         stale = await self._close_unowned_hops()
@@ -230,10 +258,11 @@ class Router:
         return len(stale)
 
     async def _destroy_empty_case_bridges(self) -> int:
-        """Case bridges whose calls ended while no daemon watched stay in Asterisk until destroyed."""
+        """Case bridges whose calls ended while no daemon watched, and the bridges of phone
+        consults whose legs were hung up, stay in Asterisk until destroyed."""
         destroyed = 0
         for bridge in await self.ctx.ari.bridges():
-            if bridge.id.startswith("case-") and not bridge.channels:
+            if bridge.id.startswith(("case-", CONSULT_BRIDGE)) and not bridge.channels:
                 await self.ctx.ari.destroy_bridge(bridge.id)
                 destroyed += 1
         return destroyed

@@ -41,6 +41,11 @@ ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
 # transfer_progress states: what the phone that sent the REFER is told (its NOTIFY's sipfrag)
 TRANSFER_DONE = "channel_answered"  # 200 OK
 TRANSFER_REFUSED = "channel_declined"  # 603 Decline
+# An agent's own consult call refused (no live talk of theirs): hung up with this ARI reason,
+# 403 Forbidden, as the agents' context refuses what it does not hand on; refused because the
+# colleague cannot take it (not free, a consult under way): 486 Busy Here.
+CONSULT_REFUSED = "rejected"
+CONSULT_BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -160,9 +165,11 @@ def transfer_referred(event: ChannelTransfer) -> TransferAsked | None:
     """The TransferAsked of a REFER, or None for Asterisk's echo of a progress the app reported."""
     if event.state is not None:
         return None
-    kind = "attended" if event.protocol_id and not event.destination else "blind"
-    return TransferAsked(event.destination[:ASKED_LIMIT], "phone", refer_leg=event.source_channel_id,
-                         kind=kind)
+    if event.protocol_id:  # Replaces: the consult call it names is what the customer is passed to
+        return TransferAsked(event.destination[:ASKED_LIMIT], "phone", refer_leg=event.source_channel_id,
+                             kind="attended", step="complete",
+                             replaces=event.destination_channel_id or "")
+    return TransferAsked(event.destination[:ASKED_LIMIT], "phone", refer_leg=event.source_channel_id)
 
 
 async def ask_transfer(ari: AriClient, app: str, channel_id: str, target: TransferTo | None,

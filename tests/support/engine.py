@@ -105,6 +105,7 @@ class RecordingAri:
         self.placed_as: dict[str, tuple[str, str | None]] = {}  # channel -> its caller id and formats
         # Channels a killed daemon left in Stasis: their Stasis arguments and channel names.
         self.left_in_stasis: dict[str, tuple[str, str]] = {}
+        self.contexts: dict[str, str] = {}  # the dialplan context of a channel left in Stasis
         # Listed by `channels()` in Stasis, gone by the time they are fetched: hung up meanwhile.
         self.listed_but_gone: set[str] = set()
         self._ids = itertools.count(1)
@@ -147,10 +148,12 @@ class RecordingAri:
         self.send(destroyed(channel_id, 0, "Unknown"))
 
     def left_by_last_daemon(self, channel_id: str, args: str = "inbound,84951234567",
-                            name: str | None = None) -> None:
-        """A channel in Stasis since before this daemon started (no StasisStart will come)."""
+                            name: str | None = None, context: str = "hotline-inbound") -> None:
+        """A channel in Stasis since before this daemon started (no StasisStart will come), from
+        the dialplan `context`."""
         self.live.add(channel_id)
         self.left_in_stasis[channel_id] = (f"{APP},{args}", name or f"PJSIP/sipp-trunk-{channel_id}")
+        self.contexts[channel_id] = context
 
     def send(self, event: AriEvent) -> None:
         self.emit(event)
@@ -184,7 +187,8 @@ class RecordingAri:
         if channel_id not in self.left_in_stasis:
             return channel(channel_id, state="Up")
         args, name = self.left_in_stasis[channel_id]
-        return replace(channel(channel_id, state="Up", name=name), app_name="Stasis", app_data=args)
+        return replace(channel(channel_id, state="Up", name=name, context=self.contexts[channel_id]),
+                       app_name="Stasis", app_data=args)
 
     async def channel_variable(self, channel_id: str, name: str) -> str:
         await self._record("channel_variable", channel_id, name)

@@ -51,6 +51,7 @@ from hotline.engine.messages import (
     CallerGone,
     CameraTurned,
     ChannelVanished,
+    ConsultDialled,
     HandoverAsked,
     HangingUp,
     Message,
@@ -68,6 +69,7 @@ from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Place, Ringing, Talk
 from hotline.engine.transfer import (
     ARI_TRANSFERS,
+    CONSULT_BUSY,
     CONSULT_STEPS,
     TRANSFER_DONE,
     TRANSFER_REFUSED,
@@ -102,6 +104,7 @@ class VisitCall(Protocol):
     @property
     def may_come_back(self) -> bool: ...
     awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
+    talking_with: str | None  # the endpoint of the agent in the live talk (their phone's consult call)
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
@@ -783,6 +786,14 @@ class QueueVisit:
             await self.call.until_caller_gone()
 
     async def _follow_talk(self, leg: Ringing, answered_at: float) -> TalkEnd:
+        self.call.talking_with = leg.agent.endpoint
+        try:
+            return await self._talk_until_over(leg, answered_at)
+        finally:
+            if self.call.talking_with == leg.agent.endpoint:
+                self.call.talking_with = None
+
+    async def _talk_until_over(self, leg: Ringing, answered_at: float) -> TalkEnd:
         try:
             ended = await self._until_talk_ends(leg)
         except CallerGone:
@@ -811,10 +822,14 @@ class QueueVisit:
             if isinstance(message, PhoneSwitchAsked):
                 self._call_the_phone(message)
                 continue
-            if isinstance(message, TransferAsked) and message.kind == "attended" and not message.refer_leg:
-                consulted = await self._attended(message, leg)
+            if isinstance(message, TransferAsked) and message.kind == "attended":
+                consulted = await (self._referred(message, leg) if message.refer_leg
+                                   else self._attended(message, leg))
                 if consulted is not None:
                     return consulted
+                continue
+            if isinstance(message, ConsultDialled):
+                await self._phone_consult(message, leg)
                 continue
             if self.consult is not None and await self._consult_news(message, leg):
                 continue
@@ -921,8 +936,6 @@ class QueueVisit:
         """Where the transfer goes, or None: refused (recorded, and told to the phone that asked),
         and the talk goes on."""
         try:
-            if asked.kind != "blind":
-                raise TransferRefused("attended transfers from the phone are not taken yet")
             if self.consult is not None:
                 raise TransferRefused(f"an attended transfer to {self.consult.target} is under way: "
                                       f"complete or cancel it first")
@@ -1010,6 +1023,39 @@ class QueueVisit:
             self._note_attended(asked.request, asked.asked_by, target, "refused", str(refused), leg)
             return None
 
+    async def _phone_consult(self, dialled: ConsultDialled, leg: Ringing) -> None:
+        """The agent's own phone dialled a colleague: the begin of an attended transfer, checked
+        as the CLI's is; refused, the phone's call is hung up busy (486) and the talk goes on."""
+        asked = TransferAsked(f"agent:{dialled.target}", "phone", kind="attended", step="begin",
+                              phone_leg=dialled.channel_id)  # only agents are dialled from the context
+        await self._attended(asked, leg)
+        if self.consult is None or self.consult.phone_leg != dialled.channel_id:
+            self.call.unwatch(dialled.channel_id)
+            with contextlib.suppress(AriError):
+                await self.ctx.ari.hangup(dialled.channel_id, CONSULT_BUSY)
+
+    async def _referred(self, asked: TransferAsked, leg: Ringing) -> Consulted | None:
+        """The phone's REFER with Replaces: Consulted when its Replaces names this talk's consult
+        call from that phone (answered by the target); anything else is refused (NOTIFY 603) and
+        the talk, and the consult, go on."""
+        consult = self.consult
+        try:
+            if asked.refer_leg != leg.channel_id:
+                raise TransferRefused("the REFER came on a leg that is not this talk's agent")
+            if consult is None or consult.phone_leg is None:
+                raise TransferRefused("no consult call from the agent's phone is under way")
+            if asked.replaces != consult.phone_leg:
+                raise TransferRefused("its Replaces names a call that is not this talk's consult call")
+            if consult.answered_at is None:
+                raise TransferRefused(f"{consult.target} has not answered yet")
+            return Consulted(asked)
+        except TransferRefused as refused:
+            target = str(consult.target) if consult is not None else (asked.target or "(none)")
+            log.info("call %s: REFER with Replaces to %r refused: %s", self.call.channel_id, target, refused)
+            self._note_attended(asked.request, asked.asked_by, target, "refused", str(refused), leg)
+            await self._report_transfer(asked, TRANSFER_REFUSED)
+            return None
+
     async def _begin_consult(self, asked: TransferAsked, leg: Ringing) -> None:
         if self.consult is not None:
             raise TransferRefused(f"an attended transfer to {self.consult.target} is under way already")
@@ -1036,6 +1082,9 @@ class QueueVisit:
         if isinstance(message, StasisStart) and message.channel.id == consult.leg.channel_id:
             self.manager.consult_answered(consult.leg.agent)
             await consulting.target_answered(self.call, self.ctx, consult)
+            return True
+        if consult.phone_leg is not None and _is_end_of(message, consult.phone_leg):
+            await self._consult_over("cancelled", "the agent's phone hung up the consult call", leg)
             return True
         if _is_end_of(message, consult.leg.channel_id):
             if consult.answered_at is None:
@@ -1070,7 +1119,10 @@ class QueueVisit:
         consult, call = self.consult, self.call
         assert consult is not None
         self._first_talk_passed_on(ended, leg, answered_at)
+        if not ended.left:
+            await self._report_transfer(ended.asked, TRANSFER_DONE)  # a phone's REFER: NOTIFY 200
         await self._hang_up(leg.channel_id)
+        await consulting.hand_over(call, self.ctx, consult)
         await consulting.back_to_customer(call, self.ctx)
         target, target_answered = consult.leg, consult.answered_at or time.time()
         call.move(CallState.TALKING, *self._step(E.JOIN, position=1), *self._step(E.RING, agent=target.agent),
