@@ -655,7 +655,8 @@ class InboundCall:
     async def _off_hold(self, agent: str) -> str | None:
         """A daemon stopped during an attended transfer left the customer on hold, out of the
         case's bridge, where `agent` talks with the agent consulted: the consult is over (that leg
-        is hung up) and the customer is back with `agent`. The agent's leg, or None: not so."""
+        is hung up) and the customer is back with `agent`. The same when it was stopped after the
+        answer was written, before the customer joined the bridge. The agent's leg, or None."""
         found = self.ctx.directory.snapshot.prov.agents.get(agent)
         try:
             bridge = await self.ctx.ari.bridge(self.bridge_id)
@@ -682,8 +683,9 @@ class InboundCall:
             await self.ctx.ari.add_to_bridge(self.bridge_id, [self.channel_id])
         except AriError:
             return None
-        log.info("call %s: off hold, back with %s (an attended transfer ended by the restart)",
-                 self.channel_id, agent)
+        # Out of the bridge at the restart: on hold for a consult, or killed between the answer
+        # written and the customer bridged (seen under load): either way the talk goes on.
+        log.info("call %s: back in the case's bridge with %s after the restart", self.channel_id, agent)
         return mine
 
     async def _agent_leg_in_bridge(self) -> str | None:
