@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 PHONE_SWITCH_EVENT = "hotline-phone-switch"
 PHONE_ENTRY = "phone"  # the Stasis entry of a phone leg the daemon dialled: `phone,NUMBER`
+PHONE_LEG = "phone-"  # the ids of the channels it dials start with it
 RING_GRACE_S = 5.0  # Asterisk ends an unanswered ring first; ours only covers a lost event
 ASKED_LIMIT = 64
 USER_BUSY, NO_USER_RESPONDING, NO_ANSWER = 17, 18, 19  # Q.850 causes
@@ -131,7 +132,7 @@ async def call_the_phone(ctx: CallContext, hop_id: int, video_channel_id: str,
         issued = await ctx.switches.issue(hop_id, asked.asked_by, ring_timeout_s + 30, to_number=number)
     except SwitchNotPossible as exc:
         raise PhoneSwitchRefused(str(exc)) from None
-    channel_id = f"phone-{uuid.uuid4().hex[:16]}"
+    channel_id = f"{PHONE_LEG}{uuid.uuid4().hex[:16]}"
     ringing = PhoneRinging(video_channel_id)
     ctx.watch(channel_id, ringing)  # before the dial: its end cannot come unseen
     started = loop_time()

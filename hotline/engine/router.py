@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from hotline.asterisk.ari_events import (
@@ -18,18 +19,17 @@ from hotline.asterisk.ari_events import (
     PlaybackEvent,
     StasisStart,
 )
-from hotline.engine.call import VANISHED, InboundCall
+from hotline.engine.call import InboundCall
 from hotline.engine.callback_placer import CALLBACK_LEG
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
-from hotline.engine.facts import HopEnded
 from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialled, HangingUp
-from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
 from hotline.engine.queueing.consult import CONSULT_BRIDGE
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import CONSULT_REFUSED, TRANSFER_REFUSED, transfer_asked, transfer_referred
+from hotline.engine.unwatched_end import unwatched_end
 from hotline.errors import AriError, AriNotFound
 from hotline.media import AGENTS_CONTEXT
 from hotline.store.hops import Hop
@@ -253,9 +253,24 @@ class Router:
         still pending there wins (a second close changes nothing)."""
         stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
                  if hop.channel_id not in self.calls and hop.channel_id not in self.inboxes]
+        started, now = await self._asterisk_started(), datetime.now(UTC)
         for hop in stale:
-            self.ctx.records.submit(HopEnded(EndReason.FAILED, cause_text=VANISHED[1]).record(hop))
+            steps, end = unwatched_end(hop, asterisk_started=started, at=now)
+            log.info("hop %s (%s) closed %s: %s", hop.id, hop.channel_id, end.reason, end.cause_text)
+            for step in steps:
+                self.ctx.records.submit(step.record(hop))
+            self.ctx.records.submit(end.record(hop))
         return len(stale)
+
+    async def _asterisk_started(self) -> datetime | None:
+        """When Asterisk last started (asterisk/info), or None when it cannot say: a hop that
+        began before it was cut by that restart."""
+        try:
+            info = await self.ctx.ari.info()
+            return datetime.fromisoformat(str(info["status"]["startup_time"]))
+        except (AriError, KeyError, TypeError, ValueError) as exc:
+            log.warning("Asterisk's start time unknown (%s): hops ended unwatched are judged without it", exc)
+            return None
 
     async def _destroy_empty_case_bridges(self) -> int:
         """Case bridges whose calls ended while no daemon watched, and the bridges of phone

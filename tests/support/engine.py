@@ -10,7 +10,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -108,6 +108,7 @@ class RecordingAri:
         self.contexts: dict[str, str] = {}  # the dialplan context of a channel left in Stasis
         # Listed by `channels()` in Stasis, gone by the time they are fetched: hung up meanwhile.
         self.listed_but_gone: set[str] = set()
+        self.started_at = NOW - timedelta(days=1)  # Asterisk's startup_time (asterisk/info)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
 
@@ -170,6 +171,10 @@ class RecordingAri:
         await self._record("subscribe", event_source)
         if event_source.startswith("channel:") and event_source[len("channel:"):] not in self.live:
             raise AriError("ARI POST applications/hotline/subscription: HTTP 422 Event source does not exist")
+
+    async def info(self) -> dict[str, Any]:
+        await self._record("info")
+        return {"status": {"startup_time": self.started_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"}}
 
     async def channels(self) -> list[Channel]:
         await self._record("channels")

@@ -1,10 +1,11 @@
 """What a restarted (or reconnected) daemon does with the hops the last one left open: a call it
 runs keeps its hop; a hop whose channel ended while no daemon watched, or between the channel list
-and its adoption, is closed failed, through the write-behind, once."""
+and its adoption, is closed as its party left it (an abandon in line, a completed talk), or failed
+when Asterisk restarted meanwhile, through the write-behind, once."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hotline.engine.call_state import CallState
 from hotline.provision.model import Agent, Hotline, Number, Provisioning, Queue, Target
@@ -24,23 +25,42 @@ def closes(engine: Engine) -> list[tuple[object, ...]]:
     return [(r["hop"], r["reason"], r["cause_text"]) for r in engine.records.records if r["k"] == "close"]
 
 
-async def test_hops_no_call_runs_after_adoption_are_closed_failed_and_a_running_call_keeps_its_own() -> None:
+async def test_hops_no_call_runs_after_adoption_close_as_their_party_left_and_a_live_call_keeps_its_own(
+        ) -> None:
     engine = Engine(centre(), logged_in=("anna",))
     engine.call_in("c1", "84951234567")  # this daemon runs it: an ARI reconnect, not a restart
     await engine.ari.wait_for("originate")
-    engine.hops.leave_open(50, "old-ended")  # hung up while no daemon ran
-    engine.hops.leave_open(51, "old-going")  # listed in Stasis, gone when fetched for adoption
-    engine.ari.listed_but_gone.add("old-going")
+    since = datetime.now(UTC) - timedelta(seconds=30)
+    engine.hops.leave_open(50, "old-waiting", queue_id=1, queued_at=since)  # hung up while no daemon ran
+    engine.hops.leave_open(51, "old-talking", queue_id=1, agent_id=7, queued_at=since, answered_at=since)
+    engine.ari.listed_but_gone.add("old-talking")  # listed in Stasis, gone when fetched for adoption
+    engine.hops.leave_open(52, "old-in-menu")
+    engine.hops.leave_open(53, "callback-4-customer-1f")  # a callback's customer, never answered
 
     await engine.router.reconcile()
 
-    assert closes(engine) == [(50, "failed", "channel gone while the daemon was away"),
-                              (51, "failed", "channel gone while the daemon was away")]
-    assert "old-going" not in engine.router.calls
+    unwatched = "ended while no daemon watched"
+    assert closes(engine) == [(50, "abandoned", unwatched), (51, "completed", unwatched),
+                              (52, "abandoned", unwatched), (53, "failed", f"not answered; {unwatched}")]
+    steps = [(r["hop"], r["event"], r["agent"]) for r in engine.records.records
+             if r["k"] == "event" and r["hop"] != 1]  # not c1's own join
+    assert steps == [(50, "abandon", None), (51, "complete", 7)]  # each visit's outcome, for the statistics
+    assert "old-talking" not in engine.router.calls
     assert engine.call("c1").state is CallState.RINGING
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
-    assert [c[:2] for c in closes(engine)] == [(50, "failed"), (51, "failed"), (1, "abandoned")]
+    assert [c[:2] for c in closes(engine)][-1] == (1, "abandoned")
+
+
+async def test_hops_of_calls_asterisk_cut_by_restarting_while_no_daemon_watched_are_failed() -> None:
+    engine = Engine(centre(), logged_in=())
+    engine.hops.leave_open(54, "before-the-restart", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.started_at = datetime.now(UTC) + timedelta(days=1)  # Asterisk started after the hop began
+
+    await engine.router.reconcile()
+
+    assert closes(engine) == [(54, "failed", "Asterisk restarted while no daemon watched")]
+    assert [r for r in engine.records.records if r["k"] == "event"] == []  # no abandon: nobody left
 
 
 async def test_a_caller_bridged_before_the_kill_but_recorded_waiting_talks_on_and_its_answer_is_recorded_once(
