@@ -110,7 +110,8 @@ async def test_ended_calls_count_each_hop_closed_by_its_reason_and_every_reason_
     daemon.records.submit(close_hop_record(2, "abandoned"))
     daemon.records.submit(close_hop_record(3, "completed"))
     hop = NewHop(node="n", channel_id="c", channel_name="PJSIP/x", channel_kind="sip", media="audio",
-                 dialled="100", dialled_e164=None, caller_num="+4930123", caller_name="", entered_at=datetime.now(UTC))
+                 dialled="100", dialled_e164=None, caller_num="+4930123", caller_name="",
+                 entered_at=datetime.now(UTC))
     daemon.records.submit(refused_record(hop, "+4930123", "busy", 17, "User busy"))
     after = await scrape(metrics)
 
