@@ -3,6 +3,7 @@ in a queue, is answered by a sipp agent phone and ends."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -10,6 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.lab import Lab
+from hotline.metrics import CALLBACKS_EVERY_S, SCRAPE_WAIT_S
+from hotline.store.db import APPLICATION_NAME
 
 from support import sipp
 from support.agents import Agent, logged_in_agents, registered
@@ -89,3 +92,32 @@ def test_a_waiting_caller_shows_in_the_gauges_and_the_answered_call_counts_as_co
     assert after["hotline_write_behind_backlog_records", ()] == 0  # everything committed
     lag_samples = "hotline_event_loop_lag_seconds_count", ()
     assert after[lag_samples] > before[lag_samples]
+
+
+def test_with_the_database_away_scrapes_answer_within_their_bound_and_count_the_backlog(
+        lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    before = scrape(daemon)  # the callbacks counted while the database answers
+    ended_before = sum(v for (name, _), v in before.items() if name == "hotline_calls_ended_total")
+    caller = sipp.start_call("+74951234567", "caller_hangs_up.xml", hold_ms=1500)
+    wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
+    slowest = 0.0
+
+    def timed_scrape() -> Samples:
+        nonlocal slowest
+        started = time.monotonic()
+        samples = scrape(daemon)
+        slowest = max(slowest, time.monotonic() - started)
+        return samples
+
+    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
+        assert sipp.finish(caller).ok  # the call ends during the outage: its records wait
+        during = wait_until(lambda: m if (m := timed_scrape())["hotline_write_behind_backlog_records", ()] > 0
+                            else None, what="the call's records waiting")
+        time.sleep(CALLBACKS_EVERY_S)
+        during = timed_scrape()  # asks the database for the callbacks again, in vain
+    ended = sum(v for (name, _), v in during.items() if name == "hotline_calls_ended_total")
+    assert ended == ended_before + 1 and during["hotline_write_behind_backlog_records", ()] > 0
+    assert [k for k in during if k[0] == "hotline_callbacks_pending"]  # the last count, under a minute old
+    assert slowest < SCRAPE_WAIT_S + 1.5, slowest  # the database's wait, and the loaded machine's
+    wait_until(lambda: scrape(daemon)["hotline_write_behind_backlog_records", ()] == 0, timeout_s=30,
+               what="the backlog written once the database is back")
