@@ -136,7 +136,8 @@ class Settings:
     # Hang up) keeps its agent in the bridge this many seconds for the same page to come back
     # into the same talk; "0": the talk ends at once, as a hang-up.
     web_rejoin_grace: str = "60"
-    # GET /health for a load balancer (hotline.health): host:port to listen on ("": off).
+    # GET /health for a load balancer (hotline.health) and GET /metrics for Prometheus
+    # (hotline.metrics): host:port to listen on ("": off).
     health_listen: str = "127.0.0.1:8091"
     # "text": one readable line per log record; "json": one JSON object per line (time, level,
     # logger, message, and case_id/hop_id when the record is about a call), for a log shipper.

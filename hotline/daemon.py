@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -28,9 +29,10 @@ from hotline.errors import AriError, ConfigError, StoreError
 from hotline.health import Health, Probes
 from hotline.loop_lag import LoopLagMonitor
 from hotline.media import WEB_ENDPOINT
+from hotline.metrics import Metrics, Sources
 from hotline.store import migrations
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
-from hotline.store.callbacks import Callbacks
+from hotline.store.callbacks import Callbacks, waiting_per_queue
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, describe_dsn, open_pool
 from hotline.store.spool import spool_directory
@@ -51,6 +53,7 @@ HANDLED_AMI_EVENTS = ("DeviceStateChange", "FullyBooted")
 WEB_POOL_SIZE = 2
 WEB_POOL_TIMEOUT_S = 3.0
 WEB_APPLICATION_NAME = "hotline-web"
+METRICS_POOL_TIMEOUT_S = 1.0  # a scrape's callback count does not wait long for the calls' pool
 
 
 class Daemon:
@@ -73,10 +76,17 @@ class Daemon:
         self.web: web.AppRunner | None = None
         self.store: StoreAvailability | None = None
         self.lag = LoopLagMonitor()
+        self.metrics = Metrics(Sources(
+            queues=lambda: self.queues, ended=self._ended, backlog=self._backlog,
+            spooled=lambda: self.records.spooled_records if self.records is not None else 0,
+            ari_connected=self._ari_connected, ari_connections=self._ari_connections,
+            ami_connected=self._ami_connected, callbacks_waiting=self._callbacks_waiting), self.lag)
+        self.lag.on_sample = self.metrics.lag.observe
         self.health = Health(Probes(
             ari_connected=self._ari_connected, ami_connected=self._ami_connected,
-            ari_connections=lambda: self.ari.connections if self.ari is not None else 0,
-            backlog=self._backlog, check_database=self._check_database), self.lag)
+            ari_connections=self._ari_connections,
+            backlog=self._backlog, check_database=self._check_database), self.lag,
+            metrics=self.metrics.render)
         self.switch_key: SwitchKey | None = None
         self.placer: CallbackPlacer | None = None
         self.placer_task: asyncio.Task[None] | None = None
@@ -216,6 +226,7 @@ class Daemon:
         self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
         self.records_pool = self.switch_key = None
         await self.health.close()
+        await self.metrics.close()
         await self.lag.close()
 
     def _ari_connected(self) -> bool:
@@ -224,8 +235,23 @@ class Daemon:
     def _ami_connected(self) -> bool:
         return self.ami is not None and self.ami.connected
 
+    def _ari_connections(self) -> int:
+        return self.ari.connections if self.ari is not None else 0
+
     def _backlog(self) -> int:
         return self.records.backlog if self.records is not None else 0
+
+    def _ended(self) -> Counter[str]:
+        return self.records.ended if self.records is not None else Counter()
+
+    async def _callbacks_waiting(self) -> dict[str, int]:
+        """Per queue, the callbacks not placed yet (for the metrics: hotline.metrics bounds the wait)."""
+        if self.pool is None or self.directory is None:
+            raise StoreError("not connected to the database yet")
+        async with self.pool.connection(timeout=METRICS_POOL_TIMEOUT_S) as conn:
+            counts = await waiting_per_queue(conn)
+        names = {ident: name for name, ident in self.directory.snapshot.ids.get("queues", {}).items()}
+        return {names[queue_id]: n for queue_id, n in counts.items() if queue_id in names}
 
     async def _check_database(self) -> None:
         """A connection of its own: the pools' may all be held by calls, which says nothing

@@ -3,7 +3,10 @@
 "ok" (200): ARI, AMI and the database are connected. "degraded" (200): ARI is connected, so calls
 are served, but AMI (agents' phone states go stale) or the database is away (calls are served
 from the snapshot and their records wait in the write-behind). "down" (503): no ARI connection,
-so no call reaches this daemon; also while it starts and after it began to stop."""
+so no call reaches this daemon; also while it starts and after it began to stop.
+
+The same listener serves `GET /metrics` for Prometheus (hotline.metrics): both are for the
+operator's own systems, never for the public the web pages face."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hotline.errors import HotlineError
 from hotline.loop_lag import LoopLagMonitor
@@ -75,8 +79,10 @@ class DatabaseCheck:
 
 
 class Health:
-    def __init__(self, probes: Probes, lag: LoopLagMonitor) -> None:
+    def __init__(self, probes: Probes, lag: LoopLagMonitor,
+                 metrics: Callable[[], Awaitable[bytes]] | None = None) -> None:
         self.probes = probes
+        self.metrics = metrics  # what GET /metrics answers (Prometheus' text format)
         self.lag = lag
         self.database = DatabaseCheck(probes.check_database)
         self.runner: web.AppRunner | None = None
@@ -100,6 +106,8 @@ class Health:
     async def start(self, host: str, port: int) -> None:
         app = web.Application()
         app.router.add_get("/health", self._handle)
+        if self.metrics is not None:
+            app.router.add_get("/metrics", self._handle_metrics)
         runner = web.AppRunner(app, access_log=None)  # a probe a second would drown the log
         await runner.setup()
         try:
@@ -110,7 +118,8 @@ class Health:
                                f"{exc.strerror or exc} (set health_listen to a free host:port, "
                                "or to empty to turn it off)") from exc
         self.runner = runner
-        log.info("health endpoint on http://%s:%s/health", host, port)
+        log.info("health endpoint on http://%s:%s/health%s", host, port,
+                 f" (Prometheus: http://{host}:{port}/metrics)" if self.metrics is not None else "")
 
     async def close(self) -> None:
         if self.runner is not None:
@@ -121,3 +130,8 @@ class Health:
     async def _handle(self, request: web.Request) -> web.Response:
         status, body = await self.report()
         return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+    async def _handle_metrics(self, request: web.Request) -> web.Response:
+        assert self.metrics is not None
+        return web.Response(body=await self.metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST,
+                                                                "Cache-Control": "no-store"})

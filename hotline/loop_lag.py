@@ -7,6 +7,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 INTERVAL_S = 0.1  # one sample every tenth of a second: 600 in the window
@@ -28,6 +29,8 @@ class LoopLagMonitor:
         self.window_s = window_s
         self._samples: deque[tuple[float, float]] = deque()  # (monotonic time, lag in seconds)
         self._task: asyncio.Task[None] | None = None
+        # Told every sample too (the metrics' histogram), so none is lost between two scrapes.
+        self.on_sample: Callable[[float], None] | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -41,7 +44,10 @@ class LoopLagMonitor:
 
     def add(self, at: float, lag_s: float) -> None:
         """One measurement; those older than the window are forgotten."""
-        self._samples.append((at, max(lag_s, 0.0)))
+        lag_s = max(lag_s, 0.0)
+        self._samples.append((at, lag_s))
+        if self.on_sample is not None:
+            self.on_sample(lag_s)
         while self._samples and self._samples[0][0] < at - self.window_s:
             self._samples.popleft()
 

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -45,6 +45,8 @@ LINGER_S = 0.02  # how long a batch waits for more records after its first
 # Records held in memory through an outage before they go to the spool: at 10 calls/s and about
 # six records a call, half an hour of calls, some 100 MB.
 MAX_PENDING = 100_000
+
+ENDING_KINDS = frozenset({"close", "refused"})  # the records that end a hop (hotline.store.records)
 
 Waiting = tuple[Record, asyncio.Future[None] | None]
 
@@ -68,6 +70,9 @@ class WriteBehind:
         self._segments: deque[Path] = deque()  # spooled, oldest first
         self._segment_waiters: dict[Path, list[asyncio.Future[None]]] = {}
         self.spooled_records = 0  # in segments not written yet
+        # Hops closed (a close or a refused record) since the start, by end reason: every hop's
+        # end passes here, so this is the daemon's count of ended calls (hotline.metrics).
+        self.ended: Counter[str] = Counter()
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -128,6 +133,8 @@ class WriteBehind:
         return self.pending + self.spooled_records
 
     def _queue(self, record: Record, done: asyncio.Future[None] | None) -> None:
+        if record.get("k") in ENDING_KINDS:
+            self.ended[str(record["reason"])] += 1
         self._pending.append((record, done))
         self._idle.clear()
         self._arrived.set()

@@ -67,6 +67,12 @@ class DaemonProcess:
         answer = self._get_health()
         return answer[0] if answer else None
 
+    def metrics(self) -> str:
+        """GET /metrics of this daemon: Prometheus' text format, as a scrape reads it."""
+        address = self.env.get("HOTLINE_HEALTH_LISTEN") or "127.0.0.1:8091"
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
     def _get_health(self) -> tuple[int, dict[str, Any]] | None:
         address = self.env.get("HOTLINE_HEALTH_LISTEN") or "127.0.0.1:8091"
         try:
