@@ -20,6 +20,7 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.call import VANISHED, InboundCall
 from hotline.engine.callback_placer import CALLBACK_LEG
+from hotline.engine.callback_talk import AdoptedTalk, found_talks
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.facts import HopEnded
@@ -210,7 +211,8 @@ class Router:
         legs = {c for c in unknown
                 if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)}
         await self._adopt_in_line_order(unknown - legs)
-        await self._hang_up_orphan_legs(legs)
+        talking = await self._adopt_callback_talks(legs)
+        await self._hang_up_orphan_legs(legs - talking)
         stale = await self._close_unowned_hops()
         emptied = await self._destroy_empty_case_bridges()
         log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
@@ -260,6 +262,22 @@ class Router:
             # free agent to whoever is first in line at that moment.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(call.placed.wait(), ADOPTION_STEP_S)
+
+    async def _adopt_callback_talks(self, legs: set[str]) -> set[str]:
+        """Answered callbacks' talks (their agent's and customer's legs together in the case's
+        bridge) go on under this daemon: both legs' events go to one task that follows the talk
+        to its end as the placer would have. The legs taken."""
+        if not any(leg.startswith(CALLBACK_LEG) for leg in legs):
+            return set()
+        taken: set[str] = set()
+        for found in found_talks(await self.ctx.ari.bridges()):
+            if {found.agent_leg, found.customer_leg} <= legs:
+                talk = AdoptedTalk(self.ctx, found)
+                self.inboxes[talk.channel_id] = talk
+                self.watch(found.agent_leg, talk)
+                self._own(talk.run(), f"callback-talk-{talk.channel_id}", talk.channel_id)
+                taken |= {found.agent_leg, found.customer_leg}
+        return taken
 
     async def _hang_up_orphan_legs(self, legs: set[str]) -> None:
         """Agents' and invited parties' legs in Stasis that no adopted talk holds: their caller
