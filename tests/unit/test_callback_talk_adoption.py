@@ -1,7 +1,7 @@
 """A daemon started after the one that bridged a callback's talk (SIGKILL included) adopts it:
 which bridges hold such a talk, what the talk is taken for, and the talk followed to its end
 through the real router and queue manager around the recording fake ARI client. The lab test
-(tests/e2e/test_callback_restarts.py) proves the whole path with sipp phones."""
+(tests/e2e/test_callbacks.py) proves the whole path with sipp phones."""
 
 from __future__ import annotations
 
