@@ -289,6 +289,11 @@ class InboundCall:
         return not self.gone
 
     @property
+    def customer(self) -> str:
+        """A browser's own id, from its INVITE ("" for any other caller)."""
+        return self.hops.customer
+
+    @property
     def may_come_back(self) -> bool:
         """A customer's browser with an id of its own (the same page calling again finds its talk
         by it) whose page's Hang up was not pressed: its leg going is a drop."""

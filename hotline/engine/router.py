@@ -28,6 +28,8 @@ from hotline.engine.messages import CameraTurned, ChannelVanished, HangingUp
 from hotline.engine.outcomes import EndReason
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
+from hotline.engine.rejoin import AwaitingRejoin, read_note
+from hotline.engine.rejoin import adoption as rejoin_adoption
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.errors import AriError, AriNotFound
@@ -48,6 +50,8 @@ class Router:
         self.calls: dict[str, InboundCall] = {}  # the calls' own channels
         self.conference: dict[str, ConferenceLeg] = {}  # the legs of parties brought into a case
         self._legs: dict[str, set[str]] = {}  # a call's channel -> the agent legs it watches
+        # Talks waiting for a dropped customer's page, taken over after a restart (engine.rejoin).
+        self.rejoin_waits: dict[str, AwaitingRejoin] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_event(self, event: AriEvent) -> None:
@@ -163,14 +167,17 @@ class Router:
         return next((c for c in self.calls.values()
                      if c.web and c.is_up and c.hops.customer == customer), None)
 
-    def dropped_call_of(self, customer: str) -> InboundCall | None:
+    def dropped_call_of(self, customer: str) -> InboundCall | AwaitingRejoin | None:
         """Browser `customer`'s call whose leg dropped and whose agent waits for them to come back."""
-        return next((c for c in self.calls.values()
-                     if c.awaiting_rejoin and c.hops.customer == customer), None)
+        return next((c for c in self._may_wait() if c.awaiting_rejoin and c.customer == customer), None)
 
     def dropped_for_agent(self, endpoint: str) -> bool:
         """Whether the agent with this endpoint waits in a talk for a dropped customer's page."""
-        return any(c.awaiting_rejoin == endpoint for c in self.calls.values())
+        return any(c.awaiting_rejoin == endpoint for c in self._may_wait())
+
+    def _may_wait(self) -> list[InboundCall | AwaitingRejoin]:
+        """The calls whose talk may wait for a dropped page: live ones, and waits taken over."""
+        return [*self.calls.values(), *self.rejoin_waits.values()]
 
     def _start(self, call: InboundCall) -> None:
         self.calls[call.channel_id] = self.inboxes[call.channel_id] = call
@@ -198,6 +205,7 @@ class Router:
         self.inboxes.pop(channel_id, None)
         self.calls.pop(channel_id, None)
         self.conference.pop(channel_id, None)
+        self.rejoin_waits.pop(channel_id, None)
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
@@ -212,7 +220,8 @@ class Router:
                 if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)}
         await self._adopt_in_line_order(unknown - legs)
         talking = await self._adopt_callback_talks(legs)
-        await self._hang_up_orphan_legs(legs - talking)
+        waiting = await self._adopt_rejoin_waits(legs - talking, alive)
+        await self._hang_up_orphan_legs(legs - talking - waiting)
         stale = await self._close_unowned_hops()
         emptied = await self._destroy_empty_case_bridges()
         log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
@@ -279,6 +288,41 @@ class Router:
                 taken |= {found.agent_leg, found.customer_leg}
         return taken
 
+    async def _adopt_rejoin_waits(self, legs: set[str], alive: set[str]) -> set[str]:
+        """Agents' legs waiting for a dropped customer's page (engine.rejoin): the wait goes on
+        under this daemon for what is left of the grace period. The legs taken."""
+        agent_legs = {leg for leg in legs if AGENT_LEG in leg and not leg.startswith(CALLBACK_LEG)}
+        if not agent_legs:
+            return set()
+        bridges = {c: b.id for b in await self.ctx.ari.bridges() if b.id.startswith("case-")
+                   for c in b.channels}
+        taken: set[str] = set()
+        for leg in sorted(agent_legs & bridges.keys()):
+            wait = await self._rejoin_wait(leg, bridges[leg], alive)
+            if wait is not None:
+                self.inboxes[wait.channel_id] = self.rejoin_waits[wait.channel_id] = wait
+                self.watch(leg, wait)
+                self._own(wait.run(), f"rejoin-{wait.channel_id}", wait.channel_id)
+                taken.add(leg)
+        return taken
+
+    async def _rejoin_wait(self, leg: str, bridge: str, alive: set[str]) -> AwaitingRejoin | None:
+        note = await read_note(self.ctx, leg)
+        if note is None:
+            return None
+        hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, note.dropped_channel)
+        snapshot = self.ctx.directory.snapshot
+        decided = rejoin_adoption(note, hop, alive, snapshot, self.ctx.rejoin_grace_s)
+        if isinstance(decided, str) or hop is None:
+            log.info("agent leg %s waits for no page: %s", leg, decided)
+            return None
+        try:
+            endpoint = (await self.ctx.ari.channel(leg)).endpoint
+        except AriNotFound:
+            return None
+        queue = snapshot.prov.queues[decided.queue]
+        return AwaitingRejoin(self.ctx, hop, queue, decided, leg, bridge, note.customer, endpoint)
+
     async def _hang_up_orphan_legs(self, legs: set[str]) -> None:
         """Agents' and invited parties' legs in Stasis that no adopted talk holds: their caller
         hung up while no daemon ran, or they answered a ring placed before the restart (the
@@ -319,6 +363,7 @@ class Router:
         self.calls.clear()
         self._legs.clear()
         self.conference.clear()
+        self.rejoin_waits.clear()
 
 
 def _line_order(hop: Hop | None) -> float:

@@ -186,10 +186,17 @@ class RecordingAri:
     async def channel_variable(self, channel_id: str, name: str) -> str:
         await self._record("channel_variable", channel_id, name)
         self._require(channel_id)
+        if name in self.variables.get(channel_id, {}):
+            return self.variables[channel_id][name]
         header = name.removeprefix("PJSIP_HEADER(read,").removesuffix(")")
         if header not in self.headers.get(channel_id, {}):
             raise AriError("Unable to read provided function", 500)  # as Asterisk answers
         return self.headers[channel_id][header]
+
+    async def set_channel_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self._record("set_channel_variable", channel_id, name, value)
+        self._require(channel_id)
+        self.variables.setdefault(channel_id, {})[name] = value
 
     async def answer(self, channel_id: str) -> None:
         await self._record("answer", channel_id)
@@ -342,6 +349,10 @@ class StandInHops:
         self.opened.append(added)
         return added
 
+    async def open_hop_in_case(self, case_id: int, hop: NewHop) -> Hop:
+        """A customer's page come back: the next hop of their live case."""
+        return await self.add_hop(case_id, hop)
+
     def leave_open(self, hop_id: int, channel_id: str, **fields: Any) -> Hop:
         """A hop a daemon killed under load left open, its call entered a moment before."""
         hop = Hop(id=hop_id, case_id=100 + hop_id, seq=1, node="test", channel_id=channel_id,
@@ -435,6 +446,7 @@ class Engine:
     switches: StandInSwitches | None = None
     video_links: list[int] = field(default_factory=list)  # hops whose caller asked for a video link
     callbacks: StandInCallbacks | None = None
+    rejoin_grace_s: float = 0.0  # web_rejoin_grace
     ctx: CallContext = field(init=False)
     router: Router = field(init=False)
 
@@ -455,7 +467,8 @@ class Engine:
             conference_legs=lambda case_id: self.router.conference_legs(case_id),
             switches=self.switches, callbacks=self.callbacks,
             store=StoreAvailability(self._database_answers, probe_every_s=0.05),
-            ask_video_link=self.video_links.append)
+            ask_video_link=self.video_links.append, rejoin_grace_s=self.rejoin_grace_s,
+            find_dropped=lambda customer: self.router.dropped_call_of(customer))
         self.router = Router(self.ctx)
 
     async def _database_answers(self) -> None:
