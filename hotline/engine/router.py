@@ -261,7 +261,10 @@ class Router:
             hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, channel_id)
             if hop is None or hop.ended_at is None:
                 found.append((channel, hop))
-        found.sort(key=lambda item: _line_order(item[1]))
+        # A caller a transfer nobody answered put first in line goes back first (visit.Handoff).
+        heads = {hop.id for _, hop in found if hop is not None and hop.queued_at is not None
+                 and hop.agent_id is None and await self.ctx.contacts.joined_first_in_line(hop.id)}
+        found.sort(key=lambda item: (item[1] is None or item[1].id not in heads, _line_order(item[1])))
         for channel, hop in found:
             log.info("adopting call %s (hop %s)", channel.id, hop.id if hop else "new")
             dialled = hop.dialled if hop else channel.exten

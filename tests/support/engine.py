@@ -318,6 +318,7 @@ class StandInHops:
         self.lines_busy = False
         self.last_agent_id: int | None = None
         self.left_open: list[Hop] = []  # hops a killed daemon left open
+        self.first_in_line: set[int] = set()  # hops whose visit a transfer not answered put first
         self._ids = itertools.count(1)
 
     async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
@@ -364,6 +365,9 @@ class StandInHops:
 
     async def open_hops(self, node: str) -> list[Hop]:
         return [*self.left_open, *self.opened]
+
+    async def joined_first_in_line(self, hop_id: int) -> bool:
+        return hop_id in self.first_in_line
 
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         return next((h for h in [*self.left_open, *self.opened] if h.channel_id == channel_id), None)

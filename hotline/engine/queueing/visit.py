@@ -256,11 +256,12 @@ class QueueVisit:
             self._start_music()
         return await self._in_line()
 
-    async def resume_waiting(self, joined_at: float) -> VisitOutcome:
-        """After a daemon restart: back in line at the place the database says, no second join."""
+    async def resume_waiting(self, joined_at: float, *, head: bool = False) -> VisitOutcome:
+        """After a daemon restart: back in line at the place the database says, no second join
+        (`head`: first in line, as a transfer to one agent or a number not answered left it)."""
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at,
                                         video=self.call.video, wake=self.call.wake,
-                                        priority=self.call.priority)
+                                        priority=self.call.priority, head=head)
         log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
                  self.queue.name, self.manager.position(self.waiter))
         self.call.move(CallState.WAITING)
