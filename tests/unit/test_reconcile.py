@@ -77,7 +77,7 @@ async def test_a_caller_recorded_waiting_and_alone_is_back_in_line() -> None:
     assert engine.records.summary() == [("event", 61, "ring")]  # no second join
 
 
-async def test_a_caller_a_transfer_not_answered_put_first_in_line_is_back_first_not_at_its_join_time() -> None:
+async def test_a_caller_a_transfer_not_answered_put_first_in_line_is_back_first_not_by_join_time() -> None:
     """c2 joined after c1, but its visit began first in line (a transfer to one agent nobody
     answered, as the hop's queue events say): after the restart it is still ahead of c1."""
     engine = Engine(centre(), logged_in=("anna",))
