@@ -336,7 +336,8 @@ def dropped_then_daemon_killed(daemon: DaemonProcess, env: dict[str, str], db: p
     (with `dropped_at`, the database's clock just before the reload) and the agent's leg."""
     customer.click("#call-voice")
     poll(lambda: state_of(customer) == "in call", "the customer page in the call")
-    [first] = rows(db, "SELECT * FROM hops")
+    # the answer is written behind the talk: read the hop once it names the agent
+    [first] = poll(lambda: rows(db, "SELECT * FROM hops WHERE agent_id IS NOT NULL"), "the answer written")
     bridge = case_bridge(env, first["case_id"])
     [agent_channel] = [c for c in bridge["channels"] if c != first["channel_id"]]  # type: ignore[attr-defined]
     first["dropped_at"] = rows(db, "SELECT now() AS at")[0]["at"]
