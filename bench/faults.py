@@ -191,8 +191,8 @@ def daemon_kill(q: QueueLab, load: Load, prefix: str = "7410") -> Verdict:
         [*talking, *waiting])}
     hung_up = callers.ended()
     uncut = [n for n in talking if n in hung_up]
-    # A call whose caller hung up before the new daemon was there is closed `failed` ("channel gone
-    # while the daemon was away"); one still up when it came is adopted and completes.
+    # A call whose caller hung up before the new daemon was there is closed as its party left it
+    # ("ended while no daemon watched": completed); one still up when it came is adopted and completes.
     adopted = [n for n in talking if hung_up.get(n, 0) > ready]
     completed = [n for n in adopted if ends.get(n, {}).get("end_reason") == "completed"
                  and ends[n]["agent_id"] == talking[n]]
@@ -201,8 +201,8 @@ def daemon_kill(q: QueueLab, load: Load, prefix: str = "7410") -> Verdict:
     # before the kill may run out of that patience while the restart and its ring take their time.
     # It kept its place if it was rung in its turn (checked below) and left by its own BYE.
     rung_again = set(rung_callers(q, waiting, killed))
-    left_in_turn = [n for n in waiting if n in hung_up and n in rung_again
-                    and ends.get(n, {}).get("end_reason") == "abandoned"]
+    left_in_turn = [n for n in waiting if n in hung_up and ends.get(n, {}).get("end_reason") == "abandoned"
+                    and (n in rung_again or hung_up[n] <= ready)]  # or gone before the new daemon came
     v.figures.append(f"talking at the kill: {len(uncut)}/{len(talking)} never cut; {len(adopted)} still up"
                      f" when the new daemon was ready, {len(completed)} of them completed with the same"
                      f" agent; waiting at the kill: {len(served_waiting)}/{len(waiting)} served,"

@@ -114,6 +114,10 @@ class Settings:
     # that case (its next hop), and is offered first to the agent who last talked with them, if
     # free. "0": every call opens a case of its own.
     continue_case_within: str = "900"
+    # A callback being placed is held in PostgreSQL under a lease this long, renewed while its
+    # daemon places it: a daemon that dies with one (SIGKILL, the machine gone) leaves it to be
+    # placed afresh by the next daemon, or a standby, once the lease runs out.
+    callback_lease: str = "30"
     # Where the write-behind keeps records past its memory bound or an outage longer than its
     # patience, until the database takes them (one subdirectory per node and database); "": no
     # spool, and such records are dropped, each loss logged.
@@ -145,8 +149,8 @@ class Settings:
                 raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
 
         for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
-                        "continue_case_within_s", "web_rejoin_grace_s", "web_limits", "web_address",
-                        "health_address", "sip_ws_limits", "trusted_proxies"):
+                        "continue_case_within_s", "callback_lease_s", "web_rejoin_grace_s", "web_limits",
+                        "web_address", "health_address", "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
         self._check_public_web()
         if self.supervisor_token and (len(self.supervisor_token) < MIN_TOKEN_LENGTH
@@ -160,6 +164,10 @@ class Settings:
     @property
     def web_rejoin_grace_s(self) -> int:
         return self._whole("web_rejoin_grace", 0, 3600, "0 (off)")
+
+    @property
+    def callback_lease_s(self) -> int:
+        return self._whole("callback_lease", 3, 600)
 
     @property
     def continue_case_within_s(self) -> int | None:

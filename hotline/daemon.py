@@ -17,7 +17,7 @@ from hotline.asterisk.ami_events import DeviceStateChange, FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
 from hotline.asterisk.ari_events import EndpointState
 from hotline.config import Settings
-from hotline.engine.callback_placer import CallbackPlacer
+from hotline.engine.callback_placer import CallbackPlacer, Timing
 from hotline.engine.context import CallContext
 from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.live import LivePublisher
@@ -135,7 +135,7 @@ class Daemon:
         self.ari.start()
         await self._wait_ari_connected()
         # After the first reconcile: callback legs a killed daemon left are hung up first.
-        self.placer = CallbackPlacer(ctx, callbacks)
+        self.placer = CallbackPlacer(ctx, callbacks, Timing(lease_s=s.callback_lease_s))
         self.placer_task = asyncio.create_task(self.placer.run(), name="callback-placer")
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
@@ -277,6 +277,8 @@ class Daemon:
             task.add_done_callback(self._background.discard)
         regions.prepare(snapshot.prov.hotlines.values())
         self.queues.provision(snapshot.prov)
+        if self.placer is not None:
+            self.placer.provisioning_changed(snapshot)
         self.queues.presence({n: p.logged_in_since is not None for n, p in snapshot.presence.items()},
                              {n: p.reason if p.paused_since else None for n, p in snapshot.presence.items()})
 

@@ -17,6 +17,8 @@ VIDEO_CODECS = ("vp8", "h264")
 WEB_ENDPOINT = "hotline-web"
 # Its dialplan context: the only one whose calls may carry a customer id and a switch token.
 WEB_CONTEXT = "hotline-web"
+# Agents' own endpoints' context: the only one whose calls may be an agent's consult call.
+AGENTS_CONTEXT = "hotline-agents"
 # The PJSIP WebSocket transport (pjsip.conf) that browsers' endpoints are bound to by name.
 WS_TRANSPORT = "transport-ws"
 

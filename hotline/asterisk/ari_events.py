@@ -109,13 +109,16 @@ class ChannelTransfer(AriEvent):
     """A REFER on a channel whose PJSIP_TRANSFER_HANDLING() is ari-only: Asterisk answered it 202
     and does nothing more; the app does the transfer and reports how it goes (transfer_progress).
     `destination`: the Refer-To user of a blind transfer; `protocol_id`: the SIP Call-ID of the
-    call an attended one replaces. Each report is echoed as another of these, with its `state`."""
+    call an attended one replaces, and `destination_channel_id` the channel of that dialog when
+    Asterisk found it among its own (refer_to.destination_channel; None for a dialog it does not
+    have). Each report is echoed as another of these, with its `state`."""
 
     source_channel_id: str = ""  # the channel the REFER came on
     connected_channel_id: str | None = None  # the channel bridged with it
     destination: str = ""
     protocol_id: str | None = None
     state: str | None = None
+    destination_channel_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,14 +244,16 @@ def _user_event(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelUsereven
 
 
 def _channel_transfer(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelTransfer:
-    referred, wanted = raw["referred_by"], raw["refer_to"]["requested_destination"]
-    connected = referred.get("connected_channel")
+    referred, refer_to = raw["referred_by"], raw["refer_to"]
+    wanted = refer_to["requested_destination"]
+    connected, replaced = referred.get("connected_channel"), refer_to.get("destination_channel")
     protocol_id, state = wanted.get("protocol_id"), raw.get("state")
     return ChannelTransfer(**base, source_channel_id=_text(referred["source_channel"]["id"]),
                            connected_channel_id=_text(connected["id"]) if connected else None,
                            destination=_text(wanted.get("destination") or ""),
                            protocol_id=_text(protocol_id) if protocol_id else None,
-                           state=_text(state) if state else None)
+                           state=_text(state) if state else None,
+                           destination_channel_id=_text(replaced["id"]) if replaced else None)
 
 
 def _channel_only(cls: type[ChannelEvent]) -> Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]:

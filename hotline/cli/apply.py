@@ -28,14 +28,15 @@ from hotline.asterisk.ami import AmiSession
 from hotline.cli.common import run_with_db, settings_of
 from hotline.config import Settings
 from hotline.errors import AmiError, AsteriskError, ConfigError, HotlineError, StoreError
+from hotline.media import AGENTS_CONTEXT
 from hotline.provision.model import Provisioning
 from hotline.provision.render import (
-    AGENTS_CONTEXT,
     DIALPLAN_FILE,
     FILES,
     INBOUND_CONTEXT,
     PJSIP_FILE,
     ConfFile,
+    consult_extensions,
     endpoint_views,
     number_views,
     render,
@@ -248,9 +249,11 @@ class _Check:
 
 
 def _checks(prov: Provisioning, settings: Settings) -> list[_Check]:
-    endpoints = frozenset(v.endpoint for v in endpoint_views(prov.agents.values()))
+    views = endpoint_views(prov.agents.values())
+    endpoints = frozenset(v.endpoint for v in views)
     extensions = frozenset([f"{form}@{INBOUND_CONTEXT}" for v in number_views(prov.numbers.values())
-                            for form in v.forms] + [f"_X.@{AGENTS_CONTEXT}"])
+                            for form in v.forms] + [f"_X.@{AGENTS_CONTEXT}"]
+                           + [f"{exten}@{AGENTS_CONTEXT}" for exten, _ in consult_extensions(views)])
     return [_Check(PJSIP_FILE, "res_pjsip.so", "endpoint", endpoints, loaded_endpoints),
             _Check(DIALPLAN_FILE, "pbx_config.so", "extension", extensions, loaded_extensions)]
 

@@ -16,7 +16,8 @@ from hotline.asterisk.ari import AriClient
 from hotline.cli.common import run_with_db, run_with_pool, settings_of
 from hotline.config import Settings
 from hotline.engine.conference import invite
-from hotline.engine.phone_switch import RING_TIMEOUT_S, ask_phone_switch, phone_number
+from hotline.engine.phone_switch import ask_phone_switch, phone_number
+from hotline.engine.routing.outbound import trunk_for
 from hotline.engine.transfer import AgentTarget, TransferTo, ask_transfer, transfer_target
 from hotline.errors import AriError, AriNotFound, HotlineError, PhoneSwitchRefused, TransferRefused
 from hotline.provision.model import Agent
@@ -87,8 +88,8 @@ def _switch_to_phone(ctx: click.Context, settings: Settings, case_id: int, typed
 
     async def go(conn: AsyncConnection) -> str:
         hop_id, channel_id = await _live_video_talk(conn, case_id)
-        number = phone_number(typed or await _phone_of_case(conn, case_id),
-                              (await provisioning.load(conn)).trunks.values(), settings.default_region)
+        trunks = (await provisioning.load(conn)).trunks.values()
+        number = phone_number(typed or await _phone_of_case(conn, case_id), trunks, settings.default_region)
         since = await _db_now(conn)
         await _ask_phone(settings, channel_id, number, case_id)
         await conn.commit()
@@ -96,7 +97,8 @@ def _switch_to_phone(ctx: click.Context, settings: Settings, case_id: int, typed
             raise PhoneSwitchRefused(f"case {case_id}: the daemon did not dial {number} within "
                                      f"{SWITCH_PATIENCE_S:.0f} s (see its log; is `hotline run` running?)")
         click.echo(f"case {case_id}: calling {number}", err=True)
-        outcome = await _dial_outcome(conn, hop_id, since, RING_TIMEOUT_S + SWITCH_PATIENCE_S)
+        ring_timeout_s = trunk_for(trunks, number).ring_timeout
+        outcome = await _dial_outcome(conn, hop_id, since, ring_timeout_s + SWITCH_PATIENCE_S)
         if outcome != "answered":
             why = f": {outcome}" if outcome else ""
             raise PhoneSwitchRefused(f"case {case_id}: {number} did not answer{why}; the video call goes on")

@@ -20,10 +20,9 @@ from hotline.cli.apply import include_warning, loaded_endpoints
 from hotline.cli.common import settings_of
 from hotline.config import Settings
 from hotline.errors import AmiError, DoctorWarning, HotlineError
-from hotline.media import WEB_ENDPOINT, WS_TRANSPORT
+from hotline.media import AGENTS_CONTEXT, WEB_ENDPOINT, WS_TRANSPORT
 from hotline.provision.model import Trunk
 from hotline.provision.render import (
-    AGENTS_CONTEXT,
     DIALPLAN_FILE,
     FILES,
     INBOUND_CONTEXT,

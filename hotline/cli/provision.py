@@ -399,6 +399,9 @@ _trunk_options = options(
     click.option("--caller-id", help="The hotline number presented to whoever is called."),
     click.option("--allow", multiple=True,
                  help="An E.164 prefix it may dial, like +7495 (repeat; replaces the list)."),
+    click.option("--ring-timeout", type=int,
+                 help="Seconds a number dialled through it rings before it counts as not answered "
+                      "(5-300, default 30)."),
 )
 
 
@@ -450,7 +453,7 @@ def trunk_remove(ctx: click.Context, name: str) -> None:
 def trunk_list(ctx: click.Context, fmt: str) -> None:
     """List trunks."""
     rows = [{"name": t.name, **export.trunk_table(t)} for t in load(ctx).trunks.values()]
-    print_rows(rows, fmt, ["name", "endpoint", "caller_id", "allow"])
+    print_rows(rows, fmt, ["name", "endpoint", "caller_id", "allow", "ring_timeout"])
 
 
 COMMANDS = (provision, export_command, number, queue, hotline_group, member, ivr, trunk)

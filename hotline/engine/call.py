@@ -27,6 +27,8 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+import psycopg
+
 from hotline.asterisk.ari_events import (
     Channel,
     ChannelDestroyed,
@@ -48,6 +50,7 @@ from hotline.engine.messages import (
     CallerGone,
     CameraTurned,
     ChannelVanished,
+    ConsultDialled,
     HandoverAsked,
     HangingUp,
     Message,
@@ -77,7 +80,7 @@ from hotline.engine.routing.route import (
     route_of_number,
 )
 from hotline.engine.stasis_entry import read_phone_token, read_web_headers
-from hotline.engine.transfer import TRANSFER_REFUSED, Handoff
+from hotline.engine.transfer import CONSULT_ENDED_BY_RESTART, CONSULT_REFUSED, TRANSFER_REFUSED, Handoff
 from hotline.errors import AriError, AriNotFound, SwitchRefused
 from hotline.logs import CallIds, about_call
 from hotline.media import case_bridge_ids
@@ -99,6 +102,8 @@ CASE_PATIENCE_S = 0.015
 # requests each, long after the caller stopped, and hide the hangup behind them.
 KEYS_AHEAD = 16
 VANISHED = (None, "channel gone while the daemon was away")
+# An adopted channel gone before its subscription: how long its own end events may take to come.
+ADOPTED_END_GRACE_S = 2.0
 
 
 class InboundCall:
@@ -121,6 +126,9 @@ class InboundCall:
         # of the same customer this leg comes back to.
         self.meant_to_hang_up = False
         self.awaiting_rejoin: str | None = None
+        # The endpoint of the agent this call talks with now: their phone's consult call (an
+        # attended transfer begun on the phone) belongs to this call.
+        self.talking_with: str | None = None
         self.rejoins: LiveCall | None = None
         self.state = CallState.ENTERED
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING
@@ -225,6 +233,11 @@ class InboundCall:
             self._keep_place_asked(message)
         if isinstance(message, TransferAsked):
             self._refuse_transfer(message)
+        if isinstance(message, ConsultDialled):  # no talk to consult about (any more): 403
+            self.unwatch(message.channel_id)
+            log.info("call %s: consult call %s to %r refused: no live talk (%s)", self.channel_id,
+                     message.channel_id, message.target, self.state)
+            self._hang_up_stray_leg(message.channel_id, CONSULT_REFUSED)
         if isinstance(message, PhoneSwitchAsked):
             log.info("call %s: move to the phone asked by %s refused: no live talk (%s)", self.channel_id,
                      message.asked_by, self.state)
@@ -268,14 +281,14 @@ class InboundCall:
                     await self.ctx.ari.transfer_progress(leg, TRANSFER_REFUSED)
             self._in_background(decline())
 
-    def _hang_up_stray_leg(self, channel_id: str) -> None:
+    def _hang_up_stray_leg(self, channel_id: str, reason: str = "normal") -> None:
         """An agent's leg answered a ring this call no longer waits for (placed before a restart,
         say): hung up, or it would keep its agent busy."""
         log.info("call %s: leg %s answered a ring nobody waits for: hung up", self.channel_id, channel_id)
 
         async def hang_up() -> None:
             with contextlib.suppress(AriError):
-                await self.ctx.ari.hangup(channel_id)
+                await self.ctx.ari.hangup(channel_id, reason)
         self._in_background(hang_up())
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -375,7 +388,7 @@ class InboundCall:
             if not await self._enter():
                 return
         else:  # adopted after a restart
-            await self._subscribe()
+            await self._subscribe_adopted()
             if await self._resume():
                 return
         route = self._route()
@@ -595,17 +608,37 @@ class InboundCall:
     async def _resume_talk(self, visit: QueueVisit, agent_id: int, answered_at: float) -> None:
         agents = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}
         agent_leg = await self._agent_leg_in_bridge()
-        if agent_leg is None and agent_id in agents:
+        ended_consult: tuple[Fact, ...] = ()
+        if agent_leg is None and agent_id in agents:  # the customer out of the bridge: on hold?
             agent_leg = await self._off_hold(agents[agent_id])
+            ended_consult = await self._consult_ended_by_restart()
         if agent_leg is not None and agent_id in agents:
-            ended = await visit.resume_talk(agents[agent_id], agent_leg, answered_at)
+            ended = await visit.resume_talk(agents[agent_id], agent_leg, answered_at, *ended_consult)
             if isinstance(ended, Transferred):
                 await self._follow_transfer(ended)
         else:
             # One side left while nobody was watching: the talk is over for whoever is still in
             # the case's bridge too (left there, an agent's leg would keep its agent busy).
             await self._release_bridge()
-            self.leave(EndReason.COMPLETED)
+            self.leave(EndReason.COMPLETED, *ended_consult)
+
+    async def _consult_ended_by_restart(self) -> tuple[Fact, ...]:
+        """The row ending an attended transfer the stopped daemon left under way (its `consulting`
+        row has no row of its end): `cancelled`, the restart said as why. None to write when no
+        consult was under way, or the database cannot say (logged)."""
+        if self.hop is None:
+            return ()
+        try:
+            consult = await self.ctx.contacts.open_consult(self.hop)
+        except psycopg.Error as exc:
+            log.warning("call %s: whether a consult was under way is unknown (%s)", self.channel_id, exc)
+            return ()
+        if consult is None:
+            return ()
+        log.info("call %s: the attended transfer to %s ended by the restart", self.channel_id, consult.target)
+        return (TransferNoted(None, consult.asked_by, consult.target, "cancelled", CONSULT_ENDED_BY_RESTART,
+                              kind="attended", from_queue_id=consult.from_queue_id,
+                              from_agent_id=consult.from_agent_id),)
 
     async def _resume_unrecorded_talk(self, visit: QueueVisit, joined_at: float) -> bool:
         """The hop says waiting, yet the caller may be in the case's bridge with an agent: the
@@ -638,7 +671,8 @@ class InboundCall:
     async def _off_hold(self, agent: str) -> str | None:
         """A daemon stopped during an attended transfer left the customer on hold, out of the
         case's bridge, where `agent` talks with the agent consulted: the consult is over (that leg
-        is hung up) and the customer is back with `agent`. The agent's leg, or None: not so."""
+        is hung up) and the customer is back with `agent`. The same when it was stopped after the
+        answer was written, before the customer joined the bridge. The agent's leg, or None."""
         found = self.ctx.directory.snapshot.prov.agents.get(agent)
         try:
             bridge = await self.ctx.ari.bridge(self.bridge_id)
@@ -665,8 +699,9 @@ class InboundCall:
             await self.ctx.ari.add_to_bridge(self.bridge_id, [self.channel_id])
         except AriError:
             return None
-        log.info("call %s: off hold, back with %s (an attended transfer ended by the restart)",
-                 self.channel_id, agent)
+        # Out of the bridge at the restart: on hold for a consult, or killed between the answer
+        # written and the customer bridged (seen under load): either way the talk goes on.
+        log.info("call %s: back in the case's bridge with %s after the restart", self.channel_id, agent)
         return mine
 
     async def _agent_leg_in_bridge(self) -> str | None:
@@ -719,6 +754,23 @@ class InboundCall:
         # subscribes the app to all channels on connect; this is for an Asterisk that refused.
         if not self.ctx.ari.all_channels:
             await self.ctx.ari.subscribe(self.ctx.app, f"channel:{self.channel_id}")
+
+    async def _subscribe_adopted(self) -> None:
+        """An adopted caller may hang up between the reconcile's channel list and here (Asterisk
+        answers 422 'Event source does not exist'): their StasisEnd and ChannelDestroyed are on
+        the way, and their leaving is recorded as any caller's hangup (an abandon while waiting),
+        not as a failure of the call. Should no end come within ADOPTED_END_GRACE_S, the channel
+        counts as vanished."""
+        try:
+            await self._subscribe()
+        except AriError as exc:
+            log.info("call %s: its channel went during adoption (%s): its end is on the way",
+                     self.channel_id, exc)
+            asyncio.get_running_loop().call_later(ADOPTED_END_GRACE_S, self._vanished_unless_gone)
+
+    def _vanished_unless_gone(self) -> None:
+        if not self.gone:
+            self.inbox.put_nowait(ChannelVanished(self.channel_id))
 
     # -- the end ---------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ database before anything else (a daemon killed after that never places it again)
 bridged in the case's bridge; the outbound leg is a hop of the customer's case. Not answered:
 tried again after the queue's interval, or given up (callback_rules). A daemon killed before the
 answer leaves a lease that runs out: the request goes back in the line and is placed afresh.
-A request whose hotline is closed when its turn comes waits for the hotline's next opening.
+A request whose hotline is closed when its turn comes waits for the hotline's next opening
+(looked at again at once when provisioning changes a hotline's hours).
 
 The callback's talk is counted like any talk: the agent legs' ring, ring_noanswer, answer and
 complete (with its talk time) are queue events of the callback's queue on the outbound leg's hop,
@@ -34,7 +35,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from hotline.asterisk.ari_events import (
@@ -45,6 +46,7 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.callback_talk import Talk, channel_of, follow, is_end, release
 from hotline.engine.context import CallContext
 from hotline.engine.dial_out import dial_out
+from hotline.engine.directory import Snapshot
 from hotline.engine.facts import HopEnded, QueueStep, TalkTakenOver
 from hotline.engine.messages import Message
 from hotline.engine.outcomes import EndReason, QueueEventKind
@@ -66,11 +68,7 @@ log = logging.getLogger(__name__)
 CALLBACK_LEG = "callback-"  # the ids of the channels a callback places start with it
 TICK_S = 1.0
 LEASE_S = 30
-CUSTOMER_RING_S = 30
 RING_GRACE_S = 2.0  # Asterisk's own timeout comes first; ours is a lost event's safety net
-# A request whose hotline is closed is looked at again this often before the opening: hours
-# changed meanwhile (opened earlier, a holiday removed) count.
-CLOSED_RECHECK_S = 30
 
 
 def whisper_media(number: str) -> str:
@@ -95,6 +93,7 @@ class PlacerStore(Protocol):
     async def release(self, callback_id: int, run: str) -> None: ...
     async def answered(self, callback_id: int, run: str) -> None: ...
     async def defer(self, callback_id: int, run: str, due_at: datetime) -> None: ...
+    async def wake_for_opening(self) -> list[int]: ...
     async def hotline_of(self, callback: CallbackRequest) -> int | None: ...
     async def unanswered(self, callback_id: int, run: str, *, retry_at: datetime | None,
                          give_up_as: str = "failed", detail: str = "") -> None: ...
@@ -106,9 +105,7 @@ class PlacerStore(Protocol):
 class Timing:
     tick_s: float = TICK_S
     lease_s: int = LEASE_S
-    customer_ring_s: int = CUSTOMER_RING_S
     ring_grace_s: float = RING_GRACE_S
-    closed_recheck_s: int = CLOSED_RECHECK_S
 
 
 class CallbackPlacer:
@@ -121,6 +118,19 @@ class CallbackPlacer:
         self.run_id = f"{ctx.node}-{uuid.uuid4().hex[:12]}"  # this daemon's claims
         self.placing: dict[str, Placement] = {}  # queue name -> its request being placed
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hours_seen = self._hours_of(ctx.directory.snapshot)
+        self._hours_changed = False
+
+    @staticmethod
+    def _hours_of(snapshot: Snapshot) -> dict[str, tuple[object, ...]]:
+        return {name: (h.time_zone, h.hours, h.holidays) for name, h in snapshot.prov.hotlines.items()}
+
+    def provisioning_changed(self, snapshot: Snapshot) -> None:
+        """Provisioning was reloaded: when a hotline's hours changed, the requests waiting for an
+        opening are looked at again at the next tick (agents' presence alone changes nothing)."""
+        hours = self._hours_of(snapshot)
+        if hours != self._hours_seen:
+            self._hours_seen, self._hours_changed = hours, True
 
     async def run(self) -> None:
         while True:
@@ -138,6 +148,11 @@ class CallbackPlacer:
         expired = await self.store.expire()
         if expired:
             log.info("callbacks %s expired: dropped", expired)
+        if self._hours_changed:
+            self._hours_changed = False  # set again by a change while the statement runs
+            woken = await self.store.wake_for_opening()
+            if woken:
+                log.info("callbacks %s: their hotlines' hours changed: looked at again", woken)
         snapshot = self.ctx.directory.snapshot
         free = {queue_id: queue for name, queue in snapshot.prov.queues.items()
                 if name not in self.placing and (queue_id := snapshot.id_of("queues", name)) is not None}
@@ -204,9 +219,8 @@ class Placement:
 
     async def run(self) -> None:
         opening = await self._next_opening()
-        if opening is not None:
-            recheck = datetime.now(UTC) + timedelta(seconds=self.placer.timing.closed_recheck_s)
-            await self.store.defer(self.request.id, self.placer.run_id, min(opening, recheck))
+        if opening is not None:  # due again then, or at once when the hours change meanwhile
+            await self.store.defer(self.request.id, self.placer.run_id, opening)
             log.info("callback %s: its hotline is closed: waits for its opening, %s", self.request.id,
                      opening.isoformat())
             return
@@ -392,8 +406,8 @@ class Placement:
             await ari.create_bridge(bridge)
             await ari.add_to_bridge(bridge, [agent_leg])
             ringback = await ari.play(agent_leg, "tone:ring")
-            await dial_out(ari, trunks, request.number, app=self.ctx.app, app_args=f"callback,{request.id}",
-                           channel_id=customer, timeout_s=self.placer.timing.customer_ring_s)
+            trunk = await dial_out(ari, trunks, request.number, app=self.ctx.app,
+                                   app_args=f"callback,{request.id}", channel_id=customer)
         except (AriError, DialRefused) as exc:
             log.warning("callback %s: customer not dialled: %s", request.id, exc)
             self._not_answered(agent_leg, agent, "caller gone")
@@ -401,7 +415,7 @@ class Placement:
             await self._end_unanswered(agent, agent_leg, bridge, f"not dialled: {exc}")
             return
         try:
-            answered, cause = await self._customer_answers(agent_leg, customer)
+            answered, cause = await self._customer_answers(agent_leg, customer, trunk.ring_timeout)
         except _AgentGone:  # the customer's ring was hung up: this leg's hop ends with it
             self._not_answered(agent_leg, agent, "agent gone before the bridge")
             self._close(hop, EndReason.FAILED, None, "the agent hung up before the customer answered")
@@ -442,10 +456,11 @@ class Placement:
                 self._not_answered(agent_leg, agent, "agent gone before the bridge")
                 raise _AgentGone()
 
-    async def _customer_answers(self, agent_leg: str, customer: str) -> tuple[bool, tuple[int | None, str]]:
+    async def _customer_answers(self, agent_leg: str, customer: str,
+                                ring_timeout_s: int) -> tuple[bool, tuple[int | None, str]]:
         """Whether the customer answered; if not, the cause their leg ended with. _AgentGone (the
         customer's ring hung up) when the agent leaves first."""
-        deadline = self.placer.timing.customer_ring_s + self.placer.timing.ring_grace_s
+        deadline = ring_timeout_s + self.placer.timing.ring_grace_s  # the trunk's, Asterisk's first
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline
         while (message := await self._next(until - loop.time())) is not None:

@@ -23,12 +23,14 @@ class Originator(Protocol):
 
 
 async def dial_out(ari: Originator, trunks: Iterable[Trunk], number: str, *, app: str, app_args: str,
-                   channel_id: str, timeout_s: int, variables: Mapping[str, str] | None = None) -> Trunk:
-    """Dial `number` (E.164) into Stasis `app` with `app_args` (and `variables` on the channel);
-    the trunk used. DialRefused, and nothing dialled, when no trunk allows the number."""
+                   channel_id: str, variables: Mapping[str, str] | None = None) -> Trunk:
+    """Dial `number` (E.164) into Stasis `app` with `app_args` (and `variables` on the channel),
+    ringing for the trunk's `ring_timeout`; the trunk used (its timeout is the caller's deadline).
+    DialRefused, and nothing dialled, when no trunk allows the number."""
     trunk = trunk_for(trunks, number)
     extra = {"variables": variables} if variables else {}  # most calls out carry none
-    await ari.originate(dial_endpoint(trunk, number), app, app_args, channel_id, timeout_s=timeout_s,
+    await ari.originate(dial_endpoint(trunk, number), app, app_args, channel_id,
+                        timeout_s=trunk.ring_timeout,
                         caller_id=trunk.caller_id, formats=CARRIER_FORMATS, **extra)
     log.info("dialling %s through trunk %s as %s (%s)", number, trunk.name, trunk.caller_id, channel_id)
     return trunk

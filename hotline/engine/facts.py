@@ -125,7 +125,7 @@ class TransferNoted:
     request: str | None
     asked_by: str
     target: str
-    outcome: str  # transferred | refused
+    outcome: str  # transferred | refused | consulting | cancelled | unanswered
     detail: str = ""
     kind: str = "blind"
     from_queue_id: int | None = None

@@ -10,6 +10,7 @@ outage costs a few stale seconds, never a call: the next tick writes the whole p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from datetime import UTC, datetime
@@ -111,3 +112,20 @@ class LivePublisher:
                 agents_wrapup=counts["wrapup"], agents_paused=counts["paused"],
                 agents_logged_out=counts["logged_out"] + counts["unreachable"]))
         return rows
+
+    def queues_json(self) -> list[dict[str, object]]:
+        """What `/api/queues` answers a wallboard: each queue's counts now, and its line in the
+        order it is served (position, priority, since when, ringing), without the callers'
+        numbers or channels."""
+        names = {ident: name for name, ident in self.directory.snapshot.ids.get("queues", {}).items()}
+        lines = self.line_rows()
+        out: list[dict[str, object]] = []
+        for row in self.queue_rows():
+            fields = dataclasses.asdict(row)
+            since = fields.pop("longest_waiting_since")
+            line = [{"position": w.position, "priority": w.priority,
+                     "waiting_since": w.waiting_since.isoformat(), "ringing": w.ringing}
+                    for w in lines.get(row.queue_id, [])]
+            out.append({"queue": names.get(row.queue_id, str(row.queue_id)), **fields,
+                        "longest_waiting_since": since.isoformat() if since else None, "line": line})
+        return out

@@ -63,7 +63,9 @@ class TransferAsked:
     one queue or hotline has), by `asked_by` (cli, phone). `request` names the row the asker waits
     for (None: nobody waits); `refer_leg`: the agent's channel a REFER came on, which hears how it
     went; `kind`: blind, or attended (a REFER with Replaces, or the CLI's consult); `step` of an
-    attended one: begin (ring the target while the customer holds), complete, or cancel."""
+    attended one: begin (ring the target while the customer holds), complete, or cancel.
+    `phone_leg`: the consult call the agent's own phone placed (a begin); `replaces`: the channel
+    of the dialog a REFER's Replaces names, as Asterisk found it ("" when it found none)."""
 
     target: str
     asked_by: str
@@ -71,6 +73,17 @@ class TransferAsked:
     refer_leg: str | None = None
     kind: str = "blind"
     step: str = "begin"
+    phone_leg: str | None = None
+    replaces: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsultDialled:
+    """The agent talking in this call dialled a colleague from their own phone (`channel_id`, in
+    Stasis from the agents' context): a consult of the talk, to the agent `target` dialled."""
+
+    channel_id: str
+    target: str
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,7 @@ class HangingUp:
 
 
 Message = (AriEvent | ChannelVanished | QueueTurn | HandoverAsked | PlaceAsked | PhoneSwitchAsked
-           | TransferAsked | CameraTurned | HangingUp)
+           | TransferAsked | ConsultDialled | CameraTurned | HangingUp)
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

@@ -29,7 +29,6 @@ from hotline.store.records import close_hop_record
 log = logging.getLogger(__name__)
 
 OUTSIDE_LEG = "-out-"  # in the ids of the channels a transfer dials to outside numbers
-RING_TIMEOUT_S = 45  # how long the far end rings before the customer goes back to the queue
 STORE_PATIENCE_S = 2.0  # the outbound hop is not worth holding the customer for
 
 
@@ -43,14 +42,14 @@ async def talk_outside(call: VisitCall, ctx: CallContext, number: str, music: st
     call.watch(leg)
     try:
         trunk = await dial_out(ctx.ari, ctx.directory.snapshot.prov.trunks.values(), number, app=ctx.app,
-                               app_args=f"outbound,{number}", channel_id=leg, timeout_s=RING_TIMEOUT_S)
+                               app_args=f"outbound,{number}", channel_id=leg)
     except (DialRefused, AriError) as exc:  # a trunk gone since the transfer was asked, Asterisk refused
         log.warning("call %s: could not dial %s: %s", call.channel_id, number, exc)
         call.unwatch(leg)
         return False
     hop = await _open_hop(ctx, call, leg, number, trunk.caller_id, trunk.endpoint)
     try:
-        answered, cause = await _until_answered(call, ctx, leg)
+        answered, cause = await _until_answered(call, ctx, leg, trunk.ring_timeout)
         if not answered:
             log.info("call %s: %s did not answer (%s)", call.channel_id, number, cause or "ring timeout")
             await _hang_up(ctx, leg)
@@ -92,11 +91,12 @@ async def _open_hop(ctx: CallContext, call: VisitCall, leg: str, number: str, ca
         return None
 
 
-async def _until_answered(call: VisitCall, ctx: CallContext, leg: str) -> tuple[bool, int | None]:
+async def _until_answered(call: VisitCall, ctx: CallContext, leg: str,
+                          ring_timeout_s: int) -> tuple[bool, int | None]:
     """(True, None) once the far end answered (its leg entered Stasis); (False, cause) when it
-    ended first or rang past the timeout (cause None)."""
+    ended first or rang past the trunk's timeout (cause None)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + RING_TIMEOUT_S + ctx.ring_grace_s  # Asterisk's timeout comes first
+    deadline = loop.time() + ring_timeout_s + ctx.ring_grace_s  # Asterisk's timeout comes first
     while (left := deadline - loop.time()) > 0:
         message = await call.next_event(left)
         if isinstance(message, StasisStart) and message.channel.id == leg:

@@ -42,13 +42,13 @@ log = logging.getLogger(__name__)
 
 PHONE_SWITCH_EVENT = "hotline-phone-switch"
 PHONE_ENTRY = "phone"  # the Stasis entry of a phone leg the daemon dialled: `phone,NUMBER`
-RING_TIMEOUT_S = 30  # how long the customer's phone rings
+PHONE_LEG = "phone-"  # the ids of the channels it dials start with it
 RING_GRACE_S = 5.0  # Asterisk ends an unanswered ring first; ours only covers a lost event
 ASKED_LIMIT = 64
 USER_BUSY, NO_USER_RESPONDING, NO_ANSWER = 17, 18, 19  # Q.850 causes
 
 
-def dial_outcome(cause: int | None, rang_s: float, ring_timeout_s: float = RING_TIMEOUT_S) -> str:
+def dial_outcome(cause: int | None, rang_s: float, ring_timeout_s: float) -> str:
     """How a phone dial that ended unanswered went, from the cause its channel ended with:
     'busy', 'no_answer' (the phone rang out, whatever cause Asterisk gives a ring it timed out),
     or 'failed' (refused, unreachable, a wrong number)."""
@@ -125,19 +125,20 @@ async def call_the_phone(ctx: CallContext, hop_id: int, video_channel_id: str,
     channel id; PhoneSwitchRefused (nothing dialled) when the number or the leg will not do."""
     if ctx.switches is None:
         raise PhoneSwitchRefused("switches need the database, which this daemon has not")
-    number = phone_number(asked.number, ctx.directory.snapshot.prov.trunks.values(), ctx.region)
+    trunks = ctx.directory.snapshot.prov.trunks.values()
+    number = phone_number(asked.number, trunks, ctx.region)
+    ring_timeout_s = trunk_for(trunks, number).ring_timeout  # phone_number checked there is one
     try:
-        issued = await ctx.switches.issue(hop_id, asked.asked_by, RING_TIMEOUT_S + 30, to_number=number)
+        issued = await ctx.switches.issue(hop_id, asked.asked_by, ring_timeout_s + 30, to_number=number)
     except SwitchNotPossible as exc:
         raise PhoneSwitchRefused(str(exc)) from None
-    channel_id = f"phone-{uuid.uuid4().hex[:16]}"
-    trunks = ctx.directory.snapshot.prov.trunks.values()
+    channel_id = f"{PHONE_LEG}{uuid.uuid4().hex[:16]}"
     ringing = PhoneRinging(video_channel_id)
     ctx.watch(channel_id, ringing)  # before the dial: its end cannot come unseen
     started = loop_time()
     try:
         trunk = await dial_out(ctx.ari, trunks, number, app=ctx.app, app_args=f"{PHONE_ENTRY},{number}",
-                               channel_id=channel_id, timeout_s=RING_TIMEOUT_S,
+                               channel_id=channel_id,
                                variables={PHONE_TOKEN_VARIABLE: issued.token})
     except (AriError, DialRefused) as exc:
         ctx.unwatch(channel_id)
@@ -146,7 +147,7 @@ async def call_the_phone(ctx: CallContext, hop_id: int, video_channel_id: str,
     log.info("case %s: video leg (hop %s) moving to the phone %s through trunk %s, asked by %s",
              issued.case_id, hop_id, number, trunk.name, asked.asked_by)
     try:
-        async with asyncio.timeout(RING_TIMEOUT_S + RING_GRACE_S):
+        async with asyncio.timeout(ring_timeout_s + RING_GRACE_S):
             answered, cause, cause_text = await ringing.ended
     except TimeoutError:  # no news of the phone's channel: its token runs out unused
         log.warning("case %s: no news of the phone %s (%s)", issued.case_id, number, channel_id)
@@ -154,7 +155,7 @@ async def call_the_phone(ctx: CallContext, hop_id: int, video_channel_id: str,
     finally:
         ctx.unwatch(channel_id)
     if not answered:
-        outcome = dial_outcome(cause, loop_time() - started)
+        outcome = dial_outcome(cause, loop_time() - started, ring_timeout_s)
         await _record(ctx, issued.token, outcome, cause, cause_text)
         log.info("case %s: the phone %s did not answer: %s (cause %s %s); the video talk goes on",
                  issued.case_id, number, outcome, cause, cause_text)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from hotline.asterisk.ari_events import (
@@ -18,21 +19,22 @@ from hotline.asterisk.ari_events import (
     PlaybackEvent,
     StasisStart,
 )
-from hotline.engine.call import VANISHED, InboundCall
+from hotline.engine.call import InboundCall
 from hotline.engine.callback_placer import CALLBACK_LEG
 from hotline.engine.callback_talk import AdoptedTalk, found_talks
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
-from hotline.engine.facts import HopEnded
-from hotline.engine.messages import CameraTurned, ChannelVanished, HangingUp
-from hotline.engine.outcomes import EndReason
+from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialled, HangingUp
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
+from hotline.engine.queueing.consult import CONSULT_BRIDGE
 from hotline.engine.rejoin import AwaitingRejoin, read_note
 from hotline.engine.rejoin import adoption as rejoin_adoption
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
-from hotline.engine.transfer import TRANSFER_REFUSED, transfer_asked, transfer_referred
+from hotline.engine.transfer import CONSULT_REFUSED, TRANSFER_REFUSED, transfer_asked, transfer_referred
+from hotline.engine.unwatched_end import unwatched_end
 from hotline.errors import AriError, AriNotFound
+from hotline.media import AGENTS_CONTEXT
 from hotline.store.hops import Hop
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,9 @@ class Router:
         if entry.kind == "conference":
             self._start_conference_leg(event.channel, entry)
             return
+        if entry.kind == "consult":
+            self._consult_dialled(event.channel, entry)
+            return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
         # A switch leg from anywhere but the web context brings no token: refused (403). A phone
@@ -131,6 +136,26 @@ class Router:
         leg = ConferenceLeg(self.ctx, channel, int(entry.dialled), entry.agent, entry.invited_by)
         self.conference[leg.channel_id] = self.inboxes[leg.channel_id] = leg
         self._own(leg.run(), f"conference-{leg.channel_id}", leg.channel_id)
+
+    def _consult_dialled(self, channel: Channel, entry: StasisEntry) -> None:
+        """An agent's own phone dialled a colleague: the consult of the talk that agent is in
+        (that call then owns the leg's events), or refused 403 when they talk in none here."""
+        call = self.call_of_agent(entry.by) if channel.context == AGENTS_CONTEXT else None
+        if call is None:
+            log.info("consult call %s from %r to %r: no live talk of that agent here: refused",
+                     channel.id, entry.by, entry.dialled)
+            self._own(self._refuse_leg(channel.id), f"consult-{channel.id}", "")
+            return
+        self.watch(channel.id, call)
+        call.post(ConsultDialled(channel.id, entry.dialled))
+
+    def call_of_agent(self, endpoint: str) -> InboundCall | None:
+        """The call whose live talk is with the agent of this endpoint."""
+        return next((c for c in self.calls.values() if c.is_talking and c.talking_with == endpoint), None)
+
+    async def _refuse_leg(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.hangup(channel_id, CONSULT_REFUSED)
 
     async def _decline(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):
@@ -216,8 +241,11 @@ class Router:
             if channel_id not in alive:
                 inbox.post(ChannelVanished(channel_id))
         unknown = in_stasis - self.inboxes.keys()
+        # An agent phone's consult call (agents' context) is a leg too, never a customer to adopt.
+        consult_calls = {c.id for c in channels if c.context == AGENTS_CONTEXT}
         legs = {c for c in unknown
-                if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)}
+                if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)
+                or c in consult_calls}
         await self._adopt_in_line_order(unknown - legs)
         talking = await self._adopt_callback_talks(legs)
         waiting = await self._adopt_rejoin_waits(legs - talking, alive)
@@ -236,15 +264,31 @@ class Router:
         still pending there wins (a second close changes nothing)."""
         stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
                  if hop.channel_id not in self.calls and hop.channel_id not in self.inboxes]
+        started, now = await self._asterisk_started(), datetime.now(UTC)
         for hop in stale:
-            self.ctx.records.submit(HopEnded(EndReason.FAILED, cause_text=VANISHED[1]).record(hop))
+            steps, end = unwatched_end(hop, asterisk_started=started, at=now)
+            log.info("hop %s (%s) closed %s: %s", hop.id, hop.channel_id, end.reason, end.cause_text)
+            for step in steps:
+                self.ctx.records.submit(step.record(hop))
+            self.ctx.records.submit(end.record(hop))
         return len(stale)
 
+    async def _asterisk_started(self) -> datetime | None:
+        """When Asterisk last started (asterisk/info), or None when it cannot say: a hop that
+        began before it was cut by that restart."""
+        try:
+            info = await self.ctx.ari.info()
+            return datetime.fromisoformat(str(info["status"]["startup_time"]))
+        except (AriError, KeyError, TypeError, ValueError) as exc:
+            log.warning("Asterisk's start time unknown (%s): hops ended unwatched are judged without it", exc)
+            return None
+
     async def _destroy_empty_case_bridges(self) -> int:
-        """Case bridges whose calls ended while no daemon watched stay in Asterisk until destroyed."""
+        """Case bridges whose calls ended while no daemon watched, and the bridges of phone
+        consults whose legs were hung up, stay in Asterisk until destroyed."""
         destroyed = 0
         for bridge in await self.ctx.ari.bridges():
-            if bridge.id.startswith("case-") and not bridge.channels:
+            if bridge.id.startswith(("case-", CONSULT_BRIDGE)) and not bridge.channels:
                 await self.ctx.ari.destroy_bridge(bridge.id)
                 destroyed += 1
         return destroyed

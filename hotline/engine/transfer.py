@@ -32,6 +32,7 @@ from hotline.provision.model import Agent, Provisioning, Target, TargetAction
 
 TRANSFER_EVENT = "hotline-transfer"
 CONSULT_STEPS = ("begin", "complete", "cancel")  # of an attended transfer
+CONSULT_ENDED_BY_RESTART = "the daemon restarted during the consult"  # its `cancelled` row's detail
 NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ()-]{3,30}")  # what may be a telephone number, as typed
 TARGET_KINDS = (TargetAction.QUEUE, TargetAction.HOTLINE)
 ASKED_LIMIT = 64  # characters kept of who asked and of a target as asked
@@ -40,6 +41,11 @@ ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
 # transfer_progress states: what the phone that sent the REFER is told (its NOTIFY's sipfrag)
 TRANSFER_DONE = "channel_answered"  # 200 OK
 TRANSFER_REFUSED = "channel_declined"  # 603 Decline
+# An agent's own consult call refused (no live talk of theirs): hung up with this ARI reason,
+# 403 Forbidden, as the agents' context refuses what it does not hand on; refused because the
+# colleague cannot take it (not free, a consult under way): 486 Busy Here.
+CONSULT_REFUSED = "rejected"
+CONSULT_BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,14 @@ class Handoff:
     """What a transfer to one party does before the caller waits, first in the line of the queue
     the talk was in: dial `number` (an outside number), or ring `agent`, then, where the queue
     sends an unanswered transfer back to the transferring agent, `back_to`. All None: the caller
-    is only placed first in line."""
+    is only placed first in line. `leg`: `agent`'s leg already ringing since `rung_at` (a consult
+    whose transferring agent hung up), which rings on instead of a new one."""
 
     agent: str | None = None
     back_to: str | None = None
     number: str | None = None
+    leg: str | None = None
+    rung_at: float = 0.0
 
 
 def transfer_target(prov: Provisioning, text: str) -> TransferTo:
@@ -156,9 +165,11 @@ def transfer_referred(event: ChannelTransfer) -> TransferAsked | None:
     """The TransferAsked of a REFER, or None for Asterisk's echo of a progress the app reported."""
     if event.state is not None:
         return None
-    kind = "attended" if event.protocol_id and not event.destination else "blind"
-    return TransferAsked(event.destination[:ASKED_LIMIT], "phone", refer_leg=event.source_channel_id,
-                         kind=kind)
+    if event.protocol_id:  # Replaces: the consult call it names is what the customer is passed to
+        return TransferAsked(event.destination[:ASKED_LIMIT], "phone", refer_leg=event.source_channel_id,
+                             kind="attended", step="complete",
+                             replaces=event.destination_channel_id or "")
+    return TransferAsked(event.destination[:ASKED_LIMIT], "phone", refer_leg=event.source_channel_id)
 
 
 async def ask_transfer(ari: AriClient, app: str, channel_id: str, target: TransferTo | None,

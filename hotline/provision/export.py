@@ -130,4 +130,5 @@ def agent_table(a: Agent, with_secrets: bool = False) -> Table:
 
 
 def trunk_table(t: Trunk) -> Table:
-    return {"endpoint": t.endpoint, "caller_id": t.caller_id, "allow": list(t.allow)}
+    return {"endpoint": t.endpoint, "caller_id": t.caller_id, "allow": list(t.allow),
+            "ring_timeout": t.ring_timeout}

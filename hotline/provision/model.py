@@ -195,12 +195,14 @@ class Trunk:
     """An outbound trunk: the PJSIP endpoint calls to outside numbers go through (a site's own,
     in pjsip_local.conf, with the carrier's address and credentials), the E.164 prefixes a number
     must start with to be dialled there (nothing else ever is: toll fraud), and the number
-    presented as caller id (one of the hotlines' provisioned numbers)."""
+    presented as caller id (one of the hotlines' provisioned numbers), and how long a number
+    dialled through it rings before it counts as not answered."""
 
     name: str
     endpoint: str
     caller_id: str  # E.164
     allow: tuple[str, ...]  # E.164 prefixes like '+7495', sorted, at least one
+    ring_timeout: int = 30  # s; a mobile often forwards to voicemail at 20-30 s
 
 
 @dataclass(frozen=True)

@@ -531,7 +531,7 @@ def caller_id(field: str, value: object, region: str = "RU") -> str:
 
 def trunk(name: str, table: Mapping[str, object], region: str = "RU") -> Trunk:
     f = f"trunks.{slug('trunk', name)}"
-    _take(table, f, {"endpoint", "caller_id", "allow"})
+    _take(table, f, {"endpoint", "caller_id", "allow", "ring_timeout"})
     for key, why in (("endpoint", "the PJSIP endpoint calls go out through (pjsip_local.conf)"),
                      ("caller_id", "the hotline number presented to whoever is called"),
                      ("allow", "the E.164 prefixes this trunk may dial, like ['+7495']")):
@@ -542,7 +542,9 @@ def trunk(name: str, table: Mapping[str, object], region: str = "RU") -> Trunk:
         raise fail(f"{f}.endpoint", endpoint, "is not a PJSIP endpoint name")
     return Trunk(name=name, endpoint=endpoint,
                  caller_id=caller_id(f"{f}.caller_id", table["caller_id"], region),
-                 allow=allow_prefixes(f"{f}.allow", table["allow"]))
+                 allow=allow_prefixes(f"{f}.allow", table["allow"]),
+                 ring_timeout=_get(table, "ring_timeout", Trunk.ring_timeout,
+                                   lambda k, v: integer(k, v, 5, 300), f))
 
 
 def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:

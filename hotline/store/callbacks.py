@@ -44,7 +44,7 @@ class CallbackRequest:
     detail: str
 
 
-_COLUMNS = ("id, case_id, hop_id, queue_id, number, joined_at, requested_at, due_at, expires_at, attempts,"
+COLUMNS = ("id, case_id, hop_id, queue_id, number, joined_at, requested_at, due_at, expires_at, attempts,"
             " status, placed_by, lease_until, ended_at, detail")
 
 
@@ -56,12 +56,12 @@ async def request(conn: AsyncConnection, *, case_id: int, hop_id: int | None, qu
         f"INSERT INTO callbacks (case_id, hop_id, queue_id, number, joined_at, due_at, expires_at)"
         f" VALUES (%s, %s, %s, %s, %s, %s, %s)"
         f" ON CONFLICT (case_id, queue_id) WHERE status IN ('pending', 'placing') DO NOTHING"
-        f" RETURNING {_COLUMNS}",
+        f" RETURNING {COLUMNS}",
         (case_id, hop_id, queue_id, number, joined_at, due_at, expires_at))
     made = await cur.fetchone()
     if made is not None:
         return made
-    await cur.execute(f"SELECT {_COLUMNS} FROM callbacks WHERE case_id = %s AND queue_id = %s"
+    await cur.execute(f"SELECT {COLUMNS} FROM callbacks WHERE case_id = %s AND queue_id = %s"
                       " AND status IN ('pending', 'placing')", (case_id, queue_id))
     existing = await cur.fetchone()
     if existing is None:  # ended between the two statements: ask again
@@ -76,12 +76,12 @@ async def claim(conn: AsyncConnection, queue_ids: list[int], run: str,
     when there is none (or every due one is being claimed by another daemon right now)."""
     cur = conn.cursor(row_factory=class_row(CallbackRequest))
     await cur.execute(
-        f"UPDATE callbacks SET status = 'placing', placed_by = %s,"
+        f"UPDATE callbacks SET status = 'placing', placed_by = %s, waits_for_opening = false,"
         f" lease_until = now() + make_interval(secs => %s)"
         f" WHERE id = (SELECT id FROM callbacks WHERE status = 'pending' AND queue_id = ANY(%s)"
         f"             AND due_at <= now() AND (expires_at IS NULL OR expires_at > now())"
         f"             ORDER BY joined_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        f" RETURNING {_COLUMNS}",
+        f" RETURNING {COLUMNS}",
         (run, lease_s, queue_ids))
     return await cur.fetchone()
 
@@ -103,7 +103,8 @@ async def release(conn: AsyncConnection, callback_id: int, run: str) -> None:
 async def defer(conn: AsyncConnection, callback_id: int, run: str, due_at: datetime) -> None:
     """Back in the line, due no earlier than `due_at` (its hotline is closed until then)."""
     await _held(conn, "UPDATE callbacks SET status = 'pending', placed_by = NULL, lease_until = NULL,"
-                      " due_at = %s WHERE id = %s AND status = 'placing' AND placed_by = %s",
+                      " due_at = %s, waits_for_opening = true"
+                      " WHERE id = %s AND status = 'placing' AND placed_by = %s",
                 (due_at, callback_id, run), callback_id, run)
 
 
@@ -153,6 +154,14 @@ async def recover(conn: AsyncConnection) -> list[int]:
     return sorted(row[0] for row in await cur.fetchall())
 
 
+async def wake_for_opening(conn: AsyncConnection) -> list[int]:
+    """Requests waiting for their hotline's opening, due now (their hours changed: each is looked
+    at again, and put back until its new opening if still closed); their ids."""
+    cur = await conn.execute("UPDATE callbacks SET due_at = now() WHERE status = 'pending'"
+                             " AND waits_for_opening AND due_at > now() RETURNING id")
+    return sorted(row[0] for row in await cur.fetchall())
+
+
 async def expire(conn: AsyncConnection) -> list[int]:
     """Pending requests past their expiry, ended 'expired'; their ids."""
     cur = await conn.execute("UPDATE callbacks SET status = 'expired', ended_at = now(), detail = 'expired'"
@@ -164,12 +173,12 @@ async def cancel(conn: AsyncConnection, callback_id: int, by: str) -> CallbackRe
     """A supervisor's cancel: only a request still waiting; one clear CallbackError otherwise."""
     cur = conn.cursor(row_factory=class_row(CallbackRequest))
     await cur.execute(f"UPDATE callbacks SET status = 'cancelled', ended_at = now(), detail = %s"
-                      f" WHERE id = %s AND status = 'pending' RETURNING {_COLUMNS}",
+                      f" WHERE id = %s AND status = 'pending' RETURNING {COLUMNS}",
                       (f"cancelled by {by}", callback_id))
     done = await cur.fetchone()
     if done is not None:
         return done
-    await cur.execute(f"SELECT {_COLUMNS} FROM callbacks WHERE id = %s", (callback_id,))
+    await cur.execute(f"SELECT {COLUMNS} FROM callbacks WHERE id = %s", (callback_id,))
     found = await cur.fetchone()
     if found is None:
         raise CallbackError(f"callback {callback_id} does not exist")
@@ -202,7 +211,7 @@ async def waiting_per_queue(conn: AsyncConnection) -> dict[int, int]:
 async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
     """Every request not yet ended, in the line's order (queue, then join time)."""
     cur = conn.cursor(row_factory=class_row(CallbackRequest))
-    await cur.execute(f"SELECT {_COLUMNS} FROM callbacks WHERE status IN ('pending', 'placing')"
+    await cur.execute(f"SELECT {COLUMNS} FROM callbacks WHERE status IN ('pending', 'placing')"
                       " ORDER BY queue_id, joined_at, id")
     return await cur.fetchall()
 
@@ -263,6 +272,10 @@ class Callbacks:
     async def defer(self, callback_id: int, run: str, due_at: datetime) -> None:
         async with self.pool.connection() as conn:
             await defer(conn, callback_id, run, due_at)
+
+    async def wake_for_opening(self) -> list[int]:
+        async with self.pool.connection() as conn:
+            return await wake_for_opening(conn)
 
     async def hotline_of(self, callback: CallbackRequest) -> int | None:
         async with self.pool.connection() as conn:

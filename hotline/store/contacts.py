@@ -14,6 +14,7 @@ from hotline.store.records import (
     queue_event_record,
     write_records,
 )
+from hotline.store.transfers import OpenConsult, open_consult
 
 
 class LinesBusy(Exception):  # noqa: N818 - control flow, not an error
@@ -158,6 +159,11 @@ class Contacts:
     async def joined_first_in_line(self, hop_id: int) -> bool:
         async with self.pool.connection() as conn:
             return await joined_first_in_line(conn, hop_id)
+
+    async def open_consult(self, hop: Hop) -> OpenConsult | None:
+        """The attended transfer `hop` was in when its daemon stopped (None: none)."""
+        async with self.pool.connection() as conn:
+            return await open_consult(conn, hop.case_id, hop.id)
 
 
 # The hop's last join, and the join or transfer just before it: a transfer to one agent or to a

@@ -225,7 +225,8 @@ async def _load_agents(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
 
 
 async def _load_trunks(conn: AsyncConnection) -> list[Trunk]:
-    return [Trunk(name=r["name"], endpoint=r["endpoint"], caller_id=r["caller_id"], allow=tuple(r["allow"]))
+    return [Trunk(name=r["name"], endpoint=r["endpoint"], caller_id=r["caller_id"], allow=tuple(r["allow"]),
+                  ring_timeout=r["ring_timeout"])
             for r in await _rows(conn, "SELECT * FROM trunks WHERE retired_at IS NULL ORDER BY name")]
 
 
@@ -372,10 +373,11 @@ async def _upsert_agent(conn: AsyncConnection, a: Agent, ids: dict[str, dict[str
 
 async def _upsert_trunk(conn: AsyncConnection, t: Trunk) -> None:
     await conn.execute(
-        "INSERT INTO trunks (name, endpoint, caller_id, allow) VALUES (%s, %s, %s, %s)"
+        "INSERT INTO trunks (name, endpoint, caller_id, allow, ring_timeout) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint, caller_id = excluded.caller_id,"
-        " allow = excluded.allow, retired_at = NULL, updated_at = now()",
-        (t.name, t.endpoint, t.caller_id, list(t.allow)))
+        " allow = excluded.allow, ring_timeout = excluded.ring_timeout, retired_at = NULL,"
+        " updated_at = now()",
+        (t.name, t.endpoint, t.caller_id, list(t.allow), t.ring_timeout))
 
 
 async def _retire(conn: AsyncConnection, plan: Plan) -> None:

@@ -19,6 +19,34 @@ class TransferOutcome:
     target: str
 
 
+@dataclass(frozen=True)
+class OpenConsult:
+    """An attended transfer whose `consulting` row has no row of its end yet."""
+
+    target: str
+    asked_by: str
+    from_queue_id: int | None
+    from_agent_id: int | None
+
+
+# A hop's last step of an attended transfer (a refused step is no step of the one under way).
+_LAST_CONSULT_STEP = """
+SELECT target, asked_by, from_queue_id, from_agent_id, outcome FROM transfers
+ WHERE case_id = %s AND hop_id = %s AND kind = 'attended' AND outcome <> 'refused'
+ ORDER BY at DESC, id DESC LIMIT 1
+"""
+
+
+async def open_consult(conn: AsyncConnection, case_id: int, hop_id: int) -> OpenConsult | None:
+    """The consult hop `hop_id` (of case `case_id`: its index) was in when its daemon stopped,
+    or None: none under way."""
+    cur = await conn.execute(_LAST_CONSULT_STEP, (case_id, hop_id))
+    row = await cur.fetchone()
+    if row is None or row[4] != "consulting":
+        return None
+    return OpenConsult(str(row[0]), str(row[1]), row[2], row[3])
+
+
 async def transfer_outcome(conn: AsyncConnection, request: str, within_s: float) -> TransferOutcome | None:
     """The outcome of transfer `request` once its row is written, or None after `within_s`."""
     loop = asyncio.get_running_loop()

@@ -5,7 +5,6 @@ connections calls need, and a database outage is a 503 for the page, never an er
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -232,11 +231,4 @@ class DaemonWebBackend:
         return await self.contacts.live_talk_of_agent(agent_id) if agent_id is not None else None
 
     def live_queues(self) -> list[dict[str, object]]:
-        names = {ident: name for name, ident in self.directory.snapshot.ids.get("queues", {}).items()}
-        rows = []
-        for row in self.live.queue_rows():
-            fields = dataclasses.asdict(row)
-            since = fields.pop("longest_waiting_since")
-            rows.append({"queue": names.get(row.queue_id, str(row.queue_id)), **fields,
-                         "longest_waiting_since": since.isoformat() if since else None})
-        return rows
+        return self.live.queues_json()

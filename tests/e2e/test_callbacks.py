@@ -5,11 +5,8 @@ rung first when the request's turn comes, and the customer's phone is a sipp beh
 from __future__ import annotations
 
 import json
-import re
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +17,21 @@ from hotline.lab import Lab
 from hotline.lab.asterisk_conf import CARRIER_ADDRESS
 
 from support import sipp
-from support.agents import Agent, logged_in_agents, registered
+from support.agents import Agent, registered
+from support.callbacks import (
+    CUSTOMER,
+    STARTED,
+    agent_of_queue,
+    bridge_channels,
+    case_hops,
+    customer_leg_in,
+    far_end,
+    from_of,
+    invites,
+    phone,
+    received,
+    sipps_stopped_afterwards,  # noqa: F401 (autouse: the sipps stopped after each test)
+)
 from support.checks import rows, wait_until
 from support.daemon import DaemonProcess, ari_get
 from support.provisioning import BASE
@@ -28,7 +39,6 @@ from support.provisioning import BASE
 pytestmark = pytest.mark.lab
 
 NUMBER = "+74950003311"
-CUSTOMER = "+79165551234"  # the sipp caller's number: a +7916 number the trunk may dial
 CALLBACKS = BASE + """
 [queues.callbacks]
 ring_timeout = 8
@@ -50,8 +60,14 @@ endpoint = "sipp-carrier"
 caller_id = "+74951234567"
 allow = ["+7916"]
 """
-SCENARIOS = Path(__file__).resolve().parents[1] / "support" / "scenarios"
-STARTED: list[subprocess.Popen[str]] = []  # this test's sipps
+
+
+LEASE_S = 9  # callback_lease: what a killed daemon's request waits (30 by default)
+
+
+@pytest.fixture
+def daemon_env(daemon_env: dict[str, str]) -> dict[str, str]:
+    return {**daemon_env, "HOTLINE_CALLBACK_LEASE": str(LEASE_S)}
 
 
 def ask_for_a_callback() -> sipp.SippRun:
@@ -60,61 +76,6 @@ def ask_for_a_callback() -> sipp.SippRun:
     caller = sipp.start_pressing_keys(NUMBER, "5", "1", first_ms=1500, gap_ms=2500, timeout_s=30,
                                       caller=CUSTOMER)
     return sipp.finish(caller)
-
-
-@pytest.fixture(autouse=True)
-def sipps_stopped_afterwards() -> Iterator[None]:
-    """A failed test leaves no sipp behind (a far end would hold the carrier's port for the next)."""
-    yield
-    for proc in STARTED:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    STARTED.clear()
-
-
-def far_end(tmp_path: Path, *, calls: int = 1, busy: bool = False) -> tuple[subprocess.Popen[str], Path]:
-    """The customer's phone behind the carrier: sipp's UAS answering (until the BYE), or busy."""
-    messages = tmp_path / f"far-end-{'busy' if busy else 'answers'}.log"
-    scenario = ["-sf", str(SCENARIOS / "far_end_busy.xml")] if busy else ["-sn", "uas"]
-    proc = subprocess.Popen(
-        ["sipp", *scenario, "-i", CARRIER_ADDRESS, "-p", "5060", "-m", str(calls), "-trace_msg",
-         "-message_file", str(messages), "-timeout", "90s", "-timeout_error", "-nostdin"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, cwd=tmp_path)
-    STARTED.append(proc)
-    return proc, messages
-
-
-def invites(messages: Path) -> list[tuple[datetime, str]]:
-    """Each INVITE a sipp received, with the time it logged it."""
-    return received(messages, "INVITE")
-
-
-def received(messages: Path, method: str) -> list[tuple[datetime, str]]:
-    """Each request `method` a sipp received, with the time it logged it (the machine's clock)."""
-    found = []
-    log = messages.read_text(errors="replace")
-    for block in log.split("----------------------------------------------- "):
-        stamp = re.match(r"(\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)", block)
-        if stamp and "received" in block and re.search(f"^{method} sip:", block, re.M):
-            found.append((datetime.fromisoformat(f"{stamp[1]} {stamp[2]}"), block))
-    return found
-
-
-def from_of(invite: str) -> str:
-    return next(line for line in invite.splitlines() if line.lower().startswith("from:"))
-
-
-def case_hops(db: psycopg.Connection, case_id: object, count: int = 2) -> list[dict[str, object]] | None:
-    """The case's hops once there are `count` and all have ended."""
-    hops = rows(db, "SELECT * FROM hops WHERE case_id = %s ORDER BY seq", case_id)
-    return hops if len(hops) == count and all(h["ended_at"] for h in hops) else None
-
-
-def bridge_channels(daemon_env: dict[str, str], request: dict[str, object]) -> list[str]:
-    status, body = ari_get(daemon_env, f"bridges/case-{request['case_id']}")
-    assert status == 200, body
-    return list(json.loads(body)["channels"])
 
 
 def missed_before(events: list[dict[str, object]]) -> int:
@@ -127,20 +88,6 @@ def missed_before(events: list[dict[str, object]]) -> int:
 
 def the_request(db: psycopg.Connection) -> dict[str, object]:
     return wait_until(lambda: rows(db, "SELECT * FROM callbacks"), what="callback request stored")[0]
-
-
-def agent_of_queue(daemon_env: dict[str, str], tmp_path: Path) -> Agent:
-    return logged_in_agents(daemon_env, tmp_path, "cb", {"callbacks": 0})[0]
-
-
-def phone(lab: Lab, agent: Agent, tmp_path: Path, *,
-          name: str = "first") -> tuple[subprocess.Popen[str], Path]:
-    messages = tmp_path / f"agent-{agent.name}-{name}.log"
-    proc = sipp.agent_phone(agent.name, agent.password, ring_ms=300, timeout_s=90, messages=messages)
-    STARTED.append(proc)
-    wait_until(lambda: registered(lab, agent.name) or proc.poll() is not None, what="phone registered")
-    assert proc.poll() is None, sipp.finish(proc).output
-    return proc, messages
 
 
 @pytest.mark.provision(CALLBACKS)
@@ -270,11 +217,15 @@ def test_a_callback_being_placed_survives_a_daemon_sigkill_and_is_placed_once(
     customer, customer_sip = far_end(tmp_path)
     agent_phone, _ = phone(lab, agent, tmp_path)
     daemon.start()
-    # Its lease runs out (30 s), and the new daemon places it.
+    # Its lease runs out (callback_lease: at most LEASE_S after the kill, not the default 30 s),
+    # and the new daemon places it.
+    wait_until(lambda: "their daemon's lease ran out" in daemon.log() or None, timeout_s=LEASE_S + 5,
+               what="the dead daemon's lease ran out")
     wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'answered'"), timeout_s=60,
                what="placed by the new daemon")
-    bridged = json.loads(ari_get(daemon_env, f"bridges/case-{request['case_id']}")[1])["channels"]
-    customer_leg = next(c for c in bridged if "-customer-" in c)
+    # 'answered' is written before the customer's leg joins the bridge (durable first)
+    customer_leg = wait_until(lambda: customer_leg_in(daemon_env, request["case_id"]),
+                              what="the customer in the case's bridge")
     name = json.loads(ari_get(daemon_env, f"channels/{customer_leg}")[1])["name"]
     lab.asterisk_cli(f"channel request hangup {name}")
     assert sipp.finish(customer).ok and sipp.finish(agent_phone).ok

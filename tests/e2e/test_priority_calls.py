@@ -6,9 +6,11 @@ phone saw (the caller id of each INVITE, in order), what a supervisor reads (`ho
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import signal
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,17 @@ def live_waiting(env: dict[str, str]) -> list[dict[str, Any]]:
     return waiting
 
 
+def wallboard_line(env: dict[str, str], agent: Agent) -> list[dict[str, Any]]:
+    """The line of queue prio as `/api/queues` answers an agent's login (a wallboard's view)."""
+    token = base64.b64encode(f"{agent.name}:{agent.password}".encode()).decode()
+    request = urllib.request.Request(f"http://{env['HOTLINE_WEB_LISTEN']}/api/queues",
+                                     headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        queues = json.loads(response.read())
+    line: list[dict[str, Any]] = next(q for q in queues if q["queue"] == "prio")["line"]
+    return line
+
+
 def joins(db: psycopg.Connection) -> int:
     return len(rows(db, "SELECT id FROM queue_events WHERE event = 'join'"))
 
@@ -119,6 +132,9 @@ def test_a_later_caller_with_a_higher_priority_is_rung_first_when_the_agent_free
         return line if [(w["caller"], w["position"], w["priority"]) for w in line] == [
             ("+79162220002", 1, 7), ("+74951110001", 2, 0)] else None
     wait_until(vip_ahead, what="stats live: the later, higher-priority caller first in line")
+    line = wallboard_line(daemon_env, paused_agent)
+    assert [(w["position"], w["priority"]) for w in line] == [(1, 7), (2, 0)], line
+    assert line[0]["waiting_since"] > line[1]["waiting_since"]  # first in line, though it came later
     vip_hop = rows(db, "SELECT case_id FROM hops WHERE caller_num = '+79162220002'")[0]
     shown = hotline_cli(daemon_env, "case", "show", str(vip_hop["case_id"]))
     assert shown.returncode == 0, shown.stderr

@@ -52,17 +52,33 @@ def test_call_cut_by_an_asterisk_restart_leaves_no_open_hop(
     sipp.finish(caller)
 
 
-def test_hop_whose_channel_ended_while_the_daemon_was_away_is_closed_as_failed(
+def test_a_caller_who_hung_up_in_line_while_the_daemon_was_away_is_an_abandon(
         daemon: DaemonProcess, db: psycopg.Connection) -> None:
     caller = sipp.start_call("+74951234567", "caller_hangs_up.xml")
-    wait_until(lambda: rows(db, "SELECT id FROM hops"), what="hop opened")
+    wait_until(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'join'"), what="in line")
     daemon.stop(signal.SIGKILL)
     assert sipp.finish(caller).ok  # the caller hung up while no daemon was there to see it
     daemon.start()
     hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
-    assert hop["end_reason"] == "failed"
-    assert hop["hangup_cause_text"] == "channel gone while the daemon was away"
+    # Asterisk keeps a Stasis channel when its daemon goes: only its caller could have ended it
+    assert (hop["end_reason"], hop["hangup_cause_text"]) == ("abandoned", "ended while no daemon watched")
+    [abandon] = rows(db, "SELECT wait_ms, detail FROM queue_events WHERE event = 'abandon'")
+    assert abandon["detail"] == "ended while no daemon watched" and abandon["wait_ms"] > 0
     assert rows(db, "SELECT status FROM cases") == [{"status": "closed"}]
+
+
+def test_a_call_asterisk_cut_by_restarting_while_the_daemon_was_away_is_failed(
+        lab: Lab, daemon: DaemonProcess, db: psycopg.Connection) -> None:
+    caller = sipp.start_call("+74951234567")
+    wait_until(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'join'"), what="in line")
+    daemon.stop(signal.SIGKILL)
+    lab.restart_asterisk()  # the call is cut with it, no daemon watching
+    sipp.finish(caller)
+    daemon.start()
+    hop = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), what="closed hop")[0]
+    assert (hop["end_reason"], hop["hangup_cause_text"]) == (
+        "failed", "Asterisk restarted while no daemon watched")
+    assert rows(db, "SELECT event FROM queue_events WHERE event = 'abandon'") == []  # nobody left by choice
 
 
 def test_an_empty_case_bridge_left_behind_is_destroyed_when_the_daemon_connects(

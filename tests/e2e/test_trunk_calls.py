@@ -44,8 +44,7 @@ async def dial_and_hang_up(env: dict[str, str], number: str) -> list[str]:
     try:
         async with client.http.ws_connect(client.url("events"), params={"app": APP}) as ws:
             channel_id = f"trunk-test-{uuid.uuid4().hex[:8]}"
-            await dial_out(client, [TRUNK], number, app=APP, app_args="outbound", channel_id=channel_id,
-                           timeout_s=15)
+            await dial_out(client, [TRUNK], number, app=APP, app_args="outbound", channel_id=channel_id)
             async with asyncio.timeout(20):
                 async for msg in ws:
                     if msg.type != aiohttp.WSMsgType.TEXT:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -46,6 +47,7 @@ hotline = "videodesk"
 endpoint = "sipp-carrier"
 caller_id = "+7 495 000-22-99"
 allow = ["+7916"]
+ring_timeout = 8
 """)
 
 
@@ -157,10 +159,13 @@ def test_a_phone_that_does_not_answer_is_recorded_and_the_video_talk_goes_on(
                                       None), what="the video call answered by the agent")
         before = bridge_channels(daemon_env, hop["case_id"])
 
+        asked = time.monotonic()
         moved = hotline_cli(daemon_env, "case", "switch", str(hop["case_id"]), "--to", "phone",
                             "--number", CUSTOMER)
         assert moved.returncode != 0, moved.stdout
         assert f"{CUSTOMER} did not answer: {said}" in moved.stderr, moved.stderr + daemon.log()[-3000:]
+        if outcome == "no_answer":  # rang for the trunk's ring_timeout, 8 s, then was given up
+            assert 8 <= time.monotonic() - asked < 8 + 8, time.monotonic() - asked
         out, _ = phone.communicate(timeout=30)
         assert phone.returncode == 0, out  # INVITE, 180, then 486 or the CANCEL: the call not taken
         assert f"INVITE sip:{CUSTOMER}@{CARRIER_ADDRESS}:5060" in messages.read_text()

@@ -203,7 +203,7 @@ async def test_cancel_takes_a_waiting_request_and_refuses_the_rest_in_one_line(
 
 async def _all(conn: AsyncConnection) -> list[callbacks.CallbackRequest]:
     cur = conn.cursor(row_factory=psycopg.rows.class_row(callbacks.CallbackRequest))
-    await cur.execute("SELECT * FROM callbacks ORDER BY id")
+    await cur.execute(f"SELECT {callbacks.COLUMNS} FROM callbacks ORDER BY id")
     return await cur.fetchall()
 
 
@@ -293,3 +293,18 @@ async def test_a_deferred_request_waits_until_its_new_due_time_and_knows_its_hot
     assert (waiting.status, waiting.placed_by, waiting.joined_at) == ("pending", None, made.joined_at)
     with pytest.raises(CallbackError, match="is not being placed by run-a"):
         await callbacks.defer(conn, made.id, "run-a", ago(0))
+
+
+async def test_requests_waiting_for_an_opening_are_woken_when_hours_change_and_no_others(
+        conn: AsyncConnection, queues: dict[str, int]) -> None:
+    closed = await ask(conn, queues["support"], joined_s_ago=60)
+    assert await callbacks.claim(conn, [queues["support"]], "run-a", 30) is not None
+    await callbacks.defer(conn, closed.id, "run-a", ago(-3600))  # its hotline opens in an hour
+    retried = await ask(conn, queues["sales"], joined_s_ago=50)
+    assert await callbacks.claim(conn, [queues["sales"]], "run-a", 30) is not None
+    await callbacks.unanswered(conn, retried.id, "run-a", retry_at=ago(-300))  # its retry interval
+    assert await callbacks.wake_for_opening(conn) == [closed.id]
+    again = await callbacks.claim(conn, [queues["support"], queues["sales"]], "run-b", 30)
+    assert again is not None and again.id == closed.id  # due now; the retry still waits
+    assert await callbacks.claim(conn, [queues["support"], queues["sales"]], "run-b", 30) is None
+    assert await callbacks.wake_for_opening(conn) == []  # claimed: it waits for nothing any more

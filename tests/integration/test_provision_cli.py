@@ -205,11 +205,11 @@ def test_trunk_verbs_add_list_set_and_remove_a_trunk(hotline, db) -> None:  # ty
     assert added.exit_code == 0 and added.output.strip() == "+ trunk backup"
     listed = json.loads(hotline("trunk", "list", "--format", "json").output)
     assert {"name": "backup", "endpoint": "carrier-2", "caller_id": "+74957654321",
-            "allow": ["+7495", "+7499"]} in listed
-    changed = hotline("trunk", "set", "backup", "--allow", "+7916")
-    assert changed.exit_code == 0 and changed.output.strip() == "~ trunk backup (allow)"
-    assert rows(db, "SELECT endpoint, caller_id, allow FROM trunks WHERE name = 'backup'") == [
-        {"endpoint": "carrier-2", "caller_id": "+74957654321", "allow": ["+7916"]}]
+            "allow": ["+7495", "+7499"], "ring_timeout": 30} in listed
+    changed = hotline("trunk", "set", "backup", "--allow", "+7916", "--ring-timeout", "20")
+    assert changed.exit_code == 0 and changed.output.strip() == "~ trunk backup (allow, ring_timeout)"
+    assert rows(db, "SELECT endpoint, caller_id, allow, ring_timeout FROM trunks WHERE name = 'backup'") == [
+        {"endpoint": "carrier-2", "caller_id": "+74957654321", "allow": ["+7916"], "ring_timeout": 20}]
     assert hotline("trunk", "remove", "backup").output.strip() == "- trunk backup"
     assert rows(db, "SELECT retired_at IS NOT NULL AS retired FROM trunks WHERE name = 'backup'") == [
         {"retired": True}]
@@ -226,6 +226,8 @@ def test_trunk_verbs_add_list_set_and_remove_a_trunk(hotline, db) -> None:  # ty
     (("trunk", "add", "carrier", "--endpoint", "x", "--caller-id", "+74951234567", "--allow", "+7495"),
      "trunk 'carrier' already exists"),
     (("trunk", "set", "nosuch", "--allow", "+7495"), "trunk 'nosuch' does not exist"),
+    (("trunk", "set", "carrier", "--ring-timeout", "400"),
+     "trunks.carrier.ring_timeout: 400 must be from 5 to 300"),
     (("trunk", "set", "carrier", "--endpoint", "ivanov"), "is the phone of agent 'ivanov'"),
     (("number", "remove", "8 (495) 123-45-67"), "trunks.carrier.caller_id"),
 ])

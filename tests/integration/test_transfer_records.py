@@ -19,7 +19,7 @@ from hotline.store.contacts import Contacts
 from hotline.store.db import connect, open_pool
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import QueueEvent, TransferRow, queue_event_record, transfer_record, write_records
-from hotline.store.transfers import transfer_outcome
+from hotline.store.transfers import OpenConsult, transfer_outcome
 
 from support.checks import rows
 
@@ -186,6 +186,26 @@ async def test_an_attended_transfers_steps_are_rows_with_their_outcomes(
     async with await connect(db_dsn) as conn:
         said = await transfer_outcome(conn, "r2", 1.0)
     assert said is not None and (said.outcome, said.target) == ("cancelled", "agent:boris")
+
+
+async def test_a_consult_under_way_is_the_hops_last_attended_step_consulting_refusals_aside(
+        ids: dict[str, int], contacts: Contacts) -> None:
+    hop, other = await live_hop(contacts), await live_hop(contacts, "c2")
+
+    async def step(outcome: str, second: int, on: Hop = hop, target: str = "agent:boris") -> None:
+        await contacts.write([transfer_record(TransferRow(
+            hop_id=on.id, case_id=on.case_id, request=None, kind="attended", asked_by="page",
+            from_queue_id=ids["support"], from_agent_id=ids["anna"], target=target, outcome=outcome,
+            detail="", at=at(second)))])
+
+    assert await contacts.open_consult(hop) is None  # no transfer at all
+    await step("consulting", 10)
+    await step("refused", 11, target="(none)")  # a --complete too early: the consult goes on
+    await step("consulting", 12, on=other)
+    assert await contacts.open_consult(hop) == OpenConsult("agent:boris", "page", ids["support"], ids["anna"])
+    await step("unanswered", 13)
+    assert await contacts.open_consult(hop) is None
+    assert await contacts.open_consult(other) is not None
 
 
 async def test_a_leg_the_daemon_places_is_the_next_hop_of_the_case_once_per_channel(

@@ -10,7 +10,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -41,6 +41,7 @@ from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop, NewHop
 from hotline.store.records import Record
 from hotline.store.switches import IssuedSwitch, SwitchUse, TokenState
+from hotline.store.transfers import OpenConsult
 
 APP = "hotline"
 
@@ -104,8 +105,10 @@ class RecordingAri:
         self.placed_as: dict[str, tuple[str, str | None]] = {}  # channel -> its caller id and formats
         # Channels a killed daemon left in Stasis: their Stasis arguments and channel names.
         self.left_in_stasis: dict[str, tuple[str, str]] = {}
+        self.contexts: dict[str, str] = {}  # the dialplan context of a channel left in Stasis
         # Listed by `channels()` in Stasis, gone by the time they are fetched: hung up meanwhile.
         self.listed_but_gone: set[str] = set()
+        self.started_at = NOW - timedelta(days=1)  # Asterisk's startup_time (asterisk/info)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
 
@@ -146,10 +149,12 @@ class RecordingAri:
         self.send(destroyed(channel_id, 0, "Unknown"))
 
     def left_by_last_daemon(self, channel_id: str, args: str = "inbound,84951234567",
-                            name: str | None = None) -> None:
-        """A channel in Stasis since before this daemon started (no StasisStart will come)."""
+                            name: str | None = None, context: str = "hotline-inbound") -> None:
+        """A channel in Stasis since before this daemon started (no StasisStart will come), from
+        the dialplan `context`."""
         self.live.add(channel_id)
         self.left_in_stasis[channel_id] = (f"{APP},{args}", name or f"PJSIP/sipp-trunk-{channel_id}")
+        self.contexts[channel_id] = context
 
     def send(self, event: AriEvent) -> None:
         self.emit(event)
@@ -164,6 +169,12 @@ class RecordingAri:
 
     async def subscribe(self, app: str, event_source: str) -> None:
         await self._record("subscribe", event_source)
+        if event_source.startswith("channel:") and event_source[len("channel:"):] not in self.live:
+            raise AriError("ARI POST applications/hotline/subscription: HTTP 422 Event source does not exist")
+
+    async def info(self) -> dict[str, Any]:
+        await self._record("info")
+        return {"status": {"startup_time": self.started_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"}}
 
     async def channels(self) -> list[Channel]:
         await self._record("channels")
@@ -181,7 +192,8 @@ class RecordingAri:
         if channel_id not in self.left_in_stasis:
             return channel(channel_id, state="Up")
         args, name = self.left_in_stasis[channel_id]
-        return replace(channel(channel_id, state="Up", name=name), app_name="Stasis", app_data=args)
+        return replace(channel(channel_id, state="Up", name=name, context=self.contexts[channel_id]),
+                       app_name="Stasis", app_data=args)
 
     async def channel_variable(self, channel_id: str, name: str) -> str:
         await self._record("channel_variable", channel_id, name)
@@ -319,6 +331,7 @@ class StandInHops:
         self.last_agent_id: int | None = None
         self.left_open: list[Hop] = []  # hops a killed daemon left open
         self.first_in_line: set[int] = set()  # hops whose visit a transfer not answered put first
+        self.consults: dict[int, OpenConsult] = {}  # a hop's consult a killed daemon left under way
         self._ids = itertools.count(1)
 
     async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
@@ -371,6 +384,12 @@ class StandInHops:
 
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         return next((h for h in [*self.left_open, *self.opened] if h.channel_id == channel_id), None)
+
+    async def open_consult(self, hop: Hop) -> OpenConsult | None:
+        await asyncio.sleep(0)
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        return self.consults.get(hop.id)
 
 
 class StandInSwitches:

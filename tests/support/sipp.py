@@ -95,23 +95,39 @@ def call(number: str, scenario: str = "caller_until_bye.xml", **kwargs: object) 
 
 def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300, calls: int = 1,
                 scenario: str = "agent_answers.xml", timeout_s: int = 60,
-                more_fields: tuple[str, ...] = (), messages: Path | None = None) -> subprocess.Popen[str]:
+                more_fields: tuple[str, ...] = (), messages: Path | None = None,
+                places_calls: bool = False) -> subprocess.Popen[str]:
     """A registered agent phone that answers `calls` calls after `ring_ms` of ringing: one sipp
     registers from a port (answering Asterisk's first qualify) and exits, a sipp UAS then
     listens on that same port. The next qualify comes 30 s later: a phone is for one short test.
     `more_fields` follow as field2, field3, ...; `messages`: a file for every SIP message it
-    sent and received (sipp's -trace_msg)."""
+    sent and received (sipp's -trace_msg); `places_calls`: it also dials (a consult call), answering
+    Asterisk's challenge with the endpoint and its password (`[authentication]`, -au/-ap)."""
     port = free_udp_port()
     inf = INJECTION_DIR / f"agent-{uuid.uuid4().hex[:8]}.csv"
     inf.write_text(f"SEQUENTIAL\n{';'.join((endpoint, str(ring_ms), *more_fields))};\n")
     common = ["-inf", str(inf), "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-timeout_error"]
     if messages is not None:
         common += ["-trace_msg", "-message_file", str(messages)]
+    if places_calls:
+        common += ["-au", endpoint, "-ap", password]
     lab_sipp.register(endpoint, password, port)
     cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-aa", "-m", str(calls), "-mp", str(free_udp_port()),
            "-timeout", f"{timeout_s}s", *common]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
+
+
+def agent_dials(endpoint: str, password: str, extension: str, *,
+                scenario: str = "agent_dials_refused.xml", timeout_s: int = 20) -> SippRun:
+    """An agent's phone dials `extension` from its own endpoint (digest auth as that endpoint);
+    agent_dials_refused.xml passes when the answer is 403 Forbidden."""
+    port = free_udp_port()
+    cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", extension, "-m", "1",
+           "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()), "-key", "me", endpoint,
+           "-au", endpoint, "-ap", password, "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
+    return finish(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   stdin=subprocess.DEVNULL, cwd=INJECTION_DIR), timeout_s + 10)
 
 
 def press_keys(number: str, *keys: str, first_ms: int = 1000, gap_ms: int = 1500,

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.asyncio
 
 CITY = "84951234567"
 NUMBER = "+79165551234"
-TIMING = Timing(tick_s=0.02, lease_s=3, customer_ring_s=1, ring_grace_s=0.3)
+TIMING = Timing(tick_s=0.02, lease_s=3, ring_grace_s=0.3)
 
 
 def contact_centre(**queue: object) -> Provisioning:
@@ -34,7 +34,7 @@ def contact_centre(**queue: object) -> Provisioning:
         hotlines={"city": Hotline("city", entry=Target("queue", "support"))},
         numbers={"+74951234567": Number("+74951234567", "city")},
         agents={"anna": Agent("anna", "anna", queues=(("support", 0),))},
-        trunks={"carrier": Trunk("carrier", "sipp-carrier", "+74951234567", ("+7916",))})
+        trunks={"carrier": Trunk("carrier", "sipp-carrier", "+74951234567", ("+7916",), ring_timeout=1)})
 
 
 class StandInStore:
@@ -47,6 +47,7 @@ class StandInStore:
             due_at=now, expires_at=now + timedelta(hours=4), attempts=attempts, status="pending",
             placed_by=None, lease_until=None, ended_at=None, detail="")
         self.log: list[tuple[object, ...]] = []
+        self.waits_for_opening = False
 
     async def recover(self) -> list[int]:
         return []
@@ -71,7 +72,15 @@ class StandInStore:
 
     async def defer(self, callback_id: int, run: str, due_at: datetime) -> None:
         self.request = dataclasses.replace(self.request, status="pending", placed_by=None, due_at=due_at)
+        self.waits_for_opening = True
         self.log.append(("defer", due_at))
+
+    async def wake_for_opening(self) -> list[int]:
+        self.log.append(("wake",))
+        if self.request.status != "pending" or not self.waits_for_opening:
+            return []
+        self.request = dataclasses.replace(self.request, due_at=datetime.now(UTC))
+        return [self.request.id]
 
     async def hotline_of(self, callback: CallbackRequest) -> int | None:
         return 1  # "city", the only hotline
@@ -240,7 +249,7 @@ async def test_a_callback_whose_hotline_is_closed_waits_for_its_next_opening() -
     prov = dataclasses.replace(contact_centre(), hotlines={"city": closed_today})
     engine = Engine(prov, logged_in=("anna",))
     store = StandInStore(joined_at=datetime.now(UTC))
-    placer = CallbackPlacer(engine.ctx, store, dataclasses.replace(TIMING, closed_recheck_s=8 * 86400))
+    placer = CallbackPlacer(engine.ctx, store, TIMING)
     await placer.tick()
     await asyncio.sleep(0.05)
     [(step, due)] = [entry for entry in store.log if entry[0] == "defer"]
@@ -251,19 +260,28 @@ async def test_a_callback_whose_hotline_is_closed_waits_for_its_next_opening() -
     await placer.close()
 
 
-async def test_a_callback_waiting_for_its_hotline_is_looked_at_again_before_the_opening() -> None:
-    """Hours changed while it waits (opened earlier) count: it is due again after the recheck."""
+async def test_a_callback_waiting_for_its_hotline_is_looked_at_again_when_its_hours_change() -> None:
+    """Opened earlier while it waits: placed at once, not at the old opening; agents' presence
+    changing alone (a reload with the same hours) wakes nothing."""
     closed_today = Hotline("city", entry=Target("queue", "support"), time_zone="UTC",
                            hours=(OpeningHours(1, clock(0, 0), clock(0, 1)),))  # Mondays 00:00-00:01
     prov = dataclasses.replace(contact_centre(), hotlines={"city": closed_today})
     engine = Engine(prov, logged_in=("anna",))
     store = StandInStore(joined_at=datetime.now(UTC))
-    placer = CallbackPlacer(engine.ctx, store, dataclasses.replace(TIMING, closed_recheck_s=30))
-    before = datetime.now(UTC)
+    placer = CallbackPlacer(engine.ctx, store, TIMING)
     await placer.tick()
     await asyncio.sleep(0.05)
-    [(step, due)] = [entry for entry in store.log if entry[0] == "defer"]
-    assert isinstance(due, datetime)
-    if (due.weekday(), due.hour, due.minute) != (0, 0, 0):  # unless Monday's opening comes sooner
-        assert 30 <= (due - before).total_seconds() < 31
+    assert [entry[0] for entry in store.log] == ["claim", "defer"]
+    placer.provisioning_changed(engine.ctx.directory.snapshot)  # the same hours
+    await placer.tick()
+    assert ("wake",) not in store.log
+    always_open = dataclasses.replace(closed_today, hours=())
+    opened = dataclasses.replace(engine.ctx.directory.snapshot,
+                                 prov=dataclasses.replace(prov, hotlines={"city": always_open}))
+    engine.ctx.directory.snapshot = opened
+    placer.provisioning_changed(opened)
+    await placer.tick()
+    assert store.log[2:4] == [("wake",), ("claim",)]
+    request = await engine.ari.wait_for("originate")
+    assert request.args[1] == "agent,callback-1"  # placed now: anna rung
     await placer.close()

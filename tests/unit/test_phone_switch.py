@@ -110,10 +110,11 @@ async def test_a_phone_that_does_not_answer_is_recorded_and_the_video_talk_goes_
 
 
 def test_an_unanswered_dial_is_busy_no_answer_or_failed_by_its_cause_and_how_long_it_rang() -> None:
-    assert dial_outcome(17, 1.0) == "busy"
-    assert dial_outcome(19, 5.0) == dial_outcome(18, 5.0) == "no_answer"
-    assert dial_outcome(0, 30.2) == dial_outcome(16, 29.5) == "no_answer"  # rang out at the timeout
-    assert dial_outcome(0, 3.0) == dial_outcome(21, 1.0) == dial_outcome(None, 0.1) == "failed"
+    assert dial_outcome(17, 1.0, 30) == "busy"
+    assert dial_outcome(19, 5.0, 30) == dial_outcome(18, 5.0, 30) == "no_answer"
+    assert dial_outcome(0, 30.2, 30) == dial_outcome(16, 29.5, 30) == "no_answer"  # rang out at the timeout
+    assert dial_outcome(0, 12.0, 12) == "no_answer"  # the trunk's own timeout
+    assert dial_outcome(0, 3.0, 30) == dial_outcome(21, 1.0, 30) == dial_outcome(None, 0.1, 30) == "failed"
 
 
 @pytest.mark.parametrize("number", ["+74957654321", "8 916 12", "", "+79161234567;user=phone"])

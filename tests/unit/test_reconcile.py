@@ -1,6 +1,7 @@
 """What a restarted (or reconnected) daemon does with the hops the last one left open: a call it
 runs keeps its hop; a hop whose channel ended while no daemon watched, or between the channel list
-and its adoption, is closed failed, through the write-behind, once."""
+and its adoption, is closed as its party left it (an abandon in line, a completed talk), or failed
+when Asterisk restarted meanwhile, through the write-behind, once."""
 
 from __future__ import annotations
 
@@ -24,23 +25,42 @@ def closes(engine: Engine) -> list[tuple[object, ...]]:
     return [(r["hop"], r["reason"], r["cause_text"]) for r in engine.records.records if r["k"] == "close"]
 
 
-async def test_hops_no_call_runs_after_adoption_are_closed_failed_and_a_running_call_keeps_its_own() -> None:
+async def test_hops_no_call_runs_after_adoption_close_as_their_party_left_and_a_live_call_keeps_its_own(
+        ) -> None:
     engine = Engine(centre(), logged_in=("anna",))
     engine.call_in("c1", "84951234567")  # this daemon runs it: an ARI reconnect, not a restart
     await engine.ari.wait_for("originate")
-    engine.hops.leave_open(50, "old-ended")  # hung up while no daemon ran
-    engine.hops.leave_open(51, "old-going")  # listed in Stasis, gone when fetched for adoption
-    engine.ari.listed_but_gone.add("old-going")
+    since = datetime.now(UTC) - timedelta(seconds=30)
+    engine.hops.leave_open(50, "old-waiting", queue_id=1, queued_at=since)  # hung up while no daemon ran
+    engine.hops.leave_open(51, "old-talking", queue_id=1, agent_id=7, queued_at=since, answered_at=since)
+    engine.ari.listed_but_gone.add("old-talking")  # listed in Stasis, gone when fetched for adoption
+    engine.hops.leave_open(52, "old-in-menu")
+    engine.hops.leave_open(53, "callback-4-customer-1f")  # a callback's customer, never answered
 
     await engine.router.reconcile()
 
-    assert closes(engine) == [(50, "failed", "channel gone while the daemon was away"),
-                              (51, "failed", "channel gone while the daemon was away")]
-    assert "old-going" not in engine.router.calls
+    unwatched = "ended while no daemon watched"
+    assert closes(engine) == [(50, "abandoned", unwatched), (51, "completed", unwatched),
+                              (52, "abandoned", unwatched), (53, "failed", f"not answered; {unwatched}")]
+    steps = [(r["hop"], r["event"], r["agent"]) for r in engine.records.records
+             if r["k"] == "event" and r["hop"] != 1]  # not c1's own join
+    assert steps == [(50, "abandon", None), (51, "complete", 7)]  # each visit's outcome, for the statistics
+    assert "old-talking" not in engine.router.calls
     assert engine.call("c1").state is CallState.RINGING
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
-    assert [c[:2] for c in closes(engine)] == [(50, "failed"), (51, "failed"), (1, "abandoned")]
+    assert [c[:2] for c in closes(engine)][-1] == (1, "abandoned")
+
+
+async def test_hops_of_calls_asterisk_cut_by_restarting_while_no_daemon_watched_are_failed() -> None:
+    engine = Engine(centre(), logged_in=())
+    engine.hops.leave_open(54, "before-the-restart", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.started_at = datetime.now(UTC) + timedelta(days=1)  # Asterisk started after the hop began
+
+    await engine.router.reconcile()
+
+    assert closes(engine) == [(54, "failed", "Asterisk restarted while no daemon watched")]
+    assert [r for r in engine.records.records if r["k"] == "event"] == []  # no abandon: nobody left
 
 
 async def test_a_caller_bridged_before_the_kill_but_recorded_waiting_talks_on_and_its_answer_is_recorded_once(
@@ -75,6 +95,42 @@ async def test_a_caller_recorded_waiting_and_alone_is_back_in_line() -> None:
     await engine.ari.wait_for("originate")  # anna is rung for it
     assert engine.call("c8").state is CallState.RINGING
     assert engine.records.summary() == [("event", 61, "ring")]  # no second join
+
+
+async def test_a_waiting_caller_who_hangs_up_during_adoption_is_an_abandon_not_a_failure() -> None:
+    """Listed by the reconcile, gone when the call subscribes to its channel (Asterisk: 422), its
+    StasisEnd and ChannelDestroyed right behind: the caller left by themselves."""
+    engine = Engine(centre(), logged_in=("anna",))
+    engine.ari.all_channels = False  # the call subscribes to its own channel
+    engine.hops.leave_open(62, "c7", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.left_by_last_daemon("c7")
+    real_subscribe = engine.ari.subscribe
+
+    async def caller_leaves_first(app: str, event_source: str) -> None:
+        engine.ari.caller_hangs_up("c7")  # the BYE, a moment before the subscription
+        await real_subscribe(app, event_source)
+
+    engine.ari.subscribe = caller_leaves_first  # type: ignore[method-assign]
+    await engine.router.reconcile()
+    await engine.ended()
+    assert engine.records.summary()[-2:] == [("event", 62, "abandon"), ("close", 62, "abandoned")]
+
+
+async def test_an_adopted_channel_gone_with_no_end_event_counts_as_vanished() -> None:
+    engine = Engine(centre(), logged_in=())
+    engine.ari.all_channels = False
+    engine.hops.leave_open(63, "c6", queue_id=1, queued_at=datetime.now(UTC))
+    engine.ari.left_by_last_daemon("c6")
+    real_subscribe = engine.ari.subscribe
+
+    async def gone_silently(app: str, event_source: str) -> None:
+        engine.ari.live.discard("c6")  # no StasisEnd, no ChannelDestroyed will come
+        await real_subscribe(app, event_source)
+
+    engine.ari.subscribe = gone_silently  # type: ignore[method-assign]
+    await engine.router.reconcile()
+    await engine.ended(timeout=5)
+    assert closes(engine)[-1] == (63, "failed", "channel gone while the daemon was away")
 
 
 async def test_a_caller_a_transfer_not_answered_put_first_in_line_is_back_first_not_by_join_time() -> None:

@@ -151,7 +151,7 @@ async def test_past_the_rest_of_the_grace_the_talk_ends_as_a_hang_up_counting_th
     assert anna.queue is None and anna.wrapup_until is not None  # in wrap-up, as after any talk
 
 
-async def test_an_agent_leg_without_a_note_is_hung_up_and_its_talks_hop_closed_as_before() -> None:
+async def test_an_agent_leg_without_a_note_is_hung_up_and_its_talk_closed_as_any_ended_unwatched() -> None:
     engine = Engine(centre(), logged_in=("anna",), rejoin_grace_s=60)
     left_waiting(engine, dropped_s_ago=10)
     engine.ari.variables.clear()  # the talk was not waiting when the daemon died
@@ -160,4 +160,5 @@ async def test_an_agent_leg_without_a_note_is_hung_up_and_its_talks_hop_closed_a
     await engine.ended()
 
     assert [r.args[0] for r in engine.ari.of("hangup")] == [AGENT_LEG]
-    assert engine.records.summary() == [("close", 60, "failed")]
+    assert engine.records.summary() == [("event", 60, "complete"), ("close", 60, "completed")]
+    assert engine.records.records[-1]["cause_text"] == "ended while no daemon watched"

@@ -166,9 +166,21 @@ def test_stasis_application_is_the_one_configured() -> None:
     assert "Stasis(hotline-b,inbound,+74951234567," in dialplan
 
 
-def test_agents_context_refuses_whatever_an_agent_dials() -> None:
-    agents = extensions(render(provisioning(ANNA), SETTINGS)[DIALPLAN_FILE], "hotline-agents")
-    assert agents and all(steps == ["Hangup(21)"] for steps in agents.values())
+def test_agents_context_hands_a_colleague_dialled_to_the_daemon_and_refuses_anything_else() -> None:
+    agents = extensions(render(provisioning(ANNA, WEB), SETTINGS)[DIALPLAN_FILE], "hotline-agents")
+    consult = "Stasis(hotline,consult,{},by=${{CHANNEL(endpoint)}})"
+    assert agents == {"anna": [consult.format("anna"), "Hangup(21)"],
+                      "olga-web": [consult.format("olga-web"), "Hangup(21)"],
+                      "olga": [consult.format("olga-web"), "Hangup(21)"],  # by name too
+                      "_X.": ["Hangup(21)"], "_[+*#a-zA-Z].": ["Hangup(21)"]}
+
+
+def test_an_agent_is_dialled_by_name_only_where_the_name_is_a_plain_one_nobody_else_has() -> None:
+    spaced = replace(ANNA, name="Anna P")  # endpoint anna
+    clash = Agent("anna", "desk7", "Anna Two", ha1("desk7", "pw-anna-2"))  # named as the other's endpoint
+    agents = extensions(render(provisioning(spaced, clash, IVAN), SETTINGS)[DIALPLAN_FILE], "hotline-agents")
+    assert sorted(agents) == ["_X.", "_[+*#a-zA-Z].", "anna", "desk7", "ivan"]
+    assert agents["anna"][0] == "Stasis(hotline,consult,anna,by=${CHANNEL(endpoint)})"  # the endpoint's
 
 
 def test_numbers_render_in_a_stable_order_so_an_unchanged_database_renders_the_same_file() -> None:

@@ -279,7 +279,7 @@ async def test_a_refer_to_nothing_provisioned_is_declined_to_the_phone_and_the_t
     await engine.ended()
     assert transfers(engine) == [
         ("5551234", "refused", "unknown transfer target '5551234': no queue, hotline or agent has that name"),
-        ("(none)", "refused", "attended transfers from the phone are not taken yet")]
+        ("(none)", "refused", "no consult call from the agent's phone is under way")]
     assert [r["kind"] for r in engine.records.records if r["k"] == "transfer"] == ["blind", "attended"]
 
 

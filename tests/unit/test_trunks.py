@@ -94,8 +94,9 @@ def test_example_trunk_is_read_as_typed_into_e164() -> None:
 
 
 def test_trunk_round_trips_through_export() -> None:
-    prov = parse.provisioning(with_trunk(allow=["+7916", "+7 495"]))
+    prov = parse.provisioning(with_trunk(allow=["+7916", "+7 495"], ring_timeout=20))
     assert prov.trunks["carrier"].allow == ("+7495", "+7916")
+    assert prov.trunks["carrier"].ring_timeout == 20
     text = export.to_toml(prov, with_secrets=True)  # the example gives an agent's password
     assert 'allow = [\n    "+7495",\n    "+7916",\n]' in text or 'allow = ["+7495", "+7916"]' in text
     assert parse.provisioning(tomllib.loads(text)) == prov
@@ -111,6 +112,8 @@ def test_trunk_round_trips_through_export() -> None:
     ({"caller_id": "8 (495) 12"}, "trunks.carrier.caller_id", "not a valid number"),
     ({"endpoint": "a b"}, "trunks.carrier.endpoint", "not a PJSIP endpoint name"),
     ({"dial_prefix": "9"}, "trunks.carrier.dial_prefix", "is not a setting"),
+    ({"ring_timeout": 4}, "trunks.carrier.ring_timeout", "from 5 to 300"),
+    ({"ring_timeout": "forever"}, "trunks.carrier.ring_timeout", "from 5 to 300"),
 ])
 def test_bad_trunk_settings_are_refused_naming_the_field(table: dict[str, Any], field: str,
                                                         value: str) -> None:
@@ -153,24 +156,31 @@ class RecordingAri:
     async def originate(self, endpoint: str, app: str, app_args: str, channel_id: str, *,
                         timeout_s: int, caller_id: str = "", formats: str | None = None) -> None:
         self.originated.append({"endpoint": endpoint, "app": app, "app_args": app_args,
-                                "channel_id": channel_id, "caller_id": caller_id, "formats": formats})
+                                "channel_id": channel_id, "caller_id": caller_id, "formats": formats,
+                                "timeout_s": timeout_s})
 
 
 async def test_dial_out_goes_through_the_trunk_with_its_caller_id_and_audio_only() -> None:
     ari = RecordingAri()
     used = await dial_out(ari, [MOSCOW], "+79161234567", app="hotline", app_args="callback,7",
-                          channel_id="cb-7-1", timeout_s=30)
+                          channel_id="cb-7-1")
     assert used is MOSCOW
     assert ari.originated == [{"endpoint": "PJSIP/+79161234567@sipp-carrier", "app": "hotline",
                                "app_args": "callback,7", "channel_id": "cb-7-1",
-                               "caller_id": "+74951234567", "formats": "ulaw,alaw"}]
+                               "caller_id": "+74951234567", "formats": "ulaw,alaw", "timeout_s": 30}]
+
+
+async def test_dial_out_rings_for_the_trunks_own_timeout() -> None:
+    ari = RecordingAri()
+    quick = dataclasses.replace(MOSCOW, ring_timeout=12)
+    await dial_out(ari, [quick], "+79161234567", app="hotline", app_args="callback,7", channel_id="c")
+    assert ari.originated[0]["timeout_s"] == 12
 
 
 async def test_dial_out_refuses_a_number_no_trunk_allows_and_dials_nothing() -> None:
     ari = RecordingAri()
     with pytest.raises(DialRefused, match="no trunk may dial '\\+78095551234'"):
-        await dial_out(ari, [MOSCOW], "+78095551234", app="hotline", app_args="x", channel_id="c",
-                       timeout_s=30)
+        await dial_out(ari, [MOSCOW], "+78095551234", app="hotline", app_args="x", channel_id="c")
     assert ari.originated == []
 
 

@@ -282,6 +282,16 @@ class QueueManager:
         agent.ringing(now, queue)
         return agent
 
+    def consult_passed_on(self, waiter: Waiter, name: str) -> AgentState | None:
+        """Agent `name`, rung for a consult whose transferring agent hung up, now rings for
+        `waiter` (the customer back in line): its ring goes on, unchanged. None: no such agent."""
+        agent = self.agents.get(name)
+        if agent is None:
+            return None
+        waiter.ringing = True
+        self._offer(waiter.queue)
+        return agent
+
     def consult_answered(self, agent: AgentState) -> None:
         agent.answered(self.clock())
 

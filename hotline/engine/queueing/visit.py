@@ -51,6 +51,7 @@ from hotline.engine.messages import (
     CallerGone,
     CameraTurned,
     ChannelVanished,
+    ConsultDialled,
     HandoverAsked,
     HangingUp,
     Message,
@@ -69,6 +70,7 @@ from hotline.engine.queueing.talk import Place, Ringing, Talk
 from hotline.engine.rejoin import DropNote, note_drop
 from hotline.engine.transfer import (
     ARI_TRANSFERS,
+    CONSULT_BUSY,
     CONSULT_STEPS,
     TRANSFER_DONE,
     TRANSFER_REFUSED,
@@ -105,6 +107,7 @@ class VisitCall(Protocol):
     @property
     def customer(self) -> str: ...  # a browser's own id ("" for any other caller)
     awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
+    talking_with: str | None  # the endpoint of the agent in the live talk (their phone's consult call)
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
@@ -166,9 +169,12 @@ class BrokeOut:
 
 @dataclass(frozen=True)
 class Consulted:
-    """An attended transfer completed as asked: the customer goes on with the consulted agent."""
+    """An attended transfer completed: as asked, or (`left`) by the transferring agent hanging up
+    during the consult, which hands the customer over as Asterisk's own attended transfer does
+    (features.conf atxferdropcall=no): to the consulted agent, answered or still ringing."""
 
     asked: TransferAsked
+    left: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,14 +274,16 @@ class QueueVisit:
         self._start_music()
         return await self._in_line()
 
-    async def resume_talk(self, agent_name: str, agent_channel_id: str, answered_at: float) -> TalkEnd:
-        """After a daemon restart: the caller is still bridged with the agent; follow the talk."""
+    async def resume_talk(self, agent_name: str, agent_channel_id: str, answered_at: float,
+                          *facts: Fact) -> TalkEnd:
+        """After a daemon restart: the caller is still bridged with the agent; follow the talk.
+        `facts`: what the restart ended (a consult), recorded first."""
         agent = self.manager.adopt_talking(agent_name, self.queue.name)
         if agent is None:
-            self.call.leave(EndReason.COMPLETED)
+            self.call.leave(EndReason.COMPLETED, *facts)
             return TalkOver(EndReason.COMPLETED)
         self.call.watch(agent_channel_id)
-        self.call.move(CallState.TALKING)
+        self.call.move(CallState.TALKING, *facts)
         return await self._follow_talk(Ringing(agent, agent_channel_id, answered_at), answered_at)
 
     async def resume_unrecorded_talk(self, agent_leg: Channel, joined_at: float) -> TalkEnd | None:
@@ -428,9 +436,10 @@ class QueueVisit:
             if self.manager.attempt_over(self.waiter_):  # the strategy's cycle is used up: retry later
                 await self._sleep_until(min(time.time() + q.retry, self._next_deadline(next_announcement)))
 
-    async def _attempt(self, agents: list[AgentState]) -> TalkEnd | None:
-        """Ring `agents`; the talk with the one who answers, or None (the caller waits on)."""
-        answered = await self._ring(agents)
+    async def _attempt(self, agents: list[AgentState], rung: Ringing | None = None) -> TalkEnd | None:
+        """Ring `agents` (`rung`: a leg ringing already, not dialled again); the talk with the one
+        who answers, or None (the caller waits on)."""
+        answered = await self._ring(agents, rung)
         if answered is None:
             self.call.move(CallState.WAITING)
             return None
@@ -448,16 +457,30 @@ class QueueVisit:
         for name, ring_back in ((handoff.agent, False), (handoff.back_to, True)):
             if name is None:
                 continue
-            agent = self.manager.ring_directly(self.waiter_, name, ring_back=ring_back)
+            rung = None if ring_back else await self._rung_already(handoff)
+            agent = rung.agent if rung else self.manager.ring_directly(self.waiter_, name,
+                                                                       ring_back=ring_back)
             if agent is None:
                 log.info("call %s: %s is not free to be rung for the transfer", self.call.channel_id, name)
                 continue
-            talked = await self._attempt([agent])
+            talked = await self._attempt([agent], rung)
             if talked is not None:
                 return talked
             self.manager.attempt_over(self.waiter_)
             self._ensure_music()
         return None
+
+    async def _rung_already(self, handoff: Handoff) -> Ringing | None:
+        """The consulted agent's leg, ringing on for this caller since the transferring agent hung
+        up; None: no such leg (or its agent gone from provisioning meanwhile: the leg hung up)."""
+        if handoff.leg is None or handoff.agent is None:
+            return None
+        agent = self.manager.consult_passed_on(self.waiter_, handoff.agent)
+        if agent is None:
+            self.call.unwatch(handoff.leg)
+            await self._hang_up(handoff.leg)
+            return None
+        return Ringing(agent, handoff.leg, handoff.rung_at)
 
     def _next_deadline(self, next_announcement: float | None) -> float:
         """When a waiting caller must look again with no news from the queue: its announcement,
@@ -635,17 +658,22 @@ class QueueVisit:
 
     # -- ringing -------------------------------------------------------------------------------
 
-    async def _ring(self, agents: list[AgentState]) -> tuple[Ringing, float] | None:
-        """Ring the attempt's agents; the first to answer wins, the others are hung up."""
+    async def _ring(self, agents: list[AgentState],
+                    rung: Ringing | None = None) -> tuple[Ringing, float] | None:
+        """Ring the attempt's agents (`rung`: the one agent's leg, ringing already); the first to
+        answer wins, the others are hung up."""
         started = time.time()
         self.call.move(CallState.RINGING, *[f for agent in agents for f in self._step(E.RING, agent=agent)])
-        steps: list[Awaitable[Ringing | None]] = [self._dial(agent) for agent in agents]
+        steps: list[Awaitable[Ringing | None]] = [self._dial(agent) for agent in agents if rung is None]
+        if rung is not None:
+            steps.append(_given(rung))
         if self._music is None:  # the first attempt: every later one comes after the music
             steps.append(self._ringback())
         legs = await asyncio.gather(*steps)
         ringing = {leg.channel_id: leg for leg in legs if leg is not None}
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.queue.ring_timeout + self.ctx.ring_grace_s  # Asterisk's first
+        rang = started - rung.started if rung is not None else 0.0  # a ring going on: its time counts
+        deadline = loop.time() + self.queue.ring_timeout - rang + self.ctx.ring_grace_s  # Asterisk's first
         music_due = loop.time() + self.queue.ringback
         why_not = "ring timeout"
         try:
@@ -762,6 +790,14 @@ class QueueVisit:
             await self.call.until_caller_gone()
 
     async def _follow_talk(self, leg: Ringing, answered_at: float) -> TalkEnd:
+        self.call.talking_with = leg.agent.endpoint
+        try:
+            return await self._talk_until_over(leg, answered_at)
+        finally:
+            if self.call.talking_with == leg.agent.endpoint:
+                self.call.talking_with = None
+
+    async def _talk_until_over(self, leg: Ringing, answered_at: float) -> TalkEnd:
         try:
             ended = await self._until_talk_ends(leg)
         except CallerGone:
@@ -771,7 +807,9 @@ class QueueVisit:
             await self._talk_ended(leg, answered_at, Party.CALLER)
             raise
         if isinstance(ended, Consulted):
-            return await self._complete_consult(ended.asked, leg, answered_at)
+            if ended.left and self.consult is not None and self.consult.answered_at is None:
+                return await self._pass_on_ringing(leg, answered_at)
+            return await self._complete_consult(ended, leg, answered_at)
         if isinstance(ended, HandoverAsked):
             return self._hand_over(ended, leg, answered_at)
         if isinstance(ended, tuple):
@@ -788,10 +826,14 @@ class QueueVisit:
             if isinstance(message, PhoneSwitchAsked):
                 self._call_the_phone(message)
                 continue
-            if isinstance(message, TransferAsked) and message.kind == "attended" and not message.refer_leg:
-                consulted = await self._attended(message, leg)
+            if isinstance(message, TransferAsked) and message.kind == "attended":
+                consulted = await (self._referred(message, leg) if message.refer_leg
+                                   else self._attended(message, leg))
                 if consulted is not None:
                     return consulted
+                continue
+            if isinstance(message, ConsultDialled):
+                await self._phone_consult(message, leg)
                 continue
             if self.consult is not None and await self._consult_news(message, leg):
                 continue
@@ -816,6 +858,8 @@ class QueueVisit:
             elif _is_end_of(message, leg.channel_id):
                 if is_shutdown_hangup(message):
                     self.call.cut_by_shutdown()  # the agent's leg heard it first
+                elif self.consult is not None:  # the customer is handed over, not hung up
+                    return Consulted(self.consult.asked, left=True)
                 return Party.AGENT
             if message is not None:
                 self.call.unexpected(message)
@@ -898,8 +942,6 @@ class QueueVisit:
         """Where the transfer goes, or None: refused (recorded, and told to the phone that asked),
         and the talk goes on."""
         try:
-            if asked.kind != "blind":
-                raise TransferRefused("attended transfers from the phone are not taken yet")
             if self.consult is not None:
                 raise TransferRefused(f"an attended transfer to {self.consult.target} is under way: "
                                       f"complete or cancel it first")
@@ -987,6 +1029,39 @@ class QueueVisit:
             self._note_attended(asked.request, asked.asked_by, target, "refused", str(refused), leg)
             return None
 
+    async def _phone_consult(self, dialled: ConsultDialled, leg: Ringing) -> None:
+        """The agent's own phone dialled a colleague: the begin of an attended transfer, checked
+        as the CLI's is; refused, the phone's call is hung up busy (486) and the talk goes on."""
+        asked = TransferAsked(f"agent:{dialled.target}", "phone", kind="attended", step="begin",
+                              phone_leg=dialled.channel_id)  # only agents are dialled from the context
+        await self._attended(asked, leg)
+        if self.consult is None or self.consult.phone_leg != dialled.channel_id:
+            self.call.unwatch(dialled.channel_id)
+            with contextlib.suppress(AriError):
+                await self.ctx.ari.hangup(dialled.channel_id, CONSULT_BUSY)
+
+    async def _referred(self, asked: TransferAsked, leg: Ringing) -> Consulted | None:
+        """The phone's REFER with Replaces: Consulted when its Replaces names this talk's consult
+        call from that phone (answered by the target); anything else is refused (NOTIFY 603) and
+        the talk, and the consult, go on."""
+        consult = self.consult
+        try:
+            if asked.refer_leg != leg.channel_id:
+                raise TransferRefused("the REFER came on a leg that is not this talk's agent")
+            if consult is None or consult.phone_leg is None:
+                raise TransferRefused("no consult call from the agent's phone is under way")
+            if asked.replaces != consult.phone_leg:
+                raise TransferRefused("its Replaces names a call that is not this talk's consult call")
+            if consult.answered_at is None:
+                raise TransferRefused(f"{consult.target} has not answered yet")
+            return Consulted(asked)
+        except TransferRefused as refused:
+            target = str(consult.target) if consult is not None else (asked.target or "(none)")
+            log.info("call %s: REFER with Replaces to %r refused: %s", self.call.channel_id, target, refused)
+            self._note_attended(asked.request, asked.asked_by, target, "refused", str(refused), leg)
+            await self._report_transfer(asked, TRANSFER_REFUSED)
+            return None
+
     async def _begin_consult(self, asked: TransferAsked, leg: Ringing) -> None:
         if self.consult is not None:
             raise TransferRefused(f"an attended transfer to {self.consult.target} is under way already")
@@ -1014,6 +1089,9 @@ class QueueVisit:
             self.manager.consult_answered(consult.leg.agent)
             await consulting.target_answered(self.call, self.ctx, consult)
             return True
+        if consult.phone_leg is not None and _is_end_of(message, consult.phone_leg):
+            await self._consult_over("cancelled", "the agent's phone hung up the consult call", leg)
+            return True
         if _is_end_of(message, consult.leg.channel_id):
             if consult.answered_at is None:
                 why = f"cause {getattr(message, 'cause', '')}".strip()
@@ -1039,32 +1117,64 @@ class QueueVisit:
         self._note_attended(asked.request if asked else None, (asked or consult.asked).asked_by,
                             str(consult.target), outcome, why, leg)
 
-    async def _complete_consult(self, asked: TransferAsked, leg: Ringing, answered_at: float) -> TalkEnd:
+    async def _complete_consult(self, ended: Consulted, leg: Ringing, answered_at: float) -> TalkEnd:
         """The customer goes on with the consulted agent: the first talk ends (its complete and
         transfer events, the agent to wrap-up, their leg hung up), the customer is back in the
-        bridge, and the talk with the target is a new visit of this queue (join, ring, answer)."""
-        consult = self.consult
+        bridge, and the talk with the target is a new visit of this queue (join, ring, answer).
+        Completed by the transferring agent hanging up (`ended.left`): the same, the row saying so."""
+        consult, call = self.consult, self.call
         assert consult is not None
-        self.consult = None
-        call, to = self.call, str(consult.target)
-        self.manager.call_ended(leg.agent, self.queue.name)
-        call.unwatch(leg.channel_id)
-        call.move(CallState.TALKING,
-                  *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
-                              detail=f"transferred to {to}"),
-                  *self._step(E.TRANSFER, agent=leg.agent, detail=to),
-                  TransferNoted(asked.request, asked.asked_by, to, "transferred", kind="attended",
-                                from_queue_id=self.queue_id,
-                                from_agent_id=self.agent_ids.get(leg.agent.name)))
-        log.info("call %s: %s transferred by %s to %s, attended", call.channel_id, leg.agent.name,
-                 asked.asked_by, to)
+        self._first_talk_passed_on(ended, leg, answered_at)
+        if not ended.left:
+            await self._report_transfer(ended.asked, TRANSFER_DONE)  # a phone's REFER: NOTIFY 200
         await self._hang_up(leg.channel_id)
+        await consulting.hand_over(call, self.ctx, consult)
         await consulting.back_to_customer(call, self.ctx)
         target, target_answered = consult.leg, consult.answered_at or time.time()
         call.move(CallState.TALKING, *self._step(E.JOIN, position=1), *self._step(E.RING, agent=target.agent),
                   *self._step(E.ANSWER, agent=target.agent, wait_ms=0,
                               ring_ms=_ms(target_answered - target.started)))
         return await self._follow_talk(target, time.time())
+
+    async def _pass_on_ringing(self, leg: Ringing, answered_at: float) -> Transferred:
+        """The transferring agent hung up while the consulted agent still rings: the talk is passed
+        on as a blind transfer to that agent is (the first talk's complete and transfer, the case's
+        bridge gone), and the customer, still on hold, starts a new visit of this queue first in
+        line, where the consulted agent's ring goes on until the queue's ring timeout. Nobody rings
+        back the agent who left."""
+        consult = self.consult
+        assert consult is not None
+        self._first_talk_passed_on(Consulted(consult.asked, left=True), leg, answered_at)
+        for participant in self.ctx.conference_legs(self.call.case_id or 0):
+            await self._hang_up(participant)
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.destroy_bridge(self.call.bridge_id)
+        target = consult.leg
+        return Transferred(Target(TargetAction.QUEUE, self.queue.name),
+                           Handoff(target.agent.name, leg=target.channel_id, rung_at=target.started))
+
+    def _first_talk_passed_on(self, ended: Consulted, leg: Ringing, answered_at: float) -> None:
+        """The consult is over and the first talk passed on to its target: its complete and
+        transfer events, the row of the transfer, the transferring agent to wrap-up. The target's
+        leg stays watched: the talk with them goes on (or their ring does)."""
+        consult = self.consult
+        assert consult is not None
+        self.consult = None
+        call, to = self.call, str(consult.target)
+        self.manager.call_ended(leg.agent, self.queue.name)
+        call.unwatch(leg.channel_id)
+        asked, left = ended.asked, ended.left
+        why = ("" if not left else f"{leg.agent.name} hung up during the consult" if consult.answered_at
+               else f"{leg.agent.name} hung up while {to} rang")
+        call.move(CallState.TALKING,
+                  *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                              detail=f"transferred to {to}"),
+                  *self._step(E.TRANSFER, agent=leg.agent, detail=to),
+                  TransferNoted(None if left else asked.request, asked.asked_by, to, "transferred", why,
+                                kind="attended", from_queue_id=self.queue_id,
+                                from_agent_id=self.agent_ids.get(leg.agent.name)))
+        log.info("call %s: %s transferred to %s, attended (%s)", call.channel_id, leg.agent.name, to,
+                 why or f"completed by {asked.asked_by}")
 
     def _note_attended(self, request: str | None, asked_by: str, target: str, outcome: str, why: str,
                        leg: Ringing) -> None:
@@ -1150,6 +1260,10 @@ async def _all(*steps: Awaitable[None]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+async def _given(leg: Ringing) -> Ringing:
+    return leg
 
 
 def _channel_of(message: Message | None) -> str | None:
