@@ -141,6 +141,11 @@ class AriClient:
                                            params={"variable": name}))
         return str(reply.get("value", ""))
 
+    async def set_channel_variable(self, channel_id: str, name: str, value: str) -> None:
+        """Kept on the channel in Asterisk, so a daemon started later can read it."""
+        await self.request("POST", f"channels/{channel_id}/variable",
+                           params={"variable": name, "value": value})
+
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"channels/{channel_id}/answer")
 

@@ -86,6 +86,7 @@ from hotline.logs import CallIds, about_call
 from hotline.media import case_bridge_ids
 from hotline.provision.model import Hotline, MenuOption, Target, TargetAction
 from hotline.store.contacts import LinesBusy
+from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
 from hotline.store.switches import SwitchUse
 
@@ -300,6 +301,11 @@ class InboundCall:
     @property
     def is_up(self) -> bool:
         return not self.gone
+
+    @property
+    def customer(self) -> str:
+        """A browser's own id, from its INVITE ("" for any other caller)."""
+        return self.hops.customer
 
     @property
     def may_come_back(self) -> bool:
@@ -584,10 +590,20 @@ class InboundCall:
             return False
         if await self._resume_unrecorded_talk(visit, hop.queued_at.timestamp()):
             return True
-        outcome = await visit.resume_waiting(hop.queued_at.timestamp())
+        outcome = await visit.resume_waiting(hop.queued_at.timestamp(), head=await self._joined_first(hop))
         if not isinstance(outcome, TalkOver | CallbackAsked):
             await self._follow(outcome.target, overflowed=isinstance(outcome, Overflow))
         return True
+
+    async def _joined_first(self, hop: Hop) -> bool:
+        """Whether its visit began first in line (after a transfer nobody answered); the database
+        away: at its join time, as before."""
+        try:
+            return await self.ctx.contacts.joined_first_in_line(hop.id)
+        except (*STORE_DOWN, TimeoutError) as exc:
+            log.warning("call %s: its place first in line is not known (%s): at its join time",
+                        self.channel_id, exc)
+            return False
 
     async def _resume_talk(self, visit: QueueVisit, agent_id: int, answered_at: float) -> None:
         agents = {ident: name for name, ident in self.ctx.directory.snapshot.ids.get("agents", {}).items()}

@@ -40,17 +40,16 @@ from typing import Protocol
 
 from hotline.asterisk.ari_events import (
     ChannelDestroyed,
-    ChannelHangupRequest,
     PlaybackFinished,
-    StasisEnd,
     StasisStart,
 )
+from hotline.engine.callback_talk import Talk, channel_of, follow, is_end, release
 from hotline.engine.context import CallContext
 from hotline.engine.dial_out import dial_out
 from hotline.engine.directory import Snapshot
 from hotline.engine.facts import HopEnded, QueueStep, TalkTakenOver
-from hotline.engine.messages import ChannelVanished, Message
-from hotline.engine.outcomes import EndReason, Party, QueueEventKind
+from hotline.engine.messages import Message
+from hotline.engine.outcomes import EndReason, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
 from hotline.engine.queueing.callback_offer import rules_of
 from hotline.engine.queueing.callback_rules import GiveUp, after_unanswered
@@ -321,7 +320,7 @@ class Placement:
                 message = await self._next(deadline - loop.time())
                 if message is None:
                     break
-                which = _channel_of(message)
+                which = channel_of(message)
                 if which is None or which not in ringing:
                     continue
                 if isinstance(message, StasisStart):
@@ -329,7 +328,7 @@ class Placement:
                     self.ctx.queues.ring_ended(waiter, agent, answered=True)
                     self._rang_ms = self._ring_ms(which)  # the agent's ring, not the customer's
                     answered = agent, which
-                elif _is_end(message):
+                elif is_end(message):
                     self.ctx.unwatch(which)
                     agent = ringing.pop(which)
                     self.ctx.queues.ring_ended(waiter, agent, answered=False)
@@ -436,14 +435,10 @@ class Placement:
         agent_id = self.ctx.directory.snapshot.id_of("agents", agent.name)
         self.ctx.records.submit(TalkTakenOver(self.queue_id, agent_id).record(hop))
         self._step(QueueEventKind.ANSWER, agent, ring_ms=self._rang_ms)
-        talk_started = time.time()
         log.info("callback %s: %s talking with %s (hop %s)", request.id, agent.name, request.number, hop.id)
-        cause, who = await self._talk(agent_leg, customer)
-        self.ctx.queues.call_ended(agent, self.queue.name)
-        self._step(QueueEventKind.COMPLETE, agent, talk_ms=int((time.time() - talk_started) * 1000),
-                   detail=f"{who} hung up")
-        self._close(hop, EndReason.COMPLETED, *cause)
-        await self._release_bridge(bridge, [agent_leg, customer])
+        talk = Talk(hop, self.queue.name, self.queue_id, agent, agent_id, agent_leg, customer, time.time(),
+                    bridge)
+        await follow(self.ctx, self.inbox, talk)
 
     async def _play_to_agent(self, agent: AgentState, agent_leg: str, media: str) -> None:
         """The whisper, to its end; _AgentGone when the agent hangs up meanwhile."""
@@ -456,7 +451,7 @@ class Placement:
             message = await self._next(60.0)
             if message is None or (isinstance(message, PlaybackFinished) and message.playback_id == playback):
                 return
-            if _is_end(message) and _channel_of(message) == agent_leg:
+            if is_end(message) and channel_of(message) == agent_leg:
                 self.ctx.unwatch(agent_leg)
                 self._not_answered(agent_leg, agent, "agent gone before the bridge")
                 raise _AgentGone()
@@ -469,28 +464,17 @@ class Placement:
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline
         while (message := await self._next(until - loop.time())) is not None:
-            leg = _channel_of(message)
+            leg = channel_of(message)
             if leg == customer and isinstance(message, StasisStart):
                 return True, (None, "")
             if leg == customer and isinstance(message, ChannelDestroyed):
                 return False, (message.cause, message.cause_txt)
-            if leg == agent_leg and _is_end(message):
+            if leg == agent_leg and is_end(message):
                 await self._hang_up(customer)
                 self.ctx.unwatch(customer)
                 raise _AgentGone()
         await self._hang_up(customer)
         return False, (None, "no answer")
-
-    async def _talk(self, agent_leg: str, customer: str) -> tuple[tuple[int | None, str], Party]:
-        """Until either hangs up: the customer leg's cause when it was them, and who it was."""
-        while True:
-            message = await self.inbox.get()
-            leg = _channel_of(message)
-            if leg in (agent_leg, customer) and _is_end(message):
-                who = Party.AGENT if leg == agent_leg else Party.CALLER
-                if isinstance(message, ChannelDestroyed):
-                    return (message.cause, message.cause_txt), who
-                return (None, f"{'agent' if leg == agent_leg else 'customer'} hung up"), who
 
     async def _end_unanswered(self, agent: AgentState, agent_leg: str, bridge: str, why: str) -> None:
         """The customer did not answer: the agent is free at once, and the request is tried again
@@ -513,23 +497,9 @@ class Placement:
         self.ctx.records.submit(HopEnded(reason, cause, cause_text).record(hop))
 
     async def _release_bridge(self, bridge: str, legs: list[str]) -> None:
-        for leg in legs:
-            await self._hang_up(leg)
-            self.ctx.unwatch(leg)
-        with contextlib.suppress(AriError):
-            await self.ctx.ari.destroy_bridge(bridge)
+        await release(self.ctx, bridge, legs)
 
     async def _hang_up(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):
             await self.ctx.ari.hangup(channel_id, "normal")
 
-
-def _channel_of(message: Message) -> str | None:
-    if isinstance(message, ChannelVanished):
-        return message.channel_id
-    channel = getattr(message, "channel", None)
-    return getattr(channel, "id", None)
-
-
-def _is_end(message: Message) -> bool:
-    return isinstance(message, ChannelDestroyed | StasisEnd | ChannelHangupRequest | ChannelVanished)

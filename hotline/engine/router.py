@@ -21,12 +21,15 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.call import InboundCall
 from hotline.engine.callback_placer import CALLBACK_LEG
+from hotline.engine.callback_talk import AdoptedTalk, found_talks
 from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
 from hotline.engine.context import CallContext, Inbox
 from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialled, HangingUp
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
 from hotline.engine.queueing.consult import CONSULT_BRIDGE
+from hotline.engine.rejoin import AwaitingRejoin, read_note
+from hotline.engine.rejoin import adoption as rejoin_adoption
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.transfer import CONSULT_REFUSED, TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.engine.unwatched_end import unwatched_end
@@ -49,6 +52,8 @@ class Router:
         self.calls: dict[str, InboundCall] = {}  # the calls' own channels
         self.conference: dict[str, ConferenceLeg] = {}  # the legs of parties brought into a case
         self._legs: dict[str, set[str]] = {}  # a call's channel -> the agent legs it watches
+        # Talks waiting for a dropped customer's page, taken over after a restart (engine.rejoin).
+        self.rejoin_waits: dict[str, AwaitingRejoin] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_event(self, event: AriEvent) -> None:
@@ -187,14 +192,17 @@ class Router:
         return next((c for c in self.calls.values()
                      if c.web and c.is_up and c.hops.customer == customer), None)
 
-    def dropped_call_of(self, customer: str) -> InboundCall | None:
+    def dropped_call_of(self, customer: str) -> InboundCall | AwaitingRejoin | None:
         """Browser `customer`'s call whose leg dropped and whose agent waits for them to come back."""
-        return next((c for c in self.calls.values()
-                     if c.awaiting_rejoin and c.hops.customer == customer), None)
+        return next((c for c in self._may_wait() if c.awaiting_rejoin and c.customer == customer), None)
 
     def dropped_for_agent(self, endpoint: str) -> bool:
         """Whether the agent with this endpoint waits in a talk for a dropped customer's page."""
-        return any(c.awaiting_rejoin == endpoint for c in self.calls.values())
+        return any(c.awaiting_rejoin == endpoint for c in self._may_wait())
+
+    def _may_wait(self) -> list[InboundCall | AwaitingRejoin]:
+        """The calls whose talk may wait for a dropped page: live ones, and waits taken over."""
+        return [*self.calls.values(), *self.rejoin_waits.values()]
 
     def _start(self, call: InboundCall) -> None:
         self.calls[call.channel_id] = self.inboxes[call.channel_id] = call
@@ -222,6 +230,7 @@ class Router:
         self.inboxes.pop(channel_id, None)
         self.calls.pop(channel_id, None)
         self.conference.pop(channel_id, None)
+        self.rejoin_waits.pop(channel_id, None)
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
@@ -238,7 +247,9 @@ class Router:
                 if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)
                 or c in consult_calls}
         await self._adopt_in_line_order(unknown - legs)
-        await self._hang_up_orphan_legs(legs)
+        talking = await self._adopt_callback_talks(legs)
+        waiting = await self._adopt_rejoin_waits(legs - talking, alive)
+        await self._hang_up_orphan_legs(legs - talking - waiting)
         stale = await self._close_unowned_hops()
         emptied = await self._destroy_empty_case_bridges()
         log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
@@ -294,7 +305,10 @@ class Router:
             hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, channel_id)
             if hop is None or hop.ended_at is None:
                 found.append((channel, hop))
-        found.sort(key=lambda item: _line_order(item[1]))
+        # A caller a transfer nobody answered put first in line goes back first (visit.Handoff).
+        heads = {hop.id for _, hop in found if hop is not None and hop.queued_at is not None
+                 and hop.agent_id is None and await self.ctx.contacts.joined_first_in_line(hop.id)}
+        found.sort(key=lambda item: (item[1] is None or item[1].id not in heads, _line_order(item[1])))
         for channel, hop in found:
             log.info("adopting call %s (hop %s)", channel.id, hop.id if hop else "new")
             dialled = hop.dialled if hop else channel.exten
@@ -304,6 +318,57 @@ class Router:
             # free agent to whoever is first in line at that moment.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(call.placed.wait(), ADOPTION_STEP_S)
+
+    async def _adopt_callback_talks(self, legs: set[str]) -> set[str]:
+        """Answered callbacks' talks (their agent's and customer's legs together in the case's
+        bridge) go on under this daemon: both legs' events go to one task that follows the talk
+        to its end as the placer would have. The legs taken."""
+        if not any(leg.startswith(CALLBACK_LEG) for leg in legs):
+            return set()
+        taken: set[str] = set()
+        for found in found_talks(await self.ctx.ari.bridges()):
+            if {found.agent_leg, found.customer_leg} <= legs:
+                talk = AdoptedTalk(self.ctx, found)
+                self.inboxes[talk.channel_id] = talk
+                self.watch(found.agent_leg, talk)
+                self._own(talk.run(), f"callback-talk-{talk.channel_id}", talk.channel_id)
+                taken |= {found.agent_leg, found.customer_leg}
+        return taken
+
+    async def _adopt_rejoin_waits(self, legs: set[str], alive: set[str]) -> set[str]:
+        """Agents' legs waiting for a dropped customer's page (engine.rejoin): the wait goes on
+        under this daemon for what is left of the grace period. The legs taken."""
+        agent_legs = {leg for leg in legs if AGENT_LEG in leg and not leg.startswith(CALLBACK_LEG)}
+        if not agent_legs:
+            return set()
+        bridges = {c: b.id for b in await self.ctx.ari.bridges() if b.id.startswith("case-")
+                   for c in b.channels}
+        taken: set[str] = set()
+        for leg in sorted(agent_legs & bridges.keys()):
+            wait = await self._rejoin_wait(leg, bridges[leg], alive)
+            if wait is not None:
+                self.inboxes[wait.channel_id] = self.rejoin_waits[wait.channel_id] = wait
+                self.watch(leg, wait)
+                self._own(wait.run(), f"rejoin-{wait.channel_id}", wait.channel_id)
+                taken.add(leg)
+        return taken
+
+    async def _rejoin_wait(self, leg: str, bridge: str, alive: set[str]) -> AwaitingRejoin | None:
+        note = await read_note(self.ctx, leg)
+        if note is None:
+            return None
+        hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, note.dropped_channel)
+        snapshot = self.ctx.directory.snapshot
+        decided = rejoin_adoption(note, hop, alive, snapshot, self.ctx.rejoin_grace_s)
+        if isinstance(decided, str) or hop is None:
+            log.info("agent leg %s waits for no page: %s", leg, decided)
+            return None
+        try:
+            endpoint = (await self.ctx.ari.channel(leg)).endpoint
+        except AriNotFound:
+            return None
+        queue = snapshot.prov.queues[decided.queue]
+        return AwaitingRejoin(self.ctx, hop, queue, decided, leg, bridge, note.customer, endpoint)
 
     async def _hang_up_orphan_legs(self, legs: set[str]) -> None:
         """Agents' and invited parties' legs in Stasis that no adopted talk holds: their caller
@@ -345,6 +410,7 @@ class Router:
         self.calls.clear()
         self._legs.clear()
         self.conference.clear()
+        self.rejoin_waits.clear()
 
 
 def _line_order(hop: Hop | None) -> float:

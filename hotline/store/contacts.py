@@ -156,10 +156,35 @@ class Contacts:
                               (node, channel_id))
             return await cur.fetchone()
 
+    async def joined_first_in_line(self, hop_id: int) -> bool:
+        async with self.pool.connection() as conn:
+            return await joined_first_in_line(conn, hop_id)
+
     async def open_consult(self, hop: Hop) -> OpenConsult | None:
         """The attended transfer `hop` was in when its daemon stopped (None: none)."""
         async with self.pool.connection() as conn:
             return await open_consult(conn, hop.case_id, hop.id)
+
+
+# The hop's last join, and the join or transfer just before it: a transfer to one agent or to a
+# number placed that visit first in line (engine.queueing.visit's Handoff).
+_LAST_JOIN_AFTER = """
+SELECT p.event, p.detail FROM queue_events j
+  JOIN LATERAL (SELECT event, detail FROM queue_events p
+                 WHERE p.hop_id = j.hop_id AND p.id < j.id AND p.event IN ('join', 'transfer')
+                 ORDER BY p.id DESC LIMIT 1) p ON true
+ WHERE j.hop_id = %s AND j.event = 'join'
+ ORDER BY j.id DESC LIMIT 1
+"""
+FIRST_IN_LINE_AFTER = ("agent:", "number:")
+
+
+async def joined_first_in_line(conn: AsyncConnection, hop_id: int) -> bool:
+    """Whether the hop's current visit began first in line: a transfer to one agent (rung, not
+    answered) or to a number (not answered) sent the caller back so."""
+    cur = await conn.execute(_LAST_JOIN_AFTER, (hop_id,))
+    row = await cur.fetchone()
+    return row is not None and row[0] == "transfer" and str(row[1]).startswith(FIRST_IN_LINE_AFTER)
 
 
 def _check_kind(hop: NewHop) -> None:

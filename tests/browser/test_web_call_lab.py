@@ -3,6 +3,10 @@ page (microphone only), with Debian's Chromium on both sides (the agent on the a
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,10 +16,12 @@ import pytest
 
 from hotline.lab import Lab
 
+from support import sipp
+from support.agents import logged_in_agents, registered
 from support.browser import launch, open_page, playwright_session
 from support.checks import rows
 from support.cli import hotline_cli
-from support.daemon import DaemonProcess
+from support.daemon import DaemonProcess, ari_get
 from support.fake_camera import BLUE, RED, write_y4m
 from support.provisioning import BASE
 from support.web_calls import (
@@ -299,3 +305,107 @@ def test_a_customer_who_does_not_come_back_within_the_grace_period_ends_the_talk
     assert hop["end_reason"] == "completed"
     [complete] = rows(db, "SELECT talk_ms FROM queue_events WHERE event = 'complete'")
     assert complete["talk_ms"] >= 3000  # the grace is part of the talk the agent gave
+
+
+def sip_received(messages: Path, method: str) -> int:
+    """How many requests `method` a sipp phone received so far (its -trace_msg file)."""
+    text = messages.read_text(errors="replace") if messages.exists() else ""
+    return sum(1 for block in text.split("----------------------------------------------- ")
+               if "received" in block and re.search(f"^{method} sip:", block, re.M))
+
+
+@pytest.fixture
+def sipp_agent(daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab,
+               tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """The queue's agent on a sipp phone (its SIP goes to Asterisk, not through the daemon's
+    relay, so a daemon killed cuts nothing of its own), and the file of the SIP it received."""
+    [agent] = logged_in_agents(daemon_env, tmp_path, "w", {"wq": 0})
+    messages = tmp_path / "agent-phone.log"
+    phone = sipp.agent_phone(agent.name, agent.password, ring_ms=300, timeout_s=120, messages=messages)
+    poll(lambda: registered(lab, agent.name), "the agent's phone registered")
+    yield phone, messages
+    if phone.poll() is None:
+        phone.kill()
+        phone.communicate()
+
+
+def dropped_then_daemon_killed(daemon: DaemonProcess, env: dict[str, str], db: psycopg.Connection,
+                               customer: Page, kill_after_s: float = 0) -> tuple[dict[str, object], str]:
+    """The customer's page in a voice talk; its tab reloads (the leg drops unasked, the agent
+    waits), then, `kill_after_s` later, the daemon is SIGKILLed and started again. The first hop
+    (with `dropped_at`, the database's clock just before the reload) and the agent's leg."""
+    customer.click("#call-voice")
+    poll(lambda: state_of(customer) == "in call", "the customer page in the call")
+    # the answer is written behind the talk: read the hop once it names the agent
+    [first] = poll(lambda: rows(db, "SELECT * FROM hops WHERE agent_id IS NOT NULL"), "the answer written")
+    bridge = case_bridge(env, first["case_id"])
+    [agent_channel] = [c for c in bridge["channels"] if c != first["channel_id"]]  # type: ignore[attr-defined]
+    first["dropped_at"] = rows(db, "SELECT now() AS at")[0]["at"]
+    customer.reload()
+    poll(lambda: case_bridge(env, first["case_id"])["channels"] == [agent_channel],
+         "the agent alone, waiting")
+    note = f"channels/{agent_channel}/variable?variable=HOTLINE_REJOIN"
+    poll(lambda: str(first["channel_id"]) in ari_get(env, note)[1].decode(),
+         "the drop noted on the agent's leg")
+    time.sleep(kill_after_s)
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    poll(lambda: "more for the customer's page after a restart" in daemon.log() or None,
+         "the wait taken over by the new daemon")
+    return first, str(agent_channel)
+
+
+@WEB_DESK
+def test_a_customer_whose_leg_dropped_just_before_a_daemon_sigkill_still_comes_back_to_the_agent(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path],
+        sipp_agent: tuple[subprocess.Popen[str], Path], pw: Playwright) -> None:
+    phone, messages = sipp_agent
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/web-desk")
+    first, agent_channel = dropped_then_daemon_killed(daemon, daemon_env, db, customer)
+    assert case_bridge(daemon_env, first["case_id"])["channels"] == [agent_channel]
+    assert phone.poll() is None and sip_received(messages, "BYE") == 0  # the agent never cut
+
+    customer.click("#call-voice")  # the same page (the same browser's customer id) calls again
+    poll(lambda: state_of(customer) == "in call", "the customer back in the call")
+    def both_legs() -> list[dict[str, object]] | None:
+        found = rows(db, "SELECT * FROM hops ORDER BY id")
+        return found if len(found) == 2 and found[0]["ended_at"] is not None else None
+    hops = poll(both_legs, "the first leg closed and the second open")
+    assert [(h["case_id"], h["seq"]) for h in hops] == [(first["case_id"], 1), (first["case_id"], 2)]
+    assert hops[0]["end_reason"] == "switched" and hops[1]["agent_id"] == first["agent_id"]
+    assert set(case_bridge(daemon_env, first["case_id"])["channels"]) == {  # type: ignore[arg-type]
+        agent_channel, hops[1]["channel_id"]}
+    assert flowing(customer, "audioOut")
+    assert sip_received(messages, "INVITE") == 1 and sip_received(messages, "BYE") == 0  # the same call
+
+    customer.click("#hangup")  # the button: the end of the talk, no waiting
+    poll(lambda: rows(db, "SELECT 1 FROM hops WHERE id = %s AND ended_at IS NOT NULL", hops[1]["id"]),
+         "the second hop closed")
+    assert sipp.finish(phone).ok and sip_received(messages, "BYE") == 1  # the BYE came now
+    assert rows(db, "SELECT end_reason FROM hops ORDER BY id") == [
+        {"end_reason": "switched"}, {"end_reason": "completed"}]
+    events = rows(db, "SELECT event FROM queue_events WHERE case_id = %s ORDER BY id", first["case_id"])
+    assert [e["event"] for e in events] == ["join", "ring", "answer", "complete"]  # one talk across both legs
+
+
+@WEB_DESK
+@pytest.mark.rejoin_grace(10)
+def test_a_customer_who_does_not_come_back_after_a_daemon_sigkill_ends_the_talk_when_the_grace_ends(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, cameras: dict[str, Path],
+        sipp_agent: tuple[subprocess.Popen[str], Path], pw: Playwright) -> None:
+    phone, messages = sipp_agent
+    customer = open_page(launch(pw, cameras["customer"]), f"{web_url(daemon_env)}/call/web-desk")
+    first, agent_channel = dropped_then_daemon_killed(daemon, daemon_env, db, customer, kill_after_s=3)
+    restarted = rows(db, "SELECT now() - %s AS took", first["dropped_at"])[0]["took"].total_seconds()
+    assert phone.poll() is None and sip_received(messages, "BYE") == 0
+    assert sipp.finish(phone).ok and sip_received(messages, "BYE") == 1  # hung up when the grace ended
+    [hop] = poll(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
+    assert hop["end_reason"] == "completed"
+    # the grace counts from the drop, not from the restart (3 s and more after it)
+    over = (hop["ended_at"] - first["dropped_at"]).total_seconds()
+    assert restarted > 3 and 10 <= over < 12, (over, restarted)
+    [complete] = rows(db, "SELECT talk_ms, detail FROM queue_events WHERE event = 'complete'")
+    assert complete["talk_ms"] >= 10_000 and complete["detail"] == "caller hung up"
+    assert not bridge_exists(daemon_env, f"case-{first['case_id']}")

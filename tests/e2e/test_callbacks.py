@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -16,7 +17,7 @@ from hotline.lab import Lab
 from hotline.lab.asterisk_conf import CARRIER_ADDRESS
 
 from support import sipp
-from support.agents import registered
+from support.agents import Agent, registered
 from support.callbacks import (
     CUSTOMER,
     STARTED,
@@ -28,6 +29,7 @@ from support.callbacks import (
     from_of,
     invites,
     phone,
+    received,
     sipps_stopped_afterwards,  # noqa: F401 (autouse: the sipps stopped after each test)
 )
 from support.checks import rows, wait_until
@@ -230,3 +232,55 @@ def test_a_callback_being_placed_survives_a_daemon_sigkill_and_is_placed_once(
     assert len(invites(customer_sip)) == 1  # placed once
     assert rows(db, "SELECT status, attempts FROM callbacks") == [{"status": "answered", "attempts": 1}]
     assert "callbacks [1]: their daemon's lease ran out" in daemon.log()
+
+
+def byes(messages: Path) -> list[datetime]:
+    return [at for at, _ in received(messages, "BYE")]
+
+
+def agent_state(db: psycopg.Connection, agent: Agent) -> str:
+    return str(rows(db, "SELECT state FROM agent_live_now WHERE agent = %s", agent.name)[0]["state"])
+
+
+@pytest.mark.provision(CALLBACKS.replace("callback_retries = 1", "callback_retries = 1\nwrapup = 30"))
+def test_an_answered_callbacks_talk_survives_a_daemon_sigkill_and_ends_as_without_it(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, db: psycopg.Connection, tmp_path: Path,
+        rendered_files_removed_afterwards: Path) -> None:
+    assert ask_for_a_callback().ok
+    request = the_request(db)
+    customer, customer_sip = far_end(tmp_path)
+    agent = agent_of_queue(daemon_env, tmp_path)
+    agent_phone, agent_sip = phone(lab, agent, tmp_path)
+    wait_until(lambda: rows(db, "SELECT 1 FROM callbacks WHERE status = 'answered'"), timeout_s=40,
+               what="callback answered")
+    talking = wait_until(lambda: (lambda got: len(got) == 2 and got)(bridge_channels(daemon_env, request)),
+                         what="the customer in the case's bridge")
+    wait_until(lambda: rows(db, "SELECT 1 FROM hops WHERE answered_at IS NOT NULL AND channel_id LIKE"
+                                " 'callback-%%-customer-%%'"), what="the answer written")
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    wait_until(lambda: "callback talk adopted" in daemon.log() or None, what="the talk adopted")
+    time.sleep(3)  # long enough for a cut to show: the legs go on, in the same bridge
+    assert sorted(bridge_channels(daemon_env, request)) == sorted(talking)
+    assert customer.poll() is None and agent_phone.poll() is None
+    assert agent_state(db, agent) == "busy"  # rung for nobody else meanwhile
+    customer_leg = next(c for c in talking if "-customer-" in c)
+    name = json.loads(ari_get(daemon_env, f"channels/{customer_leg}")[1])["name"]
+    hung_up_at = datetime.now()
+    lab.asterisk_cli(f"channel request hangup {name}")  # the customer hangs up
+    assert sipp.finish(customer).ok and sipp.finish(agent_phone).ok
+    # each heard one BYE, after the hang-up (sipp's clock and ours are the machine's)
+    assert [at >= hung_up_at for at in byes(customer_sip) + byes(agent_sip)] == [True, True]
+    assert len(invites(customer_sip)) == 1 and len(invites(agent_sip)) == 1
+
+    hops = wait_until(lambda: case_hops(db, request["case_id"]), what="callback hop closed")
+    assert hops[1]["end_reason"] == "completed" and hops[1]["hangup_cause"] == 16
+    events = rows(db, "SELECT event, talk_ms, detail FROM queue_events WHERE hop_id = %s ORDER BY id",
+                  hops[1]["id"])
+    assert [e["event"] for e in events][-3:] == ["ring", "answer", "complete"]
+    assert [e["event"] for e in events].count("complete") == 1
+    talk_s = (hops[1]["ended_at"] - hops[1]["answered_at"]).total_seconds()
+    assert events[-1]["detail"] == "caller hung up" and talk_s > 3  # from the answer, across the restart
+    assert abs(int(events[-1]["talk_ms"]) / 1000 - talk_s) < 1.0
+    assert rows(db, "SELECT status, attempts FROM callbacks") == [{"status": "answered", "attempts": 1}]
+    wait_until(lambda: agent_state(db, agent) == "wrapup" or None, what="the agent in wrap-up")

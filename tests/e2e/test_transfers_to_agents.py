@@ -7,6 +7,8 @@ talk untouched. The rows say it: the queue events of both visits and one row of 
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -164,3 +166,49 @@ def test_a_transfer_to_an_agent_logged_out_paused_or_busy_is_refused_in_one_line
         (f"agent:{gone.name}", "refused"), (f"agent:{lunch.name}", "refused"),
         (f"agent:{first.name}", "refused")]
     assert events(db)[-1] == ("complete", first.name)
+
+
+def waiting_callers(env: dict[str, str]) -> list[str]:
+    """The callers waiting, in the order their queue serves them, as `hotline stats live` says."""
+    shown = hotline_cli(env, "stats", "live", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    return [str(w["caller"]) for w in json.loads(shown.stdout)["waiting"]]
+
+
+@pytest.mark.provision(BASE + ONE_QUEUE.format(wrapup=0, no_answer="queue") + "lines = 2\n")
+def test_a_caller_a_transfer_nobody_answered_put_first_in_line_is_still_first_after_a_daemon_sigkill(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "ah", {"ta_first": 0}, {})
+    started = [sipp.agent_phone(first.name, first.password, ring_ms=200, calls=2, timeout_s=90),
+               sipp.agent_phone(second.name, second.password, scenario="agent_no_answer.xml", timeout_s=90)]
+    later = "+79165554323"
+    try:
+        wait_until(lambda: registered(lab, first.name) and registered(lab, second.name),
+                   what="agent phones registered")
+        started.append(sipp.start_call(NUMBER, "caller_until_bye.xml", caller=CALLER, timeout_s=90))
+        hop = answered_hop(db)
+        bridged_with(daemon_env, hop, first.name)
+        started.append(sipp.start_call(NUMBER, "caller_until_bye.xml", caller=later, timeout_s=90))
+        wait_until(lambda: waiting_callers(daemon_env) == [later], what="the second caller waiting")
+        hotline(daemon_env, "agent", "pause", first.name, "test")  # nobody serves the line meanwhile
+        done = hotline_cli(daemon_env, "case", "transfer", str(hop["case_id"]), f"agent:{second.name}")
+        assert done.returncode == 0, done.stderr + daemon.log()
+        assert sipp.finish(started[1]).ok  # rang, cancelled at the ring timeout
+        wait_until(lambda: waiting_callers(daemon_env) == [CALLER, later], what="back first in line")
+
+        daemon.stop(signal.SIGKILL)
+        daemon.start()
+        back = f"call {hop['channel_id']} back in queue ta_first at position 1 after a restart"
+        wait_until(lambda: back in daemon.log() or None, what="first in line after the restart")
+        wait_until(lambda: waiting_callers(daemon_env) == [CALLER, later], what="the line as stats show it")
+        hotline(daemon_env, "agent", "unpause", first.name)
+        bridged_with(daemon_env, hop, first.name)  # the first in line is served first
+        [second_hop] = rows(db, "SELECT * FROM hops WHERE id <> %s", hop["id"])
+        assert second_hop["answered_at"] is None
+        for channel in (hop["channel_id"], second_hop["channel_id"]):
+            lab.asterisk_cli(f"channel request hangup {channel}")
+    finally:
+        stop(started)
+    joins = rows(db, "SELECT count(*) AS n FROM queue_events WHERE event = 'join' AND hop_id = %s", hop["id"])
+    assert joins == [{"n": 2}]  # put back in line, not joined again

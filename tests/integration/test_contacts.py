@@ -196,3 +196,25 @@ async def test_two_calls_of_one_customer_at_once_reopen_the_case_for_one_of_them
     both = await asyncio.gather(*(contacts.open_case_with_hop(leg(f"x{i}", None), "+79161234567",
                                                               continue_within_s=900) for i in range(2)))
     assert sorted(h.case_id == first.case_id for h in both) == [False, True]
+
+
+async def test_a_visit_a_transfer_to_one_agent_or_a_number_began_is_first_in_line_and_no_other(
+        contacts: Contacts, number_id: int, db: psycopg.Connection) -> None:
+    """What a restarted daemon asks of a waiting caller's hop: did its visit begin first in line?"""
+    queue, agent = (db.execute(f"SELECT id FROM {t}").fetchone()[0] for t in ("queues", "agents"))
+    seen = {}
+    for channel, before in (("c1", None), ("c2", "agent:boris"), ("c3", "number:+79161234567"),
+                            ("c4", "queue:sales"), ("c5", "agent:boris;overflowed")):
+        hop = await contacts.open_case_with_hop(leg(channel, number_id), channel)
+        await contacts.queue_event(QueueEvent(queue, hop.case_id, hop.id, "join", position=1))
+        if before is not None:
+            target = before.split(";")[0]
+            await contacts.queue_event(QueueEvent(queue, hop.case_id, hop.id, "answer", agent_id=agent))
+            await contacts.queue_event(QueueEvent(queue, hop.case_id, hop.id, "transfer", agent_id=agent,
+                                                  detail=target))
+            await contacts.queue_event(QueueEvent(queue, hop.case_id, hop.id, "join", position=1))
+            if before.endswith("overflowed"):  # a later visit, begun by an overflow: not first
+                await contacts.queue_event(QueueEvent(queue, hop.case_id, hop.id, "overflow"))
+                await contacts.queue_event(QueueEvent(queue, hop.case_id, hop.id, "join", position=3))
+        seen[channel] = await contacts.joined_first_in_line(hop.id)
+    assert seen == {"c1": False, "c2": True, "c3": True, "c4": False, "c5": False}

@@ -52,11 +52,16 @@ def far_end(tmp_path: Path, *, calls: int = 1, busy: bool = False) -> tuple[subp
 
 def invites(messages: Path) -> list[tuple[datetime, str]]:
     """Each INVITE a sipp received, with the time it logged it."""
+    return received(messages, "INVITE")
+
+
+def received(messages: Path, method: str) -> list[tuple[datetime, str]]:
+    """Each request `method` a sipp received, with the time it logged it (the machine's clock)."""
     found = []
     log = messages.read_text(errors="replace")
     for block in log.split("----------------------------------------------- "):
         stamp = re.match(r"(\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)", block)
-        if stamp and "received" in block and re.search(r"^INVITE sip:", block, re.M):
+        if stamp and "received" in block and re.search(f"^{method} sip:", block, re.M):
             found.append((datetime.fromisoformat(f"{stamp[1]} {stamp[2]}"), block))
     return found
 

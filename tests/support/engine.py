@@ -198,10 +198,17 @@ class RecordingAri:
     async def channel_variable(self, channel_id: str, name: str) -> str:
         await self._record("channel_variable", channel_id, name)
         self._require(channel_id)
+        if name in self.variables.get(channel_id, {}):
+            return self.variables[channel_id][name]
         header = name.removeprefix("PJSIP_HEADER(read,").removesuffix(")")
         if header not in self.headers.get(channel_id, {}):
             raise AriError("Unable to read provided function", 500)  # as Asterisk answers
         return self.headers[channel_id][header]
+
+    async def set_channel_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self._record("set_channel_variable", channel_id, name, value)
+        self._require(channel_id)
+        self.variables.setdefault(channel_id, {})[name] = value
 
     async def answer(self, channel_id: str) -> None:
         await self._record("answer", channel_id)
@@ -323,6 +330,7 @@ class StandInHops:
         self.lines_busy = False
         self.last_agent_id: int | None = None
         self.left_open: list[Hop] = []  # hops a killed daemon left open
+        self.first_in_line: set[int] = set()  # hops whose visit a transfer not answered put first
         self.consults: dict[int, OpenConsult] = {}  # a hop's consult a killed daemon left under way
         self._ids = itertools.count(1)
 
@@ -355,6 +363,10 @@ class StandInHops:
         self.opened.append(added)
         return added
 
+    async def open_hop_in_case(self, case_id: int, hop: NewHop) -> Hop:
+        """A customer's page come back: the next hop of their live case."""
+        return await self.add_hop(case_id, hop)
+
     def leave_open(self, hop_id: int, channel_id: str, **fields: Any) -> Hop:
         """A hop a daemon killed under load left open, its call entered a moment before."""
         hop = Hop(id=hop_id, case_id=100 + hop_id, seq=1, node="test", channel_id=channel_id,
@@ -366,6 +378,9 @@ class StandInHops:
 
     async def open_hops(self, node: str) -> list[Hop]:
         return [*self.left_open, *self.opened]
+
+    async def joined_first_in_line(self, hop_id: int) -> bool:
+        return hop_id in self.first_in_line
 
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         return next((h for h in [*self.left_open, *self.opened] if h.channel_id == channel_id), None)
@@ -454,6 +469,7 @@ class Engine:
     switches: StandInSwitches | None = None
     video_links: list[int] = field(default_factory=list)  # hops whose caller asked for a video link
     callbacks: StandInCallbacks | None = None
+    rejoin_grace_s: float = 0.0  # web_rejoin_grace
     ctx: CallContext = field(init=False)
     router: Router = field(init=False)
 
@@ -474,7 +490,8 @@ class Engine:
             conference_legs=lambda case_id: self.router.conference_legs(case_id),
             switches=self.switches, callbacks=self.callbacks,
             store=StoreAvailability(self._database_answers, probe_every_s=0.05),
-            ask_video_link=self.video_links.append)
+            ask_video_link=self.video_links.append, rejoin_grace_s=self.rejoin_grace_s,
+            find_dropped=lambda customer: self.router.dropped_call_of(customer))
         self.router = Router(self.ctx)
 
     async def _database_answers(self) -> None:

@@ -131,3 +131,37 @@ async def test_an_adopted_channel_gone_with_no_end_event_counts_as_vanished() ->
     await engine.router.reconcile()
     await engine.ended(timeout=5)
     assert closes(engine)[-1] == (63, "failed", "channel gone while the daemon was away")
+
+
+async def test_a_caller_a_transfer_not_answered_put_first_in_line_is_back_first_not_by_join_time() -> None:
+    """c2 joined after c1, but its visit began first in line (a transfer to one agent nobody
+    answered, as the hop's queue events say): after the restart it is still ahead of c1."""
+    engine = Engine(centre(), logged_in=("anna",))
+    engine.queues.device("anna", "INUSE")  # busy while both are adopted
+    earlier = datetime.now(UTC)
+    engine.hops.leave_open(61, "c1", queue_id=1, queued_at=earlier)
+    engine.hops.leave_open(62, "c2", queue_id=1, queued_at=earlier + timedelta(seconds=5))
+    engine.hops.first_in_line.add(62)
+    engine.ari.left_by_last_daemon("c1")
+    engine.ari.left_by_last_daemon("c2")
+
+    await engine.router.reconcile()
+    await engine.settle()
+    engine.queues.device("anna", "NOT_INUSE")  # free: the first in line is rung
+    ring = await engine.ari.wait_for("originate")
+    assert ring.args[1] == "agent,c2"
+    assert engine.call("c1").state is CallState.WAITING
+
+
+async def test_a_caller_first_in_line_is_adopted_first_and_so_takes_the_agent_free_at_the_restart() -> None:
+    engine = Engine(centre(), logged_in=("anna",))
+    earlier = datetime.now(UTC)
+    engine.hops.leave_open(61, "c1", queue_id=1, queued_at=earlier)
+    engine.hops.leave_open(62, "c2", queue_id=1, queued_at=earlier + timedelta(seconds=5))
+    engine.hops.first_in_line.add(62)
+    engine.ari.left_by_last_daemon("c1")
+    engine.ari.left_by_last_daemon("c2")
+
+    await engine.router.reconcile()
+    ring = await engine.ari.wait_for("originate")
+    assert ring.args[1] == "agent,c2"

@@ -67,6 +67,7 @@ from hotline.engine.queueing.agent_state import AgentState, AgentStatus
 from hotline.engine.queueing.callback_offer import ask_callback, offer_media
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Place, Ringing, Talk
+from hotline.engine.rejoin import DropNote, note_drop
 from hotline.engine.transfer import (
     ARI_TRANSFERS,
     CONSULT_BUSY,
@@ -103,6 +104,8 @@ class VisitCall(Protocol):
     meant_to_hang_up: bool  # ... whose page's Hang up was pressed: its leg going is no drop
     @property
     def may_come_back(self) -> bool: ...
+    @property
+    def customer(self) -> str: ...  # a browser's own id ("" for any other caller)
     awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
     talking_with: str | None  # the endpoint of the agent in the live talk (their phone's consult call)
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
@@ -259,11 +262,12 @@ class QueueVisit:
             self._start_music()
         return await self._in_line()
 
-    async def resume_waiting(self, joined_at: float) -> VisitOutcome:
-        """After a daemon restart: back in line at the place the database says, no second join."""
+    async def resume_waiting(self, joined_at: float, *, head: bool = False) -> VisitOutcome:
+        """After a daemon restart: back in line at the place the database says, no second join
+        (`head`: first in line, as a transfer to one agent or a number not answered left it)."""
         self.waiter = self.manager.join(self.queue.name, self.call.channel_id, joined_at=joined_at,
                                         video=self.call.video, wake=self.call.wake,
-                                        priority=self.call.priority)
+                                        priority=self.call.priority, head=head)
         log.info("call %s back in queue %s at position %d after a restart", self.call.channel_id,
                  self.queue.name, self.manager.position(self.waiter))
         self.call.move(CallState.WAITING)
@@ -896,6 +900,8 @@ class QueueVisit:
         call, loop = self.call, asyncio.get_running_loop()
         deadline = loop.time() + self.ctx.rejoin_grace_s
         call.awaiting_rejoin = leg.agent.endpoint
+        # Kept on the agent's leg in Asterisk: a daemon started during the wait goes on with it.
+        await note_drop(self.ctx, leg.channel_id, DropNote(call.channel_id, time.time(), call.customer))
         log.info("call %s: the customer's web leg dropped: %s waits up to %.0f s for them", call.channel_id,
                  leg.agent.name, self.ctx.rejoin_grace_s)
         try:
