@@ -82,7 +82,6 @@ class Daemon:
         self.placer: CallbackPlacer | None = None
         self.placer_task: asyncio.Task[None] | None = None
         self.webhooks: WebhookDeliverer | None = None
-        self.webhooks_task: asyncio.Task[None] | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -143,7 +142,7 @@ class Daemon:
         # Contact events to webhooks: off the calls' path, on the shared pool (a round holds a
         # connection only for its claim and for each result, never during a POST).
         self.webhooks = WebhookDeliverer(self.pool, s.webhook_timing)
-        self.webhooks_task = asyncio.create_task(self.webhooks.run(), name="webhook-deliverer")
+        self.webhooks.start()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
 
@@ -195,10 +194,6 @@ class Daemon:
             self.live.cancel()
             await asyncio.gather(self.live, return_exceptions=True)
             self.live = None
-        if self.webhooks_task is not None:
-            self.webhooks_task.cancel()
-            await asyncio.gather(self.webhooks_task, return_exceptions=True)
-            self.webhooks_task = None
         if self.webhooks is not None:
             await self.webhooks.close()
             self.webhooks = None

@@ -17,11 +17,13 @@ posted again, with the same X-Hotline-Event-Id for the receiver to drop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 
 import aiohttp
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.config import DeliveryTiming
@@ -47,16 +49,26 @@ class WebhookDeliverer:
         self.timing = timing or DeliveryTiming()
         self.run_id = f"webhooks-{uuid.uuid4()}"
         self._http: aiohttp.ClientSession | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="webhook-deliverer")
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 served = await self.round()
             except (*STORE_DOWN, TimeoutError) as exc:
                 log.warning("webhooks: database away (%s); trying again", exc)
                 served = 0
+            except psycopg.Error as exc:  # a bug or a refused statement: said, and tried again
+                log.error("webhooks: a delivery round failed: %s", exc)
+                served = 0
             if served == 0:
-                await asyncio.sleep(self.timing.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.timing.poll_s)
 
     async def round(self) -> int:
         """Claim what is due and post it; how many deliveries were tried."""
@@ -67,6 +79,19 @@ class WebhookDeliverer:
         return len(claimed)
 
     async def close(self) -> None:
+        """Stop after the round in flight (its POSTs answered and recorded: a stop delivers
+        nothing twice), then give back any claim still held, so the next daemon need not wait
+        for a lease to run out. Idempotent."""
+        self._stopping.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=self.timing.timeout_s + 5)
+            if not done:
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            with contextlib.suppress(*STORE_DOWN):
+                async with self.pool.connection() as conn:
+                    await webhooks.release(conn, self.run_id)
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -226,6 +226,12 @@ async def not_delivered(conn: AsyncConnection, delivery: Delivery, run: str, err
          "run": run})
 
 
+async def release(conn: AsyncConnection, run: str) -> None:
+    """Give back what `run` holds (a stopping daemon): due again at once, attempts unchanged."""
+    await conn.execute("UPDATE webhook_deliveries SET claimed_by = NULL, lease_until = NULL"
+                       " WHERE claimed_by = %s AND status = 'pending'", (run,))
+
+
 async def events_of_case(conn: AsyncConnection, case_id: int) -> list[ContactEvent]:
     cur = conn.cursor(row_factory=class_row(ContactEvent))
     await cur.execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM contact_events"
