@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hotline.webhook_signing import headers, signature, verify
 
@@ -38,3 +44,22 @@ def test_receiver_refuses_a_changed_body_another_secret_or_an_old_timestamp() ->
     assert not verify(SECRET, stamp, BODY, mac, now=1700000000 + 301)
     assert not verify(SECRET, "1700000001", BODY, mac, now=1700000010)  # the timestamp is signed too
     assert not verify(SECRET, "soon", BODY, mac, now=1700000010)
+
+
+def test_the_readmes_receiver_example_accepts_what_hotline_signs_and_drops_a_repeat() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("**What a receiver checks.**"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("\n```", start)]
+    assert len(code.splitlines()) <= 12
+    space: dict[str, Any] = {}
+    exec(code, space)  # noqa: S102 - the README's own example, run as a receiver would
+    stamp = int(time.time())
+    sent = headers(SECRET, 42, stamp, BODY)
+    assert space["hotline_event"](SECRET.encode(), sent, BODY, set()) == json.loads(BODY)
+    assert space["hotline_event"](SECRET.encode(), sent, BODY, {42}) is None
+    with pytest.raises(PermissionError):
+        space["hotline_event"](SECRET.encode(), sent, BODY + b" ", set())
+    with pytest.raises(PermissionError):
+        old = headers(SECRET, 42, stamp - 600, BODY)
+        space["hotline_event"](SECRET.encode(), old, BODY, set())
