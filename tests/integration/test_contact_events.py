@@ -23,6 +23,7 @@ from hotline.store.records import (
     close_hop_record,
     ivr_digit_record,
     queue_event_record,
+    refused_record,
     transfer_record,
     write_records,
 )
@@ -218,3 +219,30 @@ async def test_two_runs_claiming_at_once_never_hold_the_same_delivery(
     got = await asyncio.gather(*(claim(pool, f"run-{r}", limit=7) for r in range(3)))
     claimed = [d.event.id for batch in got for d in batch]
     assert len(claimed) == len(set(claimed)) == 20  # the 20 cases' heads, each once
+
+
+async def test_a_leg_refused_at_the_door_is_opened_entered_ended_and_closed_in_one_batch(
+        ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    leg = NewHop(node="n1", channel_id="busy-1", channel_name="PJSIP/trunk-busy-1", channel_kind="pstn",
+                 media="audio", dialled="84951234567", dialled_e164="+74951234567", caller_num="+79161234567",
+                 caller_name="", entered_at=T0, hotline_id=ids["hotline:city"])
+    await write(db_dsn, [refused_record(leg, "+79161234567", "busy", 17, "User busy", at=at(1))])
+    events = rows(db, "SELECT kind, data FROM contact_events ORDER BY id")
+    assert [e["kind"] for e in events[:2]] == ["case_opened", "entered_hotline"]
+    assert [(e["kind"], e["data"]) for e in events[2:]] == [
+        ("ended", {"reason": "busy", "cause": 17, "cause_text": "User busy"}), ("case_closed", {})]
+
+
+async def test_a_customer_calling_again_reopens_their_case_as_an_event(
+        pool: AsyncConnectionPool, ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    first = await call(pool, ids)
+    await write(db_dsn, [close_hop_record(first.id, "completed", at=datetime.now(UTC))])
+    again = await Contacts(pool).open_case_with_hop(NewHop(
+        node="n1", channel_id="c2", channel_name="PJSIP/trunk-c2", channel_kind="pstn", media="audio",
+        dialled="84951234567", dialled_e164="+74951234567", caller_num="+79161234567", caller_name="",
+        hotline_id=ids["hotline:city"]), "+79161234567", continue_within_s=900)
+    assert again.case_id == first.case_id
+    events = rows(db, "SELECT kind, hop_id FROM contact_events ORDER BY id")
+    assert [(e["kind"], e["hop_id"]) for e in events] == [
+        ("case_opened", None), ("entered_hotline", first.id), ("ended", first.id), ("case_closed", None),
+        ("case_reopened", None), ("entered_hotline", again.id)]
