@@ -21,6 +21,21 @@ DEFAULT_CONFIG_FILE = Path("/etc/hotline/hotline.toml")
 
 
 @dataclass(frozen=True)
+class DeliveryTiming:
+    poll_s: float = 1.0          # how often an idle deliverer looks for new events
+    timeout_s: float = 10.0      # one POST, connect to last byte
+    retry_first_s: float = 2.0   # the first retry's wait; each next one doubles it
+    retry_max_s: float = 600.0   # the longest wait between two tries
+    attempts: int = 20           # tries before a delivery is recorded as failed
+    batch: int = 50              # lines served per round
+
+    @property
+    def lease_s(self) -> float:
+        """A claim outlives its POST by a margin: only a dead daemon's claim runs out."""
+        return self.timeout_s * 2 + 30
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """host, port and credentials parsed from an AMI or ARI URL."""
 
@@ -118,6 +133,14 @@ class Settings:
     # daemon places it: a daemon that dies with one (SIGKILL, the machine gone) leaves it to be
     # placed afresh by the next daemon, or a standby, once the lease runs out.
     callback_lease: str = "30"
+    # Contact events to webhooks (`hotline webhook add`): how often an idle daemon looks for new
+    # events (seconds), how long one POST may take, the first retry's wait (doubled at each next
+    # try, at most webhook_retry_max), and how many tries before a delivery is recorded as failed.
+    webhook_poll: str = "1"
+    webhook_timeout: str = "10"
+    webhook_retry_first: str = "2"
+    webhook_retry_max: str = "600"
+    webhook_attempts: str = "20"
     # Where the write-behind keeps records past its memory bound or an outage longer than its
     # patience, until the database takes them (one subdirectory per node and database); "": no
     # spool, and such records are dropped, each loss logged.
@@ -151,6 +174,7 @@ class Settings:
 
         for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
                         "continue_case_within_s", "callback_lease_s", "web_rejoin_grace_s", "web_limits",
+                        "webhook_timing",
                         "web_address", "health_address", "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
         self._check_public_web()
@@ -169,6 +193,26 @@ class Settings:
     @property
     def callback_lease_s(self) -> int:
         return self._whole("callback_lease", 3, 600)
+
+    @property
+    def webhook_timing(self) -> DeliveryTiming:
+        first = self._seconds("webhook_retry_first", 0.05, 3600)
+        return DeliveryTiming(poll_s=self._seconds("webhook_poll", 0.05, 60),
+                              timeout_s=self._seconds("webhook_timeout", 0.5, 120),
+                              retry_first_s=first,
+                              retry_max_s=max(first, self._seconds("webhook_retry_max", 0.05, 86400)),
+                              attempts=self._whole("webhook_attempts", 1, 100, unit="tries"))
+
+    def _seconds(self, name: str, low: float, high: float) -> float:
+        """Setting `name` as seconds (fractions allowed) from `low` to `high`; ConfigError otherwise."""
+        value = getattr(self, name)
+        try:
+            number = float(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise ConfigError(f"{name}={value!r} must be seconds from {low:g} to {high:g}")
+        return number
 
     @property
     def continue_case_within_s(self) -> int | None:

@@ -25,6 +25,7 @@ from hotline.engine.live import LivePublisher
 from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
+from hotline.engine.webhook_deliverer import WebhookDeliverer
 from hotline.errors import AriError, ConfigError, StoreError
 from hotline.health import Health, Probes
 from hotline.loop_lag import LoopLagMonitor
@@ -90,6 +91,7 @@ class Daemon:
         self.switch_key: SwitchKey | None = None
         self.placer: CallbackPlacer | None = None
         self.placer_task: asyncio.Task[None] | None = None
+        self.webhooks: WebhookDeliverer | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -147,6 +149,10 @@ class Daemon:
         # After the first reconcile: callback legs a killed daemon left are hung up first.
         self.placer = CallbackPlacer(ctx, callbacks, Timing(lease_s=s.callback_lease_s))
         self.placer_task = asyncio.create_task(self.placer.run(), name="callback-placer")
+        # Contact events to webhooks: off the calls' path, on the shared pool (a round holds a
+        # connection only for its claim and for each result, never during a POST).
+        self.webhooks = WebhookDeliverer(self.pool, s.webhook_timing)
+        self.webhooks.start()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
 
@@ -198,6 +204,9 @@ class Daemon:
             self.live.cancel()
             await asyncio.gather(self.live, return_exceptions=True)
             self.live = None
+        if self.webhooks is not None:
+            await self.webhooks.close()
+            self.webhooks = None
         if self.placer_task is not None:
             self.placer_task.cancel()
             await asyncio.gather(self.placer_task, return_exceptions=True)

@@ -138,3 +138,8 @@ class WebRefusal(HotlineError):
 
 class DoctorWarning(HotlineError):
     """A `hotline doctor` check that passes, with something the operator should change."""
+
+
+class WebhookError(HotlineError, ValueError):
+    """A webhook cannot be added or changed as asked (bad URL, unknown hotline or event kind, no such
+    webhook); names what was wrong."""

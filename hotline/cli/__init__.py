@@ -14,7 +14,20 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from hotline import __version__
-from hotline.cli import agents, apply, callbacks, cases, config, db, doctor, lab, provision, run, stats
+from hotline.cli import (
+    agents,
+    apply,
+    callbacks,
+    cases,
+    config,
+    db,
+    doctor,
+    lab,
+    provision,
+    run,
+    stats,
+    webhooks,
+)
 from hotline.cli.common import settings_of
 from hotline.config import refuse_secrets_on_command_line
 from hotline.errors import HotlineError
@@ -90,5 +103,5 @@ def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: s
 
 for _command in (run.run, doctor.doctor, db.db, apply.apply_command, config.config_group, lab.lab,
                  *provision.COMMANDS, agents.agent, cases.case_group, callbacks.callback_group,
-                 stats.stats_group):
+                 stats.stats_group, webhooks.webhook_group):
     main.add_command(_command)
