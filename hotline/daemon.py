@@ -32,6 +32,7 @@ from hotline.loop_lag import LoopLagMonitor
 from hotline.media import WEB_ENDPOINT
 from hotline.metrics import Metrics, Sources
 from hotline.store import migrations
+from hotline.store import webhooks as webhooks_store
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.callbacks import Callbacks, waiting_per_queue
 from hotline.store.contacts import Contacts
@@ -81,7 +82,8 @@ class Daemon:
             queues=lambda: self.queues, ended=self._ended, backlog=self._backlog,
             spooled=lambda: self.records.spooled_records if self.records is not None else 0,
             ari_connected=self._ari_connected, ari_connections=self._ari_connections,
-            ami_connected=self._ami_connected, callbacks_waiting=self._callbacks_waiting), self.lag)
+            ami_connected=self._ami_connected, callbacks_waiting=self._callbacks_waiting,
+            webhooks_pending=self._webhooks_pending), self.lag)
         self.lag.on_sample = self.metrics.lag.observe
         self.health = Health(Probes(
             ari_connected=self._ari_connected, ami_connected=self._ami_connected,
@@ -252,6 +254,13 @@ class Daemon:
 
     def _ended(self) -> Counter[str]:
         return self.records.ended if self.records is not None else Counter()
+
+    async def _webhooks_pending(self) -> dict[str, int]:
+        """Per webhook, the deliveries waiting (for the metrics: hotline.metrics bounds the wait)."""
+        if self.pool is None:
+            raise StoreError("not connected to the database yet")
+        async with self.pool.connection(timeout=METRICS_POOL_TIMEOUT_S) as conn:
+            return await webhooks_store.pending_per_webhook(conn)
 
     async def _callbacks_waiting(self) -> dict[str, int]:
         """Per queue, the callbacks not placed yet (for the metrics: hotline.metrics bounds the wait)."""

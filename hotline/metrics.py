@@ -62,11 +62,13 @@ class Sources:
     ari_connections: Callable[[], int]
     ami_connected: Callable[[], bool]
     callbacks_waiting: Callable[[], Awaitable[dict[str, int]]]  # queue -> not placed yet; raises
+    webhooks_pending: Callable[[], Awaitable[dict[str, int]]]  # webhook -> deliveries waiting; raises
 
 
 class Refreshed:
-    """The callbacks' count, read in a task of its own at most once per `every_s`: scrapes
-    arriving meanwhile share it, and a read that outlasts a scrape's patience lands for the next."""
+    """A count the database gives (callbacks pending, webhook deliveries waiting), read in a task
+    of its own at most once per `every_s`: scrapes arriving meanwhile share it, and a read that
+    outlasts a scrape's patience lands for the next."""
 
     def __init__(self, read: Callable[[], Awaitable[dict[str, int]]], every_s: float = CALLBACKS_EVERY_S,
                  timeout_s: float = CALLBACKS_TIMEOUT_S) -> None:
@@ -111,9 +113,11 @@ class Refreshed:
 class HotlineCollector(Collector):
     """The daemon's own metrics, computed at each scrape."""
 
-    def __init__(self, sources: Sources, callbacks: Refreshed, lag: LoopLagMonitor) -> None:
+    def __init__(self, sources: Sources, callbacks: Refreshed, lag: LoopLagMonitor,
+                 webhooks: Refreshed | None = None) -> None:
         self.sources = sources
         self.callbacks = callbacks
+        self.webhooks = webhooks
         self.lag = lag
 
     def collect(self) -> Iterable[Metric]:
@@ -149,6 +153,13 @@ class HotlineCollector(Collector):
             for queue in sorted(set(s.queues().queues) | set(counted)):
                 waiting.add_metric([queue], counted.get(queue, 0))
         yield waiting
+        backlog = GaugeMetricFamily("hotline_webhook_deliveries_pending", "Contact events waiting to "
+                                    "be delivered, per webhook (the outbox's backlog); absent when the "
+                                    "database has not answered for a minute.", labels=["webhook"])
+        pending = self.webhooks.fresh() if self.webhooks is not None else None
+        for webhook, n in sorted((pending or {}).items()):
+            backlog.add_metric([webhook], n)
+        yield backlog
 
     @staticmethod
     def _queues(manager: QueueManager) -> Iterable[Metric]:
@@ -185,7 +196,8 @@ class Metrics:
     def __init__(self, sources: Sources, lag: LoopLagMonitor) -> None:
         self.registry = CollectorRegistry()
         self.callbacks = Refreshed(sources.callbacks_waiting)
-        self.registry.register(HotlineCollector(sources, self.callbacks, lag))
+        self.webhooks = Refreshed(sources.webhooks_pending)
+        self.registry.register(HotlineCollector(sources, self.callbacks, lag, self.webhooks))
         self.lag = Histogram("hotline_event_loop_lag_seconds", "How late the event loop woke from a "
                              "0.1 s sleep (every call's events wait as long).", buckets=LAG_BUCKETS,
                              registry=self.registry)
@@ -196,11 +208,12 @@ class Metrics:
         """The text a scrape gets; waits for the database's answer `SCRAPE_WAIT_S` at most."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SCRAPE_WAIT_S):
-                await self.callbacks.refresh()
+                await asyncio.gather(self.callbacks.refresh(), self.webhooks.refresh())
         return generate_latest(self.registry)
 
     async def close(self) -> None:
         await self.callbacks.close()
+        await self.webhooks.close()
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -133,6 +133,14 @@ async def remove(conn: AsyncConnection, name: str) -> None:
         raise WebhookError(f"no webhook {name!r}")
 
 
+async def pending_per_webhook(conn: AsyncConnection) -> dict[str, int]:
+    """Each webhook's deliveries waiting (pending, retries included): the outbox's backlog."""
+    cur = await conn.execute("SELECT w.name, count(d.event_id) FROM webhooks w"
+                             " LEFT JOIN webhook_deliveries d ON d.webhook_id = w.id AND d.status = 'pending'"
+                             " GROUP BY w.name")
+    return {str(name): int(n) for name, n in await cur.fetchall()}
+
+
 async def listing(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Each webhook (never its secret) with its backlog, failures and last error."""
     cur = conn.cursor(row_factory=dict_row)

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.lab import Lab
 
@@ -157,6 +158,15 @@ def delivered_all(crm: Receiver, db: psycopg.Connection, case_id: int) -> bool:
         e["kind"] == "case_closed" for e in received_for(crm, case_id))
 
 
+def pending_metric(daemon: DaemonProcess) -> float | None:
+    """hotline_webhook_deliveries_pending of the webhook `crm` in a scrape, if above 0."""
+    for family in text_string_to_metric_families(daemon.metrics()):
+        for sample in family.samples:
+            if sample.name == "hotline_webhook_deliveries_pending" and sample.labels == {"webhook": "crm"}:
+                return sample.value or None
+    return None
+
+
 @pytest.mark.provision(PROVISIONING)
 def test_a_crm_gets_every_event_of_an_answered_call_in_order_signed_and_again_after_an_outage(
         agent: Agent, receiver: Receiver, lab: Lab, daemon_env: dict[str, str], daemon: DaemonProcess,
@@ -186,6 +196,8 @@ def test_a_crm_gets_every_event_of_an_answered_call_in_order_signed_and_again_af
     wait_until(lambda: crm.refused >= 3, timeout_s=10, what="the daemon retrying the CRM")
     listed = json.loads(hotline(daemon_env, "webhook", "list", "--format", "json").stdout)[0]
     assert listed["pending"] >= 1 and listed["last_error"] == "HTTP 503 Service Unavailable"
+    backlog = wait_until(lambda: pending_metric(daemon), what="the backlog in /metrics")  # read every 5 s
+    assert backlog >= 1
     assert "secret" not in listed and SECRET not in json.dumps(listed)
     assert received_for(crm, second) == []
     # ... and through a daemon restart: the backlog is rows, not memory.

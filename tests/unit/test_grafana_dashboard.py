@@ -28,7 +28,8 @@ def exported_names() -> set[str]:
 
     metrics = Metrics(Sources(queues=lambda: manager, ended=Counter, backlog=lambda: 0,
                               spooled=lambda: 0, ari_connected=lambda: True, ari_connections=lambda: 1,
-                              ami_connected=lambda: True, callbacks_waiting=no_callbacks), LoopLagMonitor())
+                              ami_connected=lambda: True, callbacks_waiting=no_callbacks,
+                              webhooks_pending=no_callbacks), LoopLagMonitor())
     names = set()
     for family in metrics.registry.collect():
         names.add(family.name)

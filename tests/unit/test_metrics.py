@@ -39,6 +39,7 @@ class Daemon:
         self.callback_reads = 0
         self.read_delay_s = 0.0
         self.ari = True
+        self.webhooks: dict[str, int] = {}
 
     async def callbacks_waiting(self) -> dict[str, int]:
         self.callback_reads += 1
@@ -47,11 +48,14 @@ class Daemon:
             raise self.callbacks
         return self.callbacks
 
+    async def webhooks_pending(self) -> dict[str, int]:
+        return self.webhooks
+
     def sources(self) -> Sources:
         return Sources(queues=lambda: self.manager, ended=lambda: self.records.ended,
                        backlog=lambda: self.records.backlog, spooled=lambda: self.records.spooled_records,
                        ari_connected=lambda: self.ari, ari_connections=lambda: 2, ami_connected=lambda: True,
-                       callbacks_waiting=self.callbacks_waiting)
+                       callbacks_waiting=self.callbacks_waiting, webhooks_pending=self.webhooks_pending)
 
 
 async def scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -222,3 +226,13 @@ async def test_without_metrics_the_health_listener_has_no_metrics_route() -> Non
     finally:
         await health.close()
 
+
+
+async def test_the_webhook_outbox_backlog_per_webhook() -> None:
+    daemon = Daemon()
+    daemon.webhooks = {"crm": 7, "audit": 0}
+    metrics = Metrics(daemon.sources(), LoopLagMonitor())
+    m = await scrape(metrics)
+    assert m["hotline_webhook_deliveries_pending", (("webhook", "crm"),)] == 7
+    assert m["hotline_webhook_deliveries_pending", (("webhook", "audit"),)] == 0
+    await metrics.close()
