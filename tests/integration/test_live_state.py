@@ -162,6 +162,10 @@ def watch(db_dsn: str, ids: dict[str, int]) -> Iterator[Watch]:
         w.proc.wait()
 
 
+# serial: beside the other lab's worker its `--watch` twice did not exit within 10 s of SIGINT (2 of 2
+# full parallel runs, 2026-12-03); alone, and with -n 2 over tests/integration, it passes. Cause not
+# found yet: it runs in the serial phase until it is.
+@pytest.mark.serial
 def test_watch_redraws_on_publish_and_waits_advance_between_publishes(watch: Watch, db_dsn: str,
                                                                      ids: dict[str, int]) -> None:
     watch.row("(no", timeout_s=15)  # "(no activity)": nothing published yet
