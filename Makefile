@@ -93,9 +93,10 @@ run: setup
 # gw1 on lab 2 (tests/support/two_labs.py); then the `serial` ones (they assert latency under load,
 # so they must not share the 2 cores with the other worker) alone, on lab 1. Each phase prints its
 # own "N passed" line; the exit code is the first failing phase's (a phase that selected no test,
-# pytest's 5, counts as passed unless both did). PYTEST_ARGS go to both (no -m of your own).
+# pytest's 5, counts as passed unless both did). PYTEST_ARGS go to both (no -m of your own). A worker
+# that crashes is not replaced (--max-worker-restart=0: a replacement gw2 would look for lab 3).
 test: setup
-	@$(PY) -m pytest -n 2 -m "not serial" $(PYTEST_ARGS); parallel=$$?; \
+	@$(PY) -m pytest -n 2 --max-worker-restart=0 -m "not serial" $(PYTEST_ARGS); parallel=$$?; \
 	$(PY) -m pytest -m serial $(PYTEST_ARGS); serial=$$?; \
 	echo "make test: parallel phase exit $$parallel, serial phase exit $$serial"; \
 	if [ $$parallel -eq 5 ] && [ $$serial -eq 5 ]; then exit 5; fi; \

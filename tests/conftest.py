@@ -28,6 +28,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (`make test`: -n 2), worker gwN runs on lab N+1 (support/two_labs.py):
     it enters that lab's network namespace here, before any test opens a socket."""
+    two_labs.check_labs_for_workers(config)
     two_labs.enter_lab_of_worker(config)
 
 

@@ -27,6 +27,24 @@ def lab_instance_of(worker: str) -> int:
     return int(worker.removeprefix("gw")) + 1
 
 
+def check_labs_for_workers(config: pytest.Config) -> None:
+    """On the controller, before any worker starts: a namespace for every worker but gw0, or a
+    usage error now (a worker that fails in its own configure is only restarted by xdist, and a run
+    whose workers all failed so reports "no tests ran" with exit 0)."""
+    if hasattr(config, "workerinput"):
+        return
+    workers = config.getoption("numprocesses", None)
+    if not isinstance(workers, int) or workers < 2:
+        return
+    for instance in range(2, workers + 1):
+        name = netns_name(instance)
+        assert name is not None
+        try:
+            ensure_netns(name, instance)
+        except LabError as exc:
+            raise pytest.UsageError(f"{workers} workers need lab {instance}: {exc}") from exc
+
+
 def enter_lab_of_worker(config: pytest.Config) -> None:
     """On an xdist worker gwN (N >= 1): lab N+1's instance and network namespace for this process
     and its children. Must run before anything opens a socket (a socket stays in the namespace
