@@ -1,6 +1,6 @@
 # hotline: two commands do all set-up on a fresh Debian machine (as root):
 #   make run    the lab (Asterisk 22 + PostgreSQL), the schema, and the daemon in the foreground
-#   make test   the whole suite against the lab
+#   make test   the whole suite against two labs at once (lab 1, and lab 2 in its network namespace)
 # Both start with `make setup`, which is idempotent.
 
 SHELL := /bin/bash
@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 HOTLINE := $(VENV)/bin/hotline
 PYTHON ?= python3
 # chromium: the browser tests drive Debian's build through Playwright (never `playwright install`).
-SYSTEM_PACKAGES := mmdebstrap sip-tester chromium
+# iproute2: `ip netns`, for lab 2's network namespace.
+SYSTEM_PACKAGES := mmdebstrap sip-tester chromium iproute2
 WEB := hotline/web
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -59,14 +60,19 @@ dist: venv
 	rm -rf dist
 	$(PY) -m build --outdir dist
 
+# Lab 1 on this machine's 127.0.0.1; lab 2 on the same ports in the network namespace hotline-lab2,
+# from a copy of lab 1's root (README, "Tests"). `make run` uses lab 1; `make test` both.
 lab-up: venv
 	$(HOTLINE) lab up
+	$(HOTLINE) lab --instance 2 up
 
 lab-down:
+	$(HOTLINE) lab --instance 2 down
 	$(HOTLINE) lab down
 
 lab-status:
 	$(HOTLINE) lab status
+	$(HOTLINE) lab --instance 2 status
 
 run: setup
 	@eval "$$($(HOTLINE) lab env)" && \
@@ -83,8 +89,18 @@ run: setup
 	  echo " .venv/bin/hotline case switch CASE (prints the link)" && echo && \
 	  exec $(HOTLINE) run
 
+# Two phases. First everything but the `serial` tests on two pytest-xdist workers, gw0 on lab 1 and
+# gw1 on lab 2 (tests/support/two_labs.py); then the `serial` ones (they assert latency under load,
+# so they must not share the 2 cores with the other worker) alone, on lab 1. Each phase prints its
+# own "N passed" line; the exit code is the first failing phase's (a phase that selected no test,
+# pytest's 5, counts as passed unless both did). PYTEST_ARGS go to both (no -m of your own). A worker
+# that crashes is not replaced (--max-worker-restart=0: a replacement gw2 would look for lab 3).
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n 2 --max-worker-restart=0 -m "not serial" $(PYTEST_ARGS); parallel=$$?; \
+	$(PY) -m pytest -m serial $(PYTEST_ARGS); serial=$$?; \
+	echo "make test: parallel phase exit $$parallel, serial phase exit $$serial"; \
+	if [ $$parallel -eq 5 ] && [ $$serial -eq 5 ]; then exit 5; fi; \
+	for rc in $$parallel $$serial; do [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; done
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

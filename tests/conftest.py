@@ -12,14 +12,31 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from xdist.remote import Producer
 
 from hotline.lab import Lab
 from hotline.store.migrations import migrate
 
+from support import two_labs
 from support.daemon import DaemonProcess, free_tcp_port
 from support.provisioning import BASE, provision
+from support.two_labs import RootNetnsOnGw0
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test`: -n 2), worker gwN runs on lab N+1 (support/two_labs.py):
+    it enters that lab's network namespace here, before any test opens a socket."""
+    two_labs.check_labs_for_workers(config)
+    two_labs.enter_lab_of_worker(config)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> RootNetnsOnGw0 | None:
+    """Whatever --dist says (but `each`): one test at a time to whichever worker is free, the tests
+    that need the machine's network to gw0 only (support/two_labs.py)."""
+    return None if config.getvalue("dist") == "each" else RootNetnsOnGw0(config, log)
 # Per test session, so two sessions on one lab (a developer and CI, say) never drop each other's.
 TEMPLATE_DB = f"hotline_test_template_{os.getpid()}"
 RENDERED_FILES = ("pjsip_hotline.conf", "extensions_hotline.conf")
@@ -27,7 +44,8 @@ RENDERED_FILES = ("pjsip_hotline.conf", "extensions_hotline.conf")
 
 @pytest.fixture(scope="session")
 def lab() -> Lab:
-    """The lab, up (built on first use, reused after); fails loudly when it cannot start."""
+    """The lab, up (built on first use, reused after); fails loudly when it cannot start. Which
+    lab: $HOTLINE_LAB_INSTANCE, set per xdist worker by pytest_configure (1 without xdist)."""
     the_lab = Lab(PROJECT_DIR)
     the_lab.up()
     _forget_rendered_config(the_lab)
@@ -160,3 +178,4 @@ def daemon(request: pytest.FixtureRequest, lab: Lab, daemon_env: dict[str, str],
 def db(db_dsn: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         yield conn
+

@@ -14,6 +14,7 @@ from hotline.config import Settings, load_settings
 from hotline.errors import LabError
 from hotline.lab import Lab, phones
 from hotline.lab.caller import CallPlan, check_daemon, random_caller, run_call
+from hotline.lab.instances import INSTANCE_ENV, NETNS_DIR, enter_netns, netns_name
 from hotline.lab.sipp import require_sipp
 from hotline.store import agent_sessions
 from hotline.store.db import connect
@@ -23,8 +24,18 @@ PROJECT_DIR = Path(os.environ.get("HOTLINE_PROJECT_DIR", Path(__file__).resolve(
 
 
 @click.group()
-def lab() -> None:
+@click.option("--instance", type=click.IntRange(min=1), envvar=INSTANCE_ENV, default=1, show_default=True,
+              help="Which lab: 1 on this machine's network, N >= 2 the same ports in the network "
+                   f"namespace hotline-labN, from a copy of lab 1's root (${INSTANCE_ENV}).")
+@click.pass_context
+def lab(ctx: click.Context, instance: int) -> None:
     """The lab: a real Asterisk 22 and PostgreSQL on 127.0.0.1, for trying hotline and for tests."""
+    # Whatever this command spawns (sipp, psql) reads it too; lab N's ports are in its namespace.
+    os.environ[INSTANCE_ENV] = str(instance)
+    namespace = netns_name(instance)
+    # `up` enters it itself, once it has the root (building lab 1's first needs the network).
+    if namespace is not None and ctx.invoked_subcommand != "up" and (NETNS_DIR / namespace).exists():
+        enter_netns(namespace)
 
 
 def _lab() -> Lab:
@@ -34,7 +45,9 @@ def _lab() -> Lab:
 @lab.command()
 def up() -> None:
     """Build (once) and start the lab; reuses what already runs."""
-    click.echo(_lab().up().describe())
+    the_lab = _lab()
+    state = the_lab.up()
+    click.echo(f"{the_lab.describe()}\n{state.describe()}")
 
 
 @lab.command()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,12 @@ from hotline.lab.asterisk import LabAsterisk
 from hotline.lab.asterisk_conf import AMI_USER, ARI_USER, sync_config
 from hotline.lab.credentials import load_secrets
 from hotline.lab.host import check_ports_free
+from hotline.lab.instances import ensure_netns, enter_netns, instance_from_env, lab_home, netns_name
 from hotline.lab.ports import AMI_PORT, ASTERISK_PORTS, HOST, HTTP_PORT, PG_PORTS, PORTS
 from hotline.lab.postgres import DB_NAME, LabPostgres, dsn
 from hotline.lab.root import DebianRoot, write_hosts
 from hotline.lab.shell import Progress, print_to_stderr, require_root
 
-LAB_HOME_DEFAULT = Path(os.environ.get("HOTLINE_LAB_HOME", "~/.cache/hotline/lab")).expanduser()
 ARI_APP = "hotline"
 
 
@@ -55,11 +54,16 @@ class LabStatus:
 class Lab:
     """A real Asterisk + PostgreSQL for trying hotline, for the demo and for the tests."""
 
-    def __init__(self, project_dir: Path, home: Path = LAB_HOME_DEFAULT,
-                 progress: Progress = print_to_stderr) -> None:
+    def __init__(self, project_dir: Path, home: Path | None = None,
+                 progress: Progress = print_to_stderr, instance: int | None = None) -> None:
+        """Lab `instance` (default $HOTLINE_LAB_INSTANCE, else 1; see hotline.lab.instances), in
+        `home` (default: that instance's home)."""
         self.project_dir = Path(project_dir).expanduser().resolve()
+        self.instance = instance_from_env() if instance is None else instance
+        self.netns = netns_name(self.instance)
         # Resolved, because /proc/PID/root (how we recognise our processes) is canonical.
-        self.home = Path(home).expanduser().resolve()
+        self.home = Path(home if home is not None else lab_home(self.instance)).expanduser().resolve()
+        self._progress = progress
         self.debian_root = DebianRoot(self.home, progress)
         self.root = self.debian_root.path
         self.state_dir = self.debian_root.state_dir
@@ -73,6 +77,10 @@ class Lab:
     def up(self) -> LabStatus:
         """Build if needed, then start PostgreSQL and Asterisk; reuses whatever already runs."""
         require_root()
+        if self.netns is not None:
+            self._ensure_root_copied()  # before entering: building lab 1 needs the network
+            ensure_netns(self.netns, self.instance)
+            enter_netns(self.netns)
         with self._locked():
             self._check_ports_of_stopped_daemons()  # fail before building or starting anything
             self.debian_root.ensure_built()
@@ -83,6 +91,16 @@ class Lab:
             self.postgres.ensure(secrets.db_password)
             self.asterisk.ensure(changed)
         return self.status()
+
+    def _ensure_root_copied(self) -> None:
+        """Lab N's root is a copy of lab 1's (built first when it is not), without lab 1's
+        database cluster: lab N creates its own."""
+        if self.debian_root.built:
+            return
+        first = Lab(self.project_dir, progress=self._progress, instance=1)
+        with first._locked(), self._locked():  # lab 1's root is never copied half-built
+            first.debian_root.ensure_built()
+            self.debian_root.copy_from(first.debian_root, leave_out=(self.postgres.data_dir,))
 
     def _check_ports_of_stopped_daemons(self) -> None:
         if self.postgres.pid() is None:
@@ -97,6 +115,11 @@ class Lab:
             self.asterisk.stop()
             self.postgres.stop()
             self.debian_root.unmount_all(self.root)
+
+    def describe(self) -> str:
+        """Which lab this is: its number, home and network namespace."""
+        where = f"network namespace {self.netns}" if self.netns else "the machine's network"
+        return f"lab {self.instance} ({self.home}, {where})"
 
     def status(self) -> LabStatus:
         try:

@@ -35,6 +35,10 @@ class LabPostgres:
     def log(self) -> Path:
         return self.root / PG_LOG.lstrip("/")
 
+    @property
+    def data_dir(self) -> Path:
+        return self.root / PG_DATA.lstrip("/")
+
     def pid(self, clear: bool = False) -> int | None:
         return live_pid(self.root / PG_DATA.lstrip("/") / "postmaster.pid", self.root, "postgres",
                         clear=clear)

@@ -31,6 +31,8 @@ KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 MARKER = ".hotline-lab-built"
 ASTERISK_OWNED = ("/etc/asterisk", "/var/lib/asterisk", "/var/log/asterisk",
                   "/var/spool/asterisk", "/usr/share/asterisk")
+# Emptied in a copied root (copy_from): the first lab's sockets, pid files and logs.
+COPY_EMPTIED = ("tmp", "run/asterisk", "var/log/asterisk", "var/log/postgresql")
 NETWORK_TROUBLE = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
                    "Could not connect", "Connection failed", "Network is unreachable",
                    "Unable to connect", "No route to host", "Connection timed out")
@@ -72,6 +74,30 @@ class DebianRoot:
         (self.partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         os.rename(self.partial, self.path)
         self._progress(f"lab: root built in {time.monotonic() - started:.0f} s")
+
+    def copy_from(self, source: DebianRoot, leave_out: tuple[Path, ...] = ()) -> None:
+        """This root as a copy of `source` (built), without the paths of `leave_out` (in this
+        root), the runtime files (sockets, pids) and the logs of the lab it came from. Only the
+        root's own file system is copied: never what is mounted in it (its /proc)."""
+        if self.built:
+            return
+        self._discard(self.path)
+        self._discard(self.partial)
+        self.home.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self._progress(f"lab: copying the root of {source.path} into {self.path} (once)")
+        run(["cp", "-a", "--one-file-system", str(source.path), str(self.partial)], timeout=900)
+        for path in leave_out:
+            shutil.rmtree(self.partial / path.relative_to(self.path), ignore_errors=True)
+        for runtime in COPY_EMPTIED:
+            folder = self.partial / runtime
+            if folder.resolve() != folder or not folder.is_dir():  # never through a link out
+                continue
+            for entry in folder.iterdir():
+                if not entry.is_dir() or entry.is_symlink():  # files only: keep the folders
+                    entry.unlink()
+        os.rename(self.partial, self.path)
+        self._progress(f"lab: root copied in {time.monotonic() - started:.0f} s")
 
     def _mmdebstrap(self, mirror: str) -> None:
         signed_by = f"[signed-by={KEYRING}] " if KEYRING.is_file() else ""

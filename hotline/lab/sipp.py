@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 
 from hotline.errors import LabError
 from hotline.lab.asterisk_conf import TRUNK_ADDRESS
+from hotline.lab.instances import instance_from_env
 from hotline.lab.ports import HOST, SIP_PORT
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -35,8 +36,10 @@ def free_udp_port() -> int:
 
 
 def work_dir() -> Path:
-    """Where sipp's injection files, generated scenarios and its own error logs go."""
-    path = Path(tempfile.gettempdir()) / "hotline-sipp"
+    """Where sipp's injection files, generated scenarios and its own error logs go; one per lab
+    instance (hotline.lab.instances), so that two labs' phones never share a pid file."""
+    instance = instance_from_env()
+    path = Path(tempfile.gettempdir()) / ("hotline-sipp" if instance == 1 else f"hotline-sipp-lab{instance}")
     path.mkdir(mode=0o700, exist_ok=True)
     return path
 

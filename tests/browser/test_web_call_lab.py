@@ -107,6 +107,7 @@ def test_a_customer_who_refuses_the_camera_calls_by_voice_and_talks_with_a_video
 
 
 @WEB_DESK
+@pytest.mark.serial  # three Chromiums' video and a bridge move: froze and lagged beside the other lab
 def test_a_voice_caller_turns_the_camera_on_and_off_and_the_agent_is_never_cut(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:

@@ -36,7 +36,10 @@ from support.provisioning import BASE
 pytestmark = pytest.mark.lab
 
 MENU_NUMBER, NIGHT_NUMBER = "+74950003311", "+74950003312"
-HOLIDAYS = ", ".join(f'"{date.today() + timedelta(days=d)}" = "closed"' for d in (-1, 0, 1))
+# The day the module was imported: the holidays and the opening the test expects from them are
+# counted from the same day even when a run crosses midnight.
+TODAY = date.today()
+HOLIDAYS = ", ".join(f'"{TODAY + timedelta(days=d)}" = "closed"' for d in (-1, 0, 1))
 CENTRE = BASE + f"""
 [queues.callbacks]
 ring_timeout = 8
@@ -158,7 +161,7 @@ def test_a_closed_hotlines_callback_is_placed_only_once_its_hours_open(
     assert asked["end_reason"] == "callback"
     assert [(e["event"], e["queue"]) for e in visit_events(db)] == [("join", "callbacks"),
                                                                      ("callback", "callbacks")]
-    opening = date.today() + timedelta(days=2)  # the day after the last holiday, in Moscow
+    opening = TODAY + timedelta(days=2)  # the day after the last holiday, in Moscow
     assert request["expires_at"] is not None and request["expires_at"].date() >= opening - timedelta(days=1)
     # The placer takes it and puts it back until the opening (the day after the holidays).
     held = wait_until(lambda: rows(db, "SELECT due_at FROM callbacks WHERE status = 'pending'"

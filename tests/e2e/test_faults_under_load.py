@@ -12,7 +12,8 @@ import pytest
 from bench.faults import Load, run_fault
 from hotline.lab import Lab
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
+# serial: each asserts what load does to the daemon; `make test` runs them after the parallel phase.
+pytestmark = [pytest.mark.lab, pytest.mark.serial, pytest.mark.timeout(240)]
 
 
 def test_daemon_sigkilled_under_load_keeps_its_calls_and_serves_again_within_5_s(lab: Lab) -> None:

@@ -147,6 +147,7 @@ def flood_while_a_caller_is_served(env: dict[str, str], flooder: subprocess.Pope
     return flood_run, normal_run, timer
 
 
+@pytest.mark.serial  # its page p99 must not share the cores with another lab's test
 @pytest.mark.provision(HOSTILE)
 def test_a_key_flood_in_a_menu_records_the_first_keys_and_another_caller_is_answered_meanwhile(
         agents: tuple[Agent, Agent], lab: Lab, daemon: DaemonProcess, daemon_env: dict[str, str],
@@ -173,6 +174,7 @@ def test_a_key_flood_in_a_menu_records_the_first_keys_and_another_caller_is_answ
     print(f"flood in a menu: {timer.summary()}")
 
 
+@pytest.mark.serial  # its page p99 must not share the cores with another lab's test
 @pytest.mark.provision(HOSTILE)
 def test_a_key_flood_while_waiting_in_a_queue_records_no_keys_and_the_wait_ends_normally(
         agents: tuple[Agent, Agent], lab: Lab, daemon: DaemonProcess, daemon_env: dict[str, str],
@@ -194,6 +196,7 @@ def test_a_key_flood_while_waiting_in_a_queue_records_no_keys_and_the_wait_ends_
     print(f"flood in a queue: {timer.summary()}")
 
 
+@pytest.mark.serial  # its page p99 must not share the cores with another lab's test
 @pytest.mark.provision(HOSTILE)
 def test_a_key_flood_while_talking_to_an_agent_and_the_next_caller_gets_the_other_agent(
         agents: tuple[Agent, Agent], lab: Lab, daemon: DaemonProcess, daemon_env: dict[str, str],

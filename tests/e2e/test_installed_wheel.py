@@ -24,6 +24,7 @@ from hotline.lab import Lab
 from support.checks import rows
 from support.daemon import DaemonProcess, free_tcp_port
 
+# pip needs the machine's network: under xdist on gw0 only (support/two_labs.py ROOT_NETNS_FILES).
 pytestmark = pytest.mark.lab
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]

@@ -131,7 +131,8 @@ class Watch:
     def __init__(self, dsn: str) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "hotline", "stats", "live", "--watch"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "HOTLINE_DSN": dsn})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1",
+                                          "HOTLINE_DSN": dsn})
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -139,6 +140,19 @@ class Watch:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line.rstrip("\n"))
+
+    def stops_on_ctrl_c(self, timeout_s: float = 10) -> int:
+        """Its exit code after SIGINT. Still running after `timeout_s`: SIGABRT, and the stacks of
+        its threads (faulthandler) in the failure, to say where it hung."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(timeout=10)
+            assert self.proc.stderr is not None
+            stderr = self.proc.stderr.read()
+            raise AssertionError(f"still running {timeout_s} s after SIGINT; its stacks:\n{stderr}") from None
 
     def row(self, first_word: str, timeout_s: float = 10) -> list[str]:
         """The next table row whose first word is `first_word`, split into words."""
@@ -182,5 +196,4 @@ def test_watch_redraws_on_publish_and_waits_advance_between_publishes(watch: Wat
             break
         assert time.monotonic() < deadline, "the longest wait never advanced"
     assert watch.row("ivanov", timeout_s=5)[1] == "ringing"
-    watch.proc.send_signal(signal.SIGINT)
-    assert watch.proc.wait(timeout=10) == 0
+    assert watch.stops_on_ctrl_c() == 0
