@@ -7,6 +7,7 @@ import logging
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ami_events import DeviceStateChange, FullyBooted
 from hotline.asterisk.ari import AriClient, AriSession
 from hotline.asterisk.ari_events import EndpointState
+from hotline.cancellation import cancel_and_wait
 from hotline.config import Settings
 from hotline.engine.callback_placer import CallbackPlacer, Timing
 from hotline.engine.context import CallContext
@@ -55,6 +57,7 @@ HANDLED_AMI_EVENTS = ("DeviceStateChange", "FullyBooted")
 WEB_POOL_SIZE = 2
 WEB_POOL_TIMEOUT_S = 3.0
 WEB_APPLICATION_NAME = "hotline-web"
+SLOW_STOP_STEP_S = 5.0
 METRICS_POOL_TIMEOUT_S = 1.0  # a scrape's callback count does not wait long for the calls' pool
 
 
@@ -197,48 +200,56 @@ class Daemon:
         """Idempotent; the reverse order of start."""
         self.stopping.set()  # the health endpoint says "down" from here on
         if self.web is not None:
-            await self.web.cleanup()
+            await self._closing("web", self.web.cleanup())
             self.web = None
         if self.web_pool is not None:
-            await self.web_pool.close()
+            await self._closing("web_pool", self.web_pool.close())
             self.web_pool = None
         if self.live is not None:
-            self.live.cancel()
-            await asyncio.gather(self.live, return_exceptions=True)
+            await self._closing("live", cancel_and_wait(self.live))
             self.live = None
         if self.webhooks is not None:
-            await self.webhooks.close()
+            await self._closing("webhooks", self.webhooks.close())
             self.webhooks = None
         if self.placer_task is not None:
-            self.placer_task.cancel()
-            await asyncio.gather(self.placer_task, return_exceptions=True)
+            await self._closing("placer_task", cancel_and_wait(self.placer_task))
             self.placer_task = None
         if self.placer is not None:
-            await self.placer.close()
+            await self._closing("placer", self.placer.close())
             self.placer = None
         if self.ari is not None:
-            await self.ari.close()
+            await self._closing("ari", self.ari.close())
         if self.router is not None:
-            await self.router.close()
+            await self._closing("router", self.router.close())
         if self.store is not None:
-            await self.store.close()
+            await self._closing("store", self.store.close())
         if self.switch_key is not None:
-            await self.switch_key.close()
+            await self._closing("switch_key", self.switch_key.close())
         if self.records is not None:
-            await self.records.close()  # what the calls recorded before the stop is kept
+            # what the calls recorded before the stop is kept
+            await self._closing("records", self.records.close())
         if self.records_pool is not None:
-            await self.records_pool.close()
+            await self._closing("records_pool", self.records_pool.close())
         if self.directory is not None:
-            await self.directory.close()
+            await self._closing("directory", self.directory.close())
         if self.ami is not None:
-            await self.ami.close()
+            await self._closing("ami", self.ami.close())
         if self.pool is not None:
-            await self.pool.close()
+            await self._closing("pool", self.pool.close())
         self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
         self.records_pool = self.switch_key = None
-        await self.health.close()
-        await self.metrics.close()
-        await self.lag.close()
+        await self._closing("health", self.health.close())
+        await self._closing("metrics", self.metrics.close())
+        await self._closing("lag", self.lag.close())
+
+    async def _closing(self, what: str, step: Awaitable[object]) -> None:
+        """One step of the stop, named in the log when it takes long: a stop that hangs says on what."""
+        warning = asyncio.get_running_loop().call_later(
+            SLOW_STOP_STEP_S, log.warning, "stopping: still waiting for %s (%.0f s)", what, SLOW_STOP_STEP_S)
+        try:
+            await step
+        finally:
+            warning.cancel()
 
     def _ari_connected(self) -> bool:
         return self.ari is not None and self.ari.connected.is_set() and not self.stopping.is_set()

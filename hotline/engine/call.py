@@ -38,6 +38,7 @@ from hotline.asterisk.ari_events import (
     StasisEnd,
     StasisStart,
 )
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.camera import note_camera
 from hotline.engine.context import CallContext, LiveCall
@@ -601,6 +602,7 @@ class InboundCall:
         try:
             return await self.ctx.contacts.joined_first_in_line(hop.id)
         except (*STORE_DOWN, TimeoutError) as exc:
+            raise_if_cancelled()
             log.warning("call %s: its place first in line is not known (%s): at its join time",
                         self.channel_id, exc)
             return False

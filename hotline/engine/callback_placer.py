@@ -43,6 +43,7 @@ from hotline.asterisk.ari_events import (
     PlaybackFinished,
     StasisStart,
 )
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.callback_talk import Talk, channel_of, follow, is_end, release
 from hotline.engine.context import CallContext
 from hotline.engine.dial_out import dial_out
@@ -134,9 +135,11 @@ class CallbackPlacer:
 
     async def run(self) -> None:
         while True:
+            raise_if_cancelled()
             try:
                 await self.tick()
             except (*STORE_DOWN, TimeoutError) as exc:
+                raise_if_cancelled()
                 log.warning("callbacks: database away (%s); trying again", exc)
             await asyncio.sleep(self.timing.tick_s)
 

@@ -17,6 +17,7 @@ import logging
 from datetime import UTC, datetime
 
 from hotline.asterisk.ari_events import Channel
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.context import CallContext
 from hotline.engine.facts import KEYS_RECORDED_PER_LEG, Fact, KeyPressed, Refused
 from hotline.engine.leg import USER_BUSY, customer_key, new_hop
@@ -94,6 +95,7 @@ class HopKeeper:
             async with asyncio.timeout(self.ctx.store_open_patience_s):
                 self.hop = await self._write(route)
         except (*STORE_DOWN, TimeoutError) as exc:
+            raise_if_cancelled()
             reason = str(exc) or f"no answer within {self.ctx.store_open_patience_s:g} s"
             log.warning("call %s: database unavailable (%s); serving the call, its hop goes through the "
                         "write-behind when it ends", self.channel_id, reason)
@@ -140,6 +142,7 @@ class HopKeeper:
         try:
             use = await self.ctx.switches.use(token, self.new_hop(Route()))
         except STORE_DOWN as exc:
+            raise_if_cancelled()
             log.error("call %s: switch token not checked, the database is unavailable: %s",
                       self.channel_id, exc)
             raise SwitchRefused(TokenState.UNKNOWN) from exc

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.directory import Directory
 from hotline.engine.queueing.agent_state import AgentStatus
 from hotline.engine.queueing.queues import QueueManager
@@ -46,10 +47,12 @@ class LivePublisher:
 
     async def run(self) -> None:
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(self.period_s)
             try:
                 await self.publish_changes()
             except (psycopg.Error, PoolTimeout, OSError) as exc:
+                raise_if_cancelled()
                 log.warning("live state not published (%s); retrying in %.0f s", exc, self.period_s)
                 self._written_queues.clear()  # write everything once the database is back
                 self._written_agents.clear()

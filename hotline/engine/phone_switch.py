@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from hotline.asterisk.ari_events import ChannelDestroyed, ChannelUserevent, StasisStart
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.context import CallContext
 from hotline.engine.dial_out import dial_out
 from hotline.engine.messages import Message, PhoneSwitchAsked
@@ -169,6 +170,7 @@ async def _record(ctx: CallContext, token: str, outcome: str, cause: int | None,
     try:
         await ctx.switches.phone_not_answered(token, outcome, cause, cause_text)
     except (*STORE_DOWN, TimeoutError) as exc:
+        raise_if_cancelled()
         log.warning("phone dial ended %s (cause %s %s), not recorded: database away (%s)", outcome, cause,
                     cause_text, exc)
 

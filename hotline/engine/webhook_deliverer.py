@@ -26,6 +26,7 @@ import aiohttp
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from hotline.cancellation import cancel_and_wait, raise_if_cancelled
 from hotline.config import DeliveryTiming
 from hotline.store import webhooks
 from hotline.store.contact_events import body
@@ -34,6 +35,9 @@ from hotline.store.webhooks import Delivery
 from hotline.webhook_signing import headers
 
 log = logging.getLogger(__name__)
+
+# How long a stop waits for a connection to give its claims back before leaving them to their lease.
+RELEASE_WAIT_S = 2.0
 
 
 def retry_in(attempts_done: int, timing: DeliveryTiming) -> float | None:
@@ -50,6 +54,7 @@ class WebhookDeliverer:
         self.run_id = f"webhooks-{uuid.uuid4()}"
         self._http: aiohttp.ClientSession | None = None
         self._stopping = asyncio.Event()
+        self._posting = False  # a round's POSTs are in flight: a stop lets them finish
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -58,9 +63,11 @@ class WebhookDeliverer:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            raise_if_cancelled()
             try:
                 served = await self.round()
             except (*STORE_DOWN, TimeoutError) as exc:
+                raise_if_cancelled()
                 log.warning("webhooks: database away (%s); trying again", exc)
                 served = 0
             except psycopg.Error as exc:  # a bug or a refused statement: said, and tried again
@@ -75,7 +82,11 @@ class WebhookDeliverer:
         async with self.pool.connection() as conn:
             claimed = await webhooks.claim(conn, self.run_id, lease_s=self.timing.lease_s,
                                            limit=self.timing.batch)
-        await asyncio.gather(*(self._deliver(d) for d in claimed))
+        self._posting = True
+        try:
+            await asyncio.gather(*(self._deliver(d) for d in claimed))
+        finally:
+            self._posting = False
         return len(claimed)
 
     async def close(self) -> None:
@@ -84,13 +95,14 @@ class WebhookDeliverer:
         for a lease to run out. Idempotent."""
         self._stopping.set()
         if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=self.timing.timeout_s + 5)
-            if not done:
+            if not self._posting:  # waiting for the database or the next poll: nothing to finish
                 self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait({self._task}, timeout=self.timing.timeout_s + 5)
+            await cancel_and_wait(self._task)
             self._task = None
+            # With the database away the stop does not wait for it: the claims' lease runs out.
             with contextlib.suppress(*STORE_DOWN):
-                async with self.pool.connection() as conn:
+                async with self.pool.connection(timeout=RELEASE_WAIT_S) as conn:
                     await webhooks.release(conn, self.run_id)
         if self._http is not None:
             await self._http.close()

@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 # What a database outage looks like to a caller of the pool: retried, never a reason to drop a call.
 STORE_DOWN = (psycopg.OperationalError, PoolTimeout)
 
+
+
 # How the daemon's sessions show in pg_stat_activity.
 APPLICATION_NAME = "hotline"
 

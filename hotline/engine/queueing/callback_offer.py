@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.callback_number import ask_number
 from hotline.engine.context import CallbackStore, CallContext
 from hotline.engine.facts import QueueStep
@@ -59,6 +60,7 @@ async def ask_callback(io: CallIO, store: CallbackStore, trunks: list[Trunk], qu
                                    joined_at=joined_at, due_at=now,
                                    expires_at=expires_at(rules_of(queue), max(now, expiry_from or now)))
     except (*STORE_DOWN, TimeoutError) as exc:  # the database away: nothing promised, they wait on
+        raise_if_cancelled()
         log.warning("call %s: callback request not stored: %s", io.channel_id, exc)
         await io.play(TRY_LATER)
         return None
