@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 log = logging.getLogger(__name__)
 
@@ -135,5 +136,14 @@ def ring_event(news: RingNews, state: str, detail: str = "") -> Event:
 
 def sse_frame(kind: str, event: Event | str) -> bytes:
     """One Server-Sent Event: `event: KIND` and its JSON on one data line (JSON has no newline)."""
-    data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"), default=str)
+    data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"), default=_jsonable)
     return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
+def _jsonable(value: object) -> object:
+    """Rows' datetimes as ISO 8601, their numerics (a service level) as numbers."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
