@@ -86,7 +86,8 @@ async def test_closing_the_hub_ends_every_waiting_stream_and_refuses_new_ones() 
 def test_a_ring_event_names_the_state_the_agent_the_case_and_the_caller() -> None:
     event = ring_event(NEWS, RINGING)
     at = event.pop("at")
-    assert event == {"state": "ringing", "agent": "ivanov", "ring": "ch-1-agent-ab12cd34", "case": 7, "hop": 9,
+    assert event == {"state": "ringing", "agent": "ivanov", "ring": "ch-1-agent-ab12cd34", "case": 7,
+                     "hop": 9,
                      "queue": "support", "caller": "+79161234567", "caller_name": "Petr",
                      "waiting_since": "2026-11-30T00:53:20.250000+00:00"}
     assert abs((datetime.fromisoformat(str(at)) - datetime.now(UTC)).total_seconds()) < 5
@@ -103,5 +104,5 @@ def test_an_sse_frame_is_one_event_line_and_one_json_data_line() -> None:
                                     "sl": Decimal("87.5")})
     kind, data, end = frame.decode().split("\n", 2)
     assert kind == "event: screenpop" and end == "\n"
-    assert json.loads(data.removeprefix("data: ")) == {"caller": "+7 916\nx", "at": "2026-12-03T00:00:00+00:00",
-                                                         "sl": 87.5}
+    assert json.loads(data.removeprefix("data: ")) == {"caller": "+7 916\nx", "sl": 87.5,
+                                                       "at": "2026-12-03T00:00:00+00:00"}

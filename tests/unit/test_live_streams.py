@@ -40,7 +40,9 @@ class Backend:
         return self.hub.subscribe(WALLBOARD)
 
     async def screen_pop(self, event: Event) -> Event:
-        return event | {"earlier_hops": [{"seq": 1, "agent": "petrov"}]} if event["state"] == "ringing" else event
+        if event["state"] != "ringing":
+            return event
+        return event | {"earlier_hops": [{"seq": 1, "agent": "petrov"}]}
 
     async def wallboard(self) -> Event:
         self.pictures += 1
@@ -83,8 +85,10 @@ async def wait_subscribed(hub: LiveHub, topic: str) -> None:
     raise AssertionError(f"nobody subscribed to {topic}")
 
 
-@pytest.mark.parametrize("headers", [{}, basic("ivanov-ep", "wrong"), {hdrs.AUTHORIZATION: f"Bearer {TOKEN}"}])
-async def test_the_screen_pop_stream_needs_the_agents_own_login(client: TestClient, headers: dict[str, str]) -> None:
+@pytest.mark.parametrize("headers", [{}, basic("ivanov-ep", "wrong"),
+                                     {hdrs.AUTHORIZATION: f"Bearer {TOKEN}"}])
+async def test_the_screen_pop_stream_needs_the_agents_own_login(
+        client: TestClient, headers: dict[str, str]) -> None:
     response = await client.get("/api/agent/events", headers=headers)
     assert response.status == 401
     assert "WWW-Authenticate" not in response.headers
