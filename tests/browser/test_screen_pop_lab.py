@@ -1,8 +1,8 @@
 """The agent page's screen pop through the real lab: Chromium runs the page of a logged-in agent;
-a sipp caller rings it twice from the same number (the second call continues the case). Checked:
-the page shows each ring live (ringing, then answered), with the caller's number, the number
-dialled, the hotline, the queue, and, on the second ring, the case's earlier leg: when, answered
-by this agent, completed."""
+a sipp caller rings it twice from the same number (the second call continues the case), first
+through the hotline's menu (key 1). Checked: the page shows each ring live (ringing, then
+answered), with the caller's number, the number dialled, the hotline, the keys, the queue, and, on
+the second ring, the case's earlier leg: when, answered by this agent, completed."""
 
 from __future__ import annotations
 
@@ -36,13 +36,20 @@ DESK = pytest.mark.provision(BASE + """
 ring_timeout = 15
 wrapup = 0
 
+[menus.sp_menu]
+prompt = "beep"
+timeout = 5
+
+[menus.sp_menu.options]
+"1" = "queue:sp_desk"
+
 [hotlines.sp]
-entry = "queue:sp_desk"
+entry = "menu:sp_menu"
 
 [numbers."+74950002261"]
 hotline = "sp"
 """)
-# A ring shows on the page within this long of the call reaching the daemon.
+# A ring shows on the page within this long of the queue recording it.
 SHOWN_WITHIN_S = 5
 
 
@@ -74,22 +81,25 @@ def agent_page(pw: Playwright, tmp_path: Path, env: dict[str, str], lab: Lab, ag
 
 
 def ring_and_answer(page: Page, db: psycopg.Connection, seq: int) -> tuple[dict[str, str], float]:
-    """A call from CALLER that hangs up a moment after it is answered; the pop when it rang, and
-    how long after the hop was written the page showed it."""
-    caller = sipp.start_call(DIALLED, "caller_hangs_up.xml", caller=CALLER, caller_name="Anna",
-                             hold_ms=1500, timeout_s=40)
+    """A call from CALLER through the menu (key 1), answered and hung up on the page; the pop when
+    it rang, and how long after the ring was recorded the page showed it."""
+    caller = sipp.start_pressing_keys(DIALLED, "1", first_ms=1500, caller=CALLER, timeout_s=40)
     try:
         hop = wait_until(lambda: next(iter(rows(db, "SELECT id FROM hops WHERE seq = %s", seq)), None),
                          what=f"hop {seq} opened")
-        opened = time.monotonic()
+        wait_until(lambda: rows(db, "SELECT 1 FROM queue_events WHERE hop_id = %s AND event = 'ring'",
+                                hop["id"]), timeout_s=20, what="the queue ringing the agent")
+        rung = time.monotonic()
         page.wait_for_selector("#pop-state:text('ringing')", timeout=20_000)
-        shown = time.monotonic() - opened
+        shown = time.monotonic() - rung
         wait_until(lambda: page.evaluate("window.hotlinePhone.screenPop.hop") == hop["id"],
                    what="the pop of this hop")
         ringing = pop(page)
         page.wait_for_selector("#answer:not([disabled])", state="visible", timeout=10_000)
         page.click("#answer")
         wait_until(lambda: page.inner_text("#pop-state") == "answered", what="the pop saying answered")
+        wait_until(lambda: state_of(page) == "in call", what="the page in the call")
+        page.click("#hangup")
         assert sipp.finish(caller).ok
     finally:
         if caller.poll() is None:
@@ -108,14 +118,14 @@ def test_the_agent_page_pops_the_caller_and_the_cases_earlier_leg_when_the_phone
     page = agent_page(pw, tmp_path, daemon_env, lab, agent)
     first, shown = ring_and_answer(page, db, 1)
     assert shown < SHOWN_WITHIN_S, shown
-    assert first["caller"] == f"Anna <{CALLER}>"
+    assert first["caller"] == f"IVR Caller <{CALLER}>"
     assert (first["dialled"], first["hotline"], first["queue"], first["keys"]) == ("+74950002261", "sp",
-                                                                                   "sp_desk", "—")
+                                                                                   "sp_desk", "1")
     assert first["hops"] == "none" and first["cases"] == "none"
 
     second, shown = ring_and_answer(page, db, 2)  # the same number again: the case continues
     assert shown < SHOWN_WITHIN_S, shown
-    assert second["caller"] == f"Anna <{CALLER}>"
+    assert (second["caller"], second["keys"]) == (f"IVR Caller <{CALLER}>", "1")
     [earlier] = second["hops"].splitlines()
     assert earlier.startswith("leg 1, "), earlier
     assert earlier.endswith(f"queue sp_desk, answered by {agent.name}, completed"), earlier
