@@ -120,13 +120,14 @@ class RingNews:
     caller: str
     caller_name: str
     waiting_since: float  # epoch seconds: when the caller joined the line
+    keys: str = ""  # the menu keys the caller pressed on this leg
 
 
 def ring_event(news: RingNews, state: str, detail: str = "") -> Event:
     """ringing, answered or gone; `detail` says why gone (no answer, answered elsewhere...)."""
     event: Event = {"state": state, "agent": news.agent, "ring": news.leg, "case": news.case_id,
                     "hop": news.hop_id, "queue": news.queue, "caller": news.caller,
-                    "caller_name": news.caller_name,
+                    "caller_name": news.caller_name, "keys": news.keys,
                     "waiting_since": datetime.fromtimestamp(news.waiting_since, UTC).isoformat(),
                     "at": datetime.now(UTC).isoformat()}
     if detail:

@@ -262,7 +262,7 @@ class DaemonWebBackend:
         except STORE_DOWN:
             return event | {"history_error": "The database is unavailable: no history for now"}
         return event | {"dialled": leg["dialled_e164"] or leg["dialled"], "hotline": leg["hotline"],
-                        "keys": leg["keys"], "media": leg["media"], "seq": leg["seq"],
+                        "keys": event.get("keys") or leg["keys"], "media": leg["media"], "seq": leg["seq"],
                         "customer": leg["customer_key"], "earlier_hops": hops, "earlier_cases": cases}
 
     async def wallboard(self) -> Event:

@@ -21,7 +21,8 @@ from hotline.engine.live_hub import (
 )
 
 NEWS = RingNews(agent="ivanov", leg="ch-1-agent-ab12cd34", case_id=7, hop_id=9, queue="support",
-                caller="+79161234567", caller_name="Petr", waiting_since=1_796_000_000.25)
+                caller="+79161234567", caller_name="Petr", waiting_since=1_796_000_000.25,
+                keys="12")
 
 
 async def test_an_event_reaches_the_subscribers_of_its_topic_only() -> None:
@@ -88,7 +89,7 @@ def test_a_ring_event_names_the_state_the_agent_the_case_and_the_caller() -> Non
     at = event.pop("at")
     assert event == {"state": "ringing", "agent": "ivanov", "ring": "ch-1-agent-ab12cd34", "case": 7,
                      "hop": 9,
-                     "queue": "support", "caller": "+79161234567", "caller_name": "Petr",
+                     "queue": "support", "caller": "+79161234567", "caller_name": "Petr", "keys": "12",
                      "waiting_since": "2026-11-30T00:53:20.250000+00:00"}
     assert abs((datetime.fromisoformat(str(at)) - datetime.now(UTC)).total_seconds()) < 5
 

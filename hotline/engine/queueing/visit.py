@@ -107,6 +107,8 @@ class VisitCall(Protocol):
     def may_come_back(self) -> bool: ...
     @property
     def customer(self) -> str: ...  # a browser's own id ("" for any other caller)
+    @property
+    def ivr_path(self) -> str: ...  # the menu keys pressed on this leg so far
     awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
     talking_with: str | None  # the endpoint of the agent in the live talk (their phone's consult call)
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
@@ -748,7 +750,7 @@ class QueueVisit:
         waiter, channel = self.waiter_, self.call.channel
         news = RingNews(leg.agent.name, leg.channel_id, self.call.case_id,
                         self.visit_hop.id if self.visit_hop is not None else None, self.queue.name,
-                        channel.caller_num, channel.caller_name, waiter.joined_at)
+                        channel.caller_num, channel.caller_name, waiter.joined_at, self.call.ivr_path)
         self.ctx.hub.publish(agent_topic(leg.agent.name), ring_event(news, state, detail))
 
     async def _hang_up(self, channel_id: str) -> None:
