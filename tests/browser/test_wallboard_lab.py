@@ -1,11 +1,13 @@
 """The supervisor's wallboard through the real lab: Chromium opens /wallboard with the supervisor
 token; a sipp caller joins a queue with nobody to answer, waits, and hangs up. Checked: the
 queue's waiting count goes 0 -> 1 -> 0 on the page without a reload, the longest wait advances
-every second while the caller waits, the abandon is counted in today's numbers, and screenshots
-of the queue's row differ, pixel by pixel, between the two states."""
+every second while the caller waits, the abandon is counted in today's numbers, screenshots of
+the queue's row differ, pixel by pixel, between the two states, and the daemon stops at once with
+the stream open."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -38,6 +40,7 @@ entry = "queue:wb_line"
 hotline = "wb"
 """)
 ROW = "#queues tr[data-queue='wb_line']"
+STOPS_WITHIN_S = 5.0
 
 
 @pytest.fixture
@@ -89,3 +92,12 @@ def test_the_wallboard_shows_a_caller_arrive_wait_and_leave_without_a_reload(
     assert differing(idle, busy) > 20  # the row's pixels changed, not only its DOM
     [visit] = rows(db, "SELECT event FROM queue_events WHERE event = 'abandon'")
     assert visit == {"event": "abandon"}
+
+    # The daemon stops with the page's stream open: the stream ends at once, the stop waits for
+    # nothing, and the page says it is reconnecting.
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < STOPS_WITHIN_S
+    assert "still waiting for web" not in daemon.log()
+    wait_until(lambda: page.inner_text("#status") in ("reconnecting", "connecting"), timeout_s=5,
+               what="the page reconnecting")
