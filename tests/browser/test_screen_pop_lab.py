@@ -2,7 +2,8 @@
 a sipp caller rings it twice from the same number (the second call continues the case), first
 through the hotline's menu (key 1). Checked: the page shows each ring live (ringing, then
 answered), with the caller's number, the number dialled, the hotline, the keys, the queue, and, on
-the second ring, the case's earlier leg: when, answered by this agent, completed."""
+the second ring, the case's earlier leg: when, answered by this agent, completed. With cases never
+continued, the second call's pop lists the customer's earlier case instead."""
 
 from __future__ import annotations
 
@@ -54,6 +55,12 @@ SHOWN_WITHIN_S = 5
 
 
 @pytest.fixture
+def daemon_env(daemon_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
+    """The lab's settings, with a test's own (indirect parametrization) on top."""
+    return {**daemon_env, **getattr(request, "param", {})}
+
+
+@pytest.fixture
 def pw() -> Iterator[Playwright]:
     with playwright_session() as session:
         yield session
@@ -80,13 +87,14 @@ def agent_page(pw: Playwright, tmp_path: Path, env: dict[str, str], lab: Lab, ag
     return page
 
 
-def ring_and_answer(page: Page, db: psycopg.Connection, seq: int) -> tuple[dict[str, str], float]:
+def ring_and_answer(page: Page, db: psycopg.Connection,
+                    after_hop: int = 0) -> tuple[dict[str, str], float, int]:
     """A call from CALLER through the menu (key 1), answered and hung up on the page; the pop when
-    it rang, and how long after the ring was recorded the page showed it."""
+    it rang, how long after the ring was recorded the page showed it, and its hop's id."""
     caller = sipp.start_pressing_keys(DIALLED, "1", first_ms=1500, caller=CALLER, timeout_s=40)
     try:
-        hop = wait_until(lambda: next(iter(rows(db, "SELECT id FROM hops WHERE seq = %s", seq)), None),
-                         what=f"hop {seq} opened")
+        hop = wait_until(lambda: next(iter(rows(db, "SELECT id FROM hops WHERE id > %s", after_hop)),
+                                      None), what="the call's hop opened")
         wait_until(lambda: rows(db, "SELECT 1 FROM queue_events WHERE hop_id = %s AND event = 'ring'",
                                 hop["id"]), timeout_s=20, what="the queue ringing the agent")
         rung = time.monotonic()
@@ -105,8 +113,10 @@ def ring_and_answer(page: Page, db: psycopg.Connection, seq: int) -> tuple[dict[
         if caller.poll() is None:
             caller.kill()
     wait_until(lambda: state_of(page) == "ended", what="the page's call ended")
-    wait_until(lambda: rows(db, "SELECT 1 FROM cases WHERE status = 'closed'"), what="the case closed")
-    return ringing, shown
+    wait_until(lambda: rows(db, "SELECT 1 FROM hops h JOIN cases c ON c.id = h.case_id"
+                                " WHERE h.id = %s AND c.status = 'closed'", hop["id"]),
+               what="the case closed")
+    return ringing, shown, hop["id"]
 
 
 @DESK
@@ -116,14 +126,14 @@ def test_the_agent_page_pops_the_caller_and_the_cases_earlier_leg_when_the_phone
     [agent] = logged_in_agents(daemon_env, tmp_path, "sp", {"sp_desk": 0},
                                capabilities=[("audio", "video", "webrtc")])
     page = agent_page(pw, tmp_path, daemon_env, lab, agent)
-    first, shown = ring_and_answer(page, db, 1)
+    first, shown, hop = ring_and_answer(page, db)
     assert shown < SHOWN_WITHIN_S, shown
     assert first["caller"] == f"IVR Caller <{CALLER}>"
     assert (first["dialled"], first["hotline"], first["queue"], first["keys"]) == ("+74950002261", "sp",
                                                                                    "sp_desk", "1")
     assert first["hops"] == "none" and first["cases"] == "none"
 
-    second, shown = ring_and_answer(page, db, 2)  # the same number again: the case continues
+    second, shown, _ = ring_and_answer(page, db, hop)  # the same number again: the case continues
     assert shown < SHOWN_WITHIN_S, shown
     assert (second["caller"], second["keys"]) == (f"IVR Caller <{CALLER}>", "1")
     [earlier] = second["hops"].splitlines()
@@ -131,3 +141,21 @@ def test_the_agent_page_pops_the_caller_and_the_cases_earlier_leg_when_the_phone
     assert earlier.endswith(f"queue sp_desk, answered by {agent.name}, completed"), earlier
     [case] = rows(db, "SELECT count(*) AS n FROM cases")
     assert case["n"] == 1
+
+
+@DESK
+@pytest.mark.parametrize("daemon_env", [{"HOTLINE_CONTINUE_CASE_WITHIN": "0"}], indirect=True)
+def test_a_customers_earlier_case_shows_on_the_pop_of_their_next_call(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, pw: Playwright) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "sc", {"sp_desk": 0},
+                               capabilities=[("audio", "video", "webrtc")])
+    page = agent_page(pw, tmp_path, daemon_env, lab, agent)
+    _, _, hop = ring_and_answer(page, db)
+    second, shown, _ = ring_and_answer(page, db, hop)  # cases never continue: a new case
+    assert shown < SHOWN_WITHIN_S, shown
+    [first_case] = rows(db, "SELECT case_id FROM hops WHERE id = %s", hop)
+    [earlier] = second["cases"].splitlines()
+    assert earlier.startswith(f"case {first_case['case_id']}, "), earlier
+    assert earlier.endswith(f": {agent.name}, 1 leg, completed (closed)"), earlier
+    assert second["hops"] == "none"
