@@ -24,6 +24,7 @@ from hotline.engine.callback_placer import CallbackPlacer, Timing
 from hotline.engine.context import CallContext
 from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.live import LivePublisher
+from hotline.engine.live_hub import LiveHub
 from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
@@ -72,6 +73,7 @@ class Daemon:
         self.router: Router | None = None
         self.directory: Directory | None = None
         self.queues = QueueManager()
+        self.hub = LiveHub()  # calls and the live publisher to the pages' live streams
         self.live: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.ari_client: AriClient | None = None
@@ -139,9 +141,10 @@ class Daemon:
                           callbacks=callbacks,
                           conference_legs=lambda case_id: router.conference_legs(case_id),
                           rejoin_grace_s=s.web_rejoin_grace_s,
-                          find_dropped=lambda customer: router.dropped_call_of(customer))
+                          find_dropped=lambda customer: router.dropped_call_of(customer),
+                          hub=self.hub)
         router = self.router = Router(ctx)
-        publisher = LivePublisher(self.pool, self.queues, self.directory, node=s.node)
+        publisher = LivePublisher(self.pool, self.queues, self.directory, node=s.node, hub=self.hub)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
         # The pages listen before the app registers with Asterisk: whoever waits for the app to be
         # up (a test, a load balancer's check) finds them up too.
@@ -199,6 +202,7 @@ class Daemon:
     async def close(self) -> None:
         """Idempotent; the reverse order of start."""
         self.stopping.set()  # the health endpoint says "down" from here on
+        self.hub.close()  # the pages' live streams end first: none holds the web's stop
         if self.web is not None:
             await self._closing("web", self.web.cleanup())
             self.web = None

@@ -304,6 +304,11 @@ class InboundCall:
         return not self.gone
 
     @property
+    def ivr_path(self) -> str:
+        """The menu keys this leg's caller pressed so far (its hop's ivr_path, written behind)."""
+        return self.hops.path
+
+    @property
     def customer(self) -> str:
         """A browser's own id, from its INVITE ("" for any other caller)."""
         return self.hops.customer

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hotline.asterisk.ari_events import Bridge, Channel
 from hotline.engine.directory import Directory
+from hotline.engine.live_hub import LiveHub
 from hotline.engine.queueing.queues import QueueManager
 from hotline.store.availability import StoreAvailability
 from hotline.store.callbacks import CallbackRequest
@@ -145,6 +146,8 @@ class CallContext:
     # Asterisk's own ring timeout comes first; ours is this much later (a lost event never holds
     # a caller).
     ring_grace_s: float = 2.0
+    # What the pages' live streams read (the agent's screen pop): a call only puts events in.
+    hub: LiveHub = field(default_factory=LiveHub)
 
 
 async def _answers() -> None:

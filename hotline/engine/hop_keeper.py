@@ -51,6 +51,7 @@ class HopKeeper:
         self._opening: asyncio.Task[None] | None = None  # open_behind's
         self._late = False  # the hop went to the write-behind after the leg: records name its channel
         self.keys = 0  # keys the caller pressed that were recorded (or would have been, past the cap)
+        self.path = ""  # the keys recorded on this leg, as its hop's ivr_path will have them
 
     @property
     def channel_id(self) -> str:
@@ -62,8 +63,10 @@ class HopKeeper:
         if isinstance(fact, Refused):
             self.ctx.records.submit(fact.record())
             return
-        if isinstance(fact, KeyPressed) and not self._key_within_cap():
-            return
+        if isinstance(fact, KeyPressed):
+            if not self._key_within_cap():
+                return
+            self.path += fact.digit
         hop = getattr(fact, "on_hop", None) or self.hop
         if hop is None and self._late:
             self.ctx.records.submit(by_channel(fact.record(LATE), self.ctx.node, self.channel_id))

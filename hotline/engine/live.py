@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hotline.cancellation import raise_if_cancelled
 from hotline.engine.directory import Directory
+from hotline.engine.live_hub import WALLBOARD, LiveHub
 from hotline.engine.queueing.agent_state import AgentStatus
 from hotline.engine.queueing.queues import QueueManager
 from hotline.store.live_state import AgentLive, QueueLive, WaitingLive, publish
@@ -34,8 +35,9 @@ LIVE_STATE = {AgentStatus.UNAVAILABLE: "unreachable"}
 
 class LivePublisher:
     def __init__(self, pool: AsyncConnectionPool, queues: QueueManager, directory: Directory,
-                 period_s: float = PERIOD_S, node: str = "") -> None:
+                 period_s: float = PERIOD_S, node: str = "", hub: LiveHub | None = None) -> None:
         self.pool = pool
+        self.hub = hub if hub is not None else LiveHub()  # wallboards hear of each change
         self.node = node  # the Asterisk node the waiting callers' channels are on (their hops')
         self.queues = queues
         self.directory = directory
@@ -68,6 +70,8 @@ class LivePublisher:
                          if self._written_lines.get(queue_id) != line}
         if not changed_queues and not changed_agents and not changed_lines:
             return
+        # Before the write: a database outage must not freeze the wallboards too.
+        self.hub.publish(WALLBOARD, {"changed": datetime.now(UTC).isoformat()})
         async with self.pool.connection() as conn:
             await publish(conn, changed_queues, changed_agents, changed_lines)
         self._written_queues.update((q.queue_id, q) for q in changed_queues)
@@ -131,4 +135,17 @@ class LivePublisher:
                     for w in lines.get(row.queue_id, [])]
             out.append({"queue": names.get(row.queue_id, str(row.queue_id)), **fields,
                         "longest_waiting_since": since.isoformat() if since else None, "line": line})
+        return out
+
+    def agents_json(self) -> list[dict[str, object]]:
+        """What the wallboard shows of each logged-in or known agent: name, state, since when."""
+        now = datetime.now(UTC)
+        clock = self.queues.clock()
+        out: list[dict[str, object]] = []
+        for name in sorted(self.queues.agents):
+            state = LIVE_STATE.get(self.queues.agents[name].status(clock), "")
+            state = state or self.queues.agents[name].status(clock).value
+            last = self._since.get(name)
+            since = last[1] if last is not None and last[0] == state else now
+            out.append({"agent": name, "state": state, "since": since.isoformat()})
         return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +19,7 @@ import jinja2
 from aiohttp import hdrs, web
 from yarl import URL
 
+from hotline.engine.live_hub import Event, Subscription, sse_frame
 from hotline.errors import ConfigError, HotlineError, WebRefusal
 from hotline.web.guard import Guard, WebLimits, origin_of
 from hotline.web.limits import retry_after
@@ -55,6 +56,13 @@ QUEUES_API = "/api/queues"
 CAMERA_API = "/api/call/camera"
 HANGUP_API = "/api/call/hangup"
 NOTICE_API = "/api/agent/notice"
+AGENT_EVENTS_API = "/api/agent/events"  # the agent's screen pop, Server-Sent Events
+WALLBOARD_EVENTS_API = "/api/wallboard/events"  # the wallboard's picture, Server-Sent Events
+# A comment line this often keeps an idle stream open through proxies, and finds a gone page.
+KEEPALIVE_S = 15.0
+# A wallboard's picture is sent again this often without a change: today's numbers are written
+# behind the calls, a moment after the change that announced them.
+WALLBOARD_REFRESH_S = 5.0
 CUSTOMER_RE = re.compile(r"[0-9a-f]{16}")  # the page's own customer id (hotline-phone.js)
 # The largest request body read: the API takes a few short JSON fields.
 MAX_BODY = 16 * 1024
@@ -143,6 +151,22 @@ class WebBackend(Protocol):
         """The live queue state, JSON-able."""
         ...
 
+    def subscribe_agent(self, endpoint: str) -> Subscription:
+        """The (authenticated) agent's ring events; raises WebRefusal."""
+        ...
+
+    def subscribe_wallboard(self) -> Subscription:
+        """An event each time the live queue picture changes."""
+        ...
+
+    async def screen_pop(self, event: Event) -> Event:
+        """A ring event with what the agent's page shows beside it (the case's history)."""
+        ...
+
+    async def wallboard(self) -> Event:
+        """The wallboard's whole picture now."""
+        ...
+
 
 # What a customer is told for each token that is not VALID: (HTTP status, heading, advice).
 SWITCH_REFUSALS = {
@@ -181,6 +205,10 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(CAMERA_API, site.customer_camera)
     app.router.add_post(HANGUP_API, site.customer_hanging_up)
     app.router.add_post(NOTICE_API, site.agent_notice)
+    app.router.add_get(AGENT_EVENTS_API, site.agent_events)
+    app.router.add_get("/wallboard", site.wallboard)
+    app.router.add_get(WALLBOARD_EVENTS_API, site.wallboard_events)
+    app.on_shutdown.append(site.end_streams)
     app.router.add_static("/static/", static_dir)
     if sip_proxy is not None:
         sip_proxy.install(app)
@@ -244,6 +272,7 @@ class _Site:
         self.backend = backend
         self.guard = guard
         self.bundle_built = bundle_built
+        self.streams: set[Subscription] = set()  # the open event streams, ended on shutdown
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
             undefined=jinja2.StrictUndefined)
@@ -305,7 +334,8 @@ class _Site:
                                               "phoneApi": PHONE_API,
                                               "transferApi": TRANSFER_API,
                                               "transferTargetsApi": TRANSFER_TARGETS_API,
-                                              "noticeApi": NOTICE_API}
+                                              "noticeApi": NOTICE_API,
+                                              "eventsApi": AGENT_EVENTS_API}
         return self._render("agent.html", title="Agent", config=config)
 
     # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
@@ -419,6 +449,55 @@ class _Site:
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)
         return _json(self.backend.live_queues(), 200)
+
+    async def wallboard(self, request: web.Request) -> web.Response:
+        """The page only: its numbers come by WALLBOARD_EVENTS_API once it has a token or a login."""
+        return self._render("wallboard.html", title="Wallboard",
+                            config={"role": "wallboard", "eventsApi": WALLBOARD_EVENTS_API})
+
+    # -- the live streams (Server-Sent Events): one subscription of the hub per open page --------
+
+    async def agent_events(self, request: web.Request) -> web.StreamResponse:
+        subscription = self.backend.subscribe_agent(self.guard.agent(request))
+        return await self._stream(request, subscription, self._screen_pops(subscription))
+
+    async def wallboard_events(self, request: web.Request) -> web.StreamResponse:
+        self.guard.agent_or_supervisor(request)
+        subscription = self.backend.subscribe_wallboard()
+        return await self._stream(request, subscription, self._pictures(subscription))
+
+    async def _screen_pops(self, subscription: Subscription) -> AsyncIterator[bytes]:
+        yield sse_frame("hello", {"stream": "screenpop"})  # the page knows it is listening
+        while (event := await subscription.get(KEEPALIVE_S)) is not None or not subscription.closed:
+            yield b": keepalive\n\n" if event is None else sse_frame("screenpop",
+                                                                     await self.backend.screen_pop(event))
+
+    async def _pictures(self, subscription: Subscription) -> AsyncIterator[bytes]:
+        while not subscription.closed:
+            yield sse_frame("wallboard", await self.backend.wallboard())
+            await subscription.get(WALLBOARD_REFRESH_S)
+            subscription.events.clear()  # changes piled up meanwhile: one picture shows them all
+
+    async def _stream(self, request: web.Request, subscription: Subscription,
+                      frames: AsyncIterator[bytes]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "text/event-stream",
+                                               hdrs.CACHE_CONTROL: "no-store", "X-Accel-Buffering": "no"})
+        self.streams.add(subscription)
+        try:
+            await response.prepare(request)
+            async for frame in frames:
+                await response.write(frame)
+        except (ConnectionError, RuntimeError) as exc:  # the page went (a reset, a closed transport)
+            log.debug("event stream %s ended: %s", request.path, exc)
+        finally:
+            self.streams.discard(subscription)
+            subscription.close()
+        return response
+
+    async def end_streams(self, app: web.Application) -> None:
+        """The application shuts down: every stream ends now instead of holding the stop."""
+        for subscription in list(self.streams):
+            subscription.close()
 
     def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str,
                        token: str = "", voice_label: str = "") -> web.Response:

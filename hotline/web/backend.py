@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,6 +16,7 @@ from hotline.config import Settings
 from hotline.engine.conference import invite
 from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
+from hotline.engine.live_hub import RINGING, WALLBOARD, Event, LiveHub, Subscription, agent_topic
 from hotline.engine.phone_switch import ask_phone_switch, phone_number
 from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
 from hotline.errors import AriError, PhoneSwitchRefused, SwitchNotPossible, TransferRefused, WebRefusal
@@ -23,6 +25,7 @@ from hotline.provision.model import Agent
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
+from hotline.store.screen_pop import earlier_cases, earlier_hops, queues_today, ringing_leg
 from hotline.store.switches import Switches, TokenState, case_phone_number, customer_video_talk
 from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
 from hotline.web.app import SwitchCheck
@@ -50,8 +53,10 @@ class DaemonWebBackend:
                  links: SwitchLinks, live: LivePublisher, ari: AriClient,
                  camera_news: CameraNews = lambda customer, video: False,
                  hanging_up: Callable[[str], bool] = lambda customer: False,
-                 dropped_for_agent: Callable[[str], bool] = lambda endpoint: False) -> None:
+                 dropped_for_agent: Callable[[str], bool] = lambda endpoint: False,
+                 hub: LiveHub | None = None) -> None:
         self.settings = settings
+        self.hub = hub if hub is not None else live.hub  # the calls' ring news, the live changes
         self.pool = pool
         self.directory = directory
         self.links = links
@@ -232,3 +237,44 @@ class DaemonWebBackend:
 
     def live_queues(self) -> list[dict[str, object]]:
         return self.live.queues_json()
+
+    def subscribe_agent(self, endpoint: str) -> Subscription:
+        """The (authenticated) agent's screen pop stream: the rings of their phone."""
+        return self.hub.subscribe(agent_topic(self._authenticated(endpoint).name))
+
+    def subscribe_wallboard(self) -> Subscription:
+        return self.hub.subscribe(WALLBOARD)
+
+    async def screen_pop(self, event: Event) -> Event:
+        """A ring as the agent's page shows it: a ringing one with what was dialled, the hotline,
+        the keys and the case's history; without them (and `history_error` saying why) when the
+        database is away. Read on the pages' pool, in the page's own task, never the call's."""
+        hop = event.get("hop")
+        if event.get("state") != RINGING or not isinstance(hop, int):
+            return event
+        try:
+            async with self.pool.connection() as conn:
+                leg = await ringing_leg(conn, hop)
+                if leg is None:
+                    return event
+                hops = await earlier_hops(conn, leg["case_id"], hop)
+                cases = await earlier_cases(conn, leg["customer_key"], leg["case_id"])
+        except STORE_DOWN:
+            return event | {"history_error": "The database is unavailable: no history for now"}
+        return event | {"dialled": leg["dialled_e164"] or leg["dialled"], "hotline": leg["hotline"],
+                        "keys": event.get("keys") or leg["keys"], "media": leg["media"], "seq": leg["seq"],
+                        "customer": leg["customer_key"], "earlier_hops": hops, "earlier_cases": cases}
+
+    async def wallboard(self) -> Event:
+        """Queues (live counts and today's), agents by state, and the server's clock (the page
+        advances the longest wait from it)."""
+        now = datetime.now().astimezone()
+        today: dict[str, dict[str, object]] | None
+        try:
+            async with self.pool.connection() as conn:
+                today = await queues_today(conn, now.replace(hour=0, minute=0, second=0, microsecond=0), now)
+        except STORE_DOWN:
+            today = None  # the live part goes on; the page says today's numbers are unknown
+        queues = [q | {"today": (today or {}).get(str(q["queue"]), {}) if today is not None else None}
+                  for q in self.live.queues_json()]
+        return {"now": now.isoformat(), "queues": queues, "agents": self.live.agents_json()}

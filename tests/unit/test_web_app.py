@@ -197,7 +197,7 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
                                  "phoneApi": "/api/agent/phone",
                                  "transferApi": "/api/agent/transfer",
                                  "transferTargetsApi": "/api/agent/transfer-targets",
-                                 "noticeApi": "/api/agent/notice"}
+                                 "noticeApi": "/api/agent/notice", "eventsApi": "/api/agent/events"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
                     "transfer-target", "transfer-number",

@@ -47,6 +47,7 @@ from hotline.engine.camera import note_camera, to_sfu
 from hotline.engine.context import CallContext
 from hotline.engine.facts import Fact, KeyPressed, QueueStep, TalkTakenOver, TransferNoted
 from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
+from hotline.engine.live_hub import ANSWERED, GONE, RINGING, RingNews, agent_topic, ring_event
 from hotline.engine.messages import (
     CallerGone,
     CameraTurned,
@@ -106,6 +107,8 @@ class VisitCall(Protocol):
     def may_come_back(self) -> bool: ...
     @property
     def customer(self) -> str: ...  # a browser's own id ("" for any other caller)
+    @property
+    def ivr_path(self) -> str: ...  # the menu keys pressed on this leg so far
     awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
     talking_with: str | None  # the endpoint of the agent in the live talk (their phone's consult call)
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
@@ -691,6 +694,7 @@ class QueueVisit:
                     del ringing[leg.channel_id]
                     self.manager.ring_ended(self.waiter_, leg.agent, answered=True)
                     why_not = f"answered by {leg.agent.name}"
+                    self._tell(leg, ANSWERED)
                     return leg, started
                 elif isinstance(message, ChannelDestroyed | StasisEnd):
                     del ringing[leg.channel_id]
@@ -731,13 +735,23 @@ class QueueVisit:
             log.info("queue %s: could not ring %s: %s", self.queue.name, agent.name, exc)
             self._no_answer(leg, "dial failed")
             return None
+        self._tell(leg, RINGING)
         return leg
 
     def _no_answer(self, leg: Ringing, why: str) -> None:
         self.manager.ring_ended(self.waiter_, leg.agent, answered=False)
+        self._tell(leg, GONE, why)
         self.call.unwatch(leg.channel_id)
         self.call.move(self.call.state, *self._step(E.RING_NOANSWER, agent=leg.agent,
                                                     ring_ms=_ms(time.time() - leg.started), detail=why))
+
+    def _tell(self, leg: Ringing, state: str, detail: str = "") -> None:
+        """The ringing agent's page hears of the ring (hotline.engine.live_hub): never waits."""
+        waiter, channel = self.waiter_, self.call.channel
+        news = RingNews(leg.agent.name, leg.channel_id, self.call.case_id,
+                        self.visit_hop.id if self.visit_hop is not None else None, self.queue.name,
+                        channel.caller_num, channel.caller_name, waiter.joined_at, self.call.ivr_path)
+        self.ctx.hub.publish(agent_topic(leg.agent.name), ring_event(news, state, detail))
 
     async def _hang_up(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):
@@ -780,6 +794,7 @@ class QueueVisit:
         self.call.unwatch(leg.channel_id)
         caller_here = await self._channel_exists(self.call.channel_id) and self.call.is_up
         gone = "agent" if caller_here else "caller"
+        self._tell(leg, GONE, f"{gone} gone before the bridge")
         self.call.move(self.call.state, *self._step(
             E.RING_NOANSWER, agent=leg.agent, ring_ms=_ms(time.time() - leg.started),
             detail=f"{gone} gone before the bridge"))

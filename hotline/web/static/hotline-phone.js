@@ -441,6 +441,7 @@
       return setState("registration failed", `${error.message || error}`);
     }
     watchRegistration(phone.ua);
+    if (config.eventsApi) listenForRings();
     phone.ua.on("newRTCSession", (event) => { if (event.originator === "remote") offerCall(event.session); });
   }
 
@@ -626,9 +627,127 @@
     } catch (_) { /* the next look will tell */ }
   }
 
+  // --- the screen pop: the daemon's Server-Sent Events of this agent's rings ------------------
+
+  const RECONNECT_MS = 2000;
+
+  /* Reads a text/event-stream answer of fetch (EventSource cannot send the login) until it ends,
+   * calling onEvent(kind, data) with each event's parsed JSON; comment lines are skipped. */
+  async function readEvents(response, onEvent) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let kind = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) kind = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+        }
+        if (data.length) onEvent(kind, JSON.parse(data.join("\n")));
+      }
+    }
+  }
+
+  /* One stream per page: a new login ends the previous one. A stream that ends (the daemon
+   * restarting) is opened again; a refused login is not retried (it would lock the agent out). */
+  async function listenForRings() {
+    if (phone.popStream) phone.popStream.abort();
+    const mine = phone.popStream = new AbortController();
+    while (!mine.signal.aborted) {
+      const { endpoint, password } = phone.credentials;
+      try {
+        const response = await fetch(config.eventsApi, {
+          cache: "no-store", credentials: "omit", signal: mine.signal,
+          headers: { Authorization: basicAuth(endpoint, password), Accept: "text/event-stream" },
+        });
+        if (response.status === 401) return;
+        if (response.ok) await readEvents(response, onRingEvent);
+      } catch (_) { /* gone: opened again below */ }
+      phone.popConnected = false;
+      if (!mine.signal.aborted) await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+    }
+  }
+
+  function onRingEvent(kind, data) {
+    if (kind === "hello") phone.popConnected = true;
+    if (kind !== "screenpop") return;
+    if (data.state === "ringing") return showRing(data);
+    if (!phone.screenPop || phone.screenPop.ring !== data.ring) return; // not the ring shown
+    phone.screenPop = { ...phone.screenPop, state: data.state };
+    byId("pop-state").textContent = data.state === "gone" ? `gone (${data.detail || "ended"})` : data.state;
+    stopWaitClock();
+  }
+
+  function showRing(pop) {
+    phone.screenPop = pop;
+    const text = (id, value) => { byId(id).textContent = value || "—"; };
+    byId("pop-state").textContent = "ringing";
+    text("pop-caller", pop.caller_name ? `${pop.caller_name} <${pop.caller}>` : pop.caller);
+    text("pop-dialled", pop.dialled);
+    text("pop-hotline", pop.hotline);
+    text("pop-keys", pop.keys);
+    text("pop-queue", pop.queue);
+    fillList("pop-hops", pop.earlier_hops || [], hopLine, "none");
+    fillList("pop-cases", pop.earlier_cases || [], caseLine, "none");
+    const failed = byId("pop-history-error");
+    failed.textContent = pop.history_error || "";
+    failed.hidden = !pop.history_error;
+    startWaitClock(Date.parse(pop.waiting_since));
+    byId("screen-pop").hidden = false;
+  }
+
+  function fillList(id, items, line, empty) {
+    const list = byId(id);
+    list.replaceChildren(...(items.length ? items : [null]).map((item) => {
+      const li = document.createElement("li");
+      li.textContent = item ? line(item) : empty;
+      return li;
+    }));
+  }
+
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+  const who = (row) => row.agent_name || row.agent || "no agent";
+
+  function hopLine(hop) {
+    return `leg ${hop.seq}, ${when(hop.entered_at)}: ${hop.channel_kind} ${hop.media}` +
+      `${hop.queue ? `, queue ${hop.queue}` : ""}, ${hop.answered_at ? `answered by ${who(hop)}` : "not answered"}` +
+      `, ${hop.end_reason || "still live"}`;
+  }
+
+  function caseLine(c) {
+    return `case ${c.case}, ${when(c.opened_at)}: ${who(c)}, ${c.hops} leg${c.hops === 1 ? "" : "s"}, ` +
+      `${c.end_reason || "live"} (${c.status})`;
+  }
+
+  function startWaitClock(since) {
+    stopWaitClock();
+    const tick = () => { byId("pop-wait").textContent = duration((Date.now() - since) / 1000); };
+    tick();
+    phone.waitClock = setInterval(tick, 1000);
+  }
+
+  function stopWaitClock() {
+    if (phone.waitClock) clearInterval(phone.waitClock);
+    phone.waitClock = null;
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
   function initAgent() {
     phone.state = "logged out";
     phone.notice = null;
+    phone.screenPop = null; // the ring the screen pop shows (tests read it)
+    phone.popConnected = false; // the screen pop's stream is open
     if (config.noticeApi) setInterval(checkNotice, NOTICE_EVERY_MS);
     byId("login").addEventListener("click", login);
     byId("answer").addEventListener("click", answer);
