@@ -214,9 +214,13 @@ class Router:
             await self.ctx.ari.transfer_progress(channel_id, TRANSFER_REFUSED)
 
     def conference_legs(self, case_id: int) -> list[str]:
-        """The legs of the parties brought into case `case_id`'s talk, its supervisors' too."""
+        """The legs of the parties brought into case `case_id`'s talk, its supervisors' too: asked
+        for only as the talk ends, to release them (so its supervisions learn that it ended)."""
+        supervising = [sup for sup in self.supervisions.values() if sup.case_id == case_id]
+        for sup in supervising:
+            sup.talk_ended()
         return ([c for c, leg in self.conference.items() if leg.case_id == case_id]
-                + [c for c, sup in self.supervisions.items() if sup.case_id == case_id])
+                + [sup.channel_id for sup in supervising])
 
     def call_of_hop(self, hop_id: int) -> InboundCall | None:
         """The live call whose own leg is hop `hop_id` (a switch looks up the leg it replaces)."""

@@ -145,6 +145,10 @@ class Supervision:
         self.snoop_id = f"{self.channel_id}-snoop"
         self.bridge_id = f"{SUPERVISION_BRIDGE}{talk.case_id}-{tag}"
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.talk_over = False  # the talk ended: its end releases the supervisor's leg
+
+    def talk_ended(self) -> None:
+        self.talk_over = True
 
     @property
     def supervisor(self) -> str:
@@ -253,7 +257,7 @@ class Supervision:
         while True:
             message = await self.inbox.get()
             if self._gone(message, self.channel_id):
-                return "the supervisor hung up"
+                return "the talk ended" if self.talk_over else "the supervisor hung up"
             if self._gone(message, self.snoop_id):
                 return "the talk ended"
             log.debug("supervision %s: %s ignored", self.channel_id, type(message).__name__)

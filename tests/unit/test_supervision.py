@@ -103,7 +103,7 @@ async def test_barge_puts_the_supervisor_into_the_talks_bridge_and_the_talks_end
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
     assert sara_leg not in engine.ari.live
-    assert store.rows["r1"]["outcome"] == "ended" and store.rows["r1"].get("ended")
+    assert store.rows["r1"]["outcome"] == "ended" and store.rows["r1"]["detail"] == "the talk ended"
 
 
 async def test_the_supervisor_hanging_up_ends_the_listen_and_tears_the_snoop_down_the_talk_goes_on() -> None:
