@@ -196,6 +196,8 @@ class Supervision:
                     if isinstance(message, StasisStart) and message.channel.id == self.channel_id:
                         return True
                     if self._gone(message, self.channel_id):
+                        if self.talk_over:
+                            return "the talk ended before the supervisor answered"
                         cause = message.cause_txt if isinstance(message, ChannelDestroyed) else ""
                         return f"not answered ({cause})" if cause else "not answered"
         except TimeoutError:

@@ -131,6 +131,18 @@ async def test_a_supervisor_who_does_not_answer_leaves_an_unanswered_row() -> No
     assert not engine.ari.of("snoop")
 
 
+async def test_the_talk_ending_while_the_supervisor_rings_hangs_their_phone_up_unanswered() -> None:
+    engine, store, _ = await supervised_engine()
+    engine.ari.send(asked("barge"))
+    placed = await engine.ari.wait_for("originate", 2)
+    engine.ari.live.add(str(placed.args[2]))  # ringing
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert str(placed.args[2]) not in engine.ari.live
+    assert store.rows["r1"]["outcome"] == "unanswered"
+    assert store.rows["r1"]["detail"] == "the talk ended before the supervisor answered"
+
+
 async def test_refusals_are_rows_that_say_why_and_ring_nobody() -> None:
     engine, store, _ = await supervised_engine(supervisor=False)
     engine.ari.send(asked("listen", request="flag"))
