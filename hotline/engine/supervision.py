@@ -225,6 +225,7 @@ class Supervision:
                  self.channel_id)
         why = await self._until_over()
         log.info("case %s: %s stopped supervising: %s", self.case_id, self.supervisor, why)
+        await self._tear_down()  # first: a row that says ended finds nothing of it left
         await self.write(self.store.ended(self.asked.request, "ended", why))
 
     async def _barge(self) -> None:
@@ -271,6 +272,7 @@ class Supervision:
         return isinstance(message, ChannelDestroyed | StasisEnd) and message.channel.id == channel_id
 
     async def _tear_down(self) -> None:
+        """Idempotent: what is gone already is skipped."""
         ari = self.ctx.ari
         for channel in (self.snoop_id, self.channel_id):
             with contextlib.suppress(AriError):

@@ -114,6 +114,12 @@ def supervision(db: psycopg.Connection) -> dict[str, object]:
     return row
 
 
+def snoops(env: dict[str, str]) -> list[str]:
+    status, body = ari_get(env, "channels")
+    assert status == 200
+    return [c["name"] for c in json.loads(body) if c["name"].startswith("Snoop/")]
+
+
 def hang_up(lab: Lab, channel_id: object) -> None:
     lab.asterisk_cli(f"channel request hangup {channel_id}")
 
@@ -129,6 +135,7 @@ def test_a_listening_supervisor_hears_both_sides_and_nobody_hears_them(
     assert got["supervisor"]["caller"] > HEARD and got["supervisor"]["agent"] > HEARD, got
     assert got["caller"]["supervisor"] < SILENT and got["agent"]["supervisor"] < SILENT, got
     assert got["caller"]["agent"] > HEARD and got["agent"]["caller"] > HEARD, got  # they still talk
+    assert len(snoops(daemon_env)) == 1
     row = supervision(db)
     assert (row["mode"], row["outcome"], row["asked_by"], row["supervisor_name"]) == (
         "listen", "supervising", "cli", talk.supervisor.name)
@@ -142,8 +149,7 @@ def test_a_listening_supervisor_hears_both_sides_and_nobody_hears_them(
     ended = wait_until(lambda: next(iter(rows(db, "SELECT * FROM supervisions WHERE ended_at IS NOT NULL"
                                                   " AND outcome = 'ended'")), None), what="the listen ended")
     assert ended["detail"] == "the supervisor hung up" and ended["ended_at"] >= ended["started_at"]
-    status, body = ari_get(daemon_env, "channels")
-    assert status == 200 and not [c for c in json.loads(body) if c["name"].startswith("Snoop/")]
+    wait_until(lambda: not snoops(daemon_env), what="the snoop hung up")
     assert rows(db, "SELECT ended_at FROM hops WHERE case_id = %s", talk.case_id) == [{"ended_at": None}]
     hang_up(lab, talk.customer_channel)
     assert sipp.finish(talk.caller).ok
