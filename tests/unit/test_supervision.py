@@ -38,7 +38,12 @@ class StandInSupervisions:
         self.rows[request] |= {"outcome": outcome, "detail": detail, "ended": True}
 
     async def close_unowned(self, node: str, running: Collection[str]) -> int:
-        return 0
+        """Open rows of another daemon's run (none here runs them): ended."""
+        gone = [r for key, r in self.rows.items() if key not in running and r["outcome"] in ("ringing",
+                                                                                           "supervising")]
+        for row in gone:
+            row |= {"outcome": "ended", "detail": "the daemon restarted"}
+        return len(gone)
 
 
 def with_sara(prov: Provisioning, supervisor: bool = True) -> Provisioning:
@@ -171,6 +176,19 @@ async def test_a_supervisor_busy_in_a_call_or_supervising_already_is_refused() -
     engine.ari.send(asked("listen", request="third"))
     await engine.settle(0.1)
     assert "busy in a call" in str(store.rows["third"]["detail"])
+
+
+async def test_a_restarted_daemon_hangs_up_a_supervisors_leg_and_snoop_and_ends_their_row() -> None:
+    engine = Engine(with_sara(two_queues()), logged_in=("anna",))
+    store = StandInSupervisions()
+    store.rows["old"] = {"request": "old", "outcome": "supervising"}
+    engine.router.supervision_store = store  # type: ignore[assignment]
+    engine.ari.left_by_last_daemon("case-7-sup-1", "supervise,7,listen", name="PJSIP/sara-00000001")
+    engine.ari.left_by_last_daemon("case-7-sup-1-snoop", "supervise-snoop,7", name="Snoop/x-00000002")
+    await engine.router.reconcile()
+    assert {r.args[0] for r in engine.ari.of("hangup")} == {"case-7-sup-1", "case-7-sup-1-snoop"}
+    assert store.rows["old"]["detail"] == "the daemon restarted"
+    assert engine.router.calls == {}  # neither was taken for a customer's call
 
 
 def test_a_request_needs_a_case_a_known_mode_and_a_request_id() -> None:
