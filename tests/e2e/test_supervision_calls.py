@@ -150,6 +150,12 @@ def test_a_listening_supervisor_hears_both_sides_and_nobody_hears_them(
                                                   " AND outcome = 'ended'")), None), what="the listen ended")
     assert ended["detail"] == "the supervisor hung up" and ended["ended_at"] >= ended["started_at"]
     wait_until(lambda: not snoops(daemon_env), what="the snoop hung up")
+    shown = hotline(daemon_env, "case", "show", str(talk.case_id)).stdout
+    for said in (f"listen of the talk with agent {talk.agent.name} by supervisor {talk.supervisor.name}, "
+                 "asked by cli: their phone rang", f"supervisor {talk.supervisor.name} in (listen)",
+                 f"supervisor {talk.supervisor.name}: listen ended (the supervisor hung up)",
+                 "barge of the talk", "refused (", "is already supervising"):
+        assert said in shown, shown
     assert rows(db, "SELECT ended_at FROM hops WHERE case_id = %s", talk.case_id) == [{"ended_at": None}]
     hang_up(lab, talk.customer_channel)
     assert sipp.finish(talk.caller).ok

@@ -13,6 +13,7 @@ from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.supervision import SUPERVISE_EVENT, SuperviseAsked, Talk, refusal, supervise_asked
 from hotline.provision import export, parse
 from hotline.provision.model import Agent, Provisioning
+from hotline.store.case_timeline import SupervisionRow
 
 from support.engine import APP, NOW, Engine, channel
 
@@ -217,3 +218,15 @@ def test_the_supervisor_flag_is_provisioned_and_exported() -> None:
     assert export.agent_table(sara)["supervisor"] is True
     assert "supervisor" not in export.agent_table(parse.agent("anna", {}))
     assert not parse.agent("anna", {}).supervisor
+
+
+def test_case_show_tells_a_supervision_step_by_step_and_a_refusal_in_one_line() -> None:
+    at = NOW
+    done = SupervisionRow(5, "whisper", "sara", "anna", "cli", "ended", "the talk ended", at, at, at)
+    assert [m.what for m in done.moments(1, "sip/audio")] == [
+        "whisper of the talk with agent anna by supervisor sara, asked by cli: their phone rang",
+        "supervisor sara in (whisper)", "supervisor sara: whisper ended (the talk ended)"]
+    refused = SupervisionRow(5, "barge", "sara", None, "cli", "refused", "sara is busy in a call", at,
+                             None, None)
+    assert [m.what for m in refused.moments(1, "sip/audio")] == [
+        "barge of the talk by supervisor sara, asked by cli: refused (sara is busy in a call)"]
