@@ -65,8 +65,8 @@ class SuperviseAsked:
 
 @dataclass(frozen=True)
 class Talk:
-    """What a supervision needs of the live talk: its customer's hop, the agent's endpoint and leg,
-    and the bridge it is in now (the case's, or its SFU bridge after video came)."""
+    """What a supervision needs of the live talk: its case, its customer's hop, the agent's
+    endpoint and the agent's leg (the one a snoop listens on)."""
 
     case_id: int
     hop_id: int | None
