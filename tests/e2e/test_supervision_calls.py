@@ -228,3 +228,62 @@ def _refused(env: dict[str, str], mode: str, case: str, who: str,
     """The CLI's answer once the daemon's provisioning has the flag (it follows the database)."""
     result = hotline_cli(env, "case", mode, case, who)
     return result if says in result.stderr else None
+
+
+TWO_TALKS = pytest.mark.provision(BASE + """
+[queues.sq1]
+ring_timeout = 10
+
+[queues.sq2]
+ring_timeout = 10
+
+[hotlines.sq1]
+entry = "queue:sq1"
+
+[hotlines.sq2]
+entry = "queue:sq2"
+
+[numbers."+74950002256"]
+hotline = "sq1"
+
+[numbers."+74950002257"]
+hotline = "sq2"
+""")
+
+
+@TWO_TALKS
+def test_a_supervisor_talking_with_a_customer_is_refused_as_busy(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    agent, supervisor = logged_in_agents(daemon_env, tmp_path, "b", {"sq1": 0}, {"sq2": 0})
+    hotline(daemon_env, "agent", "set", supervisor.name, "--supervisor")
+    phones = [sipp.agent_phone(a.name, a.password, ring_ms=200) for a in (agent, supervisor)]
+    callers: list[subprocess.Popen[str]] = []
+    try:
+        wait_until(lambda: registered(lab, agent.name) and registered(lab, supervisor.name),
+                   what="both phones registered")
+        callers = [sipp.start_call(number, "caller_until_bye.xml", caller=f"+7916555010{i}")
+                   for i, number in enumerate(("84950002256", "84950002257"))]
+        talks = wait_until(lambda: _answered(db, 2), what="both calls answered")
+        case = next(t["case_id"] for t in talks if t["name"] == agent.name)
+        busy = hotline_cli(daemon_env, "case", "listen", str(case), supervisor.name)
+        assert busy.returncode != 0 and f"{supervisor.name} is busy in a call" in busy.stderr, busy.stderr
+        assert len(busy.stderr.strip().splitlines()) == 1
+        [row] = rows(db, "SELECT outcome, detail, channel_id FROM supervisions")
+        assert row == {"outcome": "refused", "detail": f"{supervisor.name} is busy in a call",
+                       "channel_id": None}
+        for t in talks:
+            hang_up(lab, t["channel_id"])
+        assert all(sipp.finish(c).ok for c in callers)
+    finally:
+        for proc in [*phones, *callers]:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+def _answered(db: psycopg.Connection, calls: int) -> list[dict[str, object]] | None:
+    """The answered legs with their agents' names, once there are `calls` of them."""
+    found = rows(db, "SELECT h.case_id, h.channel_id, a.name FROM hops h JOIN agents a ON a.id = h.agent_id"
+                     " WHERE h.answered_at IS NOT NULL")
+    return found if len(found) == calls else None
