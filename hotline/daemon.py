@@ -41,6 +41,7 @@ from hotline.store.callbacks import Callbacks, waiting_per_queue
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, describe_dsn, open_pool
 from hotline.store.spool import spool_directory
+from hotline.store.supervisions import Supervisions
 from hotline.store.switches import Switches
 from hotline.store.write_behind import WriteBehind
 from hotline.web.app import WebConfig, make_app, start_web
@@ -143,7 +144,7 @@ class Daemon:
                           rejoin_grace_s=s.web_rejoin_grace_s,
                           find_dropped=lambda customer: router.dropped_call_of(customer),
                           hub=self.hub)
-        router = self.router = Router(ctx)
+        router = self.router = Router(ctx, Supervisions(self.pool))
         publisher = LivePublisher(self.pool, self.queues, self.directory, node=s.node, hub=self.hub)
         self.live = asyncio.create_task(publisher.run(), name="live-state")
         # The pages listen before the app registers with Asterisk: whoever waits for the app to be

@@ -120,6 +120,11 @@ class PhoneSwitchRefused(HotlineError):
     live video talk): one line saying why; the talk goes on."""
 
 
+class SupervisionRefused(HotlineError):
+    """A supervision that cannot be done (no live talk, a supervisor unknown, not flagged, busy
+    or supervising already): one line saying why; the talk goes on untouched."""
+
+
 class TransferRefused(HotlineError):
     """A transfer that cannot be done (unknown target, no live talk): one line saying why; the
     customer's talk goes on untouched."""

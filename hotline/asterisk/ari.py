@@ -171,6 +171,14 @@ class AriClient:
             "timeout": timeout_s, "callerId": caller_id or None, "formats": formats},
             body={"variables": dict(variables)} if variables else None)
 
+    async def snoop(self, channel_id: str, snoop_id: str, app: str, app_args: str, *, spy: str,
+                    whisper: str) -> None:
+        """A Snoop channel on `channel_id` into Stasis (StasisStart with app_args): it hears what
+        `spy` says (in: what the channel's phone sends, out: what it is sent, both) and speaks
+        toward `whisper` (out: heard by the channel's phone, in: by whoever it talks with)."""
+        await self.request("POST", f"channels/{channel_id}/snoop", params={
+            "spy": spy, "whisper": whisper, "app": app, "appArgs": app_args, "snoopId": snoop_id})
+
     async def transfer_progress(self, channel_id: str, state: str) -> None:
         """Tell the phone that sent a REFER on `channel_id` how its transfer goes (a NOTIFY):
         channel_progress, channel_answered, channel_declined or channel_unavailable."""

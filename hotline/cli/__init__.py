@@ -26,6 +26,7 @@ from hotline.cli import (
     provision,
     run,
     stats,
+    supervise,  # noqa: F401 - registers `hotline case listen|whisper|barge`
     webhooks,
 )
 from hotline.cli.common import settings_of

@@ -33,6 +33,8 @@ _agent_options = options(
                                     "is kept)."),
     click.option("--capability", "capabilities", multiple=True,
                  type=click.Choice(["audio", "video", "webrtc"]), help="Repeat; replaces all."),
+    click.option("--supervisor/--no-supervisor", default=None,
+                 help="May listen to, whisper into and barge into live talks (`hotline case listen`)."),
 )
 
 
@@ -79,7 +81,7 @@ def agent_remove(ctx: click.Context, name: str) -> None:
 def agent_list(ctx: click.Context, fmt: str) -> None:
     """List agents (never their passwords)."""
     rows = [{"name": a.name, **export.agent_table(a)} for a in load(ctx).agents.values()]
-    print_rows(rows, fmt, ["name", "endpoint", "display_name", "capabilities", "queues"])
+    print_rows(rows, fmt, ["name", "endpoint", "display_name", "capabilities", "queues", "supervisor"])
 
 
 # -- presence: one line per action --------------------------------------------------------------

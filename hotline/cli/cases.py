@@ -343,6 +343,7 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
             "switch_refusals": [asdict(r) for r in t.refusals],
             "transfers": [asdict(x) for x in t.transfers],
             "media_changes": [asdict(x) for x in t.media_changes],
+            "supervisions": [asdict(x) for x in t.supervisions],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}

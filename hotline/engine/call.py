@@ -130,6 +130,7 @@ class InboundCall:
         # The endpoint of the agent this call talks with now: their phone's consult call (an
         # attended transfer begun on the phone) belongs to this call.
         self.talking_with: str | None = None
+        self.talk_leg: str | None = None  # that agent's channel (a supervisor's snoop listens on it)
         self.rejoins: LiveCall | None = None
         self.state = CallState.ENTERED
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING

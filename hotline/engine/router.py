@@ -31,11 +31,21 @@ from hotline.engine.queueing.consult import CONSULT_BRIDGE
 from hotline.engine.rejoin import AwaitingRejoin, read_note
 from hotline.engine.rejoin import adoption as rejoin_adoption
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
+from hotline.engine.supervision import (
+    SUPERVISION_BRIDGE,
+    SUPERVISOR_LEG,
+    SuperviseAsked,
+    Supervision,
+    Talk,
+    refusal,
+    supervise_asked,
+)
 from hotline.engine.transfer import CONSULT_REFUSED, TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.engine.unwatched_end import unwatched_end
 from hotline.errors import AriError, AriNotFound
 from hotline.media import AGENTS_CONTEXT
 from hotline.store.hops import Hop
+from hotline.store.supervisions import Supervisions
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +56,10 @@ ADOPTION_STEP_S = 1.0  # how long reconcile waits for an adopted call to be back
 class Router:
     """Owns every call task: started here, stored here, cancelled and awaited in close()."""
 
-    def __init__(self, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext, supervisions: Supervisions | None = None) -> None:
         self.ctx = ctx
+        self.supervision_store = supervisions  # None: supervision requests are not taken
+        self.supervisions: dict[str, Supervision] = {}  # by the supervisor's leg
         self.inboxes: dict[str, Inbox] = {}  # channel id -> the inbox its events go to
         self.calls: dict[str, InboundCall] = {}  # the calls' own channels
         self.conference: dict[str, ConferenceLeg] = {}  # the legs of parties brought into a case
@@ -75,7 +87,12 @@ class Router:
             inbox.post(event)  # an agent leg's StasisStart too: it answered
 
     def _on_user_event(self, event: ChannelUserevent, inbox: Inbox | None) -> None:
-        """A request about a call (a transfer the CLI asks) goes to the call's inbox as a message."""
+        """A request about a call (a transfer the CLI asks) goes to the call's inbox as a message;
+        a supervision is the router's own (it reads the talk, it does not change it)."""
+        supervise = supervise_asked(event)
+        if supervise is not None:
+            self._supervise(supervise, event.channel.id)
+            return
         asked = transfer_asked(event) or phone_switch_asked(event)
         if asked is None or inbox is None:
             log.info("user event %r about %s: %s", event.eventname, event.channel.id,
@@ -96,6 +113,40 @@ class Router:
         else:
             inbox.post(asked)
 
+    def _supervise(self, asked: SuperviseAsked, channel_id: str) -> None:
+        """Check a supervision request against the talk this daemon runs: refused (a row that says
+        why), or a Supervision task that rings the supervisor."""
+        store = self.supervision_store
+        if store is None:
+            log.info("supervision of case %s asked, but this daemon has no store for it", asked.case_id)
+            return
+        talk = self._talk_of(self.calls.get(channel_id))
+        prov = self.ctx.directory.snapshot.prov
+        agent = prov.agents.get(asked.supervisor)
+        in_a_talk = agent is not None and self.call_of_agent(agent.endpoint) is not None
+        why = refusal(asked, talk, prov, self.ctx.queues.agents.get(asked.supervisor),
+                      {s.supervisor for s in self.supervisions.values()}, in_a_talk, self.ctx.queues.clock())
+        if why is not None or talk is None:
+            log.info("supervision of case %s by %s refused: %s", asked.case_id, asked.supervisor, why)
+            supervision = Supervision(self.ctx, store, asked, talk or Talk(asked.case_id, None, "", ""))
+            self._own(self._refuse_supervision(store, supervision, why or ""), f"refuse-{asked.request}", "")
+            return
+        supervision = Supervision(self.ctx, store, asked, talk)
+        self.supervisions[supervision.channel_id] = supervision
+        self._own(supervision.run(), f"supervision-{supervision.channel_id}", supervision.channel_id)
+
+    @staticmethod
+    async def _refuse_supervision(store: Supervisions, supervision: Supervision, why: str) -> None:
+        await supervision.write(store.refused(supervision.row_ids(), why))
+
+    @staticmethod
+    def _talk_of(call: InboundCall | None) -> Talk | None:
+        if call is None or not call.is_talking or call.case_id is None:
+            return None
+        if call.talking_with is None or call.talk_leg is None:
+            return None
+        return Talk(call.case_id, call.hop.id if call.hop else None, call.talking_with, call.talk_leg)
+
     def watch(self, channel_id: str, inbox: Inbox) -> None:
         """Another channel's events (an agent leg a call placed) go to that call's inbox."""
         self.inboxes[channel_id] = inbox
@@ -110,6 +161,7 @@ class Router:
     def _on_stasis_start(self, event: StasisStart) -> None:
         entry = parse_entry(event.args, event.channel.context)
         if entry is None and (AGENT_LEG in event.channel.id or OUTSIDE_LEG in event.channel.id
+                              or SUPERVISOR_LEG in event.channel.id
                               or event.channel.id.startswith(CALLBACK_LEG)):
             self._hang_up_unclaimed_leg(event.channel)
             return
@@ -162,8 +214,13 @@ class Router:
             await self.ctx.ari.transfer_progress(channel_id, TRANSFER_REFUSED)
 
     def conference_legs(self, case_id: int) -> list[str]:
-        """The legs of the parties brought into case `case_id`'s talk."""
-        return [c for c, leg in self.conference.items() if leg.case_id == case_id]
+        """The legs of the parties brought into case `case_id`'s talk, its supervisors' too: asked
+        for only as the talk ends, to release them (so its supervisions learn that it ended)."""
+        supervising = [sup for sup in self.supervisions.values() if sup.case_id == case_id]
+        for sup in supervising:
+            sup.talk_ended()
+        return ([c for c, leg in self.conference.items() if leg.case_id == case_id]
+                + [sup.channel_id for sup in supervising])
 
     def call_of_hop(self, hop_id: int) -> InboundCall | None:
         """The live call whose own leg is hop `hop_id` (a switch looks up the leg it replaces)."""
@@ -230,6 +287,7 @@ class Router:
         self.inboxes.pop(channel_id, None)
         self.calls.pop(channel_id, None)
         self.conference.pop(channel_id, None)
+        self.supervisions.pop(channel_id, None)
         self.rejoin_waits.pop(channel_id, None)
 
     async def reconcile(self) -> None:
@@ -245,12 +303,13 @@ class Router:
         consult_calls = {c.id for c in channels if c.context == AGENTS_CONTEXT}
         legs = {c for c in unknown
                 if AGENT_LEG in c or CONFERENCE_LEG in c or OUTSIDE_LEG in c or c.startswith(CALLBACK_LEG)
-                or c in consult_calls}
+                or SUPERVISOR_LEG in c or c in consult_calls}
         await self._adopt_in_line_order(unknown - legs)
         talking = await self._adopt_callback_talks(legs)
         waiting = await self._adopt_rejoin_waits(legs - talking, alive)
         await self._hang_up_orphan_legs(legs - talking - waiting)
         stale = await self._close_unowned_hops()
+        await self._close_unowned_supervisions()
         emptied = await self._destroy_empty_case_bridges()
         log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
                  "destroyed", len(self.calls), len(in_stasis), stale, emptied)
@@ -273,6 +332,20 @@ class Router:
             self.ctx.records.submit(end.record(hop))
         return len(stale)
 
+    async def _close_unowned_supervisions(self) -> None:
+        """Supervisions a stopped daemon ran: their legs were hung up with the orphans (a daemon
+        does not take over a supervision), so their rows end."""
+        if self.supervision_store is None:
+            return
+        running = [s.asked.request for s in self.supervisions.values()]
+        try:
+            closed = await self.supervision_store.close_unowned(self.ctx.node, running)
+        except Exception as exc:  # noqa: BLE001 - the database away: the next reconcile tries again
+            log.warning("open supervisions not closed: %s", exc)
+            return
+        if closed:
+            log.info("%d supervision(s) of a stopped daemon ended", closed)
+
     async def _asterisk_started(self) -> datetime | None:
         """When Asterisk last started (asterisk/info), or None when it cannot say: a hop that
         began before it was cut by that restart."""
@@ -288,7 +361,7 @@ class Router:
         consults whose legs were hung up, stay in Asterisk until destroyed."""
         destroyed = 0
         for bridge in await self.ctx.ari.bridges():
-            if bridge.id.startswith(("case-", CONSULT_BRIDGE)) and not bridge.channels:
+            if bridge.id.startswith(("case-", CONSULT_BRIDGE, SUPERVISION_BRIDGE)) and not bridge.channels:
                 await self.ctx.ari.destroy_bridge(bridge.id)
                 destroyed += 1
         return destroyed
@@ -410,6 +483,7 @@ class Router:
         self.calls.clear()
         self._legs.clear()
         self.conference.clear()
+        self.supervisions.clear()
         self.rejoin_waits.clear()
 
 

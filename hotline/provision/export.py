@@ -126,7 +126,8 @@ def agent_table(a: Agent, with_secrets: bool = False) -> Table:
     return _drop_none({
         "endpoint": a.endpoint, "display_name": a.display_name or None,
         "password_ha1": a.password_ha1 if with_secrets else None,
-        "capabilities": sorted(a.capabilities), "queues": dict(a.queues) or None})
+        "capabilities": sorted(a.capabilities), "queues": dict(a.queues) or None,
+        "supervisor": True if a.supervisor else None})
 
 
 def trunk_table(t: Trunk) -> Table:

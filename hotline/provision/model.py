@@ -188,6 +188,7 @@ class Agent:
     password_ha1: str | None = None
     capabilities: frozenset[str] = frozenset({"audio"})
     queues: tuple[tuple[str, int], ...] = ()  # (queue, penalty), sorted by queue
+    supervisor: bool = False  # may listen to, whisper into and barge into talks (engine.supervision)
 
 
 @dataclass(frozen=True)

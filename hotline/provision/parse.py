@@ -482,7 +482,8 @@ def number(key: object, table: Mapping[str, object], region: str = "RU") -> Numb
 
 def agent(name: str, table: Mapping[str, object]) -> Agent:
     f = f"agents.{slug('agent', name)}"
-    _take(table, f, {"endpoint", "display_name", "password", "password_ha1", "capabilities", "queues"})
+    _take(table, f, {"endpoint", "display_name", "password", "password_ha1", "capabilities", "queues",
+                     "supervisor"})
     endpoint = table.get("endpoint", name)
     if not isinstance(endpoint, str) or not ENDPOINT.fullmatch(endpoint):
         raise fail(f"{f}.endpoint", endpoint, "is not a PJSIP endpoint name")
@@ -494,7 +495,8 @@ def agent(name: str, table: Mapping[str, object]) -> Agent:
         password_ha1=_agent_ha1(table, f, endpoint),
         capabilities=_get(table, "capabilities", frozenset({"audio"}), capabilities, f),
         queues=tuple(sorted((slug(f"{f}.queues", q), integer(f"{f}.queues.{q}", p, 0, 1000))
-                            for q, p in queues.items())))
+                            for q, p in queues.items())),
+        supervisor=_get(table, "supervisor", False, boolean, f))
 
 
 def allow_prefixes(field: str, values: object) -> tuple[str, ...]:

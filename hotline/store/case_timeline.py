@@ -4,7 +4,7 @@ switch_refusals, transfers, media_changes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, LiteralString, TypeVar
 
@@ -98,6 +98,36 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class SupervisionRow:
+    """A row of supervisions (migration 031): a supervisor's listen, whisper or barge."""
+
+    hop_id: int | None
+    mode: str
+    supervisor: str
+    agent: str | None
+    asked_by: str
+    outcome: str
+    detail: str
+    asked_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    def moments(self, seq: int, channel: str) -> list[Moment]:
+        whom = f" with agent {self.agent}" if self.agent else ""
+        asked = f"{self.mode} of the talk{whom} by supervisor {self.supervisor}, asked by {self.asked_by}"
+        if self.outcome == "refused":
+            return [Moment(self.asked_at, seq, channel, f"{asked}: refused ({self.detail})")]
+        who = f"supervisor {self.supervisor}"
+        out = [Moment(self.asked_at, seq, channel, f"{asked}: their phone rang")]
+        if self.started_at is not None:
+            out.append(Moment(self.started_at, seq, channel, f"{who} in ({self.mode})"))
+        if self.ended_at is not None:
+            said = "not answered" if self.outcome == "unanswered" else f"{self.mode} ended"
+            out.append(Moment(self.ended_at, seq, channel, f"{who}: {said} ({self.detail})"))
+        return out
+
+
+@dataclass(frozen=True)
 class MediaChange:
     hop_id: int
     at: datetime
@@ -120,6 +150,7 @@ class CaseTimeline:
     refusals: list[SwitchRefusal]
     transfers: list[Transfer]
     media_changes: list[MediaChange]
+    supervisions: list[SupervisionRow] = field(default_factory=list)
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -138,6 +169,8 @@ class CaseTimeline:
             out.append(Moment(t.at, *channel[t.hop_id], t.text()))
         for c in self.media_changes:
             out.append(Moment(c.at, *channel[c.hop_id], c.text()))
+        for v in self.supervisions:
+            out += v.moments(*channel.get(v.hop_id or 0, (0, "supervision")))
         for p in self.participants:
             out.append(Moment(p.joined_at, 0, "conference",
                               f"{p.agent or 'a party'} joined, invited by {p.invited_by}"))
@@ -176,7 +209,12 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
                            " ON a.id = t.from_agent_id WHERE t.case_id = %s ORDER BY t.id", case_id)
     changes = await _all(conn, MediaChange, "SELECT hop_id, at, media FROM media_changes WHERE case_id = %s"
                          " ORDER BY id", case_id)
-    return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes)
+    supervisions = await _all(conn, SupervisionRow, "SELECT s.hop_id, s.mode, s.supervisor, a.name AS agent,"
+                              " s.asked_by, s.outcome, s.detail, s.asked_at, s.started_at, s.ended_at"
+                              " FROM supervisions s LEFT JOIN agents a ON a.id = s.agent_id"
+                              " WHERE s.case_id = %s ORDER BY s.id", case_id)
+    return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes,
+                        supervisions)
 
 
 async def _all(conn: AsyncConnection, kind: type[T], query: LiteralString, case_id: int) -> list[T]:

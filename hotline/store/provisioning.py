@@ -220,7 +220,7 @@ async def _load_agents(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
     return [Agent(name=r["name"], endpoint=r["endpoint"], display_name=r["display_name"],
                   password_ha1=r["password_ha1"],
                   capabilities=frozenset(c for c in ("audio", "video", "webrtc") if r[c]),
-                  queues=tuple(sorted(members.get(r["id"], []))))
+                  queues=tuple(sorted(members.get(r["id"], []))), supervisor=r["supervisor"])
             for r in await _rows(conn, "SELECT * FROM agents WHERE retired_at IS NULL ORDER BY name")]
 
 
@@ -355,14 +355,15 @@ async def _upsert_agent(conn: AsyncConnection, a: Agent, ids: dict[str, dict[str
     caps = a.capabilities
     # Every agent comes with its password's HA1 (provisioning_changes fills in a generated one).
     cur = await conn.execute(
-        "INSERT INTO agents (name, endpoint, display_name, password_ha1, audio, video, webrtc)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        "INSERT INTO agents (name, endpoint, display_name, password_ha1, audio, video, webrtc, supervisor)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint,"
         " display_name = excluded.display_name, password_ha1 = excluded.password_ha1,"
         " audio = excluded.audio, video = excluded.video, webrtc = excluded.webrtc,"
+        " supervisor = excluded.supervisor,"
         " retired_at = NULL, updated_at = now() RETURNING id",
         (a.name, a.endpoint, a.display_name, a.password_ha1, "audio" in caps, "video" in caps,
-         "webrtc" in caps))
+         "webrtc" in caps, a.supervisor))
     row = await cur.fetchone()
     assert row is not None
     await conn.execute("DELETE FROM queue_members WHERE agent_id = %s", (row[0],))

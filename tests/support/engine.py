@@ -242,6 +242,15 @@ class RecordingAri:
         if endpoint.endswith("/unregistered"):
             raise AriError("Allocation failed", 500)
 
+    async def snoop(self, channel_id: str, snoop_id: str, app: str, app_args: str, *, spy: str,
+                    whisper: str) -> None:
+        """As Asterisk does: the Snoop channel enters Stasis with the arguments given."""
+        await self._record("snoop", channel_id, snoop_id, spy, whisper)
+        self._require(channel_id)
+        self.live.add(snoop_id)
+        asyncio.get_running_loop().call_soon(self.send, stasis_start(
+            channel(snoop_id, state="Up", name=f"Snoop/{channel_id}"), *app_args.split(",")))
+
     async def transfer_progress(self, channel_id: str, state: str) -> None:
         await self._record("transfer_progress", channel_id, state)
         self._require(channel_id)

@@ -40,14 +40,16 @@ def free_udp_port(address: str = "127.0.0.1") -> int:
 def start_call(number: str, scenario: str = "caller_until_bye.xml", *, caller: str = "+74957654321",
                caller_name: str = "Test Caller", hold_ms: int = 300,
                timeout_s: int = 30, source: str = TRUNK,
-               more_fields: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+               more_fields: tuple[str, ...] = (), media_port: int | None = None) -> subprocess.Popen[str]:
     """Place one call in the background, from the lab's carrier (`source`: VIDEO_PHONE for the
     video phone); `finish()` waits for it. caller_hangs_up.xml hangs up `hold_ms` after it is
-    answered. `more_fields` follow as field3, field4, ..."""
+    answered. `more_fields` follow as field3, field4, ...; `media_port`: its RTP port (default:
+    a free one)."""
     inf = INJECTION_DIR / f"caller-{uuid.uuid4().hex[:8]}.csv"
     inf.write_text(f"SEQUENTIAL\n{';'.join((caller, caller_name, str(hold_ms), *more_fields))};\n")
     cmd = ["sipp", ASTERISK_SIP, "-sf", str(SCENARIOS / scenario), "-s", number, "-inf", str(inf),
-           "-m", "1", "-i", source, "-p", str(free_udp_port(source)), "-mp", str(free_udp_port(source)),
+           "-m", "1", "-i", source, "-p", str(free_udp_port(source)),
+           "-mp", str(media_port or free_udp_port(source)),
            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL)
@@ -96,13 +98,14 @@ def call(number: str, scenario: str = "caller_until_bye.xml", **kwargs: object) 
 def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300, calls: int = 1,
                 scenario: str = "agent_answers.xml", timeout_s: int = 60,
                 more_fields: tuple[str, ...] = (), messages: Path | None = None,
-                places_calls: bool = False) -> subprocess.Popen[str]:
+                places_calls: bool = False, media_port: int | None = None) -> subprocess.Popen[str]:
     """A registered agent phone that answers `calls` calls after `ring_ms` of ringing: one sipp
     registers from a port (answering Asterisk's first qualify) and exits, a sipp UAS then
     listens on that same port. The next qualify comes 30 s later: a phone is for one short test.
     `more_fields` follow as field2, field3, ...; `messages`: a file for every SIP message it
     sent and received (sipp's -trace_msg); `places_calls`: it also dials (a consult call), answering
-    Asterisk's challenge with the endpoint and its password (`[authentication]`, -au/-ap)."""
+    Asterisk's challenge with the endpoint and its password (`[authentication]`, -au/-ap);
+    `media_port`: its RTP port (default: a free one)."""
     port = free_udp_port()
     inf = INJECTION_DIR / f"agent-{uuid.uuid4().hex[:8]}.csv"
     inf.write_text(f"SEQUENTIAL\n{';'.join((endpoint, str(ring_ms), *more_fields))};\n")
@@ -112,7 +115,8 @@ def agent_phone(endpoint: str, password: str, *, ring_ms: int = 300, calls: int 
     if places_calls:
         common += ["-au", endpoint, "-ap", password]
     lab_sipp.register(endpoint, password, port)
-    cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-aa", "-m", str(calls), "-mp", str(free_udp_port()),
+    cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-aa", "-m", str(calls),
+           "-mp", str(media_port or free_udp_port()),
            "-timeout", f"{timeout_s}s", *common]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)

@@ -111,6 +111,7 @@ class VisitCall(Protocol):
     def ivr_path(self) -> str: ...  # the menu keys pressed on this leg so far
     awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
     talking_with: str | None  # the endpoint of the agent in the live talk (their phone's consult call)
+    talk_leg: str | None  # that agent's channel in the talk (a supervisor's snoop listens on it)
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
@@ -805,12 +806,14 @@ class QueueVisit:
             await self.call.until_caller_gone()
 
     async def _follow_talk(self, leg: Ringing, answered_at: float) -> TalkEnd:
-        self.call.talking_with = leg.agent.endpoint
+        self.call.talking_with, self.call.talk_leg = leg.agent.endpoint, leg.channel_id
         try:
             return await self._talk_until_over(leg, answered_at)
         finally:
             if self.call.talking_with == leg.agent.endpoint:
                 self.call.talking_with = None
+            if self.call.talk_leg == leg.channel_id:
+                self.call.talk_leg = None
 
     async def _talk_until_over(self, leg: Ringing, answered_at: float) -> TalkEnd:
         try:
