@@ -165,6 +165,12 @@ class Settings:
     # "text": one readable line per log record; "json": one JSON object per line (time, level,
     # logger, message, and case_id/hop_id when the record is about a call), for a log shipper.
     log_format: str = "text"
+    # Call recording (a queue's `record = "always"`, hotline.engine.recording): the format Asterisk
+    # writes (wav: 8 kHz 16-bit mono, 57.6 MB an hour; wav16: 16 kHz, twice that; gsm: about
+    # 5.9 MB an hour), and the directory where its files are, as this machine sees Asterisk's
+    # recording directory (astspooldir/recording); `hotline recording path|export|purge` read it.
+    recording_format: str = "wav"
+    recording_dir: str = "/var/spool/asterisk/recording"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -349,12 +355,13 @@ def is_loopback(host: str) -> bool:
 CHANNEL_SUBSCRIPTIONS = ("per_call", "all")
 EVENT_LOOPS = ("uvloop", "asyncio")
 SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
+RECORDING_FORMATS = ("wav", "wav16", "gsm")  # Asterisk formats; the file is NAME.FORMAT
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Settings that take one of a few values.
 CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
            "synchronous_commit": SYNCHRONOUS_COMMITS, "log_format": LOG_FORMATS,
-           "log_level": LOG_LEVELS}
+           "log_level": LOG_LEVELS, "recording_format": RECORDING_FORMATS}
 
 # The shortest supervisor_token taken: it is all that guards /api/queues from anyone.
 MIN_TOKEN_LENGTH = 16

@@ -28,6 +28,7 @@ from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialle
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
 from hotline.engine.queueing.consult import CONSULT_BRIDGE
+from hotline.engine.recording import recording_asked
 from hotline.engine.rejoin import AwaitingRejoin, read_note
 from hotline.engine.rejoin import adoption as rejoin_adoption
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
@@ -76,7 +77,7 @@ class Router:
 
     def _on_user_event(self, event: ChannelUserevent, inbox: Inbox | None) -> None:
         """A request about a call (a transfer the CLI asks) goes to the call's inbox as a message."""
-        asked = transfer_asked(event) or phone_switch_asked(event)
+        asked = transfer_asked(event) or phone_switch_asked(event) or recording_asked(event)
         if asked is None or inbox is None:
             log.info("user event %r about %s: %s", event.eventname, event.channel.id,
                      "not one of ours" if asked is None else "no call of this daemon has that channel")
