@@ -163,7 +163,8 @@ async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, actio
 
 
 class RecordingRequests(Protocol):
-    async def user_event(self, app: str, name: str, channel_id: str, variables: Mapping[str, str]) -> None: ...
+    async def user_event(self, app: str, name: str, channel_id: str,
+                         variables: Mapping[str, str]) -> None: ...
 
 
 async def stop_quietly(ari: StopsRecordings, name: str) -> None:

@@ -5,12 +5,13 @@ nothing. The lab tests (tests/e2e/test_recording_calls.py) prove the files on As
 
 from __future__ import annotations
 
+from test_transfers import talking_with_anna, two_queues
+
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.recording import RECORDING_EVENT, recording_asked, recording_name
 from hotline.engine.transfer import TRANSFER_EVENT
 
 from support.engine import APP, NOW, Engine, channel, every_move_allowed  # noqa: F401
-from test_transfers import talking_with_anna, two_queues
 
 
 def user_event(channel_id: str, name: str, **variables: str) -> ChannelUserevent:
