@@ -1,0 +1,243 @@
+"""Call recording through the real lab: a sipp caller answered by a sipp agent phone in a queue
+with `record = "always"` leaves a WAV file in Asterisk's recording directory as long as the talk
+(read from its header with `wave`) and a row of recordings; a queue that records never leaves
+neither; a pause (`hotline recording pause|resume`) is cut out of the file; a transfer gives a
+second recording with the second agent, in the same case. The files are then found, exported and
+purged with the CLI, a file gone before the purge reported."""
+
+from __future__ import annotations
+
+import os
+import time
+import wave
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hotline.lab import Lab
+
+from support import sipp
+from support.agents import logged_in_agents
+from support.checks import rows, wait_until
+from support.cli import hotline_cli
+from support.daemon import DaemonProcess
+from support.provisioning import BASE
+from support.transfer_checks import bridge_channels, if_two, phones, stop
+
+pytestmark = pytest.mark.lab
+
+RECORDED, UNRECORDED = "84950003366", "84950003377"
+CALLER = "+79165557788"
+QUEUES = pytest.mark.provision(BASE + """
+[queues.rec_on]
+ring_timeout = 5
+record = "always"
+
+[queues.rec_next]
+ring_timeout = 5
+record = "always"
+
+[queues.rec_off]
+ring_timeout = 5
+
+[hotlines.rec]
+entry = "queue:rec_on"
+
+[hotlines.norec]
+entry = "queue:rec_off"
+
+[numbers."+74950003366"]
+hotline = "rec"
+
+[numbers."+74950003377"]
+hotline = "norec"
+""")
+WAV_BYTES_PER_HOUR = 8000 * 2 * 3600  # 8 kHz, 16-bit, mono: 57.6 MB
+
+
+def answered_hop(db: psycopg.Connection) -> dict[str, object]:
+    return wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
+                      what="the call answered by an agent")
+
+
+def hang_up_and_wait(lab: Lab, db: psycopg.Connection, hop: dict[str, object], caller: object) -> None:
+    lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+    assert sipp.finish(caller).ok  # type: ignore[arg-type]
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
+
+
+def finished_recordings(db: psycopg.Connection, count: int) -> list[dict[str, object]]:
+    def ended() -> list[dict[str, object]] | None:
+        found = rows(db, "SELECT g.*, a.name AS agent, q.name AS queue FROM recordings g"
+                         " LEFT JOIN agents a ON a.id = g.agent_id LEFT JOIN queues q ON q.id = g.queue_id"
+                         " ORDER BY g.started_at")
+        return found if len(found) == count and all(r["ended_at"] is not None for r in found) else None
+    return wait_until(ended, what=f"{count} recording(s) ended")
+
+
+def closed_wav(path: Path) -> wave.Wave_read:
+    """The file once Asterisk closed it: its header counts every frame the file holds."""
+    def complete() -> bool:
+        if not path.is_file() or path.stat().st_size <= 44:
+            return False
+        with wave.open(str(path)) as w:
+            return 44 + w.getnframes() * w.getsampwidth() * w.getnchannels() == path.stat().st_size
+    wait_until(complete, what=f"{path.name} closed by Asterisk")
+    return wave.open(str(path))
+
+
+def seconds_of(path: Path) -> float:
+    with closed_wav(path) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 2, 1)
+        return w.getnframes() / w.getframerate()
+
+
+def file_of(daemon_env: dict[str, str], recording: dict[str, object]) -> Path:
+    return Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{recording['name']}.wav"
+
+
+@QUEUES
+def test_a_recorded_queues_talk_leaves_a_file_as_long_as_the_talk_and_a_row(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "rc", {"rec_on": 0})
+    started = phones(lab, agent)
+    try:
+        caller = sipp.start_call(RECORDED, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = answered_hop(db)
+        wait_until(lambda: if_two(bridge_channels(daemon_env, hop["case_id"])),
+                   what="caller and agent bridged")
+        time.sleep(4)
+        hang_up_and_wait(lab, db, hop, caller)
+    finally:
+        stop(started)
+    [rec] = finished_recordings(db, 1)
+    assert (rec["case_id"], rec["hop_id"], rec["agent"], rec["queue"]) == (hop["case_id"], hop["id"],
+                                                                        agent.name, "rec_on")
+    assert (rec["state"], rec["format"], rec["detail"]) == ("done", "wav", None)
+    path = file_of(daemon_env, rec)
+    assert rec["path"] == str(path)
+    [talk] = rows(db, "SELECT extract(epoch FROM ended_at - answered_at)::float AS s FROM hops")
+    seconds = seconds_of(path)
+    assert 3.5 <= seconds <= talk["s"] + 0.5, (seconds, talk)
+    assert abs(seconds - rec["duration_ms"] / 1000) < 1.0, (seconds, rec["duration_ms"])
+    # the README's disk cost, measured: bytes per hour of this real file
+    per_hour = path.stat().st_size / seconds * 3600
+    assert abs(per_hour - WAV_BYTES_PER_HOUR) / WAV_BYTES_PER_HOUR < 0.01, per_hour
+    print(f"wav: {per_hour / 1e6:.1f} MB per hour")  # noqa: T201 - the figure the README quotes
+
+    shown = hotline_cli(daemon_env, "case", "show", str(hop["case_id"]))
+    assert f"#{rec['id']} hop 1 agent {agent.name} queue rec_on done" in shown.stdout, shown.stdout
+    said = hotline_cli(daemon_env, "recording", "path", str(rec["id"]))
+    assert (said.returncode, said.stdout.strip()) == (0, str(path)), said.stderr
+    copied = hotline_cli(daemon_env, "recording", "export", str(rec["name"]), str(tmp_path))
+    assert copied.returncode == 0, copied.stderr
+    assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
+@QUEUES
+def test_a_queue_that_records_never_leaves_no_row_and_no_file(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "rn", {"rec_off": 0})
+    started = phones(lab, agent)
+    before = set(os.listdir(daemon_env["HOTLINE_RECORDING_DIR"]))
+    try:
+        caller = sipp.start_call(UNRECORDED, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = answered_hop(db)
+        wait_until(lambda: if_two(bridge_channels(daemon_env, hop["case_id"])),
+                   what="caller and agent bridged")
+        time.sleep(2)
+        hang_up_and_wait(lab, db, hop, caller)
+    finally:
+        stop(started)
+    assert rows(db, "SELECT * FROM recordings") == []
+    made = {n for n in set(os.listdir(daemon_env["HOTLINE_RECORDING_DIR"])) - before
+            if n.startswith(f"case{hop['case_id']}-")}
+    assert made == set()
+
+
+@QUEUES
+def test_a_pause_is_cut_out_of_the_file_and_is_a_row_of_the_timeline(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "rp", {"rec_on": 0})
+    started = phones(lab, agent)
+    try:
+        caller = sipp.start_call(RECORDED, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = answered_hop(db)
+        case = str(hop["case_id"])
+        wait_until(lambda: rows(db, "SELECT id FROM recordings"), what="the recording started")
+        time.sleep(2)
+        paused = hotline_cli(daemon_env, "recording", "pause", case)
+        assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr + daemon.log()
+        again = hotline_cli(daemon_env, "recording", "pause", case)
+        assert "paused already" in again.stdout, again.stderr
+        time.sleep(4)
+        resumed = hotline_cli(daemon_env, "recording", "resume", case)
+        assert resumed.returncode == 0 and "resumed" in resumed.stdout, resumed.stderr
+        time.sleep(2)
+        hang_up_and_wait(lab, db, hop, caller)
+    finally:
+        stop(started)
+    [rec] = finished_recordings(db, 1)
+    [pause] = rows(db, "SELECT asked_by, extract(epoch FROM resumed_at - paused_at)::float AS s"
+                       " FROM recording_pauses")
+    assert pause["asked_by"] == "cli" and 3.5 <= pause["s"] <= 5.5, pause
+    [talk] = rows(db, "SELECT extract(epoch FROM g.ended_at - g.started_at)::float AS s FROM recordings g")
+    seconds = seconds_of(file_of(daemon_env, rec))
+    # the file holds the talk less the pause (give or take the CLI's round trips)
+    assert abs(seconds - (talk["s"] - pause["s"])) < 1.0, (seconds, talk, pause)
+    assert seconds < talk["s"] - 3, (seconds, talk)
+    assert abs(seconds - rec["duration_ms"] / 1000) < 1.0, (seconds, rec)
+    shown = hotline_cli(daemon_env, "case", "show", case).stdout
+    assert f"recording #{rec['id']} paused by cli" in shown and f"recording #{rec['id']} resumed" in shown
+
+
+@QUEUES
+def test_a_transfer_gives_a_second_recording_with_the_second_agent_in_the_same_case(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "rt", {"rec_on": 0}, {"rec_next": 0})
+    started = phones(lab, first, second)
+    try:
+        caller = sipp.start_call(RECORDED, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = answered_hop(db)
+        case_id = hop["case_id"]
+        wait_until(lambda: rows(db, "SELECT id FROM recordings"), what="the first recording started")
+        time.sleep(2)
+        done = hotline_cli(daemon_env, "case", "transfer", str(case_id), "rec_next")
+        assert done.returncode == 0, done.stderr + daemon.log()
+        assert sipp.finish(started[0]).ok
+        wait_until(lambda: len(rows(db, "SELECT id FROM recordings")) == 2,
+                   what="the second recording started")
+        time.sleep(2)
+        hang_up_and_wait(lab, db, hop, caller)
+        assert sipp.finish(started[1]).ok
+    finally:
+        stop(started)
+    recs = finished_recordings(db, 2)
+    assert [(r["case_id"], r["hop_id"], r["agent"], r["queue"], r["state"]) for r in recs] == [
+        (case_id, hop["id"], first.name, "rec_on", "done"),
+        (case_id, hop["id"], second.name, "rec_next", "done")]
+    assert recs[0]["ended_at"] <= recs[1]["started_at"]  # type: ignore[operator]
+    for r in recs:
+        assert 1.5 <= seconds_of(file_of(daemon_env, r)) <= 4.5, r
+
+    # purge: both are made 31 days old; a dry run lists them, --yes deletes them and marks the rows;
+    # the second one's file taken away first is reported missing (exit status 1)
+    db.execute("UPDATE recordings SET started_at = started_at - interval '31 days',"
+               " ended_at = ended_at - interval '31 days'")
+    file_of(daemon_env, recs[1]).unlink()
+    dry = hotline_cli(daemon_env, "recording", "purge", "--older-than", "30")
+    assert dry.returncode == 1 and "would purge 1 recording(s), 1 missing" in dry.stdout, dry.stdout
+    assert f"MISSING #{recs[1]['id']}" in dry.stderr
+    assert file_of(daemon_env, recs[0]).is_file()
+    purged = hotline_cli(daemon_env, "recording", "purge", "--older-than", "30", "--yes")
+    assert purged.returncode == 1 and "purged 1 recording(s), 1 missing" in purged.stdout, purged.stdout
+    assert not file_of(daemon_env, recs[0]).exists()
+    assert [r["state"] for r in rows(db, "SELECT state FROM recordings ORDER BY started_at")] == [
+        "purged", "missing"]
+    gone = hotline_cli(daemon_env, "recording", "path", str(recs[0]["id"]))
+    assert gone.returncode == 1 and "was purged" in gone.stderr
