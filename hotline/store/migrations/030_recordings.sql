@@ -176,10 +176,11 @@ BEGIN
             UPDATE recordings g SET ended_at = greatest(happened, g.started_at),
                    state = CASE WHEN r->>'failed' IS NULL THEN 'done' ELSE 'failed' END,
                    detail = coalesce(r->>'failed', g.detail),
-                   duration_ms = greatest(0, (extract(epoch FROM greatest(happened, g.started_at) - g.started_at)
-                                              * 1000)::bigint
-                                 - coalesce((SELECT (extract(epoch FROM sum(p.resumed_at - p.paused_at)) * 1000)::bigint
-                                               FROM recording_pauses p WHERE p.recording_id = g.id), 0))
+                   duration_ms = CASE WHEN r->>'failed' IS NULL THEN  -- a failed one has no file
+                       greatest(0, (extract(epoch FROM greatest(happened, g.started_at) - g.started_at)
+                                    * 1000)::bigint
+                       - coalesce((SELECT (extract(epoch FROM sum(p.resumed_at - p.paused_at)) * 1000)::bigint
+                                     FROM recording_pauses p WHERE p.recording_id = g.id), 0)) END
              WHERE g.name = r->>'name' AND g.ended_at IS NULL;
         END CASE;  -- any other "k": CASE_NOT_FOUND, and the batch is written record by record
     END LOOP;
