@@ -134,7 +134,8 @@ def test_queue_set_transfer_no_answer_is_stored_and_exported(hotline, db) -> Non
 
 def test_queue_set_record_is_stored_and_exported(hotline, db) -> None:  # type: ignore[no-untyped-def]
     hotline("provision", str(EXAMPLE))
-    assert rows(db, "SELECT name, record FROM queues WHERE name IN ('support', 'backoffice') ORDER BY name") == [
+    assert rows(db, "SELECT name, record FROM queues WHERE name IN ('support', 'backoffice')"
+                    " ORDER BY name") == [
         {"name": "backoffice", "record": "always"}, {"name": "support", "record": "never"}]
     result = hotline("queue", "set", "support", "--record", "always")
     assert result.output.strip() == "~ queue support (record)"
