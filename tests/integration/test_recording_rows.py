@@ -77,6 +77,12 @@ async def test_a_recorded_segment_is_one_row_with_its_pause_and_the_duration_its
          "state": "failed", "duration_ms": None, "detail": "Asterisk refused: 500"}]
     [pause] = rows(db, "SELECT paused_at, resumed_at, asked_by FROM recording_pauses")
     assert (pause["paused_at"], pause["resumed_at"], pause["asked_by"]) == (at(20), at(35), "cli")
+    events = rows(db, "SELECT kind, agent, data->>'name' AS name, data->>'state' AS state"
+                      " FROM contact_events WHERE starts_with(kind, 'recording') ORDER BY id")
+    assert [(e["kind"], e["agent"], e["name"], e["state"]) for e in events] == [
+        ("recording_started", "anna", "rec-a", None), ("recording_paused", "anna", "rec-a", None),
+        ("recording_resumed", "anna", "rec-a", None), ("recording_stopped", "anna", "rec-a", "done"),
+        ("recording_started", "boris", "rec-b", None), ("recording_stopped", "boris", "rec-b", "failed")]
     async with await connect(db_dsn) as conn:
         timeline = await case_timeline(conn, case_id)
     said = [m.what for m in timeline.moments() if "recording" in m.what]

@@ -187,3 +187,32 @@ BEGIN
     RETURN closed;
 END
 $$;
+
+-- The contact-event stream (migration 029) gets a recording's steps, from the rows themselves:
+-- recording_started, recording_paused, recording_resumed, recording_stopped (done or failed).
+CREATE FUNCTION contact_events_of_recording() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    hl text := (SELECT hotline_name(hotline_id) FROM hops WHERE id = NEW.hop_id);
+    body jsonb := jsonb_build_object('recording_id', NEW.id, 'name', NEW.name, 'format', NEW.format);
+    q text := queue_name(NEW.queue_id);
+    a text := agent_name(NEW.agent_id);
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM add_contact_event(NEW.case_id, NEW.hop_id, 'recording_started', NEW.started_at, hl, q, a, body);
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.state = 'recording' AND NEW.state = 'paused' THEN
+        PERFORM add_contact_event(NEW.case_id, NEW.hop_id, 'recording_paused', now(), hl, q, a, body);
+    ELSIF TG_OP = 'UPDATE' AND OLD.state = 'paused' AND NEW.state = 'recording' THEN
+        PERFORM add_contact_event(NEW.case_id, NEW.hop_id, 'recording_resumed', now(), hl, q, a, body);
+    END IF;
+    IF (TG_OP = 'INSERT' OR OLD.ended_at IS NULL) AND NEW.ended_at IS NOT NULL THEN
+        PERFORM add_contact_event(NEW.case_id, NEW.hop_id, 'recording_stopped', NEW.ended_at, hl, q, a,
+            body || jsonb_build_object('state', NEW.state, 'duration_ms', NEW.duration_ms,
+                                       'detail', NEW.detail));
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER recordings_contact_events AFTER INSERT OR UPDATE OF state, ended_at ON recordings
+    FOR EACH ROW EXECUTE FUNCTION contact_events_of_recording();
