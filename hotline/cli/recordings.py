@@ -5,7 +5,6 @@ hotline.engine.recording do the work."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sys
 from pathlib import Path
@@ -19,11 +18,10 @@ from hotline.config import Settings
 from hotline.engine.recording import ask_recording
 from hotline.errors import AriError, AriNotFound, RecordingError
 from hotline.store import recordings
-from hotline.store.recordings import LIVE_STATES, Recording
+from hotline.store.recordings import ASK_PATIENCE_S, LIVE_STATES, Recording
 
 CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
 REC = click.argument("rec")
-ASK_PATIENCE_S = 5.0  # how long the CLI waits for the daemon to write a pause or a resume
 
 
 @click.group("recording")
@@ -58,7 +56,7 @@ def _ask(ctx: click.Context, case_id: int, action: str) -> str:
             return f"case {case_id}: recording #{live.id} is {wanted} already"
         await _send(settings, channel_id, action, case_id)
         await conn.commit()
-        if not await _state_becomes(conn, live.id, wanted):
+        if not await recordings.state_becomes(conn, live.id, wanted):
             raise RecordingError(f"case {case_id}: no daemon took the {action} within {ASK_PATIENCE_S:.0f} s "
                                  f"(is `hotline run` running? has the talk ended?)")
         return f"case {case_id}: recording #{live.id} {'paused' if action == 'pause' else 'resumed'}"
@@ -76,19 +74,6 @@ async def _send(settings: Settings, channel_id: str, action: str, case_id: int) 
         raise RecordingError(f"case {case_id}: the {action} did not reach the daemon ({exc})") from None
     finally:
         await ari.close()
-
-
-async def _state_becomes(conn: AsyncConnection, recording_id: int, state: str) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ASK_PATIENCE_S
-    while loop.time() < deadline:
-        cur = await conn.execute("SELECT state FROM recordings WHERE id = %s", (recording_id,))
-        row = await cur.fetchone()
-        await conn.commit()
-        if row is not None and row[0] == state:
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 @recording_group.command("path")

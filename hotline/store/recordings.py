@@ -4,6 +4,7 @@ its record funnel (hotline.engine.recording); the purge marks them, nothing else
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from psycopg.rows import class_row
 from hotline.errors import RecordingError
 
 LIVE_STATES = ("recording", "paused")
+ASK_PATIENCE_S = 5.0  # how long a pause or resume asked of the call's daemon is waited for
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,20 @@ async def mark(conn: AsyncConnection, recording_id: int, state: str, detail: str
     """A purged recording: its file deleted (purged) or found gone (missing)."""
     await conn.execute("UPDATE recordings SET state = %s, purged_at = now(), detail = coalesce(%s, detail)"
                        " WHERE id = %s", (state, detail, recording_id))
+
+
+async def state_becomes(conn: AsyncConnection, recording_id: int, state: str,
+                        patience_s: float = ASK_PATIENCE_S) -> bool:
+    """Whether recording `recording_id` is in `state` within `patience_s` (the call's daemon
+    wrote the pause or resume asked of it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    while True:
+        cur = await conn.execute("SELECT state FROM recordings WHERE id = %s", (recording_id,))
+        row = await cur.fetchone()
+        await conn.commit()  # the next look sees what was committed since
+        if row is not None and row[0] == state:
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
