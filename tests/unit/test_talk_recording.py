@@ -1,17 +1,22 @@
 """Recording of talks in the call's state machine, against the recording fake ARI client: which
 bridge is recorded when, the records each segment makes in order (a transfer gives a second
-segment with the next agent), pause and resume asked by a user event, and a queue that records
-nothing. The lab tests (tests/e2e/test_recording_calls.py) prove the files on Asterisk."""
+segment with the next agent), a switch to video (the video leg records on its own hop), pause and
+resume asked by a user event, and a queue that records nothing. The lab tests
+(tests/e2e/test_recording_calls.py) prove the files on Asterisk."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from test_handover import TOKEN, phone_talking_with_anna, video_centre, video_leg_enters
 from test_transfers import talking_with_anna, two_queues
 
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.recording import RECORDING_EVENT, recording_asked, recording_name
 from hotline.engine.transfer import TRANSFER_EVENT
+from hotline.provision.model import Queue
 
-from support.engine import APP, NOW, Engine, channel, every_move_allowed  # noqa: F401
+from support.engine import APP, NOW, Engine, StandInSwitches, channel, every_move_allowed  # noqa: F401
 
 
 def user_event(channel_id: str, name: str, **variables: str) -> ChannelUserevent:
@@ -111,3 +116,25 @@ def test_a_recording_request_is_pause_or_resume_and_anything_else_is_none() -> N
 def test_a_recording_name_says_its_case_and_time_and_is_unique() -> None:
     a, b = recording_name(7, 0.0), recording_name(7, 0.0)
     assert a.startswith("case7-19700101-000000-") and a != b
+
+
+async def test_a_switch_to_video_ends_the_phone_legs_recording_and_the_video_leg_records_on_its_own_hop(
+) -> None:
+    switches = StandInSwitches(TOKEN)
+    prov = video_centre()
+    prov = dataclasses.replace(prov, queues={"support": Queue("support", record="always")})
+    engine = Engine(prov, logged_in=("anna",), switches=switches)
+    agent_leg = await phone_talking_with_anna(engine)
+    phone_recording = (await engine.ari.wait_for("record_bridge")).args[1]
+    switches.replaces(engine.hops.opened[0], queue_id=1, agent_id=1)
+    video_leg_enters(engine, TOKEN)
+    video_recording = (await engine.ari.wait_for("record_bridge", 2)).args[1]
+    await engine.settle()
+    assert engine.ari.of("record_bridge")[1].args[0] == "case-101"  # the same bridge, the agent in it
+    assert engine.ari.bridge_members["case-101"] == [agent_leg, "v1"]
+    engine.ari.caller_hangs_up("v1")
+    await engine.ended()
+    assert [(k, name, hop, agent) for k, name, hop, agent, _ in recordings(engine)] == [
+        ("rec_start", phone_recording, 1, 1), ("rec_end", phone_recording, None, None),
+        ("rec_start", video_recording, 900, 1), ("rec_end", video_recording, None, None)]
+    assert [r.args[0] for r in engine.ari.of("stop_recording")][0] == phone_recording
