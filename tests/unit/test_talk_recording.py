@@ -7,12 +7,14 @@ resume asked by a user event, and a queue that records nothing. The lab tests
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 from test_handover import TOKEN, phone_talking_with_anna, video_centre, video_leg_enters
 from test_transfers import talking_with_anna, two_queues
 
 from hotline.asterisk.ari_events import ChannelUserevent
-from hotline.engine.recording import RECORDING_EVENT, recording_asked, recording_name
+from hotline.engine.facts import RecordingStarted
+from hotline.engine.recording import RECORDING_EVENT, TalkRecorder, recording_asked, recording_name
 from hotline.engine.transfer import TRANSFER_EVENT
 from hotline.provision.model import Queue
 
@@ -138,3 +140,42 @@ async def test_a_switch_to_video_ends_the_phone_legs_recording_and_the_video_leg
         ("rec_start", phone_recording, 1, 1), ("rec_end", phone_recording, None, None),
         ("rec_start", video_recording, 900, 1), ("rec_end", video_recording, None, None)]
     assert [r.args[0] for r in engine.ari.of("stop_recording")][0] == phone_recording
+
+
+class MovingCall:
+    """A call whose talk moves bridges (engine.camera's SFU move), as the recorder sees it."""
+
+    def __init__(self) -> None:
+        self.state = "talking"
+        self.channel_id, self.case_id, self.bridge_id = "c1", 7, "case-7"
+        self.facts: list[object] = []
+
+    def move(self, new: object, *facts: object) -> None:
+        self.facts += facts
+
+
+class RecordsOnly:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, ...]] = []
+
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str) -> None:
+        self.asked.append(("record", bridge_id, fmt))
+
+    async def stop_recording(self, name: str) -> None:
+        self.asked.append(("stop", name))
+
+
+async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_format_set() -> None:
+    ari = RecordsOnly()
+    ctx = SimpleNamespace(ari=ari, recording_format="gsm", recording_dir="/rec")
+    recorder, call = TalkRecorder(ctx, True, 3), MovingCall()  # type: ignore[arg-type]
+    await recorder.start(call, 5)  # type: ignore[arg-type]
+    first = recorder.live.name if recorder.live else ""
+    call.bridge_id = "case-7-video"
+    await recorder.moved(call, 5)  # type: ignore[arg-type]
+    assert ari.asked == [("record", "case-7", "gsm"), ("stop", first), ("record", "case-7-video", "gsm")]
+    started = [f for f in call.facts if isinstance(f, RecordingStarted)]
+    assert [(f.path.startswith("/rec/case7-"), f.path.endswith(".gsm"), f.queue_id, f.agent_id)
+            for f in started] == [(True, True, 3, 5)] * 2
+    assert [type(f).__name__ for f in call.facts] == ["RecordingStarted", "RecordingEnded",
+                                                      "RecordingStarted"]
