@@ -5,6 +5,7 @@ directory of the test's own (a file present, gone, purged)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -99,32 +100,35 @@ async def test_the_file_commands_find_export_and_purge_and_report_a_missing_file
     (files / "rec-a.wav").write_bytes(b"RIFF" + bytes(100))
     env = {"HOTLINE_DSN": db_dsn, "HOTLINE_RECORDING_DIR": str(files)}
 
-    def run(*args: str) -> tuple[int, str]:
+    def invoke(*args: str) -> tuple[int, str]:
         result = CliRunner().invoke(main, list(args), env=env)
         return result.exit_code, result.output.strip()
 
-    shown = run("case", "show", str(case_id))[1]
+    async def run(*args: str) -> tuple[int, str]:  # the CLI runs its own event loop: in a thread
+        return await asyncio.to_thread(invoke, *args)
+
+    shown = (await run("case", "show", str(case_id)))[1]
     assert "#1 hop 1 agent anna queue support done 45.0 s: rec-a.wav" in shown
     assert "#2 hop 1 agent boris queue support failed (Asterisk refused: 500): rec-b.wav" in shown
-    assert run("recording", "path", "1") == (0, str(files / "rec-a.wav"))
-    assert run("recording", "path", "rec-a") == (0, str(files / "rec-a.wav"))
-    code, said = run("recording", "path", "2")
+    assert await run("recording", "path", "1") == (0, str(files / "rec-a.wav"))
+    assert await run("recording", "path", "rec-a") == (0, str(files / "rec-a.wav"))
+    code, said = await run("recording", "path", "2")
     assert code == 1 and "failed and has no file: Asterisk refused: 500" in said
-    code, said = run("recording", "path", "99")
+    code, said = await run("recording", "path", "99")
     assert code == 1 and "no recording '99'" in said
-    assert run("recording", "export", "1", str(tmp_path))[0] == 0
+    assert (await run("recording", "export", "1", str(tmp_path)))[0] == 0
     assert (tmp_path / "rec-a.wav").read_bytes() == (files / "rec-a.wav").read_bytes()
 
-    assert run("recording", "purge", "--older-than", "1") == (
+    assert await run("recording", "purge", "--older-than", "1") == (
         0, "dry run: would purge 0 recording(s), 0 missing; run with --yes to delete them")
     db.execute("UPDATE recordings SET started_at = started_at - interval '40 days',"
                " ended_at = ended_at - interval '40 days'")
-    code, said = run("recording", "purge", "--older-than", "30")
+    code, said = await run("recording", "purge", "--older-than", "30")
     assert code == 0 and f"would delete #1 {files / 'rec-a.wav'} (104 bytes" in said
     assert (files / "rec-a.wav").is_file()  # a dry run deletes nothing
-    code, said = run("recording", "purge", "--older-than", "30", "--yes")
+    code, said = await run("recording", "purge", "--older-than", "30", "--yes")
     assert code == 0 and said.endswith("purged 1 recording(s), 0 missing")
     assert not (files / "rec-a.wav").exists()
     assert [r["state"] for r in rows(db, "SELECT state FROM recordings ORDER BY id")] == ["purged", "failed"]
-    code, said = run("recording", "export", "1", str(tmp_path))
+    code, said = await run("recording", "export", "1", str(tmp_path))
     assert code == 1 and "was purged on" in said
