@@ -63,6 +63,7 @@ def test_the_agent_page_pauses_and_resumes_the_recording_of_its_talk(
     caller, hop = answered_call(page, db)
     wait_until(lambda: rows(db, "SELECT id FROM recordings"), what="the recording started")
     time.sleep(1)
+    asked = time.monotonic()
     page.click("#recording")
     wait_until(lambda: recording_said(page) == "Recording paused", what="the page said the pause")
     assert page.text_content("#recording") == "Resume recording"
@@ -70,6 +71,7 @@ def test_the_agent_page_pauses_and_resumes_the_recording_of_its_talk(
     time.sleep(3)
     page.click("#recording")
     wait_until(lambda: recording_said(page) == "Recording", what="the page said the resume")
+    at_most = time.monotonic() - asked  # from the pause asked to the resume written
     assert page.text_content("#recording") == "Pause recording"
     time.sleep(1)
     lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
@@ -77,7 +79,7 @@ def test_the_agent_page_pauses_and_resumes_the_recording_of_its_talk(
     [rec] = finished_recordings(db, 1)
     [pause] = rows(db, "SELECT asked_by, extract(epoch FROM resumed_at - paused_at)::float AS s"
                        " FROM recording_pauses")
-    assert pause["asked_by"] == f"agent:{agent.name}" and 2.5 <= pause["s"] <= 5, pause
+    assert pause["asked_by"] == f"agent:{agent.name}" and 3 <= pause["s"] <= at_most, (pause, at_most)
     [talk] = rows(db, "SELECT extract(epoch FROM ended_at - started_at)::float AS s FROM recordings")
     seconds = seconds_of(Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{rec['name']}.wav")
     assert abs(seconds - (talk["s"] - pause["s"])) < 1.0, (seconds, talk, pause)
