@@ -149,9 +149,13 @@ class TalkRecorder:
     async def moved(self, call: RecordedCall, agent_id: int | None) -> None:
         """The talk moved to another bridge (video came: engine.camera), which ended the old
         bridge's recording: the next segment records the new one."""
-        if self.live is not None:
-            await self.stop(call)
-            await self.start(call, agent_id)
+        if self.live is None:
+            return
+        paused = self.live.paused
+        await self.stop(call)
+        await self.start(call, agent_id)
+        if paused:  # paused for a reason (a card number read out): the new bridge's too
+            await self.ask(call, RecordingAsked("pause", "the move to a video bridge"))
 
 
 async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, action: str,

@@ -14,6 +14,7 @@ from test_transfers import talking_with_anna, two_queues
 
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.facts import RecordingStarted
+from hotline.engine.messages import RecordingAsked
 from hotline.engine.recording import RECORDING_EVENT, TalkRecorder, recording_asked, recording_name
 from hotline.engine.transfer import TRANSFER_EVENT
 from hotline.provision.model import Queue
@@ -164,6 +165,9 @@ class RecordsOnly:
     async def stop_recording(self, name: str) -> None:
         self.asked.append(("stop", name))
 
+    async def pause_recording(self, name: str) -> None:
+        self.asked.append(("pause", name))
+
 
 async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_format_set() -> None:
     ari = RecordsOnly()
@@ -179,3 +183,16 @@ async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_forma
             for f in started] == [(True, True, 3, 5)] * 2
     assert [type(f).__name__ for f in call.facts] == ["RecordingStarted", "RecordingEnded",
                                                       "RecordingStarted"]
+
+
+async def test_a_paused_recording_moved_to_an_sfu_bridge_stays_paused_there() -> None:
+    ari = RecordsOnly()
+    ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec")
+    recorder, call = TalkRecorder(ctx, True, 3), MovingCall()  # type: ignore[arg-type]
+    await recorder.start(call, 5)  # type: ignore[arg-type]
+    await recorder.ask(call, RecordingAsked("pause", "cli"))  # type: ignore[arg-type]
+    call.bridge_id = "case-7-video"
+    await recorder.moved(call, 5)  # type: ignore[arg-type]
+    second = recorder.live.name if recorder.live else ""
+    assert ari.asked[-2:] == [("record", "case-7-video", "wav"), ("pause", second)]
+    assert recorder.live is not None and recorder.live.paused
