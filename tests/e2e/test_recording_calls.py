@@ -2,7 +2,8 @@
 with `record = "always"` leaves a WAV file in Asterisk's recording directory as long as the talk
 (read from its header with `wave`) and a row of recordings; a queue that records never leaves
 neither; a pause (`hotline recording pause|resume`) is cut out of the file; a transfer gives a
-second recording with the second agent, in the same case. The files are then found, exported and
+second recording with the second agent, in the same case, and a video talk moved to the phone a
+second one on the phone leg's hop. The files are then found, exported and
 purged with the CLI, a file gone before the purge reported."""
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from test_video_to_phone_calls import customers_phone
 
 from hotline.lab import Lab
 
 from support import sipp
-from support.agents import logged_in_agents
+from support.agents import logged_in_agents, registered
 from support.checks import rows, wait_until
 from support.cli import hotline_cli
 from support.daemon import DaemonProcess
@@ -28,6 +30,7 @@ from support.transfer_checks import bridge_channels, if_two, phones, stop
 pytestmark = pytest.mark.lab
 
 RECORDED, UNRECORDED = "84950003366", "84950003377"
+VIDEO_ADDRESS = "video-desk"
 CALLER = "+79165557788"
 QUEUES = pytest.mark.provision(BASE + """
 [queues.rec_on]
@@ -217,3 +220,63 @@ def test_a_transfer_gives_a_second_recording_with_the_second_agent_in_the_same_c
         "purged", "missing"]
     gone = hotline_cli(daemon_env, "recording", "path", str(recs[0]["id"]))
     assert gone.returncode == 1 and "was purged" in gone.stderr
+
+
+VIDEO_DESK = pytest.mark.provision(BASE + f"""
+[queues.vq]
+ring_timeout = 15
+record = "always"
+
+[hotlines.videodesk]
+entry = "queue:vq"
+
+[numbers.{VIDEO_ADDRESS}]
+hotline = "videodesk"
+kind = "video"
+
+[numbers."+74950002299"]
+hotline = "videodesk"
+
+[trunks.carrier]
+endpoint = "sipp-carrier"
+caller_id = "+7 495 000-22-99"
+allow = ["+7916"]
+ring_timeout = 8
+""")
+
+
+@VIDEO_DESK
+def test_a_video_talk_moved_to_the_phone_keeps_being_recorded_on_the_phone_legs_hop(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "rv", {"vq": 0})
+    desk = sipp.agent_phone(agent.name, agent.password, ring_ms=300, timeout_s=90)
+    wait_until(lambda: registered(lab, agent.name), what="the agent's phone registered")
+    phone, _ = customers_phone(tmp_path)
+    video = sipp.start_call(VIDEO_ADDRESS, "video_caller_audio_agent.xml", caller="sipp-video",
+                            source=sipp.VIDEO_PHONE, timeout_s=90)
+    try:
+        hop = answered_hop(db)
+        wait_until(lambda: rows(db, "SELECT id FROM recordings"), what="the video talk's recording started")
+        time.sleep(2)
+        moved = hotline_cli(daemon_env, "case", "switch", str(hop["case_id"]), "--to", "phone",
+                            "--number", "8 916 123-45-67")
+        assert moved.returncode == 0, moved.stderr + daemon.log()[-3000:]
+        assert sipp.finish(video, timeout_s=20).ok  # the video leg got its BYE
+        [phone_hop] = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE seq = 2"), what="the phone leg")
+        wait_until(lambda: len(rows(db, "SELECT id FROM recordings")) == 2,
+                   what="the phone leg's recording started")
+        time.sleep(2)
+        lab.asterisk_cli(f"channel request hangup {phone_hop['channel_id']}")  # the customer hangs up
+        phone.communicate(timeout=30)
+    finally:
+        for proc in (phone, video, desk):
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    recs = finished_recordings(db, 2)
+    assert [(r["case_id"], r["hop_id"], r["agent"], r["state"]) for r in recs] == [
+        (hop["case_id"], hop["id"], agent.name, "done"),
+        (hop["case_id"], phone_hop["id"], agent.name, "done")]
+    for r in recs:  # the video leg's talk: its sound (a bridge recording has no pictures)
+        assert 1.5 <= seconds_of(file_of(daemon_env, r)) <= 5, r
