@@ -171,6 +171,9 @@ class Settings:
     # recording directory (astspooldir/recording); `hotline recording path|export|purge` read it.
     recording_format: str = "wav"
     recording_dir: str = "/var/spool/asterisk/recording"
+    # Days a recording is kept: `hotline recording purge` without --older-than deletes the files
+    # of recordings that ended longer ago ("0": no retention set, --older-than is then required).
+    recording_retention: str = "0"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -180,7 +183,7 @@ class Settings:
 
         for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
                         "continue_case_within_s", "callback_lease_s", "web_rejoin_grace_s", "web_limits",
-                        "webhook_timing",
+                        "webhook_timing", "recording_retention_days",
                         "web_address", "health_address", "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
         self._check_public_web()
@@ -191,6 +194,10 @@ class Settings:
                               f"blanks (e.g. `openssl rand -hex 24`)")
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
+
+    @property
+    def recording_retention_days(self) -> int | None:
+        return self._whole("recording_retention", 0, 36500, "0 (none)", unit="days") or None
 
     @property
     def web_rejoin_grace_s(self) -> int:

@@ -117,18 +117,24 @@ def _file_of(found: Recording, settings: Settings) -> Path:
 
 
 @recording_group.command("purge")
-@click.option("--older-than", "days", type=click.IntRange(min=0), required=True,
-              help="Delete the files of recordings that ended more than DAYS days ago.")
+@click.option("--older-than", "days", type=click.IntRange(min=0),
+              help="Delete the files of recordings that ended more than DAYS days ago "
+                   "(default: the recording_retention setting).")
 @click.option("--yes", is_flag=True, help="Delete them; without it, only say what would be deleted.")
 @click.pass_context
-def purge(ctx: click.Context, days: int, yes: bool) -> None:
-    """Delete the files of recordings older than --older-than days and mark their rows purged; a
-    file already gone is reported and its row marked missing (the exit status is then 1). Without
-    --yes: a dry run that lists them and changes nothing."""
+def purge(ctx: click.Context, days: int | None, yes: bool) -> None:
+    """Delete the files of recordings older than --older-than days (or recording_retention) and
+    mark their rows purged; a file already gone is reported and its row marked missing (the exit
+    status is then 1). Without --yes: a dry run that lists them and changes nothing."""
     settings = settings_of(ctx)
+    if days is None:
+        days = settings.recording_retention_days
+    if days is None:
+        raise click.UsageError("give --older-than DAYS, or set recording_retention")
+    kept = days
 
     async def go(conn: AsyncConnection) -> int:
-        old = await recordings.older_than(conn, days)
+        old = await recordings.older_than(conn, kept)
         missing = 0
         for found in old:
             where = found.file_in(settings.recording_dir)

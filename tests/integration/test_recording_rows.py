@@ -119,11 +119,14 @@ async def test_the_file_commands_find_export_and_purge_and_report_a_missing_file
     assert (await run("recording", "export", "1", str(tmp_path)))[0] == 0
     assert (tmp_path / "rec-a.wav").read_bytes() == (files / "rec-a.wav").read_bytes()
 
+    code, said = await run("recording", "purge")
+    assert code == 2 and "give --older-than DAYS, or set recording_retention" in said
     assert await run("recording", "purge", "--older-than", "1") == (
         0, "dry run: would purge 0 recording(s), 0 missing; run with --yes to delete them")
     db.execute("UPDATE recordings SET started_at = started_at - interval '40 days',"
                " ended_at = ended_at - interval '40 days'")
-    code, said = await run("recording", "purge", "--older-than", "30")
+    env["HOTLINE_RECORDING_RETENTION"] = "30"
+    code, said = await run("recording", "purge")  # the retention setting's 30 days
     assert code == 0 and f"would delete #1 {files / 'rec-a.wav'} (104 bytes" in said
     assert (files / "rec-a.wav").is_file()  # a dry run deletes nothing
     code, said = await run("recording", "purge", "--older-than", "30", "--yes")
