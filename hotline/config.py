@@ -165,6 +165,15 @@ class Settings:
     # "text": one readable line per log record; "json": one JSON object per line (time, level,
     # logger, message, and case_id/hop_id when the record is about a call), for a log shipper.
     log_format: str = "text"
+    # Call recording (a queue's `record = "always"`, hotline.engine.recording): the format Asterisk
+    # writes (wav: 8 kHz 16-bit mono, 57.6 MB an hour; wav16: 16 kHz, twice that; gsm: about
+    # 5.9 MB an hour), and the directory where its files are, as this machine sees Asterisk's
+    # recording directory (astspooldir/recording); `hotline recording path|export|purge` read it.
+    recording_format: str = "wav"
+    recording_dir: str = "/var/spool/asterisk/recording"
+    # Days a recording is kept: `hotline recording purge` without --older-than deletes the files
+    # of recordings that ended longer ago ("0": no retention set, --older-than is then required).
+    recording_retention: str = "0"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -174,7 +183,7 @@ class Settings:
 
         for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
                         "continue_case_within_s", "callback_lease_s", "web_rejoin_grace_s", "web_limits",
-                        "webhook_timing",
+                        "webhook_timing", "recording_retention_days",
                         "web_address", "health_address", "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
         self._check_public_web()
@@ -185,6 +194,10 @@ class Settings:
                               f"blanks (e.g. `openssl rand -hex 24`)")
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
+
+    @property
+    def recording_retention_days(self) -> int | None:
+        return self._whole("recording_retention", 0, 36500, "0 (none)", unit="days") or None
 
     @property
     def web_rejoin_grace_s(self) -> int:
@@ -349,12 +362,13 @@ def is_loopback(host: str) -> bool:
 CHANNEL_SUBSCRIPTIONS = ("per_call", "all")
 EVENT_LOOPS = ("uvloop", "asyncio")
 SYNCHRONOUS_COMMITS = ("off", "local", "remote_write", "on", "remote_apply")  # PostgreSQL's values
+RECORDING_FORMATS = ("wav", "wav16", "gsm")  # Asterisk formats; the file is NAME.FORMAT
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Settings that take one of a few values.
 CHOICES = {"ari_channel_subscription": CHANNEL_SUBSCRIPTIONS, "event_loop": EVENT_LOOPS,
            "synchronous_commit": SYNCHRONOUS_COMMITS, "log_format": LOG_FORMATS,
-           "log_level": LOG_LEVELS}
+           "log_level": LOG_LEVELS, "recording_format": RECORDING_FORMATS}
 
 # The shortest supervisor_token taken: it is all that guards /api/queues from anyone.
 MIN_TOKEN_LENGTH = 16

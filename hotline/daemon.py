@@ -142,6 +142,7 @@ class Daemon:
                           callbacks=callbacks,
                           conference_legs=lambda case_id: router.conference_legs(case_id),
                           rejoin_grace_s=s.web_rejoin_grace_s,
+                          recording_format=s.recording_format, recording_dir=s.recording_dir,
                           find_dropped=lambda customer: router.dropped_call_of(customer),
                           hub=self.hub)
         router = self.router = Router(ctx, Supervisions(self.pool))

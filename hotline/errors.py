@@ -130,6 +130,11 @@ class TransferRefused(HotlineError):
     customer's talk goes on untouched."""
 
 
+class RecordingError(HotlineError):
+    """A recording asked for that does not exist, has no file, or cannot be paused now: one line
+    saying why."""
+
+
 class WebRefusal(HotlineError):
     """The web pages refuse a request; `status` is the HTTP status the client gets, and
     `retry_after_s`, when set, how long it should wait before asking again (429, 503)."""

@@ -224,6 +224,27 @@ class AriClient:
         except AriNotFound:
             pass
 
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str) -> None:
+        """Record the bridge's mixed audio into the recording directory as NAME.FMT (a name taken
+        already is refused: ifExists=fail)."""
+        await self.request("POST", f"bridges/{bridge_id}/record",
+                           params={"name": name, "format": fmt, "ifExists": "fail"})
+
+    async def pause_recording(self, name: str) -> None:
+        """Pause a live recording: Asterisk writes nothing of the audio until it is resumed."""
+        await self.request("POST", f"recordings/live/{name}/pause")
+
+    async def resume_recording(self, name: str) -> None:
+        await self.request("DELETE", f"recordings/live/{name}/pause")
+
+    async def stop_recording(self, name: str) -> None:
+        """Stop a live recording and keep its file; one that ended already (its bridge gone) is
+        no error."""
+        try:
+            await self.request("POST", f"recordings/live/{name}/stop")
+        except AriNotFound:
+            pass
+
     async def stop_playback(self, playback_id: str) -> None:
         """Stop a playback; one that already ended is no error."""
         try:

@@ -24,6 +24,7 @@ from hotline.cli import (
     doctor,
     lab,
     provision,
+    recordings,
     run,
     stats,
     supervise,  # noqa: F401 - registers `hotline case listen|whisper|barge`
@@ -104,5 +105,5 @@ def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: s
 
 for _command in (run.run, doctor.doctor, db.db, apply.apply_command, config.config_group, lab.lab,
                  *provision.COMMANDS, agents.agent, cases.case_group, callbacks.callback_group,
-                 stats.stats_group, webhooks.webhook_group):
+                 stats.stats_group, webhooks.webhook_group, recordings.recording_group):
     main.add_command(_command)

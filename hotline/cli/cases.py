@@ -334,6 +334,9 @@ def _as_text(t: CaseTimeline) -> str:
              "", f"{'TIME':<12}  {'HOP':>3}  {'CHANNEL':<12}  WHAT"]
     lines += [f"{m.at:%H:%M:%S}.{m.at.microsecond // 1000:03d}  {m.hop:>3}  {m.channel:<12}  {m.what}"
               for m in t.moments()]
+    if t.recordings:
+        lines += ["", f"{len(t.recordings)} recording(s) (`hotline recording path|export N`):"]
+        lines += ["  " + r.summary() for r in t.recordings]
     return "\n".join(lines)
 
 
@@ -344,6 +347,8 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
             "transfers": [asdict(x) for x in t.transfers],
             "media_changes": [asdict(x) for x in t.media_changes],
             "supervisions": [asdict(x) for x in t.supervisions],
+            "recordings": [{**asdict(r), "pauses": [asdict(p) for p in t.pauses.get(r.id, [])]}
+                           for r in t.recordings],
             "queue_events": t.events,
             "timeline": [{"at": m.at, "hop": m.hop, "channel": m.channel, "what": m.what}
                          for m in t.moments()]}

@@ -28,7 +28,7 @@ from hotline.cli.edits import (
 from hotline.cli.table import FORMAT, print_rows
 from hotline.errors import ProvisionError
 from hotline.provision import export, parse
-from hotline.provision.model import STRATEGIES, TRANSFER_NO_ANSWER, Provisioning
+from hotline.provision.model import RECORD, STRATEGIES, TRANSFER_NO_ANSWER, Provisioning
 from hotline.store import provisioning_changes
 
 # -- provision / export -------------------------------------------------------------------------
@@ -141,6 +141,8 @@ _queue_options = options(
     click.option("--callback-retries", type=int, help="Tries after the first when not answered."),
     click.option("--callback-retry-interval", type=int, help="Seconds between callback tries."),
     click.option("--callback-expiry", help="Seconds before a callback is dropped ('never')."),
+    click.option("--record", type=click.Choice(RECORD),
+                 help="Record this queue's talks: always, or never (the default)."),
 )
 
 

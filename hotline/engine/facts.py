@@ -16,11 +16,16 @@ from hotline.store.hops import Hop, NewHop
 from hotline.store.records import (
     QueueEvent,
     Record,
+    RecordingRow,
     TransferRow,
     close_hop_record,
     ivr_digit_record,
     media_record,
     queue_event_record,
+    recording_ended_record,
+    recording_paused_record,
+    recording_resumed_record,
+    recording_started_record,
     refused_record,
     talk_taken_over_record,
     transfer_record,
@@ -150,4 +155,52 @@ class MediaChanged:
         return media_record(hop.id, self.media, self.at)
 
 
-Fact = QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused | TransferNoted | MediaChanged
+@dataclass(frozen=True)
+class RecordingStarted:
+    """The talk's bridge is being recorded as `name` (hotline.engine.recording), on the call's own
+    hop: each leg's talk (a switch's video leg, the next agent after a transfer) is a segment."""
+
+    name: str
+    agent_id: int | None
+    queue_id: int | None
+    fmt: str
+    path: str
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return recording_started_record(RecordingRow(self.name, hop.id, self.agent_id, self.queue_id,
+                                                     self.fmt, self.path, self.at))
+
+
+@dataclass(frozen=True)
+class RecordingPaused:
+    name: str
+    asked_by: str
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return recording_paused_record(self.name, self.asked_by, self.at)
+
+
+@dataclass(frozen=True)
+class RecordingResumed:
+    name: str
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return recording_resumed_record(self.name, self.at)
+
+
+@dataclass(frozen=True)
+class RecordingEnded:
+    name: str
+    failed: str | None = None  # why Asterisk would not record (the row says failed)
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return recording_ended_record(self.name, self.failed, self.at)
+
+
+RecordingFact = RecordingStarted | RecordingPaused | RecordingResumed | RecordingEnded
+Fact = (QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused | TransferNoted | MediaChanged
+        | RecordingFact)

@@ -110,8 +110,17 @@ class HangingUp:
     """The customer pressed the page's Hang up: the BYE that follows ends the talk, not a drop."""
 
 
+@dataclass(frozen=True)
+class RecordingAsked:
+    """Pause or resume (`action`) the recording of this call's talk, as `asked_by` (cli,
+    agent:NAME) asks (hotline.engine.recording)."""
+
+    action: str  # pause | resume
+    asked_by: str
+
+
 Message = (AriEvent | ChannelVanished | QueueTurn | HandoverAsked | PlaceAsked | PhoneSwitchAsked
-           | TransferAsked | ConsultDialled | CameraTurned | HangingUp)
+           | TransferAsked | ConsultDialled | CameraTurned | HangingUp | RecordingAsked)
 
 
 class CallerGone(Exception):  # noqa: N818 - control flow, not an error

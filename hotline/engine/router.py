@@ -28,6 +28,7 @@ from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialle
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
 from hotline.engine.queueing.consult import CONSULT_BRIDGE
+from hotline.engine.recording import recording_asked
 from hotline.engine.rejoin import AwaitingRejoin, read_note
 from hotline.engine.rejoin import adoption as rejoin_adoption
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
@@ -93,7 +94,7 @@ class Router:
         if supervise is not None:
             self._supervise(supervise, event.channel.id)
             return
-        asked = transfer_asked(event) or phone_switch_asked(event)
+        asked = transfer_asked(event) or phone_switch_asked(event) or recording_asked(event)
         if asked is None or inbox is None:
             log.info("user event %r about %s: %s", event.eventname, event.channel.id,
                      "not one of ours" if asked is None else "no call of this daemon has that channel")

@@ -42,6 +42,12 @@ class LabAsterisk:
         return self.root / "etc" / "asterisk"
 
     @property
+    def recording_dir(self) -> Path:
+        """Where Asterisk writes recordings (its astspooldir/recording, seen from the host):
+        Debian's package lacks it, and ARI's record then answers 500."""
+        return self.root / "var/spool/asterisk/recording"
+
+    @property
     def log(self) -> Path:
         """Asterisk's own log (messages)."""
         return self.root / "var/log/asterisk/messages"
@@ -78,6 +84,7 @@ class LabAsterisk:
 
     def ensure(self, changed: set[str]) -> None:
         """Running with the config as synced; `changed`: the config files that just changed."""
+        self.recording_dir.mkdir(parents=True, exist_ok=True)
         pid = self.pid(clear=True)
         if pid is None:
             self.start()

@@ -139,6 +139,7 @@ class Lab:
                                f"@{HOST}:{HTTP_PORT}",
             "HOTLINE_ARI_APP": ARI_APP,
             "HOTLINE_ASTERISK_CONF_DIR": str(self.conf_dir),
+            "HOTLINE_RECORDING_DIR": str(self.asterisk.recording_dir),
         }
 
     def admin_dsn(self) -> str:

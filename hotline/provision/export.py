@@ -55,7 +55,8 @@ def queue_table(q: Queue) -> Table:
         "transfer_no_answer": q.transfer_no_answer,
         "callback_key": q.callback_key, "callback_retries": q.callback_retries,
         "callback_retry_interval": q.callback_retry_interval,
-        "callback_expiry": "never" if q.callback_expiry is None else q.callback_expiry})
+        "callback_expiry": "never" if q.callback_expiry is None else q.callback_expiry,
+        "record": q.record})
 
 
 def menu_table(m: Menu) -> Table:

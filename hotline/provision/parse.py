@@ -25,6 +25,7 @@ from hotline.provision.model import (
     PRIORITY_ACTIONS,
     PRIORITY_MAX,
     PRIORITY_MIN,
+    RECORD,
     STRATEGIES,
     TRANSFER_NO_ANSWER,
     WEEKDAYS,
@@ -377,7 +378,7 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
                      "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "video_key",
                      "transfer_no_answer", "callback_key",
-                     "callback_retries", "callback_retry_interval", "callback_expiry"})
+                     "callback_retries", "callback_retry_interval", "callback_expiry", "record"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -408,7 +409,8 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
         callback_retry_interval=_get(table, "callback_retry_interval", d.callback_retry_interval,
                                      lambda k, v: integer(k, v, 10, 86400), f),
         callback_expiry=_get(table, "callback_expiry", d.callback_expiry,
-                             lambda k, v: never_or_range(k, v, 60, 7 * 86400), f))
+                             lambda k, v: never_or_range(k, v, 60, 7 * 86400), f),
+        record=_get(table, "record", d.record, lambda k, v: choice(k, v, RECORD), f))
 
 
 def menu(name: str, table: Mapping[str, object]) -> Menu:

@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
 from hotline.errors import CaseNotFound
+from hotline.store.recordings import Pause, Recording, case_recordings, pauses_of
 
 T = TypeVar("T")
 
@@ -151,6 +152,8 @@ class CaseTimeline:
     transfers: list[Transfer]
     media_changes: list[MediaChange]
     supervisions: list[SupervisionRow] = field(default_factory=list)
+    recordings: list[Recording] = field(default_factory=list)
+    pauses: dict[int, list[Pause]] = field(default_factory=dict)  # by recording id
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -171,6 +174,8 @@ class CaseTimeline:
             out.append(Moment(c.at, *channel[c.hop_id], c.text()))
         for v in self.supervisions:
             out += v.moments(*channel.get(v.hop_id or 0, (0, "supervision")))
+        for rec in self.recordings:
+            out += _recording_moments(rec, self.pauses.get(rec.id, []), *channel[rec.hop_id])
         for p in self.participants:
             out.append(Moment(p.joined_at, 0, "conference",
                               f"{p.agent or 'a party'} joined, invited by {p.invited_by}"))
@@ -213,8 +218,10 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
                               " s.asked_by, s.outcome, s.detail, s.asked_at, s.started_at, s.ended_at"
                               " FROM supervisions s LEFT JOIN agents a ON a.id = s.agent_id"
                               " WHERE s.case_id = %s ORDER BY s.id", case_id)
+    recorded = await case_recordings(conn, case_id)
+    pauses = await pauses_of(conn, [r.id for r in recorded])
     return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes,
-                        supervisions)
+                        supervisions, recorded, pauses)
 
 
 async def _all(conn: AsyncConnection, kind: type[T], query: LiteralString, case_id: int) -> list[T]:
@@ -237,6 +244,18 @@ def _hop_moments(h: Row, seq: int, channel: str) -> list[Moment]:
         if h["hangup_cause"]:
             cause = f" (cause {h['hangup_cause']} {h['hangup_cause_text'] or ''}".rstrip() + ")"
         out.append(Moment(h["ended_at"], seq, channel, f"ended {h['end_reason']}{cause}"))
+    return out
+
+
+def _recording_moments(r: Recording, pauses: list[Pause], seq: int, channel: str) -> list[Moment]:
+    out = [Moment(r.started_at, seq, channel, f"recording #{r.id} started ({r.agent or 'no agent'})")]
+    for p in pauses:
+        out.append(Moment(p.paused_at, seq, channel, f"recording #{r.id} paused by {p.asked_by or '?'}"))
+        if p.resumed_at is not None:
+            out.append(Moment(p.resumed_at, seq, channel, f"recording #{r.id} resumed"))
+    if r.ended_at is not None:
+        length = f": {r.duration_ms / 1000:.1f} s recorded" if r.duration_ms is not None else ""
+        out.append(Moment(r.ended_at, seq, channel, f"recording #{r.id} {r.state}{length}"))
     return out
 
 

@@ -33,6 +33,9 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
     "callback_requested": ("callback_id", "number", "attempts"),
     "callback_placed": ("callback_id", "number", "attempts", "attempt"),
     "callback_ended": ("callback_id", "number", "attempts", "outcome", "detail"),
+    **{kind: ("recording_id", "name", "format") for kind in ("recording_started", "recording_paused",
+                                                             "recording_resumed")},
+    "recording_stopped": ("recording_id", "name", "format", "state", "duration_ms", "detail"),
     "ended": ("reason", "cause", "cause_text"),
     "case_closed": (),
 }

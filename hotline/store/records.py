@@ -151,6 +151,37 @@ def transfer_record(t: TransferRow) -> Record:
             "from_agent": t.from_agent_id, "target": t.target, "outcome": t.outcome, "detail": t.detail}
 
 
+@dataclass(frozen=True)
+class RecordingRow:
+    """A row of recordings (migration 030): one talk segment's bridge recording, begun."""
+
+    name: str
+    hop_id: int
+    agent_id: int | None
+    queue_id: int | None
+    fmt: str
+    path: str
+    at: datetime | None = None
+
+
+def recording_started_record(r: RecordingRow) -> Record:
+    return {"k": "rec_start", "hop": r.hop_id, "name": r.name, "agent": r.agent_id, "queue": r.queue_id,
+            "format": r.fmt, "path": r.path, "at": _iso(r.at)}
+
+
+def recording_paused_record(name: str, asked_by: str, at: datetime | None = None) -> Record:
+    return {"k": "rec_pause", "name": name, "asked_by": asked_by, "at": _iso(at)}
+
+
+def recording_resumed_record(name: str, at: datetime | None = None) -> Record:
+    return {"k": "rec_resume", "name": name, "at": _iso(at)}
+
+
+def recording_ended_record(name: str, failed: str | None = None, at: datetime | None = None) -> Record:
+    """The recording's end: done, or failed (`failed` says why: Asterisk refused to start it)."""
+    return {"k": "rec_end", "name": name, "failed": failed, "at": _iso(at)}
+
+
 async def write_records(conn: AsyncConnection, records: list[Record]) -> int:
     """Apply `records` in order, in one statement; returns how many hops they closed."""
     cur = await conn.execute(RECORD_SQL, (Jsonb(records),))

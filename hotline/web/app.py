@@ -50,6 +50,8 @@ PHONE_TYPED = re.compile(r"[0-9+() .-]{0,32}")  # a number as people type it, or
 TRANSFER_API = "/api/agent/transfer"
 TRANSFER_TARGETS_API = "/api/agent/transfer-targets"
 TRANSFER_STEPS = ("begin", "complete", "cancel")
+RECORDING_API = "/api/agent/recording"
+RECORDING_ACTIONS = ("pause", "resume")
 # What a page may name as a transfer target: kind:name, a bare name, or a number as people type it.
 TRANSFER_TARGET_RE = re.compile(r"^[A-Za-z0-9+][A-Za-z0-9._:+() -]{0,79}$")
 QUEUES_API = "/api/queues"
@@ -147,6 +149,11 @@ class WebBackend(Protocol):
         cancel the attended transfer under way; what to show the agent; raises WebRefusal."""
         ...
 
+    async def agent_recording(self, endpoint: str, action: str) -> str:
+        """Pause or resume the recording of the agent's current talk; what to show the agent;
+        raises WebRefusal."""
+        ...
+
     def live_queues(self) -> list[dict[str, object]]:
         """The live queue state, JSON-able."""
         ...
@@ -201,6 +208,7 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(CUSTOMER_PHONE_API, site.customer_phone)
     app.router.add_post(TRANSFER_API, site.agent_transfer)
     app.router.add_post(TRANSFER_TARGETS_API, site.transfer_targets)
+    app.router.add_post(RECORDING_API, site.agent_recording)
     app.router.add_get(QUEUES_API, site.queues)
     app.router.add_post(CAMERA_API, site.customer_camera)
     app.router.add_post(HANGUP_API, site.customer_hanging_up)
@@ -334,6 +342,7 @@ class _Site:
                                               "phoneApi": PHONE_API,
                                               "transferApi": TRANSFER_API,
                                               "transferTargetsApi": TRANSFER_TARGETS_API,
+                                              "recordingApi": RECORDING_API,
                                               "noticeApi": NOTICE_API,
                                               "eventsApi": AGENT_EVENTS_API}
         return self._render("agent.html", title="Agent", config=config)
@@ -411,6 +420,19 @@ class _Site:
         message = await self.backend.agent_transfer(endpoint, target if step == "begin" else None,
                                                     attended=attended or step != "begin", step=step)
         return _json({"message": message}, 200)
+
+    async def agent_recording(self, request: web.Request) -> web.Response:
+        """{"action": "pause" | "resume"}: the recording of the agent's talk."""
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        action = body.get("action") if isinstance(body, dict) else None
+        if action not in RECORDING_ACTIONS:
+            return _json({"error": "a recording's action is pause or resume"}, 400)
+        return _json({"message": await self.backend.agent_recording(endpoint, str(action))}, 200)
 
     async def customer_camera(self, request: web.Request) -> web.Response:
         """A customer's page says its camera went on or off. No login (a customer has none): the

@@ -18,10 +18,19 @@ from hotline.engine.directory import Directory
 from hotline.engine.live import LivePublisher
 from hotline.engine.live_hub import RINGING, WALLBOARD, Event, LiveHub, Subscription, agent_topic
 from hotline.engine.phone_switch import ask_phone_switch, phone_number
+from hotline.engine.recording import ask_recording
 from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
-from hotline.errors import AriError, PhoneSwitchRefused, SwitchNotPossible, TransferRefused, WebRefusal
+from hotline.errors import (
+    AriError,
+    PhoneSwitchRefused,
+    RecordingError,
+    SwitchNotPossible,
+    TransferRefused,
+    WebRefusal,
+)
 from hotline.provision import sip_auth
 from hotline.provision.model import Agent
+from hotline.store import recordings
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
@@ -162,6 +171,32 @@ class DaemonWebBackend:
         if outcome.outcome == "refused":
             raise WebRefusal(409, f"Refused: {outcome.detail}")
         return TRANSFER_SAID[outcome.outcome].format(target=outcome.target)
+
+    async def agent_recording(self, endpoint: str, action: str) -> str:
+        """Ask the daemon that runs the agent's talk, by the user event the CLI sends, to pause or
+        resume its recording, and wait until its row says so."""
+        agent = self._authenticated(endpoint)
+        agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
+        wanted = "paused" if action == "pause" else "recording"
+        try:
+            talk = await self._live_talk_of(agent_id)
+            if talk is None:
+                raise WebRefusal(409, "You have no call in progress")
+            async with self.pool.connection() as conn:
+                live, channel_id = await recordings.live_talk_recording(conn, talk.case_id)
+                if live.state != wanted:
+                    await ask_recording(self.ari, self.settings.ari_app, channel_id, action,
+                                        f"agent:{agent.name}")
+                    if not await recordings.state_becomes(conn, live.id, wanted):
+                        raise WebRefusal(504, "No answer from the call's daemon: check the call before "
+                                              "trying again")
+        except RecordingError:
+            raise WebRefusal(409, "Your call is not being recorded") from None
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+        except AriError as exc:
+            raise WebRefusal(502, f"The request did not reach the call: {exc}") from exc
+        return "Recording paused" if action == "pause" else "Recording"
 
     async def agent_switch(self, endpoint: str) -> str:
         """A link for the call the agent with this endpoint is talking on now."""

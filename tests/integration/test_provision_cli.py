@@ -132,6 +132,19 @@ def test_queue_set_transfer_no_answer_is_stored_and_exported(hotline, db) -> Non
     assert refused.exit_code != 0 and "'hotline' is not one of 'queue', 'agent'" in refused.output
 
 
+def test_queue_set_record_is_stored_and_exported(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    assert rows(db, "SELECT name, record FROM queues WHERE name IN ('support', 'backoffice')"
+                    " ORDER BY name") == [
+        {"name": "backoffice", "record": "always"}, {"name": "support", "record": "never"}]
+    result = hotline("queue", "set", "support", "--record", "always")
+    assert result.output.strip() == "~ queue support (record)"
+    assert rows(db, "SELECT record FROM queues WHERE name = 'support'") == [{"record": "always"}]
+    assert 'record = "always"' in hotline("export").output
+    refused = hotline("queue", "set", "support", "--record", "on_demand")
+    assert refused.exit_code != 0 and "'on_demand' is not one of 'never', 'always'" in refused.output
+
+
 def test_removing_a_queue_takes_its_members_out_and_keeps_the_row_for_history(hotline, db) -> None:  # type: ignore[no-untyped-def]
     hotline("provision", str(EXAMPLE))
     hotline("hotline", "set", "federal", "--region", "+7913=support")

@@ -293,6 +293,20 @@ class RecordingAri:
         await self._record("destroy_bridge", bridge_id)
         self.bridge_members.pop(bridge_id, None)
 
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str) -> None:
+        await self._record("record_bridge", bridge_id, name, fmt)
+        if bridge_id not in self.bridge_members:
+            raise AriNotFound(f"Bridge not found: {bridge_id}", 404)
+
+    async def pause_recording(self, name: str) -> None:
+        await self._record("pause_recording", name)
+
+    async def resume_recording(self, name: str) -> None:
+        await self._record("resume_recording", name)
+
+    async def stop_recording(self, name: str) -> None:
+        await self._record("stop_recording", name)
+
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         await self._record("hangup", channel_id, reason)
         self._require(channel_id)

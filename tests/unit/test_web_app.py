@@ -85,6 +85,11 @@ class Backend:
             raise WebRefusal(409, "unknown transfer target 'queue:billing': there is no queue 'billing'")
         return f"{step} {target} attended={attended}"
 
+    async def agent_recording(self, endpoint: str, action: str) -> str:
+        if endpoint == "petrov":
+            raise WebRefusal(409, "Your call is not being recorded")
+        return f"recording {action}"
+
     def live_queues(self) -> list[dict[str, object]]:
         return [{"queue": "support", "waiting": 2}]
 
@@ -197,11 +202,13 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
                                  "phoneApi": "/api/agent/phone",
                                  "transferApi": "/api/agent/transfer",
                                  "transferTargetsApi": "/api/agent/transfer-targets",
+                                 "recordingApi": "/api/agent/recording",
                                  "noticeApi": "/api/agent/notice", "eventsApi": "/api/agent/events"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
                     "transfer-target", "transfer-number",
-                    "transfer", "consult", "transfer-complete", "transfer-cancel", "transfer-status"):
+                    "transfer", "consult", "transfer-complete", "transfer-cancel", "transfer-status",
+                    "recording", "recording-status"):
         assert f'id="{element}"' in body
 
 
@@ -323,6 +330,21 @@ async def test_agent_transfer_checks_its_body_and_gets_the_backends_answer(
     assert (response.status, await response.json()) == (status, answer)
     assert backend.transfers == ([asked] if asked else [])
     assert (await client.post("/api/agent/transfer", json={"target": "sales"})).status == 401
+
+
+@pytest.mark.parametrize(("agent", "body", "status", "answer"), [
+    ("ivanov", {"action": "pause"}, 200, {"message": "recording pause"}),
+    ("ivanov", {"action": "resume"}, 200, {"message": "recording resume"}),
+    ("ivanov", {"action": "stop"}, 400, {"error": "a recording's action is pause or resume"}),
+    ("ivanov", [], 400, {"error": "a recording's action is pause or resume"}),
+    ("petrov", {"action": "pause"}, 409, {"error": "Your call is not being recorded"}),
+])
+async def test_agent_recording_checks_its_body_and_gets_the_backends_answer(
+        client: TestClient, agent: str, body: object, status: int, answer: dict[str, str]) -> None:
+    password = "pässword" if agent == "ivanov" else "any"
+    response = await client.post("/api/agent/recording", json=body, headers=_basic(agent, password))
+    assert (response.status, await response.json()) == (status, answer)
+    assert (await client.post("/api/agent/recording", json={"action": "pause"})).status == 401
 
 
 async def test_transfer_targets_lists_what_the_agent_may_pick(client: TestClient) -> None:

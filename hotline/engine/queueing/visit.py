@@ -59,6 +59,7 @@ from hotline.engine.messages import (
     PhoneSwitchAsked,
     PlaceAsked,
     QueueTurn,
+    RecordingAsked,
     TransferAsked,
 )
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
@@ -68,6 +69,7 @@ from hotline.engine.queueing.agent_state import AgentState, AgentStatus
 from hotline.engine.queueing.callback_offer import ask_callback, offer_media
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Place, Ringing, Talk
+from hotline.engine.recording import TalkRecorder
 from hotline.engine.rejoin import DropNote, note_drop
 from hotline.engine.transfer import (
     ARI_TRANSFERS,
@@ -238,6 +240,7 @@ class QueueVisit:
         self._music: asyncio.Task[None] | None = None
         self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
         self.consult: consulting.Consult | None = None  # an attended transfer of the talk under way
+        self.recorder = TalkRecorder(ctx, queue.record == "always", self.queue_id)
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -288,7 +291,9 @@ class QueueVisit:
             return TalkOver(EndReason.COMPLETED)
         self.call.watch(agent_channel_id)
         self.call.move(CallState.TALKING, *facts)
-        return await self._follow_talk(Ringing(agent, agent_channel_id, answered_at), answered_at)
+        # Asterisk's recording of the talk, if any, went on without the daemon: none begins here
+        return await self._follow_talk(Ringing(agent, agent_channel_id, answered_at), answered_at,
+                                       record=False)
 
     async def resume_unrecorded_talk(self, agent_leg: Channel, joined_at: float) -> TalkEnd | None:
         """After a daemon killed between a bridge and the write-behind's next batch: the caller is
@@ -304,7 +309,7 @@ class QueueVisit:
         log.info("call %s: talking with %s, answered before the restart", self.call.channel_id, agent.name)
         self.call.move(CallState.TALKING, *self._step(E.ANSWER, agent=agent,
                                                       wait_ms=_ms(answered_at - joined_at)))
-        return await self._follow_talk(Ringing(agent, agent_leg.id, answered_at), answered_at)
+        return await self._follow_talk(Ringing(agent, agent_leg.id, answered_at), answered_at, record=False)
 
     async def take_over_talk(self, talk: Talk) -> TalkEnd:
         """The customer's video leg, now in the case's bridge, goes on with the talk of the leg it
@@ -805,11 +810,15 @@ class QueueVisit:
                 await self.ctx.ari.destroy_bridge(self.call.bridge_id)
             await self.call.until_caller_gone()
 
-    async def _follow_talk(self, leg: Ringing, answered_at: float) -> TalkEnd:
+    async def _follow_talk(self, leg: Ringing, answered_at: float, *, record: bool = True) -> TalkEnd:
+        """The talk with `leg`'s agent, recorded (a segment of its own) if the queue says so."""
         self.call.talking_with, self.call.talk_leg = leg.agent.endpoint, leg.channel_id
         try:
+            if record:
+                await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name))
             return await self._talk_until_over(leg, answered_at)
         finally:
+            await self.recorder.stop(self.call)
             if self.call.talking_with == leg.agent.endpoint:
                 self.call.talking_with = None
             if self.call.talk_leg == leg.channel_id:
@@ -868,7 +877,10 @@ class QueueVisit:
                     self.ctx.ask_switch(self.call.hop.id)
                     continue
             elif isinstance(message, CameraTurned):
-                await self._camera_turned(message)
+                await self._camera_turned(message, leg)
+                continue
+            elif isinstance(message, RecordingAsked):
+                await self.recorder.ask(self.call, message)
                 continue
             elif isinstance(message, HangingUp):
                 self.call.meant_to_hang_up = True
@@ -935,7 +947,7 @@ class QueueVisit:
         finally:
             call.awaiting_rejoin = None
 
-    async def _camera_turned(self, turned: CameraTurned) -> None:
+    async def _camera_turned(self, turned: CameraTurned, leg: Ringing) -> None:
         """The customer's camera went on or off (engine.camera): recorded, and video coming into a
         plain mixing bridge moves the talk to an SFU one. A move that fails leaves the talk as it
         was: the sound still flows."""
@@ -945,6 +957,9 @@ class QueueVisit:
             except AriError as exc:
                 log.warning("call %s: the talk could not move to an SFU bridge: %s",
                             self.call.channel_id, exc)
+                return
+            if self.call.video_bridge:  # the old bridge's recording ended with it
+                await self.recorder.moved(self.call, self.agent_ids.get(leg.agent.name))
 
     def _hand_over(self, asked: HandoverAsked, leg: Ringing, answered_at: float) -> TalkOver:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""

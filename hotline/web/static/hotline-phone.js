@@ -33,6 +33,7 @@
     registered: false,
     switchLink: null,
     phoneMessage: null, // the agent page's answer to "Move the caller to the phone"
+    recordingPaused: false, // the agent page paused the current talk's recording
     ua: null,
     session: null,
     pc: null, // the current call's RTCPeerConnection (tests read its getStats)
@@ -433,6 +434,7 @@
     enable("to-phone", true);
     enable("transfer", true);
     enable("consult", true);
+    enable("recording", true);
     setState("registering");
     try {
       phone.ua = startUa({ uri: `sip:${endpoint}@${config.domain}`, password, register: true });
@@ -484,6 +486,9 @@
       session.answer({ mediaStream: stream, mediaConstraints: MEDIA, pcConfig: PC_CONFIG });
       enable("hangup", true);
       loadTransferTargets();
+      phone.recordingPaused = false; // a new talk: its recording (if its queue records) runs
+      byId("recording").textContent = "Pause recording";
+      byId("recording-status").textContent = "";
     } catch (error) {
       try { session.terminate({ status_code: 480, reason_phrase: "Temporarily Unavailable" }); } catch (_) { /* gone */ }
       failed(error);
@@ -602,6 +607,19 @@
     enable("transfer-cancel", consulting);
     enable("transfer", !consulting);
     enable("consult", !consulting);
+  }
+
+  /* Pause the talk's recording (a customer reading a card number), or resume it: the button
+   * says which it does next. */
+  async function requestRecording() {
+    const status = byId("recording-status");
+    const action = phone.recordingPaused ? "resume" : "pause";
+    const message = await agentApi(config.recordingApi, { action }, "message",
+                                   `The recording could not be ${action}d`);
+    if (message === null) return;
+    phone.recordingPaused = action === "pause";
+    status.textContent = message;
+    byId("recording").textContent = phone.recordingPaused ? "Resume recording" : "Pause recording";
   }
 
   // --- the agent's notice about their call (a customer's dropped leg) ------------------------
@@ -760,6 +778,7 @@
     byId("consult").addEventListener("click", () => requestTransfer(true, null));
     byId("transfer-complete").addEventListener("click", () => requestTransfer(true, "complete"));
     byId("transfer-cancel").addEventListener("click", () => requestTransfer(true, "cancel"));
+    byId("recording").addEventListener("click", requestRecording);
   }
 
   // --- start --------------------------------------------------------------------------------

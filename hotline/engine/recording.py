@@ -1,0 +1,182 @@
+"""Call recording: a talk of a queue whose `record` is "always" is recorded through ARI's bridge
+recording, from the agent's answer to the end of the talk, one recording (one file, one row of
+`recordings`) per talk segment.
+
+A segment is one leg's talk with one agent: the customer's call answered by an agent, the same
+customer's video leg that took the talk over (a switch), the next agent's talk after a transfer.
+Asterisk records the case's bridge, so what the file holds is the mixed audio of everyone in it;
+of a video talk only its audio (a bridge recording has no video). The file is NAME.FORMAT in
+Asterisk's recording directory (`recording_dir`, `recording_format`).
+
+Pause and resume (`hotline recording pause|resume CASE`, the agent page) reach the call as a user
+event about the customer's channel (RECORDING_EVENT), like a transfer the CLI asks; Asterisk writes
+nothing while a recording is paused, and each pause is a row of `recording_pauses`.
+
+Every start, pause, resume and end is a fact of the call's one funnel, written behind it in order
+with its other records. A recording Asterisk refuses to start is a row too, `failed`, with why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from hotline.asterisk.ari_events import ChannelUserevent
+from hotline.engine.call_state import CallState
+from hotline.engine.context import CallContext
+from hotline.engine.facts import (
+    Fact,
+    RecordingEnded,
+    RecordingPaused,
+    RecordingResumed,
+    RecordingStarted,
+)
+from hotline.engine.messages import RecordingAsked
+from hotline.errors import AriError
+
+log = logging.getLogger(__name__)
+
+RECORDING_EVENT = "hotline-recording"
+RECORDING_ACTIONS = ("pause", "resume")
+ASKED_LIMIT = 64  # characters kept of who asked
+
+
+class RecordedCall(Protocol):
+    """What a recorder needs of its call (engine.call.InboundCall provides it)."""
+
+    @property
+    def state(self) -> CallState: ...
+    @property
+    def channel_id(self) -> str: ...
+    @property
+    def bridge_id(self) -> str: ...
+    @property
+    def case_id(self) -> int | None: ...
+    def move(self, new: CallState, *facts: Fact) -> None: ...
+
+
+@dataclass
+class LiveRecording:
+    name: str
+    paused: bool = False
+
+
+def recording_name(case_id: int | None, at: float) -> str:
+    """A name no other recording has, that says when and for which case: the file's name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(at))
+    return f"case{case_id or 0}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def file_name(name: str, fmt: str) -> str:
+    return f"{name}.{fmt}"
+
+
+def recording_asked(event: ChannelUserevent) -> RecordingAsked | None:
+    """The RecordingAsked a user event carries, or None when it is no recording request."""
+    if event.eventname != RECORDING_EVENT:
+        return None
+    action = event.variables.get("action", "")
+    if action not in RECORDING_ACTIONS:
+        log.info("recording request about %s with no action pause|resume: %r", event.channel.id, action)
+        return None
+    return RecordingAsked(action, event.variables.get("asked_by", "")[:ASKED_LIMIT] or "unknown")
+
+
+class TalkRecorder:
+    """The recordings of one queue visit's talks: at most one live at a time (a talk that follows
+    another within the visit, an attended transfer completed, ends the previous segment first)."""
+
+    def __init__(self, ctx: CallContext, record: bool, queue_id: int | None) -> None:
+        self.ctx = ctx
+        self.record = record
+        self.queue_id = queue_id
+        self.live: LiveRecording | None = None
+
+    async def start(self, call: RecordedCall, agent_id: int | None) -> None:
+        """The talk with agent `agent_id` began in the call's bridge: record it, if the queue says."""
+        if not self.record:
+            return
+        await self.stop(call)
+        fmt = self.ctx.recording_format
+        name = recording_name(call.case_id, time.time())
+        path = str(PurePosixPath(self.ctx.recording_dir) / file_name(name, fmt))
+        started = RecordingStarted(name, agent_id, self.queue_id, fmt, path)
+        try:
+            await self.ctx.ari.record_bridge(call.bridge_id, name, fmt)
+        except AriError as exc:  # no recording directory, a full disk, the bridge gone already
+            log.warning("call %s: the talk could not be recorded: %s", call.channel_id, exc)
+            call.move(call.state, started, RecordingEnded(name, failed=f"Asterisk refused: {exc}"[:500]))
+            return
+        self.live = LiveRecording(name)
+        log.info("call %s: recording the talk as %s", call.channel_id, name)
+        call.move(call.state, started)
+
+    async def stop(self, call: RecordedCall) -> None:
+        """The segment is over: its end recorded first (a cancelled task loses nothing), then
+        Asterisk told to stop (a bridge destroyed already ended it)."""
+        live, self.live = self.live, None
+        if live is None:
+            return
+        call.move(call.state, RecordingEnded(live.name))
+        await stop_quietly(self.ctx.ari, live.name)
+
+    async def ask(self, call: RecordedCall, asked: RecordingAsked) -> None:
+        """Pause or resume the live recording, as asked; anything else changes nothing."""
+        live = self.live
+        if live is None or live.paused == (asked.action == "pause"):
+            log.info("call %s: recording %s asked by %s: %s", call.channel_id, asked.action, asked.asked_by,
+                     "no recording of this talk" if live is None else f"it is {asked.action}d already")
+            return
+        try:
+            if asked.action == "pause":
+                await self.ctx.ari.pause_recording(live.name)
+            else:
+                await self.ctx.ari.resume_recording(live.name)
+        except AriError as exc:
+            log.warning("call %s: recording %s %s failed: %s", call.channel_id, live.name, asked.action, exc)
+            return
+        live.paused = asked.action == "pause"
+        log.info("call %s: recording %s %sd by %s", call.channel_id, live.name, asked.action, asked.asked_by)
+        call.move(call.state, RecordingPaused(live.name, asked.asked_by) if live.paused
+                  else RecordingResumed(live.name))
+
+    async def moved(self, call: RecordedCall, agent_id: int | None) -> None:
+        """The talk moved to another bridge (video came: engine.camera), which ended the old
+        bridge's recording: the next segment records the new one."""
+        if self.live is None:
+            return
+        paused = self.live.paused
+        await self.stop(call)
+        await self.start(call, agent_id)
+        if paused:  # paused for a reason (a card number read out): the new bridge's too
+            await self.ask(call, RecordingAsked("pause", "the move to a video bridge"))
+
+
+async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, action: str,
+                        asked_by: str) -> None:
+    """Ask the daemon that runs `channel_id` to pause or resume its talk's recording."""
+    if action not in RECORDING_ACTIONS:
+        raise ValueError(f"recording action {action!r} is not one of {RECORDING_ACTIONS}")
+    await ari.user_event(app, RECORDING_EVENT, channel_id, {"action": action, "asked_by": asked_by})
+
+
+class RecordingRequests(Protocol):
+    async def user_event(self, app: str, name: str, channel_id: str,
+                         variables: Mapping[str, str]) -> None: ...
+
+
+async def stop_quietly(ari: StopsRecordings, name: str) -> None:
+    """Tell Asterisk to stop `name`; gone already (its bridge destroyed) or unreachable, the
+    recording ends with its bridge anyway."""
+    with contextlib.suppress(AriError):
+        await ari.stop_recording(name)
+
+
+class StopsRecordings(Protocol):
+    async def stop_recording(self, name: str) -> None: ...

@@ -1,0 +1,198 @@
+"""Recording of talks in the call's state machine, against the recording fake ARI client: which
+bridge is recorded when, the records each segment makes in order (a transfer gives a second
+segment with the next agent), a switch to video (the video leg records on its own hop), pause and
+resume asked by a user event, and a queue that records nothing. The lab tests
+(tests/e2e/test_recording_calls.py) prove the files on Asterisk."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+from test_handover import TOKEN, phone_talking_with_anna, video_centre, video_leg_enters
+from test_transfers import talking_with_anna, two_queues
+
+from hotline.asterisk.ari_events import ChannelUserevent
+from hotline.engine.facts import RecordingStarted
+from hotline.engine.messages import RecordingAsked
+from hotline.engine.recording import RECORDING_EVENT, TalkRecorder, recording_asked, recording_name
+from hotline.engine.transfer import TRANSFER_EVENT
+from hotline.provision.model import Queue
+
+from support.engine import APP, NOW, Engine, StandInSwitches, channel, every_move_allowed  # noqa: F401
+
+
+def user_event(channel_id: str, name: str, **variables: str) -> ChannelUserevent:
+    return ChannelUserevent("ChannelUserevent", APP, NOW, channel=channel(channel_id, state="Up"),
+                            eventname=name, variables=variables)
+
+
+def recordings(engine: Engine) -> list[tuple[object, ...]]:
+    """(kind, name, hop, agent, queue) of every recording record, in order."""
+    return [(r["k"], r["name"], r.get("hop"), r.get("agent"), r.get("queue"))
+            for r in engine.records.records if str(r["k"]).startswith("rec_")]
+
+
+async def test_a_talk_of_a_recorded_queue_is_recorded_from_the_answer_to_its_end() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    start = await engine.ari.wait_for("record_bridge")
+    bridge, name, fmt = start.args
+    assert (bridge, fmt) == ("case-101", "wav")
+    assert engine.ari.names().index("record_bridge") > engine.ari.names().index("add_to_bridge")
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert recordings(engine) == [("rec_start", name, 1, 1, 2), ("rec_end", name, None, None, None)]
+    started = next(r for r in engine.records.records if r["k"] == "rec_start")
+    assert started["path"] == f"/var/spool/asterisk/recording/{name}.wav"
+    kinds = [r["k"] if r["k"] != "event" else r["event"] for r in engine.records.records]
+    assert kinds.index("rec_start") > kinds.index("answer")
+    assert kinds.index("rec_end") > kinds.index("complete")
+
+
+async def test_a_queue_that_records_never_asks_asterisk_for_nothing() -> None:
+    engine = Engine(two_queues(), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert "record_bridge" not in engine.ari.names() and recordings(engine) == []
+
+
+async def test_a_transfer_ends_the_first_segment_and_the_next_agents_talk_is_a_second() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna", "boris"))
+    await talking_with_anna(engine)
+    first = (await engine.ari.wait_for("record_bridge")).args[1]
+    engine.ari.send(user_event("c1", TRANSFER_EVENT, target="agent:boris", asked_by="cli", request="r1"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.answer_leg(boris_leg, "c1")
+    second = (await engine.ari.wait_for("record_bridge", 2)).args[1]
+    await engine.settle()
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert first != second
+    # anna (1), then boris (2), both in the talk's queue, support (2): a transfer to an agent is a
+    # visit of that queue
+    assert recordings(engine) == [("rec_start", first, 1, 1, 2), ("rec_end", first, None, None, None),
+                                  ("rec_start", second, 1, 2, 2), ("rec_end", second, None, None, None)]
+
+
+async def test_pause_and_resume_asked_by_user_events_reach_asterisk_and_the_records() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    name = (await engine.ari.wait_for("record_bridge")).args[1]
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="pause", asked_by="cli"))
+    assert (await engine.ari.wait_for("pause_recording")).args == (name,)
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="pause", asked_by="cli"))  # paused already
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="resume", asked_by="agent:anna"))
+    assert (await engine.ari.wait_for("resume_recording")).args == (name,)
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert engine.ari.names().count("pause_recording") == 1
+    assert [k for k, *_ in recordings(engine)] == ["rec_start", "rec_pause", "rec_resume", "rec_end"]
+    paused = next(r for r in engine.records.records if r["k"] == "rec_pause")
+    assert paused["asked_by"] == "cli"
+
+
+async def test_a_recording_asterisk_refuses_is_a_failed_row_and_the_talk_goes_on() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+
+    async def refused(bridge_id: str, name: str, fmt: str) -> None:
+        from hotline.errors import AriError
+        raise AriError("Internal Server Error", 500)
+    engine.ari.record_bridge = refused  # type: ignore[method-assign]
+    await talking_with_anna(engine)
+    await engine.settle()
+    assert engine.call("c1").state == "talking"
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    ended = [r for r in engine.records.records if r["k"] == "rec_end"]
+    assert len(ended) == 1 and "Asterisk refused" in str(ended[0]["failed"])
+
+
+def test_a_recording_request_is_pause_or_resume_and_anything_else_is_none() -> None:
+    asked = recording_asked(user_event("c1", RECORDING_EVENT, action="pause", asked_by="cli"))
+    assert asked is not None and (asked.action, asked.asked_by) == ("pause", "cli")
+    assert recording_asked(user_event("c1", RECORDING_EVENT, action="delete")) is None
+    assert recording_asked(user_event("c1", TRANSFER_EVENT, action="pause")) is None
+
+
+def test_a_recording_name_says_its_case_and_time_and_is_unique() -> None:
+    a, b = recording_name(7, 0.0), recording_name(7, 0.0)
+    assert a.startswith("case7-19700101-000000-") and a != b
+
+
+async def test_a_switch_to_video_ends_the_phone_legs_recording_and_the_video_leg_records_on_its_own_hop(
+) -> None:
+    switches = StandInSwitches(TOKEN)
+    prov = video_centre()
+    prov = dataclasses.replace(prov, queues={"support": Queue("support", record="always")})
+    engine = Engine(prov, logged_in=("anna",), switches=switches)
+    agent_leg = await phone_talking_with_anna(engine)
+    phone_recording = (await engine.ari.wait_for("record_bridge")).args[1]
+    switches.replaces(engine.hops.opened[0], queue_id=1, agent_id=1)
+    video_leg_enters(engine, TOKEN)
+    video_recording = (await engine.ari.wait_for("record_bridge", 2)).args[1]
+    await engine.settle()
+    assert engine.ari.of("record_bridge")[1].args[0] == "case-101"  # the same bridge, the agent in it
+    assert engine.ari.bridge_members["case-101"] == [agent_leg, "v1"]
+    engine.ari.caller_hangs_up("v1")
+    await engine.ended()
+    assert [(k, name, hop, agent) for k, name, hop, agent, _ in recordings(engine)] == [
+        ("rec_start", phone_recording, 1, 1), ("rec_end", phone_recording, None, None),
+        ("rec_start", video_recording, 900, 1), ("rec_end", video_recording, None, None)]
+    assert [r.args[0] for r in engine.ari.of("stop_recording")][0] == phone_recording
+
+
+class MovingCall:
+    """A call whose talk moves bridges (engine.camera's SFU move), as the recorder sees it."""
+
+    def __init__(self) -> None:
+        self.state = "talking"
+        self.channel_id, self.case_id, self.bridge_id = "c1", 7, "case-7"
+        self.facts: list[object] = []
+
+    def move(self, new: object, *facts: object) -> None:
+        self.facts += facts
+
+
+class RecordsOnly:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, ...]] = []
+
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str) -> None:
+        self.asked.append(("record", bridge_id, fmt))
+
+    async def stop_recording(self, name: str) -> None:
+        self.asked.append(("stop", name))
+
+    async def pause_recording(self, name: str) -> None:
+        self.asked.append(("pause", name))
+
+
+async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_format_set() -> None:
+    ari = RecordsOnly()
+    ctx = SimpleNamespace(ari=ari, recording_format="gsm", recording_dir="/rec")
+    recorder, call = TalkRecorder(ctx, True, 3), MovingCall()  # type: ignore[arg-type]
+    await recorder.start(call, 5)  # type: ignore[arg-type]
+    first = recorder.live.name if recorder.live else ""
+    call.bridge_id = "case-7-video"
+    await recorder.moved(call, 5)  # type: ignore[arg-type]
+    assert ari.asked == [("record", "case-7", "gsm"), ("stop", first), ("record", "case-7-video", "gsm")]
+    started = [f for f in call.facts if isinstance(f, RecordingStarted)]
+    assert [(f.path.startswith("/rec/case7-"), f.path.endswith(".gsm"), f.queue_id, f.agent_id)
+            for f in started] == [(True, True, 3, 5)] * 2
+    assert [type(f).__name__ for f in call.facts] == ["RecordingStarted", "RecordingEnded",
+                                                      "RecordingStarted"]
+
+
+async def test_a_paused_recording_moved_to_an_sfu_bridge_stays_paused_there() -> None:
+    ari = RecordsOnly()
+    ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec")
+    recorder, call = TalkRecorder(ctx, True, 3), MovingCall()  # type: ignore[arg-type]
+    await recorder.start(call, 5)  # type: ignore[arg-type]
+    await recorder.ask(call, RecordingAsked("pause", "cli"))  # type: ignore[arg-type]
+    call.bridge_id = "case-7-video"
+    await recorder.moved(call, 5)  # type: ignore[arg-type]
+    second = recorder.live.name if recorder.live else ""
+    assert ari.asked[-2:] == [("record", "case-7-video", "wav"), ("pause", second)]
+    assert recorder.live is not None and recorder.live.paused
