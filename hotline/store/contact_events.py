@@ -1,4 +1,4 @@
-"""The contact-event stream (migration 029): every step of a contact as one row of
+"""The contact-event stream (migrations 029, 030, 032): every step of a contact as one row of
 contact_events, written by triggers in the transaction of the step's own row, and its JSON shape.
 
 The shape every receiver gets (and `hotline case events` would print), one object per event:
@@ -36,6 +36,10 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
     **{kind: ("recording_id", "name", "format") for kind in ("recording_started", "recording_paused",
                                                              "recording_resumed")},
     "recording_stopped": ("recording_id", "name", "format", "state", "duration_ms", "detail"),
+    "supervision_started": ("supervision_id", "mode", "supervisor", "asked_by"),
+    "supervision_ended": ("supervision_id", "mode", "supervisor", "asked_by", "detail"),
+    **{kind: ("participant_id", "invited_by", "node", "channel_id") for kind in ("participant_joined",
+                                                                               "participant_left")},
     "ended": ("reason", "cause", "cause_text"),
     "case_closed": (),
 }

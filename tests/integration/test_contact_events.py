@@ -246,3 +246,36 @@ async def test_a_customer_calling_again_reopens_their_case_as_an_event(
     assert [(e["kind"], e["hop_id"]) for e in events] == [
         ("case_opened", None), ("entered_hotline", first.id), ("ended", first.id), ("case_closed", None),
         ("case_reopened", None), ("entered_hotline", again.id)]
+
+
+async def test_a_supervision_and_a_conference_party_are_events_a_refused_supervision_is_none(
+        pool: AsyncConnectionPool, ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    hop = await call(pool, ids)
+    await write(db_dsn, answered_talk(hop, ids)[:4])  # in a talk with anna
+    db.execute("INSERT INTO agents (name, endpoint, supervisor) VALUES ('boss', 'boss', true)")
+    insert = ("INSERT INTO supervisions (request, case_id, hop_id, agent_id, supervisor, mode, asked_by,"
+              " node, outcome, detail, asked_at)"
+              " VALUES (%s, %s, %s, %s, 'boss', %s, 'cli', 'n1', %s, %s, %s)")
+    db.execute(insert, ("r1", hop.case_id, hop.id, ids["anna"], "whisper", "ringing", "", at(10)))
+    db.execute(insert, ("r2", hop.case_id, hop.id, ids["anna"], "barge", "refused", "supervising already",
+                        at(11)))
+    db.execute("UPDATE supervisions SET outcome = 'supervising', started_at = %s WHERE request = 'r1'",
+               (at(14),))
+    db.execute("UPDATE supervisions SET outcome = 'ended', ended_at = %s, detail = 'the supervisor hung up'"
+               " WHERE request = 'r1'", (at(40),))
+    db.execute("INSERT INTO case_participants (case_id, agent_id, node, channel_id, invited_by, joined_at)"
+               " VALUES (%s, %s, 'n1', 'p1', 'agent:anna', %s)", (hop.case_id, ids["anna"], at(20)))
+    db.execute("UPDATE case_participants SET left_at = %s", (at(30),))
+    events = rows(db, "SELECT kind, at, hop_id, hotline, queue, agent, data FROM contact_events"
+                      " WHERE kind LIKE 'supervision%%' OR kind LIKE 'participant%%' ORDER BY id")
+    supervision = {"supervision_id": 1, "mode": "whisper", "supervisor": "boss", "asked_by": "cli"}
+    party = {"participant_id": 1, "invited_by": "agent:anna", "node": "n1", "channel_id": "p1"}
+    assert events == [
+        {"kind": "supervision_started", "at": at(14), "hop_id": hop.id, "hotline": "city", "queue": "support",
+         "agent": "anna", "data": supervision},
+        {"kind": "supervision_ended", "at": at(40), "hop_id": hop.id, "hotline": "city", "queue": "support",
+         "agent": "anna", "data": {**supervision, "detail": "the supervisor hung up"}},
+        {"kind": "participant_joined", "at": at(20), "hop_id": None, "hotline": "city", "queue": None,
+         "agent": "anna", "data": party},
+        {"kind": "participant_left", "at": at(30), "hop_id": None, "hotline": "city", "queue": None,
+         "agent": "anna", "data": party}]

@@ -4,13 +4,16 @@ case, hop, hotline, queue, agent) and the kind's data; and the backoff between t
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from hotline.config import DeliveryTiming, Settings
 from hotline.engine.webhook_deliverer import retry_in
 from hotline.errors import ConfigError, WebhookError
+from hotline.store import migrations
 from hotline.store.contact_events import DATA_KEYS, KINDS, ContactEvent, as_json, body
 from hotline.store.webhooks import check_events, check_secret, check_url
 
@@ -52,6 +55,20 @@ def test_every_kind_the_issue_names_is_in_the_stream() -> None:
         assert kind in KINDS
     assert set(DATA_KEYS["menu_key"]) == {"key", "path"}
     assert set(DATA_KEYS["ended"]) == {"reason", "cause", "cause_text"}
+
+
+def test_the_kinds_the_triggers_write_are_the_kinds_webhooks_may_filter_on() -> None:
+    """`hotline webhook add --event` takes KINDS: a kind a trigger writes but KINDS lacks could not
+    be chosen, a kind in KINDS no trigger writes would be a filter that never matches."""
+    folder = Path(migrations.__file__).parent / "migrations"
+    sql = "\n".join(f.read_text() for f in sorted(folder.glob("*.sql")))
+    written = set(re.findall(r"add_contact_event\([^,]+,[^,]+,\s*'(\w+)'", sql))
+    queue_events = sql.index("FUNCTION contact_events_of_queue_event")  # its kinds: a CASE of the event
+    written |= set(re.findall(r"THEN '(\w+)'", sql[queue_events:sql.index("$$;", queue_events)]))
+    assert written - set(KINDS) == set()
+    assert {k for k in KINDS if f"'{k}'" not in sql} == set()
+    assert {"supervision_started", "supervision_ended", "participant_joined", "participant_left",
+            "recording_started", "recording_stopped"} <= written
 
 
 def test_retries_double_from_the_first_wait_up_to_the_cap_then_give_up() -> None:
