@@ -74,6 +74,21 @@ class Talk:
     agent_leg: str
 
 
+@dataclass(frozen=True)
+class LiveTalk:
+    """A talk a supervisor may pick on their page: from the daemon's own calls, not the rows."""
+
+    case_id: int
+    queue: str  # "" when the agent's state names none (a talk adopted without its queue)
+    agent: str
+    caller: str  # the customer's number as their channel shows it
+    since: float  # when it was answered, epoch seconds
+
+    def json(self, now: float) -> dict[str, object]:
+        return {"case": self.case_id, "queue": self.queue, "agent": self.agent, "caller": self.caller,
+                "talk_s": max(0, int(now - self.since))}
+
+
 def supervise_asked(event: ChannelUserevent) -> SuperviseAsked | None:
     """The request a user event carries, or None when it is no (well-formed) supervision request."""
     if event.eventname != SUPERVISE_EVENT:
