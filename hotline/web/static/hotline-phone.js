@@ -649,6 +649,7 @@
     while (!mine.signal.aborted) {
       try {
         const [status, answer] = await postAsAgent(config.talksApi, {}, mine.signal);
+        phone.talksStatus = status;
         if (status === 401 || status === 403) {
           phone.talks = null;
           return;
@@ -857,6 +858,7 @@
     phone.screenPop = null; // the ring the screen pop shows (tests read it)
     phone.popConnected = false; // the screen pop's stream is open
     phone.talks = null; // a supervisor's live talks as last listed (null: none shown)
+    phone.talksStatus = null; // the HTTP status of the last look at them (403: no supervisor)
     phone.supervising = false; // a Listen, Whisper or Barge is being asked
     phone.superviseMessage = null; // its outcome, as the page shows it
     if (config.noticeApi) setInterval(checkNotice, NOTICE_EVERY_MS);
