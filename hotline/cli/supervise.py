@@ -15,7 +15,7 @@ from hotline.asterisk.ari import AriClient
 from hotline.cli.cases import CASE_ID, case_group
 from hotline.cli.common import run_with_db, settings_of
 from hotline.config import Settings
-from hotline.engine.supervision_request import request_supervision
+from hotline.engine.supervision_request import ask, look_on, outcome_said
 from hotline.errors import AriError, AriNotFound, SupervisionRefused
 from hotline.store import provisioning
 
@@ -56,7 +56,7 @@ def supervise(ctx: click.Context, case_id: int, supervisor: str, mode: str) -> s
 async def _ask(settings: Settings, conn: AsyncConnection, case_id: int, mode: str, supervisor: str) -> str:
     ari = AriClient(settings.ari)
     try:
-        return await request_supervision(conn, ari, settings.ari_app, case_id, mode, supervisor, "cli")
+        request = await ask(conn, ari, settings.ari_app, case_id, mode, supervisor, "cli")
     except AriNotFound:  # the app: Asterisk has none of that name while no daemon is connected
         raise SupervisionRefused(f"case {case_id}: no daemon serves Stasis app {settings.ari_app!r} "
                                  f"(is `hotline run` running?)") from None
@@ -64,3 +64,4 @@ async def _ask(settings: Settings, conn: AsyncConnection, case_id: int, mode: st
         raise SupervisionRefused(f"case {case_id}: the request did not reach the daemon ({exc})") from None
     finally:
         await ari.close()
+    return await outcome_said(look_on(conn), request, case_id, mode, supervisor)

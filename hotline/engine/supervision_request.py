@@ -5,11 +5,15 @@ refused (with the daemon's reason), then answered or not."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Collection
+
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from hotline.engine.supervision import RING_TIMEOUT_S, SupervisionAsker, ask_supervision
 from hotline.errors import SupervisionRefused
-from hotline.store.supervisions import supervision_outcome
+from hotline.store.supervisions import POLL_S, SupervisionOutcome, supervision_outcome
 
 TAKEN_PATIENCE_S = 10.0  # how long the asker waits for the daemon to take (or refuse) the request
 ANSWER_PATIENCE_S = RING_TIMEOUT_S + 10.0  # ... and then for the supervisor's phone to answer
@@ -21,25 +25,53 @@ SAYS = {  # what the asker is told once the supervisor is in
 }
 
 
-async def request_supervision(conn: AsyncConnection, ari: SupervisionAsker, app: str, case_id: int,
-                              mode: str, supervisor: str, asked_by: str) -> str:
-    """Ask the daemon running case `case_id`'s live talk to ring `supervisor` to `mode` it; what
-    to tell the asker once they are in. SupervisionRefused (one line why) otherwise; AriError
+# Waits for a request's row to say something other than `past`, up to `within_s`: (request,
+# within_s, past) -> the outcome, or None.
+Look = Callable[[str, float, Collection[str]], Awaitable[SupervisionOutcome | None]]
+
+
+async def ask(conn: AsyncConnection, ari: SupervisionAsker, app: str, case_id: int, mode: str,
+              supervisor: str, asked_by: str) -> str:
+    """Ask the daemon running case `case_id`'s live talk to ring `supervisor` to `mode` it; the
+    request id its row will carry. SupervisionRefused when the case has no live talk; AriError
     when the request did not reach Asterisk."""
     channel_id = await live_talk_channel(conn, case_id)
     request = await ask_supervision(ari, app, channel_id, case_id, mode, supervisor, asked_by)
     await conn.commit()
-    return await outcome_said(conn, request, case_id, mode, supervisor)
+    return request
 
 
-async def outcome_said(conn: AsyncConnection, request: str, case_id: int, mode: str, supervisor: str) -> str:
-    taken = await supervision_outcome(conn, request, TAKEN_PATIENCE_S)
+def look_on(conn: AsyncConnection) -> Look:
+    """Looks on one connection, held all along (the CLI's own)."""
+    return lambda request, within_s, past: supervision_outcome(conn, request, within_s, past=past)
+
+
+def look_in(pool: AsyncConnectionPool) -> Look:
+    """Looks with a connection of `pool` per look, never held across the wait (the pages' small
+    pool serves every page meanwhile)."""
+
+    async def look(request: str, within_s: float, past: Collection[str]) -> SupervisionOutcome | None:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while True:
+            async with pool.connection() as conn:
+                outcome = await supervision_outcome(conn, request, 0, past=past)
+            if outcome is not None or asyncio.get_running_loop().time() >= deadline:
+                return outcome
+            await asyncio.sleep(POLL_S)
+
+    return look
+
+
+async def outcome_said(look: Look, request: str, case_id: int, mode: str, supervisor: str) -> str:
+    """What to tell the asker once the supervisor is in; SupervisionRefused (one line why) when
+    the daemon refused, took no request, or the supervisor did not answer."""
+    taken = await look(request, TAKEN_PATIENCE_S, ())
     if taken is None:
         raise SupervisionRefused(f"case {case_id}: no daemon took the request within "
                                  f"{TAKEN_PATIENCE_S:.0f} s (is `hotline run` running?)")
     if taken.outcome == "refused":
         raise SupervisionRefused(f"case {case_id}: {mode} refused: {taken.detail}")
-    done = await supervision_outcome(conn, request, ANSWER_PATIENCE_S, past=("ringing",))
+    done = await look(request, ANSWER_PATIENCE_S, ("ringing",))
     if done is None or done.outcome == "unanswered":
         why = done.detail if done is not None else "no answer"
         raise SupervisionRefused(f"case {case_id}: {supervisor} did not take the {mode}: {why}")

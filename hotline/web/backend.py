@@ -21,7 +21,7 @@ from hotline.engine.live_hub import RINGING, WALLBOARD, Event, LiveHub, Subscrip
 from hotline.engine.phone_switch import ask_phone_switch, phone_number
 from hotline.engine.recording import ask_recording
 from hotline.engine.supervision import LiveTalk
-from hotline.engine.supervision_request import request_supervision
+from hotline.engine.supervision_request import ask, look_in, outcome_said
 from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
 from hotline.errors import (
     AriError,
@@ -222,12 +222,14 @@ class DaemonWebBackend:
 
     async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
         """What `hotline case MODE CASE SUPERVISOR` asks, asked by `agent:NAME` for their own
-        phone; waits, as the CLI does, until the supervisor is in or why not."""
+        phone; waits, as the CLI does, until the supervisor is in or why not (a pool connection
+        per look, none held while the phone rings)."""
         agent = supervisor_of(self.directory.snapshot.prov.agents, endpoint)
         try:
             async with self.pool.connection() as conn:
-                return await request_supervision(conn, self.ari, self.settings.ari_app, case_id, mode,
-                                                 agent.name, f"agent:{agent.name}")
+                request = await ask(conn, self.ari, self.settings.ari_app, case_id, mode, agent.name,
+                                    f"agent:{agent.name}")
+            return await outcome_said(look_in(self.pool), request, case_id, mode, agent.name)
         except SupervisionRefused as refused:
             raise WebRefusal(409, str(refused)) from None
         except STORE_DOWN as exc:
