@@ -47,7 +47,7 @@ SUPERVISOR_LEG = "-sup-"  # in the ids of supervisors' legs and their snoops
 SUPERVISION_BRIDGE = "supervise-"  # a listening or whispering supervisor's bridge with the snoop
 RING_TIMEOUT_S = 30
 SNOOP_PATIENCE_S = 5.0  # how long the snoop may take to enter Stasis
-ASKED_LIMIT = 64
+ASKED_LIMIT = 72  # characters kept of each field asked: "agent:" and a 63-character agent name fit
 # The snoop's directions on the agent's leg, by mode (barge needs none).
 SNOOP_WHISPER = {"listen": "none", "whisper": "out"}
 
