@@ -131,6 +131,7 @@ class InboundCall:
         # attended transfer begun on the phone) belongs to this call.
         self.talking_with: str | None = None
         self.talk_leg: str | None = None  # that agent's channel (a supervisor's snoop listens on it)
+        self.talk_since: float | None = None  # when that talk was answered (epoch s)
         self.rejoins: LiveCall | None = None
         self.state = CallState.ENTERED
         self.end_reason: EndReason | None = None  # decided on the way to LEAVING

@@ -35,6 +35,7 @@ from hotline.engine.stasis_entry import StasisEntry, parse_entry
 from hotline.engine.supervision import (
     SUPERVISION_BRIDGE,
     SUPERVISOR_LEG,
+    LiveTalk,
     SuperviseAsked,
     Supervision,
     Talk,
@@ -147,6 +148,21 @@ class Router:
         if call.talking_with is None or call.talk_leg is None:
             return None
         return Talk(call.case_id, call.hop.id if call.hop else None, call.talking_with, call.talk_leg)
+
+    def live_talks(self) -> list[LiveTalk]:
+        """The talks with an agent this daemon runs now, longest first: what a supervisor's page
+        lists (the ones a supervision request to this daemon can find)."""
+        names = {a.endpoint: a.name for a in self.ctx.directory.snapshot.prov.agents.values()}
+        talks = []
+        for call in self.calls.values():
+            talk = self._talk_of(call)
+            if talk is None or call.talk_since is None:
+                continue
+            agent = names.get(talk.agent_endpoint, talk.agent_endpoint)
+            state = self.ctx.queues.agents.get(agent)
+            talks.append(LiveTalk(talk.case_id, (state.queue if state else None) or "", agent,
+                                  call.channel.caller_num, call.talk_since))
+        return sorted(talks, key=lambda t: t.since)
 
     def watch(self, channel_id: str, inbox: Inbox) -> None:
         """Another channel's events (an agent leg a call placed) go to that call's inbox."""

@@ -47,7 +47,7 @@ SUPERVISOR_LEG = "-sup-"  # in the ids of supervisors' legs and their snoops
 SUPERVISION_BRIDGE = "supervise-"  # a listening or whispering supervisor's bridge with the snoop
 RING_TIMEOUT_S = 30
 SNOOP_PATIENCE_S = 5.0  # how long the snoop may take to enter Stasis
-ASKED_LIMIT = 64
+ASKED_LIMIT = 72  # characters kept of each field asked: "agent:" and a 63-character agent name fit
 # The snoop's directions on the agent's leg, by mode (barge needs none).
 SNOOP_WHISPER = {"listen": "none", "whisper": "out"}
 
@@ -72,6 +72,21 @@ class Talk:
     hop_id: int | None
     agent_endpoint: str
     agent_leg: str
+
+
+@dataclass(frozen=True)
+class LiveTalk:
+    """A talk a supervisor may pick on their page: from the daemon's own calls, not the rows."""
+
+    case_id: int
+    queue: str  # "" when the agent's state names none (a talk adopted without its queue)
+    agent: str
+    caller: str  # the customer's number as their channel shows it
+    since: float  # when it was answered, epoch seconds
+
+    def json(self, now: float) -> dict[str, object]:
+        return {"case": self.case_id, "queue": self.queue, "agent": self.agent, "caller": self.caller,
+                "talk_s": max(0, int(now - self.since))}
 
 
 def supervise_asked(event: ChannelUserevent) -> SuperviseAsked | None:

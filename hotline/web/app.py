@@ -20,6 +20,7 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from hotline.engine.live_hub import Event, Subscription, sse_frame
+from hotline.engine.supervision import MODES as SUPERVISE_MODES
 from hotline.errors import ConfigError, HotlineError, WebRefusal
 from hotline.web.guard import Guard, WebLimits, origin_of
 from hotline.web.limits import retry_after
@@ -55,6 +56,8 @@ RECORDING_ACTIONS = ("pause", "resume")
 # What a page may name as a transfer target: kind:name, a bare name, or a number as people type it.
 TRANSFER_TARGET_RE = re.compile(r"^[A-Za-z0-9+][A-Za-z0-9._:+() -]{0,79}$")
 QUEUES_API = "/api/queues"
+TALKS_API = "/api/agent/talks"  # a supervisor's list of the live talks
+SUPERVISE_API = "/api/agent/supervise"
 CAMERA_API = "/api/call/camera"
 HANGUP_API = "/api/call/hangup"
 NOTICE_API = "/api/agent/notice"
@@ -158,6 +161,17 @@ class WebBackend(Protocol):
         """The live queue state, JSON-able."""
         ...
 
+    def live_talks(self, endpoint: str) -> list[dict[str, object]]:
+        """The live talks for the (authenticated) agent's page: WebRefusal 403 unless their row
+        says supervisor."""
+        ...
+
+    async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
+        """Ring the (authenticated) supervisor's own phone to listen to, whisper into or barge into
+        case `case_id`'s talk; what to show once they are in; raises WebRefusal (403 for an agent
+        who is no supervisor, 409 with the daemon's reason when refused)."""
+        ...
+
     def subscribe_agent(self, endpoint: str) -> Subscription:
         """The (authenticated) agent's ring events; raises WebRefusal."""
         ...
@@ -210,6 +224,8 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(TRANSFER_TARGETS_API, site.transfer_targets)
     app.router.add_post(RECORDING_API, site.agent_recording)
     app.router.add_get(QUEUES_API, site.queues)
+    app.router.add_post(TALKS_API, site.live_talks)
+    app.router.add_post(SUPERVISE_API, site.agent_supervise)
     app.router.add_post(CAMERA_API, site.customer_camera)
     app.router.add_post(HANGUP_API, site.customer_hanging_up)
     app.router.add_post(NOTICE_API, site.agent_notice)
@@ -344,6 +360,7 @@ class _Site:
                                               "transferTargetsApi": TRANSFER_TARGETS_API,
                                               "recordingApi": RECORDING_API,
                                               "noticeApi": NOTICE_API,
+                                              "talksApi": TALKS_API, "superviseApi": SUPERVISE_API,
                                               "eventsApi": AGENT_EVENTS_API}
         return self._render("agent.html", title="Agent", config=config)
 
@@ -433,6 +450,28 @@ class _Site:
         if action not in RECORDING_ACTIONS:
             return _json({"error": "a recording's action is pause or resume"}, 400)
         return _json({"message": await self.backend.agent_recording(endpoint, str(action))}, 200)
+
+    async def live_talks(self, request: web.Request) -> web.Response:
+        self.guard.json_post(request)
+        return _json({"talks": self.backend.live_talks(self.guard.agent(request))}, 200)
+
+    async def agent_supervise(self, request: web.Request) -> web.Response:
+        """{"case": N, "mode": "listen" | "whisper" | "barge"}: ring the supervisor's phone into
+        that talk; answered once they are in (or why not)."""
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        fields = body if isinstance(body, dict) else {}
+        case_id, mode = fields.get("case"), fields.get("mode")
+        # bool is an int to Python: true is no case number.
+        if not isinstance(case_id, int) or isinstance(case_id, bool) or not 0 < case_id < 2**63:
+            return _json({"error": "name the case of the talk to supervise"}, 400)
+        if mode not in SUPERVISE_MODES:
+            return _json({"error": "a supervision's mode is listen, whisper or barge"}, 400)
+        return _json({"message": await self.backend.agent_supervise(endpoint, case_id, str(mode))}, 200)
 
     async def customer_camera(self, request: web.Request) -> web.Response:
         """A customer's page says its camera went on or off. No login (a customer has none): the

@@ -6,7 +6,8 @@ connections calls need, and a database outage is a 503 for the page, never an er
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
@@ -19,11 +20,14 @@ from hotline.engine.live import LivePublisher
 from hotline.engine.live_hub import RINGING, WALLBOARD, Event, LiveHub, Subscription, agent_topic
 from hotline.engine.phone_switch import ask_phone_switch, phone_number
 from hotline.engine.recording import ask_recording
+from hotline.engine.supervision import LiveTalk
+from hotline.engine.supervision_request import ask, look_in, outcome_said
 from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
 from hotline.errors import (
     AriError,
     PhoneSwitchRefused,
     RecordingError,
+    SupervisionRefused,
     SwitchNotPossible,
     TransferRefused,
     WebRefusal,
@@ -53,6 +57,17 @@ _CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.
            TokenState.EXPIRED: SwitchCheck.EXPIRED, TokenState.USED: SwitchCheck.USED}
 
 
+def supervisor_of(agents: Mapping[str, Agent], endpoint: str) -> Agent:
+    """The (authenticated) agent of `endpoint` when their row says supervisor: WebRefusal 403
+    otherwise (401 when provisioning removed them since)."""
+    agent = next((a for a in agents.values() if a.endpoint == endpoint), None)
+    if agent is None:
+        raise WebRefusal(401, "Wrong agent or password")
+    if not agent.supervisor:
+        raise WebRefusal(403, "Supervising talks is for supervisors")
+    return agent
+
+
 # Tells the customer's live web call its camera turned on or off; False: no such call here.
 CameraNews = Callable[[str, bool], bool]
 
@@ -63,7 +78,7 @@ class DaemonWebBackend:
                  camera_news: CameraNews = lambda customer, video: False,
                  hanging_up: Callable[[str], bool] = lambda customer: False,
                  dropped_for_agent: Callable[[str], bool] = lambda endpoint: False,
-                 hub: LiveHub | None = None) -> None:
+                 hub: LiveHub | None = None, talks: Callable[[], list[LiveTalk]] = list) -> None:
         self.settings = settings
         self.hub = hub if hub is not None else live.hub  # the calls' ring news, the live changes
         self.pool = pool
@@ -76,6 +91,7 @@ class DaemonWebBackend:
         self.camera_news = camera_news
         self.hanging_up = hanging_up
         self.dropped_for_agent = dropped_for_agent
+        self.talks = talks  # the router's live talks, for supervisors' pages
 
     def customer_camera(self, customer: str, video: bool) -> bool:
         return self.camera_news(customer, video)
@@ -197,6 +213,29 @@ class DaemonWebBackend:
         except AriError as exc:
             raise WebRefusal(502, f"The request did not reach the call: {exc}") from exc
         return "Recording paused" if action == "pause" else "Recording"
+
+    def live_talks(self, endpoint: str) -> list[dict[str, object]]:
+        """The talks this daemon runs now, for a supervisor's page (WebRefusal 403 for others)."""
+        supervisor_of(self.directory.snapshot.prov.agents, endpoint)
+        now = time.time()
+        return [talk.json(now) for talk in self.talks()]
+
+    async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
+        """What `hotline case MODE CASE SUPERVISOR` asks, asked by `agent:NAME` for their own
+        phone; waits, as the CLI does, until the supervisor is in or why not (a pool connection
+        per look, none held while the phone rings)."""
+        agent = supervisor_of(self.directory.snapshot.prov.agents, endpoint)
+        try:
+            async with self.pool.connection() as conn:
+                request = await ask(conn, self.ari, self.settings.ari_app, case_id, mode, agent.name,
+                                    f"agent:{agent.name}")
+            return await outcome_said(look_in(self.pool), request, case_id, mode, agent.name)
+        except SupervisionRefused as refused:
+            raise WebRefusal(409, str(refused)) from None
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+        except AriError as exc:
+            raise WebRefusal(502, f"The request did not reach the call: {exc}") from exc
 
     async def agent_switch(self, endpoint: str) -> str:
         """A link for the call the agent with this endpoint is talking on now."""

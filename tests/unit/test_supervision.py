@@ -201,6 +201,15 @@ def test_a_request_needs_a_case_a_known_mode_and_a_request_id() -> None:
     assert supervise_asked(other) is None
 
 
+def test_a_page_asking_keeps_its_longest_agent_name_whole() -> None:
+    """The agent page asks as agent:NAME, and an agent's name may be 63 characters."""
+    name = "s" * 63
+    event = asked("listen", supervisor=name)
+    event = dataclasses.replace(event, variables={**event.variables, "asked_by": f"agent:{name}"})
+    got = supervise_asked(event)
+    assert got is not None and (got.supervisor, got.asked_by) == (name, f"agent:{name}")
+
+
 def test_no_live_talk_and_the_talks_own_agent_are_refused() -> None:
     prov = with_sara(two_queues())
     request = SuperviseAsked(CASE, "listen", "sara", "cli", "r")

@@ -41,6 +41,7 @@ class Backend:
         self.logins: list[str] = []
         self.transfers: list[tuple[str | None, bool, str]] = []
         self.cameras: list[tuple[str, bool]] = []
+        self.supervisions: list[tuple[str, int, str]] = []
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
@@ -92,6 +93,19 @@ class Backend:
 
     def live_queues(self) -> list[dict[str, object]]:
         return [{"queue": "support", "waiting": 2}]
+
+    def live_talks(self, endpoint: str) -> list[dict[str, object]]:
+        if endpoint != "ivanov":  # the one supervisor
+            raise WebRefusal(403, "Supervising talks is for supervisors")
+        return [{"case": 7, "queue": "support", "agent": "petrov", "caller": "+79161234567", "talk_s": 65}]
+
+    async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
+        if endpoint != "ivanov":
+            raise WebRefusal(403, "Supervising talks is for supervisors")
+        self.supervisions.append((endpoint, case_id, mode))
+        if case_id == 8:
+            raise WebRefusal(409, "case 8: listen refused: ivanov is busy in a call")
+        return f"case {case_id}: ivanov {mode}"
 
     def customer_camera(self, customer: str, video: bool) -> bool:
         self.cameras.append((customer, video))
@@ -203,13 +217,61 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
                                  "transferApi": "/api/agent/transfer",
                                  "transferTargetsApi": "/api/agent/transfer-targets",
                                  "recordingApi": "/api/agent/recording",
-                                 "noticeApi": "/api/agent/notice", "eventsApi": "/api/agent/events"}
+                                 "noticeApi": "/api/agent/notice", "eventsApi": "/api/agent/events",
+                                 "talksApi": "/api/agent/talks", "superviseApi": "/api/agent/supervise"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
                     "transfer-target", "transfer-number",
                     "transfer", "consult", "transfer-complete", "transfer-cancel", "transfer-status",
-                    "recording", "recording-status"):
+                    "recording", "recording-status", "supervise", "talks", "supervise-status"):
         assert f'id="{element}"' in body
+    assert re.search(r'<section id="supervise"[^>]*hidden', body)  # shown to a supervisor's login only
+
+
+async def test_live_talks_are_a_supervisors_and_no_one_elses(client: TestClient) -> None:
+    response = await client.post("/api/agent/talks", json={}, headers=_basic("ivanov", "pässword"))
+    assert response.status == 200
+    assert (await response.json())["talks"][0]["case"] == 7
+    refused = await client.post("/api/agent/talks", json={}, headers=_basic("petrov", "any"))
+    assert refused.status == 403
+    assert await refused.json() == {"error": "Supervising talks is for supervisors"}
+    assert (await client.post("/api/agent/talks", json={})).status == 401
+    login = _basic("ivanov", "pässword")
+    assert (await client.post("/api/agent/talks", json={}, headers=_basic("ivanov", "wrong"))).status == 401
+    assert (await client.post("/api/agent/talks", data="{}", headers=login)).status == 415
+    assert (await client.get("/api/agent/talks", headers=login)).status == 405
+
+
+@pytest.mark.parametrize(("body", "status", "answer", "asked"), [
+    ({"case": 7, "mode": "listen"}, 200, {"message": "case 7: ivanov listen"}, ("ivanov", 7, "listen")),
+    ({"case": 7, "mode": "barge"}, 200, {"message": "case 7: ivanov barge"}, ("ivanov", 7, "barge")),
+    ({"case": 8, "mode": "whisper"}, 409, {"error": "case 8: listen refused: ivanov is busy in a call"},
+     ("ivanov", 8, "whisper")),
+    ({"case": 7, "mode": "spy"}, 400, {"error": "a supervision's mode is listen, whisper or barge"}, None),
+    ({"case": 7}, 400, {"error": "a supervision's mode is listen, whisper or barge"}, None),
+    ({"case": "7", "mode": "listen"}, 400, {"error": "name the case of the talk to supervise"}, None),
+    ({"case": True, "mode": "listen"}, 400, {"error": "name the case of the talk to supervise"}, None),
+    ({"case": 0, "mode": "listen"}, 400, {"error": "name the case of the talk to supervise"}, None),
+    ({"case": 2**63, "mode": "listen"}, 400, {"error": "name the case of the talk to supervise"}, None),
+    ([7, "listen"], 400, {"error": "name the case of the talk to supervise"}, None),
+])
+async def test_agent_supervise_checks_its_body_and_gets_the_backends_answer(
+        client: TestClient, backend: Backend, body: object, status: int, answer: dict[str, str],
+        asked: tuple[str, int, str] | None) -> None:
+    response = await client.post("/api/agent/supervise", json=body, headers=_basic("ivanov", "pässword"))
+    assert (response.status, await response.json()) == (status, answer)
+    assert backend.supervisions == ([asked] if asked else [])
+
+
+async def test_agent_supervise_is_refused_to_an_agent_who_is_no_supervisor_and_to_no_login(
+        client: TestClient, backend: Backend) -> None:
+    body = {"case": 7, "mode": "listen"}
+    refused = await client.post("/api/agent/supervise", json=body, headers=_basic("petrov", "any"))
+    assert (refused.status, await refused.json()) == (403, {"error": "Supervising talks is for supervisors"})
+    assert (await client.post("/api/agent/supervise", json=body)).status == 401
+    elsewhere = {**_basic("ivanov", "pässword"), "Origin": "https://evil.example"}
+    assert (await client.post("/api/agent/supervise", json=body, headers=elsewhere)).status == 403
+    assert backend.supervisions == []
 
 
 # "OnBhc3M=" is ":pass" (no endpoint), "/w==" is one byte that is not UTF-8.

@@ -114,6 +114,7 @@ class VisitCall(Protocol):
     awaiting_rejoin: str | None  # the agent's endpoint while the talk waits for the page to come back
     talking_with: str | None  # the endpoint of the agent in the live talk (their phone's consult call)
     talk_leg: str | None  # that agent's channel in the talk (a supervisor's snoop listens on it)
+    talk_since: float | None  # when that talk was answered (epoch s): a supervisor's page shows its time
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
@@ -813,6 +814,7 @@ class QueueVisit:
     async def _follow_talk(self, leg: Ringing, answered_at: float, *, record: bool = True) -> TalkEnd:
         """The talk with `leg`'s agent, recorded (a segment of its own) if the queue says so."""
         self.call.talking_with, self.call.talk_leg = leg.agent.endpoint, leg.channel_id
+        self.call.talk_since = answered_at
         try:
             if record:
                 await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name))
@@ -823,6 +825,7 @@ class QueueVisit:
                 self.call.talking_with = None
             if self.call.talk_leg == leg.channel_id:
                 self.call.talk_leg = None
+                self.call.talk_since = None
 
     async def _talk_until_over(self, leg: Ringing, answered_at: float) -> TalkEnd:
         try:

@@ -444,6 +444,7 @@
     }
     watchRegistration(phone.ua);
     if (config.eventsApi) listenForRings();
+    if (config.talksApi) watchTalks();
     phone.ua.on("newRTCSession", (event) => { if (event.originator === "remote") offerCall(event.session); });
   }
 
@@ -622,6 +623,96 @@
     byId("recording").textContent = phone.recordingPaused ? "Resume recording" : "Pause recording";
   }
 
+  // --- a supervisor's live talks: Listen, Whisper, Barge ring their own phone into one ---------
+
+  const TALKS_EVERY_MS = 2000;
+  const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
+
+  /* POST with the login; [status, the JSON answer or {}]. */
+  async function postAsAgent(url, body, signal) {
+    const { endpoint, password } = phone.credentials;
+    const response = await fetch(url, {
+      method: "POST", cache: "no-store", credentials: "omit", signal, body: JSON.stringify(body),
+      headers: { Authorization: basicAuth(endpoint, password), "Content-Type": "application/json" },
+    });
+    let answer = {};
+    try { answer = await response.json(); } catch (_) { /* not JSON: the status says it */ }
+    return [response.status, answer];
+  }
+
+  /* Asked again every TALKS_EVERY_MS while the login holds; an agent who is no supervisor is
+   * answered 403 once, and the page then neither shows nor asks again. */
+  async function watchTalks() {
+    if (phone.talksWatch) phone.talksWatch.abort();
+    const mine = phone.talksWatch = new AbortController();
+    byId("supervise").hidden = true;
+    while (!mine.signal.aborted) {
+      try {
+        const [status, answer] = await postAsAgent(config.talksApi, {}, mine.signal);
+        phone.talksStatus = status;
+        if (status === 401 || status === 403) {
+          phone.talks = null;
+          return;
+        }
+        if (status === 200) showTalks(answer.talks || []);
+      } catch (_) { /* the next look will tell */ }
+      await new Promise((resolve) => setTimeout(resolve, TALKS_EVERY_MS));
+    }
+  }
+
+  function showTalks(talks) {
+    phone.talks = talks;
+    byId("supervise").hidden = false;
+    const rows = talks.map((talk) => {
+      const tr = document.createElement("tr");
+      tr.dataset.case = String(talk.case);
+      for (const value of [talk.case, talk.queue || "—", talk.agent, talk.caller || "—", duration(talk.talk_s)]) {
+        const td = document.createElement("td");
+        td.textContent = String(value);
+        tr.append(td);
+      }
+      const buttons = document.createElement("td");
+      for (const [mode, label] of MODES) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = `supervise-${mode}`;
+        button.textContent = label;
+        button.disabled = phone.supervising;
+        button.addEventListener("click", () => requestSupervision(talk.case, mode));
+        buttons.append(button);
+      }
+      tr.append(buttons);
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 6;
+      td.textContent = "no live talks";
+      tr.append(td);
+      rows.push(tr);
+    }
+    byId("talks").replaceChildren(...rows);
+  }
+
+  /* The daemon rings the supervisor's own phone; the answer comes once they are in, or why not. */
+  async function requestSupervision(caseId, mode) {
+    const status = byId("supervise-status");
+    phone.supervising = true;
+    for (const button of byId("talks").querySelectorAll("button")) button.disabled = true;
+    phone.superviseMessage = null;
+    status.textContent = `Ringing your phone to ${mode} case ${caseId}…`;
+    try {
+      const [code, answer] = await postAsAgent(config.superviseApi, { case: caseId, mode });
+      phone.superviseMessage = code === 200 ? answer.message : `Refused: ${answer.error || `HTTP ${code}`}`;
+    } catch (error) {
+      phone.superviseMessage = `Refused: ${error.message || error}`;
+    }
+    status.textContent = phone.superviseMessage;
+    phone.supervising = false;
+    for (const button of byId("talks").querySelectorAll("button")) button.disabled = false;
+  }
+
   // --- the agent's notice about their call (a customer's dropped leg) ------------------------
 
   const NOTICE_EVERY_MS = 2000;
@@ -766,6 +857,10 @@
     phone.notice = null;
     phone.screenPop = null; // the ring the screen pop shows (tests read it)
     phone.popConnected = false; // the screen pop's stream is open
+    phone.talks = null; // a supervisor's live talks as last listed (null: none shown)
+    phone.talksStatus = null; // the HTTP status of the last look at them (403: no supervisor)
+    phone.supervising = false; // a Listen, Whisper or Barge is being asked
+    phone.superviseMessage = null; // its outcome, as the page shows it
     if (config.noticeApi) setInterval(checkNotice, NOTICE_EVERY_MS);
     byId("login").addEventListener("click", login);
     byId("answer").addEventListener("click", answer);
