@@ -240,7 +240,7 @@ class QueueVisit:
         self._music: asyncio.Task[None] | None = None
         self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
         self.consult: consulting.Consult | None = None  # an attended transfer of the talk under way
-        self.recorder = TalkRecorder(ctx, queue.record == "always", self.queue_id)
+        self.recorder = TalkRecorder(ctx, queue.record, self.queue_id)
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -315,6 +315,7 @@ class QueueVisit:
         """The customer's video leg, now in the case's bridge, goes on with the talk of the leg it
         replaced: same agent, same visit; the agent's leg never left the bridge."""
         self.visit_hop = talk.visit_hop
+        self.recorder.wanted = self.recorder.wanted or talk.recorded  # asked on the leg before
         leg = talk.leg
         self.call.watch(leg.channel_id)
         self.call.move(CallState.TALKING, TalkTakenOver(self.queue_id, self.agent_ids.get(leg.agent.name)))
@@ -814,11 +815,10 @@ class QueueVisit:
         """The talk with `leg`'s agent, recorded (a segment of its own) if the queue says so."""
         self.call.talking_with, self.call.talk_leg = leg.agent.endpoint, leg.channel_id
         try:
-            if record:
-                await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name))
+            await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name), record=record)
             return await self._talk_until_over(leg, answered_at)
         finally:
-            await self.recorder.stop(self.call)
+            await self.recorder.end(self.call)
             if self.call.talking_with == leg.agent.endpoint:
                 self.call.talking_with = None
             if self.call.talk_leg == leg.channel_id:
@@ -965,7 +965,7 @@ class QueueVisit:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""
         assert self.visit_hop is not None
         self.call.unwatch(leg.channel_id)
-        asked.reply.set_result(Talk(self.queue, leg, answered_at, self.visit_hop))
+        asked.reply.set_result(Talk(self.queue, leg, answered_at, self.visit_hop, self.recorder.wanted))
         log.info("call %s: talk with %s handed over to video leg %s", self.call.channel_id,
                  leg.agent.name, asked.video_channel_id)
         self.call.leave(EndReason.SWITCHED)
