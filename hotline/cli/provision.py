@@ -144,6 +144,8 @@ _queue_options = options(
     click.option("--record", type=click.Choice(RECORD),
                  help="Record this queue's talks: always, on_demand (once the agent asks), or never"
                       " (the default)."),
+    click.option("--record-announcement",
+                 help="Sound played to a caller before joining, when the queue records ('none')."),
 )
 
 

@@ -140,6 +140,9 @@ class Queue:
     # (hotline.engine.recording); "on_demand": a talk is recorded once its agent asks
     # (`hotline recording start`, the agent page), from then to its end; "never": none is.
     record: str = "never"
+    # A sound played to the caller before joining, when the queue records (always or on_demand):
+    # "this call may be recorded". None: nothing played.
+    record_announcement: str | None = None
 
 
 @dataclass(frozen=True)

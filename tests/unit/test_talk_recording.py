@@ -11,7 +11,7 @@ import dataclasses
 from types import SimpleNamespace
 
 from test_handover import TOKEN, phone_talking_with_anna, video_centre, video_leg_enters
-from test_transfers import talking_with_anna, two_queues
+from test_transfers import CITY, talking_with_anna, two_queues
 
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.facts import RecordingStarted
@@ -153,6 +153,27 @@ async def test_an_on_demand_recording_started_goes_on_in_the_next_segment_of_the
     assert [a[0] for a in ari.asked] == ["record", "stop", "record"]
     started = [f for f in call.facts if isinstance(f, RecordingStarted)]
     assert [f.agent_id for f in started] == [5, 6]
+
+
+async def test_a_recording_queues_announcement_plays_before_the_caller_joins() -> None:
+    engine = Engine(two_queues(record="on_demand", record_announcement="hotline/recorded"),
+                    logged_in=("anna",))
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("originate")
+    names = engine.ari.names()
+    plays = [r.args for r in engine.ari.of("play")]
+    assert plays[0] == ("c1", "sound:hotline/recorded")
+    assert names.index("answer") < names.index("play") < names.index("originate")
+    await engine.settle()
+    events = [r["event"] for r in engine.records.records if r["k"] == "event"]
+    assert events[0] == "join"
+
+
+async def test_a_queue_that_records_never_announces_nothing() -> None:
+    engine = Engine(two_queues(record_announcement="hotline/recorded"), logged_in=("anna",))
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("originate")
+    assert all("hotline/recorded" not in str(r.args) for r in engine.ari.of("play"))
 
 
 async def test_a_recording_asterisk_refuses_is_a_failed_row_and_the_talk_goes_on() -> None:

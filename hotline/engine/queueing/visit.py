@@ -251,6 +251,7 @@ class QueueVisit:
         if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
             return self._overflow("empty")
         await self.call.case_known()
+        await self._announce_recording()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
                                         preferred=self.call.preferred_agent, wake=self.call.wake,
                                         priority=self.call.priority, head=self.handoff is not None)
@@ -1252,6 +1253,17 @@ class QueueVisit:
         return True
 
     # -- recording -----------------------------------------------------------------------------
+
+    async def _announce_recording(self) -> None:
+        """The queue's record_announcement, played to the caller before joining (answering the
+        call) when the queue records; a caller hanging up meanwhile raises CallerGone, before any
+        join is written."""
+        q = self.queue
+        if q.record_announcement is None or q.record == "never":
+            return
+        log.info("call %s: announcing queue %s records (%s)", self.call.channel_id, q.name,
+                 q.record_announcement)
+        await self.call.play(f"sound:{q.record_announcement}")
 
     @property
     def waiter_(self) -> Waiter:
