@@ -1,7 +1,9 @@
 """On-demand recording through the real lab: a sipp caller answered by a sipp agent phone in a
 queue with `record = "on_demand"` leaves no row and no file until `hotline recording start CASE`;
 from then on the talk is recorded to its end, its WAV file as long as the talk since the start
-asked (not since the answer); `hotline recording stop CASE` ends the file while the talk goes on."""
+asked (not since the answer); `hotline recording stop CASE` ends the file while the talk goes on.
+A recording queue's record_announcement is played to the caller (Asterisk's log) before they join
+(the join's time is the prompt's length after the call came in)."""
 
 from __future__ import annotations
 
@@ -25,18 +27,30 @@ from support.transfer_checks import bridge_channels, if_two, phones, stop
 
 pytestmark = pytest.mark.lab
 
-ON_DEMAND = "84950003388"
+ON_DEMAND, ANNOUNCED = "84950003388", "84950003399"
+ANNOUNCEMENT, ANNOUNCEMENT_S = "conf-onlyperson", 3.16  # the lab's sound: 3.16 s of GSM
 CALLER = "+79165557799"
 QUEUES = pytest.mark.provision(BASE + """
 [queues.rec_asked]
 ring_timeout = 5
 record = "on_demand"
 
+[queues.rec_told]
+ring_timeout = 5
+record = "always"
+record_announcement = "conf-onlyperson"
+
 [hotlines.asked]
 entry = "queue:rec_asked"
 
+[hotlines.told]
+entry = "queue:rec_told"
+
 [numbers."+74950003388"]
 hotline = "asked"
+
+[numbers."+74950003399"]
+hotline = "told"
 """)
 
 
@@ -116,3 +130,30 @@ def test_a_stop_asked_ends_the_file_while_the_talk_goes_on(
     seconds = seconds_of(file_of(daemon_env, rec))
     assert 2.5 <= seconds <= 4.5, seconds
     assert abs(seconds - rec["duration_ms"] / 1000) < 1.0, (seconds, rec["duration_ms"])
+
+
+@QUEUES
+def test_a_recording_queues_announcement_is_played_before_the_caller_joins(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: object) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "ra", {"rec_told": 0})
+    started = phones(lab, agent)
+    asterisk_log = lab.log_paths()["asterisk"]
+    start = asterisk_log.stat().st_size
+    try:
+        caller = sipp.start_call(ANNOUNCED, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = talking(daemon_env, db)
+        time.sleep(1)
+        hang_up_and_wait(lab, db, hop, caller)
+    finally:
+        stop(started)
+    with asterisk_log.open("rb") as fh:
+        fh.seek(start)
+        played = [line.split("Playing '")[1].split("'")[0] for line in fh.read().decode(errors="replace")
+                  .splitlines() if str(hop["channel_name"]) in line and "Playing '" in line]
+    assert played and played[0].rsplit("/", 1)[-1].split(".")[0] == ANNOUNCEMENT, played
+    [joined] = rows(db, "SELECT extract(epoch FROM e.at - h.entered_at)::float AS s FROM queue_events e"
+                        " JOIN hops h ON h.id = e.hop_id WHERE e.event = 'join'")
+    assert joined["s"] >= ANNOUNCEMENT_S - 0.3, joined  # the whole prompt, then the line
+    [rec] = finished_recordings(db, 1)
+    assert rec["queue"] == "rec_told" and rec["state"] == "done"
