@@ -149,7 +149,8 @@ def test_queue_set_on_demand_and_a_record_announcement_are_stored_and_exported(h
     hotline("provision", str(EXAMPLE))
     silent = hotline("queue", "set", "support", "--record-announcement", "hello-world")
     assert silent.exit_code != 0 and "queues.support.record_announcement" in silent.output  # records never
-    result = hotline("queue", "set", "support", "--record", "on_demand", "--record-announcement", "hello-world")
+    result = hotline("queue", "set", "support", "--record", "on_demand",
+                     "--record-announcement", "hello-world")
     assert result.exit_code == 0, result.output
     assert rows(db, "SELECT record, record_announcement FROM queues WHERE name = 'support'") == [
         {"record": "on_demand", "record_announcement": "hello-world"}]
