@@ -14,8 +14,8 @@ Asterisk's recording directory (`recording_dir`, `recording_format`).
 
 Start, stop, pause and resume (`hotline recording start|stop|pause|resume CASE`, the agent page)
 reach the call as a user event about the customer's channel (RECORDING_EVENT), like a transfer the
-CLI asks; Asterisk writes
-nothing while a recording is paused, and each pause is a row of `recording_pauses`.
+CLI asks; Asterisk writes nothing while a recording is paused, and each pause is a row of
+`recording_pauses`.
 
 Every start, pause, resume and end is a fact of the call's one funnel, written behind it in order
 with its other records. A recording Asterisk refuses to start is a row too, `failed`, with why.
