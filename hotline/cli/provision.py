@@ -142,7 +142,10 @@ _queue_options = options(
     click.option("--callback-retry-interval", type=int, help="Seconds between callback tries."),
     click.option("--callback-expiry", help="Seconds before a callback is dropped ('never')."),
     click.option("--record", type=click.Choice(RECORD),
-                 help="Record this queue's talks: always, or never (the default)."),
+                 help="Record this queue's talks: always, on_demand (once the agent asks), or never"
+                      " (the default)."),
+    click.option("--record-announcement",
+                 help="Sound played to a caller before joining, when the queue records ('none')."),
 )
 
 

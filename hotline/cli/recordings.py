@@ -1,4 +1,5 @@
-"""`hotline recording pause|resume|path|export|purge`: a live talk's recording paused and resumed
+"""`hotline recording start|stop|pause|resume|path|export|purge`: a live talk's recording started
+(a queue that records on_demand), stopped, paused and resumed
 (asked of the daemon that runs the call, as a transfer is), a recording's file found or copied,
 and old files deleted with their rows marked. Thin: hotline.store.recordings and
 hotline.engine.recording do the work."""
@@ -20,13 +21,51 @@ from hotline.errors import AriError, AriNotFound, RecordingError
 from hotline.store import recordings
 from hotline.store.recordings import ASK_PATIENCE_S, LIVE_STATES, Recording
 
+DONE = {"pause": "paused", "resume": "resumed", "stop": "stopped"}
 CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
 REC = click.argument("rec")
 
 
 @click.group("recording")
 def recording_group() -> None:
-    """Recorded talks (a queue's record = always): pause, resume, files, purge."""
+    """Recorded talks (a queue's record = always or on_demand): start, stop, pause, resume,
+    files, purge."""
+
+
+@recording_group.command("start")
+@CASE_ID
+@click.pass_context
+def start(ctx: click.Context, case_id: int) -> None:
+    """Start recording case CASE_ID's live talk now (its queue records on_demand, or always and
+    it was stopped); recorded to the end of the talk unless stopped."""
+    settings = settings_of(ctx)
+    settings.require("dsn", "ari_url")
+
+    async def go(conn: AsyncConnection) -> str:
+        channel_id, mode = await recordings.talking_leg(conn, case_id)
+        if mode == "never":
+            raise RecordingError(f"case {case_id}: its queue records never (`hotline queue set "
+                                 f"--record on_demand` lets its agents record)")
+        live = await recordings.live_recording(conn, case_id)
+        if live is not None:
+            return f"case {case_id}: recording #{live.id} is {live.state} already"
+        await _send(settings, channel_id, "start", case_id)
+        await conn.commit()
+        began = await recordings.recording_begins(conn, case_id)
+        if began is None:
+            raise RecordingError(f"case {case_id}: no daemon started the recording within "
+                                 f"{ASK_PATIENCE_S:.0f} s (is `hotline run` running? has the talk ended?)")
+        return f"case {case_id}: recording #{began.id} started"
+    click.echo(run_with_db(ctx, go))
+
+
+@recording_group.command("stop")
+@CASE_ID
+@click.pass_context
+def stop(ctx: click.Context, case_id: int) -> None:
+    """Stop recording case CASE_ID's live talk: its file ends here, and the talk's later
+    segments are not recorded unless started again."""
+    click.echo(_ask(ctx, case_id, "stop"))
 
 
 @recording_group.command("pause")
@@ -48,7 +87,7 @@ def resume(ctx: click.Context, case_id: int) -> None:
 def _ask(ctx: click.Context, case_id: int, action: str) -> str:
     settings = settings_of(ctx)
     settings.require("dsn", "ari_url")
-    wanted = "paused" if action == "pause" else "recording"
+    wanted = {"pause": "paused", "resume": "recording", "stop": "done"}[action]
 
     async def go(conn: AsyncConnection) -> str:
         live, channel_id = await recordings.live_talk_recording(conn, case_id)
@@ -59,7 +98,7 @@ def _ask(ctx: click.Context, case_id: int, action: str) -> str:
         if not await recordings.state_becomes(conn, live.id, wanted):
             raise RecordingError(f"case {case_id}: no daemon took the {action} within {ASK_PATIENCE_S:.0f} s "
                                  f"(is `hotline run` running? has the talk ended?)")
-        return f"case {case_id}: recording #{live.id} {'paused' if action == 'pause' else 'resumed'}"
+        return f"case {case_id}: recording #{live.id} {DONE[action]}"
     return run_with_db(ctx, go)
 
 

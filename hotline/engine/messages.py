@@ -112,10 +112,10 @@ class HangingUp:
 
 @dataclass(frozen=True)
 class RecordingAsked:
-    """Pause or resume (`action`) the recording of this call's talk, as `asked_by` (cli,
-    agent:NAME) asks (hotline.engine.recording)."""
+    """Start, stop, pause or resume (`action`) the recording of this call's talk, as `asked_by`
+    (cli, agent:NAME) asks (hotline.engine.recording)."""
 
-    action: str  # pause | resume
+    action: str  # start | stop | pause | resume
     asked_by: str
 
 

@@ -1,6 +1,10 @@
 """Call recording: a talk of a queue whose `record` is "always" is recorded through ARI's bridge
 recording, from the agent's answer to the end of the talk, one recording (one file, one row of
-`recordings`) per talk segment.
+`recordings`) per talk segment. A queue whose `record` is "on_demand" records nothing until the
+agent asks (`hotline recording start CASE`, the agent page's Record button): from then on its
+talk is recorded as an "always" one is, to the end of the queue visit (a switch to video and a
+transfer completed within the visit included), unless `hotline recording stop CASE` ends it
+first. A queue that records "never" records nothing, asked or not.
 
 A segment is one leg's talk with one agent: the customer's call answered by an agent, the same
 customer's video leg that took the talk over (a switch), the next agent's talk after a transfer.
@@ -8,9 +12,10 @@ Asterisk records the case's bridge, so what the file holds is the mixed audio of
 of a video talk only its audio (a bridge recording has no video). The file is NAME.FORMAT in
 Asterisk's recording directory (`recording_dir`, `recording_format`).
 
-Pause and resume (`hotline recording pause|resume CASE`, the agent page) reach the call as a user
-event about the customer's channel (RECORDING_EVENT), like a transfer the CLI asks; Asterisk writes
-nothing while a recording is paused, and each pause is a row of `recording_pauses`.
+Start, stop, pause and resume (`hotline recording start|stop|pause|resume CASE`, the agent page)
+reach the call as a user event about the customer's channel (RECORDING_EVENT), like a transfer the
+CLI asks; Asterisk writes nothing while a recording is paused, and each pause is a row of
+`recording_pauses`.
 
 Every start, pause, resume and end is a fact of the call's one funnel, written behind it in order
 with its other records. A recording Asterisk refuses to start is a row too, `failed`, with why.
@@ -43,7 +48,7 @@ from hotline.errors import AriError
 log = logging.getLogger(__name__)
 
 RECORDING_EVENT = "hotline-recording"
-RECORDING_ACTIONS = ("pause", "resume")
+RECORDING_ACTIONS = ("start", "stop", "pause", "resume")
 ASKED_LIMIT = 64  # characters kept of who asked
 
 
@@ -83,30 +88,47 @@ def recording_asked(event: ChannelUserevent) -> RecordingAsked | None:
         return None
     action = event.variables.get("action", "")
     if action not in RECORDING_ACTIONS:
-        log.info("recording request about %s with no action pause|resume: %r", event.channel.id, action)
+        log.info("recording request about %s with no action start|stop|pause|resume: %r",
+                 event.channel.id, action)
         return None
     return RecordingAsked(action, event.variables.get("asked_by", "")[:ASKED_LIMIT] or "unknown")
 
 
 class TalkRecorder:
     """The recordings of one queue visit's talks: at most one live at a time (a talk that follows
-    another within the visit, an attended transfer completed, ends the previous segment first)."""
+    another within the visit, an attended transfer completed, ends the previous segment first).
 
-    def __init__(self, ctx: CallContext, record: bool, queue_id: int | None) -> None:
+    `mode` is the queue's `record`: "always" records every talk; "on_demand" records once asked
+    (`wanted` then stays for the rest of the visit, its later segments too); "never" none."""
+
+    def __init__(self, ctx: CallContext, mode: str, queue_id: int | None) -> None:
         self.ctx = ctx
-        self.record = record
+        self.mode = mode
+        self.wanted = mode == "always"  # the talks of this visit are recorded (asked, or always)
         self.queue_id = queue_id
         self.live: LiveRecording | None = None
+        self.talking = False  # a talk is under way: a start asked records it from now
+        self.agent_id: int | None = None  # the agent of the talk under way
 
-    async def start(self, call: RecordedCall, agent_id: int | None) -> None:
-        """The talk with agent `agent_id` began in the call's bridge: record it, if the queue says."""
-        if not self.record:
-            return
+    async def start(self, call: RecordedCall, agent_id: int | None, *, record: bool = True) -> None:
+        """The talk with agent `agent_id` began in the call's bridge: record it, if the queue says
+        (or the agent asked already, in this visit). `record` False: a talk followed again after a
+        restart, whose recording (if any) Asterisk went on with alone; a start asked still works."""
+        self.talking, self.agent_id = True, agent_id
+        if self.wanted and record:
+            await self._record(call)
+
+    async def end(self, call: RecordedCall) -> None:
+        """The talk is over: so is its recording."""
+        self.talking = False
+        await self.stop(call)
+
+    async def _record(self, call: RecordedCall) -> None:
         await self.stop(call)
         fmt = self.ctx.recording_format
         name = recording_name(call.case_id, time.time())
         path = str(PurePosixPath(self.ctx.recording_dir) / file_name(name, fmt))
-        started = RecordingStarted(name, agent_id, self.queue_id, fmt, path)
+        started = RecordingStarted(name, self.agent_id, self.queue_id, fmt, path)
         try:
             await self.ctx.ari.record_bridge(call.bridge_id, name, fmt)
         except AriError as exc:  # no recording directory, a full disk, the bridge gone already
@@ -127,12 +149,42 @@ class TalkRecorder:
         await stop_quietly(self.ctx.ari, live.name)
 
     async def ask(self, call: RecordedCall, asked: RecordingAsked) -> None:
-        """Pause or resume the live recording, as asked; anything else changes nothing."""
-        live = self.live
-        if live is None or live.paused == (asked.action == "pause"):
+        """Start, stop, pause or resume the recording, as asked; what makes no sense now (no talk,
+        a queue that records never, a recording paused already) changes nothing."""
+        refused = self._refusal(asked)
+        if refused:
             log.info("call %s: recording %s asked by %s: %s", call.channel_id, asked.action, asked.asked_by,
-                     "no recording of this talk" if live is None else f"it is {asked.action}d already")
+                     refused)
             return
+        if asked.action == "start":
+            self.wanted = True
+            log.info("call %s: recording started by %s", call.channel_id, asked.asked_by)
+            await self._record(call)
+        elif asked.action == "stop":
+            self.wanted = False
+            log.info("call %s: recording stopped by %s", call.channel_id, asked.asked_by)
+            await self.stop(call)
+        else:
+            await self._pause_or_resume(call, asked)
+
+    def _refusal(self, asked: RecordingAsked) -> str:
+        """Why `asked` changes nothing now; empty when it does."""
+        live = self.live
+        if asked.action == "start":
+            if self.mode == "never":
+                return "this queue records never"
+            if not self.talking:
+                return "no talk under way"
+            return "it is recording already" if live is not None else ""
+        if live is None:
+            return "no recording of this talk"
+        if asked.action in ("pause", "resume") and live.paused == (asked.action == "pause"):
+            return f"it is {asked.action}d already"
+        return ""
+
+    async def _pause_or_resume(self, call: RecordedCall, asked: RecordingAsked) -> None:
+        live = self.live
+        assert live is not None
         try:
             if asked.action == "pause":
                 await self.ctx.ari.pause_recording(live.name)
@@ -152,15 +204,15 @@ class TalkRecorder:
         if self.live is None:
             return
         paused = self.live.paused
-        await self.stop(call)
-        await self.start(call, agent_id)
+        self.agent_id = agent_id
+        await self._record(call)
         if paused:  # paused for a reason (a card number read out): the new bridge's too
             await self.ask(call, RecordingAsked("pause", "the move to a video bridge"))
 
 
 async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, action: str,
                         asked_by: str) -> None:
-    """Ask the daemon that runs `channel_id` to pause or resume its talk's recording."""
+    """Ask the daemon that runs `channel_id` to start, stop, pause or resume its talk's recording."""
     if action not in RECORDING_ACTIONS:
         raise ValueError(f"recording action {action!r} is not one of {RECORDING_ACTIONS}")
     await ari.user_event(app, RECORDING_EVENT, channel_id, {"action": action, "asked_by": asked_by})

@@ -56,7 +56,7 @@ def queue_table(q: Queue) -> Table:
         "callback_key": q.callback_key, "callback_retries": q.callback_retries,
         "callback_retry_interval": q.callback_retry_interval,
         "callback_expiry": "never" if q.callback_expiry is None else q.callback_expiry,
-        "record": q.record})
+        "record": q.record, "record_announcement": q.record_announcement})
 
 
 def menu_table(m: Menu) -> Table:

@@ -15,7 +15,7 @@ STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "li
 # Where a caller an agent transferred to another agent goes when that agent does not answer: the
 # head of the line of the queue the talk was in, or the transferring agent rung back first.
 TRANSFER_NO_ANSWER = ("queue", "agent")
-RECORD = ("never", "always")  # a queue's talks recorded (hotline.engine.recording)
+RECORD = ("never", "always", "on_demand")  # a queue's talks recorded (hotline.engine.recording)
 NUMBER_KINDS = ("city", "tollfree", "video")
 CAPABILITIES = ("audio", "video", "webrtc")
 # Defaults that bound what one anonymous caller can hold: a queue's longest wait (seconds), and the
@@ -137,8 +137,12 @@ class Queue:
     callback_retry_interval: int = 300
     callback_expiry: int | None = 4 * 3600
     # "always": every talk of this queue is recorded, from the agent's answer to its end
-    # (hotline.engine.recording); "never": none is.
+    # (hotline.engine.recording); "on_demand": a talk is recorded once its agent asks
+    # (`hotline recording start`, the agent page), from then to its end; "never": none is.
     record: str = "never"
+    # A sound played to the caller before joining, when the queue records (always or on_demand):
+    # "this call may be recorded". None: nothing played.
+    record_announcement: str | None = None
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,11 @@ def optional_key(field: str, value: object) -> str | None:
     return value
 
 
+def optional_sound(field: str, value: object) -> str | None:
+    """An Asterisk sound, or None for 'none' / 'off' / empty (nothing played)."""
+    return None if value in (None, "", "none", "off") else sound(field, value)
+
+
 def sound(field: str, value: object) -> str:
     if not isinstance(value, str) or not SOUND.fullmatch(value) or ".." in value:
         raise fail(field, value, "is not an Asterisk sound name (like 'hotline/welcome', no extension)")
@@ -378,7 +383,8 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
                      "announce_period", "music", "service_level", "prefer_video_agents", "overflow",
                      "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "video_key",
                      "transfer_no_answer", "callback_key",
-                     "callback_retries", "callback_retry_interval", "callback_expiry", "record"})
+                     "callback_retries", "callback_retry_interval", "callback_expiry", "record",
+                     "record_announcement"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -410,7 +416,8 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
                                      lambda k, v: integer(k, v, 10, 86400), f),
         callback_expiry=_get(table, "callback_expiry", d.callback_expiry,
                              lambda k, v: never_or_range(k, v, 60, 7 * 86400), f),
-        record=_get(table, "record", d.record, lambda k, v: choice(k, v, RECORD), f))
+        record=_get(table, "record", d.record, lambda k, v: choice(k, v, RECORD), f),
+        record_announcement=_get(table, "record_announcement", d.record_announcement, optional_sound, f))
 
 
 def menu(name: str, table: Mapping[str, object]) -> Menu:

@@ -48,6 +48,9 @@ def _references(prov: Provisioning) -> Iterator[str]:
             yield (f"queues.{q.name}.video_key: {q.video_key!r} is also a key of its breakout menu "
                    f"{q.breakout_menu!r}: a caller pressing it could mean either")
         yield from _callback_key(prov, q)
+        if q.record_announcement is not None and q.record == "never":
+            yield (f"queues.{q.name}.record_announcement: the queue records never, so it would never "
+                   f"be played (set record to always or on_demand, or the announcement to 'none')")
         if q.video_key is not None and q.video_key == q.callback_key:
             yield (f"queues.{q.name}.callback_key: {q.callback_key!r} is also the queue's video_key: "
                    "a caller pressing it could mean either")

@@ -1,6 +1,7 @@
 """Recordings as the CLI reads them (migration 030): a case's list, one by id or name, the live one
-of a case (to pause it), and the old ones a purge deletes. The engine writes these rows through
-its record funnel (hotline.engine.recording); the purge marks them, nothing else changes them."""
+of a case (to pause or stop it), the talking leg (to start one), and the old ones a purge deletes.
+The engine writes these rows through its record funnel (hotline.engine.recording); the purge marks
+them, nothing else changes them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from psycopg.rows import class_row
 from hotline.errors import RecordingError
 
 LIVE_STATES = ("recording", "paused")
-ASK_PATIENCE_S = 5.0  # how long a pause or resume asked of the call's daemon is waited for
+ASK_PATIENCE_S = 5.0  # how long a start, stop, pause or resume asked of the call's daemon is waited for
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,7 @@ async def recording(conn: AsyncConnection, ref: str) -> Recording:
 
 async def live_talk_recording(conn: AsyncConnection, case_id: int) -> tuple[Recording, str]:
     """Case `case_id`'s recording under way and the channel of the leg whose talk it records."""
-    cur = conn.cursor(row_factory=class_row(Recording))
-    await cur.execute(SELECT + " WHERE g.case_id = %s AND g.state = ANY(%s) AND h.ended_at IS NULL"
-                      " ORDER BY g.started_at DESC, g.id DESC LIMIT 1", (case_id, list(LIVE_STATES)))
-    live = await cur.fetchone()
+    live = await live_recording(conn, case_id)
     if live is None:
         raise RecordingError(f"case {case_id} has no recording under way (no live talk, or its queue "
                              f"does not record)")
@@ -108,6 +106,41 @@ async def live_talk_recording(conn: AsyncConnection, case_id: int) -> tuple[Reco
     row = await chan.fetchone()
     assert row is not None
     return live, str(row[0])
+
+
+async def live_recording(conn: AsyncConnection, case_id: int) -> Recording | None:
+    """Case `case_id`'s recording under way (recording or paused, its leg still up), if any."""
+    cur = conn.cursor(row_factory=class_row(Recording))
+    await cur.execute(SELECT + " WHERE g.case_id = %s AND g.state = ANY(%s) AND h.ended_at IS NULL"
+                      " ORDER BY g.started_at DESC, g.id DESC LIMIT 1", (case_id, list(LIVE_STATES)))
+    return await cur.fetchone()
+
+
+async def talking_leg(conn: AsyncConnection, case_id: int) -> tuple[str, str]:
+    """The channel of case `case_id`'s leg talking with a queue's agent now, and that queue's
+    `record` (never | always | on_demand): where a recording start is asked."""
+    cur = await conn.execute(
+        "SELECT h.channel_id, q.record FROM hops h JOIN queues q ON q.id = h.queue_id"
+        " WHERE h.case_id = %s AND h.ended_at IS NULL AND h.answered_at IS NOT NULL"
+        " AND h.agent_id IS NOT NULL ORDER BY h.seq DESC LIMIT 1", (case_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise RecordingError(f"case {case_id} has no talk with an agent in progress (or does not exist)")
+    return str(row[0]), str(row[1])
+
+
+async def recording_begins(conn: AsyncConnection, case_id: int,
+                           patience_s: float = ASK_PATIENCE_S) -> Recording | None:
+    """Case `case_id`'s recording under way, once the call's daemon wrote it (a start asked of
+    it), within `patience_s`; None when none began."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    while True:
+        live = await live_recording(conn, case_id)
+        await conn.commit()  # the next look sees what was committed since
+        if live is not None or loop.time() >= deadline:
+            return live
+        await asyncio.sleep(0.1)
 
 
 async def older_than(conn: AsyncConnection, days: int) -> list[Recording]:

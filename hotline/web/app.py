@@ -52,7 +52,7 @@ TRANSFER_API = "/api/agent/transfer"
 TRANSFER_TARGETS_API = "/api/agent/transfer-targets"
 TRANSFER_STEPS = ("begin", "complete", "cancel")
 RECORDING_API = "/api/agent/recording"
-RECORDING_ACTIONS = ("pause", "resume")
+RECORDING_ACTIONS = ("start", "pause", "resume")
 # What a page may name as a transfer target: kind:name, a bare name, or a number as people type it.
 TRANSFER_TARGET_RE = re.compile(r"^[A-Za-z0-9+][A-Za-z0-9._:+() -]{0,79}$")
 QUEUES_API = "/api/queues"
@@ -153,7 +153,7 @@ class WebBackend(Protocol):
         ...
 
     async def agent_recording(self, endpoint: str, action: str) -> str:
-        """Pause or resume the recording of the agent's current talk; what to show the agent;
+        """Start, pause or resume the recording of the agent's current talk; what to show the agent;
         raises WebRefusal."""
         ...
 
@@ -439,7 +439,7 @@ class _Site:
         return _json({"message": message}, 200)
 
     async def agent_recording(self, request: web.Request) -> web.Response:
-        """{"action": "pause" | "resume"}: the recording of the agent's talk."""
+        """{"action": "start" | "pause" | "resume"}: the recording of the agent's talk."""
         self.guard.json_post(request)
         endpoint = self.guard.agent(request)
         try:
@@ -448,7 +448,7 @@ class _Site:
             body = None
         action = body.get("action") if isinstance(body, dict) else None
         if action not in RECORDING_ACTIONS:
-            return _json({"error": "a recording's action is pause or resume"}, 400)
+            return _json({"error": "a recording's action is start, pause or resume"}, 400)
         return _json({"message": await self.backend.agent_recording(endpoint, str(action))}, 200)
 
     async def live_talks(self, request: web.Request) -> web.Response:

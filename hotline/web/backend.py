@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.asterisk.ari import AriClient
@@ -189,23 +190,18 @@ class DaemonWebBackend:
         return TRANSFER_SAID[outcome.outcome].format(target=outcome.target)
 
     async def agent_recording(self, endpoint: str, action: str) -> str:
-        """Ask the daemon that runs the agent's talk, by the user event the CLI sends, to pause or
-        resume its recording, and wait until its row says so."""
+        """Ask the daemon that runs the agent's talk, by the user event the CLI sends, to start,
+        pause or resume its recording, and wait until its rows say so."""
         agent = self._authenticated(endpoint)
         agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
-        wanted = "paused" if action == "pause" else "recording"
         try:
             talk = await self._live_talk_of(agent_id)
             if talk is None:
                 raise WebRefusal(409, "You have no call in progress")
             async with self.pool.connection() as conn:
-                live, channel_id = await recordings.live_talk_recording(conn, talk.case_id)
-                if live.state != wanted:
-                    await ask_recording(self.ari, self.settings.ari_app, channel_id, action,
-                                        f"agent:{agent.name}")
-                    if not await recordings.state_becomes(conn, live.id, wanted):
-                        raise WebRefusal(504, "No answer from the call's daemon: check the call before "
-                                              "trying again")
+                if action == "start":
+                    return await self._start_recording(conn, talk.case_id, agent.name)
+                await self._pause_or_resume(conn, talk.case_id, action, agent.name)
         except RecordingError:
             raise WebRefusal(409, "Your call is not being recorded") from None
         except STORE_DOWN as exc:
@@ -236,6 +232,27 @@ class DaemonWebBackend:
             raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
         except AriError as exc:
             raise WebRefusal(502, f"The request did not reach the call: {exc}") from exc
+
+    async def _start_recording(self, conn: AsyncConnection, case_id: int, agent_name: str) -> str:
+        """The Record button: the talk of a queue that records on demand recorded from now."""
+        channel_id, mode = await recordings.talking_leg(conn, case_id)
+        if mode == "never":
+            raise WebRefusal(409, "Your call's queue does not record")
+        if await recordings.live_recording(conn, case_id) is None:
+            await ask_recording(self.ari, self.settings.ari_app, channel_id, "start", f"agent:{agent_name}")
+            await conn.commit()
+            if await recordings.recording_begins(conn, case_id) is None:
+                raise WebRefusal(504, "No answer from the call's daemon: check the call before trying again")
+        return "Recording"
+
+    async def _pause_or_resume(self, conn: AsyncConnection, case_id: int, action: str,
+                               agent_name: str) -> None:
+        wanted = "paused" if action == "pause" else "recording"
+        live, channel_id = await recordings.live_talk_recording(conn, case_id)
+        if live.state != wanted:
+            await ask_recording(self.ari, self.settings.ari_app, channel_id, action, f"agent:{agent_name}")
+            if not await recordings.state_becomes(conn, live.id, wanted):
+                raise WebRefusal(504, "No answer from the call's daemon: check the call before trying again")
 
     async def agent_switch(self, endpoint: str) -> str:
         """A link for the call the agent with this endpoint is talking on now."""

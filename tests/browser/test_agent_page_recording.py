@@ -1,7 +1,8 @@
-"""The agent page's Pause recording through the real lab: Chromium runs the page of an agent who
-answers a sipp phone caller in a queue that records; the button pauses the talk's recording, then
-resumes it. Checked: the page's word and button, the rows (the pause with who asked), and the
-file, shorter than the talk by the pause."""
+"""The agent page's Pause recording and Record through the real lab: Chromium runs the page of an
+agent who answers a sipp phone caller in a queue that records; the button pauses the talk's
+recording, then resumes it. Checked: the page's word and button, the rows (the pause with who
+asked), and the file, shorter than the talk by the pause. In a queue that records on demand, the
+Record button begins the recording: no row before, a file as long as the talk since then."""
 
 from __future__ import annotations
 
@@ -83,3 +84,41 @@ def test_the_agent_page_pauses_and_resumes_the_recording_of_its_talk(
     [talk] = rows(db, "SELECT extract(epoch FROM ended_at - started_at)::float AS s FROM recordings")
     seconds = seconds_of(Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{rec['name']}.wav")
     assert abs(seconds - (talk["s"] - pause["s"])) < 1.0, (seconds, talk, pause)
+
+
+ON_DEMAND_DESK = pytest.mark.provision(BASE + """
+[queues.tp_asked]
+ring_timeout = 15
+record = "on_demand"
+
+[hotlines.tp]
+entry = "queue:tp_asked"
+
+[numbers."+74950002259"]
+hotline = "tp"
+""")
+
+
+@ON_DEMAND_DESK
+def test_the_agent_pages_record_button_records_an_on_demand_talk_from_then(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, pw: Playwright) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "po", {"tp_asked": 0},
+                               capabilities=[("audio", "video", "webrtc")])
+    page = agent_page(pw, tmp_path, daemon_env, lab, agent)
+    caller, hop = answered_call(page, db)
+    time.sleep(3)
+    assert rows(db, "SELECT id FROM recordings") == []  # nothing until the agent asks
+    page.click("#record")
+    wait_until(lambda: recording_said(page) == "Recording", what="the page said the recording began")
+    assert [r["state"] for r in rows(db, "SELECT state FROM recordings")] == ["recording"]
+    time.sleep(3)
+    lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+    assert sipp.finish(caller).ok
+    [rec] = finished_recordings(db, 1)
+    assert rec["agent"] == agent.name and rec["queue"] == "tp_asked"
+    [times] = rows(db, "SELECT extract(epoch FROM h.ended_at - h.answered_at)::float AS talk,"
+                       " extract(epoch FROM g.ended_at - g.started_at)::float AS recorded"
+                       " FROM hops h JOIN recordings g ON g.hop_id = h.id")
+    seconds = seconds_of(Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{rec['name']}.wav")
+    assert abs(seconds - times["recorded"]) < 1.0 and seconds <= times["talk"] - 2.5, (seconds, times)

@@ -24,7 +24,7 @@ from support.checks import rows, wait_until
 from support.cli import hotline_cli
 from support.daemon import DaemonProcess
 from support.provisioning import BASE
-from support.recordings import finished_recordings, seconds_of
+from support.recordings import answered_hop, file_of, finished_recordings, hang_up_and_wait, seconds_of
 from support.transfer_checks import bridge_channels, if_two, phones, stop
 
 pytestmark = pytest.mark.lab
@@ -57,21 +57,6 @@ hotline = "rec"
 hotline = "norec"
 """)
 WAV_BYTES_PER_HOUR = 8000 * 2 * 3600  # 8 kHz, 16-bit, mono: 57.6 MB
-
-
-def answered_hop(db: psycopg.Connection) -> dict[str, object]:
-    return wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
-                      what="the call answered by an agent")
-
-
-def hang_up_and_wait(lab: Lab, db: psycopg.Connection, hop: dict[str, object], caller: object) -> None:
-    lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
-    assert sipp.finish(caller).ok  # type: ignore[arg-type]
-    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
-
-
-def file_of(daemon_env: dict[str, str], recording: dict[str, object]) -> Path:
-    return Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{recording['name']}.wav"
 
 
 @QUEUES

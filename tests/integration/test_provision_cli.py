@@ -141,8 +141,26 @@ def test_queue_set_record_is_stored_and_exported(hotline, db) -> None:  # type: 
     assert result.output.strip() == "~ queue support (record)"
     assert rows(db, "SELECT record FROM queues WHERE name = 'support'") == [{"record": "always"}]
     assert 'record = "always"' in hotline("export").output
-    refused = hotline("queue", "set", "support", "--record", "on_demand")
-    assert refused.exit_code != 0 and "'on_demand' is not one of 'never', 'always'" in refused.output
+    refused = hotline("queue", "set", "support", "--record", "sometimes")
+    assert refused.exit_code != 0 and "'sometimes' is not one of" in refused.output
+
+
+def test_queue_set_on_demand_and_a_record_announcement_are_stored_and_exported(hotline, db) -> None:  # type: ignore[no-untyped-def]
+    hotline("provision", str(EXAMPLE))
+    silent = hotline("queue", "set", "support", "--record-announcement", "hello-world")
+    assert silent.exit_code != 0 and "queues.support.record_announcement" in silent.output  # records never
+    result = hotline("queue", "set", "support", "--record", "on_demand",
+                     "--record-announcement", "hello-world")
+    assert result.exit_code == 0, result.output
+    assert rows(db, "SELECT record, record_announcement FROM queues WHERE name = 'support'") == [
+        {"record": "on_demand", "record_announcement": "hello-world"}]
+    exported = hotline("export").output
+    assert 'record = "on_demand"' in exported and 'record_announcement = "hello-world"' in exported
+    bad = hotline("queue", "set", "support", "--record-announcement", "../secret")
+    assert bad.exit_code != 0 and "is not an Asterisk sound name" in bad.output
+    hotline("queue", "set", "support", "--record-announcement", "none")
+    assert rows(db, "SELECT record_announcement FROM queues WHERE name = 'support'") == [
+        {"record_announcement": None}]
 
 
 def test_removing_a_queue_takes_its_members_out_and_keeps_the_row_for_history(hotline, db) -> None:  # type: ignore[no-untyped-def]

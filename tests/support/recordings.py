@@ -1,5 +1,5 @@
-"""What the recording lab tests look at: the recordings rows once ended, and a WAV file once
-Asterisk closed it (its header counts every frame it holds)."""
+"""What the recording lab tests look at: the hop an agent answered, the recordings rows once ended,
+and a WAV file once Asterisk closed it (its header counts every frame it holds)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,25 @@ from pathlib import Path
 
 import psycopg
 
+from hotline.lab import Lab
+
+from support import sipp
 from support.checks import rows, wait_until
+
+
+def answered_hop(db: psycopg.Connection) -> dict[str, object]:
+    return wait_until(lambda: next(iter(rows(db, "SELECT * FROM hops WHERE answered_at IS NOT NULL")), None),
+                      what="the call answered by an agent")
+
+
+def hang_up_and_wait(lab: Lab, db: psycopg.Connection, hop: dict[str, object], caller: object) -> None:
+    lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+    assert sipp.finish(caller).ok  # type: ignore[arg-type]
+    wait_until(lambda: rows(db, "SELECT id FROM hops WHERE ended_at IS NOT NULL"), what="the hop closed")
+
+
+def file_of(daemon_env: dict[str, str], recording: dict[str, object]) -> Path:
+    return Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{recording['name']}.wav"
 
 
 def finished_recordings(db: psycopg.Connection, count: int) -> list[dict[str, object]]:

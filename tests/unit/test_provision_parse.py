@@ -363,6 +363,27 @@ def test_prompt_that_is_no_sound_name_is_refused(prompt: str) -> None:
     refused(lambda: parse.menu("main", {"prompt": prompt}), "menus.main.prompt", repr(prompt))
 
 
+def test_a_queue_may_record_on_demand_and_announce_it_with_a_sound() -> None:
+    q = parse.queue("desk", {"record": "on_demand", "record_announcement": "hotline/recorded"})
+    assert (q.record, q.record_announcement) == ("on_demand", "hotline/recorded")
+    off = parse.queue("desk", {"record": "always", "record_announcement": "none"})
+    assert off.record_announcement is None
+    refused(lambda: parse.queue("desk", {"record": "sometimes"}), "queues.desk.record", "'sometimes'")
+
+
+@pytest.mark.parametrize("sound", ["hello world", "/etc/passwd", "../../secret", 3])
+def test_a_record_announcement_that_is_no_sound_name_is_refused(sound: object) -> None:
+    refused(lambda: parse.queue("desk", {"record": "always", "record_announcement": sound}),
+            "queues.desk.record_announcement", repr(sound))
+
+
+def test_a_record_announcement_of_a_queue_that_records_never_is_refused() -> None:
+    doc = example()
+    name = next(iter(doc["queues"]))
+    doc["queues"][name] = {**doc["queues"][name], "record": "never", "record_announcement": "hello-world"}
+    refused(lambda: checked(doc), f"queues.{name}.record_announcement", "records never")
+
+
 def test_menu_without_a_prompt_is_refused() -> None:
     refused(lambda: parse.menu("main", {"options": {"1": "hangup"}}), "menus.main.prompt", "required")
 

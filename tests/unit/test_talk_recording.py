@@ -1,7 +1,8 @@
 """Recording of talks in the call's state machine, against the recording fake ARI client: which
 bridge is recorded when, the records each segment makes in order (a transfer gives a second
 segment with the next agent), a switch to video (the video leg records on its own hop), pause and
-resume asked by a user event, and a queue that records nothing. The lab tests
+resume asked by a user event, a queue that records nothing, and one that records on demand (from the
+start asked, to the talk's end or the stop asked). The lab tests
 (tests/e2e/test_recording_calls.py) prove the files on Asterisk."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 from types import SimpleNamespace
 
 from test_handover import TOKEN, phone_talking_with_anna, video_centre, video_leg_enters
-from test_transfers import talking_with_anna, two_queues
+from test_transfers import CITY, talking_with_anna, two_queues
 
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.facts import RecordingStarted
@@ -93,6 +94,88 @@ async def test_pause_and_resume_asked_by_user_events_reach_asterisk_and_the_reco
     assert paused["asked_by"] == "cli"
 
 
+async def test_an_on_demand_queue_records_nothing_until_asked_then_to_the_talks_end() -> None:
+    engine = Engine(two_queues(record="on_demand"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="pause", asked_by="cli"))  # nothing to pause
+    await engine.settle()
+    assert "record_bridge" not in engine.ari.names() and recordings(engine) == []
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="start", asked_by="agent:anna"))
+    bridge, name, _ = (await engine.ari.wait_for("record_bridge")).args
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="start", asked_by="cli"))  # recording already
+    await engine.settle()
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert bridge == "case-101" and engine.ari.names().count("record_bridge") == 1
+    assert recordings(engine) == [("rec_start", name, 1, 1, 2), ("rec_end", name, None, None, None)]
+    kinds = [r["k"] if r["k"] != "event" else r["event"] for r in engine.records.records]
+    assert kinds.index("rec_end") > kinds.index("complete")
+
+
+async def test_a_stop_asked_ends_the_recording_and_a_start_begins_a_new_one() -> None:
+    engine = Engine(two_queues(record="on_demand"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="start", asked_by="cli"))
+    first = (await engine.ari.wait_for("record_bridge")).args[1]
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="stop", asked_by="cli"))
+    assert (await engine.ari.wait_for("stop_recording")).args == (first,)
+    await engine.settle()
+    assert [k for k, *_ in recordings(engine)] == ["rec_start", "rec_end"]
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="start", asked_by="cli"))
+    second = (await engine.ari.wait_for("record_bridge", 2)).args[1]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert first != second
+    assert [(k, n) for k, n, *_ in recordings(engine)] == [("rec_start", first), ("rec_end", first),
+                                                          ("rec_start", second), ("rec_end", second)]
+
+
+async def test_a_start_asked_of_a_queue_that_records_never_records_nothing() -> None:
+    engine = Engine(two_queues(), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.ari.send(user_event("c1", RECORDING_EVENT, action="start", asked_by="cli"))
+    await engine.settle()
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert "record_bridge" not in engine.ari.names() and recordings(engine) == []
+
+
+async def test_an_on_demand_recording_started_goes_on_in_the_next_segment_of_the_visit() -> None:
+    ari = RecordsOnly()
+    ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec")
+    recorder, call = TalkRecorder(ctx, "on_demand", 3), MovingCall()  # type: ignore[arg-type]
+    await recorder.start(call, 5)  # type: ignore[arg-type]
+    assert ari.asked == []
+    await recorder.ask(call, RecordingAsked("start", "cli"))  # type: ignore[arg-type]
+    await recorder.end(call)  # type: ignore[arg-type]
+    await recorder.ask(call, RecordingAsked("start", "cli"))  # type: ignore[arg-type]  # no talk now
+    await recorder.start(call, 6)  # type: ignore[arg-type]  # an attended transfer completed
+    assert [a[0] for a in ari.asked] == ["record", "stop", "record"]
+    started = [f for f in call.facts if isinstance(f, RecordingStarted)]
+    assert [f.agent_id for f in started] == [5, 6]
+
+
+async def test_a_recording_queues_announcement_plays_before_the_caller_joins() -> None:
+    engine = Engine(two_queues(record="on_demand", record_announcement="hotline/recorded"),
+                    logged_in=("anna",))
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("originate")
+    names = engine.ari.names()
+    plays = [r.args for r in engine.ari.of("play")]
+    assert plays[0] == ("c1", "sound:hotline/recorded")
+    assert names.index("answer") < names.index("play") < names.index("originate")
+    await engine.settle()
+    events = [r["event"] for r in engine.records.records if r["k"] == "event"]
+    assert events[0] == "join"
+
+
+async def test_a_queue_that_records_never_announces_nothing() -> None:
+    engine = Engine(two_queues(record_announcement="hotline/recorded"), logged_in=("anna",))
+    engine.call_in("c1", CITY)
+    await engine.ari.wait_for("originate")
+    assert all("hotline/recorded" not in str(r.args) for r in engine.ari.of("play"))
+
+
 async def test_a_recording_asterisk_refuses_is_a_failed_row_and_the_talk_goes_on() -> None:
     engine = Engine(two_queues(record="always"), logged_in=("anna",))
 
@@ -109,9 +192,11 @@ async def test_a_recording_asterisk_refuses_is_a_failed_row_and_the_talk_goes_on
     assert len(ended) == 1 and "Asterisk refused" in str(ended[0]["failed"])
 
 
-def test_a_recording_request_is_pause_or_resume_and_anything_else_is_none() -> None:
+def test_a_recording_request_is_start_stop_pause_or_resume_and_anything_else_is_none() -> None:
     asked = recording_asked(user_event("c1", RECORDING_EVENT, action="pause", asked_by="cli"))
     assert asked is not None and (asked.action, asked.asked_by) == ("pause", "cli")
+    started = recording_asked(user_event("c1", RECORDING_EVENT, action="start", asked_by="agent:anna"))
+    assert started is not None and started.action == "start"
     assert recording_asked(user_event("c1", RECORDING_EVENT, action="delete")) is None
     assert recording_asked(user_event("c1", TRANSFER_EVENT, action="pause")) is None
 
@@ -172,7 +257,7 @@ class RecordsOnly:
 async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_format_set() -> None:
     ari = RecordsOnly()
     ctx = SimpleNamespace(ari=ari, recording_format="gsm", recording_dir="/rec")
-    recorder, call = TalkRecorder(ctx, True, 3), MovingCall()  # type: ignore[arg-type]
+    recorder, call = TalkRecorder(ctx, "always", 3), MovingCall()  # type: ignore[arg-type]
     await recorder.start(call, 5)  # type: ignore[arg-type]
     first = recorder.live.name if recorder.live else ""
     call.bridge_id = "case-7-video"
@@ -188,7 +273,7 @@ async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_forma
 async def test_a_paused_recording_moved_to_an_sfu_bridge_stays_paused_there() -> None:
     ari = RecordsOnly()
     ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec")
-    recorder, call = TalkRecorder(ctx, True, 3), MovingCall()  # type: ignore[arg-type]
+    recorder, call = TalkRecorder(ctx, "always", 3), MovingCall()  # type: ignore[arg-type]
     await recorder.start(call, 5)  # type: ignore[arg-type]
     await recorder.ask(call, RecordingAsked("pause", "cli"))  # type: ignore[arg-type]
     call.bridge_id = "case-7-video"

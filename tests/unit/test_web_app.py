@@ -397,8 +397,9 @@ async def test_agent_transfer_checks_its_body_and_gets_the_backends_answer(
 @pytest.mark.parametrize(("agent", "body", "status", "answer"), [
     ("ivanov", {"action": "pause"}, 200, {"message": "recording pause"}),
     ("ivanov", {"action": "resume"}, 200, {"message": "recording resume"}),
-    ("ivanov", {"action": "stop"}, 400, {"error": "a recording's action is pause or resume"}),
-    ("ivanov", [], 400, {"error": "a recording's action is pause or resume"}),
+    ("ivanov", {"action": "start"}, 200, {"message": "recording start"}),
+    ("ivanov", {"action": "stop"}, 400, {"error": "a recording's action is start, pause or resume"}),
+    ("ivanov", [], 400, {"error": "a recording's action is start, pause or resume"}),
     ("petrov", {"action": "pause"}, 409, {"error": "Your call is not being recorded"}),
 ])
 async def test_agent_recording_checks_its_body_and_gets_the_backends_answer(

@@ -28,6 +28,7 @@ class Talk:
     leg: Ringing
     answered_at: float
     visit_hop: Hop  # the hop that joined the queue: the visit's complete is recorded there
+    recorded: bool = False  # the talk is being recorded (an on_demand queue's, once asked)
 
 
 @dataclass(frozen=True)

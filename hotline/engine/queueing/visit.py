@@ -241,7 +241,7 @@ class QueueVisit:
         self._music: asyncio.Task[None] | None = None
         self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
         self.consult: consulting.Consult | None = None  # an attended transfer of the talk under way
-        self.recorder = TalkRecorder(ctx, queue.record == "always", self.queue_id)
+        self.recorder = TalkRecorder(ctx, queue.record, self.queue_id)
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -252,6 +252,7 @@ class QueueVisit:
         if not q.join_empty and self.manager.logged_in_members(q.name) == 0:
             return self._overflow("empty")
         await self.call.case_known()
+        await self._announce_recording()
         self.waiter = self.manager.join(q.name, self.call.channel_id, video=self.call.video,
                                         preferred=self.call.preferred_agent, wake=self.call.wake,
                                         priority=self.call.priority, head=self.handoff is not None)
@@ -316,6 +317,7 @@ class QueueVisit:
         """The customer's video leg, now in the case's bridge, goes on with the talk of the leg it
         replaced: same agent, same visit; the agent's leg never left the bridge."""
         self.visit_hop = talk.visit_hop
+        self.recorder.wanted = self.recorder.wanted or talk.recorded  # asked on the leg before
         leg = talk.leg
         self.call.watch(leg.channel_id)
         self.call.move(CallState.TALKING, TalkTakenOver(self.queue_id, self.agent_ids.get(leg.agent.name)))
@@ -816,11 +818,10 @@ class QueueVisit:
         self.call.talking_with, self.call.talk_leg = leg.agent.endpoint, leg.channel_id
         self.call.talk_since = answered_at
         try:
-            if record:
-                await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name))
+            await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name), record=record)
             return await self._talk_until_over(leg, answered_at)
         finally:
-            await self.recorder.stop(self.call)
+            await self.recorder.end(self.call)
             if self.call.talking_with == leg.agent.endpoint:
                 self.call.talking_with = None
             if self.call.talk_leg == leg.channel_id:
@@ -968,7 +969,7 @@ class QueueVisit:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""
         assert self.visit_hop is not None
         self.call.unwatch(leg.channel_id)
-        asked.reply.set_result(Talk(self.queue, leg, answered_at, self.visit_hop))
+        asked.reply.set_result(Talk(self.queue, leg, answered_at, self.visit_hop, self.recorder.wanted))
         log.info("call %s: talk with %s handed over to video leg %s", self.call.channel_id,
                  leg.agent.name, asked.video_channel_id)
         self.call.leave(EndReason.SWITCHED)
@@ -1255,6 +1256,17 @@ class QueueVisit:
         return True
 
     # -- recording -----------------------------------------------------------------------------
+
+    async def _announce_recording(self) -> None:
+        """The queue's record_announcement, played to the caller before joining (answering the
+        call) when the queue records; a caller hanging up meanwhile raises CallerGone, before any
+        join is written."""
+        q = self.queue
+        if q.record_announcement is None or q.record == "never":
+            return
+        log.info("call %s: announcing queue %s records (%s)", self.call.channel_id, q.name,
+                 q.record_announcement)
+        await self.call.play(f"sound:{q.record_announcement}")
 
     @property
     def waiter_(self) -> Waiter:

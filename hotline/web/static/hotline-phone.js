@@ -435,6 +435,7 @@
     enable("transfer", true);
     enable("consult", true);
     enable("recording", true);
+    enable("record", true);
     setState("registering");
     try {
       phone.ua = startUa({ uri: `sip:${endpoint}@${config.domain}`, password, register: true });
@@ -713,6 +714,17 @@
     for (const button of byId("talks").querySelectorAll("button")) button.disabled = false;
   }
 
+  /* Record the talk from now (a queue that records on demand): the rest of it is recorded, and
+   * Pause recording then works on it. */
+  async function startRecording() {
+    const message = await agentApi(config.recordingApi, { action: "start" }, "message",
+                                   "The recording could not be started");
+    if (message === null) return;
+    phone.recordingPaused = false;
+    byId("recording-status").textContent = message;
+    byId("recording").textContent = "Pause recording";
+  }
+
   // --- the agent's notice about their call (a customer's dropped leg) ------------------------
 
   const NOTICE_EVERY_MS = 2000;
@@ -874,6 +886,7 @@
     byId("transfer-complete").addEventListener("click", () => requestTransfer(true, "complete"));
     byId("transfer-cancel").addEventListener("click", () => requestTransfer(true, "cancel"));
     byId("recording").addEventListener("click", requestRecording);
+    byId("record").addEventListener("click", startRecording);
   }
 
   // --- start --------------------------------------------------------------------------------
