@@ -375,11 +375,8 @@ class _Site:
     async def agent_invite(self, request: web.Request) -> web.Response:
         self.guard.json_post(request)
         endpoint = self.guard.agent(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        invitee = body.get("agent") if isinstance(body, dict) else None
+        body = await _posted_object(request)
+        invitee = body.get("agent") if body is not None else None
         if not isinstance(invitee, str) or not ADDRESS_RE.fullmatch(invitee):
             return _json({"error": "name the agent to bring in"}, 400)
         return _json({"message": await self.backend.agent_invite(endpoint, invitee)}, 200)
@@ -387,11 +384,8 @@ class _Site:
     async def agent_phone(self, request: web.Request) -> web.Response:
         self.guard.json_post(request)
         endpoint = self.guard.agent(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        typed = body.get("number", "") if isinstance(body, dict) else None
+        body = await _posted_object(request)
+        typed = body.get("number", "") if body is not None else None
         if not isinstance(typed, str) or not PHONE_TYPED.fullmatch(typed):
             return _json({"error": "type the customer's telephone number (digits, +, spaces)"}, 400)
         return _json({"message": await self.backend.agent_phone(endpoint, typed.strip())}, 200)
@@ -400,11 +394,8 @@ class _Site:
         """The customer's own page: no login, so the call is found by what only that page holds
         (its browser id, or the switch link it came by), and only a live video talk moves."""
         self.guard.json_post(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        fields = body if isinstance(body, dict) else {}
+        body = await _posted_object(request)
+        fields = body or {}
         browser, token, typed = (fields.get(k, "") for k in ("customer", "token", "number"))
         if not (isinstance(browser, str) and HEX_ID.fullmatch(browser) and isinstance(token, str)
                 and (not token or TOKEN_RE.fullmatch(token))):
@@ -422,11 +413,8 @@ class _Site:
         {"step": "complete" | "cancel"} ends the attended transfer under way."""
         self.guard.json_post(request)
         endpoint = self.guard.agent(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await _posted_object(request)
+        if body is None:
             return _json({"error": "name the transfer's target"}, 400)
         step, target, attended = body.get("step", "begin"), body.get("target"), body.get("attended", False)
         if step not in TRANSFER_STEPS or not isinstance(attended, bool):
@@ -434,19 +422,17 @@ class _Site:
         if step == "begin" and not (isinstance(target, str) and TRANSFER_TARGET_RE.fullmatch(target)):
             return _json({"error": "name the transfer's target: a queue, a hotline, an agent or a number"},
                          400)
-        message = await self.backend.agent_transfer(endpoint, target if step == "begin" else None,
-                                                    attended=attended or step != "begin", step=step)
+        named = target if isinstance(target, str) and step == "begin" else None
+        message = await self.backend.agent_transfer(endpoint, named, attended=attended or step != "begin",
+                                                    step=step)
         return _json({"message": message}, 200)
 
     async def agent_recording(self, request: web.Request) -> web.Response:
         """{"action": "start" | "pause" | "resume"}: the recording of the agent's talk."""
         self.guard.json_post(request)
         endpoint = self.guard.agent(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        action = body.get("action") if isinstance(body, dict) else None
+        body = await _posted_object(request)
+        action = body.get("action") if body is not None else None
         if action not in RECORDING_ACTIONS:
             return _json({"error": "a recording's action is start, pause or resume"}, 400)
         return _json({"message": await self.backend.agent_recording(endpoint, str(action))}, 200)
@@ -460,11 +446,8 @@ class _Site:
         that talk; answered once they are in (or why not)."""
         self.guard.json_post(request)
         endpoint = self.guard.agent(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        fields = body if isinstance(body, dict) else {}
+        body = await _posted_object(request)
+        fields = body or {}
         case_id, mode = fields.get("case"), fields.get("mode")
         # bool is an int to Python: true is no case number.
         if not isinstance(case_id, int) or isinstance(case_id, bool) or not 0 < case_id < 2**63:
@@ -497,11 +480,7 @@ class _Site:
 
     async def _customer_post(self, request: web.Request) -> dict[str, object]:
         self.guard.json_post(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        return body if isinstance(body, dict) else {}
+        return await _posted_object(request) or {}
 
     async def agent_notice(self, request: web.Request) -> web.Response:
         self.guard.json_post(request)
@@ -580,6 +559,15 @@ class _Site:
         html = self.templates.get_template(name).render(
             bundle_built=self.bundle_built, not_built=NOT_BUILT, **context)
         return web.Response(text=html, status=status, content_type="text/html")
+
+
+async def _posted_object(request: web.Request) -> dict[str, object] | None:
+    """The request's JSON body when it is an object; None when it is not JSON or not an object."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _json(body: object, status: int, headers: dict[str, str] | None = None) -> web.Response:
