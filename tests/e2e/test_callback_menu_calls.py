@@ -93,10 +93,13 @@ def visit_events(db: psycopg.Connection) -> list[dict[str, object]]:
 
 
 def hang_up_the_customer(lab: Lab, daemon_env: dict[str, str], case_id: object) -> list[str]:
-    """The customer's leg in the case's bridge hangs up; the channels the bridge had."""
-    status, body = ari_get(daemon_env, f"bridges/case-{case_id}")
-    assert status == 200, body
-    bridged = json.loads(body)["channels"]
+    """The customer's leg in the case's bridge hangs up; the channels the bridge had. The placer
+    writes `answered` before it adds the customer's leg to the bridge (durable first): wait for it."""
+    def customer_bridged() -> list[str] | None:
+        status, body = ari_get(daemon_env, f"bridges/case-{case_id}")
+        channels: list[str] = json.loads(body)["channels"] if status == 200 else []
+        return channels if any("-customer-" in c for c in channels) else None
+    bridged = wait_until(customer_bridged, timeout_s=10, what="the customer's leg in the case's bridge")
     customer_leg = next(c for c in bridged if "-customer-" in c)
     name = json.loads(ari_get(daemon_env, f"channels/{customer_leg}")[1])["name"]
     assert name.startswith("PJSIP/sipp-carrier-")
