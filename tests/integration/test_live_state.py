@@ -125,11 +125,18 @@ async def test_stats_live_shows_each_queues_callbacks_not_placed_yet(
 
 # -- --watch, as a supervisor leaves it running in a terminal -----------------------------------
 
+CTRL_C_AS_IN_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler);"
+                           " runpy.run_module('hotline', run_name='__main__')")
+
+
 class Watch:
     """`hotline stats live --watch` in a subprocess; frames read from its output as they come."""
 
     def __init__(self, dsn: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "hotline", "stats", "live", "--watch"],
+        # Ctrl-C as in a supervisor's terminal: a run started in the background (`nohup make test &`)
+        # hands its children SIGINT ignored, which Python then keeps ignoring; so it is set here.
+        command = [sys.executable, "-c", CTRL_C_AS_IN_A_TERMINAL, "stats", "live", "--watch"]
+        self.proc = subprocess.Popen(command,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1",
                                           "HOTLINE_DSN": dsn})
