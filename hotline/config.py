@@ -141,6 +141,10 @@ class Settings:
     webhook_retry_first: str = "2"
     webhook_retry_max: str = "600"
     webhook_attempts: str = "20"
+    # Days contact events are kept: the daemon deletes older ones once an hour (and `hotline events
+    # purge` on demand), never one a webhook has still to deliver ("0": kept for ever). Statistics
+    # and case timelines read their own rows, not these.
+    event_retention: str = "90"
     # Where the write-behind keeps records past its memory bound or an outage longer than its
     # patience, until the database takes them (one subdirectory per node and database); "": no
     # spool, and such records are dropped, each loss logged.
@@ -183,7 +187,7 @@ class Settings:
 
         for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
                         "continue_case_within_s", "callback_lease_s", "web_rejoin_grace_s", "web_limits",
-                        "webhook_timing", "recording_retention_days",
+                        "webhook_timing", "recording_retention_days", "event_retention_days",
                         "web_address", "health_address", "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
         self._check_public_web()
@@ -198,6 +202,10 @@ class Settings:
     @property
     def recording_retention_days(self) -> int | None:
         return self._whole("recording_retention", 0, 36500, "0 (none)", unit="days") or None
+
+    @property
+    def event_retention_days(self) -> int | None:
+        return self._whole("event_retention", 0, 36500, "0 (kept for ever)", unit="days") or None
 
     @property
     def web_rejoin_grace_s(self) -> int:

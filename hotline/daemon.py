@@ -23,6 +23,7 @@ from hotline.config import Settings
 from hotline.engine.callback_placer import CallbackPlacer, Timing
 from hotline.engine.context import CallContext
 from hotline.engine.directory import Directory, Snapshot
+from hotline.engine.event_pruner import EventPruner
 from hotline.engine.live import LivePublisher
 from hotline.engine.live_hub import LiveHub
 from hotline.engine.queueing.queues import QueueManager
@@ -100,6 +101,7 @@ class Daemon:
         self.placer: CallbackPlacer | None = None
         self.placer_task: asyncio.Task[None] | None = None
         self.webhooks: WebhookDeliverer | None = None
+        self.pruner: EventPruner | None = None
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -163,6 +165,9 @@ class Daemon:
         # connection only for its claim and for each result, never during a POST).
         self.webhooks = WebhookDeliverer(self.pool, s.webhook_timing)
         self.webhooks.start()
+        if s.event_retention_days is not None:
+            self.pruner = EventPruner(self.pool, s.event_retention_days)
+            self.pruner.start()
         log.info("hotline running on node %s: Asterisk %s, app %r", s.node,
                  await self.ami.asterisk_version(), s.ari_app)
 
@@ -215,6 +220,9 @@ class Daemon:
         if self.live is not None:
             await self._closing("live", cancel_and_wait(self.live))
             self.live = None
+        if self.pruner is not None:
+            await self._closing("pruner", self.pruner.close())
+            self.pruner = None
         if self.webhooks is not None:
             await self._closing("webhooks", self.webhooks.close())
             self.webhooks = None

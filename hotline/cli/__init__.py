@@ -22,6 +22,7 @@ from hotline.cli import (
     config,
     db,
     doctor,
+    events,
     lab,
     provision,
     recordings,
@@ -105,5 +106,6 @@ def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: s
 
 for _command in (run.run, doctor.doctor, db.db, apply.apply_command, config.config_group, lab.lab,
                  *provision.COMMANDS, agents.agent, cases.case_group, callbacks.callback_group,
-                 stats.stats_group, webhooks.webhook_group, recordings.recording_group):
+                 stats.stats_group, webhooks.webhook_group, events.events_group,
+                 recordings.recording_group):
     main.add_command(_command)

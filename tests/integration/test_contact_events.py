@@ -6,14 +6,18 @@ deliverers never hold the same one, a failing head holds back only its case."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 from psycopg_pool import AsyncConnectionPool
 
-from hotline.store import webhooks
+from hotline.cli import main
+from hotline.engine.event_pruner import EventPruner
+from hotline.store import contact_events, webhooks
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, open_pool
 from hotline.store.hops import Hop, NewHop
@@ -22,11 +26,13 @@ from hotline.store.records import (
     TransferRow,
     close_hop_record,
     ivr_digit_record,
+    media_record,
     queue_event_record,
     refused_record,
     transfer_record,
     write_records,
 )
+from hotline.store.switches import Switches
 
 from support.checks import rows
 
@@ -279,3 +285,77 @@ async def test_a_supervision_and_a_conference_party_are_events_a_refused_supervi
          "agent": "anna", "data": party},
         {"kind": "participant_left", "at": at(30), "hop_id": None, "hotline": "city", "queue": None,
          "agent": "anna", "data": party}]
+
+
+async def test_a_camera_turned_on_and_off_and_a_phone_not_answered_are_events(
+        pool: AsyncConnectionPool, ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    hop = await call(pool, ids)
+    await write(db_dsn, answered_talk(hop, ids)[:4])  # in a talk with anna
+    await write(db_dsn, [media_record(hop.id, "video", at(20)), media_record(hop.id, "audio", at(30))])
+    switches = Switches(pool)
+    issued = await switches.issue(hop.id, "agent:anna", 60, to_number="+79161234567")
+    assert await switches.phone_not_answered(issued.token, "busy", 17, "User busy")
+    events = rows(db, "SELECT kind, at, hop_id, queue, agent, data FROM contact_events"
+                      " WHERE kind IN ('media_changed', 'switch_requested', 'switch_failed') ORDER BY id")
+    assert [(e["kind"], e["data"]) for e in events] == [
+        ("media_changed", {"media": "video"}), ("media_changed", {"media": "audio"}),
+        ("switch_requested", {"switch_id": 1, "requested_by": "agent:anna", "to": "phone"}),
+        ("switch_failed", {"switch_id": 1, "to": "phone", "outcome": "busy", "cause": 17,
+                           "cause_text": "User busy"})]
+    assert events[0]["at"] == at(20) and {e["hop_id"] for e in events} == {hop.id}
+    assert (events[0]["queue"], events[0]["agent"]) == ("support", "anna")
+
+
+async def test_pruning_deletes_old_finished_events_and_keeps_what_a_webhook_still_owes(
+        pool: AsyncConnectionPool, ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    async with pool.connection() as conn:
+        await webhooks.add(conn, "crm", "https://crm.example/h", SECRET, hotlines=None, events=None)
+    old, recent = await call(pool, ids, "c1", "+79160000001"), await call(pool, ids, "c2", "+79160000002")
+    await write(db_dsn, answered_talk(old, ids) + answered_talk(recent, ids))
+    db.execute("UPDATE contact_events SET at = now() - interval '100 days' WHERE case_id = %s",
+               (old.case_id,))
+    # the old case's first three delivered, its fourth given up, the rest still owed to the CRM
+    db.execute("UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now()"
+               " WHERE event_id IN (SELECT id FROM contact_events WHERE case_id = %s ORDER BY id LIMIT 3)",
+               (old.case_id,))
+    db.execute("UPDATE webhook_deliveries SET status = 'failed' WHERE event_id ="
+               " (SELECT id FROM contact_events WHERE case_id = %s ORDER BY id OFFSET 3 LIMIT 1)",
+               (old.case_id,))
+    async with pool.connection() as conn:
+        dry = await contact_events.prune(conn, 90, dry_run=True)
+    assert dry == contact_events.Pruned(events=4, deliveries=4, failed=1, held=5)
+    assert rows(db, "SELECT count(*) AS n FROM contact_events")[0]["n"] == 18  # a dry run changes nothing
+    pruner = EventPruner(pool, 90)
+    assert await pruner.prune_once() == dry
+    left = rows(db, "SELECT case_id, kind FROM contact_events ORDER BY id")
+    assert [e["kind"] for e in left if e["case_id"] == old.case_id] == [
+        "ringing_agent", "answered", "talk_ended", "ended", "case_closed"]  # still owed: kept
+    assert len([e for e in left if e["case_id"] == recent.case_id]) == 9  # younger than 90 days
+    assert rows(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE status <> 'pending'")[0]["n"] == 0
+    assert await pruner.prune_once() == contact_events.Pruned(0, 0, 0, held=5)
+
+
+async def test_events_show_prints_a_cases_webhook_bodies_and_purge_is_a_dry_run_without_yes(
+        pool: AsyncConnectionPool, ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    hop = await call(pool, ids)
+    await write(db_dsn, answered_talk(hop, ids))
+
+    async def hotline(*args: str, retention: str = "90") -> Result:  # the CLI runs its own loop
+        return await asyncio.to_thread(CliRunner().invoke, main, list(args),
+                                       env={"HOTLINE_DSN": db_dsn, "HOTLINE_EVENT_RETENTION": retention})
+    shown = await hotline("events", "show", str(hop.case_id))
+    assert shown.exit_code == 0, shown.output
+    lines = [json.loads(line) for line in shown.output.splitlines()]
+    assert [e["kind"] for e in lines][:2] == ["case_opened", "entered_hotline"] and len(lines) == 9
+    assert lines[0]["case"] == hop.case_id and lines[0]["at"].endswith("Z")
+    missing = await hotline("events", "show", "999999")
+    assert missing.exit_code == 1 and "case 999999 does not exist" in missing.output
+    db.execute("UPDATE contact_events SET at = now() - interval '40 days'")
+    dry = await hotline("events", "purge", "--older-than", "30")
+    assert dry.exit_code == 0 and "dry run: would delete 9 event(s)" in dry.output
+    assert rows(db, "SELECT count(*) AS n FROM contact_events")[0]["n"] == 9
+    unset = await hotline("events", "purge", retention="0")
+    assert unset.exit_code == 2 and "event_retention" in unset.output
+    done = await hotline("events", "purge", "--yes", retention="30")
+    assert done.exit_code == 0 and "deleted 9 event(s) older than 30 day(s)" in done.output
+    assert rows(db, "SELECT count(*) AS n FROM contact_events")[0]["n"] == 0
