@@ -178,7 +178,9 @@ def test_what_cannot_be_supervised_from_a_phone_is_refused_with_a_sip_answer_bef
     # The agent (no supervisor) dialling listen on their own talk: 403, and a row that says so.
     run = refused(t, t.agent.name, t.agent.password, "*51" + t.agent.name, 403, tmp_path)
     assert run.ok, run.output
-    [row] = rows(db, "SELECT outcome, detail, asked_by, supervisor FROM supervisions")
+    # The row follows the SIP answer (the phone is not kept waiting on the database).
+    [row] = wait_until(lambda: rows(db, "SELECT outcome, detail, asked_by, supervisor FROM supervisions"),
+                       what="the refusal's row")
     assert row == {"outcome": "refused", "detail": f"agent '{t.agent.name}' is not a supervisor",
                    "asked_by": f"phone:{t.agent.name}", "supervisor": t.agent.name}
     for extension, code in (("*51nobody", 404),  # no agent is dialled so: the dialplan's 404
