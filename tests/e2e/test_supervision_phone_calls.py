@@ -32,7 +32,7 @@ from hotline.lab import Lab
 from support import sipp
 from support.agents import hotline
 from support.checks import rows, wait_until
-from support.daemon import ari_get
+from support.daemon import DaemonProcess, ari_get
 from support.tones import RtpTap, tone_file, with_tone
 
 pytestmark = pytest.mark.lab
@@ -172,9 +172,11 @@ def test_a_supervisor_dialling_barge_joins_the_talks_bridge_and_all_three_hear_e
 
 @TALK
 def test_what_cannot_be_supervised_from_a_phone_is_refused_with_a_sip_answer_before_answer(
-        phone_talk: Talk, daemon_env: dict[str, str], lab: Lab, db: psycopg.Connection,
-        tmp_path: Path) -> None:
+        phone_talk: Talk, daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab,
+        db: psycopg.Connection, tmp_path: Path) -> None:
     t, sup = phone_talk, phone_talk.supervisor
+    asterisk_log = lab.log_paths()["asterisk"]
+    log_start = asterisk_log.stat().st_size if asterisk_log.exists() else 0
     # The agent (no supervisor) dialling listen on their own talk: 403, and a row that says so.
     run = refused(t, t.agent.name, t.agent.password, "*51" + t.agent.name, 403, tmp_path)
     assert run.ok, run.output
@@ -194,3 +196,13 @@ def test_what_cannot_be_supervised_from_a_phone_is_refused_with_a_sip_answer_bef
     assert over.ok, over.output
     assert not snoops(daemon_env)
     assert rows(db, "SELECT count(*) AS n FROM supervisions") == [{"n": 1}]
+    # Each refusal is a log line: the daemon's, and Asterisk's for what no agent is dialled as.
+    said = daemon.log_path.read_text(errors="replace")
+    for line in (f"refused (rejected): agent '{t.agent.name}' is not a supervisor",
+                 f"refused (rejected): {sup.name} cannot whisper their own talk",
+                 f"refused (no_answer): agent {t.agent.name} is in no live talk here"):
+        assert line in said, line
+    with asterisk_log.open("rb") as fh:
+        fh.seek(log_start)
+        assert f"listen from {sup.name} refused: no agent is dialled as nobody" in fh.read().decode(
+            errors="replace")
