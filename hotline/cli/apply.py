@@ -40,6 +40,8 @@ from hotline.provision.render import (
     endpoint_views,
     number_views,
     render,
+    supervise_extensions,
+    supervise_patterns,
 )
 from hotline.store import migrations, provisioning
 from hotline.store.db import describe_dsn
@@ -253,7 +255,9 @@ def _checks(prov: Provisioning, settings: Settings) -> list[_Check]:
     endpoints = frozenset(v.endpoint for v in views)
     extensions = frozenset([f"{form}@{INBOUND_CONTEXT}" for v in number_views(prov.numbers.values())
                             for form in v.forms] + [f"_X.@{AGENTS_CONTEXT}"]
-                           + [f"{exten}@{AGENTS_CONTEXT}" for exten, _ in consult_extensions(views)])
+                           + [f"{exten}@{AGENTS_CONTEXT}" for exten, _ in consult_extensions(views)]
+                           + [f"{exten}@{AGENTS_CONTEXT}" for exten, _, _ in supervise_extensions(views)]
+                           + [f"{pattern}@{AGENTS_CONTEXT}" for pattern in supervise_patterns()])
     return [_Check(PJSIP_FILE, "res_pjsip.so", "endpoint", endpoints, loaded_endpoints),
             _Check(DIALPLAN_FILE, "pbx_config.so", "extension", extensions, loaded_extensions)]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -42,10 +43,19 @@ from hotline.engine.supervision import (
     refusal,
     supervise_asked,
 )
+from hotline.engine.supervision_phone import (
+    NO_TALK,
+    Dialled,
+    PhoneRefusal,
+    caller_of,
+    phone_refusal,
+    target_of,
+)
 from hotline.engine.transfer import CONSULT_REFUSED, TRANSFER_REFUSED, transfer_asked, transfer_referred
 from hotline.engine.unwatched_end import unwatched_end
 from hotline.errors import AriError, AriNotFound
 from hotline.media import AGENTS_CONTEXT
+from hotline.provision.model import Agent
 from hotline.store.hops import Hop
 from hotline.store.supervisions import Supervisions
 
@@ -191,6 +201,9 @@ class Router:
         if entry.kind == "consult":
             self._consult_dialled(event.channel, entry)
             return
+        if entry.kind == "supervise":
+            self._supervise_dialled(event.channel, entry)
+            return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
         # A switch leg from anywhere but the web context brings no token: refused (403). A phone
@@ -217,6 +230,48 @@ class Router:
             return
         self.watch(channel.id, call)
         call.post(ConsultDialled(channel.id, entry.dialled))
+
+    def _supervise_dialled(self, channel: Channel, entry: StasisEntry) -> None:
+        """A supervisor's phone dialled a feature code and an agent: their call, unanswered yet,
+        becomes their leg in that agent's talk, or is refused with a SIP answer that says why."""
+        dialled = Dialled(entry.mode, entry.dialled, entry.by, channel.context == AGENTS_CONTEXT)
+        prov = self.ctx.directory.snapshot.prov
+        caller, target = caller_of(prov, dialled), target_of(prov, dialled)
+        talk = self._talk_of(self.call_of_agent(target.endpoint) if target is not None else None)
+        why = self._phone_refusal(dialled, caller, target, talk)
+        asked = SuperviseAsked(talk.case_id if talk else 0, dialled.mode, caller.name if caller else "",
+                               f"phone:{caller.name if caller else dialled.by}", uuid.uuid4().hex)
+        if why is not None or talk is None or self.supervision_store is None:
+            why = why or PhoneRefusal(NO_TALK, "this daemon keeps no supervisions")
+            log.info("%s of %r dialled from %r (%s) refused (%s): %s", dialled.mode or "supervision",
+                     dialled.target, dialled.by, channel.id, why.reason, why.why)
+            self._own(self._refuse_dialled(channel.id, why, asked, talk if caller else None),
+                      f"supervise-refused-{channel.id}", "")
+            return
+        log.info("case %s: %s dialled to %s the talk of %s (%s)", talk.case_id, asked.supervisor,
+                 dialled.mode, target.name if target else dialled.target, channel.id)
+        supervision = Supervision(self.ctx, self.supervision_store, asked, talk, dialled_in=channel.id)
+        # Its inbox at once: the phone may hang up before the task first runs.
+        self.supervisions[channel.id] = self.inboxes[channel.id] = supervision
+        self._own(supervision.run(), f"supervision-{channel.id}", channel.id)
+
+    def _phone_refusal(self, dialled: Dialled, caller: Agent | None, target: Agent | None,
+                       talk: Talk | None) -> PhoneRefusal | None:
+        state = self.ctx.queues.agents.get(caller.name) if caller is not None else None
+        in_a_talk = caller is not None and self.call_of_agent(caller.endpoint) is not None
+        return phone_refusal(dialled, caller, target, talk, state,
+                             {s.supervisor for s in self.supervisions.values()}, in_a_talk,
+                             self.ctx.queues.clock())
+
+    async def _refuse_dialled(self, channel_id: str, why: PhoneRefusal, asked: SuperviseAsked,
+                              talk: Talk | None) -> None:
+        """The SIP answer first (the phone waits on it), then a row when there is a talk to tie it
+        to (and an agent who asked)."""
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.hangup(channel_id, why.reason)
+        store = self.supervision_store
+        if talk is not None and store is not None:
+            await self._refuse_supervision(store, Supervision(self.ctx, store, asked, talk), why.why)
 
     def call_of_agent(self, endpoint: str) -> InboundCall | None:
         """The call whose live talk is with the agent of this endpoint."""

@@ -7,6 +7,8 @@ for a customer's browser what its SIP headers say.
     phone,NUMBER   (the customer's phone the daemon dialled for a video leg: hotline.engine.phone_switch)
     consult,AGENT,by=ENDPOINT   (context hotline-agents only: an agent's own phone dialling a
                                  colleague, the consult of an attended transfer)
+    supervise,AGENT,mode=MODE,by=ENDPOINT   (context hotline-agents only: a supervisor's own phone
+                                 dialling a feature code and an agent: hotline.engine.supervision_phone)
 
 The first two are positional: the entry (`inbound`, or `switch` for a video leg joining a live
 call) and the number as provisioned. The rest are `key=value`, in any order, so a dialplan of an
@@ -29,7 +31,7 @@ from hotline.engine.context import CallAri
 from hotline.errors import AriError, AriNotFound
 from hotline.media import WEB_CONTEXT, carries_video
 
-ENTRIES = ("inbound", "switch", "conference", "phone", "consult")
+ENTRIES = ("inbound", "switch", "conference", "phone", "consult", "supervise")
 PHONE_TOKEN_VARIABLE = "HOTLINE_SWITCH_TOKEN"  # a dialled phone leg's switch token (never an argument)
 CUSTOMER_HEADER = "X-Hotline-Customer"  # the browser's own id: its customer key across calls
 SWITCH_HEADER = "X-Hotline-Switch"  # the switch page's token
@@ -38,13 +40,14 @@ _HEX = re.compile(r"[0-9a-f]{1,128}")
 
 @dataclass(frozen=True)
 class StasisEntry:
-    kind: str  # inbound | switch | conference | phone | consult
+    kind: str  # inbound | switch | conference | phone | consult | supervise
     dialled: str
     video: bool = False
     web: bool = False  # from the customers' web context: its headers are worth reading
     agent: str = ""  # conference: the invited agent
     invited_by: str = ""  # conference: who invited them
-    by: str = ""  # consult: the endpoint of the agent's phone that dialled
+    by: str = ""  # consult, supervise: the endpoint of the agent's phone that dialled
+    mode: str = ""  # supervise: listen | whisper | barge, as the feature code said
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def parse_entry(args: Sequence[str], context: str = "") -> StasisEntry | None:
         web=context == WEB_CONTEXT and not conference,
         agent=named.get("agent", "") if conference else "",
         invited_by=named.get("by", "") if conference else "",
-        by=named.get("by", "") if args[0] == "consult" else "")
+        by=named.get("by", "") if args[0] in ("consult", "supervise") else "",
+        mode=named.get("mode", "") if args[0] == "supervise" else "")
 
 
 async def read_web_headers(ari: CallAri, channel_id: str, *, switch: bool) -> WebHeaders:

@@ -1,9 +1,11 @@
 """Supervision: a supervisor listens to, whispers into or barges into a live talk.
 
-Who asks: the CLI (`hotline case listen|whisper|barge CASE SUPERVISOR`), by an ARI user event
-about the customer's channel, the way a transfer is asked (engine.transfer). The router checks the
-request against the talk it runs (`refusal`), and a `Supervision` task rings the supervisor's own
-phone (their agent endpoint, as agents are rung). On answer:
+Who asks: the CLI (`hotline case listen|whisper|barge CASE SUPERVISOR`) and the agent page, by an
+ARI user event about the customer's channel, the way a transfer is asked (engine.transfer). The
+router checks the request against the talk it runs (`refusal`), and a `Supervision` task rings the
+supervisor's own phone (their agent endpoint, as agents are rung). Or the supervisor dials a
+feature code from that phone (engine.supervision_phone): their call is the leg, answered at once.
+On answer:
 
 - listen: a Snoop channel on the agent's leg with spy=both (it hears what the agent's phone sends
   and what it is sent: both sides of the talk) and whisper=none, in a bridge of its own with the
@@ -150,14 +152,19 @@ class Supervision:
     """One supervisor's leg on one talk: rung, then listening, whispering or barged in until the
     supervisor hangs up or the talk ends; its row of supervisions follows each step."""
 
-    def __init__(self, ctx: CallContext, store: Supervisions, asked: SuperviseAsked, talk: Talk) -> None:
+    def __init__(self, ctx: CallContext, store: Supervisions, asked: SuperviseAsked, talk: Talk,
+                 dialled_in: str | None = None) -> None:
+        """`dialled_in`: the supervisor's own call (a feature code from their phone,
+        engine.supervision_phone), taken as their leg instead of ringing them."""
         self.ctx = ctx
         self.store = store
         self.asked = asked
         self.talk = talk
         tag = uuid.uuid4().hex[:8]
-        self.channel_id = f"case-{talk.case_id}{SUPERVISOR_LEG}{tag}"
-        self.snoop_id = f"{self.channel_id}-snoop"
+        self.dialled_in = dialled_in is not None
+        self.channel_id = dialled_in or f"case-{talk.case_id}{SUPERVISOR_LEG}{tag}"
+        # SUPERVISOR_LEG in the snoop's id whatever the leg's: a restarted daemon hangs it up.
+        self.snoop_id = f"case-{talk.case_id}{SUPERVISOR_LEG}{tag}-snoop"
         self.bridge_id = f"{SUPERVISION_BRIDGE}{talk.case_id}-{tag}"
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.talk_over = False  # the talk ended: its end releases the supervisor's leg
@@ -179,7 +186,7 @@ class Supervision:
     async def run(self) -> None:
         """Ring, supervise, end; every way out leaves no leg, snoop or bridge behind."""
         try:
-            if not await self._ring():
+            if not await (self._take_call() if self.dialled_in else self._ring()):
                 return
             await self._supervise()
         finally:
@@ -200,6 +207,15 @@ class Supervision:
         answered = await self._answer_or_end(RING_TIMEOUT_S + self.ctx.ring_grace_s)
         if answered is not True:
             return await self._not_answered(answered or "not answered")
+        return True
+
+    async def _take_call(self) -> bool:
+        """The supervisor dialled in: their own call is answered as their leg (no ring)."""
+        await self.write(self.store.ringing(self.row_ids(), self.channel_id))
+        try:
+            await self.ctx.ari.answer(self.channel_id)
+        except AriError as exc:
+            return await self._not_answered(f"the supervisor's call ended before it was answered ({exc})")
         return True
 
     async def _answer_or_end(self, within_s: float) -> bool | str:

@@ -39,6 +39,11 @@ SWITCH_EXTEN = "switch"  # what the switch page dials, with the token in X-Hotli
 WEB_GUARD = "hotline-web-guard"  # the web calls' limits per source (a Gosub before Stasis)
 BUSY_CAUSE = 17  # what a refused web call gets (486 Busy Here)
 NO_DAEMON_CAUSE = 34  # what the static context answers when no daemon serves the app (503)
+UNKNOWN_CAUSE = 1  # a feature code followed by no agent's endpoint or name (404 Not Found)
+# A supervisor's feature codes, dialled from their own phone before an agent's endpoint or name
+# (`*51anna`): ChanSpy-style codes as app_queue and FreePBX sites know them. Not settings: they
+# are dialled only inside hotline's agents' context, where nothing else has a meaning.
+SUPERVISE_CODES = (("*51", "listen"), ("*52", "whisper"), ("*53", "barge"))
 
 # Names Asterisk uses as section ids and extensions; the same rule as the agents and numbers tables.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -125,6 +130,8 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "web_codecs": ",".join(endpoint_codecs({"webrtc", "video"})), "sip_realm": SIP_REALM,
         "endpoints": endpoint_views(prov.agents.values()),
         "consult_extensions": consult_extensions(endpoint_views(prov.agents.values())),
+        "supervise_extensions": supervise_extensions(endpoint_views(prov.agents.values())),
+        "supervise_codes": SUPERVISE_CODES, "unknown_cause": UNKNOWN_CAUSE,
         "numbers": number_views(prov.numbers.values()),
     }
     return {f.name: env.get_template(f.template).render(values) for f in FILES}
@@ -158,6 +165,19 @@ def consult_extensions(views: Iterable[EndpointView]) -> list[tuple[str, str]]:
         if _NAME.fullmatch(v.agent) and v.agent not in taken and names.count(v.agent) == 1:
             found.append((v.agent, v.endpoint))
     return sorted(found)
+
+
+def supervise_extensions(views: Iterable[EndpointView]) -> list[tuple[str, str, str]]:
+    """(extension, endpoint, mode) a supervisor's phone dials to listen to, whisper into or barge
+    into the talk of an agent: each feature code before each extension a colleague is dialled by
+    (consult_extensions), so the agent is named as a desk phone's directory names them."""
+    return [(f"{code}{exten}", endpoint, mode) for code, mode in SUPERVISE_CODES
+            for exten, endpoint in consult_extensions(views)]
+
+
+def supervise_patterns() -> list[str]:
+    """The dialplan patterns that catch a feature code before anything no agent is dialled by."""
+    return [f"_{code}." for code, _ in SUPERVISE_CODES]
 
 
 def endpoint_view(agent: Agent) -> EndpointView:

@@ -119,7 +119,9 @@ class SupervisionRow:
         if self.outcome == "refused":
             return [Moment(self.asked_at, seq, channel, f"{asked}: refused ({self.detail})")]
         who = f"supervisor {self.supervisor}"
-        out = [Moment(self.asked_at, seq, channel, f"{asked}: their phone rang")]
+        # asked_by phone:NAME: the supervisor dialled a feature code, and that call was their leg.
+        how = "they dialled in" if self.asked_by.startswith("phone:") else "their phone rang"
+        out = [Moment(self.asked_at, seq, channel, f"{asked}: {how}")]
         if self.started_at is not None:
             out.append(Moment(self.started_at, seq, channel, f"{who} in ({self.mode})"))
         if self.ended_at is not None:

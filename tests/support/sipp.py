@@ -134,6 +134,19 @@ def agent_dials(endpoint: str, password: str, extension: str, *,
                                    stdin=subprocess.DEVNULL, cwd=INJECTION_DIR), timeout_s + 10)
 
 
+def start_dialling(endpoint: str, password: str, extension: str, scenario: Path, *,
+                   media_port: int | None = None, timeout_s: int = 60) -> subprocess.Popen[str]:
+    """agent_dials in the background, with `scenario` (a path) and the RTP port Asterisk sends to
+    (`media_port`): a supervisor's phone dialling a feature code (supervisor_dials.xml, which
+    stays on the line until Asterisk's BYE); `finish()` waits for it."""
+    cmd = ["sipp", ASTERISK_SIP, "-sf", str(scenario), "-s", extension, "-m", "1",
+           "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(media_port or free_udp_port()),
+           "-key", "me", endpoint, "-au", endpoint, "-ap", password,
+           "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, cwd=INJECTION_DIR)
+
+
 def press_keys(number: str, *keys: str, first_ms: int = 1000, gap_ms: int = 1500,
                timeout_s: int = 20) -> SippRun:
     """One caller that is answered, presses `keys` (up to three, by SIP INFO), then waits for BYE.

@@ -169,17 +169,34 @@ def test_stasis_application_is_the_one_configured() -> None:
 def test_agents_context_hands_a_colleague_dialled_to_the_daemon_and_refuses_anything_else() -> None:
     agents = extensions(render(provisioning(ANNA, WEB), SETTINGS)[DIALPLAN_FILE], "hotline-agents")
     consult = "Stasis(hotline,consult,{},by=${{CHANNEL(endpoint)}})"
-    assert agents == {"anna": [consult.format("anna"), "Hangup(21)"],
-                      "olga-web": [consult.format("olga-web"), "Hangup(21)"],
-                      "olga": [consult.format("olga-web"), "Hangup(21)"],  # by name too
-                      "_X.": ["Hangup(21)"], "_[+*#a-zA-Z].": ["Hangup(21)"]}
+    assert {exten: apps for exten, apps in agents.items() if not exten.startswith(("*", "_*"))} == {
+        "anna": [consult.format("anna"), "Hangup(21)"],
+        "olga-web": [consult.format("olga-web"), "Hangup(21)"],
+        "olga": [consult.format("olga-web"), "Hangup(21)"],  # by name too
+        "_X.": ["Hangup(21)"], "_[+*#a-zA-Z].": ["Hangup(21)"]}
+
+
+def test_agents_context_hands_a_supervisors_feature_code_and_agent_to_the_daemon() -> None:
+    agents = extensions(render(provisioning(ANNA, WEB), SETTINGS)[DIALPLAN_FILE], "hotline-agents")
+    supervise = "Stasis(hotline,supervise,{},mode={},by=${{CHANNEL(endpoint)}})"
+    for code, mode in (("*51", "listen"), ("*52", "whisper"), ("*53", "barge")):
+        assert agents[f"{code}anna"] == [supervise.format("anna", mode), "Hangup(34)"]  # 503: no daemon
+        assert agents[f"{code}olga"] == [supervise.format("olga-web", mode), "Hangup(34)"]  # by name
+        assert agents[f"{code}olga-web"] == [supervise.format("olga-web", mode), "Hangup(34)"]
+        # A code before anything no agent is dialled by: 404, and a NOTICE naming who dialled.
+        log, hang_up = agents[f"_{code}."]
+        assert log.startswith(f"Log(NOTICE,{mode} from ${{CHANNEL(endpoint)}} refused: ")
+        assert hang_up == "Hangup(1)"
+    assert sum(exten.startswith("*") for exten in agents) == 9
 
 
 def test_an_agent_is_dialled_by_name_only_where_the_name_is_a_plain_one_nobody_else_has() -> None:
     spaced = replace(ANNA, name="Anna P")  # endpoint anna
     clash = Agent("anna", "desk7", "Anna Two", ha1("desk7", "pw-anna-2"))  # named as the other's endpoint
     agents = extensions(render(provisioning(spaced, clash, IVAN), SETTINGS)[DIALPLAN_FILE], "hotline-agents")
-    assert sorted(agents) == ["_X.", "_[+*#a-zA-Z].", "anna", "desk7", "ivan"]
+    assert sorted(e for e in agents if not e.startswith(("*", "_*"))) == [
+        "_X.", "_[+*#a-zA-Z].", "anna", "desk7", "ivan"]
+    assert sorted(e for e in agents if e.startswith("*51")) == ["*51anna", "*51desk7", "*51ivan"]
     assert agents["anna"][0] == "Stasis(hotline,consult,anna,by=${CHANNEL(endpoint)})"  # the endpoint's
 
 
