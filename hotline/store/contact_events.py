@@ -1,4 +1,4 @@
-"""The contact-event stream (migrations 029, 030, 032): every step of a contact as one row of
+"""The contact-event stream (migrations 029, 030, 032, 035): every step of a contact as one row of
 contact_events, written by triggers in the transaction of the step's own row, and its JSON shape.
 
 The shape every receiver gets (and `hotline case events` would print), one object per event:
@@ -40,6 +40,7 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
     "supervision_ended": ("supervision_id", "mode", "supervisor", "asked_by", "detail"),
     **{kind: ("participant_id", "invited_by", "node", "channel_id") for kind in ("participant_joined",
                                                                                "participant_left")},
+    "note_added": ("note_id", "author", "text"),
     "ended": ("reason", "cause", "cause_text"),
     "case_closed": (),
 }
