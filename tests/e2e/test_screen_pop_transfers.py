@@ -1,9 +1,10 @@
 """The screen pop of rings that are not a queue's own, through the real lab: a sipp caller talks
 with a first agent (sipp phone); the CLI passes the talk to a second agent, attended (a consult)
-or blind. The second agent's live stream (`GET /api/agent/events`, read here as the agent page
-reads it) pops the ring: its kind, who passes the caller on, the case, the caller, the queue, and
-the case's notes (one written by `hotline case note` during the first talk); then `answered` for
-the same ring when the second phone answers."""
+or blind, or invites them into it (a conference). The second agent's live stream
+(`GET /api/agent/events`, read here as the agent page reads it) pops the ring: its kind, who
+passes the caller on, the case, the caller, the queue, and the case's notes (one written by
+`hotline case note` during the first talk); then `answered` for the same ring when the second
+phone answers."""
 
 from __future__ import annotations
 
@@ -166,6 +167,32 @@ def test_a_blind_transfer_to_an_agent_pops_on_their_page_as_a_transfer(
         answered = answered_pop(stream)
         assert answered["ring"] == pop["ring"]
         assert sipp.finish(phones[0]).ok
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        assert sipp.finish(caller).ok
+    finally:
+        stream.close()
+        stop([*phones, caller])
+
+
+@ONE_QUEUE
+def test_a_conference_invitation_pops_on_the_invited_agents_page(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "xi", {"xp_desk": 0}, {})
+    stream = PopStream(daemon_env["HOTLINE_WEB_LISTEN"], second)
+    wait_until(lambda: any(kind == "hello" for kind, _ in stream.events), what="the stream open")
+    phones, caller = start(lab, first, second)
+    try:
+        hop = first_talk(db, daemon_env, first)
+        cli(daemon_env, "case", "invite", str(hop["case_id"]), second.name)
+        pop = ringing_pop(stream)
+        assert (pop["kind"], pop["passed_by"], pop["agent"]) == ("conference", "cli", second.name)
+        assert (pop["case"], pop["hop"], pop["caller"], pop["queue"]) == (hop["case_id"], hop["id"], CALLER,
+                                                                          "xp_desk")
+        assert [n["text"] for n in pop["notes"]] == [NOTE]  # type: ignore[attr-defined]
+        assert answered_pop(stream)["ring"] == pop["ring"]
+        wait_until(lambda: rows(db, "SELECT 1 FROM case_participants WHERE left_at IS NULL"),
+                   what="the invited agent in the conference")
         lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
         assert sipp.finish(caller).ok
     finally:

@@ -1,5 +1,6 @@
 """What a case note may hold: the text kept as typed (only surrounding whitespace trimmed), or a
-refusal that says why; never a silently cleaned text. And the ring events' kinds."""
+refusal that says why; never a silently cleaned text. And the ring events' kinds, a conference
+invitation's among them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hotline.engine.live_hub import RingNews, ring_event
+from hotline.asterisk.ari_events import Channel, ChannelDestroyed, ChannelUserevent
+from hotline.engine.conference import INVITE_RINGING, InviteRings, invite_ringing
+from hotline.engine.live_hub import LiveHub, RingNews, agent_topic, ring_event
 from hotline.errors import NoteRefused
 from hotline.store import migrations
 from hotline.store.case_notes import NOTE_LIMIT, check_note
@@ -87,3 +90,34 @@ def test_a_queues_ring_says_so_and_names_no_one_passing_it() -> None:
 def test_a_consult_ring_names_the_agent_passing_the_caller_on() -> None:
     event = ring_event(news(kind="consult", passed_by="ivanov"), "ringing")
     assert (event["kind"], event["passed_by"], event["case"]) == ("consult", "ivanov", 7)
+
+
+EVENT: dict[str, object] = {"type": "ChannelUserevent", "application": "hotline", "timestamp": None}
+
+
+def user_event(name: str, **variables: str) -> ChannelUserevent:
+    return ChannelUserevent(**EVENT, channel=Channel("case-7-conf-ab12cd34", "PJSIP/petrov-1", "Ringing"),
+                            eventname=name, variables=variables)
+
+
+def test_an_invitations_ring_is_read_from_its_user_event_and_names_the_inviter() -> None:
+    ringing = invite_ringing(user_event(INVITE_RINGING, case="7", agent="petrov", by="agent:ivanov"))
+    assert ringing is not None
+    assert (ringing.case_id, ringing.agent, ringing.passed_by) == (7, "petrov", "ivanov")
+    by_cli = invite_ringing(user_event(INVITE_RINGING, case="7", agent="petrov", by="cli"))
+    assert by_cli is not None and by_cli.passed_by == "cli"
+    assert invite_ringing(user_event(INVITE_RINGING, case="x", agent="petrov")) is None
+    assert invite_ringing(user_event("hotline-transfer", case="7", agent="petrov")) is None
+
+
+def test_an_invitations_ring_pops_then_its_end_and_only_once() -> None:
+    hub = LiveHub()
+    page = hub.subscribe(agent_topic("petrov"))
+    rings = InviteRings(hub)
+    rings.ringing(news(agent="petrov", leg="case-7-conf-1", kind="conference", passed_by="cli"))
+    rings.ended(ChannelDestroyed(**EVENT | {"type": "ChannelDestroyed"},
+                                 channel=Channel("case-7-conf-1", "PJSIP/petrov-1", "Down"), cause=19,
+                                 cause_txt="No Answer"))
+    rings.answered("case-7-conf-1")  # too late: it is over
+    states = [(e["state"], e.get("detail"), e["kind"]) for e in page.events]
+    assert states == [("ringing", None, "conference"), ("gone", "cause 19 No Answer", "conference")]
