@@ -6,6 +6,7 @@ API read: the notes of a customer's cases, newest first and bounded; whose case 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -31,8 +32,9 @@ CALLER = "+79161234567"
 NOTE = "Перезвонить после 18:00\n\tномер в карточке неверный"
 
 
-def hotline(db_dsn: str, *args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"HOTLINE_DSN": db_dsn})
+async def hotline(db_dsn: str, *args: str) -> Result:
+    """The command in a thread of its own: it runs its own event loop, as from a shell."""
+    return await asyncio.to_thread(CliRunner().invoke, main, list(args), env={"HOTLINE_DSN": db_dsn})
 
 
 @pytest.fixture
@@ -59,10 +61,10 @@ async def a_case(pool: AsyncConnectionPool, db: psycopg.Connection, channel: str
 
 async def test_a_note_from_the_cli_is_kept_shown_by_case_show_and_sent_as_a_contact_event(
         dsn: str, db: psycopg.Connection, pool: AsyncConnectionPool) -> None:
-    added = hotline(dsn, "webhook", "add", "crm", "https://crm.example/h", "--event", "note_added")
+    added = await hotline(dsn, "webhook", "add", "crm", "https://crm.example/h", "--event", "note_added")
     assert added.exit_code == 0, added.output
     hop = await a_case(pool, db)
-    noted = hotline(dsn, "case", "note", str(hop.case_id), f"  {NOTE}  ")
+    noted = await hotline(dsn, "case", "note", str(hop.case_id), f"  {NOTE}  ")
     assert noted.exit_code == 0, noted.output
     [note] = rows(db, "SELECT id, case_id, author, agent_id, text FROM case_notes")
     assert noted.output == f"case {hop.case_id}: note {note['id']} kept\n"
@@ -74,11 +76,11 @@ async def test_a_note_from_the_cli_is_kept_shown_by_case_show_and_sent_as_a_cont
     [delivery] = rows(db, "SELECT event_id FROM webhook_deliveries")  # its filter takes only notes
     assert delivery["event_id"] == event["id"]
 
-    shown = hotline(dsn, "case", "show", str(hop.case_id))
+    shown = await hotline(dsn, "case", "show", str(hop.case_id))
     assert shown.exit_code == 0, shown.output
     [line] = [line for line in shown.output.splitlines() if "note by" in line]
     assert line.endswith("note by cli: Перезвонить после 18:00 / номер в карточке неверный"), line
-    as_json = json.loads(hotline(dsn, "case", "show", str(hop.case_id), "--format", "json").output)
+    as_json = json.loads((await hotline(dsn, "case", "show", str(hop.case_id), "--format", "json")).output)
     assert [(n["author"], n["text"]) for n in as_json["notes"]] == [("cli", NOTE)]
 
 
@@ -92,7 +94,7 @@ async def test_a_note_from_the_cli_is_kept_shown_by_case_show_and_sent_as_a_cont
 async def test_a_note_that_cannot_be_kept_is_refused_in_one_line_and_nothing_is_written(
         dsn: str, db: psycopg.Connection, pool: AsyncConnectionPool, args: list[str], said: str) -> None:
     hop = await a_case(pool, db)
-    refused = hotline(dsn, "case", "note", *[a.format(case=hop.case_id) for a in args])
+    refused = await hotline(dsn, "case", "note", *[a.format(case=hop.case_id) for a in args])
     assert (refused.exit_code, refused.output) == (1, said + "\n")
     assert rows(db, "SELECT 1 FROM case_notes") == []
     assert rows(db, "SELECT 1 FROM contact_events WHERE kind = 'note_added'") == []
