@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -81,6 +82,10 @@ class PopStream(threading.Thread):
         return [data for kind, data in self.events if kind == "screenpop" and data["state"] == state]
 
     def close(self) -> None:
+        """The page goes: its socket shut (the reader sees the end of the stream), then closed."""
+        if self.conn.sock is not None:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.join(5)
         self.conn.close()
 
 
