@@ -89,10 +89,12 @@ class PopStream(threading.Thread):
         self.conn.close()
 
 
-def start(lab: Lab, first: Agent, second: Agent) -> tuple[list[subprocess.Popen[str]], subprocess.Popen[str]]:
-    """Both phones (the second answers 1.5 s after it rings), then the caller."""
+def start(lab: Lab, first: Agent, second: Agent, second_scenario: str = "agent_answers.xml",
+          ) -> tuple[list[subprocess.Popen[str]], subprocess.Popen[str]]:
+    """Both phones (the second answers 1.5 s after it rings, unless `second_scenario` says
+    otherwise), then the caller."""
     phones = [sipp.agent_phone(first.name, first.password, ring_ms=200),
-              sipp.agent_phone(second.name, second.password, ring_ms=1500)]
+              sipp.agent_phone(second.name, second.password, ring_ms=1500, scenario=second_scenario)]
     wait_until(lambda: all(registered(lab, a.name) for a in (first, second)), what="agent phones registered")
     return phones, sipp.start_call(NUMBER, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
 
@@ -203,3 +205,28 @@ def test_a_conference_invitation_pops_on_the_invited_agents_page(
     finally:
         stream.close()
         stop([*phones, caller])
+
+
+@ONE_QUEUE
+def test_an_invitation_the_invited_phone_refuses_pops_and_then_says_gone(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    first, second = logged_in_agents(daemon_env, tmp_path, "xg", {"xp_desk": 0}, {})
+    stream = PopStream(daemon_env["HOTLINE_WEB_LISTEN"], second)
+    wait_until(lambda: any(kind == "hello" for kind, _ in stream.events), what="the stream open")
+    phones, caller = start(lab, first, second, "far_end_busy.xml")  # 180, then 486 after 0.5 s
+    try:
+        hop = first_talk(db, daemon_env, first)
+        cli(daemon_env, "case", "invite", str(hop["case_id"]), second.name)
+        pop = ringing_pop(stream)
+        assert (pop["kind"], pop["case"]) == ("conference", hop["case_id"])
+        gone = wait_until(lambda: next(iter(stream.pops("gone")), None), what="the pop saying gone")
+        assert gone["ring"] == pop["ring"] and gone["detail"], gone
+        assert stream.pops("answered") == []
+        assert sipp.finish(phones[1]).ok
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")
+        assert sipp.finish(caller).ok
+    finally:
+        stream.close()
+        stop([*phones, caller])
+    assert rows(db, "SELECT 1 FROM case_participants") == []
