@@ -153,3 +153,8 @@ class DoctorWarning(HotlineError):
 class WebhookError(HotlineError, ValueError):
     """A webhook cannot be added or changed as asked (bad URL, unknown hotline or event kind, no such
     webhook); names what was wrong."""
+
+
+class NoteRefused(HotlineError, ValueError):
+    """A case note that cannot be kept as typed (empty, too long, a control character) or for a
+    case that cannot take it: one line saying why; nothing is written."""

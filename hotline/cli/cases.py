@@ -1,5 +1,6 @@
-"""`hotline case show|switch|invite|transfer`: one case's timeline across channels, moving its live
-call to video, bringing another agent into its talk, and passing its talk to a queue or a hotline.
+"""`hotline case show|note|switch|invite|transfer`: one case's timeline across channels, a note on
+it, moving its live call to video, bringing another agent into its talk, and passing its talk to a
+queue or a hotline.
 Thin: the store, hotline.web.switch_links and the engine's conference and transfer do the work."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hotline.engine.transfer import AgentTarget, TransferTo, ask_transfer, trans
 from hotline.errors import AriError, AriNotFound, HotlineError, PhoneSwitchRefused, TransferRefused
 from hotline.provision.model import Agent
 from hotline.store import provisioning
+from hotline.store.case_notes import CLI_AUTHOR, add_note, check_note
 from hotline.store.case_timeline import CaseTimeline, case_timeline, phone_outcome_text
 from hotline.store.switches import Switches, case_phone_number
 from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
@@ -44,6 +46,20 @@ def show(ctx: click.Context, case_id: int, fmt: str) -> None:
     timeline = run_with_db(ctx, lambda conn: case_timeline(conn, case_id))
     click.echo(json.dumps(_as_json(timeline), ensure_ascii=False, indent=2, default=str)
                if fmt == "json" else _as_text(timeline))
+
+
+@case_group.command("note")
+@CASE_ID
+@click.argument("text")
+@click.pass_context
+def note(ctx: click.Context, case_id: int, text: str) -> None:
+    """Keep TEXT as a note on case CASE_ID (author `cli`): listed by `hotline case show`, shown on
+    the screen pop of the customer's next calls, and sent to webhooks as `note_added`. At most
+    2000 characters; newlines and tabs are kept, any other control character is refused
+    (nothing is written)."""
+    check_note(text)  # bad text is refused before the database is asked
+    kept = run_with_db(ctx, lambda conn: add_note(conn, case_id, CLI_AUTHOR, text))
+    click.echo(f"case {case_id}: note {kept.id} kept")
 
 
 @case_group.command("switch")
@@ -347,6 +363,7 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
             "transfers": [asdict(x) for x in t.transfers],
             "media_changes": [asdict(x) for x in t.media_changes],
             "supervisions": [asdict(x) for x in t.supervisions],
+            "notes": [asdict(x) for x in t.notes],
             "recordings": [{**asdict(r), "pauses": [asdict(p) for p in t.pauses.get(r.id, [])]}
                            for r in t.recordings],
             "queue_events": t.events,

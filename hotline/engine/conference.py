@@ -7,6 +7,10 @@ and their agent: when it ends, the participants are released with it (queueing.v
 
 A leg is a task of its own with an inbox of its own, like a call; its rows (joined, left) go
 through the same ordered write-behind as every call's records.
+
+The invited agent's page pops the ring (InviteRings): the inviter, whichever process it is,
+tells the app by a user event about the ringing channel; the daemon that runs the case's talk
+publishes the ring with the customer's details, and its answer or end.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hotline.asterisk.ari import AriClient
-from hotline.asterisk.ari_events import Channel, ChannelDestroyed, StasisEnd
+from hotline.asterisk.ari_events import Channel, ChannelDestroyed, ChannelUserevent, StasisEnd
 from hotline.engine.context import CallContext
+from hotline.engine.live_hub import ANSWERED, GONE, RINGING, LiveHub, RingNews, agent_topic, ring_event
 from hotline.engine.messages import ChannelVanished, Message
 from hotline.errors import AriError, AriNotFound
 from hotline.media import case_bridge_ids, originate_formats
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CONFERENCE_LEG = "-conf-"  # in the ids of the channels invitations place
 RING_TIMEOUT_S = 30
+INVITE_RINGING = "hotline-invite-ringing"  # the user event: an invitation's leg is ringing
 
 
 async def invite(ari: AriClient, app: str, case_id: int, agent: Agent, invited_by: str) -> str:
@@ -40,7 +47,61 @@ async def invite(ari: AriClient, app: str, case_id: int, agent: Agent, invited_b
                         timeout_s=RING_TIMEOUT_S, caller_id=f"case {case_id}",
                         formats=originate_formats(agent.capabilities))
     log.info("case %s: %s invited %s (%s)", case_id, invited_by, agent.name, channel_id)
+    with contextlib.suppress(AriError):  # no daemon to pop it: the invitation rings all the same
+        await ari.user_event(app, INVITE_RINGING, channel_id,
+                             {"case": str(case_id), "agent": agent.name, "by": invited_by})
     return channel_id
+
+
+@dataclass(frozen=True)
+class InviteRinging:
+    """What the user event of an invitation's ring says."""
+
+    case_id: int
+    agent: str
+    invited_by: str
+
+    @property
+    def passed_by(self) -> str:
+        """Who invites, as the invited agent's page names them: an agent by name, or `cli`."""
+        return self.invited_by.removeprefix("agent:")
+
+
+def invite_ringing(event: ChannelUserevent) -> InviteRinging | None:
+    """The invitation's ring a user event announces; None for any other (or a malformed) event."""
+    if event.eventname != INVITE_RINGING:
+        return None
+    case, agent = event.variables.get("case", ""), event.variables.get("agent", "")
+    if not case.isdigit() or not agent:
+        return None
+    return InviteRinging(int(case), agent[:64], event.variables.get("by", "")[:64] or "unknown")
+
+
+class InviteRings:
+    """The invitations ringing now, by their leg: the invited agent's page hears each ring, then
+    its answer (the leg entering the app) or its end (the leg destroyed unanswered)."""
+
+    def __init__(self, hub: LiveHub) -> None:
+        self.hub = hub
+        self.rings: dict[str, RingNews] = {}
+
+    def ringing(self, news: RingNews) -> None:
+        self.rings[news.leg] = news
+        self.hub.publish(agent_topic(news.agent), ring_event(news, RINGING))
+
+    def answered(self, channel_id: str) -> None:
+        news = self.rings.pop(channel_id, None)
+        if news is not None:
+            self.hub.publish(agent_topic(news.agent), ring_event(news, ANSWERED))
+
+    def gone(self, channel_id: str, why: str) -> None:
+        news = self.rings.pop(channel_id, None)
+        if news is not None:
+            self.hub.publish(agent_topic(news.agent), ring_event(news, GONE, why))
+
+    def ended(self, event: ChannelDestroyed) -> None:
+        if event.channel.id in self.rings:
+            self.gone(event.channel.id, f"cause {event.cause} {event.cause_txt}".strip())
 
 
 class ConferenceLeg:

@@ -121,15 +121,24 @@ class RingNews:
     caller_name: str
     waiting_since: float  # epoch seconds: when the caller joined the line
     keys: str = ""  # the menu keys the caller pressed on this leg
+    # Why this agent's phone rings: a queue's ring, a consult (an attended transfer's target), a
+    # blind transfer to this agent, or a conference invitation; and who passes the caller on.
+    kind: str = "queue"
+    passed_by: str = ""
+
+
+RING_KINDS = ("queue", "consult", "transfer", "conference")
 
 
 def ring_event(news: RingNews, state: str, detail: str = "") -> Event:
     """ringing, answered or gone; `detail` says why gone (no answer, answered elsewhere...)."""
     event: Event = {"state": state, "agent": news.agent, "ring": news.leg, "case": news.case_id,
                     "hop": news.hop_id, "queue": news.queue, "caller": news.caller,
-                    "caller_name": news.caller_name, "keys": news.keys,
+                    "caller_name": news.caller_name, "keys": news.keys, "kind": news.kind,
                     "waiting_since": datetime.fromtimestamp(news.waiting_since, UTC).isoformat(),
                     "at": datetime.now(UTC).isoformat()}
+    if news.passed_by:
+        event["passed_by"] = news.passed_by
     if detail:
         event["detail"] = detail
     return event

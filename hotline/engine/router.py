@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from typing import Any
 from hotline.asterisk.ari_events import (
     AriEvent,
     Channel,
+    ChannelDestroyed,
     ChannelEvent,
     ChannelTransfer,
     ChannelUserevent,
@@ -23,8 +25,15 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.call import InboundCall
 from hotline.engine.callback_placer import CALLBACK_LEG
 from hotline.engine.callback_talk import AdoptedTalk, found_talks
-from hotline.engine.conference import CONFERENCE_LEG, ConferenceLeg
+from hotline.engine.conference import (
+    CONFERENCE_LEG,
+    ConferenceLeg,
+    InviteRinging,
+    InviteRings,
+    invite_ringing,
+)
 from hotline.engine.context import CallContext, Inbox
+from hotline.engine.live_hub import RingNews
 from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialled, HangingUp
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
@@ -78,11 +87,14 @@ class Router:
         self._legs: dict[str, set[str]] = {}  # a call's channel -> the agent legs it watches
         # Talks waiting for a dropped customer's page, taken over after a restart (engine.rejoin).
         self.rejoin_waits: dict[str, AwaitingRejoin] = {}
+        self.invite_rings = InviteRings(ctx.hub)  # conference invitations ringing: their pops
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_event(self, event: AriEvent) -> None:
         """Called by the ARI read loop: must not await ARI (hand the event to the call's task)."""
         log.debug("ARI event %s", event)
+        if isinstance(event, ChannelDestroyed):
+            self.invite_rings.ended(event)  # an invitation never answered
         if isinstance(event, StasisStart):
             watched = self.inboxes.get(event.channel.id)
             if watched is None or isinstance(watched, PhoneRinging):
@@ -105,6 +117,10 @@ class Router:
         if supervise is not None:
             self._supervise(supervise, event.channel.id)
             return
+        ringing = invite_ringing(event)
+        if ringing is not None:
+            self._invite_ringing(event.channel.id, ringing)
+            return
         asked = transfer_asked(event) or phone_switch_asked(event) or recording_asked(event)
         if asked is None or inbox is None:
             log.info("user event %r about %s: %s", event.eventname, event.channel.id,
@@ -124,6 +140,30 @@ class Router:
             self._own(self._decline(event.source_channel_id), f"refer-{event.source_channel_id}", "")
         else:
             inbox.post(asked)
+
+    def _invite_ringing(self, channel_id: str, ringing: InviteRinging) -> None:
+        """An invitation into a case's talk rings: the invited agent's page pops it, with the
+        customer of the talk this daemon runs (another daemon's talk: that daemon pops it)."""
+        call = next((c for c in self.calls.values() if c.case_id == ringing.case_id and c.is_talking), None)
+        if call is None or channel_id in self.conference:  # not ours, or answered already
+            return
+        state = self.ctx.queues.agents.get(self._agent_name(call.talking_with or ""))
+        self.invite_rings.ringing(RingNews(
+            ringing.agent, channel_id, ringing.case_id, call.hop.id if call.hop else None,
+            (state.queue if state else None) or "", call.channel.caller_num, call.channel.caller_name,
+            call.talk_since or time.time(), call.ivr_path, kind="conference", passed_by=ringing.passed_by))
+        if not self.ctx.ari.all_channels:  # its end, should it never answer
+            self._own(self._follow_invitation(channel_id), f"invite-{channel_id}", "")
+
+    def _agent_name(self, endpoint: str) -> str:
+        agents = self.ctx.directory.snapshot.prov.agents.values()
+        return next((a.name for a in agents if a.endpoint == endpoint), endpoint)
+
+    async def _follow_invitation(self, channel_id: str) -> None:
+        try:
+            await self.ctx.ari.subscribe(self.ctx.app, f"channel:{channel_id}")
+        except AriError:  # gone before it could be followed
+            self.invite_rings.gone(channel_id, "ended")
 
     def _supervise(self, asked: SuperviseAsked, channel_id: str) -> None:
         """Check a supervision request against the talk this daemon runs: refused (a row that says
@@ -215,6 +255,7 @@ class Router:
     def _start_conference_leg(self, channel: Channel, entry: StasisEntry) -> None:
         if not entry.dialled.isdigit():
             return
+        self.invite_rings.answered(channel.id)
         leg = ConferenceLeg(self.ctx, channel, int(entry.dialled), entry.agent, entry.invited_by)
         self.conference[leg.channel_id] = self.inboxes[leg.channel_id] = leg
         self._own(leg.run(), f"conference-{leg.channel_id}", leg.channel_id)
@@ -557,6 +598,7 @@ class Router:
         self.conference.clear()
         self.supervisions.clear()
         self.rejoin_waits.clear()
+        self.invite_rings.rings.clear()
 
 
 def _line_order(hop: Hop | None) -> float:

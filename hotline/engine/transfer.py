@@ -77,13 +77,15 @@ class Handoff:
     the talk was in: dial `number` (an outside number), or ring `agent`, then, where the queue
     sends an unanswered transfer back to the transferring agent, `back_to`. All None: the caller
     is only placed first in line. `leg`: `agent`'s leg already ringing since `rung_at` (a consult
-    whose transferring agent hung up), which rings on instead of a new one."""
+    whose transferring agent hung up), which rings on instead of a new one. `by`: the agent who
+    passed the caller on."""
 
     agent: str | None = None
     back_to: str | None = None
     number: str | None = None
     leg: str | None = None
     rung_at: float = 0.0
+    by: str | None = None  # the agent who passed the caller on (their page's screen pop says so)
 
 
 def transfer_target(prov: Provisioning, text: str) -> TransferTo:

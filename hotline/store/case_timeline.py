@@ -1,6 +1,6 @@
 """A case's timeline across its legs: hops, queue events, switches and transfers in the order they
 happened, as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches,
-switch_refusals, transfers, media_changes)."""
+switch_refusals, transfers, media_changes, supervisions, recordings, case_notes)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
 from hotline.errors import CaseNotFound
+from hotline.store.case_notes import Note, notes_of_case
 from hotline.store.recordings import Pause, Recording, case_recordings, pauses_of
 
 T = TypeVar("T")
@@ -156,6 +157,7 @@ class CaseTimeline:
     supervisions: list[SupervisionRow] = field(default_factory=list)
     recordings: list[Recording] = field(default_factory=list)
     pauses: dict[int, list[Pause]] = field(default_factory=dict)  # by recording id
+    notes: list[Note] = field(default_factory=list)
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -183,6 +185,8 @@ class CaseTimeline:
                               f"{p.agent or 'a party'} joined, invited by {p.invited_by}"))
             if p.left_at is not None:
                 out.append(Moment(p.left_at, 0, "conference", f"{p.agent or 'a party'} left"))
+        for n in self.notes:
+            out.append(Moment(n.created_at, 0, "note", f"note by {n.author}: {note_line(n.text)}"))
         return sorted(out, key=lambda m: (m.at, m.hop))
 
 
@@ -223,7 +227,12 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
     recorded = await case_recordings(conn, case_id)
     pauses = await pauses_of(conn, [r.id for r in recorded])
     return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes,
-                        supervisions, recorded, pauses)
+                        supervisions, recorded, pauses, await notes_of_case(conn, case_id))
+
+
+def note_line(text: str) -> str:
+    """A note on one line of the timeline: its line breaks and tabs shown as ` / ` and a space."""
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip()).replace("\t", " ")
 
 
 async def _all(conn: AsyncConnection, kind: type[T], query: LiteralString, case_id: int) -> list[T]:

@@ -1,7 +1,8 @@
-"""The contact-event stream (migrations 029, 030, 032, 037): every step of a contact as one row of
-contact_events, written by triggers in the transaction of the step's own row, and its JSON shape.
+"""The contact-event stream (migrations 029, 030, 032, 035, 037): every step of a contact as one
+row of contact_events, written by triggers in the transaction of the step's own row, and its JSON
+shape.
 
-The shape every receiver gets (and `hotline case events` would print), one object per event:
+The shape every receiver gets (and `hotline events show CASE` prints), one object per event:
     {"id": 42, "kind": "answered", "at": "2026-12-02T23:50:01.250Z", "case": 7, "hop": 9,
      "hotline": "support-line", "queue": "support", "agent": "ivanov", "data": {...}}
 `id` grows with each event and orders a case's events; `hop` is null for a case's own events
@@ -44,6 +45,7 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
     "supervision_ended": ("supervision_id", "mode", "supervisor", "asked_by", "detail"),
     **{kind: ("participant_id", "invited_by", "node", "channel_id") for kind in ("participant_joined",
                                                                                "participant_left")},
+    "note_added": ("note_id", "author", "text"),
     "ended": ("reason", "cause", "cause_text"),
     "case_closed": (),
 }

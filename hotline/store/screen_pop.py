@@ -2,8 +2,8 @@
 leg (dialled number, hotline, menu keys) and its case's history for the agent's screen pop, and
 today's numbers per queue for the wallboard (the statistics' own stats_queue).
 
-The data model keeps no free-text notes on cases or hops; the history shows what it does keep:
-when, which agent, which queue, how each leg ended."""
+The history: when, which agent, which queue, how each leg ended; the notes agents wrote on the
+case and the customer's earlier cases are hotline.store.case_notes' (customer_notes)."""
 
 from __future__ import annotations
 

@@ -61,6 +61,7 @@ SUPERVISE_API = "/api/agent/supervise"
 CAMERA_API = "/api/call/camera"
 HANGUP_API = "/api/call/hangup"
 NOTICE_API = "/api/agent/notice"
+NOTE_API = "/api/agent/note"  # a note on a case the agent handled
 AGENT_EVENTS_API = "/api/agent/events"  # the agent's screen pop, Server-Sent Events
 WALLBOARD_EVENTS_API = "/api/wallboard/events"  # the wallboard's picture, Server-Sent Events
 # A comment line this often keeps an idle stream open through proxies, and finds a gone page.
@@ -166,6 +167,11 @@ class WebBackend(Protocol):
         says supervisor."""
         ...
 
+    async def agent_note(self, endpoint: str, case_id: int, text: str) -> str:
+        """Keep `text` as the (authenticated) agent's note on case `case_id`, one they answered or
+        joined; what to show the agent; raises WebRefusal (400 bad text, 403 not their case)."""
+        ...
+
     async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
         """Ring the (authenticated) supervisor's own phone to listen to, whisper into or barge into
         case `case_id`'s talk; what to show once they are in; raises WebRefusal (403 for an agent
@@ -229,6 +235,7 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(CAMERA_API, site.customer_camera)
     app.router.add_post(HANGUP_API, site.customer_hanging_up)
     app.router.add_post(NOTICE_API, site.agent_notice)
+    app.router.add_post(NOTE_API, site.agent_note)
     app.router.add_get(AGENT_EVENTS_API, site.agent_events)
     app.router.add_get("/wallboard", site.wallboard)
     app.router.add_get(WALLBOARD_EVENTS_API, site.wallboard_events)
@@ -359,7 +366,7 @@ class _Site:
                                               "transferApi": TRANSFER_API,
                                               "transferTargetsApi": TRANSFER_TARGETS_API,
                                               "recordingApi": RECORDING_API,
-                                              "noticeApi": NOTICE_API,
+                                              "noticeApi": NOTICE_API, "noteApi": NOTE_API,
                                               "talksApi": TALKS_API, "superviseApi": SUPERVISE_API,
                                               "eventsApi": AGENT_EVENTS_API}
         return self._render("agent.html", title="Agent", config=config)
@@ -449,12 +456,25 @@ class _Site:
         body = await _posted_object(request)
         fields = body or {}
         case_id, mode = fields.get("case"), fields.get("mode")
-        # bool is an int to Python: true is no case number.
-        if not isinstance(case_id, int) or isinstance(case_id, bool) or not 0 < case_id < 2**63:
+        if not _case_number(case_id):
             return _json({"error": "name the case of the talk to supervise"}, 400)
+        assert isinstance(case_id, int)
         if mode not in SUPERVISE_MODES:
             return _json({"error": "a supervision's mode is listen, whisper or barge"}, 400)
         return _json({"message": await self.backend.agent_supervise(endpoint, case_id, str(mode))}, 200)
+
+    async def agent_note(self, request: web.Request) -> web.Response:
+        """{"case": N, "text": "..."}: a note on case N, one the agent answered or joined."""
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
+        fields = await _posted_object(request) or {}
+        case_id, text = fields.get("case"), fields.get("text")
+        if not _case_number(case_id):
+            return _json({"error": "name the case the note is about"}, 400)
+        if not isinstance(text, str):
+            return _json({"error": "write the note's text"}, 400)
+        assert isinstance(case_id, int)
+        return _json({"message": await self.backend.agent_note(endpoint, case_id, text)}, 200)
 
     async def customer_camera(self, request: web.Request) -> web.Response:
         """A customer's page says its camera went on or off. No login (a customer has none): the
@@ -559,6 +579,11 @@ class _Site:
         html = self.templates.get_template(name).render(
             bundle_built=self.bundle_built, not_built=NOT_BUILT, **context)
         return web.Response(text=html, status=status, content_type="text/html")
+
+
+def _case_number(value: object) -> bool:
+    """Whether a posted value is a case's id (bool is an int to Python: true is no case number)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
 async def _posted_object(request: web.Request) -> dict[str, object] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime
 
 from psycopg import AsyncConnection
@@ -26,6 +27,7 @@ from hotline.engine.supervision_request import ask, look_in, outcome_said
 from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
 from hotline.errors import (
     AriError,
+    NoteRefused,
     PhoneSwitchRefused,
     RecordingError,
     SupervisionRefused,
@@ -36,6 +38,7 @@ from hotline.errors import (
 from hotline.provision import sip_auth
 from hotline.provision.model import Agent
 from hotline.store import recordings
+from hotline.store.case_notes import add_note, agent_handled, check_note, customer_notes
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
@@ -216,6 +219,22 @@ class DaemonWebBackend:
         now = time.time()
         return [talk.json(now) for talk in self.talks()]
 
+    async def agent_note(self, endpoint: str, case_id: int, text: str) -> str:
+        """A note by the agent on a case they answered (during the talk or after it) or joined."""
+        agent = self._authenticated(endpoint)
+        agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
+        try:
+            kept = check_note(text)
+            async with self.pool.connection() as conn:
+                if agent_id is None or not await agent_handled(conn, case_id, agent_id):
+                    raise WebRefusal(403, f"Case {case_id} is not one you have handled")
+                note = await add_note(conn, case_id, agent.name, kept, agent_id)
+        except NoteRefused as refused:
+            raise WebRefusal(400, f"Not kept: {refused}") from None
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+        return f"Note kept on case {note.case_id}"
+
     async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
         """What `hotline case MODE CASE SUPERVISOR` asks, asked by `agent:NAME` for their own
         phone; waits, as the CLI does, until the supervisor is in or why not (a pool connection
@@ -350,11 +369,13 @@ class DaemonWebBackend:
                     return event
                 hops = await earlier_hops(conn, leg["case_id"], hop)
                 cases = await earlier_cases(conn, leg["customer_key"], leg["case_id"])
+                notes = await customer_notes(conn, leg["case_id"], leg["customer_key"])
         except STORE_DOWN:
             return event | {"history_error": "The database is unavailable: no history for now"}
         return event | {"dialled": leg["dialled_e164"] or leg["dialled"], "hotline": leg["hotline"],
                         "keys": event.get("keys") or leg["keys"], "media": leg["media"], "seq": leg["seq"],
-                        "customer": leg["customer_key"], "earlier_hops": hops, "earlier_cases": cases}
+                        "customer": leg["customer_key"], "earlier_hops": hops, "earlier_cases": cases,
+                        "notes": [asdict(n) for n in notes]}
 
     async def wallboard(self) -> Event:
         """Queues (live counts and today's), agents by state, and the server's clock (the page

@@ -3,12 +3,13 @@ a sipp caller rings it twice from the same number (the second call continues the
 through the hotline's menu (key 1). Checked: the page shows each ring live (ringing, then
 answered), with the caller's number, the number dialled, the hotline, the keys, the queue, and, on
 the second ring, the case's earlier leg: when, answered by this agent, completed. With cases never
-continued, the second call's pop lists the customer's earlier case instead."""
+continued, the second call's pop lists the customer's earlier case instead. A note the agent
+writes in the page's Notes box during the first talk pops with the second call."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,7 @@ def state_of(page: Page) -> str:
 
 def pop(page: Page) -> dict[str, str]:
     """What the screen pop shows, as the agent reads it."""
-    fields = ("state", "caller", "dialled", "hotline", "keys", "queue", "wait", "hops", "cases")
+    fields = ("state", "caller", "dialled", "hotline", "keys", "queue", "wait", "hops", "cases", "notes")
     return {f: page.inner_text(f"#pop-{f}") for f in fields}
 
 
@@ -87,10 +88,11 @@ def agent_page(pw: Playwright, tmp_path: Path, env: dict[str, str], lab: Lab, ag
     return page
 
 
-def ring_and_answer(page: Page, db: psycopg.Connection,
-                    after_hop: int = 0) -> tuple[dict[str, str], float, int]:
-    """A call from CALLER through the menu (key 1), answered and hung up on the page; the pop when
-    it rang, how long after the ring was recorded the page showed it, and its hop's id."""
+def ring_and_answer(page: Page, db: psycopg.Connection, after_hop: int = 0,
+                    during_talk: Callable[[int], None] | None = None) -> tuple[dict[str, str], float, int]:
+    """A call from CALLER through the menu (key 1), answered and hung up on the page (`during_talk`
+    done with its hop's id before); the pop when it rang, how long after the ring was recorded the
+    page showed it, and its hop's id."""
     caller = sipp.start_pressing_keys(DIALLED, "1", first_ms=1500, caller=CALLER, timeout_s=40)
     try:
         hop = wait_until(lambda: next(iter(rows(db, "SELECT id FROM hops WHERE id > %s", after_hop)),
@@ -107,6 +109,8 @@ def ring_and_answer(page: Page, db: psycopg.Connection,
         page.click("#answer")
         wait_until(lambda: page.inner_text("#pop-state") == "answered", what="the pop saying answered")
         wait_until(lambda: state_of(page) == "in call", what="the page in the call")
+        if during_talk is not None:
+            during_talk(hop["id"])
         page.click("#hangup")
         assert sipp.finish(caller).ok
     finally:
@@ -159,3 +163,44 @@ def test_a_customers_earlier_case_shows_on_the_pop_of_their_next_call(
     assert earlier.startswith(f"case {first_case['case_id']}, "), earlier
     assert earlier.endswith(f": {agent.name}, 1 leg, completed (closed)"), earlier
     assert second["hops"] == "none"
+
+
+NOTE = "Просит перезвонить после 18:00\nномер в карточке неверный"
+
+
+@DESK
+@pytest.mark.parametrize("daemon_env", [{"HOTLINE_CONTINUE_CASE_WITHIN": "0"}], indirect=True)
+def test_a_note_the_agent_writes_during_a_talk_pops_with_the_customers_next_call(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
+        rendered_files_removed_afterwards: Path, pw: Playwright) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "sn", {"sp_desk": 0},
+                               capabilities=[("audio", "video", "webrtc")])
+    page = agent_page(pw, tmp_path, daemon_env, lab, agent)
+
+    def write_note(hop: int) -> None:
+        [case] = rows(db, "SELECT case_id FROM hops WHERE id = %s", hop)
+        wait_until(lambda: page.inner_text("#note-case") == str(case["case_id"]),
+                   what="the Notes box on the case")
+        wait_until(lambda: rows(db, "SELECT 1 FROM queue_events WHERE hop_id = %s AND event = 'answer'", hop),
+                   what="the answer recorded")
+        page.fill("#note-text", NOTE)
+        page.click("#note-save")
+        wait_until(lambda: page.inner_text("#note-status") == f"Note kept on case {case['case_id']}",
+                   what="the page saying the note is kept")
+
+    first, _, hop = ring_and_answer(page, db, during_talk=write_note)
+    assert first["notes"] == "none"
+    [note] = rows(db, "SELECT n.case_id, n.author, a.name AS agent, n.text FROM case_notes n"
+                      " JOIN agents a ON a.id = n.agent_id")
+    [first_case] = rows(db, "SELECT case_id FROM hops WHERE id = %s", hop)
+    assert note == {"case_id": first_case["case_id"], "author": agent.name, "agent": agent.name, "text": NOTE}
+    assert page.input_value("#note-text") == ""  # saved: the box is empty for the next note
+
+    second, _, _ = ring_and_answer(page, db, hop)  # cases never continue: a new case, the same customer
+    line = second["notes"].split("\n", 1)[0]
+    said = f", {agent.name} (case {first_case['case_id']}): Просит перезвонить после 18:00"
+    assert line.endswith(said), line
+    assert second["notes"].endswith("номер в карточке неверный")
+    shown = page.evaluate("window.hotlinePhone.screenPop.notes")
+    assert [(n["case_id"], n["author"], n["text"]) for n in shown] == [(first_case["case_id"], agent.name,
+                                                                        NOTE)]

@@ -68,7 +68,7 @@ def test_the_kinds_the_triggers_write_are_the_kinds_webhooks_may_filter_on() -> 
     assert written - set(KINDS) == set()
     assert {k for k in KINDS if f"'{k}'" not in sql} == set()
     assert {"supervision_started", "supervision_ended", "participant_joined", "participant_left",
-            "recording_started", "recording_stopped"} <= written
+            "recording_started", "recording_stopped", "note_added"} <= written
 
 
 def test_retries_double_from_the_first_wait_up_to_the_cap_then_give_up() -> None:

@@ -90,6 +90,7 @@ def test_a_ring_event_names_the_state_the_agent_the_case_and_the_caller() -> Non
     assert event == {"state": "ringing", "agent": "ivanov", "ring": "ch-1-agent-ab12cd34", "case": 7,
                      "hop": 9,
                      "queue": "support", "caller": "+79161234567", "caller_name": "Petr", "keys": "12",
+                     "kind": "queue",
                      "waiting_since": "2026-11-30T00:53:20.250000+00:00"}
     assert abs((datetime.fromisoformat(str(at)) - datetime.now(UTC)).total_seconds()) < 5
 

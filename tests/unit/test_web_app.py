@@ -42,6 +42,7 @@ class Backend:
         self.transfers: list[tuple[str | None, bool, str]] = []
         self.cameras: list[tuple[str, bool]] = []
         self.supervisions: list[tuple[str, int, str]] = []
+        self.notes: list[tuple[str, int, str]] = []
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
@@ -106,6 +107,12 @@ class Backend:
         if case_id == 8:
             raise WebRefusal(409, "case 8: listen refused: ivanov is busy in a call")
         return f"case {case_id}: ivanov {mode}"
+
+    async def agent_note(self, endpoint: str, case_id: int, text: str) -> str:
+        self.notes.append((endpoint, case_id, text))
+        if case_id == 8:
+            raise WebRefusal(403, "Case 8 is not one you have handled")
+        return f"Note kept on case {case_id}"
 
     def customer_camera(self, customer: str, video: bool) -> bool:
         self.cameras.append((customer, video))
@@ -217,13 +224,15 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
                                  "transferApi": "/api/agent/transfer",
                                  "transferTargetsApi": "/api/agent/transfer-targets",
                                  "recordingApi": "/api/agent/recording",
-                                 "noticeApi": "/api/agent/notice", "eventsApi": "/api/agent/events",
+                                 "noticeApi": "/api/agent/notice", "noteApi": "/api/agent/note",
+                                 "eventsApi": "/api/agent/events",
                                  "talksApi": "/api/agent/talks", "superviseApi": "/api/agent/supervise"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
                     "transfer-target", "transfer-number",
                     "transfer", "consult", "transfer-complete", "transfer-cancel", "transfer-status",
-                    "recording", "recording-status", "supervise", "talks", "supervise-status"):
+                    "recording", "recording-status", "supervise", "talks", "supervise-status",
+                    "note-case", "note-text", "note-save", "note-status", "pop-notes", "pop-passed"):
         assert f'id="{element}"' in body
     assert re.search(r'<section id="supervise"[^>]*hidden', body)  # shown to a supervisor's login only
 
@@ -272,6 +281,34 @@ async def test_agent_supervise_is_refused_to_an_agent_who_is_no_supervisor_and_t
     elsewhere = {**_basic("ivanov", "pässword"), "Origin": "https://evil.example"}
     assert (await client.post("/api/agent/supervise", json=body, headers=elsewhere)).status == 403
     assert backend.supervisions == []
+
+
+@pytest.mark.parametrize(("body", "status", "answer", "asked"), [
+    ({"case": 7, "text": "call back\ntomorrow"}, 200, {"message": "Note kept on case 7"},
+     ("ivanov", 7, "call back\ntomorrow")),
+    ({"case": 8, "text": "x"}, 403, {"error": "Case 8 is not one you have handled"}, ("ivanov", 8, "x")),
+    ({"case": 7}, 400, {"error": "write the note's text"}, None),
+    ({"case": 7, "text": ["x"]}, 400, {"error": "write the note's text"}, None),
+    ({"case": "7", "text": "x"}, 400, {"error": "name the case the note is about"}, None),
+    ({"case": True, "text": "x"}, 400, {"error": "name the case the note is about"}, None),
+    ({"case": 0, "text": "x"}, 400, {"error": "name the case the note is about"}, None),
+])
+async def test_agent_note_checks_its_body_and_gets_the_backends_answer(
+        client: TestClient, backend: Backend, body: object, status: int, answer: dict[str, str],
+        asked: tuple[str, int, str] | None) -> None:
+    response = await client.post("/api/agent/note", json=body, headers=_basic("ivanov", "pässword"))
+    assert (response.status, await response.json()) == (status, answer)
+    assert backend.notes == ([asked] if asked else [])
+
+
+async def test_agent_note_needs_a_login_and_the_pages_own_origin(client: TestClient,
+                                                                backend: Backend) -> None:
+    body = {"case": 7, "text": "x"}
+    assert (await client.post("/api/agent/note", json=body)).status == 401
+    assert (await client.post("/api/agent/note", json=body, headers=_basic("ivanov", "wrong"))).status == 401
+    elsewhere = {**_basic("ivanov", "pässword"), "Origin": "https://evil.example"}
+    assert (await client.post("/api/agent/note", json=body, headers=elsewhere)).status == 403
+    assert backend.notes == []
 
 
 # "OnBhc3M=" is ":pass" (no endpoint), "/w==" is one byte that is not UTF-8.

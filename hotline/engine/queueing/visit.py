@@ -242,6 +242,9 @@ class QueueVisit:
         self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
         self.consult: consulting.Consult | None = None  # an attended transfer of the talk under way
         self.recorder = TalkRecorder(ctx, queue.record, self.queue_id)
+        # What the rung agents' pages are told of the rings (live_hub.RingNews): a queue's own, or
+        # a blind transfer to one agent, and who passed the caller on.
+        self._ring_as: tuple[str, str] = ("queue", "")
 
     # -- ways in ---------------------------------------------------------------------------------
 
@@ -475,7 +478,11 @@ class QueueVisit:
             if agent is None:
                 log.info("call %s: %s is not free to be rung for the transfer", self.call.channel_id, name)
                 continue
-            talked = await self._attempt([agent], rung)
+            self._ring_as = ("queue", "") if ring_back or not handoff.by else ("transfer", handoff.by)
+            try:
+                talked = await self._attempt([agent], rung)
+            finally:
+                self._ring_as = ("queue", "")
             if talked is not None:
                 return talked
             self.manager.attempt_over(self.waiter_)
@@ -754,12 +761,18 @@ class QueueVisit:
         self.call.move(self.call.state, *self._step(E.RING_NOANSWER, agent=leg.agent,
                                                     ring_ms=_ms(time.time() - leg.started), detail=why))
 
-    def _tell(self, leg: Ringing, state: str, detail: str = "") -> None:
-        """The ringing agent's page hears of the ring (hotline.engine.live_hub): never waits."""
-        waiter, channel = self.waiter_, self.call.channel
+    def _tell(self, leg: Ringing, state: str, detail: str = "", *,
+              ring_as: tuple[str, str] | None = None) -> None:
+        """The ringing agent's page hears of the ring (hotline.engine.live_hub): never waits.
+        `ring_as`: (kind, passed by) when not the visit's own rings (a consult's)."""
+        channel = self.call.channel
+        kind, passed_by = ring_as or self._ring_as
+        # A talk adopted after a restart has no place in line: its consult's wait counts from now.
+        joined_at = self.waiter.joined_at if self.waiter is not None else time.time()
         news = RingNews(leg.agent.name, leg.channel_id, self.call.case_id,
                         self.visit_hop.id if self.visit_hop is not None else None, self.queue.name,
-                        channel.caller_num, channel.caller_name, waiter.joined_at, self.call.ivr_path)
+                        channel.caller_num, channel.caller_name, joined_at, self.call.ivr_path,
+                        kind, passed_by)
         self.ctx.hub.publish(agent_topic(leg.agent.name), ring_event(news, state, detail))
 
     async def _hang_up(self, channel_id: str) -> None:
@@ -1035,7 +1048,7 @@ class QueueVisit:
         here = Target(TargetAction.QUEUE, self.queue.name)  # whose line takes the caller after
         if isinstance(to_where, AgentTarget):
             back_to = leg.agent.name if self.queue.transfer_no_answer == "agent" else None
-            return Transferred(here, Handoff(to_where.name, back_to))
+            return Transferred(here, Handoff(to_where.name, back_to, by=leg.agent.name))
         if isinstance(to_where, NumberTarget):
             return Transferred(here, Handoff(number=to_where.number))
         return Transferred(to_where)
@@ -1116,6 +1129,7 @@ class QueueVisit:
         except TransferRefused:
             self.manager.consult_ended(agent, answered=False)
             raise
+        self._tell(self.consult.leg, RINGING, ring_as=("consult", leg.agent.name))
         self._note_attended(asked.request, asked.asked_by, str(target), "consulting", "", leg)
 
     async def _consult_news(self, message: Message | None, leg: Ringing) -> bool:
@@ -1124,6 +1138,7 @@ class QueueVisit:
         assert consult is not None
         if isinstance(message, StasisStart) and message.channel.id == consult.leg.channel_id:
             self.manager.consult_answered(consult.leg.agent)
+            self._tell(consult.leg, ANSWERED, ring_as=("consult", leg.agent.name))
             await consulting.target_answered(self.call, self.ctx, consult)
             return True
         if consult.phone_leg is not None and _is_end_of(message, consult.phone_leg):
@@ -1147,6 +1162,8 @@ class QueueVisit:
         self.consult = None
         await consulting.drop(self.call, self.ctx, consult)
         self.manager.consult_ended(consult.leg.agent, answered=consult.answered_at is not None)
+        if consult.answered_at is None:
+            self._tell(consult.leg, GONE, why, ring_as=("consult", leg.agent.name))
         if back:
             await consulting.back_to_customer(self.call, self.ctx)
         log.info("call %s: attended transfer to %s %s: %s", self.call.channel_id, consult.target,
@@ -1188,7 +1205,8 @@ class QueueVisit:
             await self.ctx.ari.destroy_bridge(self.call.bridge_id)
         target = consult.leg
         return Transferred(Target(TargetAction.QUEUE, self.queue.name),
-                           Handoff(target.agent.name, leg=target.channel_id, rung_at=target.started))
+                           Handoff(target.agent.name, leg=target.channel_id, rung_at=target.started,
+                                   by=leg.agent.name))
 
     def _first_talk_passed_on(self, ended: Consulted, leg: Ringing, answered_at: float) -> None:
         """The consult is over and the first talk passed on to its target: its complete and

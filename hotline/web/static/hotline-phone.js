@@ -802,6 +802,7 @@
     if (data.state === "ringing") return showRing(data);
     if (!phone.screenPop || phone.screenPop.ring !== data.ring) return; // not the ring shown
     phone.screenPop = { ...phone.screenPop, state: data.state };
+    if (data.state === "answered" && data.case) noteOn(data.case);
     byId("pop-state").textContent = data.state === "gone" ? `gone (${data.detail || "ended"})` : data.state;
     stopWaitClock();
   }
@@ -817,6 +818,10 @@
     text("pop-queue", pop.queue);
     fillList("pop-hops", pop.earlier_hops || [], hopLine, "none");
     fillList("pop-cases", pop.earlier_cases || [], caseLine, "none");
+    fillList("pop-notes", pop.notes || [], (n) => noteLine(n, pop.case), "none");
+    const passed = byId("pop-passed");
+    passed.textContent = PASSED[pop.kind] && pop.passed_by ? `${PASSED[pop.kind]} ${pop.passed_by}` : "";
+    passed.hidden = !passed.textContent;
     const failed = byId("pop-history-error");
     failed.textContent = pop.history_error || "";
     failed.hidden = !pop.history_error;
@@ -847,6 +852,38 @@
       `${c.end_reason || "live"} (${c.status})`;
   }
 
+  // Why the phone rings, when not a queue's own ring: who passes the caller on.
+  const PASSED = { consult: "Consult: the caller is passed on by", transfer: "Transferred to you by",
+                   conference: "Invited into the call by" };
+
+  function noteLine(note, caseId) {
+    const where = note.case_id === caseId ? "" : ` (case ${note.case_id})`;
+    return `${when(note.created_at)}, ${note.author}${where}: ${note.text}`;
+  }
+
+  /* The Notes box follows the case in hand (answered on this page's phone), and stays on it
+   * after the talk until the next one is answered. */
+  function noteOn(caseId) {
+    phone.noteCase = caseId;
+    byId("note-case").textContent = String(caseId);
+    byId("note-text").disabled = false;
+    enable("note-save", true);
+    byId("note-status").textContent = "";
+  }
+
+  async function saveNote() {
+    const status = byId("note-status");
+    status.textContent = "";
+    phone.noteMessage = null;
+    if (!phone.noteCase) return;
+    const message = await agentApi(config.noteApi, { case: phone.noteCase, text: byId("note-text").value },
+                                   "message", "The note could not be kept");
+    if (message === null) return;
+    phone.noteMessage = message;
+    status.textContent = message;
+    byId("note-text").value = "";
+  }
+
   function startWaitClock(since) {
     stopWaitClock();
     const tick = () => { byId("pop-wait").textContent = duration((Date.now() - since) / 1000); };
@@ -872,6 +909,8 @@
     phone.talks = null; // a supervisor's live talks as last listed (null: none shown)
     phone.talksStatus = null; // the HTTP status of the last look at them (403: no supervisor)
     phone.supervising = false; // a Listen, Whisper or Barge is being asked
+    phone.noteCase = null; // the case the Notes box writes on (the one in hand, or the last)
+    phone.noteMessage = null; // what the last note saved said
     phone.superviseMessage = null; // its outcome, as the page shows it
     if (config.noticeApi) setInterval(checkNotice, NOTICE_EVERY_MS);
     byId("login").addEventListener("click", login);
@@ -887,6 +926,7 @@
     byId("transfer-cancel").addEventListener("click", () => requestTransfer(true, "cancel"));
     byId("recording").addEventListener("click", requestRecording);
     byId("record").addEventListener("click", startRecording);
+    byId("note-save").addEventListener("click", saveNote);
   }
 
   // --- start --------------------------------------------------------------------------------
