@@ -752,29 +752,7 @@
 
   const RECONNECT_MS = 2000;
 
-  /* Reads a text/event-stream answer of fetch (EventSource cannot send the login) until it ends,
-   * calling onEvent(kind, data) with each event's parsed JSON; comment lines are skipped. */
-  async function readEvents(response, onEvent) {
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let kind = "message";
-        const data = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event:")) kind = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-        }
-        if (data.length) onEvent(kind, JSON.parse(data.join("\n")));
-      }
-    }
-  }
+  const readEvents = window.hotlineReadEvents;  // hotline-events.js
 
   /* One stream per page: a new login ends the previous one. A stream that ends (the daemon
    * restarting) is opened again; a refused login is not retried (it would lock the agent out). */

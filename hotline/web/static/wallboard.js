@@ -29,27 +29,7 @@
 
   function setStatus(text) { byId("status").textContent = text; }
 
-  async function readEvents(response, onEvent) {
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let kind = "message";
-        const data = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event:")) kind = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-        }
-        if (data.length) onEvent(kind, JSON.parse(data.join("\n")));
-      }
-    }
-  }
+  const readEvents = window.hotlineReadEvents;  // hotline-events.js
 
   /* One stream per page; opened again when it ends, not after a refusal (a wrong token). */
   async function open(event) {
