@@ -44,12 +44,18 @@ from hotline.engine.facts import (
 )
 from hotline.engine.messages import RecordingAsked
 from hotline.errors import AriError
+from hotline.provision.model import Hotline, Queue
+from hotline.store.recordings import OpenRecording
 
 log = logging.getLogger(__name__)
 
 RECORDING_EVENT = "hotline-recording"
 RECORDING_ACTIONS = ("start", "stop", "pause", "resume")
 ASKED_LIMIT = 64  # characters kept of who asked
+# Why a recording a stopped daemon left open was closed by the next one: ended_at is then when
+# that daemon learnt it, not when Asterisk stopped.
+NOT_ADOPTED = ("Asterisk no longer had it when the restarted daemon took the talk over (ended then "
+               "at the latest)")
 
 
 class RecordedCall(Protocol):
@@ -69,7 +75,27 @@ class RecordedCall(Protocol):
 @dataclass
 class LiveRecording:
     name: str
+    fmt: str
     paused: bool = False
+
+
+def record_mode(queue: Queue, hotline: Hotline | None) -> str:
+    """How `queue`'s talks are recorded for a caller in `hotline` (the one that took the call, or
+    one a menu, overflow or transfer sent it to): the queue's own `record` wins; a queue that sets
+    none has the hotline's ("never" without one)."""
+    if queue.record is not None:
+        return queue.record
+    return hotline.record if hotline is not None else "never"
+
+
+def announcement_of(queue: Queue, hotline: Hotline | None, mode: str) -> str | None:
+    """The sound that says the call may be recorded, played before a queue whose talks are
+    recorded (`mode` always or on_demand): the queue's own, else its hotline's; None: none."""
+    if mode == "never":
+        return None
+    if queue.record_announcement is not None:
+        return queue.record_announcement
+    return hotline.record_announcement if hotline is not None else None
 
 
 def recording_name(case_id: int | None, at: float) -> str:
@@ -135,7 +161,7 @@ class TalkRecorder:
             log.warning("call %s: the talk could not be recorded: %s", call.channel_id, exc)
             call.move(call.state, started, RecordingEnded(name, failed=f"Asterisk refused: {exc}"[:500]))
             return
-        self.live = LiveRecording(name)
+        self.live = LiveRecording(name, fmt)
         log.info("call %s: recording the talk as %s", call.channel_id, name)
         call.move(call.state, started)
 
@@ -147,6 +173,8 @@ class TalkRecorder:
             return
         call.move(call.state, RecordingEnded(live.name))
         await stop_quietly(self.ctx.ari, live.name)
+        if self.ctx.recording_finished is not None:  # its file moved once Asterisk closed it
+            self.ctx.recording_finished(live.name, live.fmt)
 
     async def ask(self, call: RecordedCall, asked: RecordingAsked) -> None:
         """Start, stop, pause or resume the recording, as asked; what makes no sense now (no talk,
@@ -197,6 +225,28 @@ class TalkRecorder:
         log.info("call %s: recording %s %sd by %s", call.channel_id, live.name, asked.action, asked.asked_by)
         call.move(call.state, RecordingPaused(live.name, asked.asked_by) if live.paused
                   else RecordingResumed(live.name))
+
+    async def adopt(self, call: RecordedCall, left: list[OpenRecording]) -> None:
+        """A talk followed again after a restart: the recordings the stopped daemon left open
+        (`left`, oldest first). The one Asterisk still records is this talk's from now on (its end,
+        pauses and stop as if never interrupted, so its row ends with the talk and its file holds
+        the whole talk); one Asterisk no longer has is closed now, failed, saying so."""
+        for found in left:
+            try:
+                live = await self.ctx.ari.live_recording(found.name)
+            except AriError as exc:  # Asterisk unreachable a moment: the talk goes on unrecorded here
+                log.warning("call %s: recording %s not adopted: %s", call.channel_id, found.name, exc)
+                continue
+            if live is None or self.live is not None:
+                log.info("call %s: recording %s ended while no daemon watched", call.channel_id, found.name)
+                call.move(call.state, RecordingEnded(found.name, failed=NOT_ADOPTED))
+                continue
+            self.live = LiveRecording(found.name, found.format, live.get("state") == "paused")
+            self.wanted = True
+            log.info("call %s: recording %s adopted (%s)", call.channel_id, found.name, live.get("state"))
+            if self.live.paused != (found.state == "paused"):  # a pause or resume the daemon never wrote
+                call.move(call.state, RecordingPaused(found.name, "before the restart") if self.live.paused
+                          else RecordingResumed(found.name))
 
     async def moved(self, call: RecordedCall, agent_id: int | None) -> None:
         """The talk moved to another bridge (video came: engine.camera), which ended the old

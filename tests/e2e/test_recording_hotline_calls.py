@@ -1,0 +1,105 @@
+"""Recording settings through the real lab: a hotline whose `record` is "always" records the talk
+of its queue that sets no record of its own (a row and a file as long as the talk), and not that of
+a queue that records "never" (tests/e2e/test_recording_move_calls.py: the files moved)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hotline.lab import Lab
+
+from support import sipp
+from support.agents import logged_in_agents
+from support.checks import rows, wait_until
+from support.daemon import DaemonProcess
+from support.provisioning import BASE
+from support.recordings import answered_hop, finished_recordings, hang_up_and_wait, seconds_of
+from support.transfer_checks import bridge_channels, if_two, phones, stop
+
+pytestmark = pytest.mark.lab
+
+BY_HOTLINE, QUEUE_NEVER = "84950004411", "84950004422"
+CALLER = "+79165557799"
+HOTLINES = pytest.mark.provision(BASE + """
+[queues.hl_plain]
+ring_timeout = 5
+
+[queues.hl_never]
+ring_timeout = 5
+record = "never"
+
+[hotlines.hlrec]
+entry = "queue:hl_plain"
+record = "always"
+
+[hotlines.hlrec_never]
+entry = "queue:hl_never"
+record = "always"
+
+[numbers."+74950004411"]
+hotline = "hlrec"
+
+[numbers."+74950004422"]
+hotline = "hlrec_never"
+""")
+
+
+def a_talk(lab: Lab, db: psycopg.Connection, daemon_env: dict[str, str], number: str,
+           seconds: float) -> dict[str, object]:
+    """A caller dialling `number` talks with the logged-in agent for `seconds`, then hangs up:
+    the hop."""
+    caller = sipp.start_call(number, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+    hop = answered_hop(db)
+    wait_until(lambda: if_two(bridge_channels(daemon_env, hop["case_id"])), what="caller and agent bridged")
+    time.sleep(seconds)
+    hang_up_and_wait(lab, db, hop, caller)
+    return hop
+
+
+def talk_seconds(db: psycopg.Connection) -> float:
+    [talk] = rows(db, "SELECT extract(epoch FROM ended_at - answered_at)::float AS s FROM hops")
+    return float(talk["s"])
+
+
+def made_for(directory: str, case_id: object, before: set[str]) -> set[str]:
+    return {n for n in set(os.listdir(directory)) - before if n.startswith(f"case{case_id}-")}
+
+
+@HOTLINES
+def test_a_hotline_that_records_always_records_its_queue_without_a_record_of_its_own(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "hr", {"hl_plain": 0})
+    started = phones(lab, agent)
+    try:
+        hop = a_talk(lab, db, daemon_env, BY_HOTLINE, 4)
+    finally:
+        stop(started)
+    [rec] = finished_recordings(db, 1)
+    assert (rec["case_id"], rec["agent"], rec["queue"], rec["state"]) == (hop["case_id"], agent.name,
+                                                                        "hl_plain", "done")
+    path = Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{rec['name']}.wav"
+    assert rec["path"] == str(path) and rec["moved_at"] is None
+    seconds = seconds_of(path)
+    assert 3.5 <= seconds <= talk_seconds(db) + 0.5, seconds
+
+
+@HOTLINES
+def test_a_queue_that_records_never_under_a_hotline_that_records_always_records_nothing(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "hn", {"hl_never": 0})
+    started = phones(lab, agent)
+    before = set(os.listdir(daemon_env["HOTLINE_RECORDING_DIR"]))
+    try:
+        hop = a_talk(lab, db, daemon_env, QUEUE_NEVER, 2)
+    finally:
+        stop(started)
+    time.sleep(1)  # a recording's row would have been written with the talk's end
+    assert rows(db, "SELECT * FROM recordings") == []
+    assert made_for(daemon_env["HOTLINE_RECORDING_DIR"], hop["case_id"], before) == set()
