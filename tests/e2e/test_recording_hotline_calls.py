@@ -1,10 +1,14 @@
 """Recording settings through the real lab: a hotline whose `record` is "always" records the talk
 of its queue that sets no record of its own (a row and a file as long as the talk), and not that of
-a queue that records "never" (tests/e2e/test_recording_move_calls.py: the files moved)."""
+a queue that records "never"; a recorded talk whose daemon is killed (or stopped) and started
+again keeps its recording: the new daemon adopts it with the talk, and the row ends with the talk,
+`done`, the file holding the whole talk (tests/e2e/test_recording_move_calls.py: the files
+moved)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -103,3 +107,33 @@ def test_a_queue_that_records_never_under_a_hotline_that_records_always_records_
     time.sleep(1)  # a recording's row would have been written with the talk's end
     assert rows(db, "SELECT * FROM recordings") == []
     assert made_for(daemon_env["HOTLINE_RECORDING_DIR"], hop["case_id"], before) == set()
+
+
+@HOTLINES
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+def test_a_recorded_talk_adopted_after_a_restart_keeps_its_recording_to_the_talks_end(
+        sig: int, daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "hk", {"hl_plain": 0})
+    started = phones(lab, agent)
+    try:
+        caller = sipp.start_call(BY_HOTLINE, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = answered_hop(db)
+        wait_until(lambda: if_two(bridge_channels(daemon_env, hop["case_id"])),
+                   what="caller and agent bridged")
+        wait_until(lambda: rows(db, "SELECT id FROM recordings") or None, what="the recording's row")
+        time.sleep(2)
+        daemon.stop(sig)
+        time.sleep(2)  # the talk, and Asterisk's recording of it, go on with no daemon
+        daemon.start()
+        time.sleep(2)
+        hang_up_and_wait(lab, db, hop, caller)
+    finally:
+        stop(started)
+    [rec] = finished_recordings(db, 1)
+    assert (rec["state"], rec["detail"], rec["hop_id"]) == ("done", None, hop["id"])
+    seconds = seconds_of(Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{rec['name']}.wav")
+    talk = talk_seconds(db)
+    assert talk - 1.0 <= seconds <= talk + 0.5, (seconds, talk)  # the whole talk, restart included
+    assert abs(seconds - int(rec["duration_ms"]) / 1000) < 1.0, (seconds, rec["duration_ms"])
+    assert "recording" in daemon.log() and f"recording {rec['name']} adopted" in daemon.log()
