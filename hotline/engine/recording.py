@@ -1,4 +1,5 @@
-"""Call recording: a talk of a queue whose `record` is "always" is recorded through ARI's bridge
+"""Call recording: a talk of a queue whose `record` is "always" (its own, or its hotline's when it
+sets none: record_mode) is recorded through ARI's bridge
 recording, from the agent's answer to the end of the talk, one recording (one file, one row of
 `recordings`) per talk segment. A queue whose `record` is "on_demand" records nothing until the
 agent asks (`hotline recording start CASE`, the agent page's Record button): from then on its
@@ -19,6 +20,8 @@ CLI asks; Asterisk writes nothing while a recording is paused, and each pause is
 
 Every start, pause, resume and end is a fact of the call's one funnel, written behind it in order
 with its other records. A recording Asterisk refuses to start is a row too, `failed`, with why.
+A talk adopted after a daemon restart adopts the recording Asterisk went on with (TalkRecorder.adopt);
+a finished one's file may then be moved (ctx.recording_finished: engine.recording_mover).
 """
 
 from __future__ import annotations
