@@ -48,10 +48,7 @@ def _references(prov: Provisioning) -> Iterator[str]:
             yield (f"queues.{q.name}.video_key: {q.video_key!r} is also a key of its breakout menu "
                    f"{q.breakout_menu!r}: a caller pressing it could mean either")
         yield from _callback_key(prov, q)
-        if q.record_announcement is not None and q.record == "never":
-            yield (f"queues.{q.name}.record_announcement: the queue records never, so it would never "
-                   f"be played (set record to always, on_demand or inherit, or the announcement to "
-                   f"'none')")
+        yield from _queue_announcement(prov, q)
         if q.video_key is not None and q.video_key == q.callback_key:
             yield (f"queues.{q.name}.callback_key: {q.callback_key!r} is also the queue's video_key: "
                    "a caller pressing it could mean either")
@@ -77,6 +74,20 @@ def _references(prov: Provisioning) -> Iterator[str]:
         for queue, _ in a.queues:
             if queue not in prov.queues:
                 yield f"agents.{a.name}.queues: queue {queue!r} does not exist"
+
+
+def _queue_announcement(prov: Provisioning, q: Queue) -> Iterator[str]:
+    """A queue's record_announcement is played only when its talks are recorded: never with its
+    own record `never`, nor when it follows its hotline's and no hotline records."""
+    if q.record_announcement is None:
+        return
+    if q.record == "never":
+        yield (f"queues.{q.name}.record_announcement: the queue records never, so it would never "
+               f"be played (set record to always, on_demand or inherit, or the announcement to 'none')")
+    elif q.record is None and all(h.record == "never" for h in prov.hotlines.values()):
+        yield (f"queues.{q.name}.record_announcement: the queue records as its hotline does and no "
+               f"hotline records, so it would never be played (set the queue's or a hotline's record "
+               f"to always or on_demand, or the announcement to 'none')")
 
 
 def _hotline_announcement(prov: Provisioning, h: Hotline) -> Iterator[str]:

@@ -406,6 +406,16 @@ def test_a_hotline_records_never_by_default_and_may_record_and_announce() -> Non
             "hotlines.city.record_announcement", "'a b'")
 
 
+def test_an_announcement_of_a_queue_that_inherits_needs_a_hotline_that_records() -> None:
+    doc = example()
+    name = next(iter(doc["queues"]))
+    doc["queues"][name] = {**doc["queues"][name], "record_announcement": "hello-world"}
+    doc["queues"][name].pop("record", None)
+    refused(lambda: checked(doc), f"queues.{name}.record_announcement", "no hotline records")
+    doc["hotlines"][next(iter(doc["hotlines"]))]["record"] = "on_demand"
+    assert checked(doc).queues[name].record_announcement == "hello-world"
+
+
 def test_a_hotline_announcement_nothing_could_ever_play_is_refused() -> None:
     doc = example()
     name = next(iter(doc["hotlines"]))
