@@ -26,6 +26,7 @@ a finished one's file may then be moved (ctx.recording_finished: engine.recordin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -148,8 +149,14 @@ class TalkRecorder:
             await self._record(call)
 
     async def end(self, call: RecordedCall) -> None:
-        """The talk is over: so is its recording."""
+        """The talk is over: so is its recording. Unless the daemon is stopping (the call's task
+        cancelled): the talk goes on in Asterisk, and so does its recording, for the next daemon
+        to adopt (`adopt`), its row left open."""
         self.talking = False
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            self.live = None
+            return
         await self.stop(call)
 
     async def _record(self, call: RecordedCall) -> None:

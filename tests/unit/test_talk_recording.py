@@ -414,3 +414,13 @@ async def test_an_adopted_recording_paused_stays_paused_and_its_resume_reaches_a
     await engine.ari.wait_for("resume_recording")
     await engine.settle()
     assert recordings(engine) == [("rec_resume", "rec-p", None, None, None)]
+
+
+async def test_a_daemon_stopping_during_a_recorded_talk_leaves_its_recording_to_the_next_one() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    name = (await engine.ari.wait_for("record_bridge")).args[1]
+    await engine.settle()
+    await engine.router.close()  # SIGTERM: the calls' tasks cancelled, their channels left in Stasis
+    assert [r[0] for r in recordings(engine)] == ["rec_start"]  # no end: the next daemon adopts it
+    assert engine.ari.of("stop_recording") == [] and name
