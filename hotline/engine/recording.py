@@ -37,6 +37,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from hotline.asterisk.ari_events import ChannelUserevent
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.call_state import CallState
 from hotline.engine.context import CallContext
 from hotline.engine.facts import (
@@ -49,6 +50,8 @@ from hotline.engine.facts import (
 from hotline.engine.messages import RecordingAsked
 from hotline.errors import AriError
 from hotline.provision.model import Hotline, Queue
+from hotline.store.db import STORE_DOWN
+from hotline.store.hops import Hop
 from hotline.store.recordings import OpenRecording
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,8 @@ RECORDING_ACTIONS = ("start", "stop", "pause", "resume")
 ASKED_LIMIT = 64  # characters kept of who asked
 # Why a recording a stopped daemon left open was closed by the next one: ended_at is then when
 # that daemon learnt it, not when Asterisk stopped.
+ENDED_UNWATCHED = ("Asterisk had ended it while no daemon ran (its talk ended then too): ended when the "
+                   "restarted daemon learnt it")
 NOT_ADOPTED = ("Asterisk no longer had it when the restarted daemon took the talk over (ended then "
                "at the latest)")
 
@@ -268,6 +273,34 @@ class TalkRecorder:
         await self._record(call)
         if paused:  # paused for a reason (a card number read out): the new bridge's too
             await self.ask(call, RecordingAsked("pause", "the move to a video bridge"))
+
+
+async def close_left_open(ctx: CallContext, hop: Hop) -> None:
+    """The recordings a stopped daemon left open on `hop`, whose call ended while no daemon ran
+    (its hop is being closed as such): one Asterisk still records (the case's bridge, left
+    without its callers, keeps its recorder) is stopped now and its row ends `done` (the file
+    runs to now); one Asterisk had ended is closed `failed`, saying so. Both end when the daemon
+    learnt it. The database away: left as they are (logged)."""
+    try:
+        left = await ctx.contacts.open_recordings(hop.id)
+    except (*STORE_DOWN, TimeoutError) as exc:
+        raise_if_cancelled()
+        log.warning("hop %s: its open recordings are not known (%s): left open", hop.id, exc)
+        return
+    for found in left:
+        try:
+            live = await ctx.ari.live_recording(found.name)
+        except AriError as exc:
+            log.warning("hop %s: recording %s left open: %s", hop.id, found.name, exc)
+            continue
+        if live is not None:
+            await stop_quietly(ctx.ari, found.name)
+        log.info("hop %s: recording %s closed: its talk ended while no daemon ran (%s)", hop.id, found.name,
+                 "stopped now" if live is not None else "Asterisk had ended it")
+        why = None if live is not None else ENDED_UNWATCHED
+        ctx.records.submit(RecordingEnded(found.name, why).record(hop))
+        if live is not None and ctx.recording_finished is not None:
+            ctx.recording_finished(found.name, found.format)
 
 
 async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, action: str,

@@ -2,8 +2,9 @@
 of its queue that sets no record of its own (a row and a file as long as the talk), and not that of
 a queue that records "never"; a recorded talk whose daemon is killed (or stopped) and started
 again keeps its recording: the new daemon adopts it with the talk, and the row ends with the talk,
-`done`, the file holding the whole talk (tests/e2e/test_recording_move_calls.py: the files
-moved)."""
+`done`, the file holding the whole talk; a recorded talk that ends while no daemon runs has its
+recording stopped and its row closed by the next daemon (tests/e2e/test_recording_move_calls.py:
+the files moved)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,30 @@ def test_a_recorded_talk_adopted_after_a_restart_keeps_its_recording_to_the_talk
     assert talk - 1.0 <= seconds <= talk + 0.5, (seconds, talk)  # the whole talk, restart included
     assert abs(seconds - int(rec["duration_ms"]) / 1000) < 1.0, (seconds, rec["duration_ms"])
     assert "recording" in daemon.log() and f"recording {rec['name']} adopted" in daemon.log()
+
+
+@HOTLINES
+def test_a_recorded_talk_that_ends_while_no_daemon_runs_has_its_recording_closed_by_the_next(
+        daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path,
+        db: psycopg.Connection, rendered_files_removed_afterwards: Path) -> None:
+    [agent] = logged_in_agents(daemon_env, tmp_path, "hd", {"hl_plain": 0})
+    started = phones(lab, agent)
+    try:
+        caller = sipp.start_call(BY_HOTLINE, "caller_until_bye.xml", caller=CALLER, timeout_s=60)
+        hop = answered_hop(db)
+        wait_until(lambda: if_two(bridge_channels(daemon_env, hop["case_id"])),
+                   what="caller and agent bridged")
+        wait_until(lambda: rows(db, "SELECT id FROM recordings") or None, what="the recording's row")
+        time.sleep(2)
+        daemon.stop(signal.SIGKILL)
+        lab.asterisk_cli(f"channel request hangup {hop['channel_id']}")  # the talk ends, nobody watching
+        assert sipp.finish(caller).ok
+        daemon.start()
+        [rec] = finished_recordings(db, 1)
+    finally:
+        stop(started)
+    assert (rec["state"], rec["detail"]) == ("done", None)  # Asterisk went on recording: stopped now
+    seconds = seconds_of(Path(daemon_env["HOTLINE_RECORDING_DIR"]) / f"{rec['name']}.wav")
+    assert seconds >= 2.0, seconds
+    assert abs(seconds - int(rec["duration_ms"]) / 1000) < 1.0, (seconds, rec["duration_ms"])
+    assert f"recording {rec['name']} closed: its talk ended while no daemon ran" in daemon.log()

@@ -18,6 +18,7 @@ from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.facts import RecordingStarted
 from hotline.engine.messages import RecordingAsked
 from hotline.engine.recording import (
+    ENDED_UNWATCHED,
     NOT_ADOPTED,
     RECORDING_EVENT,
     TalkRecorder,
@@ -424,3 +425,20 @@ async def test_a_daemon_stopping_during_a_recorded_talk_leaves_its_recording_to_
     await engine.router.close()  # SIGTERM: the calls' tasks cancelled, their channels left in Stasis
     assert [r[0] for r in recordings(engine)] == ["rec_start"]  # no end: the next daemon adopts it
     assert engine.ari.of("stop_recording") == [] and name
+
+
+async def test_a_recorded_talk_ended_while_no_daemon_ran_has_its_recorder_stopped_and_row_closed() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    answered = datetime.now(UTC) - timedelta(seconds=60)
+    engine.hops.leave_open(71, "c5", queue_id=2, agent_id=1, answered_at=answered, queued_at=answered)
+    engine.hops.leave_open(72, "c6", queue_id=2, agent_id=1, answered_at=answered, queued_at=answered)
+    engine.hops.recordings[71] = [OpenRecording("rec-on", "wav", "recording")]  # the bridge's recorder
+    engine.hops.recordings[72] = [OpenRecording("rec-off", "wav", "paused")]
+    engine.ari.recordings["rec-on"] = "recording"
+    await engine.router.reconcile()  # neither channel is in Asterisk any more
+    await engine.settle()
+    assert [r.args for r in engine.ari.of("stop_recording")] == [("rec-on",)]
+    ended = {r["name"]: r.get("failed") for r in engine.records.records if r["k"] == "rec_end"}
+    assert ended == {"rec-on": None, "rec-off": ENDED_UNWATCHED}
+    kinds = [(r["k"], r.get("hop") or r.get("name")) for r in engine.records.records]
+    assert kinds.index(("rec_end", "rec-on")) > kinds.index(("close", 71))
