@@ -61,8 +61,8 @@ RECORDING_ACTIONS = ("start", "stop", "pause", "resume")
 ASKED_LIMIT = 64  # characters kept of who asked
 # Why a recording a stopped daemon left open was closed by the next one: ended_at is then when
 # that daemon learnt it, not when Asterisk stopped.
-ENDED_UNWATCHED = ("Asterisk had ended it while no daemon ran (its talk ended then too): ended when the "
-                   "restarted daemon learnt it")
+ENDED_UNWATCHED = ("its talk ended while no daemon ran, and Asterisk's recording with it: ended when the "
+                   "restarted daemon learnt it; its file stays in the recording directory")
 NOT_ADOPTED = ("Asterisk no longer had it when the restarted daemon took the talk over (ended then "
                "at the latest)")
 
@@ -277,10 +277,10 @@ class TalkRecorder:
 
 async def close_left_open(ctx: CallContext, hop: Hop) -> None:
     """The recordings a stopped daemon left open on `hop`, whose call ended while no daemon ran
-    (its hop is being closed as such): one Asterisk still records (the case's bridge, left
-    without its callers, keeps its recorder) is stopped now and its row ends `done` (the file
-    runs to now); one Asterisk had ended is closed `failed`, saying so. Both end when the daemon
-    learnt it. The database away: left as they are (logged)."""
+    (its hop is being closed as such): closed `failed`, saying so, at the time the daemon learnt
+    it. Asterisk ends a bridge's recording with the last party leaving the bridge (on the lab:
+    once the restarted daemon hangs up the agent's leg left alone there, which may be a moment
+    from now), so each is also told to stop, for good. The database away: left as they are."""
     try:
         left = await ctx.contacts.open_recordings(hop.id)
     except (*STORE_DOWN, TimeoutError) as exc:
@@ -288,19 +288,9 @@ async def close_left_open(ctx: CallContext, hop: Hop) -> None:
         log.warning("hop %s: its open recordings are not known (%s): left open", hop.id, exc)
         return
     for found in left:
-        try:
-            live = await ctx.ari.live_recording(found.name)
-        except AriError as exc:
-            log.warning("hop %s: recording %s left open: %s", hop.id, found.name, exc)
-            continue
-        if live is not None:
-            await stop_quietly(ctx.ari, found.name)
-        log.info("hop %s: recording %s closed: its talk ended while no daemon ran (%s)", hop.id, found.name,
-                 "stopped now" if live is not None else "Asterisk had ended it")
-        why = None if live is not None else ENDED_UNWATCHED
-        ctx.records.submit(RecordingEnded(found.name, why).record(hop))
-        if live is not None and ctx.recording_finished is not None:
-            ctx.recording_finished(found.name, found.format)
+        await stop_quietly(ctx.ari, found.name)
+        log.info("hop %s: recording %s closed: its talk ended while no daemon ran", hop.id, found.name)
+        ctx.records.submit(RecordingEnded(found.name, ENDED_UNWATCHED).record(hop))
 
 
 async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, action: str,

@@ -427,18 +427,16 @@ async def test_a_daemon_stopping_during_a_recorded_talk_leaves_its_recording_to_
     assert engine.ari.of("stop_recording") == [] and name
 
 
-async def test_a_recorded_talk_ended_while_no_daemon_ran_has_its_recorder_stopped_and_row_closed() -> None:
+async def test_a_recorded_talk_ended_while_no_daemon_ran_has_its_recordings_stopped_and_closed() -> None:
     engine = Engine(two_queues(record="always"), logged_in=("anna",))
     answered = datetime.now(UTC) - timedelta(seconds=60)
     engine.hops.leave_open(71, "c5", queue_id=2, agent_id=1, answered_at=answered, queued_at=answered)
-    engine.hops.leave_open(72, "c6", queue_id=2, agent_id=1, answered_at=answered, queued_at=answered)
-    engine.hops.recordings[71] = [OpenRecording("rec-on", "wav", "recording")]  # the bridge's recorder
-    engine.hops.recordings[72] = [OpenRecording("rec-off", "wav", "paused")]
-    engine.ari.recordings["rec-on"] = "recording"
-    await engine.router.reconcile()  # neither channel is in Asterisk any more
+    engine.hops.recordings[71] = [OpenRecording("rec-a", "wav", "recording"), OpenRecording("rec-b", "wav",
+                                                                                         "paused")]
+    await engine.router.reconcile()  # its channel is not in Asterisk any more
     await engine.settle()
-    assert [r.args for r in engine.ari.of("stop_recording")] == [("rec-on",)]
-    ended = {r["name"]: r.get("failed") for r in engine.records.records if r["k"] == "rec_end"}
-    assert ended == {"rec-on": None, "rec-off": ENDED_UNWATCHED}
+    assert [r.args for r in engine.ari.of("stop_recording")] == [("rec-a",), ("rec-b",)]
+    ended = [(r["name"], r.get("failed")) for r in engine.records.records if r["k"] == "rec_end"]
+    assert ended == [("rec-a", ENDED_UNWATCHED), ("rec-b", ENDED_UNWATCHED)]
     kinds = [(r["k"], r.get("hop") or r.get("name")) for r in engine.records.records]
-    assert kinds.index(("rec_end", "rec-on")) > kinds.index(("close", 71))
+    assert kinds.index(("rec_end", "rec-a")) > kinds.index(("close", 71))
