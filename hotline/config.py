@@ -178,6 +178,11 @@ class Settings:
     # Days a recording is kept: `hotline recording purge` without --older-than deletes the files
     # of recordings that ended longer ago ("0": no retention set, --older-than is then required).
     recording_retention: str = "0"
+    # A directory the daemon moves each finished recording into, under a subdirectory per day
+    # (YYYY/MM/DD, of the talk's start in UTC), its row's path updated in the same step; it must be
+    # on the machine that runs Asterisk (hotline runs next to it) and the daemon's user must be
+    # able to write there and in recording_dir. "": the files stay where Asterisk wrote them.
+    recording_move_to: str = ""
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -196,6 +201,9 @@ class Settings:
                                       or any(c.isspace() for c in self.supervisor_token)):
             raise ConfigError(f"supervisor_token must be at least {MIN_TOKEN_LENGTH} characters without "
                               f"blanks (e.g. `openssl rand -hex 24`)")
+        if self.recording_move_to and not self.recording_move_to.startswith("/"):
+            raise ConfigError(f"recording_move_to={self.recording_move_to!r} must be an absolute directory "
+                              f"(or empty: the files stay in recording_dir)")
         if self.switch_key not in ("", *"0123456789*#"):
             raise ConfigError(f"switch_key={self.switch_key!r} must be one key (0-9, * or #) or empty")
 

@@ -27,6 +27,7 @@ from hotline.engine.event_pruner import EventPruner
 from hotline.engine.live import LivePublisher
 from hotline.engine.live_hub import LiveHub
 from hotline.engine.queueing.queues import QueueManager
+from hotline.engine.recording_mover import RecordingMover
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
 from hotline.engine.webhook_deliverer import WebhookDeliverer
@@ -102,6 +103,7 @@ class Daemon:
         self.placer_task: asyncio.Task[None] | None = None
         self.webhooks: WebhookDeliverer | None = None
         self.pruner: EventPruner | None = None
+        self.mover: RecordingMover | None = None  # recording_move_to set: finished files moved there
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
@@ -133,6 +135,9 @@ class Daemon:
         links = SwitchLinks(switches, s)  # one courier: agents' and callers' sends share its slots
         self.switch_key = SwitchKey(links)
         callbacks = Callbacks(self.pool)
+        if s.recording_move_to:  # checked now: a directory the daemon cannot create stops it here
+            Path(s.recording_move_to).mkdir(parents=True, exist_ok=True)
+            self.mover = RecordingMover(self.pool, client, s.recording_dir, s.recording_move_to)
         ctx = CallContext(ari=client, contacts=Contacts(self.pool), records=self.records,
                           directory=self.directory, queues=self.queues,
                           watch=lambda c, inbox: router.watch(c, inbox), unwatch=lambda c: router.unwatch(c),
@@ -145,6 +150,7 @@ class Daemon:
                           conference_legs=lambda case_id: router.conference_legs(case_id),
                           rejoin_grace_s=s.web_rejoin_grace_s,
                           recording_format=s.recording_format, recording_dir=s.recording_dir,
+                          recording_finished=self.mover.finished if self.mover is not None else None,
                           find_dropped=lambda customer: router.dropped_call_of(customer),
                           hub=self.hub)
         router = self.router = Router(ctx, Supervisions(self.pool))
@@ -240,6 +246,9 @@ class Daemon:
             await self._closing("store", self.store.close())
         if self.switch_key is not None:
             await self._closing("switch_key", self.switch_key.close())
+        if self.mover is not None:  # after the router: no talk ends any more
+            await self._closing("mover", self.mover.close())
+            self.mover = None
         if self.records is not None:
             # what the calls recorded before the stop is kept
             await self._closing("records", self.records.close())

@@ -245,6 +245,15 @@ class AriClient:
         except AriNotFound:
             pass
 
+    async def live_recording(self, name: str) -> dict[str, Any] | None:
+        """Asterisk's live recording `name` (its `state`: queued, recording, paused, ...), or None
+        once it has none by that name: finished (its file closed) or never begun."""
+        try:
+            found = await self.request("GET", f"recordings/live/{name}")
+        except AriNotFound:
+            return None
+        return found if isinstance(found, dict) else None
+
     async def stop_playback(self, playback_id: str) -> None:
         """Stop a playback; one that already ended is no error."""
         try:

@@ -28,7 +28,7 @@ from hotline.cli.edits import (
 from hotline.cli.table import FORMAT, print_rows
 from hotline.errors import ProvisionError
 from hotline.provision import export, parse
-from hotline.provision.model import RECORD, STRATEGIES, TRANSFER_NO_ANSWER, Provisioning
+from hotline.provision.model import INHERIT, RECORD, STRATEGIES, TRANSFER_NO_ANSWER, Provisioning
 from hotline.store import provisioning_changes
 
 # -- provision / export -------------------------------------------------------------------------
@@ -141,11 +141,12 @@ _queue_options = options(
     click.option("--callback-retries", type=int, help="Tries after the first when not answered."),
     click.option("--callback-retry-interval", type=int, help="Seconds between callback tries."),
     click.option("--callback-expiry", help="Seconds before a callback is dropped ('never')."),
-    click.option("--record", type=click.Choice(RECORD),
-                 help="Record this queue's talks: always, on_demand (once the agent asks), or never"
-                      " (the default)."),
+    click.option("--record", type=click.Choice((*RECORD, INHERIT)),
+                 help="Record this queue's talks: always, on_demand (once the agent asks), never, or"
+                      " inherit (the default: the hotline's record)."),
     click.option("--record-announcement",
-                 help="Sound played to a caller before joining, when the queue records ('none')."),
+                 help="Sound played to a caller before the first queue of the call that records"
+                      " (wins over the hotline's; 'none')."),
 )
 
 
@@ -200,11 +201,11 @@ def queue_remove(ctx: click.Context, name: str) -> None:
 def queue_list(ctx: click.Context, fmt: str) -> None:
     """List queues."""
     prov = load(ctx)
-    rows = [{"name": q.name, **export.queue_table(q),
+    rows = [{"name": q.name, **export.queue_table(q), "record": q.record or INHERIT,
              "agents": [a.name for a in prov.agents.values() if q.name in dict(a.queues)]}
             for q in prov.queues.values()]
     print_rows(rows, fmt, ["name", "strategy", "ring_timeout", "wrapup", "max_wait", "overflow",
-                       "service_level", "agents"])
+                       "service_level", "record", "agents"])
 
 
 # -- hotlines -----------------------------------------------------------------------------------
@@ -219,6 +220,12 @@ _hotline_options = options(
     click.option("--closed-prompt", help="Sound played when closed."),
     click.option("--region", multiple=True, help="'+7913=QUEUE' or 'Novosibirsk=QUEUE' (8-800); "
                                                  "'+7913=QUEUE,priority=5' sets its callers' priority."),
+    click.option("--record", type=click.Choice(RECORD),
+                 help="Record the talks of its queues that set no record of their own: always,"
+                      " on_demand, or never (the default)."),
+    click.option("--record-announcement",
+                 help="Sound played before the first queue of a call that records, unless the queue"
+                      " has its own ('none')."),
 )
 
 
@@ -279,10 +286,10 @@ def hotline_remove(ctx: click.Context, name: str) -> None:
 def hotline_list(ctx: click.Context, fmt: str) -> None:
     """List hotlines."""
     prov = load(ctx)
-    rows = [{"name": h.name, **export.hotline_table(h),
+    rows = [{"name": h.name, **export.hotline_table(h), "record": h.record,
              "numbers": [n.number for n in prov.numbers.values() if n.hotline == h.name]}
             for h in prov.hotlines.values()]
-    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "numbers"])
+    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "record", "numbers"])
 
 
 # -- queue memberships --------------------------------------------------------------------------

@@ -138,6 +138,10 @@ class InboundCall:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.answered = False
         self.transferred = False  # an agent passed it on: it talked already
+        # The hotline whose routes it follows now (the one that took it, then one a menu key, an
+        # overflow or a transfer sent it to): the `record` of its queues that set none.
+        self.in_hotline: Hotline | None = None
+        self.announced_recording = False  # "this call may be recorded" played: once per call
         # Its priority in queues (higher first): the number's, then a region route's or a menu
         # key's where they set one (the most specific wins); an adopted leg's is its hop's, and
         # a transfer keeps it.
@@ -401,6 +405,7 @@ class InboundCall:
                 return
         route = self._route()
         self.priority = self._priority_of(route)
+        self.in_hotline = self.in_hotline or route.hotline  # an adopted call's is its hop's
         if self.rejoins is not None:
             went_on = await take_the_talk(self, self.ctx, self.rejoins)
             if went_on is not None:
@@ -420,6 +425,7 @@ class InboundCall:
         if taking is None:
             await self._closed(last)
             return
+        self.in_hotline = taking
         entry = entry_of(taking, self.channel.caller_num, self.channel_id)
         self._set_priority(entry.priority, "region route")
         await self._follow(entry.target)
@@ -509,7 +515,8 @@ class InboundCall:
                     prov, handoff = self.ctx.directory.snapshot.prov, outcome.handoff
                 target, overflowed = outcome.target, overflowed or isinstance(outcome, Overflow)
             elif target.action == TargetAction.HOTLINE and target.name in prov.hotlines:
-                target = prov.hotlines[target.name].entry
+                self.in_hotline = prov.hotlines[target.name]  # its record from now on
+                target = self.in_hotline.entry
             elif target.action == TargetAction.VIDEO and target.name in prov.queues:
                 await self._send_video_link()  # then wait in the queue: the video leg takes the place
                 target = Target(TargetAction.QUEUE, target.name)
@@ -589,6 +596,10 @@ class InboundCall:
         if queue is None:
             return False
         self.answered = True
+        # The hop's hotline (the dialled number's): where a transfer to another hotline sent the
+        # caller before the restart is not kept, so its queues without a record of their own
+        # follow the hop's hotline's.
+        self.in_hotline = route_of_hotline(snapshot, hop.hotline_id).hotline
         visit = QueueVisit(self, self.ctx, queue)
         # An agent on the hop: talking (a transfer clears it until the next agent answers).
         if hop.answered_at is not None and hop.agent_id is not None:

@@ -16,6 +16,7 @@ from hotline.engine.queueing.queues import QueueManager
 from hotline.store.availability import StoreAvailability
 from hotline.store.callbacks import CallbackRequest
 from hotline.store.hops import Hop, NewHop
+from hotline.store.recordings import OpenRecording
 from hotline.store.records import Record
 from hotline.store.switches import IssuedSwitch, SwitchUse
 from hotline.store.transfers import OpenConsult
@@ -58,6 +59,7 @@ class CallAri(Protocol):
     async def pause_recording(self, name: str) -> None: ...
     async def resume_recording(self, name: str) -> None: ...
     async def stop_recording(self, name: str) -> None: ...
+    async def live_recording(self, name: str) -> dict[str, Any] | None: ...
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
 
 
@@ -79,6 +81,7 @@ class HopStore(Protocol):
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None: ...
     async def joined_first_in_line(self, hop_id: int) -> bool: ...
     async def open_consult(self, hop: Hop) -> OpenConsult | None: ...
+    async def open_recordings(self, hop_id: int) -> list[OpenRecording]: ...
     async def open_hop_in_case(self, case_id: int, hop: NewHop) -> Hop: ...
 
 
@@ -151,6 +154,9 @@ class CallContext:
     # Recorded talks (engine.recording): the format Asterisk writes and where its files are.
     recording_format: str = "wav"
     recording_dir: str = "/var/spool/asterisk/recording"
+    # A talk's recording finished: recording_finished(name, format) has its file moved
+    # (engine.recording_mover, the recording_move_to setting; None: the files stay).
+    recording_finished: Callable[[str, str], None] | None = None
     find_dropped: Callable[[str], LiveCall | None] = lambda customer: None
     # Asterisk's own ring timeout comes first; ours is this much later (a lost event never holds
     # a caller).

@@ -60,7 +60,7 @@ async def take_the_talk(call: VisitCall, ctx: CallContext, phone: LiveCall) -> V
         log.warning("call %s: leg %s did not hand its talk over: this leg enters its hotline",
                     call.channel_id, phone.channel_id)
         return None
-    return await QueueVisit(call, ctx, talk.queue).take_over_talk(talk)
+    return await QueueVisit(call, ctx, talk.queue, record=talk.record).take_over_talk(talk)
 
 
 async def _take_the_place(call: VisitCall, ctx: CallContext, phone: LiveCall) -> VisitOutcome | None:
@@ -72,7 +72,7 @@ async def _take_the_place(call: VisitCall, ctx: CallContext, phone: LiveCall) ->
         log.warning("call %s: %s did not hand its place over: the video leg enters its hotline",
                     call.channel_id, phone.channel_id)
         return None
-    return await QueueVisit(call, ctx, place.queue).take_over_place(place)
+    return await QueueVisit(call, ctx, place.queue, record=place.record).take_over_place(place)
 
 
 async def ask_for_the_talk(phone: LiveCall, video_channel_id: str,

@@ -1,4 +1,5 @@
-"""Call recording: a talk of a queue whose `record` is "always" is recorded through ARI's bridge
+"""Call recording: a talk of a queue whose `record` is "always" (its own, or its hotline's when it
+sets none: record_mode) is recorded through ARI's bridge
 recording, from the agent's answer to the end of the talk, one recording (one file, one row of
 `recordings`) per talk segment. A queue whose `record` is "on_demand" records nothing until the
 agent asks (`hotline recording start CASE`, the agent page's Record button): from then on its
@@ -19,10 +20,13 @@ CLI asks; Asterisk writes nothing while a recording is paused, and each pause is
 
 Every start, pause, resume and end is a fact of the call's one funnel, written behind it in order
 with its other records. A recording Asterisk refuses to start is a row too, `failed`, with why.
+A talk adopted after a daemon restart adopts the recording Asterisk went on with (TalkRecorder.adopt);
+a finished one's file may then be moved (ctx.recording_finished: engine.recording_mover).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -33,6 +37,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from hotline.asterisk.ari_events import ChannelUserevent
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.call_state import CallState
 from hotline.engine.context import CallContext
 from hotline.engine.facts import (
@@ -44,12 +49,22 @@ from hotline.engine.facts import (
 )
 from hotline.engine.messages import RecordingAsked
 from hotline.errors import AriError
+from hotline.provision.model import Hotline, Queue
+from hotline.store.db import STORE_DOWN
+from hotline.store.hops import Hop
+from hotline.store.recordings import OpenRecording
 
 log = logging.getLogger(__name__)
 
 RECORDING_EVENT = "hotline-recording"
 RECORDING_ACTIONS = ("start", "stop", "pause", "resume")
 ASKED_LIMIT = 64  # characters kept of who asked
+# Why a recording a stopped daemon left open was closed by the next one: ended_at is then when
+# that daemon learnt it, not when Asterisk stopped.
+ENDED_UNWATCHED = ("its talk ended while no daemon ran, and Asterisk's recording with it: ended when the "
+                   "restarted daemon learnt it; its file stays in the recording directory")
+NOT_ADOPTED = ("Asterisk no longer had it when the restarted daemon took the talk over (ended then "
+               "at the latest)")
 
 
 class RecordedCall(Protocol):
@@ -69,7 +84,27 @@ class RecordedCall(Protocol):
 @dataclass
 class LiveRecording:
     name: str
+    fmt: str
     paused: bool = False
+
+
+def record_mode(queue: Queue, hotline: Hotline | None) -> str:
+    """How `queue`'s talks are recorded for a caller in `hotline` (the one that took the call, or
+    one a menu, overflow or transfer sent it to): the queue's own `record` wins; a queue that sets
+    none has the hotline's ("never" without one)."""
+    if queue.record is not None:
+        return queue.record
+    return hotline.record if hotline is not None else "never"
+
+
+def announcement_of(queue: Queue, hotline: Hotline | None, mode: str) -> str | None:
+    """The sound that says the call may be recorded, played before a queue whose talks are
+    recorded (`mode` always or on_demand): the queue's own, else its hotline's; None: none."""
+    if mode == "never":
+        return None
+    if queue.record_announcement is not None:
+        return queue.record_announcement
+    return hotline.record_announcement if hotline is not None else None
 
 
 def recording_name(case_id: int | None, at: float) -> str:
@@ -119,8 +154,14 @@ class TalkRecorder:
             await self._record(call)
 
     async def end(self, call: RecordedCall) -> None:
-        """The talk is over: so is its recording."""
+        """The talk is over: so is its recording. Unless the daemon is stopping (the call's task
+        cancelled): the talk goes on in Asterisk, and so does its recording, for the next daemon
+        to adopt (`adopt`), its row left open."""
         self.talking = False
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            self.live = None
+            return
         await self.stop(call)
 
     async def _record(self, call: RecordedCall) -> None:
@@ -135,7 +176,7 @@ class TalkRecorder:
             log.warning("call %s: the talk could not be recorded: %s", call.channel_id, exc)
             call.move(call.state, started, RecordingEnded(name, failed=f"Asterisk refused: {exc}"[:500]))
             return
-        self.live = LiveRecording(name)
+        self.live = LiveRecording(name, fmt)
         log.info("call %s: recording the talk as %s", call.channel_id, name)
         call.move(call.state, started)
 
@@ -147,6 +188,8 @@ class TalkRecorder:
             return
         call.move(call.state, RecordingEnded(live.name))
         await stop_quietly(self.ctx.ari, live.name)
+        if self.ctx.recording_finished is not None:  # its file moved once Asterisk closed it
+            self.ctx.recording_finished(live.name, live.fmt)
 
     async def ask(self, call: RecordedCall, asked: RecordingAsked) -> None:
         """Start, stop, pause or resume the recording, as asked; what makes no sense now (no talk,
@@ -198,6 +241,28 @@ class TalkRecorder:
         call.move(call.state, RecordingPaused(live.name, asked.asked_by) if live.paused
                   else RecordingResumed(live.name))
 
+    async def adopt(self, call: RecordedCall, left: list[OpenRecording]) -> None:
+        """A talk followed again after a restart: the recordings the stopped daemon left open
+        (`left`, oldest first). The one Asterisk still records is this talk's from now on (its end,
+        pauses and stop as if never interrupted, so its row ends with the talk and its file holds
+        the whole talk); one Asterisk no longer has is closed now, failed, saying so."""
+        for found in left:
+            try:
+                live = await self.ctx.ari.live_recording(found.name)
+            except AriError as exc:  # Asterisk unreachable a moment: the talk goes on unrecorded here
+                log.warning("call %s: recording %s not adopted: %s", call.channel_id, found.name, exc)
+                continue
+            if live is None or self.live is not None:
+                log.info("call %s: recording %s ended while no daemon watched", call.channel_id, found.name)
+                call.move(call.state, RecordingEnded(found.name, failed=NOT_ADOPTED))
+                continue
+            self.live = LiveRecording(found.name, found.format, live.get("state") == "paused")
+            self.wanted = True
+            log.info("call %s: recording %s adopted (%s)", call.channel_id, found.name, live.get("state"))
+            if self.live.paused != (found.state == "paused"):  # a pause or resume the daemon never wrote
+                call.move(call.state, RecordingPaused(found.name, "before the restart") if self.live.paused
+                          else RecordingResumed(found.name))
+
     async def moved(self, call: RecordedCall, agent_id: int | None) -> None:
         """The talk moved to another bridge (video came: engine.camera), which ended the old
         bridge's recording: the next segment records the new one."""
@@ -208,6 +273,24 @@ class TalkRecorder:
         await self._record(call)
         if paused:  # paused for a reason (a card number read out): the new bridge's too
             await self.ask(call, RecordingAsked("pause", "the move to a video bridge"))
+
+
+async def close_left_open(ctx: CallContext, hop: Hop) -> None:
+    """The recordings a stopped daemon left open on `hop`, whose call ended while no daemon ran
+    (its hop is being closed as such): closed `failed`, saying so, at the time the daemon learnt
+    it. Asterisk ends a bridge's recording with the last party leaving the bridge (on the lab:
+    once the restarted daemon hangs up the agent's leg left alone there, which may be a moment
+    from now), so each is also told to stop, for good. The database away: left as they are."""
+    try:
+        left = await ctx.contacts.open_recordings(hop.id)
+    except (*STORE_DOWN, TimeoutError) as exc:
+        raise_if_cancelled()
+        log.warning("hop %s: its open recordings are not known (%s): left open", hop.id, exc)
+        return
+    for found in left:
+        await stop_quietly(ctx.ari, found.name)
+        log.info("hop %s: recording %s closed: its talk ended while no daemon ran", hop.id, found.name)
+        ctx.records.submit(RecordingEnded(found.name, ENDED_UNWATCHED).record(hop))
 
 
 async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, action: str,

@@ -38,7 +38,7 @@ from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialle
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
 from hotline.engine.queueing.consult import CONSULT_BRIDGE
-from hotline.engine.recording import recording_asked
+from hotline.engine.recording import close_left_open, recording_asked
 from hotline.engine.rejoin import AwaitingRejoin, read_note
 from hotline.engine.rejoin import adoption as rejoin_adoption
 from hotline.engine.stasis_entry import StasisEntry, parse_entry
@@ -443,6 +443,7 @@ class Router:
             for step in steps:
                 self.ctx.records.submit(step.record(hop))
             self.ctx.records.submit(end.record(hop))
+            await close_left_open(self.ctx, hop)  # a recorded talk's row, and Asterisk's recorder
         return len(stale)
 
     async def _close_unowned_supervisions(self) -> None:

@@ -106,7 +106,9 @@ def _day_runs(days: list[int]) -> list[str]:
 def hotline_table(h: Hotline) -> Table:
     table: Table = {"entry": str(h.entry), "description": h.description or None,
                              "time_zone": h.time_zone, "closed": str(h.closed),
-                             "closed_prompt": h.closed_prompt}
+                             "closed_prompt": h.closed_prompt,
+                             "record": None if h.record == "never" else h.record,
+                             "record_announcement": h.record_announcement}
     if h.hours:
         table["hours"] = _hours(h.hours)
     if h.holidays:

@@ -15,7 +15,9 @@ STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "li
 # Where a caller an agent transferred to another agent goes when that agent does not answer: the
 # head of the line of the queue the talk was in, or the transferring agent rung back first.
 TRANSFER_NO_ANSWER = ("queue", "agent")
-RECORD = ("never", "always", "on_demand")  # a queue's talks recorded (hotline.engine.recording)
+RECORD = ("never", "always", "on_demand")  # talks recorded (hotline.engine.recording)
+# A queue's `record` unset (None): its talks follow the hotline the caller came through.
+INHERIT = "inherit"
 NUMBER_KINDS = ("city", "tollfree", "video")
 CAPABILITIES = ("audio", "video", "webrtc")
 # Defaults that bound what one anonymous caller can hold: a queue's longest wait (seconds), and the
@@ -139,9 +141,10 @@ class Queue:
     # "always": every talk of this queue is recorded, from the agent's answer to its end
     # (hotline.engine.recording); "on_demand": a talk is recorded once its agent asks
     # (`hotline recording start`, the agent page), from then to its end; "never": none is.
-    record: str = "never"
-    # A sound played to the caller before joining, when the queue records (always or on_demand):
-    # "this call may be recorded". None: nothing played.
+    # None: the hotline's `record` (the hotline the caller came through, or was sent to).
+    record: str | None = None
+    # A sound played to the caller before the first queue of the call that records (always or
+    # on_demand): "this call may be recorded"; it wins over the hotline's. None: the hotline's.
     record_announcement: str | None = None
 
 
@@ -175,6 +178,10 @@ class Hotline:
     closed: Target = Target("hangup")
     closed_prompt: str | None = None
     regions: tuple[RegionRoute, ...] = ()
+    # The `record` of its queues that set none (a queue's own value wins), and the announcement
+    # played before the first queue of a call that records, unless that queue has its own.
+    record: str = "never"
+    record_announcement: str | None = None
 
 
 @dataclass(frozen=True)

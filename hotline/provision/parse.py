@@ -20,6 +20,7 @@ from hotline.provision import sip_auth
 from hotline.provision.model import (
     CAPABILITIES,
     DEFAULT_LINES,
+    INHERIT,
     NAMED_ACTIONS,
     NUMBER_KINDS,
     PRIORITY_ACTIONS,
@@ -142,6 +143,13 @@ def boolean(field: str, value: object) -> bool:
     if isinstance(value, str) and value.lower() in ("yes", "true", "on", "1", "no", "false", "off", "0"):
         return value.lower() in ("yes", "true", "on", "1")
     raise fail(field, value, "must be true or false")
+
+
+def record_of_queue(field: str, value: object) -> str | None:
+    """A queue's `record`: always, on_demand, never, or 'inherit' (None): its hotline's."""
+    if value in (None, INHERIT):
+        return None
+    return choice(field, value, (*RECORD, INHERIT))
 
 
 def choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
@@ -416,7 +424,7 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
                                      lambda k, v: integer(k, v, 10, 86400), f),
         callback_expiry=_get(table, "callback_expiry", d.callback_expiry,
                              lambda k, v: never_or_range(k, v, 60, 7 * 86400), f),
-        record=_get(table, "record", d.record, lambda k, v: choice(k, v, RECORD), f),
+        record=_get(table, "record", d.record, record_of_queue, f),
         record_announcement=_get(table, "record_announcement", d.record_announcement, optional_sound, f))
 
 
@@ -461,7 +469,7 @@ def options(field: str, table: object) -> tuple[MenuOption, ...]:
 def hotline(name: str, table: Mapping[str, object]) -> Hotline:
     f = f"hotlines.{slug('hotline', name)}"
     _take(table, f, {"entry", "description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
-                     "regions"})
+                     "regions", "record", "record_announcement"})
     if "entry" not in table:
         raise fail(f"{f}.entry", None, "is required: the hotline needs a route ('menu:NAME' or 'queue:NAME')")
     return Hotline(
@@ -473,7 +481,9 @@ def hotline(name: str, table: Mapping[str, object]) -> Hotline:
         closed=_get(table, "closed", Target("hangup"),
                     lambda k, v: target(k, v, ("hangup", "hotline", "callback")), f),
         closed_prompt=_get(table, "closed_prompt", None, sound, f),
-        regions=_get(table, "regions", (), regions, f))
+        regions=_get(table, "regions", (), regions, f),
+        record=_get(table, "record", "never", lambda k, v: choice(k, v, RECORD), f),
+        record_announcement=_get(table, "record_announcement", None, optional_sound, f))
 
 
 def number(key: object, table: Mapping[str, object], region: str = "RU") -> Number:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from hotline.errors import ProvisionError
 from hotline.media import WEB_ENDPOINT
-from hotline.provision.model import Menu, Provisioning, Queue, Target
+from hotline.provision.model import Hotline, Menu, Provisioning, Queue, Target
 
 # Endpoints and templates the reference configuration and the lab define: an agent may not take
 # their names.
@@ -48,9 +48,7 @@ def _references(prov: Provisioning) -> Iterator[str]:
             yield (f"queues.{q.name}.video_key: {q.video_key!r} is also a key of its breakout menu "
                    f"{q.breakout_menu!r}: a caller pressing it could mean either")
         yield from _callback_key(prov, q)
-        if q.record_announcement is not None and q.record == "never":
-            yield (f"queues.{q.name}.record_announcement: the queue records never, so it would never "
-                   f"be played (set record to always or on_demand, or the announcement to 'none')")
+        yield from _queue_announcement(prov, q)
         if q.video_key is not None and q.video_key == q.callback_key:
             yield (f"queues.{q.name}.callback_key: {q.callback_key!r} is also the queue's video_key: "
                    "a caller pressing it could mean either")
@@ -64,6 +62,7 @@ def _references(prov: Provisioning) -> Iterator[str]:
         for r in h.regions:
             if r.queue not in prov.queues:
                 yield f"hotlines.{h.name}.regions.{r.match}: queue {r.queue!r} does not exist"
+        yield from _hotline_announcement(prov, h)
     for m in prov.menus.values():
         for o in m.options:
             if not _exists(prov, o.target):
@@ -75,6 +74,31 @@ def _references(prov: Provisioning) -> Iterator[str]:
         for queue, _ in a.queues:
             if queue not in prov.queues:
                 yield f"agents.{a.name}.queues: queue {queue!r} does not exist"
+
+
+def _queue_announcement(prov: Provisioning, q: Queue) -> Iterator[str]:
+    """A queue's record_announcement is played only when its talks are recorded: never with its
+    own record `never`, nor when it follows its hotline's and no hotline records."""
+    if q.record_announcement is None:
+        return
+    if q.record == "never":
+        yield (f"queues.{q.name}.record_announcement: the queue records never, so it would never "
+               f"be played (set record to always, on_demand or inherit, or the announcement to 'none')")
+    elif q.record is None and all(h.record == "never" for h in prov.hotlines.values()):
+        yield (f"queues.{q.name}.record_announcement: the queue records as its hotline does and no "
+               f"hotline records, so it would never be played (set the queue's or a hotline's record "
+               f"to always or on_demand, or the announcement to 'none')")
+
+
+def _hotline_announcement(prov: Provisioning, h: Hotline) -> Iterator[str]:
+    """A hotline's record_announcement is played before the first queue of a call that records:
+    with the hotline recording never, only a queue recording of its own could ever play it."""
+    if h.record_announcement is None or h.record != "never":
+        return
+    if not any(q.record in ("always", "on_demand") for q in prov.queues.values()):
+        yield (f"hotlines.{h.name}.record_announcement: the hotline records never and no queue records "
+               f"of its own, so it would never be played (set the hotline's record to always or "
+               f"on_demand, or the announcement to 'none')")
 
 
 def _callback_key(prov: Provisioning, q: Queue) -> Iterator[str]:

@@ -7,6 +7,7 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
 from hotline.store.hops import CHANNEL_KINDS, Hop, NewHop
+from hotline.store.recordings import OpenRecording, open_recordings
 from hotline.store.records import (
     QueueEvent,
     Record,
@@ -164,6 +165,11 @@ class Contacts:
         """The attended transfer `hop` was in when its daemon stopped (None: none)."""
         async with self.pool.connection() as conn:
             return await open_consult(conn, hop.case_id, hop.id)
+
+    async def open_recordings(self, hop_id: int) -> list[OpenRecording]:
+        """The hop's recordings a stopped daemon left with no end (engine.recording adopts them)."""
+        async with self.pool.connection() as conn:
+            return await open_recordings(conn, hop_id)
 
 
 # The hop's last join, and the join or transfer just before it: a transfer to one agent or to a

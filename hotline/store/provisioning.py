@@ -180,7 +180,8 @@ async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]
             name=r["name"], entry=entry, description=r["description"], time_zone=r["time_zone"],
             hours=tuple(sorted(hours.get(r["id"], []))), holidays=tuple(sorted(holidays.get(r["id"], []))),
             closed=_closed(r, names),
-            closed_prompt=r["closed_prompt"], regions=tuple(sorted(regions.get(r["id"], [])))))
+            closed_prompt=r["closed_prompt"], regions=tuple(sorted(regions.get(r["id"], []))),
+            record=r["record"], record_announcement=r["record_announcement"]))
     return out
 
 
@@ -301,15 +302,17 @@ async def _upsert_hotline(conn: AsyncConnection, h: Hotline, ids: dict[str, dict
     refs = _refs(h.entry, ids)
     await conn.execute(
         "INSERT INTO hotlines (name, description, time_zone, entry_menu_id, entry_queue_id,"
-        " closed_action, closed_prompt, region_routing) VALUES (%s, %s, %s, %s, %s, 'hangup', %s, %s)"
+        " closed_action, closed_prompt, region_routing, record, record_announcement)"
+        " VALUES (%s, %s, %s, %s, %s, 'hangup', %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET description = excluded.description,"
         " time_zone = excluded.time_zone, entry_menu_id = excluded.entry_menu_id,"
         " entry_queue_id = excluded.entry_queue_id, closed_action = 'hangup', closed_hotline_id = NULL,"
         " closed_queue_id = NULL,"
         " closed_prompt = excluded.closed_prompt, region_routing = excluded.region_routing,"
+        " record = excluded.record, record_announcement = excluded.record_announcement,"
         " retired_at = NULL, updated_at = now()",
         (h.name, h.description, h.time_zone, refs["menu"], refs["queue"], h.closed_prompt,
-         bool(h.regions)))
+         bool(h.regions), h.record, h.record_announcement))
 
 
 async def _set_hotline_details(conn: AsyncConnection, h: Hotline, ids: dict[str, dict[str, int]]) -> None:

@@ -1,11 +1,14 @@
 """Recordings as the CLI reads them (migration 030): a case's list, one by id or name, the live one
-of a case (to pause or stop it), the talking leg (to start one), and the old ones a purge deletes.
-The engine writes these rows through its record funnel (hotline.engine.recording); the purge marks
-them, nothing else changes them."""
+of a case (to pause or stop it), the talking leg (to start one), and the old ones a purge deletes;
+a hop's open ones (a talk adopted after a restart). The engine writes these rows through its
+record funnel (hotline.engine.recording); the mover (hotline.engine.recording_mover) points a
+row at the file it moved, in the same transaction (migration 034); the purge marks them; nothing
+else changes them."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,13 +46,17 @@ class Recording:
     state: str  # recording | paused | done | failed | purged | missing
     detail: str | None
     purged_at: datetime | None
+    moved_at: datetime | None  # moved to recording_move_to (path says where); None: in recording_dir
 
     @property
     def file_name(self) -> str:
         return f"{self.name}.{self.format}"
 
     def file_in(self, directory: str) -> Path:
-        """Where its file is in `directory` (the recording_dir setting)."""
+        """Where its file is: `path`, once the daemon moved it; else in `directory` (the
+        recording_dir setting, Asterisk's directory as this machine sees it)."""
+        if self.moved_at is not None:
+            return Path(self.path)
         return Path(directory) / self.file_name
 
     def summary(self) -> str:
@@ -62,7 +69,8 @@ class Recording:
 
 
 SELECT = ("SELECT g.id, g.name, g.case_id, g.hop_id, h.seq AS hop_seq, a.name AS agent, q.name AS queue,"
-          " g.format, g.path, g.started_at, g.ended_at, g.duration_ms, g.state, g.detail, g.purged_at"
+          " g.format, g.path, g.started_at, g.ended_at, g.duration_ms, g.state, g.detail, g.purged_at,"
+          " g.moved_at"
           " FROM recordings g JOIN hops h ON h.id = g.hop_id LEFT JOIN agents a ON a.id = g.agent_id"
           " LEFT JOIN queues q ON q.id = g.queue_id")
 
@@ -118,9 +126,11 @@ async def live_recording(conn: AsyncConnection, case_id: int) -> Recording | Non
 
 async def talking_leg(conn: AsyncConnection, case_id: int) -> tuple[str, str]:
     """The channel of case `case_id`'s leg talking with a queue's agent now, and that queue's
-    `record` (never | always | on_demand): where a recording start is asked."""
+    `record` (never | always | on_demand; a queue that sets none: its hop's hotline's): where a
+    recording start is asked."""
     cur = await conn.execute(
-        "SELECT h.channel_id, q.record FROM hops h JOIN queues q ON q.id = h.queue_id"
+        "SELECT h.channel_id, coalesce(q.record, hl.record, 'never') FROM hops h"
+        " JOIN queues q ON q.id = h.queue_id LEFT JOIN hotlines hl ON hl.id = h.hotline_id"
         " WHERE h.case_id = %s AND h.ended_at IS NULL AND h.answered_at IS NOT NULL"
         " AND h.agent_id IS NOT NULL ORDER BY h.seq DESC LIMIT 1", (case_id,))
     row = await cur.fetchone()
@@ -172,3 +182,55 @@ async def state_becomes(conn: AsyncConnection, recording_id: int, state: str,
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class OpenRecording:
+    """A recording whose row has no end: under way, or left so by a daemon stopped during its talk."""
+
+    name: str
+    format: str
+    state: str  # recording | paused
+
+
+async def open_recordings(conn: AsyncConnection, hop_id: int) -> list[OpenRecording]:
+    """Hop `hop_id`'s recordings with no end yet, oldest first: what a daemon adopting its talk
+    after a restart takes over (the last, if Asterisk still records it) or closes."""
+    cur = conn.cursor(row_factory=class_row(OpenRecording))
+    await cur.execute("SELECT name, format, state FROM recordings WHERE hop_id = %s AND ended_at IS NULL"
+                      " ORDER BY started_at, id", (hop_id,))
+    return await cur.fetchall()
+
+
+async def ended_at_start(conn: AsyncConnection, name: str) -> datetime | None:
+    """When recording `name` began, once its row says it is done and still where Asterisk wrote
+    it; None before that (its records not written yet), and for one failed, moved or purged."""
+    cur = await conn.execute("SELECT started_at FROM recordings WHERE name = %s AND state = 'done'"
+                             " AND moved_at IS NULL", (name,))
+    row = await cur.fetchone()
+    await conn.commit()  # the next look sees what was committed since
+    return row[0] if row is not None else None
+
+
+async def move_with_row(conn: AsyncConnection, name: str, dest: Path,
+                        move: Callable[[], Awaitable[None]], back: Callable[[], Awaitable[None]]) -> bool:
+    """Move recording `name`'s file (`move`) and point its row at `dest`, in one step: the row is
+    locked, the file moved, the row updated and committed; a move that fails changes no row, and
+    a commit that fails after the move puts the file back (`back`). False: no row to move (failed,
+    purged or moved meanwhile)."""
+    moved = False
+    try:
+        async with conn.transaction():
+            cur = await conn.execute("SELECT id FROM recordings WHERE name = %s AND state = 'done'"
+                                     " AND moved_at IS NULL FOR UPDATE", (name,))
+            if await cur.fetchone() is None:
+                return False
+            await move()
+            moved = True
+            await conn.execute("UPDATE recordings SET path = %s, moved_at = now() WHERE name = %s",
+                               (str(dest), name))
+    except BaseException:
+        if moved:
+            await back()
+        raise
+    return True

@@ -136,13 +136,46 @@ def test_queue_set_record_is_stored_and_exported(hotline, db) -> None:  # type: 
     hotline("provision", str(EXAMPLE))
     assert rows(db, "SELECT name, record FROM queues WHERE name IN ('support', 'backoffice')"
                     " ORDER BY name") == [
-        {"name": "backoffice", "record": "always"}, {"name": "support", "record": "never"}]
+        {"name": "backoffice", "record": "always"}, {"name": "support", "record": None}]  # its hotline's
     result = hotline("queue", "set", "support", "--record", "always")
     assert result.output.strip() == "~ queue support (record)"
     assert rows(db, "SELECT record FROM queues WHERE name = 'support'") == [{"record": "always"}]
     assert 'record = "always"' in hotline("export").output
     refused = hotline("queue", "set", "support", "--record", "sometimes")
     assert refused.exit_code != 0 and "'sometimes' is not one of" in refused.output
+
+
+def test_hotline_record_and_announcement_are_stored_listed_and_exported_and_a_queue_may_inherit(  # type: ignore[no-untyped-def]
+        hotline, db) -> None:
+    hotline("provision", str(EXAMPLE))
+    result = hotline("hotline", "set", "moscow", "--record", "always", "--record-announcement", "hello-world")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "~ hotline moscow (record, record_announcement)"
+    assert rows(db, "SELECT record, record_announcement FROM hotlines WHERE name = 'moscow'") == [
+        {"record": "always", "record_announcement": "hello-world"}]
+    exported = hotline("export").output
+    assert 'record = "always"\nrecord_announcement = "hello-world"' in exported
+    assert re.search(r"moscow .* always", hotline("hotline", "list").output)
+    refused = hotline("hotline", "set", "moscow", "--record", "inherit")
+    assert refused.exit_code != 0 and "'inherit' is not one of" in refused.output
+    hotline("queue", "set", "backoffice", "--record", "inherit")
+    assert rows(db, "SELECT record FROM queues WHERE name = 'backoffice'") == [{"record": None}]
+    assert re.search(r"backoffice .* inherit", hotline("queue", "list").output)
+    silent = hotline("hotline", "set", "moscow", "--record", "never")  # no queue records of its own now
+    assert silent.exit_code != 0 and "hotlines.moscow.record_announcement" in silent.output
+    assert rows(db, "SELECT record FROM hotlines WHERE name = 'moscow'") == [{"record": "always"}]
+
+
+def test_a_queue_stored_with_no_record_inherits_and_a_hotline_records_never_by_default(db) -> None:  # type: ignore[no-untyped-def]
+    db.execute("INSERT INTO queues (name, record) VALUES ('kept', 'never'), ('rec', 'always')")
+    db.execute("INSERT INTO queues (name) VALUES ('fresh')")
+    db.execute("INSERT INTO hotlines (name, entry_queue_id)"
+               " SELECT 'city', id FROM queues WHERE name = 'fresh'")
+    assert rows(db, "SELECT name, record FROM queues ORDER BY name") == [
+        {"name": "fresh", "record": None}, {"name": "kept", "record": "never"},
+        {"name": "rec", "record": "always"}]
+    assert rows(db, "SELECT record, record_announcement FROM hotlines") == [
+        {"record": "never", "record_announcement": None}]
 
 
 def test_queue_set_on_demand_and_a_record_announcement_are_stored_and_exported(hotline, db) -> None:  # type: ignore[no-untyped-def]

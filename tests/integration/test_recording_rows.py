@@ -16,6 +16,8 @@ from psycopg_pool import AsyncConnectionPool
 from test_transfer_records import at, live_hop
 
 from hotline.cli import main
+from hotline.engine.recording_mover import RecordingMover, destination, move_file
+from hotline.store import recordings
 from hotline.store.case_timeline import case_timeline
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, open_pool
@@ -135,3 +137,56 @@ async def test_the_file_commands_find_export_and_purge_and_report_a_missing_file
     assert [r["state"] for r in rows(db, "SELECT state FROM recordings ORDER BY id")] == ["purged", "failed"]
     code, said = await run("recording", "export", "1", str(tmp_path))
     assert code == 1 and "was purged on" in said
+
+
+async def test_a_moved_file_and_its_row_change_together_and_a_failed_move_changes_neither(
+        contacts: Contacts, ids: dict[str, int], db_dsn: str, db: psycopg.Connection, tmp_path: Path) -> None:
+    await a_recorded_talk(db_dsn, contacts, ids)
+    spool, kept = tmp_path / "spool", tmp_path / "kept"
+    spool.mkdir()
+    (spool / "rec-a.wav").write_bytes(b"RIFF" + bytes(100))
+    pool: AsyncConnectionPool = await open_pool(db_dsn, max_size=2)
+    async with pool:
+        mover = RecordingMover(pool, NoLiveRecordings(), str(spool), str(kept), row_patience_s=0.5)
+        async with pool.connection() as conn:
+            assert await recordings.ended_at_start(conn, "rec-b") is None  # failed: never moved
+            began = await recordings.ended_at_start(conn, "rec-a")
+        assert began is not None
+        dest = destination(str(kept), began, "rec-a.wav")
+        dest.parent.mkdir(parents=True)
+        dest.write_bytes(b"someone else's")  # a move never overwrites: it fails, and changes nothing
+        await mover._move("rec-a", "rec-a.wav")
+        [row] = rows(db, "SELECT path, moved_at FROM recordings WHERE name = 'rec-a'")
+        assert (row["path"], row["moved_at"]) == ("/x/rec-a.wav", None)
+        assert (spool / "rec-a.wav").is_file()
+        dest.unlink()
+        await mover._move("rec-a", "rec-a.wav")
+    [row] = rows(db, "SELECT path, moved_at FROM recordings WHERE name = 'rec-a'")
+    assert row["path"] == str(dest) and row["moved_at"] is not None
+    assert dest.read_bytes() == b"RIFF" + bytes(100) and not (spool / "rec-a.wav").exists()
+    env = {"HOTLINE_DSN": db_dsn, "HOTLINE_RECORDING_DIR": str(spool)}
+    said = await asyncio.to_thread(lambda: CliRunner().invoke(main, ["recording", "path", "rec-a"], env=env))
+    assert (said.exit_code, said.output.strip()) == (0, str(dest))
+
+
+async def test_a_row_the_commit_of_which_fails_puts_the_moved_file_back(
+        contacts: Contacts, ids: dict[str, int], db_dsn: str, db: psycopg.Connection, tmp_path: Path) -> None:
+    await a_recorded_talk(db_dsn, contacts, ids)
+    source, dest = tmp_path / "rec-a.wav", tmp_path / "kept" / "rec-a.wav"
+    source.write_bytes(b"RIFF")
+    db.execute("ALTER TABLE recordings ADD CONSTRAINT no_moves CHECK (moved_at IS NULL)")
+    async with await connect(db_dsn) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await recordings.move_with_row(conn, "rec-a", dest,
+                                           lambda: asyncio.to_thread(move_file, source, dest),
+                                           lambda: asyncio.to_thread(move_file, dest, source))
+    assert source.read_bytes() == b"RIFF" and not dest.exists()
+    assert rows(db, "SELECT path, moved_at FROM recordings WHERE name = 'rec-a'") == [
+        {"path": "/x/rec-a.wav", "moved_at": None}]
+
+
+class NoLiveRecordings:
+    """Asterisk with no live recording: every file is closed."""
+
+    async def live_recording(self, name: str) -> None:
+        return None

@@ -39,6 +39,7 @@ from hotline.store.availability import StoreAvailability
 from hotline.store.callbacks import CallbackRequest
 from hotline.store.contacts import LinesBusy
 from hotline.store.hops import Hop, NewHop
+from hotline.store.recordings import OpenRecording
 from hotline.store.records import Record
 from hotline.store.switches import IssuedSwitch, SwitchUse, TokenState
 from hotline.store.transfers import OpenConsult
@@ -98,6 +99,7 @@ class RecordingAri:
         self.emit = emit
         self.requests: list[Request] = []
         self.live: set[str] = set()
+        self.recordings: dict[str, str] = {}  # live recordings Asterisk kept (a test's), by name: state
         self.bridge_members: dict[str, list[str]] = {}
         self.hold_playbacks = False
         self.headers: dict[str, dict[str, str]] = {}  # channel -> the SIP headers of its INVITE
@@ -306,6 +308,13 @@ class RecordingAri:
 
     async def stop_recording(self, name: str) -> None:
         await self._record("stop_recording", name)
+        self.recordings.pop(name, None)
+
+    async def live_recording(self, name: str) -> dict[str, Any] | None:
+        """Asterisk's live recording: those a test put in `recordings` (name -> state)."""
+        await self._record("live_recording", name)
+        state = self.recordings.get(name)
+        return None if state is None else {"name": name, "state": state}
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         await self._record("hangup", channel_id, reason)
@@ -355,6 +364,7 @@ class StandInHops:
         self.left_open: list[Hop] = []  # hops a killed daemon left open
         self.first_in_line: set[int] = set()  # hops whose visit a transfer not answered put first
         self.consults: dict[int, OpenConsult] = {}  # a hop's consult a killed daemon left under way
+        self.recordings: dict[int, list[OpenRecording]] = {}  # a hop's a killed daemon left open
         self._ids = itertools.count(1)
 
     async def open_case_with_hop(self, hop: NewHop, customer_key: str, *, line_limit: int | None = None,
@@ -407,6 +417,12 @@ class StandInHops:
 
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         return next((h for h in [*self.left_open, *self.opened] if h.channel_id == channel_id), None)
+
+    async def open_recordings(self, hop_id: int) -> list[OpenRecording]:
+        await asyncio.sleep(0)
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        return self.recordings.get(hop_id, [])
 
     async def open_consult(self, hop: Hop) -> OpenConsult | None:
         await asyncio.sleep(0)

@@ -384,6 +384,52 @@ def test_a_record_announcement_of_a_queue_that_records_never_is_refused() -> Non
     refused(lambda: checked(doc), f"queues.{name}.record_announcement", "records never")
 
 
+def test_a_queue_without_a_record_inherits_its_hotlines_and_says_so_on_export() -> None:
+    assert parse.queue("desk", {}).record is None
+    assert parse.queue("desk", {"record": "inherit"}).record is None
+    assert "record" not in export.queue_table(parse.queue("desk", {"record": "inherit"}))
+    assert export.queue_table(parse.queue("desk", {"record": "never"}))["record"] == "never"
+    refused(lambda: parse.queue("desk", {"record": "sometimes"}), "queues.desk.record", "inherit")
+
+
+def test_a_hotline_records_never_by_default_and_may_record_and_announce() -> None:
+    entry = {"entry": "queue:support"}
+    assert (parse.hotline("city", entry).record, parse.hotline("city", entry).record_announcement) == (
+        "never", None)
+    h = parse.hotline("city", {**entry, "record": "on_demand", "record_announcement": "hotline/recorded"})
+    assert (h.record, h.record_announcement) == ("on_demand", "hotline/recorded")
+    assert parse.hotline("city", export.hotline_table(h)) == h
+    assert "record" not in export.hotline_table(parse.hotline("city", entry))
+    refused(lambda: parse.hotline("city", {**entry, "record": "inherit"}), "hotlines.city.record",
+            "'inherit'")
+    refused(lambda: parse.hotline("city", {**entry, "record": "always", "record_announcement": "a b"}),
+            "hotlines.city.record_announcement", "'a b'")
+
+
+def test_an_announcement_of_a_queue_that_inherits_needs_a_hotline_that_records() -> None:
+    doc = example()
+    name = next(iter(doc["queues"]))
+    doc["queues"][name] = {**doc["queues"][name], "record_announcement": "hello-world"}
+    doc["queues"][name].pop("record", None)
+    refused(lambda: checked(doc), f"queues.{name}.record_announcement", "no hotline records")
+    doc["hotlines"][next(iter(doc["hotlines"]))]["record"] = "on_demand"
+    assert checked(doc).queues[name].record_announcement == "hello-world"
+
+
+def test_a_hotline_announcement_nothing_could_ever_play_is_refused() -> None:
+    doc = example()
+    name = next(iter(doc["hotlines"]))
+    for q in doc["queues"].values():
+        q.pop("record", None)
+    doc["hotlines"][name] = {**doc["hotlines"][name], "record_announcement": "hello-world"}
+    refused(lambda: checked(doc), f"hotlines.{name}.record_announcement", "records never")
+    doc["hotlines"][name]["record"] = "always"
+    assert checked(doc).hotlines[name].record_announcement == "hello-world"
+    doc["hotlines"][name]["record"] = "never"  # a queue recording of its own plays it
+    doc["queues"][next(iter(doc["queues"]))]["record"] = "on_demand"
+    assert checked(doc).hotlines[name].record == "never"
+
+
 def test_menu_without_a_prompt_is_refused() -> None:
     refused(lambda: parse.menu("main", {"options": {"1": "hangup"}}), "menus.main.prompt", "required")
 

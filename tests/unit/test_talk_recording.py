@@ -8,6 +8,7 @@ start asked, to the talk's end or the stop asked). The lab tests
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from test_handover import TOKEN, phone_talking_with_anna, video_centre, video_leg_enters
@@ -16,9 +17,20 @@ from test_transfers import CITY, talking_with_anna, two_queues
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.facts import RecordingStarted
 from hotline.engine.messages import RecordingAsked
-from hotline.engine.recording import RECORDING_EVENT, TalkRecorder, recording_asked, recording_name
+from hotline.engine.recording import (
+    ENDED_UNWATCHED,
+    NOT_ADOPTED,
+    RECORDING_EVENT,
+    TalkRecorder,
+    announcement_of,
+    record_mode,
+    recording_asked,
+    recording_name,
+)
 from hotline.engine.transfer import TRANSFER_EVENT
-from hotline.provision.model import Queue
+from hotline.provision.model import Hotline, Provisioning, Queue, Target
+from hotline.store.hops import Hop
+from hotline.store.recordings import OpenRecording
 
 from support.engine import APP, NOW, Engine, StandInSwitches, channel, every_move_allowed  # noqa: F401
 
@@ -142,7 +154,8 @@ async def test_a_start_asked_of_a_queue_that_records_never_records_nothing() -> 
 
 async def test_an_on_demand_recording_started_goes_on_in_the_next_segment_of_the_visit() -> None:
     ari = RecordsOnly()
-    ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec")
+    ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec",
+                          recording_finished=None)
     recorder, call = TalkRecorder(ctx, "on_demand", 3), MovingCall()  # type: ignore[arg-type]
     await recorder.start(call, 5)  # type: ignore[arg-type]
     assert ari.asked == []
@@ -256,7 +269,8 @@ class RecordsOnly:
 
 async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_format_set() -> None:
     ari = RecordsOnly()
-    ctx = SimpleNamespace(ari=ari, recording_format="gsm", recording_dir="/rec")
+    ctx = SimpleNamespace(ari=ari, recording_format="gsm", recording_dir="/rec",
+                          recording_finished=None)
     recorder, call = TalkRecorder(ctx, "always", 3), MovingCall()  # type: ignore[arg-type]
     await recorder.start(call, 5)  # type: ignore[arg-type]
     first = recorder.live.name if recorder.live else ""
@@ -272,7 +286,8 @@ async def test_a_talk_moved_to_an_sfu_bridge_is_recorded_anew_there_in_the_forma
 
 async def test_a_paused_recording_moved_to_an_sfu_bridge_stays_paused_there() -> None:
     ari = RecordsOnly()
-    ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec")
+    ctx = SimpleNamespace(ari=ari, recording_format="wav", recording_dir="/rec",
+                          recording_finished=None)
     recorder, call = TalkRecorder(ctx, "always", 3), MovingCall()  # type: ignore[arg-type]
     await recorder.start(call, 5)  # type: ignore[arg-type]
     await recorder.ask(call, RecordingAsked("pause", "cli"))  # type: ignore[arg-type]
@@ -281,3 +296,147 @@ async def test_a_paused_recording_moved_to_an_sfu_bridge_stays_paused_there() ->
     second = recorder.live.name if recorder.live else ""
     assert ari.asked[-2:] == [("record", "case-7-video", "wav"), ("pause", second)]
     assert recorder.live is not None and recorder.live.paused
+
+
+def hotline_records(mode: str, announcement: str | None = None, **support: object) -> Provisioning:
+    """two_queues() with hotline `city` recording `record` (its queues setting none follow it), and
+    hotline `recorded` (entry: queue sales) recording always."""
+    prov = two_queues(**support)
+    hotlines = {**prov.hotlines,
+                "city": dataclasses.replace(prov.hotlines["city"], record=mode,
+                                            record_announcement=announcement),
+                "recorded": Hotline("recorded", entry=Target("queue", "sales"), record="always")}
+    return dataclasses.replace(prov, hotlines=hotlines)
+
+
+def test_a_queues_own_record_wins_and_a_queue_without_one_has_its_hotlines() -> None:
+    always = Hotline("city", Target("queue", "support"), record="always", record_announcement="h/rec")
+    assert record_mode(Queue("support"), always) == "always"
+    assert record_mode(Queue("support", record="never"), always) == "never"
+    never = Hotline("x", Target("queue", "s"))
+    assert record_mode(Queue("support", record="on_demand"), never) == "on_demand"
+    assert record_mode(Queue("support"), None) == "never"
+    assert announcement_of(Queue("support"), always, "always") == "h/rec"
+    assert announcement_of(Queue("support", record_announcement="q/rec"), always, "always") == "q/rec"
+    assert announcement_of(Queue("support", record="never"), always, "never") is None
+
+
+async def test_a_hotline_that_records_always_records_the_talks_of_its_queues_without_a_record() -> None:
+    engine = Engine(hotline_records("always"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    name = (await engine.ari.wait_for("record_bridge")).args[1]
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert recordings(engine) == [("rec_start", name, 1, 1, 2), ("rec_end", name, None, None, None)]
+
+
+async def test_a_queue_that_records_never_under_a_hotline_that_records_always_records_nothing() -> None:
+    engine = Engine(hotline_records("always", record="never"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+    assert "record_bridge" not in engine.ari.names() and recordings(engine) == []
+
+
+async def test_a_talk_reached_by_a_transfer_to_another_hotline_follows_that_hotlines_record() -> None:
+    engine = Engine(hotline_records("never"), logged_in=("anna", "boris"))
+    await talking_with_anna(engine)
+    engine.ari.send(user_event("c1", TRANSFER_EVENT, target="hotline:recorded", asked_by="cli", request="r1"))
+    boris_leg = str((await engine.ari.wait_for("originate", 2)).args[2])
+    engine.ari.answer_leg(boris_leg, "c1")
+    name = (await engine.ari.wait_for("record_bridge")).args[1]
+    await engine.settle()
+    assert len(engine.ari.of("record_bridge")) == 1  # anna's talk (city: never) was not recorded
+    assert recordings(engine) == [("rec_start", name, 1, 2, 1)]  # boris (2), in sales (1)
+
+
+async def test_the_hotlines_announcement_is_played_once_per_call_before_the_first_recording_queue() -> None:
+    engine = Engine(hotline_records("always", "hotline/recorded"), logged_in=("anna", "boris"))
+    engine.call_in("c1", CITY)
+    anna_leg = str((await engine.ari.wait_for("originate")).args[2])
+    assert [r.args for r in engine.ari.of("play")][0] == ("c1", "sound:hotline/recorded")
+    engine.ari.answer_leg(anna_leg, "c1")
+    await engine.ari.wait_for("add_to_bridge")
+    # sales records too (city's always) and would play city's announcement: not a second time
+    engine.ari.send(user_event("c1", TRANSFER_EVENT, target="queue:sales", asked_by="cli", request="r1"))
+    await engine.ari.wait_for("originate", 2)
+    await engine.settle()
+    assert [r.args for r in engine.ari.of("play")].count(("c1", "sound:hotline/recorded")) == 1
+
+
+def talk_left_by_the_last_daemon(engine: Engine, *left: OpenRecording) -> Hop:
+    """Caller c5 talking with anna in support when the daemon stopped, its recordings `left`
+    open in the database."""
+    answered = datetime.now(UTC) - timedelta(seconds=60)
+    hop = engine.hops.leave_open(71, "c5", queue_id=2, agent_id=1, answered_at=answered, queued_at=answered)
+    engine.ari.left_by_last_daemon("c5")
+    engine.ari.left_by_last_daemon("c5-agent-1", "agent,c5", name="PJSIP/anna-00000001")
+    engine.ari.bridge_members[f"case-{hop.case_id}"] = ["c5", "c5-agent-1"]
+    engine.hops.recordings[71] = list(left)
+    return hop
+
+
+async def test_a_talk_adopted_after_a_restart_adopts_the_recording_asterisk_still_makes() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    talk_left_by_the_last_daemon(engine, OpenRecording("rec-old", "wav", "recording"))
+    engine.ari.recordings["rec-old"] = "recording"
+    await engine.router.reconcile()
+    await engine.settle()
+    assert "record_bridge" not in engine.ari.names()  # no second recording of the same talk
+    engine.ari.caller_hangs_up("c5")
+    await engine.ended()
+    assert recordings(engine) == [("rec_end", "rec-old", None, None, None)]
+    assert [r.args for r in engine.ari.of("stop_recording")] == [("rec-old",)]
+    kinds = [r["k"] if r["k"] != "event" else r["event"] for r in engine.records.records]
+    assert kinds.index("rec_end") > kinds.index("complete")
+    assert next(r for r in engine.records.records if r["k"] == "rec_end").get("failed") is None
+
+
+async def test_a_recording_asterisk_no_longer_has_is_closed_failed_when_its_talk_is_adopted() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    talk_left_by_the_last_daemon(engine, OpenRecording("rec-gone", "wav", "recording"))
+    await engine.router.reconcile()
+    await engine.settle()
+    [ended] = [r for r in engine.records.records if r["k"] == "rec_end"]
+    assert (ended["name"], ended["failed"]) == ("rec-gone", NOT_ADOPTED)
+    assert "record_bridge" not in engine.ari.names()
+    engine.ari.caller_hangs_up("c5")
+    await engine.ended()
+    assert engine.ari.of("stop_recording") == []
+
+
+async def test_an_adopted_recording_paused_stays_paused_and_its_resume_reaches_asterisk() -> None:
+    engine = Engine(two_queues(record="on_demand"), logged_in=("anna",))
+    talk_left_by_the_last_daemon(engine, OpenRecording("rec-p", "wav", "paused"))
+    engine.ari.recordings["rec-p"] = "paused"
+    await engine.router.reconcile()
+    await engine.settle()
+    engine.ari.send(user_event("c5", RECORDING_EVENT, action="resume", asked_by="cli"))
+    await engine.ari.wait_for("resume_recording")
+    await engine.settle()
+    assert recordings(engine) == [("rec_resume", "rec-p", None, None, None)]
+
+
+async def test_a_daemon_stopping_during_a_recorded_talk_leaves_its_recording_to_the_next_one() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    await talking_with_anna(engine)
+    name = (await engine.ari.wait_for("record_bridge")).args[1]
+    await engine.settle()
+    await engine.router.close()  # SIGTERM: the calls' tasks cancelled, their channels left in Stasis
+    assert [r[0] for r in recordings(engine)] == ["rec_start"]  # no end: the next daemon adopts it
+    assert engine.ari.of("stop_recording") == [] and name
+
+
+async def test_a_recorded_talk_ended_while_no_daemon_ran_has_its_recordings_stopped_and_closed() -> None:
+    engine = Engine(two_queues(record="always"), logged_in=("anna",))
+    answered = datetime.now(UTC) - timedelta(seconds=60)
+    engine.hops.leave_open(71, "c5", queue_id=2, agent_id=1, answered_at=answered, queued_at=answered)
+    engine.hops.recordings[71] = [OpenRecording("rec-a", "wav", "recording"), OpenRecording("rec-b", "wav",
+                                                                                         "paused")]
+    await engine.router.reconcile()  # its channel is not in Asterisk any more
+    await engine.settle()
+    assert [r.args for r in engine.ari.of("stop_recording")] == [("rec-a",), ("rec-b",)]
+    ended = [(r["name"], r.get("failed")) for r in engine.records.records if r["k"] == "rec_end"]
+    assert ended == [("rec-a", ENDED_UNWATCHED), ("rec-b", ENDED_UNWATCHED)]
+    kinds = [(r["k"], r.get("hop") or r.get("name")) for r in engine.records.records]
+    assert kinds.index(("rec_end", "rec-a")) > kinds.index(("close", 71))

@@ -29,6 +29,7 @@ class Talk:
     answered_at: float
     visit_hop: Hop  # the hop that joined the queue: the visit's complete is recorded there
     recorded: bool = False  # the talk is being recorded (an on_demand queue's, once asked)
+    record: str | None = None  # the visit's record mode (engine.recording.record_mode): kept by the next leg
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,4 @@ class Place:
     queue: Queue
     waiter: Waiter
     visit_hop: Hop  # the hop that joined the queue: the visit's events go on there
+    record: str | None = None  # the visit's record mode (engine.recording.record_mode): kept by the next leg

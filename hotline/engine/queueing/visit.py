@@ -42,6 +42,7 @@ from hotline.asterisk.ari_events import (
     StasisEnd,
     StasisStart,
 )
+from hotline.cancellation import raise_if_cancelled
 from hotline.engine.call_state import CallState
 from hotline.engine.camera import note_camera, to_sfu
 from hotline.engine.context import CallContext
@@ -69,7 +70,7 @@ from hotline.engine.queueing.agent_state import AgentState, AgentStatus
 from hotline.engine.queueing.callback_offer import ask_callback, offer_media
 from hotline.engine.queueing.queues import Waiter, video_preference
 from hotline.engine.queueing.talk import Place, Ringing, Talk
-from hotline.engine.recording import TalkRecorder
+from hotline.engine.recording import TalkRecorder, announcement_of, record_mode
 from hotline.engine.rejoin import DropNote, note_drop
 from hotline.engine.transfer import (
     ARI_TRANSFERS,
@@ -85,7 +86,8 @@ from hotline.engine.transfer import (
 )
 from hotline.errors import AriError, AriNotFound, DialRefused, PhoneSwitchRefused, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
-from hotline.provision.model import Queue, Target, TargetAction
+from hotline.provision.model import Hotline, Queue, Target, TargetAction
+from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,9 @@ class VisitCall(Protocol):
     video_bridge: bool  # its talk moved to the case's SFU bridge (engine.camera): bridge_id says which
     state: CallState
     transferred: bool  # passed here by a transfer: answered and talked already
+    # The hotline whose routes the call follows now: its `record` is that of a queue with none.
+    in_hotline: Hotline | None
+    announced_recording: bool  # "this call may be recorded" was played to it: once per call
     priority: int  # where it stands in a line: higher first (its number's, route's or key's)
 
     @property
@@ -223,7 +228,7 @@ class _PlaceGiven(Exception):  # noqa: N818 - control flow, not an error
 
 class QueueVisit:
     def __init__(self, call: VisitCall, ctx: CallContext, queue: Queue,
-                 handoff: Handoff | None = None) -> None:
+                 handoff: Handoff | None = None, *, record: str | None = None) -> None:
         self.call = call
         self.handoff = handoff  # a transfer to one party: rung before the caller waits, first in line
         self.ctx = ctx
@@ -241,7 +246,10 @@ class QueueVisit:
         self._music: asyncio.Task[None] | None = None
         self._dialling: set[asyncio.Task[None]] = set()  # the customer's phone being dialled
         self.consult: consulting.Consult | None = None  # an attended transfer of the talk under way
-        self.recorder = TalkRecorder(ctx, queue.record, self.queue_id)
+        # How its talks are recorded: the queue's record, or its hotline's (`record`: the mode of
+        # the visit a switch or rejoined leg goes on with).
+        self.record = record or record_mode(queue, call.in_hotline)
+        self.recorder = TalkRecorder(ctx, self.record, self.queue_id)
         # What the rung agents' pages are told of the rings (live_hub.RingNews): a queue's own, or
         # a blind transfer to one agent, and who passed the caller on.
         self._ring_as: tuple[str, str] = ("queue", "")
@@ -296,7 +304,9 @@ class QueueVisit:
             return TalkOver(EndReason.COMPLETED)
         self.call.watch(agent_channel_id)
         self.call.move(CallState.TALKING, *facts)
-        # Asterisk's recording of the talk, if any, went on without the daemon: none begins here
+        # Asterisk's recording of the talk, if any, went on without the daemon: taken over, and
+        # none begins here
+        await self._adopt_recordings()
         return await self._follow_talk(Ringing(agent, agent_channel_id, answered_at), answered_at,
                                        record=False)
 
@@ -314,6 +324,7 @@ class QueueVisit:
         log.info("call %s: talking with %s, answered before the restart", self.call.channel_id, agent.name)
         self.call.move(CallState.TALKING, *self._step(E.ANSWER, agent=agent,
                                                       wait_ms=_ms(answered_at - joined_at)))
+        await self._adopt_recordings()
         return await self._follow_talk(Ringing(agent, agent_leg.id, answered_at), answered_at, record=False)
 
     async def take_over_talk(self, talk: Talk) -> TalkEnd:
@@ -555,7 +566,7 @@ class QueueVisit:
         waiter = self.manager.join(self.queue.name, asked.video_channel_id, joined_at=before.joined_at,
                                    video=True, wake=asked.wake, priority=before.priority)
         self.manager.leave(before)
-        asked.reply.set_result(Place(self.queue, waiter, visit_hop))
+        asked.reply.set_result(Place(self.queue, waiter, visit_hop, self.record))
         log.info("call %s: place in queue %s handed over to video leg %s", self.call.channel_id,
                  self.queue.name, asked.video_channel_id)
         self.call.leave(EndReason.SWITCHED)
@@ -982,7 +993,8 @@ class QueueVisit:
         """Give the talk to the video leg that joined the bridge: it goes on there, this leg goes."""
         assert self.visit_hop is not None
         self.call.unwatch(leg.channel_id)
-        asked.reply.set_result(Talk(self.queue, leg, answered_at, self.visit_hop, self.recorder.wanted))
+        asked.reply.set_result(Talk(self.queue, leg, answered_at, self.visit_hop, self.recorder.wanted,
+                                    self.record))
         log.info("call %s: talk with %s handed over to video leg %s", self.call.channel_id,
                  leg.agent.name, asked.video_channel_id)
         self.call.leave(EndReason.SWITCHED)
@@ -1275,16 +1287,31 @@ class QueueVisit:
 
     # -- recording -----------------------------------------------------------------------------
 
-    async def _announce_recording(self) -> None:
-        """The queue's record_announcement, played to the caller before joining (answering the
-        call) when the queue records; a caller hanging up meanwhile raises CallerGone, before any
-        join is written."""
-        q = self.queue
-        if q.record_announcement is None or q.record == "never":
+    async def _adopt_recordings(self) -> None:
+        """After a restart: the recordings of this leg's talk the stopped daemon left open, taken
+        over or closed (engine.recording); the database away, they are left as they are (logged)."""
+        hop = self.call.hop
+        if hop is None:
             return
-        log.info("call %s: announcing queue %s records (%s)", self.call.channel_id, q.name,
-                 q.record_announcement)
-        await self.call.play(f"sound:{q.record_announcement}")
+        try:
+            left = await self.ctx.contacts.open_recordings(hop.id)
+        except (*STORE_DOWN, TimeoutError) as exc:
+            raise_if_cancelled()
+            log.warning("call %s: its recordings are not known (%s): not adopted", self.call.channel_id, exc)
+            return
+        await self.recorder.adopt(self.call, left)
+
+    async def _announce_recording(self) -> None:
+        """The record_announcement (the queue's, else its hotline's), played to the caller before
+        joining (answering the call) when the queue records, once per call: a caller transferred
+        to a second queue that records heard it already. A caller hanging up meanwhile raises
+        CallerGone, before any join is written."""
+        sound = announcement_of(self.queue, self.call.in_hotline, self.record)
+        if sound is None or self.call.announced_recording:
+            return
+        self.call.announced_recording = True
+        log.info("call %s: announcing queue %s records (%s)", self.call.channel_id, self.queue.name, sound)
+        await self.call.play(f"sound:{sound}")
 
     @property
     def waiter_(self) -> Waiter:
