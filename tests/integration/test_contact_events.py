@@ -38,7 +38,9 @@ from support.checks import rows
 
 pytestmark = pytest.mark.lab
 
-T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+# Two hours ago, not a fixed day: what is "older than N days" (retention, purges) must not change
+# with the day the suite runs.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 SECRET = "0123456789abcdef0123"
 
 
