@@ -145,7 +145,13 @@ def _file_of(found: Recording, settings: Settings) -> Path:
         raise RecordingError(f"recording #{found.id} is still {found.state}: its file is complete once "
                              f"the talk ends")
     if found.state == "failed":
-        raise RecordingError(f"recording #{found.id} failed and has no file: {found.detail}")
+        where = found.file_in(settings.recording_dir)
+        if not where.is_file():
+            raise RecordingError(f"recording #{found.id} failed and has no file: {found.detail}")
+        # Cut short (its talk ended while no daemon ran, say): what Asterisk wrote is still served.
+        click.echo(f"recording #{found.id} failed ({found.detail}); its file holds what was recorded",
+                   err=True)
+        return where
     if found.state in ("purged", "missing"):
         raise RecordingError(f"recording #{found.id} was purged on {found.purged_at:%Y-%m-%d}"
                              + (" (its file was missing then)" if found.state == "missing" else ""))
@@ -174,9 +180,12 @@ def purge(ctx: click.Context, days: int | None, yes: bool) -> None:
 
     async def go(conn: AsyncConnection) -> int:
         old = await recordings.older_than(conn, kept)
-        missing = 0
+        missing = without_file = 0
         for found in old:
             where = found.file_in(settings.recording_dir)
+            if found.state == "failed" and not where.is_file():
+                without_file += 1  # failed before Asterisk wrote anything: nothing to delete or miss
+                continue
             if not where.is_file():
                 missing += 1
                 click.echo(f"MISSING #{found.id} {where}: no file" + ("; row marked missing" if yes else ""),
@@ -191,7 +200,7 @@ def purge(ctx: click.Context, days: int | None, yes: bool) -> None:
                 await recordings.mark(conn, found.id, "purged")
                 await conn.commit()  # each file and its row together: an interrupted purge disagrees on none
         await conn.commit()
-        done = len(old) - missing
+        done = len(old) - missing - without_file
         click.echo(f"{'purged' if yes else 'dry run: would purge'} {done} recording(s), {missing} missing"
                    + ("" if yes else "; run with --yes to delete them"))
         return missing

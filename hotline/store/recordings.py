@@ -154,9 +154,12 @@ async def recording_begins(conn: AsyncConnection, case_id: int,
 
 
 async def older_than(conn: AsyncConnection, days: int) -> list[Recording]:
-    """Recordings ended more than `days` days ago whose file is still theirs to delete."""
+    """Recordings ended more than `days` days ago whose file may still be theirs to delete: done
+    ones, and failed ones (a recording cut short, e.g. its talk ended while no daemon ran, may
+    have left a file)."""
     cur = conn.cursor(row_factory=class_row(Recording))
-    await cur.execute(SELECT + " WHERE g.state = 'done' AND g.ended_at < now() - make_interval(days => %s)"
+    await cur.execute(SELECT + " WHERE g.state IN ('done', 'failed')"
+                      " AND g.ended_at < now() - make_interval(days => %s)"
                       " ORDER BY g.ended_at, g.id", (days,))
     return await cur.fetchall()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from psycopg_pool import AsyncConnectionPool
 from test_transfer_records import at, live_hop
 
@@ -190,3 +190,29 @@ class NoLiveRecordings:
 
     async def live_recording(self, name: str) -> None:
         return None
+
+
+async def test_a_failed_recording_that_left_a_file_is_served_and_purged_with_the_rest(
+        contacts: Contacts, ids: dict[str, int], db_dsn: str, db: psycopg.Connection, tmp_path: Path) -> None:
+    """A recording cut short (its talk ended while no daemon ran) is failed yet has a file: the
+    file commands serve it, saying it failed, and the retention deletes it like any other."""
+    await a_recorded_talk(db_dsn, contacts, ids)
+    files = tmp_path / "recording"
+    files.mkdir()
+    (files / "rec-a.wav").write_bytes(b"RIFF" + bytes(100))
+    (files / "rec-b.wav").write_bytes(b"RIFF" + bytes(40))
+    env = {"HOTLINE_DSN": db_dsn, "HOTLINE_RECORDING_DIR": str(files)}
+
+    async def run(*args: str) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
+
+    served = await run("recording", "path", "2")
+    assert (served.exit_code, served.stdout.strip()) == (0, str(files / "rec-b.wav"))
+    assert "recording #2 failed (Asterisk refused: 500); its file holds what was recorded" in served.stderr
+    db.execute("UPDATE recordings SET started_at = started_at - interval '40 days',"
+               " ended_at = ended_at - interval '40 days'")
+    purged = await run("recording", "purge", "--older-than", "30", "--yes")
+    assert purged.exit_code == 0 and purged.stdout.strip().endswith("purged 2 recording(s), 0 missing")
+    assert list(files.iterdir()) == []
+    assert [r["state"] for r in rows(db, "SELECT state FROM recordings ORDER BY id")] == ["purged", "purged"]
+    assert rows(db, "SELECT detail FROM recordings WHERE id = 2") == [{"detail": "Asterisk refused: 500"}]
