@@ -30,6 +30,7 @@ from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.recording_mover import RecordingMover
 from hotline.engine.router import Router
 from hotline.engine.routing import regions
+from hotline.engine.unwatched_dials import UnwatchedDials
 from hotline.engine.webhook_deliverer import WebhookDeliverer
 from hotline.errors import AriError, ConfigError, StoreError
 from hotline.health import Health, Probes
@@ -103,6 +104,7 @@ class Daemon:
         self.placer_task: asyncio.Task[None] | None = None
         self.webhooks: WebhookDeliverer | None = None
         self.pruner: EventPruner | None = None
+        self.unwatched_dials: UnwatchedDials | None = None
         self.mover: RecordingMover | None = None  # recording_move_to set: finished files moved there
         # When AMI last told each endpoint's state: a list read from ARI that was asked for before
         # that is older news, and must not undo it (a phone registering during the read).
@@ -171,6 +173,8 @@ class Daemon:
         # connection only for its claim and for each result, never during a POST).
         self.webhooks = WebhookDeliverer(self.pool, s.webhook_timing)
         self.webhooks.start()
+        self.unwatched_dials = UnwatchedDials(switches)
+        self.unwatched_dials.start()
         if s.event_retention_days is not None:
             self.pruner = EventPruner(self.pool, s.event_retention_days)
             self.pruner.start()
@@ -226,6 +230,9 @@ class Daemon:
         if self.live is not None:
             await self._closing("live", cancel_and_wait(self.live))
             self.live = None
+        if self.unwatched_dials is not None:
+            await self._closing("unwatched_dials", self.unwatched_dials.close())
+            self.unwatched_dials = None
         if self.pruner is not None:
             await self._closing("pruner", self.pruner.close())
             self.pruner = None

@@ -206,6 +206,9 @@ class Agent:
     supervisor: bool = False  # may listen to, whisper into and barge into talks (engine.supervision)
 
 
+TRUNK_RING_TIMEOUT_MAX_S = 300  # the longest a trunk may let a number ring (provisioning refuses more)
+
+
 @dataclass(frozen=True)
 class Trunk:
     """An outbound trunk: the PJSIP endpoint calls to outside numbers go through (a site's own,

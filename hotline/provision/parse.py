@@ -29,6 +29,7 @@ from hotline.provision.model import (
     RECORD,
     STRATEGIES,
     TRANSFER_NO_ANSWER,
+    TRUNK_RING_TIMEOUT_MAX_S,
     WEEKDAYS,
     Agent,
     Holiday,
@@ -565,7 +566,7 @@ def trunk(name: str, table: Mapping[str, object], region: str = "RU") -> Trunk:
                  caller_id=caller_id(f"{f}.caller_id", table["caller_id"], region),
                  allow=allow_prefixes(f"{f}.allow", table["allow"]),
                  ring_timeout=_get(table, "ring_timeout", Trunk.ring_timeout,
-                                   lambda k, v: integer(k, v, 5, 300), f))
+                                   lambda k, v: integer(k, v, 5, TRUNK_RING_TIMEOUT_MAX_S), f))
 
 
 def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:

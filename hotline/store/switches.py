@@ -98,6 +98,9 @@ class _Leg:
     live_link_age_s: float | None  # the leg's valid link: how long ago it was issued
 
 
+UNWATCHED_DIAL = "not known: no daemon watched the phone ring to its end"
+
+
 class Switches:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -122,6 +125,19 @@ class Switches:
                 " AND used_at IS NULL AND outcome IS NULL RETURNING id",
                 (outcome, cause, cause_text or None, token_hash(token)))
             return await cur.fetchone() is not None
+
+    async def close_unwatched_dials(self, watched_for_s: int) -> list[int]:
+        """The phone dials for video talks issued more than `watched_for_s` ago that neither
+        answered nor were recorded unanswered (their daemon stopped or lost the channel while they
+        rang; no daemon watches a ring that long): closed 'failed', saying how it ended is not
+        known. The ids of the switches closed."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE switches SET outcome = 'failed', outcome_at = now(), hangup_cause_text = %s"
+                " WHERE to_number IS NOT NULL AND used_at IS NULL AND outcome IS NULL"
+                " AND issued_at < now() - make_interval(secs => %s) RETURNING id",
+                (UNWATCHED_DIAL, watched_for_s))
+            return [row[0] for row in await cur.fetchall()]
 
     async def issue_for_caller(self, hop_id: int, ttl_s: int, cooldown_s: int, per_case: int, *,
                                waiting: bool = False) -> CallerSwitch:

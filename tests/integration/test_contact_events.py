@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hotline.cli import main
 from hotline.engine.event_pruner import EventPruner
+from hotline.engine.unwatched_dials import UnwatchedDials
 from hotline.store import contact_events, webhooks
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, open_pool
@@ -32,7 +33,7 @@ from hotline.store.records import (
     transfer_record,
     write_records,
 )
-from hotline.store.switches import Switches
+from hotline.store.switches import UNWATCHED_DIAL, Switches
 
 from support.checks import rows
 
@@ -361,3 +362,27 @@ async def test_events_show_prints_a_cases_webhook_bodies_and_purge_is_a_dry_run_
     done = await hotline("events", "purge", "--yes", retention="30")
     assert done.exit_code == 0 and "deleted 9 event(s) older than 30 day(s)" in done.output
     assert rows(db, "SELECT count(*) AS n FROM contact_events")[0]["n"] == 0
+
+
+async def test_a_phone_dial_nobody_watched_to_its_end_is_closed_failed_once_no_daemon_could_watch_it(
+        pool: AsyncConnectionPool, ids: dict[str, int], db_dsn: str, db: psycopg.Connection) -> None:
+    """The daemon stopped while the customer's phone rang: the next one closes the dial as not
+    known once it is older than any ring a daemon watches, and leaves a younger one alone."""
+    first, second = await call(pool, ids, "c1", "+79160000001"), await call(pool, ids, "c2", "+79160000002")
+    await write(db_dsn, answered_talk(first, ids)[:4] + answered_talk(second, ids)[:4])
+    switches = Switches(pool)
+    old = await switches.issue(first.id, "cli", 335, to_number="+79160000001")
+    await switches.issue(second.id, "cli", 335, to_number="+79160000002")  # ringing now: watched
+    db.execute("UPDATE switches SET issued_at = now() - interval '7 minutes' WHERE from_hop_id = %s",
+               (first.id,))
+    sweeper = UnwatchedDials(switches)
+    assert sweeper.watched_for_s >= 300 + 5  # a trunk's longest ring and the watcher's grace
+    [closed] = await sweeper.sweep()
+    assert rows(db, "SELECT from_hop_id, outcome, hangup_cause_text FROM switches ORDER BY id") == [
+        {"from_hop_id": first.id, "outcome": "failed", "hangup_cause_text": UNWATCHED_DIAL},
+        {"from_hop_id": second.id, "outcome": None, "hangup_cause_text": None}]
+    assert rows(db, "SELECT case_id, data FROM contact_events WHERE kind = 'switch_failed'") == [
+        {"case_id": first.case_id, "data": {"switch_id": closed, "to": "phone", "outcome": "failed",
+                                            "cause_text": UNWATCHED_DIAL}}]
+    assert await sweeper.sweep() == []  # once
+    assert not await switches.phone_not_answered(old.token, "busy", 17, "User busy")  # closed already
