@@ -42,7 +42,7 @@ from hotline.cancellation import raise_if_cancelled
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.camera import note_camera
 from hotline.engine.context import CallContext, LiveCall
-from hotline.engine.facts import Fact, HopEnded, KeyPressed, TransferNoted
+from hotline.engine.facts import Fact, HopEnded, KeyPressed, RecordingFact, TransferNoted
 from hotline.engine.handover import continue_the_leg, take_the_talk
 from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
@@ -352,6 +352,10 @@ class InboundCall:
             self._place_asked = None
         for fact in facts:
             self.hops.record(fact)
+
+    def note_facts(self, *facts: RecordingFact) -> None:
+        """Record `facts` (a recording's start, pause, end) within the state the call is in."""
+        self.move(self.state, *facts)
 
     def leave(self, reason: EndReason, *facts: Fact) -> None:
         """The contact is over for this leg, for `reason` (the first reason given stands)."""

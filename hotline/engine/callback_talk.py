@@ -6,6 +6,12 @@ the talk (`found_talks`, `adoption`), so a restart never cuts it.
 The end is the same either way: the hop closes `completed` with the cause, the queue events
 `complete` (talk time from the answer) and the agent's wrap-up follow. The callbacks row was made
 `answered` before the bridge and is not touched again.
+
+The talk is recorded as an inbound one is (engine.recording.TalkRecorder), by its queue's record
+mode (the queue's own, else the hotline the customer called: record_mode): `always` from the
+bridge to the end, `on_demand` once asked (the request is a user event about the customer's leg,
+the channel of the outbound hop, which reaches this talk's inbox); one recording row on the
+outbound hop with its agent and queue. An adopted talk adopts the recording Asterisk went on with.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from hotline.asterisk.ari_events import (
 )
 from hotline.engine.context import CallContext
 from hotline.engine.directory import Snapshot
-from hotline.engine.facts import HopEnded, QueueStep, TalkTakenOver
+from hotline.engine.facts import HopEnded, QueueStep, RecordingFact, TalkTakenOver
 from hotline.engine.leg import caller_hangup_cause
-from hotline.engine.messages import ChannelVanished, Message
+from hotline.engine.messages import ChannelVanished, Message, RecordingAsked
 from hotline.engine.outcomes import EndReason, Party, QueueEventKind
 from hotline.engine.queueing.agent_state import AgentState
+from hotline.engine.recording import TalkRecorder, close_left_open, record_mode
 from hotline.errors import AriError, AriNotFound
 from hotline.store.hops import Hop
 
@@ -40,6 +47,8 @@ log = logging.getLogger(__name__)
 _LEG = re.compile(r"^callback-(\d+)-(agent|customer)-[0-9a-f]+$")
 CUSTOMER_LEG = "-customer-"
 NOT_ADOPTED = "callback talk not adopted after a daemon restart"
+RECORDING_NOT_ADOPTED = ("its callback talk was not taken over by the restarted daemon, which hung it up; "
+                         "its file stays in the recording directory")
 
 
 @dataclass(frozen=True)
@@ -57,24 +66,77 @@ class Talk:
     bridge: str
 
 
-async def follow(ctx: CallContext, inbox: asyncio.Queue[Message], talk: Talk) -> None:
-    """Until either party hangs up; then the complete, the hop's close, the agent's wrap-up, and
-    the other leg and the bridge released."""
-    leg, first = await _first_end(inbox, talk.agent_leg, talk.customer_leg)
-    who = Party.AGENT if leg == talk.agent_leg else Party.CALLER
-    ctx.queues.call_ended(talk.agent, talk.queue)
-    talk_ms = int((time.time() - talk.answered_at) * 1000)
-    ctx.records.submit(QueueStep(talk.queue_id, QueueEventKind.COMPLETE, agent_id=talk.agent_id,
-                                 talk_ms=talk_ms, detail=f"{who} hung up").record(talk.hop))
+class RecordedTalk:
+    """A callback's talk as its recorder sees it (engine.recording.RecordedCall): the case's
+    bridge, the customer's leg (where a recording request is sent), the outbound hop its rows
+    are on."""
+
+    def __init__(self, ctx: CallContext, talk: Talk) -> None:
+        self.ctx, self.talk = ctx, talk
+
+    @property
+    def channel_id(self) -> str:
+        return self.talk.customer_leg
+
+    @property
+    def bridge_id(self) -> str:
+        return self.talk.bridge
+
+    @property
+    def case_id(self) -> int | None:
+        return self.talk.hop.case_id
+
+    def note_facts(self, *facts: RecordingFact) -> None:
+        for fact in facts:
+            self.ctx.records.submit(fact.record(self.talk.hop))
+
+
+def talk_record_mode(snapshot: Snapshot, talk: Talk) -> str:
+    """How the callback's talk is recorded: its queue's `record`, else that of the hotline the
+    customer called (the hop's); a queue gone from provisioning records nothing."""
+    queue = snapshot.prov.queues.get(talk.queue)
+    if queue is None:
+        return "never"
+    names = {ident: name for name, ident in snapshot.ids.get("hotlines", {}).items()}
+    hotline = snapshot.prov.hotlines.get(names.get(talk.hop.hotline_id or 0, ""))
+    return record_mode(queue, hotline)
+
+
+async def follow(ctx: CallContext, inbox: asyncio.Queue[Message], talk: Talk, *,
+                 adopted: bool = False) -> None:
+    """Until either party hangs up, recorded if its queue says so (`adopted`: after a restart,
+    the recording Asterisk went on with taken over, none begun); then the complete, the
+    recording's end, the hop's close, the agent's wrap-up, and the other leg and the bridge
+    released."""
+    recorder = TalkRecorder(ctx, talk_record_mode(ctx.directory.snapshot, talk), talk.queue_id)
+    call = RecordedTalk(ctx, talk)
+    try:
+        if adopted:
+            await recorder.adopt_left_open(call, talk.hop.id)
+        await recorder.start(call, talk.agent_id, record=not adopted)
+        leg, first = await _first_end(inbox, recorder, call)
+        who = Party.AGENT if leg == talk.agent_leg else Party.CALLER
+        ctx.queues.call_ended(talk.agent, talk.queue)
+        talk_ms = int((time.time() - talk.answered_at) * 1000)
+        ctx.records.submit(QueueStep(talk.queue_id, QueueEventKind.COMPLETE, agent_id=talk.agent_id,
+                                     talk_ms=talk_ms, detail=f"{who} hung up").record(talk.hop))
+    finally:  # a daemon stopping leaves it to Asterisk, for the next one to adopt
+        await recorder.end(call)
     cause = await _cause(inbox, leg, first, ctx.hangup_grace_s)
     ctx.records.submit(HopEnded(EndReason.COMPLETED, *cause).record(talk.hop))
     await release(ctx, talk.bridge, [talk.agent_leg, talk.customer_leg])
 
 
-async def _first_end(inbox: asyncio.Queue[Message], *legs: str) -> tuple[str, Message]:
-    """The first of `legs` to end, and the message that said so."""
+async def _first_end(inbox: asyncio.Queue[Message], recorder: TalkRecorder,
+                     call: RecordedTalk) -> tuple[str, Message]:
+    """The first of the talk's legs to end, and the message that said so; a recording start,
+    stop, pause or resume asked meanwhile is done."""
+    legs = (call.talk.agent_leg, call.talk.customer_leg)
     while True:
         message = await inbox.get()
+        if isinstance(message, RecordingAsked):
+            await recorder.ask(call, message)
+            continue
         leg = channel_of(message)
         if leg in legs and leg is not None and is_end(message):
             return leg, message
@@ -228,12 +290,13 @@ class AdoptedTalk:
             await release(self.ctx, self.found.bridge, [self.found.agent_leg, self.found.customer_leg])
             if self.hop is not None and self.hop.ended_at is None:
                 self.ctx.records.submit(HopEnded(EndReason.FAILED, cause_text=NOT_ADOPTED).record(self.hop))
+                await close_left_open(self.ctx, self.hop, RECORDING_NOT_ADOPTED)
             return
         await self._subscribe()
         for leg in (talk.agent_leg, talk.customer_leg):  # an end before the watch began reached nobody
             if not await self._alive(leg):
                 self.post(ChannelVanished(leg))
-        await follow(self.ctx, self.inbox, talk)
+        await follow(self.ctx, self.inbox, talk, adopted=True)
 
     async def _subscribe(self) -> None:
         """The customer leg's cause comes in ChannelDestroyed, after StasisEnd."""

@@ -20,6 +20,8 @@ CLI asks; Asterisk writes nothing while a recording is paused, and each pause is
 
 Every start, pause, resume and end is a fact of the call's one funnel, written behind it in order
 with its other records. A recording Asterisk refuses to start is a row too, `failed`, with why.
+A placed callback's talk (engine.callback_talk) is recorded the same way, by its callback's queue's
+mode, from the customer's answer; it hears no record_announcement (the customer asked for the call).
 A talk adopted after a daemon restart adopts the recording Asterisk went on with (TalkRecorder.adopt);
 a finished one's file may then be moved (ctx.recording_finished: engine.recording_mover).
 """
@@ -38,11 +40,10 @@ from typing import Protocol
 
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.cancellation import raise_if_cancelled
-from hotline.engine.call_state import CallState
 from hotline.engine.context import CallContext
 from hotline.engine.facts import (
-    Fact,
     RecordingEnded,
+    RecordingFact,
     RecordingPaused,
     RecordingResumed,
     RecordingStarted,
@@ -68,17 +69,17 @@ NOT_ADOPTED = ("Asterisk no longer had it when the restarted daemon took the tal
 
 
 class RecordedCall(Protocol):
-    """What a recorder needs of its call (engine.call.InboundCall provides it)."""
+    """What a recorder needs of its talk: an inbound call's (engine.call.InboundCall) or a placed
+    callback's (engine.callback_talk.RecordedTalk)."""
 
-    @property
-    def state(self) -> CallState: ...
     @property
     def channel_id(self) -> str: ...
     @property
     def bridge_id(self) -> str: ...
     @property
     def case_id(self) -> int | None: ...
-    def move(self, new: CallState, *facts: Fact) -> None: ...
+    def note_facts(self, *facts: RecordingFact) -> None:
+        """Record `facts` on the talk's hop, in order with its other records (its state unchanged)."""
 
 
 @dataclass
@@ -174,11 +175,11 @@ class TalkRecorder:
             await self.ctx.ari.record_bridge(call.bridge_id, name, fmt)
         except AriError as exc:  # no recording directory, a full disk, the bridge gone already
             log.warning("call %s: the talk could not be recorded: %s", call.channel_id, exc)
-            call.move(call.state, started, RecordingEnded(name, failed=f"Asterisk refused: {exc}"[:500]))
+            call.note_facts(started, RecordingEnded(name, failed=f"Asterisk refused: {exc}"[:500]))
             return
         self.live = LiveRecording(name, fmt)
         log.info("call %s: recording the talk as %s", call.channel_id, name)
-        call.move(call.state, started)
+        call.note_facts(started)
 
     async def stop(self, call: RecordedCall) -> None:
         """The segment is over: its end recorded first (a cancelled task loses nothing), then
@@ -186,7 +187,7 @@ class TalkRecorder:
         live, self.live = self.live, None
         if live is None:
             return
-        call.move(call.state, RecordingEnded(live.name))
+        call.note_facts(RecordingEnded(live.name))
         await stop_quietly(self.ctx.ari, live.name)
         if self.ctx.recording_finished is not None:  # its file moved once Asterisk closed it
             self.ctx.recording_finished(live.name, live.fmt)
@@ -238,8 +239,19 @@ class TalkRecorder:
             return
         live.paused = asked.action == "pause"
         log.info("call %s: recording %s %sd by %s", call.channel_id, live.name, asked.action, asked.asked_by)
-        call.move(call.state, RecordingPaused(live.name, asked.asked_by) if live.paused
+        call.note_facts(RecordingPaused(live.name, asked.asked_by) if live.paused
                   else RecordingResumed(live.name))
+
+    async def adopt_left_open(self, call: RecordedCall, hop_id: int) -> None:
+        """After a restart: the recordings the stopped daemon left open on the talk's hop, taken
+        over or closed (`adopt`); the database away, they are left as they are (logged)."""
+        try:
+            left = await self.ctx.contacts.open_recordings(hop_id)
+        except (*STORE_DOWN, TimeoutError) as exc:
+            raise_if_cancelled()
+            log.warning("call %s: its recordings are not known (%s): not adopted", call.channel_id, exc)
+            return
+        await self.adopt(call, left)
 
     async def adopt(self, call: RecordedCall, left: list[OpenRecording]) -> None:
         """A talk followed again after a restart: the recordings the stopped daemon left open
@@ -254,13 +266,13 @@ class TalkRecorder:
                 continue
             if live is None or self.live is not None:
                 log.info("call %s: recording %s ended while no daemon watched", call.channel_id, found.name)
-                call.move(call.state, RecordingEnded(found.name, failed=NOT_ADOPTED))
+                call.note_facts(RecordingEnded(found.name, failed=NOT_ADOPTED))
                 continue
             self.live = LiveRecording(found.name, found.format, live.get("state") == "paused")
             self.wanted = True
             log.info("call %s: recording %s adopted (%s)", call.channel_id, found.name, live.get("state"))
             if self.live.paused != (found.state == "paused"):  # a pause or resume the daemon never wrote
-                call.move(call.state, RecordingPaused(found.name, "before the restart") if self.live.paused
+                call.note_facts(RecordingPaused(found.name, "before the restart") if self.live.paused
                           else RecordingResumed(found.name))
 
     async def moved(self, call: RecordedCall, agent_id: int | None) -> None:
@@ -275,12 +287,13 @@ class TalkRecorder:
             await self.ask(call, RecordingAsked("pause", "the move to a video bridge"))
 
 
-async def close_left_open(ctx: CallContext, hop: Hop) -> None:
+async def close_left_open(ctx: CallContext, hop: Hop, why: str = ENDED_UNWATCHED) -> None:
     """The recordings a stopped daemon left open on `hop`, whose call ended while no daemon ran
-    (its hop is being closed as such): closed `failed`, saying so, at the time the daemon learnt
-    it. Asterisk ends a bridge's recording with the last party leaving the bridge (on the lab:
-    once the restarted daemon hangs up the agent's leg left alone there, which may be a moment
-    from now), so each is also told to stop, for good. The database away: left as they are."""
+    (its hop is being closed as such), or whose talk the restarted daemon did not take over (`why`
+    says which): closed `failed`, saying so, at the time the daemon learnt it. Asterisk ends a
+    bridge's recording with the last party leaving the bridge (on the lab: once the restarted
+    daemon hangs up the agent's leg left alone there, which may be a moment from now), so each is
+    also told to stop, for good. The database away: left as they are."""
     try:
         left = await ctx.contacts.open_recordings(hop.id)
     except (*STORE_DOWN, TimeoutError) as exc:
@@ -289,8 +302,8 @@ async def close_left_open(ctx: CallContext, hop: Hop) -> None:
         return
     for found in left:
         await stop_quietly(ctx.ari, found.name)
-        log.info("hop %s: recording %s closed: its talk ended while no daemon ran", hop.id, found.name)
-        ctx.records.submit(RecordingEnded(found.name, ENDED_UNWATCHED).record(hop))
+        log.info("hop %s: recording %s closed: %s", hop.id, found.name, why)
+        ctx.records.submit(RecordingEnded(found.name, why).record(hop))
 
 
 async def ask_recording(ari: RecordingRequests, app: str, channel_id: str, action: str,

@@ -249,7 +249,7 @@ class MovingCall:
         self.channel_id, self.case_id, self.bridge_id = "c1", 7, "case-7"
         self.facts: list[object] = []
 
-    def move(self, new: object, *facts: object) -> None:
+    def note_facts(self, *facts: object) -> None:
         self.facts += facts
 
 

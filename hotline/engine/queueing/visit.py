@@ -42,11 +42,10 @@ from hotline.asterisk.ari_events import (
     StasisEnd,
     StasisStart,
 )
-from hotline.cancellation import raise_if_cancelled
 from hotline.engine.call_state import CallState
 from hotline.engine.camera import note_camera, to_sfu
 from hotline.engine.context import CallContext
-from hotline.engine.facts import Fact, KeyPressed, QueueStep, TalkTakenOver, TransferNoted
+from hotline.engine.facts import Fact, KeyPressed, QueueStep, RecordingFact, TalkTakenOver, TransferNoted
 from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
 from hotline.engine.live_hub import ANSWERED, GONE, RINGING, RingNews, agent_topic, ring_event
 from hotline.engine.messages import (
@@ -87,7 +86,6 @@ from hotline.engine.transfer import (
 from hotline.errors import AriError, AriNotFound, DialRefused, PhoneSwitchRefused, TransferRefused
 from hotline.media import case_bridge_type, originate_formats
 from hotline.provision.model import Hotline, Queue, Target, TargetAction
-from hotline.store.db import STORE_DOWN
 from hotline.store.hops import Hop
 
 log = logging.getLogger(__name__)
@@ -141,6 +139,7 @@ class VisitCall(Protocol):
     @property
     def cut(self) -> bool: ...
     def move(self, new: CallState, *facts: Fact) -> None: ...
+    def note_facts(self, *facts: RecordingFact) -> None: ...
     def leave(self, reason: EndReason, *facts: Fact) -> None: ...
     def reason_caller_left(self) -> EndReason: ...
     @property
@@ -1290,16 +1289,8 @@ class QueueVisit:
     async def _adopt_recordings(self) -> None:
         """After a restart: the recordings of this leg's talk the stopped daemon left open, taken
         over or closed (engine.recording); the database away, they are left as they are (logged)."""
-        hop = self.call.hop
-        if hop is None:
-            return
-        try:
-            left = await self.ctx.contacts.open_recordings(hop.id)
-        except (*STORE_DOWN, TimeoutError) as exc:
-            raise_if_cancelled()
-            log.warning("call %s: its recordings are not known (%s): not adopted", self.call.channel_id, exc)
-            return
-        await self.recorder.adopt(self.call, left)
+        if self.call.hop is not None:
+            await self.recorder.adopt_left_open(self.call, self.call.hop.id)
 
     async def _announce_recording(self) -> None:
         """The record_announcement (the queue's, else its hotline's), played to the caller before
