@@ -133,7 +133,8 @@ async def test_an_adopted_callback_talk_adopts_the_recording_asterisk_went_on_wi
     engine.ari.caller_hangs_up(AGENT_LEG)
     await engine.ended()
 
-    assert recordings(engine) == [("rec_pause", "rec-cb", None, None, None), ("rec_end", "rec-cb", None, None, None)]
+    assert recordings(engine) == [("rec_pause", "rec-cb", None, None, None),
+                                  ("rec_end", "rec-cb", None, None, None)]
     assert [r.args for r in engine.ari.of("stop_recording")] == [("rec-cb",)]
     assert next(r for r in engine.records.records if r["k"] == "rec_end").get("failed") is None
     assert kinds(engine).index("complete") < kinds(engine).index("rec_end") < kinds(engine).index("close")
