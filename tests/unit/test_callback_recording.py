@@ -40,9 +40,9 @@ class HotlineStore(StandInStore):
 
 
 @asynccontextmanager
-async def placed(prov: Provisioning) -> AsyncIterator[tuple[Engine, str, str]]:
+async def placed(prov: Provisioning) -> AsyncIterator[tuple[Engine, str, str, CallbackPlacer]]:
     """A callback of queue support placed in `prov`: anna answered, then the customer; yields the
-    engine and the agent's and customer's legs, both in the case's bridge."""
+    engine, the agent's and customer's legs (both in the case's bridge) and the placer."""
     engine = Engine(prov, logged_in=("anna",))
     placer = CallbackPlacer(engine.ctx, HotlineStore(joined_at=datetime.now(UTC)), TIMING)
     task = asyncio.create_task(placer.run())
@@ -53,7 +53,7 @@ async def placed(prov: Provisioning) -> AsyncIterator[tuple[Engine, str, str]]:
         engine.ari.send(stasis_start(channel(customer, "+79165551234", state="Up"), "callback", "1"))
         await engine.ari.wait_for("add_to_bridge", 2)
         await engine.settle()
-        yield engine, agent, customer
+        yield engine, agent, customer, placer
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -65,7 +65,7 @@ def kinds(engine: Engine) -> list[object]:
 
 
 async def test_a_callback_of_a_queue_that_records_always_is_recorded_from_the_bridge_to_the_end() -> None:
-    async with placed(contact_centre(record="always")) as (engine, agent, customer):
+    async with placed(contact_centre(record="always")) as (engine, agent, customer, _):
         bridge, name, fmt = (await engine.ari.wait_for("record_bridge")).args
         assert (bridge, fmt) == ("case-101", "wav")
         adds = [i for i, r in enumerate(engine.ari.requests) if r.name == "add_to_bridge"]
@@ -82,7 +82,7 @@ async def test_a_callback_of_a_queue_that_records_always_is_recorded_from_the_br
 
 
 async def test_a_callback_of_a_queue_that_records_never_asks_asterisk_for_nothing() -> None:
-    async with placed(contact_centre()) as (engine, _, customer):
+    async with placed(contact_centre()) as (engine, _, customer, _):
         engine.ari.caller_hangs_up(customer)
         await engine.ari.wait_for("destroy_bridge")
         await engine.settle()
@@ -93,7 +93,7 @@ async def test_a_callback_of_a_queue_without_record_follows_the_hotline_the_cust
     prov = contact_centre()
     prov = dataclasses.replace(prov, hotlines={"city": dataclasses.replace(prov.hotlines["city"],
                                                                            record="always")})
-    async with placed(prov) as (engine, _, customer):
+    async with placed(prov) as (engine, _, customer, _):
         name = (await engine.ari.wait_for("record_bridge")).args[1]
         engine.ari.caller_hangs_up(customer)
         await engine.ari.wait_for("destroy_bridge")
@@ -102,7 +102,7 @@ async def test_a_callback_of_a_queue_without_record_follows_the_hotline_the_cust
 
 
 async def test_an_on_demand_callback_is_recorded_once_asked_about_the_customers_leg_and_paused() -> None:
-    async with placed(contact_centre(record="on_demand")) as (engine, _, customer):
+    async with placed(contact_centre(record="on_demand")) as (engine, _, customer, _):
         assert "record_bridge" not in engine.ari.names()
         engine.ari.send(user_event(customer, RECORDING_EVENT, action="start", asked_by="agent:anna"))
         name = (await engine.ari.wait_for("record_bridge")).args[1]
@@ -152,3 +152,12 @@ async def test_a_callback_talk_not_adopted_has_its_recording_stopped_and_closed_
     assert [r.args for r in engine.ari.of("stop_recording")] == [("rec-cb",)]
     ended = [(r["name"], r.get("failed")) for r in engine.records.records if r["k"] == "rec_end"]
     assert ended == [("rec-cb", RECORDING_NOT_ADOPTED)]
+
+
+async def test_a_daemon_stopping_during_a_recorded_callback_leaves_its_recording_to_the_next_one() -> None:
+    async with placed(contact_centre(record="always")) as (engine, _, _, placer):
+        await engine.ari.wait_for("record_bridge")
+        await engine.settle()
+        await placer.close()  # SIGTERM: the talk's task cancelled, its legs left in the bridge
+        assert [k for k, *_ in recordings(engine)] == ["rec_start"]  # no end: the next daemon adopts it
+        assert engine.ari.of("stop_recording") == [] and engine.ari.bridge_members["case-101"]
