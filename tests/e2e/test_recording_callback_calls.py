@@ -3,12 +3,15 @@ waiting, a sipp agent phone is rung first, and the customer is a sipp behind the
 callback of a queue with `record = "always"` leaves one row of recordings on the outbound leg's
 hop, with its agent and queue, and a WAV file as long as the talk (its header, read with `wave`);
 a queue that records never leaves neither; an `on_demand` queue's callback is recorded from
-`hotline recording start CASE` (the user event reaches the callback's talk) to its end."""
+`hotline recording start CASE` (the user event reaches the callback's talk) to its end; a daemon
+stopped or killed during a recorded callback's talk leaves the recording to the next, which
+adopts it with the talk: one row, ended with the talk, the file holding all of it."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -149,3 +152,24 @@ def test_an_on_demand_callback_is_recorded_from_the_start_asked_to_the_end_of_it
                        " JOIN hops h ON h.id = g.hop_id")
     seconds = seconds_of(file_of(daemon_env, rec))
     assert abs(seconds - since["s"]) < 1.0 and seconds < talk_seconds(db, hop) - 1, (seconds, since)
+
+
+@QUEUES
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+def test_a_recorded_callback_adopted_after_a_restart_keeps_its_recording_to_the_talks_end(
+        sig: int, daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, db: psycopg.Connection,
+        tmp_path: Path, rendered_files_removed_afterwards: Path) -> None:
+    request, _, name = callback_talking(ALWAYS, "always", daemon_env, lab, db, tmp_path)
+    wait_until(lambda: rows(db, "SELECT id FROM recordings"), what="the recording's row")
+    time.sleep(2)
+    daemon.stop(sig)
+    time.sleep(2)  # the talk, and Asterisk's recording of it, go on with no daemon
+    daemon.start()
+    wait_until(lambda: "callback talk adopted" in daemon.log() or None, what="the talk adopted")
+    time.sleep(2)
+    hop = customer_hangs_up(lab, db, request, name)
+    [rec] = finished_recordings(db, 1)
+    assert (rec["state"], rec["detail"], rec["hop_id"]) == ("done", None, hop["id"])
+    seconds, talk = seconds_of(file_of(daemon_env, rec)), talk_seconds(db, hop)
+    assert abs(seconds - talk) < 1.0, (seconds, talk)  # the whole talk, restart included
+    assert f"recording {rec['name']} adopted" in daemon.log()
