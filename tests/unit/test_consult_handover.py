@@ -177,7 +177,13 @@ async def test_the_ring_going_on_after_the_agent_left_ends_at_the_ring_timeout_f
         while boris_leg not in [r.args[0] for r in engine.ari.of("hangup")]:  # Asterisk never did
             await asyncio.sleep(0.02)
     assert time.monotonic() - rang_from < 2.9  # 2 s + the grace, not 2 s more after anna left
-    noanswer = [r for r in engine.records.records if r.get("event") == "ring_noanswer"]
+
+    def noanswers() -> list[dict[str, object]]:
+        return [r for r in engine.records.records if r.get("event") == "ring_noanswer"]
+    async with asyncio.timeout(1):  # recorded once the hang-up asked of Asterisk has returned
+        while not noanswers():
+            await asyncio.sleep(0.02)
+    noanswer = noanswers()
     assert [(r["agent"], r["detail"]) for r in noanswer] == [(2, "ring timeout")]
     engine.ari.caller_hangs_up("c1")
     await engine.ended()
