@@ -1,0 +1,83 @@
+"""The pages' catalogues: the same keys and fields in every language, every key the templates
+and scripts use present, and the language a page picks."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from hotline.web import i18n
+from hotline.web.app import TEMPLATES_DIR
+
+STATIC_DIR = TEMPLATES_DIR.parent / "static"
+TEMPLATE_KEY = re.compile(r"""\b_\(\s*["']([A-Za-z0-9_.-]+)["']""")
+SCRIPT_KEY = re.compile(r"""\bT\(\s*["']([A-Za-z0-9_.-]+)["']""")
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _used_keys() -> set[str]:
+    used: set[str] = set()
+    for path in TEMPLATES_DIR.glob("*.html"):
+        used |= set(TEMPLATE_KEY.findall(path.read_text(encoding="utf-8")))
+    for path in STATIC_DIR.glob("*.js"):
+        if not path.name.endswith(".min.js"):
+            used |= set(SCRIPT_KEY.findall(path.read_text(encoding="utf-8")))
+    return used
+
+
+def test_the_pages_speak_english_and_russian() -> None:
+    assert i18n.languages()[0] == "en"
+    assert {"en", "ru"} <= set(i18n.languages())
+
+
+@pytest.mark.parametrize("language", i18n.languages())
+def test_every_language_has_every_text_with_the_same_fields(language: str) -> None:
+    english = i18n.catalogue("en")
+    texts = i18n.catalogue(language)
+    assert sorted(set(english) - set(texts)) == [], f"missing in {language}.json"
+    assert sorted(set(texts) - set(english)) == [], f"in {language}.json only"
+    for key, template in texts.items():
+        assert template.strip(), f"{language}.json: {key} is empty"
+        assert _fields(template) == _fields(english[key]), f"{language}.json: {key} has other fields"
+
+
+def test_every_key_the_pages_use_is_in_the_catalogues() -> None:
+    missing = sorted(_used_keys() - set(i18n.catalogue("en")))
+    assert missing == []
+
+
+def test_a_text_fills_its_fields() -> None:
+    assert i18n.text("en", "page.hotline") == "hotline"
+    with pytest.raises(KeyError):
+        i18n.catalogue("xx")
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (None, []),
+    ("", []),
+    ("ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7", ["ru", "en"]),
+    ("en;q=0.5, ru", ["ru", "en"]),
+    ("de, fr;q=0.9, *;q=0.1", ["de", "fr"]),
+    ("ru;q=0, en", ["en"]),
+    ("ru;q=abc, en", ["en"]),
+    ("EN-gb", ["en"]),
+])
+def test_accept_language_is_read_by_its_weights(header: str | None, expected: list[str]) -> None:
+    assert i18n.accepted_languages(header) == expected
+
+
+@pytest.mark.parametrize(("hotline", "header", "expected"), [
+    ("ru", "en-US,en", "ru"),         # the hotline's language first
+    ("ru_RU", None, "ru"),
+    ("de", "ru,en;q=0.5", "ru"),      # a hotline language without texts: the browser's
+    (None, "de,ru;q=0.8,en;q=0.5", "ru"),
+    (None, "de,fr", "en"),            # nothing in common: English
+    (None, None, "en"),
+])
+def test_the_page_language(hotline: str | None, header: str | None, expected: str) -> None:
+    assert i18n.page_language(hotline, header) == expected
