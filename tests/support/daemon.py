@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,10 +20,30 @@ from typing import Any
 
 
 def free_tcp_port() -> int:
-    """A port for a test daemon's web pages (two daemons of a test never share one)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a test daemon's web pages (two daemons of a test never share one), below the
+    kernel's ephemeral range: a port bind(0) handed out is free only until the daemon binds it,
+    and in between any outgoing connection of a busy machine (psql, ARI, sipp) may take it (seen
+    as "address already in use" with other work running). Ports below that range are given to
+    no outgoing connection, and one worker runs in each lab's network namespace."""
+    low, high = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free TCP port below the ephemeral range {low}-{high}")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 class DaemonProcess:
