@@ -72,11 +72,18 @@ async def _typed(io: CallIO) -> str:
     return digits
 
 
+def spoken_digits(number: str) -> str:
+    """The number's digits as one playback of the language's digit files. Not `digits:NUMBER`:
+    Asterisk refuses to stop a `digits:` playback (HTTP 500), so a key pressed during the read-back
+    had to wait for its end (eight seconds of an 11-digit number); a playlist of files stops."""
+    return ",".join(f"sound:digits/{digit}" for digit in number if digit.isdigit())
+
+
 async def _confirmed(io: CallIO, number: str, intro: str) -> bool:
     """The number read back; a key at any point of it answers (a caller who knows it is right
     need not hear it all, and a key is never lost in a prompt that cannot hear it)."""
     key = None
-    for media in (intro, f"digits:{number.lstrip('+')}", *IF_CORRECT):
+    for media in (intro, spoken_digits(number), *IF_CORRECT):
         key = key or await io.play(media, stop_on_digit=True)
     key = key or await io.digit(CONFIRM_TIMEOUT_S)
     return key == CONFIRM_KEY

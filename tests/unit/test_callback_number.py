@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hotline.engine.callback_number import ask_number
+from hotline.engine.callback_number import ask_number, spoken_digits
 from hotline.engine.routing.outbound import may_dial
 from hotline.provision.model import Trunk
 
@@ -38,6 +38,11 @@ class Caller:
         return self.keys.pop(0)
 
 
+def read_back(digits: str) -> str:
+    """The read-back's playlist: one digit file per digit (a playlist a key can stop)."""
+    return ",".join(f"sound:digits/{digit}" for digit in digits)
+
+
 def allowed(number: str) -> bool:
     return may_dial(TRUNK, number)
 
@@ -50,7 +55,7 @@ async def ask(caller_id: str | None, *keys: str | None) -> tuple[str | None, Cal
 async def test_a_caller_confirms_their_own_number_with_1() -> None:
     number, caller = await ask("89161234567", "1")
     assert number == "+79161234567"
-    assert caller.played == ["sound:vm-num-i-have", "digits:79161234567", "sound:if-correct-press",
+    assert caller.played == ["sound:vm-num-i-have", read_back("79161234567"), "sound:if-correct-press",
                              "sound:digits/1"]
 
 
@@ -63,7 +68,13 @@ async def test_another_key_lets_them_type_a_number_ended_by_hash_and_confirm_it(
     number, caller = await ask("+79161234567", "2", *"84957654321", "#", "1")
     assert number == "+74957654321"
     assert caller.played[4:] == ["sound:vm-enter-num-to-call", "sound:vm-then-pound", "sound:you-entered",
-                                 "digits:74957654321", "sound:if-correct-press", "sound:digits/1"]
+                                 read_back("74957654321"), "sound:if-correct-press", "sound:digits/1"]
+
+
+def test_the_read_back_is_a_playlist_of_digit_files_which_a_key_can_stop() -> None:
+    # not `digits:NUMBER`, which Asterisk refuses to stop (a key then waited for its end)
+    assert spoken_digits("+79161234567") == read_back("79161234567")
+    assert spoken_digits("+79161234567").count("sound:digits/") == 11
 
 
 async def test_typing_may_start_during_the_prompt() -> None:
@@ -82,7 +93,7 @@ async def test_a_typed_number_outside_the_trunks_is_refused_and_asked_again() ->
     number, caller = await ask(None, *"88095551234", "#", *"84957654321", "#", "1")
     assert number == "+74957654321"
     assert caller.played.count("sound:pm-invalid-option") == 1
-    assert "digits:78095551234" not in caller.played  # never read back as if it would be called
+    assert read_back("78095551234") not in caller.played  # never read back as if it would be called
 
 
 async def test_three_failed_tries_end_with_no_number() -> None:
