@@ -150,7 +150,7 @@ async def test_a_flood_of_keys_that_are_no_scores_ends_the_survey_with_each_ques
     assert engine.records.summary()[-1] == ("close", 1, "completed")
 
 
-async def test_a_caller_left_in_a_survey_by_a_daemon_restart_is_hung_up_and_its_hop_closed_completed() -> None:
+async def test_a_caller_left_in_a_survey_by_a_restart_is_hung_up_and_its_hop_closed_completed() -> None:
     """The hop says answered by anna, but no bridge holds the caller (the survey had destroyed it):
     the next daemon does not resume the survey, it ends the call."""
     engine = surveyed()
