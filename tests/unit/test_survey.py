@@ -30,8 +30,8 @@ def centre(**queue: object) -> Provisioning:
         agents={"anna": Agent("anna", "anna", queues=(("support", 0),))})
 
 
-def surveyed(questions: tuple[str, ...] = ("hotline/q1", "hotline/q2")) -> Engine:
-    engine = Engine(centre(survey=questions, survey_thanks="auth-thankyou"), logged_in=("anna",))
+def surveyed(questions: tuple[str, ...] = ("hotline/q1", "hotline/q2"), **queue: object) -> Engine:
+    engine = Engine(centre(survey=questions, survey_thanks="auth-thankyou", **queue), logged_in=("anna",))
     engine.ctx = dataclasses.replace(engine.ctx, survey_key_timeout_s=0.15)
     engine.router.ctx = engine.ctx
     return engine
@@ -72,6 +72,7 @@ async def test_the_agent_hanging_up_the_caller_answers_both_questions_hears_than
     await key_after_play(engine, 1, "4")
     await engine.settle()
     assert engine.call("c1").state is CallState.SURVEY
+    assert engine.call("c1").talking_with is None  # the talk is over: the agent's phone is not its
     assert engine.queues.agents["anna"].calls_completed("support") == 1  # free before the survey
     await key_after_play(engine, 2, "2")
     await engine.ended()
@@ -116,6 +117,17 @@ async def test_a_caller_hanging_up_during_the_survey_keeps_the_answers_given_and
     assert plays(engine) == [Q1, Q2]
     assert survey_rows(engine) == [("survey", 1, 1), ("survey_answer", 1, 1)]
     assert engine.records.summary()[-1] == ("close", 1, "completed")
+
+
+async def test_a_recorded_talk_stops_recording_before_the_first_question() -> None:
+    engine = surveyed(("hotline/q1",), record="always")
+    await agent_hangs_up(engine)
+    await key_after_play(engine, 1, "5")
+    await engine.ended()
+    kinds = [r["k"] for r in engine.records.records]
+    assert kinds.index("rec_end") < kinds.index("survey_answer")
+    names = engine.ari.names()
+    assert names.index("stop_recording") < names.index("play")
 
 
 async def test_a_caller_hanging_up_first_gets_no_survey() -> None:

@@ -1301,8 +1301,10 @@ class QueueVisit:
 
     async def _survey(self) -> None:
         """The caller, out of the bridge, answers the survey, then leaves (hung up by the call's
-        end). The talk's recording ends first: the survey is not part of the talk."""
+        end). The talk's recording ends first, and the call talks with nobody: the survey is not
+        part of the talk."""
         await self.recorder.end(self.call)
+        self.call.talking_with = self.call.talk_leg = self.call.talk_since = None
         log.info("call %s: the agent hung up; the caller is asked queue %s's survey", self.call.channel_id,
                  self.queue.name)
         q = self.queue
