@@ -3,8 +3,8 @@ queue with a two-question survey. Two agents hang up (BYE) while their callers s
 and answer by keys (SIP INFO, as the IVR tests send them): one presses 4 then 2, the other a key
 that is no score (9, the question is asked again), then 3 and 5. The third caller hangs up
 before its agent: no survey. What each sipp saw, the rows (surveys, survey_answers with their
-queue and agent, the talk's complete and time), the contact events and `hotline stats` are
-checked."""
+queue and agent, the talk's complete and time), the contact events, `hotline case show` and
+`hotline stats` are checked."""
 
 from __future__ import annotations
 
@@ -116,6 +116,10 @@ def test_callers_whose_agent_hung_up_answer_the_survey_and_one_who_hung_up_first
     assert seen == [
         (hops["1"]["id"], "rated", first.name, 1, 4), (hops["1"]["id"], "rated", first.name, 2, 2),
         (hops["2"]["id"], "rated", second.name, 1, 3), (hops["2"]["id"], "rated", second.name, 2, 5)]
+
+    shown = hotline(daemon_env, "case", "show", str(hops["2"]["case_id"])).stdout
+    assert f"survey question 1 answered 3 (the talk with {second.name})" in shown
+    assert f"survey question 2 answered 5 (the talk with {second.name})" in shown
 
     rated = stats(daemon_env, "queues")["rated"]
     assert {k: rated[k] for k in ("survey_offered", "survey_responses", "survey_response_pct",
