@@ -16,7 +16,14 @@ from hotline.provision import parse
 from hotline.provision.model import Agent, Hotline, Number, Provisioning, Queue, Target
 from hotline.provision.validate import validate
 
-from support.engine import Engine, dtmf, every_move_allowed, stasis_end  # noqa: F401
+from support.engine import (  # noqa: F401
+    Engine,
+    channel,
+    dtmf,
+    every_move_allowed,
+    stasis_end,
+    stasis_start,
+)
 
 CITY = "84951234567"
 Q1, Q2, THANKS = "sound:hotline/q1", "sound:hotline/q2", "sound:auth-thankyou"
@@ -141,6 +148,22 @@ async def test_a_caller_hanging_up_first_gets_no_survey() -> None:
     await engine.ended()
     assert plays(engine) == [] and survey_rows(engine) == []
     assert engine.records.summary()[-2:] == [("event", 1, "complete"), ("close", 1, "completed")]
+
+
+async def test_a_customers_browser_gets_no_phone_survey() -> None:
+    engine = surveyed()
+    engine.ari.live.add("w1")
+    engine.ari.headers["w1"] = {"X-Hotline-Customer": "c0ffee"}
+    engine.ari.send(stasis_start(channel("w1", caller="", name="PJSIP/hotline-web-w1", context="hotline-web"),
+                                 "inbound", CITY))
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.answer_leg(leg, "w1")
+    await engine.ari.wait_for("add_to_bridge")
+    await engine.settle()
+    engine.ari.send(stasis_end(leg))
+    await engine.ended()
+    assert plays(engine) == [] and survey_rows(engine) == []
+    assert [r.args for r in engine.ari.of("hangup")][-1] == ("w1", "normal")
 
 
 async def test_a_queue_without_a_survey_hangs_the_caller_up_when_the_agent_does() -> None:

@@ -1273,7 +1273,8 @@ class QueueVisit:
         """Record the complete, free the agent into wrap-up, and end the talk for everyone in it:
         the other party, the parties brought into it (a conference), an agent being consulted
         (an attended transfer cancelled) and the case's bridge. The agent having hung up in a
-        queue with a survey, the caller is not hung up but asked it (the talk over first)."""
+        queue with a survey, a phone caller is not hung up but asked it (the talk over first; a
+        customer's browser has no keypad: the web page asks its own)."""
         call = self.call
         if self.consult is not None:
             await self._consult_over("cancelled", f"{who} hung up", leg, back=False)
@@ -1282,7 +1283,8 @@ class QueueVisit:
         reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED
         complete = self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
                               detail=CUT_BY_SHUTDOWN[1] if call.shut_down else f"{who} hung up")
-        surveyed = who is Party.AGENT and not call.shut_down and bool(self.queue.survey) and bool(complete)
+        surveyed = (who is Party.AGENT and not call.shut_down and not call.web and bool(self.queue.survey)
+                    and bool(complete))
         if surveyed:
             call.stay_for_survey(reason, *complete, self._survey_begun(leg.agent))
         else:
