@@ -147,6 +147,10 @@ _queue_options = options(
     click.option("--record-announcement",
                  help="Sound played to a caller before the first queue of the call that records"
                       " (wins over the hotline's; 'none')."),
+    click.option("--survey", multiple=True, metavar="SOUND",
+                 help="A question of the post-call survey, answered with a key 1-5 after the agent"
+                      " hangs up (repeat for a second; 'none': no survey)."),
+    click.option("--survey-thanks", help="Sound played after the survey's last question ('none')."),
 )
 
 
@@ -161,8 +165,15 @@ def _queue_edit(name: str, options: Given, *, create: bool) -> Edit:
         if create and exists:
             raise ProvisionError(f"queue {name!r} already exists: use `hotline queue set`")
         base = {} if create else export.queue_table(need(prov.queues, name, "queue"))
-        return with_object(prov, "queues", name, parse.queue(name, {**base, **options}))
+        return with_object(prov, "queues", name, parse.queue(name, {**base, **_survey_off(options)}))
     return edit
+
+
+def _survey_off(options: Given) -> Given:
+    """`--survey none` (or off) switches the survey off; any other --survey gives its questions."""
+    if options.get("survey") in (["none"], ["off"]):
+        return {**options, "survey": "none"}
+    return options
 
 
 @queue.command("add")
@@ -205,7 +216,7 @@ def queue_list(ctx: click.Context, fmt: str) -> None:
              "agents": [a.name for a in prov.agents.values() if q.name in dict(a.queues)]}
             for q in prov.queues.values()]
     print_rows(rows, fmt, ["name", "strategy", "ring_timeout", "wrapup", "max_wait", "overflow",
-                       "service_level", "record", "agents"])
+                       "service_level", "record", "survey", "agents"])
 
 
 # -- hotlines -----------------------------------------------------------------------------------

@@ -363,6 +363,13 @@ class InboundCall:
             self.end_reason = reason
         self.move(CallState.LEAVING, *facts)
 
+    def stay_for_survey(self, reason: EndReason, *facts: Fact) -> None:
+        """The talk is over for `reason` (the contact's end reason, whatever comes next), and the
+        caller stays for the queue's survey; a hangup now raises CallerGone as anywhere."""
+        if self.end_reason is None:
+            self.end_reason = reason
+        self.move(CallState.SURVEY, *facts)
+
     def cut_by_shutdown(self) -> None:
         """Asterisk is shutting down and hangs up every channel: this call's end is a failure,
         talking or not (told by its own channel, or by the agent leg it talks to)."""

@@ -1,12 +1,14 @@
 """The states of an inbound call and the transitions between them.
 
     ENTERED ──► IN_MENU ──► WAITING ◄──► RINGING ──► TALKING ──► LEAVING ──► ENDED
-       │           ▲           │            │           │           ▲
-       └──► PROMPTING ─────────┴────────────┴───────────┼───────────┘
-                   ▲           ▲                        │
+       │           ▲           │            │           │  │        ▲ ▲
+       └──► PROMPTING ─────────┴────────────┴───────────┼──┼────────┘ │
+                   ▲           ▲                        │  └► SURVEY ─┘
                    └───────────┴──── transferred ───────┘
 
-A transfer takes a talking call on to a queue (WAITING) or a hotline's entry (IN_MENU).
+A transfer takes a talking call on to a queue (WAITING) or a hotline's entry (IN_MENU). A talk its
+agent ended in a queue with a survey goes on to SURVEY: the talk is over and recorded, the caller
+answers the questions, then leaves.
 
 A call changes state only through its one funnel (InboundCall._move), which checks the move
 against ALLOWED, logs it, and submits the records of the change. A state may move to itself: a
@@ -25,6 +27,7 @@ class CallState(enum.StrEnum):
     WAITING = "waiting"      # in a queue's line, with music (or ringback before the first ring)
     RINGING = "ringing"      # in a queue, one or more agents rung for it
     TALKING = "talking"      # in the case's bridge with an agent
+    SURVEY = "survey"        # the agent hung up; the caller answers the queue's survey
     LEAVING = "leaving"      # its end reason decided; its channel being hung up or gone
     ENDED = "ended"          # its hop closed (or the call refused before it had one)
 
@@ -38,7 +41,9 @@ ALLOWED: dict[CallState, frozenset[CallState]] = {
     _S.WAITING: frozenset({_S.WAITING, _S.RINGING, _S.IN_MENU, _S.LEAVING}),
     _S.RINGING: frozenset({_S.RINGING, _S.WAITING, _S.TALKING, _S.IN_MENU, _S.LEAVING}),
     # TALKING -> TALKING: a step within the talk (a transfer refused, or the one that ends it)
-    _S.TALKING: frozenset({_S.TALKING, _S.WAITING, _S.IN_MENU, _S.LEAVING}),
+    _S.TALKING: frozenset({_S.TALKING, _S.WAITING, _S.IN_MENU, _S.SURVEY, _S.LEAVING}),
+    # SURVEY -> SURVEY: an answer recorded
+    _S.SURVEY: frozenset({_S.SURVEY, _S.LEAVING}),
     _S.LEAVING: frozenset({_S.LEAVING, _S.ENDED}),
     _S.ENDED: frozenset(),
 }

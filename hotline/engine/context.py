@@ -161,6 +161,9 @@ class CallContext:
     # Asterisk's own ring timeout comes first; ours is this much later (a lost event never holds
     # a caller).
     ring_grace_s: float = 2.0
+    # A survey question waits this long for its key after it was played (then it is asked again,
+    # once, then skipped).
+    survey_key_timeout_s: float = 6.0
     # What the pages' live streams read (the agent's screen pop): a call only puts events in.
     hub: LiveHub = field(default_factory=LiveHub)
 

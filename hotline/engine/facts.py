@@ -27,6 +27,8 @@ from hotline.store.records import (
     recording_resumed_record,
     recording_started_record,
     refused_record,
+    survey_answer_record,
+    survey_record,
     talk_taken_over_record,
     transfer_record,
 )
@@ -201,6 +203,31 @@ class RecordingEnded:
         return recording_ended_record(self.name, self.failed, self.at)
 
 
+@dataclass(frozen=True)
+class SurveyBegun:
+    """The talk's agent hung up in a queue with a survey: the caller is asked its questions."""
+
+    queue_id: int
+    agent_id: int | None
+    questions: int
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return survey_record(hop.id, self.queue_id, self.agent_id, self.questions, self.at)
+
+
+@dataclass(frozen=True)
+class SurveyAnswered:
+    """The caller answered question `question` (1 or 2) of the survey with `score` (1-5)."""
+
+    question: int
+    score: int
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return survey_answer_record(hop.id, self.question, self.score, self.at)
+
+
 RecordingFact = RecordingStarted | RecordingPaused | RecordingResumed | RecordingEnded
 Fact = (QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused | TransferNoted | MediaChanged
-        | RecordingFact)
+        | RecordingFact | SurveyBegun | SurveyAnswered)

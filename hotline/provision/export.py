@@ -56,7 +56,8 @@ def queue_table(q: Queue) -> Table:
         "callback_key": q.callback_key, "callback_retries": q.callback_retries,
         "callback_retry_interval": q.callback_retry_interval,
         "callback_expiry": "never" if q.callback_expiry is None else q.callback_expiry,
-        "record": q.record, "record_announcement": q.record_announcement})
+        "record": q.record, "record_announcement": q.record_announcement,
+        "survey": list(q.survey) or None, "survey_thanks": q.survey_thanks})
 
 
 def menu_table(m: Menu) -> Table:

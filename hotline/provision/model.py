@@ -146,6 +146,11 @@ class Queue:
     # A sound played to the caller before the first queue of the call that records (always or
     # on_demand): "this call may be recorded"; it wins over the hotline's. None: the hotline's.
     record_announcement: str | None = None
+    # The post-call survey: when the agent hangs up, the caller hears these questions (one or
+    # two sounds), each answered with a key 1-5, then `survey_thanks` (None: no thanks), and the
+    # call ends (hotline.engine.queueing.survey). (): no survey.
+    survey: tuple[str, ...] = ()
+    survey_thanks: str | None = None
 
 
 @dataclass(frozen=True)

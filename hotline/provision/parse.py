@@ -94,6 +94,20 @@ def sound(field: str, value: object) -> str:
     return value
 
 
+SURVEY_QUESTIONS = 2  # a survey asks at most this many questions
+
+
+def survey_questions(field: str, value: object) -> tuple[str, ...]:
+    """A survey's questions: a list of one or two Asterisk sounds, or 'none' / 'off' (no survey)."""
+    if value in ("none", "off"):
+        return ()
+    if not isinstance(value, list | tuple):
+        raise fail(field, value, "is not a list of question sounds (like ['hotline/q1']; 'none': no survey)")
+    if not 1 <= len(value) <= SURVEY_QUESTIONS:
+        raise fail(field, value, f"must hold 1 to {SURVEY_QUESTIONS} questions ('none': no survey)")
+    return tuple(sound(f"{field}[{n}]", v) for n, v in enumerate(value, start=1))
+
+
 def text(field: str, value: object, limit: int = 200) -> str:
     if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise fail(field, value, f"must be text of at most {limit} characters without control characters")
@@ -393,7 +407,7 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
                      "announce_holdtime", "breakout_menu", "ringback", "video_fallback", "video_key",
                      "transfer_no_answer", "callback_key",
                      "callback_retries", "callback_retry_interval", "callback_expiry", "record",
-                     "record_announcement"})
+                     "record_announcement", "survey", "survey_thanks"})
     d = Queue(name)
     return Queue(
         name=name,
@@ -426,7 +440,9 @@ def queue(name: str, table: Mapping[str, object]) -> Queue:
         callback_expiry=_get(table, "callback_expiry", d.callback_expiry,
                              lambda k, v: never_or_range(k, v, 60, 7 * 86400), f),
         record=_get(table, "record", d.record, record_of_queue, f),
-        record_announcement=_get(table, "record_announcement", d.record_announcement, optional_sound, f))
+        record_announcement=_get(table, "record_announcement", d.record_announcement, optional_sound, f),
+        survey=_get(table, "survey", d.survey, survey_questions, f),
+        survey_thanks=_get(table, "survey_thanks", d.survey_thanks, optional_sound, f))
 
 
 def menu(name: str, table: Mapping[str, object]) -> Menu:

@@ -49,6 +49,9 @@ def _references(prov: Provisioning) -> Iterator[str]:
                    f"{q.breakout_menu!r}: a caller pressing it could mean either")
         yield from _callback_key(prov, q)
         yield from _queue_announcement(prov, q)
+        if q.survey_thanks is not None and not q.survey:
+            yield (f"queues.{q.name}.survey_thanks: the queue has no survey, so it would never be played "
+                   f"(set survey to one or two question sounds, or survey_thanks to 'none')")
         if q.video_key is not None and q.video_key == q.callback_key:
             yield (f"queues.{q.name}.callback_key: {q.callback_key!r} is also the queue's video_key: "
                    "a caller pressing it could mean either")

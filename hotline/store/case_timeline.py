@@ -1,6 +1,6 @@
 """A case's timeline across its legs: hops, queue events, switches and transfers in the order they
 happened, as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches,
-switch_refusals, transfers, media_changes, supervisions, recordings, case_notes)."""
+switch_refusals, transfers, media_changes, supervisions, recordings, case_notes, survey_answers)."""
 
 from __future__ import annotations
 
@@ -141,6 +141,20 @@ class MediaChange:
         return "camera turned on: video" if self.media == "video" else "camera turned off: audio only"
 
 
+@dataclass(frozen=True)
+class SurveyAnswer:
+    """A row of survey_answers (migration 039): a post-call survey's question answered."""
+
+    hop_id: int
+    question: int
+    score: int
+    answered_at: datetime
+    agent: str | None
+
+    def text(self) -> str:
+        return f"survey question {self.question} answered {self.score} (the talk with {self.agent or '?'})"
+
+
 Row = dict[str, Any]  # a whole row (`case show --format json` shows every column)
 
 
@@ -158,6 +172,7 @@ class CaseTimeline:
     recordings: list[Recording] = field(default_factory=list)
     pauses: dict[int, list[Pause]] = field(default_factory=dict)  # by recording id
     notes: list[Note] = field(default_factory=list)
+    survey_answers: list[SurveyAnswer] = field(default_factory=list)
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -187,6 +202,8 @@ class CaseTimeline:
                 out.append(Moment(p.left_at, 0, "conference", f"{p.agent or 'a party'} left"))
         for n in self.notes:
             out.append(Moment(n.created_at, 0, "note", f"note by {n.author}: {note_line(n.text)}"))
+        for answer in self.survey_answers:
+            out.append(Moment(answer.answered_at, *channel[answer.hop_id], answer.text()))
         return sorted(out, key=lambda m: (m.at, m.hop))
 
 
@@ -226,8 +243,11 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
                               " WHERE s.case_id = %s ORDER BY s.id", case_id)
     recorded = await case_recordings(conn, case_id)
     pauses = await pauses_of(conn, [r.id for r in recorded])
+    answers = await _all(conn, SurveyAnswer, "SELECT s.hop_id, s.question, s.score, s.answered_at,"
+                         " a.name AS agent FROM survey_answers s LEFT JOIN agents a ON a.id = s.agent_id"
+                         " WHERE s.case_id = %s ORDER BY s.answered_at, s.question", case_id)
     return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes,
-                        supervisions, recorded, pauses, await notes_of_case(conn, case_id))
+                        supervisions, recorded, pauses, await notes_of_case(conn, case_id), answers)
 
 
 def note_line(text: str) -> str:

@@ -1,4 +1,4 @@
-"""The contact-event stream (migrations 029, 030, 032, 035, 037): every step of a contact as one
+"""The contact-event stream (migrations 029, 030, 032, 035, 037, 039): every step of a contact as one
 row of contact_events, written by triggers in the transaction of the step's own row, and its JSON
 shape.
 
@@ -46,6 +46,7 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
     **{kind: ("participant_id", "invited_by", "node", "channel_id") for kind in ("participant_joined",
                                                                                "participant_left")},
     "note_added": ("note_id", "author", "text"),
+    "survey_answered": ("survey_id", "question", "score"),
     "ended": ("reason", "cause", "cause_text"),
     "case_closed": (),
 }

@@ -136,6 +136,7 @@ async def _load_queues(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
             callback_retries=r["callback_retries"], callback_retry_interval=r["callback_retry_interval_s"],
             callback_expiry=r["callback_expiry_s"], record=r["record"],
             record_announcement=r["record_announcement"],
+            survey=tuple(r["survey"] or ()), survey_thanks=r["survey_thanks"],
             breakout_menu=names["menus"].get(r["breakout_menu_id"]) if r["breakout_menu_id"] else None))
     return out
 
@@ -257,8 +258,9 @@ async def _upsert_queue(conn: AsyncConnection, q: Queue) -> None:
         " join_empty, announce_period_s, music_class, service_level_s, prefer_video_agents,"
         " announce_holdtime, ringback_s, video_fallback_s, video_key,"
         " transfer_no_answer, callback_key, callback_retries,"
-        " callback_retry_interval_s, callback_expiry_s, record, record_announcement)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " callback_retry_interval_s, callback_expiry_s, record, record_announcement, survey, survey_thanks)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET strategy = excluded.strategy,"
         " ring_timeout_s = excluded.ring_timeout_s, retry_s = excluded.retry_s,"
         " wrapup_s = excluded.wrapup_s, max_wait_s = excluded.max_wait_s, max_len = excluded.max_len,"
@@ -273,13 +275,15 @@ async def _upsert_queue(conn: AsyncConnection, q: Queue) -> None:
         " callback_retry_interval_s = excluded.callback_retry_interval_s,"
         " callback_expiry_s = excluded.callback_expiry_s, record = excluded.record,"
         " record_announcement = excluded.record_announcement,"
+        " survey = excluded.survey, survey_thanks = excluded.survey_thanks,"
         " overflow_action = 'hangup',"
         " overflow_queue_id = NULL, overflow_hotline_id = NULL, overflow_menu_id = NULL,"
         " breakout_menu_id = NULL",
         (q.name, q.strategy, q.ring_timeout, q.retry, q.wrapup, q.max_wait, q.max_len, q.join_empty,
          q.announce_period, q.music, q.service_level, q.prefer_video_agents, q.announce_holdtime,
          q.ringback, q.video_fallback, q.video_key, q.transfer_no_answer, q.callback_key, q.callback_retries,
-         q.callback_retry_interval, q.callback_expiry, q.record, q.record_announcement))
+         q.callback_retry_interval, q.callback_expiry, q.record, q.record_announcement,
+         list(q.survey) or None, q.survey_thanks))
 
 
 async def _set_overflow(conn: AsyncConnection, q: Queue, ids: dict[str, dict[str, int]]) -> None:

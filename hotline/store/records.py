@@ -144,6 +144,18 @@ def media_record(hop_id: int, media: str, at: datetime | None = None) -> Record:
     return {"k": "media", "hop": hop_id, "media": media, "at": _iso(at)}
 
 
+def survey_record(hop_id: int, queue_id: int, agent_id: int | None, questions: int,
+                  at: datetime | None = None) -> Record:
+    """A survey begun after the hop's talk (migration 039): the talk's queue and agent."""
+    return {"k": "survey", "hop": hop_id, "queue": queue_id, "agent": agent_id, "questions": questions,
+            "at": _iso(at)}
+
+
+def survey_answer_record(hop_id: int, question: int, score: int, at: datetime | None = None) -> Record:
+    """A question of the hop's survey answered with a score 1-5 (migration 039)."""
+    return {"k": "survey_answer", "hop": hop_id, "question": question, "score": score, "at": _iso(at)}
+
+
 def transfer_record(t: TransferRow) -> Record:
     """A transfer asked of a call's talk: done or refused, one row of transfers (migration 019)."""
     return {"k": "transfer", "hop": t.hop_id, "case": t.case_id, "at": _iso(t.at), "request": t.request,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import psycopg
@@ -194,6 +195,43 @@ def test_queue_set_on_demand_and_a_record_announcement_are_stored_and_exported(h
     hotline("queue", "set", "support", "--record-announcement", "none")
     assert rows(db, "SELECT record_announcement FROM queues WHERE name = 'support'") == [
         {"record_announcement": None}]
+
+
+def test_a_queues_survey_is_set_listed_exported_planned_refused_when_wrong_and_switched_off(  # type: ignore[no-untyped-def]
+        hotline, db, tmp_path: Path) -> None:
+    hotline("provision", str(EXAMPLE))
+    result = hotline("queue", "set", "support", "--survey", "hotline/q1", "--survey", "hotline/q2",
+                     "--survey-thanks", "auth-thankyou")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "~ queue support (survey, survey_thanks)"
+    assert rows(db, "SELECT survey, survey_thanks FROM queues WHERE name = 'support'") == [
+        {"survey": ["hotline/q1", "hotline/q2"], "survey_thanks": "auth-thankyou"}]
+    listed = json.loads(hotline("queue", "list", "--format", "json").output)
+    assert next(q for q in listed if q["name"] == "support")["survey"] == ["hotline/q1", "hotline/q2"]
+    assert "hotline/q1, hotline/q2" in hotline("queue", "list").output
+    exported = hotline("export").output
+    assert 'survey = [\n    "hotline/q1",\n    "hotline/q2",\n]\nsurvey_thanks = "auth-thankyou"' in exported
+    live = tmp_path / "live.toml"
+    live.write_text(exported)
+    assert hotline("provision", "--prune", str(live)).output.strip() == "nothing to change"
+    live.write_text(exported.replace('"hotline/q2"', '"hotline/q3"'))
+    planned = hotline("provision", "--dry-run", str(live)).output
+    assert "~ queue support (survey)" in planned and "dry run" in planned
+    before = snapshot(db)
+    for args, message in (
+            (("--survey", "a", "--survey", "b", "--survey", "c"), "queues.support.survey: ['a', 'b', 'c'] "
+                                                                  "must hold 1 to 2 questions"),
+            (("--survey", "../x"), "queues.support.survey[1]: '../x' is not an Asterisk sound name"),
+            (("--survey", ""), "queues.support.survey[1]: '' is not an Asterisk sound name"),
+            (("--survey", "none"), "queues.support.survey_thanks: the queue has no survey")):
+        bad = hotline("queue", "set", "support", *args)
+        assert bad.exit_code == 1 and message in bad.output, bad.output
+    assert snapshot(db) == before  # nothing lost
+    hotline("queue", "set", "support", "--survey", "none", "--survey-thanks", "none")
+    assert rows(db, "SELECT survey, survey_thanks FROM queues WHERE name = 'support'") == [
+        {"survey": None, "survey_thanks": None}]
+    support = tomllib.loads(hotline("export").output)["queues"]["support"]
+    assert "survey" not in support and "survey_thanks" not in support
 
 
 def test_removing_a_queue_takes_its_members_out_and_keeps_the_row_for_history(hotline, db) -> None:  # type: ignore[no-untyped-def]

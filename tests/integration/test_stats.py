@@ -69,7 +69,11 @@ def test_queue_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         "sl_threshold_s": 20,
         "transferred_out": 0, "transferred_in": 0,   # tests/integration/test_transfer_records.py has some
         "callbacks_requested": 0, "callbacks_answered": 0, "callbacks_failed": 0, "time_to_callback_s": None,
+        # C1 and C2 ended by their agents hanging up: two surveys; only C2's caller answered (4, 5)
+        "survey_offered": 2, "survey_responses": 1, "survey_response_pct": pct("50.0"),
+        "survey_avg_score": Decimal("4.50"),
     }
+    assert (backoffice["survey_offered"], backoffice["survey_avg_score"]) == (0, None)  # it has no survey
     assert {k: backoffice[k] for k in ("offered", "answered", "answered_in_sl", "service_level_pct", "asa_s",
                                        "aht_s", "busy", "closed", "sl_threshold_s")} == {
         "offered": 1, "answered": 1, "answered_in_sl": 1, "service_level_pct": pct("100.0"), "asa_s": 10,
@@ -108,6 +112,9 @@ def test_agent_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         "logged_in_s": 4 * 3600, "paused_s": 2700, "pause_by_reason": {"lunch": 1800, "training": 900},
         "occupancy_pct": pct("0.9"),   # (90 + 20) / (14400 - 2700)
         "transferred_out": 0, "transferred_in": 0,
+        # C1's caller left the survey without a key: offered, no response, no score
+        "survey_offered": 1, "survey_responses": 0, "survey_response_pct": pct("0.0"),
+        "survey_avg_score": None,
     }
     assert agents["petrova"] == {
         "agent": "petrova",
@@ -118,6 +125,9 @@ def test_agent_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         "logged_in_s": 1800 + 7200, "paused_s": 600, "pause_by_reason": {"break": 600},
         "occupancy_pct": pct("2.0"),   # 170 / (9000 - 600)
         "transferred_out": 0, "transferred_in": 0,
+        # C2's survey (4 and 5); C6 was in backoffice (no survey), P's caller hung up first
+        "survey_offered": 1, "survey_responses": 1, "survey_response_pct": pct("100.0"),
+        "survey_avg_score": Decimal("4.50"),
     }
 
 
@@ -317,6 +327,30 @@ def walk_visits(events: list[Row]) -> Iterator[Row]:
                 talking.pop(q)["talk_ms"] = e["talk_ms"]
 
 
+def survey_figures(db: psycopg.Connection, since: datetime, until: datetime, bucket: Bucketing,
+                   subject: str) -> dict[tuple[int, datetime], Row]:
+    """The surveys begun in the period per (queue or agent id, bucket of the begin): offered, with
+    an answer, and the mean score of every answer."""
+    answers: dict[int, list[int]] = defaultdict(list)
+    for a in rows(db, "SELECT survey_id, score FROM survey_answers"):
+        answers[a["survey_id"]].append(a["score"])
+    acc: dict[tuple[int, datetime], Row] = defaultdict(lambda: {"offered": 0, "responses": 0, "scores": []})
+    for s in rows(db, "SELECT * FROM surveys"):
+        if since <= s["started_at"] < until and s[subject] is not None:
+            a = acc[(s[subject], bucket(s["started_at"]))]
+            a["offered"] += 1
+            a["responses"] += bool(answers[s["id"]])
+            a["scores"] += answers[s["id"]]
+    return {key: {"survey_offered": a["offered"], "survey_responses": a["responses"],
+                  "survey_response_pct": percent(a["responses"], a["offered"]),
+                  "survey_avg_score": half_up(Decimal(sum(a["scores"])) / len(a["scores"]), "0.01")
+                  if a["scores"] else None} for key, a in acc.items()}
+
+
+NO_SURVEY = {"survey_offered": 0, "survey_responses": 0, "survey_response_pct": None,
+             "survey_avg_score": None}
+
+
 def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, bucket: Bucketing,
                      short_s: int = 5) -> dict[tuple[str, datetime], Row]:
     queues = {q["id"]: q for q in rows(db, "SELECT id, name, service_level_s, wrapup_s FROM queues")}
@@ -336,9 +370,11 @@ def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, b
         entry_queue = entry.get(h["hotline_id"])
         if h["end_reason"] in ("busy", "closed") and since <= h["entered_at"] < until and entry_queue:
             refusals[(queues[entry_queue]["name"], bucket(h["entered_at"]))].append(h["end_reason"])
+    surveyed = {(queues[q]["name"], b): f for (q, b), f in survey_figures(db, since, until, bucket,
+                                                                          "queue_id").items()}
     out = {}
     by_name = {q["name"]: q for q in queues.values()}
-    for key in set(visits) | set(refused) | set(refusals):
+    for key in set(visits) | set(refused) | set(refusals) | set(surveyed):
         q, vs = by_name[key[0]], visits.get(key, [])
         sl_ms = q["service_level_s"] * 1000
         answered = [v for v in vs if v["outcome"] == "answer"]
@@ -363,6 +399,7 @@ def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, b
             "asa_s": seconds([v["wait_ms"] for v in answered]),
             "avg_wait_s": seconds(resolved), "max_wait_s": seconds(resolved, lambda ms: Decimal(max(ms))),
             "avg_talk_s": seconds(talks), "aht_s": seconds([m + q["wrapup_s"] * 1000 for m in talks]),
+            **surveyed.get(key, NO_SURVEY),
         }
     return out
 
@@ -413,9 +450,13 @@ def recompute_agents(db: psycopg.Connection, since: datetime, until: datetime, b
                     a[f"{kind}_ms"] += ms
                     if kind == "paused":
                         a.setdefault("by_reason", defaultdict(Decimal))[r["reason"]] += ms
+    surveyed = {(agents[a], b): f
+                for (a, b), f in survey_figures(db, since, until, bucket, "agent_id").items()}
     out = {}
+    for key in surveyed:
+        acc[key]["surveyed"] = 1
     for key, a in acc.items():
-        if not a["events"] and not a["logged_ms"]:
+        if not a["events"] and not a["logged_ms"] and not a["surveyed"]:
             continue
         handle = a["talk_ms"] + a["wrapup_ms"]
         out[key] = {
@@ -426,6 +467,7 @@ def recompute_agents(db: psycopg.Connection, since: datetime, until: datetime, b
             "pause_by_reason": {r: seconds([ms]) for r, ms in sorted(a.get("by_reason", {}).items())},
             "occupancy_pct": half_up(100 * Decimal(handle) / (a["logged_ms"] - a["paused_ms"]), "0.1")
             if a["logged_ms"] - a["paused_ms"] else None,
+            **surveyed.get(key, NO_SURVEY),
         }
     return out
 

@@ -26,6 +26,8 @@ from hotline.store.records import (
     late_hop_record,
     queue_event_record,
     refused_record,
+    survey_answer_record,
+    survey_record,
 )
 from hotline.store.write_behind import WriteBehind
 
@@ -225,6 +227,43 @@ async def test_a_hop_written_late_takes_the_records_that_name_its_channel_and_is
         {"case_id": hop["case_id"], "hop_id": hop["id"], "event": "abandon"}]
     assert rows(db, "SELECT customer_key, status FROM cases") == [
         {"customer_key": "+79160000003", "status": "closed"}]
+
+
+async def test_a_survey_after_a_talk_is_written_in_order_with_the_talk_even_for_a_hop_written_late(
+        pool: AsyncConnectionPool, db: psycopg.Connection, queue_id: int) -> None:
+    """Migration 039's records in one batch with the others: the survey after the complete, its
+    answers with the talk's queue and agent, the hop closed after them; retried alone, none twice."""
+    agent = int(db.execute("INSERT INTO agents (name, endpoint) VALUES ('anna', 'anna') RETURNING id")
+                .fetchone()[0])
+    leg = NewHop(node="n1", channel_id="s1", channel_name="PJSIP/trunk-s1", channel_kind="pstn",
+                 media="audio", dialled="84951234567", dialled_e164="+74951234567", caller_num="89160000004",
+                 caller_name="", entered_at=datetime.now(UTC) - timedelta(seconds=60))
+    ended = datetime.now(UTC) - timedelta(seconds=20)
+    batch = [late_hop_record(leg, "+79160000004"), *(by_channel(r, "n1", "s1") for r in (
+        queue_event_record(QueueEvent(queue_id, 0, 0, "join", position=1, at=ended - timedelta(seconds=35))),
+        queue_event_record(QueueEvent(queue_id, 0, 0, "answer", agent_id=agent, wait_ms=5000,
+                                      at=ended - timedelta(seconds=30))),
+        queue_event_record(QueueEvent(queue_id, 0, 0, "complete", agent_id=agent, talk_ms=30_000,
+                                      detail="agent hung up", at=ended)),
+        survey_record(0, queue_id, agent, 2, ended),
+        survey_answer_record(0, 1, 4, ended + timedelta(seconds=5)),
+        survey_answer_record(0, 2, 1, ended + timedelta(seconds=9)),
+        close_hop_record(0, "completed", cause=16, at=ended + timedelta(seconds=12))))]
+    assert await Contacts(pool).write(batch) == 1
+    for record in batch[4:7]:  # retried alone (after their batch was refused): nothing twice
+        await Contacts(pool).write([record])
+    [hop] = rows(db, "SELECT id, case_id, end_reason FROM hops")
+    assert rows(db, "SELECT hop_id, queue_id, agent_id, questions, started_at FROM surveys") == [
+        {"hop_id": hop["id"], "queue_id": queue_id, "agent_id": agent, "questions": 2, "started_at": ended}]
+    assert rows(db, "SELECT case_id, hop_id, queue_id, agent_id, question, score FROM survey_answers"
+                    " ORDER BY question") == [
+        {"case_id": hop["case_id"], "hop_id": hop["id"], "queue_id": queue_id, "agent_id": agent,
+         "question": q, "score": s} for q, s in ((1, 4), (2, 1))]
+    kinds = [r["kind"] for r in rows(db, "SELECT kind FROM contact_events WHERE hop_id = %s ORDER BY id",
+                                     hop["id"])]
+    assert kinds == ["entered_hotline", "queued", "answered", "talk_ended", "survey_answered",
+                     "survey_answered", "ended"]
+    assert hop["end_reason"] == "completed"
 
 
 def details(db: psycopg.Connection) -> list[str]:

@@ -4,12 +4,15 @@ queue events with the hop's update alongside), with explicit times, for the stat
 Day D is 2026-11-10 in Europe/Moscow (UTC+3 all year). Queue `support` (service level 20 s,
 wrap-up 10 s) is the entry of hotline `moscow` (a one-line city number and an 8-800 number) and
 of hotline `video` (a video address); `backoffice` (30 s, no wrap-up) takes support's overflow.
+Support has a two-question post-call survey; backoffice has none.
 
 | call | what happens |
 |---|---|
-| C1 | city 10:00:00, ivanov answers after 5 s wait, talks 60 s |
+| C1 | city 10:00:00, ivanov answers after 5 s wait, talks 60 s, hangs up; the caller hangs up |
+|    | in the survey at 10:01:09 without a key |
 | C7 | city 10:00:30 while C1 holds the only line: refused busy |
-| C2 | 8-800 10:05:00, ivanov rings 10 s without answer, petrova answers at 15 s, talks 120 s |
+| C2 | 8-800 10:05:00, ivanov rings 10 s without answer, petrova answers at 15 s, talks 120 s, |
+|    | hangs up; the caller answers the survey 4 (10:07:22) and 5 (10:07:30), leaves 10:07:35 |
 | C3 | 8-800 10:10:00, ringall: ivanov answers at 40 s (petrova's ring ends), talks 30 s; |
 |    | the customer switches to a WebRTC video leg (a second hop) at 10:11:05 |
 | C4 | 8-800 10:10:20 (second line: C3 holds the first), hangs up after 3 s (short abandon) |
@@ -31,6 +34,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg.types.json import Jsonb
+
+from hotline.store.records import survey_answer_record, survey_record
 
 from support.provisioning import provision
 
@@ -40,6 +46,7 @@ NODE = "lab-node"
 
 PROVISIONING = """
 [queues.support]
+survey = ["hotline/q1", "hotline/q2"]
 service_level = 20
 wrapup = 10
 overflow = "queue:backoffice"
@@ -144,6 +151,14 @@ class Centre:
                         " (SELECT 1 FROM hops WHERE case_id = %s AND ended_at IS NULL)",
                         (at, leg.case_id, leg.case_id))
 
+    def survey(self, leg: Leg, queue: str, agent: str, at: datetime,
+               *answers: tuple[int, int, datetime]) -> None:
+        """The survey after the agent hung up at `at`, and its answers (question, score, when), as the
+        engine's records (migration 039's record_call_events)."""
+        begun = survey_record(leg.hop_id, self.ids["queues"][queue], self.ids["agents"][agent], 2, at)
+        records = [begun, *(survey_answer_record(leg.hop_id, q, score, when) for q, score, when in answers)]
+        self.db.execute("SELECT record_call_events(%s)", (Jsonb(records),))
+
     def session(self, agent: str, start: datetime, end: datetime) -> None:
         self.db.execute("INSERT INTO agent_sessions (agent_id, logged_in_at, logged_out_at)"
                         " VALUES (%s, %s, %s)", (self.ids["agents"][agent], start, end))
@@ -159,14 +174,15 @@ class Centre:
 
 
 def answered_call(c: Centre, leg: Leg, queue: str, joined: datetime, agent: str, wait_s: int, talk_s: int,
-                  ring_s: int = 1) -> datetime:
-    """Join, ring, answer after `wait_s`, complete after `talk_s`; returns when the talk ended."""
+                  ring_s: int = 1, by: str = "caller") -> datetime:
+    """Join, ring, answer after `wait_s`, complete after `talk_s` (`by` hung up); returns when the
+    talk ended."""
     c.event(leg, queue, "join", joined, position=1)
     answered = joined + timedelta(seconds=wait_s)
     c.event(leg, queue, "ring", answered - timedelta(seconds=ring_s), agent)
     c.event(leg, queue, "answer", answered, agent, wait_ms=wait_s * 1000, ring_ms=ring_s * 1000)
     ended = answered + timedelta(seconds=talk_s)
-    c.event(leg, queue, "complete", ended, agent, talk_ms=talk_s * 1000, detail="caller hung up")
+    c.event(leg, queue, "complete", ended, agent, talk_ms=talk_s * 1000, detail=f"{by} hung up")
     return ended
 
 
@@ -175,7 +191,9 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     c = Centre(db)
 
     c1 = c.call(CITY, t("10:00:00"), line=1)  # numbers with unlimited lines take none
-    c.end(c1, answered_call(c, c1, "support", t("10:00:00"), "ivanov", 5, 60, ring_s=4), "completed")
+    c1_talk_end = answered_call(c, c1, "support", t("10:00:00"), "ivanov", 5, 60, ring_s=4, by="agent")
+    c.survey(c1, "support", "ivanov", c1_talk_end)
+    c.end(c1, t("10:01:09"), "completed")
 
     c7 = c.call(CITY, t("10:00:30"), line=None)
     c.end(c7, t("10:00:30"), "busy", cause=17)
@@ -187,7 +205,8 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     c.event(c2, "support", "ring", t("10:05:12"), "petrova")
     c.event(c2, "support", "answer", t("10:05:15"), "petrova", wait_ms=15_000, ring_ms=3000)
     c.event(c2, "support", "complete", t("10:07:15"), "petrova", talk_ms=120_000, detail="agent hung up")
-    c.end(c2, t("10:07:15"), "completed")
+    c.survey(c2, "support", "petrova", t("10:07:15"), (1, 4, t("10:07:22")), (2, 5, t("10:07:30")))
+    c.end(c2, t("10:07:35"), "completed")
 
     c3 = c.call(TOLLFREE, t("10:10:00"))
     c.event(c3, "support", "join", t("10:10:00"), position=1)

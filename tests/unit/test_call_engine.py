@@ -45,9 +45,10 @@ def test_the_state_table_ends_in_ended_and_nothing_leaves_it() -> None:
     assert ALLOWED[CallState.ENDED] == frozenset()
     assert all(CallState.LEAVING in ALLOWED[s] for s in CallState if s not in (CallState.LEAVING,
                                                                                 CallState.ENDED))
-    # a talk ends, or a transfer takes the caller on to a queue or a menu
+    # a talk ends (its agent hanging up may leave the caller a survey), or a transfer takes the
+    # caller on to a queue or a menu
     assert ALLOWED[CallState.TALKING] == {CallState.TALKING, CallState.WAITING, CallState.IN_MENU,
-                                          CallState.LEAVING}
+                                          CallState.SURVEY, CallState.LEAVING}
 
 
 async def test_an_unknown_number_hears_not_in_service_and_its_hop_ends_failed() -> None:

@@ -45,7 +45,15 @@ from hotline.asterisk.ari_events import (
 from hotline.engine.call_state import CallState
 from hotline.engine.camera import note_camera, to_sfu
 from hotline.engine.context import CallContext
-from hotline.engine.facts import Fact, KeyPressed, QueueStep, RecordingFact, TalkTakenOver, TransferNoted
+from hotline.engine.facts import (
+    Fact,
+    KeyPressed,
+    QueueStep,
+    RecordingFact,
+    SurveyBegun,
+    TalkTakenOver,
+    TransferNoted,
+)
 from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
 from hotline.engine.live_hub import ANSWERED, GONE, RINGING, RingNews, agent_topic, ring_event
 from hotline.engine.messages import (
@@ -68,6 +76,7 @@ from hotline.engine.queueing import consult as consulting
 from hotline.engine.queueing.agent_state import AgentState, AgentStatus
 from hotline.engine.queueing.callback_offer import ask_callback, offer_media
 from hotline.engine.queueing.queues import Waiter, video_preference
+from hotline.engine.queueing.survey import run_survey
 from hotline.engine.queueing.talk import Place, Ringing, Talk
 from hotline.engine.recording import TalkRecorder, announcement_of, record_mode
 from hotline.engine.rejoin import DropNote, note_drop
@@ -141,6 +150,7 @@ class VisitCall(Protocol):
     def move(self, new: CallState, *facts: Fact) -> None: ...
     def note_facts(self, *facts: RecordingFact) -> None: ...
     def leave(self, reason: EndReason, *facts: Fact) -> None: ...
+    def stay_for_survey(self, reason: EndReason, *facts: Fact) -> None: ...
     def reason_caller_left(self) -> EndReason: ...
     @property
     def shut_down(self) -> bool: ...
@@ -1262,20 +1272,46 @@ class QueueVisit:
     async def _talk_ended(self, leg: Ringing, answered_at: float, who: Party) -> TalkOver:
         """Record the complete, free the agent into wrap-up, and end the talk for everyone in it:
         the other party, the parties brought into it (a conference), an agent being consulted
-        (an attended transfer cancelled) and the case's bridge."""
+        (an attended transfer cancelled) and the case's bridge. The agent having hung up in a
+        queue with a survey, a phone caller is not hung up but asked it (the talk over first; a
+        customer's browser has no keypad: the web page asks its own)."""
         call = self.call
         if self.consult is not None:
             await self._consult_over("cancelled", f"{who} hung up", leg, back=False)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED
-        call.leave(reason, *self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
-                                       detail=CUT_BY_SHUTDOWN[1] if call.shut_down else f"{who} hung up"))
-        await self._hang_up(leg.channel_id if who is Party.CALLER else call.channel_id)
+        complete = self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
+                              detail=CUT_BY_SHUTDOWN[1] if call.shut_down else f"{who} hung up")
+        surveyed = (who is Party.AGENT and not call.shut_down and not call.web and bool(self.queue.survey)
+                    and bool(complete))
+        if surveyed:
+            call.stay_for_survey(reason, *complete, self._survey_begun(leg.agent))
+        else:
+            call.leave(reason, *complete)
+            await self._hang_up(leg.channel_id if who is Party.CALLER else call.channel_id)
         for participant in self.ctx.conference_legs(call.case_id or 0):
             await self._hang_up(participant)  # the talk is over for everyone it brought in
         await self.ctx.ari.destroy_bridge(call.bridge_id)
+        if surveyed:
+            await self._survey()
         return TalkOver(EndReason.COMPLETED)
+
+    def _survey_begun(self, agent: AgentState) -> SurveyBegun:
+        assert self.queue_id is not None  # `complete` was recorded: the queue has an id
+        return SurveyBegun(self.queue_id, self.agent_ids.get(agent.name), len(self.queue.survey))
+
+    async def _survey(self) -> None:
+        """The caller, out of the bridge, answers the survey, then leaves (hung up by the call's
+        end). The talk's recording ends first, and the call talks with nobody: the survey is not
+        part of the talk."""
+        await self.recorder.end(self.call)
+        self.call.talking_with = self.call.talk_leg = self.call.talk_since = None
+        log.info("call %s: the agent hung up; the caller is asked queue %s's survey", self.call.channel_id,
+                 self.queue.name)
+        q = self.queue
+        await run_survey(self.call, q.survey, q.survey_thanks, self.ctx.survey_key_timeout_s)
+        self.call.leave(EndReason.COMPLETED)
 
     async def _channel_exists(self, channel_id: str) -> bool:
         try:
