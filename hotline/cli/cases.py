@@ -364,6 +364,7 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
             "media_changes": [asdict(x) for x in t.media_changes],
             "supervisions": [asdict(x) for x in t.supervisions],
             "notes": [asdict(x) for x in t.notes],
+            "ratings": [asdict(x) for x in t.ratings],
             "recordings": [{**asdict(r), "pauses": [asdict(p) for p in t.pauses.get(r.id, [])]}
                            for r in t.recordings],
             "queue_events": t.events,

@@ -13,6 +13,7 @@ from psycopg.rows import class_row, dict_row
 
 from hotline.errors import CaseNotFound
 from hotline.store.case_notes import Note, notes_of_case
+from hotline.store.customer_ratings import Rating, ratings_of_case
 from hotline.store.recordings import Pause, Recording, case_recordings, pauses_of
 
 T = TypeVar("T")
@@ -158,6 +159,7 @@ class CaseTimeline:
     recordings: list[Recording] = field(default_factory=list)
     pauses: dict[int, list[Pause]] = field(default_factory=dict)  # by recording id
     notes: list[Note] = field(default_factory=list)
+    ratings: list[Rating] = field(default_factory=list)
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -187,6 +189,8 @@ class CaseTimeline:
                 out.append(Moment(p.left_at, 0, "conference", f"{p.agent or 'a party'} left"))
         for n in self.notes:
             out.append(Moment(n.created_at, 0, "note", f"note by {n.author}: {note_line(n.text)}"))
+        for rating in self.ratings:
+            out.append(Moment(rating.rated_at, *channel[rating.hop_id], rating.text()))
         return sorted(out, key=lambda m: (m.at, m.hop))
 
 
@@ -227,7 +231,8 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
     recorded = await case_recordings(conn, case_id)
     pauses = await pauses_of(conn, [r.id for r in recorded])
     return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes,
-                        supervisions, recorded, pauses, await notes_of_case(conn, case_id))
+                        supervisions, recorded, pauses, await notes_of_case(conn, case_id),
+                        await ratings_of_case(conn, case_id))
 
 
 def note_line(text: str) -> str:
