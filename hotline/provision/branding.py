@@ -8,6 +8,7 @@ Policy). Each value may be cleared with "none" or "" (the page's own look)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from hotline.errors import ProvisionError
@@ -19,6 +20,10 @@ COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _CLEARED = (None, "", "none")
 # What may not be in a URL the page puts in an attribute and its Content-Security-Policy.
 _URL_BAD = re.compile(r"[\s\"'<>\\;,]")
+# Refused in a title or text: control characters, line and paragraph separators, bidi controls
+# (a no-break space, an emoji's joiner are fine).
+_REFUSED = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _fail(field: str, value: object, why: str) -> ProvisionError:
@@ -29,7 +34,7 @@ def _text(field: str, value: object, limit: int) -> str | None:
     if value in _CLEARED:
         return None
     if (not isinstance(value, str) or not value.strip() or len(value) > limit
-            or any(not c.isprintable() for c in value)):
+            or any(unicodedata.category(c) in _REFUSED or c in _BIDI for c in value)):
         raise _fail(field, value, f"must be text of 1 to {limit} characters on one line, without "
                                   "control characters ('none' clears it)")
     return value.strip()

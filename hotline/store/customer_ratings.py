@@ -4,6 +4,7 @@ optional comment, from the customer page after the talk, once per leg (hop); lis
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,10 @@ from hotline.errors import RatingRefused
 
 SCORES = range(1, 6)
 COMMENT_LIMIT = 500  # characters (the CHECK of migration 040 says the same)
+# Refused in a comment, as migration 040's CHECK: control characters but the newline, line and
+# paragraph separators, bidi controls.
+_REFUSED = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ def check_rating(score: object, comment: object) -> tuple[int, str | None]:
     kept = comment.strip()
     if len(kept) > COMMENT_LIMIT:
         raise RatingRefused(f"the comment is {len(kept)} characters long: at most {COMMENT_LIMIT}")
-    if any(not (c.isprintable() or c == "\n") for c in kept):
+    if any(c != "\n" and (unicodedata.category(c) in _REFUSED or c in _BIDI) for c in kept):
         raise RatingRefused("the comment has a control character: only printable text and newlines are kept")
     return score, kept or None
 

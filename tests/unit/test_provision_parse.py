@@ -967,6 +967,8 @@ def test_a_hotlines_customer_page_takes_a_name_text_https_logo_and_colour_and_re
         "Банк «Пример»", "С 9 до 18, без выходных", "https://cdn.example.ru/img/logo.svg?v=2", "#0a7d3e")
     assert parse.hotline("city", export.hotline_table(h)) == h  # export gives back what it read
     assert "page_title" not in export.hotline_table(plain)
+    spaced = "Банк\u00a0«Пример» 👍"  # a no-break space and an emoji are text
+    assert parse.hotline("city", {**entry, "page_title": spaced}).page_title == spaced
     cleared = parse.hotline("city", {**export.hotline_table(h), "page_logo": "none", "page_color": ""})
     assert (cleared.page_logo, cleared.page_color, cleared.page_title) == (None, None, "Банк «Пример»")
     for key, value in [("page_color", "#0a7d3"), ("page_color", "green"), ("page_color", "#0a7d3eff"),
@@ -975,6 +977,7 @@ def test_a_hotlines_customer_page_takes_a_name_text_https_logo_and_colour_and_re
                        ("page_logo", "https://cdn.example.ru/a b.svg"), ("page_logo", "https://x.ru/\"><script>"),
                        ("page_logo", "https://x.ru/" + "a" * 500), ("page_title", "a" * 81),
                        ("page_title", "two\nlines"), ("page_text", "bell\x07"), ("page_text", "x" * 301),
-                       ("page_title", "   "), ("page_title", 5)]:
+                       ("page_title", "   "), ("page_title", 5), ("page_title", "right\u202eleft"),
+                       ("page_text", "a\u2028b")]:
         bad = {**entry, key: value}
         refused(lambda: parse.hotline("city", bad), f"hotlines.city.{key}", repr(value)[:20])  # noqa: B023

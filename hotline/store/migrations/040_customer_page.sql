@@ -8,9 +8,9 @@
 -- to the same rules.
 ALTER TABLE hotlines
     ADD COLUMN page_title text CHECK (char_length(page_title) BETWEEN 1 AND 80
-                                      AND page_title !~ '[\x01-\x1f\x7f-\x9f]'),
+                                      AND page_title !~ '[\x01-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]'),
     ADD COLUMN page_text text CHECK (char_length(page_text) BETWEEN 1 AND 300
-                                     AND page_text !~ '[\x01-\x1f\x7f-\x9f]'),
+                                     AND page_text !~ '[\x01-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]'),
     ADD COLUMN page_logo text CHECK (char_length(page_logo) <= 500 AND page_logo ~ '^https://[^\s"''<>]+$'),
     ADD COLUMN page_color text CHECK (page_color ~ '^#[0-9a-fA-F]{6}$');
 
