@@ -64,6 +64,7 @@
     byId("after").hidden = stage !== "ended" && stage !== "failed";
     byId("rating").hidden = !(stage === "ended" && view.talkedOn !== null && !view.rated);
     byId("mute").disabled = !LIVE.includes(stage);
+    byId("phone-move").hidden = stage !== "talking"; // only a talk with an agent can move
     if (changed && stage === "ended" && !byId("rating").hidden) byId("rating").querySelector(".score").focus();
   }
 
@@ -236,6 +237,10 @@
       byId("mic-level").value = Math.min(1, rms * 4);
     }, 100);
     meter = { context, timer };
+    // A browser may start the context suspended until the customer touches the page.
+    if (context.state === "suspended") {
+      document.addEventListener("pointerdown", () => context.resume().catch(() => {}), { once: true });
+    }
   }
 
   function stopCheck() {
