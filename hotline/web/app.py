@@ -229,11 +229,11 @@ class WebBackend(Protocol):
 
 
 # What a customer is told for each token that is not VALID: (HTTP status, heading, advice).
+# The texts are keys of the pages' catalogue (hotline/web/i18n), in the customer's language.
 SWITCH_REFUSALS = {
-    SwitchCheck.UNKNOWN: (404, "This link is not valid", "Check that it was copied whole, or ask the "
-                          "agent for a new one."),
-    SwitchCheck.EXPIRED: (410, "This link has expired", "Ask the agent for a new one."),
-    SwitchCheck.USED: (410, "This link has already been used", "Ask the agent for a new one."),
+    SwitchCheck.UNKNOWN: (404, "customer.refused.link_unknown", "customer.refused.link_unknown_advice"),
+    SwitchCheck.EXPIRED: (410, "customer.refused.link_expired", "customer.refused.new_link"),
+    SwitchCheck.USED: (410, "customer.refused.link_used", "customer.refused.new_link"),
 }
 # The heading of a page refused for a reason that is not the page's own.
 REFUSAL_HEADINGS = {429: "Too many requests", 500: "Something went wrong",
@@ -379,7 +379,8 @@ class _Site:
         address = request.match_info["address"]
         page = self.backend.hotline_page(address) if ADDRESS_RE.fullmatch(address) else None
         if page is None:
-            return self._refusal(404, "There is no such video hotline", "Check the address of the page.")
+            return self._customer_refusal(request, 404, "customer.refused.no_hotline",
+                                          "customer.refused.check_address")
         return self._customer_page(request, page, address, [], heading_key="customer.title_default",
                                    label_key="customer.call_video", voice=True)
 
@@ -393,7 +394,7 @@ class _Site:
                                            [f"{SWITCH_HEADER}: {token}"], heading_key="customer.switch_title",
                                            label_key="customer.join_video", token=token)
         else:
-            response = self._refusal(*SWITCH_REFUSALS[check])
+            response = self._customer_refusal(request, *SWITCH_REFUSALS[check])
         response.headers[hdrs.CACHE_CONTROL] = "no-store"  # one-time links: never from a cache
         return response
 
@@ -648,6 +649,14 @@ class _Site:
 
     def _sip_config(self, role: str) -> dict[str, object]:
         return {"role": role, "wsUrl": self.config.sip_ws_url, "domain": self.config.sip_domain}
+
+    def _customer_refusal(self, request: web.Request, status: int, heading_key: str,
+                          advice_key: str) -> web.Response:
+        """A customer's page refused, in the browser's language."""
+        language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
+        heading = i18n.text(language, heading_key)
+        return self._render("refusal.html", status=status, language=language, title=heading,
+                            heading=heading, advice=i18n.text(language, advice_key))
 
     def _refusal(self, status: int, heading: str, advice: str) -> web.Response:
         return self._render("refusal.html", status=status, title=heading, heading=heading, advice=advice)

@@ -841,3 +841,15 @@ async def next_event(response: ClientResponse) -> tuple[str, dict[str, object]]:
             data = line.removeprefix("data: ")
         elif not line and kind:
             return kind, json.loads(data)
+
+
+async def test_a_customers_refused_page_speaks_their_language(client: TestClient) -> None:
+    russian = {hdrs.ACCEPT_LANGUAGE: "ru-RU,ru;q=0.9"}
+    unknown = await client.get("/call/no-such-hotline", headers=russian)
+    assert unknown.status == 404
+    body = await unknown.text()
+    assert '<html lang="ru">' in body and "<h1>Такой видеолинии нет</h1>" in body
+    expired = await client.get(f"/switch/{EXPIRED}", headers=russian)
+    assert expired.status == 410 and "<h1>Срок действия ссылки истёк</h1>" in await expired.text()
+    english = await client.get(f"/switch/{USED}")
+    assert "<h1>This link has already been used</h1>" in await english.text()
