@@ -211,7 +211,7 @@ class Daemon:
         backend = DaemonWebBackend(s, self.web_pool, self.directory, links, publisher, client,
                                    camera_news=self.router.camera_turned, hanging_up=self.router.hanging_up,
                                    dropped_for_agent=self.router.dropped_for_agent,
-                                   talks=self.router.live_talks)
+                                   talks=self.router.live_talks, customer_views=self.router.customer_view)
         relay = SipWsProxy(s.asterisk_ws_url, s.sip_ws_limits, s.trusted_proxies)
         self.web = await start_web(make_app(config, backend, sip_proxy=relay), *address)  # port taken
         log.info("web pages on %s (switch links: %s/switch/...; SIP WebSocket %s, relayed to %s)",

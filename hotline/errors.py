@@ -155,6 +155,15 @@ class WebhookError(HotlineError, ValueError):
     webhook); names what was wrong."""
 
 
+class RatingRefused(HotlineError, ValueError):
+    """A customer's rating that cannot be kept (a score not 1-5, a bad comment, no such call, or
+    the call rated already): one line saying why; nothing is written."""
+
+    def __init__(self, message: str, *, already: bool = False) -> None:
+        super().__init__(message)
+        self.already = already
+
+
 class NoteRefused(HotlineError, ValueError):
     """A case note that cannot be kept as typed (empty, too long, a control character) or for a
     case that cannot take it: one line saying why; nothing is written."""

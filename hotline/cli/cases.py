@@ -365,6 +365,7 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
             "supervisions": [asdict(x) for x in t.supervisions],
             "notes": [asdict(x) for x in t.notes],
             "survey_answers": [asdict(x) for x in t.survey_answers],
+            "ratings": [asdict(x) for x in t.ratings],
             "recordings": [{**asdict(r), "pauses": [asdict(p) for p in t.pauses.get(r.id, [])]}
                            for r in t.recordings],
             "queue_events": t.events,

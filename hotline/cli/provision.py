@@ -237,6 +237,10 @@ _hotline_options = options(
     click.option("--record-announcement",
                  help="Sound played before the first queue of a call that records, unless the queue"
                       " has its own ('none')."),
+    click.option("--page-title", help="The name its customer web page shows ('none': the page's own)."),
+    click.option("--page-text", help="A short text under it on the page, at most 300 characters."),
+    click.option("--page-logo", help="An https URL of its logo for the page ('none': no logo)."),
+    click.option("--page-color", help="The page's accent colour, #RRGGBB ('none': the page's own)."),
 )
 
 
@@ -300,7 +304,8 @@ def hotline_list(ctx: click.Context, fmt: str) -> None:
     rows = [{"name": h.name, **export.hotline_table(h), "record": h.record,
              "numbers": [n.number for n in prov.numbers.values() if n.hotline == h.name]}
             for h in prov.hotlines.values()]
-    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "record", "numbers"])
+    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "record", "page_title",
+                           "page_color", "numbers"])
 
 
 # -- queue memberships --------------------------------------------------------------------------

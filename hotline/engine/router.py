@@ -33,6 +33,7 @@ from hotline.engine.conference import (
     invite_ringing,
 )
 from hotline.engine.context import CallContext, Inbox
+from hotline.engine.customer_view import CustomerView, view_of
 from hotline.engine.live_hub import RingNews
 from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialled, HangingUp
 from hotline.engine.outside import OUTSIDE_LEG
@@ -357,6 +358,14 @@ class Router:
             return False
         call.post(HangingUp())
         return True
+
+    def customer_view(self, customer: str) -> CustomerView | None:
+        """What browser `customer`'s own page may see of its live call here (None: it has none)."""
+        call = self._web_call_of(customer)
+        if call is None:
+            return None
+        return view_of(call.state, call.channel_id, call.talking_with, call.hop.id if call.hop else None,
+                       call.case_id, self.ctx.queues, self.ctx.directory.snapshot.prov.agents.values())
 
     def _web_call_of(self, customer: str) -> InboundCall | None:
         return next((c for c in self.calls.values()

@@ -109,7 +109,9 @@ def hotline_table(h: Hotline) -> Table:
                              "time_zone": h.time_zone, "closed": str(h.closed),
                              "closed_prompt": h.closed_prompt,
                              "record": None if h.record == "never" else h.record,
-                             "record_announcement": h.record_announcement}
+                             "record_announcement": h.record_announcement,
+                             "page_title": h.page_title, "page_text": h.page_text,
+                             "page_logo": h.page_logo, "page_color": h.page_color}
     if h.hours:
         table["hours"] = _hours(h.hours)
     if h.holidays:

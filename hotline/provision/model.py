@@ -187,6 +187,12 @@ class Hotline:
     # played before the first queue of a call that records, unless that queue has its own.
     record: str = "never"
     record_announcement: str | None = None
+    # Its customer page (hotline.provision.branding): the name shown, a short text, an https logo
+    # URL, an accent colour #rrggbb; None: the page's own.
+    page_title: str | None = None
+    page_text: str | None = None
+    page_logo: str | None = None
+    page_color: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import phonenumbers
 
 from hotline.errors import NumberError, ProvisionError
 from hotline.numbers import normalise
-from hotline.provision import sip_auth
+from hotline.provision import branding, sip_auth
 from hotline.provision.model import (
     CAPABILITIES,
     DEFAULT_LINES,
@@ -46,6 +46,7 @@ from hotline.provision.model import (
 )
 
 T = TypeVar("T")
+BRANDING = ("page_title", "page_text", "page_logo", "page_color")  # a hotline's customer page
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,62}$")  # a video number: a SIP/WebRTC user part
@@ -486,7 +487,7 @@ def options(field: str, table: object) -> tuple[MenuOption, ...]:
 def hotline(name: str, table: Mapping[str, object]) -> Hotline:
     f = f"hotlines.{slug('hotline', name)}"
     _take(table, f, {"entry", "description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
-                     "regions", "record", "record_announcement"})
+                     "regions", "record", "record_announcement", *BRANDING})
     if "entry" not in table:
         raise fail(f"{f}.entry", None, "is required: the hotline needs a route ('menu:NAME' or 'queue:NAME')")
     return Hotline(
@@ -500,7 +501,11 @@ def hotline(name: str, table: Mapping[str, object]) -> Hotline:
         closed_prompt=_get(table, "closed_prompt", None, sound, f),
         regions=_get(table, "regions", (), regions, f),
         record=_get(table, "record", "never", lambda k, v: choice(k, v, RECORD), f),
-        record_announcement=_get(table, "record_announcement", None, optional_sound, f))
+        record_announcement=_get(table, "record_announcement", None, optional_sound, f),
+        page_title=_get(table, "page_title", None, branding.page_title, f),
+        page_text=_get(table, "page_text", None, branding.page_text, f),
+        page_logo=_get(table, "page_logo", None, branding.page_logo, f),
+        page_color=_get(table, "page_color", None, branding.page_color, f))
 
 
 def number(key: object, table: Mapping[str, object], region: str = "RU") -> Number:

@@ -13,6 +13,7 @@ from psycopg.rows import class_row, dict_row
 
 from hotline.errors import CaseNotFound
 from hotline.store.case_notes import Note, notes_of_case
+from hotline.store.customer_ratings import Rating, ratings_of_case
 from hotline.store.recordings import Pause, Recording, case_recordings, pauses_of
 
 T = TypeVar("T")
@@ -173,6 +174,7 @@ class CaseTimeline:
     pauses: dict[int, list[Pause]] = field(default_factory=dict)  # by recording id
     notes: list[Note] = field(default_factory=list)
     survey_answers: list[SurveyAnswer] = field(default_factory=list)
+    ratings: list[Rating] = field(default_factory=list)
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -204,6 +206,8 @@ class CaseTimeline:
             out.append(Moment(n.created_at, 0, "note", f"note by {n.author}: {note_line(n.text)}"))
         for answer in self.survey_answers:
             out.append(Moment(answer.answered_at, *channel[answer.hop_id], answer.text()))
+        for rating in self.ratings:
+            out.append(Moment(rating.rated_at, *channel[rating.hop_id], rating.text()))
         return sorted(out, key=lambda m: (m.at, m.hop))
 
 
@@ -247,7 +251,8 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
                          " a.name AS agent FROM survey_answers s LEFT JOIN agents a ON a.id = s.agent_id"
                          " WHERE s.case_id = %s ORDER BY s.answered_at, s.question", case_id)
     return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes,
-                        supervisions, recorded, pauses, await notes_of_case(conn, case_id), answers)
+                        supervisions, recorded, pauses, await notes_of_case(conn, case_id), answers,
+                        await ratings_of_case(conn, case_id))
 
 
 def note_line(text: str) -> str:

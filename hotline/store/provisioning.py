@@ -182,7 +182,9 @@ async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]
             hours=tuple(sorted(hours.get(r["id"], []))), holidays=tuple(sorted(holidays.get(r["id"], []))),
             closed=_closed(r, names),
             closed_prompt=r["closed_prompt"], regions=tuple(sorted(regions.get(r["id"], []))),
-            record=r["record"], record_announcement=r["record_announcement"]))
+            record=r["record"], record_announcement=r["record_announcement"],
+            page_title=r["page_title"], page_text=r["page_text"], page_logo=r["page_logo"],
+            page_color=r["page_color"]))
     return out
 
 
@@ -306,17 +308,21 @@ async def _upsert_hotline(conn: AsyncConnection, h: Hotline, ids: dict[str, dict
     refs = _refs(h.entry, ids)
     await conn.execute(
         "INSERT INTO hotlines (name, description, time_zone, entry_menu_id, entry_queue_id,"
-        " closed_action, closed_prompt, region_routing, record, record_announcement)"
-        " VALUES (%s, %s, %s, %s, %s, 'hangup', %s, %s, %s, %s)"
+        " closed_action, closed_prompt, region_routing, record, record_announcement,"
+        " page_title, page_text, page_logo, page_color)"
+        " VALUES (%s, %s, %s, %s, %s, 'hangup', %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET description = excluded.description,"
         " time_zone = excluded.time_zone, entry_menu_id = excluded.entry_menu_id,"
         " entry_queue_id = excluded.entry_queue_id, closed_action = 'hangup', closed_hotline_id = NULL,"
         " closed_queue_id = NULL,"
         " closed_prompt = excluded.closed_prompt, region_routing = excluded.region_routing,"
         " record = excluded.record, record_announcement = excluded.record_announcement,"
+        " page_title = excluded.page_title, page_text = excluded.page_text,"
+        " page_logo = excluded.page_logo, page_color = excluded.page_color,"
         " retired_at = NULL, updated_at = now()",
         (h.name, h.description, h.time_zone, refs["menu"], refs["queue"], h.closed_prompt,
-         bool(h.regions), h.record, h.record_announcement))
+         bool(h.regions), h.record, h.record_announcement, h.page_title, h.page_text, h.page_logo,
+         h.page_color))
 
 
 async def _set_hotline_details(conn: AsyncConnection, h: Hotline, ids: dict[str, dict[str, int]]) -> None:

@@ -19,9 +19,12 @@ import jinja2
 from aiohttp import hdrs, web
 from yarl import URL
 
+from hotline.engine.customer_view import CustomerView
 from hotline.engine.live_hub import Event, Subscription, sse_frame
 from hotline.engine.supervision import MODES as SUPERVISE_MODES
 from hotline.errors import ConfigError, HotlineError, WebRefusal
+from hotline.provision.branding import logo_origin
+from hotline.web import i18n
 from hotline.web.guard import Guard, WebLimits, origin_of
 from hotline.web.limits import retry_after
 from hotline.web.sip_ws_proxy import SipWsProxy
@@ -63,6 +66,10 @@ HANGUP_API = "/api/call/hangup"
 NOTICE_API = "/api/agent/notice"
 NOTE_API = "/api/agent/note"  # a note on a case the agent handled
 AGENT_EVENTS_API = "/api/agent/events"  # the agent's screen pop, Server-Sent Events
+CUSTOMER_EVENTS_API = "/api/customer/events"  # a customer page's own call: its stage, Server-Sent Events
+RATING_API = "/api/customer/rating"  # a customer page's rating of its talk
+# A customer page's stage is sent again this often without a change: its estimated wait shrinks.
+CUSTOMER_REFRESH_S = 5.0
 WALLBOARD_EVENTS_API = "/api/wallboard/events"  # the wallboard's picture, Server-Sent Events
 # A comment line this often keeps an idle stream open through proxies, and finds a gone page.
 KEEPALIVE_S = 15.0
@@ -89,6 +96,16 @@ class WebConfig:
     supervisor_token: str = ""  # opens /api/queues besides an agent's login ("": agents only)
 
 
+@dataclass(frozen=True)
+class HotlinePage:
+    """A hotline's customer page as provisioning gives it ("": the page's own)."""
+    title: str = ""
+    text: str = ""
+    logo: str = ""  # an https URL
+    color: str = ""  # #rrggbb
+    language: str | None = None  # the hotline's language (None: the browser's)
+
+
 class SwitchCheck(enum.Enum):
     VALID = "valid"
     UNKNOWN = "unknown"
@@ -101,6 +118,22 @@ class WebBackend(Protocol):
 
     def video_addresses(self) -> frozenset[str]:
         """The provisioned video hotline addresses."""
+        ...
+
+    def hotline_page(self, address: str) -> HotlinePage | None:
+        """The look of the page of a provisioned video address (None: no such address)."""
+        ...
+
+    def customer_view(self, customer: str) -> CustomerView | None:
+        """What the page of browser `customer` may see of its live call (None: it has none)."""
+        ...
+
+    def subscribe_customer(self) -> Subscription:
+        """A wake-up each time something that can move a caller's place changes."""
+        ...
+
+    async def rate_call(self, customer: str, hop_id: int, score: object, comment: object) -> None:
+        """Keep the page's rating of its talk on leg `hop_id`; raises WebRefusal."""
         ...
 
     async def check_switch_token(self, token: str) -> SwitchCheck:
@@ -196,11 +229,11 @@ class WebBackend(Protocol):
 
 
 # What a customer is told for each token that is not VALID: (HTTP status, heading, advice).
+# The texts are keys of the pages' catalogue (hotline/web/i18n), in the customer's language.
 SWITCH_REFUSALS = {
-    SwitchCheck.UNKNOWN: (404, "This link is not valid", "Check that it was copied whole, or ask the "
-                          "agent for a new one."),
-    SwitchCheck.EXPIRED: (410, "This link has expired", "Ask the agent for a new one."),
-    SwitchCheck.USED: (410, "This link has already been used", "Ask the agent for a new one."),
+    SwitchCheck.UNKNOWN: (404, "customer.refused.link_unknown", "customer.refused.link_unknown_advice"),
+    SwitchCheck.EXPIRED: (410, "customer.refused.link_expired", "customer.refused.new_link"),
+    SwitchCheck.USED: (410, "customer.refused.link_used", "customer.refused.new_link"),
 }
 # The heading of a page refused for a reason that is not the page's own.
 REFUSAL_HEADINGS = {429: "Too many requests", 500: "Something went wrong",
@@ -237,6 +270,8 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_post(NOTICE_API, site.agent_notice)
     app.router.add_post(NOTE_API, site.agent_note)
     app.router.add_get(AGENT_EVENTS_API, site.agent_events)
+    app.router.add_get(CUSTOMER_EVENTS_API, site.customer_events)
+    app.router.add_post(RATING_API, site.rate_call)
     app.router.add_get("/wallboard", site.wallboard)
     app.router.add_get(WALLBOARD_EVENTS_API, site.wallboard_events)
     app.on_shutdown.append(site.end_streams)
@@ -260,14 +295,15 @@ async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner
     return runner
 
 
-def content_security_policy(sip_ws_url: str) -> str:
+def content_security_policy(sip_ws_url: str, image_origin: str = "") -> str:
     """Scripts from this server only; the one other place a page may connect to is the SIP
-    WebSocket (this server's own relay, by default)."""
+    WebSocket (this server's own relay, by default); images from here, or a hotline's logo's
+    origin on its page."""
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        f"img-src 'self' data:{' ' + image_origin if image_origin else ''}",
         "media-src 'self' blob: mediastream:",
         f"connect-src 'self' {_ws_origin(sip_ws_url)}",
         "base-uri 'none'",
@@ -341,10 +377,12 @@ class _Site:
 
     async def call(self, request: web.Request) -> web.Response:
         address = request.match_info["address"]
-        if not ADDRESS_RE.fullmatch(address) or address not in self.backend.video_addresses():
-            return self._refusal(404, "There is no such video hotline", "Check the address of the page.")
-        return self._customer_page(address, [], heading=f"Call: {address}", label="Call by video",
-                                   voice_label="Call by voice")
+        page = self.backend.hotline_page(address) if ADDRESS_RE.fullmatch(address) else None
+        if page is None:
+            return self._customer_refusal(request, 404, "customer.refused.no_hotline",
+                                          "customer.refused.check_address")
+        return self._customer_page(request, page, address, [], heading_key="customer.title_default",
+                                   label_key="customer.call_video", voice=True)
 
     async def switch(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
@@ -352,11 +390,11 @@ class _Site:
         if TOKEN_RE.fullmatch(token):
             check = await self.backend.check_switch_token(token)
         if check is SwitchCheck.VALID:
-            response = self._customer_page(SWITCH_EXTENSION, [f"{SWITCH_HEADER}: {token}"],
-                                           heading="Continue your call by video", label="Join the video call",
-                                           token=token)
+            response = self._customer_page(request, HotlinePage(), SWITCH_EXTENSION,
+                                           [f"{SWITCH_HEADER}: {token}"], heading_key="customer.switch_title",
+                                           label_key="customer.join_video", token=token)
         else:
-            response = self._refusal(*SWITCH_REFUSALS[check])
+            response = self._customer_refusal(request, *SWITCH_REFUSALS[check])
         response.headers[hdrs.CACHE_CONTROL] = "no-store"  # one-time links: never from a cache
         return response
 
@@ -526,6 +564,36 @@ class _Site:
         subscription = self.backend.subscribe_wallboard()
         return await self._stream(request, subscription, self._pictures(subscription))
 
+    async def customer_events(self, request: web.Request) -> web.StreamResponse:
+        """The live stage of the asking page's own call, named by its browser id."""
+        customer = request.query.get("customer", "")
+        if not CUSTOMER_RE.fullmatch(customer):
+            return _json({"error": "send your customer id"}, 400)
+        subscription = self.backend.subscribe_customer()
+        return await self._stream(request, subscription, self._stages(customer, subscription))
+
+    async def _stages(self, customer: str, subscription: Subscription) -> AsyncIterator[bytes]:
+        """A `stage` event when the call's view changes: {"stage": "none"} before its INVITE
+        arrives and after it ended, then connecting, waiting (place, estimate), talking (agent)."""
+        last: dict[str, object] | None = None
+        while not subscription.closed:
+            view = self.backend.customer_view(customer)
+            shown: dict[str, object] = view.as_json() if view is not None else {"stage": "none"}
+            yield sse_frame("stage", shown) if shown != last else b": keepalive\n\n"
+            last = shown
+            await subscription.get(CUSTOMER_REFRESH_S)
+            subscription.events.clear()  # changes piled up meanwhile: one look shows them all
+
+    async def rate_call(self, request: web.Request) -> web.Response:
+        """{"customer": ID, "hop": N, "score": 1-5, "comment": "..."}: the page's rating of its talk."""
+        fields = await self._customer_post(request)
+        customer, hop = fields.get("customer"), fields.get("hop")
+        if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer)) or not _case_number(hop):
+            return _json({"error": "send your customer id and the call's leg"}, 400)
+        assert isinstance(hop, int)
+        await self.backend.rate_call(customer, hop, fields.get("score"), fields.get("comment"))
+        return _json({"rated": True}, 201)
+
     async def _screen_pops(self, subscription: Subscription) -> AsyncIterator[bytes]:
         yield sse_frame("hello", {"stream": "screenpop"})  # the page knows it is listening
         while (event := await subscription.get(KEEPALIVE_S)) is not None or not subscription.closed:
@@ -559,25 +627,49 @@ class _Site:
         for subscription in list(self.streams):
             subscription.close()
 
-    def _customer_page(self, target: str, headers: list[str], *, heading: str, label: str,
-                       token: str = "", voice_label: str = "") -> web.Response:
-        """The call page; with `voice_label`, a second button calls with the microphone only."""
+    def _customer_page(self, request: web.Request, page: HotlinePage, target: str, headers: list[str], *,
+                       heading_key: str, label_key: str, token: str = "",
+                       voice: bool = False) -> web.Response:
+        """The call page in its hotline's look and language; with `voice`, a second button calls
+        with the microphone only."""
+        language = i18n.page_language(page.language, request.headers.get(hdrs.ACCEPT_LANGUAGE))
         config = self._sip_config("customer") | {
             "endpoint": self.config.customer_endpoint, "target": target, "extraHeaders": headers,
             "phoneApi": CUSTOMER_PHONE_API, "switchToken": token,
-            "cameraApi": CAMERA_API, "hangupApi": HANGUP_API}
-        return self._render("customer.html", title=heading, heading=heading, call_label=label,
-                            voice_label=voice_label, config=config)
+            "cameraApi": CAMERA_API, "hangupApi": HANGUP_API,
+            "eventsApi": CUSTOMER_EVENTS_API, "ratingApi": RATING_API, "accentColor": page.color}
+        heading = page.title or i18n.text(language, heading_key)
+        response = self._render("customer.html", language=language, title=heading, heading=heading,
+                                page=page, call_label=i18n.text(language, label_key), voice=voice,
+                                config=config)
+        if page.logo:  # its logo's origin, on this page only
+            response.headers["Content-Security-Policy"] = content_security_policy(
+                self.config.sip_ws_url, logo_origin(page.logo))
+        return response
 
     def _sip_config(self, role: str) -> dict[str, object]:
         return {"role": role, "wsUrl": self.config.sip_ws_url, "domain": self.config.sip_domain}
 
+    def _customer_refusal(self, request: web.Request, status: int, heading_key: str,
+                          advice_key: str) -> web.Response:
+        """A customer's page refused, in the browser's language."""
+        language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
+        heading = i18n.text(language, heading_key)
+        return self._render("refusal.html", status=status, language=language, title=heading,
+                            heading=heading, advice=i18n.text(language, advice_key))
+
     def _refusal(self, status: int, heading: str, advice: str) -> web.Response:
         return self._render("refusal.html", status=status, title=heading, heading=heading, advice=advice)
 
-    def _render(self, name: str, *, status: int = 200, **context: object) -> web.Response:
+    def _render(self, name: str, *, status: int = 200, language: str = i18n.FALLBACK,
+                **context: object) -> web.Response:
+        """A page in `language`: templates say `_("key")`, scripts `T("key")` (hotline-texts)."""
+        def say(key: str, **fields: object) -> str:
+            return i18n.text(language, key, **fields)
+
         html = self.templates.get_template(name).render(
-            bundle_built=self.bundle_built, not_built=NOT_BUILT, **context)
+            bundle_built=self.bundle_built, not_built=NOT_BUILT, _=say, lang=language,
+            texts=dict(i18n.catalogue(language)), **context)
         return web.Response(text=html, status=status, content_type="text/html")
 
 

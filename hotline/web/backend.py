@@ -46,6 +46,7 @@ from hotline.store.screen_pop import earlier_cases, earlier_hops, queues_today, 
 from hotline.store.switches import Switches, TokenState, case_phone_number, customer_video_talk
 from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
 from hotline.web.app import SwitchCheck
+from hotline.web.customer_pages import CustomerPages, CustomerViews
 from hotline.web.switch_links import SwitchLinks
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,14 @@ def supervisor_of(agents: Mapping[str, Agent], endpoint: str) -> Agent:
 CameraNews = Callable[[str, bool], bool]
 
 
-class DaemonWebBackend:
+class DaemonWebBackend(CustomerPages):
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
                  links: SwitchLinks, live: LivePublisher, ari: AriClient,
                  camera_news: CameraNews = lambda customer, video: False,
                  hanging_up: Callable[[str], bool] = lambda customer: False,
                  dropped_for_agent: Callable[[str], bool] = lambda endpoint: False,
-                 hub: LiveHub | None = None, talks: Callable[[], list[LiveTalk]] = list) -> None:
+                 hub: LiveHub | None = None, talks: Callable[[], list[LiveTalk]] = list,
+                 customer_views: CustomerViews = lambda customer: None) -> None:
         self.settings = settings
         self.hub = hub if hub is not None else live.hub  # the calls' ring news, the live changes
         self.pool = pool
@@ -96,6 +98,8 @@ class DaemonWebBackend:
         self.hanging_up = hanging_up
         self.dropped_for_agent = dropped_for_agent
         self.talks = talks  # the router's live talks, for supervisors' pages
+        self.customer_views = customer_views  # a customer page's own call (engine.customer_view)
+        self._talks_seen = {}
 
     def customer_camera(self, customer: str, video: bool) -> bool:
         return self.camera_news(customer, video)

@@ -21,6 +21,7 @@ from support.agents import logged_in_agents, registered
 from support.browser import launch, open_page, playwright_session
 from support.checks import rows
 from support.cli import hotline_cli
+from support.customer_page import laid_out, stage, unexplained_texts
 from support.daemon import DaemonProcess, ari_get
 from support.fake_camera import BLUE, RED, write_y4m
 from support.provisioning import BASE
@@ -119,7 +120,7 @@ def test_a_voice_caller_turns_the_camera_on_and_off_and_the_agent_is_never_cut(
     [hop] = rows(db, "SELECT * FROM hops")
     channels = set(case_bridge(daemon_env, hop["case_id"])["channels"])  # type: ignore[arg-type]
     assert hop["media"] == "audio" and case_bridge(daemon_env, hop["case_id"])["video_mode"] != "sfu"
-    assert customer.inner_text("#camera") == "Turn the camera on"
+    assert camera_on(customer) is False
 
     customer.click("#camera")
     poll(lambda: rows(db, "SELECT media FROM hops")[0]["media"] == "video", "the hop's media: video")
@@ -132,7 +133,7 @@ def test_a_voice_caller_turns_the_camera_on_and_off_and_the_agent_is_never_cut(
     assert not bridge_exists(daemon_env, f"case-{hop['case_id']}")
     sees(agent, RED, "the agent")
     sees(customer, BLUE, "the customer")
-    assert customer.inner_text("#camera") == "Turn the camera off"
+    assert camera_on(customer) is True
     assert state_of(agent) == "in call" and state_of(customer) == "in call"  # one call each, never cut
 
     customer.click("#camera")
@@ -143,7 +144,7 @@ def test_a_voice_caller_turns_the_camera_on_and_off_and_the_agent_is_never_cut(
     assert flowing(customer, "audioIn") and flowing(agent, "audioIn")  # the talk goes on
     bridge = video_bridge(daemon_env, hop["case_id"])  # off: the talk stays where it is
     assert bridge is not None and set(bridge["channels"]) == channels  # type: ignore[arg-type]
-    assert customer.inner_text("#camera") == "Turn the camera on"
+    assert camera_on(customer) is False
 
     shown = hotline_cli(daemon_env, "case", "show", str(hop["case_id"])).stdout
     assert "camera turned on: video" in shown and "camera turned off: audio only" in shown, shown
@@ -151,6 +152,12 @@ def test_a_voice_caller_turns_the_camera_on_and_off_and_the_agent_is_never_cut(
     poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
     assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
     assert [r["media"] for r in rows(db, "SELECT media FROM media_changes ORDER BY id")] == ["video", "audio"]
+
+
+def camera_on(page: Page) -> bool:
+    """What the Camera button says to a screen reader: pressed while the camera is on."""
+    assert page.inner_text("#camera") == "Camera"
+    return page.get_attribute("#camera", "aria-pressed") == "true"
 
 
 def phone_page(pw: Playwright, camera: Path, url: str) -> Page:
@@ -175,7 +182,8 @@ def fits_the_screen(page: Page, selector: str) -> bool:
 def test_a_customer_on_a_phone_in_portrait_calls_by_video_with_a_tap(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
         rendered_files_removed_afterwards: Path, cameras: dict[str, Path], pw: Playwright) -> None:
-    agent = agent_page(pw, cameras["agent"], daemon_env, lab, webrtc_agent(daemon_env, tmp_path, "wq"))
+    agent_id = webrtc_agent(daemon_env, tmp_path, "wq")  # no display name: their name is shown
+    agent = agent_page(pw, cameras["agent"], daemon_env, lab, agent_id)
     customer = phone_page(pw, cameras["customer"], f"{web_url(daemon_env)}/call/web-desk")
     assert customer.evaluate("navigator.maxTouchPoints") > 0
     assert "Mobile" in customer.evaluate("navigator.userAgent")
@@ -183,11 +191,18 @@ def test_a_customer_on_a_phone_in_portrait_calls_by_video_with_a_tap(
     assert size[0] < size[1] <= 800  # portrait, a phone's screen
     for selector in ("h1", "#name", "#call", "#call-voice"):
         assert fits_the_screen(customer, selector), selector
+    poll(lambda: customer.inner_text("#device-message") == "Your camera and microphone work: you can call.",
+         "the device check done")
+    assert unexplained_texts(customer, "en") == []  # English: the browser's language
+    laid_out(customer, tmp_path / "phone-ready.png", ("h1", "#stage", "#call", "#call-voice"))
     customer.tap("#call")
     answer(agent)
     poll(lambda: state_of(customer) == "in call", "the customer page in the call")
     sees(customer, BLUE, "the customer")
     sees(agent, RED, "the agent")
+    poll(lambda: stage(customer) == (f"You are talking with {agent_id.name}", ""), "the agent named")
+    assert unexplained_texts(customer, "en") == []
+    laid_out(customer, tmp_path / "phone-talking.png", ("#stage", "#mute", "#camera", "#hangup"))
     # No sideways scrolling; the agent's picture across the screen, above the fold.
     assert customer.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     remote = customer.evaluate("""() => { const v = window.__hotlinePickRemote().getBoundingClientRect();
@@ -203,6 +218,9 @@ def test_a_customer_on_a_phone_in_portrait_calls_by_video_with_a_tap(
     customer.tap("#hangup")
     poll(lambda: rows(db, "SELECT end_reason FROM hops WHERE ended_at IS NOT NULL"), "the hop closed")
     assert rows(db, "SELECT end_reason FROM hops") == [{"end_reason": "completed"}]
+    poll(lambda: stage(customer) == ("The call has ended", ""), "the page's last stage")
+    laid_out(customer, tmp_path / "phone-ended.png", (".score[data-score='1']", ".score[data-score='5']",
+                                                      "#rating-send", "#call-again", "#leave"))
 
 
 @WEB_DESK
@@ -217,7 +235,7 @@ def test_a_video_caller_turns_the_camera_off_and_on_again_in_the_same_sfu_bridge
     [hop] = rows(db, "SELECT * FROM hops")
     before = case_bridge(daemon_env, hop["case_id"])
     assert hop["media"] == "video" and before["video_mode"] == "sfu"
-    assert customer.inner_text("#camera") == "Turn the camera off"
+    assert camera_on(customer) is True
 
     customer.click("#camera")
     poll(lambda: rows(db, "SELECT media FROM hops")[0]["media"] == "audio", "the hop's media: audio")

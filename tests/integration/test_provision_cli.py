@@ -340,3 +340,31 @@ def test_bad_trunk_input_is_one_clear_error_and_changes_nothing(hotline, db, arg
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and message in result.output, result.output
     assert rows(db, "SELECT to_jsonb(t) AS row FROM trunks t ORDER BY 1") == before
+
+
+def test_a_hotlines_customer_page_is_set_listed_exported_and_cleared_and_bad_values_change_nothing(  # type: ignore[no-untyped-def]
+        hotline, db) -> None:
+    hotline("provision", str(EXAMPLE))
+    result = hotline("hotline", "set", "moscow", "--page-title", "Поддержка «Пример»", "--page-text",
+                     "С 9 до 21", "--page-logo", "https://cdn.example.ru/logo.svg", "--page-color", "#0A7D3E")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "~ hotline moscow (page_title, page_text, page_logo, page_color)"
+    stored = "SELECT page_title, page_text, page_logo, page_color FROM hotlines WHERE name = 'moscow'"
+    page = {"page_title": "Поддержка «Пример»", "page_text": "С 9 до 21",
+            "page_logo": "https://cdn.example.ru/logo.svg", "page_color": "#0a7d3e"}
+    assert rows(db, stored) == [page]
+    exported = hotline("export").output
+    assert ('page_title = "Поддержка «Пример»"\npage_text = "С 9 до 21"\n'
+            'page_logo = "https://cdn.example.ru/logo.svg"\npage_color = "#0a7d3e"') in exported
+    listed = json.loads(hotline("hotline", "list", "--format", "json").output)
+    assert [(h["page_title"], h["page_color"]) for h in listed if h["name"] == "moscow"] == [
+        ("Поддержка «Пример»", "#0a7d3e")]
+    for option, value, said in [("--page-color", "red", "#RRGGBB"),
+                                ("--page-logo", "http://x.ru/a.png", "https"),
+                                ("--page-title", "x" * 81, "1 to 80 characters")]:
+        refused = hotline("hotline", "set", "moscow", option, value)
+        assert refused.exit_code != 0 and said in refused.output, refused.output
+    assert rows(db, stored) == [page]  # nothing lost
+    cleared = hotline("hotline", "set", "moscow", "--page-logo", "none")
+    assert cleared.output.strip() == "~ hotline moscow (page_logo)"
+    assert rows(db, stored) == [{**page, "page_logo": None}]

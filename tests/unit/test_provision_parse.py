@@ -953,3 +953,31 @@ def test_a_callback_key_that_is_also_the_video_key_is_refused() -> None:
     assert checked(doc).queues["support"].video_key == "9"
     doc["queues"]["support"]["callback_key"] = "9"
     refused(lambda: checked(doc), "queues.support.callback_key", "video_key")
+
+
+def test_a_hotlines_customer_page_takes_a_name_text_https_logo_and_colour_and_refuses_anything_else() -> None:
+    entry = {"entry": "queue:support"}
+    plain = parse.hotline("city", entry)
+    assert (plain.page_title, plain.page_text, plain.page_logo, plain.page_color) == (None, None, None, None)
+    h = parse.hotline("city", {**entry, "page_title": " Банк «Пример» ",
+                               "page_text": "С 9 до 18, без выходных",
+                               "page_logo": "https://cdn.example.ru/img/logo.svg?v=2",
+                               "page_color": "#0A7D3E"})
+    assert (h.page_title, h.page_text, h.page_logo, h.page_color) == (
+        "Банк «Пример»", "С 9 до 18, без выходных", "https://cdn.example.ru/img/logo.svg?v=2", "#0a7d3e")
+    assert parse.hotline("city", export.hotline_table(h)) == h  # export gives back what it read
+    assert "page_title" not in export.hotline_table(plain)
+    spaced = "Банк\u00a0«Пример» 👍"  # a no-break space and an emoji are text
+    assert parse.hotline("city", {**entry, "page_title": spaced}).page_title == spaced
+    cleared = parse.hotline("city", {**export.hotline_table(h), "page_logo": "none", "page_color": ""})
+    assert (cleared.page_logo, cleared.page_color, cleared.page_title) == (None, None, "Банк «Пример»")
+    for key, value in [("page_color", "#0a7d3"), ("page_color", "green"), ("page_color", "#0a7d3eff"),
+                       ("page_logo", "http://cdn.example.ru/logo.svg"), ("page_logo", "/static/logo.svg"),
+                       ("page_logo", "https://user:pw@cdn.example.ru/logo.svg"),
+                       ("page_logo", "https://cdn.example.ru/a b.svg"), ("page_logo", "https://x.ru/\"><script>"),
+                       ("page_logo", "https://x.ru/" + "a" * 500), ("page_title", "a" * 81),
+                       ("page_title", "two\nlines"), ("page_text", "bell\x07"), ("page_text", "x" * 301),
+                       ("page_title", "   "), ("page_title", 5), ("page_title", "right\u202eleft"),
+                       ("page_text", "a\u2028b")]:
+        bad = {**entry, key: value}
+        refused(lambda: parse.hotline("city", bad), f"hotlines.city.{key}", repr(value)[:20])  # noqa: B023

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -12,11 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, hdrs
+from aiohttp import ClientResponse, ClientSession, hdrs
 from aiohttp.test_utils import TestClient, TestServer
 
+from hotline.engine.customer_view import CustomerView
+from hotline.engine.live_hub import LiveHub, Subscription
 from hotline.errors import ConfigError, HotlineError, WebRefusal
-from hotline.web.app import SwitchCheck, WebConfig, make_app, start_web
+from hotline.web.app import HotlinePage, SwitchCheck, WebConfig, make_app, start_web
 from hotline.web.guard import WebLimits
 
 WS_URL = "ws://127.0.0.1:8088/ws"
@@ -43,9 +46,29 @@ class Backend:
         self.cameras: list[tuple[str, bool]] = []
         self.supervisions: list[tuple[str, int, str]] = []
         self.notes: list[tuple[str, int, str]] = []
+        self.views: dict[str, CustomerView] = {}
+        self.ratings: list[tuple[str, int, object, object]] = []
+        self.hub = LiveHub()
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
+
+    def hotline_page(self, address: str) -> HotlinePage | None:
+        if address == "branded":
+            return HotlinePage("Банк «Пример»", "Answers 9 to 18", "https://cdn.example.ru/logo.svg",
+                               "#0a7d3e")
+        return HotlinePage() if address in self.video_addresses() else None
+
+    def customer_view(self, customer: str) -> CustomerView | None:
+        return self.views.get(customer)
+
+    def subscribe_customer(self) -> Subscription:
+        return self.hub.subscribe("wallboard")
+
+    async def rate_call(self, customer: str, hop_id: int, score: object, comment: object) -> None:
+        self.ratings.append((customer, hop_id, score, comment))
+        if hop_id == 9:
+            raise WebRefusal(409, "this call has been rated already")
 
     async def check_switch_token(self, token: str) -> SwitchCheck:
         self.checked.append(token)
@@ -185,7 +208,8 @@ async def test_a_valid_token_gives_the_customer_page_that_calls_switch_with_the_
         "role": "customer", "wsUrl": WS_URL, "domain": "127.0.0.1", "endpoint": "hotline-web",
         "target": "switch", "extraHeaders": [f"X-Hotline-Switch: {VALID}"],
         "phoneApi": "/api/customer/phone", "switchToken": VALID, "cameraApi": "/api/call/camera",
-        "hangupApi": "/api/call/hangup"}
+        "hangupApi": "/api/call/hangup", "eventsApi": "/api/customer/events",
+        "ratingApi": "/api/customer/rating", "accentColor": ""}
     assert "Join the video call" in body and 'id="call"' in body
     assert backend.checked == [VALID]
 
@@ -197,8 +221,9 @@ async def test_a_provisioned_video_address_gets_the_click_to_call_page(client: T
     config = page_config(body)
     assert config["target"] == "video-support" and config["extraHeaders"] == []
     assert "Call by video" in body
-    for element in ('id="call"', 'id="hangup"', 'id="status"', 'id="local"', 'id="remote"', 'id="error"',
-                    'id="name"', 'src="/static/hotline-phone.js"'):
+    for element in ('id="call"', 'id="hangup"', 'id="stage"', 'id="local"', 'id="remote"', 'id="error"',
+                    'id="name"', 'id="mute"', 'id="preview"', 'id="rating"', 'src="/static/hotline-phone.js"',
+                    'src="/static/hotline-customer.js"', 'id="hotline-texts"'):
         assert element in body
 
 
@@ -484,10 +509,13 @@ async def test_without_the_bundle_pages_render_and_say_how_to_get_it_back(
     async with TestClient(TestServer(app)) as test_client:
         response = await test_client.get("/call/video-support")
         body = await response.text()
+        agent_body = await (await test_client.get("/agent")).text()
     assert response.status == 200
-    assert ("The SIP client bundle is missing: reinstall hotline (the package ships it), or `make web` "
-            "in a checkout") in body
+    # The customer is told the page cannot call now (the log tells the operator how to fix it).
+    assert "The page cannot place calls right now: try again later" in body
     assert "jssip.min.js" not in body
+    assert ("The SIP client bundle is missing: reinstall hotline (the package ships it), or `make web` "
+            "in a checkout") in agent_body
 
 
 def test_a_sip_websocket_url_that_is_not_ws_is_a_config_error(backend: Backend) -> None:
@@ -726,3 +754,102 @@ async def test_the_agent_notice_needs_the_agents_login_and_says_what_the_backend
         response = await client.post("/api/agent/notice", json={},
                                      headers={**_basic(user, password), hdrs.ORIGIN: ORIGIN})
         assert (response.status, await response.json()) == (200, {"notice": notice})
+
+
+# -- the customer page: its hotline's look, its language, its own call's stages, its rating -------
+
+TEXTS_RE = re.compile(r'<script type="application/json" id="hotline-texts">(.*?)</script>', re.S)
+
+
+async def test_a_branded_hotline_page_shows_its_name_text_and_logo_and_lets_in_only_that_logos_origin(
+        client: TestClient) -> None:
+    response = await client.get("/call/branded")
+    body = await response.text()
+    assert "<title>Банк «Пример» · hotline</title>" in body and '<h1 id="heading">Банк «Пример»</h1>' in body
+    assert '<p id="brand-text" class="brand-text">Answers 9 to 18</p>' in body
+    assert 'src="https://cdn.example.ru/logo.svg" alt="Банк «Пример» logo"' in body
+    assert page_config(body)["accentColor"] == "#0a7d3e"
+    csp = response.headers["Content-Security-Policy"]
+    assert "img-src 'self' data: https://cdn.example.ru;" in csp and "script-src 'self';" in csp
+    plain = await client.get("/call/video-support")  # no logo: no other origin
+    assert "img-src 'self' data:;" in plain.headers["Content-Security-Policy"]
+    assert "brand-logo" not in await plain.text() and "Video call" in await plain.text()
+
+
+@pytest.mark.parametrize(("accept", "lang", "said"), [
+    ("ru-RU,ru;q=0.9,en;q=0.8", "ru", ["Видеозвонок", "Позвонить по видео", "Позвонить голосом",
+                                       "Перед звонком", "Как прошёл разговор?", "Без звука", "Завершить"]),
+    ("de,en;q=0.5", "en", ["Video call", "Call by video", "Call by voice", "Before you call",
+                           "How was your call?", "Mute", "Hang up"]),
+])
+async def test_the_customer_page_speaks_the_browsers_language_with_every_text_from_the_catalogue(
+        client: TestClient, accept: str, lang: str, said: list[str]) -> None:
+    body = await (await client.get("/call/video-support", headers={hdrs.ACCEPT_LANGUAGE: accept})).text()
+    assert f'<html lang="{lang}">' in body
+    for text in said:
+        assert text in body, text
+    assert "customer." not in TEXTS_RE.sub("", body).replace("hotline-customer.js", "")  # no key shown raw
+    texts = json.loads(TEXTS_RE.search(body).group(1))  # type: ignore[union-attr]
+    assert texts["customer.stage.waiting"] == ("Ваше место в очереди: {position}" if lang == "ru"
+                                               else "Your place in line: {position}")
+
+
+async def test_the_customer_stream_follows_only_the_asking_pages_own_call(
+        client: TestClient, backend: Backend) -> None:
+    assert (await client.get("/api/customer/events?customer=nothex")).status == 400
+    response = await client.get("/api/customer/events?customer=0123456789abcdef")
+    assert response.status == 200 and response.content_type == "text/event-stream"
+    assert await next_event(response) == ("stage", {"stage": "none"})
+    backend.views["fedcba9876543210"] = CustomerView("talking", 5, 3, agent="Someone else")  # another page's
+    backend.views["0123456789abcdef"] = CustomerView("waiting", 4, 2, position=3, wait_s=95)
+    backend.hub.publish("wallboard", {"changed": "now"})
+    assert await next_event(response) == ("stage", {"stage": "waiting", "hop": 4, "position": 3, "wait_s": 95,
+                                                    "agent": ""})
+    backend.views["0123456789abcdef"] = CustomerView("talking", 4, 2, agent="Анна")
+    backend.hub.publish("wallboard", {"changed": "now"})
+    assert await next_event(response) == ("stage", {"stage": "talking", "hop": 4, "position": None,
+                                                    "wait_s": None, "agent": "Анна"})
+    response.close()
+
+
+async def test_a_rating_is_posted_with_the_pages_id_and_its_leg_once(
+        client: TestClient, backend: Backend) -> None:
+    headers = {hdrs.ORIGIN: ORIGIN}
+    page = "0123456789abcdef"
+    ok = await client.post("/api/customer/rating", headers=headers,
+                           json={"customer": "0123456789abcdef", "hop": 4, "score": 5, "comment": "Спасибо"})
+    assert ok.status == 201
+    again = await client.post("/api/customer/rating", headers=headers,
+                              json={"customer": "0123456789abcdef", "hop": 9, "score": 4})
+    assert again.status == 409
+    for bad in ({"customer": "x", "hop": 4, "score": 5}, {"customer": page, "hop": True, "score": 5}):
+        assert (await client.post("/api/customer/rating", headers=headers, json=bad)).status == 400
+    elsewhere = await client.post("/api/customer/rating", json={"customer": page, "hop": 4, "score": 1},
+                                  headers={hdrs.ORIGIN: "https://evil.example"})
+    assert elsewhere.status == 403
+    assert backend.ratings == [("0123456789abcdef", 4, 5, "Спасибо"), ("0123456789abcdef", 9, 4, None)]
+
+
+async def next_event(response: ClientResponse) -> tuple[str, dict[str, object]]:
+    """The next event of a stream (keepalive comments skipped): its kind and its data."""
+    kind, data = "", ""
+    while True:
+        line = (await asyncio.wait_for(response.content.readline(), 10)).decode().rstrip("\n")
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+        elif not line and kind:
+            return kind, json.loads(data)
+
+
+async def test_a_customers_refused_page_speaks_their_language(client: TestClient) -> None:
+    russian = {hdrs.ACCEPT_LANGUAGE: "ru-RU,ru;q=0.9"}
+    unknown = await client.get("/call/no-such-hotline", headers=russian)
+    assert unknown.status == 404
+    body = await unknown.text()
+    assert '<html lang="ru">' in body and "<h1>Такой видеолинии нет</h1>" in body
+    expired = await client.get(f"/switch/{EXPIRED}", headers=russian)
+    assert expired.status == 410 and "<h1>Срок действия ссылки истёк</h1>" in await expired.text()
+    english = await client.get(f"/switch/{USED}")
+    assert "<h1>This link has already been used</h1>" in await english.text()

@@ -5,17 +5,7 @@
 (() => {
   "use strict";
 
-  const REFUSED = "Camera or microphone access was refused: allow them in the browser and try again";
-  const NO_DEVICE = "No camera or microphone was found: connect one and try again";
-  const IN_USE = "The camera or microphone is in use by another program: close it and try again";
-  const INSECURE = "The camera and microphone need a secure page: open it over https";
   const NOT_BUILT = "The SIP client bundle is missing: reinstall hotline (the package ships it), or `make web` in a checkout";
-  // A voice call asks for the microphone alone: a customer without a camera, or who refuses it,
-  // can still call (the customer page's #call-voice).
-  const MIC_REFUSED = "Microphone access was refused: allow it in the browser and try again";
-  const NO_MIC = "No microphone was found: connect one and try again";
-  const MIC_IN_USE = "The microphone is in use by another program: close it and try again";
-  const OR_VOICE = " (or call by voice, without the camera)";
   const MEDIA = { audio: true, video: true };
   const VOICE = { audio: true, video: false };
   const PC_CONFIG = { iceServers: [] }; // Asterisk is reached directly: no STUN/TURN
@@ -24,6 +14,10 @@
 
   const byId = (id) => document.getElementById(id);
   const config = JSON.parse(byId("config").textContent);
+  // The page's texts in its language (hotline/web/i18n.py), each with its {fields} filled.
+  const TEXTS = byId("hotline-texts") ? JSON.parse(byId("hotline-texts").textContent) : {};
+  const T = (key, fields = {}) => (TEXTS[key] ?? key).replace(/\{(\w+)\}/g,
+    (whole, name) => (name in fields ? String(fields[name]) : whole));
 
   class PhoneError extends Error {}
 
@@ -36,6 +30,9 @@
     recordingPaused: false, // the agent page paused the current talk's recording
     ua: null,
     session: null,
+    onstate: null, // the customer page's stages follow each state (hotline-customer.js)
+    mediaConstraints: null, // (video) => the constraints of the devices chosen on the page
+    T,
     pc: null, // the current call's RTCPeerConnection (tests read its getStats)
     localStream: null,
     media: null, // what the current call sends: "video" or "audio" (follows the camera button)
@@ -48,7 +45,9 @@
 
   function setState(state, detail) {
     phone.state = state;
-    byId("status").textContent = detail ? `${state}: ${detail}` : state;
+    const status = byId("status");
+    if (status) status.textContent = detail ? `${state}: ${detail}` : state;
+    if (phone.onstate) phone.onstate(state, detail);
   }
 
   function showError(message) {
@@ -70,7 +69,8 @@
   }
 
   function failed(error) {
-    const message = error instanceof PhoneError ? error.message : `Unexpected error: ${error && error.message || error}`;
+    const message = error instanceof PhoneError ? error.message
+      : T("customer.error.unexpected", { detail: error && error.message || error });
     showError(message);
     setState("failed", message);
   }
@@ -79,22 +79,25 @@
 
   function mediaErrorMessage(error, video) {
     switch (error && error.name) {
-      case "NotAllowedError": case "PermissionDeniedError": case "SecurityError": return video ? REFUSED : MIC_REFUSED;
-      case "NotFoundError": case "DevicesNotFoundError": case "OverconstrainedError": return video ? NO_DEVICE : NO_MIC;
-      case "NotReadableError": case "TrackStartError": return video ? IN_USE : MIC_IN_USE;
-      default: return `The ${video ? "camera or microphone" : "microphone"} could not be opened: ${error && error.message || error}`;
+      case "NotAllowedError": case "PermissionDeniedError": case "SecurityError":
+        return T(video ? "customer.error.refused" : "customer.error.mic_refused");
+      case "NotFoundError": case "DevicesNotFoundError": case "OverconstrainedError":
+        return T(video ? "customer.error.no_device" : "customer.error.no_mic");
+      case "NotReadableError": case "TrackStartError":
+        return T(video ? "customer.error.in_use" : "customer.error.mic_in_use");
+      default: return T("customer.error.media", { detail: error && error.message || error });
     }
   }
 
   // The camera and microphone (constraints MEDIA), or the microphone alone (VOICE).
   async function openCamera(constraints = MEDIA) {
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw new PhoneError(INSECURE);
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw new PhoneError(T("customer.error.insecure"));
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia(constraints);
     } catch (error) {
       const message = mediaErrorMessage(error, constraints.video);
-      throw new PhoneError(constraints.video && byId("call-voice") ? message + OR_VOICE : message);
+      throw new PhoneError(constraints.video && byId("call-voice") ? T("customer.error.or_voice", { message }) : message);
     }
     phone.localStream = stream;
     byId("local").srcObject = stream;
@@ -166,8 +169,8 @@
         if (error) reject(error); else resolve(ua);
       };
       const onConnected = () => done(null);
-      const onDisconnected = () => done(new PhoneError("The hotline cannot be reached: try again later"));
-      const timer = setTimeout(() => done(new PhoneError("The hotline did not answer: try again later")),
+      const onDisconnected = () => done(new PhoneError(T("customer.error.unreachable")));
+      const timer = setTimeout(() => done(new PhoneError(T("customer.error.no_answer"))),
         CONNECT_TIMEOUT_MS);
       ua.on("connected", onConnected);
       ua.on("disconnected", onDisconnected);
@@ -219,7 +222,7 @@
     const inCall = phone.state === "in call" && phone.session !== null;
     button.hidden = !inCall;
     button.disabled = !inCall;
-    button.textContent = phone.media === "video" ? "Turn the camera off" : "Turn the camera on";
+    button.setAttribute("aria-pressed", String(phone.media === "video")); // pressed: the camera is on
   }
 
   // A video call's first video transceiver carries our picture; the SFU's others only receive.
@@ -234,12 +237,12 @@
   // on after CONNECT_TIMEOUT_MS, and the button works again.
   function renegotiated(session) {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new PhoneError("The hotline did not take the change: try again")),
+      const timer = setTimeout(() => reject(new PhoneError(T("customer.error.change_refused"))),
         CONNECT_TIMEOUT_MS);
       const done = () => { clearTimeout(timer); resolve(); };
       if (!session.renegotiate({}, done)) {
         clearTimeout(timer);
-        reject(new PhoneError("The call cannot change its media right now: try again in a moment"));
+        reject(new PhoneError(T("customer.error.cannot_change")));
       }
     });
   }
@@ -247,9 +250,11 @@
   async function cameraOn(session, pc) {
     let stream;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: true });
+      const chosen = phone.mediaConstraints ? phone.mediaConstraints(true).video : true;
+      stream = await navigator.mediaDevices.getUserMedia({ video: chosen });
     } catch (error) {
-      throw new PhoneError(mediaErrorMessage(error, true).replace("Camera or microphone", "Camera"));
+      const refused = ["NotAllowedError", "PermissionDeniedError", "SecurityError"].includes(error && error.name);
+      throw new PhoneError(refused ? T("customer.error.camera_refused") : mediaErrorMessage(error, true));
     }
     const [track] = stream.getVideoTracks();
     phone.localStream.addTrack(track);
@@ -289,7 +294,8 @@
       if (phone.media === "video") await cameraOff(session, pc); else await cameraOn(session, pc);
       await tellCamera();
     } catch (error) {
-      showError(error instanceof PhoneError ? error.message : `The camera could not be switched: ${error.message || error}`);
+      showError(error instanceof PhoneError ? error.message
+        : T("customer.error.camera_switch", { detail: error.message || error }));
     }
     showCameraButton();
   }
@@ -344,7 +350,7 @@
     enable("call", false);
     enable("call-voice", false);
     setState("calling");
-    const constraints = video ? MEDIA : VOICE;
+    const constraints = phone.mediaConstraints ? phone.mediaConstraints(video) : (video ? MEDIA : VOICE);
     try {
       const stream = await openCamera(constraints);
       const ua = await connected(customerUa());
@@ -386,10 +392,10 @@
       });
       answer = await response.json();
     } catch (error) {
-      return showError(`The call could not be moved to your phone: ${error.message || error}`);
+      return showError(T("customer.phone.failed", { detail: error.message || error }));
     }
     if (!response.ok || !answer.message) {
-      return showError(answer.error || `The call could not be moved to your phone (HTTP ${response.status})`);
+      return showError(T("customer.phone.failed", { detail: answer.error || `HTTP ${response.status}` }));
     }
     clearError();
     phone.phoneMessage = answer.message;
@@ -413,6 +419,7 @@
   }
 
   function initCustomer() {
+    phone.customerId = customerId; // the page's stages and rating name its call by it
     byId("call").addEventListener("click", () => placeCall(true));
     byId("call-voice")?.addEventListener("click", () => placeCall(false));
     byId("camera")?.addEventListener("click", toggleCamera);
@@ -911,7 +918,7 @@
 
   function init() {
     if (typeof JsSIP === "undefined") {
-      showError(NOT_BUILT);
+      showError(config.role === "agent" ? NOT_BUILT : T("customer.error.not_built"));
       enable("call", false);
       enable("call-voice", false);
       enable("login", false);

@@ -1,0 +1,94 @@
+"""What the customer's page asks of the daemon (hotline.web.app.WebBackend's customer part): the
+hotline's look for an address, the live stage of the page's own call, and its rating after the
+talk. A mixin of hotline.web.backend.DaemonWebBackend, which holds the directory, hub and pool.
+
+The page proves whose call it follows by its browser's own id (hotline-phone.js keeps a random one
+per browser, and its INVITE carries it): the stream answers with that call's place in line, never
+with anything of another caller's. A rating is taken only for a talk this daemon saw that same
+page's call have, once per leg (the table's unique hop)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+
+from hotline.engine.customer_view import TALKING, CustomerView
+from hotline.engine.directory import Directory
+from hotline.engine.live_hub import WALLBOARD, LiveHub, Subscription
+from hotline.errors import RatingRefused, WebRefusal
+from hotline.provision.model import Hotline
+from hotline.store.customer_ratings import add_rating
+from hotline.store.db import STORE_DOWN
+from hotline.web.app import HotlinePage
+
+# A talk may be rated this long after the page last saw it (a page left open, rated later: no).
+RATING_WINDOW_S = 3600.0
+# Talks remembered for their ratings at most (the oldest go first).
+RATEABLE_TALKS = 10_000
+
+CustomerViews = Callable[[str], CustomerView | None]
+
+
+def hotline_language(hotline: Hotline | None) -> str | None:
+    """The language a hotline's pages speak by provisioning (None: the browser's). Hotlines have no
+    language of their own yet: the pages follow Accept-Language."""
+    return None
+
+
+@dataclass(frozen=True)
+class _Talk:
+    hop_id: int
+    seen_at: float
+
+
+class CustomerPages:
+    directory: Directory
+    hub: LiveHub
+    pool: AsyncConnectionPool
+    customer_views: CustomerViews
+    _talks_seen: dict[str, _Talk]  # browser id -> its last talk the page saw (for its rating)
+
+    def hotline_page(self, address: str) -> HotlinePage | None:
+        """The page of a provisioned video address: its hotline's name, text, logo, colour."""
+        prov = self.directory.snapshot.prov
+        number = prov.numbers.get(address)
+        if number is None or number.kind != "video":
+            return None
+        hotline = prov.hotlines.get(number.hotline)
+        if hotline is None:
+            return HotlinePage()
+        return HotlinePage(hotline.page_title or "", hotline.page_text or "", hotline.page_logo or "",
+                           hotline.page_color or "", hotline_language(hotline))
+
+    def customer_view(self, customer: str) -> CustomerView | None:
+        view = self.customer_views(customer)
+        if view is not None and view.stage == TALKING and view.hop_id is not None:
+            self._remember_talk(customer, view.hop_id)
+        return view
+
+    def subscribe_customer(self) -> Subscription:
+        """A wake-up each time the live queues change (a place in line moves, an agent answers)."""
+        return self.hub.subscribe(WALLBOARD)
+
+    def _remember_talk(self, customer: str, hop_id: int) -> None:
+        self._talks_seen.pop(customer, None)  # to the end: the dict's order is the age
+        self._talks_seen[customer] = _Talk(hop_id, time.monotonic())
+        while len(self._talks_seen) > RATEABLE_TALKS:
+            del self._talks_seen[next(iter(self._talks_seen))]
+
+    async def rate_call(self, customer: str, hop_id: int, score: object, comment: object) -> None:
+        """Keep the page's rating of its talk on leg `hop_id`; WebRefusal 400 (bad score or
+        comment), 404 (no talk of this page's to rate), 409 (rated already), 503."""
+        talk = self._talks_seen.get(customer)
+        if talk is None or talk.hop_id != hop_id or time.monotonic() - talk.seen_at > RATING_WINDOW_S:
+            raise WebRefusal(404, "There is no call of yours to rate")
+        try:
+            async with self.pool.connection() as conn:
+                await add_rating(conn, hop_id, score, comment)
+        except RatingRefused as refused:
+            raise WebRefusal(409 if refused.already else 400, str(refused)) from None
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The rating could not be kept: try again in a moment") from exc
