@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from hotline.engine.callback_number import spoken_digits
 from hotline.provision.model import Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target, Trunk
 
 from support.engine import Engine, StandInCallbacks, dtmf, every_move_allowed  # noqa: F401
@@ -65,7 +66,7 @@ async def test_the_callback_key_stores_a_request_with_the_join_time_and_ends_the
     assert request.joined_at.isoformat() == join["at"]  # the caller's place in line, not the time they asked
     assert request.expires_at is not None
     assert (request.expires_at - request.due_at).total_seconds() == 4 * 3600
-    assert played(engine)[:3] == ["sound:vm-num-i-have", "digits:79165551234", "sound:if-correct-press"]
+    assert played(engine)[:3] == ["sound:vm-num-i-have", spoken_digits("+79165551234"), "sound:if-correct-press"]
     assert played(engine)[-2:] == ["sound:auth-thankyou", "sound:vm-goodbye"]
     assert engine.records.summary() == [("event", 1, "join"), ("digit", 1, "5"), ("event", 1, "callback"),
                                         ("close", 1, "callback")]
