@@ -127,11 +127,14 @@ def test_a_caller_choosing_english_goes_on_in_english_and_the_hop_says_so(
     assert "menu choose key 9: language en" in daemon.log()
 
 
-@pytest.mark.provision(LANGUAGE)
 def test_apply_refuses_a_prompt_missing_in_a_language_callers_hear(
-        daemon_env: dict[str, str], rendered_files_removed_afterwards: Path) -> None:
+        daemon_env: dict[str, str], rendered_files_removed_afterwards: Path, tmp_path: Path) -> None:
+    (tmp_path / "language.toml").write_text(LANGUAGE)
+    provisioned = hotline_cli(daemon_env, "provision", str(tmp_path / "language.toml"))
+    assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
     applied = hotline_cli(daemon_env, "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr  # every prompt is there in ru and en
+    assert "not checked" not in applied.stderr, applied.stderr  # and they were checked
     changed = hotline_cli(daemon_env, "hotline", "set", "russian", "--closed-prompt",
                           "hotline/no-such-prompt")
     assert changed.returncode == 0, changed.stdout + changed.stderr
