@@ -12,14 +12,17 @@ import pytest
 
 from hotline.asterisk.sounds import SoundsDir
 from hotline.cli.apply import check_prompts
+from hotline.cli.doctor import prompts_found
 from hotline.config import Settings
 from hotline.engine.facts import KeyPressed, LanguageSet
 from hotline.engine.ivr import run_menu
-from hotline.errors import PromptsMissing, ProvisionError
+from hotline.errors import HotlineError, PromptsMissing, ProvisionError
 from hotline.provision import export, parse, prompts
-from hotline.provision.model import Menu, MenuOption, Provisioning, Target
+from hotline.provision.model import Hotline, Menu, MenuOption, Number, Provisioning, Queue, Target
 from hotline.provision.validate import validate
 from hotline.store.hops import Hop
+
+from support.engine import Engine, dtmf
 
 DOC = """
 [queues.support]
@@ -258,3 +261,60 @@ def test_apply_warns_when_it_cannot_see_the_sounds(tmp_path: Path) -> None:
 def test_apply_checks_nothing_when_no_language_is_set(tmp_path: Path) -> None:
     nothing = Provisioning(menus={"m": Menu("m", "x")})
     assert check_prompts(nothing, Settings(asterisk_root=str(tmp_path))) == ()
+
+
+# -- the engine ----------------------------------------------------------------------------------------
+
+def language_centre(number_language: str | None = None) -> Provisioning:
+    return Provisioning(
+        queues={"support": Queue("support")},
+        menus={"choose": Menu("choose", "hello", timeout=5, options=(
+            MenuOption("9", Target("language", "en")), MenuOption("1", Target("hangup"))))},
+        hotlines={"city": Hotline("city", entry=Target("menu", "choose"), language="ru")},
+        numbers={"+74951234567": Number("+74951234567", "city", language=number_language)})
+
+
+async def test_the_callers_language_is_set_before_any_prompt_and_recorded_on_the_hop() -> None:
+    engine = Engine(language_centre())
+    engine.ari.hold_playbacks = True
+    engine.call_in("c1", "84951234567")
+    await engine.ari.wait_for("play")
+    names = engine.ari.names()
+    assert names.index("set_channel_variable") < names.index("play")
+    assert engine.ari.variables["c1"] == {"CHANNEL(language)": "ru"}
+    engine.ari.send(dtmf("c1", "9"))  # English: the menu again, in English
+    await engine.ari.wait_for("play", 2)
+    assert engine.ari.variables["c1"] == {"CHANNEL(language)": "en"}
+    engine.ari.send(dtmf("c1", "1"))
+    await engine.ended()
+    recorded = [(r["k"], r.get("digit"), r.get("language")) for r in engine.records.records
+                if r["k"] in ("language", "digit")]
+    assert recorded == [("language", None, "ru"), ("digit", "9", "en"), ("digit", "1", None)]
+
+
+async def test_a_numbers_own_language_wins_over_its_hotlines() -> None:
+    engine = Engine(language_centre("en_GB"))
+    engine.call_in("c1", "84951234567")
+    await engine.ari.wait_for("play")
+    assert engine.ari.variables["c1"] == {"CHANNEL(language)": "en_GB"}
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+async def test_a_caller_of_no_language_keeps_asterisks_default() -> None:
+    prov = language_centre()
+    prov.hotlines["city"] = dataclasses.replace(prov.hotlines["city"], language=None)
+    engine = Engine(prov)
+    engine.call_in("c1", "84951234567")
+    await engine.ari.wait_for("play")
+    assert "set_channel_variable" not in engine.ari.names()
+    engine.ari.caller_hangs_up("c1")
+    await engine.ended()
+
+
+def test_doctor_lists_the_missing_prompts_and_counts_the_found(root: Path) -> None:
+    sounds = SoundsDir("/usr/share/asterisk/sounds", str(root))
+    assert prompts_found({"ru": {"hotline/choose": "menus.choose"}}, sounds) == "1 prompt(s) in ru"
+    with pytest.raises(HotlineError, match=r"hotline/closed \(ru\), used by hotlines\.moscow"):
+        prompts_found({"ru": {"hotline/closed": "hotlines.moscow"}}, sounds)
+    assert prompts_found({}, sounds).startswith("no language set")
