@@ -4,15 +4,19 @@ its menu_key contact event)."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from hotline.cli import main
 from hotline.engine.facts import KeyPressed, LanguageSet
 from hotline.provision import parse
 from hotline.store import provisioning
@@ -108,3 +112,26 @@ async def test_a_legs_language_and_a_language_key_are_recorded_on_its_hop(
     keys = rows(db, "SELECT data FROM contact_events WHERE kind = 'menu_key' ORDER BY id")
     assert [k["data"] for k in keys] == [{"key": "1", "path": "1"},
                                          {"key": "9", "path": "19", "language": "en"}]
+
+
+def test_the_verbs_set_list_and_unset_languages(db_dsn: str, tmp_path: Path) -> None:
+    def hotline(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env={"HOTLINE_DSN": db_dsn}, catch_exceptions=False)
+    (tmp_path / "language.toml").write_text(DOC)
+    assert hotline("provision", str(tmp_path / "language.toml")).exit_code == 0
+    bad = hotline("hotline", "set", "plain", "--language", "English")
+    assert bad.exit_code == 1 and "hotlines.plain.language: 'English' is not a language" in bad.output
+    assert hotline("hotline", "set", "plain", "--language", "en_GB").output == "~ hotline plain (language)\n"
+    assert hotline("number", "set", "8 (495) 123-45-68", "--language", "ru").output == (
+        "~ number +74951234568 (language)\n")
+    assert hotline("number", "set", "+74951234567", "--language", "none").output == (
+        "~ number +74951234567 (language)\n")
+    listed = {r["number"]: r for r in json.loads(hotline("number", "list", "--format", "json").output)}
+    assert listed["+74951234568"]["language"] == "ru" and listed["+74951234567"].get("language") is None
+    hotlines = {r["name"]: r for r in json.loads(hotline("hotline", "list", "--format", "json").output)}
+    assert (hotlines["plain"]["language"], hotlines["moscow"]["language"]) == ("en_GB", "ru")
+    key = hotline("ivr", "option", "main", "9", "language:en", "--then", "menu:choose")
+    assert key.exit_code == 0, key.output
+    assert 'then = "menu:choose"' in hotline("export").output
+    no_then = hotline("ivr", "option", "main", "1", "queue:support", "--then", "menu:choose")
+    assert no_then.exit_code == 1 and "only a 'language:LANG' key has a next step" in no_then.output
