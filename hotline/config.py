@@ -175,6 +175,12 @@ class Settings:
     # recording directory (astspooldir/recording); `hotline recording path|export|purge` read it.
     recording_format: str = "wav"
     recording_dir: str = "/var/spool/asterisk/recording"
+    # Asterisk's sounds directory (astdatadir/sounds) as Asterisk sees it, and the directory its
+    # paths are under as this machine sees them ("": /; the lab's: its Debian root, a chroot whose
+    # symlinks are absolute inside it): `hotline apply` and `hotline doctor` check that every
+    # prompt exists in each language callers hear (Language, README).
+    asterisk_sounds_dir: str = "/usr/share/asterisk/sounds"
+    asterisk_root: str = ""
     # Days a recording is kept: `hotline recording purge` without --older-than deletes the files
     # of recordings that ended longer ago ("0": no retention set, --older-than is then required).
     recording_retention: str = "0"

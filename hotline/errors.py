@@ -66,6 +66,10 @@ class ProvisionError(HotlineError, ValueError):
     """Provisioning input is malformed or inconsistent; names the field and the value."""
 
 
+class PromptsMissing(ProvisionError):
+    """Sounds the provisioning plays are missing in a language its callers hear (hotline apply)."""
+
+
 class DialRefused(HotlineError):
     """A number may not be dialled out: no trunk allows it (toll fraud), or it is no valid E.164
     number; the message names the number and the reason."""

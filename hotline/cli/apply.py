@@ -24,11 +24,13 @@ import click
 import psycopg
 from psycopg import AsyncConnection
 
+from hotline.asterisk import sounds
 from hotline.asterisk.ami import AmiSession
 from hotline.cli.common import run_with_db, settings_of
 from hotline.config import Settings
-from hotline.errors import AmiError, AsteriskError, ConfigError, HotlineError, StoreError
+from hotline.errors import AmiError, AsteriskError, ConfigError, HotlineError, PromptsMissing, StoreError
 from hotline.media import AGENTS_CONTEXT
+from hotline.provision import prompts
 from hotline.provision.model import Provisioning
 from hotline.provision.render import (
     DIALPLAN_FILE,
@@ -200,9 +202,10 @@ async def apply(prov: Provisioning, settings: Settings, ami: AmiSession | None) 
     pending. Nothing is written when rendering fails (a bad value refuses the whole apply).
     """
     conf_dir = conf_dir_of(settings)
+    prompts_unchecked = check_prompts(prov, settings)  # refused before anything is written
     files = render(prov, settings)
     changed = write_files(conf_dir, files)
-    result = ApplyResult(conf_dir, changed, warnings=include_warnings(conf_dir))
+    result = ApplyResult(conf_dir, changed, warnings=include_warnings(conf_dir) + prompts_unchecked)
     if ami is None:
         return replace(result, pending=tuple(c.module for c in FILES if c.name in changed))
     reloads = []
@@ -211,6 +214,23 @@ async def apply(prov: Provisioning, settings: Settings, ami: AmiSession | None) 
         if done is not None:
             reloads.append(done)
     return replace(result, reloads=tuple(reloads))
+
+
+def check_prompts(prov: Provisioning, settings: Settings) -> tuple[str, ...]:
+    """Refuse (PromptsMissing, listing file and language) when a prompt callers can hear is missing
+    in their language; a warning when the sounds directory cannot be seen from here."""
+    needed = prompts.needed(prov)
+    if not needed:
+        return ()
+    found = sounds.SoundsDir(settings.asterisk_sounds_dir, settings.asterisk_root)
+    if not found.exists():
+        return (f"Asterisk's sounds directory {found.path} is not at {found.here()}: the prompts of "
+                f"{', '.join(sorted(needed))} were not checked (set HOTLINE_ASTERISK_SOUNDS_DIR, and "
+                f"HOTLINE_ASTERISK_ROOT where Asterisk runs in a chroot or container)",)
+    missing = found.missing(needed)
+    if missing:
+        raise PromptsMissing(f"{sounds.refusal(missing, found)}\n(nothing written)")
+    return ()
 
 
 async def apply_and_reload(prov: Provisioning, settings: Settings, *, reload: bool = True) -> ApplyResult:

@@ -16,11 +16,14 @@ import click
 from hotline.asterisk import prerequisites as pre
 from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ari import AriClient
+from hotline.asterisk.sounds import SoundsDir
+from hotline.asterisk.sounds import refusal as sounds_refusal
 from hotline.cli.apply import include_warning, loaded_endpoints
 from hotline.cli.common import settings_of
 from hotline.config import Settings
 from hotline.errors import AmiError, DoctorWarning, HotlineError
 from hotline.media import AGENTS_CONTEXT, WEB_ENDPOINT, WS_TRANSPORT
+from hotline.provision import prompts
 from hotline.provision.model import Trunk
 from hotline.provision.render import (
     DIALPLAN_FILE,
@@ -75,6 +78,7 @@ async def run_checks(settings: Settings, timeout: float = 10.0, *, starting: boo
             ("dialplan", lambda: _dialplan(settings)),
             ("included files", lambda: _included_files(settings)),
             ("trunks", lambda: _trunks(settings)),
+            ("prompts", lambda: _prompts(settings)),
         ]
     results = []
     for name, probe in checks:
@@ -223,6 +227,31 @@ async def _trunks(settings: Settings) -> str:
     if not trunks:
         return "none provisioned: nothing is dialled to outside numbers"
     return trunks_loaded(trunks, await _with_ami(settings, loaded_endpoints))
+
+
+async def _prompts(settings: Settings) -> str:
+    """Every prompt callers can hear exists in their language (what `hotline apply` refuses)."""
+    settings.require("dsn")
+    conn = await connect(settings.dsn)
+    async with conn:
+        if await migrations.pending(conn):
+            raise HotlineError("not checked: the database is not migrated")
+        prov = await provisioning_store.load(conn)
+    found = SoundsDir(settings.asterisk_sounds_dir, settings.asterisk_root)
+    return prompts_found(prompts.needed(prov), found)
+
+
+def prompts_found(needed: dict[str, dict[str, str]], found: SoundsDir) -> str:
+    """The doctor's line for the prompts `needed` per language; HotlineError listing the missing."""
+    if not needed:
+        return "no language set: callers hear Asterisk's default language"
+    if not found.exists():
+        raise HotlineError(f"Asterisk's sounds directory {found.path} is not at {found.here()}: set "
+                           "HOTLINE_ASTERISK_SOUNDS_DIR (and HOTLINE_ASTERISK_ROOT for a chroot)")
+    missing = found.missing(needed)
+    if missing:
+        raise HotlineError(sounds_refusal(missing, found).replace("\n  ", "; "))
+    return "; ".join(f"{len(names)} prompt(s) in {language}" for language, names in sorted(needed.items()))
 
 
 def trunks_loaded(trunks: list[Trunk], loaded: set[str]) -> str:

@@ -81,19 +81,25 @@ def pairs(field: str, values: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def with_priority(values: dict[str, str], key: str) -> dict[str, object]:
+def with_priority(values: dict[str, str], key: str,
+                  extras: tuple[str, ...] = ("priority",)) -> dict[str, object]:
     """{'+7913': 'siberia,priority=5'} -> {'+7913': {key: 'siberia', 'priority': '5'}}: a route or
-    key given on the command line with the priority its callers wait with."""
+    key given on the command line with the priority its callers wait with (and whatever else of
+    `extras` it may say: a menu key's 'then=menu:main')."""
     out: dict[str, object] = {}
+    allowed = " or ".join(f"'{extra}=N'" if extra == "priority" else f"'{extra}=...'" for extra in extras)
     for name, value in values.items():
         head, sep, rest = value.partition(",")
         if not sep:
             out[name] = value
             continue
-        field, eq, level = rest.partition("=")
-        if field.strip() != "priority" or not eq:
-            raise ProvisionError(f"{name}={value}: after the comma only 'priority=N' may follow")
-        out[name] = {key: head.strip(), "priority": level.strip()}
+        table: dict[str, object] = {key: head.strip()}
+        for part in rest.split(","):
+            field, eq, setting = part.partition("=")
+            if field.strip() not in extras or not eq:
+                raise ProvisionError(f"{name}={value}: after the comma only {allowed} may follow")
+            table[field.strip()] = setting.strip()
+        out[name] = table
     return out
 
 

@@ -73,12 +73,15 @@ def number() -> None:
 @click.option("--lines", help="Line limit: a number, or 'unlimited' (default: city 1, video 10, "
                                 "8-800 unlimited).")
 @click.option("--priority", help="0-10: its callers' priority in queues, higher served first (default 0).")
+@click.option("--language", help="Language of its callers' prompts, e.g. ru, en, en_GB (default: the "
+                                 "hotline's).")
 @DRY_RUN
 @click.pass_context
 def number_add(ctx: click.Context, number_text: str, hotline_name: str, kind: str | None,
-               lines: str | None, priority: str | None, dry_run: bool) -> None:
+               lines: str | None, priority: str | None, language: str | None, dry_run: bool) -> None:
     """Add a number (as people type it: '8 (495) 123-45-67') to a hotline, or change it."""
-    new = parse.number(number_text, given(hotline=hotline_name, kind=kind, lines=lines, priority=priority))
+    new = parse.number(number_text, given(hotline=hotline_name, kind=kind, lines=lines, priority=priority,
+                                          language=language))
 
     def edit(prov: Provisioning) -> Provisioning:
         old = prov.numbers.get(new.number)
@@ -86,6 +89,26 @@ def number_add(ctx: click.Context, number_text: str, hotline_name: str, kind: st
             raise ProvisionError(f"number {new.number} already serves hotline {old.hotline!r}: "
                                  f"remove it there first")
         return with_object(prov, "numbers", new.number, new)
+    report(run_edit(ctx, edit, dry_run=dry_run), dry_run)
+
+
+@number.command("set")
+@click.argument("number_text", metavar="NUMBER")
+@click.option("--lines", help="Line limit: a number, or 'unlimited'.")
+@click.option("--priority", help="0-10: its callers' priority in queues, higher served first.")
+@click.option("--language", help="Language of its callers' prompts, e.g. ru, en, en_GB ('none': the "
+                                 "hotline's).")
+@DRY_RUN
+@click.pass_context
+def number_set(ctx: click.Context, number_text: str, lines: str | None, priority: str | None,
+               language: str | None, dry_run: bool) -> None:
+    """Change a number's settings (only those given)."""
+    key, _ = parse.number_key("number", number_text, None, settings_of(ctx).default_region)
+    changes = given(lines=lines, priority=priority, language=language)
+
+    def edit(prov: Provisioning) -> Provisioning:
+        base = export.number_table(need(prov.numbers, key, "number"))
+        return with_object(prov, "numbers", key, parse.number(key, {**base, **changes}))
     report(run_edit(ctx, edit, dry_run=dry_run), dry_run)
 
 
@@ -108,7 +131,7 @@ def number_remove(ctx: click.Context, number_text: str) -> None:
 def number_list(ctx: click.Context, fmt: str) -> None:
     """List numbers."""
     rows = [{"number": n.number, **export.number_table(n)} for n in load(ctx).numbers.values()]
-    print_rows(rows, fmt, ["number", "kind", "hotline", "lines", "priority"])
+    print_rows(rows, fmt, ["number", "kind", "hotline", "lines", "priority", "language"])
 
 
 # -- queues -------------------------------------------------------------------------------------
@@ -241,6 +264,8 @@ _hotline_options = options(
     click.option("--page-text", help="A short text under it on the page, at most 300 characters."),
     click.option("--page-logo", help="An https URL of its logo for the page ('none': no logo)."),
     click.option("--page-color", help="The page's accent colour, #RRGGBB ('none': the page's own)."),
+    click.option("--language", help="Language of its callers' prompts: a directory of Asterisk's sounds,"
+                                    " e.g. ru, en, en_GB ('none': Asterisk's default)."),
 )
 
 
@@ -304,7 +329,7 @@ def hotline_list(ctx: click.Context, fmt: str) -> None:
     rows = [{"name": h.name, **export.hotline_table(h), "record": h.record,
              "numbers": [n.number for n in prov.numbers.values() if n.hotline == h.name]}
             for h in prov.hotlines.values()]
-    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "record", "page_title",
+    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "record", "language", "page_title",
                            "page_color", "numbers"])
 
 
@@ -365,11 +390,13 @@ def ivr() -> None:
 @click.option("--invalid-prompt")
 @click.option("--timeout-prompt")
 @click.option("--option", "option_specs", multiple=True,
-              help="'1=queue:support' (repeat); '1=queue:vip,priority=5' sets the caller's priority.")
+              help="'1=queue:support' (repeat); '1=queue:vip,priority=5' sets the caller's priority;"
+                   " '9=language:en' replays the menu in English, '9=language:en,then=menu:main' goes on.")
 @click.pass_context
 def ivr_add(ctx: click.Context, /, name: str, option_specs: tuple[str, ...], **options: object) -> None:
     """Add a menu (or replace it when it exists)."""
-    table = {**given(**options), "options": with_priority(pairs("option", option_specs), "action")}
+    table = {**given(**options),
+             "options": with_priority(pairs("option", option_specs), "action", ("priority", "then"))}
     menu = parse.menu(name, table)
     report(run_edit(ctx, lambda prov: with_object(prov, "menus", name, menu)))
 
@@ -381,12 +408,14 @@ def ivr_add(ctx: click.Context, /, name: str, option_specs: tuple[str, ...], **o
 @click.option("--prompt", help="Sound said before the action.")
 @click.option("--priority", help="0-10: the caller's priority in queues from this key on (keys to a "
                                  "menu, queue, hotline or video:QUEUE).")
+@click.option("--then", "then", help="A language:LANG key's next step (menu:NAME, queue:NAME, ...); "
+                                     "default: the same menu again, in the new language.")
 @click.option("--remove", is_flag=True, help="Remove this key from the menu.")
 @click.pass_context
 def ivr_option(ctx: click.Context, menu_name: str, digit: str, action: str | None,
-               prompt: str | None, priority: str | None, remove: bool) -> None:
+               prompt: str | None, priority: str | None, then: str | None, remove: bool) -> None:
     """Set what a key does: ACTION is menu:NAME, queue:NAME, hotline:NAME, hangup, video:QUEUE,
-    repeat, callback:QUEUE."""
+    repeat, callback:QUEUE, language:LANG (the caller's prompts from now on in LANG)."""
     if not remove and not action:
         raise click.UsageError("give an ACTION, or --remove")
 
@@ -396,7 +425,8 @@ def ivr_option(ctx: click.Context, menu_name: str, digit: str, action: str | Non
         if remove and len(kept) == len(m.options):
             raise ProvisionError(f"menu {menu_name!r} has no key {digit!r}")
         if not remove:
-            spec: Mapping[str, object] = {"action": action, **given(prompt=prompt, priority=priority)}
+            spec: Mapping[str, object] = {"action": action, **given(prompt=prompt, priority=priority,
+                                                                    then=then)}
             kept.append(parse.option(f"menus.{menu_name}.options", digit, spec))
         new = dataclasses.replace(m, options=tuple(sorted(kept, key=lambda o: o.digit)))
         return with_object(prov, "menus", menu_name, new)

@@ -42,7 +42,7 @@ from hotline.cancellation import raise_if_cancelled
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.camera import note_camera
 from hotline.engine.context import CallContext, LiveCall
-from hotline.engine.facts import Fact, HopEnded, KeyPressed, RecordingFact, TransferNoted
+from hotline.engine.facts import Fact, HopEnded, KeyPressed, LanguageSet, RecordingFact, TransferNoted
 from hotline.engine.handover import continue_the_leg, take_the_talk
 from hotline.engine.hop_keeper import HopKeeper
 from hotline.engine.ivr import run_menu
@@ -146,6 +146,10 @@ class InboundCall:
         # key's where they set one (the most specific wins); an adopted leg's is its hop's, and
         # a transfer keeps it.
         self.priority = (hop.priority or 0) if hop is not None else 0
+        # The language its prompts play in (CHANNEL(language), which Asterisk keeps on the channel,
+        # so an adopted call's stays): its number's, else its hotline's, until a menu key changes
+        # it; None: Asterisk's default.
+        self.language: str | None = None
         self.gone = False  # the channel is hanging up or gone (its own event said so)
         # ... and not by the caller: it vanished while the daemon was not watching, or Asterisk
         # cut it shutting down. A failure, never an abandon.
@@ -407,7 +411,8 @@ class InboundCall:
 
     async def _serve(self) -> None:
         """Serve the call until it is LEAVING (or ENDED: refused before it had a hop)."""
-        if self.hop is None:
+        adopted = self.hop is not None
+        if not adopted:
             if not await self._enter():
                 return
         else:  # adopted after a restart
@@ -417,6 +422,8 @@ class InboundCall:
         route = self._route()
         self.priority = self._priority_of(route)
         self.in_hotline = self.in_hotline or route.hotline  # an adopted call's is its hop's
+        if not adopted:  # an adopted channel kept its language in Asterisk
+            await self._speak(self._language_of(route))
         if self.rejoins is not None:
             went_on = await take_the_talk(self, self.ctx, self.rejoins)
             if went_on is not None:
@@ -480,6 +487,33 @@ class InboundCall:
         if priority is not None and priority != self.priority:
             log.info("call %s: priority %d -> %d by %s", self.channel_id, self.priority, priority, by)
             self.priority = priority
+
+    def _language_of(self, route: Route) -> str | None:
+        """The language the caller hears: a switch leg's is the leg's it continues (chosen by a
+        menu key, maybe); any other's its number's, else its hotline's."""
+        if self.switch is not None and self.switch.language:
+            return self.switch.language
+        if route.number is not None and route.number.language:
+            return route.number.language
+        return route.hotline.language if route.hotline is not None else None
+
+    async def _speak(self, language: str | None, *facts: Fact) -> None:
+        """Set the channel's language before any prompt plays (Asterisk then picks sounds/LANG and
+        says numbers with that language's grammar), and record it on the hop. None: Asterisk's
+        default stays."""
+        if language is None:
+            return
+        try:
+            await self.ctx.ari.set_channel_variable(self.channel_id, "CHANNEL(language)", language)
+        except AriNotFound:
+            await self.until_caller_gone()
+        self.language = language
+        log.info("call %s: language %s", self.channel_id, language)
+        self.move(self.state, *(facts or (LanguageSet(language),)))
+
+    async def choose_language(self, language: str, digit: str) -> None:
+        """A menu key `language:LANG`: the channel's language from now on (engine.ivr.CallIO)."""
+        await self._speak(language, KeyPressed(digit, language))
 
     def _chose(self, option: MenuOption) -> None:
         self._set_priority(option.priority, f"menu key {option.digit}")

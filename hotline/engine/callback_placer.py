@@ -409,8 +409,10 @@ class Placement:
             await ari.create_bridge(bridge)
             await ari.add_to_bridge(bridge, [agent_leg])
             ringback = await ari.play(agent_leg, "tone:ring")
+            # the customer hears any prompt in the language of the call that asked
             trunk = await dial_out(ari, trunks, request.number, app=self.ctx.app,
-                                   app_args=f"callback,{request.id}", channel_id=customer)
+                                   app_args=f"callback,{request.id}", channel_id=customer,
+                                   variables={"CHANNEL(language)": hop.language} if hop.language else None)
         except (AriError, DialRefused) as exc:
             log.warning("callback %s: customer not dialled: %s", request.id, exc)
             self._not_answered(agent_leg, agent, "caller gone")

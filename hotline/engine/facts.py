@@ -20,6 +20,7 @@ from hotline.store.records import (
     TransferRow,
     close_hop_record,
     ivr_digit_record,
+    language_record,
     media_record,
     queue_event_record,
     recording_ended_record,
@@ -71,12 +72,24 @@ KEYS_RECORDED_PER_LEG = 64
 @dataclass(frozen=True)
 class KeyPressed:
     """A key the caller pressed in a menu or to leave a queue: appended to the hop's IVR path
-    (the first KEYS_RECORDED_PER_LEG of a leg; hop_keeper drops the rest)."""
+    (the first KEYS_RECORDED_PER_LEG of a leg; hop_keeper drops the rest). A `language:LANG` key
+    also sets the hop's language (and says so in its menu_key contact event)."""
 
     digit: str
+    language: str | None = None
 
     def record(self, hop: Hop) -> Record:
-        return ivr_digit_record(hop.id, self.digit)
+        return ivr_digit_record(hop.id, self.digit, self.language)
+
+
+@dataclass(frozen=True)
+class LanguageSet:
+    """The language the leg's prompts play in, set as it entered (the number's or hotline's)."""
+
+    language: str
+
+    def record(self, hop: Hop) -> Record:
+        return language_record(hop.id, self.language)
 
 
 @dataclass(frozen=True)
@@ -229,5 +242,5 @@ class SurveyAnswered:
 
 
 RecordingFact = RecordingStarted | RecordingPaused | RecordingResumed | RecordingEnded
-Fact = (QueueStep | KeyPressed | TalkTakenOver | HopEnded | Refused | TransferNoted | MediaChanged
-        | RecordingFact | SurveyBegun | SurveyAnswered)
+Fact = (QueueStep | KeyPressed | LanguageSet | TalkTakenOver | HopEnded | Refused | TransferNoted
+        | MediaChanged | RecordingFact | SurveyBegun | SurveyAnswered)

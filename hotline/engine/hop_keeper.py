@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from hotline.asterisk.ari_events import Channel
 from hotline.cancellation import raise_if_cancelled
 from hotline.engine.context import CallContext
-from hotline.engine.facts import KEYS_RECORDED_PER_LEG, Fact, KeyPressed, Refused
+from hotline.engine.facts import KEYS_RECORDED_PER_LEG, Fact, KeyPressed, LanguageSet, Refused
 from hotline.engine.leg import USER_BUSY, customer_key, new_hop
 from hotline.engine.outcomes import EndReason
 from hotline.engine.routing.route import Route
@@ -65,8 +65,11 @@ class HopKeeper:
             return
         if isinstance(fact, KeyPressed):
             if not self._key_within_cap():
-                return
-            self.path += fact.digit
+                if fact.language is None:
+                    return
+                fact = LanguageSet(fact.language)  # the path is full; the language still counts
+            else:
+                self.path += fact.digit
         hop = getattr(fact, "on_hop", None) or self.hop
         if hop is None and self._late:
             self.ctx.records.submit(by_channel(fact.record(LATE), self.ctx.node, self.channel_id))

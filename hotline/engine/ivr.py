@@ -10,6 +10,11 @@ How a menu runs (`run_menu`), step by step:
    - `menu:X` enters menu X, with its retries fresh (so `"0" = "menu:main"` goes back);
    - `repeat` plays the current menu again; it is the caller's choice, not a failed attempt, so it
      counts no retry;
+   - `language:LANG` switches the caller's language (the channel's CHANNEL(language): every prompt
+     from now on, this key's own prompt included, plays from Asterisk's sounds/LANG, and numbers
+     are said with that language's grammar); the key is recorded with its language on the hop.
+     Then the caller goes where the key's `then` says (`menu:main`, `queue:support`, ...), or,
+     without one, hears the same menu again in the new language, its retries fresh;
    - anything else (`queue:...`, `hotline:...`, `hangup`, `video:...`, `callback:...`) leaves the IVR:
      `run_menu` returns that target and the call follows it.
    A key to a menu, queue, hotline or video:QUEUE may carry a priority: from then on the caller waits in
@@ -37,7 +42,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from hotline.errors import UnknownMenu
-from hotline.provision.model import Menu, MenuOption, Target
+from hotline.provision.model import Menu, MenuOption, Target, TargetAction
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,16 @@ class CallIO(Protocol):
         ...
 
 
-async def run_menu(io: CallIO, menus: Mapping[str, Menu], start: Target,
+class MenuIO(CallIO, Protocol):
+    """What a menu needs of a call beyond CallIO: switching its language (a `language:` key)."""
+
+    async def choose_language(self, language: str, digit: str) -> None:
+        """The caller chose `language` with key `digit`: the channel's language from now on, and
+        the key recorded with it."""
+        ...
+
+
+async def run_menu(io: MenuIO, menus: Mapping[str, Menu], start: Target,
                    pressed: Callable[[str], Awaitable[None]],
                    chose: Callable[[MenuOption], None] = lambda option: None) -> Target:
     """Run the caller through the menus from `start` (a `menu:NAME` target) and return where they
@@ -75,9 +89,13 @@ async def run_menu(io: CallIO, menus: Mapping[str, Menu], start: Target,
     _step(io, menu, None, f"enter (timeout {menu.timeout} s, retries {menu.retries})")
     while True:
         key = await io.play(sound(menu.prompt), stop_on_digit=True) or await io.digit(menu.timeout)
-        if key is not None:
-            await pressed(key)
         option = _option(menu, key)
+        if option is not None and option.target.action == TargetAction.LANGUAGE and option.target.name:
+            _step(io, menu, key, f"language {option.target.name}")
+            await io.choose_language(option.target.name, option.digit)
+            failures = 0
+        elif key is not None:
+            await pressed(key)
         if option is None:
             failures += 1
             if not await _failed(io, menu, key, failures):
@@ -86,14 +104,15 @@ async def run_menu(io: CallIO, menus: Mapping[str, Menu], start: Target,
         chose(option)
         if option.prompt:
             await io.play(sound(option.prompt))
-        if option.target.action == "repeat":
+        leads = option.leads_to
+        if leads.action == TargetAction.REPEAT:
             _step(io, menu, key, "repeat")
-        elif option.target.action == "menu":
-            _step(io, menu, key, str(option.target))
-            menu, failures = _menu(menus, option.target), 0
+        elif leads.action == TargetAction.MENU:
+            _step(io, menu, key, str(leads))
+            menu, failures = _menu(menus, leads), 0
         else:
-            _step(io, menu, key, f"leave to {option.target}")
-            return option.target
+            _step(io, menu, key, f"leave to {leads}")
+            return leads
 
 
 async def _failed(io: CallIO, menu: Menu, key: str | None, failures: int) -> bool:

@@ -140,6 +140,7 @@ class Lab:
             "HOTLINE_ARI_APP": ARI_APP,
             "HOTLINE_ASTERISK_CONF_DIR": str(self.conf_dir),
             "HOTLINE_RECORDING_DIR": str(self.asterisk.recording_dir),
+            "HOTLINE_ASTERISK_ROOT": str(self.asterisk.root),
         }
 
     def admin_dsn(self) -> str:

@@ -69,9 +69,10 @@ def menu_table(m: Menu) -> Table:
 
 def option_spec(o: MenuOption) -> str | Table:
     """A key as the file writes it: its target alone, or a table with its prompt and priority."""
-    if o.prompt is None and o.priority is None:
+    if o.prompt is None and o.priority is None and o.then is None:
         return str(o.target)
-    return _drop_none({"action": str(o.target), "prompt": o.prompt, "priority": o.priority})
+    return _drop_none({"action": str(o.target), "then": str(o.then) if o.then else None,
+                       "prompt": o.prompt, "priority": o.priority})
 
 
 def region_spec(r: RegionRoute) -> str | Table:
@@ -111,7 +112,8 @@ def hotline_table(h: Hotline) -> Table:
                              "record": None if h.record == "never" else h.record,
                              "record_announcement": h.record_announcement,
                              "page_title": h.page_title, "page_text": h.page_text,
-                             "page_logo": h.page_logo, "page_color": h.page_color}
+                             "page_logo": h.page_logo, "page_color": h.page_color,
+                             "language": h.language}
     if h.hours:
         table["hours"] = _hours(h.hours)
     if h.holidays:
@@ -124,8 +126,8 @@ def hotline_table(h: Hotline) -> Table:
 
 
 def number_table(n: Number) -> Table:
-    return {"hotline": n.hotline, "kind": n.kind, "lines": n.lines if n.lines else "unlimited",
-            "priority": n.priority}
+    return _drop_none({"hotline": n.hotline, "kind": n.kind, "lines": n.lines if n.lines else "unlimited",
+                       "priority": n.priority, "language": n.language})
 
 
 def agent_table(a: Agent, with_secrets: bool = False) -> Table:

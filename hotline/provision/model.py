@@ -44,19 +44,24 @@ class TargetAction(enum.StrEnum):
     VIDEO = "video"
     REPEAT = "repeat"
     CALLBACK = "callback"
+    LANGUAGE = "language"
 
 
 # What each kind of reference may point at, per place it is used.
 ENTRY_ACTIONS = ("menu", "queue")
 OVERFLOW_ACTIONS = ("hangup", "queue", "hotline", "menu")
 CLOSED_ACTIONS = ("hangup", "hotline", "callback")
-OPTION_ACTIONS = ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback")
+OPTION_ACTIONS = ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback", "language")
+# Where a `language:LANG` key may lead on to (none: the same menu again, in the new language).
+THEN_ACTIONS = ("menu", "queue", "hotline", "hangup", "video", "callback")
 # Actions that name another object; the rest stand alone. `video:QUEUE` (a menu key) names the
 # queue the caller waits in while the video link is on its way; `callback:QUEUE` (a menu key, a
 # closed action) the queue whose line the callback request joins.
 NAMED_ACTIONS = ("menu", "queue", "hotline", "video", "callback")
 # Actions whose name is a queue's.
 QUEUE_ACTIONS = ("queue", "video", "callback")
+# A language of Asterisk's sounds: the directory its prompts are in (sounds/ru, sounds/en_GB).
+LANGUAGE_TAG = r"^[a-z]{2,3}(_[A-Z]{2})?$"
 
 
 @dataclass(frozen=True, order=True)
@@ -71,8 +76,14 @@ class Target:
 
     @property
     def kind(self) -> str:
-        """The section its name is looked up in: `queues` for `queue:`, `video:` and `callback:`."""
+        """The section its name is looked up in: `queues` for `queue:`, `video:` and `callback:`
+        (`language:` names a language, no section: `names_object` is False)."""
         return "queues" if self.action in QUEUE_ACTIONS else f"{self.action}s"
+
+    @property
+    def names_object(self) -> bool:
+        """Whether its name is a provisioned object's (`language:en` names a language)."""
+        return self.name is not None and self.action != TargetAction.LANGUAGE
 
 
 @dataclass(frozen=True, order=True)
@@ -159,6 +170,16 @@ class MenuOption:
     target: Target
     prompt: str | None = None
     priority: int | None = None  # None: the caller keeps the priority it had
+    # A `language:LANG` key: where the caller goes next, in the new language (None: this menu
+    # again). Any other key: None.
+    then: Target | None = None
+
+    @property
+    def leads_to(self) -> Target:
+        """Where the key takes the caller (a language key: its next step, or its own menu again)."""
+        if self.target.action == TargetAction.LANGUAGE:
+            return self.then or Target(TargetAction.REPEAT)
+        return self.target
 
 
 @dataclass(frozen=True)
@@ -193,6 +214,9 @@ class Hotline:
     page_text: str | None = None
     page_logo: str | None = None
     page_color: str | None = None
+    # The language its callers hear prompts in (a directory of Asterisk's sounds: 'ru', 'en');
+    # None: Asterisk's default language. A number may set its own.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +226,7 @@ class Number:
     kind: str = "city"
     lines: int | None = 1  # None: unlimited
     priority: int = 0  # every caller of the number starts with it (PRIORITY_MIN..PRIORITY_MAX)
+    language: str | None = None  # None: its hotline's
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from hotline.provision.model import (
     CAPABILITIES,
     DEFAULT_LINES,
     INHERIT,
+    LANGUAGE_TAG,
     NAMED_ACTIONS,
     NUMBER_KINDS,
     PRIORITY_ACTIONS,
@@ -28,6 +29,7 @@ from hotline.provision.model import (
     PRIORITY_MIN,
     RECORD,
     STRATEGIES,
+    THEN_ACTIONS,
     TRANSFER_NO_ANSWER,
     TRUNK_RING_TIMEOUT_MAX_S,
     WEEKDAYS,
@@ -42,6 +44,7 @@ from hotline.provision.model import (
     Queue,
     RegionRoute,
     Target,
+    TargetAction,
     Trunk,
 )
 
@@ -107,6 +110,20 @@ def survey_questions(field: str, value: object) -> tuple[str, ...]:
     if not 1 <= len(value) <= SURVEY_QUESTIONS:
         raise fail(field, value, f"must hold 1 to {SURVEY_QUESTIONS} questions ('none': no survey)")
     return tuple(sound(f"{field}[{n}]", v) for n, v in enumerate(value, start=1))
+
+
+def language(field: str, value: object) -> str:
+    """A language of Asterisk's sounds: the name of the directory its prompts are in."""
+    if not isinstance(value, str) or not re.fullmatch(LANGUAGE_TAG, value):
+        raise fail(field, value, "is not a language of Asterisk's sounds (the name of its directory "
+                                 "under sounds/, like 'en', 'ru' or 'en_GB')")
+    return value
+
+
+def optional_language(field: str, value: object) -> str | None:
+    """A language, or None for 'none' / 'off' / empty (not set: the hotline's, or Asterisk's
+    default language)."""
+    return None if value in (None, "", "none", "off") else language(field, value)
 
 
 def text(field: str, value: object, limit: int = 200) -> str:
@@ -193,6 +210,11 @@ def target(field: str, value: object, allowed: tuple[str, ...]) -> Target:
     action, sep, name = value.partition(":")
     if action not in allowed:
         raise fail(field, value, f"is not one of {', '.join(allowed)}")
+    if action == TargetAction.LANGUAGE:
+        if not name:
+            raise fail(field, value, "needs the language the caller chooses: 'language:LANG' "
+                                     "(like 'language:en')")
+        return Target(action, language(field, name))
     named = action in NAMED_ACTIONS
     if action == "video" and not name:
         raise fail(field, value, "needs the queue the caller waits in while the link is sent: 'video:QUEUE'")
@@ -463,19 +485,24 @@ def menu(name: str, table: Mapping[str, object]) -> Menu:
 def option(field: str, digit: object, spec: object) -> MenuOption:
     if not isinstance(digit, str) or not re.fullmatch(r"[0-9*#]", digit):
         raise fail(field, digit, "is not a key (0-9, * or #)")
-    prompt, level = None, None
+    prompt, level, then = None, None, None
     if isinstance(spec, Mapping):
-        _take(spec, f"{field}.{digit}", {"action", "prompt", "priority"})
+        _take(spec, f"{field}.{digit}", {"action", "prompt", "priority", "then"})
         prompt = sound(f"{field}.{digit}.prompt", spec["prompt"]) if "prompt" in spec else None
         level = _get(spec, "priority", None, priority, f"{field}.{digit}")
+        then = _get(spec, "then", None, lambda k, v: target(k, v, THEN_ACTIONS), f"{field}.{digit}")
         spec = spec.get("action")
     to = target(f"{field}.{digit}", spec,
-                ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback"))
-    if level is not None and to.action not in PRIORITY_ACTIONS:
+                ("menu", "queue", "hotline", "hangup", "video", "repeat", "callback", "language"))
+    if then is not None and to.action != TargetAction.LANGUAGE:
+        raise fail(f"{field}.{digit}.then", str(then),
+                   f"is set on a key that leads to {to}: only a 'language:LANG' key has a next step")
+    leads = then if to.action == TargetAction.LANGUAGE else to
+    if level is not None and (leads is None or leads.action not in PRIORITY_ACTIONS):
         raise fail(f"{field}.{digit}.priority", level,
-                   f"is set on a key that leads to {to}: "
+                   f"is set on a key that leads to {leads or 'the same menu'}: "
                    "only keys to a menu, queue, hotline or video:QUEUE set one")
-    return MenuOption(digit, to, prompt, level)
+    return MenuOption(digit, to, prompt, level, then)
 
 
 def options(field: str, table: object) -> tuple[MenuOption, ...]:
@@ -487,7 +514,7 @@ def options(field: str, table: object) -> tuple[MenuOption, ...]:
 def hotline(name: str, table: Mapping[str, object]) -> Hotline:
     f = f"hotlines.{slug('hotline', name)}"
     _take(table, f, {"entry", "description", "time_zone", "hours", "holidays", "closed", "closed_prompt",
-                     "regions", "record", "record_announcement", *BRANDING})
+                     "regions", "record", "record_announcement", "language", *BRANDING})
     if "entry" not in table:
         raise fail(f"{f}.entry", None, "is required: the hotline needs a route ('menu:NAME' or 'queue:NAME')")
     return Hotline(
@@ -505,20 +532,22 @@ def hotline(name: str, table: Mapping[str, object]) -> Hotline:
         page_title=_get(table, "page_title", None, branding.page_title, f),
         page_text=_get(table, "page_text", None, branding.page_text, f),
         page_logo=_get(table, "page_logo", None, branding.page_logo, f),
-        page_color=_get(table, "page_color", None, branding.page_color, f))
+        page_color=_get(table, "page_color", None, branding.page_color, f),
+        language=_get(table, "language", None, optional_language, f))
 
 
 def number(key: object, table: Mapping[str, object], region: str = "RU") -> Number:
     f = f"numbers.{key}"
     if not isinstance(table, Mapping):
         raise fail(f, table, "must be a table like {hotline = \"moscow\", lines = 2}")
-    _take(table, f, {"hotline", "kind", "lines", "priority"})
+    _take(table, f, {"hotline", "kind", "lines", "priority", "language"})
     e164, kind = number_key(f, key, table.get("kind"), region)
     if "hotline" not in table:
         raise fail(f"{f}.hotline", None, "is required: the hotline this number serves")
     return Number(e164, slug(f"{f}.hotline", table["hotline"]), kind,
                   _get(table, "lines", DEFAULT_LINES[kind], lines, f),
-                  _get(table, "priority", 0, priority, f))
+                  _get(table, "priority", 0, priority, f),
+                  _get(table, "language", None, optional_language, f))
 
 
 def agent(name: str, table: Mapping[str, object]) -> Agent:

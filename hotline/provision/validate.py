@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from hotline.errors import ProvisionError
 from hotline.media import WEB_ENDPOINT
-from hotline.provision.model import Hotline, Menu, Provisioning, Queue, Target
+from hotline.provision.model import Hotline, Menu, Provisioning, Queue, Target, TargetAction
 
 # Endpoints and templates the reference configuration and the lab define: an agent may not take
 # their names.
@@ -32,7 +32,7 @@ def _problems(prov: Provisioning) -> Iterator[str]:
 
 
 def _exists(prov: Provisioning, t: Target) -> bool:
-    return t.name is None or t.name in prov.section(t.kind)
+    return not t.names_object or t.name in prov.section(t.kind)
 
 
 def _references(prov: Provisioning) -> Iterator[str]:
@@ -48,6 +48,7 @@ def _references(prov: Provisioning) -> Iterator[str]:
             yield (f"queues.{q.name}.video_key: {q.video_key!r} is also a key of its breakout menu "
                    f"{q.breakout_menu!r}: a caller pressing it could mean either")
         yield from _callback_key(prov, q)
+        yield from _breakout_languages(prov, q)
         yield from _queue_announcement(prov, q)
         if q.survey_thanks is not None and not q.survey:
             yield (f"queues.{q.name}.survey_thanks: the queue has no survey, so it would never be played "
@@ -70,6 +71,8 @@ def _references(prov: Provisioning) -> Iterator[str]:
         for o in m.options:
             if not _exists(prov, o.target):
                 yield f"menus.{m.name}.options.{o.digit}: {str(o.target)!r} does not exist"
+            if o.then is not None and not _exists(prov, o.then):
+                yield f"menus.{m.name}.options.{o.digit}.then: {str(o.then)!r} does not exist"
     for n in prov.numbers.values():
         if n.hotline not in prov.hotlines:
             yield f"numbers.{n.number}.hotline: {n.hotline!r} does not exist"
@@ -104,6 +107,17 @@ def _hotline_announcement(prov: Provisioning, h: Hotline) -> Iterator[str]:
                f"on_demand, or the announcement to 'none')")
 
 
+def _breakout_languages(prov: Provisioning, q: Queue) -> Iterator[str]:
+    """A waiting caller's breakout key leaves the queue for where it leads; a language key would
+    leave it for nowhere (it replays a menu the caller is not in): refused there."""
+    menu = prov.menus.get(q.breakout_menu or "")
+    for o in menu.options if menu is not None else ():
+        if o.target.action == TargetAction.LANGUAGE:
+            yield (f"queues.{q.name}.breakout_menu: key {o.digit!r} of menu {q.breakout_menu!r} is "
+                   f"{str(o.target)!r}, which a caller waiting in a queue cannot use (a breakout "
+                   f"key leaves the queue)")
+
+
 def _callback_key(prov: Provisioning, q: Queue) -> Iterator[str]:
     """A queue offering callbacks needs a trunk to call back through, and a key its breakout
     menu does not take already."""
@@ -120,7 +134,7 @@ def _callback_key(prov: Provisioning, q: Queue) -> Iterator[str]:
 def _callback_targets(prov: Provisioning) -> Iterator[str]:
     """A menu key or closed action `callback:QUEUE` needs a trunk to call back through; a bare
     `callback` (stored before it named its queue, when it only hung up) must name one now."""
-    used = [(f"menus.{m.name}.options.{o.digit}", o.target) for m in prov.menus.values() for o in m.options]
+    used = [(f"menus.{m.name}.options.{o.digit}", o.leads_to) for m in prov.menus.values() for o in m.options]
     used += [(f"hotlines.{h.name}.closed", h.closed) for h in prov.hotlines.values()]
     for field, t in used:
         if t.action != "callback":
@@ -163,12 +177,12 @@ def _trunks(prov: Provisioning) -> Iterator[str]:
 def _menus_without_exit(prov: Provisioning) -> Iterator[str]:
     """A menu from which no key ever leads out of the menus (to a queue, a hotline, hang-up, video
     or callback) keeps a caller pressing keys for ever: refuse it."""
-    leaves = {name for name, m in prov.menus.items() if any(_leaves(o.target) for o in m.options)}
+    leaves = {name for name, m in prov.menus.items() if any(_leaves(o.leads_to) for o in m.options)}
     changed = True
     while changed:  # a menu exits when one of its keys leads to a menu that exits
         changed = False
         for name, m in prov.menus.items():
-            if name not in leaves and any(o.target.action == "menu" and o.target.name in leaves
+            if name not in leaves and any(o.leads_to.action == "menu" and o.leads_to.name in leaves
                                           for o in m.options):
                 leaves.add(name)
                 changed = True
@@ -182,7 +196,8 @@ def _leaves(t: Target) -> bool:
 
 
 def _describe(m: Menu) -> str:
-    return ", ".join(f"{o.digit}={o.target}" for o in m.options) or "no options"
+    return ", ".join(f"{o.digit}={o.target}" + (f" then {o.then}" if o.then else "")
+                     for o in m.options) or "no options"
 
 
 def _cycles(prov: Provisioning) -> Iterator[str]:

@@ -219,17 +219,18 @@ async def open_requests(conn: AsyncConnection) -> list[CallbackRequest]:
 
 
 # The outbound leg's hop, next in the request's case (reopened: the leg that asked has ended),
-# with the asking leg's hotline; the hop dials the customer's number.
+# with the asking leg's hotline and language; the hop dials the customer's number.
 _OPEN_HOP = """
 WITH reopened AS (UPDATE cases SET status = 'open', closed_at = NULL WHERE id = %(case)s)
 INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, media, dialled, dialled_e164, caller_num,
-                  hotline_id, queue_id)
+                  hotline_id, queue_id, language)
 SELECT %(case)s, (SELECT coalesce(max(seq), 0) + 1 FROM hops WHERE case_id = %(case)s), %(node)s,
        %(channel)s, 'pstn', 'audio', %(number)s, %(number)s, %(caller_id)s,
-       (SELECT hotline_id FROM hops WHERE id = %(asked)s), %(queue)s
+       (SELECT hotline_id FROM hops WHERE id = %(asked)s), %(queue)s,
+       (SELECT language FROM hops WHERE id = %(asked)s)
 RETURNING id, case_id, seq, node, channel_id, channel_kind, dialled, dialled_e164, caller_num, entered_at,
           ended_at, end_reason, hangup_cause, number_id, line, hotline_id, queue_id, agent_id, queued_at,
-          answered_at, media
+          answered_at, media, language
 """
 
 

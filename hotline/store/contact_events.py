@@ -1,4 +1,4 @@
-"""The contact-event stream (migrations 029, 030, 032, 035, 037, 039): every step of a contact as one
+"""The contact-event stream (migrations 029, 030, 032, 035, 037, 038, 039): every step of a contact as one
 row of contact_events, written by triggers in the transaction of the step's own row, and its JSON
 shape.
 
@@ -27,7 +27,7 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
     "case_reopened": (),
     "entered_hotline": ("seq", "channel_kind", "media", "dialled", "caller", "caller_name", "node",
                         "channel_id"),
-    "menu_key": ("key", "path"),
+    "menu_key": ("key", "path", "language"),  # language: a `language:LANG` key's (migration 038)
     **{kind: QUEUE_DATA for kind in ("queued", "ringing_agent", "ring_no_answer", "answered", "abandoned",
                                      "overflowed", "exited_queue", "talk_ended")},
     "transfer": ("transfer_id", "type", "asked_by", "target", "outcome", "detail"),

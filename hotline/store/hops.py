@@ -52,3 +52,4 @@ class Hop:
     media: str = "audio"
     case_last_agent_id: int | None = None  # a continued case: the agent who last talked with them
     priority: int | None = None  # the priority of its last queue join (None: never queued)
+    language: str | None = None  # its prompts' language (migration 038), where the query reads it

@@ -25,6 +25,7 @@ from hotline.provision.model import (
     Queue,
     RegionRoute,
     Target,
+    TargetAction,
     Trunk,
 )
 from hotline.provision.plan import Plan
@@ -156,12 +157,20 @@ async def _load_menus(conn: AsyncConnection, names: dict[str, dict[int, str]]) -
                                                    ("target_queue_id", "queues"),
                                                    ("target_hotline_id", "hotlines"))
                             if r[c] is not None), (None, None))
-        options.setdefault(r["menu_id"], []).append(
-            MenuOption(r["digit"], _target(r["action"], ident, kind, names), r["prompt"], r["priority"]))
+        options.setdefault(r["menu_id"], []).append(_option(r, ident, kind, names))
     return [Menu(name=r["name"], prompt=r["prompt"], timeout=r["timeout_s"], retries=r["retries"],
                  invalid_prompt=r["invalid_prompt"], timeout_prompt=r["timeout_prompt"],
                  options=tuple(sorted(options.get(r["id"], []), key=lambda o: o.digit)))  # not by collation
             for r in await _rows(conn, "SELECT * FROM ivr_menus WHERE retired_at IS NULL ORDER BY name")]
+
+
+def _option(r: Row, ident: int | None, kind: str | None, names: dict[str, dict[int, str]]) -> MenuOption:
+    """A key; a `language:LANG` key's target columns name its next step (then_action)."""
+    if r["action"] == TargetAction.LANGUAGE:
+        then = _target(r["then_action"], ident, kind, names) if r["then_action"] else None
+        return MenuOption(r["digit"], Target(TargetAction.LANGUAGE, r["language"]), r["prompt"],
+                          r["priority"], then)
+    return MenuOption(r["digit"], _target(r["action"], ident, kind, names), r["prompt"], r["priority"])
 
 
 async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]) -> list[Hotline]:
@@ -184,7 +193,7 @@ async def _load_hotlines(conn: AsyncConnection, names: dict[str, dict[int, str]]
             closed_prompt=r["closed_prompt"], regions=tuple(sorted(regions.get(r["id"], []))),
             record=r["record"], record_announcement=r["record_announcement"],
             page_title=r["page_title"], page_text=r["page_text"], page_logo=r["page_logo"],
-            page_color=r["page_color"]))
+            page_color=r["page_color"], language=r["language"]))
     return out
 
 
@@ -214,7 +223,8 @@ def _group(rows: Iterable[Row], make: Callable[[Row], T]) -> dict[int, list[T]]:
 
 
 async def _load_numbers(conn: AsyncConnection, names: dict[str, dict[int, str]]) -> list[Number]:
-    return [Number(r["number"], names["hotlines"][r["hotline_id"]], r["kind"], r["line_limit"], r["priority"])
+    return [Number(r["number"], names["hotlines"][r["hotline_id"]], r["kind"], r["line_limit"], r["priority"],
+                   r["language"])
             for r in await _rows(conn, "SELECT * FROM numbers WHERE retired_at IS NULL ORDER BY number")]
 
 
@@ -297,9 +307,9 @@ async def _set_overflow(conn: AsyncConnection, q: Queue, ids: dict[str, dict[str
         (q.overflow.action, refs["queue"], refs["hotline"], refs["menu"], breakout, q.name))
 
 
-def _refs(target: Target, ids: dict[str, dict[str, int]]) -> dict[str, int | None]:
+def _refs(target: Target | None, ids: dict[str, dict[str, int]]) -> dict[str, int | None]:
     out: dict[str, int | None] = {"queue": None, "hotline": None, "menu": None}
-    if target.name is not None:
+    if target is not None and target.names_object and target.name is not None:
         out[target.kind.removesuffix("s")] = ids[target.kind][target.name]
     return out
 
@@ -309,8 +319,8 @@ async def _upsert_hotline(conn: AsyncConnection, h: Hotline, ids: dict[str, dict
     await conn.execute(
         "INSERT INTO hotlines (name, description, time_zone, entry_menu_id, entry_queue_id,"
         " closed_action, closed_prompt, region_routing, record, record_announcement,"
-        " page_title, page_text, page_logo, page_color)"
-        " VALUES (%s, %s, %s, %s, %s, 'hangup', %s, %s, %s, %s, %s, %s, %s, %s)"
+        " page_title, page_text, page_logo, page_color, language)"
+        " VALUES (%s, %s, %s, %s, %s, 'hangup', %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET description = excluded.description,"
         " time_zone = excluded.time_zone, entry_menu_id = excluded.entry_menu_id,"
         " entry_queue_id = excluded.entry_queue_id, closed_action = 'hangup', closed_hotline_id = NULL,"
@@ -319,10 +329,10 @@ async def _upsert_hotline(conn: AsyncConnection, h: Hotline, ids: dict[str, dict
         " record = excluded.record, record_announcement = excluded.record_announcement,"
         " page_title = excluded.page_title, page_text = excluded.page_text,"
         " page_logo = excluded.page_logo, page_color = excluded.page_color,"
-        " retired_at = NULL, updated_at = now()",
+        " language = excluded.language, retired_at = NULL, updated_at = now()",
         (h.name, h.description, h.time_zone, refs["menu"], refs["queue"], h.closed_prompt,
          bool(h.regions), h.record, h.record_announcement, h.page_title, h.page_text, h.page_logo,
-         h.page_color))
+         h.page_color, h.language))
 
 
 async def _set_hotline_details(conn: AsyncConnection, h: Hotline, ids: dict[str, dict[str, int]]) -> None:
@@ -350,20 +360,24 @@ async def _replace_options(conn: AsyncConnection, m: Menu, ids: dict[str, dict[s
     menu_id = ids["menus"][m.name]
     await conn.execute("DELETE FROM ivr_options WHERE menu_id = %s", (menu_id,))
     for o in m.options:
-        refs = _refs(o.target, ids)
+        language = o.target.name if o.target.action == TargetAction.LANGUAGE else None
+        refs = _refs(o.then if language else o.target, ids)
         await conn.execute(
             "INSERT INTO ivr_options (menu_id, digit, action, target_menu_id, target_queue_id,"
-            " target_hotline_id, prompt, priority) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            " target_hotline_id, prompt, priority, language, then_action)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (menu_id, o.digit, o.target.action, refs["menu"], refs["queue"], refs["hotline"], o.prompt,
-             o.priority))
+             o.priority, language, o.then.action if o.then else None))
 
 
 async def _upsert_number(conn: AsyncConnection, n: Number, ids: dict[str, dict[str, int]]) -> None:
     await conn.execute(
-        "INSERT INTO numbers (number, kind, hotline_id, line_limit, priority) VALUES (%s, %s, %s, %s, %s)"
+        "INSERT INTO numbers (number, kind, hotline_id, line_limit, priority, language)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (number) DO UPDATE SET kind = excluded.kind, hotline_id = excluded.hotline_id,"
-        " line_limit = excluded.line_limit, priority = excluded.priority, retired_at = NULL",
-        (n.number, n.kind, ids["hotlines"][n.hotline], n.lines, n.priority))
+        " line_limit = excluded.line_limit, priority = excluded.priority, language = excluded.language,"
+        " retired_at = NULL",
+        (n.number, n.kind, ids["hotlines"][n.hotline], n.lines, n.priority, n.language))
 
 
 async def _upsert_agent(conn: AsyncConnection, a: Agent, ids: dict[str, dict[str, int]]) -> None:

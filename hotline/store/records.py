@@ -71,9 +71,18 @@ def queue_event_record(event: QueueEvent) -> Record:
             "talk_ms": event.talk_ms, "detail": event.detail, "priority": event.priority}
 
 
-def ivr_digit_record(hop_id: int, digit: str) -> Record:
-    """A key pressed in a menu, appended to the hop's IVR path."""
-    return {"k": "digit", "hop": hop_id, "digit": digit}
+def ivr_digit_record(hop_id: int, digit: str, language: str | None = None) -> Record:
+    """A key pressed in a menu, appended to the hop's IVR path; a language key's sets the hop's
+    language too (migration 038)."""
+    record: Record = {"k": "digit", "hop": hop_id, "digit": digit}
+    if language is not None:
+        record["language"] = language
+    return record
+
+
+def language_record(hop_id: int, language: str) -> Record:
+    """The language the leg's prompts play in (migration 038)."""
+    return {"k": "language", "hop": hop_id, "language": language}
 
 
 def close_hop_record(hop_id: int, end_reason: str, *, cause: int | None = None,

@@ -55,6 +55,7 @@ class SwitchUse:
     queue_id: int | None
     agent_id: int | None
     priority: int | None = None  # the replaced leg's in queues: a video leg that waits keeps it
+    language: str | None = None  # the replaced leg's prompts' language: the video leg's too
 
 
 def token_hash(token: str) -> bytes:
@@ -174,7 +175,7 @@ class Switches:
             await cur.execute(
                 "SELECT s.id, s.case_id, s.used_at IS NOT NULL AS used, s.expires_at <= now() AS expired,"
                 " h.id AS from_hop, h.ended_at IS NULL AS live, h.hotline_id, h.queue_id, h.agent_id,"
-                " h.priority"
+                " h.priority, h.language"
                 " FROM switches s JOIN hops h ON h.id = s.from_hop_id"
                 " WHERE s.token_sha256 = %s FOR UPDATE OF s", (token_hash(token),))
             row = await cur.fetchone()
@@ -192,7 +193,7 @@ class Switches:
                                " outcome_at = CASE WHEN to_number IS NOT NULL THEN now() END WHERE id = %s",
                                (opened.id, row["id"]))
         return SwitchUse(opened, row["from_hop"], row["live"], row["hotline_id"], row["queue_id"],
-                         row["agent_id"], row["priority"])
+                         row["agent_id"], row["priority"], row["language"])
 
 
 @dataclass(frozen=True)

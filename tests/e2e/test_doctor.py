@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-centre.toml"
 CHECKS = ["database", "ami", "ari", "ari exposure", "asterisk modules", "ari.conf", "sip websocket",
-          "dialplan", "included files", "trunks"]
+          "dialplan", "included files", "trunks", "prompts"]
 
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -48,6 +48,7 @@ class StandInStore:
             placed_by=None, lease_until=None, ended_at=None, detail="")
         self.log: list[tuple[object, ...]] = []
         self.waits_for_opening = False
+        self.language: str | None = None  # the asking leg's, which the outbound hop takes
 
     async def recover(self) -> list[int]:
         return []
@@ -103,7 +104,8 @@ class StandInStore:
         return Hop(id=7, case_id=callback.case_id, seq=2, node=node, channel_id=channel_id,
                    channel_kind="pstn",
                    dialled=callback.number, dialled_e164=callback.number, caller_num=caller_id,
-                   entered_at=datetime.now(UTC), ended_at=None, end_reason=None, hangup_cause=None)
+                   entered_at=datetime.now(UTC), ended_at=None, end_reason=None, hangup_cause=None,
+                   language=self.language)
 
 
 @pytest.fixture
@@ -169,6 +171,17 @@ async def test_the_agent_is_rung_first_whispered_to_then_the_customer_is_dialled
     assert ("hangup", agent) in [(r.name, r.args[0]) for r in engine.ari.requests]
     assert store.request.status == "answered"
     assert engine.queues.agents["anna"].available(time.time())  # the talk counted, wrap-up 0: free
+
+
+async def test_the_customer_is_dialled_in_the_language_of_the_call_that_asked(
+        placing: tuple[Engine, StandInStore, CallbackPlacer]) -> None:
+    engine, store, _ = placing
+    store.language = "ru"
+    await agent_answers(engine)
+    customer = await customer_leg(engine)
+    assert engine.ari.variables[customer] == {"CHANNEL(language)": "ru"}
+    engine.ari.caller_hangs_up(customer)
+    await engine.settle()
 
 
 async def test_a_customer_who_does_not_answer_is_tried_again_after_the_interval(

@@ -53,7 +53,7 @@ def test_every_kind_the_issue_names_is_in_the_stream() -> None:
     for kind in ("case_opened", "entered_hotline", "menu_key", "queued", "ringing_agent", "answered",
                  "transfer", "switched", "callback_requested", "callback_placed", "ended"):
         assert kind in KINDS
-    assert set(DATA_KEYS["menu_key"]) == {"key", "path"}
+    assert set(DATA_KEYS["menu_key"]) == {"key", "path", "language"}
     assert set(DATA_KEYS["ended"]) == {"reason", "cause", "cause_text"}
 
 

@@ -659,7 +659,7 @@ class QueueVisit:
             raise _KeyPressed(digit, Target(TargetAction.CALLBACK))
         menu = self.ctx.directory.snapshot.prov.menus.get(self.queue.breakout_menu or "")
         option = next((o for o in menu.options if o.digit == digit), None) if menu else None
-        if option is not None and option.target.action != TargetAction.REPEAT:
+        if option is not None and option.target.action not in (TargetAction.REPEAT, TargetAction.LANGUAGE):
             raise _KeyPressed(digit, option.target)
 
     # -- music: a job of the call's, which touches Asterisk only -----------------------------------

@@ -1,0 +1,147 @@
+"""Language through the real lab: a hotline set to Russian has its callers' channel in `ru` and its
+position announcements played from sounds/ru; a caller pressing a `language:en` key goes on in
+English; `hotline apply` refuses a prompt missing in a language callers hear."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hotline.asterisk.ari import AriClient
+from hotline.config import load_settings
+from hotline.lab import Lab
+
+from support import sipp
+from support.checks import rows, wait_until
+from support.cli import hotline_cli
+from support.daemon import DaemonProcess
+from support.provisioning import BASE
+
+pytestmark = pytest.mark.lab
+
+RUSSIAN_NUMBER = "84950003311"
+CHOOSING_NUMBER = "84950003322"
+# The Russian line's caller waits alone (no agents): "you are next" at 5 s, overflow at 7 s.
+LANGUAGE = BASE + """
+[queues.ru-line]
+announce_period = 5
+max_wait = 7
+
+[menus.choose]
+prompt = "beep"
+timeout = 3
+retries = 1
+
+[menus.choose.options]
+"9" = "language:en"
+"1" = "hangup"
+
+[hotlines.russian]
+entry = "queue:ru-line"
+language = "ru"
+
+[hotlines.choosing]
+entry = "menu:choose"
+language = "ru"
+
+[numbers."+74950003311"]
+hotline = "russian"
+
+[numbers."+74950003322"]
+hotline = "choosing"
+"""
+
+
+@pytest.fixture
+def daemon(daemon: DaemonProcess) -> DaemonProcess:
+    wait_until(lambda: "hotline running on node" in daemon.log(), what="daemon connected")
+    return daemon
+
+
+def channel_language(env: dict[str, str], channel_id: str) -> str:
+    async def ask() -> str:
+        client = AriClient(load_settings(environ=env).ari)
+        try:
+            return await client.channel_variable(channel_id, "CHANNEL(language)")
+        finally:
+            await client.close()
+    return asyncio.run(ask())
+
+
+def live_hop(db: psycopg.Connection, dialled: str) -> dict[str, object]:
+    return wait_until(lambda: rows(db, "SELECT * FROM hops WHERE dialled = %s", dialled), what="hop")[0]
+
+
+def asterisk_played(lab: Lab, start: int, channel_name: str) -> list[str]:
+    """Asterisk's own lines for the files it played to the channel: "'queue-youarenext.gsm'
+    (language 'ru')"."""
+    with lab.log_paths()["asterisk"].open("rb") as fh:
+        fh.seek(start)
+        log = fh.read().decode(errors="replace")
+    return [line.split("Playing ", 1)[1] for line in log.splitlines()
+            if channel_name in line and "Playing '" in line]
+
+
+@pytest.mark.provision(LANGUAGE)
+def test_a_russian_hotlines_caller_hears_its_position_in_russian(
+        daemon: DaemonProcess, lab: Lab, db: psycopg.Connection, daemon_env: dict[str, str]) -> None:
+    start = lab.log_paths()["asterisk"].stat().st_size
+    call = sipp.start_call(RUSSIAN_NUMBER)
+    hop = live_hop(db, RUSSIAN_NUMBER)
+    assert channel_language(daemon_env, str(hop["channel_id"])) == "ru"  # asked while the call is up
+    assert sipp.finish(call).ok  # waited, heard its position, overflowed: BYE from Asterisk
+    ended = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL AND dialled = %s",
+                                    RUSSIAN_NUMBER), what="closed hop")[0]
+    assert ended["language"] == "ru"
+    played = asterisk_played(lab, start, str(hop["channel_name"]))
+    assert "'queue-youarenext.gsm' (language 'ru')" in played, played
+    assert all("(language 'ru')" in line for line in played), played
+    sounds = Path(daemon_env["HOTLINE_ASTERISK_ROOT"]) / "usr/share/asterisk/sounds"
+    assert (sounds / "ru/queue-youarenext.gsm").is_file()
+    assert "language ru" in daemon.log()
+
+
+@pytest.mark.provision(LANGUAGE)
+def test_a_caller_choosing_english_goes_on_in_english_and_the_hop_says_so(
+        daemon: DaemonProcess, lab: Lab, db: psycopg.Connection, daemon_env: dict[str, str]) -> None:
+    start = lab.log_paths()["asterisk"].stat().st_size
+    call = sipp.start_pressing_keys(CHOOSING_NUMBER, "9")  # then silent: the menu times out, goodbye
+    hop = live_hop(db, CHOOSING_NUMBER)
+    channel = str(hop["channel_id"])
+    wait_until(lambda: rows(db, "SELECT 1 FROM hops WHERE id = %s AND language = 'en'", hop["id"]),
+               what="the hop in English")
+    assert channel_language(daemon_env, channel) == "en"
+    assert sipp.finish(call).ok
+    ended = wait_until(lambda: rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL AND id = %s",
+                                    hop["id"]), what="closed hop")[0]
+    assert (ended["ivr_path"], ended["language"]) == ("9", "en")
+    keys = rows(db, "SELECT data FROM contact_events WHERE kind = 'menu_key' AND hop_id = %s", hop["id"])
+    assert [k["data"] for k in keys] == [{"key": "9", "path": "9", "language": "en"}]
+    played = asterisk_played(lab, start, str(hop["channel_name"]))
+    assert played[0] == "'beep.gsm' (language 'ru')", played  # the menu, before the key
+    assert "'beep.gsm' (language 'en')" in played, played  # the menu again, in English
+    assert played[-1] == "'vm-goodbye.gsm' (language 'en')", played
+    assert "menu choose key 9: language en" in daemon.log()
+
+
+def test_apply_refuses_a_prompt_missing_in_a_language_callers_hear(
+        daemon_env: dict[str, str], rendered_files_removed_afterwards: Path, tmp_path: Path) -> None:
+    (tmp_path / "language.toml").write_text(LANGUAGE)
+    provisioned = hotline_cli(daemon_env, "provision", str(tmp_path / "language.toml"))
+    assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+    applied = hotline_cli(daemon_env, "apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr  # every prompt is there in ru and en
+    assert "not checked" not in applied.stderr, applied.stderr  # and they were checked
+    changed = hotline_cli(daemon_env, "hotline", "set", "russian", "--closed-prompt",
+                          "hotline/no-such-prompt")
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    before = {p.name: p.read_bytes() for p in rendered_files_removed_afterwards.glob("*_hotline.conf")}
+    refused = hotline_cli(daemon_env, "apply")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "hotline/no-such-prompt (ru), used by hotlines.russian" in refused.stderr, refused.stderr
+    assert "nothing written" in refused.stderr and "Traceback" not in refused.stderr
+    after = {p.name: p.read_bytes() for p in rendered_files_removed_afterwards.glob("*_hotline.conf")}
+    assert after == before
