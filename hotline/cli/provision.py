@@ -329,8 +329,8 @@ def hotline_list(ctx: click.Context, fmt: str) -> None:
     rows = [{"name": h.name, **export.hotline_table(h), "record": h.record,
              "numbers": [n.number for n in prov.numbers.values() if n.hotline == h.name]}
             for h in prov.hotlines.values()]
-    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "record", "language", "page_title",
-                           "page_color", "numbers"])
+    print_rows(rows, fmt, ["name", "entry", "time_zone", "hours", "closed", "record", "language",
+                           "page_title", "page_color", "numbers"])
 
 
 # -- queue memberships --------------------------------------------------------------------------

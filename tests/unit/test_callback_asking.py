@@ -66,7 +66,8 @@ async def test_the_callback_key_stores_a_request_with_the_join_time_and_ends_the
     assert request.joined_at.isoformat() == join["at"]  # the caller's place in line, not the time they asked
     assert request.expires_at is not None
     assert (request.expires_at - request.due_at).total_seconds() == 4 * 3600
-    assert played(engine)[:3] == ["sound:vm-num-i-have", spoken_digits("+79165551234"), "sound:if-correct-press"]
+    assert played(engine)[:3] == ["sound:vm-num-i-have", spoken_digits("+79165551234"),
+                                  "sound:if-correct-press"]
     assert played(engine)[-2:] == ["sound:auth-thankyou", "sound:vm-goodbye"]
     assert engine.records.summary() == [("event", 1, "join"), ("digit", 1, "5"), ("event", 1, "callback"),
                                         ("close", 1, "callback")]
