@@ -9,7 +9,7 @@ from hotline.provision.model import Agent, Provisioning
 
 # How each kind is called in one line of a plan.
 SINGULAR = {"queues": "queue", "menus": "menu", "hotlines": "hotline", "numbers": "number",
-            "agents": "agent", "trunks": "trunk"}
+            "agents": "agent", "trunks": "trunk", "pause_reasons": "pause reasons"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,10 @@ def merge(current: Provisioning, file: Provisioning, *, prune: bool) -> Provisio
         if kind == "agents":
             wanted = {n: _keep_password(a, current.agents.get(n)) for n, a in wanted.items()}  # type: ignore[arg-type]
         out[kind] = wanted if prune else {**current.section(kind), **wanted}
-    return Provisioning(**out)  # type: ignore[arg-type]
+    reasons = file.pause_reasons
+    if reasons is None:  # the file does not state the list: kept, or with `prune` none
+        reasons = () if prune else current.pause_reasons
+    return Provisioning(**out, pause_reasons=reasons)  # type: ignore[arg-type]
 
 
 def _keep_password(agent: Agent, existing: Agent | None) -> Agent:
@@ -78,6 +81,9 @@ def diff(current: Provisioning, desired: Provisioning) -> Plan:
                 changes.append(Change(kind, name, "change", fields))
         for name in sorted(now.keys() - then.keys()):
             changes.append(Change(kind, name, "remove"))
+    if (desired.pause_reasons or ()) != (current.pause_reasons or ()):
+        changes.append(Change("pause_reasons", ", ".join(desired.pause_reasons or ()) or "(any reason)",
+                              "change"))
     return Plan(tuple(changes))
 
 
