@@ -235,8 +235,8 @@ class Provisioning:
     agents: dict[str, Agent] = field(default_factory=dict)
     trunks: dict[str, Trunk] = field(default_factory=dict)
     # The reasons an agent may pause for, in the order the agent's page offers them; () allows any
-    # reason. None only in a file that does not state the list (a merge then keeps the current one).
-    pause_reasons: tuple[str, ...] | None = ()
+    # reason.
+    pause_reasons: tuple[str, ...] = ()
 
     KINDS = ("queues", "menus", "hotlines", "numbers", "agents", "trunks")
 

@@ -587,8 +587,7 @@ def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
         numbers=numbers,
         agents={n: agent(n, t) for n, t in sections["agents"].items()},
         trunks={n: trunk(n, t, region) for n, t in sections["trunks"].items()},
-        pause_reasons=pause_reasons("pause_reasons", doc["pause_reasons"]) if "pause_reasons" in doc
-        else None)
+        pause_reasons=pause_reasons("pause_reasons", doc.get("pause_reasons", [])))
 
 
 def pause_reasons(field: str, value: object) -> tuple[str, ...]:

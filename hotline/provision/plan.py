@@ -47,18 +47,18 @@ class Plan:
         return [c.line() for c in self.changes]
 
 
-def merge(current: Provisioning, file: Provisioning, *, prune: bool) -> Provisioning:
+def merge(current: Provisioning, file: Provisioning, *, prune: bool,
+          states_pause_reasons: bool = True) -> Provisioning:
     """The state a file asks for: the file's objects over the current ones, and with `prune`
-    nothing else. A password the file leaves out is the current one (files are kept in git)."""
+    nothing else. A password the file leaves out is the current one (files are kept in git), and
+    so is the list of pause reasons of a file that does not state it (`states_pause_reasons`)."""
     out = {}
     for kind in Provisioning.KINDS:
         wanted = dict(file.section(kind))
         if kind == "agents":
             wanted = {n: _keep_password(a, current.agents.get(n)) for n, a in wanted.items()}  # type: ignore[arg-type]
         out[kind] = wanted if prune else {**current.section(kind), **wanted}
-    reasons = file.pause_reasons
-    if reasons is None:  # the file does not state the list: kept, or with `prune` none
-        reasons = () if prune else current.pause_reasons
+    reasons = file.pause_reasons if states_pause_reasons or prune else current.pause_reasons
     return Provisioning(**out, pause_reasons=reasons)  # type: ignore[arg-type]
 
 
@@ -81,8 +81,8 @@ def diff(current: Provisioning, desired: Provisioning) -> Plan:
                 changes.append(Change(kind, name, "change", fields))
         for name in sorted(now.keys() - then.keys()):
             changes.append(Change(kind, name, "remove"))
-    if (desired.pause_reasons or ()) != (current.pause_reasons or ()):
-        changes.append(Change("pause_reasons", ", ".join(desired.pause_reasons or ()) or "(any reason)",
+    if desired.pause_reasons != current.pause_reasons:
+        changes.append(Change("pause_reasons", ", ".join(desired.pause_reasons) or "(any reason)",
                               "change"))
     return Plan(tuple(changes))
 

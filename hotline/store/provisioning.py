@@ -86,7 +86,7 @@ async def write(conn: AsyncConnection, desired: Provisioning, plan: Plan) -> Non
     for name in sorted(touched["trunks"]):
         await _upsert_trunk(conn, desired.trunks[name])
     if any(c.kind == "pause_reasons" for c in plan.changes):
-        await _replace_pause_reasons(conn, desired.pause_reasons or ())
+        await _replace_pause_reasons(conn, desired.pause_reasons)
     await _retire(conn, plan)
 
 

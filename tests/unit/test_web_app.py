@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, hdrs
 from aiohttp.test_utils import TestClient, TestServer
+from markupsafe import escape
 
 from hotline.errors import ConfigError, HotlineError, WebRefusal
+from hotline.web import i18n
 from hotline.web.app import SwitchCheck, WebConfig, make_app, start_web
 from hotline.web.guard import WebLimits
 
@@ -43,6 +45,7 @@ class Backend:
         self.cameras: list[tuple[str, bool]] = []
         self.supervisions: list[tuple[str, int, str]] = []
         self.notes: list[tuple[str, int, str]] = []
+        self.presences: list[tuple[str, str, str]] = []
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
@@ -124,6 +127,12 @@ class Backend:
 
     def agent_notice(self, endpoint: str) -> str:
         return "The customer's connection dropped" if endpoint == "ivanov" else ""
+
+    async def agent_presence(self, endpoint: str, action: str, reason: str) -> str:
+        self.presences.append((endpoint, action, reason))
+        if reason == "nap":
+            raise WebRefusal(409, "pause reason 'nap' is not one of the provisioned reasons: lunch")
+        return "paused" if action == "pause" else "free"
 
 
 @pytest.fixture
@@ -226,13 +235,16 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
                                  "recordingApi": "/api/agent/recording",
                                  "noticeApi": "/api/agent/notice", "noteApi": "/api/agent/note",
                                  "eventsApi": "/api/agent/events",
-                                 "talksApi": "/api/agent/talks", "superviseApi": "/api/agent/supervise"}
+                                 "talksApi": "/api/agent/talks", "superviseApi": "/api/agent/supervise",
+                                 "presenceApi": "/api/agent/presence", "deskApi": "/api/agent/desk"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
                     "transfer-target", "transfer-number",
                     "transfer", "consult", "transfer-complete", "transfer-cancel", "transfer-status",
                     "recording", "recording-status", "supervise", "talks", "supervise-status",
-                    "note-case", "note-text", "note-save", "note-status", "pop-notes", "pop-passed"):
+                    "note-case", "note-text", "note-save", "note-status", "pop-notes", "pop-passed",
+                    "hold", "mute", "presence-state", "wrapup-left", "ready", "pause", "pause-reason",
+                    "logoff", "desk-queues"):
         assert f'id="{element}"' in body
     assert re.search(r'<section id="supervise"[^>]*hidden', body)  # shown to a supervisor's login only
 
@@ -726,3 +738,43 @@ async def test_the_agent_notice_needs_the_agents_login_and_says_what_the_backend
         response = await client.post("/api/agent/notice", json={},
                                      headers={**_basic(user, password), hdrs.ORIGIN: ORIGIN})
         assert (response.status, await response.json()) == (200, {"notice": notice})
+
+
+TEXTS_RE = re.compile(r'<script type="application/json" id="hotline-texts">(.*?)</script>', re.S)
+
+
+@pytest.mark.parametrize(("accept", "lang", "title"), [
+    ("ru-RU,ru;q=0.9,en;q=0.8", "ru", "Рабочее место оператора"),
+    ("de, en;q=0.5", "en", "Agent's desk"),
+    (None, "en", "Agent's desk"),
+])
+async def test_the_agent_page_speaks_the_browsers_language_with_its_own_texts_only(
+        client: TestClient, accept: str | None, lang: str, title: str) -> None:
+    headers = {hdrs.ACCEPT_LANGUAGE: accept} if accept else {}
+    body = await (await client.get("/agent", headers=headers)).text()
+    assert f'<html lang="{lang}">' in body
+    assert f"<title>{escape(title)} · hotline</title>" in body
+    match = TEXTS_RE.search(body)
+    assert match is not None
+    texts = json.loads(match.group(1))
+    assert texts == {k: v for k, v in i18n.catalogue(lang).items() if k.startswith("agent.")}
+    assert texts["agent.title"] == title
+
+
+@pytest.mark.parametrize(("body", "status", "said"), [
+    ({"action": "pause", "reason": "lunch"}, 200, {"state": "paused"}),
+    ({"action": "ready"}, 200, {"state": "free"}),
+    ({"action": "logout"}, 200, {"state": "free"}),
+    ({"action": "pause", "reason": "nap"}, 409,
+     {"error": "pause reason 'nap' is not one of the provisioned reasons: lunch"}),
+    ({"action": "pause", "reason": "  "}, 400, {"error": "a pause needs a reason"}),
+    ({"action": "pause", "reason": 5}, 400, {"error": "a pause needs a reason"}),
+    ({"action": "sleep"}, 400, {"error": "a presence's action is ready, pause or logout"}),
+])
+async def test_the_desk_changes_presence_with_a_clear_answer_to_every_bad_request(
+        client: TestClient, backend: Backend, body: dict[str, object], status: int,
+        said: dict[str, str]) -> None:
+    response = await client.post("/api/agent/presence", json=body, headers=_basic("ivanov", "pässword"))
+    assert (response.status, await response.json()) == (status, said)
+    asked = [(e, a) for e, a, _ in backend.presences]
+    assert asked == ([] if status == 400 else [("ivanov", body["action"])])
