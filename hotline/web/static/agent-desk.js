@@ -252,6 +252,7 @@
     try { sessionStorage.setItem(SESSION_KEY, JSON.stringify(credentials)); } catch (_) { /* memory only */ }
     byId("endpoint").value = credentials.endpoint;
     byId("password").value = "";
+    showLogin(credentials.endpoint);
     for (const id of ["switch", "invite", "to-phone", "transfer", "consult", "recording", "record",
                       "ready", "pause", "logoff", "logout"]) enable(id, true);
     setState("registering");
@@ -286,10 +287,19 @@
     phone.credentials = null;
     phone.registered = false;
     phone.desk = null;
+    showLogin(null);
     for (const id of ["switch", "invite", "to-phone", "transfer", "consult", "recording", "record",
                       "ready", "pause", "logoff", "logout"]) enable(id, false);
     showPresence(null);
     setState("logged out");
+  }
+
+  // Logged in, the form gives its room to who is logged in and Log out.
+  function showLogin(endpoint) {
+    byId("login-form").classList.toggle("logged-in", endpoint !== null);
+    byId("who").textContent = endpoint || "";
+    byId("who").hidden = endpoint === null;
+    byId("logout").hidden = endpoint === null;
   }
 
   function remembered() {
