@@ -4,7 +4,8 @@
    language or as a raw key, every field labelled, and on a laptop screen (1366x768) nothing
    scrolls. Presence is the very state of `hotline agent ...`: a pause with a provisioned reason
    from the page is seen by `hotline agent status`, one from the CLI shows on the page, a reason
-   outside the list is refused to both, and Ready from the page is free for the CLI.
+   outside the list is refused to both, and Ready from the page is free for the CLI. The login
+   holds across a reload of the tab, until Log out.
 2. A real call: the agent paused, the caller waits and the desk's queue panel shows them; Ready
    on the page, the phone rings and the screen pop shows the caller; answered, the caller hears
    the agent (the browser's fake microphone plays a 1100 Hz tone); Hold gives the caller music on
@@ -209,6 +210,17 @@ def test_the_desk_speaks_the_browsers_language_fits_a_laptop_and_shares_presence
         page.click("#ready")
         wait_until(lambda: cli_state(daemon_env, agent)["state"] == "free", what="the CLI seeing ready")
         wait_until(lambda: presence(page) == ru["agent.presence.free"], what="the page saying ready")
+
+        page.reload()  # logged in once: the tab keeps the login, the form stays folded away
+        wait_until(lambda: page.evaluate("window.hotlinePhone.state") == "registered",
+                   what="registered again")
+        assert page.inner_text("#who") == agent.name and page.is_hidden("#password")
+        wait_until(lambda: presence(page) == ru["agent.presence.free"], what="the desk again")
+        page.click("#logout")  # out of the page: the login is forgotten, presence stays
+        assert page.is_visible("#password") and page.evaluate("sessionStorage.length") == 0
+        page.reload()
+        assert page.evaluate("window.hotlinePhone.state") == "logged out"
+        assert cli_state(daemon_env, agent)["state"] == "free"
     finally:
         browser.close()
 

@@ -217,7 +217,7 @@
 
   /* A stream of Server-Sent Events while the login holds: opened again when it ends (the daemon
    * restarting); a refused login is not retried (it would lock the agent out). */
-  async function follow(url, onEvent, onGone) {
+  function follow(url, onEvent, onGone) {
     const mine = new AbortController();
     (async () => {
       while (!mine.signal.aborted) {
