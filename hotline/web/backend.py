@@ -363,10 +363,11 @@ class DaemonWebBackend:
     async def agent_presence(self, endpoint: str, action: str, reason: str) -> str:
         """Ready, pause (for `reason`) or log off, from the agent's desk: the very change `hotline
         agent login|unpause|pause|logout` makes (hotline.store.agent_sessions), which the daemon
-        hears back by NOTIFY like the CLI's; the state the agent is in after it."""
+        hears back by NOTIFY like the CLI's; the state the agent is in after it. One transaction:
+        a pause refused leaves a logged-off agent logged off."""
         name = self._authenticated(endpoint).name
         try:
-            async with self.pool.connection() as conn:
+            async with self.pool.connection() as conn, conn.transaction():
                 before = (await agent_sessions.states(conn)).get(name)
                 logged_in = before is not None and before.logged_in_since is not None
                 if action == "logout":

@@ -4,7 +4,8 @@
    language or as a raw key, every field labelled, and on a laptop screen (1366x768) nothing
    scrolls. Presence is the very state of `hotline agent ...`: a pause with a provisioned reason
    from the page is seen by `hotline agent status`, one from the CLI shows on the page, a reason
-   outside the list is refused to both, and Ready from the page is free for the CLI. The login
+   outside the list is refused to both (a refused pause of a logged-off agent logs no one in), Log
+   off and Ready from the page are the CLI's logged out and free. The login
    holds across a reload of the tab, until Log out.
 2. A real call: the agent paused, the caller waits and the desk's queue panel shows them; Ready
    on the page, the phone rings and the screen pop shows the caller; answered, the caller hears
@@ -128,6 +129,18 @@ SHOWN_TEXTS = """() => {
 }"""
 
 
+def pause_from_page(page: Page, reason: str) -> list[object]:
+    """What the desk's presence API answers the page's own login asking for a pause."""
+    return list(page.evaluate("""async (reason) => {
+        const { endpoint, password } = window.hotlinePhone.credentials;
+        const login = btoa(String.fromCharCode(...new TextEncoder().encode(`${endpoint}:${password}`)));
+        const response = await fetch("/api/agent/presence", { method: "POST", body: JSON.stringify(
+            { action: "pause", reason }), headers: { Authorization: `Basic ${login}`,
+                                                     "Content-Type": "application/json" } });
+        return [response.status, await response.json()];
+    }""", reason))
+
+
 def assert_speaks(page: Page, language: str) -> None:
     """Every text the page shows is its language's: none of the other catalogue's own texts, no
     raw key; every field has a label, every button a name."""
@@ -200,14 +213,18 @@ def test_the_desk_speaks_the_browsers_language_fits_a_laptop_and_shares_presence
         assert refused.returncode == 1
         said = "'coffee' is not one of the provisioned reasons: обед, training, team meeting"
         assert said in refused.stderr, refused.stderr
-        page.evaluate("""() => { const s = document.getElementById('pause-reason');
-                                 s.append(new Option('coffee', 'coffee')); s.value = 'coffee'; }""")
-        page.click("#pause")  # a reason the list lost since the page drew it: refused the same way
-        wait_until(lambda: "'coffee' is not one of the provisioned reasons" in page.inner_text("#error"),
-                   what="the page showing the refusal")
+        # The desk's own API refuses it too.
+        assert pause_from_page(page, "coffee") == [409, {"error": f"pause reason {said}"}]
         assert cli_state(daemon_env, agent)["reason"] == "training"
 
-        page.click("#ready")
+        page.click("#logoff")
+        wait_until(lambda: cli_state(daemon_env, agent)["state"] == "logged out",
+                   what="the CLI seeing log off")
+        wait_until(lambda: presence(page) == ru["agent.presence.logged_out"], what="the page saying so")
+        assert pause_from_page(page, "coffee") == [409, {"error": f"pause reason {said}"}]
+        assert cli_state(daemon_env, agent)["state"] == "logged out"  # the refused pause logged no one in
+
+        page.click("#ready")  # logs in and is ready
         wait_until(lambda: cli_state(daemon_env, agent)["state"] == "free", what="the CLI seeing ready")
         wait_until(lambda: presence(page) == ru["agent.presence.free"], what="the page saying ready")
 
