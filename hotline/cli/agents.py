@@ -5,6 +5,7 @@ NOTIFYs a running daemon, so these verbs need nothing but the database."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 import click
@@ -84,6 +85,25 @@ def agent_list(ctx: click.Context, fmt: str) -> None:
     print_rows(rows, fmt, ["name", "endpoint", "display_name", "capabilities", "queues", "supervisor"])
 
 
+@agent.command("pause-reasons")
+@click.argument("reasons", nargs=-1)
+@click.option("--any", "any_reason", is_flag=True, help="Drop the list: any reason goes again.")
+@click.pass_context
+def pause_reasons(ctx: click.Context, reasons: tuple[str, ...], any_reason: bool) -> None:
+    """Show the reasons agents may pause for, or replace the list (the order is the agent page's).
+
+    Example: hotline agent pause-reasons lunch training "team meeting"
+    """
+    if reasons and any_reason:
+        raise click.UsageError("give the reasons or --any, not both")
+    if not reasons and not any_reason:
+        listed = load(ctx).pause_reasons
+        click.echo("\n".join(listed) if listed else "any reason (no list is provisioned)")
+        return
+    wanted = parse.pause_reasons("pause_reasons", list(reasons))
+    report(run_edit(ctx, lambda prov: replace(prov, pause_reasons=wanted)))
+
+
 # -- presence: one line per action --------------------------------------------------------------
 
 def _when(moment: datetime | None) -> str | None:
@@ -148,7 +168,8 @@ def logout(ctx: click.Context, name: str) -> None:
 @click.argument("reason", nargs=-1, required=True)
 @click.pass_context
 def pause(ctx: click.Context, name: str, reason: tuple[str, ...]) -> None:
-    """Pause a logged-in agent for a reason (a new reason replaces the current one).
+    """Pause a logged-in agent for a reason (a new reason replaces the current one); once
+    `hotline agent pause-reasons` lists the reasons, one of them.
 
     Example: hotline agent pause ivanov lunch break"""
     text = " ".join(reason)

@@ -137,6 +137,22 @@ class LivePublisher:
                         "longest_waiting_since": since.isoformat() if since else None, "line": line})
         return out
 
+    def agent_desk(self, name: str) -> dict[str, object]:
+        """One agent's own status for their desk: the state, the pause reason (kept during a call:
+        paused once it ends), the seconds of wrap-up left, and since when the state holds."""
+        agent = self.queues.agents.get(name)
+        if agent is None:
+            return {"state": AgentStatus.LOGGED_OUT.value, "reason": None, "wrapup_left_s": None,
+                    "since": None}
+        clock = self.queues.clock()
+        status = agent.status(clock)
+        state = LIVE_STATE.get(status, status.value)
+        last = self._since.get(name)
+        until = agent.wrapup_until
+        return {"state": state, "reason": agent.pause_reason,
+                "wrapup_left_s": max(0.0, until - clock) if status is AgentStatus.WRAPUP and until else None,
+                "since": last[1].isoformat() if last is not None and last[0] == state else None}
+
     def agents_json(self) -> list[dict[str, object]]:
         """What the wallboard shows of each logged-in or known agent: name, state, since when."""
         now = datetime.now(UTC)

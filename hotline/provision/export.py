@@ -34,6 +34,7 @@ def to_toml(prov: Provisioning, *, with_secrets: bool = False) -> str:
         "numbers": {n.number: number_table(n) for n in prov.numbers.values()},
         "agents": {a.name: agent_table(a, with_secrets) for a in prov.agents.values()},
         "trunks": {t.name: trunk_table(t) for t in prov.trunks.values()},
+        "pause_reasons": list(prov.pause_reasons),
     }
     return HEADER + tomli_w.dumps({k: v for k, v in doc.items() if v})
 

@@ -270,6 +270,9 @@ class Provisioning:
     numbers: dict[str, Number] = field(default_factory=dict)
     agents: dict[str, Agent] = field(default_factory=dict)
     trunks: dict[str, Trunk] = field(default_factory=dict)
+    # The reasons an agent may pause for, in the order the agent's page offers them; () allows any
+    # reason.
+    pause_reasons: tuple[str, ...] = ()
 
     KINDS = ("queues", "menus", "hotlines", "numbers", "agents", "trunks")
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import phonenumbers
 
-from hotline.errors import NumberError, ProvisionError
+from hotline.errors import AgentStateError, NumberError, ProvisionError
 from hotline.numbers import normalise
 from hotline.provision import branding, sip_auth
 from hotline.provision.model import (
@@ -47,6 +47,7 @@ from hotline.provision.model import (
     TargetAction,
     Trunk,
 )
+from hotline.store.agent_sessions import clean_reason
 
 T = TypeVar("T")
 BRANDING = ("page_title", "page_text", "page_logo", "page_color")  # a hotline's customer page
@@ -621,7 +622,7 @@ def trunk(name: str, table: Mapping[str, object], region: str = "RU") -> Trunk:
 
 def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
     """A parsed TOML document -> Provisioning (not yet cross-checked: see validate)."""
-    _take(doc, "file", set(Provisioning.KINDS))
+    _take(doc, "file", {*Provisioning.KINDS, "pause_reasons"})
     sections = {kind: _section(doc, kind) for kind in Provisioning.KINDS}
     numbers: dict[str, Number] = {}
     for key, table in sections["numbers"].items():
@@ -635,7 +636,27 @@ def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
         hotlines={n: hotline(n, t) for n, t in sections["hotlines"].items()},
         numbers=numbers,
         agents={n: agent(n, t) for n, t in sections["agents"].items()},
-        trunks={n: trunk(n, t, region) for n, t in sections["trunks"].items()})
+        trunks={n: trunk(n, t, region) for n, t in sections["trunks"].items()},
+        pause_reasons=pause_reasons("pause_reasons", doc.get("pause_reasons", [])))
+
+
+def pause_reasons(field: str, value: object) -> tuple[str, ...]:
+    """The list of reasons an agent may pause for: each one line as `hotline agent pause` keeps it
+    (hotline.store.agent_sessions.clean_reason), none twice."""
+    if not isinstance(value, list | tuple):
+        raise fail(field, value, 'must be a list of reasons, like ["lunch", "training"]')
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise fail(f"{field}[{i}]", item, "must be a text")
+        try:
+            reason = clean_reason(item)
+        except AgentStateError as exc:
+            raise fail(f"{field}[{i}]", item, str(exc)) from None
+        if reason in out:
+            raise fail(f"{field}[{i}]", item, "is listed twice")
+        out.append(reason)
+    return tuple(out)
 
 
 def _section(doc: Mapping[str, object], kind: str) -> Mapping[str, Mapping[str, object]]:

@@ -9,7 +9,7 @@ from hotline.provision.model import Agent, Provisioning
 
 # How each kind is called in one line of a plan.
 SINGULAR = {"queues": "queue", "menus": "menu", "hotlines": "hotline", "numbers": "number",
-            "agents": "agent", "trunks": "trunk"}
+            "agents": "agent", "trunks": "trunk", "pause_reasons": "pause reasons"}
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,19 @@ class Plan:
         return [c.line() for c in self.changes]
 
 
-def merge(current: Provisioning, file: Provisioning, *, prune: bool) -> Provisioning:
+def merge(current: Provisioning, file: Provisioning, *, prune: bool,
+          states_pause_reasons: bool = True) -> Provisioning:
     """The state a file asks for: the file's objects over the current ones, and with `prune`
-    nothing else. A password the file leaves out is the current one (files are kept in git)."""
+    nothing else. A password the file leaves out is the current one (files are kept in git), and
+    so is the list of pause reasons of a file that does not state it (`states_pause_reasons`)."""
     out = {}
     for kind in Provisioning.KINDS:
         wanted = dict(file.section(kind))
         if kind == "agents":
             wanted = {n: _keep_password(a, current.agents.get(n)) for n, a in wanted.items()}  # type: ignore[arg-type]
         out[kind] = wanted if prune else {**current.section(kind), **wanted}
-    return Provisioning(**out)  # type: ignore[arg-type]
+    reasons = file.pause_reasons if states_pause_reasons or prune else current.pause_reasons
+    return Provisioning(**out, pause_reasons=reasons)  # type: ignore[arg-type]
 
 
 def _keep_password(agent: Agent, existing: Agent | None) -> Agent:
@@ -78,6 +81,9 @@ def diff(current: Provisioning, desired: Provisioning) -> Plan:
                 changes.append(Change(kind, name, "change", fields))
         for name in sorted(now.keys() - then.keys()):
             changes.append(Change(kind, name, "remove"))
+    if desired.pause_reasons != current.pause_reasons:
+        changes.append(Change("pause_reasons", ", ".join(desired.pause_reasons) or "(any reason)",
+                              "change"))
     return Plan(tuple(changes))
 
 

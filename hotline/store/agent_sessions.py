@@ -109,6 +109,7 @@ async def pause(conn: AsyncConnection, agent: str, reason: str) -> Change:
         before = locked.presence
         if before.logged_in_since is None:
             raise AgentStateError(f"agent {agent!r} is not logged in: log in before pausing")
+        await _check_listed(conn, reason)
         if before.paused_since is not None and before.reason == reason:
             return _same("pause", before)
         # Both ends at the same moment: time by reason adds up with no gap and no overlap.
@@ -134,6 +135,16 @@ async def states(conn: AsyncConnection) -> dict[str, AgentPresence]:
     """Every live agent's presence, by name."""
     cur = await conn.execute(_PRESENCE_SQL + " WHERE a.retired_at IS NULL ORDER BY a.name")
     return {row[0]: _presence_of(row) for row in await cur.fetchall()}
+
+
+async def _check_listed(conn: AsyncConnection, reason: str) -> None:
+    """Once provisioning lists the pause reasons (migration 041), a pause takes one of them: the
+    statistics by reason then add up over a known set, and the agent's desk offers the same list."""
+    cur = await conn.execute("SELECT reason FROM pause_reasons ORDER BY position")
+    listed = [row[0] for row in await cur.fetchall()]
+    if listed and reason not in listed:
+        raise AgentStateError(f"pause reason {reason!r} is not one of the provisioned reasons: "
+                              f"{', '.join(listed)}")
 
 
 def clean_reason(reason: str) -> str:

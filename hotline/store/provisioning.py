@@ -54,6 +54,7 @@ async def load(conn: AsyncConnection) -> Provisioning:
         numbers={n.number: n for n in await _load_numbers(conn, names)},
         agents={a.name: a for a in await _load_agents(conn, names)},
         trunks={t.name: t for t in await _load_trunks(conn)},
+        pause_reasons=await pause_reasons(conn),
     )
 
 
@@ -85,7 +86,22 @@ async def write(conn: AsyncConnection, desired: Provisioning, plan: Plan) -> Non
         await _upsert_agent(conn, desired.agents[name], names)
     for name in sorted(touched["trunks"]):
         await _upsert_trunk(conn, desired.trunks[name])
+    if any(c.kind == "pause_reasons" for c in plan.changes):
+        await _replace_pause_reasons(conn, desired.pause_reasons)
     await _retire(conn, plan)
+
+
+async def pause_reasons(conn: AsyncConnection) -> tuple[str, ...]:
+    """The provisioned pause reasons in their order; (): any reason goes."""
+    cur = await conn.execute("SELECT reason FROM pause_reasons ORDER BY position")
+    return tuple(row[0] for row in await cur.fetchall())
+
+
+async def _replace_pause_reasons(conn: AsyncConnection, reasons: tuple[str, ...]) -> None:
+    # The list is small and replaced whole; past pauses keep their reason text (agent_pauses).
+    await conn.execute("DELETE FROM pause_reasons")
+    for position, reason in enumerate(reasons, 1):
+        await conn.execute("INSERT INTO pause_reasons (position, reason) VALUES (%s, %s)", (position, reason))
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -40,7 +40,11 @@ async def apply_document(conn: AsyncConnection, doc: Mapping[str, object], *, pr
                          dry_run: bool = False, region: str = "RU") -> Plan:
     """`hotline provision FILE`: the file's objects over the live ones (only them, with prune)."""
     wanted = parse.provisioning(doc, region)
-    return await change(conn, lambda current: merge(current, wanted, prune=prune), dry_run=dry_run)
+    states = "pause_reasons" in doc
+
+    def edit(current: Provisioning) -> Provisioning:
+        return merge(current, wanted, prune=prune, states_pause_reasons=states)
+    return await change(conn, edit, dry_run=dry_run)
 
 
 async def current(conn: AsyncConnection) -> Provisioning:

@@ -7,6 +7,7 @@ hands them the page and its settings. What a client may ask, and how often, is c
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -65,6 +66,14 @@ CAMERA_API = "/api/call/camera"
 HANGUP_API = "/api/call/hangup"
 NOTICE_API = "/api/agent/notice"
 NOTE_API = "/api/agent/note"  # a note on a case the agent handled
+# -- the agent's desk (issue 19) --
+PRESENCE_API = "/api/agent/presence"  # ready, pause for a reason, log off
+PRESENCE_ACTIONS = ("ready", "pause", "logout")
+DESK_EVENTS_API = "/api/agent/desk"  # the agent's presence and queues, Server-Sent Events
+# A desk's picture is sent again this often without a change: a pause reason changed within a
+# pause, or a wrap-up's countdown corrected.
+DESK_REFRESH_S = 2.0
+AGENT_TEXTS = "agent."  # the agent page's keys in the catalogues
 AGENT_EVENTS_API = "/api/agent/events"  # the agent's screen pop, Server-Sent Events
 CUSTOMER_EVENTS_API = "/api/customer/events"  # a customer page's own call: its stage, Server-Sent Events
 RATING_API = "/api/customer/rating"  # a customer page's rating of its talk
@@ -219,6 +228,15 @@ class WebBackend(Protocol):
         """An event each time the live queue picture changes."""
         ...
 
+    def desk(self, endpoint: str) -> dict[str, object]:
+        """The (authenticated) agent's desk now: presence, pause reasons, their queues' lines."""
+        ...
+
+    async def agent_presence(self, endpoint: str, action: str, reason: str) -> str:
+        """Ready, pause (for `reason`) or log off the (authenticated) agent, as `hotline agent
+        ...` does; the state after it; raises WebRefusal (409 with why it is refused)."""
+        ...
+
     async def screen_pop(self, event: Event) -> Event:
         """A ring event with what the agent's page shows beside it (the case's history)."""
         ...
@@ -272,6 +290,8 @@ def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATI
     app.router.add_get(AGENT_EVENTS_API, site.agent_events)
     app.router.add_get(CUSTOMER_EVENTS_API, site.customer_events)
     app.router.add_post(RATING_API, site.rate_call)
+    app.router.add_post(PRESENCE_API, site.agent_presence)
+    app.router.add_get(DESK_EVENTS_API, site.desk_events)
     app.router.add_get("/wallboard", site.wallboard)
     app.router.add_get(WALLBOARD_EVENTS_API, site.wallboard_events)
     app.on_shutdown.append(site.end_streams)
@@ -406,8 +426,26 @@ class _Site:
                                               "recordingApi": RECORDING_API,
                                               "noticeApi": NOTICE_API, "noteApi": NOTE_API,
                                               "talksApi": TALKS_API, "superviseApi": SUPERVISE_API,
-                                              "eventsApi": AGENT_EVENTS_API}
-        return self._render("agent.html", title="Agent", config=config)
+                                              "eventsApi": AGENT_EVENTS_API,
+                                              "presenceApi": PRESENCE_API, "deskApi": DESK_EVENTS_API}
+        # An agent serves several hotlines: the page speaks the browser's language.
+        language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
+        texts = {k: v for k, v in i18n.catalogue(language).items() if k.startswith(AGENT_TEXTS)}
+        return self._render("agent.html", title=texts["agent.title"], config=config, texts=texts,
+                            language=language)
+
+    async def agent_presence(self, request: web.Request) -> web.Response:
+        """{"action": "ready" | "pause" | "logout", "reason": "..."}: the agent's presence."""
+        self.guard.json_post(request)
+        endpoint = self.guard.agent(request)
+        fields = await _posted_object(request) or {}
+        action, reason = fields.get("action"), fields.get("reason", "")
+        if action not in PRESENCE_ACTIONS:
+            return _json({"error": "a presence's action is ready, pause or logout"}, 400)
+        if not isinstance(reason, str) or (action == "pause" and not reason.strip()):
+            return _json({"error": "a pause needs a reason"}, 400)
+        state = await self.backend.agent_presence(endpoint, str(action), reason)
+        return _json({"state": state}, 200)
 
     # The agent API: never a `WWW-Authenticate` challenge (a browser would cache the credentials it
     # is given and send them with any other site's request); the agent page sends them itself.
@@ -559,6 +597,24 @@ class _Site:
         subscription = self.backend.subscribe_agent(self.guard.agent(request))
         return await self._stream(request, subscription, self._screen_pops(subscription))
 
+    async def desk_events(self, request: web.Request) -> web.StreamResponse:
+        endpoint = self.guard.agent(request)
+        subscription = self.backend.subscribe_wallboard()
+        return await self._stream(request, subscription, self._desks(endpoint, subscription))
+
+    async def _desks(self, endpoint: str, subscription: Subscription) -> AsyncIterator[bytes]:
+        """The agent's desk at once, then on each change of the live picture (the publisher's
+        tick: presence, wrap-up, lines) and every DESK_REFRESH_S."""
+        yield sse_frame("hello", {"stream": "desk"})
+        while not subscription.closed:
+            try:
+                desk = self.backend.desk(endpoint)
+            except WebRefusal:  # the agent was removed since: the stream ends, the page stops
+                return
+            yield sse_frame("desk", desk)
+            await subscription.get(DESK_REFRESH_S)
+            subscription.events.clear()
+
     async def wallboard_events(self, request: web.Request) -> web.StreamResponse:
         self.guard.agent_or_supervisor(request)
         subscription = self.backend.subscribe_wallboard()
@@ -667,9 +723,9 @@ class _Site:
         def say(key: str, **fields: object) -> str:
             return i18n.text(language, key, **fields)
 
+        context.setdefault("texts", dict(i18n.catalogue(language)))  # a page may pass its own subset
         html = self.templates.get_template(name).render(
-            bundle_built=self.bundle_built, not_built=NOT_BUILT, _=say, lang=language,
-            texts=dict(i18n.catalogue(language)), **context)
+            bundle_built=self.bundle_built, not_built=NOT_BUILT, _=say, lang=language, **context)
         return web.Response(text=html, status=status, content_type="text/html")
 
 

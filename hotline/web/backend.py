@@ -26,6 +26,7 @@ from hotline.engine.supervision import LiveTalk
 from hotline.engine.supervision_request import ask, look_in, outcome_said
 from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
 from hotline.errors import (
+    AgentStateError,
     AriError,
     NoteRefused,
     PhoneSwitchRefused,
@@ -37,7 +38,7 @@ from hotline.errors import (
 )
 from hotline.provision import sip_auth
 from hotline.provision.model import Agent
-from hotline.store import recordings
+from hotline.store import agent_sessions, recordings
 from hotline.store.case_notes import add_note, agent_handled, check_note, customer_notes
 from hotline.store.contacts import Contacts
 from hotline.store.db import STORE_DOWN
@@ -351,6 +352,41 @@ class DaemonWebBackend(CustomerPages):
 
     def live_queues(self) -> list[dict[str, object]]:
         return self.live.queues_json()
+
+    def desk(self, endpoint: str) -> dict[str, object]:
+        """The (authenticated) agent's desk: their presence, the reasons they may pause for, and
+        the queues they serve with the callers waiting in each."""
+        agent = self._authenticated(endpoint)
+        serves = {queue for queue, _ in agent.queues}
+        queues = [q for q in self.live.queues_json() if q["queue"] in serves]
+        return {"agent": agent.name, "display_name": agent.display_name,
+                "pause_reasons": list(self.directory.snapshot.prov.pause_reasons),
+                **self.live.agent_desk(agent.name), "queues": queues,
+                "now": datetime.now().astimezone().isoformat()}
+
+    async def agent_presence(self, endpoint: str, action: str, reason: str) -> str:
+        """Ready, pause (for `reason`) or log off, from the agent's desk: the very change `hotline
+        agent login|unpause|pause|logout` makes (hotline.store.agent_sessions), which the daemon
+        hears back by NOTIFY like the CLI's; the state the agent is in after it. One transaction:
+        a pause refused leaves a logged-off agent logged off."""
+        name = self._authenticated(endpoint).name
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                before = (await agent_sessions.states(conn)).get(name)
+                logged_in = before is not None and before.logged_in_since is not None
+                if action == "logout":
+                    return (await agent_sessions.logout(conn, name)).after.state
+                if not logged_in:
+                    await agent_sessions.login(conn, name)
+                if action == "pause":
+                    return (await agent_sessions.pause(conn, name, reason)).after.state
+                if before is not None and before.paused_since is not None:
+                    await agent_sessions.unpause(conn, name)
+                return "free"
+        except AgentStateError as refused:
+            raise WebRefusal(409, str(refused)) from None
+        except STORE_DOWN as exc:
+            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
 
     def subscribe_agent(self, endpoint: str) -> Subscription:
         """The (authenticated) agent's screen pop stream: the rings of their phone."""

@@ -93,6 +93,28 @@ def test_a_shift_leaves_one_session_and_back_to_back_pauses_by_reason(hotline: H
             < training["ended_at"] <= session["logged_out_at"])
 
 
+def test_once_pause_reasons_are_provisioned_a_pause_takes_one_of_them(hotline: Hotline,
+                                                                       db: psycopg.Connection) -> None:
+    assert say(hotline, "pause-reasons") == "any reason (no list is provisioned)"
+    # (The agents here were inserted without passwords: the first edit gives them theirs.)
+    listed = say(hotline, "pause-reasons", "lunch", "training").splitlines()
+    assert "~ pause reasons lunch, training" in listed
+    assert say(hotline, "pause-reasons").splitlines() == ["lunch", "training"]
+    say(hotline, "login", "ivanov")
+    refused = hotline("pause", "ivanov", "coffee")
+    assert refused.exit_code == 1
+    assert refused.output.strip().endswith(
+        "pause reason 'coffee' is not one of the provisioned reasons: lunch, training"), refused.output
+    assert pauses(db) == []
+    assert say(hotline, "pause", "ivanov", " training ") == "ivanov paused: training"
+    bad = hotline("pause-reasons", "lunch", "lunch")
+    assert bad.exit_code == 1 and "pause_reasons[1]: 'lunch' is listed twice" in bad.output
+    assert say(hotline, "pause-reasons", "--any") == "~ pause reasons (any reason)"
+    assert re.fullmatch(rf"ivanov paused: coffee \(was: training \(since {TIME}\)\)",
+                        say(hotline, "pause", "ivanov", "coffee"))
+    assert rows(db, "SELECT count(*) AS n FROM pause_reasons") == [{"n": 0}]
+
+
 def test_logout_ends_the_open_pause_at_the_same_moment(hotline: Hotline, db: psycopg.Connection) -> None:
     say(hotline, "login", "ivanov")
     say(hotline, "pause", "ivanov", "lunch")

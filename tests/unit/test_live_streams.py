@@ -48,6 +48,10 @@ class Backend:
         self.pictures += 1
         return {"picture": self.pictures, "queues": [], "agents": []}
 
+    def desk(self, endpoint: str) -> dict[str, object]:
+        self.pictures += 1
+        return {"agent": "ivanov", "state": "paused", "reason": "lunch", "picture": self.pictures}
+
 
 @pytest.fixture
 def backend() -> Backend:
@@ -147,3 +151,18 @@ async def test_a_shutdown_ends_the_open_streams_at_once(backend: Backend) -> Non
     await wait_subscribed(backend.hub, agent_topic("ivanov"))
     await asyncio.wait_for(client.close(), 3)  # the stream's handler returned: nothing held the stop
     assert backend.hub.subscribers(agent_topic("ivanov")) == 0
+
+
+async def test_the_desk_stream_sends_the_agents_own_desk_at_once_and_again_on_a_change(
+        client: TestClient, backend: Backend) -> None:
+    assert (await client.get("/api/agent/desk", headers=basic("ivanov-ep", "wrong"))).status == 401
+    response = await client.get("/api/agent/desk", headers=basic("ivanov-ep", "secret"))
+    assert response.status == 200 and response.content_type == "text/event-stream"
+    assert await next_event(response) == ("hello", {"stream": "desk"})
+    kind, first = await next_event(response)
+    assert (kind, first["state"], first["reason"], first["picture"]) == ("desk", "paused", "lunch", 1)
+    await wait_subscribed(backend.hub, WALLBOARD)
+    backend.hub.publish(WALLBOARD, {"changed": "now"})
+    kind, second = await next_event(response)
+    assert (kind, second["picture"]) == ("desk", 2)
+    response.close()

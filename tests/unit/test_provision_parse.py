@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import tomllib
 from collections.abc import Callable
 from datetime import date, time
@@ -27,6 +28,7 @@ from hotline.provision.model import (
     RegionRoute,
     Target,
 )
+from hotline.provision.plan import diff, merge
 from hotline.provision.validate import validate
 
 T = TypeVar("T")
@@ -981,3 +983,37 @@ def test_a_hotlines_customer_page_takes_a_name_text_https_logo_and_colour_and_re
                        ("page_text", "a\u2028b")]:
         bad = {**entry, key: value}
         refused(lambda: parse.hotline("city", bad), f"hotlines.city.{key}", repr(value)[:20])  # noqa: B023
+# -- pause reasons ------------------------------------------------------------------------------
+
+def test_pause_reasons_are_a_list_in_the_files_order_and_round_trip_through_export() -> None:
+    doc = tomllib.loads('pause_reasons = ["обед", " training ", "team meeting"]\n')
+    prov = parse.provisioning(doc)
+    assert prov.pause_reasons == ("обед", "training", "team meeting")
+    assert parse.provisioning(tomllib.loads(export.to_toml(prov))) == prov
+    assert parse.provisioning({}).pause_reasons == ()
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("lunch", "pause_reasons: 'lunch' must be a list of reasons"),
+    (["lunch", 5], "pause_reasons[1]: 5 must be a text"),
+    (["lunch", "lunch "], "pause_reasons[1]: 'lunch ' is listed twice"),
+    (["  "], "pause_reasons[0]: '  ' a pause needs a reason"),
+    (["x" * 101], "pause reason is 101 characters long, at most 100"),
+    (["tea\u202ebreak"], "contains the control character"),
+])
+def test_a_bad_pause_reason_is_refused_naming_it(value: object, said: str) -> None:
+    with pytest.raises(ProvisionError, match=re.escape(said)):
+        parse.provisioning({"pause_reasons": value})
+
+
+def test_a_file_without_pause_reasons_keeps_the_list_unless_it_prunes() -> None:
+    current = Provisioning(pause_reasons=("lunch", "training"))
+    silent, emptied = Provisioning(), Provisioning(pause_reasons=())
+    kept = merge(current, silent, prune=False, states_pause_reasons=False)
+    assert kept.pause_reasons == ("lunch", "training")
+    assert merge(current, silent, prune=True, states_pause_reasons=False).pause_reasons == ()
+    assert merge(current, emptied, prune=False, states_pause_reasons=True).pause_reasons == ()
+    plan = diff(current, Provisioning(pause_reasons=("lunch", "meeting")))
+    assert plan.lines() == ["~ pause reasons lunch, meeting"]
+    assert diff(current, current).empty
+    assert diff(current, Provisioning()).lines() == ["~ pause reasons (any reason)"]

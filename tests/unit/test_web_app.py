@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientResponse, ClientSession, hdrs
 from aiohttp.test_utils import TestClient, TestServer
+from markupsafe import escape
 
 from hotline.engine.customer_view import CustomerView
 from hotline.engine.live_hub import LiveHub, Subscription
 from hotline.errors import ConfigError, HotlineError, WebRefusal
+from hotline.web import i18n
 from hotline.web.app import HotlinePage, SwitchCheck, WebConfig, make_app, start_web
 from hotline.web.guard import WebLimits
 
@@ -49,6 +51,7 @@ class Backend:
         self.views: dict[str, CustomerView] = {}
         self.ratings: list[tuple[str, int, object, object]] = []
         self.hub = LiveHub()
+        self.presences: list[tuple[str, str, str]] = []
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "bad address"})
@@ -147,6 +150,12 @@ class Backend:
 
     def agent_notice(self, endpoint: str) -> str:
         return "The customer's connection dropped" if endpoint == "ivanov" else ""
+
+    async def agent_presence(self, endpoint: str, action: str, reason: str) -> str:
+        self.presences.append((endpoint, action, reason))
+        if reason == "nap":
+            raise WebRefusal(409, "pause reason 'nap' is not one of the provisioned reasons: lunch")
+        return "paused" if action == "pause" else "free"
 
 
 @pytest.fixture
@@ -251,13 +260,16 @@ async def test_the_agent_page_has_its_controls_and_the_switch_api_in_its_config(
                                  "recordingApi": "/api/agent/recording",
                                  "noticeApi": "/api/agent/notice", "noteApi": "/api/agent/note",
                                  "eventsApi": "/api/agent/events",
-                                 "talksApi": "/api/agent/talks", "superviseApi": "/api/agent/supervise"}
+                                 "talksApi": "/api/agent/talks", "superviseApi": "/api/agent/supervise",
+                                 "presenceApi": "/api/agent/presence", "deskApi": "/api/agent/desk"}
     for element in ("endpoint", "password", "login", "status", "incoming", "answer", "decline", "hangup",
                     "switch", "switch-link", "local", "remote", "phone-number", "to-phone", "phone-status",
                     "transfer-target", "transfer-number",
                     "transfer", "consult", "transfer-complete", "transfer-cancel", "transfer-status",
                     "recording", "recording-status", "supervise", "talks", "supervise-status",
-                    "note-case", "note-text", "note-save", "note-status", "pop-notes", "pop-passed"):
+                    "note-case", "note-text", "note-save", "note-status", "pop-notes", "pop-passed",
+                    "hold", "mute", "presence-state", "wrapup-left", "ready", "pause", "pause-reason",
+                    "logoff", "desk-queues"):
         assert f'id="{element}"' in body
     assert re.search(r'<section id="supervise"[^>]*hidden', body)  # shown to a supervisor's login only
 
@@ -853,3 +865,40 @@ async def test_a_customers_refused_page_speaks_their_language(client: TestClient
     assert expired.status == 410 and "<h1>Срок действия ссылки истёк</h1>" in await expired.text()
     english = await client.get(f"/switch/{USED}")
     assert "<h1>This link has already been used</h1>" in await english.text()
+
+
+@pytest.mark.parametrize(("accept", "lang", "title"), [
+    ("ru-RU,ru;q=0.9,en;q=0.8", "ru", "Рабочее место оператора"),
+    ("de, en;q=0.5", "en", "Agent's desk"),
+    (None, "en", "Agent's desk"),
+])
+async def test_the_agent_page_speaks_the_browsers_language_with_its_own_texts_only(
+        client: TestClient, accept: str | None, lang: str, title: str) -> None:
+    headers = {hdrs.ACCEPT_LANGUAGE: accept} if accept else {}
+    body = await (await client.get("/agent", headers=headers)).text()
+    assert f'<html lang="{lang}">' in body
+    assert f"<title>{escape(title)} · hotline</title>" in body
+    match = TEXTS_RE.search(body)
+    assert match is not None
+    texts = json.loads(match.group(1))
+    assert texts == {k: v for k, v in i18n.catalogue(lang).items() if k.startswith("agent.")}
+    assert texts["agent.title"] == title
+
+
+@pytest.mark.parametrize(("body", "status", "said"), [
+    ({"action": "pause", "reason": "lunch"}, 200, {"state": "paused"}),
+    ({"action": "ready"}, 200, {"state": "free"}),
+    ({"action": "logout"}, 200, {"state": "free"}),
+    ({"action": "pause", "reason": "nap"}, 409,
+     {"error": "pause reason 'nap' is not one of the provisioned reasons: lunch"}),
+    ({"action": "pause", "reason": "  "}, 400, {"error": "a pause needs a reason"}),
+    ({"action": "pause", "reason": 5}, 400, {"error": "a pause needs a reason"}),
+    ({"action": "sleep"}, 400, {"error": "a presence's action is ready, pause or logout"}),
+])
+async def test_the_desk_changes_presence_with_a_clear_answer_to_every_bad_request(
+        client: TestClient, backend: Backend, body: dict[str, object], status: int,
+        said: dict[str, str]) -> None:
+    response = await client.post("/api/agent/presence", json=body, headers=_basic("ivanov", "pässword"))
+    assert (response.status, await response.json()) == (status, said)
+    asked = [(e, a) for e, a, _ in backend.presences]
+    assert asked == ([] if status == 400 else [("ivanov", body["action"])])
