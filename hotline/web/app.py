@@ -7,7 +7,6 @@ hands them the page and its settings. What a client may ask, and how often, is c
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable

@@ -19,7 +19,7 @@ from hotline.engine.customer_view import TALKING, CustomerView
 from hotline.engine.directory import Directory
 from hotline.engine.live_hub import WALLBOARD, LiveHub, Subscription
 from hotline.errors import RatingRefused, WebRefusal
-from hotline.provision.model import Hotline
+from hotline.provision.model import Hotline, Number
 from hotline.store.customer_ratings import add_rating
 from hotline.store.db import STORE_DOWN
 from hotline.web.app import HotlinePage
@@ -32,10 +32,10 @@ RATEABLE_TALKS = 10_000
 CustomerViews = Callable[[str], CustomerView | None]
 
 
-def hotline_language(hotline: Hotline | None) -> str | None:
-    """The language a hotline's pages speak by provisioning (None: the browser's). Hotlines have no
-    language of their own yet: the pages follow Accept-Language."""
-    return None
+def page_language_of(number: Number, hotline: Hotline | None) -> str | None:
+    """The language a video address's page speaks by provisioning, as its callers' prompts do: the
+    number's own, else its hotline's (None: the browser's, by Accept-Language)."""
+    return number.language or (hotline.language if hotline is not None else None)
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ class CustomerPages:
             return None
         hotline = prov.hotlines.get(number.hotline)
         if hotline is None:
-            return HotlinePage()
+            return HotlinePage(language=page_language_of(number, None))
         return HotlinePage(hotline.page_title or "", hotline.page_text or "", hotline.page_logo or "",
-                           hotline.page_color or "", hotline_language(hotline))
+                           hotline.page_color or "", page_language_of(number, hotline))
 
     def customer_view(self, customer: str) -> CustomerView | None:
         view = self.customer_views(customer)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import replace
 
 import pytest
 
+from hotline.provision.model import Hotline, Number, Target
 from hotline.web import i18n
 from hotline.web.app import TEMPLATES_DIR
+from hotline.web.customer_pages import page_language_of
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
 TEMPLATE_KEY = re.compile(r"""\b_\(\s*["']([A-Za-z0-9_.-]+)["']""")
@@ -81,3 +84,12 @@ def test_accept_language_is_read_by_its_weights(header: str | None, expected: li
 ])
 def test_the_page_language(hotline: str | None, header: str | None, expected: str) -> None:
     assert i18n.page_language(hotline, header) == expected
+
+
+def test_a_video_addresss_page_speaks_its_numbers_language_else_its_hotlines() -> None:
+    hotline = Hotline("support", entry=Target("queue", "support"), language="ru")
+    video = Number("video-support", "support", kind="video")
+    assert page_language_of(video, hotline) == "ru"
+    assert page_language_of(replace(video, language="en"), hotline) == "en"
+    assert page_language_of(video, replace(hotline, language=None)) is None
+    assert page_language_of(video, None) is None

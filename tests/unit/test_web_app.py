@@ -54,12 +54,14 @@ class Backend:
         self.presences: list[tuple[str, str, str]] = []
 
     def video_addresses(self) -> frozenset[str]:
-        return frozenset({"video-support", "bad address"})
+        return frozenset({"video-support", "russian", "bad address"})
 
     def hotline_page(self, address: str) -> HotlinePage | None:
         if address == "branded":
             return HotlinePage("Банк «Пример»", "Answers 9 to 18", "https://cdn.example.ru/logo.svg",
                                "#0a7d3e")
+        if address == "russian":  # a hotline whose language is ru
+            return HotlinePage(language="ru")
         return HotlinePage() if address in self.video_addresses() else None
 
     def customer_view(self, customer: str) -> CustomerView | None:
@@ -902,3 +904,12 @@ async def test_the_desk_changes_presence_with_a_clear_answer_to_every_bad_reques
     assert (response.status, await response.json()) == (status, said)
     asked = [(e, a) for e, a, _ in backend.presences]
     assert asked == ([] if status == 400 else [("ivanov", body["action"])])
+
+
+async def test_a_hotline_with_a_language_gets_its_page_in_it_whatever_the_browser_asks(
+        client: TestClient) -> None:
+    english = {hdrs.ACCEPT_LANGUAGE: "en-US,en;q=0.9"}
+    body = await (await client.get("/call/russian", headers=english)).text()
+    assert '<html lang="ru">' in body and "Позвонить по видео" in body
+    plain = await (await client.get("/call/video-support", headers=english)).text()
+    assert '<html lang="en">' in plain
