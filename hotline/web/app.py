@@ -73,6 +73,7 @@ DESK_EVENTS_API = "/api/agent/desk"  # the agent's presence and queues, Server-S
 # pause, or a wrap-up's countdown corrected.
 DESK_REFRESH_S = 2.0
 AGENT_TEXTS = "agent."  # the agent page's keys in the catalogues
+CUSTOMER_TEXTS = "customer."  # the keys of the pages a customer sees
 AGENT_EVENTS_API = "/api/agent/events"  # the agent's screen pop, Server-Sent Events
 CUSTOMER_EVENTS_API = "/api/customer/events"  # a customer page's own call: its stage, Server-Sent Events
 RATING_API = "/api/customer/rating"  # a customer page's rating of its talk
@@ -429,7 +430,7 @@ class _Site:
                                               "presenceApi": PRESENCE_API, "deskApi": DESK_EVENTS_API}
         # An agent serves several hotlines: the page speaks the browser's language.
         language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
-        texts = {k: v for k, v in i18n.catalogue(language).items() if k.startswith(AGENT_TEXTS)}
+        texts = i18n.texts_of(language, AGENT_TEXTS)
         return self._render("agent.html", title=texts["agent.title"], config=config, texts=texts,
                             language=language)
 
@@ -722,7 +723,8 @@ class _Site:
         def say(key: str, **fields: object) -> str:
             return i18n.text(language, key, **fields)
 
-        context.setdefault("texts", dict(i18n.catalogue(language)))  # a page may pass its own subset
+        # The scripts' texts: the customer's (the agent page passes its own); never the whole catalogue.
+        context.setdefault("texts", i18n.texts_of(language, CUSTOMER_TEXTS))
         html = self.templates.get_template(name).render(
             bundle_built=self.bundle_built, not_built=NOT_BUILT, _=say, lang=language, **context)
         return web.Response(text=html, status=status, content_type="text/html")

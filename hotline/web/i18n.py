@@ -44,6 +44,11 @@ def text(language: str, key: str, **fields: object) -> str:
     return template.format_map(fields) if fields else template
 
 
+def texts_of(language: str, prefix: str) -> dict[str, str]:
+    """The texts of `language` whose keys start with `prefix` (a page's own, for its scripts)."""
+    return {key: value for key, value in catalogue(language).items() if key.startswith(prefix)}
+
+
 def accepted_languages(header: str | None) -> list[str]:
     """The primary language tags of an Accept-Language header, most wanted first (RFC 9110
     12.5.4: q weights, equal weights in the header's order; q=0 means "not this one")."""

@@ -913,3 +913,10 @@ async def test_a_hotline_with_a_language_gets_its_page_in_it_whatever_the_browse
     assert '<html lang="ru">' in body and "Позвонить по видео" in body
     plain = await (await client.get("/call/video-support", headers=english)).text()
     assert '<html lang="en">' in plain
+
+
+async def test_a_page_carries_its_own_texts_only(client: TestClient) -> None:
+    customer = await (await client.get("/call/video-support")).text()
+    texts = json.loads(TEXTS_RE.search(customer).group(1))  # type: ignore[union-attr]
+    assert texts and all(key.startswith("customer.") for key in texts)
+    assert "bundle is missing" not in customer  # the agent page's message is not the customer's
