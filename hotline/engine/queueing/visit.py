@@ -860,7 +860,7 @@ class QueueVisit:
             await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name), record=record)
             return await self._talk_until_over(leg, answered_at)
         finally:
-            self.call.move(self.call.state, *self.holds.ended())
+            self._end_holds()  # a talk handed over, transferred or cut: its holds end with it
             await self.recorder.end(self.call)
             if self.call.talking_with == leg.agent.endpoint:
                 self.call.talking_with = None
@@ -946,6 +946,10 @@ class QueueVisit:
         fact = self.holds.noticed(event) if self.holds is not None else None
         if fact is not None:
             self.call.move(self.call.state, fact)
+
+    def _end_holds(self) -> None:
+        if self.holds is not None:
+            self.call.move(self.call.state, *self.holds.ended())
 
     def _call_the_phone(self, asked: PhoneSwitchAsked) -> None:
         """Dial the customer's phone for this video talk, in the background: the talk goes on,
@@ -1294,6 +1298,7 @@ class QueueVisit:
         call = self.call
         if self.consult is not None:
             await self._consult_over("cancelled", f"{who} hung up", leg, back=False)
+        self._end_holds()  # with the talk, before its complete (and any survey after it)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED
