@@ -47,11 +47,12 @@ BEGIN
         INSERT INTO holds (case_id, hop_id, queue_id, agent_id, held_by, started_at)
         SELECT h.case_id, h.id, (r->>'queue')::bigint, (r->>'agent')::bigint, r->>'by', happened
           FROM hops h WHERE h.id = the_hop
+           -- one open hold per side; a record retried alone (its batch refused) is not a second
            AND NOT EXISTS (SELECT 1 FROM holds o WHERE o.hop_id = h.id AND o.held_by = r->>'by'
-                                                   AND o.ended_at IS NULL);
+                                                   AND (o.ended_at IS NULL OR o.started_at = happened));
     ELSE
         UPDATE holds SET ended_at = greatest(happened, started_at)
-         WHERE hop_id = the_hop AND held_by = r->>'by' AND ended_at IS NULL;
+         WHERE hop_id = the_hop AND held_by = r->>'by' AND ended_at IS NULL AND started_at <= happened;
     END IF;
 END
 $$;
