@@ -90,6 +90,19 @@ class ChannelStateChange(ChannelEvent):
 
 
 @dataclass(frozen=True)
+class ChannelHold(ChannelEvent):
+    """The channel's far end put the call on hold (a SIP re-INVITE with sendonly or inactive);
+    Asterisk plays music on hold to the rest of the bridge by itself."""
+
+    musicclass: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelUnhold(ChannelEvent):
+    """The channel's far end took the call off hold (a re-INVITE back to sendrecv)."""
+
+
+@dataclass(frozen=True)
 class ChannelDtmfReceived(ChannelEvent):
     digit: str = ""
     duration_ms: int = 0
@@ -256,6 +269,11 @@ def _channel_transfer(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelTr
                            destination_channel_id=_text(replaced["id"]) if replaced else None)
 
 
+def _hold(base: dict[str, Any], raw: Mapping[str, Any]) -> ChannelHold:
+    return ChannelHold(**base, channel=parse_channel(raw["channel"]),
+                       musicclass=_text(raw.get("musicclass", "")))
+
+
 def _channel_only(cls: type[ChannelEvent]) -> Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]:
     def parse(base: dict[str, Any], raw: Mapping[str, Any]) -> AriEvent:
         return cls(**base, channel=parse_channel(raw["channel"]))
@@ -279,6 +297,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
     "ChannelDtmfReceived": _dtmf,
     "ChannelUserevent": _user_event,
     "ChannelTransfer": _channel_transfer,
+    "ChannelHold": _hold,
+    "ChannelUnhold": _channel_only(ChannelUnhold),
     "PlaybackStarted": _playback(PlaybackStarted),
     "PlaybackFinished": _playback(PlaybackFinished),
 }
@@ -293,7 +313,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], AriEvent]] = {
 HANDLED_EVENT_TYPES: tuple[str, ...] = (
     "StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest", "ChannelDtmfReceived",
     "PlaybackFinished", "ApplicationReplaced", "ChannelUserevent",
-    "ChannelTransfer",
+    "ChannelTransfer", "ChannelHold", "ChannelUnhold",
 )
 
 

@@ -366,6 +366,7 @@ def _as_json(t: CaseTimeline) -> dict[str, object]:
             "notes": [asdict(x) for x in t.notes],
             "survey_answers": [asdict(x) for x in t.survey_answers],
             "ratings": [asdict(x) for x in t.ratings],
+            "holds": [asdict(x) for x in t.holds],
             "recordings": [{**asdict(r), "pauses": [asdict(p) for p in t.pauses.get(r.id, [])]}
                            for r in t.recordings],
             "queue_events": t.events,

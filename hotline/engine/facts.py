@@ -19,6 +19,8 @@ from hotline.store.records import (
     RecordingRow,
     TransferRow,
     close_hop_record,
+    hold_end_record,
+    hold_record,
     ivr_digit_record,
     language_record,
     media_record,
@@ -241,6 +243,31 @@ class SurveyAnswered:
         return survey_answer_record(hop.id, self.question, self.score, self.at)
 
 
+@dataclass(frozen=True)
+class HoldStarted:
+    """A leg of the talk went on hold (hotline.engine.holds): `held_by` agent | customer, with
+    the talk's queue and agent."""
+
+    held_by: str
+    queue_id: int | None
+    agent_id: int | None
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return hold_record(hop.id, self.held_by, self.queue_id, self.agent_id, self.at)
+
+
+@dataclass(frozen=True)
+class HoldEnded:
+    """The hold `held_by` put on the talk is over: taken off, or the talk ended."""
+
+    held_by: str
+    at: datetime = field(default_factory=now)
+
+    def record(self, hop: Hop) -> Record:
+        return hold_end_record(hop.id, self.held_by, self.at)
+
+
 RecordingFact = RecordingStarted | RecordingPaused | RecordingResumed | RecordingEnded
 Fact = (QueueStep | KeyPressed | LanguageSet | TalkTakenOver | HopEnded | Refused | TransferNoted
-        | MediaChanged | RecordingFact | SurveyBegun | SurveyAnswered)
+        | MediaChanged | RecordingFact | SurveyBegun | SurveyAnswered | HoldStarted | HoldEnded)

@@ -21,13 +21,15 @@ TABLES: dict[str, list[Column]] = {
         ("avg_wait_s", "AVG WAIT"), ("max_wait_s", "MAX WAIT"), ("transferred_out", "XFER OUT"),
         ("transferred_in", "XFER IN"), ("callbacks_requested", "CB ASKED"), ("callbacks_answered", "CB ANS"),
         ("callbacks_failed", "CB FAILED"), ("time_to_callback_s", "TO CB"), ("survey_responses", "SURVEYS"),
-        ("survey_response_pct", "SURV%"), ("survey_avg_score", "SCORE")),
+        ("survey_response_pct", "SURV%"), ("survey_avg_score", "SCORE"), ("hold_count", "HOLDS"),
+        ("hold_time_s", "HOLD"), ("avg_hold_s", "AVG HOLD")),
     "agents": columns(
         ("agent", "AGENT"), ("rung", "RUNG"), ("answered", "ANSWERED"), ("missed", "MISSED"),
         ("talk_s", "TALK"), ("wrapup_s", "WRAPUP"), ("aht_s", "AHT"), ("transferred_out", "XFER OUT"),
         ("transferred_in", "XFER IN"), ("logged_in_s", "LOGGED IN"),
         ("paused_s", "PAUSED"), ("occupancy_pct", "OCC%"), ("survey_responses", "SURVEYS"),
-        ("survey_response_pct", "SURV%"), ("survey_avg_score", "SCORE"), ("pause_by_reason", "PAUSES")),
+        ("survey_response_pct", "SURV%"), ("survey_avg_score", "SCORE"), ("hold_count", "HOLDS"),
+        ("hold_time_s", "HOLD"), ("avg_hold_s", "AVG HOLD"), ("pause_by_reason", "PAUSES")),
     "hotlines": columns(
         ("hotline", "HOTLINE"), ("calls", "CALLS"), ("answered", "ANSWERED"), ("abandoned", "ABANDONED"),
         ("busy", "BUSY"), ("closed", "CLOSED"), ("overflowed", "OVERFLOW"), ("failed", "FAILED"),

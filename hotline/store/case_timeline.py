@@ -1,6 +1,6 @@
 """A case's timeline across its legs: hops, queue events, switches and transfers in the order they
 happened, as `hotline case show` prints it (plain SQL over cases, hops, queue_events, switches,
-switch_refusals, transfers, media_changes, supervisions, recordings, case_notes, survey_answers)."""
+switch_refusals, transfers, media_changes, supervisions, recordings, case_notes, survey_answers, holds)."""
 
 from __future__ import annotations
 
@@ -156,6 +156,25 @@ class SurveyAnswer:
         return f"survey question {self.question} answered {self.score} (the talk with {self.agent or '?'})"
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A row of holds (migration 042): a leg of the talk on hold, by the agent or the customer."""
+
+    hop_id: int
+    held_by: str  # agent | customer
+    agent: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+    def moments(self, seq: int, channel: str) -> list[Moment]:
+        who = f"the agent {self.agent}" if self.held_by == "agent" and self.agent else f"the {self.held_by}"
+        out = [Moment(self.started_at, seq, channel, f"put on hold by {who}")]
+        if self.ended_at is not None:
+            held = (self.ended_at - self.started_at).total_seconds()
+            out.append(Moment(self.ended_at, seq, channel, f"hold by {who} ended after {held:.0f} s"))
+        return out
+
+
 Row = dict[str, Any]  # a whole row (`case show --format json` shows every column)
 
 
@@ -175,6 +194,7 @@ class CaseTimeline:
     notes: list[Note] = field(default_factory=list)
     survey_answers: list[SurveyAnswer] = field(default_factory=list)
     ratings: list[Rating] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
 
     def moments(self) -> list[Moment]:
         """Everything that happened to the case, oldest first (same instant: hop order)."""
@@ -208,6 +228,8 @@ class CaseTimeline:
             out.append(Moment(answer.answered_at, *channel[answer.hop_id], answer.text()))
         for rating in self.ratings:
             out.append(Moment(rating.rated_at, *channel[rating.hop_id], rating.text()))
+        for hold in self.holds:
+            out += hold.moments(*channel[hold.hop_id])
         return sorted(out, key=lambda m: (m.at, m.hop))
 
 
@@ -250,9 +272,12 @@ async def case_timeline(conn: AsyncConnection, case_id: int) -> CaseTimeline:
     answers = await _all(conn, SurveyAnswer, "SELECT s.hop_id, s.question, s.score, s.answered_at,"
                          " a.name AS agent FROM survey_answers s LEFT JOIN agents a ON a.id = s.agent_id"
                          " WHERE s.case_id = %s ORDER BY s.answered_at, s.question", case_id)
+    holds = await _all(conn, Hold, "SELECT h.hop_id, h.held_by, a.name AS agent, h.started_at, h.ended_at"
+                       " FROM holds h LEFT JOIN agents a ON a.id = h.agent_id WHERE h.case_id = %s"
+                       " ORDER BY h.started_at, h.id", case_id)
     return CaseTimeline(case, hops, switches, events, participants, refusals, transfers, changes,
                         supervisions, recorded, pauses, await notes_of_case(conn, case_id), answers,
-                        await ratings_of_case(conn, case_id))
+                        await ratings_of_case(conn, case_id), holds)
 
 
 def note_line(text: str) -> str:

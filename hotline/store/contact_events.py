@@ -1,6 +1,6 @@
-"""The contact-event stream (migrations 029, 030, 032, 035, 037, 038, 039): every step of a contact as one
-row of contact_events, written by triggers in the transaction of the step's own row, and its JSON
-shape.
+"""The contact-event stream (migrations 029, 030, 032, 035, 037, 038, 039, 042): every step of a
+contact as one row of contact_events, written by triggers in the transaction of the step's own row,
+and its JSON shape.
 
 The shape every receiver gets (and `hotline events show CASE` prints), one object per event:
     {"id": 42, "kind": "answered", "at": "2026-12-02T23:50:01.250Z", "case": 7, "hop": 9,
@@ -47,6 +47,8 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
                                                                                "participant_left")},
     "note_added": ("note_id", "author", "text"),
     "survey_answered": ("survey_id", "question", "score"),
+    "hold_started": ("hold_id", "held_by"),
+    "hold_ended": ("hold_id", "held_by", "hold_ms"),
     "ended": ("reason", "cause", "cause_text"),
     "case_closed": (),
 }

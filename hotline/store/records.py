@@ -221,3 +221,14 @@ async def write_numbered_batch(conn: AsyncConnection, writer: UUID, node: str, b
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
+
+
+def hold_record(hop_id: int, held_by: str, queue_id: int | None, agent_id: int | None,
+                at: datetime | None = None) -> Record:
+    """A leg of the hop's talk put on hold (migration 042): `held_by` agent | customer."""
+    return {"k": "hold", "hop": hop_id, "by": held_by, "queue": queue_id, "agent": agent_id, "at": _iso(at)}
+
+
+def hold_end_record(hop_id: int, held_by: str, at: datetime | None = None) -> Record:
+    """The hold `held_by` put on the hop's talk is over (migration 042)."""
+    return {"k": "hold_end", "hop": hop_id, "by": held_by, "at": _iso(at)}

@@ -10,8 +10,9 @@
 2. A real call: the agent paused, the caller waits and the desk's queue panel shows them; Ready
    on the page, the phone rings and the screen pop shows the caller; answered, the caller hears
    the agent (the browser's fake microphone plays a 1100 Hz tone); Hold gives the caller music on
-   hold and none of the agent; Resume gives the agent back; Mute gives the caller silence; the
-   page hangs up and the desk counts the queue's wrap-up down to ready.
+   hold and none of the agent, and is recorded as a hold; Resume gives the agent back; Mute gives
+   the caller silence (and is no hold); the page hangs up and the desk counts the queue's wrap-up
+   down to ready.
 """
 
 from __future__ import annotations
@@ -314,6 +315,13 @@ def test_a_waiting_caller_shows_then_pops_and_is_held_with_music_muted_resumed_a
         assert page.is_hidden("#wrapup-left")
         assert [r["event"] for r in rows(db, "SELECT event FROM queue_events ORDER BY id")][:3] == [
             "join", "ring", "answer"]
+        # Hold was recorded (JsSIP's re-INVITE sendonly: ChannelHold on the agent's leg); Mute was not
+        held = rows(db, "SELECT h.held_by, a.name AS agent, h.ended_at - h.started_at AS held FROM holds h"
+                        " JOIN agents a ON a.id = h.agent_id")
+        assert [(h["held_by"], h["agent"]) for h in held] == [("agent", agent.name)]
+        assert held[0]["held"].total_seconds() > 0
+        assert [e["kind"] for e in rows(db, "SELECT kind FROM contact_events WHERE kind LIKE 'hold_%%'"
+                                            " ORDER BY id")] == ["hold_started", "hold_ended"]
     finally:
         if caller is not None and caller.poll() is None:
             caller.kill()

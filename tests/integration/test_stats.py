@@ -72,8 +72,11 @@ def test_queue_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         # C1 and C2 ended by their agents hanging up: two surveys; only C2's caller answered (4, 5)
         "survey_offered": 2, "survey_responses": 1, "survey_response_pct": pct("50.0"),
         "survey_avg_score": Decimal("4.50"),
+        # the agents' holds: C1 15 s, C2 30 s and 10 s (closed with the talk); C1's caller's own not
+        "hold_count": 3, "hold_time_s": 55, "avg_hold_s": 18,   # 55 / 3 answered
     }
     assert (backoffice["survey_offered"], backoffice["survey_avg_score"]) == (0, None)  # it has no survey
+    assert (backoffice["hold_count"], backoffice["hold_time_s"], backoffice["avg_hold_s"]) == (1, 5, 5)
     assert {k: backoffice[k] for k in ("offered", "answered", "answered_in_sl", "service_level_pct", "asa_s",
                                        "aht_s", "busy", "closed", "sl_threshold_s")} == {
         "offered": 1, "answered": 1, "answered_in_sl": 1, "service_level_pct": pct("100.0"), "asa_s": 10,
@@ -115,6 +118,7 @@ def test_agent_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         # C1's caller left the survey without a key: offered, no response, no score
         "survey_offered": 1, "survey_responses": 0, "survey_response_pct": pct("0.0"),
         "survey_avg_score": None,
+        "hold_count": 1, "hold_time_s": 15, "avg_hold_s": 8,   # C1's 15 s over 2 answered
     }
     assert agents["petrova"] == {
         "agent": "petrova",
@@ -128,6 +132,7 @@ def test_agent_figures_of_the_day_match_the_hand_computed_ones(centre: Centre,
         # C2's survey (4 and 5); C6 was in backoffice (no survey), P's caller hung up first
         "survey_offered": 1, "survey_responses": 1, "survey_response_pct": pct("100.0"),
         "survey_avg_score": Decimal("4.50"),
+        "hold_count": 3, "hold_time_s": 45, "avg_hold_s": 15,  # C2's 30 + 10 s, C6's 5 s; 3 answered
     }
 
 
@@ -347,6 +352,26 @@ def survey_figures(db: psycopg.Connection, since: datetime, until: datetime, buc
                   if a["scores"] else None} for key, a in acc.items()}
 
 
+def hold_figures(db: psycopg.Connection, since: datetime, until: datetime, bucket: Bucketing,
+                 subject: str) -> dict[tuple[int, datetime], Row]:
+    """The agents' holds begun in the period per (queue or agent id, bucket of the start): how
+    many, and their length."""
+    acc: dict[tuple[int, datetime], Row] = defaultdict(lambda: {"holds": 0, "ms": Decimal(0)})
+    for h in rows(db, "SELECT * FROM holds WHERE held_by = 'agent'"):
+        if since <= h["started_at"] < until and h[subject] is not None:
+            a = acc[(h[subject], bucket(h["started_at"]))]
+            a["holds"] += 1
+            a["ms"] += Decimal((h["ended_at"] - h["started_at"]).total_seconds()) * 1000
+    return dict(acc)
+
+
+def hold_columns(held: Row | None, answered: int) -> Row:
+    if held is None:
+        return {"hold_count": 0, "hold_time_s": 0, "avg_hold_s": None if not answered else 0}
+    return {"hold_count": held["holds"], "hold_time_s": seconds([held["ms"]]),
+            "avg_hold_s": int(half_up(held["ms"] / answered / 1000)) if answered else None}
+
+
 NO_SURVEY = {"survey_offered": 0, "survey_responses": 0, "survey_response_pct": None,
              "survey_avg_score": None}
 
@@ -372,9 +397,11 @@ def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, b
             refusals[(queues[entry_queue]["name"], bucket(h["entered_at"]))].append(h["end_reason"])
     surveyed = {(queues[q]["name"], b): f for (q, b), f in survey_figures(db, since, until, bucket,
                                                                           "queue_id").items()}
+    held = {(queues[q]["name"], b): f
+            for (q, b), f in hold_figures(db, since, until, bucket, "queue_id").items()}
     out = {}
     by_name = {q["name"]: q for q in queues.values()}
-    for key in set(visits) | set(refused) | set(refusals) | set(surveyed):
+    for key in set(visits) | set(refused) | set(refusals) | set(surveyed) | set(held):
         q, vs = by_name[key[0]], visits.get(key, [])
         sl_ms = q["service_level_s"] * 1000
         answered = [v for v in vs if v["outcome"] == "answer"]
@@ -400,6 +427,7 @@ def recompute_queues(db: psycopg.Connection, since: datetime, until: datetime, b
             "avg_wait_s": seconds(resolved), "max_wait_s": seconds(resolved, lambda ms: Decimal(max(ms))),
             "avg_talk_s": seconds(talks), "aht_s": seconds([m + q["wrapup_s"] * 1000 for m in talks]),
             **surveyed.get(key, NO_SURVEY),
+            **hold_columns(held.get(key), len(answered)),
         }
     return out
 
@@ -452,8 +480,9 @@ def recompute_agents(db: psycopg.Connection, since: datetime, until: datetime, b
                         a.setdefault("by_reason", defaultdict(Decimal))[r["reason"]] += ms
     surveyed = {(agents[a], b): f
                 for (a, b), f in survey_figures(db, since, until, bucket, "agent_id").items()}
+    held = {(agents[a], b): f for (a, b), f in hold_figures(db, since, until, bucket, "agent_id").items()}
     out = {}
-    for key in surveyed:
+    for key in set(surveyed) | set(held):
         acc[key]["surveyed"] = 1
     for key, a in acc.items():
         if not a["events"] and not a["logged_ms"] and not a["surveyed"]:
@@ -468,6 +497,7 @@ def recompute_agents(db: psycopg.Connection, since: datetime, until: datetime, b
             "occupancy_pct": half_up(100 * Decimal(handle) / (a["logged_ms"] - a["paused_ms"]), "0.1")
             if a["logged_ms"] - a["paused_ms"] else None,
             **surveyed.get(key, NO_SURVEY),
+            **hold_columns(held.get(key), a["answered"]),
         }
     return out
 

@@ -54,10 +54,12 @@ def test_queues_table_for_a_day_in_the_hotlines_time_zone(centre: Centre, hotlin
     assert header == ["QUEUE", "OFFERED", "ANSWERED", "ABANDONED", "SHORT", "OVERFLOW", "REFUSED", "BUSY",
                       "CLOSED", "FAILED", "SL%", "SL/ANS%", "SL+AB%", "ABAND%", "ASA", "AHT", "AVG WAIT",
                       "MAX WAIT", "XFER OUT", "XFER IN", "CB ASKED", "CB ANS", "CB FAILED", "TO CB",
-                      "SURVEYS", "SURV%", "SCORE"]
+                      "SURVEYS", "SURV%", "SCORE", "HOLDS", "HOLD", "AVG HOLD"]
     assert body[1] == ["support", "7", "3", "2", "1", "1", "0", "1", "1", "1", "50.0", "66.7", "60.0", "28.6",
-                       "20", "80", "34", "90", "0", "0", "0", "0", "0", "-", "1", "50.0", "4.50"]
-    assert body[0][:3] == ["backoffice", "1", "1"] and body[0][-3:] == ["0", "-", "-"]  # no survey
+                       "20", "80", "34", "90", "0", "0", "0", "0", "0", "-", "1", "50.0", "4.50",
+                       "3", "55", "18"]
+    assert body[0][:3] == ["backoffice", "1", "1"]
+    assert body[0][-6:] == ["0", "-", "-", "1", "5", "5"]  # no survey; one 5 s hold
 
 
 def test_queues_json_carries_every_column_with_local_timestamps(centre: Centre, hotline: Hotline) -> None:
@@ -89,12 +91,13 @@ def test_another_time_zone_moves_the_day(centre: Centre, hotline: Hotline) -> No
 def test_agents_table_shows_pauses_by_reason(centre: Centre, hotline: Hotline) -> None:
     header, *body = table(ok(hotline("agents", *DAY)))
     assert header == ["AGENT", "RUNG", "ANSWERED", "MISSED", "TALK", "WRAPUP", "AHT", "XFER OUT", "XFER IN",
-                      "LOGGED IN", "PAUSED", "OCC%", "SURVEYS", "SURV%", "SCORE", "PAUSES"]
+                      "LOGGED IN", "PAUSED", "OCC%", "SURVEYS", "SURV%", "SCORE", "HOLDS", "HOLD", "AVG HOLD",
+                      "PAUSES"]
     assert body == [
         ["ivanov", "4", "2", "1", "90", "20", "55", "0", "0", "14400", "2700", "0.9", "0", "0.0", "-",
-         "lunch=1800, training=900"],
+         "1", "15", "8", "lunch=1800, training=900"],
         ["petrova", "3", "3", "0", "150", "20", "57", "0", "0", "9000", "600", "2.0", "1", "100.0", "4.50",
-         "break=600"]]
+         "3", "45", "15", "break=600"]]
 
 
 @pytest.mark.parametrize(("report", "first_row"), [

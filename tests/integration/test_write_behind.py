@@ -22,6 +22,8 @@ from hotline.store.records import (
     Record,
     by_channel,
     close_hop_record,
+    hold_end_record,
+    hold_record,
     ivr_digit_record,
     late_hop_record,
     queue_event_record,
@@ -264,6 +266,42 @@ async def test_a_survey_after_a_talk_is_written_in_order_with_the_talk_even_for_
     assert kinds == ["entered_hotline", "queued", "answered", "talk_ended", "survey_answered",
                      "survey_answered", "ended"]
     assert hop["end_reason"] == "completed"
+
+
+async def test_holds_of_a_talk_are_written_with_who_held_once_each_and_an_open_one_closed_with_the_hop(
+        pool: AsyncConnectionPool, db: psycopg.Connection, queue_id: int) -> None:
+    """Migration 042's records for a hop written late: the agent's hold and its end, the customer's
+    hold left open (closed by the hop's end); retried alone, none twice."""
+    agent = int(db.execute("INSERT INTO agents (name, endpoint) VALUES ('anna', 'anna') RETURNING id")
+                .fetchone()[0])
+    leg = NewHop(node="n1", channel_id="h1", channel_name="PJSIP/trunk-h1", channel_kind="pstn",
+                 media="audio", dialled="84951234567", dialled_e164="+74951234567", caller_num="89160000005",
+                 caller_name="", entered_at=datetime.now(UTC) - timedelta(seconds=60))
+    answered = datetime.now(UTC) - timedelta(seconds=50)
+    ended = answered + timedelta(seconds=40)
+    batch = [late_hop_record(leg, "+79160000005"), *(by_channel(r, "n1", "h1") for r in (
+        queue_event_record(QueueEvent(queue_id, 0, 0, "join", position=1,
+                                      at=answered - timedelta(seconds=5))),
+        queue_event_record(QueueEvent(queue_id, 0, 0, "answer", agent_id=agent, wait_ms=5000, at=answered)),
+        hold_record(0, "agent", queue_id, agent, answered + timedelta(seconds=10)),
+        hold_end_record(0, "agent", answered + timedelta(seconds=22)),
+        hold_record(0, "customer", queue_id, agent, answered + timedelta(seconds=30)),
+        close_hop_record(0, "completed", cause=16, at=ended)))]
+    assert await Contacts(pool).write(batch) == 1
+    for record in batch[3:6]:
+        await Contacts(pool).write([record])
+    [hop] = rows(db, "SELECT id, case_id FROM hops")
+    assert rows(db, "SELECT case_id, hop_id, queue_id, agent_id, held_by, started_at, ended_at FROM holds"
+                    " ORDER BY id") == [
+        {"case_id": hop["case_id"], "hop_id": hop["id"], "queue_id": queue_id, "agent_id": agent,
+         "held_by": "agent", "started_at": answered + timedelta(seconds=10),
+         "ended_at": answered + timedelta(seconds=22)},
+        {"case_id": hop["case_id"], "hop_id": hop["id"], "queue_id": queue_id, "agent_id": agent,
+         "held_by": "customer", "started_at": answered + timedelta(seconds=30), "ended_at": ended}]
+    events = rows(db, "SELECT kind, agent, data FROM contact_events WHERE kind LIKE 'hold_%%' ORDER BY id")
+    assert [(e["kind"], e["agent"], e["data"]["held_by"], e["data"].get("hold_ms")) for e in events] == [
+        ("hold_started", "anna", "agent", None), ("hold_ended", "anna", "agent", 12000),
+        ("hold_started", "anna", "customer", None), ("hold_ended", "anna", "customer", 10000)]
 
 
 def details(db: psycopg.Connection) -> list[str]:

@@ -20,6 +20,9 @@ Support has a two-question post-call survey; backoffice has none.
 | C6 | 8-800 10:40:00, overflows after 90 s to backoffice, petrova answers there after 10 s, 20 s talk |
 | C8 | city 08:00:00, hotline closed |
 | C9 | video 11:00:00, joins support, the leg fails at 11:00:20 with no outcome |
+| H  | holds: ivanov holds C1 10:00:20-10:00:35 (15 s) and C1's caller holds 10:00:40-10:00:46 |
+|    | (the customer's: not the agent's handling); petrova holds C2 10:05:30-10:06:00 (30 s) and  |
+|    | from 10:07:05 until her talk ends at 10:07:15 (10 s), and C6 in backoffice 10:42:00-10:42:05 |
 | P  | 8-800 the day before at 23:59:50, petrova answers at 00:00:05 on D (15 s), talks 10 s |
 
 Agents: ivanov logged in 09:00-13:00, paused `training` 09:00-09:15 and `lunch` 12:00-12:30;
@@ -36,7 +39,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hotline.store.records import survey_answer_record, survey_record
+from hotline.store.records import hold_end_record, hold_record, survey_answer_record, survey_record
 
 from support.provisioning import provision
 
@@ -159,6 +162,13 @@ class Centre:
         records = [begun, *(survey_answer_record(leg.hop_id, q, score, when) for q, score, when in answers)]
         self.db.execute("SELECT record_call_events(%s)", (Jsonb(records),))
 
+    def hold(self, leg: Leg, queue: str, agent: str, start: datetime, end: datetime,
+             held_by: str = "agent") -> None:
+        """A hold in the leg's talk and its end, as the engine's records (migration 042)."""
+        begun = hold_record(leg.hop_id, held_by, self.ids["queues"][queue], self.ids["agents"][agent], start)
+        ended = hold_end_record(leg.hop_id, held_by, end)
+        self.db.execute("SELECT record_call_events(%s)", (Jsonb([begun, ended]),))
+
     def session(self, agent: str, start: datetime, end: datetime) -> None:
         self.db.execute("INSERT INTO agent_sessions (agent_id, logged_in_at, logged_out_at)"
                         " VALUES (%s, %s, %s)", (self.ids["agents"][agent], start, end))
@@ -193,6 +203,8 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     c1 = c.call(CITY, t("10:00:00"), line=1)  # numbers with unlimited lines take none
     c1_talk_end = answered_call(c, c1, "support", t("10:00:00"), "ivanov", 5, 60, ring_s=4, by="agent")
     c.survey(c1, "support", "ivanov", c1_talk_end)
+    c.hold(c1, "support", "ivanov", t("10:00:20"), t("10:00:35"))
+    c.hold(c1, "support", "ivanov", t("10:00:40"), t("10:00:46"), held_by="customer")
     c.end(c1, t("10:01:09"), "completed")
 
     c7 = c.call(CITY, t("10:00:30"), line=None)
@@ -204,6 +216,8 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     c.event(c2, "support", "ring_noanswer", t("10:05:11"), "ivanov", ring_ms=10_000, detail="ring timeout")
     c.event(c2, "support", "ring", t("10:05:12"), "petrova")
     c.event(c2, "support", "answer", t("10:05:15"), "petrova", wait_ms=15_000, ring_ms=3000)
+    c.hold(c2, "support", "petrova", t("10:05:30"), t("10:06:00"))
+    c.hold(c2, "support", "petrova", t("10:07:05"), t("10:07:15"))  # closed with the talk
     c.event(c2, "support", "complete", t("10:07:15"), "petrova", talk_ms=120_000, detail="agent hung up")
     c.survey(c2, "support", "petrova", t("10:07:15"), (1, 4, t("10:07:22")), (2, 5, t("10:07:30")))
     c.end(c2, t("10:07:35"), "completed")
@@ -236,7 +250,9 @@ def write_day(dsn: str, db: psycopg.Connection) -> Centre:
     c6 = c.call(TOLLFREE, t("10:40:00"))
     c.event(c6, "support", "join", t("10:40:00"), position=1)
     c.event(c6, "support", "overflow", t("10:41:30"), wait_ms=90_000, detail="queue:backoffice")
-    c.end(c6, answered_call(c, c6, "backoffice", t("10:41:30"), "petrova", 10, 20), "completed")
+    c6_talk_end = answered_call(c, c6, "backoffice", t("10:41:30"), "petrova", 10, 20)
+    c.hold(c6, "backoffice", "petrova", t("10:42:00"), t("10:42:05"))
+    c.end(c6, c6_talk_end, "completed")
 
     c8 = c.call(CITY, t("08:00:00"), line=1)
     c.end(c8, t("08:00:05"), "closed")

@@ -39,6 +39,8 @@ from hotline.asterisk.ari_events import (
     Channel,
     ChannelDestroyed,
     ChannelHangupRequest,
+    ChannelHold,
+    ChannelUnhold,
     StasisEnd,
     StasisStart,
 )
@@ -54,6 +56,7 @@ from hotline.engine.facts import (
     TalkTakenOver,
     TransferNoted,
 )
+from hotline.engine.holds import TalkHolds
 from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
 from hotline.engine.live_hub import ANSWERED, GONE, RINGING, RingNews, agent_topic, ring_event
 from hotline.engine.messages import (
@@ -259,6 +262,7 @@ class QueueVisit:
         # the visit a switch or rejoined leg goes on with).
         self.record = record or record_mode(queue, call.in_hotline)
         self.recorder = TalkRecorder(ctx, self.record, self.queue_id)
+        self.holds: TalkHolds | None = None  # the talk's, while one lasts
         # What the rung agents' pages are told of the rings (live_hub.RingNews): a queue's own, or
         # a blind transfer to one agent, and who passed the caller on.
         self._ring_as: tuple[str, str] = ("queue", "")
@@ -850,10 +854,13 @@ class QueueVisit:
         """The talk with `leg`'s agent, recorded (a segment of its own) if the queue says so."""
         self.call.talking_with, self.call.talk_leg = leg.agent.endpoint, leg.channel_id
         self.call.talk_since = answered_at
+        self.holds = TalkHolds(leg.channel_id, self.call.channel_id, self.queue_id,
+                               self.agent_ids.get(leg.agent.name))
         try:
             await self.recorder.start(self.call, self.agent_ids.get(leg.agent.name), record=record)
             return await self._talk_until_over(leg, answered_at)
         finally:
+            self._end_holds()  # a talk handed over, transferred or cut: its holds end with it
             await self.recorder.end(self.call)
             if self.call.talking_with == leg.agent.endpoint:
                 self.call.talking_with = None
@@ -887,6 +894,9 @@ class QueueVisit:
         switch key asks for a link to move to video."""
         while True:
             message = await self.call.next_event()
+            if isinstance(message, ChannelHold | ChannelUnhold):
+                self._note_hold(message)
+                continue
             if isinstance(message, PhoneSwitchAsked):
                 self._call_the_phone(message)
                 continue
@@ -930,6 +940,16 @@ class QueueVisit:
                 return Party.AGENT
             if message is not None:
                 self.call.unexpected(message)
+
+    def _note_hold(self, event: ChannelHold | ChannelUnhold) -> None:
+        """A leg of the talk went on hold or came off it (hotline.engine.holds): recorded."""
+        fact = self.holds.noticed(event) if self.holds is not None else None
+        if fact is not None:
+            self.call.move(self.call.state, fact)
+
+    def _end_holds(self) -> None:
+        if self.holds is not None:
+            self.call.move(self.call.state, *self.holds.ended())
 
     def _call_the_phone(self, asked: PhoneSwitchAsked) -> None:
         """Dial the customer's phone for this video talk, in the background: the talk goes on,
@@ -1278,6 +1298,7 @@ class QueueVisit:
         call = self.call
         if self.consult is not None:
             await self._consult_over("cancelled", f"{who} hung up", leg, back=False)
+        self._end_holds()  # with the talk, before its complete (and any survey after it)
         self.manager.call_ended(leg.agent, self.queue.name)
         call.unwatch(leg.channel_id)
         reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED
