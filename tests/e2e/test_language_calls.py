@@ -61,6 +61,29 @@ hotline = "russian"
 hotline = "choosing"
 """
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-centre.toml"
+ASKING_NUMBER = "84950003333"
+# A Russian caller of a queue offering callbacks: the announcement at 5 s offers it (Russian
+# "you are next" takes 5 s, "to call back" 4 s), 5 cuts it
+# short, 1 confirms the caller's own number as it is read back; the thanks, and Asterisk hangs up.
+RUSSIAN_CALLBACKS = BASE + """
+[queues.ru-callbacks]
+announce_period = 5
+announce_holdtime = true
+callback_key = "5"
+
+[hotlines.russian-callbacks]
+entry = "queue:ru-callbacks"
+language = "ru"
+
+[numbers."+74950003333"]
+hotline = "russian-callbacks"
+
+[trunks.carrier]
+endpoint = "sipp-carrier"
+caller_id = "+74950003333"
+allow = ["+7916"]
+"""
+CUSTOMER = "+79165551234"
 
 
 @pytest.fixture
@@ -195,3 +218,24 @@ def test_every_sound_the_example_names_exists_in_each_language_it_is_heard_in(
                    if not sounds.has(language, built_in_prompts.file_in(s, language))]
         assert missing == [], language
     assert sounds.missing(prompts.needed(prov)) == []  # and the built-in ones of each language heard
+
+
+@pytest.mark.provision(RUSSIAN_CALLBACKS)
+def test_a_russian_caller_asks_a_callback_hearing_every_prompt_from_the_russian_sounds(
+        daemon: DaemonProcess, lab: Lab, db: psycopg.Connection) -> None:
+    start = lab.log_paths()["asterisk"].stat().st_size
+    caller = sipp.start_pressing_keys(ASKING_NUMBER, "5", "1", first_ms=12500, gap_ms=2500, timeout_s=30,
+                                      caller=CUSTOMER)
+    hop = live_hop(db, ASKING_NUMBER)
+    assert sipp.finish(caller).ok  # thanked, then hung up by Asterisk
+    request = wait_until(lambda: rows(db, "SELECT * FROM callbacks"), what="callback request")[0]
+    assert request["number"] == CUSTOMER and request["hop_id"] == hop["id"]
+    played = asterisk_played(lab, start, str(hop["channel_name"]))
+    for heard in ("queue-youarenext", "vm-tocallback", "vm-num-i-have", "auth-thankyou",
+                  "vm-goodbye"):
+        assert f"'{heard}.gsm' (language 'ru')" in played, (heard, played)
+    assert all("(language 'ru')" in line for line in played), played
+    with lab.log_paths()["asterisk"].open("rb") as fh:
+        fh.seek(start)
+        log = fh.read().decode(errors="replace")
+    assert "does not exist" not in log and "Unable to open" not in log, log[-2000:]
