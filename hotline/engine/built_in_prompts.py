@@ -67,8 +67,9 @@ def file_in(prompt: str, language: str | None) -> str:
 
 
 def localised(media: str, language: str | None) -> str:
-    """An ARI media list (comma-separated URIs) with each `sound:` of a built-in prompt named as
-    `language` names it; everything else as it was."""
+    """An ARI media list (comma-separated URIs) with each `sound:` named as a built-in prompt
+    (provisioned ones too: apply checks them under the same file) named as `language` names it;
+    everything else as it was."""
     if language not in NAMES:
         return media
     return ",".join(SOUND + file_in(uri.removeprefix(SOUND), language) if uri.startswith(SOUND) else uri
