@@ -39,6 +39,7 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.cancellation import raise_if_cancelled
+from hotline.engine.built_in_prompts import localised
 from hotline.engine.call_state import HANDLED, CallState, allowed
 from hotline.engine.camera import note_camera
 from hotline.engine.context import CallContext, LiveCall
@@ -147,9 +148,9 @@ class InboundCall:
         # a transfer keeps it.
         self.priority = (hop.priority or 0) if hop is not None else 0
         # The language its prompts play in (CHANNEL(language), which Asterisk keeps on the channel,
-        # so an adopted call's stays): its number's, else its hotline's, until a menu key changes
-        # it; None: Asterisk's default.
-        self.language: str | None = None
+        # so an adopted call's stays, as on its hop): its number's, else its hotline's, until a
+        # menu key changes it; None: Asterisk's default. Built-in prompts are named as it names them.
+        self.language: str | None = hop.language if hop is not None else None
         self.gone = False  # the channel is hanging up or gone (its own event said so)
         # ... and not by the caller: it vanished while the daemon was not watching, or Asterisk
         # cut it shutting down. A failure, never an abandon.
@@ -885,11 +886,12 @@ class InboundCall:
             await self.ctx.ari.answer(self.channel_id)
 
     async def play(self, media: str, *, stop_on_digit: bool = False) -> str | None:
-        """Play `media` to the caller (answering first); with stop_on_digit a key pressed stops it
-        and is returned. CallerGone when the caller hangs up meanwhile."""
+        """Play `media` to the caller (answering first), built-in prompts under their file in the
+        caller's language; with stop_on_digit a key pressed stops it and is returned. CallerGone
+        when the caller hangs up meanwhile."""
         try:
             await self.answer()
-            playback_id = await self.ctx.ari.play(self.channel_id, media)
+            playback_id = await self.ctx.ari.play(self.channel_id, localised(media, self.language))
         except AriNotFound:  # the caller hung up a moment ago; its events are on the way
             await self.until_caller_gone()
         while True:

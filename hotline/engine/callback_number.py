@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from hotline.engine import built_in_prompts as prompts
+from hotline.engine.built_in_prompts import sound
 from hotline.engine.ivr import CallIO
 from hotline.numbers import to_e164
 
 log = logging.getLogger(__name__)
 
-ENTER_NUMBER = ("sound:vm-enter-num-to-call", "sound:vm-then-pound")
-NUMBER_IS = "sound:vm-num-i-have"
-YOU_ENTERED = "sound:you-entered"
-IF_CORRECT = ("sound:if-correct-press", "sound:digits/1")
-INVALID = "sound:pm-invalid-option"
+ENTER_NUMBER = (sound(prompts.ENTER_NUMBER), sound(prompts.THEN_POUND))
+NUMBER_IS = sound(prompts.NUMBER_IS)
+YOU_ENTERED = sound(prompts.YOU_ENTERED)
+IF_CORRECT = (sound(prompts.IF_CORRECT), sound("digits/1"))
+INVALID = sound(prompts.INVALID_KEY)
 CONFIRM_KEY = "1"
 END_KEY = "#"
 MAX_DIGITS = 15  # E.164's longest

@@ -44,6 +44,7 @@ from hotline.asterisk.ari_events import (
     StasisStart,
 )
 from hotline.cancellation import raise_if_cancelled
+from hotline.engine.built_in_prompts import TO_CALL_BACK, localised, sound
 from hotline.engine.callback_talk import Talk, channel_of, follow, is_end, release
 from hotline.engine.context import CallContext
 from hotline.engine.dial_out import dial_out
@@ -72,10 +73,11 @@ LEASE_S = 30
 RING_GRACE_S = 2.0  # Asterisk's own timeout comes first; ours is a lost event's safety net
 
 
-def whisper_media(number: str) -> str:
+def whisper_media(number: str, language: str | None = None) -> str:
     """What the agent hears on answering: callback, and the number (the queue is on the phone's
-    display, agent_caller_id: spelling a queue's name out loud takes a second a letter)."""
-    return ",".join(["sound:vm-tocallback", f"digits:{number.lstrip('+')}"])
+    display, agent_caller_id: spelling a queue's name out loud takes a second a letter), in
+    `language`: the case's, which the agent's leg is set to (_language)."""
+    return localised(",".join([sound(TO_CALL_BACK), f"digits:{number.lstrip('+')}"]), language)
 
 
 def agent_caller_id(queue: str, number: str) -> str:
@@ -288,6 +290,11 @@ class Placement:
             await self.store.renew(self.request.id, self.placer.run_id, self.placer.timing.lease_s)
             self._renewed = time.monotonic()
 
+    def _language(self) -> dict[str, str] | None:
+        """The agent's leg speaks the case's language: the whisper tells the agent, in the words
+        the customer will use, that this is a callback and to which number."""
+        return {"CHANNEL(language)": self.request.language} if self.request.language else None
+
     def _drain(self) -> None:
         """News about legs no longer rung (a late hangup) is of no use in the line."""
         while not self.inbox.empty():
@@ -304,7 +311,7 @@ class Placement:
                     f"PJSIP/{agent.endpoint}", self.ctx.app, f"agent,{self.channel_id}", leg,
                     timeout_s=self.queue.ring_timeout,
                     caller_id=agent_caller_id(self.queue.name, self.request.number),
-                    formats=originate_formats(agent.capabilities))
+                    formats=originate_formats(agent.capabilities), variables=self._language())
                 ringing[leg] = agent
                 self._rung[leg] = time.time()
                 self._step(QueueEventKind.RING, agent)
@@ -392,7 +399,7 @@ class Placement:
     async def _call_customer(self, agent: AgentState, agent_leg: str) -> None:
         """Whisper to the agent, dial the customer, bridge them, follow the talk to its end."""
         ari, request = self.ctx.ari, self.request
-        await self._play_to_agent(agent, agent_leg, whisper_media(request.number))
+        await self._play_to_agent(agent, agent_leg, whisper_media(request.number, request.language))
         trunks = list(self.ctx.directory.snapshot.prov.trunks.values())
         bridge = f"case-{request.case_id}"
         try:

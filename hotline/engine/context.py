@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hotline.asterisk.ari_events import Bridge, Channel
+from hotline.engine.built_in_prompts import NOT_IN_SERVICE, sound
 from hotline.engine.directory import Directory
 from hotline.engine.live_hub import LiveHub
 from hotline.engine.queueing.queues import QueueManager
@@ -126,7 +127,7 @@ class CallContext:
     node: str
     app: str = "hotline"
     region: str = "RU"
-    not_in_service: str = "sound:ss-noservice"
+    not_in_service: str = sound(NOT_IN_SERVICE)
     hangup_grace_s: float = 5.0     # how long to wait for ChannelDestroyed after our hangup
     # The caller is not kept waiting for the database: after this long the call is served anyway
     # and its hop, with everything it recorded, goes through the write-behind when it ends.

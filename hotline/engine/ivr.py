@@ -41,6 +41,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from hotline.engine import built_in_prompts as prompts
 from hotline.errors import UnknownMenu
 from hotline.provision.model import Menu, MenuOption, Target, TargetAction
 
@@ -48,8 +49,8 @@ log = logging.getLogger(__name__)
 
 # Both are in Asterisk's core sounds, so every installation has them; FreePBX's usual
 # `option-is-invalid` is not among them (Debian's Asterisk 22 has no such file).
-INVALID_PROMPT = "pm-invalid-option"
-GOODBYE = "sound:vm-goodbye"
+INVALID_PROMPT = prompts.INVALID_KEY
+GOODBYE = prompts.sound(prompts.GOODBYE)
 HANGUP = Target("hangup")
 
 

@@ -7,8 +7,10 @@ of every place a caller in that language can reach from its numbers (and from a 
 the language itself): hotlines' closed and recording announcements, menus' prompts, keys' prompts
 (a language key's own prompt plays in the new language), queues' announcements, and the engine's
 built-in prompts of the features those places use (invalid key, goodbye, position and hold time,
-callback offer and number entry, the video key). Callers whose language is not set hear Asterisk's
-default language, which falls back to the sounds without a language: they need nothing here.
+callback offer and number entry, the video key: hotline.engine.built_in_prompts). A sound is
+asked for under the file the engine plays for it in that language (built_in_prompts.file_in), so
+what is checked is what will be played. Callers whose language is not set hear Asterisk's default
+language, which falls back to the sounds without a language: they need nothing here.
 
 `needed()` is pure; hotline.asterisk.sounds looks the files up.
 """
@@ -17,21 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from hotline.engine.callback_number import ENTER_NUMBER, IF_CORRECT, INVALID, NUMBER_IS, YOU_ENTERED
-from hotline.engine.ivr import GOODBYE, INVALID_PROMPT
-from hotline.engine.queueing.callback_offer import THANK_YOU, TRY_LATER
+from hotline.engine.built_in_prompts import (
+    CALLBACK,
+    CALLBACK_OFFER,
+    HOLDTIME,
+    KEY_OFFER,
+    MENU,
+    POSITION,
+    file_in,
+)
+from hotline.engine.ivr import INVALID_PROMPT
 from hotline.provision.model import Menu, Provisioning, Queue, Target, TargetAction
-
-# The engine's built-in prompts, by the feature that plays them (names without `sound:`).
-DIGITS = tuple(f"digits/{n}" for n in range(10))  # `digits:` and `number:` media say these
-MENU = (INVALID_PROMPT, GOODBYE.removeprefix("sound:"))
-POSITION = ("queue-youarenext", "queue-thereare", "queue-callswaiting", *DIGITS)
-HOLDTIME = ("queue-holdtime", "queue-less-than", "queue-minute", "queue-minutes")
-KEY_OFFER = ("vm-press", *DIGITS)  # "press N" for the video and callback keys
-CALLBACK_OFFER = ("vm-tocallback", *KEY_OFFER)
-CALLBACK = tuple(m.removeprefix("sound:") for m in (*ENTER_NUMBER, NUMBER_IS, YOU_ENTERED, *IF_CORRECT,
-                                                     INVALID, *THANK_YOU, TRY_LATER)) + DIGITS
-BUILT_IN = frozenset((*MENU, *POSITION, *HOLDTIME, *CALLBACK_OFFER, *CALLBACK))
 
 Place = tuple[str, str, str]  # (hotlines | menus | queues | callback, name, language)
 
@@ -51,9 +49,25 @@ def needed(prov: Provisioning) -> dict[str, dict[str, str]]:
         for sound, where, then in _at(prov, kind, name, language):
             if sound is not None:
                 sound_name, heard_in = sound if isinstance(sound, tuple) else (sound, language)
-                out.setdefault(heard_in, {}).setdefault(sound_name, where)
+                out.setdefault(heard_in, {}).setdefault(file_in(sound_name, heard_in), where)
             if then is not None:
                 todo.append(then)
+    return out
+
+
+def named(prov: Provisioning) -> dict[str, str]:
+    """Every sound the provisioning names itself, whoever may hear it: {sound: where}."""
+    out: dict[str, str] = {}
+    for h in prov.hotlines.values():
+        for sound in (h.closed_prompt, h.record_announcement):
+            out.setdefault(sound or "", f"hotlines.{h.name}")
+    for m in prov.menus.values():
+        for sound in (m.prompt, m.timeout_prompt, m.invalid_prompt, *(o.prompt for o in m.options)):
+            out.setdefault(sound or "", f"menus.{m.name}")
+    for q in prov.queues.values():
+        for sound in (q.record_announcement, *q.survey, q.survey_thanks):
+            out.setdefault(sound or "", f"queues.{q.name}")
+    out.pop("", None)
     return out
 
 
@@ -111,7 +125,7 @@ def _menu(prov: Provisioning, m: Menu, language: str) -> Iterator[Step]:
 
 def _queue(prov: Provisioning, q: Queue, language: str) -> Iterator[Step]:
     where = f"queues.{q.name}"
-    yield from _sounds((q.record_announcement,), where)
+    yield from _sounds((q.record_announcement, *q.survey, q.survey_thanks), where)
     if q.announce_period is not None:
         yield from _sounds(POSITION + (HOLDTIME if q.announce_holdtime else ()), f"{where} (built in)")
         if q.video_key is not None:

@@ -42,10 +42,12 @@ class CallbackRequest:
     lease_until: datetime | None
     ended_at: datetime | None
     detail: str
+    language: str | None = None  # the asking leg's (its hop's): the callback's agent and customer hear it
 
 
 COLUMNS = ("id, case_id, hop_id, queue_id, number, joined_at, requested_at, due_at, expires_at, attempts,"
-            " status, placed_by, lease_until, ended_at, detail")
+           " status, placed_by, lease_until, ended_at, detail,"
+           " (SELECT h.language FROM hops h WHERE h.id = callbacks.hop_id) AS language")
 
 
 async def request(conn: AsyncConnection, *, case_id: int, hop_id: int | None, queue_id: int, number: str,

@@ -184,6 +184,24 @@ async def test_the_customer_is_dialled_in_the_language_of_the_call_that_asked(
     await engine.settle()
 
 
+async def test_the_agent_is_rung_and_whispered_to_in_the_language_of_the_call_that_asked() -> None:
+    engine = Engine(contact_centre(), logged_in=("anna",))
+    store = StandInStore(joined_at=datetime.now(UTC) - timedelta(seconds=30))
+    store.request = dataclasses.replace(store.request, language="ru")
+    placer = CallbackPlacer(engine.ctx, store, TIMING)
+    task = asyncio.create_task(placer.run())
+    try:
+        agent = await agent_answers(engine)
+        assert engine.ari.variables[agent] == {"CHANNEL(language)": "ru"}
+        await customer_leg(engine)
+        whisper = next(r.args for r in engine.ari.of("play") if r.args[0] == agent)
+        assert whisper[1] == whisper_media(NUMBER, "ru")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await placer.close()
+
+
 async def test_a_customer_who_does_not_answer_is_tried_again_after_the_interval(
         placing: tuple[Engine, StandInStore, CallbackPlacer]) -> None:
     engine, store, _ = placing

@@ -13,6 +13,8 @@ import logging
 from datetime import UTC, datetime
 
 from hotline.cancellation import raise_if_cancelled
+from hotline.engine import built_in_prompts as prompts
+from hotline.engine.built_in_prompts import sound
 from hotline.engine.callback_number import ask_number
 from hotline.engine.context import CallbackStore, CallContext
 from hotline.engine.facts import QueueStep
@@ -27,15 +29,15 @@ from hotline.store.hops import Hop
 
 log = logging.getLogger(__name__)
 
-THANK_YOU = ("sound:auth-thankyou", "sound:vm-goodbye")  # stored: the caller hangs up
-TRY_LATER = "sound:please-try-call-later"  # the request could not be stored: the caller waits on
+THANK_YOU = (sound(prompts.THANK_YOU), sound(prompts.GOODBYE))  # stored: the caller hangs up
+TRY_LATER = sound(prompts.TRY_LATER)  # the request could not be stored: the caller waits on
 
 
 def offer_media(queue: Queue) -> list[str]:
     """What a position announcement adds when the queue offers callbacks."""
     if queue.callback_key is None:
         return []
-    return ["sound:vm-tocallback", "sound:vm-press", f"digits:{queue.callback_key}"]
+    return [sound(prompts.TO_CALL_BACK), sound(prompts.PRESS), f"digits:{queue.callback_key}"]
 
 
 def rules_of(queue: Queue) -> CallbackRules:

@@ -44,6 +44,8 @@ from hotline.asterisk.ari_events import (
     StasisEnd,
     StasisStart,
 )
+from hotline.engine import built_in_prompts as prompts
+from hotline.engine.built_in_prompts import sound
 from hotline.engine.call_state import CallState
 from hotline.engine.camera import note_camera, to_sfu
 from hotline.engine.context import CallContext
@@ -629,8 +631,8 @@ class QueueVisit:
         waiting" (those ahead of this caller), then, where the queue says so, the estimated hold
         time; the music stops for it and then resumes. A breakout key cuts it short."""
         ahead = self.manager.position(self.waiter_) - 1
-        media = ["sound:queue-youarenext"] if ahead == 0 else [
-            "sound:queue-thereare", f"number:{ahead}", "sound:queue-callswaiting"]
+        media = [sound(prompts.YOU_ARE_NEXT)] if ahead == 0 else [
+            sound(prompts.THERE_ARE), f"number:{ahead}", sound(prompts.CALLS_WAITING)]
         estimate = self.manager.estimated_wait(self.waiter_) if self.queue.announce_holdtime else None
         if estimate is not None:
             media += holdtime_media(estimate)
@@ -1381,7 +1383,7 @@ class QueueVisit:
 
 def video_key_media(key: str) -> list[str]:
     """ "Press N": Asterisk's own sounds, after the position, for the queue's video key."""
-    return ["sound:vm-press", f"digits:{key}"]
+    return [sound(prompts.PRESS), f"digits:{key}"]
 
 
 def holdtime_media(seconds: float) -> list[str]:
@@ -1389,9 +1391,9 @@ def holdtime_media(seconds: float) -> list[str]:
     the nearest minute as app_queue does."""
     minutes = int((seconds + 30) // 60)
     if minutes < 1:
-        return ["sound:queue-holdtime", "sound:queue-less-than", "number:1", "sound:queue-minute"]
-    return ["sound:queue-holdtime", f"number:{minutes}",
-            "sound:queue-minute" if minutes == 1 else "sound:queue-minutes"]
+        return [sound(prompts.HOLD_TIME), sound(prompts.LESS_THAN), "number:1", sound(prompts.MINUTE)]
+    return [sound(prompts.HOLD_TIME), f"number:{minutes}",
+            sound(prompts.MINUTE if minutes == 1 else prompts.MINUTES)]
 
 
 async def _all(*steps: Awaitable[None]) -> None:
