@@ -23,6 +23,7 @@ from hotline.errors import ConfigError, HotlineError, WebRefusal
 from hotline.web import i18n
 from hotline.web.app import HotlinePage, SwitchCheck, WebConfig, make_app, start_web
 from hotline.web.guard import WebLimits
+from hotline.web.said import refused
 
 WS_URL = "ws://127.0.0.1:8088/ws"
 ORIGIN = "https://video.example.ru"
@@ -684,7 +685,7 @@ class DownBackend(Backend):
     async def check_switch_token(self, token: str) -> SwitchCheck:
         if token == UNKNOWN:
             raise RuntimeError("a bug with a secret in it")
-        raise WebRefusal(503, "Try the link again in a moment.")
+        raise refused(503, "link_retry")
 
 
 async def test_a_switch_page_while_the_database_is_away_is_a_plain_503_page() -> None:
@@ -924,3 +925,61 @@ def _english(answer: object) -> object:
     if isinstance(answer, dict):
         return {k: v for k, v in answer.items() if k not in ("code", "fields")}
     return answer
+
+
+RU = {hdrs.ACCEPT_LANGUAGE: "ru-RU,ru;q=0.9"}
+
+
+@pytest.mark.parametrize(("language", "said"), [
+    ("en", "name the case the note is about"),
+    ("ru", "укажите обращение, к которому относится заметка"),
+])
+async def test_a_refusal_carries_a_code_the_agent_page_says_in_its_language(
+        client: TestClient, language: str, said: str) -> None:
+    response = await client.post("/api/agent/note", json={"case": 0, "text": "x"},
+                                 headers=_basic("ivanov", "pässword"))
+    answer = await response.json()
+    assert (response.status, answer) == (400, {"error": "name the case the note is about",
+                                               "code": "note_no_case", "fields": {}})
+    page = await (await client.get("/agent", headers={hdrs.ACCEPT_LANGUAGE: language})).text()
+    match = TEXTS_RE.search(page)
+    assert match is not None
+    assert json.loads(match.group(1))["said." + answer["code"]] == said
+
+
+async def test_a_refusal_with_fields_fills_them_in_both_languages(client: TestClient) -> None:
+    response = await client.post("/api/agent/note", json={"case": 1}, headers={
+        **_basic("ivanov", "pässword"), hdrs.CONTENT_TYPE: "text/plain"})
+    answer = await response.json()
+    assert (response.status, answer["code"], answer["fields"]) == (415, "send_json", {"type": "application/json"})
+    assert answer["error"] == i18n.text("en", "said.send_json", **answer["fields"])
+    assert i18n.text("ru", "said.send_json", **answer["fields"]) == "Отправьте запрос как application/json"
+
+
+async def test_a_switch_page_has_its_cases_hotlines_look_and_language(client: TestClient, backend: Backend) -> None:
+    backend.switch_look = HotlinePage("Банк «Пример»", "Мы на связи", "", "#123456", "ru")
+    response = await client.get(f"/switch/{VALID}", headers={hdrs.ACCEPT_LANGUAGE: "en"})
+    body = await response.text()
+    assert response.status == 200
+    assert '<html lang="ru">' in body and '<h1 id="heading">Банк «Пример»</h1>' in body
+    assert "Мы на связи" in body and page_config(body)["accentColor"] == "#123456"
+    assert page_config(body)["switchToken"] == VALID
+
+
+async def test_a_switch_page_of_a_hotline_without_a_look_speaks_the_browsers_language(client: TestClient) -> None:
+    body = await (await client.get(f"/switch/{VALID}", headers=RU)).text()
+    assert '<html lang="ru">' in body and i18n.text("ru", "customer.switch_title") in body
+
+
+async def test_the_index_speaks_the_browsers_language(client: TestClient) -> None:
+    body = await (await client.get("/", headers=RU)).text()
+    assert '<html lang="ru">' in body and "<h1>Видео горячие линии</h1>" in body
+    assert "Операторам: вход здесь" in body and "Agents" not in body
+
+
+async def test_a_refused_page_speaks_the_browsers_language() -> None:
+    async with TestClient(TestServer(make_app(CONFIG, DownBackend()))) as test_client:
+        response = await test_client.get(f"/switch/{VALID}", headers=RU)
+        body = await response.text()
+    assert response.status == 503
+    assert "Сервис временно недоступен" in body and "Откройте ссылку ещё раз через минуту." in body
