@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from hotline.provision.model import Hotline, Number, Target
 from hotline.engine.supervision import MODES as SUPERVISE_MODES
+from hotline.provision.model import Hotline, Number, Target
 from hotline.web import i18n, said
 from hotline.web.app import TEMPLATES_DIR
 from hotline.web.customer_pages import page_language_of
