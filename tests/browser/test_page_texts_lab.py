@@ -85,7 +85,7 @@ def test_a_russian_desk_says_the_daemons_refusal_in_russian_and_a_switch_link_ha
     agent.click("#hangup")
     assert sipp.finish(phone).ok
     shown = hotline_cli(daemon_env, "case", "show", str(hop["case_id"]))
-    assert re.search(r"\b1 pstn/audio \S+ language ru\b", shown.stdout), shown.stdout
+    assert re.search(r"^1 leg\(s\): 1 pstn/audio completed .*language ru$", shown.stdout, re.M), shown.stdout
     as_json = json.loads(hotline_cli(daemon_env, "case", "show", str(hop["case_id"]), "--format",
                                      "json").stdout)
     assert [h["language"] for h in as_json["hops"]] == ["ru"]
