@@ -75,6 +75,7 @@ DESK_EVENTS_API = "/api/agent/desk"  # the agent's presence and queues, Server-S
 # pause, or a wrap-up's countdown corrected.
 DESK_REFRESH_S = 2.0
 AGENT_TEXTS = "agent."  # the agent page's keys in the catalogues
+WALLBOARD_TEXTS = "wallboard."  # the wallboard's
 AGENT_EVENTS_API = "/api/agent/events"  # the agent's screen pop, Server-Sent Events
 CUSTOMER_EVENTS_API = "/api/customer/events"  # a customer page's own call: its stage, Server-Sent Events
 RATING_API = "/api/customer/rating"  # a customer page's rating of its talk
@@ -603,7 +604,10 @@ class _Site:
 
     async def wallboard(self, request: web.Request) -> web.Response:
         """The page only: its numbers come by WALLBOARD_EVENTS_API once it has a token or a login."""
-        return self._render("wallboard.html", title="Wallboard",
+        language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
+        texts = {k: v for k, v in i18n.catalogue(language).items()
+                 if k.startswith((WALLBOARD_TEXTS, SAID_TEXTS))}
+        return self._render("wallboard.html", language=language, title=texts["wallboard.title"], texts=texts,
                             config={"role": "wallboard", "eventsApi": WALLBOARD_EVENTS_API})
 
     # -- the live streams (Server-Sent Events): one subscription of the hub per open page --------

@@ -987,3 +987,18 @@ async def test_a_refused_page_speaks_the_browsers_language() -> None:
         body = await response.text()
     assert response.status == 503
     assert "Сервис временно недоступен" in body and "Откройте ссылку ещё раз через минуту." in body
+
+
+@pytest.mark.parametrize(("header", "lang", "heading", "column"), [
+    ("ru-RU,ru;q=0.9", "ru", "Табло", "Отвечено сегодня"),
+    ("en-US", "en", "Wallboard", "Answered today"),
+])
+async def test_the_wallboard_speaks_the_browsers_language(
+        client: TestClient, header: str, lang: str, heading: str, column: str) -> None:
+    body = await (await client.get("/wallboard", headers={hdrs.ACCEPT_LANGUAGE: header})).text()
+    assert f'<html lang="{lang}">' in body and f"<h1>{heading}</h1>" in body and f"<th>{column}</th>" in body
+    match = TEXTS_RE.search(body)
+    assert match is not None
+    texts = json.loads(match.group(1))
+    assert texts["wallboard.status.reconnecting"] == i18n.text(lang, "wallboard.status.reconnecting")
+    assert texts["said.wrong_supervisor_token"] == i18n.text(lang, "said.wrong_supervisor_token")
