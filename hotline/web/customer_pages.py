@@ -19,10 +19,10 @@ from hotline.engine.customer_view import TALKING, CustomerView
 from hotline.engine.directory import Directory
 from hotline.engine.live_hub import WALLBOARD, LiveHub, Subscription
 from hotline.errors import RatingRefused
-from hotline.provision.model import Hotline, Number
+from hotline.provision.model import Hotline, Number, Provisioning
 from hotline.store.customer_ratings import add_rating
 from hotline.store.db import STORE_DOWN
-from hotline.store.switches import switch_leg
+from hotline.store.switches import SwitchLeg, switch_leg
 from hotline.web.app import HotlinePage
 from hotline.web.said import refused
 
@@ -38,6 +38,19 @@ def page_language_of(number: Number, hotline: Hotline | None) -> str | None:
     """The language a video address's page speaks by provisioning, as its callers' prompts do: the
     number's own, else its hotline's (None: the browser's, by Accept-Language)."""
     return number.language or (hotline.language if hotline is not None else None)
+
+
+def switch_look(leg: SwitchLeg, prov: Provisioning) -> HotlinePage:
+    """A switch link's page: the look of the hotline its leg came through, in the language that
+    leg's prompts were played in, else its number's, else its hotline's."""
+    hotline = prov.hotlines.get(leg.hotline) if leg.hotline is not None else None
+    number = prov.numbers.get(leg.number) if leg.number is not None else None
+    language = leg.language or (number.language if number is not None else None) or (
+        hotline.language if hotline is not None else None)
+    if hotline is None:
+        return HotlinePage(language=language)
+    return HotlinePage(hotline.page_title or "", hotline.page_text or "", hotline.page_logo or "",
+                       hotline.page_color or "", language)
 
 
 @dataclass(frozen=True)
@@ -74,17 +87,7 @@ class CustomerPages:
                 leg = await switch_leg(conn, token)
         except STORE_DOWN as exc:
             raise refused(503, "link_retry") from exc
-        if leg is None:
-            return HotlinePage()
-        prov = self.directory.snapshot.prov
-        hotline = prov.hotlines.get(leg.hotline) if leg.hotline is not None else None
-        number = prov.numbers.get(leg.number) if leg.number is not None else None
-        language = leg.language or (number.language if number is not None else None) or (
-            hotline.language if hotline is not None else None)
-        if hotline is None:
-            return HotlinePage(language=language)
-        return HotlinePage(hotline.page_title or "", hotline.page_text or "", hotline.page_logo or "",
-                           hotline.page_color or "", language)
+        return switch_look(leg, self.directory.snapshot.prov) if leg is not None else HotlinePage()
 
     def customer_view(self, customer: str) -> CustomerView | None:
         view = self.customer_views(customer)

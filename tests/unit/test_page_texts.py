@@ -10,10 +10,11 @@ from dataclasses import replace
 import pytest
 
 from hotline.engine.supervision import MODES as SUPERVISE_MODES
-from hotline.provision.model import Hotline, Number, Target
+from hotline.provision.model import Hotline, Number, Provisioning, Target
+from hotline.store.switches import SwitchLeg
 from hotline.web import i18n, said
-from hotline.web.app import TEMPLATES_DIR
-from hotline.web.customer_pages import page_language_of
+from hotline.web.app import TEMPLATES_DIR, HotlinePage
+from hotline.web.customer_pages import page_language_of, switch_look
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
 TEMPLATE_KEY = re.compile(r"""\b_\(\s*["']([A-Za-z0-9_.-]+)["']""")
@@ -128,3 +129,15 @@ def test_a_code_says_its_english_text_with_its_fields_and_an_unknown_code_fails_
         409, "There is no agent petrov", "invite_no_agent", {"agent": "petrov"})
     with pytest.raises(KeyError):
         said.said("no_such_code")
+
+
+def test_a_switch_links_page_has_its_legs_hotlines_look_in_its_legs_language() -> None:
+    hotline = Hotline("support", entry=Target("queue", "support"), language="en", page_title="Bank",
+                      page_text="Hello", page_color="#123456")
+    prov = Provisioning(hotlines={"support": hotline},
+                        numbers={"+74950002299": Number("+74950002299", "support", language="de")})
+    leg = SwitchLeg("support", "+74950002299", "ru")
+    assert switch_look(leg, prov) == HotlinePage("Bank", "Hello", "", "#123456", "ru")
+    assert switch_look(replace(leg, language=None), prov).language == "de"  # the number's
+    assert switch_look(SwitchLeg("support", None, None), prov).language == "en"  # the hotline's
+    assert switch_look(SwitchLeg("gone", None, "ru"), prov) == HotlinePage(language="ru")  # no look
