@@ -126,6 +126,10 @@ class PhoneSwitchRefused(HotlineError):
     live video talk): one line saying why; the talk goes on."""
 
 
+class NotAPhoneNumber(PhoneSwitchRefused):
+    """What was typed as the customer's number is no valid telephone number."""
+
+
 class SupervisionRefused(HotlineError):
     """A supervision that cannot be done (no live talk, a supervisor unknown, not flagged, busy
     or supervising already): one line saying why; the talk goes on untouched."""

@@ -28,6 +28,7 @@ from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
 from hotline.errors import (
     AgentStateError,
     AriError,
+    NotAPhoneNumber,
     NoteRefused,
     PhoneSwitchRefused,
     RecordingError,
@@ -311,6 +312,8 @@ class DaemonWebBackend(CustomerPages):
                                   self.settings.default_region)
             await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number,
                                    f"agent:{agent.name}")
+        except NotAPhoneNumber as exc:
+            raise refused(422, "phone_not_a_number", number=typed) from exc
         except PhoneSwitchRefused as exc:
             raise refused(422, "phone_refused", reason=str(exc)) from exc
         except STORE_DOWN as exc:
@@ -337,6 +340,8 @@ class DaemonWebBackend(CustomerPages):
             number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
                                   self.settings.default_region)
             await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number, "customer")
+        except NotAPhoneNumber as exc:
+            raise refused(422, "customer_not_a_number", number=typed) from exc
         except PhoneSwitchRefused as exc:
             raise refused(422, "customer_number_refused", reason=str(exc)) from exc
         except STORE_DOWN as exc:
