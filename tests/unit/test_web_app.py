@@ -1002,3 +1002,13 @@ async def test_the_wallboard_speaks_the_browsers_language(
     texts = json.loads(match.group(1))
     assert texts["wallboard.status.reconnecting"] == i18n.text(lang, "wallboard.status.reconnecting")
     assert texts["said.wrong_supervisor_token"] == i18n.text(lang, "said.wrong_supervisor_token")
+
+
+async def test_the_customer_page_carries_the_texts_of_the_daemons_answers(client: TestClient) -> None:
+    body = await (await client.get("/call/video-support", headers=RU)).text()
+    match = TEXTS_RE.search(body)
+    assert match is not None
+    texts = json.loads(match.group(1))
+    assert texts["said.customer_calling"] == (
+        "Звоним на {number}: ответьте на телефоне, и этот видеозвонок завершится")
+    assert texts["said.customer_not_a_number"] == i18n.text("ru", "said.customer_not_a_number")
