@@ -1,5 +1,7 @@
 """One error hierarchy. The CLI maps any HotlineError to a one-line message and exit 1."""
 
+from collections.abc import Mapping
+
 
 class HotlineError(Exception):
     """Base of every error hotline raises on purpose; its text is shown to the user as is."""
@@ -124,6 +126,10 @@ class PhoneSwitchRefused(HotlineError):
     live video talk): one line saying why; the talk goes on."""
 
 
+class NotAPhoneNumber(PhoneSwitchRefused):
+    """What was typed as the customer's number is no valid telephone number."""
+
+
 class SupervisionRefused(HotlineError):
     """A supervision that cannot be done (no live talk, a supervisor unknown, not flagged, busy
     or supervising already): one line saying why; the talk goes on untouched."""
@@ -143,11 +149,14 @@ class WebRefusal(HotlineError):
     """The web pages refuse a request; `status` is the HTTP status the client gets, and
     `retry_after_s`, when set, how long it should wait before asking again (429, 503)."""
 
-    def __init__(self, status: int, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: float | None = None, *,
+                 code: str = "", fields: Mapping[str, str | int | float] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after_s = retry_after_s
+        self.code = code  # stable, for the pages to show in their language (hotline.web.said)
+        self.fields = dict(fields or {})
 
 
 class DoctorWarning(HotlineError):

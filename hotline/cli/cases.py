@@ -346,7 +346,8 @@ def _as_text(t: CaseTimeline) -> str:
              f"{len(t.hops)} leg(s): " + ", ".join(
                  f"{h['seq']} {h['channel_kind']}/{h['media']} {h['end_reason'] or 'live'}"
                  + (f" keys {h['ivr_path']}" if h["ivr_path"] else "")
-                 + (f" priority {h['priority']}" if h["priority"] is not None else "") for h in t.hops),
+                 + (f" priority {h['priority']}" if h["priority"] is not None else "")
+                 + (f" language {h['language']}" if h.get("language") else "") for h in t.hops),
              "", f"{'TIME':<12}  {'HOP':>3}  {'CHANNEL':<12}  WHAT"]
     lines += [f"{m.at:%H:%M:%S}.{m.at.microsecond // 1000:03d}  {m.hop:>3}  {m.channel:<12}  {m.what}"
               for m in t.moments()]

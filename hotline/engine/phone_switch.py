@@ -34,7 +34,7 @@ from hotline.engine.dial_out import dial_out
 from hotline.engine.messages import Message, PhoneSwitchAsked
 from hotline.engine.routing.outbound import trunk_for
 from hotline.engine.stasis_entry import PHONE_TOKEN_VARIABLE
-from hotline.errors import AriError, DialRefused, PhoneSwitchRefused, SwitchNotPossible
+from hotline.errors import AriError, DialRefused, NotAPhoneNumber, PhoneSwitchRefused, SwitchNotPossible
 from hotline.numbers import to_e164
 from hotline.provision.model import Trunk
 from hotline.store.db import STORE_DOWN
@@ -92,7 +92,7 @@ def phone_number(typed: str, trunks: Iterable[Trunk], region: str) -> str:
     PhoneSwitchRefused saying why not."""
     e164 = to_e164(typed.strip(), region) if typed.strip() else None
     if e164 is None:
-        raise PhoneSwitchRefused(f"{typed!r} is not a valid telephone number")
+        raise NotAPhoneNumber(f"{typed!r} is not a valid telephone number")
     try:
         trunk_for(trunks, e164)
     except DialRefused as refused:

@@ -229,6 +229,25 @@ async def customer_video_talk(conn: AsyncConnection, *, browser: str, token: str
     return CustomerTalk(row["id"], row["case_id"], row["channel_id"], row["switches"]) if row else None
 
 
+@dataclass(frozen=True)
+class SwitchLeg:
+    """Where the leg a switch link was made on came in: its hotline and number (by name, None:
+    gone from provisioning) and the language its prompts were played in (None: the default)."""
+    hotline: str | None
+    number: str | None
+    language: str | None
+
+
+async def switch_leg(conn: AsyncConnection, token: str) -> SwitchLeg | None:
+    """The leg switch link `token` was made on (None: no such token)."""
+    cur = await conn.execute(
+        "SELECT hotline_name(h.hotline_id), n.number, h.language FROM switches s"
+        " JOIN hops h ON h.id = s.from_hop_id LEFT JOIN numbers n ON n.id = h.number_id"
+        " WHERE s.token_sha256 = %s", (token_hash(token),))
+    row = await cur.fetchone()
+    return SwitchLeg(row[0], row[1], row[2]) if row is not None else None
+
+
 async def case_phone_number(conn: AsyncConnection, case_id: int) -> str | None:
     """The customer's number from the case's latest phone call to the hotline, as the network gave
     it (not a phone leg the daemon dialled for a switch: its caller id is the hotline's), or None."""

@@ -27,6 +27,8 @@ from hotline.provision.branding import logo_origin
 from hotline.web import i18n
 from hotline.web.guard import Guard, WebLimits, origin_of
 from hotline.web.limits import retry_after
+from hotline.web.said import PREFIX as SAID_TEXTS
+from hotline.web.said import Said, body_of, refused
 from hotline.web.sip_ws_proxy import SipWsProxy
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ DESK_EVENTS_API = "/api/agent/desk"  # the agent's presence and queues, Server-S
 DESK_REFRESH_S = 2.0
 AGENT_TEXTS = "agent."  # the agent page's keys in the catalogues
 CUSTOMER_TEXTS = "customer."  # the keys of the pages a customer sees
+WALLBOARD_TEXTS = "wallboard."  # the wallboard's
 AGENT_EVENTS_API = "/api/agent/events"  # the agent's screen pop, Server-Sent Events
 CUSTOMER_EVENTS_API = "/api/customer/events"  # a customer page's own call: its stage, Server-Sent Events
 RATING_API = "/api/customer/rating"  # a customer page's rating of its talk
@@ -150,6 +153,11 @@ class WebBackend(Protocol):
         when the database is away."""
         ...
 
+    async def switch_page(self, token: str) -> HotlinePage:
+        """The look and language of a valid switch link's page: its case's hotline's; WebRefusal
+        503 when the database is away."""
+        ...
+
     def authenticate(self, endpoint: str, password: str) -> bool:
         """Whether these are an agent's endpoint and SIP password."""
         ...
@@ -166,21 +174,21 @@ class WebBackend(Protocol):
         """The customer's page is hanging up with its button: False when no call of theirs is live."""
         ...
 
-    def agent_notice(self, endpoint: str) -> str:
-        """A notice for the agent's page about their call ("": none)."""
+    def agent_notice(self, endpoint: str) -> Said | None:
+        """A notice for the agent's page about their call (None: none)."""
         ...
 
-    async def agent_invite(self, endpoint: str, invitee: str) -> str:
+    async def agent_invite(self, endpoint: str, invitee: str) -> Said:
         """Ring agent `invitee` into the agent's current call (a conference); what to show the
         agent; raises WebRefusal."""
         ...
 
-    async def agent_phone(self, endpoint: str, typed: str) -> str:
+    async def agent_phone(self, endpoint: str, typed: str) -> Said:
         """Move the agent's current video call to the customer's phone (`typed`, or "": the
         case's own number); what to show the agent; raises WebRefusal."""
         ...
 
-    async def customer_phone(self, browser: str, token: str, typed: str) -> str:
+    async def customer_phone(self, browser: str, token: str, typed: str) -> Said:
         """Move the video call of the customer whose page asks (its browser id, or the switch
         link's token it came by) to their phone; what to show them; raises WebRefusal."""
         ...
@@ -190,12 +198,12 @@ class WebBackend(Protocol):
         agents free this moment."""
         ...
 
-    async def agent_transfer(self, endpoint: str, target: str | None, *, attended: bool, step: str) -> str:
+    async def agent_transfer(self, endpoint: str, target: str | None, *, attended: bool, step: str) -> Said:
         """Transfer the agent's current talk to `target` (blind, or attended), or complete or
         cancel the attended transfer under way; what to show the agent; raises WebRefusal."""
         ...
 
-    async def agent_recording(self, endpoint: str, action: str) -> str:
+    async def agent_recording(self, endpoint: str, action: str) -> Said:
         """Start, pause or resume the recording of the agent's current talk; what to show the agent;
         raises WebRefusal."""
         ...
@@ -209,12 +217,12 @@ class WebBackend(Protocol):
         says supervisor."""
         ...
 
-    async def agent_note(self, endpoint: str, case_id: int, text: str) -> str:
+    async def agent_note(self, endpoint: str, case_id: int, text: str) -> Said:
         """Keep `text` as the (authenticated) agent's note on case `case_id`, one they answered or
         joined; what to show the agent; raises WebRefusal (400 bad text, 403 not their case)."""
         ...
 
-    async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
+    async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> Said:
         """Ring the (authenticated) supervisor's own phone to listen to, whisper into or barge into
         case `case_id`'s talk; what to show once they are in; raises WebRefusal (403 for an agent
         who is no supervisor, 409 with the daemon's reason when refused)."""
@@ -254,8 +262,7 @@ SWITCH_REFUSALS = {
     SwitchCheck.USED: (410, "customer.refused.link_used", "customer.refused.new_link"),
 }
 # The heading of a page refused for a reason that is not the page's own.
-REFUSAL_HEADINGS = {429: "Too many requests", 500: "Something went wrong",
-                    503: "The service is unavailable for a moment"}
+REFUSAL_HEADINGS = {429: "refused.429", 500: "refused.500", 503: "refused.503"}  # catalogue keys
 
 
 def make_app(config: WebConfig, backend: WebBackend, *, static_dir: Path = STATIC_DIR,
@@ -377,7 +384,7 @@ class _Site:
             raise  # aiohttp's own answers: 404 for an unknown path, 405, 413
         except Exception:
             log.exception("web request %s %s failed", request.method, request.path)
-            return self._refused(request, WebRefusal(500, "The request could not be served."))
+            return self._refused(request, refused(500, "not_served"))
 
     def _refused(self, request: web.Request, refusal: WebRefusal) -> web.Response:
         wait = refusal.retry_after_s
@@ -385,15 +392,23 @@ class _Site:
             wait = UNAVAILABLE_RETRY_S
         headers = {str(hdrs.RETRY_AFTER): retry_after(wait)} if wait is not None else {}
         if request.path.startswith("/api/"):
-            return _json({"error": refusal.message}, refusal.status, headers)
-        heading = REFUSAL_HEADINGS.get(refusal.status, refusal.message)
-        response = self._refusal(refusal.status, heading, refusal.message)
+            return _json(_refusal_body(refusal), refusal.status, headers)
+        language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
+        advice = refusal.message
+        if refusal.code:  # a page refused: said in the browser's language
+            advice = i18n.text(language, SAID_TEXTS + refusal.code, **refusal.fields)
+        heading_key = REFUSAL_HEADINGS.get(refusal.status)
+        heading = i18n.text(language, heading_key) if heading_key else advice
+        response = self._render("refusal.html", status=refusal.status, language=language, title=heading,
+                                heading=heading, advice=advice)
         response.headers.update(headers)
         return response
 
     async def index(self, request: web.Request) -> web.Response:
         addresses = sorted(a for a in self.backend.video_addresses() if ADDRESS_RE.fullmatch(a))
-        return self._render("index.html", title="Video hotlines", addresses=addresses)
+        language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
+        return self._render("index.html", language=language, title=i18n.text(language, "index.heading"),
+                            addresses=addresses)
 
     async def call(self, request: web.Request) -> web.Response:
         address = request.match_info["address"]
@@ -410,7 +425,7 @@ class _Site:
         if TOKEN_RE.fullmatch(token):
             check = await self.backend.check_switch_token(token)
         if check is SwitchCheck.VALID:
-            response = self._customer_page(request, HotlinePage(), SWITCH_EXTENSION,
+            response = self._customer_page(request, await self.backend.switch_page(token), SWITCH_EXTENSION,
                                            [f"{SWITCH_HEADER}: {token}"], heading_key="customer.switch_title",
                                            label_key="customer.join_video", token=token)
         else:
@@ -430,7 +445,7 @@ class _Site:
                                               "presenceApi": PRESENCE_API, "deskApi": DESK_EVENTS_API}
         # An agent serves several hotlines: the page speaks the browser's language.
         language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
-        texts = i18n.texts_of(language, AGENT_TEXTS)
+        texts = i18n.texts_of(language, (AGENT_TEXTS, SAID_TEXTS))
         return self._render("agent.html", title=texts["agent.title"], config=config, texts=texts,
                             language=language)
 
@@ -441,9 +456,9 @@ class _Site:
         fields = await _posted_object(request) or {}
         action, reason = fields.get("action"), fields.get("reason", "")
         if action not in PRESENCE_ACTIONS:
-            return _json({"error": "a presence's action is ready, pause or logout"}, 400)
+            return _refusal_json(400, "presence_bad_action")
         if not isinstance(reason, str) or (action == "pause" and not reason.strip()):
-            return _json({"error": "a pause needs a reason"}, 400)
+            return _refusal_json(400, "pause_needs_reason")
         state = await self.backend.agent_presence(endpoint, str(action), reason)
         return _json({"state": state}, 200)
 
@@ -461,8 +476,8 @@ class _Site:
         body = await _posted_object(request)
         invitee = body.get("agent") if body is not None else None
         if not isinstance(invitee, str) or not ADDRESS_RE.fullmatch(invitee):
-            return _json({"error": "name the agent to bring in"}, 400)
-        return _json({"message": await self.backend.agent_invite(endpoint, invitee)}, 200)
+            return _refusal_json(400, "invite_bad_agent")
+        return _json(body_of(await self.backend.agent_invite(endpoint, invitee)), 200)
 
     async def agent_phone(self, request: web.Request) -> web.Response:
         self.guard.json_post(request)
@@ -470,8 +485,8 @@ class _Site:
         body = await _posted_object(request)
         typed = body.get("number", "") if body is not None else None
         if not isinstance(typed, str) or not PHONE_TYPED.fullmatch(typed):
-            return _json({"error": "type the customer's telephone number (digits, +, spaces)"}, 400)
-        return _json({"message": await self.backend.agent_phone(endpoint, typed.strip())}, 200)
+            return _refusal_json(400, "phone_bad_number")
+        return _json(body_of(await self.backend.agent_phone(endpoint, typed.strip())), 200)
 
     async def customer_phone(self, request: web.Request) -> web.Response:
         """The customer's own page: no login, so the call is found by what only that page holds
@@ -482,10 +497,10 @@ class _Site:
         browser, token, typed = (fields.get(k, "") for k in ("customer", "token", "number"))
         if not (isinstance(browser, str) and HEX_ID.fullmatch(browser) and isinstance(token, str)
                 and (not token or TOKEN_RE.fullmatch(token))):
-            return _json({"error": "This page cannot move the call: reload it"}, 400)
+            return _refusal_json(400, "customer_reload")
         if not isinstance(typed, str) or not PHONE_TYPED.fullmatch(typed):
-            return _json({"error": "Type your telephone number (digits, +, spaces)"}, 400)
-        return _json({"message": await self.backend.customer_phone(browser, token, typed.strip())}, 200)
+            return _refusal_json(400, "customer_bad_number")
+        return _json(body_of(await self.backend.customer_phone(browser, token, typed.strip())), 200)
 
     async def transfer_targets(self, request: web.Request) -> web.Response:
         self.guard.json_post(request)
@@ -498,17 +513,16 @@ class _Site:
         endpoint = self.guard.agent(request)
         body = await _posted_object(request)
         if body is None:
-            return _json({"error": "name the transfer's target"}, 400)
+            return _refusal_json(400, "transfer_no_target")
         step, target, attended = body.get("step", "begin"), body.get("target"), body.get("attended", False)
         if step not in TRANSFER_STEPS or not isinstance(attended, bool):
-            return _json({"error": "a transfer's step is begin, complete or cancel"}, 400)
+            return _refusal_json(400, "transfer_bad_step")
         if step == "begin" and not (isinstance(target, str) and TRANSFER_TARGET_RE.fullmatch(target)):
-            return _json({"error": "name the transfer's target: a queue, a hotline, an agent or a number"},
-                         400)
+            return _refusal_json(400, "transfer_bad_target")
         named = target if isinstance(target, str) and step == "begin" else None
-        message = await self.backend.agent_transfer(endpoint, named, attended=attended or step != "begin",
-                                                    step=step)
-        return _json({"message": message}, 200)
+        said = await self.backend.agent_transfer(endpoint, named, attended=attended or step != "begin",
+                                                 step=step)
+        return _json(body_of(said), 200)
 
     async def agent_recording(self, request: web.Request) -> web.Response:
         """{"action": "start" | "pause" | "resume"}: the recording of the agent's talk."""
@@ -517,8 +531,8 @@ class _Site:
         body = await _posted_object(request)
         action = body.get("action") if body is not None else None
         if action not in RECORDING_ACTIONS:
-            return _json({"error": "a recording's action is start, pause or resume"}, 400)
-        return _json({"message": await self.backend.agent_recording(endpoint, str(action))}, 200)
+            return _refusal_json(400, "recording_bad_action")
+        return _json(body_of(await self.backend.agent_recording(endpoint, str(action))), 200)
 
     async def live_talks(self, request: web.Request) -> web.Response:
         self.guard.json_post(request)
@@ -533,11 +547,11 @@ class _Site:
         fields = body or {}
         case_id, mode = fields.get("case"), fields.get("mode")
         if not _case_number(case_id):
-            return _json({"error": "name the case of the talk to supervise"}, 400)
+            return _refusal_json(400, "supervise_no_case")
         assert isinstance(case_id, int)
         if mode not in SUPERVISE_MODES:
-            return _json({"error": "a supervision's mode is listen, whisper or barge"}, 400)
-        return _json({"message": await self.backend.agent_supervise(endpoint, case_id, str(mode))}, 200)
+            return _refusal_json(400, "supervise_bad_mode")
+        return _json(body_of(await self.backend.agent_supervise(endpoint, case_id, str(mode))), 200)
 
     async def agent_note(self, request: web.Request) -> web.Response:
         """{"case": N, "text": "..."}: a note on case N, one the agent answered or joined."""
@@ -546,11 +560,11 @@ class _Site:
         fields = await _posted_object(request) or {}
         case_id, text = fields.get("case"), fields.get("text")
         if not _case_number(case_id):
-            return _json({"error": "name the case the note is about"}, 400)
+            return _refusal_json(400, "note_no_case")
         if not isinstance(text, str):
-            return _json({"error": "write the note's text"}, 400)
+            return _refusal_json(400, "note_no_text")
         assert isinstance(case_id, int)
-        return _json({"message": await self.backend.agent_note(endpoint, case_id, text)}, 200)
+        return _json(body_of(await self.backend.agent_note(endpoint, case_id, text)), 200)
 
     async def customer_camera(self, request: web.Request) -> web.Response:
         """A customer's page says its camera went on or off. No login (a customer has none): the
@@ -559,9 +573,9 @@ class _Site:
         customer = body.get("customer")
         camera = body.get("camera")
         if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer) and camera in ("on", "off")):
-            return _json({"error": "send your customer id and camera: on or off"}, 400)
+            return _refusal_json(400, "customer_send_camera")
         if not self.backend.customer_camera(customer, camera == "on"):
-            return _json({"error": "You have no call in progress"}, 404)
+            return _refusal_json(404, "no_call")
         return _json({"camera": camera}, 202)
 
     async def customer_hanging_up(self, request: web.Request) -> web.Response:
@@ -569,9 +583,9 @@ class _Site:
         not a dropped leg the agent should wait for. The page's own customer id names the call."""
         customer = (await self._customer_post(request)).get("customer")
         if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer)):
-            return _json({"error": "send your customer id"}, 400)
+            return _refusal_json(400, "customer_send_id")
         if not self.backend.customer_hanging_up(customer):
-            return _json({"error": "You have no call in progress"}, 404)
+            return _refusal_json(404, "no_call")
         return _json({"hanging_up": True}, 202)
 
     async def _customer_post(self, request: web.Request) -> dict[str, object]:
@@ -580,7 +594,10 @@ class _Site:
 
     async def agent_notice(self, request: web.Request) -> web.Response:
         self.guard.json_post(request)
-        return _json({"notice": self.backend.agent_notice(self.guard.agent(request))}, 200)
+        notice = self.backend.agent_notice(self.guard.agent(request))
+        if notice is None or isinstance(notice, str):  # a backend of plain texts: "" is no notice
+            return _json({"notice": notice or ""}, 200)
+        return _json({"notice": notice.message, "code": notice.code, "fields": dict(notice.fields)}, 200)
 
     async def queues(self, request: web.Request) -> web.Response:
         self.guard.agent_or_supervisor(request)
@@ -588,7 +605,9 @@ class _Site:
 
     async def wallboard(self, request: web.Request) -> web.Response:
         """The page only: its numbers come by WALLBOARD_EVENTS_API once it has a token or a login."""
-        return self._render("wallboard.html", title="Wallboard",
+        language = i18n.page_language(None, request.headers.get(hdrs.ACCEPT_LANGUAGE))
+        texts = i18n.texts_of(language, (WALLBOARD_TEXTS, SAID_TEXTS))
+        return self._render("wallboard.html", language=language, title=texts["wallboard.title"], texts=texts,
                             config={"role": "wallboard", "eventsApi": WALLBOARD_EVENTS_API})
 
     # -- the live streams (Server-Sent Events): one subscription of the hub per open page --------
@@ -624,7 +643,7 @@ class _Site:
         """The live stage of the asking page's own call, named by its browser id."""
         customer = request.query.get("customer", "")
         if not CUSTOMER_RE.fullmatch(customer):
-            return _json({"error": "send your customer id"}, 400)
+            return _refusal_json(400, "customer_send_id")
         subscription = self.backend.subscribe_customer()
         return await self._stream(request, subscription, self._stages(customer, subscription))
 
@@ -645,7 +664,7 @@ class _Site:
         fields = await self._customer_post(request)
         customer, hop = fields.get("customer"), fields.get("hop")
         if not (isinstance(customer, str) and CUSTOMER_RE.fullmatch(customer)) or not _case_number(hop):
-            return _json({"error": "send your customer id and the call's leg"}, 400)
+            return _refusal_json(400, "rating_send_leg")
         assert isinstance(hop, int)
         await self.backend.rate_call(customer, hop, fields.get("score"), fields.get("comment"))
         return _json({"rated": True}, 201)
@@ -714,9 +733,6 @@ class _Site:
         return self._render("refusal.html", status=status, language=language, title=heading,
                             heading=heading, advice=i18n.text(language, advice_key))
 
-    def _refusal(self, status: int, heading: str, advice: str) -> web.Response:
-        return self._render("refusal.html", status=status, title=heading, heading=heading, advice=advice)
-
     def _render(self, name: str, *, status: int = 200, language: str = i18n.FALLBACK,
                 **context: object) -> web.Response:
         """A page in `language`: templates say `_("key")`, scripts `T("key")` (hotline-texts)."""
@@ -724,10 +740,21 @@ class _Site:
             return i18n.text(language, key, **fields)
 
         # The scripts' texts: the customer's (the agent page passes its own); never the whole catalogue.
-        context.setdefault("texts", i18n.texts_of(language, CUSTOMER_TEXTS))
+        context.setdefault("texts", i18n.texts_of(language, (CUSTOMER_TEXTS, SAID_TEXTS)))
         html = self.templates.get_template(name).render(
             bundle_built=self.bundle_built, not_built=NOT_BUILT, _=say, lang=language, **context)
         return web.Response(text=html, status=status, content_type="text/html")
+
+
+def _refusal_body(refusal: WebRefusal) -> dict[str, object]:
+    """A refusal's JSON: `error` in English as ever, and its code for the page's own language."""
+    if not refusal.code:
+        return {"error": refusal.message}
+    return {"error": refusal.message, "code": refusal.code, "fields": refusal.fields}
+
+
+def _refusal_json(status: int, code: str) -> web.Response:
+    return _json(_refusal_body(refused(status, code)), status)
 
 
 def _case_number(value: object) -> bool:

@@ -23,18 +23,18 @@ from hotline.engine.live_hub import RINGING, WALLBOARD, Event, LiveHub, Subscrip
 from hotline.engine.phone_switch import ask_phone_switch, phone_number
 from hotline.engine.recording import ask_recording
 from hotline.engine.supervision import LiveTalk
-from hotline.engine.supervision_request import ask, look_in, outcome_said
+from hotline.engine.supervision_request import SAYS, ask, look_in, outcome_said
 from hotline.engine.transfer import AgentTarget, ask_transfer, transfer_target
 from hotline.errors import (
     AgentStateError,
     AriError,
+    NotAPhoneNumber,
     NoteRefused,
     PhoneSwitchRefused,
     RecordingError,
     SupervisionRefused,
     SwitchNotPossible,
     TransferRefused,
-    WebRefusal,
 )
 from hotline.provision import sip_auth
 from hotline.provision.model import Agent
@@ -48,16 +48,13 @@ from hotline.store.switches import Switches, TokenState, case_phone_number, cust
 from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
 from hotline.web.app import SwitchCheck
 from hotline.web.customer_pages import CustomerPages, CustomerViews
+from hotline.web.said import Said, refused, said
 from hotline.web.switch_links import SwitchLinks
 
 log = logging.getLogger(__name__)
 
 # What the agent's page says of each outcome of a transfer it asked for.
-TRANSFER_SAID = {
-    "transferred": "Transferred to {target}",
-    "consulting": "Consulting {target}: the customer is on hold",
-    "cancelled": "Transfer to {target} cancelled: the customer is back with you",
-}
+TRANSFER_SAID = {"transferred": "transferred", "consulting": "consulting", "cancelled": "transfer_cancelled"}
 
 _CHECKS = {TokenState.VALID: SwitchCheck.VALID, TokenState.UNKNOWN: SwitchCheck.UNKNOWN,
            TokenState.EXPIRED: SwitchCheck.EXPIRED, TokenState.USED: SwitchCheck.USED}
@@ -68,9 +65,9 @@ def supervisor_of(agents: Mapping[str, Agent], endpoint: str) -> Agent:
     otherwise (401 when provisioning removed them since)."""
     agent = next((a for a in agents.values() if a.endpoint == endpoint), None)
     if agent is None:
-        raise WebRefusal(401, "Wrong agent or password")
+        raise refused(401, "wrong_login")
     if not agent.supervisor:
-        raise WebRefusal(403, "Supervising talks is for supervisors")
+        raise refused(403, "supervisors_only")
     return agent
 
 
@@ -108,12 +105,11 @@ class DaemonWebBackend(CustomerPages):
     def customer_hanging_up(self, customer: str) -> bool:
         return self.hanging_up(customer)
 
-    def agent_notice(self, endpoint: str) -> str:
-        """What the agent's page shows beside their call: "" when all is well."""
+    def agent_notice(self, endpoint: str) -> Said | None:
+        """What the agent's page shows beside their call: None when all is well."""
         if not self.dropped_for_agent(endpoint):
-            return ""
-        return (f"The customer's connection dropped: the call stays open up to "
-                f"{self.settings.web_rejoin_grace_s} s for them to come back")
+            return None
+        return said("customer_dropped", seconds=self.settings.web_rejoin_grace_s)
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset(n.number for n in self.directory.snapshot.prov.numbers.values() if n.kind == "video")
@@ -122,7 +118,7 @@ class DaemonWebBackend(CustomerPages):
         try:
             return _CHECKS[await self.switches.check(token)]
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "Try the link again in a moment.") from exc
+            raise refused(503, "link_retry") from exc
 
     def _agent_of(self, endpoint: str) -> Agent | None:
         agents = self.directory.snapshot.prov.agents.values()
@@ -138,28 +134,28 @@ class DaemonWebBackend(CustomerPages):
         """The agent the guard authenticated (gone since, by a provisioning change: 401)."""
         agent = self._agent_of(endpoint)
         if agent is None:
-            raise WebRefusal(401, "Wrong agent or password")
+            raise refused(401, "wrong_login")
         return agent
 
-    async def agent_invite(self, endpoint: str, invitee: str) -> str:
+    async def agent_invite(self, endpoint: str, invitee: str) -> Said:
         """Ring `invitee` into the case the agent is talking on now."""
         agent = self._authenticated(endpoint)
         invited = self.directory.snapshot.prov.agents.get(invitee)
         if invited is None:
-            raise WebRefusal(404, f"There is no agent {invitee}")
+            raise refused(404, "invite_no_agent", agent=invitee)
         if invited.name == agent.name:
-            raise WebRefusal(409, "You are in the call already")
+            raise refused(409, "invite_self")
         agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
         try:
             talk = await self._live_talk_of(agent_id)
             if talk is None:
-                raise WebRefusal(409, "You have no call in progress to bring anyone into")
+                raise refused(409, "invite_no_call")
             await invite(self.ari, self.settings.ari_app, talk.case_id, invited, f"agent:{agent.name}")
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+            raise refused(503, "store_down") from exc
         except AriError as exc:
-            raise WebRefusal(502, f"Asterisk could not ring {invitee}: {exc}") from exc
-        return f"Ringing {invited.display_name or invited.name}"
+            raise refused(502, "invite_not_rung", agent=invitee, detail=str(exc)) from exc
+        return said("invite_ringing", agent=invited.display_name or invited.name)
 
     def transfer_targets(self, endpoint: str) -> dict[str, list[str]]:
         agent = self._authenticated(endpoint)
@@ -169,7 +165,7 @@ class DaemonWebBackend(CustomerPages):
                       if name != agent.name and state.available(now))
         return {"queues": sorted(prov.queues), "hotlines": sorted(prov.hotlines), "agents": free}
 
-    async def agent_transfer(self, endpoint: str, target: str | None, *, attended: bool, step: str) -> str:
+    async def agent_transfer(self, endpoint: str, target: str | None, *, attended: bool, step: str) -> Said:
         """Ask the daemon that runs the agent's talk (this one, or another node) by the same user
         event the CLI sends, and wait for its row of transfers."""
         agent = self._authenticated(endpoint)
@@ -180,24 +176,24 @@ class DaemonWebBackend(CustomerPages):
                 raise TransferRefused(f"an attended transfer goes to an agent, not to {to}")
             talk = await self._live_talk_of(agent_id)
             if talk is None:
-                raise WebRefusal(409, "You have no call in progress to transfer")
+                raise refused(409, "transfer_no_call")
             request = await ask_transfer(self.ari, self.settings.ari_app, talk.channel_id, to, "page",
                                          attended=attended, step=step)
             async with self.pool.connection() as conn:
                 outcome = await transfer_outcome(conn, request, TRANSFER_PATIENCE_S)
-        except TransferRefused as refused:
-            raise WebRefusal(409, str(refused)) from None
+        except TransferRefused as no:
+            raise refused(409, "transfer_refused", reason=str(no)) from None
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+            raise refused(503, "store_down") from exc
         except AriError as exc:
-            raise WebRefusal(502, f"The transfer did not reach the call: {exc}") from exc
+            raise refused(502, "transfer_not_reached", detail=str(exc)) from exc
         if outcome is None:
-            raise WebRefusal(504, "No answer from the call's daemon: check the call before trying again")
+            raise refused(504, "daemon_silent")
         if outcome.outcome == "refused":
-            raise WebRefusal(409, f"Refused: {outcome.detail}")
-        return TRANSFER_SAID[outcome.outcome].format(target=outcome.target)
+            raise refused(409, "transfer_refused_by_daemon", reason=outcome.detail)
+        return said(TRANSFER_SAID[outcome.outcome], target=outcome.target)
 
-    async def agent_recording(self, endpoint: str, action: str) -> str:
+    async def agent_recording(self, endpoint: str, action: str) -> Said:
         """Ask the daemon that runs the agent's talk, by the user event the CLI sends, to start,
         pause or resume its recording, and wait until its rows say so."""
         agent = self._authenticated(endpoint)
@@ -205,18 +201,18 @@ class DaemonWebBackend(CustomerPages):
         try:
             talk = await self._live_talk_of(agent_id)
             if talk is None:
-                raise WebRefusal(409, "You have no call in progress")
+                raise refused(409, "no_call")
             async with self.pool.connection() as conn:
                 if action == "start":
                     return await self._start_recording(conn, talk.case_id, agent.name)
                 await self._pause_or_resume(conn, talk.case_id, action, agent.name)
         except RecordingError:
-            raise WebRefusal(409, "Your call is not being recorded") from None
+            raise refused(409, "recording_not_recorded") from None
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+            raise refused(503, "store_down") from exc
         except AriError as exc:
-            raise WebRefusal(502, f"The request did not reach the call: {exc}") from exc
-        return "Recording paused" if action == "pause" else "Recording"
+            raise refused(502, "not_reached", detail=str(exc)) from exc
+        return said("recording_paused" if action == "pause" else "recording")
 
     def live_talks(self, endpoint: str) -> list[dict[str, object]]:
         """The talks this daemon runs now, for a supervisor's page (WebRefusal 403 for others)."""
@@ -224,7 +220,7 @@ class DaemonWebBackend(CustomerPages):
         now = time.time()
         return [talk.json(now) for talk in self.talks()]
 
-    async def agent_note(self, endpoint: str, case_id: int, text: str) -> str:
+    async def agent_note(self, endpoint: str, case_id: int, text: str) -> Said:
         """A note by the agent on a case they answered (during the talk or after it) or joined."""
         agent = self._authenticated(endpoint)
         agent_id = self.directory.snapshot.ids.get("agents", {}).get(agent.name)
@@ -232,15 +228,15 @@ class DaemonWebBackend(CustomerPages):
             kept = check_note(text)
             async with self.pool.connection() as conn:
                 if agent_id is None or not await agent_handled(conn, case_id, agent_id):
-                    raise WebRefusal(403, f"Case {case_id} is not one you have handled")
+                    raise refused(403, "note_not_yours", case=case_id)
                 note = await add_note(conn, case_id, agent.name, kept, agent_id)
-        except NoteRefused as refused:
-            raise WebRefusal(400, f"Not kept: {refused}") from None
+        except NoteRefused as no:
+            raise refused(400, "note_refused", reason=str(no)) from None
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
-        return f"Note kept on case {note.case_id}"
+            raise refused(503, "store_down") from exc
+        return said("note_kept", case=note.case_id)
 
-    async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> str:
+    async def agent_supervise(self, endpoint: str, case_id: int, mode: str) -> Said:
         """What `hotline case MODE CASE SUPERVISOR` asks, asked by `agent:NAME` for their own
         phone; waits, as the CLI does, until the supervisor is in or why not (a pool connection
         per look, none held while the phone rings)."""
@@ -249,25 +245,28 @@ class DaemonWebBackend(CustomerPages):
             async with self.pool.connection() as conn:
                 request = await ask(conn, self.ari, self.settings.ari_app, case_id, mode, agent.name,
                                     f"agent:{agent.name}")
-            return await outcome_said(look_in(self.pool), request, case_id, mode, agent.name)
-        except SupervisionRefused as refused:
-            raise WebRefusal(409, str(refused)) from None
+            outcome = await outcome_said(look_in(self.pool), request, case_id, mode, agent.name)
+        except SupervisionRefused as no:
+            raise refused(409, "supervise_refused", reason=str(no)) from None
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+            raise refused(503, "store_down") from exc
         except AriError as exc:
-            raise WebRefusal(502, f"The request did not reach the call: {exc}") from exc
+            raise refused(502, "not_reached", detail=str(exc)) from exc
+        if outcome == SAYS[mode].format(case=case_id, who=agent.name):  # in: said in the page's language
+            return said(f"supervise_{mode}", case=case_id, who=agent.name)
+        return said("supervise_said", reason=outcome)
 
-    async def _start_recording(self, conn: AsyncConnection, case_id: int, agent_name: str) -> str:
+    async def _start_recording(self, conn: AsyncConnection, case_id: int, agent_name: str) -> Said:
         """The Record button: the talk of a queue that records on demand recorded from now."""
         channel_id, mode = await recordings.talking_leg(conn, case_id)
         if mode == "never":
-            raise WebRefusal(409, "Your call's queue does not record")
+            raise refused(409, "recording_queue_does_not_record")
         if await recordings.live_recording(conn, case_id) is None:
             await ask_recording(self.ari, self.settings.ari_app, channel_id, "start", f"agent:{agent_name}")
             await conn.commit()
             if await recordings.recording_begins(conn, case_id) is None:
-                raise WebRefusal(504, "No answer from the call's daemon: check the call before trying again")
-        return "Recording"
+                raise refused(504, "daemon_silent")
+        return said("recording")
 
     async def _pause_or_resume(self, conn: AsyncConnection, case_id: int, action: str,
                                agent_name: str) -> None:
@@ -276,7 +275,7 @@ class DaemonWebBackend(CustomerPages):
         if live.state != wanted:
             await ask_recording(self.ari, self.settings.ari_app, channel_id, action, f"agent:{agent_name}")
             if not await recordings.state_becomes(conn, live.id, wanted):
-                raise WebRefusal(504, "No answer from the call's daemon: check the call before trying again")
+                raise refused(504, "daemon_silent")
 
     async def agent_switch(self, endpoint: str) -> str:
         """A link for the call the agent with this endpoint is talking on now."""
@@ -285,15 +284,15 @@ class DaemonWebBackend(CustomerPages):
         try:
             talk = await self._live_talk_of(agent_id)
             if talk is None:
-                raise WebRefusal(409, "You have no call in progress to move to video")
+                raise refused(409, "switch_no_call")
             switch = await self.links.request(talk.id, f"agent:{agent.name}")
         except SwitchNotPossible as exc:
-            raise WebRefusal(409, str(exc)) from exc
+            raise refused(409, "switch_refused", reason=str(exc)) from exc
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+            raise refused(503, "store_down") from exc
         return switch.link
 
-    async def agent_phone(self, endpoint: str, typed: str) -> str:
+    async def agent_phone(self, endpoint: str, typed: str) -> Said:
         """Move the agent's video call to the customer's phone: `typed`, or the number of the
         case's phone call; the daemon dials it (the video call goes on until it answers)."""
         agent = self._authenticated(endpoint)
@@ -301,51 +300,55 @@ class DaemonWebBackend(CustomerPages):
         try:
             talk = await self._live_talk_of(agent_id)
             if talk is None:
-                raise WebRefusal(409, "You have no call in progress to move to the phone")
+                raise refused(409, "phone_no_call")
             if talk.media != "video":
-                raise WebRefusal(409, "Your caller is on the phone already")
+                raise refused(409, "phone_already")
             if not typed:
                 async with self.pool.connection() as conn:
                     typed = await case_phone_number(conn, talk.case_id) or ""
                 if not typed:
-                    raise WebRefusal(422, "This case has no phone number: type the customer's number")
+                    raise refused(422, "phone_no_number")
             number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
                                   self.settings.default_region)
             await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number,
                                    f"agent:{agent.name}")
+        except NotAPhoneNumber as exc:
+            raise refused(422, "phone_not_a_number", number=typed) from exc
         except PhoneSwitchRefused as exc:
-            raise WebRefusal(422, str(exc)) from exc
+            raise refused(422, "phone_refused", reason=str(exc)) from exc
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+            raise refused(503, "store_down") from exc
         except AriError as exc:
-            raise WebRefusal(502, f"The daemon could not be asked to call {typed}: {exc}") from exc
-        return f"Calling {number}: the call moves to the phone when the customer answers"
+            raise refused(502, "phone_not_asked", number=typed, detail=str(exc)) from exc
+        return said("phone_calling", number=number)
 
-    async def customer_phone(self, browser: str, token: str, typed: str) -> str:
+    async def customer_phone(self, browser: str, token: str, typed: str) -> Said:
         """Move the asking customer's own video talk to their phone (`typed`, or the case's own
         number); counted with the case's switch links, since each may dial a paid call."""
         try:
             async with self.pool.connection() as conn:
                 talk = await customer_video_talk(conn, browser=browser, token=token)
                 if talk is None:
-                    raise WebRefusal(409, "You have no video call with an agent to move to the phone")
+                    raise refused(409, "customer_no_video_call")
                 cap = self.settings.switch_links_per_case_n
                 if talk.switches >= cap:
-                    raise WebRefusal(429, "This call has been moved too many times: ask the agent")
+                    raise refused(429, "customer_moved_too_often")
                 if not typed:
                     typed = await case_phone_number(conn, talk.case_id) or ""
                 if not typed:
-                    raise WebRefusal(422, "Type your telephone number")
+                    raise refused(422, "customer_type_number")
             number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
                                   self.settings.default_region)
             await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number, "customer")
+        except NotAPhoneNumber as exc:
+            raise refused(422, "customer_not_a_number", number=typed) from exc
         except PhoneSwitchRefused as exc:
-            raise WebRefusal(422, f"This number cannot be called: {exc}") from exc
+            raise refused(422, "customer_number_refused", reason=str(exc)) from exc
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The service is unavailable: try again in a moment") from exc
+            raise refused(503, "service_down") from exc
         except AriError as exc:
-            raise WebRefusal(502, "The call could not be moved: try again in a moment") from exc
-        return f"Calling {number}: answer your phone, and this video call ends"
+            raise refused(502, "customer_not_moved") from exc
+        return said("customer_calling", number=number)
 
     async def _live_talk_of(self, agent_id: int | None) -> Hop | None:
         return await self.contacts.live_talk_of_agent(agent_id) if agent_id is not None else None
@@ -383,10 +386,10 @@ class DaemonWebBackend(CustomerPages):
                 if before is not None and before.paused_since is not None:
                     await agent_sessions.unpause(conn, name)
                 return "free"
-        except AgentStateError as refused:
-            raise WebRefusal(409, str(refused)) from None
+        except AgentStateError as no:
+            raise refused(409, "presence_refused", reason=str(no)) from None
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The database is unavailable: try again in a moment") from exc
+            raise refused(503, "store_down") from exc
 
     def subscribe_agent(self, endpoint: str) -> Subscription:
         """The (authenticated) agent's screen pop stream: the rings of their phone."""

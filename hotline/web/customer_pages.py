@@ -18,11 +18,13 @@ from psycopg_pool import AsyncConnectionPool
 from hotline.engine.customer_view import TALKING, CustomerView
 from hotline.engine.directory import Directory
 from hotline.engine.live_hub import WALLBOARD, LiveHub, Subscription
-from hotline.errors import RatingRefused, WebRefusal
-from hotline.provision.model import Hotline, Number
+from hotline.errors import RatingRefused
+from hotline.provision.model import Hotline, Number, Provisioning
 from hotline.store.customer_ratings import add_rating
 from hotline.store.db import STORE_DOWN
+from hotline.store.switches import SwitchLeg, switch_leg
 from hotline.web.app import HotlinePage
+from hotline.web.said import refused
 
 # A talk may be rated this long after the page last saw it (a page left open, rated later: no).
 RATING_WINDOW_S = 3600.0
@@ -36,6 +38,19 @@ def page_language_of(number: Number, hotline: Hotline | None) -> str | None:
     """The language a video address's page speaks by provisioning, as its callers' prompts do: the
     number's own, else its hotline's (None: the browser's, by Accept-Language)."""
     return number.language or (hotline.language if hotline is not None else None)
+
+
+def switch_look(leg: SwitchLeg, prov: Provisioning) -> HotlinePage:
+    """A switch link's page: the look of the hotline its leg came through, in the language that
+    leg's prompts were played in, else its number's, else its hotline's."""
+    hotline = prov.hotlines.get(leg.hotline) if leg.hotline is not None else None
+    number = prov.numbers.get(leg.number) if leg.number is not None else None
+    language = leg.language or (number.language if number is not None else None) or (
+        hotline.language if hotline is not None else None)
+    if hotline is None:
+        return HotlinePage(language=language)
+    return HotlinePage(hotline.page_title or "", hotline.page_text or "", hotline.page_logo or "",
+                       hotline.page_color or "", language)
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,17 @@ class CustomerPages:
         return HotlinePage(hotline.page_title or "", hotline.page_text or "", hotline.page_logo or "",
                            hotline.page_color or "", page_language_of(number, hotline))
 
+    async def switch_page(self, token: str) -> HotlinePage:
+        """The page of a valid switch link: the look of the hotline its case's leg came through,
+        in the language that leg's prompts were played in, else its number's, else its hotline's
+        (the page's own look for a hotline gone from provisioning)."""
+        try:
+            async with self.pool.connection() as conn:
+                leg = await switch_leg(conn, token)
+        except STORE_DOWN as exc:
+            raise refused(503, "link_retry") from exc
+        return switch_look(leg, self.directory.snapshot.prov) if leg is not None else HotlinePage()
+
     def customer_view(self, customer: str) -> CustomerView | None:
         view = self.customer_views(customer)
         if view is not None and view.stage == TALKING and view.hop_id is not None:
@@ -84,11 +110,11 @@ class CustomerPages:
         comment), 404 (no talk of this page's to rate), 409 (rated already), 503."""
         talk = self._talks_seen.get(customer)
         if talk is None or talk.hop_id != hop_id or time.monotonic() - talk.seen_at > RATING_WINDOW_S:
-            raise WebRefusal(404, "There is no call of yours to rate")
+            raise refused(404, "rating_no_call")
         try:
             async with self.pool.connection() as conn:
                 await add_rating(conn, hop_id, score, comment)
-        except RatingRefused as refused:
-            raise WebRefusal(409 if refused.already else 400, str(refused)) from None
+        except RatingRefused as no:
+            raise refused(409 if no.already else 400, "rating_refused", reason=str(no)) from None
         except STORE_DOWN as exc:
-            raise WebRefusal(503, "The rating could not be kept: try again in a moment") from exc
+            raise refused(503, "rating_not_kept") from exc

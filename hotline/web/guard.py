@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from hotline.errors import ConfigError, WebRefusal
+from hotline.errors import ConfigError
 from hotline.web.limits import Clock, LoginThrottle, RateLimiter
+from hotline.web.said import refused
 
 log = logging.getLogger(__name__)
 
@@ -113,30 +114,30 @@ class Guard:
         """WebRefusal 429 when the client's address has no request left until its bucket refills."""
         wait = self.rate.take(client_address(request))
         if wait:
-            raise WebRefusal(429, "Too many requests: wait a moment and try again", wait)
+            raise refused(429, "too_many_requests", retry_after_s=wait)
 
     def json_post(self, request: web.Request) -> None:
         """A POST to the API comes from the pages' own origin, as JSON (a form cannot send that
         without a CORS preflight, which this server never answers)."""
         if not same_origin(request.headers.get(hdrs.ORIGIN), self.origin):
-            raise WebRefusal(403, "Requests to this API come from its own pages only")
+            raise refused(403, "foreign_origin")
         if request.content_type != JSON:
-            raise WebRefusal(415, f"Send the request as {JSON}")
+            raise refused(415, "send_json", type=JSON)
 
     def agent(self, request: web.Request) -> str:
         """The endpoint of the agent whose credentials the request carries; WebRefusal 401 (no
         `WWW-Authenticate`: a browser would cache what it is given), or 429 while locked."""
         credentials = basic_credentials(request)
         if credentials is None:
-            raise WebRefusal(401, UNAUTHENTICATED)
+            raise refused(401, "log_in")
         endpoint, password = credentials
         source = client_address(request)
         wait = max(self.sources.locked(source), self.agents.locked(endpoint))
         if wait:
-            raise WebRefusal(429, "Too many failed logins: wait and try again", wait)
+            raise refused(429, "too_many_logins", retry_after_s=wait)
         if not self.authenticate(endpoint, password):
             self._failed(source, endpoint, request.path)
-            raise WebRefusal(401, WRONG_LOGIN)
+            raise refused(401, "wrong_login")
         self.agents.succeeded(endpoint)
         return endpoint
 
@@ -149,12 +150,12 @@ class Guard:
         source = client_address(request)
         wait = self.sources.locked(source)
         if wait:
-            raise WebRefusal(429, "Too many failed logins: wait and try again", wait)
+            raise refused(429, "too_many_logins", retry_after_s=wait)
         expected = self.supervisor_token or "\0"  # no token set: nothing matches, same time taken
         if not hmac.compare_digest(token.encode(), expected.encode()) or not self.supervisor_token:
             log.warning("supervisor token refused: source=%s api=%s", source, request.path)
             self.sources.failed(source)
-            raise WebRefusal(401, "Wrong supervisor token")
+            raise refused(401, "wrong_supervisor_token")
 
     def _failed(self, source: str, endpoint: str, api: str) -> None:
         # One greppable line per failure (README: the fail2ban filter matches it).

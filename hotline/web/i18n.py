@@ -44,9 +44,10 @@ def text(language: str, key: str, **fields: object) -> str:
     return template.format_map(fields) if fields else template
 
 
-def texts_of(language: str, prefix: str) -> dict[str, str]:
-    """The texts of `language` whose keys start with `prefix` (a page's own, for its scripts)."""
-    return {key: value for key, value in catalogue(language).items() if key.startswith(prefix)}
+def texts_of(language: str, prefixes: str | tuple[str, ...]) -> dict[str, str]:
+    """The texts of `language` whose keys start with one of `prefixes` (a page's own, for its
+    scripts: a page carries no other page's texts)."""
+    return {key: value for key, value in catalogue(language).items() if key.startswith(prefixes)}
 
 
 def accepted_languages(header: str | None) -> list[str]:

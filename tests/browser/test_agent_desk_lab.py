@@ -214,15 +214,17 @@ def test_the_desk_speaks_the_browsers_language_fits_a_laptop_and_shares_presence
         assert refused.returncode == 1
         said = "'coffee' is not one of the provisioned reasons: обед, training, team meeting"
         assert said in refused.stderr, refused.stderr
-        # The desk's own API refuses it too.
-        assert pause_from_page(page, "coffee") == [409, {"error": f"pause reason {said}"}]
+        # The desk's own API refuses it too, with the engine's reason (in English) under its code.
+        refusal = {"error": f"pause reason {said}", "code": "presence_refused",
+                   "fields": {"reason": f"pause reason {said}"}}
+        assert pause_from_page(page, "coffee") == [409, refusal]
         assert cli_state(daemon_env, agent)["reason"] == "training"
 
         page.click("#logoff")
         wait_until(lambda: cli_state(daemon_env, agent)["state"] == "logged out",
                    what="the CLI seeing log off")
         wait_until(lambda: presence(page) == ru["agent.presence.logged_out"], what="the page saying so")
-        assert pause_from_page(page, "coffee") == [409, {"error": f"pause reason {said}"}]
+        assert pause_from_page(page, "coffee") == [409, refusal]
         assert cli_state(daemon_env, agent)["state"] == "logged out"  # the refused pause logged no one in
 
         page.click("#ready")  # logs in and is ready

@@ -87,6 +87,7 @@ def parse(text: str) -> tuple[str, dict[str, str]]:
 class Backend:
     def __init__(self) -> None:
         self.hub = LiveHub()
+        self.switch_look = HotlinePage()  # the look of a valid switch link's page
 
     def video_addresses(self) -> frozenset[str]:
         return frozenset({"video-support", "agent1"})
@@ -99,6 +100,9 @@ class Backend:
 
     def subscribe_customer(self) -> Subscription:
         return self.hub.subscribe(WALLBOARD)
+
+    async def switch_page(self, token: str) -> HotlinePage:
+        return self.switch_look
 
     async def check_switch_token(self, token: str) -> SwitchCheck:
         return SwitchCheck.VALID if token == TOKEN else SwitchCheck.UNKNOWN

@@ -94,6 +94,9 @@ def listed(page: Page) -> list[dict[str, object]]:
     return list(talks) if talks else []
 
 
+SUPERVISORS_ONLY = {"error": "Supervising talks is for supervisors", "code": "supervisors_only", "fields": {}}
+
+
 @DESK
 def test_a_supervisor_listens_from_the_page_and_an_agent_who_is_none_gets_403(
         daemon: DaemonProcess, daemon_env: dict[str, str], lab: Lab, tmp_path: Path, db: psycopg.Connection,
@@ -121,9 +124,9 @@ def test_a_supervisor_listens_from_the_page_and_an_agent_who_is_none_gets_403(
         assert row.locator("td").nth(2).inner_text() == agent.name
 
         assert api(daemon_env, "/api/agent/talks", agent, {}) == (
-            403, {"error": "Supervising talks is for supervisors"})
+            403, SUPERVISORS_ONLY)
         assert api(daemon_env, "/api/agent/supervise", agent, {"case": case_id, "mode": "listen"}) == (
-            403, {"error": "Supervising talks is for supervisors"})
+            403, SUPERVISORS_ONLY)
 
         row.locator("button.supervise-listen").click()
         wait_until(lambda: page.evaluate("window.hotlinePhone.superviseMessage"), timeout_s=60,

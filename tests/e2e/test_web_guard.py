@@ -129,7 +129,8 @@ def test_failed_agent_logins_are_logged_with_their_source_then_throttled_without
 def test_the_agents_sip_password_logs_in_against_its_ha1(
         daemon: DaemonProcess, daemon_env: dict[str, str]) -> None:
     answer = switch_api(daemon_env, "guard-agent", PASSWORD)
-    assert (answer.status, answer.json()) == (409, {"error": "You have no call in progress to move to video"})
+    assert (answer.status, answer.json()) == (409, {"error": "You have no call in progress to move to video",
+                                                 "code": "switch_no_call", "fields": {}})
 
 
 @WITH_AGENT

@@ -73,12 +73,14 @@ def launch(pw: Playwright, camera: Path | None, *, allow_media: bool = True,
 
 
 def open_page(browser: Browser, url: str, *, allow_media: bool = True,
-              permissions: list[str] | None = None) -> Page:
+              permissions: list[str] | None = None, locale: str | None = None) -> Page:
     """A page in a fresh context; with allow_media=False the context grants no permission, or only
-    `permissions` (["microphone"]: a customer who refuses the camera)."""
+    `permissions` (["microphone"]: a customer who refuses the camera); `locale` is the browser's
+    language (its Accept-Language), Chromium's own by default."""
     if permissions is None:
         permissions = ["camera", "microphone"] if allow_media else []
-    page = browser.new_context(permissions=permissions).new_page()
+    context = browser.new_context(permissions=permissions, **({"locale": locale} if locale else {}))
+    page = context.new_page()
     page.goto(url)
     return page
 

@@ -55,8 +55,9 @@ def webrtc_agent(daemon_env: dict[str, str], tmp_path: Path, queue: str) -> Agen
     return agent
 
 
-def agent_page(pw: Playwright, camera: Path, env: dict[str, str], lab: Lab, agent: Agent) -> Page:
-    page = open_page(launch(pw, camera), f"{web_url(env)}/agent")
+def agent_page(pw: Playwright, camera: Path, env: dict[str, str], lab: Lab, agent: Agent, *,
+               locale: str | None = None) -> Page:
+    page = open_page(launch(pw, camera), f"{web_url(env)}/agent", locale=locale)
     page.fill("#endpoint", agent.name)
     page.fill("#password", agent.password)
     page.click("#login")

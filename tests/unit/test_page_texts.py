@@ -9,10 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from hotline.provision.model import Hotline, Number, Target
-from hotline.web import i18n
-from hotline.web.app import TEMPLATES_DIR
-from hotline.web.customer_pages import page_language_of
+from hotline.engine.supervision import MODES as SUPERVISE_MODES
+from hotline.provision.model import Hotline, Number, Provisioning, Target
+from hotline.store.switches import SwitchLeg
+from hotline.web import i18n, said
+from hotline.web.app import TEMPLATES_DIR, HotlinePage
+from hotline.web.customer_pages import page_language_of, switch_look
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
 TEMPLATE_KEY = re.compile(r"""\b_\(\s*["']([A-Za-z0-9_.-]+)["']""")
@@ -93,3 +95,49 @@ def test_a_video_addresss_page_speaks_its_numbers_language_else_its_hotlines() -
     assert page_language_of(replace(video, language="en"), hotline) == "en"
     assert page_language_of(video, replace(hotline, language=None)) is None
     assert page_language_of(video, None) is None
+
+
+SERVER_CODE = re.compile(r"""\b(?:said|refused|_refusal_json)\(\s*(?:[^,()]+,\s*)?["']([a-z0-9_]+)["']""")
+SERVER_CODE_MAP = re.compile(r"""["']((?:transferred|consulting|transfer_cancelled|supervise_[a-z]+))["']""")
+
+
+def _server_codes() -> set[str]:
+    """Every code the server's modules name when they answer a page (hotline.web.said)."""
+    codes: set[str] = set()
+    for path in (TEMPLATES_DIR.parent).glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        codes |= set(SERVER_CODE.findall(source))
+        if path.name == "backend.py":
+            codes |= set(SERVER_CODE_MAP.findall(source)) | {f"supervise_{m}" for m in SUPERVISE_MODES}
+    return codes
+
+
+def test_every_code_the_server_sends_has_a_text_in_every_language() -> None:
+    codes = _server_codes()
+    assert {"wrong_login", "note_kept", "invite_self", "customer_calling", "link_retry"} <= codes
+    for language in i18n.languages():
+        missing = sorted(c for c in codes if said.PREFIX + c not in i18n.catalogue(language))
+        assert missing == [], f"{language}.json lacks texts for {missing}"
+
+
+def test_a_code_says_its_english_text_with_its_fields_and_an_unknown_code_fails_early() -> None:
+    answer = said.said("note_kept", case=42)
+    assert answer.json() == {"message": "Note kept on case 42", "code": "note_kept", "fields": {"case": 42}}
+    assert i18n.text("ru", "said.note_kept", case=42) == "Заметка сохранена в обращении 42"
+    refusal = said.refused(409, "invite_no_agent", agent="petrov")
+    assert (refusal.status, refusal.message, refusal.code, refusal.fields) == (
+        409, "There is no agent petrov", "invite_no_agent", {"agent": "petrov"})
+    with pytest.raises(KeyError):
+        said.said("no_such_code")
+
+
+def test_a_switch_links_page_has_its_legs_hotlines_look_in_its_legs_language() -> None:
+    hotline = Hotline("support", entry=Target("queue", "support"), language="en", page_title="Bank",
+                      page_text="Hello", page_color="#123456")
+    prov = Provisioning(hotlines={"support": hotline},
+                        numbers={"+74950002299": Number("+74950002299", "support", language="de")})
+    leg = SwitchLeg("support", "+74950002299", "ru")
+    assert switch_look(leg, prov) == HotlinePage("Bank", "Hello", "", "#123456", "ru")
+    assert switch_look(replace(leg, language=None), prov).language == "de"  # the number's
+    assert switch_look(SwitchLeg("support", None, None), prov).language == "en"  # the hotline's
+    assert switch_look(SwitchLeg("gone", None, "ru"), prov) == HotlinePage(language="ru")  # no look

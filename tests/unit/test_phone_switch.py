@@ -10,7 +10,7 @@ import pytest
 from hotline.asterisk.ari_events import ChannelUserevent
 from hotline.engine.call_state import CallState
 from hotline.engine.phone_switch import PHONE_SWITCH_EVENT, dial_outcome, phone_number
-from hotline.errors import PhoneSwitchRefused
+from hotline.errors import NotAPhoneNumber, PhoneSwitchRefused
 from hotline.provision.model import Agent, Hotline, Number, Provisioning, Queue, Target, Trunk
 
 from support.engine import (  # noqa: F401
@@ -149,7 +149,7 @@ def test_phone_number_is_e164_inside_a_trunks_prefixes() -> None:
     assert phone_number("8 (916) 123-45-67", [CARRIER], "RU") == CUSTOMER
     with pytest.raises(PhoneSwitchRefused, match="outside trunk carrier's allowed prefixes"):
         phone_number("+7 495 765-43-21", [CARRIER], "RU")
-    with pytest.raises(PhoneSwitchRefused, match="not a valid telephone number"):
+    with pytest.raises(NotAPhoneNumber, match="not a valid telephone number"):  # the pages have a code
         phone_number("call me", [CARRIER], "RU")
     with pytest.raises(PhoneSwitchRefused, match="no trunk is provisioned"):
         phone_number(CUSTOMER, [], "RU")

@@ -23,6 +23,7 @@ from hotline.errors import ConfigError, HotlineError, WebRefusal
 from hotline.web import i18n
 from hotline.web.app import HotlinePage, SwitchCheck, WebConfig, make_app, start_web
 from hotline.web.guard import WebLimits
+from hotline.web.said import refused
 
 WS_URL = "ws://127.0.0.1:8088/ws"
 ORIGIN = "https://video.example.ru"
@@ -42,6 +43,7 @@ class Backend:
 
     def __init__(self) -> None:
         self.tokens = {VALID: SwitchCheck.VALID, EXPIRED: SwitchCheck.EXPIRED, USED: SwitchCheck.USED}
+        self.switch_look = HotlinePage()  # the look of a valid switch link's page
         self.checked: list[str] = []
         self.logins: list[str] = []
         self.transfers: list[tuple[str | None, bool, str]] = []
@@ -74,6 +76,9 @@ class Backend:
         self.ratings.append((customer, hop_id, score, comment))
         if hop_id == 9:
             raise WebRefusal(409, "this call has been rated already")
+
+    async def switch_page(self, token: str) -> HotlinePage:
+        return self.switch_look
 
     async def check_switch_token(self, token: str) -> SwitchCheck:
         self.checked.append(token)
@@ -307,7 +312,7 @@ async def test_agent_supervise_checks_its_body_and_gets_the_backends_answer(
         client: TestClient, backend: Backend, body: object, status: int, answer: dict[str, str],
         asked: tuple[str, int, str] | None) -> None:
     response = await client.post("/api/agent/supervise", json=body, headers=_basic("ivanov", "pässword"))
-    assert (response.status, await response.json()) == (status, answer)
+    assert (response.status, _english(await response.json())) == (status, answer)
     assert backend.supervisions == ([asked] if asked else [])
 
 
@@ -336,7 +341,7 @@ async def test_agent_note_checks_its_body_and_gets_the_backends_answer(
         client: TestClient, backend: Backend, body: object, status: int, answer: dict[str, str],
         asked: tuple[str, int, str] | None) -> None:
     response = await client.post("/api/agent/note", json=body, headers=_basic("ivanov", "pässword"))
-    assert (response.status, await response.json()) == (status, answer)
+    assert (response.status, _english(await response.json())) == (status, answer)
     assert backend.notes == ([asked] if asked else [])
 
 
@@ -371,7 +376,7 @@ async def test_agent_switch_refused_gets_its_status_and_message_and_never_a_chal
         client: TestClient, user: str, password: str, status: int, error: str) -> None:
     response = await client.post("/api/agent/switch", json={}, headers=_basic(user, password))
     assert response.status == status
-    assert await response.json() == {"error": error}
+    assert _english(await response.json()) == {"error": error}
     assert hdrs.WWW_AUTHENTICATE not in response.headers
 
 
@@ -393,7 +398,7 @@ async def test_agent_switch_returns_the_link_as_a_whole_url_on_this_server(clien
 async def test_agent_invite_names_a_plain_agent_and_gets_the_backends_answer(
         client: TestClient, body: object, status: int, answer: dict[str, str]) -> None:
     response = await client.post("/api/agent/invite", json=body, headers=_basic("ivanov", "pässword"))
-    assert (response.status, await response.json()) == (status, answer)
+    assert (response.status, _english(await response.json())) == (status, answer)
     unauthenticated = await client.post("/api/agent/invite", json={"agent": "petrov"})
     assert unauthenticated.status == 401
 
@@ -411,7 +416,7 @@ async def test_agent_phone_takes_a_typed_number_or_none_and_gets_the_backends_an
         client: TestClient, user: str, body: object, status: int, answer: dict[str, str]) -> None:
     password = "pässword" if user == "ivanov" else "any"
     response = await client.post("/api/agent/phone", json=body, headers=_basic(user, password))
-    assert (response.status, await response.json()) == (status, answer)
+    assert (response.status, _english(await response.json())) == (status, answer)
     assert (await client.post("/api/agent/phone", json={})).status == 401
 
 
@@ -432,7 +437,7 @@ async def test_agent_phone_takes_a_typed_number_or_none_and_gets_the_backends_an
 async def test_customer_phone_needs_the_pages_own_id_or_link_and_a_plain_number(
         client: TestClient, body: object, status: int, answer: dict[str, str]) -> None:
     response = await client.post("/api/customer/phone", json=body)
-    assert (response.status, await response.json()) == (status, answer)
+    assert (response.status, _english(await response.json())) == (status, answer)
 
 
 async def test_customer_phone_from_another_origin_is_refused(client: TestClient) -> None:
@@ -465,7 +470,7 @@ async def test_agent_transfer_checks_its_body_and_gets_the_backends_answer(
         client: TestClient, backend: Backend, body: object, status: int, answer: dict[str, str],
         asked: tuple[str | None, bool, str] | None) -> None:
     response = await client.post("/api/agent/transfer", json=body, headers=_basic("ivanov", "pässword"))
-    assert (response.status, await response.json()) == (status, answer)
+    assert (response.status, _english(await response.json())) == (status, answer)
     assert backend.transfers == ([asked] if asked else [])
     assert (await client.post("/api/agent/transfer", json={"target": "sales"})).status == 401
 
@@ -482,7 +487,7 @@ async def test_agent_recording_checks_its_body_and_gets_the_backends_answer(
         client: TestClient, agent: str, body: object, status: int, answer: dict[str, str]) -> None:
     password = "pässword" if agent == "ivanov" else "any"
     response = await client.post("/api/agent/recording", json=body, headers=_basic(agent, password))
-    assert (response.status, await response.json()) == (status, answer)
+    assert (response.status, _english(await response.json())) == (status, answer)
     assert (await client.post("/api/agent/recording", json={"action": "pause"})).status == 401
 
 
@@ -598,7 +603,7 @@ async def test_an_api_post_that_is_not_json_is_refused_with_415(
         headers[hdrs.CONTENT_TYPE] = content_type
     response = await client.post("/api/agent/invite", data=b'{"agent": "petrov"}', headers=headers)
     assert response.status == 415
-    assert await response.json() == {"error": "Send the request as application/json"}
+    assert _english(await response.json()) == {"error": "Send the request as application/json"}
     assert backend.logins == []
 
 
@@ -680,7 +685,7 @@ class DownBackend(Backend):
     async def check_switch_token(self, token: str) -> SwitchCheck:
         if token == UNKNOWN:
             raise RuntimeError("a bug with a secret in it")
-        raise WebRefusal(503, "Try the link again in a moment.")
+        raise refused(503, "link_retry")
 
 
 async def test_a_switch_page_while_the_database_is_away_is_a_plain_503_page() -> None:
@@ -727,7 +732,8 @@ async def test_a_customer_page_tells_the_camera_of_its_own_live_call(
         assert backend.cameras[-1] == ("0123456789abcdef", video)
     response = await client.post("/api/call/camera", json={"customer": "fedcba9876543210", "camera": "on"},
                                  headers={hdrs.ORIGIN: ORIGIN})
-    assert (response.status, await response.json()) == (404, {"error": "You have no call in progress"})
+    answer = _english(await response.json())
+    assert (response.status, answer) == (404, {"error": "You have no call in progress"})
 
 
 @pytest.mark.parametrize("body", [{"customer": "0123456789ABCDEF", "camera": "on"},
@@ -883,7 +889,7 @@ async def test_the_agent_page_speaks_the_browsers_language_with_its_own_texts_on
     match = TEXTS_RE.search(body)
     assert match is not None
     texts = json.loads(match.group(1))
-    assert texts == {k: v for k, v in i18n.catalogue(lang).items() if k.startswith("agent.")}
+    assert texts == {k: v for k, v in i18n.catalogue(lang).items() if k.startswith(("agent.", "said."))}
     assert texts["agent.title"] == title
 
 
@@ -901,7 +907,7 @@ async def test_the_desk_changes_presence_with_a_clear_answer_to_every_bad_reques
         client: TestClient, backend: Backend, body: dict[str, object], status: int,
         said: dict[str, str]) -> None:
     response = await client.post("/api/agent/presence", json=body, headers=_basic("ivanov", "pässword"))
-    assert (response.status, await response.json()) == (status, said)
+    assert (response.status, _english(await response.json())) == (status, said)
     asked = [(e, a) for e, a, _ in backend.presences]
     assert asked == ([] if status == 400 else [("ivanov", body["action"])])
 
@@ -918,5 +924,96 @@ async def test_a_hotline_with_a_language_gets_its_page_in_it_whatever_the_browse
 async def test_a_page_carries_its_own_texts_only(client: TestClient) -> None:
     customer = await (await client.get("/call/video-support")).text()
     texts = json.loads(TEXTS_RE.search(customer).group(1))  # type: ignore[union-attr]
-    assert texts and all(key.startswith("customer.") for key in texts)
+    assert texts and all(key.startswith(("customer.", "said.")) for key in texts)
     assert "bundle is missing" not in customer  # the agent page's message is not the customer's
+def _english(answer: object) -> object:
+    """An API answer without its code and fields: the English text existing clients read."""
+    if isinstance(answer, dict):
+        return {k: v for k, v in answer.items() if k not in ("code", "fields")}
+    return answer
+
+
+RU = {hdrs.ACCEPT_LANGUAGE: "ru-RU,ru;q=0.9"}
+
+
+@pytest.mark.parametrize(("language", "said"), [
+    ("en", "name the case the note is about"),
+    ("ru", "укажите обращение, к которому относится заметка"),
+])
+async def test_a_refusal_carries_a_code_the_agent_page_says_in_its_language(
+        client: TestClient, language: str, said: str) -> None:
+    response = await client.post("/api/agent/note", json={"case": 0, "text": "x"},
+                                 headers=_basic("ivanov", "pässword"))
+    answer = await response.json()
+    assert (response.status, answer) == (400, {"error": "name the case the note is about",
+                                               "code": "note_no_case", "fields": {}})
+    page = await (await client.get("/agent", headers={hdrs.ACCEPT_LANGUAGE: language})).text()
+    match = TEXTS_RE.search(page)
+    assert match is not None
+    assert json.loads(match.group(1))["said." + answer["code"]] == said
+
+
+async def test_a_refusal_with_fields_fills_them_in_both_languages(client: TestClient) -> None:
+    response = await client.post("/api/agent/note", json={"case": 1}, headers={
+        **_basic("ivanov", "pässword"), hdrs.CONTENT_TYPE: "text/plain"})
+    answer = await response.json()
+    assert (response.status, answer["code"]) == (415, "send_json")
+    assert answer["fields"] == {"type": "application/json"}
+    assert answer["error"] == i18n.text("en", "said.send_json", **answer["fields"])
+    assert i18n.text("ru", "said.send_json", **answer["fields"]) == "Отправьте запрос как application/json"
+
+
+async def test_a_switch_page_has_its_cases_hotlines_look_and_language(
+        client: TestClient, backend: Backend) -> None:
+    backend.switch_look = HotlinePage("Банк «Пример»", "Мы на связи", "", "#123456", "ru")
+    response = await client.get(f"/switch/{VALID}", headers={hdrs.ACCEPT_LANGUAGE: "en"})
+    body = await response.text()
+    assert response.status == 200
+    assert '<html lang="ru">' in body and '<h1 id="heading">Банк «Пример»</h1>' in body
+    assert "Мы на связи" in body and page_config(body)["accentColor"] == "#123456"
+    assert page_config(body)["switchToken"] == VALID
+
+
+async def test_a_switch_page_of_a_hotline_without_a_look_speaks_the_browsers_language(
+        client: TestClient) -> None:
+    body = await (await client.get(f"/switch/{VALID}", headers=RU)).text()
+    assert '<html lang="ru">' in body and i18n.text("ru", "customer.switch_title") in body
+
+
+async def test_the_index_speaks_the_browsers_language(client: TestClient) -> None:
+    body = await (await client.get("/", headers=RU)).text()
+    assert '<html lang="ru">' in body and "<h1>Видео горячие линии</h1>" in body
+    assert "Операторам: вход здесь" in body and "Agents" not in body
+
+
+async def test_a_refused_page_speaks_the_browsers_language() -> None:
+    async with TestClient(TestServer(make_app(CONFIG, DownBackend()))) as test_client:
+        response = await test_client.get(f"/switch/{VALID}", headers=RU)
+        body = await response.text()
+    assert response.status == 503
+    assert "Сервис временно недоступен" in body and "Откройте ссылку ещё раз через минуту." in body
+
+
+@pytest.mark.parametrize(("header", "lang", "heading", "column"), [
+    ("ru-RU,ru;q=0.9", "ru", "Табло", "Отвечено сегодня"),
+    ("en-US", "en", "Wallboard", "Answered today"),
+])
+async def test_the_wallboard_speaks_the_browsers_language(
+        client: TestClient, header: str, lang: str, heading: str, column: str) -> None:
+    body = await (await client.get("/wallboard", headers={hdrs.ACCEPT_LANGUAGE: header})).text()
+    assert f'<html lang="{lang}">' in body and f"<h1>{heading}</h1>" in body and f"<th>{column}</th>" in body
+    match = TEXTS_RE.search(body)
+    assert match is not None
+    texts = json.loads(match.group(1))
+    assert texts["wallboard.status.reconnecting"] == i18n.text(lang, "wallboard.status.reconnecting")
+    assert texts["said.wrong_supervisor_token"] == i18n.text(lang, "said.wrong_supervisor_token")
+
+
+async def test_the_customer_page_carries_the_texts_of_the_daemons_answers(client: TestClient) -> None:
+    body = await (await client.get("/call/video-support", headers=RU)).text()
+    match = TEXTS_RE.search(body)
+    assert match is not None
+    texts = json.loads(match.group(1))
+    assert texts["said.customer_calling"] == (
+        "Звоним на {number}: ответьте на телефоне, и этот видеозвонок завершится")
+    assert texts["said.customer_not_a_number"] == i18n.text("ru", "said.customer_not_a_number")

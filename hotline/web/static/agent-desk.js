@@ -28,6 +28,13 @@
     return text.replace(/\{(\w+)\}/g, (whole, name) => (name in fields ? String(fields[name]) : whole));
   }
 
+  /* What the daemon said (an answer's message, a refusal's error): the page's text for its code
+     (said.CODE), else the English text it came with (hotline/web/said.py). */
+  function said(answer, english) {
+    const key = answer && answer.code ? `said.${answer.code}` : "";
+    return key && Object.prototype.hasOwnProperty.call(TEXTS, key) ? T(key, answer.fields || {}) : english;
+  }
+
   class PhoneError extends Error {}
 
   const phone = {
@@ -208,11 +215,11 @@
       return null;
     }
     if (status < 200 || status > 299 || !answer[field]) {
-      showError(answer.error || `${what} (HTTP ${status})`);
+      showError(said(answer, answer.error) || `${what} (HTTP ${status})`);
       return null;
     }
     clearError();
-    return answer[field];
+    return field === "message" ? said(answer, answer.message) : answer[field];
   }
 
   /* A stream of Server-Sent Events while the login holds: opened again when it ends (the daemon
@@ -642,7 +649,7 @@
     }
     try {
       const [status, answer] = await postAsAgent(config.noticeApi, {});
-      const notice = status === 200 ? answer.notice : "";
+      const notice = status === 200 ? said(answer, answer.notice) : "";
       phone.notice = notice || null;
       el.textContent = notice || "";
       el.hidden = !notice;
@@ -718,9 +725,10 @@
     status.textContent = T("agent.supervise.ringing", { mode: label, case: caseId });
     try {
       const [code, answer] = await postAsAgent(config.superviseApi, { case: caseId, mode });
-      phone.superviseMessage = code === 200 ? answer.message : `Refused: ${answer.error || `HTTP ${code}`}`;
+      phone.superviseMessage = code === 200 ? said(answer, answer.message)
+        : T("agent.supervise.refused", { reason: said(answer, answer.error) || `HTTP ${code}` });
     } catch (error) {
-      phone.superviseMessage = `Refused: ${error.message || error}`;
+      phone.superviseMessage = T("agent.supervise.refused", { reason: error.message || error });
     }
     status.textContent = phone.superviseMessage;
     phone.supervising = false;

@@ -18,6 +18,10 @@
   const TEXTS = byId("hotline-texts") ? JSON.parse(byId("hotline-texts").textContent) : {};
   const T = (key, fields = {}) => (TEXTS[key] ?? key).replace(/\{(\w+)\}/g,
     (whole, name) => (name in fields ? String(fields[name]) : whole));
+  // What the daemon said (an answer's message, a refusal's error): the page's text for its code
+  // (said.CODE), else the English text it came with (hotline/web/said.py).
+  const said = (answer, english) => (answer && answer.code && Object.hasOwn(TEXTS, `said.${answer.code}`)
+    ? T(`said.${answer.code}`, answer.fields || {}) : english);
 
   class PhoneError extends Error {}
 
@@ -392,11 +396,11 @@
       return showError(T("customer.phone.failed", { detail: error.message || error }));
     }
     if (!response.ok || !answer.message) {
-      return showError(T("customer.phone.failed", { detail: answer.error || `HTTP ${response.status}` }));
+      return showError(T("customer.phone.failed", { detail: said(answer, answer.error) || `HTTP ${response.status}` }));
     }
     clearError();
-    phone.phoneMessage = answer.message;
-    status.textContent = answer.message;
+    phone.phoneMessage = said(answer, answer.message);
+    status.textContent = phone.phoneMessage;
   }
 
   // The Hang up button ends the talk: the daemon hears so first, since a leg that goes without it

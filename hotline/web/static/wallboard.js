@@ -9,6 +9,13 @@
   const RECONNECT_MS = 2000;
   const byId = (id) => document.getElementById(id);
   const config = JSON.parse(byId("config").textContent);
+  // The page's texts in its language (hotline/web/i18n.py), each with its {fields} filled.
+  const TEXTS = JSON.parse(byId("hotline-texts").textContent);
+  const T = (key, fields = {}) => (TEXTS[key] ?? key).replace(/\{(\w+)\}/g,
+    (whole, name) => (name in fields ? String(fields[name]) : whole));
+  // A refusal: the page's text for its code (said.CODE), else the English text it came with.
+  const said = (answer) => (answer.code && Object.hasOwn(TEXTS, `said.${answer.code}`)
+    ? T(`said.${answer.code}`, answer.fields || {}) : answer.error);
   const board = { connected: false, picture: null, pictures: 0, stream: null, skew: 0 };
   window.hotlineWallboard = board;
 
@@ -35,12 +42,12 @@
   async function open(event) {
     if (event) event.preventDefault();
     const auth = authorization();
-    if (!auth) return showError("Enter the supervisor token, or an agent's endpoint and SIP password");
+    if (!auth) return showError(T("wallboard.error.login"));
     showError("");
     if (board.stream) board.stream.abort();
     const mine = board.stream = new AbortController();
     while (!mine.signal.aborted) {
-      setStatus("connecting");
+      setStatus(T("wallboard.status.connecting"));
       try {
         const response = await fetch(config.eventsApi, {
           cache: "no-store", credentials: "omit", signal: mine.signal,
@@ -48,8 +55,8 @@
         });
         if (!response.ok) {
           const answer = await response.json().catch(() => ({}));
-          showError(answer.error || `HTTP ${response.status}`);
-          setStatus("not connected");
+          showError(said(answer) || `HTTP ${response.status}`);
+          setStatus(T("wallboard.status.not_connected"));
           if (response.status === 401 || response.status === 403) return;
         } else {
           await readEvents(response, (kind, data) => { if (kind === "wallboard") show(data); });
@@ -57,7 +64,7 @@
       } catch (_) { /* the daemon went: opened again below */ }
       board.connected = false;
       if (!mine.signal.aborted) {
-        setStatus("reconnecting");
+        setStatus(T("wallboard.status.reconnecting"));
         await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
       }
     }
