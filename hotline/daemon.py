@@ -32,13 +32,14 @@ from hotline.engine.router import Router
 from hotline.engine.routing import regions
 from hotline.engine.unwatched_dials import UnwatchedDials
 from hotline.engine.webhook_deliverer import WebhookDeliverer
-from hotline.errors import AriError, ConfigError, StoreError
+from hotline.errors import AriError, ConfigError, Fenced, StoreError
 from hotline.health import Health, Probes
 from hotline.loop_lag import LoopLagMonitor
 from hotline.media import WEB_ENDPOINT
 from hotline.metrics import Metrics, Sources
 from hotline.store import migrations
 from hotline.store import webhooks as webhooks_store
+from hotline.store.active_lock import ActiveLock
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.callbacks import Callbacks, waiting_per_queue
 from hotline.store.contacts import Contacts
@@ -71,6 +72,8 @@ class Daemon:
         settings.require("dsn", "ami_url", "ari_url")
         self.settings = settings
         self.stopping = asyncio.Event()
+        self.lock: ActiveLock | None = None  # held: this daemon is the active one
+        self.fenced: str | None = None  # why the lock's session was lost, once it was
         self.pool: AsyncConnectionPool | None = None
         self.ami: AmiSession | None = None
         self.ari: AriSession | None = None
@@ -92,12 +95,13 @@ class Daemon:
             spooled=lambda: self.records.spooled_records if self.records is not None else 0,
             ari_connected=self._ari_connected, ari_connections=self._ari_connections,
             ami_connected=self._ami_connected, callbacks_waiting=self._callbacks_waiting,
-            webhooks_pending=self._webhooks_pending), self.lag)
+            webhooks_pending=self._webhooks_pending, active=self._active), self.lag)
         self.lag.on_sample = self.metrics.lag.observe
         self.health = Health(Probes(
             ari_connected=self._ari_connected, ami_connected=self._ami_connected,
             ari_connections=self._ari_connections,
-            backlog=self._backlog, check_database=self._check_database), self.lag,
+            backlog=self._backlog, check_database=self._check_database,
+            standing_by=self._standing_by), self.lag,
             metrics=self.metrics.render)
         self.switch_key: SwitchKey | None = None
         self.placer: CallbackPlacer | None = None
@@ -110,12 +114,21 @@ class Daemon:
         # that is older news, and must not undo it (a phone registering during the read).
         self._device_told_at: dict[str, float] = {}
 
-    async def start(self) -> None:
-        """Connect everything; raises HotlineError with a clear message when a part is missing."""
+    async def stand_by(self) -> bool:
+        """The health endpoint up, then wait for the active lock: True once this daemon holds it,
+        False when it was stopped first. Nothing touches Asterisk before (a standby that opened
+        the app's WebSocket would take every call from the active daemon)."""
         s = self.settings
         self.lag.start()
         if s.health_address is not None:  # first: a starting daemon answers 503, not nothing
             await self.health.start(*s.health_address)
+        self.lock = ActiveLock(s.dsn, s.ari_app)
+        return await self.lock.acquire(self.stopping)
+
+    async def start(self) -> None:
+        """Connect everything (the lock held); raises HotlineError with a clear message when a part
+        is missing."""
+        s = self.settings
         self.pool = await open_pool(s.dsn, synchronous_commit=s.synchronous_commit)
         await self._check_migrated(self.pool)
         self.ami = AmiSession(s.ami, only_events=HANDLED_AMI_EVENTS)
@@ -187,11 +200,50 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         try:
-            await self.start()
-            await self.stopping.wait()
-            log.info("stopping: calls stay in Stasis for the next start to adopt")
+            if await self.stand_by():
+                await self._serve()
         finally:
             await self.close()
+        if self.fenced is not None:
+            raise Fenced(f"stopped controlling calls: the active lock's session was lost ({self.fenced}); "
+                         "another daemon may be active now. Restarted, this one stands by.")
+
+    async def _serve(self) -> None:
+        """Start and serve until stopped, or until the lock's session is lost: then it can no
+        longer prove it is the only active daemon, and lets go of Asterisk at once (fenced)."""
+        assert self.lock is not None
+        fence = asyncio.create_task(self.lock.watch(), name="active-lock")
+        serving = asyncio.create_task(self._start_and_wait(), name="serving")
+        try:
+            await asyncio.wait({fence, serving}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not fence.done():
+                await cancel_and_wait(fence)
+            elif not fence.cancelled():
+                self.fenced = fence.result()
+                log.error("fenced: the active lock's session is lost (%s): letting go of Asterisk "
+                          "now; the calls stay in Stasis for the daemon that takes the lock",
+                          self.fenced)
+                await self._let_go_of_asterisk()
+            if not serving.done():
+                await cancel_and_wait(serving)
+        serving.result()  # a failed start says why
+
+    async def _start_and_wait(self) -> None:
+        await self.start()
+        await self.stopping.wait()
+        log.info("stopping: calls stay in Stasis for the next start to adopt")
+
+    async def _let_go_of_asterisk(self) -> None:
+        """ARI's WebSocket and REST, and AMI, closed before anything else: a fenced daemon
+        must not touch a call another daemon may control already."""
+        self.stopping.set()
+        if self.ari is not None:
+            await self._closing("ari", self.ari.close())
+        elif self.ari_client is not None:
+            await self._closing("ari_client", self.ari_client.close())
+        if self.ami is not None:
+            await self._closing("ami", self.ami.close())
 
     async def _start_web(self, publisher: LivePublisher, client: AriClient, links: SwitchLinks) -> None:
         s = self.settings
@@ -267,6 +319,8 @@ class Daemon:
             await self._closing("ami", self.ami.close())
         if self.pool is not None:
             await self._closing("pool", self.pool.close())
+        if self.lock is not None:  # last: a standby takes over once this daemon let go of everything
+            await self._closing("lock", self.lock.close())
         self.ari = self.router = self.ami = self.pool = self.directory = self.records = None
         self.records_pool = self.switch_key = None
         await self._closing("health", self.health.close())
@@ -281,6 +335,15 @@ class Daemon:
             await step
         finally:
             warning.cancel()
+
+    def _active(self) -> bool:
+        return self.lock is not None and self.lock.active and self.fenced is None
+
+    def _standing_by(self) -> str | None:
+        """For the health endpoint: the active daemon this one waits for, None once it is active."""
+        if self.lock is None or self.lock.active or self.fenced is not None or self.stopping.is_set():
+            return None
+        return self.lock.holder.describe() if self.lock.holder is not None else ""
 
     def _ari_connected(self) -> bool:
         return self.ari is not None and self.ari.connected.is_set() and not self.stopping.is_set()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+import psycopg
 
 from hotline.asterisk import prerequisites as pre
 from hotline.asterisk.ami import AmiSession
@@ -34,6 +35,7 @@ from hotline.provision.render import (
 )
 from hotline.store import migrations
 from hotline.store import provisioning as provisioning_store
+from hotline.store.active_lock import count_standbys, find_holder
 from hotline.store.db import connect, describe_dsn
 
 
@@ -100,11 +102,20 @@ async def _database(settings: Settings) -> str:
         todo = await migrations.pending(conn)
         cur = await conn.execute("SHOW server_version")
         row = await cur.fetchone()
+        daemons = await _daemons(conn, settings.ari_app)
     where = describe_dsn(settings.dsn)
     if todo:
         raise HotlineError(f"{where} reachable but {len(todo)} migration(s) pending: "
                            "run `hotline db migrate`")
-    return f"{where}, PostgreSQL {row[0] if row else '?'}, migrated"
+    return f"{where}, PostgreSQL {row[0] if row else '?'}, migrated; {daemons}"
+
+
+async def _daemons(conn: psycopg.AsyncConnection, app: str) -> str:
+    """Which daemon is active for the app (it holds the active lock), and how many stand by."""
+    holder = await find_holder(conn, app)
+    standbys = await count_standbys(conn)
+    active = f"active daemon {holder.describe()}" if holder is not None else "no active daemon"
+    return f"{active}, {standbys} standby" + ("s" if standbys != 1 else "")
 
 
 async def _ami(settings: Settings) -> str:
