@@ -24,6 +24,7 @@ from hotline.cli import (
     doctor,
     events,
     lab,
+    nodes,
     provision,
     recordings,
     run,
@@ -107,5 +108,5 @@ def main(ctx: click.Context, /, config_file: Path | None, verbose: int, **cli: s
 for _command in (run.run, doctor.doctor, db.db, apply.apply_command, config.config_group, lab.lab,
                  *provision.COMMANDS, agents.agent, cases.case_group, callbacks.callback_group,
                  stats.stats_group, webhooks.webhook_group, events.events_group,
-                 recordings.recording_group):
+                 recordings.recording_group, nodes.node_group):
     main.add_command(_command)

@@ -13,8 +13,8 @@ import click
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from hotline.asterisk.ari import AriClient
 from hotline.cli.common import run_with_db, run_with_pool, settings_of
+from hotline.cli.node_ari import ari_for_case, ari_for_channel
 from hotline.config import Settings
 from hotline.engine.conference import invite
 from hotline.engine.phone_switch import ask_phone_switch, phone_number
@@ -107,7 +107,7 @@ def _switch_to_phone(ctx: click.Context, settings: Settings, case_id: int, typed
         trunks = (await provisioning.load(conn)).trunks.values()
         number = phone_number(typed or await _phone_of_case(conn, case_id), trunks, settings.default_region)
         since = await _db_now(conn)
-        await _ask_phone(settings, channel_id, number, case_id)
+        await _ask_phone(conn, settings, channel_id, number, case_id)
         await conn.commit()
         if not await _switch_row(conn, hop_id, since, "issued_at", SWITCH_PATIENCE_S):
             raise PhoneSwitchRefused(f"case {case_id}: the daemon did not dial {number} within "
@@ -192,8 +192,9 @@ async def _dial_outcome(conn: AsyncConnection, hop_id: int, since: object, withi
         await asyncio.sleep(0.2)
 
 
-async def _ask_phone(settings: Settings, channel_id: str, number: str, case_id: int) -> None:
-    ari = AriClient(settings.ari)
+async def _ask_phone(conn: AsyncConnection, settings: Settings, channel_id: str, number: str,
+                     case_id: int) -> None:
+    ari = await ari_for_channel(conn, settings, channel_id)
     try:
         await ask_phone_switch(ari, settings.ari_app, channel_id, number, "cli")
     except AriNotFound:
@@ -229,20 +230,19 @@ def invite_agent(ctx: click.Context, case_id: int, agent: str) -> None:
     settings = settings_of(ctx)
     settings.require("dsn", "ari_url")
 
-    async def invitee(conn: AsyncConnection) -> Agent:
+    async def ring(conn: AsyncConnection) -> str:
         invited = (await provisioning.load(conn)).agents.get(agent)
         if invited is None:
             raise HotlineError(f"agent {agent!r} does not exist (see `hotline agent list`)")
         await _live_answered_hop(conn, case_id)
-        return invited
+        return await _ring(conn, settings, case_id, invited)
 
-    invited = run_with_db(ctx, invitee)
-    channel = asyncio.run(_ring(settings, case_id, invited))
+    channel = run_with_db(ctx, ring)
     click.echo(f"ringing {agent} into case {case_id} (channel {channel})")
 
 
-async def _ring(settings: Settings, case_id: int, invited: Agent) -> str:
-    ari = AriClient(settings.ari)
+async def _ring(conn: AsyncConnection, settings: Settings, case_id: int, invited: Agent) -> str:
+    ari = await ari_for_case(conn, settings, case_id)  # the leg joins the case's bridge: its node
     try:
         return await invite(ari, settings.ari_app, case_id, invited, "cli")
     finally:
@@ -282,7 +282,7 @@ def transfer(ctx: click.Context, case_id: int, target: str | None, attended: boo
         if attended and not isinstance(to, AgentTarget):
             raise TransferRefused(f"an attended transfer goes to an agent (agent:NAME), not to {to}")
         channel_id = await _live_talk_channel(conn, case_id)
-        request = await _ask(settings, channel_id, to, case_id, attended=attended or step is not None,
+        request = await _ask(conn, settings, channel_id, to, case_id, attended=attended or step is not None,
                              step=step or "begin")
         await conn.commit()
         outcome = await transfer_outcome(conn, request, TRANSFER_PATIENCE_S)
@@ -321,9 +321,9 @@ async def _live_talk_channel(conn: AsyncConnection, case_id: int) -> str:
     return str(row[0])
 
 
-async def _ask(settings: Settings, channel_id: str, target: TransferTo | None, case_id: int, *,
-               attended: bool, step: str) -> str:
-    ari = AriClient(settings.ari)
+async def _ask(conn: AsyncConnection, settings: Settings, channel_id: str, target: TransferTo | None,
+               case_id: int, *, attended: bool, step: str) -> str:
+    ari = await ari_for_channel(conn, settings, channel_id)
     try:
         return await ask_transfer(ari, settings.ari_app, channel_id, target, "cli", attended=attended,
                                   step=step)
