@@ -390,12 +390,12 @@ class Daemon:
         return self.lock.holder.describe() if self.lock.holder is not None else ""
 
     def _ari_connected(self) -> bool:
-        """Every node's ARI is up (one node down is a degraded daemon, said so by /health)."""
-        return bool(self.links) and all(link.ari_connected for link in self.links.values()) \
-            and not self.stopping.is_set()
+        """A node's ARI is up: calls are served (a node down takes no call: Kamailio skips it once
+        the daemon's word for it lapses, and the log names it)."""
+        return any(link.ari_connected for link in self.links.values()) and not self.stopping.is_set()
 
     def _ami_connected(self) -> bool:
-        return bool(self.links) and all(link.ami.connected for link in self.links.values())
+        return any(link.ami.connected for link in self.links.values())
 
     def _ari_connections(self) -> int:
         return sum(link.session.connections for link in self.links.values() if link.session is not None)
