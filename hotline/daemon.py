@@ -46,7 +46,7 @@ from hotline.node_links import NodeLink
 from hotline.store import migrations
 from hotline.store import nodes as node_store
 from hotline.store import webhooks as webhooks_store
-from hotline.store.active_lock import ActiveLock
+from hotline.store.active_lock import ActiveLock, count_standbys
 from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.callbacks import Callbacks, waiting_per_queue
 from hotline.store.contacts import Contacts
@@ -76,6 +76,7 @@ METRICS_POOL_TIMEOUT_S = 1.0  # a scrape's callback count does not wait long for
 # calls to) lasts this long and is renewed this often: a daemon gone, or a node it lost, lapses
 # within SERVING_FOR_S.
 SERVING_FOR_S = 5.0
+STANDBY_LOOK_S = 3.0  # how often the active daemon looks whether a standby waits
 SERVING_RENEW_S = 2.0
 
 
@@ -256,11 +257,13 @@ class Daemon:
         """Start and serve until stopped, or until the lock's session is lost: then it can no
         longer prove it is the only active daemon, and lets go of Asterisk at once (fenced)."""
         assert self.lock is not None
-        fence = asyncio.create_task(self.lock.watch(), name="active-lock")
+        fence = asyncio.create_task(self._keep_lock(), name="active-lock")
+        standbys = asyncio.create_task(self._look_for_standbys(), name="standbys")
         serving = asyncio.create_task(self._start_and_wait(), name="serving")
         try:
             await asyncio.wait({fence, serving}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            await cancel_and_wait(standbys)
             if not fence.done():
                 await cancel_and_wait(fence)
             elif not fence.cancelled():
@@ -272,6 +275,37 @@ class Daemon:
             if not serving.done():
                 await cancel_and_wait(serving)
         serving.result()  # a failed start says why
+
+    async def _keep_lock(self) -> str:
+        """Why this daemon must let go of Asterisk. The lock's session lost while a standby waited:
+        at once (the standby may be taking over). Lost with none waiting, it is the database going
+        away (a restart, a failover): the calls are served on through it, as the write-behind
+        allows, and the lock is taken again once the database answers, unless another daemon
+        took it first."""
+        assert self.lock is not None
+        while True:
+            lost = await self.lock.watch()
+            if self.lock.standbys_waiting:
+                return lost
+            log.warning("the active lock's session is lost (%s) and no standby was waiting: serving "
+                        "on, retaking the lock once the database answers", lost)
+            taken_by = await self.lock.retake(self.stopping)
+            if taken_by is not None:
+                return taken_by
+            if self.stopping.is_set():
+                return await asyncio.Future()  # stopping anyway: never fences
+            log.info("active lock retaken: this daemon is still the active one")
+
+    async def _look_for_standbys(self) -> None:
+        """Every few seconds while active: is a standby waiting (for _keep_lock)?"""
+        assert self.lock is not None
+        while True:
+            try:
+                async with await connect(self.settings.dsn, timeout=DB_CHECK_TIMEOUT_S) as conn:
+                    self.lock.standbys_waiting = await count_standbys(conn) > 0
+            except Exception as exc:  # noqa: BLE001 - the database away: the last look stands
+                log.debug("standbys not counted: %s", exc)
+            await asyncio.sleep(STANDBY_LOOK_S)
 
     async def _start_and_wait(self) -> None:
         await self.start()

@@ -131,6 +131,10 @@ class ActiveLock:
         self.conn: psycopg.AsyncConnection | None = None
         self.active = False
         self.holder: Holder | None = None  # while a standby: the active daemon, as last seen
+        # While active: whether a standby waited at the last look (the daemon looks every few
+        # seconds). With none, a lost session is a database outage to serve through, not a
+        # takeover under way (hotline.daemon._keep_lock).
+        self.standbys_waiting = False
         self._reached = False  # a database never reached is a setting to fix, not an outage to wait out
 
     async def acquire(self, stopping: asyncio.Event) -> bool:
@@ -171,6 +175,27 @@ class ActiveLock:
         except psycopg.Error as exc:
             return _reason(exc)
         return "the lock's session ended"
+
+    async def retake(self, stopping: asyncio.Event) -> str | None:
+        """After the session was lost: take the lock again once the database answers (None), or
+        say which daemon holds it now (this one must let go). None too when `stopping` is set."""
+        await self.close()
+        while not stopping.is_set():
+            try:
+                async with asyncio.timeout(QUERY_TIMEOUT_S + CONNECT_TIMEOUT_S):
+                    if await self._try():
+                        return None
+                    holder = await find_holder(self.conn, self.app) if self.conn is not None else None
+                    if holder is not None:
+                        return f"daemon {holder.describe()} holds the lock now"
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                log.debug("active lock not retaken yet: %s", _reason(exc))
+                await self.close()
+            try:
+                await asyncio.wait_for(stopping.wait(), self.poll_every_s)
+            except TimeoutError:
+                pass
+        return None
 
     async def close(self) -> None:
         """Idempotent; ending the session gives the lock up (a standby takes it at once)."""

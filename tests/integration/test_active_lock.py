@@ -80,3 +80,31 @@ async def test_the_active_is_fenced_when_its_lock_session_is_ended_and_a_standby
         stopping.set()
         await active.close()
         await standby.close()
+
+
+async def test_a_lost_session_is_retaken_unless_another_daemon_took_the_lock_first(db_dsn: str) -> None:
+    """A database restart ends the lock's session with no standby waiting: the active daemon takes
+    the lock again and serves on; had another daemon taken it meanwhile, retake names it."""
+    stopping = asyncio.Event()
+    active = ActiveLock(db_dsn, APP, identity="111@host-a", poll_every_s=0.1)
+    other = ActiveLock(db_dsn, APP, identity="222@host-b")
+    try:
+        assert await active.acquire(stopping)
+        async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+            holder = await find_holder(conn, APP)
+            assert holder is not None
+            await conn.execute("SELECT pg_terminate_backend(%s)", (holder.backend_pid,))
+            assert await asyncio.wait_for(active.retake(stopping), 5) is None
+            retaken = await find_holder(conn, APP)
+            assert retaken is not None and retaken.application_name == "hotline active 111@host-a"
+            assert retaken.backend_pid != holder.backend_pid and active.active
+            await conn.execute("SELECT pg_terminate_backend(%s)", (retaken.backend_pid,))
+            await asyncio.sleep(0.2)  # the server has ended it: the lock is free
+            assert await other.acquire(stopping)  # another daemon is quicker
+        said = await asyncio.wait_for(active.retake(stopping), 5)
+        assert said is not None and said.startswith("daemon 222@host-b") and "holds the lock now" in said
+        assert not active.active
+    finally:
+        stopping.set()
+        await active.close()
+        await other.close()
