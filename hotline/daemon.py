@@ -195,7 +195,7 @@ class Daemon:
             self._serving = asyncio.create_task(self._renew_serving(), name="nodes-serving")
         # After the first reconcile: callback legs a killed daemon left are hung up first.
         self.placer = CallbackPlacer(self._node_ctx(self.links[addresses[0].name]), callbacks,
-                                     Timing(lease_s=s.callback_lease_s))
+                                     Timing(lease_s=s.callback_lease_s), place_on=self._placement_ctx)
         self.placer_task = asyncio.create_task(self.placer.run(), name="callback-placer")
         # Contact events to webhooks: off the calls' path, on the shared pool (a round holds a
         # connection only for its claim and for each result, never during a POST).
@@ -235,6 +235,13 @@ class Daemon:
     @staticmethod
     def _node_ctx(link: NodeLink) -> CallContext:
         return link.router.ctx
+
+    def _placement_ctx(self) -> CallContext:
+        """Where a callback is placed: a node whose ARI is up and that does not drain, the one with
+        the fewest calls (one node: always its own)."""
+        links = list(self.links.values())
+        usable = [link for link in links if link.ari_connected and not link.router.draining] or links
+        return min(usable, key=lambda link: (len(link.router.calls), link.name)).router.ctx
 
     def _draining(self, node: str) -> bool:
         return self.directory is not None and node in self.directory.snapshot.draining_nodes
