@@ -309,7 +309,11 @@ class Daemon:
         while True:
             try:
                 async with await connect(self.settings.dsn, timeout=DB_CHECK_TIMEOUT_S) as conn:
-                    self.lock.standbys_waiting = await count_standbys(conn) > 0
+                    waiting = await count_standbys(conn) > 0
+                if waiting != self.lock.standbys_waiting:
+                    log.info("a standby waits: a lost lock session makes this daemon let go at once"
+                             if waiting else "no standby waits: a lost lock session is served through")
+                self.lock.standbys_waiting = waiting
             except Exception as exc:  # noqa: BLE001 - the database away: the last look stands
                 log.debug("standbys not counted: %s", exc)
             await asyncio.sleep(STANDBY_LOOK_S)

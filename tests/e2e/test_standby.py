@@ -34,6 +34,8 @@ NUMBER = "84950002211"
 CALLER_HZ, AGENT_HZ = 500, 1100
 FIRST, SECOND, THIRD = "+79165550101", "+79165550102", "+79165550103"
 TAKEOVER_S = 5.0
+# The active's word once it looks and finds a standby: from then on a lost lock session fences it.
+SEES_A_STANDBY = "a standby waits: a lost lock session makes this daemon let go"
 
 
 def waiting_callers(env: dict[str, str]) -> list[str]:
@@ -155,8 +157,10 @@ def test_a_hot_standby_takes_over_within_5_s_keeping_the_talk_the_line_and_every
 
         # The active's lock session lost (as when the database restarts): it is fenced, lets go of
         # Asterisk and exits non-zero; the standby serves.
+        seen = daemon.log().count(SEES_A_STANDBY)  # the log goes on from its earlier run
         standby.launch()
         standby.wait_standby()
+        wait_until(lambda: daemon.log().count(SEES_A_STANDBY) > seen, what="the active saw the standby")
         db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                    " WHERE datname = current_database() AND application_name LIKE 'hotline active %'")
         assert daemon.proc.wait(10) == 1
