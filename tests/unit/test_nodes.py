@@ -83,3 +83,25 @@ def test_a_node_let_go_no_longer_has_a_word() -> None:
     assert states.told("b", "ivanov", "NOT_INUSE") == "INUSE"
     states.forget_node("a")
     assert states.told("b", "ivanov", "NOT_INUSE") == "NOT_INUSE"
+
+
+@pytest.mark.parametrize("states, registered, one", [
+    (["NOT_INUSE", "NOT_INUSE"], False, "UNAVAILABLE"),  # the nodes' static contact says nothing
+    (["NOT_INUSE", "NOT_INUSE"], True, "NOT_INUSE"),
+    ([], True, "NOT_INUSE"),  # registered before any node said a word
+    (["INUSE", "NOT_INUSE"], False, "INUSE"),  # talking through a node: in use, whatever the registrar
+    (["RINGING"], True, "RINGING"),
+])
+def test_behind_kamailio_the_registrar_says_reachable_and_the_nodes_say_busy(
+        states: list[str], registered: bool, one: str) -> None:
+    assert combined(states, registered) == one
+
+
+def test_a_registration_at_kamailio_changes_only_the_phones_whose_registration_changed() -> None:
+    states = NodeDeviceStates()
+    states.told("a", "ivanov", "NOT_INUSE")
+    states.told("a", "petrova", "INUSE")
+    assert states.registrations({"petrova"}) == {"ivanov": "UNAVAILABLE", "petrova": "INUSE"}
+    assert states.registrations({"petrova", "sidorov"}) == {"sidorov": "NOT_INUSE"}
+    assert states.registrations({"sidorov"}) == {"petrova": "INUSE"}  # in use still: its talk goes on
+    assert states.told("a", "petrova", "NOT_INUSE") == "UNAVAILABLE"  # the talk ended, unregistered
