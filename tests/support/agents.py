@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +56,15 @@ def logged_in_agents(env: dict[str, str], tmp_path: Path, prefix: str,
 def log_in(dsn: str, names: Sequence[str]) -> None:
     """What `hotline agent login NAME` runs (agent_sessions.login), for each of `names` on one
     connection of this process: a `hotline` process per agent cost a second of start-up each, and
-    the command itself has its own tests (tests/integration/test_agent_presence.py)."""
+    the command itself has its own tests (tests/integration/test_agent_presence.py). In a thread of
+    its own: a browser test's Playwright holds an event loop in this one."""
     async def go() -> None:
         async with await connect(dsn) as conn:
             for name in names:
                 change = await agent_sessions.login(conn, name)
                 assert change.after.logged_in_since is not None, change
-    asyncio.run(go())
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, go()).result()
 
 
 def registered(lab: Lab, endpoint: str) -> bool:
