@@ -11,11 +11,9 @@ from __future__ import annotations
 import click
 from psycopg import AsyncConnection
 
-from hotline.asterisk.ari import AriClient
 from hotline.cli.cases import CASE_ID, case_group
 from hotline.cli.common import run_with_db, settings_of
 from hotline.config import Settings
-from hotline.engine.supervision_request import ask, look_on, outcome_said
 from hotline.errors import AriError, AriNotFound, SupervisionRefused
 from hotline.store import provisioning
 
@@ -54,6 +52,9 @@ def supervise(ctx: click.Context, case_id: int, supervisor: str, mode: str) -> s
 
 
 async def _ask(settings: Settings, conn: AsyncConnection, case_id: int, mode: str, supervisor: str) -> str:
+    # Here, not at the top: every `hotline case` command loads this module (hotline.cli).
+    from hotline.asterisk.ari import AriClient
+    from hotline.engine.supervision_request import ask, look_on, outcome_said
     ari = AriClient(settings.ari)
     try:
         request = await ask(conn, ari, settings.ari_app, case_id, mode, supervisor, "cli")
