@@ -14,7 +14,6 @@ import click
 from psycopg import AsyncConnection
 
 from hotline.cli.common import run_with_db, settings_of
-from hotline.cli.node_ari import ari_for_channel
 from hotline.config import Settings
 from hotline.engine.recording import ask_recording
 from hotline.errors import AriError, AriNotFound, RecordingError
@@ -104,6 +103,7 @@ def _ask(ctx: click.Context, case_id: int, action: str) -> str:
 
 async def _send(conn: AsyncConnection, settings: Settings, channel_id: str, action: str,
                 case_id: int) -> None:
+    from hotline.cli.node_ari import ari_for_channel  # the ARI client (aiohttp) only when asked
     ari = await ari_for_channel(conn, settings, channel_id)
     try:
         await ask_recording(ari, settings.ari_app, channel_id, action, "cli")
