@@ -43,10 +43,14 @@ def _lab() -> Lab:
 
 
 @lab.command()
-def up() -> None:
+@click.option("--nodes", type=click.IntRange(min=0), default=None,
+              help="Run N Asterisk nodes (a on 127.0.0.2, b on 127.0.0.3, ...) behind Kamailio on "
+                   "127.0.0.1 instead of the one Asterisk; 0: back to the one Asterisk. "
+                   "Default: as the last `up`.")
+def up(nodes: int | None) -> None:
     """Build (once) and start the lab; reuses what already runs."""
     the_lab = _lab()
-    state = the_lab.up()
+    state = the_lab.up(nodes)
     click.echo(f"{the_lab.describe()}\n{state.describe()}")
 
 

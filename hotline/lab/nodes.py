@@ -1,0 +1,102 @@
+"""Several Asterisk nodes in one lab (`hotline lab up --nodes N`, issue 20): node a on 127.0.0.2,
+b on 127.0.0.3, ..., each an Asterisk from the lab's root with its own config directory
+(/etc/asterisk-NODE: the lab's config with its binds moved to the node's address, its own
+entityid and systemname, and run/spool/log/db directories of its own), all on the same ports;
+Kamailio (hotline.lab.kamailio) on 127.0.0.1 in front of them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hotline.errors import LabError
+from hotline.lab.ports import HOST
+from hotline.lab.shell import write_if_changed
+
+MAX_NODES = 8
+KAMAILIO_ENDPOINT = "kamailio"
+LAB_DIALPLAN = "extensions_lab.conf"
+# The node's own copies of these are edited; every other file is the lab's, copied as it is.
+_BOUND = ("pjsip.conf", "http.conf", "manager.conf")
+
+
+def node_names(count: int) -> list[str]:
+    """a, b, c, ...: `count` node names (Asterisk's systemname, `nodes.name`)."""
+    if not 1 <= count <= MAX_NODES:
+        raise LabError(f"--nodes {count}: the lab runs 1 to {MAX_NODES} nodes")
+    return [chr(ord("a") + i) for i in range(count)]
+
+
+def node_address(name: str) -> str:
+    """127.0.0.2 for node a, 127.0.0.3 for b, ..."""
+    return f"127.0.0.{2 + ord(name) - ord('a')}"
+
+
+def write_node_config(base: Path, target: Path, name: str) -> set[str]:
+    """target (/etc/asterisk-NAME in the root) from the lab's synced config in `base`; names of
+    the files that changed."""
+    address = node_address(name)
+    wanted: dict[str, tuple[bytes, int]] = {}
+    for src in sorted(base.iterdir()):
+        if src.is_file() and src.suffix == ".conf":
+            wanted[src.name] = (src.read_bytes(), src.stat().st_mode & 0o777)
+    if "asterisk.conf" not in wanted:
+        raise LabError(f"no asterisk.conf in {base}; run `hotline lab up` once without --nodes")
+    for conf in _BOUND:
+        text = wanted[conf][0].decode()
+        text = re.sub(r"^(\s*(?:bind|bindaddr)\s*=\s*)127\.0\.0\.1", rf"\g<1>{address}", text,
+                      flags=re.M)
+        wanted[conf] = (text.encode(), wanted[conf][1])
+    wanted["asterisk.conf"] = (_asterisk_conf(wanted["asterisk.conf"][0].decode(), name).encode(),
+                               0o644)
+    wanted["pjsip.conf"] = (_behind_proxy(wanted["pjsip.conf"][0].decode()).encode(), 0o644)
+    users = wanted["manager_users.conf"][0].decode().replace(
+        "permit = 127.0.0.1/255.255.255.255", "permit = 127.0.0.0/255.0.0.0")
+    wanted["manager_users.conf"] = (users.encode(), 0o600)
+    wanted["pjsip_local.conf"] = (render_node_endpoints().encode(), 0o644)
+    wanted["extensions.conf"] = (wanted["extensions.conf"][0] +
+                                 f"\n#tryinclude {LAB_DIALPLAN}\n".encode(), 0o644)
+    wanted[LAB_DIALPLAN] = (render_lab_dialplan().encode(), 0o644)
+    target.mkdir(parents=True, exist_ok=True)
+    return {n for n, (data, mode) in wanted.items() if write_if_changed(target / n, data, mode)}
+
+
+def _asterisk_conf(text: str, name: str) -> str:
+    """The lab's asterisk.conf with the node's identity and directories of its own."""
+    if "[directories]" in text:
+        raise LabError("asterisk.conf already has [directories]: the nodes lab sets them")
+    entity = f"02:00:00:00:00:{ord(name) - ord('a') + 1:02x}"
+    return (f"{text.rstrip()}\n; node {name} of the lab (hotline.lab.nodes)\n"
+            f"entityid = {entity}\nsystemname = {name}\n\n[directories]\n"
+            f"astetcdir => /etc/asterisk-{name}\nastrundir => /var/run/asterisk-{name}\n"
+            f"astspooldir => /var/spool/asterisk-{name}\nastlogdir => /var/log/asterisk-{name}\n"
+            f"astdbdir => /var/lib/asterisk-{name}\n")
+
+
+def _behind_proxy(text: str) -> str:
+    """Calls arrive from Kamailio's address: a web caller is told apart by the header Kamailio
+    adds (X-Hotline-Media), so header identification comes before the address."""
+    return re.sub(r"^endpoint_identifier_order\s*=.*$",
+                  "endpoint_identifier_order = header,ip,username,anonymous", text, flags=re.M)
+
+
+def render_node_endpoints() -> str:
+    """Kamailio as the node's one SIP peer: its calls land in hotline-inbound, and the node
+    reaches a registered agent as PJSIP/AGENT@kamailio."""
+    return (
+        "; written by `hotline lab up --nodes N`: Kamailio in front of the lab's nodes.\n"
+        f"[{KAMAILIO_ENDPOINT}](hotline-trunk)\naors = {KAMAILIO_ENDPOINT}\n"
+        "rtp_timeout = 0\nrtp_timeout_hold = 0\n\n"
+        f"[{KAMAILIO_ENDPOINT}]\ntype = aor\ncontact = sip:{HOST}:5060\n\n"
+        f"[{KAMAILIO_ENDPOINT}]\ntype = identify\nendpoint = {KAMAILIO_ENDPOINT}\nmatch = {HOST}\n")
+
+
+def render_lab_dialplan() -> str:
+    """A test-only harness until a daemon serves every node: 7000 answers and holds the call,
+    77AGENT dials AGENT through Kamailio. Everything else goes to Stasis as in production."""
+    return (
+        "; written by `hotline lab up --nodes N`: the lab's test harness, never a deployment's.\n"
+        "[hotline-inbound]\n"
+        "exten => 7000,1,Answer()\n same => n,Wait(30)\n same => n,Hangup()\n"
+        f"exten => _77.,1,Dial(PJSIP/${{EXTEN:2}}@{KAMAILIO_ENDPOINT},15)\n"
+        " same => n,Hangup()\n")
