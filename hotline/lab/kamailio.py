@@ -56,7 +56,7 @@ class LabKamailio:
         local = (f"# written by `hotline lab up --nodes N`\n"
                  f"listen=udp:{HOST}:{SIP_PORT}\nlisten=tcp:{HOST}:{SIP_PORT}\n"
                  f"listen=tcp:{HOST}:{WS_PORT}\n"
-                 f'#!define DBURL "{db_url}"\n#!define PROBE_FROM "sip:dispatcher@{HOST}"\n'
+                 f'#!substdefs "!DBURL!{db_url}!g"\n#!define PROBE_FROM "sip:dispatcher@{HOST}"\n'
                  f'#!define CTL_SOCKET "unix:{self.ctl_socket}"\n')
         a = write_if_changed(self.config, shipped.read_bytes())
         b = write_if_changed(self.dir / "kamailio-local.cfg", local.encode(), 0o600)

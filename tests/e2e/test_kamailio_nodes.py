@@ -1,0 +1,135 @@
+"""Two Asterisk nodes behind Kamailio (issue 20), on real processes: the lab with nodes
+(`hotline lab --instance N up --nodes 2`, e.g. `LAB=5 /work/labrun ...`), the shipped
+deploy/kamailio/kamailio.cfg, and the `nodes` rows that the active daemon would keep. The nodes
+answer with the lab's test harness (extension 7000 of extensions_lab.conf) until a daemon serves
+every node. Skipped on a lab without nodes (labs 1 and 2 of `make test`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hotline.lab import Lab
+from hotline.lab.credentials import load_secrets
+from hotline.lab.nodes import node_address
+from hotline.lab.postgres import DB_NAME, dsn
+from tests.support.sipp import SCENARIOS, free_udp_port
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+ANSWERED = "7000"
+PROBE_S = 6.0  # a dead node is down after ~3.5 s (OPTIONS every 2 s, 2 s timeout)
+
+
+@pytest.fixture(scope="module")
+def nodes_lab() -> Iterator[Lab]:
+    lab = Lab(PROJECT_DIR)
+    if lab.node_count() < 2:
+        pytest.skip("this lab runs no nodes: `hotline lab --instance N up --nodes 2`")
+    lab.up()
+    yield lab
+    lab.up()  # a node killed by a test starts again
+
+
+@pytest.fixture
+def nodes_db(nodes_lab: Lab) -> Iterator[psycopg.Connection]:
+    """The lab's database (the one Kamailio reads) with nodes a and b served for an hour."""
+    url = dsn(DB_NAME, load_secrets(nodes_lab.state_dir).db_password)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM nodes")
+        for name in ("a", "b"):
+            conn.execute("INSERT INTO nodes (name, ari_url, ami_url, sip_uri, serving_until)"
+                         " VALUES (%s, %s, %s, %s, now() + interval '1 hour')",
+                         (name, f"http://{node_address(name)}:8088",
+                          f"tcp://{node_address(name)}:5038", f"sip:{node_address(name)}:5060"))
+        wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 5, "both nodes active")
+        yield conn
+        conn.execute("DELETE FROM nodes")
+
+
+def active_nodes(lab: Lab) -> set[str]:
+    """The nodes Kamailio's dispatcher would pick now (set 1, flag A), from `dispatcher.list`."""
+    out = lab.kamailio.rpc("dispatcher.list").stdout
+    found, setid = set(), None
+    for line in out.splitlines():
+        words = line.split()
+        if words[:1] == ["ID:"]:
+            setid = words[1]
+        elif words[:1] == ["URI:"]:
+            uri = words[1]
+        elif words[:1] == ["FLAGS:"] and setid == "1" and words[1].startswith("A"):
+            found.add({node_address(n): n for n in "ab"}[uri.split(":")[1]])
+    return found
+
+
+def wait_for(check: Callable[[], bool], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
+        time.sleep(0.2)
+
+
+def answered_on(lab: Lab) -> dict[str, int]:
+    """How many harness calls each node has answered so far (its Asterisk log)."""
+    counts = {}
+    for name, node in lab.nodes().items():
+        text = node.log.read_text(errors="replace") if node.log.exists() else ""
+        counts[name] = text.count(f"Executing [{ANSWERED}@hotline-inbound:1]")
+    return counts
+
+
+def call_through_kamailio(calls: int) -> None:
+    """`calls` calls one after the other to Kamailio, each answered and hung up."""
+    for _ in range(calls):
+        done = subprocess.run(
+            ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "caller_through_proxy.xml"),
+             "-s", ANSWERED, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+             "-mp", str(free_udp_port()), "-timeout", "15s", "-timeout_error", "-nostdin"],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stdout[-2000:]
+
+
+def new_calls(lab: Lab, calls: int) -> dict[str, int]:
+    before = answered_on(lab)
+    call_through_kamailio(calls)
+    return {n: c - before[n] for n, c in answered_on(lab).items()}
+
+
+def test_kamailio_accepts_the_shipped_config(nodes_lab: Lab) -> None:
+    assert "config file ok" in nodes_lab.kamailio.check()
+
+
+def test_calls_go_round_robin_and_skip_lapsed_draining_and_dead_nodes(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    assert new_calls(nodes_lab, 4) == {"a": 2, "b": 2}
+
+    # the active daemon stopped vouching for b: its calls go to a within a reload (1 s)
+    nodes_db.execute("UPDATE nodes SET serving_until = now() - interval '1 s' WHERE name = 'b'")
+    wait_for(lambda: active_nodes(nodes_lab) == {"a"}, 3, "b left when its serving_until lapsed")
+    assert new_calls(nodes_lab, 2) == {"a": 2, "b": 0}
+
+    # b served again, a drains: everything to b
+    nodes_db.execute("UPDATE nodes SET serving_until = now() + interval '1 hour'")
+    nodes_db.execute("UPDATE nodes SET draining = true WHERE name = 'a'")
+    wait_for(lambda: active_nodes(nodes_lab) == {"b"}, 3, "a left when drained")
+    assert new_calls(nodes_lab, 2) == {"a": 0, "b": 2}
+
+    # a back; then b's Asterisk killed: the probe takes it out, new calls go to a
+    nodes_db.execute("UPDATE nodes SET draining = false")
+    wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 6, "a back after draining")
+    b_pid = nodes_lab.nodes()["b"].pid()
+    assert b_pid is not None
+    killed = time.monotonic()
+    os.kill(b_pid, signal.SIGKILL)
+    wait_for(lambda: active_nodes(nodes_lab) == {"a"}, PROBE_S, "dead b marked down by the probe")
+    down_after = time.monotonic() - killed
+    time.sleep(2.5)  # more reloads and probes pass: b stays down (a reload keeps its state)
+    assert active_nodes(nodes_lab) == {"a"}
+    assert new_calls(nodes_lab, 2) == {"a": 2, "b": 0}
+    assert down_after < PROBE_S
