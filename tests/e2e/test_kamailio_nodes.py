@@ -16,7 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hotline.errors import LabError
 from hotline.lab import Lab
+from hotline.lab import sipp as lab_sipp
 from hotline.lab.credentials import load_secrets
 from hotline.lab.nodes import node_address
 from hotline.lab.postgres import DB_NAME, dsn
@@ -24,6 +26,7 @@ from tests.support.sipp import SCENARIOS, free_udp_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ANSWERED = "7000"
+AGENT = "kamagent"
 PROBE_S = 6.0  # a dead node is down after ~3.5 s (OPTIONS every 2 s, 2 s timeout)
 
 
@@ -34,12 +37,14 @@ def nodes_lab() -> Iterator[Lab]:
         pytest.skip("this lab runs no nodes: `hotline lab --instance N up --nodes 2`")
     lab.up()
     yield lab
-    lab.up()  # a node killed by a test starts again
+    lab.up()  # a node killed by the last test starts again
 
 
 @pytest.fixture
 def nodes_db(nodes_lab: Lab) -> Iterator[psycopg.Connection]:
-    """The lab's database (the one Kamailio reads) with nodes a and b served for an hour."""
+    """The lab's database (the one Kamailio reads) with nodes a and b served for an hour, both
+    running (a test before may have killed one)."""
+    nodes_lab.up()
     url = dsn(DB_NAME, load_secrets(nodes_lab.state_dir).db_password)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM nodes")
@@ -47,7 +52,7 @@ def nodes_db(nodes_lab: Lab) -> Iterator[psycopg.Connection]:
             conn.execute("INSERT INTO nodes (name, ari_url, ami_url, sip_uri, serving_until)"
                          " VALUES (%s, %s, %s, %s, now() + interval '1 hour')",
                          (name, f"http://{node_address(name)}:8088",
-                          f"tcp://{node_address(name)}:5038", f"sip:{node_address(name)}:5060"))
+                          f"ami://{node_address(name)}:5038", f"sip:{node_address(name)}:5060"))
         wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 5, "both nodes active")
         yield conn
         conn.execute("DELETE FROM nodes")
@@ -75,30 +80,33 @@ def wait_for(check: Callable[[], bool], within_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def answered_on(lab: Lab) -> dict[str, int]:
-    """How many harness calls each node has answered so far (its Asterisk log)."""
+def dialled_on(lab: Lab, extension: str = ANSWERED) -> dict[str, int]:
+    """How many calls to `extension` each node's dialplan has taken so far (its Asterisk log)."""
     counts = {}
     for name, node in lab.nodes().items():
         text = node.log.read_text(errors="replace") if node.log.exists() else ""
-        counts[name] = text.count(f"Executing [{ANSWERED}@hotline-inbound:1]")
+        counts[name] = text.count(f"Executing [{extension}@hotline-inbound:1]")
     return counts
 
 
-def call_through_kamailio(calls: int) -> None:
-    """`calls` calls one after the other to Kamailio, each answered and hung up."""
+def call_through_kamailio(calls: int, extension: str = ANSWERED, *, node: str = "none",
+                          scenario: str = "caller_through_proxy.xml") -> None:
+    """`calls` calls one after the other to Kamailio, each answered and hung up (`scenario`),
+    with `X-Hotline-Node: node` (no such node by default)."""
     for _ in range(calls):
         done = subprocess.run(
-            ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "caller_through_proxy.xml"),
-             "-s", ANSWERED, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+            ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / scenario), "-s", extension,
+             "-key", "node", node, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
              "-mp", str(free_udp_port()), "-timeout", "15s", "-timeout_error", "-nostdin"],
             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stdout[-2000:]
 
 
-def new_calls(lab: Lab, calls: int) -> dict[str, int]:
-    before = answered_on(lab)
-    call_through_kamailio(calls)
-    return {n: c - before[n] for n, c in answered_on(lab).items()}
+def new_calls(lab: Lab, calls: int, extension: str = ANSWERED, **kwargs: str) -> dict[str, int]:
+    """Where `calls` new calls landed: node -> how many."""
+    before = dialled_on(lab, extension)
+    call_through_kamailio(calls, extension, **kwargs)
+    return {n: c - before[n] for n, c in dialled_on(lab, extension).items()}
 
 
 def test_kamailio_accepts_the_shipped_config(nodes_lab: Lab) -> None:
@@ -108,6 +116,13 @@ def test_kamailio_accepts_the_shipped_config(nodes_lab: Lab) -> None:
 def test_calls_go_round_robin_and_skip_lapsed_draining_and_dead_nodes(
         nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
     assert new_calls(nodes_lab, 4) == {"a": 2, "b": 2}
+    assert new_calls(nodes_lab, 2, node="b") == {"a": 0, "b": 2}  # steered
+
+    # both nodes refuse (no daemon serves their Stasis app: 503): the caller gets 503 after
+    # both were tried, and neither is marked down for it
+    refused = new_calls(nodes_lab, 1, "5550000", scenario="caller_refused_through_proxy.xml")
+    assert refused == {"a": 1, "b": 1}
+    assert active_nodes(nodes_lab) == {"a", "b"}
 
     # the active daemon stopped vouching for b: its calls go to a within a reload (1 s)
     nodes_db.execute("UPDATE nodes SET serving_until = now() - interval '1 s' WHERE name = 'b'")
@@ -119,6 +134,7 @@ def test_calls_go_round_robin_and_skip_lapsed_draining_and_dead_nodes(
     nodes_db.execute("UPDATE nodes SET draining = true WHERE name = 'a'")
     wait_for(lambda: active_nodes(nodes_lab) == {"b"}, 3, "a left when drained")
     assert new_calls(nodes_lab, 2) == {"a": 0, "b": 2}
+    assert new_calls(nodes_lab, 1, node="a") == {"a": 0, "b": 1}  # a hint, not an order
 
     # a back; then b's Asterisk killed: the probe takes it out, new calls go to a
     nodes_db.execute("UPDATE nodes SET draining = false")
@@ -132,4 +148,38 @@ def test_calls_go_round_robin_and_skip_lapsed_draining_and_dead_nodes(
     time.sleep(2.5)  # more reloads and probes pass: b stays down (a reload keeps its state)
     assert active_nodes(nodes_lab) == {"a"}
     assert new_calls(nodes_lab, 2) == {"a": 2, "b": 0}
+    assert new_calls(nodes_lab, 1, node="b") == {"a": 1, "b": 0}
     assert down_after < PROBE_S
+
+
+def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    password = "kam-" + os.urandom(6).hex()
+    nodes_db.execute("DELETE FROM kamailio.location WHERE username = %s", (AGENT,))
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    nodes_db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES (%s, %s, md5(%s))",
+                     (AGENT, AGENT, f"{AGENT}:asterisk:{password}"))
+    try:
+        port = free_udp_port()
+        with pytest.raises(LabError):  # the view's ha1 is the check: a wrong password fails
+            lab_sipp.register(AGENT, password + "x", port)
+        lab_sipp.register(AGENT, password, port)  # at 127.0.0.1:5060, Kamailio here
+        contact = nodes_db.execute("SELECT contact FROM kamailio.location WHERE username = %s",
+                                   (AGENT,)).fetchone()
+        assert contact is not None and f":{port}" in contact[0]  # kept in PostgreSQL
+        phone = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-m", "2",
+             "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()),
+             "-timeout", "30s", "-timeout_error", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        try:
+            assert new_calls(nodes_lab, 2, f"77{AGENT}") == {"a": 1, "b": 1}
+            out, _ = phone.communicate(timeout=30)
+            assert phone.returncode == 0, out[-2000:]  # it answered both calls, got both BYEs
+        finally:
+            if phone.poll() is None:
+                phone.kill()
+                phone.wait()
+    finally:
+        nodes_db.execute("DELETE FROM kamailio.location WHERE username = %s", (AGENT,))
+        nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
