@@ -9,15 +9,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hotline.config import Settings
 from hotline.errors import LabError
 from hotline.lab.ports import HOST
 from hotline.lab.shell import write_if_changed
+from hotline.provision.model import Provisioning
+from hotline.provision.render import DIALPLAN_FILE, PJSIP_FILE, render
 
 MAX_NODES = 8
-KAMAILIO_ENDPOINT = "kamailio"
 LAB_DIALPLAN = "extensions_lab.conf"
-# The node's own copies of these are edited; every other file is the lab's, copied as it is.
+# The node's own copies of these are edited; every other file is the lab's, copied as it is,
+# but for what `hotline apply` renders, which is each node's own.
 _BOUND = ("pjsip.conf", "http.conf", "manager.conf")
+RENDERED = (PJSIP_FILE, DIALPLAN_FILE)
 
 
 def node_names(count: int) -> list[str]:
@@ -38,7 +42,7 @@ def write_node_config(base: Path, target: Path, name: str) -> set[str]:
     address = node_address(name)
     wanted: dict[str, tuple[bytes, int]] = {}
     for src in sorted(base.iterdir()):
-        if src.is_file() and src.suffix == ".conf":
+        if src.is_file() and src.suffix == ".conf" and src.name not in RENDERED:
             wanted[src.name] = (src.read_bytes(), src.stat().st_mode & 0o777)
     if "asterisk.conf" not in wanted:
         raise LabError(f"no asterisk.conf in {base}; run `hotline lab up` once without --nodes")
@@ -53,12 +57,24 @@ def write_node_config(base: Path, target: Path, name: str) -> set[str]:
     users = wanted["manager_users.conf"][0].decode().replace(
         "permit = 127.0.0.1/255.255.255.255", "permit = 127.0.0.0/255.0.0.0")
     wanted["manager_users.conf"] = (users.encode(), 0o600)
-    wanted["pjsip_local.conf"] = (render_node_endpoints().encode(), 0o644)
+    wanted["pjsip_local.conf"] = (b"; written by `hotline lab up --nodes N`: nothing of the lab's "
+                                  b"own; Kamailio's endpoint is in pjsip_hotline.conf\n", 0o644)
     wanted["extensions.conf"] = (wanted["extensions.conf"][0] +
                                  f"\n#tryinclude {LAB_DIALPLAN}\n".encode(), 0o644)
     wanted[LAB_DIALPLAN] = (render_lab_dialplan().encode(), 0o644)
     target.mkdir(parents=True, exist_ok=True)
-    return {n for n, (data, mode) in wanted.items() if write_if_changed(target / n, data, mode)}
+    changed = {n for n, (data, mode) in wanted.items() if write_if_changed(target / n, data, mode)}
+    if not (target / PJSIP_FILE).exists():  # `hotline apply` owns it from then on
+        empty = render_behind_proxy(Provisioning())
+        write_if_changed(target / PJSIP_FILE, empty.encode(), 0o640)
+        changed.add(PJSIP_FILE)
+    return changed
+
+
+def render_behind_proxy(prov: Provisioning) -> str:
+    """pjsip_hotline.conf as `hotline apply` renders it for a lab node behind the lab's Kamailio
+    (sip_proxy = 127.0.0.1): Kamailio's endpoint, and `prov`'s agents reached through it."""
+    return render(prov, Settings(ari_app="hotline", sip_proxy=HOST))[PJSIP_FILE]
 
 
 def _asterisk_conf(text: str, name: str) -> str:
@@ -80,23 +96,13 @@ def _behind_proxy(text: str) -> str:
                   "endpoint_identifier_order = header,ip,username,anonymous", text, flags=re.M)
 
 
-def render_node_endpoints() -> str:
-    """Kamailio as the node's one SIP peer: its calls land in hotline-inbound, and the node
-    reaches a registered agent as PJSIP/AGENT@kamailio."""
-    return (
-        "; written by `hotline lab up --nodes N`: Kamailio in front of the lab's nodes.\n"
-        f"[{KAMAILIO_ENDPOINT}](hotline-trunk)\naors = {KAMAILIO_ENDPOINT}\n"
-        "rtp_timeout = 0\nrtp_timeout_hold = 0\n\n"
-        f"[{KAMAILIO_ENDPOINT}]\ntype = aor\ncontact = sip:{HOST}:5060\n\n"
-        f"[{KAMAILIO_ENDPOINT}]\ntype = identify\nendpoint = {KAMAILIO_ENDPOINT}\nmatch = {HOST}\n")
-
-
 def render_lab_dialplan() -> str:
     """A test-only harness until a daemon serves every node: 7000 answers and holds the call,
-    77AGENT dials AGENT through Kamailio. Everything else goes to Stasis as in production."""
+    77AGENT dials PJSIP/AGENT (through Kamailio, by the AOR `hotline apply` renders with
+    sip_proxy). Everything else goes to Stasis as in production."""
     return (
         "; written by `hotline lab up --nodes N`: the lab's test harness, never a deployment's.\n"
         "[hotline-inbound]\n"
         "exten => 7000,1,Answer()\n same => n,Wait(30)\n same => n,Hangup()\n"
-        f"exten => _77.,1,Dial(PJSIP/${{EXTEN:2}}@{KAMAILIO_ENDPOINT},15)\n"
+        "exten => _77.,1,Dial(PJSIP/${EXTEN:2},15)\n"
         " same => n,Hangup()\n")

@@ -20,8 +20,11 @@ from hotline.errors import LabError
 from hotline.lab import Lab
 from hotline.lab import sipp as lab_sipp
 from hotline.lab.credentials import load_secrets
-from hotline.lab.nodes import node_address
+from hotline.lab.nodes import node_address, render_behind_proxy
 from hotline.lab.postgres import DB_NAME, dsn
+from hotline.provision.model import Agent, Provisioning
+from hotline.provision.render import PJSIP_FILE
+from hotline.provision.sip_auth import ha1
 from tests.support.sipp import SCENARIOS, free_udp_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -159,6 +162,8 @@ def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
     nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
     nodes_db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES (%s, %s, md5(%s))",
                      (AGENT, AGENT, f"{AGENT}:asterisk:{password}"))
+    agent = Agent(AGENT, AGENT, "Kamailio Agent", ha1(AGENT, password))
+    put_rendered(nodes_lab, render_behind_proxy(Provisioning(agents={AGENT: agent}, numbers={})))
     try:
         port = free_udp_port()
         with pytest.raises(LabError):  # the view's ha1 is the check: a wrong password fails
@@ -167,6 +172,9 @@ def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
         contact = nodes_db.execute("SELECT contact FROM kamailio.location WHERE username = %s",
                                    (AGENT,)).fetchone()
         assert contact is not None and f":{port}" in contact[0]  # kept in PostgreSQL
+        # the node's rendered AOR: PJSIP/kamagent is Kamailio with the agent's user
+        shown = nodes_lab.nodes()["a"].rx(f"pjsip show aor {AGENT}", timeout=10).stdout
+        assert f"sip:{AGENT}@127.0.0.1:5060" in shown
         phone = subprocess.Popen(
             ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-m", "2",
              "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()),
@@ -181,5 +189,13 @@ def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
                 phone.kill()
                 phone.wait()
     finally:
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
         nodes_db.execute("DELETE FROM kamailio.location WHERE username = %s", (AGENT,))
         nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+
+
+def put_rendered(lab: Lab, pjsip: str) -> None:
+    """What `hotline apply` with sip_proxy writes, on every node, and res_pjsip reloaded."""
+    for node in lab.nodes().values():
+        (node.conf_dir / PJSIP_FILE).write_text(pjsip)
+        assert node.rx("module reload res_pjsip.so", timeout=30).returncode == 0

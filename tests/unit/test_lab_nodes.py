@@ -43,5 +43,11 @@ def test_a_node_binds_its_own_address_and_has_its_own_identity(base: Path, tmp_p
     assert "systemname = b" in core and "entityid = 02:00:00:00:00:02" in core
     assert "astrundir => /var/run/asterisk-b" in core and "astetcdir => /etc/asterisk-b" in core
     assert "#tryinclude extensions_lab.conf" in (target / "extensions.conf").read_text()
-    assert "match = 127.0.0.1" in (target / "pjsip_local.conf").read_text()
+    # Kamailio's endpoint as `hotline apply` renders it behind a proxy; apply owns the file after
+    rendered = (target / "pjsip_hotline.conf").read_text()
+    assert "[hotline-proxy](hotline-trunk)" in rendered and "match = 127.0.0.1" in rendered
     assert write_node_config(base, target, "b") == set()  # unchanged: nothing rewritten
+    (target / "pjsip_hotline.conf").write_text("; applied\n")
+    (base / "pjsip_hotline.conf").write_text("; the one Asterisk's own\n")
+    assert write_node_config(base, target, "b") == set()
+    assert (target / "pjsip_hotline.conf").read_text() == "; applied\n"
