@@ -6,6 +6,7 @@ every node. Skipped on a lab without nodes (labs 1 and 2 of `make test`)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -20,12 +21,14 @@ from hotline.errors import LabError
 from hotline.lab import Lab
 from hotline.lab import sipp as lab_sipp
 from hotline.lab.credentials import load_secrets
+from hotline.lab.kamailio import WS_PORT
 from hotline.lab.nodes import node_address, render_behind_proxy
 from hotline.lab.postgres import DB_NAME, dsn
 from hotline.provision.model import Agent, Provisioning
 from hotline.provision.render import PJSIP_FILE
 from hotline.provision.sip_auth import ha1
 from tests.support.sipp import SCENARIOS, free_udp_port
+from tests.support.ws_sip import WsPhone
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ANSWERED = "7000"
@@ -158,12 +161,12 @@ def test_calls_go_round_robin_and_skip_lapsed_draining_and_dead_nodes(
 def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
         nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
     password = "kam-" + os.urandom(6).hex()
-    nodes_db.execute("DELETE FROM kamailio.location WHERE username = %s", (AGENT,))
+    forget_registrations(nodes_lab)
     nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
     nodes_db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES (%s, %s, md5(%s))",
                      (AGENT, AGENT, f"{AGENT}:asterisk:{password}"))
     agent = Agent(AGENT, AGENT, "Kamailio Agent", ha1(AGENT, password))
-    put_rendered(nodes_lab, render_behind_proxy(Provisioning(agents={AGENT: agent}, numbers={})))
+    put_rendered(nodes_lab, render_behind_proxy(Provisioning(agents={AGENT: agent})))
     try:
         port = free_udp_port()
         with pytest.raises(LabError):  # the view's ha1 is the check: a wrong password fails
@@ -190,8 +193,14 @@ def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
                 phone.wait()
     finally:
         put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
-        nodes_db.execute("DELETE FROM kamailio.location WHERE username = %s", (AGENT,))
+        forget_registrations(nodes_lab)
         nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+
+
+def forget_registrations(lab: Lab) -> None:
+    """The test agent's contacts gone from Kamailio (its memory is the registrar's truth; the
+    table follows it)."""
+    lab.kamailio.rpc("ul.rm", "location", AGENT)
 
 
 def put_rendered(lab: Lab, pjsip: str) -> None:
@@ -199,3 +208,41 @@ def put_rendered(lab: Lab, pjsip: str) -> None:
     for node in lab.nodes().values():
         (node.conf_dir / PJSIP_FILE).write_text(pjsip)
         assert node.rx("module reload res_pjsip.so", timeout=30).returncode == 0
+
+
+async def test_websocket_agent_registers_at_kamailio_rings_from_a_node_and_goes_with_its_socket(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    nodes_db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES (%s, %s, md5(%s))",
+                     (AGENT, AGENT, f"{AGENT}:asterisk:{password}"))
+    agent = Agent(AGENT, AGENT, "Kamailio Agent", ha1(AGENT, password),
+                  frozenset({"audio", "video", "webrtc"}))
+    put_rendered(nodes_lab, render_behind_proxy(Provisioning(agents={AGENT: agent})))
+    phone = WsPhone(AGENT, password, f"ws://127.0.0.1:{WS_PORT}", "127.0.0.1")
+    try:
+        await phone.open()
+        assert await phone.register() == "SIP/2.0 200 OK"
+        row = nodes_db.execute("SELECT contact FROM kamailio.location WHERE username = %s",
+                               (AGENT,)).fetchone()
+        assert row is not None and "transport=ws" in row[0]
+        caller = asyncio.create_task(asyncio.to_thread(
+            call_through_kamailio, 1, f"77{AGENT}", scenario="caller_busy_through_proxy.xml"))
+        invite = await phone.receive()
+        while invite.startswith("OPTIONS"):
+            invite = await phone.receive()
+        assert invite.startswith(f"INVITE sip:{AGENT}@"), invite[:200]
+        await phone.reply(invite, "486 Busy Here")
+        await caller  # the caller heard busy: the node's Dial got the phone's answer
+        await phone.close()  # the socket goes: so does the registration (handle_lost_tcp,
+        deadline = time.monotonic() + 8  # at usrloc's timer, every 5 s)
+        while nodes_db.execute("SELECT 1 FROM kamailio.location WHERE username = %s",
+                               (AGENT,)).fetchone():
+            assert time.monotonic() < deadline, "WebSocket contact still registered"
+            await asyncio.sleep(0.2)
+    finally:
+        await phone.close()
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+        nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
