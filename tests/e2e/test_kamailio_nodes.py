@@ -21,8 +21,9 @@ from hotline.errors import LabError
 from hotline.lab import Lab
 from hotline.lab import sipp as lab_sipp
 from hotline.lab.credentials import load_secrets
-from hotline.lab.kamailio import WS_PORT
+from hotline.lab.kamailio import DB_ROLE, WS_PORT
 from hotline.lab.nodes import node_address, render_behind_proxy
+from hotline.lab.ports import PG_PORT
 from hotline.lab.postgres import DB_NAME, dsn
 from hotline.provision.model import Agent, Provisioning
 from hotline.provision.render import PJSIP_FILE
@@ -115,8 +116,19 @@ def new_calls(lab: Lab, calls: int, extension: str = ANSWERED, **kwargs: str) ->
     return {n: c - before[n] for n, c in dialled_on(lab, extension).items()}
 
 
-def test_kamailio_accepts_the_shipped_config(nodes_lab: Lab) -> None:
+def test_kamailio_accepts_the_shipped_config_and_its_role_reads_only_its_own(
+        nodes_lab: Lab) -> None:
     assert "config file ok" in nodes_lab.kamailio.check()
+    password = load_secrets(nodes_lab.state_dir).db_password  # the lab's role.sql password
+    with psycopg.connect(f"postgresql://{DB_ROLE}:{password}@127.0.0.1:{PG_PORT}/{DB_NAME}",
+                         autocommit=True) as kamailio:
+        for view in ("dispatcher", "subscriber", "location", "version"):
+            kamailio.execute(f"SELECT * FROM {view}")  # its search_path is the schema kamailio
+        for table in ("public.agents", "public.nodes", "public.cases"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                kamailio.execute(f"SELECT * FROM {table}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            kamailio.execute("UPDATE version SET table_version = 0")
 
 
 def test_calls_go_round_robin_and_skip_lapsed_draining_and_dead_nodes(
@@ -175,6 +187,9 @@ def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
         contact = nodes_db.execute("SELECT contact FROM kamailio.location WHERE username = %s",
                                    (AGENT,)).fetchone()
         assert contact is not None and f":{port}" in contact[0]  # kept in PostgreSQL
+        nodes_lab.kamailio.stop()  # a restart keeps the registration (usrloc db_mode 1)
+        nodes_lab.kamailio.start()
+        wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 5, "nodes active after restart")
         # the node's rendered AOR: PJSIP/kamagent is Kamailio with the agent's user
         shown = nodes_lab.nodes()["a"].rx(f"pjsip show aor {AGENT}", timeout=10).stdout
         assert f"sip:{AGENT}@127.0.0.1:5060" in shown
