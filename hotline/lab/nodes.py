@@ -13,6 +13,7 @@ from hotline.config import Settings
 from hotline.errors import LabError
 from hotline.lab.ports import HOST
 from hotline.lab.shell import write_if_changed
+from hotline.media import WEB_CONTEXT
 from hotline.provision.model import Provisioning
 from hotline.provision.render import DIALPLAN_FILE, PJSIP_FILE, render
 
@@ -97,7 +98,8 @@ def _behind_proxy(text: str) -> str:
 
 
 def render_lab_dialplan() -> str:
-    """A test-only harness until a daemon serves every node: 7000 answers and holds the call,
+    """A test-only harness until a daemon serves every node: 7000 answers and holds the call
+    (a browser's too, in the web endpoint's context),
     77AGENT dials PJSIP/AGENT (through Kamailio, by the AOR `hotline apply` renders with
     sip_proxy). Everything else goes to Stasis as in production."""
     return (
@@ -105,4 +107,6 @@ def render_lab_dialplan() -> str:
         "[hotline-inbound]\n"
         "exten => 7000,1,Answer()\n same => n,Wait(30)\n same => n,Hangup()\n"
         "exten => _77.,1,Dial(PJSIP/${EXTEN:2},15)\n"
-        " same => n,Hangup()\n")
+        " same => n,Hangup()\n"
+        f"[{WEB_CONTEXT}]\n"
+        "exten => 7000,1,Answer()\n same => n,Wait(30)\n same => n,Hangup()\n")

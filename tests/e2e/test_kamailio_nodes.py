@@ -88,11 +88,13 @@ def wait_for(check: Callable[[], bool], within_s: float, what: str) -> None:
 
 
 def dialled_on(lab: Lab, extension: str = ANSWERED) -> dict[str, int]:
-    """How many calls to `extension` each node's dialplan has taken so far (its Asterisk log)."""
+    """How many calls to `extension` (in hotline-inbound unless it says `@context`) each node's
+    dialplan has taken so far (its Asterisk log)."""
+    where = extension if "@" in extension else f"{extension}@hotline-inbound"
     counts = {}
     for name, node in lab.nodes().items():
         text = node.log.read_text(errors="replace") if node.log.exists() else ""
-        counts[name] = text.count(f"Executing [{extension}@hotline-inbound:1]")
+        counts[name] = text.count(f"Executing [{where}:1]")
     return counts
 
 
@@ -261,3 +263,30 @@ async def test_websocket_agent_registers_at_kamailio_rings_from_a_node_and_goes_
         put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
         forget_registrations(nodes_lab)
         nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+
+
+WEBRTC_OFFER = "\r\n".join([
+    "v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111 0", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+    "a=ice-ufrag:kamlab01", "a=ice-pwd:kamlabkamlabkamlabkamlab0",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=setup:actpass", "a=mid:0",
+    "a=sendrecv", "a=rtcp-mux", "a=rtpmap:111 opus/48000/2", "a=rtpmap:0 PCMU/8000",
+    "a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", ""])
+
+
+async def test_a_browsers_call_over_websocket_reaches_a_nodes_web_endpoint(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    before = dialled_on(nodes_lab, f"{ANSWERED}@hotline-web")
+    phone = WsPhone("webcaller", "", f"ws://127.0.0.1:{WS_PORT}", "127.0.0.1")
+    try:
+        await phone.open()
+        answer = await phone.call(ANSWERED, WEBRTC_OFFER)
+        assert answer.startswith("SIP/2.0 200"), answer[:300]
+        # the node took it as the browsers' endpoint (Kamailio's X-Hotline-Media header), which
+        # answers WebRTC: DTLS-SRTP with ICE, over the UDP leg from Kamailio
+        assert "UDP/TLS/RTP/SAVPF" in answer and "a=fingerprint:" in answer
+        after = dialled_on(nodes_lab, f"{ANSWERED}@hotline-web")
+        assert sum(after.values()) - sum(before.values()) == 1
+        assert await phone.ack_and_bye(answer) == "SIP/2.0 200 OK"
+    finally:
+        await phone.close()

@@ -23,6 +23,7 @@ class WsPhone:
     url: str  # ws://host:port
     domain: str
     host: str = field(default_factory=lambda: f"{uuid.uuid4().hex[:8]}.invalid")
+    _dialog: tuple[str, str, str] = ("", "", "")  # Call-ID, From tag, extension of the call
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
 
@@ -81,3 +82,44 @@ class WsPhone:
     async def _send(self, text: str) -> None:
         assert self._ws is not None
         await self._ws.send_str(text)
+
+    async def call(self, extension: str, sdp: str) -> str:
+        """INVITE `extension` with `sdp`; the final response (provisional ones skipped)."""
+        self._dialog = (uuid.uuid4().hex, uuid.uuid4().hex[:8], extension)
+        call_id, tag, _ = self._dialog
+        await self._send(
+            f"INVITE sip:{extension}@{self.domain} SIP/2.0\r\n"
+            f"Via: SIP/2.0/WS {self.host};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+            f"From: <sip:{self.user}@{self.domain}>;tag={tag}\r\n"
+            f"To: <sip:{extension}@{self.domain}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
+            f"Contact: <sip:{self.user}@{self.host};transport=ws>\r\nMax-Forwards: 70\r\n"
+            f"Content-Type: application/sdp\r\nContent-Length: {len(sdp.encode())}\r\n\r\n{sdp}")
+        while True:
+            reply = await self.receive()
+            if reply.startswith("SIP/2.0 1"):
+                continue
+            return reply
+
+    async def ack_and_bye(self, answer: str) -> str:
+        """ACK a 200 to our INVITE and hang up, both along its Record-Route set (reversed, as
+        a caller uses it); the BYE's final status line."""
+        call_id, tag, extension = self._dialog
+        head = answer.split("\r\n\r\n", 1)[0].split("\r\n")
+        routes = [line.split(":", 1)[1].strip() for line in head
+                  if line.lower().startswith("record-route:")]
+        to = next(line for line in head if line.lower().startswith("to:"))
+        contact = re.search(r"<([^>]+)>", next(line for line in head
+                                                if line.lower().startswith("contact:")))
+        assert contact, answer
+        route = "".join(f"Route: {r}\r\n" for r in reversed(routes))
+        for cseq, method in ((1, "ACK"), (2, "BYE")):
+            await self._send(
+                f"{method} {contact[1]} SIP/2.0\r\n"
+                f"Via: SIP/2.0/WS {self.host};branch=z9hG4bK{uuid.uuid4().hex}\r\n{route}"
+                f"From: <sip:{self.user}@{self.domain}>;tag={tag}\r\n{to}\r\n"
+                f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n"
+                "Content-Length: 0\r\n\r\n")
+        while True:
+            reply = await self.receive()
+            if reply.startswith("SIP/2.0") and "BYE" in reply.split("\r\nCSeq:", 1)[1][:20]:
+                return reply.splitlines()[0]
