@@ -15,10 +15,12 @@ from hotline.errors import LabError
 from hotline.lab import Lab, phones
 from hotline.lab.caller import CallPlan, check_daemon, random_caller, run_call
 from hotline.lab.instances import INSTANCE_ENV, NETNS_DIR, enter_netns, netns_name
+from hotline.lab.nodes import MAX_NODES, node_names
 from hotline.lab.sipp import require_sipp
 from hotline.store import agent_sessions
 from hotline.store.db import connect
 
+NODE_LOGS = [f"node-{name}" for name in node_names(MAX_NODES)]
 # The checkout whose asterisk-conf/ and dialplan/ the lab runs.
 PROJECT_DIR = Path(os.environ.get("HOTLINE_PROJECT_DIR", Path(__file__).resolve().parents[2]))
 
@@ -80,11 +82,12 @@ def env() -> None:
 
 
 @lab.command()
-@click.argument("service", type=click.Choice(["asterisk", "postgres"]), default="asterisk")
+@click.argument("service", type=click.Choice(["asterisk", "postgres", "kamailio", *NODE_LOGS]),
+                default="asterisk")
 @click.option("-n", "--lines", default=50, show_default=True, help="How many lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 def logs(service: str, lines: int, follow: bool) -> None:
-    """Show the lab's Asterisk or PostgreSQL log."""
+    """Show the lab's Asterisk, PostgreSQL or (with nodes) Kamailio or node-NAME log."""
     path = _lab().log_paths()[service]
     if not path.exists():
         raise click.ClickException(f"no {service} log yet at {path}")

@@ -255,7 +255,8 @@ class Lab:
         """'asterisk' is Asterisk's own log (messages); 'asterisk_console' its stdout/stderr,
         which alone holds what went wrong when it fails before its logger starts."""
         return {"asterisk": self.asterisk.log, "asterisk_console": self.asterisk.console_log,
-                "postgres": self.postgres.log}
+                "postgres": self.postgres.log, "kamailio": self.kamailio.console_log,
+                **{f"node-{name}": node.log for name, node in self.nodes().items()}}
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
