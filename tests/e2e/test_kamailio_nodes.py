@@ -1,5 +1,6 @@
 """Two Asterisk nodes behind Kamailio (issue 20), on real processes: the lab with nodes
-(`hotline lab --instance N up --nodes 2`, e.g. `LAB=5 /work/labrun ...`), the shipped
+(`hotline lab --instance 5 up --nodes 2`; `make test` runs this file in it, in a phase of its
+own: `HOTLINE_LAB_INSTANCE=5 ip netns exec hotline-lab5 pytest THIS_FILE`), the shipped
 deploy/kamailio/kamailio.cfg, and the `nodes` rows that the active daemon would keep. The nodes
 answer with the lab's test harness (extension 7000 of extensions_lab.conf) until a daemon serves
 every node. Skipped on a lab without nodes (labs 1 and 2 of `make test`)."""
@@ -28,8 +29,11 @@ from hotline.lab.postgres import DB_NAME, dsn
 from hotline.provision.model import Agent, Provisioning
 from hotline.provision.render import PJSIP_FILE
 from hotline.provision.sip_auth import ha1
-from tests.support.sipp import SCENARIOS, free_udp_port
-from tests.support.ws_sip import WsPhone
+
+from support.sipp import SCENARIOS, free_udp_port
+from support.ws_sip import WsPhone
+
+pytestmark = pytest.mark.lab
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ANSWERED = "7000"
