@@ -203,18 +203,27 @@ class Lab:
                            "run as root") from exc
 
     def env(self) -> dict[str, str]:
+        """The settings for the lab. With nodes: node a's ARI, AMI and config (every node has
+        the same ARI and AMI users, so the URLs' credentials log in to each), `node` a, and
+        Kamailio as `sip_proxy`."""
         s = load_secrets(self.state_dir)
-        return {
+        first = next(iter(self.nodes().items()), None)
+        host = node_address(first[0]) if first else HOST
+        asterisk = first[1] if first else self.asterisk
+        env = {
             "HOTLINE_DSN": dsn(DB_NAME, s.db_password),
             "HOTLINE_AMI_URL": f"ami://{AMI_USER}:{quote(s.ami_secret, safe='')}"
-                               f"@{HOST}:{AMI_PORT}",
+                               f"@{host}:{AMI_PORT}",
             "HOTLINE_ARI_URL": f"http://{ARI_USER}:{quote(s.ari_password, safe='')}"
-                               f"@{HOST}:{HTTP_PORT}",
+                               f"@{host}:{HTTP_PORT}",
             "HOTLINE_ARI_APP": ARI_APP,
-            "HOTLINE_ASTERISK_CONF_DIR": str(self.conf_dir),
-            "HOTLINE_RECORDING_DIR": str(self.asterisk.recording_dir),
+            "HOTLINE_ASTERISK_CONF_DIR": str(asterisk.conf_dir),
+            "HOTLINE_RECORDING_DIR": str(asterisk.recording_dir),
             "HOTLINE_ASTERISK_ROOT": str(self.asterisk.root),
         }
+        if first:
+            env |= {"HOTLINE_NODE": first[0], "HOTLINE_SIP_PROXY": HOST}
+        return env
 
     def admin_dsn(self) -> str:
         """The `hotline` role (it has CREATEDB) on the `postgres` database, so that creating or

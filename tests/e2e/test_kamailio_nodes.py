@@ -30,6 +30,8 @@ from hotline.provision.model import Agent, Provisioning
 from hotline.provision.render import PJSIP_FILE
 from hotline.provision.sip_auth import ha1
 
+from support.agents import hotline
+from support.daemon import DaemonProcess, free_tcp_port
 from support.sipp import SCENARIOS, free_udp_port
 from support.ws_sip import WsPhone
 
@@ -301,3 +303,68 @@ async def test_a_browsers_call_over_websocket_reaches_a_nodes_web_endpoint(
         assert await phone.ack_and_bye(answer) == "SIP/2.0 200 OK"
     finally:
         await phone.close()
+
+
+def test_a_daemon_on_node_a_takes_calls_dispatched_to_b_after_its_503_and_rings_an_agent(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """The harness of issue 20 before the daemon is multi-node: one `hotline run` serving node a
+    only (its ARI, AMI and config; node `a`; sip_proxy = Kamailio), on the database Kamailio
+    reads. Node b, with no daemon, refuses with 503; Kamailio fails over to a without marking b
+    down. The queue rings the agent by PJSIP/ENDPOINT, which reaches its phone at Kamailio."""
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
+    assert env["HOTLINE_NODE"] == "a" and env["HOTLINE_SIP_PROXY"] == "127.0.0.1"
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(daemon_provisioning(AGENT, password))
+    hotline(env, "provision", str(setup))
+    hotline(env, "apply")  # node a's config, with Kamailio as sip_proxy
+    hotline(env, "agent", "login", AGENT)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    daemon.start()
+    try:
+        port = free_udp_port()
+        lab_sipp.register(AGENT, password, port)
+        phone = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-m", "2",
+             "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()),
+             "-timeout", "40s", "-timeout_error", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+        before_b = dialled_on(nodes_lab, f"{DAEMON_NUMBER}@hotline-inbound")["b"]
+        call_through_kamailio(2, DAEMON_NUMBER)  # round robin: one of them to b first
+        out, _ = phone.communicate(timeout=40)
+        assert phone.returncode == 0, out[-2000:]  # the agent answered both
+        hops = wait_for_rows(nodes_db, "SELECT node, end_reason FROM hops WHERE id > %s"
+                             " AND ended_at IS NOT NULL ORDER BY id", (opened,), 2)
+        assert hops == [("a", "completed"), ("a", "completed")]
+        assert dialled_on(nodes_lab, f"{DAEMON_NUMBER}@hotline-inbound")["b"] == before_b + 1
+        assert active_nodes(nodes_lab) == {"a", "b"}  # b refused, and was not marked down
+        assert "Traceback" not in daemon.log()
+    finally:
+        daemon.stop()
+        hotline(env, "agent", "logout", AGENT)
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+
+
+DAEMON_NUMBER = "+74951230001"
+def daemon_provisioning(agent: str, password: str) -> str:
+    return (f'[queues.kamailio]\nmax_wait = 20\n\n[hotlines.nodes]\nentry = "queue:kamailio"\n\n'
+            f'[numbers."{DAEMON_NUMBER}"]\nhotline = "nodes"\nlines = 4\n\n'
+            f'[agents.{agent}]\npassword = "{password}"\ncapabilities = ["audio"]\n'
+            "queues = { kamailio = 0 }\n")
+
+
+def wait_for_rows(db: psycopg.Connection, query: str, params: tuple[object, ...],
+                  count: int) -> list[tuple[object, ...]]:
+    found: list[tuple[object, ...]] = []
+
+    def enough() -> bool:
+        found[:] = db.execute(query, params).fetchall()
+        return len(found) >= count
+    wait_for(enough, 10, f"{count} rows of {query}")
+    return found
