@@ -29,6 +29,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.loadlab import Callers, QueueLab, fmt, log, pct, run_cleanly  # noqa: E402
+from hotline.store.active_lock import ACTIVE  # noqa: E402
 from hotline.store.db import APPLICATION_NAME  # noqa: E402
 
 SERVE_AFTER_DAEMON_RESTART_S = 5.0
@@ -287,7 +288,7 @@ def db_outage(q: QueueLab, load: Load, outage_s: float = 30, prefix: str = "7430
     time.sleep(min(load.seconds / 3, max(0.0, load.seconds - outage_s) / 2))
     assert q.db_name is not None
     t0 = time.time()
-    with q.lab.database_cut_off(q.db_name, APPLICATION_NAME):
+    with q.lab.database_cut_off(q.db_name, APPLICATION_NAME, f"{ACTIVE} %"):  # as a failover: the lock too
         time.sleep(outage_s)
     t1 = time.time()
     settle_and_check(q, callers, load, v, settle_s=120)

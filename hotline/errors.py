@@ -7,6 +7,11 @@ class HotlineError(Exception):
     """Base of every error hotline raises on purpose; its text is shown to the user as is."""
 
 
+class Fenced(HotlineError):
+    """The active daemon lost its lock's session (hotline.store.active_lock) and stopped
+    controlling calls; exits non-zero so that its supervisor restarts it, as a standby."""
+
+
 class ConfigError(HotlineError):
     """A setting is missing or malformed (names the setting and the value)."""
 

@@ -3,7 +3,10 @@
 "ok" (200): ARI, AMI and the database are connected. "degraded" (200): ARI is connected, so calls
 are served, but AMI (agents' phone states go stale) or the database is away (calls are served
 from the snapshot and their records wait in the write-behind). "down" (503): no ARI connection,
-so no call reaches this daemon; also while it starts and after it began to stop.
+so no call reaches this daemon; also while it starts and after it began to stop. "standby" (503,
+with the active daemon named in "active"): a healthy hot standby waiting for the active lock
+(hotline.store.active_lock); a load balancer skips it as it skips "down", monitoring tells them
+apart by the body. Every body says the daemon's "role": active or standby.
 
 The same listener serves `GET /metrics` for Prometheus (hotline.metrics): both are for the
 operator's own systems, never for the public the web pages face."""
@@ -37,6 +40,9 @@ class Probes:
     ami_connected: Callable[[], bool]
     backlog: Callable[[], int]  # records not yet committed by the write-behind
     check_database: Callable[[], Awaitable[None]]  # raises when the database does not answer
+    # While this daemon is a standby: the active daemon it waits for ("" when none is seen); None
+    # once it is active (or stopping).
+    standing_by: Callable[[], str | None] = lambda: None
 
 
 class DatabaseCheck:
@@ -91,17 +97,22 @@ class Health:
         """The HTTP status and the JSON body of one probe."""
         ari, ami = self.probes.ari_connected(), self.probes.ami_connected()
         db_error = await self.database.error()
-        status = "down" if not ari else "ok" if ami and db_error is None else "degraded"
+        active = self.probes.standing_by()
+        status = ("standby" if active is not None else "down" if not ari
+                  else "ok" if ami and db_error is None else "degraded")
         lag = self.lag.summary()
         body: dict[str, object] = {
-            "status": status, "ari_connected": ari, "ari_connections": self.probes.ari_connections(),
+            "status": status, "role": "active" if active is None else "standby",
+            "ari_connected": ari, "ari_connections": self.probes.ari_connections(),
             "ami_connected": ami,
             "database_reachable": db_error is None, "write_behind_backlog": self.probes.backlog(),
             "loop_lag_ms": {"p99": lag.p99_ms, "max": lag.max_ms, "window_s": self.lag.window_s},
         }
         if db_error is not None:
             body["database_error"] = db_error
-        return (503 if status == "down" else 200), body
+        if active is not None:
+            body["active"] = active or None  # null: no daemon holds the lock now (one takes it soon)
+        return (503 if status in ("down", "standby") else 200), body
 
     async def start(self, host: str, port: int) -> None:
         app = web.Application()

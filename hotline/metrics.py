@@ -63,6 +63,7 @@ class Sources:
     ami_connected: Callable[[], bool]
     callbacks_waiting: Callable[[], Awaitable[dict[str, int]]]  # queue -> not placed yet; raises
     webhooks_pending: Callable[[], Awaitable[dict[str, int]]]  # webhook -> deliveries waiting; raises
+    active: Callable[[], bool] = lambda: True  # holds the active lock (a standby: False)
 
 
 class Refreshed:
@@ -140,6 +141,8 @@ class HotlineCollector(Collector):
         yield _gauge("hotline_event_loop_lag_max_seconds",
                      f"The event loop's longest lag in the last {self.lag.window_s:.0f} s.",
                      self.lag.summary().max_ms / 1000)
+        yield _gauge("hotline_active", "1 while this daemon is the active one (holds the active lock, "
+                     "serves calls and pages); 0 while it is a hot standby.", int(s.active()))
         yield _gauge("hotline_ari_connected", "1 while the ARI events WebSocket is connected.",
                      int(s.ari_connected()))
         yield CounterMetricFamily("hotline_ari_connections", "ARI connections made since the start "

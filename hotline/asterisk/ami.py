@@ -309,6 +309,10 @@ class AmiSession:
             raise AmiError(f"AMI at {self._where}: CoreSettings reply without AsteriskVersion")
         return version
 
+    async def system_name(self) -> str:
+        """asterisk.conf's systemname ("" when unset): a node's name, which prefixes its channel ids."""
+        return str((await self._single("CoreSettings")).get("SystemName", ""))
+
     async def ping(self) -> float:
         """Round trip of a Ping action, in seconds."""
         loop = asyncio.get_running_loop()

@@ -8,18 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from hotline.asterisk.ari import AriClient
 from hotline.cli.common import run_with_db, run_with_pool, settings_of
 from hotline.config import Settings
-from hotline.engine.conference import invite
-from hotline.engine.phone_switch import ask_phone_switch, phone_number
-from hotline.engine.routing.outbound import trunk_for
-from hotline.engine.transfer import AgentTarget, TransferTo, ask_transfer, transfer_target
 from hotline.errors import AriError, AriNotFound, HotlineError, PhoneSwitchRefused, TransferRefused
 from hotline.provision.model import Agent
 from hotline.store import provisioning
@@ -27,7 +23,12 @@ from hotline.store.case_notes import CLI_AUTHOR, add_note, check_note
 from hotline.store.case_timeline import CaseTimeline, case_timeline, phone_outcome_text
 from hotline.store.switches import Switches, case_phone_number
 from hotline.store.transfers import TRANSFER_PATIENCE_S, transfer_outcome
-from hotline.web.switch_links import SwitchLink, SwitchLinks
+
+# The ARI client (aiohttp) and the engine load in the commands that talk to the daemon, not in
+# every `hotline case show`: hotline/cli/__init__.py loads this module for each `case` command.
+if TYPE_CHECKING:
+    from hotline.engine.transfer import TransferTo
+    from hotline.web.switch_links import SwitchLink
 
 CASE_ID = click.argument("case_id", type=click.IntRange(min=1))
 
@@ -83,6 +84,8 @@ def switch(ctx: click.Context, case_id: int, to: str, number: str | None) -> Non
     if number is not None:
         raise click.UsageError("--number goes with --to phone")
 
+    from hotline.web.switch_links import SwitchLinks
+
     async def go(pool: AsyncConnectionPool) -> SwitchLink:
         async with pool.connection() as conn:
             hop_id = await _live_answered_hop(conn, case_id)
@@ -100,6 +103,8 @@ def switch(ctx: click.Context, case_id: int, to: str, number: str | None) -> Non
 
 
 def _switch_to_phone(ctx: click.Context, settings: Settings, case_id: int, typed: str | None) -> str:
+    from hotline.engine.phone_switch import phone_number
+    from hotline.engine.routing.outbound import trunk_for
     settings.require("dsn", "ari_url")
 
     async def go(conn: AsyncConnection) -> str:
@@ -107,7 +112,7 @@ def _switch_to_phone(ctx: click.Context, settings: Settings, case_id: int, typed
         trunks = (await provisioning.load(conn)).trunks.values()
         number = phone_number(typed or await _phone_of_case(conn, case_id), trunks, settings.default_region)
         since = await _db_now(conn)
-        await _ask_phone(settings, channel_id, number, case_id)
+        await _ask_phone(conn, settings, channel_id, number, case_id)
         await conn.commit()
         if not await _switch_row(conn, hop_id, since, "issued_at", SWITCH_PATIENCE_S):
             raise PhoneSwitchRefused(f"case {case_id}: the daemon did not dial {number} within "
@@ -192,8 +197,11 @@ async def _dial_outcome(conn: AsyncConnection, hop_id: int, since: object, withi
         await asyncio.sleep(0.2)
 
 
-async def _ask_phone(settings: Settings, channel_id: str, number: str, case_id: int) -> None:
-    ari = AriClient(settings.ari)
+async def _ask_phone(conn: AsyncConnection, settings: Settings, channel_id: str, number: str,
+                     case_id: int) -> None:
+    from hotline.cli.node_ari import ari_for_channel
+    from hotline.engine.phone_switch import ask_phone_switch
+    ari = await ari_for_channel(conn, settings, channel_id)
     try:
         await ask_phone_switch(ari, settings.ari_app, channel_id, number, "cli")
     except AriNotFound:
@@ -229,20 +237,21 @@ def invite_agent(ctx: click.Context, case_id: int, agent: str) -> None:
     settings = settings_of(ctx)
     settings.require("dsn", "ari_url")
 
-    async def invitee(conn: AsyncConnection) -> Agent:
+    async def ring(conn: AsyncConnection) -> str:
         invited = (await provisioning.load(conn)).agents.get(agent)
         if invited is None:
             raise HotlineError(f"agent {agent!r} does not exist (see `hotline agent list`)")
         await _live_answered_hop(conn, case_id)
-        return invited
+        return await _ring(conn, settings, case_id, invited)
 
-    invited = run_with_db(ctx, invitee)
-    channel = asyncio.run(_ring(settings, case_id, invited))
+    channel = run_with_db(ctx, ring)
     click.echo(f"ringing {agent} into case {case_id} (channel {channel})")
 
 
-async def _ring(settings: Settings, case_id: int, invited: Agent) -> str:
-    ari = AriClient(settings.ari)
+async def _ring(conn: AsyncConnection, settings: Settings, case_id: int, invited: Agent) -> str:
+    from hotline.cli.node_ari import ari_for_case
+    from hotline.engine.conference import invite
+    ari = await ari_for_case(conn, settings, case_id)  # the leg joins the case's bridge: its node
     try:
         return await invite(ari, settings.ari_app, case_id, invited, "cli")
     finally:
@@ -274,6 +283,7 @@ def transfer(ctx: click.Context, case_id: int, target: str | None, attended: boo
                                f"transfer under way")
     if step is None and target is None:
         raise click.UsageError("give a TARGET (or --complete / --cancel for an attended transfer)")
+    from hotline.engine.transfer import AgentTarget, transfer_target
     settings = settings_of(ctx)
     settings.require("dsn", "ari_url")
 
@@ -282,7 +292,7 @@ def transfer(ctx: click.Context, case_id: int, target: str | None, attended: boo
         if attended and not isinstance(to, AgentTarget):
             raise TransferRefused(f"an attended transfer goes to an agent (agent:NAME), not to {to}")
         channel_id = await _live_talk_channel(conn, case_id)
-        request = await _ask(settings, channel_id, to, case_id, attended=attended or step is not None,
+        request = await _ask(conn, settings, channel_id, to, case_id, attended=attended or step is not None,
                              step=step or "begin")
         await conn.commit()
         outcome = await transfer_outcome(conn, request, TRANSFER_PATIENCE_S)
@@ -321,9 +331,11 @@ async def _live_talk_channel(conn: AsyncConnection, case_id: int) -> str:
     return str(row[0])
 
 
-async def _ask(settings: Settings, channel_id: str, target: TransferTo | None, case_id: int, *,
-               attended: bool, step: str) -> str:
-    ari = AriClient(settings.ari)
+async def _ask(conn: AsyncConnection, settings: Settings, channel_id: str, target: TransferTo | None,
+               case_id: int, *, attended: bool, step: str) -> str:
+    from hotline.cli.node_ari import ari_for_channel
+    from hotline.engine.transfer import ask_transfer
+    ari = await ari_for_channel(conn, settings, channel_id)
     try:
         return await ask_transfer(ari, settings.ari_app, channel_id, target, "cli", attended=attended,
                                   step=step)

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+import psycopg
 
 from hotline.asterisk import prerequisites as pre
 from hotline.asterisk.ami import AmiSession
 from hotline.asterisk.ari import AriClient
+from hotline.asterisk.nodes import NodeAddress, node_addresses
 from hotline.asterisk.sounds import SoundsDir
 from hotline.asterisk.sounds import refusal as sounds_refusal
 from hotline.cli.apply import include_warning, loaded_endpoints
@@ -34,6 +36,7 @@ from hotline.provision.render import (
 )
 from hotline.store import migrations
 from hotline.store import provisioning as provisioning_store
+from hotline.store.active_lock import count_standbys, find_holder
 from hotline.store.db import connect, describe_dsn
 
 
@@ -78,6 +81,7 @@ async def run_checks(settings: Settings, timeout: float = 10.0, *, starting: boo
             ("dialplan", lambda: _dialplan(settings)),
             ("included files", lambda: _included_files(settings)),
             ("trunks", lambda: _trunks(settings)),
+            ("nodes", lambda: _nodes(settings)),
             ("prompts", lambda: _prompts(settings)),
         ]
     results = []
@@ -100,11 +104,20 @@ async def _database(settings: Settings) -> str:
         todo = await migrations.pending(conn)
         cur = await conn.execute("SHOW server_version")
         row = await cur.fetchone()
+        daemons = await _daemons(conn, settings.ari_app)
     where = describe_dsn(settings.dsn)
     if todo:
         raise HotlineError(f"{where} reachable but {len(todo)} migration(s) pending: "
                            "run `hotline db migrate`")
-    return f"{where}, PostgreSQL {row[0] if row else '?'}, migrated"
+    return f"{where}, PostgreSQL {row[0] if row else '?'}, migrated; {daemons}"
+
+
+async def _daemons(conn: psycopg.AsyncConnection, app: str) -> str:
+    """Which daemon is active for the app (it holds the active lock), and how many stand by."""
+    holder = await find_holder(conn, app)
+    standbys = await count_standbys(conn)
+    active = f"active daemon {holder.describe()}" if holder is not None else "no active daemon"
+    return f"{active}, {standbys} standby" + ("s" if standbys != 1 else "")
 
 
 async def _ami(settings: Settings) -> str:
@@ -130,6 +143,40 @@ async def _with_ami(settings: Settings, use: Callable[[AmiSession], Awaitable[T]
         return await use(ami)
     finally:
         await ami.close()
+
+
+async def _nodes(settings: Settings) -> str:
+    """Every provisioned node answers ARI and AMI with the settings' users, under its own name as
+    Asterisk's systemname (two nodes with one systemname could give two channels one id)."""
+    settings.require("dsn")
+    async with await connect(settings.dsn) as conn:
+        if await migrations.pending(conn):  # the database line says what to do
+            raise HotlineError("not checked: the database is not migrated")
+        nodes = (await provisioning_store.load(conn)).nodes
+    if not nodes:
+        return f"none provisioned: the one Asterisk of ari_url/ami_url, as node {settings.node!r}"
+    problems = [p for address in node_addresses(settings, nodes) if (p := await _node_problem(address))]
+    if problems:
+        raise HotlineError("; ".join(problems))
+    return f"{len(nodes)} reachable by ARI and AMI, each under its own systemname: {', '.join(sorted(nodes))}"
+
+
+async def _node_problem(address: NodeAddress) -> str | None:
+    ami = AmiSession(address.ami, connect_timeout=5.0, action_timeout=5.0)
+    client = AriClient(address.ari, request_timeout=5.0)
+    try:
+        await ami.connect()
+        name = await ami.system_name()
+        await client.info()
+    except (HotlineError, OSError) as exc:
+        return f"node {address.name}: {exc}"
+    finally:
+        await ami.close()
+        await client.close()
+    if name != address.name:
+        return (f"node {address.name}: Asterisk's systemname is {name!r}: set `systemname = {address.name}` "
+                f"in asterisk.conf's [options] and restart it")
+    return None
 
 
 async def _cli(settings: Settings, command: str) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 from psycopg import AsyncConnection
 
-from hotline.asterisk.ari import AriClient
 from hotline.cli.common import run_with_db, settings_of
 from hotline.config import Settings
 from hotline.engine.recording import ask_recording
@@ -49,7 +48,7 @@ def start(ctx: click.Context, case_id: int) -> None:
         live = await recordings.live_recording(conn, case_id)
         if live is not None:
             return f"case {case_id}: recording #{live.id} is {live.state} already"
-        await _send(settings, channel_id, "start", case_id)
+        await _send(conn, settings, channel_id, "start", case_id)
         await conn.commit()
         began = await recordings.recording_begins(conn, case_id)
         if began is None:
@@ -93,7 +92,7 @@ def _ask(ctx: click.Context, case_id: int, action: str) -> str:
         live, channel_id = await recordings.live_talk_recording(conn, case_id)
         if live.state == wanted:
             return f"case {case_id}: recording #{live.id} is {wanted} already"
-        await _send(settings, channel_id, action, case_id)
+        await _send(conn, settings, channel_id, action, case_id)
         await conn.commit()
         if not await recordings.state_becomes(conn, live.id, wanted):
             raise RecordingError(f"case {case_id}: no daemon took the {action} within {ASK_PATIENCE_S:.0f} s "
@@ -102,8 +101,10 @@ def _ask(ctx: click.Context, case_id: int, action: str) -> str:
     return run_with_db(ctx, go)
 
 
-async def _send(settings: Settings, channel_id: str, action: str, case_id: int) -> None:
-    ari = AriClient(settings.ari)
+async def _send(conn: AsyncConnection, settings: Settings, channel_id: str, action: str,
+                case_id: int) -> None:
+    from hotline.cli.node_ari import ari_for_channel  # the ARI client (aiohttp) only when asked
+    ari = await ari_for_channel(conn, settings, channel_id)
     try:
         await ask_recording(ari, settings.ari_app, channel_id, action, "cli")
     except AriNotFound:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import click
 from psycopg import AsyncConnection
 
-from hotline.asterisk.ari import AriClient
 from hotline.cli.cases import CASE_ID, case_group
 from hotline.cli.common import run_with_db, settings_of
 from hotline.config import Settings
-from hotline.engine.supervision_request import ask, look_on, outcome_said
 from hotline.errors import AriError, AriNotFound, SupervisionRefused
 from hotline.store import provisioning
 
@@ -54,9 +52,12 @@ def supervise(ctx: click.Context, case_id: int, supervisor: str, mode: str) -> s
 
 
 async def _ask(settings: Settings, conn: AsyncConnection, case_id: int, mode: str, supervisor: str) -> str:
-    ari = AriClient(settings.ari)
+    # Here, not at the top: every `hotline case` command loads this module (hotline.cli).
+    from hotline.cli.node_ari import ari_for_case
+    from hotline.engine.supervision_request import ask, look_on, outcome_said
+    ari = await ari_for_case(conn, settings, case_id)  # the node of the case's live talk
     try:
-        request = await ask(conn, ari, settings.ari_app, case_id, mode, supervisor, "cli")
+        request = await ask(conn, lambda channel_id: ari, settings.ari_app, case_id, mode, supervisor, "cli")
     except AriNotFound:  # the app: Asterisk has none of that name while no daemon is connected
         raise SupervisionRefused(f"case {case_id}: no daemon serves Stasis app {settings.ari_app!r} "
                                  f"(is `hotline run` running?)") from None

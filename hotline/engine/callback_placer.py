@@ -34,6 +34,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -114,8 +115,12 @@ class Timing:
 class CallbackPlacer:
     """Claims due requests, one per queue at a time, and runs a Placement for each."""
 
-    def __init__(self, ctx: CallContext, store: PlacerStore, timing: Timing = Timing()) -> None:
+    def __init__(self, ctx: CallContext, store: PlacerStore, timing: Timing = Timing(),
+                 place_on: Callable[[], CallContext] | None = None) -> None:
         self.ctx = ctx
+        # The context (so the Asterisk node) a new placement dials on: with several nodes, one
+        # that is served and not draining, and least busy (hotline.daemon); else `ctx`'s.
+        self.place_on = place_on or (lambda: ctx)
         self.store = store
         self.timing = timing
         self.run_id = f"{ctx.node}-{uuid.uuid4().hex[:12]}"  # this daemon's claims
@@ -169,7 +174,7 @@ class CallbackPlacer:
 
     def _start(self, placement: Placement) -> None:
         self.placing[placement.queue.name] = placement
-        self.ctx.watch(placement.channel_id, placement)
+        placement.ctx.watch(placement.channel_id, placement)
         task = asyncio.create_task(self._own(placement), name=f"callback-{placement.request.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -183,7 +188,7 @@ class CallbackPlacer:
             log.exception("callback %s crashed", placement.request.id)
         finally:
             self.placing.pop(placement.queue.name, None)
-            self.ctx.unwatch(placement.channel_id)
+            placement.ctx.unwatch(placement.channel_id)
 
     async def close(self) -> None:
         """Stop placing: requests not answered yet go back in the line (their lease would run
@@ -205,7 +210,7 @@ class Placement:
     """One request being placed: in the line, then the agent, then the customer."""
 
     def __init__(self, placer: CallbackPlacer, queue: Queue, queue_id: int, request: CallbackRequest) -> None:
-        self.placer, self.ctx, self.store = placer, placer.ctx, placer.store
+        self.placer, self.ctx, self.store = placer, placer.place_on(), placer.store
         self.queue, self.queue_id, self.request = queue, queue_id, request
         self.channel_id = f"{CALLBACK_LEG}{request.id}"
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()

@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ex
 from hotline.errors import StoreError
 from hotline.provision.model import Hotline, Number, Provisioning
 from hotline.store import agent_sessions
+from hotline.store import nodes as node_store
 from hotline.store import provisioning as store
 from hotline.store.agent_sessions import AgentPresence
 from hotline.store.db import describe_dsn
@@ -32,6 +33,7 @@ class Snapshot:
     prov: Provisioning = field(default_factory=Provisioning)
     ids: dict[str, dict[str, int]] = field(default_factory=dict)
     presence: dict[str, AgentPresence] = field(default_factory=dict)
+    draining_nodes: frozenset[str] = frozenset()  # `hotline node drain`: no new call there
 
     def number(self, key: str | None) -> Number | None:
         return self.prov.numbers.get(key) if key else None
@@ -72,7 +74,8 @@ class Directory:
             prov = await store.load(conn)
             ids = await store.live_ids(conn)
             presence = await agent_sessions.states(conn)
-        self.snapshot = Snapshot(prov, ids, presence)
+            draining = frozenset(await node_store.draining(conn))
+        self.snapshot = Snapshot(prov, ids, presence, draining)
         self.loaded.set()
         if self.on_reload is not None:
             self.on_reload(self.snapshot)

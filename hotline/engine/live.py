@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -35,10 +36,12 @@ LIVE_STATE = {AgentStatus.UNAVAILABLE: "unreachable"}
 
 class LivePublisher:
     def __init__(self, pool: AsyncConnectionPool, queues: QueueManager, directory: Directory,
-                 period_s: float = PERIOD_S, node: str = "", hub: LiveHub | None = None) -> None:
+                 period_s: float = PERIOD_S, node: str = "", hub: LiveHub | None = None,
+                 node_of: Callable[[str], str | None] = lambda channel_id: None) -> None:
         self.pool = pool
         self.hub = hub if hub is not None else LiveHub()  # wallboards hear of each change
         self.node = node  # the Asterisk node the waiting callers' channels are on (their hops')
+        self.node_of = node_of  # ... when there are several: the node a channel lives on, if known
         self.queues = queues
         self.directory = directory
         self.period_s = period_s
@@ -96,8 +99,9 @@ class LivePublisher:
         """Each queue's waiting callers in the order they are served (an empty line too: the
         rows of callers who left must go)."""
         ids = self.directory.snapshot.ids.get("queues", {})
-        return {ids[name]: [WaitingLive(ids[name], position, self.node, w.channel_id, w.priority,
-                                        datetime.fromtimestamp(w.joined_at, UTC), w.ringing)
+        return {ids[name]: [WaitingLive(ids[name], position, self.node_of(w.channel_id) or self.node,
+                                        w.channel_id, w.priority, datetime.fromtimestamp(w.joined_at, UTC),
+                                        w.ringing)
                             for position, w in enumerate(self.queues.waiting.get(name, []), 1)]
                 for name in self.queues.queues if name in ids}
 

@@ -90,6 +90,9 @@ class Router:
         self.rejoin_waits: dict[str, AwaitingRejoin] = {}
         self.invite_rings = InviteRings(ctx.hub)  # conference invitations ringing: their pops
         self._tasks: set[asyncio.Task[None]] = set()
+        # `hotline node drain`: this node takes no new contact (503: Kamailio tries the next node);
+        # the legs of its live calls (a switch to video, a consult) are still taken.
+        self.draining = False
 
     async def on_event(self, event: AriEvent) -> None:
         """Called by the ARI read loop: must not await ARI (hand the event to the call's task)."""
@@ -245,6 +248,11 @@ class Router:
         if entry.kind == "supervise":
             self._supervise_dialled(event.channel, entry)
             return
+        if self.draining and entry.kind not in ("switch", "phone"):
+            log.info("call %s refused: node %s is draining", event.channel.id, self.ctx.node)
+            channel_id = event.channel.id
+            self._own(self._refuse_new_call(channel_id), f"draining-{channel_id}", channel_id)
+            return
         log.info("call %s entered: %s %s from %r%s", event.channel.id, entry.kind, entry.dialled,
                  event.channel.caller_num, " with video" if entry.video else "")
         # A switch leg from anywhere but the web context brings no token: refused (403). A phone
@@ -322,6 +330,10 @@ class Router:
     async def _refuse_leg(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):
             await self.ctx.ari.hangup(channel_id, CONSULT_REFUSED)
+
+    async def _refuse_new_call(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.ctx.ari.hangup(channel_id, "congestion")  # 503 Service Unavailable
 
     async def _decline(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):

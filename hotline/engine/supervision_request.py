@@ -30,13 +30,14 @@ SAYS = {  # what the asker is told once the supervisor is in
 Look = Callable[[str, float, Collection[str]], Awaitable[SupervisionOutcome | None]]
 
 
-async def ask(conn: AsyncConnection, ari: SupervisionAsker, app: str, case_id: int, mode: str,
-              supervisor: str, asked_by: str) -> str:
-    """Ask the daemon running case `case_id`'s live talk to ring `supervisor` to `mode` it; the
-    request id its row will carry. SupervisionRefused when the case has no live talk; AriError
-    when the request did not reach Asterisk."""
+async def ask(conn: AsyncConnection, ari: Callable[[str], SupervisionAsker], app: str, case_id: int,
+              mode: str, supervisor: str, asked_by: str) -> str:
+    """Ask the daemon running case `case_id`'s live talk to ring `supervisor` to `mode` it, through
+    `ari(channel)`, the ARI of the node the talk's channel is on; the request id its row will
+    carry. SupervisionRefused when the case has no live talk; AriError when the request did not
+    reach Asterisk."""
     channel_id = await live_talk_channel(conn, case_id)
-    request = await ask_supervision(ari, app, channel_id, case_id, mode, supervisor, asked_by)
+    request = await ask_supervision(ari(channel_id), app, channel_id, case_id, mode, supervisor, asked_by)
     await conn.commit()
     return request
 

@@ -233,13 +233,13 @@ class Lab:
     @contextlib.contextmanager
     def database_cut_off(self, database: str, *applications: str) -> Iterator[None]:
         """One database of the lab's PostgreSQL away, as a failover makes it, without stopping the
-        server others share: no new connection, and the sessions of `applications` (their
-        application_name) ended; back as it was on leaving."""
+        server others share: no new connection, and the sessions of `applications` (LIKE patterns
+        of their application_name) ended; back as it was on leaving."""
         with psycopg.connect(self.admin_dsn(), autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{database}" CONNECTION LIMIT 0')
             try:
                 admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                              " WHERE datname = %s AND application_name = ANY(%s)",
+                              " WHERE datname = %s AND application_name LIKE ANY(%s)",
                               (database, list(applications)))
                 yield
             finally:

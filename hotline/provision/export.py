@@ -12,6 +12,7 @@ from hotline.provision.model import (
     Hotline,
     Menu,
     MenuOption,
+    Node,
     Number,
     OpeningHours,
     Provisioning,
@@ -34,6 +35,7 @@ def to_toml(prov: Provisioning, *, with_secrets: bool = False) -> str:
         "numbers": {n.number: number_table(n) for n in prov.numbers.values()},
         "agents": {a.name: agent_table(a, with_secrets) for a in prov.agents.values()},
         "trunks": {t.name: trunk_table(t) for t in prov.trunks.values()},
+        "nodes": {n.name: node_table(n) for n in prov.nodes.values()},
         "pause_reasons": list(prov.pause_reasons),
     }
     return HEADER + tomli_w.dumps({k: v for k, v in doc.items() if v})
@@ -142,3 +144,7 @@ def agent_table(a: Agent, with_secrets: bool = False) -> Table:
 def trunk_table(t: Trunk) -> Table:
     return {"endpoint": t.endpoint, "caller_id": t.caller_id, "allow": list(t.allow),
             "ring_timeout": t.ring_timeout}
+
+
+def node_table(n: Node) -> Table:
+    return {"ari": n.ari, "ami": n.ami, "sip": n.sip}

@@ -261,6 +261,18 @@ class Trunk:
 
 
 @dataclass(frozen=True)
+class Node:
+    """An Asterisk node the one active daemon serves (several behind Kamailio). Its ARI and AMI
+    addresses carry no secret (the settings' ari_url and ami_url users log in to every node, as
+    `hotline apply` renders them alike); `sip` is where Kamailio sends the node its calls."""
+
+    name: str
+    ari: str  # http://host:port
+    ami: str  # ami://host:port
+    sip: str  # sip:host:port
+
+
+@dataclass(frozen=True)
 class Provisioning:
     """The whole contact centre. Keys are the objects' names (numbers: their E.164 or address)."""
 
@@ -270,11 +282,13 @@ class Provisioning:
     numbers: dict[str, Number] = field(default_factory=dict)
     agents: dict[str, Agent] = field(default_factory=dict)
     trunks: dict[str, Trunk] = field(default_factory=dict)
+    # No node: the one Asterisk of the settings (ari_url, ami_url), as before nodes existed.
+    nodes: dict[str, Node] = field(default_factory=dict)
     # The reasons an agent may pause for, in the order the agent's page offers them; () allows any
     # reason.
     pause_reasons: tuple[str, ...] = ()
 
-    KINDS = ("queues", "menus", "hotlines", "numbers", "agents", "trunks")
+    KINDS = ("queues", "menus", "hotlines", "numbers", "agents", "trunks", "nodes")
 
     def section(self, kind: str) -> dict[str, object]:
         return getattr(self, kind)  # type: ignore[no-any-return]

@@ -11,6 +11,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from datetime import date, time
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import phonenumbers
 
@@ -38,6 +39,7 @@ from hotline.provision.model import (
     Hotline,
     Menu,
     MenuOption,
+    Node,
     Number,
     OpeningHours,
     Provisioning,
@@ -620,6 +622,58 @@ def trunk(name: str, table: Mapping[str, object], region: str = "RU") -> Trunk:
                                    lambda k, v: integer(k, v, 5, TRUNK_RING_TIMEOUT_MAX_S), f))
 
 
+NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")  # also the node's Asterisk systemname
+SIP_URI = re.compile(r"sips?:[A-Za-z0-9.\[\]:-]+(;[A-Za-z0-9=._-]+)*")
+NODE_URLS = {"ari": ("http", "https"), "ami": ("ami",)}
+
+
+def node(name: str, table: Mapping[str, object]) -> Node:
+    f = f"nodes.{name}"
+    if not NODE_NAME.fullmatch(name):
+        raise fail("node", name, "is not a valid node name (lower-case letters, digits and '-', starting "
+                                 "with a letter or digit, at most 32: it is the node's Asterisk systemname)")
+    _take(table, f, {"ari", "ami", "sip"})
+    for key, why in (("ari", "the node's ARI, like http://10.0.0.2:8088"),
+                     ("ami", "the node's AMI, like ami://10.0.0.2:5038"),
+                     ("sip", "where Kamailio sends the node its calls, like sip:10.0.0.2:5060")):
+        if key not in table:
+            raise fail(f"{f}.{key}", None, f"is required: {why}")
+    return Node(name=name, ari=node_url(f"{f}.ari", table["ari"], NODE_URLS["ari"]),
+                ami=node_url(f"{f}.ami", table["ami"], NODE_URLS["ami"]),
+                sip=sip_uri(f"{f}.sip", table["sip"]))
+
+
+def node_url(field: str, value: object, schemes: tuple[str, ...]) -> str:
+    """scheme://host:port and nothing else: a secret has no place in provisioning (the settings'
+    ari_url and ami_url carry the users every node shares)."""
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        raise fail(field, value, f"is not a URL like {schemes[0]}://host:port")
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        raise fail(field, _redacted(value), "carries a user or secret: give only scheme://host:port (the "
+                                            "settings' ari_url/ami_url users log in to every node)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in schemes or not parts.hostname or port is None or parts.path not in ("", "/") \
+            or parts.query or parts.fragment:
+        raise fail(field, value, f"is not a URL like {schemes[0]}://host:port")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+def sip_uri(field: str, value: object) -> str:
+    """sip:host[:port][;params], the node's address as Kamailio's dispatcher dials it."""
+    if not isinstance(value, str) or not SIP_URI.fullmatch(value):
+        raise fail(field, value, "is not a SIP URI like sip:10.0.0.2:5060 (no user part)")
+    return value
+
+
 def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
     """A parsed TOML document -> Provisioning (not yet cross-checked: see validate)."""
     _take(doc, "file", {*Provisioning.KINDS, "pause_reasons"})
@@ -637,6 +691,7 @@ def provisioning(doc: Mapping[str, object], region: str = "RU") -> Provisioning:
         numbers=numbers,
         agents={n: agent(n, t) for n, t in sections["agents"].items()},
         trunks={n: trunk(n, t, region) for n, t in sections["trunks"].items()},
+        nodes={n: node(n, t) for n, t in sections["nodes"].items()},
         pause_reasons=pause_reasons("pause_reasons", doc.get("pause_reasons", [])))
 
 

@@ -9,7 +9,7 @@ from hotline.provision.model import Agent, Provisioning
 
 # How each kind is called in one line of a plan.
 SINGULAR = {"queues": "queue", "menus": "menu", "hotlines": "hotline", "numbers": "number",
-            "agents": "agent", "trunks": "trunk", "pause_reasons": "pause reasons"}
+            "agents": "agent", "trunks": "trunk", "nodes": "node", "pause_reasons": "pause reasons"}
 
 
 @dataclass(frozen=True)

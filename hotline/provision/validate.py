@@ -26,6 +26,7 @@ def _problems(prov: Provisioning) -> Iterator[str]:
     yield from _references(prov)
     yield from _endpoints(prov)
     yield from _trunks(prov)
+    yield from _nodes(prov)
     yield from _callback_targets(prov)
     yield from _menus_without_exit(prov)
     yield from _cycles(prov)
@@ -217,3 +218,14 @@ def _cycles(prov: Provisioning) -> Iterator[str]:
                 here = next_of.get(here)
             if here == start and len(path) > 1:
                 yield f"{kind}.{start}.{field}: {' -> '.join(path + [start])!r} goes round in a circle"
+
+
+def _nodes(prov: Provisioning) -> Iterator[str]:
+    """Two nodes at one address are one Asterisk counted twice: its calls would be served twice."""
+    for what in ("ari", "ami", "sip"):
+        seen: dict[str, str] = {}
+        for n in sorted(prov.nodes.values(), key=lambda n: n.name):
+            address = getattr(n, what)
+            if address in seen:
+                yield f"nodes.{n.name}.{what}: {address!r} is already node {seen[address]!r}'s"
+            seen.setdefault(address, n.name)

@@ -19,6 +19,7 @@ from hotline.provision.model import (
     Hotline,
     Menu,
     MenuOption,
+    Node,
     Number,
     OpeningHours,
     Provisioning,
@@ -54,6 +55,7 @@ async def load(conn: AsyncConnection) -> Provisioning:
         numbers={n.number: n for n in await _load_numbers(conn, names)},
         agents={a.name: a for a in await _load_agents(conn, names)},
         trunks={t.name: t for t in await _load_trunks(conn)},
+        nodes={n.name: n for n in await _load_nodes(conn)},
         pause_reasons=await pause_reasons(conn),
     )
 
@@ -86,6 +88,8 @@ async def write(conn: AsyncConnection, desired: Provisioning, plan: Plan) -> Non
         await _upsert_agent(conn, desired.agents[name], names)
     for name in sorted(touched["trunks"]):
         await _upsert_trunk(conn, desired.trunks[name])
+    for name in sorted(touched["nodes"]):
+        await _upsert_node(conn, desired.nodes[name])
     if any(c.kind == "pause_reasons" for c in plan.changes):
         await _replace_pause_reasons(conn, desired.pause_reasons)
     await _retire(conn, plan)
@@ -253,6 +257,11 @@ async def _load_agents(conn: AsyncConnection, names: dict[str, dict[int, str]]) 
                   capabilities=frozenset(c for c in ("audio", "video", "webrtc") if r[c]),
                   queues=tuple(sorted(members.get(r["id"], []))), supervisor=r["supervisor"])
             for r in await _rows(conn, "SELECT * FROM agents WHERE retired_at IS NULL ORDER BY name")]
+
+
+async def _load_nodes(conn: AsyncConnection) -> list[Node]:
+    return [Node(name=r["name"], ari=r["ari_url"], ami=r["ami_url"], sip=r["sip_uri"])
+            for r in await _rows(conn, "SELECT * FROM nodes ORDER BY name")]
 
 
 async def _load_trunks(conn: AsyncConnection) -> list[Trunk]:
@@ -426,6 +435,14 @@ async def _upsert_trunk(conn: AsyncConnection, t: Trunk) -> None:
         (t.name, t.endpoint, t.caller_id, list(t.allow), t.ring_timeout))
 
 
+async def _upsert_node(conn: AsyncConnection, n: Node) -> None:
+    # draining and serving_until are operations' and the daemon's: a file never touches them
+    await conn.execute(
+        "INSERT INTO nodes (name, ari_url, ami_url, sip_uri) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET ari_url = excluded.ari_url, ami_url = excluded.ami_url,"
+        " sip_uri = excluded.sip_uri", (n.name, n.ari, n.ami, n.sip))
+
+
 async def _retire(conn: AsyncConnection, plan: Plan) -> None:
     """Retire in the order that keeps references valid: numbers, agents, hotlines, menus, queues."""
     removed = {kind: sorted(plan.removed(kind)) for kind in Provisioning.KINDS}
@@ -444,6 +461,8 @@ async def _retire(conn: AsyncConnection, plan: Plan) -> None:
         if removed[kind]:
             await conn.execute(f"UPDATE {_RETIRED_BY_NAME[kind]} SET retired_at = now() WHERE name = ANY(%s)",
                                (removed[kind],))
+    if removed["nodes"]:  # hops keep the node's name: nothing refers to the row
+        await conn.execute("DELETE FROM nodes WHERE name = ANY(%s)", (removed["nodes"],))
     if removed["queues"]:
         await conn.execute("DELETE FROM queue_members WHERE queue_id IN"
                            " (SELECT id FROM queues WHERE name = ANY(%s))", (removed["queues"],))

@@ -236,16 +236,17 @@ class SwitchLeg:
     hotline: str | None
     number: str | None
     language: str | None
+    node: str = ""  # the Asterisk node it lives on: where the case's bridge is
 
 
 async def switch_leg(conn: AsyncConnection, token: str) -> SwitchLeg | None:
     """The leg switch link `token` was made on (None: no such token)."""
     cur = await conn.execute(
-        "SELECT hotline_name(h.hotline_id), n.number, h.language FROM switches s"
+        "SELECT hotline_name(h.hotline_id), n.number, h.language, h.node FROM switches s"
         " JOIN hops h ON h.id = s.from_hop_id LEFT JOIN numbers n ON n.id = h.number_id"
         " WHERE s.token_sha256 = %s", (token_hash(token),))
     row = await cur.fetchone()
-    return SwitchLeg(row[0], row[1], row[2]) if row is not None else None
+    return SwitchLeg(row[0], row[1], row[2], row[3]) if row is not None else None
 
 
 async def case_phone_number(conn: AsyncConnection, case_id: int) -> str | None:

@@ -47,6 +47,7 @@ ADDRESS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,62}$")
 TOKEN_RE = re.compile(r"[0-9a-f]{64}")
 SWITCH_EXTENSION = "switch"
 SWITCH_HEADER = "X-Hotline-Switch"
+NODE_HEADER = "X-Hotline-Node"
 SWITCH_API = "/api/agent/switch"
 INVITE_API = "/api/agent/invite"
 PHONE_API = "/api/agent/phone"
@@ -116,6 +117,9 @@ class HotlinePage:
     logo: str = ""  # an https URL
     color: str = ""  # #rrggbb
     language: str | None = None  # the hotline's language (None: the browser's)
+    # A switch link's page with several nodes: the node of the case's bridge, sent as NODE_HEADER
+    # for Kamailio to steer the video leg there (a hint: the token is still checked)
+    node: str = ""
 
 
 class SwitchCheck(enum.Enum):
@@ -425,8 +429,10 @@ class _Site:
         if TOKEN_RE.fullmatch(token):
             check = await self.backend.check_switch_token(token)
         if check is SwitchCheck.VALID:
-            response = self._customer_page(request, await self.backend.switch_page(token), SWITCH_EXTENSION,
-                                           [f"{SWITCH_HEADER}: {token}"], heading_key="customer.switch_title",
+            page = await self.backend.switch_page(token)
+            headers = [f"{SWITCH_HEADER}: {token}"] + ([f"{NODE_HEADER}: {page.node}"] if page.node else [])
+            response = self._customer_page(request, page, SWITCH_EXTENSION, headers,
+                                           heading_key="customer.switch_title",
                                            label_key="customer.join_video", token=token)
         else:
             response = self._customer_refusal(request, *SWITCH_REFUSALS[check])

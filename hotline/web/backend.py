@@ -77,7 +77,7 @@ CameraNews = Callable[[str, bool], bool]
 
 class DaemonWebBackend(CustomerPages):
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, directory: Directory,
-                 links: SwitchLinks, live: LivePublisher, ari: AriClient,
+                 links: SwitchLinks, live: LivePublisher, ari: Callable[[str], AriClient],
                  camera_news: CameraNews = lambda customer, video: False,
                  hanging_up: Callable[[str], bool] = lambda customer: False,
                  dropped_for_agent: Callable[[str], bool] = lambda endpoint: False,
@@ -90,7 +90,7 @@ class DaemonWebBackend(CustomerPages):
         self.links = links
         self.switches = Switches(pool)  # the token checks of the pages, on the pages' own pool
         self.live = live
-        self.ari = ari
+        self.ari = ari  # the ARI client of the node a live channel is on (one per Asterisk node)
         self.contacts = Contacts(pool)
         self.camera_news = camera_news
         self.hanging_up = hanging_up
@@ -150,7 +150,8 @@ class DaemonWebBackend(CustomerPages):
             talk = await self._live_talk_of(agent_id)
             if talk is None:
                 raise refused(409, "invite_no_call")
-            await invite(self.ari, self.settings.ari_app, talk.case_id, invited, f"agent:{agent.name}")
+            await invite(self.ari(talk.channel_id), self.settings.ari_app, talk.case_id, invited,
+                         f"agent:{agent.name}")
         except STORE_DOWN as exc:
             raise refused(503, "store_down") from exc
         except AriError as exc:
@@ -177,8 +178,8 @@ class DaemonWebBackend(CustomerPages):
             talk = await self._live_talk_of(agent_id)
             if talk is None:
                 raise refused(409, "transfer_no_call")
-            request = await ask_transfer(self.ari, self.settings.ari_app, talk.channel_id, to, "page",
-                                         attended=attended, step=step)
+            request = await ask_transfer(self.ari(talk.channel_id), self.settings.ari_app, talk.channel_id,
+                                         to, "page", attended=attended, step=step)
             async with self.pool.connection() as conn:
                 outcome = await transfer_outcome(conn, request, TRANSFER_PATIENCE_S)
         except TransferRefused as no:
@@ -262,7 +263,8 @@ class DaemonWebBackend(CustomerPages):
         if mode == "never":
             raise refused(409, "recording_queue_does_not_record")
         if await recordings.live_recording(conn, case_id) is None:
-            await ask_recording(self.ari, self.settings.ari_app, channel_id, "start", f"agent:{agent_name}")
+            await ask_recording(self.ari(channel_id), self.settings.ari_app, channel_id, "start",
+                                f"agent:{agent_name}")
             await conn.commit()
             if await recordings.recording_begins(conn, case_id) is None:
                 raise refused(504, "daemon_silent")
@@ -273,7 +275,8 @@ class DaemonWebBackend(CustomerPages):
         wanted = "paused" if action == "pause" else "recording"
         live, channel_id = await recordings.live_talk_recording(conn, case_id)
         if live.state != wanted:
-            await ask_recording(self.ari, self.settings.ari_app, channel_id, action, f"agent:{agent_name}")
+            await ask_recording(self.ari(channel_id), self.settings.ari_app, channel_id, action,
+                                f"agent:{agent_name}")
             if not await recordings.state_becomes(conn, live.id, wanted):
                 raise refused(504, "daemon_silent")
 
@@ -310,7 +313,7 @@ class DaemonWebBackend(CustomerPages):
                     raise refused(422, "phone_no_number")
             number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
                                   self.settings.default_region)
-            await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number,
+            await ask_phone_switch(self.ari(talk.channel_id), self.settings.ari_app, talk.channel_id, number,
                                    f"agent:{agent.name}")
         except NotAPhoneNumber as exc:
             raise refused(422, "phone_not_a_number", number=typed) from exc
@@ -339,7 +342,8 @@ class DaemonWebBackend(CustomerPages):
                     raise refused(422, "customer_type_number")
             number = phone_number(typed, self.directory.snapshot.prov.trunks.values(),
                                   self.settings.default_region)
-            await ask_phone_switch(self.ari, self.settings.ari_app, talk.channel_id, number, "customer")
+            await ask_phone_switch(self.ari(talk.channel_id), self.settings.ari_app, talk.channel_id, number,
+                                   "customer")
         except NotAPhoneNumber as exc:
             raise refused(422, "customer_not_a_number", number=typed) from exc
         except PhoneSwitchRefused as exc:

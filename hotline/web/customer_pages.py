@@ -47,10 +47,12 @@ def switch_look(leg: SwitchLeg, prov: Provisioning) -> HotlinePage:
     number = prov.numbers.get(leg.number) if leg.number is not None else None
     language = leg.language or (number.language if number is not None else None) or (
         hotline.language if hotline is not None else None)
+    # Several nodes: the video leg must land where the case's bridge is (a header Kamailio steers by)
+    node = leg.node if prov.nodes else ""
     if hotline is None:
-        return HotlinePage(language=language)
+        return HotlinePage(language=language, node=node)
     return HotlinePage(hotline.page_title or "", hotline.page_text or "", hotline.page_logo or "",
-                       hotline.page_color or "", language)
+                       hotline.page_color or "", language, node)
 
 
 @dataclass(frozen=True)

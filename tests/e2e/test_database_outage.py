@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from hotline.lab import Lab
+from hotline.store.active_lock import ACTIVE
 from hotline.store.db import APPLICATION_NAME
 
 from support import sipp
@@ -67,7 +68,10 @@ def test_calls_answered_while_the_database_is_away_keep_every_queue_record(
     agent = logged_in_agents(daemon_env, tmp_path, "o", {"line": 0})[0]
     phone = sipp.agent_phone(agent.name, agent.password, ring_ms=200, calls=3, timeout_s=90)
     wait_until(lambda: registered(lab, agent.name) or phone.poll() is not None, what="agent phone registered")
-    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME):
+    # As a restart or failover of the database makes it: the active lock's session ends too. With no
+    # standby waiting, the daemon serves on through it and takes the lock again afterwards.
+    with lab.database_cut_off(db.info.dbname, APPLICATION_NAME, f"{ACTIVE} %"):
+        wait_until(lambda: "no standby was waiting: serving on" in daemon.log(), what="lock loss logged")
         for n in range(3):  # one after another: the one agent answers each
             run = sipp.call(QUEUE_NUMBER, "caller_hangs_up.xml", caller=f"+7916555000{n}", hold_ms=800)
             assert run.ok, run.output[:2000]
@@ -75,6 +79,9 @@ def test_calls_answered_while_the_database_is_away_keep_every_queue_record(
         # the first caller found the database away; the next two were served without waiting for it
         assert daemon.log().count("database known away") == 2
     assert sipp.finish(phone, timeout_s=30).ok
+    wait_until(lambda: "active lock retaken" in daemon.log(), what="the lock taken again")
+    assert rows(db, "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE %s",
+                f"{ACTIVE} %") == [{"n": 1}]
     hops = wait_until(lambda: h if len(h := rows(db, "SELECT * FROM hops WHERE ended_at IS NOT NULL"
                                                      " AND answered_at IS NOT NULL ORDER BY entered_at")) == 3
                       else None, timeout_s=30, what="three hops written, with their queue records")

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-centre.toml"
 CHECKS = ["database", "ami", "ari", "ari exposure", "asterisk modules", "ari.conf", "sip websocket",
-          "dialplan", "included files", "trunks", "prompts"]
+          "dialplan", "included files", "trunks", "nodes", "prompts"]
 
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,6 +49,7 @@ def test_doctor_passes_on_the_lab_with_the_daemon_running(daemon_env: dict[str, 
                         "127.0.0.1:8088")
     assert lines[8] == ("ok   included files: Asterisk has read pjsip_hotline.conf, extensions_hotline.conf")
     assert lines[9] == "ok   trunks: none provisioned: nothing is dialled to outside numbers"
+    assert lines[10].startswith("ok   nodes: none provisioned: the one Asterisk of ari_url/ami_url, as node ")
 
 
 def test_doctor_checks_that_asterisk_has_each_trunks_endpoint(daemon_env: dict[str, str]) -> None:

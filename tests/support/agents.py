@@ -1,16 +1,20 @@
 """Agents for e2e tests: provisioned with `hotline provision`, rendered into the lab with
-`hotline apply`, logged in with `hotline agent login`, as an operator would."""
+`hotline apply`, as an operator would, and logged in as `hotline agent login` does it."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import subprocess
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.lab import Lab
+from hotline.store import agent_sessions
+from hotline.store.db import connect
 
 from support.cli import hotline_cli
 
@@ -45,9 +49,22 @@ def logged_in_agents(env: dict[str, str], tmp_path: Path, prefix: str,
         for a, queues, c in zip(agents, memberships, caps, strict=True)))
     hotline(env, "provision", str(file))
     hotline(env, "apply")
-    for a in agents:
-        hotline(env, "agent", "login", a.name)
+    log_in(env["HOTLINE_DSN"], [a.name for a in agents])
     return agents
+
+
+def log_in(dsn: str, names: Sequence[str]) -> None:
+    """What `hotline agent login NAME` runs (agent_sessions.login), for each of `names` on one
+    connection of this process: a `hotline` process per agent cost a second of start-up each, and
+    the command itself has its own tests (tests/integration/test_agent_presence.py). In a thread of
+    its own: a browser test's Playwright holds an event loop in this one."""
+    async def go() -> None:
+        async with await connect(dsn) as conn:
+            for name in names:
+                change = await agent_sessions.login(conn, name)
+                assert change.after.logged_in_since is not None, change
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, go()).result()
 
 
 def registered(lab: Lab, endpoint: str) -> bool:

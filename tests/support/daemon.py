@@ -57,11 +57,36 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 20) -> None:
+        self.launch()
+        self.wait_registered(timeout_s)
+
+    def launch(self) -> None:
+        """Start it without waiting: a standby never registers the app."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        self.wait_registered(timeout_s)
+
+    def wait_standby(self, timeout_s: float = 20) -> dict[str, Any]:
+        """Until its health endpoint says it is a standby that sees the active daemon; that body."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"hotline run exited with {self.proc.returncode}:\n{self.log()}")
+            health = self.health()
+            if health and health["status"] == "standby" and health.get("active"):
+                return health
+            time.sleep(0.1)
+        raise AssertionError(f"hotline run did not report standby in {timeout_s} s:\n{self.log()}")
+
+    def tcp_peer_ports(self) -> set[int]:
+        """The remote ports of this process's established TCP connections (`ss`, in the lab's
+        network namespace): which of Asterisk's ARI and AMI it is connected to."""
+        assert self.proc is not None
+        out = subprocess.run(["ss", "-Htnp", "state", "established"], capture_output=True, text=True,
+                             check=True).stdout
+        return {int(line.split()[3].rpartition(":")[2]) for line in out.splitlines()
+                if f"pid={self.proc.pid}," in line}
 
     def wait_registered(self, timeout_s: float = 20, *, connections_before: int = 0) -> None:
         """Until this daemon's own ARI connection is up, as its health endpoint reports it (and,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from hotline.asterisk.ami_events import DeviceStateChange
@@ -30,7 +32,7 @@ class EndpointListTakingItsTime:
         self.daemon = daemon
 
     async def endpoints(self, tech: str) -> list[EndpointState]:
-        await self.daemon._on_ami_event(DeviceStateChange("PJSIP/ivanov", "NOT_INUSE"))
+        await self.daemon._on_ami_event("a", DeviceStateChange("PJSIP/ivanov", "NOT_INUSE"))
         return [EndpointState("ivanov", "offline"), EndpointState("petrov", "online")]
 
 
@@ -40,7 +42,19 @@ async def test_an_endpoint_list_asked_for_before_amis_news_does_not_undo_it() ->
     daemon.queues.provision(Provisioning(
         queues={"q": Queue("q")},
         agents={n: Agent(n, n, queues=(("q", 0),)) for n in ("ivanov", "petrov")}))
-    daemon.ari_client = EndpointListTakingItsTime(daemon)  # type: ignore[assignment]
-    await daemon._read_device_states()
+    link = SimpleNamespace(name="a", client=EndpointListTakingItsTime(daemon))
+    await daemon._read_device_states(link)  # type: ignore[arg-type]
     assert daemon.queues.agents["ivanov"].device_state == "NOT_INUSE"  # AMI's, newer than the list
     assert daemon.queues.agents["petrov"].device_state == "NOT_INUSE"  # the list's
+
+
+async def test_an_agent_in_use_on_one_node_is_in_use_whatever_the_other_node_says() -> None:
+    daemon = Daemon(Settings(dsn="postgresql://x@127.0.0.1/x", ami_url="ami://u:s@127.0.0.1:5038",
+                             ari_url="http://u:p@127.0.0.1:8088"))
+    ivanov = Agent("ivanov", "ivanov", queues=(("q", 0),))
+    daemon.queues.provision(Provisioning(queues={"q": Queue("q")}, agents={"ivanov": ivanov}))
+    await daemon._on_ami_event("a", DeviceStateChange("PJSIP/ivanov", "INUSE"))
+    await daemon._on_ami_event("b", DeviceStateChange("PJSIP/ivanov", "NOT_INUSE"))
+    assert daemon.queues.agents["ivanov"].device_state == "INUSE"  # talking through node a
+    await daemon._on_ami_event("a", DeviceStateChange("PJSIP/ivanov", "NOT_INUSE"))
+    assert daemon.queues.agents["ivanov"].device_state == "NOT_INUSE"

@@ -27,6 +27,7 @@ class Parts:
         self.ari = self.ami = self.db = True
         self.backlog = 0
         self.db_checks = 0
+        self.standing_by: str | None = None  # a standby: the active daemon it names
 
     async def check_database(self) -> None:
         self.db_checks += 1
@@ -36,7 +37,7 @@ class Parts:
     def probes(self) -> Probes:
         return Probes(ari_connected=lambda: self.ari, ami_connected=lambda: self.ami,
                       ari_connections=lambda: 1, backlog=lambda: self.backlog,
-                      check_database=self.check_database)
+                      check_database=self.check_database, standing_by=lambda: self.standing_by)
 
 
 async def get(port: int) -> tuple[int, dict[str, object]]:
@@ -66,6 +67,27 @@ async def test_health_answers_what_serving_calls_depends_on(ari: bool, ami: bool
     assert (body["ari_connected"], body["ami_connected"], body["database_reachable"]) == (ari, ami, db)
     assert body["write_behind_backlog"] == 7
     assert ("database_error" in body) is (not db)
+
+
+@pytest.mark.parametrize(("active", "named"), [("4242@host-a from 10.0.0.5 since ...", True), ("", False)])
+async def test_a_standby_answers_503_standby_naming_the_active_daemon(active: str, named: bool) -> None:
+    parts = Parts()
+    parts.ari = parts.ami = False  # a standby opens neither
+    parts.standing_by = active
+    health = Health(parts.probes(), LoopLagMonitor())
+    port = free_port()
+    await health.start("127.0.0.1", port)
+    try:
+        code, body = await get(port)
+        parts.standing_by, parts.ari, parts.ami = None, True, True  # it took over
+        taken_code, taken = await get(port)
+    finally:
+        await health.close()
+    assert code == 503  # a load balancer skips it, as it skips a daemon that is down
+    assert (body["status"], body["role"], body["database_reachable"]) == ("standby", "standby", True)
+    assert body["active"] == (active if named else None)  # null: nobody holds the lock this moment
+    assert (taken_code, taken["status"], taken["role"]) == (200, "ok", "active")
+    assert "active" not in taken
 
 
 async def test_a_burst_of_probes_makes_one_database_check() -> None:

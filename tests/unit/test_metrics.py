@@ -39,6 +39,7 @@ class Daemon:
         self.callback_reads = 0
         self.read_delay_s = 0.0
         self.ari = True
+        self.active = True
         self.webhooks: dict[str, int] = {}
 
     async def callbacks_waiting(self) -> dict[str, int]:
@@ -55,7 +56,8 @@ class Daemon:
         return Sources(queues=lambda: self.manager, ended=lambda: self.records.ended,
                        backlog=lambda: self.records.backlog, spooled=lambda: self.records.spooled_records,
                        ari_connected=lambda: self.ari, ari_connections=lambda: 2, ami_connected=lambda: True,
-                       callbacks_waiting=self.callbacks_waiting, webhooks_pending=self.webhooks_pending)
+                       callbacks_waiting=self.callbacks_waiting, webhooks_pending=self.webhooks_pending,
+                       active=lambda: self.active)
 
 
 async def scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -235,4 +237,13 @@ async def test_the_webhook_outbox_backlog_per_webhook() -> None:
     m = await scrape(metrics)
     assert m["hotline_webhook_deliveries_pending", (("webhook", "crm"),)] == 7
     assert m["hotline_webhook_deliveries_pending", (("webhook", "audit"),)] == 0
+    await metrics.close()
+
+
+async def test_hotline_active_is_1_on_the_active_daemon_and_0_on_a_standby() -> None:
+    daemon = Daemon()
+    metrics = Metrics(daemon.sources(), LoopLagMonitor())
+    assert (await scrape(metrics))["hotline_active", ()] == 1
+    daemon.active = False
+    assert (await scrape(metrics))["hotline_active", ()] == 0
     await metrics.close()

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from hotline.engine.supervision import MODES as SUPERVISE_MODES
-from hotline.provision.model import Hotline, Number, Provisioning, Target
+from hotline.provision.model import Hotline, Node, Number, Provisioning, Target
 from hotline.store.switches import SwitchLeg
 from hotline.web import i18n, said
 from hotline.web.app import TEMPLATES_DIR, HotlinePage
@@ -140,4 +140,8 @@ def test_a_switch_links_page_has_its_legs_hotlines_look_in_its_legs_language() -
     assert switch_look(leg, prov) == HotlinePage("Bank", "Hello", "", "#123456", "ru")
     assert switch_look(replace(leg, language=None), prov).language == "de"  # the number's
     assert switch_look(SwitchLeg("support", None, None), prov).language == "en"  # the hotline's
+    assert switch_look(SwitchLeg("support", None, None, "b"), prov).node == ""  # one node: no steering
+    with_nodes = replace(prov, nodes={"b": Node("b", "http://10.0.0.3:8088", "ami://10.0.0.3:5038",
+                                                "sip:10.0.0.3")})
+    assert switch_look(SwitchLeg("support", None, None, "b"), with_nodes).node == "b"
     assert switch_look(SwitchLeg("gone", None, "ru"), prov) == HotlinePage(language="ru")  # no look

@@ -770,6 +770,9 @@ GOOD: dict[str, list[Any]] = {
     "queues": [{"support": 0, "backoffice": 5}, {}, {"support": -1}],
     "caller_id": ["8 (495) 123-45-67", "+74957654321", "8-800-555-35-35", "video-support", "+7 495 12"],
     "allow": [["+7495", "+7916"], "+7495", ["+7"], ["+7495", "+7495"], [], ["7495"], ["+1212"]],
+    "ari": ["http://10.0.0.2:8088", "https://node-b:8089", "http://u:p@10.0.0.2:8088", "10.0.0.2"],
+    "ami": ["ami://10.0.0.2:5038", "ami://node-b:5038", "tcp://10.0.0.2:5038"],
+    "sip": ["sip:10.0.0.2:5060", "sip:node-b;transport=tcp", "sip:a@b"],
 }
 SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optional ones
     "queues": ([], ["strategy", "ring_timeout", "retry", "wrapup", "max_wait", "max_len", "join_empty",
@@ -783,11 +786,12 @@ SECTIONS: dict[str, tuple[list[str], list[str]]] = {  # required settings, optio
     "numbers": (["hotline"], ["kind", "lines"]),
     "agents": ([], ["endpoint", "display_name", "password", "password_ha1", "capabilities", "queues"]),
     "trunks": (["endpoint", "caller_id"], ["allow"]),
+    "nodes": (["ari", "ami", "sip"], []),
 }
 NAMES = {
     "queues": ["support", "backoffice", "siberia"], "menus": ["main", "billing"],
     "hotlines": ["moscow", "federal"], "agents": ["ivanov", "petrova", "sipp-trunk"],
-    "trunks": ["carrier", "backup", "Carrier"],
+    "trunks": ["carrier", "backup", "Carrier"], "nodes": ["a", "node-b", "B"],
     "numbers": ["8 (495) 123-45-67", "+7 495 1234567", "+7 495 765-43-21", "8-800-555-35-35", "video-support",
                 "8 (495) 123-45", "+7 913 123-45-67", "+1 212 555 0100"],
 }
@@ -815,8 +819,8 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         required, optional = SECTIONS[kind]
         tables: dict[str, Any] = {}
         for name in {object_name(draw, kind) for _ in range(draw(st.integers(0, 3)))}:
-            keys = [k for k in required if not rarely(draw)] + draw(st.lists(st.sampled_from(optional),
-                                                                             unique=True, max_size=4))
+            keys = [k for k in required if not rarely(draw)] + (draw(st.lists(
+                st.sampled_from(optional), unique=True, max_size=4)) if optional else [])
             if rarely(draw):
                 keys.append(draw(st.text(max_size=8)))
             tables[name] = {k: setting_value(draw, k) for k in keys}

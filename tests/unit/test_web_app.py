@@ -974,6 +974,17 @@ async def test_a_switch_page_has_its_cases_hotlines_look_and_language(
     assert page_config(body)["switchToken"] == VALID
 
 
+async def test_a_switch_page_with_several_nodes_sends_the_node_of_the_cases_bridge(
+        client: TestClient, backend: Backend) -> None:
+    """Kamailio steers the video leg by it to the node where the phone leg's bridge is."""
+    backend.switch_look = HotlinePage(node="b")
+    config = page_config(await (await client.get(f"/switch/{VALID}")).text())
+    assert config["extraHeaders"] == [f"X-Hotline-Switch: {VALID}", "X-Hotline-Node: b"]
+    backend.switch_look = HotlinePage()  # one node: no such header
+    config = page_config(await (await client.get(f"/switch/{VALID}")).text())
+    assert config["extraHeaders"] == [f"X-Hotline-Switch: {VALID}"]
+
+
 async def test_a_switch_page_of_a_hotline_without_a_look_speaks_the_browsers_language(
         client: TestClient) -> None:
     body = await (await client.get(f"/switch/{VALID}", headers=RU)).text()
