@@ -52,3 +52,17 @@ def test_kamailios_own_tables_carry_the_versions_kamailio_56_checks(db: psycopg.
     versions = dict(db.execute("SELECT table_name, table_version FROM kamailio.version").fetchall())
     assert versions == {"version": 1, "location": 9, "location_attrs": 1, "dispatcher": 4,
                         "subscriber": 7}
+
+
+def test_a_registration_written_or_removed_by_kamailio_notifies_the_daemon(
+        db: psycopg.Connection, db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as listener:
+        listener.execute("LISTEN hotline_registrations")
+        db.execute("INSERT INTO kamailio.location (ruid, username, contact)"
+                   " VALUES ('r1', 'anna', 'sip:anna@192.0.2.7:5060')")
+        assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == \
+            ["hotline_registrations"]
+        db.execute("UPDATE kamailio.location SET expires = now() + interval '1 hour'")
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []  # a refresh: no news
+        db.execute("DELETE FROM kamailio.location WHERE ruid = 'r1'")
+        assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1

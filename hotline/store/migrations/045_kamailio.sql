@@ -11,6 +11,8 @@
 --   subscriber  a VIEW over live agents with a digest password: ha1 = md5(endpoint:asterisk:
 --       password) (agents.password_ha1), so agents authenticate at Kamailio with realm
 --       `asterisk` as they did at Asterisk (auth_db with calculate_ha1 = 0).
+-- A statement trigger on location NOTIFYs `hotline_registrations` (hotline.store.registrations:
+-- the daemon follows which agents' phones are registered at Kamailio).
 -- The views run with their owner's rights, so Kamailio's role needs no right on hotline's own
 -- tables; deploy/kamailio/role.sql grants it what it needs and nothing more.
 
@@ -66,6 +68,15 @@ CREATE TABLE kamailio.location_attrs (
 );
 CREATE INDEX location_attrs_account_record_idx ON kamailio.location_attrs (username, domain, ruid);
 CREATE INDEX location_attrs_last_modified_idx ON kamailio.location_attrs (last_modified);
+
+CREATE FUNCTION kamailio.notify_registrations() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('hotline_registrations', '');
+    RETURN NULL;
+END $$;
+-- a refresh of a registration (UPDATE of expires) changes nothing the daemon follows
+CREATE TRIGGER location_changed AFTER INSERT OR DELETE OR UPDATE OF username ON kamailio.location
+    FOR EACH STATEMENT EXECUTE FUNCTION kamailio.notify_registrations();
 
 -- Set 1: the nodes that take new calls, probed. Set 2: every node, flags 4 (disabled: never
 -- selected nor probed), which is how Kamailio knows a node's call to an agent even while the
