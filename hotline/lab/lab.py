@@ -202,12 +202,16 @@ class Lab:
             raise LabError(f"cannot look into the lab at {self.home}: {exc.strerror}; "
                            "run as root") from exc
 
-    def env(self) -> dict[str, str]:
-        """The settings for the lab. With nodes: node a's ARI, AMI and config (every node has
-        the same ARI and AMI users, so the URLs' credentials log in to each), `node` a, and
-        Kamailio as `sip_proxy`."""
+    def env(self, node: str | None = None) -> dict[str, str]:
+        """The settings for the lab. With nodes: node a's (or `node`'s) ARI, AMI and config
+        (every node has the same ARI and AMI users, so the URLs' credentials log in to each;
+        `hotline apply` with `node`'s settings renders and reloads that node), and Kamailio as
+        `sip_proxy`."""
         s = load_secrets(self.state_dir)
-        first = next(iter(self.nodes().items()), None)
+        nodes = self.nodes()
+        if node is not None and node not in nodes:
+            raise LabError(f"the lab has no node {node!r} (nodes: {', '.join(nodes) or 'none'})")
+        first = (node, nodes[node]) if node else next(iter(nodes.items()), None)
         host = node_address(first[0]) if first else HOST
         asterisk = first[1] if first else self.asterisk
         env = {
