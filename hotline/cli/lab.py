@@ -75,9 +75,12 @@ def status() -> None:
 
 
 @lab.command()
-def env() -> None:
+@click.option("--node", default=None, metavar="NAME",
+              help="With nodes: that node's ARI, AMI and config (default: node a), e.g. for "
+                   "`hotline apply` on each node.")
+def env(node: str | None) -> None:
     """Print the HOTLINE_* settings for the lab: eval "$(hotline lab env)"."""
-    for key, value in _lab().env().items():
+    for key, value in _lab().env(node).items():
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
