@@ -104,7 +104,7 @@ class Settings:
     # Where browsers reach the SIP WebSocket (default: the daemon's own /ws under web_url, which
     # relays to Asterisk's on loopback, so Asterisk's HTTP server, and ARI with it, stays private).
     sip_ws_url: str = ""
-    # Kamailio in front of several Asterisk nodes (README, "several nodes behind Kamailio"):
+    # Kamailio in front of several Asterisk nodes (README, "Deployment: several nodes behind Kamailio"):
     # host[:port] (5060) where this node's calls come from and where its agents are reached.
     # `hotline apply` then renders an endpoint for it and agents' AORs pointing at it. "": one
     # node, agents register with Asterisk (today's behaviour).
