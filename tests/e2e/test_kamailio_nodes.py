@@ -105,14 +105,15 @@ def dialled_on(lab: Lab, extension: str = ANSWERED) -> dict[str, int]:
 
 
 def call_through_kamailio(calls: int, extension: str = ANSWERED, *, node: str = "none",
-                          scenario: str = "caller_through_proxy.xml") -> None:
+                          media: str = "none", scenario: str = "caller_through_proxy.xml") -> None:
     """`calls` calls one after the other to Kamailio, each answered and hung up (`scenario`),
-    with `X-Hotline-Node: node` (no such node by default)."""
+    with `X-Hotline-Node: node` (no such node by default) and `X-Hotline-Media: media`."""
     for _ in range(calls):
         done = subprocess.run(
             ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / scenario), "-s", extension,
-             "-key", "node", node, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
-             "-mp", str(free_udp_port()), "-timeout", "15s", "-timeout_error", "-nostdin"],
+             "-key", "node", node, "-key", "media", media, "-m", "1", "-i", "127.0.0.1",
+             "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-timeout", "15s",
+             "-timeout_error", "-nostdin"],
             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stdout[-2000:]
 
@@ -303,6 +304,10 @@ async def test_a_browsers_call_over_websocket_reaches_a_nodes_web_endpoint(
         assert await phone.ack_and_bye(answer) == "SIP/2.0 200 OK"
     finally:
         await phone.close()
+    # a SIP caller claiming to be a browser is not one: Kamailio removed its header
+    web_before = sum(dialled_on(nodes_lab, f"{ANSWERED}@hotline-web").values())
+    assert sum(new_calls(nodes_lab, 1, media="webrtc").values()) == 1  # in hotline-inbound
+    assert sum(dialled_on(nodes_lab, f"{ANSWERED}@hotline-web").values()) == web_before
 
 
 def test_one_daemon_serves_both_nodes_and_their_calls_reach_the_agent_at_kamailio(
