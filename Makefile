@@ -11,11 +11,16 @@ PYTHON ?= python3
 # chromium: the browser tests drive Debian's build through Playwright (never `playwright install`).
 # iproute2: `ip netns`, for lab 2's network namespace.
 SYSTEM_PACKAGES := mmdebstrap sip-tester chromium iproute2
+# Only the tests' nodes lab (two Asterisk nodes behind Kamailio) needs these; `make run` does not.
+TEST_PACKAGES := kamailio kamailio-postgres-modules kamailio-websocket-modules
+# The lab that runs the nodes tests (its own network namespace, so Kamailio's 127.0.0.1:5060
+# never meets lab 1's or lab 2's Asterisk).
+NODES_LAB ?= 5
 WEB := hotline/web
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-packages venv web web-check npm dist lab-up lab-down lab-status run test unit lint bench bench-waiting bench-stats soak faults clean
+.PHONY: setup system-packages test-packages venv web web-check npm dist lab-up lab-down lab-status run test unit lint bench bench-waiting bench-stats soak faults clean
 
 setup: system-packages venv lab-up
 
@@ -27,6 +32,17 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Kamailio for the nodes lab. Its Debian service would take 5060 on every address: it stays off;
+# the lab starts its own Kamailio with the project's config.
+test-packages:
+	@missing=""; \
+	for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing test packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now kamailio.service >/dev/null 2>&1 || true; fi; \
 	fi
 
 venv: $(VENV)/.installed
@@ -91,19 +107,25 @@ run: setup
 	  echo " .venv/bin/hotline case switch CASE (prints the link)" && echo && \
 	  exec $(HOTLINE) run
 
-# Two phases. First everything but the `serial` tests on three pytest-xdist workers, gwN on lab N+1
-# (tests/support/two_labs.py: the calls mostly wait on real timings, so a third lab took a
-# measured 28 % off the phase's time on 2 cores, the CPU 69 % busy); then the `serial` ones (they assert latency under load,
-# so they must not share the 2 cores with the other worker) alone, on lab 1. Each phase prints its
-# own "N passed" line; the exit code is the first failing phase's (a phase that selected no test,
-# pytest's 5, counts as passed unless both did). PYTEST_ARGS go to both (no -m of your own). A worker
-# that crashes is not replaced (--max-worker-restart=0: a replacement would look for a lab not up).
-test: setup
-	@$(PY) -m pytest -n $(TEST_LABS) --max-worker-restart=0 -m "not serial" $(PYTEST_ARGS); parallel=$$?; \
-	$(PY) -m pytest -m serial $(PYTEST_ARGS); serial=$$?; \
-	echo "make test: parallel phase exit $$parallel, serial phase exit $$serial"; \
-	if [ $$parallel -eq 5 ] && [ $$serial -eq 5 ]; then exit 5; fi; \
-	for rc in $$parallel $$serial; do [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; done
+# Three phases. First everything but the `serial` and `nodes` tests on three pytest-xdist workers,
+# gwN on lab N+1 (tests/support/two_labs.py: the calls mostly wait on real timings, so a third lab
+# took a measured 28 % off the phase's time on 2 cores, the CPU 69 % busy); then the `serial` ones
+# (they assert latency under load, so they must not share the 2 cores with other workers) alone, on
+# lab 1; then the `nodes` ones on the nodes lab (two Asterisk nodes behind Kamailio, lab NODES_LAB).
+# Each phase prints its own "N passed" line; the exit code is the first failing phase's (a phase
+# that selected no test, pytest's 5, counts as passed unless all did). PYTEST_ARGS go to each (no -m
+# of your own). A worker that crashes is not replaced (--max-worker-restart=0: a replacement would
+# look for a lab not up).
+test: setup test-packages
+	$(HOTLINE) lab --instance $(NODES_LAB) up --nodes 2
+	@$(PY) -m pytest -n $(TEST_LABS) --max-worker-restart=0 -m "not serial and not nodes" $(PYTEST_ARGS); \
+	parallel=$$?; \
+	$(PY) -m pytest -m "serial and not nodes" $(PYTEST_ARGS); serial=$$?; \
+	HOTLINE_LAB_INSTANCE=$(NODES_LAB) ip netns exec hotline-lab$(NODES_LAB) \
+	  $(PY) -m pytest -m nodes $(PYTEST_ARGS); nodes=$$?; \
+	echo "make test: parallel phase exit $$parallel, serial phase exit $$serial, nodes phase exit $$nodes"; \
+	if [ $$parallel -eq 5 ] && [ $$serial -eq 5 ] && [ $$nodes -eq 5 ]; then exit 5; fi; \
+	for rc in $$parallel $$serial $$nodes; do [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; done
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -104,6 +104,11 @@ class Settings:
     # Where browsers reach the SIP WebSocket (default: the daemon's own /ws under web_url, which
     # relays to Asterisk's on loopback, so Asterisk's HTTP server, and ARI with it, stays private).
     sip_ws_url: str = ""
+    # Kamailio in front of several Asterisk nodes (README, "Deployment: several nodes behind Kamailio"):
+    # host[:port] (5060) where this node's calls come from and where its agents are reached.
+    # `hotline apply` then renders an endpoint for it and agents' AORs pointing at it. "": one
+    # node, agents register with Asterisk (today's behaviour).
+    sip_proxy: str = ""
     # The daemon's /ws relay: WebSockets open at once per client address, new ones per client
     # address per minute, open at once in all (well below http.conf's sessionlimit, which ARI
     # shares), and how long a new socket may stay silent before it is closed.
@@ -348,6 +353,19 @@ class Settings:
         return ("wss" if base.startswith("https:") else "ws") + base[base.index(":"):] + "/ws"
 
     @property
+    def sip_proxy_address(self) -> tuple[str, int] | None:
+        """(host, port) of sip_proxy, None when there is none; ConfigError on anything but an IP
+        address or host name with an optional port."""
+        if not self.sip_proxy:
+            return None
+        match = _PROXY.fullmatch(self.sip_proxy)
+        port = int(match["port"] or 5060) if match else 0
+        if match is None or not 0 < port < 65536:
+            raise ConfigError(f"sip_proxy={self.sip_proxy!r} must be host or host:port (Kamailio's "
+                              "address as the nodes reach it)")
+        return match["host"], port
+
+    @property
     def asterisk_ws_url(self) -> str:
         """Asterisk's own SIP WebSocket, on the HTTP server of ARI (the relay's upstream)."""
         ari = self.ari
@@ -369,6 +387,9 @@ class Settings:
                     f"{name} is not set: set HOTLINE_{name.upper()} "
                     f"(for the lab: eval \"$(hotline lab env)\")"
                 )
+
+
+_PROXY = re.compile(r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)(?::(?P<port>\d{1,5}))?")
 
 
 def is_loopback(host: str) -> bool:

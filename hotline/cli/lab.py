@@ -15,10 +15,12 @@ from hotline.errors import LabError
 from hotline.lab import Lab, phones
 from hotline.lab.caller import CallPlan, check_daemon, random_caller, run_call
 from hotline.lab.instances import INSTANCE_ENV, NETNS_DIR, enter_netns, netns_name
+from hotline.lab.nodes import MAX_NODES, node_names
 from hotline.lab.sipp import require_sipp
 from hotline.store import agent_sessions
 from hotline.store.db import connect
 
+NODE_LOGS = [f"node-{name}" for name in node_names(MAX_NODES)]
 # The checkout whose asterisk-conf/ and dialplan/ the lab runs.
 PROJECT_DIR = Path(os.environ.get("HOTLINE_PROJECT_DIR", Path(__file__).resolve().parents[2]))
 
@@ -43,10 +45,14 @@ def _lab() -> Lab:
 
 
 @lab.command()
-def up() -> None:
+@click.option("--nodes", type=click.IntRange(min=0), default=None,
+              help="Run N Asterisk nodes (a on 127.0.0.2, b on 127.0.0.3, ...) behind Kamailio on "
+                   "127.0.0.1 instead of the one Asterisk; 0: back to the one Asterisk. "
+                   "Default: as the last `up`.")
+def up(nodes: int | None) -> None:
     """Build (once) and start the lab; reuses what already runs."""
     the_lab = _lab()
-    state = the_lab.up()
+    state = the_lab.up(nodes)
     click.echo(f"{the_lab.describe()}\n{state.describe()}")
 
 
@@ -69,18 +75,22 @@ def status() -> None:
 
 
 @lab.command()
-def env() -> None:
+@click.option("--node", default=None, metavar="NAME",
+              help="With nodes: that node's ARI, AMI and config (default: node a), e.g. for "
+                   "`hotline apply` on each node.")
+def env(node: str | None) -> None:
     """Print the HOTLINE_* settings for the lab: eval "$(hotline lab env)"."""
-    for key, value in _lab().env().items():
+    for key, value in _lab().env(node).items():
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
 @lab.command()
-@click.argument("service", type=click.Choice(["asterisk", "postgres"]), default="asterisk")
+@click.argument("service", type=click.Choice(["asterisk", "postgres", "kamailio", *NODE_LOGS]),
+                default="asterisk")
 @click.option("-n", "--lines", default=50, show_default=True, help="How many lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 def logs(service: str, lines: int, follow: bool) -> None:
-    """Show the lab's Asterisk or PostgreSQL log."""
+    """Show the lab's Asterisk, PostgreSQL or (with nodes) Kamailio or node-NAME log."""
     path = _lab().log_paths()[service]
     if not path.exists():
         raise click.ClickException(f"no {service} log yet at {path}")

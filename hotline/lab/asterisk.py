@@ -32,35 +32,47 @@ RESTART_ON_CHANGE = frozenset({"asterisk.conf", "modules.conf", "pjsip.conf"})
 
 
 class LabAsterisk:
-    def __init__(self, root: Path, state_dir: Path, progress: Progress) -> None:
+    def __init__(self, root: Path, state_dir: Path, progress: Progress,
+                 node: str | None = None) -> None:
+        """The lab's one Asterisk, or with `node` one of several from the same root (`hotline lab
+        up --nodes N`): its own config, run, spool, log and db directories (suffix -NODE), started
+        with `-C` naming its asterisk.conf (hotline.lab.nodes writes them)."""
         self.root = root
         self.state_dir = state_dir
         self._progress = progress
+        self.node = node
+        self._suffix = f"-{node}" if node else ""
+        self._label = f"Asterisk node {node}" if node else "Asterisk"
 
     @property
     def conf_dir(self) -> Path:
-        return self.root / "etc" / "asterisk"
+        return self.root / "etc" / f"asterisk{self._suffix}"
+
+    @property
+    def _conf_args(self) -> list[str]:
+        """`-C /etc/asterisk-NODE/asterisk.conf` for a node; nothing for the lab's one Asterisk."""
+        return ["-C", f"/etc/asterisk{self._suffix}/asterisk.conf"] if self.node else []
 
     @property
     def recording_dir(self) -> Path:
         """Where Asterisk writes recordings (its astspooldir/recording, seen from the host):
         Debian's package lacks it, and ARI's record then answers 500."""
-        return self.root / "var/spool/asterisk/recording"
+        return self.root / f"var/spool/asterisk{self._suffix}/recording"
 
     @property
     def log(self) -> Path:
         """Asterisk's own log (messages)."""
-        return self.root / "var/log/asterisk/messages"
+        return self.root / f"var/log/asterisk{self._suffix}/messages"
 
     @property
     def console_log(self) -> Path:
         """Its stdout/stderr, which alone holds what went wrong when it fails before its logger
         starts."""
-        return self.state_dir / "asterisk-console.log"
+        return self.state_dir / f"asterisk{self._suffix}-console.log"
 
     @property
     def _pid_file(self) -> Path:
-        return self.state_dir / "asterisk.pid"
+        return self.state_dir / f"asterisk{self._suffix}.pid"
 
     def pid(self, clear: bool = False) -> int | None:
         """Our Asterisk daemon, from the pid file, or found running in our root (adopted)."""
@@ -70,7 +82,8 @@ class LabAsterisk:
         for candidate in all_pids():
             argv = process_argv(candidate)
             daemon = "-f" in argv and not any(a.startswith(("-r", "-R")) for a in argv[1:])
-            if daemon and runs_in_root(candidate, self.root, "asterisk") \
+            ours = daemon and self._conf_of(argv) == self._conf_args[1:]
+            if ours and runs_in_root(candidate, self.root, "asterisk") \
                     and process_root(candidate) is not None:
                 if clear:  # we hold the lock: record it, so that `down` stops it later
                     self._pid_file.write_text(f"{candidate}\n")
@@ -79,7 +92,7 @@ class LabAsterisk:
 
     def rx(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
         """`asterisk -rx COMMAND` in the root."""
-        return run(["chroot", str(self.root), "asterisk", "-rx", command],
+        return run(["chroot", str(self.root), "asterisk", *self._conf_args, "-rx", command],
                    check=False, timeout=timeout)
 
     def ensure(self, changed: set[str]) -> None:
@@ -99,19 +112,26 @@ class LabAsterisk:
                 self._progress(f"lab: config changed ({', '.join(sorted(changed))}): core reload")
                 self.rx("core reload", timeout=30)
 
+    @staticmethod
+    def _conf_of(argv: list[str]) -> list[str]:
+        """The asterisk.conf a running Asterisk was started with (`-C FILE`), as a list."""
+        at = argv.index("-C") if "-C" in argv else -1
+        return argv[at + 1:at + 2] if at >= 0 else []
+
     def start(self) -> None:
-        check_ports_free(ASTERISK_PORTS)
+        if self.node is None:  # a node's ports are on its own address
+            check_ports_free(ASTERISK_PORTS)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         console = self.console_log
         if console.exists():  # keep the previous run's console (a crash's last words)
             os.replace(console, console.with_suffix(".log.1"))
-        self._progress(f"lab: starting Asterisk (AMI {AMI_PORT}, HTTP/ARI {HTTP_PORT}, "
+        self._progress(f"lab: starting {self._label} (AMI {AMI_PORT}, HTTP/ARI {HTTP_PORT}, "
                        f"SIP {SIP_PORT})")
         started = time.monotonic()
         pid = self._spawn(console)
         self._pid_file.write_text(f"{pid}\n")
         self._wait_booted(pid, started)
-        self._progress(f"lab: Asterisk fully booted in {time.monotonic() - started:.1f} s")
+        self._progress(f"lab: {self._label} fully booted in {time.monotonic() - started:.1f} s")
 
     def _spawn(self, console: Path) -> int:
         """Start `asterisk -f` in its own session through a shell that exits at once, so the
@@ -119,7 +139,7 @@ class LabAsterisk:
         script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
         result = subprocess.run(
             ["sh", "-c", script, "sh", str(console),
-             "chroot", str(self.root), "asterisk", "-f", "-n", "-U", "root"],
+             "chroot", str(self.root), "asterisk", *self._conf_args, "-f", "-n", "-U", "root"],
             check=False, capture_output=True, text=True, env=ROOT_ENV, start_new_session=True,
             timeout=30)
         try:
@@ -145,7 +165,7 @@ class LabAsterisk:
         pid = self.pid(clear=True)
         if pid is None:
             return
-        self._progress("lab: stopping Asterisk")
+        self._progress(f"lab: stopping {self._label}")
         with contextlib.suppress(LabError):
             self.rx("core stop now", timeout=STOP_TIMEOUT)
         for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -5,10 +5,11 @@ that it never touches a process or mount that is not its own."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,10 +21,13 @@ from hotline.lab.asterisk_conf import AMI_USER, ARI_USER, sync_config
 from hotline.lab.credentials import load_secrets
 from hotline.lab.host import check_ports_free
 from hotline.lab.instances import ensure_netns, enter_netns, instance_from_env, lab_home, netns_name
-from hotline.lab.ports import AMI_PORT, ASTERISK_PORTS, HOST, HTTP_PORT, PG_PORTS, PORTS
+from hotline.lab.kamailio import DB_ROLE, KAMAILIO_PORTS, WS_PORT, LabKamailio
+from hotline.lab.nodes import node_address, node_names, write_node_config
+from hotline.lab.ports import AMI_PORT, ASTERISK_PORTS, HOST, HTTP_PORT, PG_PORT, PG_PORTS, PORTS
 from hotline.lab.postgres import DB_NAME, LabPostgres, dsn
 from hotline.lab.root import DebianRoot, write_hosts
 from hotline.lab.shell import Progress, print_to_stderr, require_root
+from hotline.store.migrations import migrate
 
 ARI_APP = "hotline"
 
@@ -34,8 +38,13 @@ class LabStatus:
     asterisk_pid: int | None
     postgres_pid: int | None
     ports: dict[str, int]
+    nodes: dict[str, int | None] = field(default_factory=dict)  # node -> its Asterisk's pid
+    kamailio_pid: int | None = None
 
     def running(self) -> bool:
+        if self.nodes:
+            return (None not in self.nodes.values() and self.kamailio_pid is not None
+                    and self.postgres_pid is not None)
         return self.asterisk_pid is not None and self.postgres_pid is not None
 
     def describe(self) -> str:
@@ -48,7 +57,18 @@ class LabStatus:
                     if self.asterisk_pid else "stopped")
         postgres = (f"running, pid {self.postgres_pid}: {HOST}:{ports['postgres']}"
                     if self.postgres_pid else "stopped")
+        if self.nodes:
+            return "\n".join([*self._describe_nodes(), f"PostgreSQL: {postgres}"])
         return f"Asterisk:   {asterisk}\nPostgreSQL: {postgres}"
+
+    def _describe_nodes(self) -> list[str]:
+        lines = [f"Node {name}:     " + (f"running, pid {pid}: {node_address(name)} (AMI "
+                                        f"{self.ports['ami']}, HTTP/ARI {self.ports['http']}, "
+                                        f"SIP {self.ports['sip']})" if pid else "stopped")
+                 for name, pid in self.nodes.items()]
+        kamailio = (f"running, pid {self.kamailio_pid}: SIP udp+tcp {HOST}:{self.ports['sip']}, "
+                    f"WebSocket SIP ws://{HOST}:{WS_PORT}" if self.kamailio_pid else "stopped")
+        return [*lines, f"Kamailio:   {kamailio}"]
 
 
 class Lab:
@@ -69,19 +89,39 @@ class Lab:
         self.state_dir = self.debian_root.state_dir
         self.postgres = LabPostgres(self.root, progress)
         self.asterisk = LabAsterisk(self.root, self.state_dir, progress)
+        self.kamailio = LabKamailio(self.project_dir, self.state_dir, progress)
+
+    def node_count(self) -> int:
+        """How many nodes the lab runs (0: its one Asterisk), as the last `up` chose."""
+        try:
+            return int((self.state_dir / "nodes").read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def nodes(self) -> dict[str, LabAsterisk]:
+        """The lab's Asterisk nodes by name (empty: the lab runs its one Asterisk)."""
+        count = self.node_count()
+        names = node_names(count) if count else []
+        return {n: LabAsterisk(self.root, self.state_dir, self._progress, node=n) for n in names}
 
     @property
     def conf_dir(self) -> Path:
         return self.asterisk.conf_dir
 
-    def up(self) -> LabStatus:
-        """Build if needed, then start PostgreSQL and Asterisk; reuses whatever already runs."""
+    def up(self, nodes: int | None = None) -> LabStatus:
+        """Build if needed, then start PostgreSQL and Asterisk; reuses whatever already runs.
+        `nodes` N >= 1: N Asterisk nodes and Kamailio instead of the one Asterisk (0: back to
+        the one Asterisk; None: as the last `up` chose)."""
         require_root()
+        if nodes:
+            node_names(nodes)  # LabError before anything starts
         if self.netns is not None:
             self._ensure_root_copied()  # before entering: building lab 1 needs the network
             ensure_netns(self.netns, self.instance)
             enter_netns(self.netns)
         with self._locked():
+            if nodes is not None and nodes != self.node_count():
+                self._switch_to(nodes)
             self._check_ports_of_stopped_daemons()  # fail before building or starting anything
             self.debian_root.ensure_built()
             self.debian_root.ensure_proc_mounted()
@@ -89,8 +129,33 @@ class Lab:
             secrets = load_secrets(self.state_dir)
             changed = sync_config(self.project_dir, self.root, self.conf_dir, secrets)
             self.postgres.ensure(secrets.db_password)
-            self.asterisk.ensure(changed)
+            if self.node_count():
+                self._nodes_up(secrets.db_password)
+            else:
+                self.asterisk.ensure(changed)
         return self.status()
+
+    def _switch_to(self, count: int) -> None:
+        """Stop what the other shape runs (the one Asterisk, or the nodes and Kamailio)."""
+        self.kamailio.stop()
+        for node in self.nodes().values():
+            node.stop()
+        self.asterisk.stop()
+        (self.state_dir / "nodes").write_text(f"{count}\n")
+
+    def _nodes_up(self, db_password: str) -> None:
+        """Each node from the lab's config, Kamailio's schema (the migrations) and role in the
+        lab's database, then Kamailio."""
+        for name, node in self.nodes().items():
+            changed = write_node_config(self.conf_dir, node.conf_dir, name)
+            for sub in ("var/run", "var/spool", "var/log", "var/lib"):
+                (self.root / f"{sub}/asterisk-{name}").mkdir(parents=True, exist_ok=True)
+            node.ensure(changed)
+        asyncio.run(_migrate(dsn(DB_NAME, db_password)))
+        role_sql = (self.project_dir / "deploy" / "kamailio" / "role.sql").read_text()
+        self.postgres.ensure_kamailio_role(role_sql, db_password)
+        # the lab's Kamailio role shares the lab's database password (role.sql sets it)
+        self.kamailio.ensure(f"postgres://{DB_ROLE}:{db_password}@{HOST}:{PG_PORT}/{DB_NAME}")
 
     def _ensure_root_copied(self) -> None:
         """Lab N's root is a copy of lab 1's (built first when it is not), without lab 1's
@@ -105,13 +170,19 @@ class Lab:
     def _check_ports_of_stopped_daemons(self) -> None:
         if self.postgres.pid() is None:
             check_ports_free(PG_PORTS)
-        if self.asterisk.pid() is None:
+        if self.node_count():
+            if self.kamailio.pid() is None:
+                check_ports_free(KAMAILIO_PORTS)
+        elif self.asterisk.pid() is None:
             check_ports_free(ASTERISK_PORTS)
 
     def down(self) -> None:
         """Stop Asterisk and PostgreSQL (only the lab's own) and unmount the root's /proc."""
         require_root()
         with self._locked():
+            self.kamailio.stop()
+            for node in self.nodes().values():
+                node.stop()
             self.asterisk.stop()
             self.postgres.stop()
             self.debian_root.unmount_all(self.root)
@@ -124,24 +195,39 @@ class Lab:
     def status(self) -> LabStatus:
         try:
             return LabStatus(built=self.debian_root.built, asterisk_pid=self.asterisk.pid(),
-                             postgres_pid=self.postgres.pid(), ports=dict(PORTS))
+                             postgres_pid=self.postgres.pid(), ports=dict(PORTS),
+                             nodes={n: a.pid() for n, a in self.nodes().items()},
+                             kamailio_pid=self.kamailio.pid())
         except PermissionError as exc:
             raise LabError(f"cannot look into the lab at {self.home}: {exc.strerror}; "
                            "run as root") from exc
 
-    def env(self) -> dict[str, str]:
+    def env(self, node: str | None = None) -> dict[str, str]:
+        """The settings for the lab. With nodes: node a's (or `node`'s) ARI, AMI and config
+        (every node has the same ARI and AMI users, so the URLs' credentials log in to each;
+        `hotline apply` with `node`'s settings renders and reloads that node), and Kamailio as
+        `sip_proxy`."""
         s = load_secrets(self.state_dir)
-        return {
+        nodes = self.nodes()
+        if node is not None and node not in nodes:
+            raise LabError(f"the lab has no node {node!r} (nodes: {', '.join(nodes) or 'none'})")
+        first = (node, nodes[node]) if node else next(iter(nodes.items()), None)
+        host = node_address(first[0]) if first else HOST
+        asterisk = first[1] if first else self.asterisk
+        env = {
             "HOTLINE_DSN": dsn(DB_NAME, s.db_password),
             "HOTLINE_AMI_URL": f"ami://{AMI_USER}:{quote(s.ami_secret, safe='')}"
-                               f"@{HOST}:{AMI_PORT}",
+                               f"@{host}:{AMI_PORT}",
             "HOTLINE_ARI_URL": f"http://{ARI_USER}:{quote(s.ari_password, safe='')}"
-                               f"@{HOST}:{HTTP_PORT}",
+                               f"@{host}:{HTTP_PORT}",
             "HOTLINE_ARI_APP": ARI_APP,
-            "HOTLINE_ASTERISK_CONF_DIR": str(self.conf_dir),
-            "HOTLINE_RECORDING_DIR": str(self.asterisk.recording_dir),
+            "HOTLINE_ASTERISK_CONF_DIR": str(asterisk.conf_dir),
+            "HOTLINE_RECORDING_DIR": str(asterisk.recording_dir),
             "HOTLINE_ASTERISK_ROOT": str(self.asterisk.root),
         }
+        if first:
+            env |= {"HOTLINE_NODE": first[0], "HOTLINE_SIP_PROXY": HOST}
+        return env
 
     def admin_dsn(self) -> str:
         """The `hotline` role (it has CREATEDB) on the `postgres` database, so that creating or
@@ -182,7 +268,8 @@ class Lab:
         """'asterisk' is Asterisk's own log (messages); 'asterisk_console' its stdout/stderr,
         which alone holds what went wrong when it fails before its logger starts."""
         return {"asterisk": self.asterisk.log, "asterisk_console": self.asterisk.console_log,
-                "postgres": self.postgres.log}
+                "postgres": self.postgres.log, "kamailio": self.kamailio.console_log,
+                **{f"node-{name}": node.log for name, node in self.nodes().items()}}
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -191,3 +278,9 @@ class Lab:
         with open(self.state_dir / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+async def _migrate(url: str) -> None:
+    """The lab's database at the newest schema: Kamailio reads its views and tables."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await migrate(conn)

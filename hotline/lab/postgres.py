@@ -128,3 +128,8 @@ class LabPostgres:
             f"GRANT pg_signal_autovacuum_worker TO {DB_USER};\n")
         if not self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';").strip():
             self._psql(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};")
+
+    def ensure_kamailio_role(self, role_sql: str, password: str) -> None:
+        """Kamailio's role in the lab's database, by the project's deploy/kamailio/role.sql
+        (run after the migrations: it grants on the `kamailio` schema), the password given."""
+        self._psql(role_sql.replace(":password", f"'{password}'"), database=DB_NAME)

@@ -45,6 +45,10 @@ UNKNOWN_CAUSE = 1  # a feature code followed by no agent's endpoint or name (404
 # are dialled only inside hotline's agents' context, where nothing else has a meaning.
 SUPERVISE_CODES = (("*51", "listen"), ("*52", "whisper"), ("*53", "barge"))
 
+# Behind Kamailio (setting sip_proxy): the endpoint its calls arrive on, and the header by which
+# it marks a browser's call (deploy/kamailio/kamailio.cfg adds it, and removes a caller's own).
+PROXY_ENDPOINT = "hotline-proxy"
+MEDIA_HEADER = "X-Hotline-Media: webrtc"
 # Names Asterisk uses as section ids and extensions; the same rule as the agents and numbers tables.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # Characters with a meaning in Asterisk config values: `;` starts a comment, `\` escapes, `[` `]`
@@ -78,6 +82,14 @@ class EndpointView:
     codecs: str
     webrtc: bool
     video: bool = False
+
+
+@dataclass(frozen=True)
+class ProxyView:
+    """Kamailio in front of the node (setting sip_proxy)."""
+
+    host: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,8 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "supervise_extensions": supervise_extensions(endpoint_views(prov.agents.values())),
         "supervise_codes": SUPERVISE_CODES, "unknown_cause": UNKNOWN_CAUSE,
         "numbers": number_views(prov.numbers.values()),
+        "proxy": proxy_view(settings), "proxy_endpoint": PROXY_ENDPOINT,
+        "media_header": MEDIA_HEADER,
     }
     return {f.name: env.get_template(f.template).render(values) for f in FILES}
 
@@ -145,10 +159,16 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 
 
+def proxy_view(settings: Settings) -> ProxyView | None:
+    address = settings.sip_proxy_address
+    return ProxyView(*address) if address else None
+
+
 def endpoint_views(agents: Iterable[Agent]) -> list[EndpointView]:
     views = sorted((endpoint_view(a) for a in agents), key=lambda v: v.endpoint)
     _refuse_duplicates("endpoint", [(v.endpoint, f"agent {v.agent}") for v in views]
-                       + [(WEB_ENDPOINT, "the customers' web endpoint")])
+                       + [(WEB_ENDPOINT, "the customers' web endpoint"),
+                          (PROXY_ENDPOINT, "the endpoint of Kamailio (sip_proxy)")])
     return views
 
 

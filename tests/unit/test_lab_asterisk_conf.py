@@ -29,7 +29,7 @@ def test_the_reference_config_names_no_lab_endpoint_and_includes_the_local_file(
     pjsip = (PROJECT_DIR / "asterisk-conf" / "pjsip.conf").read_text()
     assert "[sipp-" not in pjsip and "127.0.0.2" not in pjsip and "127.0.0.3" not in pjsip
     assert f"#tryinclude {LOCAL_FILE}" in pjsip
-    assert "endpoint_identifier_order = ip,username,anonymous" in pjsip
+    assert "endpoint_identifier_order = header,ip,username,anonymous" in pjsip
 
 
 def test_the_labs_carrier_and_video_phone_are_known_by_their_own_addresses() -> None:

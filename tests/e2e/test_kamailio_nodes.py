@@ -1,0 +1,373 @@
+"""Two Asterisk nodes behind Kamailio (issue 20), on real processes: the lab with nodes
+(`hotline lab --instance 5 up --nodes 2`; `make test` runs the `nodes` tests in it, in a phase of
+their own: `HOTLINE_LAB_INSTANCE=5 ip netns exec hotline-lab5 pytest -m nodes`), the shipped
+deploy/kamailio/kamailio.cfg, and the `nodes` rows that the active daemon would keep. The nodes
+answer with the lab's test harness (extension 7000 of extensions_lab.conf) until a daemon serves
+every node. Skipped on a lab without nodes (labs 1 and 2 of `make test`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hotline.errors import LabError
+from hotline.lab import Lab
+from hotline.lab import sipp as lab_sipp
+from hotline.lab.credentials import load_secrets
+from hotline.lab.kamailio import DB_ROLE, WS_PORT
+from hotline.lab.nodes import node_address, render_behind_proxy
+from hotline.lab.ports import PG_PORT
+from hotline.lab.postgres import DB_NAME, dsn
+from hotline.provision.model import Agent, Provisioning
+from hotline.provision.render import PJSIP_FILE
+from hotline.provision.sip_auth import ha1
+
+from support.agents import hotline
+from support.daemon import DaemonProcess, free_tcp_port
+from support.sipp import SCENARIOS, free_udp_port
+from support.ws_sip import WsPhone
+
+pytestmark = [pytest.mark.lab, pytest.mark.nodes]
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+ANSWERED = "7000"
+AGENT = "kamagent"
+PROBE_S = 6.0  # a dead node is down after ~3.5 s (OPTIONS every 2 s, 2 s timeout)
+
+
+@pytest.fixture(scope="module")
+def nodes_lab() -> Iterator[Lab]:
+    lab = Lab(PROJECT_DIR)
+    if lab.node_count() < 2:
+        pytest.skip("this lab runs no nodes: `hotline lab --instance N up --nodes 2`")
+    lab.up()
+    yield lab
+    lab.up()  # a node killed by the last test starts again
+
+
+@pytest.fixture
+def nodes_db(nodes_lab: Lab) -> Iterator[psycopg.Connection]:
+    """The lab's database (the one Kamailio reads) with nodes a and b served for an hour, both
+    running (a test before may have killed one)."""
+    nodes_lab.up()
+    url = dsn(DB_NAME, load_secrets(nodes_lab.state_dir).db_password)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM nodes")
+        for name in ("a", "b"):
+            conn.execute("INSERT INTO nodes (name, ari_url, ami_url, sip_uri, serving_until)"
+                         " VALUES (%s, %s, %s, %s, now() + interval '1 hour')",
+                         (name, f"http://{node_address(name)}:8088",
+                          f"ami://{node_address(name)}:5038", f"sip:{node_address(name)}:5060"))
+        wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 5, "both nodes active")
+        yield conn
+        conn.execute("DELETE FROM nodes")
+
+
+def active_nodes(lab: Lab) -> set[str]:
+    """The nodes Kamailio's dispatcher would pick now (set 1, flag A), from `dispatcher.list`."""
+    out = lab.kamailio.rpc("dispatcher.list").stdout
+    found, setid = set(), None
+    for line in out.splitlines():
+        words = line.split()
+        if words[:1] == ["ID:"]:
+            setid = words[1]
+        elif words[:1] == ["URI:"]:
+            uri = words[1]
+        elif words[:1] == ["FLAGS:"] and setid == "1" and words[1].startswith("A"):
+            found.add({node_address(n): n for n in "ab"}[uri.split(":")[1]])
+    return found
+
+
+def wait_for(check: Callable[[], bool], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
+        time.sleep(0.2)
+
+
+def dialled_on(lab: Lab, extension: str = ANSWERED) -> dict[str, int]:
+    """How many calls to `extension` (in hotline-inbound unless it says `@context`) each node's
+    dialplan has taken so far (its Asterisk log)."""
+    where = extension if "@" in extension else f"{extension}@hotline-inbound"
+    counts = {}
+    for name, node in lab.nodes().items():
+        text = node.log.read_text(errors="replace") if node.log.exists() else ""
+        counts[name] = text.count(f"Executing [{where}:1]")
+    return counts
+
+
+def call_through_kamailio(calls: int, extension: str = ANSWERED, *, node: str = "none",
+                          media: str = "none", scenario: str = "caller_through_proxy.xml") -> None:
+    """`calls` calls one after the other to Kamailio, each answered and hung up (`scenario`),
+    with `X-Hotline-Node: node` (no such node by default) and `X-Hotline-Media: media`."""
+    for _ in range(calls):
+        done = subprocess.run(
+            ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / scenario), "-s", extension,
+             "-key", "node", node, "-key", "media", media, "-m", "1", "-i", "127.0.0.1",
+             "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-timeout", "15s",
+             "-timeout_error", "-nostdin"],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stdout[-2000:]
+
+
+def new_calls(lab: Lab, calls: int, extension: str = ANSWERED, *, tries: int = 1,
+              **kwargs: str) -> dict[str, int]:
+    """Where `calls` new calls landed: node -> how many (`tries`: nodes each call reaches)."""
+    before = dialled_on(lab, extension)
+    call_through_kamailio(calls, extension, **kwargs)
+
+    def landed() -> dict[str, int]:
+        return {n: c - before[n] for n, c in dialled_on(lab, extension).items()}
+    # Asterisk's logger thread may write the last line a moment after the caller is done
+    wait_for(lambda: sum(landed().values()) >= calls * tries, 3, f"{calls} calls in the logs")
+    return landed()
+
+
+def test_kamailio_accepts_the_shipped_config_and_its_role_reads_only_its_own(
+        nodes_lab: Lab) -> None:
+    assert "config file ok" in nodes_lab.kamailio.check()
+    password = load_secrets(nodes_lab.state_dir).db_password  # the lab's role.sql password
+    with psycopg.connect(f"postgresql://{DB_ROLE}:{password}@127.0.0.1:{PG_PORT}/{DB_NAME}",
+                         autocommit=True) as kamailio:
+        for view in ("dispatcher", "subscriber", "location", "version"):
+            kamailio.execute(f"SELECT * FROM {view}")  # its search_path is the schema kamailio
+        for table in ("public.agents", "public.nodes", "public.cases"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                kamailio.execute(f"SELECT * FROM {table}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            kamailio.execute("UPDATE version SET table_version = 0")
+
+
+def test_calls_go_round_robin_and_skip_lapsed_draining_and_dead_nodes(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    assert new_calls(nodes_lab, 4) == {"a": 2, "b": 2}
+    assert new_calls(nodes_lab, 2, node="b") == {"a": 0, "b": 2}  # steered
+
+    # both nodes refuse (no daemon serves their Stasis app: 503): the caller gets 503 after
+    # both were tried, and neither is marked down for it
+    refused = new_calls(nodes_lab, 1, "5550000", tries=2,
+                        scenario="caller_refused_through_proxy.xml")
+    assert refused == {"a": 1, "b": 1}
+    assert active_nodes(nodes_lab) == {"a", "b"}
+
+    # the active daemon stopped vouching for b: its calls go to a within a reload (1 s)
+    nodes_db.execute("UPDATE nodes SET serving_until = now() - interval '1 s' WHERE name = 'b'")
+    wait_for(lambda: active_nodes(nodes_lab) == {"a"}, 3, "b left when its serving_until lapsed")
+    assert new_calls(nodes_lab, 2) == {"a": 2, "b": 0}
+
+    # b served again, a drains: everything to b
+    nodes_db.execute("UPDATE nodes SET serving_until = now() + interval '1 hour'")
+    nodes_db.execute("UPDATE nodes SET draining = true WHERE name = 'a'")
+    wait_for(lambda: active_nodes(nodes_lab) == {"b"}, 3, "a left when drained")
+    assert new_calls(nodes_lab, 2) == {"a": 0, "b": 2}
+    assert new_calls(nodes_lab, 1, node="a") == {"a": 0, "b": 1}  # a hint, not an order
+
+    # a back; then b's Asterisk killed: the probe takes it out, new calls go to a
+    nodes_db.execute("UPDATE nodes SET draining = false")
+    wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 6, "a back after draining")
+    b_pid = nodes_lab.nodes()["b"].pid()
+    assert b_pid is not None
+    killed = time.monotonic()
+    os.kill(b_pid, signal.SIGKILL)
+    wait_for(lambda: active_nodes(nodes_lab) == {"a"}, PROBE_S, "dead b marked down by the probe")
+    down_after = time.monotonic() - killed
+    time.sleep(2.5)  # more reloads and probes pass: b stays down (a reload keeps its state)
+    assert active_nodes(nodes_lab) == {"a"}
+    assert new_calls(nodes_lab, 2) == {"a": 2, "b": 0}
+    assert new_calls(nodes_lab, 1, node="b") == {"a": 1, "b": 0}
+    assert down_after < PROBE_S
+
+
+def test_agent_registered_at_kamailio_is_reached_from_both_nodes(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    nodes_db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES (%s, %s, md5(%s))",
+                     (AGENT, AGENT, f"{AGENT}:asterisk:{password}"))
+    agent = Agent(AGENT, AGENT, "Kamailio Agent", ha1(AGENT, password))
+    put_rendered(nodes_lab, render_behind_proxy(Provisioning(agents={AGENT: agent})))
+    try:
+        port = free_udp_port()
+        with pytest.raises(LabError):  # the view's ha1 is the check: a wrong password fails
+            lab_sipp.register(AGENT, password + "x", port)
+        lab_sipp.register(AGENT, password, port)  # at 127.0.0.1:5060, Kamailio here
+        contact = nodes_db.execute("SELECT contact FROM kamailio.location WHERE username = %s",
+                                   (AGENT,)).fetchone()
+        assert contact is not None and f":{port}" in contact[0]  # kept in PostgreSQL
+        nodes_lab.kamailio.stop()  # a restart keeps the registration (usrloc db_mode 1)
+        nodes_lab.kamailio.start()
+        wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 5, "nodes active after restart")
+        # the node's rendered AOR: PJSIP/kamagent is Kamailio with the agent's user
+        shown = nodes_lab.nodes()["a"].rx(f"pjsip show aor {AGENT}", timeout=10).stdout
+        assert f"sip:{AGENT}@127.0.0.1:5060" in shown
+        phone = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-m", "2",
+             "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()),
+             "-timeout", "30s", "-timeout_error", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        try:
+            assert new_calls(nodes_lab, 2, f"77{AGENT}") == {"a": 1, "b": 1}
+            out, _ = phone.communicate(timeout=30)
+            assert phone.returncode == 0, out[-2000:]  # it answered both calls, got both BYEs
+        finally:
+            if phone.poll() is None:
+                phone.kill()
+                phone.wait()
+    finally:
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+        nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+
+
+def forget_registrations(lab: Lab) -> None:
+    """The test agent's contacts gone from Kamailio (its memory is the registrar's truth; the
+    table follows it)."""
+    lab.kamailio.rpc("ul.rm", "location", AGENT)
+
+
+def put_rendered(lab: Lab, pjsip: str) -> None:
+    """What `hotline apply` with sip_proxy writes, on every node, and res_pjsip reloaded."""
+    for node in lab.nodes().values():
+        (node.conf_dir / PJSIP_FILE).write_text(pjsip)
+        assert node.rx("module reload res_pjsip.so", timeout=30).returncode == 0
+
+
+async def test_websocket_agent_registers_at_kamailio_rings_from_a_node_and_goes_with_its_socket(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    nodes_db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES (%s, %s, md5(%s))",
+                     (AGENT, AGENT, f"{AGENT}:asterisk:{password}"))
+    agent = Agent(AGENT, AGENT, "Kamailio Agent", ha1(AGENT, password),
+                  frozenset({"audio", "video", "webrtc"}))
+    put_rendered(nodes_lab, render_behind_proxy(Provisioning(agents={AGENT: agent})))
+    phone = WsPhone(AGENT, password, f"ws://127.0.0.1:{WS_PORT}", "127.0.0.1")
+    try:
+        await phone.open()
+        assert await phone.register() == "SIP/2.0 200 OK"
+        row = nodes_db.execute("SELECT contact FROM kamailio.location WHERE username = %s",
+                               (AGENT,)).fetchone()
+        assert row is not None and "transport=ws" in row[0]
+        caller = asyncio.create_task(asyncio.to_thread(
+            call_through_kamailio, 1, f"77{AGENT}", scenario="caller_busy_through_proxy.xml"))
+        invite = await phone.receive()
+        while invite.startswith("OPTIONS"):
+            invite = await phone.receive()
+        assert invite.startswith(f"INVITE sip:{AGENT}@"), invite[:200]
+        await phone.reply(invite, "486 Busy Here")
+        await caller  # the caller heard busy: the node's Dial got the phone's answer
+        await phone.close()  # the socket goes: so does the registration (handle_lost_tcp,
+        deadline = time.monotonic() + 8  # at usrloc's timer, every 5 s)
+        while nodes_db.execute("SELECT 1 FROM kamailio.location WHERE username = %s",
+                               (AGENT,)).fetchone():
+            assert time.monotonic() < deadline, "WebSocket contact still registered"
+            await asyncio.sleep(0.2)
+    finally:
+        await phone.close()
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+        nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+
+
+WEBRTC_OFFER = "\r\n".join([
+    "v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111 0", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+    "a=ice-ufrag:kamlab01", "a=ice-pwd:kamlabkamlabkamlabkamlab0",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=setup:actpass", "a=mid:0",
+    "a=sendrecv", "a=rtcp-mux", "a=rtpmap:111 opus/48000/2", "a=rtpmap:0 PCMU/8000",
+    "a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", ""])
+
+
+async def test_a_browsers_call_over_websocket_reaches_a_nodes_web_endpoint(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    before = dialled_on(nodes_lab, f"{ANSWERED}@hotline-web")
+    phone = WsPhone("webcaller", "", f"ws://127.0.0.1:{WS_PORT}", "127.0.0.1")
+    try:
+        await phone.open()
+        answer = await phone.call(ANSWERED, WEBRTC_OFFER)
+        assert answer.startswith("SIP/2.0 200"), answer[:300]
+        # the node took it as the browsers' endpoint (Kamailio's X-Hotline-Media header), which
+        # answers WebRTC: DTLS-SRTP with ICE, over the UDP leg from Kamailio
+        assert "UDP/TLS/RTP/SAVPF" in answer and "a=fingerprint:" in answer
+        wait_for(lambda: sum(dialled_on(nodes_lab, f"{ANSWERED}@hotline-web").values())
+                 == sum(before.values()) + 1, 3, "the web endpoint's call in a node's log")
+        assert await phone.ack_and_bye(answer) == "SIP/2.0 200 OK"
+    finally:
+        await phone.close()
+    # a SIP caller claiming to be a browser is not one: Kamailio removed its header
+    web_before = sum(dialled_on(nodes_lab, f"{ANSWERED}@hotline-web").values())
+    assert sum(new_calls(nodes_lab, 1, media="webrtc").values()) == 1  # in hotline-inbound
+    assert sum(dialled_on(nodes_lab, f"{ANSWERED}@hotline-web").values()) == web_before
+
+
+def test_one_daemon_serves_both_nodes_and_their_calls_reach_the_agent_at_kamailio(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """`hotline run` with both nodes provisioned (the `nodes` rows), on the database Kamailio
+    reads, `hotline apply` run for each node (sip_proxy = Kamailio): calls dispatched round robin
+    land on both nodes (hops.node), and the queue on either node rings the agent by
+    PJSIP/ENDPOINT, which reaches its phone registered at Kamailio."""
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
+    assert env["HOTLINE_SIP_PROXY"] == "127.0.0.1"
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(daemon_provisioning(AGENT, password))
+    hotline(env, "provision", str(setup))
+    for name in nodes_lab.nodes():  # as on every node of a deployment
+        hotline({**env, **nodes_lab.env(name)}, "apply")
+    hotline(env, "agent", "login", AGENT)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    daemon.start()
+    try:
+        port = free_udp_port()
+        lab_sipp.register(AGENT, password, port)
+        phone = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-m", "2",
+             "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()),
+             "-timeout", "40s", "-timeout_error", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+        call_through_kamailio(2, DAEMON_NUMBER)
+        out, _ = phone.communicate(timeout=40)
+        assert phone.returncode == 0, out[-2000:]  # the agent answered both
+        hops = wait_for_rows(nodes_db, "SELECT node, end_reason FROM hops WHERE id > %s"
+                             " AND ended_at IS NOT NULL ORDER BY node", (opened,), 2)
+        assert hops == [("a", "completed"), ("b", "completed")]
+        assert "Traceback" not in daemon.log()
+    finally:
+        daemon.stop()
+        hotline(env, "agent", "logout", AGENT)
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+
+
+DAEMON_NUMBER = "+74951230001"
+def daemon_provisioning(agent: str, password: str) -> str:
+    return (f'[queues.kamailio]\nmax_wait = 20\n\n[hotlines.nodes]\nentry = "queue:kamailio"\n\n'
+            f'[numbers."{DAEMON_NUMBER}"]\nhotline = "nodes"\nlines = 4\n\n'
+            f'[agents.{agent}]\npassword = "{password}"\ncapabilities = ["audio"]\n'
+            "queues = { kamailio = 0 }\n")
+
+
+def wait_for_rows(db: psycopg.Connection, query: str, params: tuple[object, ...],
+                  count: int) -> list[tuple[object, ...]]:
+    found: list[tuple[object, ...]] = []
+
+    def enough() -> bool:
+        found[:] = db.execute(query, params).fetchall()
+        return len(found) >= count
+    wait_for(enough, 10, f"{count} rows of {query}")
+    return found

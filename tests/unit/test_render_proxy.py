@@ -1,0 +1,82 @@
+"""`hotline apply` for a node behind Kamailio (setting sip_proxy): what the PJSIP file gets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+
+from hotline.config import Settings
+from hotline.errors import ConfigError
+from hotline.provision.model import Agent, Provisioning
+from hotline.provision.render import PJSIP_FILE, render
+from hotline.provision.sip_auth import ha1
+
+SINGLE = Settings(ari_app="hotline")
+BEHIND = replace(SINGLE, sip_proxy="10.0.0.5")
+ANNA = Agent("anna", "anna", "Anna Petrova", ha1("anna", "pw-anna-1"))
+OLGA = Agent("olga", "olga-web", "Olga", ha1("olga-web", "pw-olga-1"),
+             frozenset({"audio", "video", "webrtc"}))
+PROV = Provisioning(agents={"anna": ANNA, "olga": OLGA}, numbers={})
+
+
+def objects(settings: Settings) -> dict[tuple[str, str], dict[str, str]]:
+    """(section, type) -> options of the rendered pjsip_hotline.conf; `(template)` kept apart."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    current: dict[str, str] = {}
+    name = ""
+    for raw in render(PROV, settings)[PJSIP_FILE].splitlines() + ["[end]"]:
+        line = raw.split(";", 1)[0].strip()
+        if match := re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line):
+            if name:
+                out[(name, current.get("type", "endpoint"))] = current
+            name, current = match[1], ({"template": match[2]} if match[2] else {})
+        elif line:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    return out
+
+
+def test_without_a_proxy_agents_register_at_asterisk_as_before() -> None:
+    found = objects(SINGLE)
+    assert ("hotline-proxy", "endpoint") not in found
+    assert found[("anna", "aor")] == {"type": "aor", "max_contacts": "1",
+                                      "remove_existing": "yes", "qualify_frequency": "30"}
+    assert found[("olga-web", "endpoint")]["transport"] == "transport-ws"
+    assert found[("hotline-web", "endpoint")]["identify_by"] == "username"
+
+
+def test_behind_kamailio_its_calls_land_inbound_and_agents_are_reached_through_it() -> None:
+    found = objects(BEHIND)
+    proxy = found[("hotline-proxy", "endpoint")]
+    assert proxy == {"template": "hotline-trunk", "aors": "hotline-proxy"}
+    assert found[("hotline-proxy", "identify")] == {"type": "identify", "endpoint": "hotline-proxy",
+                                                   "match": "10.0.0.5"}
+    assert found[("hotline-proxy", "aor")]["contact"] == "sip:10.0.0.5:5060"
+    # PJSIP/anna still works: its contact is Kamailio with the agent's user; no REGISTER here
+    assert found[("anna", "aor")] == {"type": "aor", "contact": "sip:anna@10.0.0.5:5060",
+                                      "max_contacts": "0", "qualify_frequency": "0"}
+    assert "transport" not in found[("olga-web", "endpoint")]  # Kamailio speaks UDP to the node
+    web = found[("hotline-web", "endpoint")]
+    assert web["identify_by"] == "header" and "transport" not in web
+    assert found[("hotline-web-proxy", "identify")] == {
+        "type": "identify", "endpoint": "hotline-web", "match_header": "X-Hotline-Media: webrtc"}
+
+
+def test_a_proxy_port_other_than_5060_is_kept() -> None:
+    found = objects(replace(SINGLE, sip_proxy="kamailio.example.org:5080"))
+    assert found[("anna", "aor")]["contact"] == "sip:anna@kamailio.example.org:5080"
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.5:0", "10.0.0.5:99999", "sip:10.0.0.5", "a b", "x;y",
+                                 "10.0.0.5\n[evil]", "-host"])
+def test_a_sip_proxy_that_is_no_address_is_refused_naming_the_setting(bad: str) -> None:
+    with pytest.raises(ConfigError, match="sip_proxy"):
+        render(PROV, replace(SINGLE, sip_proxy=bad))
+
+
+def test_an_agent_cannot_take_the_proxys_endpoint_name() -> None:
+    with pytest.raises(ConfigError, match="hotline-proxy"):
+        render(Provisioning(agents={"x": replace(ANNA, endpoint="hotline-proxy")}, numbers={}),
+               BEHIND)
