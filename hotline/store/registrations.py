@@ -1,5 +1,5 @@
 """Agents' phones registered at Kamailio (several nodes behind it: README "Several nodes"):
-Kamailio's usrloc writes its contacts through to `kamailio.location` (migration 045; expired ones
+Kamailio's usrloc writes its contacts through to `kamailio.location` (migration 044; expired ones
 are deleted by its timer), and a trigger there NOTIFYs `hotline_registrations`. The daemon follows
 the set of registered endpoints: a phone registered there is reachable from every node."""
 

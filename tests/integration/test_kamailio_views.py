@@ -1,4 +1,4 @@
-"""Migration 045 against the lab's PostgreSQL: what Kamailio's dispatcher and auth_db read from
+"""Migration 044 against the lab's PostgreSQL: what Kamailio's dispatcher and auth_db read from
 the views over hotline's own tables (nodes, agents)."""
 
 from __future__ import annotations
