@@ -51,6 +51,7 @@ from hotline.store.availability import PROBE_TIMEOUT_S, StoreAvailability
 from hotline.store.callbacks import Callbacks, waiting_per_queue
 from hotline.store.contacts import Contacts
 from hotline.store.db import connect, describe_dsn, open_pool
+from hotline.store.registrations import Registrations
 from hotline.store.spool import spool_directory
 from hotline.store.supervisions import Supervisions
 from hotline.store.switches import Switches
@@ -94,6 +95,8 @@ class Daemon:
         self.several_nodes = False  # nodes provisioned: the daemon also renews its word per node
         self._ctx: CallContext | None = None  # every call's context but for its node's (ari, node)
         self._serving: asyncio.Task[None] | None = None
+        # Behind Kamailio (sip_proxy): agents' phones register there, not at a node
+        self.registrations: Registrations | None = None
         self.directory: Directory | None = None
         self.queues = QueueManager()
         self.hub = LiveHub()  # calls and the live publisher to the pages' live streams
@@ -193,6 +196,9 @@ class Daemon:
         await self._wait_ari_connected()
         if self.several_nodes:
             self._serving = asyncio.create_task(self._renew_serving(), name="nodes-serving")
+        if s.sip_proxy:
+            self.registrations = Registrations(s.dsn, self._registrations_changed)
+            self.registrations.start()
         # After the first reconcile: callback legs a killed daemon left are hung up first.
         self.placer = CallbackPlacer(self._node_ctx(self.links[addresses[0].name]), callbacks,
                                      Timing(lease_s=s.callback_lease_s), place_on=self._placement_ctx)
@@ -386,6 +392,9 @@ class Daemon:
         if self._serving is not None:
             await self._closing("serving", cancel_and_wait(self._serving))
             self._serving = None
+        if self.registrations is not None:
+            await self._closing("registrations", self.registrations.close())
+            self.registrations = None
         for link in self.links.values():
             await self._closing(f"ari of node {link.name}", link.close_ari())
         await self._closing("routers", self.routers.close())
@@ -529,6 +538,11 @@ class Daemon:
             endpoint = event.device.removeprefix("PJSIP/")
             self._device_told_at[f"{node}/{endpoint}"] = time.monotonic()
             self._device(node, endpoint, event.state)
+
+    def _registrations_changed(self, registered: set[str]) -> None:
+        """Kamailio's registered phones changed: the queues get each changed phone's state."""
+        for endpoint, state in self.device_states.registrations(registered).items():
+            self.queues.device(endpoint, state)
 
     def _device(self, node: str, endpoint: str, state: str) -> None:
         """One node's word on an agent phone; the queues get the word of all nodes together."""
