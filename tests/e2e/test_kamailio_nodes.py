@@ -8,6 +8,7 @@ every node. Skipped on a lab without nodes (labs 1 and 2 of `make test`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -355,9 +356,11 @@ def test_one_daemon_serves_both_nodes_and_their_calls_reach_the_agent_at_kamaili
 
 
 DAEMON_NUMBER = "+74951230001"
-def daemon_provisioning(agent: str, password: str) -> str:
-    return (f'[queues.kamailio]\nmax_wait = 20\n\n[hotlines.nodes]\nentry = "queue:kamailio"\n\n'
-            f'[numbers."{DAEMON_NUMBER}"]\nhotline = "nodes"\nlines = 4\n\n'
+def daemon_provisioning(agent: str, password: str, *, number: str = DAEMON_NUMBER,
+                        wrapup: int | None = None) -> str:
+    wrap = f"wrapup = {wrapup}\n" if wrapup is not None else ""
+    return (f'[queues.kamailio]\nmax_wait = 60\n{wrap}\n[hotlines.nodes]\nentry = "queue:kamailio"\n\n'
+            f'[numbers."{number}"]\nhotline = "nodes"\nlines = 4\n\n'
             f'[agents.{agent}]\npassword = "{password}"\ncapabilities = ["audio"]\n'
             "queues = { kamailio = 0 }\n")
 
@@ -371,3 +374,112 @@ def wait_for_rows(db: psycopg.Connection, query: str, params: tuple[object, ...]
         return len(found) >= count
     wait_for(enough, 10, f"{count} rows of {query}")
     return found
+
+
+def caller_waiting(number: str, caller: str, hold_ms: int) -> subprocess.Popen[str]:
+    """A caller through Kamailio who stays `hold_ms` after the daemon answers (queue, then talk)."""
+    return subprocess.Popen(
+        ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "caller_waits_through_proxy.xml"),
+         "-s", number, "-key", "node", "none", "-key", "media", "none", "-d", str(hold_ms),
+         "-key", "caller", caller, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+         "-mp", str(free_udp_port()), "-timeout", "90s", "-timeout_error", "-nostdin"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_one_queue_over_both_nodes_serves_the_longest_waiting_first_through_a_standby_takeover(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """The queues are one for all nodes: three callers dispatched to both nodes wait for the one
+    agent, who is unavailable until its phone registers at Kamailio (the nodes' static contacts
+    say nothing), then answers them in the order they came, whatever their node. The active
+    daemon is SIGKILLed while the first talks and the others wait: the standby takes over within
+    5 s on both nodes, the talk goes on, the line keeps its order, every hop is recorded once, and
+    `hotline node list` shows both nodes served by the new active daemon's word."""
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
+    standby_env = {**env, "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+                   "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}"}
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    nodes_db.execute("UPDATE nodes SET serving_until = NULL")  # only the daemon's word from now on
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(daemon_provisioning(AGENT, password, number=QUEUE_NUMBER, wrapup=0))
+    hotline(env, "provision", str(setup))
+    for name in nodes_lab.nodes():
+        hotline({**env, **nodes_lab.env(name)}, "apply")
+    hotline(env, "agent", "login", AGENT)
+    active = DaemonProcess(env, tmp_path / "active.log")
+    standby = DaemonProcess(standby_env, tmp_path / "standby.log")
+    callers: list[subprocess.Popen[str]] = []
+    phone: subprocess.Popen[str] | None = None
+    try:
+        active.start()
+        standby.launch()
+        standby.wait_standby()
+        wait_for(lambda: {(n["name"], n["serving"]) for n in node_list(env)} == {("a", True), ("b", True)},
+                 5, "both nodes served by the active daemon's word")
+        opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+        for n, hold_ms in enumerate((14000, 22000, 30000), 1):  # each waits, then talks, then leaves
+            callers.append(caller_waiting(QUEUE_NUMBER, f"+7916555010{n}", hold_ms))
+            wait_for_rows(nodes_db, "SELECT id FROM queue_events WHERE event = 'join' AND hop_id > %s",
+                          (opened,), n)
+        joined = nodes_db.execute("SELECT caller_num, node FROM hops WHERE id > %s ORDER BY id",
+                                  (opened,)).fetchall()
+        assert {node for _, node in joined} == {"a", "b"}, joined  # the dispatcher used both
+        assert agent_state(env) == "unreachable"  # logged in, but no phone registered at Kamailio
+        assert not nodes_db.execute("SELECT 1 FROM queue_events WHERE event = 'ring' AND hop_id > %s",
+                                    (opened,)).fetchall()
+        port = free_udp_port()
+        lab_sipp.register(AGENT, password, port)
+        phone = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-m", "3", "-i", "127.0.0.1",
+             "-p", str(port), "-mp", str(free_udp_port()), "-timeout", "80s", "-timeout_error", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        first = wait_for_rows(nodes_db, "SELECT caller_num FROM hops WHERE id > %s"
+                              " AND answered_at IS NOT NULL", (opened,), 1)
+        assert first == [(joined[0][0],)]  # the longest waiting, on whichever node
+        killed = time.monotonic()
+        active.stop(signal.SIGKILL)
+        standby.wait_registered(timeout_s=15)
+        assert time.monotonic() - killed < 5.0, standby.log()
+        for caller in callers:
+            out, _ = caller.communicate(timeout=60)
+            assert caller.returncode == 0, out[-2000:]  # nobody was cut off
+        out, _ = phone.communicate(timeout=30)
+        assert phone.returncode == 0, out[-2000:]
+        hops = wait_for_rows(nodes_db, "SELECT id, caller_num, end_reason FROM hops WHERE id > %s"
+                             " AND ended_at IS NOT NULL ORDER BY answered_at", (opened,), 3)
+        assert [h[1] for h in hops] == [c for c, _ in joined]  # answered in the order they came
+        assert {h[2] for h in hops} == {"completed"}
+        assert len(nodes_db.execute("SELECT id FROM hops WHERE id > %s", (opened,)).fetchall()) == 3
+        for hop_id, _, _ in hops:
+            events = [e for (e,) in nodes_db.execute(
+                "SELECT event FROM queue_events WHERE hop_id = %s ORDER BY id", (hop_id,)).fetchall()]
+            assert events == ["join", "ring", "answer", "complete"], events
+        assert {(n["name"], n["serving"]) for n in node_list(standby_env)} == {("a", True), ("b", True)}
+        assert "Traceback" not in active.log() + standby.log()
+    finally:
+        for proc in [*callers, *([phone] if phone else [])]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        standby.stop()
+        active.stop()
+        hotline(env, "agent", "logout", AGENT)
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+
+
+QUEUE_NUMBER = "+74951230002"
+
+
+def node_list(env: dict[str, str]) -> list[dict[str, object]]:
+    listed = hotline(env, "node", "list", "--format", "json")
+    return json.loads(listed.stdout)  # type: ignore[no-any-return]
+
+
+def agent_state(env: dict[str, str]) -> str:
+    """The test agent's state in `hotline stats live` (its live row, as a wallboard shows it)."""
+    live = json.loads(hotline(env, "stats", "live", "--format", "json").stdout)
+    return str(next(a["state"] for a in live["agents"] if a["agent"] == AGENT))
