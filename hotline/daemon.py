@@ -77,6 +77,7 @@ METRICS_POOL_TIMEOUT_S = 1.0  # a scrape's callback count does not wait long for
 # calls to) lasts this long and is renewed this often: a daemon gone, or a node it lost, lapses
 # within SERVING_FOR_S.
 SERVING_FOR_S = 5.0
+ADOPTION_BARRIER_S = 5.0  # how long a node's waiting callers wait for the other nodes' talks
 STANDBY_LOOK_S = 3.0  # how often the active daemon looks whether a standby waits
 SERVING_RENEW_S = 2.0
 
@@ -228,6 +229,7 @@ class Daemon:
                         Router(ctx, Supervisions(self.pool) if self.pool is not None else None))
         holder.append(link)
         link.router.draining = self._draining(address.name)
+        link.router.talks_first = self._every_nodes_talks_adopted
         link.ami.on_event(partial(self._on_ami_event, address.name))
         await link.connect_ami(must=not self.several_nodes)
         self.links[address.name] = link
@@ -248,6 +250,18 @@ class Daemon:
         links = list(self.links.values())
         usable = [link for link in links if link.ari_connected and not link.router.draining] or links
         return min(usable, key=lambda link: (len(link.router.calls), link.name)).router.ctx
+
+    async def _every_nodes_talks_adopted(self) -> None:
+        """Before a node's adopted callers wait in line again: every connected node's talks are
+        back, so an agent talking through another node is busy, never rung (a node down, or slow
+        to connect, is waited for ADOPTION_BARRIER_S at most)."""
+        waits = [link.router.talks_adopted.wait() for link in self.links.values() if link.session is not None]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), ADOPTION_BARRIER_S)
+        except TimeoutError:
+            late = [link.name for link in self.links.values() if not link.router.talks_adopted.is_set()]
+            log.warning("talks of node(s) %s not adopted within %.0f s: their agents may be rung meanwhile",
+                        ", ".join(late), ADOPTION_BARRIER_S)
 
     def _draining(self, node: str) -> bool:
         return self.directory is not None and node in self.directory.snapshot.draining_nodes

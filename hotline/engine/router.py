@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +93,11 @@ class Router:
         # `hotline node drain`: this node takes no new contact (503: Kamailio tries the next node);
         # the legs of its live calls (a switch to video, a consult) are still taken.
         self.draining = False
+        # Adoption puts talks back before waiting callers (an agent talking is busy, not free to
+        # ring); with several nodes, every node's talks (the daemon's `talks_first` waits for
+        # the other routers' `talks_adopted`).
+        self.talks_adopted = asyncio.Event()
+        self.talks_first: Callable[[], Awaitable[None]] = _nothing
 
     async def on_event(self, event: AriEvent) -> None:
         """Called by the ARI read loop: must not await ARI (hand the event to the call's task)."""
@@ -426,6 +431,7 @@ class Router:
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
+        self.talks_adopted.clear()
         channels = await self.ctx.ari.channels()
         alive = {c.id for c in channels}
         in_stasis = {c.id for c in channels if _in_stasis_of(c, self.ctx.app)}
@@ -517,6 +523,13 @@ class Router:
         heads = {hop.id for _, hop in found if hop is not None and hop.queued_at is not None
                  and hop.agent_id is None and await self.ctx.contacts.joined_first_in_line(hop.id)}
         found.sort(key=lambda item: (item[1] is None or item[1].id not in heads, _line_order(item[1])))
+        talks = [(channel, hop) for channel, hop in found if hop is not None and hop.answered_at is not None]
+        await self._adopt(talks)
+        self.talks_adopted.set()
+        await self.talks_first()
+        await self._adopt([item for item in found if item not in talks])
+
+    async def _adopt(self, found: Sequence[tuple[Channel, Hop | None]]) -> None:
         for channel, hop in found:
             log.info("adopting call %s (hop %s)", channel.id, hop.id if hop else "new")
             dialled = hop.dialled if hop else channel.exten
@@ -627,6 +640,10 @@ def _line_order(hop: Hop | None) -> float:
     """Who was first: by the time the caller joined its queue, else entered; unknown ones last."""
     at = (hop.queued_at or hop.entered_at) if hop is not None else None
     return at.timestamp() if at is not None else float("inf")
+
+
+async def _nothing() -> None:
+    """One node: its own talks are all there are."""
 
 
 def _in_stasis_of(channel: Channel, app: str) -> bool:
