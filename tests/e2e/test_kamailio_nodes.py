@@ -376,14 +376,14 @@ def wait_for_rows(db: psycopg.Connection, query: str, params: tuple[object, ...]
     return found
 
 
-def caller_waiting(number: str, caller: str, hold_ms: int) -> subprocess.Popen[str]:
+def caller_waiting(number: str, caller: str, hold_ms: int, cwd: Path) -> subprocess.Popen[str]:
     """A caller through Kamailio who stays `hold_ms` after the daemon answers (queue, then talk)."""
     return subprocess.Popen(
         ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "caller_waits_through_proxy.xml"),
          "-s", number, "-key", "node", "none", "-key", "media", "none", "-d", str(hold_ms),
          "-key", "caller", caller, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
-         "-mp", str(free_udp_port()), "-timeout", "90s", "-timeout_error", "-nostdin"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+         "-mp", str(free_udp_port()), "-timeout", "90s", "-timeout_error", "-trace_err", "-nostdin"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, cwd=cwd)
 
 
 def test_one_queue_over_both_nodes_serves_the_longest_waiting_first_through_a_standby_takeover(
@@ -420,8 +420,9 @@ def test_one_queue_over_both_nodes_serves_the_longest_waiting_first_through_a_st
         wait_for(lambda: {(n["name"], n["serving"]) for n in node_list(env)} == {("a", True), ("b", True)},
                  5, "both nodes served by the active daemon's word")
         opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
-        for n, hold_ms in enumerate((14000, 22000, 30000), 1):  # each waits, then talks, then leaves
-            callers.append(caller_waiting(QUEUE_NUMBER, f"+7916555010{n}", hold_ms))
+        # each waits, then talks, then leaves; all within the trunk's rtp_timeout (30 s: sipp sends no RTP)
+        for n, hold_ms in enumerate((13000, 19000, 25000), 1):
+            callers.append(caller_waiting(QUEUE_NUMBER, f"+7916555010{n}", hold_ms, tmp_path))
             wait_for_rows(nodes_db, "SELECT id FROM queue_events WHERE event = 'join' AND hop_id > %s",
                           (opened,), n)
         joined = nodes_db.execute("SELECT caller_num, node FROM hops WHERE id > %s ORDER BY id",
@@ -431,11 +432,12 @@ def test_one_queue_over_both_nodes_serves_the_longest_waiting_first_through_a_st
         assert not nodes_db.execute("SELECT 1 FROM queue_events WHERE event = 'ring' AND hop_id > %s",
                                     (opened,)).fetchall()
         port = free_udp_port()
-        lab_sipp.register(AGENT, password, port)
-        phone = subprocess.Popen(
-            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-m", "3", "-i", "127.0.0.1",
-             "-p", str(port), "-mp", str(free_udp_port()), "-timeout", "80s", "-timeout_error", "-nostdin"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        lab_sipp.register(AGENT, password, port)  # the daemon may ring it before its phone listens:
+        phone = subprocess.Popen(  # that ring fails, and the agent is rung again (the queue's retry)
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-i", "127.0.0.1",
+             "-p", str(port), "-mp", str(free_udp_port()), "-trace_err", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+            cwd=tmp_path)
         first = wait_for_rows(nodes_db, "SELECT caller_num FROM hops WHERE id > %s"
                               " AND answered_at IS NOT NULL", (opened,), 1)
         assert first == [(joined[0][0],)]  # the longest waiting, on whichever node
@@ -446,8 +448,6 @@ def test_one_queue_over_both_nodes_serves_the_longest_waiting_first_through_a_st
         for caller in callers:
             out, _ = caller.communicate(timeout=60)
             assert caller.returncode == 0, out[-2000:]  # nobody was cut off
-        out, _ = phone.communicate(timeout=30)
-        assert phone.returncode == 0, out[-2000:]
         hops = wait_for_rows(nodes_db, "SELECT id, caller_num, end_reason FROM hops WHERE id > %s"
                              " AND ended_at IS NOT NULL ORDER BY answered_at", (opened,), 3)
         assert [h[1] for h in hops] == [c for c, _ in joined]  # answered in the order they came
@@ -456,7 +456,9 @@ def test_one_queue_over_both_nodes_serves_the_longest_waiting_first_through_a_st
         for hop_id, _, _ in hops:
             events = [e for (e,) in nodes_db.execute(
                 "SELECT event FROM queue_events WHERE hop_id = %s ORDER BY id", (hop_id,)).fetchall()]
-            assert events == ["join", "ring", "answer", "complete"], events
+            # once each, through the takeover (a ring before the phone listened went unanswered)
+            assert [e for e in events if e not in ("ring", "ring_noanswer")] == ["join", "answer", "complete"]
+            assert events.count("ring") == events.count("ring_noanswer") + 1, events
         assert {(n["name"], n["serving"]) for n in node_list(standby_env)} == {("a", True), ("b", True)}
         assert "Traceback" not in active.log() + standby.log()
     finally:
