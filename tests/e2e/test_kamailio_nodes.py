@@ -485,3 +485,39 @@ def agent_state(env: dict[str, str]) -> str:
     """The test agent's state in `hotline stats live` (its live row, as a wallboard shows it)."""
     live = json.loads(hotline(env, "stats", "live", "--format", "json").stdout)
     return str(next(a["state"] for a in live["agents"] if a["agent"] == AGENT))
+
+
+ONE_LINE_NUMBER = "+74951230003"
+
+
+def test_two_nodes_racing_for_a_numbers_one_line_give_it_to_one_caller(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """A line of a number is a row of the one database, not a count on a node: two callers of a
+    one-line number at the same moment, dispatched to nodes a and b, open their hops in two
+    transactions, and the partial unique index on (number_id, line) of live hops lets one of them
+    hold line 1; the other hears busy (486, cause 17), whichever node it came through."""
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(f'[queues.line]\nmax_wait = 60\n\n[hotlines.one-line]\nentry = "queue:line"\n\n'
+                     f'[numbers."{ONE_LINE_NUMBER}"]\nhotline = "one-line"\nlines = 1\n')
+    hotline(env, "provision", str(setup))
+    for name in nodes_lab.nodes():
+        hotline({**env, **nodes_lab.env(name)}, "apply")
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    daemon.start()
+    try:
+        opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+        callers = [caller_waiting(ONE_LINE_NUMBER, f"+7916555020{n}", 3000, tmp_path) for n in (1, 2)]
+        for caller in callers:
+            caller.communicate(timeout=30)  # the one served hangs up after 3 s; the other was refused
+        hops = wait_for_rows(nodes_db, "SELECT node, line, end_reason, hangup_cause FROM hops WHERE id > %s"
+                             " AND ended_at IS NOT NULL ORDER BY line NULLS LAST", (opened,), 2)
+        assert {h[0] for h in hops} == {"a", "b"}, hops  # one through each node
+        (_, line, _, _), (_, no_line, reason, cause) = hops
+        assert (line, no_line, reason, cause) == (1, None, "busy", 17), hops
+        assert sorted(c.returncode for c in callers) == [0, 1]  # the busy one's scenario wanted an answer
+    finally:
+        daemon.stop()
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
