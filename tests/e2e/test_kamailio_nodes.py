@@ -521,3 +521,77 @@ def test_two_nodes_racing_for_a_numbers_one_line_give_it_to_one_caller(
     finally:
         daemon.stop()
         put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+
+
+def test_a_killed_nodes_callers_never_hold_the_line_and_their_hops_close_once_it_is_back(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """Node b's Asterisk SIGKILLed with a caller waiting on it: a later caller, dispatched to a,
+    is answered by the agent (the dead node's caller, gone with its Asterisk, takes no agent), and
+    once b is back the daemon closes the dead caller's hop with why."""
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    nodes_db.execute("UPDATE nodes SET serving_until = NULL")
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(daemon_provisioning(AGENT, password, number=QUEUE_NUMBER, wrapup=0))
+    hotline(env, "provision", str(setup))
+    for name in nodes_lab.nodes():
+        hotline({**env, **nodes_lab.env(name)}, "apply")
+    hotline(env, "agent", "login", AGENT)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        daemon.start()
+        wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 6, "both nodes served")
+        opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+        on_b: tuple[object, ...] | None = None
+        for n in range(1, 3):  # the dispatcher alternates: one of two callers lands on b
+            procs.append(caller_waiting(QUEUE_NUMBER, f"+7916555030{n}", 25000, tmp_path))
+            wait_for_rows(nodes_db, "SELECT id FROM queue_events WHERE event = 'join' AND hop_id > %s",
+                          (opened,), n)
+            found = nodes_db.execute("SELECT id, node FROM hops WHERE id > %s AND node = 'b'",
+                                     (opened,)).fetchall()
+            if found:
+                on_b = found[0]
+                break
+        assert on_b is not None
+        for proc in procs[:-1]:  # a caller on a before it: gone, so b's caller is the line's head
+            proc.kill()
+            proc.communicate()
+        b_pid = nodes_lab.nodes()["b"].pid()
+        assert b_pid is not None
+        os.kill(b_pid, signal.SIGKILL)
+        wait_for(lambda: active_nodes(nodes_lab) == {"a"}, PROBE_S, "dead b out of the dispatcher")
+        later = caller_waiting(QUEUE_NUMBER, "+79165550309", 8000, tmp_path)
+        procs.append(later)
+        port = free_udp_port()
+        lab_sipp.register(AGENT, password, port)
+        phone = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-i", "127.0.0.1",
+             "-p", str(port), "-mp", str(free_udp_port()), "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+            cwd=tmp_path)
+        procs.append(phone)
+        out, _ = later.communicate(timeout=40)
+        assert later.returncode == 0, out[-2000:]
+        served = wait_for_rows(nodes_db, "SELECT node, end_reason FROM hops WHERE caller_num = '+79165550309'"
+                               " AND id > %s AND ended_at IS NOT NULL", (opened,), 1)
+        assert served == [("a", "completed")], served
+        nodes_lab.up()  # b's Asterisk back (empty): the daemon reconnects and finds the channel gone
+        closed = wait_for_rows(nodes_db, "SELECT end_reason, hangup_cause_text FROM hops"
+                               " WHERE id = %s AND ended_at IS NOT NULL", (on_b[0],), 1)
+        assert closed[0][0] in ("failed", "abandoned") and closed[0][1], closed
+        assert "Traceback" not in daemon.log()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        daemon.stop()
+        hotline(env, "agent", "logout", AGENT)
+        nodes_lab.up()
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
