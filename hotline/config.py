@@ -109,6 +109,9 @@ class Settings:
     # `hotline apply` then renders an endpoint for it and agents' AORs pointing at it. "": one
     # node, agents register with Asterisk (today's behaviour).
     sip_proxy: str = ""
+    # Several nodes: a node whose ARI the daemon cannot reach for this long is taken for lost:
+    # its calls end with that cause, its open hops close and its waiting callers leave the line.
+    node_lost_after: str = "120"
     # The daemon's /ws relay: WebSockets open at once per client address, new ones per client
     # address per minute, open at once in all (well below http.conf's sessionlimit, which ARI
     # shares), and how long a new socket may stay silent before it is closed.
@@ -202,7 +205,8 @@ class Settings:
                 raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
 
         for checked in ("switch_link_ttl_s", "switch_link_cooldown_s", "switch_links_per_case_n",
-                        "continue_case_within_s", "callback_lease_s", "web_rejoin_grace_s", "web_limits",
+                        "continue_case_within_s", "callback_lease_s", "node_lost_after_s",
+                        "web_rejoin_grace_s", "web_limits",
                         "webhook_timing", "recording_retention_days", "event_retention_days",
                         "web_address", "health_address", "sip_ws_limits", "trusted_proxies"):
             getattr(self, checked)  # checked now, not at the first call that needs it
@@ -233,6 +237,10 @@ class Settings:
     @property
     def callback_lease_s(self) -> int:
         return self._whole("callback_lease", 3, 600)
+
+    @property
+    def node_lost_after_s(self) -> int:
+        return self._whole("node_lost_after", 5, 86400)
 
     @property
     def webhook_timing(self) -> DeliveryTiming:

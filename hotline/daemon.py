@@ -30,6 +30,7 @@ from hotline.engine.directory import Directory, Snapshot
 from hotline.engine.event_pruner import EventPruner
 from hotline.engine.live import LivePublisher
 from hotline.engine.live_hub import LiveHub
+from hotline.engine.node_loss import lost_why
 from hotline.engine.queueing.queues import QueueManager
 from hotline.engine.recording_mover import RecordingMover
 from hotline.engine.router import Router
@@ -528,7 +529,30 @@ class Daemon:
                     await node_store.serve(conn, serving, SERVING_FOR_S)
             except Exception as exc:  # noqa: BLE001 - the database away: the word lapses, calls go on
                 log.warning("nodes' serving word not renewed (%s)", exc)
+            self._give_up_lost_nodes()
             await asyncio.sleep(SERVING_RENEW_S)
+
+    def _give_up_lost_nodes(self) -> None:
+        """A node whose ARI stays out of reach node_lost_after is given up for lost, once per
+        outage: its calls and open hops end with that cause (hotline.engine.node_loss)."""
+        now = time.monotonic()
+        for link in list(self.links.values()):
+            if link.ari_connected:
+                link.down_since, link.given_up = None, False
+                continue
+            link.down_since = link.down_since or now
+            down_s = now - link.down_since
+            if not link.given_up and down_s >= self.settings.node_lost_after_s:
+                link.given_up = True
+                self._in_background(self._give_up(link, lost_why(link.name, down_s)), f"give-up-{link.name}")
+
+    async def _give_up(self, link: NodeLink, why: str) -> None:
+        self._forget_device_states(link.name)
+        try:
+            await link.router.give_up(why)
+        except Exception as exc:  # noqa: BLE001 - the database away: tried again next round
+            log.warning("%s: its hops not closed yet (%s)", why, exc)
+            link.given_up = False
 
     async def _read_device_states(self, link: NodeLink) -> None:
         """Every agent phone's state now, from ARI's endpoint list: an endpoint `hotline apply`
@@ -552,6 +576,10 @@ class Daemon:
             endpoint = event.device.removeprefix("PJSIP/")
             self._device_told_at[f"{node}/{endpoint}"] = time.monotonic()
             self._device(node, endpoint, event.state)
+
+    def _forget_device_states(self, node: str) -> None:
+        for endpoint, state in self.device_states.forget_node(node).items():
+            self.queues.device(endpoint, state)
 
     def _registrations_changed(self, registered: set[str]) -> None:
         """Kamailio's registered phones changed: the queues get each changed phone's state."""
@@ -613,7 +641,7 @@ class Daemon:
         await link.close_ari()
         await link.router.close()
         await link.close()
-        self.device_states.forget_node(name)
+        self._forget_device_states(name)
         del self.links[name]
         log.info("node %s let go", name)
 

@@ -28,6 +28,8 @@ class NodeLink:
     ami: AmiSession
     router: Router
     session: AriSession | None = None
+    down_since: float | None = None  # monotonic time its ARI was first seen out of reach
+    given_up: bool = False  # taken for lost in this outage (node_lost_after)
     _ami_retry: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property

@@ -229,6 +229,9 @@ class InboundCall:
         elif isinstance(message, ChannelVanished):
             self._destroyed = self.cut = True
             self._cause = VANISHED
+            if message.why is not None:  # its node given up for lost: a failure, as a shutdown is
+                self.shut_down = True
+                self._cause = (None, message.why)
         elif is_shutdown_hangup(message) and not self.gone:
             self.cut_by_shutdown()
         first = not self.gone
@@ -380,6 +383,11 @@ class InboundCall:
         talking or not (told by its own channel, or by the agent leg it talks to)."""
         self.cut = self.shut_down = True
         self._cause = CUT_BY_SHUTDOWN
+
+    @property
+    def cut_why(self) -> str:
+        """Why Asterisk cut this call (a shutdown, its node lost): a talk's complete says it."""
+        return self._cause[1] if self.shut_down and self._cause[1] else CUT_BY_SHUTDOWN[1]
 
     def reason_caller_left(self) -> EndReason:
         """A caller hanging up while talking ends a handled contact; anywhere before it is

@@ -51,6 +51,8 @@ class NodeDeviceStates:
         changed = registered | set(self._words) if before is None else registered ^ before
         return {endpoint: self._state(endpoint) for endpoint in changed}
 
-    def forget_node(self, node: str) -> None:
-        for words in self._words.values():
-            words.pop(node, None)
+    def forget_node(self, node: str) -> dict[str, str]:
+        """A node let go or lost says nothing any more (its last "in use" ended with it): the
+        combined state of each endpoint it had a word on."""
+        changed = [endpoint for endpoint, words in self._words.items() if words.pop(node, None) is not None]
+        return {endpoint: self._state(endpoint) for endpoint in changed}

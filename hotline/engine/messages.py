@@ -17,9 +17,11 @@ from hotline.engine.queueing.talk import Place, Talk
 
 @dataclass(frozen=True)
 class ChannelVanished:
-    """Reconcile found this channel gone while ARI was disconnected (no event will say so)."""
+    """Reconcile found this channel gone while ARI was disconnected (no event will say so), or
+    its node was given up for lost (`why` says so: the hop's cause)."""
 
     channel_id: str
+    why: str | None = None
 
 
 @dataclass(frozen=True)

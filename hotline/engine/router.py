@@ -36,6 +36,7 @@ from hotline.engine.context import CallContext, Inbox
 from hotline.engine.customer_view import CustomerView, view_of
 from hotline.engine.live_hub import RingNews
 from hotline.engine.messages import CameraTurned, ChannelVanished, ConsultDialled, HangingUp
+from hotline.engine.node_loss import lost_end
 from hotline.engine.outside import OUTSIDE_LEG
 from hotline.engine.phone_switch import PhoneRinging, phone_switch_asked
 from hotline.engine.queueing.consult import CONSULT_BRIDGE
@@ -473,6 +474,23 @@ class Router:
             await close_left_open(self.ctx, hop)  # a recorded talk's row, and Asterisk's recorder
         return len(stale)
 
+    async def give_up(self, why: str) -> None:
+        """The node is lost (hotline.engine.node_loss): every call on it ends with `why` as its
+        cause, as for channels found gone at a reconcile, and so do the hops no call owns."""
+        # the calls' own channels first: a talk then ends as its caller's, not as its agent's leg
+        for channel_id in sorted(self.inboxes, key=lambda channel: channel not in self.calls):
+            self.inboxes[channel_id].post(ChannelVanished(channel_id, why))
+        stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
+                 if hop.channel_id not in self.calls and hop.channel_id not in self.inboxes]
+        at = datetime.now(UTC)
+        for hop in stale:
+            steps, end = lost_end(hop, why, at)
+            for step in steps:
+                self.ctx.records.submit(step.record(hop))
+            self.ctx.records.submit(end.record(hop))
+            await close_left_open(self.ctx, hop, why)
+        log.warning("%s: %d call(s) ended, %d hop(s) no call owned closed", why, len(self.calls), len(stale))
+
     async def _close_unowned_supervisions(self) -> None:
         """Supervisions a stopped daemon ran: their legs were hung up with the orphans (a daemon
         does not take over a supervision), so their rows end."""
@@ -519,6 +537,10 @@ class Router:
             hop = await self.ctx.contacts.hop_by_channel(self.ctx.node, channel_id)
             if hop is None or hop.ended_at is None:
                 found.append((channel, hop))
+            else:  # its contact was closed for it (its node given up for lost): nobody serves it
+                log.info("hanging up call %s: its hop %s ended %s", channel_id, hop.id, hop.end_reason)
+                with contextlib.suppress(AriError):
+                    await self.ctx.ari.hangup(channel_id)
         # A caller a transfer nobody answered put first in line goes back first (visit.Handoff).
         heads = {hop.id for _, hop in found if hop is not None and hop.queued_at is not None
                  and hop.agent_id is None and await self.ctx.contacts.joined_first_in_line(hop.id)}

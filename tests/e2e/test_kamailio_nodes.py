@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -32,6 +33,7 @@ from hotline.provision.render import PJSIP_FILE
 from hotline.provision.sip_auth import ha1
 
 from support.agents import hotline
+from support.cli import hotline_cli
 from support.daemon import DaemonProcess, free_tcp_port
 from support.sipp import SCENARIOS, free_udp_port
 from support.ws_sip import WsPhone
@@ -376,11 +378,13 @@ def wait_for_rows(db: psycopg.Connection, query: str, params: tuple[object, ...]
     return found
 
 
-def caller_waiting(number: str, caller: str, hold_ms: int, cwd: Path) -> subprocess.Popen[str]:
-    """A caller through Kamailio who stays `hold_ms` after the daemon answers (queue, then talk)."""
+def caller_waiting(number: str, caller: str, hold_ms: int, cwd: Path, *,
+                   node: str = "none") -> subprocess.Popen[str]:
+    """A caller through Kamailio who stays `hold_ms` after the daemon answers (queue, then talk),
+    steered to `node` (X-Hotline-Node) when it names one."""
     return subprocess.Popen(
         ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "caller_waits_through_proxy.xml"),
-         "-s", number, "-key", "node", "none", "-key", "media", "none", "-d", str(hold_ms),
+         "-s", number, "-key", "node", node, "-key", "media", "none", "-d", str(hold_ms),
          "-key", "caller", caller, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
          "-mp", str(free_udp_port()), "-timeout", "90s", "-timeout_error", "-trace_err", "-nostdin"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, cwd=cwd)
@@ -584,6 +588,81 @@ def test_a_killed_nodes_callers_never_hold_the_line_and_their_hops_close_once_it
         closed = wait_for_rows(nodes_db, "SELECT end_reason, hangup_cause_text FROM hops"
                                " WHERE id = %s AND ended_at IS NOT NULL", (on_b[0],), 1)
         assert closed[0][0] in ("failed", "abandoned") and closed[0][1], closed
+        assert "Traceback" not in daemon.log()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        daemon.stop()
+        hotline(env, "agent", "logout", AGENT)
+        nodes_lab.up()
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+
+
+def test_a_node_that_never_comes_back_is_given_up_and_its_agent_answers_the_next_caller(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """node_lost_after = 5: a caller steered to b talks with the agent (registered at Kamailio)
+    when b's Asterisk is SIGKILLed for good. `hotline node remove b` refuses while the call is
+    live; once b has been out of reach 5 s the daemon gives it up: the talk's hop closes `failed`
+    with the loss as its cause and its visit's complete says so, the agent (in use through b
+    until then) answers the next caller on a, and `hotline node remove b` takes the node."""
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool"), "HOTLINE_NODE_LOST_AFTER": "5"}
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    nodes_db.execute("UPDATE nodes SET serving_until = NULL")
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(daemon_provisioning(AGENT, password, number=QUEUE_NUMBER, wrapup=0))
+    hotline(env, "provision", str(setup))
+    for name in nodes_lab.nodes():
+        hotline({**env, **nodes_lab.env(name)}, "apply")
+    hotline(env, "agent", "login", AGENT)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        daemon.start()
+        wait_for(lambda: active_nodes(nodes_lab) == {"a", "b"}, 6, "both nodes served")
+        port = free_udp_port()
+        lab_sipp.register(AGENT, password, port)
+        procs.append(subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "agent_behind_proxy.xml"), "-i", "127.0.0.1",
+             "-p", str(port), "-mp", str(free_udp_port()), "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+            cwd=tmp_path))
+        opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+        procs.append(caller_waiting(QUEUE_NUMBER, "+79165550401", 60000, tmp_path, node="b"))
+        [(talk_id, node)] = wait_for_rows(nodes_db, "SELECT id, node FROM hops WHERE id > %s"
+                                          " AND answered_at IS NOT NULL", (opened,), 1)
+        assert node == "b"
+        refused = hotline_cli(env, "node", "remove", "b")
+        assert refused.returncode != 0 and "1 live call" in refused.stderr, refused.stderr
+        b_pid = nodes_lab.nodes()["b"].pid()
+        assert b_pid is not None
+        os.kill(b_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: active_nodes(nodes_lab) == {"a"}, PROBE_S, "dead b out of the dispatcher")
+        later = caller_waiting(QUEUE_NUMBER, "+79165550402", 15000, tmp_path)  # waits for b to be given up
+        procs.append(later)
+        out, _ = later.communicate(timeout=40)
+        assert later.returncode == 0, out[-2000:]
+        [(lost, cause)] = wait_for_rows(nodes_db, "SELECT end_reason, hangup_cause_text FROM hops"
+                                        " WHERE id = %s AND ended_at IS NOT NULL", (talk_id,), 1)
+        assert lost == "failed", lost
+        assert re.fullmatch(r"node lost: b's Asterisk unreachable for \d+ s", cause), cause
+        assert int(cause.split()[-2]) >= 5
+        [(detail,)] = nodes_db.execute("SELECT detail FROM queue_events WHERE hop_id = %s"
+                                       " AND event = 'complete'", (talk_id,)).fetchall()
+        assert detail == cause
+        served = wait_for_rows(nodes_db, "SELECT node, end_reason, answered_at IS NOT NULL FROM hops"
+                               " WHERE id > %s AND caller_num = '+79165550402' AND ended_at IS NOT NULL",
+                               (opened,), 1)
+        assert served == [("a", "completed", True)], served
+        assert time.monotonic() - killed < 30
+        hotline(env, "node", "remove", "b")  # nothing live on it any more
         assert "Traceback" not in daemon.log()
     finally:
         for proc in procs:

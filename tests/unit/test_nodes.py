@@ -3,15 +3,21 @@ to each, and one device state from several nodes' words."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from hotline.asterisk.nodes import node_addresses
-from hotline.config import Settings
+from hotline.config import ConfigError, Settings
 from hotline.engine.device_states import NodeDeviceStates, combined
+from hotline.engine.node_loss import lost_end, lost_why
+from hotline.engine.outcomes import EndReason, QueueEventKind
 from hotline.errors import ProvisionError
 from hotline.provision import export, parse
 from hotline.provision.model import Node, Provisioning
 from hotline.provision.validate import validate
+from hotline.store.hops import Hop
 
 SETTINGS = Settings(dsn="postgresql://x@127.0.0.1/x", ami_url="ami://hotline:amisecret@127.0.0.1:5038",
                     ari_url="http://hotline:arisecret@127.0.0.1:8088", node="pbx1")
@@ -81,8 +87,27 @@ def test_a_node_let_go_no_longer_has_a_word() -> None:
     states = NodeDeviceStates()
     states.told("a", "ivanov", "INUSE")
     assert states.told("b", "ivanov", "NOT_INUSE") == "INUSE"
-    states.forget_node("a")
+    assert states.forget_node("a") == {"ivanov": "NOT_INUSE"}  # what the queues are told at once
     assert states.told("b", "ivanov", "NOT_INUSE") == "NOT_INUSE"
+    assert states.forget_node("c") == {}  # a node that never spoke changes nobody
+
+
+def test_a_lost_nodes_hop_ends_failed_with_the_loss_its_visit_as_an_unwatched_one() -> None:
+    at = datetime.now(UTC)
+    why = lost_why("b", 121.4)
+    assert why == "node lost: b's Asterisk unreachable for 121 s"
+    talking = Hop(id=7, case_id=3, seq=1, node="b", channel_id="c1", channel_kind="pstn", dialled="+7495",
+                  dialled_e164="+7495", caller_num="+7916", entered_at=at - timedelta(seconds=60),
+                  ended_at=None, end_reason=None, hangup_cause=None, queue_id=2, agent_id=5,
+                  queued_at=at - timedelta(seconds=50), answered_at=at - timedelta(seconds=30))
+    steps, end = lost_end(talking, why, at)
+    assert [(s.event, s.agent_id, s.talk_ms, s.detail) for s in steps] == [
+        (QueueEventKind.COMPLETE, 5, 30000, why)]
+    assert (end.reason, end.cause_text, end.at) == (EndReason.FAILED, why, at)
+    waiting = dataclasses.replace(talking, agent_id=None, answered_at=None)
+    steps, end = lost_end(waiting, why, at)
+    assert [(s.event, s.wait_ms) for s in steps] == [(QueueEventKind.ABANDON, 50000)]
+    assert end.reason == EndReason.FAILED
 
 
 @pytest.mark.parametrize("states, registered, one", [
@@ -105,3 +130,11 @@ def test_a_registration_at_kamailio_changes_only_the_phones_whose_registration_c
     assert states.registrations({"petrova", "sidorov"}) == {"sidorov": "NOT_INUSE"}
     assert states.registrations({"sidorov"}) == {"petrova": "INUSE"}  # in use still: its talk goes on
     assert states.told("a", "petrova", "NOT_INUSE") == "UNAVAILABLE"  # the talk ended, unregistered
+
+
+def test_node_lost_after_is_whole_seconds_from_5() -> None:
+    assert dataclasses.replace(SETTINGS, node_lost_after="30").node_lost_after_s == 30
+    assert SETTINGS.node_lost_after_s == 120
+    for bad in ("4", "2m", "-1"):
+        with pytest.raises(ConfigError, match="node_lost_after"):
+            dataclasses.replace(SETTINGS, node_lost_after=bad)

@@ -59,7 +59,7 @@ from hotline.engine.facts import (
     TransferNoted,
 )
 from hotline.engine.holds import TalkHolds
-from hotline.engine.leg import CUT_BY_SHUTDOWN, is_shutdown_hangup
+from hotline.engine.leg import is_shutdown_hangup
 from hotline.engine.live_hub import ANSWERED, GONE, RINGING, RingNews, agent_topic, ring_event
 from hotline.engine.messages import (
     CallerGone,
@@ -159,6 +159,8 @@ class VisitCall(Protocol):
     def reason_caller_left(self) -> EndReason: ...
     @property
     def shut_down(self) -> bool: ...
+    @property
+    def cut_why(self) -> str: ...
     def cut_by_shutdown(self) -> None: ...
     async def next_event(self, timeout: float | None = None) -> Message | None: ...
     def unexpected(self, message: Message) -> None: ...
@@ -1305,7 +1307,7 @@ class QueueVisit:
         call.unwatch(leg.channel_id)
         reason = call.reason_caller_left() if who is Party.CALLER or call.shut_down else EndReason.COMPLETED
         complete = self._step(E.COMPLETE, agent=leg.agent, talk_ms=_ms(time.time() - answered_at),
-                              detail=CUT_BY_SHUTDOWN[1] if call.shut_down else f"{who} hung up")
+                              detail=call.cut_why if call.shut_down else f"{who} hung up")
         surveyed = (who is Party.AGENT and not call.shut_down and not call.web and bool(self.queue.survey)
                     and bool(complete))
         if surveyed:
