@@ -359,11 +359,11 @@ def test_one_daemon_serves_both_nodes_and_their_calls_reach_the_agent_at_kamaili
 
 DAEMON_NUMBER = "+74951230001"
 def daemon_provisioning(agent: str, password: str, *, number: str = DAEMON_NUMBER,
-                        wrapup: int | None = None) -> str:
+                        wrapup: int | None = None, capabilities: str = '["audio"]') -> str:
     wrap = f"wrapup = {wrapup}\n" if wrapup is not None else ""
     return (f'[queues.kamailio]\nmax_wait = 60\n{wrap}\n[hotlines.nodes]\nentry = "queue:kamailio"\n\n'
             f'[numbers."{number}"]\nhotline = "nodes"\nlines = 4\n\n'
-            f'[agents.{agent}]\npassword = "{password}"\ncapabilities = ["audio"]\n'
+            f'[agents.{agent}]\npassword = "{password}"\ncapabilities = {capabilities}\n'
             "queues = { kamailio = 0 }\n")
 
 
@@ -672,5 +672,92 @@ def test_a_node_that_never_comes_back_is_given_up_and_its_agent_answers_the_next
         daemon.stop()
         hotline(env, "agent", "logout", AGENT)
         nodes_lab.up()
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        forget_registrations(nodes_lab)
+
+
+SWITCH_NUMBER = "+74951230004"
+
+
+def test_a_phone_callers_switch_to_video_in_chromium_lands_on_the_phone_legs_node(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """The pages connect to Kamailio's WebSocket (sip_ws_url). An agent's Chromium page registers
+    there and answers a phone caller the round robin sent to one node; the caller's switch link,
+    opened in another Chromium, calls with X-Hotline-Node naming that node, so the video leg
+    lands there although the round robin's next pick is the other node: it joins the case's
+    bridge, the agent sees the customer's camera, and the agent's call is never cut."""
+    from support.browser import launch, open_page, playwright_session
+    from support.fake_camera import BLUE, RED, write_y4m
+    from support.web_calls import answer, poll, sees, state_of, ws_url_of
+
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool"),
+           "HOTLINE_SIP_WS_URL": f"ws://127.0.0.1:{WS_PORT}"}
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(nodes_lab)
+    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(daemon_provisioning(AGENT, password, number=SWITCH_NUMBER,
+                                         capabilities='["audio", "video", "webrtc"]'))
+    hotline(env, "provision", str(setup))
+    for name in nodes_lab.nodes():
+        hotline({**env, **nodes_lab.env(name)}, "apply")
+    hotline(env, "agent", "login", AGENT)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    phone: subprocess.Popen[str] | None = None
+    web = f"http://{env['HOTLINE_WEB_LISTEN']}"
+    try:
+        daemon.start()
+        with playwright_session() as pw:
+            agent = open_page(launch(pw, write_y4m(tmp_path / "blue.y4m", BLUE)), f"{web}/agent")
+            agent.fill("#endpoint", AGENT)
+            agent.fill("#password", password)
+            agent.click("#login")
+            poll(lambda: state_of(agent) == "registered", "the agent page registered")
+            assert ws_url_of(agent) == env["HOTLINE_SIP_WS_URL"]
+            wait_for(lambda: bool(nodes_db.execute("SELECT 1 FROM kamailio.location WHERE username = %s",
+                                                   (AGENT,)).fetchall()), 5, "the page at Kamailio")
+            opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+            phone = caller_waiting(SWITCH_NUMBER, "+79165550501", 60000, tmp_path)
+            answer(agent)
+            [phone_hop] = wait_for_rows(nodes_db, "SELECT id, case_id, node, agent_id FROM hops"
+                                        " WHERE id > %s AND answered_at IS NOT NULL", (opened,), 1)
+            _, case_id, node, agent_id = phone_hop
+            link = hotline(env, "case", "switch", str(case_id)).stdout.strip()
+            assert link.startswith(f"{web}/switch/"), link
+
+            customer = open_page(launch(pw, write_y4m(tmp_path / "red.y4m", RED)), link)
+            customer.click("#call")
+            poll(lambda: state_of(customer) == "in call", "the customer's video leg in the call")
+            assert ws_url_of(customer) == env["HOTLINE_SIP_WS_URL"]
+            hops = wait_for_rows(nodes_db, "SELECT seq, node, channel_kind, media, agent_id FROM hops"
+                                 " WHERE case_id = %s ORDER BY seq", (case_id,), 2)
+            assert hops == [(1, node, "pstn", "audio", agent_id), (2, node, "webrtc", "video", agent_id)]
+            # the round robin sent the phone call to `node`: its next pick was the other node
+            other = "b" if node == "a" else "a"
+            steered = re.findall(r"steered by X-Hotline-Node to (\w+) \(sip:([\d.]+):\d+; round robin: "
+                                 r"sip:([\d.]+):", nodes_lab.kamailio.console_log.read_text(errors="replace"))
+            assert steered[-1] == (node, node_address(node), node_address(other)), steered[-3:]
+            wait_for_rows(nodes_db, "SELECT id FROM hops WHERE case_id = %s AND seq = 1"
+                          " AND end_reason = 'switched'", (case_id,), 1)
+            sees(agent, RED, "the agent")
+            assert state_of(agent) == "in call"  # the agent's own call was never cut
+            events = [e for (e,) in nodes_db.execute("SELECT event FROM queue_events WHERE hop_id = %s"
+                                                     " ORDER BY id", (phone_hop[0],)).fetchall()]
+            assert events == ["join", "ring", "answer"]  # one talk, going on over the video leg
+
+            customer.click("#hangup")
+            ends = wait_for_rows(nodes_db, "SELECT end_reason FROM hops WHERE case_id = %s"
+                                 " AND ended_at IS NOT NULL ORDER BY seq", (case_id,), 2)
+            assert ends == [("switched",), ("completed",)]
+            poll(lambda: state_of(agent) == "ended", "the agent's call ended with the customer's")
+        assert "Traceback" not in daemon.log()
+    finally:
+        if phone is not None and phone.poll() is None:
+            phone.kill()
+            phone.communicate()
+        daemon.stop()
+        hotline(env, "agent", "logout", AGENT)
         put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
         forget_registrations(nodes_lab)
