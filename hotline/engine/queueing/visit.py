@@ -1317,7 +1317,11 @@ class QueueVisit:
             await self._hang_up(leg.channel_id if who is Party.CALLER else call.channel_id)
         for participant in self.ctx.conference_legs(call.case_id or 0):
             await self._hang_up(participant)  # the talk is over for everyone it brought in
-        await self.ctx.ari.destroy_bridge(call.bridge_id)
+        try:
+            await self.ctx.ari.destroy_bridge(call.bridge_id)
+        except AriError:
+            if not call.shut_down:
+                raise  # else the bridge went with its Asterisk (shut down, or its node lost)
         if surveyed:
             await self._survey()
         return TalkOver(EndReason.COMPLETED)
