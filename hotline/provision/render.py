@@ -49,6 +49,10 @@ SUPERVISE_CODES = (("*51", "listen"), ("*52", "whisper"), ("*53", "barge"))
 # it marks a browser's call (deploy/kamailio/kamailio.cfg adds it, and removes a caller's own).
 PROXY_ENDPOINT = "hotline-proxy"
 MEDIA_HEADER = "X-Hotline-Media: webrtc"
+# ... and a SIP video phone's (its offer has a video stream): the node's video endpoint takes it,
+# a carrier's audio call staying on the audio-only trunk endpoint.
+PROXY_VIDEO_ENDPOINT = "hotline-proxy-video"
+VIDEO_HEADER = "X-Hotline-Media: video"
 # Names Asterisk uses as section ids and extensions; the same rule as the agents and numbers tables.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # Characters with a meaning in Asterisk config values: `;` starts a comment, `\` escapes, `[` `]`
@@ -146,7 +150,8 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "supervise_codes": SUPERVISE_CODES, "unknown_cause": UNKNOWN_CAUSE,
         "numbers": number_views(prov.numbers.values()),
         "proxy": proxy_view(settings), "proxy_endpoint": PROXY_ENDPOINT,
-        "media_header": MEDIA_HEADER,
+        "media_header": MEDIA_HEADER, "proxy_video_endpoint": PROXY_VIDEO_ENDPOINT,
+        "video_header": VIDEO_HEADER,
     }
     return {f.name: env.get_template(f.template).render(values) for f in FILES}
 
@@ -168,7 +173,8 @@ def endpoint_views(agents: Iterable[Agent]) -> list[EndpointView]:
     views = sorted((endpoint_view(a) for a in agents), key=lambda v: v.endpoint)
     _refuse_duplicates("endpoint", [(v.endpoint, f"agent {v.agent}") for v in views]
                        + [(WEB_ENDPOINT, "the customers' web endpoint"),
-                          (PROXY_ENDPOINT, "the endpoint of Kamailio (sip_proxy)")])
+                          (PROXY_ENDPOINT, "the endpoint of Kamailio (sip_proxy)"),
+                          (PROXY_VIDEO_ENDPOINT, "the endpoint of video phones behind Kamailio")])
     return views
 
 

@@ -313,6 +313,26 @@ async def test_a_browsers_call_over_websocket_reaches_a_nodes_web_endpoint(
     assert sum(dialled_on(nodes_lab, f"{ANSWERED}@hotline-web").values()) == web_before
 
 
+def test_a_sip_video_phones_call_reaches_a_nodes_video_endpoint_and_an_audio_call_the_trunks(
+        nodes_lab: Lab, nodes_db: psycopg.Connection) -> None:
+    """Kamailio marks an offer with a video stream (X-Hotline-Media: video): the node takes it on
+    its video phones' endpoint, which answers VP8 video (the caller's scenario checks the answer);
+    an audio call stays on the audio-only trunk endpoint, and a caller claiming video has no say."""
+    put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+
+    def on_endpoint(endpoint: str) -> int:
+        answered = re.compile(re.escape(f'Executing [{ANSWERED}@hotline-inbound:1] Answer("PJSIP/{endpoint}-')
+                              + '[0-9a-f]{8}"')
+        return sum(len(answered.findall(node.log.read_text(errors="replace")))
+                   for node in nodes_lab.nodes().values() if node.log.exists())
+
+    video, audio = on_endpoint("hotline-proxy-video"), on_endpoint("hotline-proxy")
+    assert sum(new_calls(nodes_lab, 1, scenario="video_caller_through_proxy.xml").values()) == 1
+    assert sum(new_calls(nodes_lab, 1, media="video").values()) == 1  # audio, whatever it claims
+    wait_for(lambda: (on_endpoint("hotline-proxy-video"), on_endpoint("hotline-proxy"))
+             == (video + 1, audio + 1), 3, "one call on each endpoint")
+
+
 def test_one_daemon_serves_both_nodes_and_their_calls_reach_the_agent_at_kamailio(
         nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
     """`hotline run` with both nodes provisioned (the `nodes` rows), on the database Kamailio

@@ -62,6 +62,11 @@ def test_behind_kamailio_its_calls_land_inbound_and_agents_are_reached_through_i
     assert web["identify_by"] == "header" and "transport" not in web
     assert found[("hotline-web-proxy", "identify")] == {
         "type": "identify", "endpoint": "hotline-web", "match_header": "X-Hotline-Media: webrtc"}
+    # SIP video phones (Kamailio marks an offer with video): video codecs, not the trunk's
+    assert found[("hotline-proxy-video", "endpoint")] == {"template": "hotline-video-phone",
+                                                         "identify_by": "header"}
+    assert found[("hotline-proxy-video", "identify")] == {
+        "type": "identify", "endpoint": "hotline-proxy-video", "match_header": "X-Hotline-Media: video"}
 
 
 def test_a_proxy_port_other_than_5060_is_kept() -> None:
