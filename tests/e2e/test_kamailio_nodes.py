@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -387,6 +388,43 @@ def daemon_provisioning(agent: str, password: str, *, number: str = DAEMON_NUMBE
             "queues = { kamailio = 0 }\n")
 
 
+def daemon_env(lab: Lab, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The lab's settings for a daemon of a test's own: its web and health ports, its spool."""
+    return {**lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+            "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+            "HOTLINE_SPOOL_DIR": str(tmp_path / "spool"), **extra}
+
+
+def agent_on_both_nodes(lab: Lab, db: psycopg.Connection, env: dict[str, str], tmp_path: Path,
+                        **provisioning: Any) -> str:
+    """The queue of daemon_provisioning with AGENT (a new password, returned), applied on every
+    node behind Kamailio, the agent logged in and registered nowhere yet."""
+    password = "kam-" + os.urandom(6).hex()
+    forget_registrations(lab)
+    db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(daemon_provisioning(AGENT, password, **provisioning))
+    hotline(env, "provision", str(setup))
+    for name in lab.nodes():  # as on every node of a deployment
+        hotline({**env, **lab.env(name)}, "apply")
+    hotline(env, "agent", "login", AGENT)
+    return password
+
+
+def tidy_up(lab: Lab, env: dict[str, str], daemon: DaemonProcess, procs: list[subprocess.Popen[str]]) -> None:
+    """After a test that killed a node: its sipp processes, the daemon, the agent, every node up
+    and as `hotline apply` left it without agents, no registration left at Kamailio."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    daemon.stop()
+    hotline(env, "agent", "logout", AGENT)
+    lab.up()
+    put_rendered(lab, render_behind_proxy(Provisioning()))
+    forget_registrations(lab)
+
+
 def wait_for_rows(db: psycopg.Connection, query: str, params: tuple[object, ...],
                   count: int) -> list[tuple[object, ...]]:
     found: list[tuple[object, ...]] = []
@@ -552,19 +590,9 @@ def test_a_killed_nodes_callers_never_hold_the_line_and_their_hops_close_once_it
     """Node b's Asterisk SIGKILLed with a caller waiting on it: a later caller, dispatched to a,
     is answered by the agent (the dead node's caller, gone with its Asterisk, takes no agent), and
     once b is back the daemon closes the dead caller's hop with why."""
-    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
-           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
-           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
-    password = "kam-" + os.urandom(6).hex()
-    forget_registrations(nodes_lab)
-    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    env = daemon_env(nodes_lab, tmp_path)
     nodes_db.execute("UPDATE nodes SET serving_until = NULL")
-    setup = tmp_path / "provisioning.toml"
-    setup.write_text(daemon_provisioning(AGENT, password, number=QUEUE_NUMBER, wrapup=0))
-    hotline(env, "provision", str(setup))
-    for name in nodes_lab.nodes():
-        hotline({**env, **nodes_lab.env(name)}, "apply")
-    hotline(env, "agent", "login", AGENT)
+    password = agent_on_both_nodes(nodes_lab, nodes_db, env, tmp_path, number=QUEUE_NUMBER, wrapup=0)
     daemon = DaemonProcess(env, tmp_path / "daemon.log")
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -610,15 +638,7 @@ def test_a_killed_nodes_callers_never_hold_the_line_and_their_hops_close_once_it
         assert closed[0][0] in ("failed", "abandoned") and closed[0][1], closed
         assert "Traceback" not in daemon.log()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        daemon.stop()
-        hotline(env, "agent", "logout", AGENT)
-        nodes_lab.up()
-        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
-        forget_registrations(nodes_lab)
+        tidy_up(nodes_lab, env, daemon, procs)
 
 
 def test_a_node_that_never_comes_back_is_given_up_and_its_agent_answers_the_next_caller(
@@ -628,19 +648,9 @@ def test_a_node_that_never_comes_back_is_given_up_and_its_agent_answers_the_next
     live; once b has been out of reach 5 s the daemon gives it up: the talk's hop closes `failed`
     with the loss as its cause and its visit's complete says so, the agent (in use through b
     until then) answers the next caller on a, and `hotline node remove b` takes the node."""
-    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
-           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
-           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool"), "HOTLINE_NODE_LOST_AFTER": "5"}
-    password = "kam-" + os.urandom(6).hex()
-    forget_registrations(nodes_lab)
-    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
+    env = daemon_env(nodes_lab, tmp_path, HOTLINE_NODE_LOST_AFTER="5")
     nodes_db.execute("UPDATE nodes SET serving_until = NULL")
-    setup = tmp_path / "provisioning.toml"
-    setup.write_text(daemon_provisioning(AGENT, password, number=QUEUE_NUMBER, wrapup=0))
-    hotline(env, "provision", str(setup))
-    for name in nodes_lab.nodes():
-        hotline({**env, **nodes_lab.env(name)}, "apply")
-    hotline(env, "agent", "login", AGENT)
+    password = agent_on_both_nodes(nodes_lab, nodes_db, env, tmp_path, number=QUEUE_NUMBER, wrapup=0)
     daemon = DaemonProcess(env, tmp_path / "daemon.log")
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -686,15 +696,7 @@ def test_a_node_that_never_comes_back_is_given_up_and_its_agent_answers_the_next
         log = daemon.log()
         assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        daemon.stop()
-        hotline(env, "agent", "logout", AGENT)
-        nodes_lab.up()
-        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
-        forget_registrations(nodes_lab)
+        tidy_up(nodes_lab, env, daemon, procs)
 
 
 SWITCH_NUMBER = "+74951230004"
@@ -711,20 +713,9 @@ def test_a_phone_callers_switch_to_video_in_chromium_lands_on_the_phone_legs_nod
     from support.fake_camera import BLUE, RED, write_y4m
     from support.web_calls import answer, poll, sees, state_of, ws_url_of
 
-    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
-           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
-           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool"),
-           "HOTLINE_SIP_WS_URL": f"ws://127.0.0.1:{WS_PORT}"}
-    password = "kam-" + os.urandom(6).hex()
-    forget_registrations(nodes_lab)
-    nodes_db.execute("DELETE FROM agents WHERE endpoint = %s", (AGENT,))
-    setup = tmp_path / "provisioning.toml"
-    setup.write_text(daemon_provisioning(AGENT, password, number=SWITCH_NUMBER,
-                                         capabilities='["audio", "video", "webrtc"]'))
-    hotline(env, "provision", str(setup))
-    for name in nodes_lab.nodes():
-        hotline({**env, **nodes_lab.env(name)}, "apply")
-    hotline(env, "agent", "login", AGENT)
+    env = daemon_env(nodes_lab, tmp_path, HOTLINE_SIP_WS_URL=f"ws://127.0.0.1:{WS_PORT}")
+    password = agent_on_both_nodes(nodes_lab, nodes_db, env, tmp_path, number=SWITCH_NUMBER,
+                                   capabilities='["audio", "video", "webrtc"]')
     daemon = DaemonProcess(env, tmp_path / "daemon.log")
     phone: subprocess.Popen[str] | None = None
     web = f"http://{env['HOTLINE_WEB_LISTEN']}"
