@@ -53,6 +53,7 @@ MEDIA_HEADER = "X-Hotline-Media: webrtc"
 # a carrier's audio call staying on the audio-only trunk endpoint.
 PROXY_VIDEO_ENDPOINT = "hotline-proxy-video"
 VIDEO_HEADER = "X-Hotline-Media: video"
+SOURCE_HEADER = "X-Hotline-Source"  # a browser's WebSocket address:port, as Kamailio saw it
 # Names Asterisk uses as section ids and extensions; the same rule as the agents and numbers tables.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # Characters with a meaning in Asterisk config values: `;` starts a comment, `\` escapes, `[` `]`
@@ -151,7 +152,7 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "numbers": number_views(prov.numbers.values()),
         "proxy": proxy_view(settings), "proxy_endpoint": PROXY_ENDPOINT,
         "media_header": MEDIA_HEADER, "proxy_video_endpoint": PROXY_VIDEO_ENDPOINT,
-        "video_header": VIDEO_HEADER,
+        "video_header": VIDEO_HEADER, "source_header": SOURCE_HEADER,
     }
     return {f.name: env.get_template(f.template).render(values) for f in FILES}
 

@@ -370,6 +370,13 @@ def test_one_daemon_serves_both_nodes_and_their_calls_reach_the_agent_at_kamaili
         hops = wait_for_rows(nodes_db, "SELECT node, end_reason FROM hops WHERE id > %s"
                              " AND ended_at IS NOT NULL ORDER BY node", (opened,), 2)
         assert hops == [("a", "completed"), ("b", "completed")]
+        # five browsers at once (three on one node), all from Kamailio's address as the nodes
+        # see it: the web guard (2 calls up per source by default) counts each browser's own
+        # WebSocket, not Kamailio
+        assert asyncio.run(browsers_at_once(5, VIDEO_ADDRESS)) == ["SIP/2.0 200 OK"] * 5
+        webrtc = wait_for_rows(nodes_db, "SELECT node FROM hops WHERE id > %s AND channel_kind = 'webrtc'"
+                               " AND ended_at IS NOT NULL", (opened,), 5)
+        assert {node for (node,) in webrtc} == {"a", "b"}
         assert "Traceback" not in daemon.log()
     finally:
         daemon.stop()
@@ -379,11 +386,30 @@ def test_one_daemon_serves_both_nodes_and_their_calls_reach_the_agent_at_kamaili
 
 
 DAEMON_NUMBER = "+74951230001"
+VIDEO_ADDRESS = "nodes-video"
+
+
+async def browsers_at_once(count: int, address: str) -> list[str]:
+    """`count` browsers, each on a WebSocket of its own to Kamailio, calling `address` at once:
+    each final answer's status line (every call up at the same time, then hung up)."""
+    phones = [WsPhone(f"browser{n}", "", f"ws://127.0.0.1:{WS_PORT}", "127.0.0.1") for n in range(count)]
+    try:
+        for phone in phones:
+            await phone.open()
+        answers = await asyncio.gather(*(phone.call(address, WEBRTC_OFFER) for phone in phones))
+        for phone, answer in zip(phones, answers, strict=True):
+            if answer.startswith("SIP/2.0 200"):
+                await phone.ack_and_bye(answer)
+        return [answer.split("\r\n", 1)[0] for answer in answers]
+    finally:
+        for phone in phones:
+            await phone.close()
 def daemon_provisioning(agent: str, password: str, *, number: str = DAEMON_NUMBER,
                         wrapup: int | None = None, capabilities: str = '["audio"]') -> str:
     wrap = f"wrapup = {wrapup}\n" if wrapup is not None else ""
     return (f'[queues.kamailio]\nmax_wait = 60\n{wrap}\n[hotlines.nodes]\nentry = "queue:kamailio"\n\n'
             f'[numbers."{number}"]\nhotline = "nodes"\nlines = 4\n\n'
+            f'[numbers.{VIDEO_ADDRESS}]\nhotline = "nodes"\nkind = "video"\n\n'
             f'[agents.{agent}]\npassword = "{password}"\ncapabilities = {capabilities}\n'
             "queues = { kamailio = 0 }\n")
 
