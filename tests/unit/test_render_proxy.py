@@ -85,3 +85,18 @@ def test_an_agent_cannot_take_the_proxys_endpoint_name() -> None:
     with pytest.raises(ConfigError, match="hotline-proxy"):
         render(Provisioning(agents={"x": replace(ANNA, endpoint="hotline-proxy")}, numbers={}),
                BEHIND)
+
+
+def web_guard_source(settings: Settings) -> list[str]:
+    """The web guard's lines that decide a call's source."""
+    dialplan = next(text for name, text in render(PROV, settings).items() if name.startswith("extensions"))
+    guard = dialplan[dialplan.index("[hotline-web-guard]"):]
+    return [line for line in guard.splitlines() if "LOCAL(source)=" in line]
+
+
+def test_behind_kamailio_the_web_guard_counts_a_browser_by_kamailios_header_else_its_address() -> None:
+    assert web_guard_source(SINGLE) == ["exten => s,1,Set(LOCAL(source)=${CHANNEL(pjsip,remote_addr)})"]
+    # a browser on a single node could forge the header: it is read only behind Kamailio
+    assert web_guard_source(BEHIND) == [
+        "exten => s,1,Set(LOCAL(source)=${PJSIP_HEADER(read,X-Hotline-Source)})",
+        ' same => n,ExecIf($["${source}" = ""]?Set(LOCAL(source)=${CHANNEL(pjsip,remote_addr)}))']
