@@ -506,6 +506,7 @@ class Daemon:
 
     async def _on_ari_connect(self, link: NodeLink) -> None:
         await link.router.reconcile()
+        self.queues.set_away(list(link.router.calls), False)  # those still up wait on as before
         await self._read_device_states(link)
 
     async def _wait_ari_connected(self, timeout: float = 15.0) -> None:
@@ -529,18 +530,24 @@ class Daemon:
                     await node_store.serve(conn, serving, SERVING_FOR_S)
             except Exception as exc:  # noqa: BLE001 - the database away: the word lapses, calls go on
                 log.warning("nodes' serving word not renewed (%s)", exc)
-            self._give_up_lost_nodes()
+            self._follow_nodes_reach()
             await asyncio.sleep(SERVING_RENEW_S)
 
-    def _give_up_lost_nodes(self) -> None:
-        """A node whose ARI stays out of reach node_lost_after is given up for lost, once per
-        outage: its calls and open hops end with that cause (hotline.engine.node_loss)."""
+    def _follow_nodes_reach(self) -> None:
+        """A node whose ARI is out of reach: its waiting callers keep their place but are offered
+        no agent (back once it reconnects, _on_ari_connect); out of reach node_lost_after, it is
+        given up for lost, once per outage: its calls and open hops end with that cause
+        (hotline.engine.node_loss)."""
         now = time.monotonic()
         for link in list(self.links.values()):
             if link.ari_connected:
                 link.down_since, link.given_up = None, False
                 continue
-            link.down_since = link.down_since or now
+            if link.down_since is None:
+                link.down_since = now
+                away = self.queues.set_away(list(link.router.calls), True)
+                log.warning("node %s: ARI out of reach: its %d waiting caller(s) keep their place, "
+                            "offered no agent until it is back", link.name, away)
             down_s = now - link.down_since
             if not link.given_up and down_s >= self.settings.node_lost_after_s:
                 link.given_up = True

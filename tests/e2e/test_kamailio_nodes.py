@@ -614,8 +614,8 @@ def test_two_nodes_racing_for_a_numbers_one_line_give_it_to_one_caller(
 def test_a_killed_nodes_callers_never_hold_the_line_and_their_hops_close_once_it_is_back(
         nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
     """Node b's Asterisk SIGKILLed with a caller waiting on it: a later caller, dispatched to a,
-    is answered by the agent (the dead node's caller, gone with its Asterisk, takes no agent), and
-    once b is back the daemon closes the dead caller's hop with why."""
+    is answered by the agent (the dead node's caller keeps its place but is offered no agent while
+    b is out of reach), and once b is back the daemon closes the dead caller's hop with why."""
     env = daemon_env(nodes_lab, tmp_path)
     nodes_db.execute("UPDATE nodes SET serving_until = NULL")
     password = agent_on_both_nodes(nodes_lab, nodes_db, env, tmp_path, number=QUEUE_NUMBER, wrapup=0)
@@ -630,7 +630,7 @@ def test_a_killed_nodes_callers_never_hold_the_line_and_their_hops_close_once_it
             procs.append(caller_waiting(QUEUE_NUMBER, f"+7916555030{n}", 25000, tmp_path))
             wait_for_rows(nodes_db, "SELECT id FROM queue_events WHERE event = 'join' AND hop_id > %s",
                           (opened,), n)
-            found = nodes_db.execute("SELECT id, node FROM hops WHERE id > %s AND node = 'b'",
+            found = nodes_db.execute("SELECT id, channel_id FROM hops WHERE id > %s AND node = 'b'",
                                      (opened,)).fetchall()
             if found:
                 on_b = found[0]
@@ -658,6 +658,8 @@ def test_a_killed_nodes_callers_never_hold_the_line_and_their_hops_close_once_it
         served = wait_for_rows(nodes_db, "SELECT node, end_reason FROM hops WHERE caller_num = '+79165550309'"
                                " AND id > %s AND ended_at IS NOT NULL", (opened,), 1)
         assert served == [("a", "completed")], served
+        # b's caller kept its place but no agent was offered to it while b was out of reach
+        assert f"call {on_b[1]}: ringing" not in daemon.log()
         nodes_lab.up()  # b's Asterisk back (empty): the daemon reconnects and finds the channel gone
         closed = wait_for_rows(nodes_db, "SELECT end_reason, hangup_cause_text FROM hops"
                                " WHERE id = %s AND ended_at IS NOT NULL", (on_b[0],), 1)

@@ -47,6 +47,23 @@ async def test_a_caller_ahead_not_yet_ringing_does_not_hold_up_the_line_while_ag
     assert len(m.next_attempt(first)) == 1  # the last free agent is still there for the first
 
 
+async def test_a_caller_whose_node_is_out_of_reach_keeps_its_place_but_holds_nobody_up() -> None:
+    m, clock = manager(agents=("anna",))
+    woken: list[str] = []
+    first = m.join("q", "c1")
+    clock.now += 1
+    second = m.join("q", "c2")
+    second.wake = lambda: woken.append("c2")
+    assert m.next_attempt(second) == []  # the first's turn
+    assert m.set_away({"c1"}, True) == 1
+    assert woken == ["c2"]  # told at once: its turn has come
+    assert m.next_attempt(first) == []  # nobody rung on a node out of reach
+    assert [a.name for a in m.next_attempt(second)] == ["anna"]
+    assert m.set_away({"c1"}, True) == 0  # said twice, changes nothing
+    assert m.set_away({"c1"}, False) == 1
+    assert m.position(first) == 1  # back at its place, ahead of the second
+
+
 async def test_the_next_caller_rings_another_agent_while_the_first_is_ringing() -> None:
     m, _ = manager()
     first, second = m.join("q", "c1"), m.join("q", "c2")

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from hotline.engine.queueing.agent_state import AgentState
@@ -60,6 +60,9 @@ class Waiter:
     # Transferred to one agent: ahead of everyone who joined normally (the customer was answered
     # and talked already), whether that agent is rung or nobody answered.
     head: bool = False
+    # Its node's ARI is out of reach (several nodes): it keeps its place, but no agent is offered
+    # to it (the ring would fail there) and nobody behind it waits for it.
+    away: bool = False
 
     def place_key(self) -> tuple[bool, int, float]:
         """Where the caller stands in its line: first a caller placed at the head (a transfer to
@@ -215,10 +218,10 @@ class QueueManager:
         The agents returned are marked ringing at once, so the caller behind cannot take them."""
         line = self.waiting.get(waiter.queue, [])
         queue = self.queues.get(waiter.queue)
-        if waiter not in line or queue is None:
+        if waiter not in line or queue is None or waiter.away:
             return []
         now = self.clock()
-        unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing)
+        unrung_ahead = sum(1 for w in line[: line.index(waiter)] if not w.ringing and not w.away)
         if unrung_ahead and self._free_agents(waiter.queue, limit=unrung_ahead + 1) <= unrung_ahead:
             return []
         preferred = self._preferred_agent(waiter, queue.name, now)
@@ -375,7 +378,7 @@ class QueueManager:
     def _offer(self, queue: str) -> None:
         """Wake the unrung callers at the front of `queue`'s line, as many as agents are free:
         by the autofill rule (next_attempt) no caller behind them can ring anyone now."""
-        unrung = [w for w in self.waiting.get(queue, ()) if not w.ringing]
+        unrung = [w for w in self.waiting.get(queue, ()) if not w.ringing and not w.away]
         if not unrung:  # the usual case when agents are free: every caller in line is ringing
             return
         for waiter in unrung[:self._free_agents(queue, limit=len(unrung))]:
@@ -393,6 +396,17 @@ class QueueManager:
                 if len(free) >= limit:
                     break
         return len(free)
+
+    def set_away(self, channel_ids: Collection[str], away: bool) -> int:
+        """The callers on these channels are away (their node's ARI out of reach) or back: the
+        lines they are in move. How many waiters changed."""
+        changed = [w for line in self.waiting.values() for w in line
+                   if w.channel_id in channel_ids and w.away != away]
+        for waiter in changed:
+            waiter.away = away
+        for queue in {w.queue for w in changed}:
+            self._offer(queue)
+        return len(changed)
 
     def wake_all(self, queue: str | None = None) -> None:
         """Provisioning or presence changed: every line may move (rare: no need to be exact)."""
