@@ -49,6 +49,9 @@ SUPERVISE_CODES = (("*51", "listen"), ("*52", "whisper"), ("*53", "barge"))
 # it marks a browser's call (deploy/kamailio/kamailio.cfg adds it, and removes a caller's own).
 PROXY_ENDPOINT = "hotline-proxy"
 MEDIA_HEADER = "X-Hotline-Media: webrtc"
+# ... and the header by which it marks an agent's own call (From: the agent's endpoint): the
+# node identifies that agent's endpoint by it, then challenges with the agent's own password.
+AGENT_HEADER = "X-Hotline-Agent"
 # Names Asterisk uses as section ids and extensions; the same rule as the agents and numbers tables.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # Characters with a meaning in Asterisk config values: `;` starts a comment, `\` escapes, `[` `]`
@@ -146,7 +149,7 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "supervise_codes": SUPERVISE_CODES, "unknown_cause": UNKNOWN_CAUSE,
         "numbers": number_views(prov.numbers.values()),
         "proxy": proxy_view(settings), "proxy_endpoint": PROXY_ENDPOINT,
-        "media_header": MEDIA_HEADER,
+        "media_header": MEDIA_HEADER, "agent_header": AGENT_HEADER,
     }
     return {f.name: env.get_template(f.template).render(values) for f in FILES}
 
