@@ -49,6 +49,7 @@ SUPERVISE_CODES = (("*51", "listen"), ("*52", "whisper"), ("*53", "barge"))
 # it marks a browser's call (deploy/kamailio/kamailio.cfg adds it, and removes a caller's own).
 PROXY_ENDPOINT = "hotline-proxy"
 MEDIA_HEADER = "X-Hotline-Media: webrtc"
+WEB_PROXY_IDENTIFY = f"{WEB_ENDPOINT}-proxy"  # the identify that finds browsers by that header
 # ... and the header by which it marks an agent's own call (From: the agent's endpoint): the
 # node identifies that agent's endpoint by it, then challenges with the agent's own password.
 AGENT_HEADER = "X-Hotline-Agent"
@@ -150,6 +151,7 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "numbers": number_views(prov.numbers.values()),
         "proxy": proxy_view(settings), "proxy_endpoint": PROXY_ENDPOINT,
         "media_header": MEDIA_HEADER, "agent_header": AGENT_HEADER,
+        "web_proxy_identify": WEB_PROXY_IDENTIFY,
     }
     return {f.name: env.get_template(f.template).render(values) for f in FILES}
 
@@ -171,7 +173,9 @@ def endpoint_views(agents: Iterable[Agent]) -> list[EndpointView]:
     views = sorted((endpoint_view(a) for a in agents), key=lambda v: v.endpoint)
     _refuse_duplicates("endpoint", [(v.endpoint, f"agent {v.agent}") for v in views]
                        + [(WEB_ENDPOINT, "the customers' web endpoint"),
-                          (PROXY_ENDPOINT, "the endpoint of Kamailio (sip_proxy)")])
+                          (PROXY_ENDPOINT, "the endpoint of Kamailio (sip_proxy)"),
+                          # behind Kamailio an agent's identify is named by its endpoint
+                          (WEB_PROXY_IDENTIFY, "the identify of browsers behind Kamailio")])
     return views
 
 
