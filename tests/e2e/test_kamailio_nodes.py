@@ -142,7 +142,7 @@ def test_kamailio_accepts_the_shipped_config_and_its_role_reads_only_its_own(
     password = load_secrets(nodes_lab.state_dir).db_password  # the lab's role.sql password
     with psycopg.connect(f"postgresql://{DB_ROLE}:{password}@127.0.0.1:{PG_PORT}/{DB_NAME}",
                          autocommit=True) as kamailio:
-        for view in ("dispatcher", "subscriber", "location", "version"):
+        for view in ("dispatcher", "subscriber", "agent_talks", "location", "version"):
             kamailio.execute(f"SELECT * FROM {view}")  # its search_path is the schema kamailio
         for table in ("public.agents", "public.nodes", "public.cases"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
