@@ -489,8 +489,13 @@ def node_list(env: dict[str, str]) -> list[dict[str, object]]:
 
 def agent_state(env: dict[str, str]) -> str:
     """The test agent's state in `hotline stats live` (its live row, as a wallboard shows it)."""
+    return agent_states(env)[AGENT]
+
+
+def agent_states(env: dict[str, str]) -> dict[str, str]:
+    """Every agent's state in `hotline stats live`, by name."""
     live = json.loads(hotline(env, "stats", "live", "--format", "json").stdout)
-    return str(next(a["state"] for a in live["agents"] if a["agent"] == AGENT))
+    return {str(a["agent"]): str(a["state"]) for a in live["agents"]}
 
 
 ONE_LINE_NUMBER = "+74951230003"
@@ -779,11 +784,6 @@ def consult_provisioning(password: str) -> str:
             f'[agents.{FIRST}]\npassword = "{password}"\ncapabilities = ["audio"]\n'
             "queues = { kamconsult = 0 }\n\n"
             f'[agents.{COLLEAGUE}]\npassword = "{password}"\ncapabilities = ["audio"]\n')
-
-
-def agent_states(env: dict[str, str]) -> dict[str, str]:
-    live = json.loads(hotline(env, "stats", "live", "--format", "json").stdout)
-    return {str(a["agent"]): str(a["state"]) for a in live["agents"]}
 
 
 def test_an_agents_consult_and_attended_transfer_through_kamailio_meet_the_customer_on_its_node(
