@@ -829,13 +829,7 @@ def test_an_agents_consult_and_attended_transfer_through_kamailio_meet_the_custo
         opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
         consults = dialled_on(nodes_lab, f"{COLLEAGUE}@hotline-agents")
         as_customers = dialled_on(nodes_lab, COLLEAGUE)
-        customer = subprocess.Popen(
-            ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "caller_waits_through_proxy.xml"),
-             "-s", CONSULT_NUMBER, "-key", "node", "b", "-key", "media", "none", "-d", "10000",
-             "-key", "caller", "+79165550401", "-m", "1", "-i", "127.0.0.1",
-             "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-timeout", "30s",
-             "-timeout_error", "-nostdin"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        customer = caller_waiting(CONSULT_NUMBER, "+79165550501", 10000, tmp_path, node="b")
         procs.append(customer)
         done = sipp.finish(procs[0], 40)  # answered, consulted, REFER, both of its calls ended
         assert done.ok, done.output[-3000:]
