@@ -829,7 +829,7 @@ def test_an_agents_consult_and_attended_transfer_through_kamailio_meet_the_custo
         opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
         consults = dialled_on(nodes_lab, f"{COLLEAGUE}@hotline-agents")
         as_customers = dialled_on(nodes_lab, COLLEAGUE)
-        customer = caller_waiting(CONSULT_NUMBER, "+79165550501", 10000, tmp_path, node="b")
+        customer = caller_waiting(CONSULT_NUMBER, "+79165550601", 10000, tmp_path, node="b")
         procs.append(customer)
         done = sipp.finish(procs[0], 40)  # answered, consulted, REFER, both of its calls ended
         assert done.ok, done.output[-3000:]
