@@ -54,6 +54,10 @@ MEDIA_HEADER = "X-Hotline-Media: webrtc"
 PROXY_VIDEO_ENDPOINT = "hotline-proxy-video"
 VIDEO_HEADER = "X-Hotline-Media: video"
 SOURCE_HEADER = "X-Hotline-Source"  # a browser's WebSocket address:port, as Kamailio saw it
+WEB_PROXY_IDENTIFY = f"{WEB_ENDPOINT}-proxy"  # the identify that finds browsers by that header
+# ... and the header by which it marks an agent's own call (From: the agent's endpoint): the
+# node identifies that agent's endpoint by it, then challenges with the agent's own password.
+AGENT_HEADER = "X-Hotline-Agent"
 # Names Asterisk uses as section ids and extensions; the same rule as the agents and numbers tables.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # Characters with a meaning in Asterisk config values: `;` starts a comment, `\` escapes, `[` `]`
@@ -152,7 +156,8 @@ def render(prov: Provisioning, settings: Settings) -> dict[str, str]:
         "numbers": number_views(prov.numbers.values()),
         "proxy": proxy_view(settings), "proxy_endpoint": PROXY_ENDPOINT,
         "media_header": MEDIA_HEADER, "proxy_video_endpoint": PROXY_VIDEO_ENDPOINT,
-        "video_header": VIDEO_HEADER, "source_header": SOURCE_HEADER,
+        "video_header": VIDEO_HEADER, "source_header": SOURCE_HEADER, "agent_header": AGENT_HEADER,
+        "web_proxy_identify": WEB_PROXY_IDENTIFY,
     }
     return {f.name: env.get_template(f.template).render(values) for f in FILES}
 
@@ -175,7 +180,9 @@ def endpoint_views(agents: Iterable[Agent]) -> list[EndpointView]:
     _refuse_duplicates("endpoint", [(v.endpoint, f"agent {v.agent}") for v in views]
                        + [(WEB_ENDPOINT, "the customers' web endpoint"),
                           (PROXY_ENDPOINT, "the endpoint of Kamailio (sip_proxy)"),
-                          (PROXY_VIDEO_ENDPOINT, "the endpoint of video phones behind Kamailio")])
+                          (PROXY_VIDEO_ENDPOINT, "the endpoint of video phones behind Kamailio"),
+                          # behind Kamailio an agent's identify is named by its endpoint
+                          (WEB_PROXY_IDENTIFY, "the identify of browsers behind Kamailio")])
     return views
 
 

@@ -33,10 +33,12 @@ from hotline.provision.model import Agent, Provisioning
 from hotline.provision.render import PJSIP_FILE
 from hotline.provision.sip_auth import ha1
 
+from support import sipp
 from support.agents import hotline
 from support.cli import hotline_cli
 from support.daemon import DaemonProcess, free_tcp_port
 from support.sipp import SCENARIOS, free_udp_port
+from support.transfer_checks import refer_accepted, sipfrags
 from support.ws_sip import WsPhone
 
 pytestmark = [pytest.mark.lab, pytest.mark.nodes]
@@ -141,7 +143,7 @@ def test_kamailio_accepts_the_shipped_config_and_its_role_reads_only_its_own(
     password = load_secrets(nodes_lab.state_dir).db_password  # the lab's role.sql password
     with psycopg.connect(f"postgresql://{DB_ROLE}:{password}@127.0.0.1:{PG_PORT}/{DB_NAME}",
                          autocommit=True) as kamailio:
-        for view in ("dispatcher", "subscriber", "location", "version"):
+        for view in ("dispatcher", "subscriber", "agent_talks", "location", "version"):
             kamailio.execute(f"SELECT * FROM {view}")  # its search_path is the schema kamailio
         for table in ("public.agents", "public.nodes", "public.cases"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -571,8 +573,13 @@ def node_list(env: dict[str, str]) -> list[dict[str, object]]:
 
 def agent_state(env: dict[str, str]) -> str:
     """The test agent's state in `hotline stats live` (its live row, as a wallboard shows it)."""
+    return agent_states(env)[AGENT]
+
+
+def agent_states(env: dict[str, str]) -> dict[str, str]:
+    """Every agent's state in `hotline stats live`, by name."""
     live = json.loads(hotline(env, "stats", "live", "--format", "json").stdout)
-    return str(next(a["state"] for a in live["agents"] if a["agent"] == AGENT))
+    return {str(a["agent"]): str(a["state"]) for a in live["agents"]}
 
 
 ONE_LINE_NUMBER = "+74951230003"
@@ -804,3 +811,146 @@ def test_a_phone_callers_switch_to_video_in_chromium_lands_on_the_phone_legs_nod
         hotline(env, "agent", "logout", AGENT)
         put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
         forget_registrations(nodes_lab)
+
+
+CONSULT_NUMBER = "+74951230005"
+FIRST, COLLEAGUE = "kamfirst", "kamcolleague"  # agents of their own: their rows keep holds
+CONSULT_TALK_MS, CONSULT_MS = "1500", "2500"
+
+
+def consult_provisioning(password: str) -> str:
+    """A queue served by FIRST alone; COLLEAGUE is an agent of no queue, reached by a consult.
+    Provisioned anew by each run (their rows stay: a hold, a transfer refer to them)."""
+    return (f'[queues.kamconsult]\nmax_wait = 60\nwrapup = 0\n\n'
+            f'[hotlines.consult]\nentry = "queue:kamconsult"\n\n'
+            f'[numbers."{CONSULT_NUMBER}"]\nhotline = "consult"\nlines = 4\n\n'
+            f'[agents.{FIRST}]\npassword = "{password}"\ncapabilities = ["audio"]\n'
+            "queues = { kamconsult = 0 }\n\n"
+            f'[agents.{COLLEAGUE}]\npassword = "{password}"\ncapabilities = ["audio"]\n')
+
+
+def test_an_agents_consult_and_attended_transfer_through_kamailio_meet_the_customer_on_its_node(
+        nodes_lab: Lab, nodes_db: psycopg.Connection, tmp_path: Path) -> None:
+    """An agent's phone registered at Kamailio answers a customer steered to node b, then dials a
+    colleague (registered at Kamailio too) and completes an attended transfer with REFER/Replaces,
+    all through Kamailio: the consult call is taken as the agent's (context hotline-agents, the
+    node's challenge answered with the agent's password) on b, where the customer's leg is, while
+    the round robin pointed at a; the customer ends talking with the colleague, and nothing of the
+    agent's own calls is a customer's call. A feature code for listening in on the colleague goes
+    to the colleague's node. A caller forging the agent's From (and a header
+    naming the colleague) is challenged and gets nothing."""
+    env = {**nodes_lab.env(), "HOTLINE_WEB_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_HEALTH_LISTEN": f"127.0.0.1:{free_tcp_port()}",
+           "HOTLINE_SPOOL_DIR": str(tmp_path / "spool")}
+    password = "kam-" + os.urandom(6).hex()
+    for endpoint in (FIRST, COLLEAGUE):
+        nodes_lab.kamailio.rpc("ul.rm", "location", endpoint)
+    setup = tmp_path / "provisioning.toml"
+    setup.write_text(consult_provisioning(password))
+    hotline(env, "provision", str(setup))
+    for name in nodes_lab.nodes():
+        hotline({**env, **nodes_lab.env(name)}, "apply")
+    hotline(env, "agent", "login", FIRST)
+    hotline(env, "agent", "login", COLLEAGUE)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    messages = tmp_path / "agent-phone.log"
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        daemon.start()
+        procs += [sipp.agent_phone(FIRST, password, ring_ms=200, timeout_s=40, messages=messages,
+                                   scenario="agent_consults_and_refers_behind_proxy.xml",
+                                   more_fields=(CONSULT_TALK_MS, COLLEAGUE, CONSULT_MS),
+                                   places_calls=True),
+                  sipp.agent_phone(COLLEAGUE, password, scenario="agent_behind_proxy.xml",
+                                   timeout_s=40)]
+        wait_for(lambda: "unreachable" not in {agent_states(env).get(a) for a in (FIRST, COLLEAGUE)},
+                 10, "both phones registered at Kamailio, as the daemon sees it")
+        # the round robin pointed at a for the agent's calls: a probe call lands on a, then the
+        # customer's call steered to b takes b's turn (STEER selects before it steers)
+        while new_calls(nodes_lab, 1) != {"a": 1, "b": 0}:
+            pass
+        opened = nodes_db.execute("SELECT coalesce(max(id), 0) FROM hops").fetchone()[0]
+        consults = dialled_on(nodes_lab, f"{COLLEAGUE}@hotline-agents")
+        as_customers = dialled_on(nodes_lab, COLLEAGUE)
+        customer = caller_waiting(CONSULT_NUMBER, "+79165550601", 10000, tmp_path, node="b")
+        procs.append(customer)
+        done = sipp.finish(procs[0], 40)  # answered, consulted, REFER, both of its calls ended
+        assert done.ok, done.output[-3000:]
+        # the REFER's NOTIFYs: 100 then 200 from the node, in either order here (Kamailio's
+        # workers relay two requests sent a moment apart in parallel)
+        frags = sipfrags(messages)
+        assert refer_accepted(messages) and sorted(frags) == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+        # while the colleague talks on b, FIRST's feature code for listening in goes to b too (the
+        # supervised agent's node), where the daemon refuses it: FIRST is no supervisor (403)
+        wait_for(lambda: talk_node(nodes_db, COLLEAGUE) == "sip:127.0.0.3:5060", 3,
+                 "the colleague's talk on b in kamailio.agent_talks")
+        listens = dialled_on(nodes_lab, f"*51{COLLEAGUE}@hotline-agents")
+        for _ in range(3):  # three Call-IDs: not b by chance of a hash
+            assert sipp.agent_dials(FIRST, password, f"*51{COLLEAGUE}").ok
+        assert {n: c - listens[n] for n, c in dialled_on(
+            nodes_lab, f"*51{COLLEAGUE}@hotline-agents").items()} == {"a": 0, "b": 3}
+        out, _ = customer.communicate(timeout=30)
+        assert customer.returncode == 0, out[-2000:]  # it talked on until its own BYE
+        assert sipp.finish(procs[1], 20).ok  # the colleague answered, then got the customer's BYE
+        [hop] = wait_for_rows(nodes_db, "SELECT h.id, h.node, h.dialled, h.end_reason, a.name"
+                              " FROM hops h LEFT JOIN agents a ON a.id = h.agent_id"
+                              " WHERE h.id > %s AND h.ended_at IS NOT NULL", (opened,), 1)
+        assert hop[1:] == ("b", CONSULT_NUMBER, "completed", COLLEAGUE), hop
+        # the consult leg on b, where the customer was, though the round robin pointed at a
+        after_consult = dialled_on(nodes_lab, f"{COLLEAGUE}@hotline-agents")
+        assert {n: c - consults[n] for n, c in after_consult.items()} == {"a": 0, "b": 1}
+        assert new_calls(nodes_lab, 1) == {"a": 1, "b": 0}  # ... as it still does
+        # no customer's call of the agent's own: one hop (the customer's), nothing in hotline-inbound
+        assert dialled_on(nodes_lab, COLLEAGUE) == as_customers
+        assert nodes_db.execute("SELECT count(*) FROM hops WHERE id > %s", (opened,)).fetchone()[0] == 1
+        assert transfers_of(nodes_db, hop[0]) == [
+            ("attended", "phone", f"agent:{COLLEAGUE}", "consulting"),
+            ("attended", "phone", f"agent:{COLLEAGUE}", "transferred")]
+        assert queue_events_of(nodes_db, hop[0]) == [
+            ("join", None), ("ring", FIRST), ("answer", FIRST), ("complete", FIRST),
+            ("transfer", FIRST), ("join", None), ("ring", COLLEAGUE), ("answer", COLLEAGUE),
+            ("complete", COLLEAGUE)]
+
+        # the agent's From without its password (and a header naming the colleague): 401 twice
+        forged = subprocess.run(
+            ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "caller_forges_agent_through_proxy.xml"),
+             "-s", COLLEAGUE, "-key", "agent", FIRST, "-key", "claims", COLLEAGUE,
+             "-au", FIRST, "-ap", "not-" + password, "-m", "1", "-i", "127.0.0.1",
+             "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-timeout", "10s",
+             "-timeout_error", "-nostdin"],
+            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+        assert forged.returncode == 0, forged.stdout[-2000:]
+        assert nodes_db.execute("SELECT count(*) FROM hops WHERE id > %s", (opened,)).fetchone()[0] == 1
+        assert dialled_on(nodes_lab, f"{COLLEAGUE}@hotline-agents") == after_consult  # no Stasis
+        assert dialled_on(nodes_lab, COLLEAGUE) == as_customers
+        assert "Traceback" not in daemon.log()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        for node in nodes_lab.nodes().values():  # a failed run leaves no talk to make agents busy
+            node.rx("channel request hangup all", timeout=10)
+        daemon.stop()
+        hotline(env, "agent", "logout", FIRST)
+        hotline(env, "agent", "logout", COLLEAGUE)
+        put_rendered(nodes_lab, render_behind_proxy(Provisioning()))
+        for endpoint in (FIRST, COLLEAGUE):
+            nodes_lab.kamailio.rpc("ul.rm", "location", endpoint)
+
+
+def talk_node(db: psycopg.Connection, endpoint: str) -> str | None:
+    """Where Kamailio sends `endpoint`'s own calls: the view it reads (migration 045)."""
+    row = db.execute("SELECT talk_node FROM kamailio.agent_talks WHERE endpoint = %s",
+                     (endpoint,)).fetchone()
+    return row[0] if row else None
+
+
+def transfers_of(db: psycopg.Connection, hop_id: object) -> list[tuple[object, ...]]:
+    return db.execute("SELECT kind, asked_by, target, outcome FROM transfers WHERE hop_id = %s"
+                      " ORDER BY id", (hop_id,)).fetchall()
+
+
+def queue_events_of(db: psycopg.Connection, hop_id: object) -> list[tuple[object, ...]]:
+    return db.execute("SELECT e.event, a.name FROM queue_events e LEFT JOIN agents a"
+                      " ON a.id = e.agent_id WHERE e.hop_id = %s ORDER BY e.id", (hop_id,)).fetchall()

@@ -1,5 +1,6 @@
-"""Migration 044 against the lab's PostgreSQL: what Kamailio's dispatcher and auth_db read from
-the views over hotline's own tables (nodes, agents)."""
+"""Migrations 044 and 045 against the lab's PostgreSQL: what Kamailio's dispatcher, auth_db and
+its steering of agents' own calls read from the views over hotline's own tables (nodes, agents,
+hops)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,30 @@ def test_a_registration_written_or_removed_by_kamailio_notifies_the_daemon(
         assert list(listener.notifies(timeout=0.5, stop_after=1)) == []  # a refresh: no news
         db.execute("DELETE FROM kamailio.location WHERE ruid = 'r1'")
         assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+
+
+def test_agent_talks_names_the_node_of_each_agents_live_talk_while_it_is_served(
+        db: psycopg.Connection) -> None:
+    """What Kamailio steers an agent's own call by (migration 045): the node of an open hop the
+    agent answered, if the active daemon serves that node; NULL for an agent in no talk."""
+    add_node(db, "a", 5)
+    add_node(db, "b", 5)
+    add_node(db, "c", -1)  # not served now: no leg of its could be taken there
+    db.execute("INSERT INTO agents (name, endpoint, password_ha1) VALUES ('anna', 'anna-desk', %s),"
+               " ('boris', 'boris', %s), ('vera', 'vera', %s), ('gone', 'gone', %s)",
+               tuple(ha1(n, "pw-" + n) for n in ("anna-desk", "boris", "vera", "gone")))
+    db.execute("UPDATE agents SET retired_at = now() WHERE name = 'gone'")
+    case = db.execute("INSERT INTO cases (customer_key) VALUES ('+79161234567') RETURNING id").fetchone()[0]
+
+    def hop(seq: int, node: str, agent: str, ended: bool) -> None:
+        db.execute("INSERT INTO hops (case_id, seq, node, channel_id, channel_kind, dialled, agent_id,"
+                   " answered_at, ended_at, end_reason) SELECT %s, %s, %s, %s, 'sip', '+74951230001',"
+                   " id, now(), CASE WHEN %s THEN now() END, CASE WHEN %s THEN 'completed' END"
+                   " FROM agents WHERE name = %s", (case, seq, node, f"{node}-{seq}", ended, ended, agent))
+    hop(1, "a", "anna", ended=True)   # a talk that ended on a
+    hop(2, "b", "anna", ended=False)  # ... and the one going on, on b
+    hop(3, "c", "vera", ended=False)  # on a node nobody serves now
+    rows = db.execute("SELECT endpoint, name, talk_node FROM kamailio.agent_talks"
+                      " ORDER BY endpoint").fetchall()
+    assert rows == [("anna-desk", "anna", "sip:b.example:5060"), ("boris", "boris", None),
+                    ("vera", "vera", None)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from hotline.config import Settings
 from hotline.errors import ConfigError
 from hotline.provision.model import Agent, Provisioning
-from hotline.provision.render import PJSIP_FILE, render
+from hotline.provision.render import AGENT_HEADER, PJSIP_FILE, SUPERVISE_CODES, render
 from hotline.provision.sip_auth import ha1
 
 SINGLE = Settings(ari_app="hotline")
@@ -100,3 +101,38 @@ def test_behind_kamailio_the_web_guard_counts_a_browser_by_kamailios_header_else
     assert web_guard_source(BEHIND) == [
         "exten => s,1,Set(LOCAL(source)=${PJSIP_HEADER(read,X-Hotline-Source)})",
         ' same => n,ExecIf($["${source}" = ""]?Set(LOCAL(source)=${CHANNEL(pjsip,remote_addr)}))']
+
+
+def test_behind_kamailio_each_agent_is_found_by_the_header_kamailio_adds_to_its_own_calls() -> None:
+    found = objects(BEHIND)
+    assert found[("anna", "identify")] == {"type": "identify", "endpoint": "anna",
+                                           "match_header": "X-Hotline-Agent: anna"}
+    assert found[("olga-web", "identify")] == {"type": "identify", "endpoint": "olga-web",
+                                               "match_header": "X-Hotline-Agent: olga-web"}
+    # still challenged with its own password, and its calls land in the agents' context
+    assert found[("anna", "endpoint")]["auth"] == "anna"
+    assert found[("anna", "endpoint")]["context"] == "hotline-agents"
+    assert [key for key in objects(SINGLE) if key[1] == "identify"] == []  # one node: no header
+
+
+def test_an_agent_cannot_take_the_name_of_the_browsers_identify() -> None:
+    with pytest.raises(ConfigError, match="hotline-web-proxy"):
+        render(Provisioning(agents={"x": replace(ANNA, endpoint="hotline-web-proxy")}, numbers={}),
+               BEHIND)
+
+
+KAMAILIO_CFG = Path(__file__).resolve().parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
+
+
+def test_the_shipped_kamailio_config_marks_agents_calls_and_knows_the_feature_codes() -> None:
+    """kamailio.cfg names the header the identifies match, and steers the supervisor's feature
+    codes (SUPERVISE_CODES) by the supervised agent: its pattern takes each code before an agent
+    and nothing else."""
+    cfg = KAMAILIO_CFG.read_text()
+    assert f'remove_hf("{AGENT_HEADER}")' in cfg
+    assert f'append_hf("{AGENT_HEADER}: $fU\\r\\n")' in cfg
+    [pattern] = re.findall(r'\$rU =~ "([^"]+)"', cfg)
+    for code, _ in SUPERVISE_CODES:
+        assert re.search(pattern, f"{code}anna") and re.search(pattern, f"{code}olga-web")
+    for other in ("anna", "*54anna", "*51", "*51 anna", "5551anna"):
+        assert not re.search(pattern, other)
