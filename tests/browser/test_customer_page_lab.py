@@ -72,8 +72,6 @@ def test_the_customer_page_in_russian_shows_its_place_in_line_moving_then_the_ag
         done = hotline_cli(daemon_env, "agent", *args)
         assert done.returncode == 0, done.stderr  # named; busy elsewhere: every caller waits
     agent = agent_page(pw, write_y4m(tmp_path / "blue.y4m", BLUE), daemon_env, lab, agent_id)
-    ahead = sipp.start_call(PHONE_NUMBER, "caller_until_bye.xml", caller="+79161234567", timeout_s=120)
-    poll(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'join'"), "the caller ahead in line")
 
     context = launch(pw, write_y4m(tmp_path / "red.y4m", RED)).new_context(
         locale="ru-RU", viewport=LAPTOP, permissions=["camera", "microphone"])
@@ -92,6 +90,10 @@ def test_the_customer_page_in_russian_shows_its_place_in_line_moving_then_the_ag
     laid_out(customer, tmp_path / "laptop-ready.png",
              ("h1", "#call", "#call-voice", "#preview", "#mic-select"), ACCENT)
 
+    # The caller ahead comes now: its phone waits 20 s for the end of its call, and the page's
+    # checks above may take that long on a busy machine.
+    ahead = sipp.start_call(PHONE_NUMBER, "caller_until_bye.xml", caller="+79161234567", timeout_s=120)
+    poll(lambda: rows(db, "SELECT id FROM queue_events WHERE event = 'join'"), "the caller ahead in line")
     customer.click("#call")
     poll(lambda: stage(customer) == ("Ваше место в очереди: 2", "Оператор ответит, как только освободится."),
          "the customer second in line, no estimate yet")
