@@ -107,26 +107,22 @@ run: setup
 	  echo " .venv/bin/hotline case switch CASE (prints the link)" && echo && \
 	  exec $(HOTLINE) run
 
-# Three phases. Everything but the `serial` and `nodes` tests on three pytest-xdist workers, gwN
-# on lab N+1 (tests/support/two_labs.py: the calls mostly wait on real timings, so a third lab took
-# a measured 28 % off the phase's time on 2 cores, the CPU 69 % busy), and beside it the `nodes`
-# ones on the nodes lab (two Asterisk nodes behind Kamailio, lab NODES_LAB: they mostly wait on
-# probes and timers; their output is printed when they are done, from NODES_LOG); then the
-# `serial` ones (they assert latency under load, so they must not share the 2 cores with other
-# tests) alone, on lab 1. Each phase prints its own "N passed" line; the exit code is the first
-# failing phase's (a phase that selected no test, pytest's 5, counts as passed unless all did).
-# PYTEST_ARGS go to each (no -m of your own). A worker that crashes is not replaced
-# (--max-worker-restart=0: a replacement would look for a lab not up).
-NODES_LOG ?= /tmp/hotline-nodes-phase.log
+# Three phases. First everything but the `serial` and `nodes` tests on three pytest-xdist workers,
+# gwN on lab N+1 (tests/support/two_labs.py: the calls mostly wait on real timings, so a third lab
+# took a measured 28 % off the phase's time on 2 cores, the CPU 69 % busy); then the `serial` ones
+# (they assert latency under load, so they must not share the 2 cores with other workers) alone, on
+# lab 1; then the `nodes` ones on the nodes lab (two Asterisk nodes behind Kamailio, lab NODES_LAB).
+# Each phase prints its own "N passed" line; the exit code is the first failing phase's (a phase
+# that selected no test, pytest's 5, counts as passed unless all did). PYTEST_ARGS go to each (no -m
+# of your own). A worker that crashes is not replaced (--max-worker-restart=0: a replacement would
+# look for a lab not up).
 test: setup test-packages
 	$(HOTLINE) lab --instance $(NODES_LAB) up --nodes 2
-	@( HOTLINE_LAB_INSTANCE=$(NODES_LAB) ip netns exec hotline-lab$(NODES_LAB) \
-	  $(PY) -m pytest -m nodes --basetemp=/tmp/hotline-nodes-phase $(PYTEST_ARGS) > $(NODES_LOG) 2>&1; \
-	  echo $$? > $(NODES_LOG).rc ) & \
-	$(PY) -m pytest -n $(TEST_LABS) --max-worker-restart=0 -m "not serial and not nodes" $(PYTEST_ARGS); \
+	@$(PY) -m pytest -n $(TEST_LABS) --max-worker-restart=0 -m "not serial and not nodes" $(PYTEST_ARGS); \
 	parallel=$$?; \
-	wait; echo "--- the nodes phase, beside it:"; cat $(NODES_LOG); nodes=$$(cat $(NODES_LOG).rc); \
 	$(PY) -m pytest -m "serial and not nodes" $(PYTEST_ARGS); serial=$$?; \
+	HOTLINE_LAB_INSTANCE=$(NODES_LAB) ip netns exec hotline-lab$(NODES_LAB) \
+	  $(PY) -m pytest -m nodes $(PYTEST_ARGS); nodes=$$?; \
 	echo "make test: parallel phase exit $$parallel, serial phase exit $$serial, nodes phase exit $$nodes"; \
 	if [ $$parallel -eq 5 ] && [ $$serial -eq 5 ] && [ $$nodes -eq 5 ]; then exit 5; fi; \
 	for rc in $$parallel $$serial $$nodes; do [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc; done
