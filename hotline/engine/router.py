@@ -73,6 +73,8 @@ from hotline.store.supervisions import Supervisions
 log = logging.getLogger(__name__)
 
 AGENT_LEG = "-agent-"  # in the ids of the channels a call places to agents
+# Queue events that end a visit: written already for a hop closed unwatched, not written again.
+VISIT_ENDS = frozenset({"complete", "abandon"})
 ADOPTION_STEP_S = 1.0  # how long reconcile waits for an adopted call to be back in line
 
 
@@ -467,6 +469,8 @@ class Router:
         started, now = await self._asterisk_started(), datetime.now(UTC)
         for hop in stale:
             steps, end = unwatched_end(hop, asterisk_started=started, at=now)
+            if steps and await self.ctx.contacts.last_queue_event(hop.id) in VISIT_ENDS:
+                steps = []  # the stopped daemon wrote the visit's end, not the hop's close: once is enough
             log.info("hop %s (%s) closed %s: %s", hop.id, hop.channel_id, end.reason, end.cause_text)
             for step in steps:
                 self.ctx.records.submit(step.record(hop))
@@ -485,6 +489,8 @@ class Router:
         at = datetime.now(UTC)
         for hop in stale:
             steps, end = lost_end(hop, why, at)
+            if steps and await self.ctx.contacts.last_queue_event(hop.id) in VISIT_ENDS:
+                steps = []
             for step in steps:
                 self.ctx.records.submit(step.record(hop))
             self.ctx.records.submit(end.record(hop))

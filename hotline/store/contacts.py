@@ -166,6 +166,15 @@ class Contacts:
         async with self.pool.connection() as conn:
             return await open_consult(conn, hop.case_id, hop.id)
 
+    async def last_queue_event(self, hop_id: int) -> str | None:
+        """The hop's latest queue event (None: it never queued): a stopped daemon may have written
+        its visit's end (a complete, an abandon) and not yet the hop's close."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT event FROM queue_events WHERE hop_id = %s"
+                                     " ORDER BY id DESC LIMIT 1", (hop_id,))
+            row = await cur.fetchone()
+            return None if row is None else str(row[0])
+
     async def open_recordings(self, hop_id: int) -> list[OpenRecording]:
         """The hop's recordings a stopped daemon left with no end (engine.recording adopts them)."""
         async with self.pool.connection() as conn:

@@ -415,6 +415,9 @@ class StandInHops:
     async def joined_first_in_line(self, hop_id: int) -> bool:
         return hop_id in self.first_in_line
 
+    async def last_queue_event(self, hop_id: int) -> str | None:
+        return None  # the fake keeps no queue events of a daemon before it
+
     async def hop_by_channel(self, node: str, channel_id: str) -> Hop | None:
         return next((h for h in [*self.left_open, *self.opened] if h.channel_id == channel_id), None)
 
