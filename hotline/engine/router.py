@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +93,10 @@ class Router:
         self.rejoin_waits: dict[str, AwaitingRejoin] = {}
         self.invite_rings = InviteRings(ctx.hub)  # conference invitations ringing: their pops
         self._tasks: set[asyncio.Task[None]] = set()
+        # Channels whose task ended during a sweep for open hops nobody owns (a reconcile, a node
+        # given up): such a task closed its own hop, the close maybe still in the write-behind.
+        self._sweeps = 0
+        self._ended_in_sweep: set[str] = set()
         # `hotline node drain`: this node takes no new contact (503: Kamailio tries the next node);
         # the legs of its live calls (a switch to video, a consult) are still taken.
         self.draining = False
@@ -428,12 +432,18 @@ class Router:
                 del self.inboxes[leg]
         self.inboxes.pop(channel_id, None)
         self.calls.pop(channel_id, None)
+        if self._sweeps:
+            self._ended_in_sweep.add(channel_id)
         self.conference.pop(channel_id, None)
         self.supervisions.pop(channel_id, None)
         self.rejoin_waits.pop(channel_id, None)
 
     async def reconcile(self) -> None:
         """After a (re)connect: adopt channels still in Stasis, close hops whose channels are gone."""
+        with self._sweep():
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         self.talks_adopted.clear()
         channels = await self.ctx.ari.channels()
         alive = {c.id for c in channels}
@@ -457,6 +467,25 @@ class Router:
         log.info("reconciled: %d call(s) live, %d adopted, %d stale hop(s) closed, %d empty bridge(s) "
                  "destroyed", len(self.calls), len(in_stasis), stale, emptied)
 
+    @contextlib.contextmanager
+    def _sweep(self) -> Iterator[None]:
+        self._sweeps += 1
+        try:
+            yield
+        finally:
+            self._sweeps -= 1
+            if not self._sweeps:
+                self._ended_in_sweep.clear()
+
+    async def _unowned_open_hops(self) -> list[Hop]:
+        """This node's open hops that no task of this daemon runs, nor ran during the sweep: a
+        task that ended meanwhile (told its channel is gone, or finding its talk not to adopt)
+        closed its own hop, maybe still on its way through the write-behind; closing it again
+        would write its visit's end twice."""
+        hops = await self.ctx.contacts.open_hops(self.ctx.node)
+        return [hop for hop in hops if hop.channel_id not in self.calls
+                and hop.channel_id not in self.inboxes and hop.channel_id not in self._ended_in_sweep]
+
     async def _close_unowned_hops(self) -> int:
         """Open hops of this node that no call of this daemon runs (nor a callback it places)
         once adoption is done: their channels ended while no daemon watched, or between the
@@ -464,8 +493,7 @@ class Router:
         ever reach a call). Closed
         through the write-behind, after whatever a call recorded before, so a call's own close
         still pending there wins (a second close changes nothing)."""
-        stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
-                 if hop.channel_id not in self.calls and hop.channel_id not in self.inboxes]
+        stale = await self._unowned_open_hops()
         started, now = await self._asterisk_started(), datetime.now(UTC)
         for hop in stale:
             steps, end = unwatched_end(hop, asterisk_started=started, at=now)
@@ -481,11 +509,15 @@ class Router:
     async def give_up(self, why: str) -> None:
         """The node is lost (hotline.engine.node_loss): every call on it ends with `why` as its
         cause, as for channels found gone at a reconcile, and so do the hops no call owns."""
+        with self._sweep():
+            await self._give_up(why)
+
+    async def _give_up(self, why: str) -> None:
+        told = len(self.inboxes)
         # the calls' own channels first: a talk then ends as its caller's, not as its agent's leg
         for channel_id in sorted(self.inboxes, key=lambda channel: channel not in self.calls):
             self.inboxes[channel_id].post(ChannelVanished(channel_id, why))
-        stale = [hop for hop in await self.ctx.contacts.open_hops(self.ctx.node)
-                 if hop.channel_id not in self.calls and hop.channel_id not in self.inboxes]
+        stale = await self._unowned_open_hops()
         at = datetime.now(UTC)
         for hop in stale:
             steps, end = lost_end(hop, why, at)
@@ -495,7 +527,7 @@ class Router:
                 self.ctx.records.submit(step.record(hop))
             self.ctx.records.submit(end.record(hop))
             await close_left_open(self.ctx, hop, why)
-        log.warning("%s: %d call(s) ended, %d hop(s) no call owned closed", why, len(self.calls), len(stale))
+        log.warning("%s: %d call(s) told to end, %d hop(s) no call owned closed", why, told, len(stale))
 
     async def _close_unowned_supervisions(self) -> None:
         """Supervisions a stopped daemon ran: their legs were hung up with the orphans (a daemon

@@ -410,6 +410,9 @@ class StandInHops:
         return hop
 
     async def open_hops(self, node: str) -> list[Hop]:
+        """Every hop it opened, closed or not (a close may still wait in the write-behind), read
+        as a real query is: other tasks run meanwhile."""
+        await asyncio.sleep(0.01)
         return [*self.left_open, *self.opened]
 
     async def joined_first_in_line(self, hop_id: int) -> bool:

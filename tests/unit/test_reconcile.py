@@ -165,3 +165,25 @@ async def test_a_caller_first_in_line_is_adopted_first_and_so_takes_the_agent_fr
     await engine.router.reconcile()
     ring = await engine.ari.wait_for("originate")
     assert ring.args[1] == "agent,c2"
+
+
+async def test_a_lost_nodes_talk_ends_failed_with_the_loss_once_and_a_hop_no_call_owned_closes_too() -> None:
+    """The node given up (hotline.engine.node_loss): the talk's task ends with the loss as its
+    cause and writes its visit's complete; it may be over before the open hops are read, its close
+    still in the write-behind, and is then not closed a second time as a hop nobody owned."""
+    engine = Engine(centre(), logged_in=("anna",))
+    engine.call_in("c1", "84951234567")
+    leg = str((await engine.ari.wait_for("originate")).args[2])
+    engine.ari.answer_leg(leg, "c1")
+    await engine.ari.wait_for("add_to_bridge")
+    await engine.settle()
+    engine.hops.leave_open(70, "left-waiting", queue_id=1, queued_at=datetime.now(UTC))
+    why = "node lost: test's Asterisk unreachable for 5 s"
+
+    await engine.router.give_up(why)
+    await engine.ended()
+
+    assert closes(engine) == [(1, "failed", why), (70, "failed", why)]
+    steps = [(r["hop"], r["event"]) for r in engine.records.records
+             if r["k"] == "event" and r["event"] in ("complete", "abandon")]
+    assert steps == [(1, "complete"), (70, "abandon")]
