@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from hotline.store.migrations import migrate
 
 from support import two_labs
 from support.daemon import DaemonProcess, free_tcp_port
+from support.database_pool import DatabasePool, drop
 from support.provisioning import BASE, provision
 from support.two_labs import RootNetnsOnGw0
 
@@ -98,7 +98,17 @@ def template_db(lab: Lab) -> Iterator[str]:
 
     asyncio.run(go())
     yield TEMPLATE_DB
-    _drop(admin, TEMPLATE_DB)
+    drop(admin, TEMPLATE_DB)
+
+
+@pytest.fixture(scope="session")
+def database_pool(lab: Lab, template_db: str) -> Iterator[DatabasePool]:
+    """Copies of the template made ahead, and used ones dropped, beside the tests
+    (support/database_pool.py)."""
+    admin = lab.admin_dsn()
+    pool = DatabasePool(admin, template_db, lambda name: _dsn_for(admin, name))
+    yield pool
+    pool.close()
 
 
 def _drop_templates_of_dead_sessions(conn: psycopg.Connection) -> None:
@@ -120,27 +130,15 @@ def scratch_database(lab: Lab, template: str | None) -> Iterator[str]:
     try:
         yield _dsn_for(admin, name)
     finally:
-        _drop(admin, name)
-
-
-def _drop(admin: str, name: str, attempts: int = 5) -> None:
-    """DROP ... WITH (FORCE), retried: a backend of the test may still be on its way out."""
-    for attempt in range(attempts):
-        try:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            return
-        except (psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
+        drop(admin, name)
 
 
 @pytest.fixture
-def db_dsn(lab: Lab, template_db: str) -> Iterator[str]:
+def db_dsn(database_pool: DatabasePool) -> Iterator[str]:
     """A database of this test's own, migrated."""
-    with scratch_database(lab, template_db) as dsn:
-        yield dsn
+    dsn = database_pool.take()
+    yield dsn
+    database_pool.give_back(dsn)
 
 
 @pytest.fixture
