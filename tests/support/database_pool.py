@@ -30,6 +30,7 @@ class DatabasePool:
         self._dsn_for = dsn_for
         self._ready: queue.Queue[str] = queue.Queue()
         self._used: queue.Queue[str] = queue.Queue()
+        self._lent: dict[str, str] = {}  # DSN -> database name, of the copies tests hold
         self._wake = threading.Event()
         self._closing = False
         self._error: BaseException | None = None
@@ -44,11 +45,13 @@ class DatabasePool:
         except queue.Empty:
             raise RuntimeError(f"no database copy made in {TAKE_PATIENCE_S:.0f} s: {self._error}") from None
         self._wake.set()  # one taken: make the next
-        return self._dsn_for(name)
+        dsn = self._dsn_for(name)
+        self._lent[dsn] = name
+        return dsn
 
     def give_back(self, dsn: str) -> None:
         """The test is over: its database is dropped (WITH FORCE: a daemon it left may still hold it)."""
-        self._used.put(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])  # type: ignore[arg-type]
+        self._used.put(self._lent.pop(dsn))
         self._wake.set()
 
     def close(self) -> None:
